@@ -1,0 +1,62 @@
+"""Names shared across stages. Change a name here and every stage (and the stacks) follows."""
+
+from __future__ import annotations
+
+PROJECT = "mm-processor"
+
+# Kafka
+DEFAULT_SUBMISSION_TOPIC = "submission.notification.create"
+
+# SNS message attribute the per-challenge subscription filter policies match on.
+CHALLENGE_ID_ATTRIBUTE = "challengeId"
+
+# SSM: per-challenge configuration parameter, and the static M2M token of the seed design.
+DEFAULT_SSM_PREFIX = "/mm-processor"
+
+
+def challenge_config_parameter_name(challenge_id: str, ssm_prefix: str = DEFAULT_SSM_PREFIX) -> str:
+    """`/mm-processor/challenges/{challengeId}/config` (prefix configurable per environment)."""
+    return f"{ssm_prefix.rstrip('/')}/challenges/{challenge_id}/config"
+
+
+def challenge_config_parameter_prefix(ssm_prefix: str = DEFAULT_SSM_PREFIX) -> str:
+    return f"{ssm_prefix.rstrip('/')}/challenges"
+
+
+def static_token_parameter_name(ssm_prefix: str = DEFAULT_SSM_PREFIX) -> str:
+    return f"{ssm_prefix.rstrip('/')}/auth0/token"
+
+
+# ECS: how a task is recognized as ours. startedBy allows [A-Za-z0-9-/_], up to 128 characters.
+def started_by_prefix(environment: str) -> str:
+    """The prefix every task this pipeline starts carries in `startedBy` (EventBridge filters on it)."""
+    return f"{PROJECT}/{environment}/"
+
+
+def started_by(environment: str, challenge_id: str) -> str:
+    return f"{started_by_prefix(environment)}{challenge_id}"
+
+
+def client_token(submission_id: str, launch_attempt: int) -> str:
+    """Deterministic RunTask clientToken (<= 64 printable ASCII): same submission + attempt, same task.
+
+    The attempt number only advances after a launch is *known* not to have happened (failures[] or a
+    definite error), so an ambiguous retry (crash after RunTask) reuses the token and gets the same task.
+    """
+    return f"{submission_id}-{launch_attempt}"
+
+
+# StopTask reason the timeout sweeper uses; the completion handler maps UserInitiated + this prefix
+# to TIMED_OUT (any other UserInitiated stop is a cancellation).
+TIMEOUT_STOP_REASON_PREFIX = "mm-processor timeout:"
+
+# DynamoDB
+STATUS_TABLE_PARTITION_KEY = "submissionId"
+STATUS_TABLE_OVERDUE_INDEX = "byStateDeadline"  # GSI: partition `state`, sort `deadlineAt` (epoch s)
+STATUS_TABLE_TTL_ATTRIBUTE = "expiresAt"
+CHALLENGE_TABLE_PARTITION_KEY = "challengeId"
+LEGACY_CHALLENGE_ALIAS_PREFIX = "legacy:"  # alias item key for a legacy numeric challenge id
+
+
+def legacy_challenge_alias_key(legacy_id: int | str) -> str:
+    return f"{LEGACY_CHALLENGE_ALIAS_PREFIX}{legacy_id}"

@@ -1,0 +1,74 @@
+"""The lifecycle record: one status-table item per submission, the answer to "where is submission X?"."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import ConfigDict, Field
+
+from mm_shared.models.base import ContractModel
+
+
+class SubmissionState(StrEnum):
+    LAUNCHING = "LAUNCHING"  # claimed by a challenge processor; RunTask in flight (lease in `leaseUntil`)
+    LAUNCH_FAILED = "LAUNCH_FAILED"  # RunTask definitely did not start a task; message retried via SQS
+    DEAD_LETTERED = "DEAD_LETTERED"  # last receive failed; the message is in the challenge DLQ
+    LAUNCHED = "LAUNCHED"  # task started (taskArn set); waiting for its STOPPED event
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+
+
+FINAL_STATES = frozenset({SubmissionState.SUCCEEDED, SubmissionState.FAILED, SubmissionState.TIMED_OUT})
+# States from which a (re)delivered message may claim a launch.
+LAUNCHABLE_STATES = frozenset({SubmissionState.LAUNCH_FAILED, SubmissionState.DEAD_LETTERED})
+
+
+class ReportStatus(StrEnum):
+    NOT_REQUIRED = "NOT_REQUIRED"  # success without a configured success report
+    PENDING = "PENDING"
+    REPORTING = "REPORTING"  # claimed by one completion invocation (lease in `reportLeaseUntil`)
+    REPORTED = "REPORTED"
+    REJECTED = "REJECTED"  # the API answered 4xx (not 401): recorded with its response, not retried
+
+
+class LifecycleEvent(ContractModel):
+    """One entry of the item's `history`: what happened, when, and why."""
+
+    at: datetime
+    state: str
+    detail: str = ""
+
+
+class LifecycleRecord(ContractModel):
+    """Typed view of a status-table item (the store writes attributes with these wire names)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    submission_id: str
+    challenge_id: str
+    state: SubmissionState
+    correlation_id: str | None = None
+    member_id: int | None = None
+    scorer_type: str | None = None
+    launch_attempt: int = 0
+    lease_until: int | None = None  # epoch seconds
+    task_arn: str | None = None
+    cluster_arn: str | None = None
+    deadline_at: int | None = None  # epoch seconds: the sweeper stops the task after this
+    exit_code: int | None = None
+    stop_code: str | None = None
+    reason: str | None = None
+    report_status: ReportStatus | None = None
+    report_lease_until: int | None = None
+    report_response: str | None = None
+    report_attempt: int = 0
+    stop_requested_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+    launched_at: datetime | None = None
+    stopped_at: datetime | None = None
+    reported_at: datetime | None = None
+    expires_at: int | None = None  # TTL (epoch seconds)
+    history: list[LifecycleEvent] = Field(default_factory=list)

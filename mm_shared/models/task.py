@@ -1,0 +1,33 @@
+"""The scorer task contract: environment variable and tag names the pipeline sets on RunTask.
+
+The completion handler reads the same names back from the STOPPED event's overrides, so the two ends
+can never disagree. Secrets never appear here (see ScorerCredentialsMode).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TaskEnv(StrEnum):
+    SUBMISSION_ID = "MM_SUBMISSION_ID"
+    CHALLENGE_ID = "MM_CHALLENGE_ID"
+    LEGACY_CHALLENGE_ID = "MM_LEGACY_CHALLENGE_ID"
+    SUBMISSION_URL = "MM_SUBMISSION_URL"
+    MEMBER_ID = "MM_MEMBER_ID"
+    SCORER_TYPE = "MM_SCORER_TYPE"
+    CORRELATION_ID = "MM_CORRELATION_ID"
+    TIMEOUT_SECONDS = "MM_TIMEOUT_SECONDS"
+    ENVIRONMENT = "MM_ENVIRONMENT"
+    # A *reference* (SSM parameter name) the scorer resolves itself; never the token.
+    TOKEN_PARAMETER = "MM_TOKEN_PARAMETER"
+    # Compatibility mode only (off by default, documented risk): the token in plain text.
+    M2M_TOKEN = "MM_M2M_TOKEN"
+
+
+class TaskTag(StrEnum):
+    CHALLENGE_ID = "ChallengeId"
+    SUBMISSION_ID = "SubmissionId"
+    SCORER_TYPE = "ScorerType"
+    ENVIRONMENT = "Environment"
+    PROJECT = "Project"

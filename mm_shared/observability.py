@@ -1,0 +1,36 @@
+"""Metric names: emitted by the functions (Powertools EMF), alarmed on by the monitoring construct."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+METRICS_NAMESPACE = "MMProcessor"
+REASON_DIMENSION = "Reason"
+ENVIRONMENT_DIMENSION = "Environment"
+CHALLENGE_DIMENSION = "ChallengeId"
+
+
+class Metric(StrEnum):
+    # router
+    RECORDS_RECEIVED = "RecordsReceived"
+    RECORDS_ROUTED = "RecordsRouted"
+    RECORDS_SKIPPED = "RecordsSkipped"  # + Reason dimension
+    RECORDS_REJECTED = "RecordsRejected"  # + Reason dimension
+    PUBLISH_RETRIES = "PublishRetries"
+    PUBLISH_FAILURES = "PublishFailures"
+    # challenge processor
+    TASKS_LAUNCHED = "TasksLaunched"
+    LAUNCH_FAILURES = "LaunchFailures"  # + Reason dimension
+    DUPLICATES_SKIPPED = "DuplicateDeliveriesSkipped"
+    CONFIG_ERRORS = "ConfigErrors"
+    DEAD_LETTERED = "SubmissionsDeadLettered"
+    # completion
+    TASKS_SUCCEEDED = "TasksSucceeded"
+    TASKS_FAILED = "TasksFailed"
+    TASKS_TIMED_OUT = "TasksTimedOut"
+    REPORTS_SENT = "ReportsSent"
+    REPORT_FAILURES = "ReportFailures"  # + Reason dimension (4xx rejected, 5xx retried)
+    EVENTS_IGNORED = "EventsIgnored"  # + Reason dimension
+    DUPLICATE_EVENTS = "DuplicateStoppedEvents"
+    # timeout sweeper
+    TASKS_STOPPED_FOR_TIMEOUT = "TasksStoppedForTimeout"

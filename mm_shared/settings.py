@@ -1,0 +1,140 @@
+"""One environment-config model per function.
+
+A field `status_table_name` is read from the environment variable `STATUS_TABLE_NAME`. The CDK
+constructs build each function's environment with `to_env()` of these same models, and a test holds
+the synthesized environment and `env_var_names()` together, so the two cannot drift.
+
+A missing or malformed variable fails at cold start with the variable's name (`SettingsError`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class SettingsError(RuntimeError):
+    """The function's environment is incomplete or invalid; the message names the variables."""
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+class EnvSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    environment_name: str = Field(min_length=1, max_length=16, pattern=r"^[a-z0-9-]+$")
+    powertools_service_name: str
+    powertools_metrics_namespace: str = "MMProcessor"
+    powertools_log_level: str = "INFO"
+
+    @classmethod
+    def env_var_names(cls) -> frozenset[str]:
+        return frozenset(name.upper() for name in cls.model_fields)
+
+    @classmethod
+    def required_env_var_names(cls) -> frozenset[str]:
+        return frozenset(name.upper() for name, field in cls.model_fields.items() if field.is_required())
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        env = os.environ if environ is None else environ
+        values = {name: env[name.upper()] for name in cls.model_fields if name.upper() in env}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{str(err['loc'][0]).upper() if err['loc'] else cls.__name__}: {err['msg']}" for err in error.errors()
+            )
+            raise SettingsError(f"{cls.__name__} from environment: {problems}") from None
+
+    def to_env(self) -> dict[str, str]:
+        """The environment a deployment sets for this function (all fields, as strings)."""
+        env: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, tuple | list):
+                text = ",".join(str(v) for v in value)
+            elif isinstance(value, StrEnum):
+                text = value.value
+            else:
+                text = str(value)
+            env[name.upper()] = text
+        return env
+
+
+class TokenSource(StrEnum):
+    STATIC_PARAMETER = "static_parameter"  # SSM SecureString holding a token (seed design)
+    AUTH0_PROXY = "auth0_proxy"  # Topcoder's Auth0 proxy with client credentials from Secrets Manager
+
+
+class TokenSettings(EnvSettings):
+    """How a function obtains the Topcoder M2M token."""
+
+    token_source: TokenSource = TokenSource.STATIC_PARAMETER
+    token_parameter_name: str = "/mm-processor/auth0/token"
+    auth0_proxy_url: str | None = None
+    auth0_credentials_secret_arn: str | None = None  # JSON: client_id, client_secret, auth0_url, audience
+    token_refresh_margin_seconds: int = Field(default=60, ge=0, le=3600)
+
+    @model_validator(mode="after")
+    def _auth0_complete(self) -> Self:
+        if self.token_source is TokenSource.AUTH0_PROXY and not (
+            self.auth0_proxy_url and self.auth0_credentials_secret_arn
+        ):
+            raise ValueError("TOKEN_SOURCE=auth0_proxy needs AUTH0_PROXY_URL and AUTH0_CREDENTIALS_SECRET_ARN")
+        return self
+
+
+class RouterSettings(EnvSettings):
+    powertools_service_name: str = "router"
+    sns_topic_arn: str = Field(min_length=1)
+    challenge_table_name: str = Field(min_length=1)
+    audit_queue_url: str = Field(min_length=1)
+    accepted_topics: tuple[str, ...] = ("submission.notification.create",)
+    allowed_url_hosts: tuple[str, ...] = Field(min_length=1)  # exact host, or `.example.com` for subdomains
+    max_record_bytes: int = Field(default=65_536, ge=1024, le=1_048_576)
+    challenge_cache_seconds: int = Field(default=60, ge=0, le=3600)
+    publish_max_attempts: int = Field(default=4, ge=1, le=10)
+
+    _csv = field_validator("accepted_topics", "allowed_url_hosts", mode="before")(_split_csv)
+
+
+class ChallengeProcessorSettings(TokenSettings):
+    powertools_service_name: str = "challenge-processor"
+    challenge_id: str = Field(min_length=36, max_length=36)
+    challenge_config_parameter: str = Field(min_length=1)
+    config_cache_seconds: int = Field(default=300, ge=0, le=86_400)
+    status_table_name: str = Field(min_length=1)
+    status_ttl_days: int = Field(default=90, ge=1, le=3650)
+    max_receive_count: int = Field(default=3, ge=1, le=1000)  # the queue's redrive maxReceiveCount
+    launch_lease_seconds: int = Field(default=120, ge=10, le=3600)  # >= the function timeout
+
+
+class CompletionSettings(TokenSettings):
+    powertools_service_name: str = "completion"
+    status_table_name: str = Field(min_length=1)
+    status_ttl_days: int = Field(default=90, ge=1, le=3650)
+    challenge_config_parameter_prefix: str = Field(min_length=1)  # `/mm-processor/challenges`
+    config_cache_seconds: int = Field(default=300, ge=0, le=86_400)
+    submission_api_url: str = Field(min_length=1)  # e.g. https://api.topcoder-dev.com/v5
+    api_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    api_max_retries: int = Field(default=2, ge=0, le=5)
+    report_lease_seconds: int = Field(default=120, ge=10, le=3600)  # >= the function timeout
+
+
+class TimeoutSweeperSettings(EnvSettings):
+    powertools_service_name: str = "timeout-sweeper"
+    status_table_name: str = Field(min_length=1)
+    max_stops_per_run: int = Field(default=100, ge=1, le=1000)
