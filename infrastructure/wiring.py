@@ -1,0 +1,323 @@
+"""The wiring plan: every name, setting, filter policy, pattern and function environment of one environment.
+
+Pure Python (no CDK import). The CDK constructs build resources from this plan, and the local pipeline
+creates the same resources in the emulator from it, so the two cannot drift silently; tests compare the
+synthesized templates with the plan as well.
+
+Deploy-time references (ARNs, URLs) are passed in as `ResourceRefs`: CDK tokens in the stacks, real
+values in the emulator.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from infrastructure.config import ChallengeSettings, EnvironmentConfig
+from mm_shared.constants import (
+    CHALLENGE_ID_ATTRIBUTE,
+    PROJECT,
+    challenge_config_parameter_name,
+    challenge_config_parameter_prefix,
+    legacy_challenge_alias_key,
+    started_by_prefix,
+    static_token_parameter_name,
+)
+from mm_shared.models.challenge import ChallengeConfig, ChallengeRecord
+from mm_shared.observability import METRICS_NAMESPACE
+from mm_shared.settings import (
+    ChallengeProcessorSettings,
+    CompletionSettings,
+    RouterSettings,
+    TimeoutSweeperSettings,
+    TokenSettings,
+)
+
+# Queue policy (AWS: visibility timeout >= 6x the consuming function's timeout).
+VISIBILITY_TIMEOUT_FACTOR = 6
+QUEUE_RETENTION_DAYS = 7
+DLQ_RETENTION_DAYS = 14
+MAX_RECEIVE_COUNT = 3
+LEASE_MARGIN_SECONDS = 30  # a lease outlives the invocation holding it
+
+# The handlers, as Lambda resolves them inside each function's asset.
+ROUTER_HANDLER = "router_lambda.handler.handler"
+CHALLENGE_HANDLER = "challenge_lambda.handler.handler"
+COMPLETION_HANDLER = "completion_lambda.handler.handler"
+SWEEPER_HANDLER = "completion_lambda.timeout_sweeper.handler"
+
+
+@dataclass(frozen=True)
+class ResourceNames:
+    """Physical names: predictable for operators ("mm-<env>-..."), and the emulator uses the same ones."""
+
+    environment: str
+
+    def _name(self, suffix: str) -> str:
+        return f"mm-{self.environment}-{suffix}"
+
+    @property
+    def submissions_topic(self) -> str:
+        return self._name("submissions")
+
+    @property
+    def challenge_table(self) -> str:
+        return self._name("challenges")
+
+    @property
+    def status_table(self) -> str:
+        return self._name("submission-status")
+
+    @property
+    def audit_queue(self) -> str:
+        return self._name("router-audit")
+
+    @property
+    def router_failure_queue(self) -> str:
+        return self._name("router-failures")
+
+    @property
+    def completion_dlq(self) -> str:
+        return self._name("completion-dlq")
+
+    @property
+    def alarm_topic(self) -> str:
+        return self._name("alarms")
+
+    @property
+    def dashboard(self) -> str:
+        return self._name("pipeline")
+
+    @property
+    def router_function(self) -> str:
+        return self._name("router")
+
+    @property
+    def completion_function(self) -> str:
+        return self._name("completion")
+
+    @property
+    def sweeper_function(self) -> str:
+        return self._name("timeout-sweeper")
+
+    @property
+    def completion_rule(self) -> str:
+        return self._name("task-stopped")
+
+    @property
+    def sweeper_schedule(self) -> str:
+        return self._name("timeout-sweep")
+
+    def challenge_queue(self, challenge_id: str) -> str:
+        return self._name(f"ch-{challenge_id}")  # <= 80 chars
+
+    def challenge_dlq(self, challenge_id: str) -> str:
+        return self._name(f"ch-{challenge_id}-dlq")
+
+    def challenge_function(self, challenge_id: str) -> str:
+        return self._name(f"ch-{challenge_id}")  # <= 64 chars with a 16-char environment
+
+
+@dataclass(frozen=True)
+class ResourceRefs:
+    """Deploy-time references the function environments need."""
+
+    sns_topic_arn: str
+    challenge_table_name: str
+    status_table_name: str
+    audit_queue_url: str
+
+
+@dataclass(frozen=True)
+class QueuePlan:
+    challenge_id: str
+    queue_name: str
+    dlq_name: str
+    visibility_timeout_seconds: int
+    retention_seconds: int
+    dlq_retention_seconds: int
+    max_receive_count: int
+    filter_policy: dict[str, list[str]]
+    max_concurrency: int
+
+
+@dataclass(frozen=True)
+class KafkaSourcePlan:
+    topic: str
+    consumer_group_id: str
+    batch_size: int
+    batching_window_seconds: int
+    starting_position: str
+    retry_attempts: int
+    max_record_age_seconds: int
+    bisect_batch_on_error: bool
+    report_batch_item_failures: bool
+    minimum_pollers: int
+    maximum_pollers: int
+
+
+class WiringPlan:
+    """Everything derived from one EnvironmentConfig."""
+
+    def __init__(self, config: EnvironmentConfig) -> None:
+        self.config = config
+        self.names = ResourceNames(config.environment)
+
+    # ------------------------------------------------------------------ messaging
+    def queue_plan(self, challenge: ChallengeSettings) -> QueuePlan:
+        return QueuePlan(
+            challenge_id=challenge.challenge_id,
+            queue_name=self.names.challenge_queue(challenge.challenge_id),
+            dlq_name=self.names.challenge_dlq(challenge.challenge_id),
+            visibility_timeout_seconds=VISIBILITY_TIMEOUT_FACTOR * self.config.challenge_processor.timeout_seconds,
+            retention_seconds=QUEUE_RETENTION_DAYS * 86_400,
+            dlq_retention_seconds=DLQ_RETENTION_DAYS * 86_400,
+            max_receive_count=MAX_RECEIVE_COUNT,
+            filter_policy=self.filter_policy(challenge.challenge_id),
+            max_concurrency=challenge.max_concurrency,
+        )
+
+    @staticmethod
+    def filter_policy(challenge_id: str) -> dict[str, list[str]]:
+        return {CHALLENGE_ID_ATTRIBUTE: [challenge_id]}
+
+    def kafka_source(self) -> KafkaSourcePlan:
+        kafka = self.config.kafka
+        return KafkaSourcePlan(
+            topic=kafka.topic,
+            consumer_group_id=kafka.consumer_group_id or f"{PROJECT}-{self.config.environment}",
+            batch_size=kafka.batch_size,
+            batching_window_seconds=kafka.batching_window_seconds,
+            starting_position=kafka.starting_position.value,
+            retry_attempts=kafka.retry_attempts,
+            max_record_age_seconds=kafka.max_record_age_seconds,
+            bisect_batch_on_error=True,
+            report_batch_item_failures=True,
+            minimum_pollers=kafka.minimum_pollers,
+            maximum_pollers=kafka.maximum_pollers,
+        )
+
+    def completion_rule_pattern(self) -> dict[str, Any]:
+        """STOPPED tasks of the scorer cluster that this pipeline (this environment) started."""
+        return {
+            "source": ["aws.ecs"],
+            "detail-type": ["ECS Task State Change"],
+            "detail": {
+                "lastStatus": ["STOPPED"],
+                "clusterArn": [self.config.ecs.cluster_arn],
+                "startedBy": [{"prefix": started_by_prefix(self.config.environment)}],
+            },
+        }
+
+    # ------------------------------------------------------------------ data
+    def challenge_config(self, challenge: ChallengeSettings) -> ChallengeConfig:
+        """The SSM document `/mm-processor/challenges/{id}/config` for one challenge."""
+        return ChallengeConfig(
+            challenge_id=challenge.challenge_id,
+            scorer_type=challenge.scorer_type,
+            ecs_cluster=self.config.ecs.cluster_arn,
+            ecs_task_definition=challenge.task_definition_arn,
+            scorer_container_name=challenge.scorer_container_name,
+            timeout=challenge.timeout_seconds,
+            cpu=challenge.cpu,
+            memory_limit=challenge.memory_mb,
+            subnets=list(self.config.ecs.subnets),
+            security_groups=list(self.config.ecs.security_group_ids),
+            scorer_credentials_mode=challenge.scorer_credentials_mode,
+            review_type_id=challenge.review_type_id,
+            reviewer_id=challenge.reviewer_id,
+            score_card_id=challenge.score_card_id,
+            test_type=challenge.test_type,
+            report_on_success=challenge.report_on_success,
+        )
+
+    def challenge_config_parameter(self, challenge_id: str) -> str:
+        return challenge_config_parameter_name(challenge_id, self.config.ssm_prefix)
+
+    def challenge_records(self, queue_urls: dict[str, str] | None = None) -> list[ChallengeRecord]:
+        """Rows of the challenge table: one per challenge, plus an alias row per legacy numeric id."""
+        records: list[ChallengeRecord] = []
+        for challenge in self.config.challenges:
+            records.append(
+                ChallengeRecord(
+                    challenge_id=challenge.challenge_id,
+                    active=challenge.active,
+                    name=challenge.name,
+                    queue_url=(queue_urls or {}).get(challenge.challenge_id),
+                    legacy_id=challenge.legacy_id,
+                )
+            )
+            if challenge.legacy_id is not None:
+                records.append(
+                    ChallengeRecord(
+                        challenge_id=legacy_challenge_alias_key(challenge.legacy_id),
+                        alias_of=challenge.challenge_id,
+                        legacy_id=challenge.legacy_id,
+                    )
+                )
+        return records
+
+    # ------------------------------------------------------------------ function environments
+    def _token_fields(self) -> dict[str, Any]:
+        token = self.config.token
+        return {
+            "token_source": token.source,
+            "token_parameter_name": static_token_parameter_name(self.config.ssm_prefix),
+            "auth0_proxy_url": token.auth0_proxy_url,
+            "auth0_credentials_secret_arn": token.auth0_credentials_secret_arn,
+        }
+
+    def _common(self, service: str) -> dict[str, Any]:
+        return {
+            "environment_name": self.config.environment,
+            "powertools_service_name": service,
+            "powertools_metrics_namespace": METRICS_NAMESPACE,
+        }
+
+    def router_settings(self, refs: ResourceRefs) -> RouterSettings:
+        return RouterSettings(
+            **self._common("router"),
+            sns_topic_arn=refs.sns_topic_arn,
+            challenge_table_name=refs.challenge_table_name,
+            audit_queue_url=refs.audit_queue_url,
+            accepted_topics=(self.config.kafka.topic,),
+            allowed_url_hosts=self.config.allowed_url_hosts,
+        )
+
+    def challenge_settings(self, challenge: ChallengeSettings, refs: ResourceRefs) -> ChallengeProcessorSettings:
+        return ChallengeProcessorSettings(
+            **self._common("challenge-processor"),
+            **self._token_fields(),
+            challenge_id=challenge.challenge_id,
+            challenge_config_parameter=self.challenge_config_parameter(challenge.challenge_id),
+            status_table_name=refs.status_table_name,
+            status_ttl_days=self.config.status_ttl_days,
+            max_receive_count=MAX_RECEIVE_COUNT,
+            launch_lease_seconds=self.config.challenge_processor.timeout_seconds + LEASE_MARGIN_SECONDS,
+        )
+
+    def completion_settings(self, refs: ResourceRefs) -> CompletionSettings:
+        return CompletionSettings(
+            **self._common("completion"),
+            **self._token_fields(),
+            status_table_name=refs.status_table_name,
+            status_ttl_days=self.config.status_ttl_days,
+            challenge_config_parameter_prefix=challenge_config_parameter_prefix(self.config.ssm_prefix),
+            submission_api_url=self.config.submission_api_url,
+            report_lease_seconds=self.config.completion.timeout_seconds + LEASE_MARGIN_SECONDS,
+        )
+
+    def sweeper_settings(self, refs: ResourceRefs) -> TimeoutSweeperSettings:
+        return TimeoutSweeperSettings(**self._common("timeout-sweeper"), status_table_name=refs.status_table_name)
+
+    # ------------------------------------------------------------------ sharding
+    def challenge_shards(self) -> list[tuple[ChallengeSettings, ...]]:
+        """Per-challenge processors split across stacks of at most `challengesPerStack` (500-resource limit)."""
+        size = self.config.challenges_per_stack
+        challenges = self.config.challenges
+        return [challenges[i * size : (i + 1) * size] for i in range(math.ceil(len(challenges) / size))]
+
+
+def token_settings_names() -> frozenset[str]:
+    return TokenSettings.env_var_names()
