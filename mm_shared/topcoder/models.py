@@ -1,0 +1,110 @@
+"""Wire shapes of the Topcoder integration: the review we POST, and the Auth0 proxy's request/response.
+
+`ReviewCreate` mirrors the request body of `POST /v5/reviews` in Topcoder's own OpenAPI spec
+(`submissions-api-v5-swagger.yaml`, schema `Review` minus its read-only members `id`, `created`,
+`updated`, `createdBy`, `updatedBy`). The spec lists `score` as required unconditionally; the API's own
+validation requires it only when `status` is `completed`. We always send it, so both accept the body.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from mm_shared.models.base import ContractModel
+
+
+class ReviewStatus(StrEnum):
+    """`Review.status` in the v5 spec (`queued` | `completed`)."""
+
+    QUEUED = "queued"
+    COMPLETED = "completed"
+
+
+class ReviewCreate(ContractModel):
+    """Request body of `POST /v5/reviews` (camelCase on the wire via `to_wire()`)."""
+
+    # Always present (see module docstring): a failed run is reported as a completed review with score 0.
+    score: float = Field(allow_inf_nan=False)
+    type_id: str  # review type UUID (the API checks it against /reviewTypes)
+    reviewer_id: str
+    score_card_id: int | str
+    submission_id: str = Field(min_length=1)
+    status: ReviewStatus = ReviewStatus.COMPLETED
+    # Free-form in the spec; Topcoder's MM tooling puts testType / testStatus / reason here.
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    # The API lets only admins set this; left out unless a caller has that role.
+    reviewed_date: AwareDatetime | None = None
+
+    @field_validator("type_id")
+    @classmethod
+    def _uuid(cls, value: str) -> str:
+        # The API validates typeId as a UUID (joi), stricter than the spec's plain string.
+        return str(UUID(value))
+
+
+class ReviewSummationCreate(ContractModel):
+    """Request body of `POST /v5/reviewSummations` (schema `ReviewSummation` minus read-only members)."""
+
+    submission_id: str = Field(min_length=1)
+    aggregate_score: float = Field(allow_inf_nan=False)
+    score_card_id: int
+    is_passing: bool
+    is_final: bool | None = None
+    metadata: dict[str, Any] | None = None
+    reviewed_date: AwareDatetime | None = None
+
+
+class Auth0Credentials(BaseModel):
+    """The Secrets Manager JSON of the Auth0 proxy mode. `client_secret` is a SecretStr: never printed."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=True, hide_input_in_errors=True)
+
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    auth0_url: str = Field(min_length=1)
+    audience: str | None = None
+    scope: str | None = None
+
+    @model_validator(mode="after")
+    def _audience_xor_scope(self) -> Auth0Credentials:
+        # The proxy's contract: audience and scope are mutually exclusive; one of them names the API.
+        if bool(self.audience) == bool(self.scope):
+            raise ValueError("exactly one of audience or scope is required")
+        if not self.client_secret.get_secret_value():
+            raise ValueError("client_secret is empty")
+        return self
+
+    def proxy_body(self, *, fresh_token: bool) -> dict[str, Any]:
+        """The proxy request body (auth0-proxy-contract.json). Holds the secret: never log it."""
+        body: dict[str, Any] = {
+            "grant_type": "client_credentials",
+            "client_id": self.client_id,
+            "client_secret": self.client_secret.get_secret_value(),
+            "auth0_url": self.auth0_url,
+            "fresh_token": fresh_token,
+        }
+        if self.audience:
+            body["audience"] = self.audience
+        else:
+            body["scope"] = self.scope
+        return body
+
+
+class Auth0TokenResponse(BaseModel):
+    """The proxy's 200 body: `access_token` and `expires_in` (seconds left, already minus 60 s)."""
+
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
+
+    access_token: SecretStr
+    expires_in: float = Field(ge=0, allow_inf_nan=False)
+
+    @field_validator("access_token")
+    @classmethod
+    def _not_empty(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("empty access_token")
+        return value
