@@ -1,0 +1,165 @@
+"""Completion Lambda: EventBridge "ECS Task State Change" (STOPPED) -> outcome -> one review report.
+
+Thin glue: settings, lazily built clients, parsing, then `CompletionService.process`. A raised error
+fails the invocation on purpose (EventBridge target retries, then the function's async retries, then
+the rule target's DLQ); every other path returns normally.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from completion_lambda.observability import MetricsSink, PowertoolsMetricsSink, logger, metrics, tracer
+from completion_lambda.service import CompletionService, ConfigSource, ReviewApi
+from mm_shared import aws
+from mm_shared.challenge_config import ChallengeConfigLoader
+from mm_shared.models.ecs_event import ECS_EVENT_SOURCE, ECS_TASK_STATE_CHANGE, EcsTaskStateChangeEvent
+from mm_shared.observability import ENVIRONMENT_DIMENSION
+from mm_shared.settings import CompletionSettings
+from mm_shared.status_store import StatusStore
+from mm_shared.topcoder.submission_api import SubmissionApiClient
+from mm_shared.topcoder.token import TokenProvider, build_token_provider
+
+
+class InvalidEventError(ValueError):
+    """The event is not a well-formed ECS Task State Change (kept in the DLQ for inspection)."""
+
+
+@functools.cache
+def settings() -> CompletionSettings:
+    return CompletionSettings.from_env()
+
+
+class CompletionDependencies:
+    """Everything the handler talks to, built on first use and kept for the container's lifetime.
+
+    Tests pass fakes for any of them; the rest are built from the settings as in production.
+    """
+
+    def __init__(
+        self,
+        settings: CompletionSettings,
+        *,
+        store: StatusStore | None = None,
+        config_source: ConfigSource | None = None,
+        token_provider: TokenProvider | None = None,
+        review_api: ReviewApi | None = None,
+        ecs: Any | None = None,
+        metrics_sink: MetricsSink | None = None,
+    ) -> None:
+        self.settings = settings
+        self._store = store
+        self._config_source = config_source
+        self._token_provider = token_provider
+        self._review_api = review_api
+        self._ecs = ecs
+        self._metrics_sink = metrics_sink
+
+    @property
+    def store(self) -> StatusStore:
+        if self._store is None:
+            self._store = StatusStore(self.settings.status_table_name, ttl_days=self.settings.status_ttl_days)
+        return self._store
+
+    @property
+    def config_source(self) -> ConfigSource:
+        if self._config_source is None:
+            prefix = self.settings.challenge_config_parameter_prefix.rstrip("/")
+            self._config_source = ChallengeConfigLoader(
+                name_for=lambda challenge_id: f"{prefix}/{challenge_id}/config",
+                max_age_seconds=self.settings.config_cache_seconds,
+            )
+        return self._config_source
+
+    @property
+    def token_provider(self) -> TokenProvider:
+        if self._token_provider is None:
+            self._token_provider = build_token_provider(self.settings)
+        return self._token_provider
+
+    def review_api(self) -> ReviewApi:
+        if self._review_api is None:
+            self._review_api = SubmissionApiClient(
+                self.settings.submission_api_url,
+                self.token_provider,
+                timeout_seconds=self.settings.api_timeout_seconds,
+                max_retries=self.settings.api_max_retries,
+            )
+        return self._review_api
+
+    def ecs(self) -> Any:
+        if self._ecs is None:
+            self._ecs = aws.client("ecs")
+        return self._ecs
+
+    @property
+    def metrics_sink(self) -> MetricsSink:
+        if self._metrics_sink is None:
+            self._metrics_sink = PowertoolsMetricsSink(self.settings.environment_name)
+        return self._metrics_sink
+
+    def service(self) -> CompletionService:
+        return CompletionService(
+            environment_name=self.settings.environment_name,
+            store=self.store,
+            config_source=self.config_source,
+            review_api=self.review_api,
+            ecs=self.ecs,
+            metrics=self.metrics_sink,
+            report_lease_seconds=self.settings.report_lease_seconds,
+            logger=logger,
+        )
+
+
+_dependencies: CompletionDependencies | None = None
+
+
+def dependencies() -> CompletionDependencies:
+    global _dependencies
+    if _dependencies is None:
+        _dependencies = CompletionDependencies(settings())
+    return _dependencies
+
+
+def use_dependencies(deps: CompletionDependencies | None) -> None:
+    """Install (or with None, forget) the dependencies; for tests and the local pipeline."""
+    global _dependencies
+    _dependencies = deps
+
+
+def parse_event(event: dict[str, Any]) -> EventBridgeModel:
+    """The typed ECS event for an ECS Task State Change; the bare envelope for anything else.
+
+    The envelope is checked first, so another kind of event is ignored (by the service) rather than
+    failing detail validation. Validation errors are reported by location only: the input may hold a
+    plain-text token.
+    """
+    try:
+        envelope = EventBridgeModel.model_validate(event)
+        if envelope.source != ECS_EVENT_SOURCE or envelope.detail_type != ECS_TASK_STATE_CHANGE:
+            return envelope
+        return EcsTaskStateChangeEvent.model_validate(event)
+    except ValidationError as error:
+        locations = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in error.errors(include_input=False)
+        )
+        raise InvalidEventError(f"not a valid ECS Task State Change event: {locations}") from None
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)  # never log the event: it may hold a token
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    deps = dependencies()
+    metrics.set_default_dimensions(**{ENVIRONMENT_DIMENSION: deps.settings.environment_name})
+    try:
+        parsed = parse_event(event)
+    except InvalidEventError:
+        logger.exception("invalid event")
+        raise
+    return deps.service().process(parsed).to_dict()

@@ -1,0 +1,57 @@
+"""Powertools logger/metrics/tracer of the completion and sweeper functions, and a small metrics port.
+
+Creating these objects touches no AWS service; the service name comes from POWERTOOLS_SERVICE_NAME,
+so each function logs under its own name although both live in this package.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
+
+from mm_shared.observability import ENVIRONMENT_DIMENSION, REASON_DIMENSION, Metric
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+
+
+class MetricsSink(Protocol):
+    def count(self, metric: Metric, *, reason: str | None = None) -> None: ...
+
+
+class PowertoolsMetricsSink:
+    """Counts as EMF: plain metrics batched per invocation; a Reason-dimensioned one on its own line."""
+
+    def __init__(self, environment_name: str, powertools_metrics: Metrics | None = None) -> None:
+        self._metrics = powertools_metrics or metrics
+        self._environment = environment_name
+
+    def count(self, metric: Metric, *, reason: str | None = None) -> None:
+        if reason is None:
+            self._metrics.add_metric(name=metric.value, unit=MetricUnit.Count, value=1)
+            return
+        # A different dimension set needs its own EMF document.
+        with single_metric(
+            name=metric.value,
+            unit=MetricUnit.Count,
+            value=1,
+            namespace=self._metrics.namespace,
+            default_dimensions={ENVIRONMENT_DIMENSION: self._environment},
+        ) as single:
+            single.add_dimension(name=REASON_DIMENSION, value=reason)
+
+
+class RecordingMetricsSink:
+    """In-memory sink (tests, local pipeline): a list of (metric, reason)."""
+
+    def __init__(self) -> None:
+        self.counts: list[tuple[Metric, str | None]] = []
+
+    def count(self, metric: Metric, *, reason: str | None = None) -> None:
+        self.counts.append((metric, reason))
+
+    def reasons(self, metric: Metric) -> list[str | None]:
+        return [reason for name, reason in self.counts if name is metric]

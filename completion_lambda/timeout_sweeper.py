@@ -1,0 +1,86 @@
+"""Timeout sweeper Lambda (EventBridge schedule): stop scorer tasks past their deadline.
+
+Returns a summary; raises after the whole batch when some stops failed, so the function's Errors
+metric shows it (the failed items stay overdue and are retried by the next run).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from completion_lambda.observability import MetricsSink, PowertoolsMetricsSink, logger, metrics, tracer
+from completion_lambda.sweeper import TimeoutSweeper
+from mm_shared import aws
+from mm_shared.observability import ENVIRONMENT_DIMENSION
+from mm_shared.settings import TimeoutSweeperSettings
+from mm_shared.status_store import StatusStore
+
+
+class SweepIncompleteError(RuntimeError):
+    """Some overdue tasks could not be stopped in this run."""
+
+
+@functools.cache
+def settings() -> TimeoutSweeperSettings:
+    return TimeoutSweeperSettings.from_env()
+
+
+class SweeperDependencies:
+    def __init__(
+        self,
+        settings: TimeoutSweeperSettings,
+        *,
+        store: StatusStore | None = None,
+        ecs: Any | None = None,
+        metrics_sink: MetricsSink | None = None,
+    ) -> None:
+        self.settings = settings
+        self._store = store
+        self._ecs = ecs
+        self._metrics_sink = metrics_sink
+
+    def sweeper(self) -> TimeoutSweeper:
+        if self._store is None:
+            self._store = StatusStore(self.settings.status_table_name)
+        if self._ecs is None:
+            self._ecs = aws.client("ecs")
+        if self._metrics_sink is None:
+            self._metrics_sink = PowertoolsMetricsSink(self.settings.environment_name)
+        return TimeoutSweeper(
+            store=self._store,
+            ecs=self._ecs,
+            metrics=self._metrics_sink,
+            max_stops_per_run=self.settings.max_stops_per_run,
+            logger=logger,
+        )
+
+
+_dependencies: SweeperDependencies | None = None
+
+
+def dependencies() -> SweeperDependencies:
+    global _dependencies
+    if _dependencies is None:
+        _dependencies = SweeperDependencies(settings())
+    return _dependencies
+
+
+def use_dependencies(deps: SweeperDependencies | None) -> None:
+    global _dependencies
+    _dependencies = deps
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    deps = dependencies()
+    metrics.set_default_dimensions(**{ENVIRONMENT_DIMENSION: deps.settings.environment_name})
+    result = deps.sweeper().sweep()
+    logger.info("sweep finished", extra=result.to_dict())
+    if result.failed:
+        raise SweepIncompleteError(f"{len(result.failed)} of {result.overdue} overdue tasks could not be stopped")
+    return result.to_dict()
