@@ -1,0 +1,601 @@
+"""A stand-in for Topcoder on loopback: the Submission API v5 subset the pipeline calls, and the Auth0
+proxy's `POST /token`. Every request is validated (spec / proxy contract), recorded, and answered the way
+Topcoder would; tests can inject faults.
+
+    with TopcoderStandIn() as standin:
+        standin.add_submission(submission_id, challenge_id, member_id)
+        ...  # point the code under test at standin.base_url (…/v5) and standin.token_url (…/token)
+        assert standin.violations() == []
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import math
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from requests.structures import CaseInsensitiveDict
+
+from topcoder_standin.spec import (
+    API_PREFIX,
+    REVIEW_TYPES_FILE_NAME,
+    default_spec_path,
+    load_openapi,
+    validate_api_request,
+    validate_proxy_body,
+)
+
+TOKEN_PATH = "/token"
+PROXY_EXPIRY_MARGIN_SECONDS = 60  # the proxy answers expires_in = exp - 60 - now
+# Keys the API's own validation (joi) accepts on POST /reviews; it rejects any other key.
+_REVIEW_KEYS = frozenset(
+    {"score", "typeId", "reviewerId", "scoreCardId", "submissionId", "status", "metadata", "reviewedDate"}
+)
+_SUMMATION_KEYS = frozenset(
+    {"submissionId", "aggregateScore", "scoreCardId", "isPassing", "isFinal", "metadata", "reviewedDate"}
+)
+
+
+def _now_iso(clock: Callable[[], float]) -> str:
+    return datetime.fromtimestamp(clock(), UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return isinstance(value, str)
+
+
+@dataclass
+class RecordedRequest:
+    """One request as received. `json` of a /token request has `client_secret` redacted."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    json: Any
+    valid: bool
+    errors: list[str]
+    status: int = 0  # the status answered
+    authorized: bool | None = None  # API requests: did the bearer token check pass
+    at: float = 0.0
+
+
+@dataclass
+class _Fault:
+    method: str
+    path: str
+    status: int | None  # None: answer normally (after `delay`)
+    body: Any
+    headers: dict[str, str]
+    delay: float
+    after_store: bool  # process (store) first, then answer `status`: a commit-then-fail server
+    remaining: int
+
+
+@dataclass
+class _Issued:
+    client_key: str
+    exp: float
+    subject: str
+
+
+@dataclass
+class _State:
+    submissions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reviews: list[dict[str, Any]] = field(default_factory=list)
+    review_summations: list[dict[str, Any]] = field(default_factory=list)
+    review_types: list[dict[str, Any]] = field(default_factory=list)
+    tokens: dict[str, _Issued] = field(default_factory=dict)
+    proxy_cache: dict[str, str] = field(default_factory=dict)  # client key -> token (the proxy's Redis)
+    requests: list[RecordedRequest] = field(default_factory=list)
+    faults: list[_Fault] = field(default_factory=list)
+
+
+class _Reply(Exception):
+    """Internal: answer with this status and JSON body."""
+
+    def __init__(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+        self.headers = dict(headers or {})
+
+
+class TopcoderStandIn:
+    """Loopback Topcoder: Submission API v5 (`base_url`) and the Auth0 proxy (`token_url`)."""
+
+    def __init__(
+        self,
+        spec_path: str | Path | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        review_types: list[dict[str, Any]] | None = None,
+        token_lifetime_seconds: int = 86_400,  # Auth0's default M2M token lifetime
+        clients: Mapping[str, str] | None = None,  # client_id -> client_secret; None accepts any
+        max_per_page: int = 100,  # the API's MAX_PAGE_SIZE; lower it to exercise pagination
+        auto_register_submissions: bool = False,  # accept reviews for unknown submissions (manual runs)
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.spec_path = Path(spec_path) if spec_path is not None else default_spec_path()
+        if not self.spec_path.is_file():
+            raise FileNotFoundError(
+                f"Topcoder spec not found at {self.spec_path}; set MM_TOPCODER_SPEC or pass spec_path"
+            )
+        self._openapi = load_openapi(str(self.spec_path))
+        self._host = host
+        self._port = port
+        self._lifetime = token_lifetime_seconds
+        self._clients = dict(clients) if clients is not None else None
+        self._max_per_page = max_per_page
+        self._auto_register = auto_register_submissions
+        self._clock = clock
+        self._signing_key = secrets.token_bytes(32)
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._state = _State(review_types=review_types if review_types is not None else self._seed_review_types())
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> TopcoderStandIn:
+        if self._server is not None:
+            return self
+        standin = self
+
+        class Handler(_Handler):
+            owner = standin
+
+        self._stopping.clear()
+        self._server = ThreadingHTTPServer((self._host, self._port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="topcoder-standin", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes handlers sleeping on an injected delay
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> TopcoderStandIn:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the stand-in is not running")
+        return int(self._server.server_address[1])
+
+    @property
+    def root_url(self) -> str:
+        return f"http://{self._host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The Submission API base, `/v5` included (what SUBMISSION_API_URL holds)."""
+        return f"{self.root_url}{API_PREFIX}"
+
+    @property
+    def token_url(self) -> str:
+        """The Auth0 proxy endpoint (what AUTH0_PROXY_URL holds)."""
+        return f"{self.root_url}{TOKEN_PATH}"
+
+    # ---- seeding and inspection -----------------------------------------------------------------
+
+    def _seed_review_types(self) -> list[dict[str, Any]]:
+        seed = self.spec_path.parent / REVIEW_TYPES_FILE_NAME
+        if not seed.is_file():
+            return []
+        data = json.loads(seed.read_text(encoding="utf-8"))
+        return [dict(item) for item in data]
+
+    def add_submission(
+        self, submission_id: str, challenge_id: str, member_id: int | str, **fields: Any
+    ) -> dict[str, Any]:
+        now = _now_iso(self._clock)
+        submission = {
+            "id": submission_id,
+            "type": "Contest Submission",
+            "url": f"https://example.invalid/submissions/{submission_id}.zip",
+            "memberId": member_id,
+            "challengeId": challenge_id,
+            "created": now,
+            "updated": now,
+            "createdBy": "standin",
+            "updatedBy": "standin",
+            **fields,
+        }
+        with self._lock:
+            self._state.submissions[submission_id] = submission
+        return submission
+
+    def add_review(self, **review: Any) -> dict[str, Any]:
+        """Store a review directly (no request recorded), e.g. one written by another reviewer."""
+        stored = self._new_review(review, subject="seed")
+        with self._lock:
+            self._state.reviews.append(stored)
+        return stored
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._state.requests)
+
+    @property
+    def reviews(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(r) for r in self._state.reviews]
+
+    @property
+    def review_summations(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(r) for r in self._state.review_summations]
+
+    def reviews_for(self, submission_id: str) -> list[dict[str, Any]]:
+        return [r for r in self.reviews if r.get("submissionId") == submission_id]
+
+    def violations(self) -> list[RecordedRequest]:
+        """Requests that broke the spec or the proxy contract (each was answered 400, or 401/404)."""
+        return [r for r in self.requests if not r.valid]
+
+    def requests_to(self, method: str, path: str) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.method == method.upper() and r.path == path]
+
+    # ---- fault injection ------------------------------------------------------------------------
+
+    def respond_with(
+        self,
+        method: str,
+        path: str,
+        *,
+        status: int | None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        times: int = 1,
+        delay: float = 0.0,
+        after_store: bool = False,
+    ) -> None:
+        """The next `times` requests to `method path` (path without query, e.g. `/v5/reviews`) are still
+        validated and recorded, then answered with `status`/`body` after `delay` seconds. `status=None`
+        answers normally after the delay; `after_store=True` stores first and then fails."""
+        with self._lock:
+            self._state.faults.append(
+                _Fault(method.upper(), path, status, body, dict(headers or {}), delay, after_store, times)
+            )
+
+    def fail_next(
+        self, method: str, path: str, *, status: int = 500, times: int = 1, body: Any = None, **options: Any
+    ) -> None:
+        if body is None:
+            body = {"message": f"injected failure {status}"}
+        self.respond_with(method, path, status=status, body=body, times=times, **options)
+
+    def delay_next(self, method: str, path: str, seconds: float, *, times: int = 1) -> None:
+        self.respond_with(method, path, status=None, delay=seconds, times=times)
+
+    def expire_all_tokens(self) -> None:
+        """Every token issued so far is now expired (the API answers 401); the proxy cache is emptied."""
+        with self._lock:
+            past = self._clock() - 1
+            for issued in self._state.tokens.values():
+                issued.exp = past
+            self._state.proxy_cache.clear()
+
+    def issue_token(self, client_id: str = "standin-client", audience: str = "https://m2m.topcoder-dev.com/") -> str:
+        """A valid token without going through the proxy (for tests of the API alone)."""
+        with self._lock:
+            return self._issue(f"auth0-{client_id}-direct", client_id, audience)
+
+    def _take_fault(self, method: str, path: str) -> _Fault | None:
+        with self._lock:
+            for fault in self._state.faults:
+                if fault.method == method and fault.path == path and fault.remaining > 0:
+                    fault.remaining -= 1
+                    if fault.remaining == 0:
+                        self._state.faults.remove(fault)
+                    return fault
+        return None
+
+    # ---- tokens ---------------------------------------------------------------------------------
+
+    def _issue(self, client_key: str, client_id: str, audience: str) -> str:
+        now = self._clock()
+        exp = math.floor(now) + self._lifetime
+        subject = f"{client_id}@clients"
+        header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+        claims = {
+            "iss": "https://topcoder-standin.invalid/",
+            "sub": subject,
+            "aud": audience,
+            "iat": math.floor(now),
+            "exp": exp,
+            "gty": "client-credentials",
+            "jti": uuid.uuid4().hex,
+        }
+        payload = _b64url(json.dumps(claims).encode())
+        signature = _b64url(hmac.new(self._signing_key, f"{header}.{payload}".encode(), hashlib.sha256).digest())
+        token = f"{header}.{payload}.{signature}"
+        self._state.tokens[token] = _Issued(client_key, exp, subject)
+        self._state.proxy_cache[client_key] = token
+        return token
+
+    def _handle_token(self, body: dict[str, Any]) -> tuple[int, Any]:
+        client_id = str(body["client_id"])
+        if self._clients is not None and self._clients.get(client_id) != body["client_secret"]:
+            # The proxy passes Auth0's answer through.
+            return 401, {"error": "access_denied", "error_description": "Unauthorized"}
+        target = body.get("audience") or body.get("scope") or ""
+        digest = hashlib.md5(  # noqa: S324 - mirrors the proxy's cache key, not a security function
+            json.dumps([client_id, body["client_secret"], target]).encode()
+        ).hexdigest()
+        client_key = f"{body.get('provider', 'auth0')}-{client_id}-{digest}"
+        now = self._clock()
+        with self._lock:
+            cached = None if body.get("fresh_token") else self._state.proxy_cache.get(client_key)
+            issued = self._state.tokens.get(cached) if cached else None
+            if cached and issued and issued.exp - PROXY_EXPIRY_MARGIN_SECONDS - now > 0:
+                token = cached
+            else:
+                token = self._issue(client_key, client_id, str(target))
+                issued = self._state.tokens[token]
+            assert issued is not None
+            expires_in = math.floor(issued.exp - PROXY_EXPIRY_MARGIN_SECONDS - now)
+        return 200, {"access_token": token, "expires_in": expires_in}
+
+    def _authorized(self, headers: Mapping[str, str]) -> str | None:
+        """The token's subject if the bearer token was issued here and is not expired."""
+        value = headers.get("Authorization") or ""
+        scheme, _, token = value.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None
+        with self._lock:
+            issued = self._state.tokens.get(token.strip())
+            if issued is None or issued.exp <= self._clock():
+                return None
+            return issued.subject
+
+    # ---- API ------------------------------------------------------------------------------------
+
+    def _new_review(self, body: Mapping[str, Any], *, subject: str) -> dict[str, Any]:
+        now = _now_iso(self._clock)
+        review = {
+            "id": str(uuid.uuid4()),
+            "created": now,
+            "updated": now,
+            "createdBy": subject,
+            "updatedBy": subject,
+            "status": "completed",  # the API's default when none is sent
+        }
+        review.update(body)
+        return review
+
+    def _check_keys(self, body: Mapping[str, Any], allowed: frozenset[str]) -> None:
+        unknown = sorted(set(body) - allowed)
+        if unknown:
+            raise _Reply(400, {"message": "; ".join(f'"{k}" is not allowed' for k in unknown)})
+
+    def _create_review(self, body: dict[str, Any], subject: str) -> dict[str, Any]:
+        with self._lock:
+            types = {t["id"] for t in self._state.review_types}
+            if body["typeId"] not in types:
+                raise _Reply(400, {"message": f"Review type with ID = {body['typeId']} does not exist"})
+            submission_id = str(body["submissionId"])
+            if submission_id not in self._state.submissions:
+                if not self._auto_register:
+                    raise _Reply(404, {"message": f"Submission with ID = {submission_id} is not found"})
+                self.add_submission(submission_id, "unknown", "unknown")
+            review = self._new_review(body, subject=subject)
+            self._state.reviews.append(review)
+            return review
+
+    def _create_review_summation(self, body: dict[str, Any], subject: str) -> dict[str, Any]:
+        with self._lock:
+            submission_id = str(body["submissionId"])
+            if submission_id not in self._state.submissions and not self._auto_register:
+                raise _Reply(404, {"message": f"Submission with ID = {submission_id} is not found"})
+            summation = self._new_review(body, subject=subject)
+            summation.pop("status")
+            self._state.review_summations.append(summation)
+            return summation
+
+    def _paginate(self, items: list[dict[str, Any]], query: Mapping[str, list[str]], path: str) -> _Reply:
+        page = int(query.get("page", ["1"])[0])
+        per_page = min(int(query.get("perPage", ["20"])[0]), self._max_per_page)
+        total = len(items)
+        total_pages = max(1, math.ceil(total / per_page)) if total else 0
+        chunk = items[(page - 1) * per_page : page * per_page]
+        headers = {
+            "X-Page": str(page),
+            "X-Per-Page": str(per_page),
+            "X-Total": str(total),
+            "X-Total-Pages": str(total_pages),
+        }
+        if page < total_pages:
+            headers["X-Next-Page"] = str(page + 1)
+            headers["Link"] = f'<{self.base_url}{path}?page={page + 1}&perPage={per_page}>; rel="next"'
+        if page > 1:
+            headers["X-Prev-Page"] = str(page - 1)
+        return _Reply(200, chunk, headers)
+
+    @staticmethod
+    def _matches(item: Mapping[str, Any], query: Mapping[str, list[str]], fields: tuple[str, ...]) -> bool:
+        return all(str(item.get(name)).lower() == query[name][0].lower() for name in fields if name in query)
+
+    def _route_api(
+        self, method: str, path: str, query: Mapping[str, list[str]], body: Any, subject: str, fault: _Fault | None
+    ) -> _Reply:
+        route = path[len(API_PREFIX) :]
+        if method == "POST" and route == "/reviews":
+            self._check_keys(body, _REVIEW_KEYS)
+            if not _is_uuid(body.get("typeId")):
+                raise _Reply(400, {"message": '"typeId" must be a valid GUID'})
+            review = self._create_review(body, subject)
+            return _Reply(200, review, {"Location": f"{self.base_url}/reviews/{review['id']}"})
+        if method == "GET" and route == "/reviews":
+            with self._lock:
+                items = [dict(r) for r in self._state.reviews]
+            fields = ("submissionId", "typeId", "reviewerId", "scoreCardId", "status", "score")
+            return self._paginate([r for r in items if self._matches(r, query, fields)], query, route)
+        if method == "GET" and route == "/reviewTypes":
+            with self._lock:
+                items = [dict(t) for t in self._state.review_types]
+            return self._paginate([t for t in items if self._matches(t, query, ("name", "isActive"))], query, route)
+        if method == "GET" and route.startswith("/submissions/") and route.count("/") == 2:
+            submission_id = route.rsplit("/", 1)[1]
+            with self._lock:
+                submission = self._state.submissions.get(submission_id)
+            if submission is None:
+                raise _Reply(404, {"message": f"Submission with ID = {submission_id} is not found"})
+            return _Reply(200, dict(submission))
+        if method == "POST" and route == "/reviewSummations":
+            self._check_keys(body, _SUMMATION_KEYS)
+            return _Reply(200, self._create_review_summation(body, subject))
+        # In the spec but not part of what the pipeline calls.
+        raise _Reply(501, {"message": f"{method} {route} is not implemented by the stand-in"})
+
+    def handle(self, method: str, raw_path: str, headers: Mapping[str, str], raw_body: bytes | None) -> _Reply:
+        """Validate, record and answer one request (the HTTP handler's whole job)."""
+        parts = urlsplit(raw_path)
+        path, query_string = parts.path, parts.query
+        query = parse_qs(query_string)
+        record = RecordedRequest(method, path, query, None, True, [], at=self._clock())
+        try:
+            try:
+                body: Any = json.loads(raw_body) if raw_body else None
+            except ValueError:
+                body = None
+            record.json = body
+            fault = self._take_fault(method, path)
+            if fault is not None and fault.delay > 0:
+                self._stopping.wait(fault.delay)
+            if path == TOKEN_PATH and method == "POST":
+                reply = self._token_request(record, body, raw_body, fault)
+            elif path.startswith(API_PREFIX + "/") or path == API_PREFIX:
+                reply = self._api_request(record, method, path, query_string, query, headers, raw_body, body, fault)
+            else:
+                record.valid, record.errors = False, [f"no such endpoint: {method} {path}"]
+                reply = _Reply(404, {"message": "Not found"})
+        except _Reply as early:
+            reply = early
+        record.status = reply.status
+        with self._lock:
+            self._state.requests.append(record)
+        return reply
+
+    def _token_request(
+        self, record: RecordedRequest, body: Any, raw_body: bytes | None, fault: _Fault | None
+    ) -> _Reply:
+        if isinstance(body, dict) and "client_secret" in body:
+            record.json = {**body, "client_secret": "<redacted>"}
+        if not raw_body:
+            return _Reply(500, "Empty body.")
+        errors = validate_proxy_body(body)
+        if errors:
+            record.valid, record.errors = False, errors
+            return _Reply(400, f"Payload validation error: {errors}")
+        if fault is not None and fault.status is not None:
+            return _Reply(fault.status, fault.body, fault.headers)
+        status, payload = self._handle_token(body)
+        return _Reply(status, payload)
+
+    def _api_request(
+        self,
+        record: RecordedRequest,
+        method: str,
+        path: str,
+        query_string: str,
+        query: Mapping[str, list[str]],
+        headers: Mapping[str, str],
+        raw_body: bytes | None,
+        body: Any,
+        fault: _Fault | None,
+    ) -> _Reply:
+        result = validate_api_request(self._openapi, method, path, query_string, headers, raw_body)
+        record.valid, record.errors = result.valid, list(result.errors)
+        if not result.route_found:
+            return _Reply(404, {"message": f"{method} {path} is not an endpoint of the v5 spec"})
+        subject = self._authorized(headers)
+        record.authorized = subject is not None
+        if subject is None:
+            # Authentication runs before validation in the real API.
+            return _Reply(401, {"message": "Invalid Token."})
+        if not result.valid:
+            return _Reply(400, {"message": "; ".join(result.errors)})
+        if fault is not None and fault.status is not None and not fault.after_store:
+            return _Reply(fault.status, fault.body, fault.headers)  # failed before doing anything
+        try:
+            reply = self._route_api(method, path, query, body, subject, fault)
+            if fault is not None and fault.status is not None and fault.after_store:
+                return _Reply(fault.status, fault.body, fault.headers)  # processed, then failed
+            return reply
+        except _Reply as reply:
+            if reply.status == 400:
+                # The API's own (joi) rules beyond the spec: also a contract breach by the client.
+                record.valid = False
+                record.errors.append(str(reply.body.get("message") if isinstance(reply.body, dict) else reply.body))
+            return reply
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: TopcoderStandIn
+    protocol_version = "HTTP/1.1"
+    server_version = "TopcoderStandIn/1.0"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: requests are recorded, not printed (and never with their Authorization header)."""
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw_body = self.rfile.read(length) if length else None
+        headers = CaseInsensitiveDict(self.headers.items())
+        reply = self.owner.handle(self.command, self.path, headers, raw_body)
+        if isinstance(reply.body, str):
+            payload, content_type = reply.body.encode("utf-8"), "text/plain; charset=utf-8"
+        else:
+            payload, content_type = json.dumps(reply.body).encode("utf-8"), "application/json; charset=utf-8"
+        try:
+            self.send_response(reply.status, HTTPStatus(reply.status).phrase if reply.status in _PHRASES else None)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (e.g. its read timeout): nothing to answer
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
+
+
+_PHRASES = {status.value for status in HTTPStatus}
