@@ -1,0 +1,231 @@
+"""Inbound Topcoder bus shapes (Kafka topic `submission.notification.create`).
+
+Three shapes reach the router (see docs/decisions/011):
+
+* the bus envelope `{topic, originator, timestamp, mime-type, payload, key?}` (`BusEnvelope`), whose
+  `payload` with `resource == "submission"` is a `SubmissionPayload`;
+* the flat form some producers send (`id`, `challengeId`, `url`, `memberId`, `created`, no `resource`):
+  `FlatSubmission`.
+
+Field rules that need a specific rejection reason raise `PydanticCustomError` whose *error type* is the
+reason code (`BusErrorCode`), so callers map errors by type and location, never by message text.
+Messages never echo the input: it is untrusted and ends up in logs.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+from uuid import UUID
+
+from pydantic import ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from mm_shared.models.base import ContractModel
+
+SUBMISSION_RESOURCE = "submission"
+MAX_URL_LENGTH = 2048
+
+_DIGITS = re.compile(r"^[0-9]{1,19}$")
+_V6_ID = re.compile(r"^[A-Za-z0-9_-]{14}$")
+_HOST = re.compile(r"^[a-z0-9.-]+$")  # ASCII host names and IPv4 literals only (no IDN look-alikes)
+
+
+class BusErrorCode(StrEnum):
+    """Error types raised by the field validators below; the router uses them as rejection reasons."""
+
+    SUBMISSION_ID_NOT_UUID = "submission_id_not_uuid"
+    SUBMISSION_ID_LEGACY_NUMERIC = "submission_id_legacy_numeric"
+    SUBMISSION_ID_V6 = "submission_id_v6_format"
+    CHALLENGE_ID_INVALID = "challenge_id_invalid"
+    MEMBER_ID_NOT_POSITIVE_INTEGER = "member_id_not_positive_integer"
+    URL_INVALID = "url_invalid"
+    URL_NOT_HTTPS = "url_not_https"
+    URL_HAS_USERINFO = "url_has_userinfo"
+    URL_PORT_NOT_ALLOWED = "url_port_not_allowed"
+
+
+def _error(code: BusErrorCode, message: str) -> PydanticCustomError:
+    return PydanticCustomError(code.value, message)
+
+
+def canonical_uuid(value: str) -> str | None:
+    try:
+        parsed = UUID(value)
+    except (ValueError, AttributeError, TypeError):
+        return None
+    # UUID() also accepts braces, "urn:uuid:" and missing hyphens; accept only the canonical 36-char form.
+    return str(parsed) if len(value) == 36 and str(parsed) == value.lower() else None
+
+
+def _positive_int(value: Any) -> int | None:
+    """A JSON integer or a string of decimal digits, > 0 (bool is not an integer here)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    if isinstance(value, str) and _DIGITS.match(value.strip()):
+        number = int(value.strip())
+        return number if number > 0 else None
+    return None
+
+
+def host_is_allowed(host: str, allowed_hosts: tuple[str, ...] | list[str]) -> bool:
+    """`.example.com` allows any subdomain of example.com (not the apex); any other entry is exact."""
+    host = host.lower().rstrip(".")
+    for entry in allowed_hosts:
+        entry = entry.strip().lower().rstrip(".")
+        if not entry or entry == ".":
+            continue
+        if entry.startswith("."):
+            if host.endswith(entry) and len(host) > len(entry):
+                return True
+        elif host == entry:
+            return True
+    return False
+
+
+class _BusModel(ContractModel):
+    # Producers add fields over time: ignore what we do not use. Not frozen-strict on whitespace either.
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+class SubmissionFields(_BusModel):
+    """The submission fields common to the envelope payload and the flat form."""
+
+    id: str
+    challenge_id: str  # canonical UUID, or the decimal digits of a legacy numeric id
+    member_id: int
+    url: str
+    type: str | None = None
+    created: datetime | None = None
+    updated: datetime | None = None
+    submitted_date: datetime | None = None
+    file_type: str = "zip"
+    submission_phase_id: int | None = None
+    # Hints used to resolve a legacy challenge id; ignored (None) when not well-formed.
+    v5_challenge_id: str | None = None
+    legacy_challenge_id: int | None = None
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _submission_id(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            return value  # the `str` type check reports the wrong type
+        if isinstance(value, int):
+            raise _error(
+                BusErrorCode.SUBMISSION_ID_LEGACY_NUMERIC, "legacy numeric submission id; a v5 UUID is required"
+            )
+        text = value.strip()
+        canonical = canonical_uuid(text)
+        if canonical:
+            return canonical
+        if _DIGITS.match(text):
+            raise _error(
+                BusErrorCode.SUBMISSION_ID_LEGACY_NUMERIC, "legacy numeric submission id; a v5 UUID is required"
+            )
+        if _V6_ID.match(text):
+            raise _error(BusErrorCode.SUBMISSION_ID_V6, "14-character v6 submission id; a v5 UUID is required")
+        raise _error(BusErrorCode.SUBMISSION_ID_NOT_UUID, "submission id is not a UUID")
+
+    @field_validator("challenge_id", mode="before")
+    @classmethod
+    def _challenge_id(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            canonical = canonical_uuid(value.strip())
+            if canonical:
+                return canonical
+        number = _positive_int(value)
+        if number is not None:
+            return str(number)
+        raise _error(BusErrorCode.CHALLENGE_ID_INVALID, "challenge id is neither a UUID nor a legacy numeric id")
+
+    @field_validator("member_id", mode="before")
+    @classmethod
+    def _member_id(cls, value: Any) -> Any:
+        number = _positive_int(value)
+        if number is None:
+            raise _error(BusErrorCode.MEMBER_ID_NOT_POSITIVE_INTEGER, "memberId is not a positive integer")
+        return number
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if len(value) > MAX_URL_LENGTH:
+            raise _error(BusErrorCode.URL_INVALID, f"url longer than {MAX_URL_LENGTH} characters")
+        if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F or ch == "\\" for ch in value):
+            raise _error(BusErrorCode.URL_INVALID, "url contains whitespace, control characters or backslashes")
+        try:
+            parts = urlsplit(value)
+            port = parts.port  # raises ValueError on a malformed port
+        except ValueError:
+            raise _error(BusErrorCode.URL_INVALID, "url cannot be parsed") from None
+        if parts.scheme.lower() != "https":
+            raise _error(BusErrorCode.URL_NOT_HTTPS, "url scheme is not https")
+        if "@" in parts.netloc:
+            raise _error(BusErrorCode.URL_HAS_USERINFO, "url carries user information")
+        host = (parts.hostname or "").rstrip(".")
+        if not host or not _HOST.match(host):
+            raise _error(BusErrorCode.URL_INVALID, "url has no plain ASCII host name")
+        if port is not None and port != 443:
+            raise _error(BusErrorCode.URL_PORT_NOT_ALLOWED, "url names a port other than 443")
+        return value
+
+    @field_validator("v5_challenge_id", mode="before")
+    @classmethod
+    def _v5_hint(cls, value: Any) -> str | None:
+        return canonical_uuid(value.strip()) if isinstance(value, str) else None
+
+    @field_validator("legacy_challenge_id", mode="before")
+    @classmethod
+    def _legacy_hint(cls, value: Any) -> int | None:
+        return _positive_int(value)
+
+    @property
+    def url_host(self) -> str:
+        return (urlsplit(self.url).hostname or "").rstrip(".").lower()
+
+    @property
+    def challenge_uuid(self) -> str | None:
+        """`challengeId` when it is already the v5 UUID."""
+        return None if self.challenge_id.isdigit() else self.challenge_id
+
+    @property
+    def legacy_challenge_number(self) -> int | None:
+        """`challengeId` when it is a legacy numeric id."""
+        return int(self.challenge_id) if self.challenge_id.isdigit() else None
+
+
+class SubmissionPayload(SubmissionFields):
+    """`payload` of a bus envelope with `resource == "submission"`."""
+
+    resource: str = Field(pattern=f"^{SUBMISSION_RESOURCE}$")
+
+
+class FlatSubmission(SubmissionFields):
+    """The unwrapped form without `resource` (no envelope, no topic of its own)."""
+
+
+class BusEnvelope(_BusModel):
+    topic: str = Field(min_length=1)
+    originator: str = Field(min_length=1)
+    timestamp: datetime
+    mime_type: str = Field(alias="mime-type", min_length=1)
+    payload: dict[str, Any]
+    key: str | None = None
+
+
+__all__ = [
+    "MAX_URL_LENGTH",
+    "SUBMISSION_RESOURCE",
+    "BusEnvelope",
+    "BusErrorCode",
+    "FlatSubmission",
+    "SubmissionFields",
+    "SubmissionPayload",
+    "canonical_uuid",
+    "host_is_allowed",
+]

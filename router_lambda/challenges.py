@@ -1,0 +1,260 @@
+"""Challenge resolution against the challenge table, with a warm-invocation cache.
+
+Per batch: one `BatchGetItem` round for every distinct key not in the cache (UUIDs and `legacy:<n>`
+alias keys), then at most one more round for the alias targets. Each distinct key is read at most once
+per batch (only `UnprocessedKeys` are asked again). Answers, negative ones included, are cached for
+`CHALLENGE_CACHE_SECONDS`; "unavailable" is never cached. See docs/decisions/015.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import Enum
+from typing import Any, Protocol
+
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
+
+from mm_shared.constants import CHALLENGE_TABLE_PARTITION_KEY, legacy_challenge_alias_key
+from mm_shared.models.bus import SubmissionFields, canonical_uuid
+from mm_shared.models.challenge import ChallengeRecord
+from router_lambda.batching import backoff_seconds
+from router_lambda.observability import logger
+from router_lambda.reasons import Reason
+from router_lambda.records import Verdict
+
+_BATCH_GET_LIMIT = 100  # DynamoDB BatchGetItem: at most 100 keys per request
+_MAX_CACHE_ENTRIES = 10_000  # bounds memory against floods of random (negative) ids
+_deserializer = TypeDeserializer()
+
+
+class DynamoDBBatchGet(Protocol):
+    """The slice of the boto3 DynamoDB client the resolver uses (a fake or a Stubber fits)."""
+
+    def batch_get_item(self, **kwargs: Any) -> dict[str, Any]: ...
+
+
+class Absent(Enum):
+    NOT_FOUND = "not_found"
+    INVALID = "invalid"  # the item exists but does not parse as a ChallengeRecord
+    UNAVAILABLE = "unavailable"  # DynamoDB did not answer (never cached)
+
+
+Lookup = ChallengeRecord | Absent
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Where one submission goes: a UUID (routable), a verdict (rejected) or unavailable (retry)."""
+
+    challenge_id: str | None = None
+    legacy_challenge_id: int | None = None
+    verdict: Verdict | None = None
+    unavailable: bool = False
+
+
+class ChallengeCache:
+    def __init__(self, ttl_seconds: float, clock: Callable[[], float]) -> None:
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._entries: dict[str, tuple[float, Lookup]] = {}
+
+    def get(self, key: str) -> Lookup | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        expires_at, value = entry
+        if self._clock() >= expires_at:
+            del self._entries[key]
+            return None
+        return value
+
+    def put(self, key: str, value: Lookup) -> None:
+        if value is Absent.UNAVAILABLE or self._ttl <= 0:
+            return
+        if len(self._entries) >= _MAX_CACHE_ENTRIES:
+            self._evict()
+        self._entries[key] = (self._clock() + self._ttl, value)
+
+    def _evict(self) -> None:
+        now = self._clock()
+        for key in [k for k, (expires_at, _) in self._entries.items() if expires_at <= now]:
+            del self._entries[key]
+        while len(self._entries) >= _MAX_CACHE_ENTRIES:  # oldest insertion first
+            del self._entries[next(iter(self._entries))]
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class ChallengeResolver:
+    def __init__(
+        self,
+        table_name: str,
+        client: Callable[[], DynamoDBBatchGet],
+        cache: ChallengeCache,
+        *,
+        max_attempts: int = 4,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._table_name = table_name
+        self._client = client
+        self._cache = cache
+        self._max_attempts = max_attempts
+        self._sleep = sleep
+        self._jitter = jitter
+
+    # ------------------------------------------------------------ resolution
+    def resolve(self, submissions: Sequence[SubmissionFields]) -> list[Resolution]:
+        first_keys = {self._first_key(submission) for submission in submissions}
+        found = self._lookup(first_keys)
+        targets = {
+            target
+            for key in first_keys
+            if key.startswith("legacy:") and (target := _alias_target(found[key])) is not None
+        }
+        found.update(self._lookup(targets - found.keys()))
+        return [self._resolution(submission, found) for submission in submissions]
+
+    @staticmethod
+    def _first_key(submission: SubmissionFields) -> str:
+        if submission.challenge_uuid:
+            return submission.challenge_uuid
+        if submission.v5_challenge_id:  # legacy id with the UUID alongside: no alias read needed
+            return submission.v5_challenge_id
+        return legacy_challenge_alias_key(submission.challenge_id)
+
+    def _resolution(self, submission: SubmissionFields, found: dict[str, Lookup]) -> Resolution:
+        legacy = submission.legacy_challenge_number or submission.legacy_challenge_id
+        key = self._first_key(submission)
+        first = found[key]
+        if first is Absent.UNAVAILABLE:
+            return Resolution(unavailable=True)
+        uuid = key
+        if key.startswith("legacy:"):
+            target = _alias_target(first)
+            if target is None:
+                why = "no alias item" if first is Absent.NOT_FOUND else "alias item without a valid aliasOf"
+                return Resolution(
+                    verdict=Verdict(
+                        Reason.LEGACY_CHALLENGE_UNRESOLVED,
+                        f"legacy challenge id {submission.challenge_id} has no v5ChallengeId and {why} ({key})",
+                        submission.id,
+                        submission.challenge_id,
+                    )
+                )
+            uuid = target
+        record = found.get(uuid, Absent.UNAVAILABLE)
+        if record is Absent.UNAVAILABLE:
+            return Resolution(unavailable=True)
+        if record is Absent.NOT_FOUND:
+            return self._reject(
+                Reason.CHALLENGE_UNKNOWN, f"challenge {uuid} is not in the challenge table", submission, uuid
+            )
+        if record is Absent.INVALID:
+            return self._reject(
+                Reason.CHALLENGE_RECORD_INVALID, f"challenge table item {uuid} is malformed", submission, uuid
+            )
+        if not record.active:
+            return self._reject(Reason.CHALLENGE_INACTIVE, f"challenge {uuid} is not active", submission, uuid)
+        return Resolution(challenge_id=uuid, legacy_challenge_id=legacy or record.legacy_id)
+
+    @staticmethod
+    def _reject(reason: Reason, detail: str, submission: SubmissionFields, uuid: str) -> Resolution:
+        return Resolution(verdict=Verdict(reason, detail, submission.id, uuid))
+
+    # ------------------------------------------------------------ reads
+    def _lookup(self, keys: Iterable[str]) -> dict[str, Lookup]:
+        result: dict[str, Lookup] = {}
+        misses: list[str] = []
+        for key in sorted(set(keys)):
+            cached = self._cache.get(key)
+            if cached is None:
+                misses.append(key)
+            else:
+                result[key] = cached
+        if misses:
+            fetched = self._fetch(misses)
+            for key, value in fetched.items():
+                self._cache.put(key, value)
+            result.update(fetched)
+        return result
+
+    def _fetch(self, keys: list[str]) -> dict[str, Lookup]:
+        result: dict[str, Lookup] = {}
+        unavailable = False
+        for start in range(0, len(keys), _BATCH_GET_LIMIT):
+            chunk = keys[start : start + _BATCH_GET_LIMIT]
+            if unavailable:  # DynamoDB already failed after boto's retries: don't stall on every chunk
+                result.update(dict.fromkeys(chunk, Absent.UNAVAILABLE))
+                continue
+            answered, unavailable = self._fetch_chunk(chunk)
+            result.update(answered)
+        return result
+
+    def _fetch_chunk(self, chunk: list[str]) -> tuple[dict[str, Lookup], bool]:
+        result: dict[str, Lookup] = {}
+        pending = list(chunk)
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                response = self._client().batch_get_item(
+                    RequestItems={
+                        self._table_name: {"Keys": [{CHALLENGE_TABLE_PARTITION_KEY: {"S": key}} for key in pending]}
+                    }
+                )
+            except (ClientError, BotoCoreError) as error:
+                logger.error("challenge table read failed", extra={"error": type(error).__name__, "keys": len(pending)})
+                result.update(dict.fromkeys(pending, Absent.UNAVAILABLE))
+                return result, True
+            for item in response.get("Responses", {}).get(self._table_name, []):
+                key, value = _parse_item(item)
+                if key in pending:
+                    result[key] = value
+            unprocessed = {
+                str(k.get(CHALLENGE_TABLE_PARTITION_KEY, {}).get("S"))
+                for k in response.get("UnprocessedKeys", {}).get(self._table_name, {}).get("Keys", [])
+            }
+            # Asked, answered, and not in the response: the item does not exist.
+            for key in pending:
+                if key not in result and key not in unprocessed:
+                    result[key] = Absent.NOT_FOUND
+            pending = [key for key in pending if key in unprocessed]
+            if not pending:
+                break
+            if attempt < self._max_attempts:
+                self._sleep(backoff_seconds(attempt, self._jitter))
+        if pending:
+            logger.warning("challenge table left keys unprocessed", extra={"keys": len(pending)})
+            result.update(dict.fromkeys(pending, Absent.UNAVAILABLE))
+        return result, False
+
+
+def _alias_target(value: Lookup) -> str | None:
+    if not isinstance(value, ChallengeRecord) or not value.alias_of:
+        return None
+    return canonical_uuid(value.alias_of.strip())
+
+
+def _parse_item(item: dict[str, Any]) -> tuple[str, Lookup]:
+    plain = {name: _plain(_deserializer.deserialize(value)) for name, value in item.items()}
+    key = str(plain.get(CHALLENGE_TABLE_PARTITION_KEY))
+    try:
+        return key, ChallengeRecord.model_validate(plain)
+    except ValidationError:
+        logger.error("malformed challenge table item", extra={"challenge_key": key})
+        return key, Absent.INVALID
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value

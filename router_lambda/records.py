@@ -1,0 +1,258 @@
+"""Per-record classification: MSK record -> a validated submission, or a skip/reject verdict.
+
+Pure functions over untrusted bytes: nothing here raises for a bad value (a property test feeds it
+arbitrary bytes), and no verdict detail quotes the value.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mm_shared.models.bus import (
+    SUBMISSION_RESOURCE,
+    BusEnvelope,
+    BusErrorCode,
+    FlatSubmission,
+    SubmissionFields,
+    SubmissionPayload,
+    host_is_allowed,
+)
+from mm_shared.models.routed import KafkaCoordinates
+from mm_shared.settings import RouterSettings
+from router_lambda.reasons import Reason
+
+_MAX_DETAIL = 600
+_MAX_ERRORS_IN_DETAIL = 4
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_:-]{1,64}$")
+_BUS_CODES = {code.value for code in BusErrorCode}
+# Keys that mark an object as a bus envelope (see docs/decisions/011).
+_ENVELOPE_MARKERS = ("topic", "payload", "originator", "mime-type")
+
+
+# ---------------------------------------------------------------- the MSK event (Lambda's shape, trusted)
+class MskRecord(BaseModel):
+    """One Kafka record as Lambda delivers it. `value` stays raw: it is checked by `decode_value`."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    topic: str
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+    timestamp: int | None = None
+    value: Any = None  # base64 text; absent/None for a tombstone
+    key: Any = None  # optional base64; unused
+
+    @property
+    def coordinates(self) -> KafkaCoordinates:
+        return KafkaCoordinates(
+            topic=self.topic, partition=self.partition, offset=self.offset, timestamp=self.timestamp
+        )
+
+    @property
+    def correlation_id(self) -> str:
+        return f"{self.topic}-{self.partition}-{self.offset}"
+
+
+class MskEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    records: dict[str, list[MskRecord]] = Field(default_factory=dict)
+
+    def flattened(self) -> list[MskRecord]:
+        """Every partition's records, partitions in event order, each partition in offset order."""
+        return [record for group in self.records.values() for record in sorted(group, key=lambda r: r.offset)]
+
+
+# ---------------------------------------------------------------- verdicts
+@dataclass(frozen=True)
+class Verdict:
+    """A record the router will not route: skipped or rejected, with a stable reason."""
+
+    reason: Reason
+    detail: str
+    submission_id: str | None = None
+    challenge_id: str | None = None
+
+    def with_ids(self, obj: Mapping[str, Any] | None) -> Verdict:
+        if obj is None or (self.submission_id and self.challenge_id):
+            return self
+        return Verdict(
+            self.reason,
+            self.detail,
+            self.submission_id or _safe_id(obj.get("id")),
+            self.challenge_id or _safe_id(obj.get("challengeId")),
+        )
+
+
+def _safe_id(value: Any) -> str | None:
+    """An id from untrusted input, only when it is short and plain (it goes into logs and the audit)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    text = str(value).strip()
+    return text if _SAFE_ID.match(text) else None
+
+
+def _quote(value: Any, limit: int = 80) -> str:
+    """A short, escaped rendering of an untrusted scalar for a detail string."""
+    text = repr(value) if isinstance(value, str) else type(value).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# ---------------------------------------------------------------- bytes -> JSON object
+def max_base64_length(max_bytes: int) -> int:
+    return 4 * ((max_bytes + 2) // 3)
+
+
+def decode_value(record: MskRecord, max_record_bytes: int) -> dict[str, Any] | Verdict:
+    value = record.value
+    if value is None:
+        return Verdict(Reason.VALUE_MISSING, "record has no value (tombstone or empty)")
+    if not isinstance(value, str):
+        return Verdict(Reason.VALUE_NOT_BASE64, f"record value is a {type(value).__name__}, not base64 text")
+    # Size first, from the encoded length, so an oversize value is never decoded.
+    if len(value) > max_base64_length(max_record_bytes):
+        return Verdict(Reason.RECORD_TOO_LARGE, f"record value exceeds MAX_RECORD_BYTES={max_record_bytes}")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return Verdict(Reason.VALUE_NOT_BASE64, "record value is not valid base64")
+    if len(raw) > max_record_bytes:
+        return Verdict(
+            Reason.RECORD_TOO_LARGE, f"record value is {len(raw)} bytes, over MAX_RECORD_BYTES={max_record_bytes}"
+        )
+    if not raw.strip():
+        return Verdict(Reason.VALUE_MISSING, "record value is empty")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return Verdict(Reason.VALUE_NOT_UTF8, f"record value is not UTF-8 (invalid byte at position {error.start})")
+    try:
+        parsed = json.loads(text)
+    except (ValueError, RecursionError):  # JSONDecodeError, int digit limits, absurd nesting
+        return Verdict(Reason.VALUE_NOT_JSON, "record value is not valid JSON")
+    if not isinstance(parsed, dict):
+        return Verdict(Reason.VALUE_NOT_OBJECT, f"record value is a JSON {_json_kind(parsed)}, not an object")
+    return parsed
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number"
+
+
+# ---------------------------------------------------------------- JSON object -> submission
+def verdict_from_validation_error(error: ValidationError, prefix: str = "") -> Verdict:
+    """Map pydantic errors to a reason by error *type* and *location* (never by message text).
+
+    The first error (field order) gives the reason; the detail names every offending field.
+    """
+    errors = error.errors(include_url=False, include_input=False, include_context=False)
+    first = errors[0]
+    parts = [f"{_field_name(err['loc'], prefix)}: {_describe(err)}" for err in errors[:_MAX_ERRORS_IN_DETAIL]]
+    if len(errors) > _MAX_ERRORS_IN_DETAIL:
+        parts.append(f"(+{len(errors) - _MAX_ERRORS_IN_DETAIL} more)")
+    return Verdict(_reason_for(first["type"]), "; ".join(parts)[:_MAX_DETAIL])
+
+
+def _reason_for(error_type: str) -> Reason:
+    if error_type in _BUS_CODES:
+        return Reason(error_type)
+    if error_type == "missing":
+        return Reason.MISSING_REQUIRED_FIELD
+    if error_type.endswith("_type"):  # string_type, int_type, dict_type, bool_type, ...
+        return Reason.WRONG_FIELD_TYPE
+    return Reason.INVALID_FIELD_VALUE  # parsing, pattern, length, ...
+
+
+def _field_name(loc: tuple[int | str, ...], prefix: str) -> str:
+    name = ".".join(str(part) for part in loc) or "<root>"
+    return f"{prefix}{name}"
+
+
+def _describe(err: Any) -> str:
+    if err["type"] == "missing":
+        return "required field is missing"
+    if str(err["type"]).endswith("_type"):
+        return f"wrong type ({err['msg']})"
+    return str(err["msg"])
+
+
+def classify_object(obj: dict[str, Any], settings: RouterSettings) -> SubmissionFields | Verdict:
+    """A decoded JSON object -> the submission to route, or why not."""
+    if any(marker in obj for marker in _ENVELOPE_MARKERS):
+        return _envelope(obj, settings)
+    if "resource" in obj:
+        # A bare payload (an envelope's `payload` without the envelope): judge it like one.
+        return _payload(obj, settings, prefix="")
+    if "id" in obj or "challengeId" in obj:
+        return _submission(FlatSubmission, obj, settings, prefix="")
+    return Verdict(Reason.UNRECOGNIZED_SHAPE, "object is neither a bus envelope nor a flat submission")
+
+
+def _payload_of(obj: dict[str, Any]) -> dict[str, Any] | None:
+    payload = obj.get("payload")
+    return payload if isinstance(payload, dict) else None
+
+
+def _envelope(obj: dict[str, Any], settings: RouterSettings) -> SubmissionFields | Verdict:
+    topic = obj.get("topic")
+    # Another topic's message is not ours to judge: skip it before validating its shape.
+    if isinstance(topic, str) and topic.strip() not in settings.accepted_topics:
+        return Verdict(Reason.TOPIC_NOT_ACCEPTED, f"envelope topic {_quote(topic)} is not in ACCEPTED_TOPICS")
+    try:
+        envelope = BusEnvelope.model_validate(obj)
+    except ValidationError as error:
+        return verdict_from_validation_error(error).with_ids(_payload_of(obj))
+    return _payload(envelope.payload, settings, prefix="payload.")
+
+
+def _payload(payload: dict[str, Any], settings: RouterSettings, *, prefix: str) -> SubmissionFields | Verdict:
+    resource = payload.get("resource")
+    if resource is None:
+        return Verdict(Reason.MISSING_REQUIRED_FIELD, f"{prefix}resource: required field is missing").with_ids(payload)
+    if resource != SUBMISSION_RESOURCE:
+        # review / reviewSummation / reviewType: a scorer's own posts land here; routing them would loop.
+        return Verdict(Reason.RESOURCE_NOT_SUBMISSION, f"{prefix}resource is {_quote(resource)}, not a submission")
+    return _submission(SubmissionPayload, payload, settings, prefix=prefix)
+
+
+def _submission(
+    model: type[SubmissionFields], data: dict[str, Any], settings: RouterSettings, *, prefix: str
+) -> SubmissionFields | Verdict:
+    try:
+        submission = model.model_validate(data)
+    except ValidationError as error:
+        return verdict_from_validation_error(error, prefix).with_ids(data)
+    if not host_is_allowed(submission.url_host, settings.allowed_url_hosts):
+        return Verdict(
+            Reason.URL_HOST_NOT_ALLOWED,
+            f"{prefix}url host {_quote(submission.url_host)} is not in ALLOWED_URL_HOSTS",
+            submission.id,
+            submission.challenge_id,
+        )
+    return submission
+
+
+def classify_record(record: MskRecord, settings: RouterSettings) -> SubmissionFields | Verdict:
+    """The whole per-record path: Kafka topic, bytes, JSON, shape, fields. Never raises for bad input."""
+    if record.topic not in settings.accepted_topics:
+        return Verdict(Reason.KAFKA_TOPIC_NOT_ACCEPTED, f"Kafka topic {_quote(record.topic)} is not in ACCEPTED_TOPICS")
+    decoded = decode_value(record, settings.max_record_bytes)
+    if isinstance(decoded, Verdict):
+        return decoded
+    return classify_object(decoded, settings)

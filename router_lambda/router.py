@@ -1,0 +1,277 @@
+"""The router's logic: one MSK batch in, SNS messages and audit records out, a partial batch response back.
+
+    classify every record (bytes -> JSON -> shape -> fields)      skip / reject with a reason
+    resolve the challenges of the valid ones (BatchGetItem, cache) reject unknown / inactive
+    drop in-batch duplicates of a submission id                  skip `duplicate_in_batch`
+    publish (SNS PublishBatch, per-entry retries)                 routed
+    audit every skipped / rejected record (SQS SendMessageBatch)
+    failed = SNS / DynamoDB / audit unavailable -> `batchItemFailures` (Kafka re-delivers from the
+    lowest failed offset of each partition; docs/decisions/010)
+
+Callable with injected ports: the handler builds real ones, tests pass fakes or moto-backed clients.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse, PartialItemFailures
+from pydantic import ValidationError
+
+from mm_shared import aws
+from mm_shared.models.audit import AuditDisposition
+from mm_shared.models.bus import SubmissionFields
+from mm_shared.models.routed import RoutedSubmission
+from mm_shared.observability import Metric
+from mm_shared.settings import RouterSettings
+from router_lambda.audit import AuditItem, AuditSender, SqsSendMessageBatch, build_audit_record
+from router_lambda.challenges import ChallengeCache, ChallengeResolver, DynamoDBBatchGet
+from router_lambda.observability import MetricsPort, logger, record_log_keys
+from router_lambda.publisher import OutboundMessage, Publisher, SnsPublishBatch
+from router_lambda.reasons import Reason
+from router_lambda.records import MskEvent, MskRecord, Verdict, classify_record
+
+UNPROCESSED_KEYS_ATTEMPTS = 4
+
+
+@dataclass
+class BatchReport:
+    """What happened to each record of one batch (keys are the record's index in the batch)."""
+
+    records: list[MskRecord]
+    routed: dict[int, RoutedSubmission] = field(default_factory=dict)
+    verdicts: dict[int, Verdict] = field(default_factory=dict)
+    audited: set[int] = field(default_factory=set)
+    failed: dict[int, str] = field(default_factory=dict)
+
+    def response(self) -> PartialItemFailureResponse:
+        # Powertools' Kafka shape (utilities/batch/base.py `_collect_kafka_failures`).
+        failures: list[PartialItemFailures] = [
+            {"itemIdentifier": {"partition": f"{r.topic}-{r.partition}", "offset": r.offset}}
+            for r in sorted((self.records[i] for i in self.failed), key=lambda r: (r.topic, r.partition, r.offset))
+        ]
+        return {"batchItemFailures": failures}
+
+
+class Router:
+    def __init__(
+        self,
+        settings: RouterSettings,
+        *,
+        resolver: ChallengeResolver,
+        publisher: Publisher,
+        auditor: AuditSender,
+        metrics: MetricsPort,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.resolver = resolver
+        self.publisher = publisher
+        self.auditor = auditor
+        self.metrics = metrics
+        self.clock = clock
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: RouterSettings,
+        *,
+        metrics: MetricsPort,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+        sns: Callable[[], SnsPublishBatch] | None = None,
+        sqs: Callable[[], SqsSendMessageBatch] | None = None,
+        dynamodb: Callable[[], DynamoDBBatchGet] | None = None,
+    ) -> Router:
+        """Real clients unless given; fetched lazily on each call (mm_shared.aws caches them)."""
+        return cls(
+            settings,
+            resolver=ChallengeResolver(
+                settings.challenge_table_name,
+                dynamodb or (lambda: aws.client("dynamodb")),
+                ChallengeCache(settings.challenge_cache_seconds, clock),
+                max_attempts=UNPROCESSED_KEYS_ATTEMPTS,
+                sleep=sleep,
+                jitter=jitter,
+            ),
+            publisher=Publisher(
+                settings.sns_topic_arn,
+                sns or (lambda: aws.client("sns")),
+                max_attempts=settings.publish_max_attempts,
+                sleep=sleep,
+                jitter=jitter,
+            ),
+            auditor=AuditSender(
+                settings.audit_queue_url,
+                sqs or (lambda: aws.client("sqs")),
+                max_attempts=settings.publish_max_attempts,
+                sleep=sleep,
+                jitter=jitter,
+            ),
+            metrics=metrics,
+            clock=clock,
+        )
+
+    # ------------------------------------------------------------------ the batch
+    def handle(self, event: Mapping[str, Any]) -> PartialItemFailureResponse:
+        return self.route(event).response()
+
+    def route(self, event: Mapping[str, Any]) -> BatchReport:
+        report = BatchReport(records=MskEvent.model_validate(event).flattened())
+        self.metrics.count(Metric.RECORDS_RECEIVED, len(report.records))
+        candidates = self._classify(report)
+        messages, duplicates = self._resolve(report, candidates)
+        self._publish(report, messages, duplicates)
+        self._audit(report)
+        self._log_failures(report)
+        return report
+
+    def _classify(self, report: BatchReport) -> dict[int, SubmissionFields]:
+        candidates: dict[int, SubmissionFields] = {}
+        for index, record in enumerate(report.records):
+            with record_log_keys(record.correlation_id):
+                try:
+                    outcome = classify_record(record, self.settings)
+                except Exception as error:  # a bug, not bad input: retry this record, keep the rest going
+                    logger.error("record classification crashed", extra={"error": type(error).__name__})
+                    report.failed[index] = f"internal error {type(error).__name__}"
+                    continue
+            if isinstance(outcome, Verdict):
+                report.verdicts[index] = outcome
+            else:
+                candidates[index] = outcome
+        return candidates
+
+    def _resolve(
+        self, report: BatchReport, candidates: dict[int, SubmissionFields]
+    ) -> tuple[list[OutboundMessage], dict[int, list[int]]]:
+        if not candidates:
+            return [], {}
+        indices = list(candidates)
+        resolutions = self.resolver.resolve([candidates[i] for i in indices])
+        messages: list[OutboundMessage] = []
+        first_of: dict[str, int] = {}
+        duplicates: dict[int, list[int]] = {}
+        now = datetime.fromtimestamp(self.clock(), tz=UTC)
+        for index, resolution in zip(indices, resolutions, strict=True):
+            submission = candidates[index]
+            if resolution.unavailable:
+                report.failed[index] = "challenge table unavailable"
+                continue
+            if resolution.verdict is not None:
+                report.verdicts[index] = resolution.verdict
+                continue
+            assert resolution.challenge_id is not None
+            if submission.id in first_of:  # route the first, skip the rest (docs/decisions/016)
+                duplicates.setdefault(first_of[submission.id], []).append(index)
+                continue
+            record = report.records[index]
+            try:
+                routed = RoutedSubmission(
+                    submission_id=submission.id,
+                    challenge_id=resolution.challenge_id,
+                    legacy_challenge_id=resolution.legacy_challenge_id,
+                    member_id=submission.member_id,
+                    url=submission.url,
+                    submission_type=submission.type,
+                    file_type=submission.file_type,
+                    submission_phase_id=submission.submission_phase_id,
+                    created=submission.created,
+                    submitted_date=submission.submitted_date,
+                    correlation_id=record.correlation_id,
+                    source=record.coordinates,
+                    routed_at=now,
+                )
+            except ValidationError as error:
+                report.verdicts[index] = Verdict(
+                    Reason.INVALID_FIELD_VALUE,
+                    f"cannot build the routed message ({error.error_count()} problems)",
+                    submission.id,
+                    resolution.challenge_id,
+                )
+                continue
+            first_of[submission.id] = index
+            report.routed[index] = routed
+            messages.append(OutboundMessage(key=index, body=routed.to_json(), challenge_id=routed.challenge_id))
+        return messages, duplicates
+
+    def _publish(self, report: BatchReport, messages: list[OutboundMessage], duplicates: dict[int, list[int]]) -> None:
+        result = self.publisher.publish(messages) if messages else None
+        if result is not None:
+            for index, why in result.failed.items():
+                report.failed[index] = why
+            for index, why in result.rejected.items():
+                routed = report.routed[index]
+                report.verdicts[index] = Verdict(
+                    Reason.PUBLISH_REJECTED, f"SNS refused the entry: {why}", routed.submission_id, routed.challenge_id
+                )
+            for index in set(report.routed) - result.published:
+                del report.routed[index]
+            self.metrics.count(Metric.PUBLISH_RETRIES, result.retries)
+            self.metrics.count(Metric.PUBLISH_FAILURES, len(result.failed) + len(result.rejected))
+        for first, others in duplicates.items():
+            for index in others:
+                if first in report.failed:  # the original goes back to Kafka: so does its twin
+                    report.failed[index] = f"duplicate of offset {report.records[first].offset}, which failed"
+                else:
+                    first_record = report.records[first]
+                    submission_id = (report.routed.get(first) or report.verdicts[first]).submission_id
+                    report.verdicts[index] = Verdict(
+                        Reason.DUPLICATE_IN_BATCH,
+                        f"submission already in this batch at {first_record.correlation_id}",
+                        submission_id,
+                        None,
+                    )
+        self.metrics.count(Metric.RECORDS_ROUTED, len(report.routed))
+        for index, routed in report.routed.items():
+            with record_log_keys(report.records[index].correlation_id):
+                logger.info(
+                    "record routed",
+                    extra={"submission_id": routed.submission_id, "challenge_id": routed.challenge_id},
+                )
+
+    def _audit(self, report: BatchReport) -> None:
+        if not report.verdicts:
+            return
+        now = self.clock()
+        items = [
+            AuditItem(index, build_audit_record(report.records[index], verdict, now))
+            for index, verdict in sorted(report.verdicts.items())
+        ]
+        delivered, failed = self.auditor.send(items)
+        report.audited = delivered
+        report.failed.update(failed)
+        counts: Counter[tuple[AuditDisposition, str]] = Counter()
+        for item in items:
+            audit = item.record
+            log = logger.info if audit.disposition is AuditDisposition.SKIPPED else logger.warning
+            with record_log_keys(audit.correlation_id):
+                log(
+                    f"record {audit.disposition.value}: {audit.reason}",
+                    extra={
+                        "disposition": audit.disposition.value,
+                        "reason": audit.reason,
+                        "detail": audit.detail,
+                        "submission_id": audit.submission_id,
+                        "challenge_id": audit.challenge_id,
+                        "audited": item.key in delivered,
+                    },
+                )
+            if item.key in delivered:
+                counts[(audit.disposition, audit.reason)] += 1
+        for (disposition, reason), count in sorted(counts.items()):
+            metric = Metric.RECORDS_SKIPPED if disposition is AuditDisposition.SKIPPED else Metric.RECORDS_REJECTED
+            self.metrics.count(metric, count, reason=reason)
+
+    @staticmethod
+    def _log_failures(report: BatchReport) -> None:
+        for index, why in sorted(report.failed.items()):
+            with record_log_keys(report.records[index].correlation_id):
+                logger.error("record failed; Kafka will re-deliver it", extra={"why": why})
