@@ -1,0 +1,179 @@
+"""Fakes and builders for the challenge processor tests (unit and integration)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+
+from challenge_lambda.launcher import LaunchResult, RunTaskRequest
+from mm_shared.models.routed import KafkaCoordinates, RoutedSubmission
+from mm_shared.observability import Metric
+
+CHALLENGE_ID = "5a0c0f57-8b70-4a2b-9f3e-1c2d3e4f5a6b"
+OTHER_CHALLENGE_ID = "0f9e8d7c-6b5a-4f3e-8d2c-1b0a9f8e7d6c"
+REVIEW_TYPE_ID = "c56a4180-65aa-42ec-a945-5fd21dec0503"
+REVIEWER_ID = "2b8f3c1e-6a6d-4d2a-9b39-3e1f4b5c6d7e"
+PARAMETER_NAME = f"/mm-processor/challenges/{CHALLENGE_ID}/config"
+TOKEN_PARAMETER_NAME = "/mm-processor/auth0/token"
+SECRET_TOKEN = "eyJhbGciOiJSUzI1NiJ9.SECRET-M2M-TOKEN-do-not-leak.c2lnbmF0dXJl"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+def routed_submission(
+    *,
+    submission_id: str | None = None,
+    challenge_id: str = CHALLENGE_ID,
+    legacy_challenge_id: int | None = None,
+    offset: int = 42,
+) -> RoutedSubmission:
+    source = KafkaCoordinates(topic="submission.notification.create", partition=0, offset=offset)
+    return RoutedSubmission(
+        submission_id=submission_id or str(uuid.uuid4()),
+        challenge_id=challenge_id,
+        legacy_challenge_id=legacy_challenge_id,
+        member_id=40_158_994,
+        url="https://topcoder-submissions.s3.amazonaws.com/mm/solution.zip",
+        submission_type="Contest Submission",
+        correlation_id=source.correlation_id,
+        source=source,
+        routed_at=datetime(2027, 1, 15, 12, 0, tzinfo=UTC),
+    )
+
+
+def config_document(challenge_id: str = CHALLENGE_ID, **overrides: Any) -> dict[str, Any]:
+    """A valid `/mm-processor/challenges/{id}/config` document (wire names)."""
+    document: dict[str, Any] = {
+        "challengeId": challenge_id,
+        "scorerType": "mm-scorer-java",
+        "ecsCluster": "mm-scorers",
+        "ecsTaskDefinition": "mm-scorer-example:3",
+        "scorerContainerName": "scorer",
+        "timeout": 1800,
+        "subnets": ["subnet-0a1b2c3d", "subnet-4e5f6a7b"],
+        "securityGroups": ["sg-0123456789abcdef0"],
+        "reviewTypeId": REVIEW_TYPE_ID,
+        "reviewerId": REVIEWER_ID,
+        "scoreCardId": 30_001_852,
+    }
+    document.update(overrides)
+    return {k: v for k, v in document.items() if v is not None}
+
+
+class FakeSsm:
+    """`get_parameter` from a dict, counting calls per name; a missing name raises ParameterNotFound."""
+
+    def __init__(self, values: dict[str, str] | None = None) -> None:
+        self.values = dict(values or {})
+        self.calls: list[str] = []
+
+    def put(self, name: str, document: dict[str, Any] | str) -> None:
+        self.values[name] = document if isinstance(document, str) else json.dumps(document)
+
+    def get_parameter(self, *, Name: str, WithDecryption: bool = False) -> dict[str, Any]:  # noqa: N803 - boto3 names
+        self.calls.append(Name)
+        if Name not in self.values:
+            raise ClientError(
+                {"Error": {"Code": "ParameterNotFound", "Message": f"Parameter {Name} not found."}}, "GetParameter"
+            )
+        return {"Parameter": {"Name": Name, "Type": "String", "Value": self.values[Name], "Version": 1}}
+
+    def calls_for(self, name: str) -> int:
+        return sum(1 for called in self.calls if called == name)
+
+
+@dataclass
+class FakeMetrics:
+    counts: list[tuple[Metric, str | None]] = field(default_factory=list)
+
+    def count(self, metric: Metric, *, reason: str | None = None) -> None:
+        self.counts.append((metric, reason))
+
+    def total(self, metric: Metric) -> int:
+        return sum(1 for name, _ in self.counts if name is metric)
+
+    def reasons(self, metric: Metric) -> list[str | None]:
+        return [reason for name, reason in self.counts if name is metric]
+
+
+Outcome = LaunchResult | BaseException | Callable[[RunTaskRequest], LaunchResult]
+
+
+class FakeLauncher:
+    """Records every RunTask request; answers from a script (default: a fresh task per call)."""
+
+    def __init__(self, *outcomes: Outcome, cluster_arn: str = f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/mm-scorers"):
+        self.script: list[Outcome] = list(outcomes)
+        self.requests: list[RunTaskRequest] = []
+        self.cluster_arn = cluster_arn
+        self.tasks_by_token: dict[str, str] = {}
+
+    def run_task(self, request: RunTaskRequest) -> LaunchResult:
+        self.requests.append(request)
+        outcome = self.script.pop(0) if self.script else None
+        if isinstance(outcome, BaseException):
+            raise outcome
+        if callable(outcome):
+            return outcome(request)
+        if outcome is not None:
+            return outcome
+        # Like ECS: the same clientToken returns the same task.
+        task_arn = self.tasks_by_token.setdefault(
+            request.client_token, f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/mm-scorers/{uuid.uuid4().hex}"
+        )
+        return LaunchResult(task_arn=task_arn, cluster_arn=self.cluster_arn)
+
+    @property
+    def tokens(self) -> list[str]:
+        return [request.client_token for request in self.requests]
+
+
+class FakeTokenProvider:
+    def __init__(self, token: str = SECRET_TOKEN, error: Exception | None = None) -> None:
+        self.token = token
+        self.error = error
+        self.calls = 0
+
+    def get_token(self, force_refresh: bool = False) -> str:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        return self.token
+
+
+def captured_logger() -> tuple[Logger, io.StringIO]:
+    """A Powertools Logger writing JSON lines into a buffer (unique service: no handler sharing)."""
+    buffer = io.StringIO()
+    logger = Logger(service=f"challenge-test-{uuid.uuid4().hex[:8]}", logger_handler=logging.StreamHandler(buffer))
+    return logger, buffer
+
+
+def log_lines(buffer: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
+
+
+def env_of(request: RunTaskRequest) -> dict[str, str]:
+    overrides = request.kwargs["overrides"]["containerOverrides"][0]
+    return {item["name"]: item["value"] for item in overrides["environment"]}
+
+
+def iter_strings(value: Any) -> Iterator[str]:
+    """Every string inside a nested structure (to scan for a leaked secret)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from iter_strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from iter_strings(item)

@@ -1,0 +1,223 @@
+"""challenge_lambda.launcher: the RunTask request, and how each ECS answer is classified."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
+from botocore.stub import Stubber
+
+from challenge_lambda.launcher import (
+    EcsLauncher,
+    LaunchErrorKind,
+    LaunchOutcomeUnknown,
+    LaunchRejected,
+    RunTaskRequest,
+    build_run_task_request,
+)
+from mm_shared.models.challenge import ChallengeConfig
+from tests.unit.challenge.helpers import ACCOUNT, CHALLENGE_ID, REGION, config_document, env_of, routed_submission
+
+TASK_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/mm-scorers/0123456789abcdef0123456789abcdef"
+CLUSTER_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/mm-scorers"
+
+
+def _request(**config_overrides: Any) -> RunTaskRequest:
+    submission = routed_submission(submission_id="3f2b1c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d", legacy_challenge_id=30_054_321)
+    config = ChallengeConfig.model_validate(config_document(**config_overrides))
+    return build_run_task_request(submission, config, environment_name="dev", attempt=2)
+
+
+# ------------------------------------------------------------------ request
+def test_request_is_one_fargate_task_with_private_awsvpc_networking() -> None:
+    kwargs = _request().kwargs
+
+    assert kwargs["launchType"] == "FARGATE"
+    assert kwargs["count"] == 1
+    assert kwargs["cluster"] == "mm-scorers"
+    assert kwargs["taskDefinition"] == "mm-scorer-example:3"
+    assert kwargs["networkConfiguration"] == {
+        "awsvpcConfiguration": {
+            "subnets": ["subnet-0a1b2c3d", "subnet-4e5f6a7b"],
+            "securityGroups": ["sg-0123456789abcdef0"],
+            "assignPublicIp": "DISABLED",
+        }
+    }
+    assert "propagateTags" not in kwargs
+
+
+def test_request_identity_started_by_client_token_and_tags() -> None:
+    request = _request()
+
+    assert request.started_by == f"mm-processor/dev/{CHALLENGE_ID}" == request.kwargs["startedBy"]
+    assert request.client_token == "3f2b1c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d-2" == request.kwargs["clientToken"]
+    assert len(request.client_token) <= 64
+    assert {tag["key"]: tag["value"] for tag in request.kwargs["tags"]} == {
+        "ChallengeId": CHALLENGE_ID,
+        "SubmissionId": "3f2b1c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+        "ScorerType": "mm-scorer-java",
+        "Environment": "dev",
+        "Project": "mm-processor",
+    }
+
+
+def test_container_override_environment() -> None:
+    request = _request()
+
+    assert request.kwargs["overrides"]["containerOverrides"][0]["name"] == "scorer"
+    assert env_of(request) == {
+        "MM_SUBMISSION_ID": "3f2b1c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+        "MM_CHALLENGE_ID": CHALLENGE_ID,
+        "MM_LEGACY_CHALLENGE_ID": "30054321",
+        "MM_SUBMISSION_URL": "https://topcoder-submissions.s3.amazonaws.com/mm/solution.zip",
+        "MM_MEMBER_ID": "40158994",
+        "MM_SCORER_TYPE": "mm-scorer-java",
+        "MM_CORRELATION_ID": "submission.notification.create-0-42",
+        "MM_TIMEOUT_SECONDS": "1800",
+        "MM_ENVIRONMENT": "dev",
+    }
+
+
+def test_cpu_and_memory_overrides_only_when_configured() -> None:
+    assert set(_request().kwargs["overrides"]) == {"containerOverrides"}
+
+    overrides = _request(cpu=2048, memoryLimit=8192).kwargs["overrides"]
+
+    assert (overrides["cpu"], overrides["memory"]) == ("2048", "8192")
+
+
+def test_security_groups_omitted_when_not_configured() -> None:
+    vpc = _request(securityGroups=None).kwargs["networkConfiguration"]["awsvpcConfiguration"]
+
+    assert "securityGroups" not in vpc
+    assert vpc["assignPublicIp"] == "DISABLED"
+
+
+def test_repr_and_redaction_never_show_secrets() -> None:
+    submission = routed_submission()
+    config = ChallengeConfig.model_validate(config_document())
+    request = build_run_task_request(
+        submission,
+        config,
+        environment_name="dev",
+        attempt=1,
+        credential_environment=(("MM_M2M_TOKEN", "tok-123"),),
+        secret_values=("tok-123",),
+    )
+
+    assert "tok-123" not in repr(request)
+    assert request.redact("value tok-123 echoed") == "value *** echoed"
+
+
+# ------------------------------------------------------------------ send + classify
+def _stubbed() -> tuple[EcsLauncher, Stubber]:
+    client = boto3.client("ecs", region_name=REGION)
+    return EcsLauncher(client), Stubber(client)
+
+
+def test_task_returned_is_a_launch() -> None:
+    launcher, stub = _stubbed()
+    request = _request()
+    stub.add_response(
+        "run_task", {"tasks": [{"taskArn": TASK_ARN, "clusterArn": CLUSTER_ARN}], "failures": []}, request.kwargs
+    )
+
+    with stub:
+        result = launcher.run_task(request)
+
+    assert (result.task_arn, result.cluster_arn, result.adopted) == (TASK_ARN, CLUSTER_ARN, False)
+    stub.assert_no_pending_responses()
+
+
+def test_failures_without_task_is_a_transient_rejection() -> None:
+    launcher, stub = _stubbed()
+    stub.add_response(
+        "run_task", {"tasks": [], "failures": [{"arn": CLUSTER_ARN, "reason": "Capacity is unavailable at this time"}]}
+    )
+
+    with stub, pytest.raises(LaunchRejected) as raised:
+        launcher.run_task(_request())
+
+    assert raised.value.kind is LaunchErrorKind.TRANSIENT
+    assert raised.value.reason_code == "Capacity is unavailable at this time"
+    assert "Capacity is unavailable" in raised.value.detail
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "reason_code", "kind"),
+    [
+        ("ThrottlingException", 400, "Throttling", LaunchErrorKind.TRANSIENT),
+        ("ServerException", 500, "ServerException", LaunchErrorKind.TRANSIENT),
+        ("InvalidParameterException", 400, "InvalidParameterException", LaunchErrorKind.PERMANENT),
+        ("ClientException", 400, "ClientException", LaunchErrorKind.PERMANENT),
+        ("AccessDeniedException", 400, "AccessDeniedException", LaunchErrorKind.PERMANENT),
+        ("SomethingNew", 503, "SomethingNew", LaunchErrorKind.TRANSIENT),
+        ("SomethingElse", 400, "SomethingElse", LaunchErrorKind.PERMANENT),
+    ],
+)
+def test_error_answers_are_definite_rejections(code: str, status: int, reason_code: str, kind: LaunchErrorKind) -> None:
+    launcher, stub = _stubbed()
+    stub.add_client_error("run_task", service_error_code=code, service_message="nope", http_status_code=status)
+
+    with stub, pytest.raises(LaunchRejected) as raised:
+        launcher.run_task(_request())
+
+    assert (raised.value.reason_code, raised.value.kind) == (reason_code, kind)
+
+
+def test_conflict_naming_the_task_adopts_it_instead_of_launching_again() -> None:
+    launcher, stub = _stubbed()
+    stub.add_client_error(
+        "run_task",
+        service_error_code="ConflictException",
+        service_message="The clientToken is already in use with a different RunTask request.",
+        http_status_code=409,
+        modeled_fields={"resourceIds": [TASK_ARN]},
+    )
+
+    with stub:
+        result = launcher.run_task(_request())
+
+    assert (result.task_arn, result.cluster_arn, result.adopted) == (TASK_ARN, CLUSTER_ARN, True)
+
+
+def test_conflict_without_task_is_an_unknown_outcome() -> None:
+    launcher, stub = _stubbed()
+    stub.add_client_error("run_task", service_error_code="ConflictException", http_status_code=409)
+
+    with stub, pytest.raises(LaunchOutcomeUnknown):
+        launcher.run_task(_request())
+
+
+def test_answer_without_task_or_failures_is_an_unknown_outcome() -> None:
+    launcher, stub = _stubbed()
+    stub.add_response("run_task", {"tasks": [], "failures": []})
+
+    with stub, pytest.raises(LaunchOutcomeUnknown) as raised:
+        launcher.run_task(_request())
+
+    assert raised.value.reason_code == "NoTaskReturned"
+
+
+class _RaisingClient:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def run_task(self, **_: Any) -> dict[str, Any]:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ReadTimeoutError(endpoint_url="https://ecs.us-east-1.amazonaws.com/"),
+        EndpointConnectionError(endpoint_url="https://ecs.us-east-1.amazonaws.com/"),
+    ],
+)
+def test_transport_errors_are_unknown_outcomes(error: Exception) -> None:
+    with pytest.raises(LaunchOutcomeUnknown) as raised:
+        EcsLauncher(_RaisingClient(error)).run_task(_request())
+
+    assert raised.value.reason_code == type(error).__name__
