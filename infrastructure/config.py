@@ -32,6 +32,33 @@ CONFIG_DIR = Path(__file__).resolve().parent / "config"
 DEFAULT_ENVIRONMENT = "example"
 
 _ARN = r"^arn:aws[a-zA-Z-]*:"
+# A shard stack holds at most this many challenge processors (CloudFormation: 500 resources per stack).
+MAX_CHALLENGES_PER_STACK = 30
+# The retention periods CloudWatch Logs accepts.
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 
 
 class EnvironmentConfigError(ValueError):
@@ -183,10 +210,18 @@ class EnvironmentConfig(_Model):
     log_retention_days: int = Field(default=30, ge=1, le=3653)
     status_ttl_days: int = Field(default=90, ge=1, le=3650)
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    challenges_per_stack: int = Field(default=40, ge=1, le=100)
+    # About 15 resources per challenge: 30 keeps a shard stack under CloudFormation's 500 (decision 040).
+    challenges_per_stack: int = Field(default=25, ge=1, le=MAX_CHALLENGES_PER_STACK)
     write_challenge_config: bool = True  # write each challenge's SSM config and challenge-table row
     challenge_defaults: ChallengeDefaults | None = None
     challenges: tuple[ChallengeSettings, ...] = Field(min_length=1)
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"CloudWatch Logs accepts only {', '.join(map(str, LOG_RETENTION_DAYS))} days")
+        return value
 
     @model_validator(mode="after")
     def _unique(self) -> Self:

@@ -237,8 +237,16 @@ class WiringPlan:
 
     def challenge_records(self, queue_urls: dict[str, str] | None = None) -> list[ChallengeRecord]:
         """Rows of the challenge table: one per challenge, plus an alias row per legacy numeric id."""
+        return self.challenge_records_for(self.config.challenges, queue_urls)
+
+    def challenge_records_for(
+        self,
+        challenges: tuple[ChallengeSettings, ...] | list[ChallengeSettings],
+        queue_urls: dict[str, str] | None = None,
+    ) -> list[ChallengeRecord]:
+        """The challenge-table rows of some challenges (a shard stack writes those of its own challenges)."""
         records: list[ChallengeRecord] = []
-        for challenge in self.config.challenges:
+        for challenge in challenges:
             records.append(
                 ChallengeRecord(
                     challenge_id=challenge.challenge_id,
@@ -257,6 +265,18 @@ class WiringPlan:
                     )
                 )
         return records
+
+    # ------------------------------------------------------------------ Kafka IAM resources
+    def _kafka_resource(self, kind: str, name: str) -> str:
+        """`arn:...:kafka:<region>:<account>:<kind>/<cluster-name>/<cluster-uuid>/<name>` (MSK IAM access control)."""
+        prefix, _, cluster_path = self.config.kafka.cluster_arn.partition(":cluster/")
+        return f"{prefix}:{kind}/{cluster_path}/{name}"
+
+    def kafka_topic_arn(self) -> str:
+        return self._kafka_resource("topic", self.config.kafka.topic)
+
+    def kafka_group_arn(self) -> str:
+        return self._kafka_resource("group", self.kafka_source().consumer_group_id)
 
     # ------------------------------------------------------------------ function environments
     def _token_fields(self) -> dict[str, Any]:
@@ -321,3 +341,16 @@ class WiringPlan:
 
 def token_settings_names() -> frozenset[str]:
     return TokenSettings.env_var_names()
+
+
+def dynamodb_item(record: ChallengeRecord) -> dict[str, dict[str, Any]]:
+    """A challenge-table row in DynamoDB's typed JSON (what PutItem / BatchWriteItem take)."""
+    item: dict[str, dict[str, Any]] = {}
+    for key, value in record.model_dump(by_alias=True, exclude_none=True).items():
+        if isinstance(value, bool):
+            item[key] = {"BOOL": value}
+        elif isinstance(value, int | float):
+            item[key] = {"N": str(value)}
+        else:
+            item[key] = {"S": str(value)}
+    return item

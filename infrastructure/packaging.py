@@ -1,0 +1,253 @@
+"""Docker-free Lambda assets: one staging directory per function and one dependency layer directory.
+
+- `stage_function_asset("router")` -> `build/assets/router/` holding `router_lambda/` and `mm_shared/`
+  (sources only: no tests, no infrastructure, no `__pycache__`).
+- `build_layer()` -> `build/layer/` whose `python/` holds the runtime dependencies from uv.lock, installed
+  for Lambda (`manylinux2014_aarch64`, CPython 3.12, wheels only). The build is cached by a hash of the
+  requirement set and the target, so repeated synths reuse it (docs/decisions/041).
+- `build_layer(LayerTarget.HOST)` -> `build/layer-host/`: the same requirement set for this machine, used
+  by a test that imports every handler with only its asset and the layer on `sys.path`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BUILD_DIR = REPO_ROOT / "build"
+ASSETS_DIR = BUILD_DIR / "assets"
+SHARED_PACKAGE = "mm_shared"
+
+# Lambda runtime the layer is built for. Keep in step with the function runtime (stacks use this too).
+LAMBDA_PYTHON_VERSION = "3.12"
+LAMBDA_PLATFORM = "manylinux2014_aarch64"
+# The interpreter matching Lambda's Python, for the host-platform layer (falls back to the current one).
+LAMBDA_LIKE_INTERPRETER = Path("/root/.pyenv/versions/3.12.1/bin/python3.12")
+
+# Function asset name -> the package its handler lives in (completion and sweeper share one asset).
+FUNCTION_PACKAGES: dict[str, str] = {
+    "router": "router_lambda",
+    "challenge": "challenge_lambda",
+    "completion": "completion_lambda",
+}
+
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".mypy_cache", ".pytest_cache", "tests")
+
+
+class PackagingError(RuntimeError):
+    """An asset or the layer could not be built; the message says which and why."""
+
+
+class LayerTarget(Enum):
+    LAMBDA = "lambda"  # build/layer: aarch64 wheels for the Lambda runtime
+    HOST = "host"  # build/layer-host: this machine, for the import test
+
+
+@dataclass(frozen=True)
+class LayerBuild:
+    directory: Path  # the layer root (holds `python/`)
+    requirements: tuple[str, ...]
+    fingerprint: str
+    rebuilt: bool
+
+
+# ------------------------------------------------------------------ function assets
+def stage_function_asset(name: str, *, root: Path = REPO_ROOT, assets_dir: Path = ASSETS_DIR) -> Path:
+    """Copy the function's package and `mm_shared/` into `assets_dir/<name>/` (replacing it atomically)."""
+    if name not in FUNCTION_PACKAGES:
+        raise PackagingError(f"unknown function asset {name!r} (known: {', '.join(FUNCTION_PACKAGES)})")
+    packages = (FUNCTION_PACKAGES[name], SHARED_PACKAGE)
+    assets_dir.mkdir(parents=True, exist_ok=True)
+    target = assets_dir / name
+    with _lock(assets_dir / f".{name}.lock"):
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=assets_dir))
+        try:
+            for package in packages:
+                source = root / package
+                if not (source / "__init__.py").is_file():
+                    raise PackagingError(f"asset {name}: package {package}/ is missing under {root}")
+                shutil.copytree(source, staging / package, ignore=_IGNORED)
+            _normalise_mtimes(staging)
+            if target.exists():
+                shutil.rmtree(target)
+            staging.rename(target)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _normalise_mtimes(directory: Path) -> None:
+    # CDK hashes contents, not times; fixed times keep zips reproducible for anyone diffing them.
+    for path in directory.rglob("*"):
+        os.utime(path, (315_532_800, 315_532_800))
+
+
+# ------------------------------------------------------------------ dependency layer
+def _uv() -> str:
+    for candidate in (shutil.which("uv"), str(REPO_ROOT / ".tools" / "bin" / "uv")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    raise PackagingError("layer: `uv` not found (run `make install`); it exports the runtime requirements")
+
+
+def runtime_requirements(root: Path = REPO_ROOT) -> tuple[str, ...]:
+    """Pinned runtime requirements (`name==version[; marker]`) from uv.lock, sorted."""
+    command = [
+        _uv(),
+        "export",
+        "--frozen",
+        "--no-dev",
+        "--no-emit-project",
+        "--no-hashes",
+        "--no-group",
+        "infra",
+        "--no-group",
+        "dev",
+        "--no-header",
+        "--no-annotate",
+    ]
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise PackagingError(f"layer: `uv export` failed: {result.stderr.strip()[:500]}")
+    lines = [line.split("#", 1)[0].strip() for line in result.stdout.splitlines()]
+    requirements = tuple(sorted(line for line in lines if line and not line.startswith("-")))
+    unpinned = [r for r in requirements if "==" not in r]
+    if unpinned or not requirements:
+        raise PackagingError(f"layer: every requirement must be pinned exactly, got {unpinned or 'nothing'}")
+    return requirements
+
+
+def _layer_dir(target: LayerTarget) -> Path:
+    return BUILD_DIR / ("layer" if target is LayerTarget.LAMBDA else "layer-host")
+
+
+def _host_python() -> str:
+    return str(LAMBDA_LIKE_INTERPRETER) if LAMBDA_LIKE_INTERPRETER.is_file() else sys.executable
+
+
+def _has_pip(python: str) -> bool:
+    probe = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+def _install_command(target: LayerTarget, requirements_file: Path, destination: Path) -> list[str]:
+    common = ["--target", str(destination), "--requirement", str(requirements_file), "--no-deps"]
+    if target is LayerTarget.HOST:
+        python = _host_python()
+        if _has_pip(python):
+            return [python, "-m", "pip", "install", "--quiet", "--no-compile", "--disable-pip-version-check", *common]
+        return [_uv(), "pip", "install", "--quiet", "--python", python, "--no-compile", *common]
+    for python in (_host_python(), sys.executable):
+        if _has_pip(python):
+            return [
+                python,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-compile",
+                "--disable-pip-version-check",
+                "--platform",
+                LAMBDA_PLATFORM,
+                "--implementation",
+                "cp",
+                "--python-version",
+                LAMBDA_PYTHON_VERSION,
+                "--only-binary=:all:",
+                *common,
+            ]
+    return [
+        _uv(),
+        "pip",
+        "install",
+        "--quiet",
+        "--no-compile",
+        "--python-platform",
+        "aarch64-manylinux2014",
+        "--python-version",
+        LAMBDA_PYTHON_VERSION,
+        "--only-binary",
+        ":all:",
+        *common,
+    ]
+
+
+def layer_fingerprint(requirements: tuple[str, ...], target: LayerTarget) -> str:
+    platform = f"{LAMBDA_PLATFORM}/cp{LAMBDA_PYTHON_VERSION}" if target is LayerTarget.LAMBDA else _host_python()
+    digest = hashlib.sha256("\n".join((platform, *requirements)).encode())
+    return digest.hexdigest()
+
+
+def build_layer(target: LayerTarget = LayerTarget.LAMBDA, *, force: bool = False) -> LayerBuild:
+    """Build (or reuse) the dependency layer directory for `target`; returns its root (`<root>/python/`)."""
+    requirements = runtime_requirements()
+    fingerprint = layer_fingerprint(requirements, target)
+    root = _layer_dir(target)
+    marker = root / ".fingerprint"
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    with _lock(BUILD_DIR / f".{root.name}.lock"):
+        if not force and marker.is_file() and marker.read_text().strip() == fingerprint:
+            return LayerBuild(root, requirements, fingerprint, rebuilt=False)
+        staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=BUILD_DIR))
+        try:
+            requirements_file = staging / "requirements.txt"
+            requirements_file.write_text("\n".join(requirements) + "\n")
+            command = _install_command(target, requirements_file, staging / "layer" / "python")
+            result = subprocess.run(command, capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                raise PackagingError(f"layer ({target.value}): install failed: {result.stderr.strip()[-1500:]}")
+            for cache in (staging / "layer").rglob("__pycache__"):
+                shutil.rmtree(cache, ignore_errors=True)
+            (staging / "layer" / ".fingerprint").write_text(fingerprint + "\n")
+            if root.exists():
+                shutil.rmtree(root)
+            (staging / "layer").rename(root)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return LayerBuild(root, requirements, fingerprint, rebuilt=True)
+
+
+def layer_distributions(layer_root: Path) -> dict[str, str]:
+    """`{normalised distribution name: version}` of everything installed in a layer directory."""
+    found: dict[str, str] = {}
+    for info in (layer_root / "python").glob("*.dist-info"):
+        name, _, version = info.name.removesuffix(".dist-info").rpartition("-")
+        found[_normalise(name)] = version
+    return found
+
+
+def requirement_versions(requirements: tuple[str, ...]) -> dict[str, str]:
+    pinned: dict[str, str] = {}
+    for requirement in requirements:
+        spec = requirement.split(";", 1)[0].strip()
+        name, _, version = spec.partition("==")
+        pinned[_normalise(name.split("[", 1)[0])] = version.strip()
+    return pinned
+
+
+def _normalise(name: str) -> str:
+    return name.strip().lower().replace("-", "_").replace(".", "_")
+
+
+@contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    """An advisory file lock: test workers and a concurrent `cdk synth` never build the same dir at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
