@@ -1,0 +1,71 @@
+"""Socket-free fakes for the token provider tests: a JWT maker, a counting SSM/Secrets wrapper, and a
+requests-like session that answers like the Auth0 proxy."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+
+
+def make_jwt(exp: float | None, **claims: Any) -> str:
+    def part(data: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    payload = dict(claims)
+    if exp is not None:
+        payload["exp"] = int(exp)
+    return f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part(payload)}.c2lnbmF0dXJl"
+
+
+class CountingClient:
+    """Wraps a boto3 client and counts calls per operation."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.calls: dict[str, int] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._client, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return target(*args, **kwargs)
+
+        return counted
+
+
+class FakeResponse:
+    def __init__(self, status_code: int, body: Any) -> None:
+        self.status_code = status_code
+        self._body = body
+        self.text = body if isinstance(body, str) else json.dumps(body)
+
+    def json(self) -> Any:
+        if isinstance(self._body, str):
+            return json.loads(self._body)
+        return self._body
+
+
+class FakeProxySession:
+    """Answers POSTs like the Auth0 proxy: each call issues a new JWT valid `lifetime` seconds from the
+    clock, `expires_in = exp - 60 - now`. `responder` overrides the answer (status, body)."""
+
+    def __init__(self, clock: Callable[[], float], lifetime: int = 3600) -> None:
+        self.clock = clock
+        self.lifetime = lifetime
+        self.posts: list[dict[str, Any]] = []
+        self.issued: list[str] = []
+        self.responder: Callable[[dict[str, Any]], tuple[int, Any]] | None = None
+
+    def post(self, url: str, json: dict[str, Any], timeout: Any, allow_redirects: bool) -> FakeResponse:
+        self.posts.append({"url": url, "json": json, "timeout": timeout})
+        if self.responder is not None:
+            status, body = self.responder(json)
+            return FakeResponse(status, body)
+        now = self.clock()
+        exp = int(now) + self.lifetime
+        token = make_jwt(exp, sub=f"{json['client_id']}@clients", n=len(self.issued))
+        self.issued.append(token)
+        return FakeResponse(200, {"access_token": token, "expires_in": int(exp - 60 - now)})
