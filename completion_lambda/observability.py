@@ -6,12 +6,17 @@ so each function logs under its own name although both live in this package.
 
 from __future__ import annotations
 
+import warnings
 from typing import Protocol
 
 from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 
 from mm_shared.observability import ENVIRONMENT_DIMENSION, REASON_DIMENSION, Metric
+
+# Expected, not a fault: an invocation that only emits Reason-dimensioned metrics (own EMF lines) or
+# none at all (an ignored event) leaves the batched set empty.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 logger = Logger()
 metrics = Metrics()

@@ -1,0 +1,220 @@
+"""Completion integration fixtures: the real handler, StatusStore on a moto table, and fakes or the stand-in."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from completion_lambda import handler as completion_handler
+from completion_lambda import timeout_sweeper
+from completion_lambda.handler import CompletionDependencies
+from completion_lambda.observability import MetricsSink, RecordingMetricsSink, logger
+from completion_lambda.service import ConfigSource, ReviewApi
+from completion_lambda.timeout_sweeper import SweeperDependencies
+from mm_shared import aws as aws_clients
+from mm_shared.constants import started_by
+from mm_shared.models.lifecycle import LifecycleRecord
+from mm_shared.models.routed import KafkaCoordinates, RoutedSubmission
+from mm_shared.models.task import TaskEnv
+from mm_shared.settings import CompletionSettings, TimeoutSweeperSettings
+from mm_shared.status_store import StatusStore
+from tests.builders import ACCOUNT, REGION, ecs_task_stopped_event, new_uuid
+from tests.conftest import Clock
+from tests.unit.completion.fakes import CHALLENGE_ID, FakeConfigSource, FakeReviewApi
+
+ENVIRONMENT = "example"
+CLUSTER_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/mm-scorers"
+
+
+def task_arn() -> str:
+    return f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/mm-scorers/{new_uuid().replace('-', '')}"
+
+
+def task_environment(submission_id: str, *, challenge_id: str = CHALLENGE_ID, **extra: str) -> dict[str, str]:
+    return {
+        TaskEnv.SUBMISSION_ID.value: submission_id,
+        TaskEnv.CHALLENGE_ID.value: challenge_id,
+        TaskEnv.CORRELATION_ID.value: f"submission.notification.create-0-{abs(hash(submission_id)) % 10_000}",
+        **extra,
+    }
+
+
+def stopped_event(submission_id: str, arn: str, *, cluster_arn: str = CLUSTER_ARN, **kwargs: Any) -> dict[str, Any]:
+    """A STOPPED event of a task this pipeline started for `submission_id`."""
+    kwargs.setdefault("environment", task_environment(submission_id))
+    kwargs.setdefault("started_by", started_by(ENVIRONMENT, CHALLENGE_ID))
+    return ecs_task_stopped_event(task_arn=arn, cluster_arn=cluster_arn, **kwargs)
+
+
+def completion_settings(status_table: str, api_url: str = "http://127.0.0.1:9/v5") -> CompletionSettings:
+    return CompletionSettings(
+        environment_name=ENVIRONMENT,
+        status_table_name=status_table,
+        challenge_config_parameter_prefix="/mm-processor/challenges",
+        submission_api_url=api_url,
+        report_lease_seconds=120,
+    )
+
+
+@dataclass
+class Completion:
+    """The completion handler wired to a moto status table and replaceable ports."""
+
+    store: StatusStore
+    api: Any
+    config: Any
+    metrics: Any
+    clock: Clock
+    context: Any
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        return completion_handler.handler(event, self.context)
+
+    def launched(self, submission_id: str | None = None, *, arn: str | None = None) -> tuple[str, str]:
+        """A submission in LAUNCHED state (as the challenge processor leaves it)."""
+        submission_id = submission_id or new_uuid()
+        arn = arn or task_arn()
+        launch_task(self.store, submission_id, arn, CLUSTER_ARN)
+        return submission_id, arn
+
+    def record(self, submission_id: str) -> LifecycleRecord:
+        record = self.store.get(submission_id)
+        assert record is not None
+        return record
+
+
+def launch_task(store: StatusStore, submission_id: str, arn: str, cluster_arn: str, timeout: int = 3600) -> None:
+    submission = RoutedSubmission(
+        submission_id=submission_id,
+        challenge_id=CHALLENGE_ID,
+        member_id=40_158_994,
+        url="https://topcoder-submissions.s3.amazonaws.com/mm/solution.zip",
+        correlation_id="submission.notification.create-0-100",
+        source=KafkaCoordinates(topic="submission.notification.create", partition=0, offset=100),
+        routed_at=datetime.now(tz=UTC),
+    )
+    claim = store.claim_launch(submission, scorer_type="example-scorer", lease_seconds=120)
+    assert claim.granted
+    assert store.mark_launched(
+        submission_id, attempt=claim.attempt, task_arn=arn, cluster_arn=cluster_arn, timeout_seconds=timeout
+    )
+
+
+def install_completion(
+    status_table: str,
+    clock: Clock,
+    context: Any,
+    *,
+    api: ReviewApi,
+    config: ConfigSource | None = None,
+    metrics: MetricsSink | None = None,
+    api_url: str = "http://127.0.0.1:9/v5",
+    **extra: Any,
+) -> Completion:
+    store = StatusStore(status_table, clock=clock)
+    config = config or FakeConfigSource()
+    sink = metrics if metrics is not None else RecordingMetricsSink()
+    completion_handler.use_dependencies(
+        CompletionDependencies(
+            completion_settings(status_table, api_url),
+            store=store,
+            config_source=config,
+            review_api=api,
+            metrics_sink=sink,
+            **extra,
+        )
+    )
+    return Completion(store=store, api=api, config=config, metrics=sink, clock=clock, context=context)
+
+
+@pytest.fixture
+def completion(status_table: str, clock: Clock, lambda_context: Any) -> Iterator[Completion]:
+    """Handler with a fake Submission API and a fake config source."""
+    yield install_completion(status_table, clock, lambda_context, api=FakeReviewApi())
+    completion_handler.use_dependencies(None)
+
+
+@pytest.fixture
+def sweeper_settings(status_table: str) -> TimeoutSweeperSettings:
+    return TimeoutSweeperSettings(environment_name=ENVIRONMENT, status_table_name=status_table)
+
+
+@pytest.fixture
+def install_sweeper(sweeper_settings: TimeoutSweeperSettings) -> Iterator[Any]:
+    def install(store: StatusStore, ecs: Any, metrics: MetricsSink) -> None:
+        timeout_sweeper.use_dependencies(
+            SweeperDependencies(sweeper_settings, store=store, ecs=ecs, metrics_sink=metrics)
+        )
+
+    yield install
+    timeout_sweeper.use_dependencies(None)
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[io.StringIO]:
+    """Everything the functions' Powertools logger writes (at DEBUG), plus stdlib loggers via the root."""
+    buffer = io.StringIO()
+    handler = logger.registered_handler
+    previous_stream = handler.setStream(buffer)  # type: ignore[attr-defined]
+    previous_level = logger.log_level
+    logger.setLevel(logging.DEBUG)
+    root_handler = logging.StreamHandler(buffer)
+    root = logging.getLogger()
+    previous_root_level = root.level
+    root.addHandler(root_handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield buffer
+    finally:
+        handler.setStream(previous_stream)  # type: ignore[attr-defined]
+        logger.setLevel(previous_level)
+        root.removeHandler(root_handler)
+        root.setLevel(previous_root_level)
+
+
+# ---------------------------------------------------------------- moto ECS
+@dataclass(frozen=True)
+class MotoTask:
+    cluster_arn: str
+    task_arn: str
+
+
+def moto_ecs_task(
+    *, environment: dict[str, str], tags: dict[str, str], started_by_value: str = started_by(ENVIRONMENT, CHALLENGE_ID)
+) -> MotoTask:
+    """Run a Fargate task in moto (it needs a VPC with DNS hostnames and a security group for awsvpc)."""
+    ec2 = aws_clients.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="mm-scorer", Description="scorer", VpcId=vpc)["GroupId"]
+    ecs = aws_clients.client("ecs")
+    cluster_arn = ecs.create_cluster(clusterName="mm-scorers")["cluster"]["clusterArn"]
+    ecs.register_task_definition(
+        family="mm-scorer-example",
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="1024",
+        memory="2048",
+        containerDefinitions=[{"name": "scorer", "image": "scorer:latest", "essential": True, "memory": 2048}],
+    )
+    task = ecs.run_task(
+        cluster=cluster_arn,
+        taskDefinition="mm-scorer-example",
+        launchType="FARGATE",
+        startedBy=started_by_value,
+        networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group]}},
+        overrides={
+            "containerOverrides": [
+                {"name": "scorer", "environment": [{"name": k, "value": v} for k, v in environment.items()]}
+            ]
+        },
+        tags=[{"key": k, "value": v} for k, v in tags.items()],
+    )["tasks"][0]
+    return MotoTask(cluster_arn=cluster_arn, task_arn=task["taskArn"])

@@ -1,0 +1,78 @@
+"""In-memory fakes of the completion function's ports (Submission API, challenge config)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from mm_shared.challenge_config import ChallengeConfigError, ConfigErrorReason
+from mm_shared.models.challenge import ChallengeConfig
+from mm_shared.topcoder.models import ReviewCreate
+
+CHALLENGE_ID = "5f0a4ac9-3c0f-4fd4-9bd1-34c7bd9cf0a1"
+REVIEW_TYPE_ID = "c56a4180-65aa-42ec-a945-5fd21dec0503"
+REVIEWER_ID = "9c5c4c58-9f0f-4c1a-8a5e-3f25b0d7f7a2"
+SCORE_CARD_ID = 30_001_852
+
+
+def challenge_config(**overrides: Any) -> ChallengeConfig:
+    values: dict[str, Any] = {
+        "challenge_id": CHALLENGE_ID,
+        "scorer_type": "example-scorer",
+        "ecs_cluster": "mm-scorers",
+        "ecs_task_definition": "mm-scorer-example",
+        "scorer_container_name": "scorer",
+        "review_type_id": REVIEW_TYPE_ID,
+        "reviewer_id": REVIEWER_ID,
+        "score_card_id": SCORE_CARD_ID,
+    }
+    values.update(overrides)
+    return ChallengeConfig(**values)
+
+
+class FakeConfigSource:
+    def __init__(self, config: ChallengeConfig | None = None, error: ConfigErrorReason | None = None) -> None:
+        self.config = config or challenge_config()
+        self.error = error
+        self.calls: list[str] = []
+
+    def get(self, challenge_id: str, *, force_refresh: bool = False) -> ChallengeConfig:
+        self.calls.append(challenge_id)
+        if self.error is not None:
+            raise ChallengeConfigError(challenge_id, f"/mm/{challenge_id}/config", self.error, "fake")
+        return self.config
+
+
+class FakeReviewApi:
+    """Stores posted reviews; `fail_next` makes the next calls raise (after optionally storing)."""
+
+    def __init__(self) -> None:
+        self.reviews: list[dict[str, Any]] = []
+        self.posts = 0
+        self.lookups = 0
+        self._failures: list[tuple[Exception, bool]] = []
+
+    def fail_next(self, error: Exception, *, times: int = 1, after_storing: bool = False) -> None:
+        self._failures.extend([(error, after_storing)] * times)
+
+    def create_review(self, review: ReviewCreate) -> dict[str, Any]:
+        self.posts += 1
+        body = {"id": str(uuid.uuid4()), **review.to_wire()}
+        if self._failures:
+            error, after_storing = self._failures.pop(0)
+            if after_storing:  # the API processed it but the answer never came back
+                self.reviews.append(body)
+            raise error
+        self.reviews.append(body)
+        return body
+
+    def find_reviews(self, *, submission_id: str, type_id: str | None = None) -> list[dict[str, Any]]:
+        self.lookups += 1
+        return [
+            r
+            for r in self.reviews
+            if r["submissionId"] == submission_id and (type_id is None or r["typeId"] == type_id)
+        ]
+
+    def reviews_for(self, submission_id: str) -> list[dict[str, Any]]:
+        return [r for r in self.reviews if r["submissionId"] == submission_id]
