@@ -79,7 +79,7 @@ class FakeSsm:
     def put(self, name: str, document: dict[str, Any] | str) -> None:
         self.values[name] = document if isinstance(document, str) else json.dumps(document)
 
-    def get_parameter(self, *, Name: str, WithDecryption: bool = False) -> dict[str, Any]:  # noqa: N803 - boto3 names
+    def get_parameter(self, *, Name: str, WithDecryption: bool = False) -> dict[str, Any]:
         self.calls.append(Name)
         if Name not in self.values:
             raise ClientError(

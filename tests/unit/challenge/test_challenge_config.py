@@ -23,7 +23,11 @@ def test_loads_and_parses_the_parameter_named_by_name_for(clock: Clock) -> None:
     config = _loader(ssm, clock).get(CHALLENGE_ID)
 
     assert ssm.calls == [PARAMETER_NAME]
-    assert (config.challenge_id, config.scorer_type, config.ecs_cluster) == (CHALLENGE_ID, "mm-scorer-java", "mm-scorers")
+    assert (config.challenge_id, config.scorer_type, config.ecs_cluster) == (
+        CHALLENGE_ID,
+        "mm-scorer-java",
+        "mm-scorers",
+    )
     assert (config.timeout, config.cpu, config.memory_limit) == (900, 2048, 4096)
 
 
@@ -124,7 +128,7 @@ def test_ssm_refusal_is_unreadable_not_missing(clock: Clock) -> None:
     from botocore.exceptions import ClientError
 
     class DeniedSsm(FakeSsm):
-        def get_parameter(self, *, Name: str, WithDecryption: bool = False) -> dict[str, object]:  # noqa: N803
+        def get_parameter(self, *, Name: str, WithDecryption: bool = False) -> dict[str, object]:
             raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "GetParameter")
 
     with pytest.raises(ChallengeConfigError) as raised:

@@ -1,0 +1,484 @@
+"""challenge_lambda.processor: one message -> at most one task, with the real StatusStore on moto DynamoDB.
+
+The launcher, SSM and the token provider are fakes; the clock is controlled (leases)."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from challenge_lambda.launcher import (
+    LaunchErrorKind,
+    LaunchOutcomeUnknown,
+    LaunchRejected,
+    LaunchResult,
+    RunTaskRequest,
+)
+from challenge_lambda.processor import ChallengeProcessor, InboundMessage, RecordFailed, RecordOutcome
+from mm_shared.constants import client_token
+from mm_shared.models.lifecycle import LifecycleRecord, SubmissionState
+from mm_shared.models.outcome import Outcome, OutcomeCode, TestStatus
+from mm_shared.models.routed import RoutedSubmission
+from mm_shared.observability import Metric
+from mm_shared.settings import ChallengeProcessorSettings
+from mm_shared.status_store import StatusStore
+from tests.conftest import Clock
+from tests.unit.challenge.helpers import (
+    CHALLENGE_ID,
+    OTHER_CHALLENGE_ID,
+    PARAMETER_NAME,
+    SECRET_TOKEN,
+    TOKEN_PARAMETER_NAME,
+    FakeLauncher,
+    FakeMetrics,
+    FakeSsm,
+    FakeTokenProvider,
+    captured_logger,
+    config_document,
+    env_of,
+    iter_strings,
+    log_lines,
+    routed_submission,
+)
+
+LEASE_SECONDS = 120
+MAX_RECEIVE = 3
+
+
+@dataclass
+class World:
+    processor: ChallengeProcessor
+    store: StatusStore
+    ssm: FakeSsm
+    launcher: FakeLauncher
+    metrics: FakeMetrics
+    tokens: FakeTokenProvider
+    logs: io.StringIO
+    clock: Clock
+
+    def deliver(self, body: RoutedSubmission | str, *, receive_count: int = 1) -> RecordOutcome:
+        text = body if isinstance(body, str) else body.to_json()
+        return self.processor.process(InboundMessage(message_id="m-1", body=text, receive_count=receive_count))
+
+    def record(self, submission: RoutedSubmission) -> LifecycleRecord:
+        record = self.store.get(submission.submission_id)
+        assert record is not None
+        return record
+
+    def set_config(self, **overrides: Any) -> None:
+        self.ssm.put(PARAMETER_NAME, config_document(**overrides))
+
+
+def settings_for(table: str, **extra: str) -> ChallengeProcessorSettings:
+    env = {
+        "ENVIRONMENT_NAME": "dev",
+        "CHALLENGE_ID": CHALLENGE_ID,
+        "CHALLENGE_CONFIG_PARAMETER": PARAMETER_NAME,
+        "STATUS_TABLE_NAME": table,
+        "TOKEN_PARAMETER_NAME": TOKEN_PARAMETER_NAME,
+        "MAX_RECEIVE_COUNT": str(MAX_RECEIVE),
+        "LAUNCH_LEASE_SECONDS": str(LEASE_SECONDS),
+        "CONFIG_CACHE_SECONDS": "300",
+        **extra,
+    }
+    return ChallengeProcessorSettings.from_env(env)
+
+
+@pytest.fixture
+def world(status_table: str, clock: Clock) -> World:
+    ssm = FakeSsm()
+    ssm.put(PARAMETER_NAME, config_document())
+    launcher = FakeLauncher()
+    metrics = FakeMetrics()
+    tokens = FakeTokenProvider()
+    logger, logs = captured_logger()
+    processor = ChallengeProcessor.from_settings(
+        settings_for(status_table),
+        metrics=metrics,
+        logger=logger,
+        ssm_client=ssm,
+        launcher=launcher,  # type: ignore[arg-type]
+        token_provider_factory=lambda: tokens,
+        clock=clock,
+        config_clock=clock,
+    )
+    store = StatusStore(status_table, clock=clock)
+    return World(processor, store, ssm, launcher, metrics, tokens, logs, clock)
+
+
+# ------------------------------------------------------------------ the happy path
+def test_valid_message_launches_one_task_and_records_it(world: World) -> None:
+    submission = routed_submission()
+
+    outcome = world.deliver(submission)
+
+    assert outcome is RecordOutcome.LAUNCHED
+    [request] = world.launcher.requests
+    assert request.client_token == client_token(submission.submission_id, 1)
+    assert request.kwargs["startedBy"] == f"mm-processor/dev/{CHALLENGE_ID}"
+    assert env_of(request)["MM_SUBMISSION_ID"] == submission.submission_id
+    record = world.record(submission)
+    assert record.state is SubmissionState.LAUNCHED
+    assert record.task_arn == world.launcher.tasks_by_token[request.client_token]
+    assert record.scorer_type == "mm-scorer-java"
+    assert record.deadline_at == int(world.clock.now) + 1800  # config timeout
+    assert world.metrics.total(Metric.TASKS_LAUNCHED) == 1
+
+
+def test_same_submission_twice_launches_once(world: World) -> None:
+    submission = routed_submission()
+
+    first = world.deliver(submission)
+    second = world.deliver(submission)
+
+    assert (first, second) == (RecordOutcome.LAUNCHED, RecordOutcome.DUPLICATE)
+    assert len(world.launcher.requests) == 1
+    assert world.metrics.total(Metric.DUPLICATES_SKIPPED) == 1
+    assert any(line["message"].startswith("duplicate delivery") for line in log_lines(world.logs))
+
+
+def test_finished_submission_redelivered_is_acknowledged_without_runtask(world: World) -> None:
+    submission = routed_submission()
+    world.deliver(submission)
+    task_arn = world.record(submission).task_arn
+    assert task_arn is not None
+    world.store.record_outcome(
+        submission.submission_id,
+        CHALLENGE_ID,
+        Outcome(code=OutcomeCode.SUCCEEDED, test_status=TestStatus.SUCCESS, reason="exit 0", task_arn=task_arn),
+        report_required=False,
+    )
+
+    assert world.deliver(submission, receive_count=2) is RecordOutcome.DUPLICATE
+    assert len(world.launcher.requests) == 1
+
+
+# ------------------------------------------------------------------ definite failures
+def test_failures_array_fails_the_record_and_records_launch_failed(world: World) -> None:
+    submission = routed_submission()
+    world.launcher.script.append(
+        LaunchRejected(
+            "Capacity is unavailable at this time",
+            "RunTask failures[]: Capacity is unavailable at this time",
+            LaunchErrorKind.TRANSIENT,
+        )
+    )
+
+    with pytest.raises(RecordFailed) as raised:
+        world.deliver(submission)
+
+    assert raised.value.reason_code == "Capacity is unavailable at this time"
+    record = world.record(submission)
+    assert record.state is SubmissionState.LAUNCH_FAILED
+    assert record.task_arn is None
+    assert "Capacity is unavailable" in (record.reason or "")
+    assert SubmissionState.LAUNCHED.value not in [entry.state for entry in record.history]
+    assert world.metrics.reasons(Metric.LAUNCH_FAILURES) == ["Capacity is unavailable at this time"]
+    assert world.metrics.total(Metric.TASKS_LAUNCHED) == 0
+
+
+def test_retry_after_a_definite_failure_uses_the_next_attempt_token(world: World) -> None:
+    submission = routed_submission()
+    world.launcher.script.append(LaunchRejected("Throttling", "ThrottlingException: rate", LaunchErrorKind.TRANSIENT))
+    with pytest.raises(RecordFailed):
+        world.deliver(submission, receive_count=1)
+
+    assert world.deliver(submission, receive_count=2) is RecordOutcome.LAUNCHED
+
+    assert world.launcher.tokens == [
+        client_token(submission.submission_id, 1),
+        client_token(submission.submission_id, 2),
+    ]
+    record = world.record(submission)
+    assert (record.state, record.launch_attempt) == (SubmissionState.LAUNCHED, 2)
+
+
+def test_throttling_fails_the_record_back(world: World) -> None:
+    submission = routed_submission()
+    world.launcher.script.append(LaunchRejected("Throttling", "ThrottlingException: rate", LaunchErrorKind.TRANSIENT))
+
+    with pytest.raises(RecordFailed):
+        world.deliver(submission)
+
+    assert world.record(submission).state is SubmissionState.LAUNCH_FAILED
+    assert world.metrics.reasons(Metric.LAUNCH_FAILURES) == ["Throttling"]
+
+
+def test_failure_on_the_last_receive_is_dead_lettered(world: World) -> None:
+    submission = routed_submission()
+    world.launcher.script.append(
+        LaunchRejected("Capacity is unavailable at this time", "capacity", LaunchErrorKind.TRANSIENT)
+    )
+
+    with pytest.raises(RecordFailed):
+        world.deliver(submission, receive_count=MAX_RECEIVE)
+
+    assert world.record(submission).state is SubmissionState.DEAD_LETTERED
+    assert world.metrics.total(Metric.DEAD_LETTERED) == 1
+    assert any("DLQ" in line["message"] for line in log_lines(world.logs))
+
+
+def test_permanent_runtask_error_records_reason_and_forces_config_refresh(world: World) -> None:
+    submission = routed_submission()
+    world.deliver(routed_submission())  # warms the config cache
+    assert world.ssm.calls_for(PARAMETER_NAME) == 1
+    world.launcher.script.append(
+        LaunchRejected("ClientException", "ClientException: TaskDefinition is inactive", LaunchErrorKind.PERMANENT)
+    )
+
+    with pytest.raises(RecordFailed):
+        world.deliver(submission)
+    record = world.record(submission)
+    assert record.state is SubmissionState.LAUNCH_FAILED
+    assert "TaskDefinition is inactive" in (record.reason or "")
+
+    world.set_config(ecsTaskDefinition="mm-scorer-example:4")
+    world.deliver(submission, receive_count=2)  # well within the cache TTL
+
+    assert world.ssm.calls_for(PARAMETER_NAME) == 2
+    assert world.launcher.requests[-1].kwargs["taskDefinition"] == "mm-scorer-example:4"
+
+
+# ------------------------------------------------------------------ ambiguous outcomes
+def test_ambiguous_runtask_keeps_the_lease_and_the_retry_reuses_the_token(world: World) -> None:
+    submission = routed_submission()
+    world.launcher.script.append(LaunchOutcomeUnknown("ReadTimeoutError", "RunTask transport error: read timeout"))
+
+    with pytest.raises(RecordFailed):
+        world.deliver(submission)
+    record = world.record(submission)
+    assert record.state is SubmissionState.LAUNCHING
+    assert record.lease_until == int(world.clock.now) + LEASE_SECONDS
+    assert world.metrics.reasons(Metric.LAUNCH_FAILURES) == ["ReadTimeoutError"]
+
+    # A duplicate delivery while the lease is live does not call RunTask.
+    assert world.deliver(submission) is RecordOutcome.DUPLICATE
+    assert len(world.launcher.requests) == 1
+
+    world.clock.advance(LEASE_SECONDS + 1)  # the SQS retry comes after the visibility timeout
+    assert world.deliver(submission, receive_count=2) is RecordOutcome.LAUNCHED
+
+    token = client_token(submission.submission_id, 1)
+    assert world.launcher.tokens == [token, token]
+    assert world.record(submission).launch_attempt == 1
+
+
+def test_unexpected_launcher_exception_is_treated_as_ambiguous(world: World) -> None:
+    submission = routed_submission()
+    world.launcher.script.append(RuntimeError("boom"))
+
+    with pytest.raises(RecordFailed) as raised:
+        world.deliver(submission)
+
+    assert raised.value.reason_code == "RuntimeError"
+    assert world.record(submission).state is SubmissionState.LAUNCHING
+
+
+def test_adopted_conflict_task_is_recorded_as_launched(world: World) -> None:
+    submission = routed_submission()
+    task_arn = "arn:aws:ecs:us-east-1:123456789012:task/mm-scorers/feedfacefeedfacefeedfacefeedface"
+    world.launcher.script.append(
+        LaunchResult(
+            task_arn=task_arn, cluster_arn="arn:aws:ecs:us-east-1:123456789012:cluster/mm-scorers", adopted=True
+        )
+    )
+
+    assert world.deliver(submission) is RecordOutcome.LAUNCHED
+    assert world.record(submission).task_arn == task_arn
+
+
+def test_stopped_event_overtaking_the_launch_is_kept(world: World) -> None:
+    submission = routed_submission()
+
+    def launch_and_finish_at_once(request: RunTaskRequest) -> LaunchResult:
+        task_arn = "arn:aws:ecs:us-east-1:123456789012:task/mm-scorers/0badc0de0badc0de0badc0de0badc0de"
+        world.store.record_outcome(
+            submission.submission_id,
+            CHALLENGE_ID,
+            Outcome(code=OutcomeCode.FAILED, test_status=TestStatus.FAILED, reason="exit 1", task_arn=task_arn),
+            report_required=True,
+        )
+        return LaunchResult(task_arn=task_arn, cluster_arn="arn:aws:ecs:us-east-1:123456789012:cluster/mm-scorers")
+
+    world.launcher.script.append(launch_and_finish_at_once)
+
+    assert world.deliver(submission) is RecordOutcome.LAUNCHED
+    assert world.record(submission).state is SubmissionState.FAILED
+
+
+# ------------------------------------------------------------------ config
+def test_missing_config_fails_back_with_a_clear_reason_and_no_claim(world: World) -> None:
+    submission = routed_submission()
+    world.ssm.values.clear()
+
+    with pytest.raises(RecordFailed) as raised:
+        world.deliver(submission)
+
+    assert raised.value.reason_code == "ConfigError"
+    assert "parameter_missing" in raised.value.detail
+    assert PARAMETER_NAME in raised.value.detail
+    assert world.store.get(submission.submission_id) is None
+    assert world.launcher.requests == []
+    assert world.metrics.total(Metric.CONFIG_ERRORS) == 1
+    [config_line] = [line for line in log_lines(world.logs) if line["message"].startswith("challenge config unusable")]
+    assert config_line["config_error"] == "parameter_missing"
+
+
+def test_invalid_config_names_the_fields_and_the_fix_is_picked_up_at_once(world: World) -> None:
+    submission = routed_submission()
+    world.deliver(routed_submission())  # cached, valid
+    world.set_config(scorerType="bad type!")
+    world.processor._configs.invalidate()  # the cache expired meanwhile
+
+    with pytest.raises(RecordFailed) as raised:
+        world.deliver(submission)
+    assert "invalid_fields" in raised.value.detail
+    assert "scorerType" in raised.value.detail
+
+    world.set_config()
+    assert world.deliver(submission, receive_count=2) is RecordOutcome.LAUNCHED
+    assert world.ssm.calls_for(PARAMETER_NAME) == 3
+
+
+def test_config_error_then_next_message_force_refreshes_even_with_a_cached_config(world: World) -> None:
+    world.deliver(routed_submission())
+    world.launcher.script.append(LaunchRejected("InvalidParameterException", "bad subnet", LaunchErrorKind.PERMANENT))
+    with pytest.raises(RecordFailed):
+        world.deliver(routed_submission())
+    calls_before = world.ssm.calls_for(PARAMETER_NAME)
+
+    world.deliver(routed_submission())
+    world.deliver(routed_submission())
+
+    assert world.ssm.calls_for(PARAMETER_NAME) == calls_before + 1  # refreshed once, then cached again
+
+
+def test_config_without_subnets_is_a_config_error(world: World) -> None:
+    world.set_config(subnets=[], securityGroups=[])
+
+    with pytest.raises(RecordFailed) as raised:
+        world.deliver(routed_submission())
+
+    assert "subnets" in raised.value.detail
+    assert world.launcher.requests == []
+
+
+# ------------------------------------------------------------------ messages that must never launch
+def test_wrong_challenge_message_never_launches_or_touches_the_table(world: World) -> None:
+    submission = routed_submission(challenge_id=OTHER_CHALLENGE_ID)
+
+    with pytest.raises(RecordFailed) as raised:
+        world.deliver(submission, receive_count=MAX_RECEIVE)
+
+    assert raised.value.reason_code == "WrongChallenge"
+    assert world.launcher.requests == []
+    assert world.ssm.calls == []
+    assert world.store.get(submission.submission_id) is None
+    assert world.metrics.reasons(Metric.LAUNCH_FAILURES) == ["WrongChallenge"]
+    assert world.metrics.total(Metric.DEAD_LETTERED) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not json at all",
+        json.dumps({"submissionId": "x"}),
+        json.dumps({**json.loads(routed_submission().to_json()), "submissionId": "12345"}),
+    ],
+)
+def test_unparseable_body_fails_back_without_launch(world: World, body: str) -> None:
+    with pytest.raises(RecordFailed) as raised:
+        world.deliver(body)
+
+    assert raised.value.reason_code == "InvalidMessage"
+    assert world.launcher.requests == []
+    assert world.metrics.reasons(Metric.LAUNCH_FAILURES) == ["InvalidMessage"]
+
+
+def test_challenge_id_case_is_normalized_before_comparing(status_table: str, clock: Clock) -> None:
+    logger, _ = captured_logger()
+    ssm = FakeSsm()
+    ssm.put(PARAMETER_NAME, config_document())
+    launcher = FakeLauncher()
+    processor = ChallengeProcessor.from_settings(
+        settings_for(status_table, CHALLENGE_ID=CHALLENGE_ID.upper()),
+        metrics=FakeMetrics(),
+        logger=logger,
+        ssm_client=ssm,
+        launcher=launcher,  # type: ignore[arg-type]
+        clock=clock,
+    )
+
+    outcome = processor.process(InboundMessage("m", routed_submission().to_json(), 1))
+
+    assert outcome is RecordOutcome.LAUNCHED
+
+
+# ------------------------------------------------------------------ credentials
+def test_default_mode_passes_no_token_and_no_reference(world: World) -> None:
+    world.deliver(routed_submission())
+
+    env = env_of(world.launcher.requests[0])
+    assert "MM_M2M_TOKEN" not in env
+    assert "MM_TOKEN_PARAMETER" not in env
+    assert world.tokens.calls == 0
+
+
+def test_parameter_reference_mode_passes_only_the_parameter_name(world: World) -> None:
+    world.set_config(scorerCredentialsMode="parameter_reference")
+
+    world.deliver(routed_submission())
+
+    env = env_of(world.launcher.requests[0])
+    assert env["MM_TOKEN_PARAMETER"] == TOKEN_PARAMETER_NAME
+    assert "MM_M2M_TOKEN" not in env
+    assert world.tokens.calls == 0
+    assert SECRET_TOKEN not in list(iter_strings(world.launcher.requests[0].kwargs))
+
+
+def test_insecure_mode_puts_the_token_in_the_environment_but_never_in_logs_or_metrics(world: World) -> None:
+    world.set_config(scorerCredentialsMode="environment_token_insecure")
+
+    world.deliver(routed_submission())
+
+    assert env_of(world.launcher.requests[0])["MM_M2M_TOKEN"] == SECRET_TOKEN
+    assert SECRET_TOKEN not in world.logs.getvalue()
+    assert SECRET_TOKEN not in repr(world.metrics.counts)
+    assert any("environment_token_insecure" in line["message"] for line in log_lines(world.logs))
+
+
+def test_insecure_mode_redacts_a_token_echoed_by_an_ecs_error(world: World) -> None:
+    submission = routed_submission()
+    world.set_config(scorerCredentialsMode="environment_token_insecure")
+    world.launcher.script.append(
+        LaunchRejected(
+            "InvalidParameterException",
+            f"InvalidParameterException: bad value {SECRET_TOKEN}",
+            LaunchErrorKind.PERMANENT,
+        )
+    )
+
+    with pytest.raises(RecordFailed) as raised:
+        world.deliver(submission)
+
+    assert SECRET_TOKEN not in str(raised.value)
+    assert SECRET_TOKEN not in (world.record(submission).reason or "")
+    assert SECRET_TOKEN not in world.logs.getvalue()
+
+
+def test_insecure_mode_without_a_token_fails_definitely_without_runtask(world: World) -> None:
+    submission = routed_submission()
+    world.set_config(scorerCredentialsMode="environment_token_insecure")
+    world.tokens.error = ConnectionError(f"proxy said {SECRET_TOKEN}")
+
+    with pytest.raises(RecordFailed) as raised:
+        world.deliver(submission)
+
+    assert raised.value.reason_code == "TokenUnavailable"
+    assert world.launcher.requests == []
+    assert world.record(submission).state is SubmissionState.LAUNCH_FAILED
+    assert SECRET_TOKEN not in world.logs.getvalue()
