@@ -76,7 +76,7 @@ class RecordedRequest:
     json: Any
     valid: bool
     errors: list[str]
-    status: int = 0  # the status answered
+    status: int = 0  # the status answered (0 while the request is still being handled)
     authorized: bool | None = None  # API requests: did the bearer token check pass
     at: float = 0.0
 
@@ -171,7 +171,12 @@ class TopcoderStandIn:
         self._stopping.clear()
         self._server = ThreadingHTTPServer((self._host, self._port), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="topcoder-standin", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # so stop() returns promptly
+            name="topcoder-standin",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -490,6 +495,8 @@ class TopcoderStandIn:
         path, query_string = parts.path, parts.query
         query = parse_qs(query_string)
         record = RecordedRequest(method, path, query, None, True, [], at=self._clock())
+        with self._lock:
+            self._state.requests.append(record)  # recorded on receipt; `status` is filled in when answered
         try:
             try:
                 body: Any = json.loads(raw_body) if raw_body else None
@@ -509,8 +516,6 @@ class TopcoderStandIn:
         except _Reply as early:
             reply = early
         record.status = reply.status
-        with self._lock:
-            self._state.requests.append(record)
         return reply
 
     def _token_request(
@@ -570,6 +575,7 @@ class TopcoderStandIn:
 class _Handler(BaseHTTPRequestHandler):
     owner: TopcoderStandIn
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: avoid 40 ms stalls
     server_version = "TopcoderStandIn/1.0"
 
     def log_message(self, format: str, *args: Any) -> None:
