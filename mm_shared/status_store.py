@@ -339,7 +339,7 @@ class StatusStore:
         if record is None:
             # The task is ours (startedBy matched) but its item is gone (TTL, manual cleanup):
             # record it anyway so the outcome is still reported, never left "in queue forever".
-            created = self._create_final(submission_id, challenge_id, outcome, state, report_status, now)
+            created = self._create_final(submission_id, challenge_id, outcome, state, report_status, now, stopped_at)
             if created is not None:
                 return OutcomeRecordResult(OutcomeDecision.RECORDED, created)
             record = self.get(submission_id)
@@ -356,6 +356,7 @@ class StatusStore:
         state: SubmissionState,
         report_status: ReportStatus,
         now: float,
+        stopped_at: datetime | None = None,
     ) -> LifecycleRecord | None:
         item: dict[str, Any] = {
             STATUS_TABLE_PARTITION_KEY: submission_id,
@@ -368,7 +369,7 @@ class StatusStore:
             "reportStatus": report_status.value,
             "createdAt": _now_iso(now),
             "updatedAt": _now_iso(now),
-            "stoppedAt": _now_iso(now),
+            "stoppedAt": stopped_at.isoformat() if stopped_at else _now_iso(now),
             "expiresAt": int(now) + self._ttl_seconds,
             "history": self._history_entry(now, state, f"no prior record; {outcome.reason}"),
         }
