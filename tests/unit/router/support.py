@@ -1,0 +1,256 @@
+"""Fakes and builders for the router tests (unit and moto integration)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mm_shared.constants import legacy_challenge_alias_key
+from mm_shared.observability import Metric
+from mm_shared.settings import RouterSettings
+from router_lambda.router import Router
+from tests.builders import KafkaRecord, bus_envelope, msk_event, new_uuid, submission_payload
+
+ALLOWED_HOST = "topcoder-submissions.s3.amazonaws.com"
+TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:mm-test-submissions"
+AUDIT_QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/mm-test-audit"
+CHALLENGE_TABLE = "mm-test-challenges"
+
+
+def router_settings(**overrides: Any) -> RouterSettings:
+    values: dict[str, Any] = {
+        "environment_name": "test",
+        "sns_topic_arn": TOPIC_ARN,
+        "challenge_table_name": CHALLENGE_TABLE,
+        "audit_queue_url": AUDIT_QUEUE_URL,
+        "allowed_url_hosts": (ALLOWED_HOST, ".topcoder.com"),
+    }
+    values.update(overrides)
+    return RouterSettings.model_validate(values)
+
+
+def router_env(**overrides: str) -> dict[str, str]:
+    env = router_settings().to_env()
+    env.update(overrides)
+    return env
+
+
+def submission_record(
+    challenge_id: str, *, partition: int = 0, submission_id: str | None = None, **payload: Any
+) -> KafkaRecord:
+    return KafkaRecord(
+        bus_envelope(submission_payload(challenge_id=challenge_id, submission_id=submission_id, **payload)),
+        partition=partition,
+    )
+
+
+def raw_record(value: bytes | str | dict[str, Any], partition: int = 0, **kwargs: Any) -> KafkaRecord:
+    return KafkaRecord(value, partition=partition, **kwargs)
+
+
+def event_of(*records: KafkaRecord) -> dict[str, Any]:
+    return msk_event(records)
+
+
+def challenge_item(challenge_id: str, *, active: bool = True, legacy_id: int | None = None) -> dict[str, Any]:
+    item: dict[str, Any] = {"challengeId": {"S": challenge_id}, "active": {"BOOL": active}}
+    if legacy_id is not None:
+        item["legacyId"] = {"N": str(legacy_id)}
+    return item
+
+
+def alias_item(legacy_id: int, target: str) -> dict[str, Any]:
+    return {"challengeId": {"S": legacy_challenge_alias_key(legacy_id)}, "aliasOf": {"S": target}}
+
+
+def b64(value: bytes) -> str:
+    return base64.b64encode(value).decode()
+
+
+# ---------------------------------------------------------------- fakes (boto-shaped ports)
+@dataclass
+class FakeDynamoDB:
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calls: list[list[str]] = field(default_factory=list)  # keys asked, per call
+    unprocessed_script: list[set[str]] = field(default_factory=list)  # per call: keys to leave unprocessed
+    error: Exception | None = None
+
+    def add(self, *items: dict[str, Any]) -> FakeDynamoDB:
+        for item in items:
+            self.items[item["challengeId"]["S"]] = item
+        return self
+
+    def batch_get_item(self, **kwargs: Any) -> dict[str, Any]:
+        ((table, request),) = kwargs["RequestItems"].items()
+        keys = [k["challengeId"]["S"] for k in request["Keys"]]
+        self.calls.append(keys)
+        if self.error is not None:
+            raise self.error
+        left = self.unprocessed_script.pop(0) if self.unprocessed_script else set()
+        answered = [self.items[k] for k in keys if k in self.items and k not in left]
+        response: dict[str, Any] = {"Responses": {table: answered}, "UnprocessedKeys": {}}
+        if left & set(keys):
+            response["UnprocessedKeys"] = {table: {"Keys": [{"challengeId": {"S": k}} for k in keys if k in left]}}
+        return response
+
+    @property
+    def keys_read(self) -> list[str]:
+        return [key for call in self.calls for key in call]
+
+
+EntryRule = Callable[[int, dict[str, Any]], dict[str, Any] | None]  # (call number, entry) -> Failed entry or None
+
+
+@dataclass
+class FakeSns:
+    rule: EntryRule | None = None
+    error: Exception | None = None
+    calls: list[list[dict[str, Any]]] = field(default_factory=list)
+    published: list[dict[str, Any]] = field(default_factory=list)
+
+    def publish_batch(self, **kwargs: Any) -> dict[str, Any]:
+        entries = kwargs["PublishBatchRequestEntries"]
+        self.calls.append(entries)
+        if self.error is not None:
+            raise self.error
+        successful, failed = [], []
+        for entry in entries:
+            failure = self.rule(len(self.calls), entry) if self.rule else None
+            if failure is None:
+                successful.append({"Id": entry["Id"], "MessageId": new_uuid()})
+                self.published.append(entry)
+            else:
+                failed.append({"Id": entry["Id"], **failure})
+        return {"Successful": successful, "Failed": failed}
+
+    def bodies(self) -> list[dict[str, Any]]:
+        return [json.loads(entry["Message"]) for entry in self.published]
+
+
+@dataclass
+class FakeSqs:
+    error: Exception | None = None
+    fail_ids: set[str] = field(default_factory=set)
+    calls: list[list[dict[str, Any]]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
+        entries = kwargs["Entries"]
+        self.calls.append(entries)
+        if self.error is not None:
+            raise self.error
+        ok = [e for e in entries if e["Id"] not in self.fail_ids]
+        self.messages.extend(json.loads(e["MessageBody"]) for e in ok)
+        return {
+            "Successful": [{"Id": e["Id"], "MessageId": new_uuid(), "MD5OfMessageBody": "x"} for e in ok],
+            "Failed": [
+                {"Id": e["Id"], "SenderFault": False, "Code": "InternalError"}
+                for e in entries
+                if e["Id"] in self.fail_ids
+            ],
+        }
+
+    def reasons(self) -> list[str]:
+        return [m["reason"] for m in self.messages]
+
+
+@dataclass
+class RecordingMetrics:
+    counts: list[tuple[Metric, int, str | None]] = field(default_factory=list)
+
+    def count(self, metric: Metric, value: int, *, reason: str | None = None) -> None:
+        self.counts.append((metric, value, reason))
+
+    def total(self, metric: Metric, reason: str | None = None) -> int:
+        return sum(v for m, v, r in self.counts if m is metric and (reason is None or r == reason))
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Harness:
+    router: Router
+    ddb: FakeDynamoDB
+    sns: FakeSns
+    sqs: FakeSqs
+    metrics: RecordingMetrics
+    clock: Clock
+    sleeps: list[float]
+
+
+def harness(
+    *,
+    challenges: Iterable[dict[str, Any]] = (),
+    settings: RouterSettings | None = None,
+    ddb: FakeDynamoDB | None = None,
+    sns: FakeSns | None = None,
+    sqs: FakeSqs | None = None,
+) -> Harness:
+    ddb = ddb or FakeDynamoDB()
+    ddb.add(*challenges)
+    sns = sns or FakeSns()
+    sqs = sqs or FakeSqs()
+    metrics = RecordingMetrics()
+    clock = Clock()
+    sleeps: list[float] = []
+    router = Router.from_settings(
+        settings or router_settings(),
+        metrics=metrics,
+        clock=clock,
+        sleep=sleeps.append,
+        jitter=lambda: 1.0,
+        sns=lambda: sns,
+        sqs=lambda: sqs,
+        dynamodb=lambda: ddb,
+    )
+    return Harness(router, ddb, sns, sqs, metrics, clock, sleeps)
+
+
+def failure_ids(response: dict[str, Any]) -> list[tuple[str, int]]:
+    return [(f["itemIdentifier"]["partition"], f["itemIdentifier"]["offset"]) for f in response["batchItemFailures"]]
+
+
+class LogCapture:
+    """The router logger's JSON lines, captured by pointing its stream handler at a buffer."""
+
+    def __init__(self) -> None:
+        import io
+
+        self.buffer = io.StringIO()
+
+    @property
+    def text(self) -> str:
+        return self.buffer.getvalue()
+
+    def lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.text.splitlines() if line.strip()]
+
+
+def capture_router_logs() -> Any:
+    """Context manager yielding a LogCapture (restores the original stream afterwards)."""
+    import contextlib
+    import logging
+
+    from router_lambda.observability import logger
+
+    @contextlib.contextmanager
+    def _capture() -> Any:
+        handler = logger.registered_handler
+        assert isinstance(handler, logging.StreamHandler)
+        capture = LogCapture()
+        previous = handler.setStream(capture.buffer)
+        try:
+            yield capture
+        finally:
+            handler.setStream(previous)
+
+    return _capture()
