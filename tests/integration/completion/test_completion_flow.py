@@ -41,6 +41,8 @@ from tests.unit.completion.fakes import (
     challenge_config,
 )
 
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")
+
 
 def test_exit_0_records_succeeded_and_reports_nothing_by_default(completion: Completion) -> None:
     # Given a launched submission whose scorer exits 0

@@ -34,6 +34,7 @@ def test_unknown_fields_from_aws_do_not_break_parsing() -> None:
 def test_insecure_mode_token_is_redacted_while_parsing() -> None:
     raw = ecs_task_stopped_event(environment={TaskEnv.SUBMISSION_ID: "s-1", TaskEnv.M2M_TOKEN: TOKEN})
     event = parse_event(raw)
+    assert isinstance(event, EcsTaskStateChangeEvent)
     assert event.detail.environment()[TaskEnv.M2M_TOKEN] == REDACTED
     assert TOKEN not in repr(event)
     assert TOKEN not in event.model_dump_json()

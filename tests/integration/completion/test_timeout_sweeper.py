@@ -1,0 +1,161 @@
+"""Timeout sweeper over moto (status table + ECS), and the TIMED_OUT report its stop leads to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.stub import Stubber
+
+from completion_lambda import timeout_sweeper
+from completion_lambda.observability import RecordingMetricsSink
+from completion_lambda.sweeper import MAX_STOP_REASON, stop_reason
+from completion_lambda.timeout_sweeper import SweepIncompleteError
+from mm_shared import aws as aws_clients
+from mm_shared.constants import TIMEOUT_STOP_REASON_PREFIX
+from mm_shared.models.lifecycle import ReportStatus, SubmissionState
+from mm_shared.models.task import TaskTag
+from mm_shared.observability import Metric
+from mm_shared.status_store import StatusStore
+from tests.builders import new_uuid
+from tests.conftest import Clock
+from tests.integration.completion.conftest import (
+    CLUSTER_ARN,
+    Completion,
+    launch_task,
+    moto_ecs_task,
+    stopped_event,
+    task_arn,
+    task_environment,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")
+
+
+def test_sweeper_stops_an_overdue_task_and_its_stopped_event_is_reported_as_timed_out(
+    completion: Completion, install_sweeper: Any, clock: Clock, lambda_context: Any
+) -> None:
+    # Given a running scorer task (moto) whose submission is LAUNCHED with a 60 s timeout
+    submission_id = new_uuid()
+    environment = task_environment(submission_id)
+    task = moto_ecs_task(environment=environment, tags={TaskTag.SUBMISSION_ID.value: submission_id})
+    launch_task(completion.store, submission_id, task.task_arn, task.cluster_arn, timeout=60)
+    ecs = aws_clients.client("ecs")
+    sweeper_metrics = RecordingMetricsSink()
+    install_sweeper(completion.store, ecs, sweeper_metrics)
+
+    # When the sweeper runs before the deadline, nothing happens
+    assert timeout_sweeper.handler({}, lambda_context)["overdue"] == 0
+
+    # When it runs after the deadline
+    clock.advance(61)
+    summary = timeout_sweeper.handler({}, lambda_context)
+
+    # Then the task is stopped with the marker reason and the item leaves the overdue index
+    assert summary == {"overdue": 1, "stopped": 1, "alreadyGone": 0, "failed": 0}
+    described = ecs.describe_tasks(cluster=task.cluster_arn, tasks=[task.task_arn])["tasks"][0]
+    assert described["lastStatus"] == "STOPPED"
+    assert described["stoppedReason"].startswith(TIMEOUT_STOP_REASON_PREFIX)
+    record = completion.record(submission_id)
+    assert record.stop_requested_at is not None
+    assert record.deadline_at is None
+    assert sweeper_metrics.counts == [(Metric.TASKS_STOPPED_FOR_TIMEOUT, None)]
+    assert timeout_sweeper.handler({}, lambda_context)["overdue"] == 0  # not stopped twice
+
+    # When ECS emits the STOPPED event (UserInitiated, with our reason)
+    event = stopped_event(
+        submission_id,
+        task.task_arn,
+        cluster_arn=task.cluster_arn,
+        environment=environment,
+        exit_code=143,
+        stop_code="UserInitiated",
+        stopped_reason=described["stoppedReason"],
+    )
+    completion.invoke(event)
+    completion.invoke(event)  # and again
+
+    # Then the run is TIMED_OUT and exactly one failure review is posted
+    record = completion.record(submission_id)
+    assert (record.state, record.report_status) == (SubmissionState.TIMED_OUT, ReportStatus.REPORTED)
+    [review] = completion.api.reviews_for(submission_id)
+    assert review["score"] == 0
+    assert review["metadata"]["outcome"] == "TIMED_OUT"
+    assert review["metadata"]["testStatus"] == "FAILED"
+    assert (Metric.TASKS_TIMED_OUT, None) in completion.metrics.counts
+
+
+def _overdue(store: StatusStore, clock: Clock, count: int) -> list[tuple[str, str]]:
+    items = []
+    for _ in range(count):
+        submission_id, arn = new_uuid(), task_arn()
+        launch_task(store, submission_id, arn, CLUSTER_ARN, timeout=60)
+        items.append((submission_id, arn))
+    clock.advance(61)
+    return items
+
+
+def test_a_task_already_stopped_is_marked_stop_requested_with_a_note(
+    status_table: str, clock: Clock, install_sweeper: Any, lambda_context: Any
+) -> None:
+    store = StatusStore(status_table, clock=clock)
+    [(submission_id, _arn)] = _overdue(store, clock, 1)
+    ecs = aws_clients.client("ecs")
+    metrics = RecordingMetricsSink()
+    install_sweeper(store, ecs, metrics)
+    with Stubber(ecs) as stub:
+        stub.add_client_error(
+            "stop_task",
+            service_error_code="InvalidParameterException",
+            service_message="The referenced task was not found.",
+        )
+        summary = timeout_sweeper.handler({}, lambda_context)
+    assert summary == {"overdue": 1, "stopped": 0, "alreadyGone": 1, "failed": 0}
+    record = store.get(submission_id)
+    assert record is not None
+    assert record.stop_requested_at is not None
+    assert "InvalidParameterException" in record.history[-1].detail
+    assert metrics.counts == []  # nothing was stopped by us
+
+
+def test_one_failing_stop_does_not_stop_the_rest(
+    status_table: str, clock: Clock, install_sweeper: Any, lambda_context: Any
+) -> None:
+    store = StatusStore(status_table, clock=clock)
+    items = _overdue(store, clock, 3)
+    ecs = aws_clients.client("ecs")
+    metrics = RecordingMetricsSink()
+    install_sweeper(store, ecs, metrics)
+    order = [record.submission_id for record in store.find_overdue()]
+    with Stubber(ecs) as stub:
+        stub.add_client_error("stop_task", service_error_code="ServerException", http_status_code=500)
+        stub.add_response("stop_task", {"task": {}})
+        stub.add_response("stop_task", {"task": {}})
+        # Then the run finishes the batch and reports the failure by failing the invocation
+        with pytest.raises(SweepIncompleteError, match="1 of 3"):
+            timeout_sweeper.handler({}, lambda_context)
+    failed, *stopped = order
+    assert all(store.get(s).stop_requested_at is not None for s in stopped)  # type: ignore[union-attr]
+    assert store.get(failed).stop_requested_at is None  # type: ignore[union-attr]
+    assert metrics.counts == [(Metric.TASKS_STOPPED_FOR_TIMEOUT, None)] * 2
+    # The failed one is still overdue: the next run retries it
+    assert [r.submission_id for r in store.find_overdue()] == [failed]
+    assert len(items) == 3
+
+
+def test_stop_reason_is_marked_and_within_the_stoptask_limit() -> None:
+    from mm_shared.models.lifecycle import LifecycleRecord
+
+    record = LifecycleRecord.model_validate(
+        {
+            "submissionId": "x" * 300,
+            "challengeId": "c",
+            "state": "LAUNCHED",
+            "deadlineAt": 1_800_000_000,
+            "createdAt": "2027-01-15T08:00:00+00:00",
+            "updatedAt": "2027-01-15T08:00:00+00:00",
+        }
+    )
+    reason = stop_reason(record)
+    assert reason.startswith(TIMEOUT_STOP_REASON_PREFIX)
+    assert len(reason) <= MAX_STOP_REASON
