@@ -457,9 +457,7 @@ class TopcoderStandIn:
     def _matches(item: Mapping[str, Any], query: Mapping[str, list[str]], fields: tuple[str, ...]) -> bool:
         return all(str(item.get(name)).lower() == query[name][0].lower() for name in fields if name in query)
 
-    def _route_api(
-        self, method: str, path: str, query: Mapping[str, list[str]], body: Any, subject: str, fault: _Fault | None
-    ) -> _Reply:
+    def _route_api(self, method: str, path: str, query: Mapping[str, list[str]], body: Any, subject: str) -> _Reply:
         route = path[len(API_PREFIX) :]
         if method == "POST" and route == "/reviews":
             self._check_keys(body, _REVIEW_KEYS)
@@ -560,7 +558,7 @@ class TopcoderStandIn:
         if fault is not None and fault.status is not None and not fault.after_store:
             return _Reply(fault.status, fault.body, fault.headers)  # failed before doing anything
         try:
-            reply = self._route_api(method, path, query, body, subject, fault)
+            reply = self._route_api(method, path, query, body, subject)
             if fault is not None and fault.status is not None and fault.after_store:
                 return _Reply(fault.status, fault.body, fault.headers)  # processed, then failed
             return reply

@@ -3,33 +3,21 @@ provider pointed at the stand-in's `/token` (credentials from a stub Secrets Man
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from mm_shared.topcoder import Auth0ProxyTokenProvider, ReviewCreate, SubmissionApiClient
+from mm_shared.topcoder import Auth0ProxyTokenProvider, SubmissionApiClient
+from tests.integration.topcoder.support import (
+    CHALLENGE_ID,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    SUBMISSION_ID,
+    SleepRecorder,
+    StubSecrets,
+)
 from topcoder_standin import TopcoderStandIn
-
-CLIENT_ID = "mm-processor-dev-client"
-CLIENT_SECRET = "never-log-this-client-secret"
-REVIEW_TYPE_ID = "c56a4180-65aa-42ec-a945-5fd21dec0503"  # "Review" in the seed
-OTHER_REVIEW_TYPE_ID = "c56a4180-65aa-42ec-a945-5fd21dec0501"  # "Screening"
-SUBMISSION_ID = "a12a4180-65aa-42ec-a945-5fd21dec0503"
-CHALLENGE_ID = "30049360-2e4f-4b1b-9a5d-2c4f7f1e2b10"
-
-
-class StubSecrets:
-    """Secrets Manager's get_secret_value, in memory."""
-
-    def __init__(self, secret: dict[str, Any]) -> None:
-        self.secret = secret
-        self.reads = 0
-
-    def get_secret_value(self, SecretId: str) -> dict[str, Any]:
-        self.reads += 1
-        return {"ARN": SecretId, "SecretString": json.dumps(self.secret)}
 
 
 @pytest.fixture
@@ -58,14 +46,6 @@ def tokens(standin: TopcoderStandIn, credentials: dict[str, Any]) -> Auth0ProxyT
     )
 
 
-class SleepRecorder:
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-
-
 @pytest.fixture
 def sleeps() -> SleepRecorder:
     return SleepRecorder()
@@ -74,22 +54,3 @@ def sleeps() -> SleepRecorder:
 @pytest.fixture
 def client(standin: TopcoderStandIn, tokens: Auth0ProxyTokenProvider, sleeps: SleepRecorder) -> SubmissionApiClient:
     return SubmissionApiClient(standin.base_url, tokens, timeout_seconds=5.0, max_retries=2, sleep=sleeps)
-
-
-def failure_review(submission_id: str = SUBMISSION_ID, **overrides: Any) -> ReviewCreate:
-    """What the completion Lambda reports for a failed scorer run (Topcoder MM tooling's metadata)."""
-    fields: dict[str, Any] = {
-        "score": 0,
-        "type_id": REVIEW_TYPE_ID,
-        "reviewer_id": "0b27a6a7-5f5e-4d4c-8f5e-2a43f5f0b7c1",
-        "score_card_id": 30001852,
-        "submission_id": submission_id,
-        "status": "completed",
-        "metadata": {
-            "testType": "provisional",
-            "testStatus": "FAILED",
-            "reason": "scorer exited with code 137 (OutOfMemory)",
-        },
-    }
-    fields.update(overrides)
-    return ReviewCreate(**fields)

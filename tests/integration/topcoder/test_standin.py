@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.conftest import Clock
-from tests.integration.topcoder.conftest import (
+from tests.integration.topcoder.support import (
     CHALLENGE_ID,
     CLIENT_ID,
     CLIENT_SECRET,

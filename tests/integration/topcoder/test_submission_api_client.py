@@ -15,7 +15,7 @@ from mm_shared.topcoder import (
     Auth0ProxyTokenProvider,
     SubmissionApiClient,
 )
-from tests.integration.topcoder.conftest import (
+from tests.integration.topcoder.support import (
     CLIENT_SECRET,
     OTHER_REVIEW_TYPE_ID,
     REVIEW_TYPE_ID,

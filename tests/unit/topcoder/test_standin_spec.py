@@ -8,7 +8,7 @@ import json
 import yaml
 from openapi_core import OpenAPI
 
-from tests.integration.topcoder.conftest import failure_review
+from tests.integration.topcoder.support import failure_review
 from topcoder_standin.spec import default_spec_path, load_openapi, normalise_read_only, validate_api_request
 
 HEADERS = {"Authorization": "Bearer t", "Content-Type": "application/json"}
