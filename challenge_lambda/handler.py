@@ -56,7 +56,7 @@ def reset() -> None:
     _processors.clear()
 
 
-@tracer.capture_method(capture_response=False)
+# Not wrapped by tracer.capture_method: it would log and trace each failure's exception text a second time.
 def record_handler(record: SQSRecord) -> str:
     processor = get_processor()
     message = InboundMessage(

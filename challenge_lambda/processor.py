@@ -297,7 +297,8 @@ class ChallengeProcessor:
                 "submission_id": submission.submission_id,
             },
         )
-        raise RecordFailed(reason_code, detail)
+        # `from None`: the original exception (whose text may echo request values) is not chained into tracebacks.
+        raise RecordFailed(reason_code, detail) from None
 
     def _outcome_unknown(
         self, submission: RoutedSubmission, claim: LaunchClaim, request: RunTaskRequest, reason_code: str, detail: str
@@ -314,7 +315,8 @@ class ChallengeProcessor:
                 "submission_id": submission.submission_id,
             },
         )
-        raise RecordFailed(reason_code, detail)
+        # `from None`: the original exception (whose text may echo request values) is not chained into tracebacks.
+        raise RecordFailed(reason_code, detail) from None
 
     def _record_launched(
         self,
