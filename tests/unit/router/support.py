@@ -39,15 +39,15 @@ def router_env(**overrides: str) -> dict[str, str]:
 
 
 def submission_record(
-    challenge_id: str, *, partition: int = 0, submission_id: str | None = None, **payload: Any
+    challenge_id: str | int, *, partition: int = 0, submission_id: str | None = None, **payload: Any
 ) -> KafkaRecord:
     return KafkaRecord(
-        bus_envelope(submission_payload(challenge_id=challenge_id, submission_id=submission_id, **payload)),
+        bus_envelope(submission_payload(submission_id=submission_id, challengeId=challenge_id, **payload)),
         partition=partition,
     )
 
 
-def raw_record(value: bytes | str | dict[str, Any], partition: int = 0, **kwargs: Any) -> KafkaRecord:
+def raw_record(value: Any, partition: int = 0, **kwargs: Any) -> KafkaRecord:
     return KafkaRecord(value, partition=partition, **kwargs)
 
 
@@ -215,7 +215,7 @@ def harness(
     return Harness(router, ddb, sns, sqs, metrics, clock, sleeps)
 
 
-def failure_ids(response: dict[str, Any]) -> list[tuple[str, int]]:
+def failure_ids(response: Any) -> list[tuple[str, int]]:
     return [(f["itemIdentifier"]["partition"], f["itemIdentifier"]["offset"]) for f in response["batchItemFailures"]]
 
 
