@@ -118,7 +118,7 @@ def runtime_requirements(root: Path = REPO_ROOT) -> tuple[str, ...]:
         "--no-header",
         "--no-annotate",
     ]
-    result = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)  # noqa: S603 (fixed argv, no shell)
     if result.returncode != 0:
         raise PackagingError(f"layer: `uv export` failed: {result.stderr.strip()[:500]}")
     lines = [line.split("#", 1)[0].strip() for line in result.stdout.splitlines()]
@@ -138,7 +138,7 @@ def _host_python() -> str:
 
 
 def _has_pip(python: str) -> bool:
-    probe = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, check=False)
+    probe = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, check=False)  # noqa: S603 (fixed argv, no shell)
     return probe.returncode == 0
 
 
@@ -205,7 +205,7 @@ def build_layer(target: LayerTarget = LayerTarget.LAMBDA, *, force: bool = False
             requirements_file = staging / "requirements.txt"
             requirements_file.write_text("\n".join(requirements) + "\n")
             command = _install_command(target, requirements_file, staging / "layer" / "python")
-            result = subprocess.run(command, capture_output=True, text=True, check=False)
+            result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603 (fixed argv, no shell)
             if result.returncode != 0:
                 raise PackagingError(f"layer ({target.value}): install failed: {result.stderr.strip()[-1500:]}")
             for cache in (staging / "layer").rglob("__pycache__"):

@@ -40,6 +40,11 @@ QUEUE_RETENTION_DAYS = 7
 DLQ_RETENTION_DAYS = 14
 MAX_RECEIVE_COUNT = 3
 LEASE_MARGIN_SECONDS = 30  # a lease outlives the invocation holding it
+# EventBridge -> completion function delivery: retried this long, then the event goes to the completion DLQ.
+COMPLETION_TARGET_MAX_EVENT_AGE_SECONDS = 6 * 3600
+COMPLETION_TARGET_RETRY_ATTEMPTS = 20
+# SQS -> challenge function batch size (each record may be a RunTask call, about 20/s on Fargate).
+CHALLENGE_BATCH_SIZE = 5
 
 # The handlers, as Lambda resolves them inside each function's asset.
 ROUTER_HANDLER = "router_lambda.handler.handler"
@@ -80,6 +85,11 @@ class ResourceNames:
     @property
     def completion_dlq(self) -> str:
         return self._name("completion-dlq")
+
+    @property
+    def fanout_dlq(self) -> str:
+        """SNS->SQS deliveries that failed (e.g. a queue's key policy broke): one DLQ for all subscriptions."""
+        return self._name("fanout-dlq")
 
     @property
     def alarm_topic(self) -> str:

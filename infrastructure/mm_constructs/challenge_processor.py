@@ -1,0 +1,151 @@
+"""One challenge: queue + DLQ (fan-out), its processor function, its SSM config, its table rows, its alarms.
+
+IAM is scoped to this challenge: RunTask on its task-definition family (every revision) in the one
+cluster, PassRole on exactly its task and execution roles, its own config parameter, the status table.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Tags
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from infrastructure.config import ChallengeSettings
+from infrastructure.mm_constructs.arns import Arns
+from infrastructure.mm_constructs.completion import token_statement
+from infrastructure.mm_constructs.data import ChallengeRows
+from infrastructure.mm_constructs.fanout import ChallengeQueue, FanOut
+from infrastructure.mm_constructs.functions import FunctionKit, FunctionSpec
+from infrastructure.mm_constructs.monitoring import AlarmFactory
+from infrastructure.mm_constructs.nag import acknowledge
+from infrastructure.wiring import CHALLENGE_BATCH_SIZE, CHALLENGE_HANDLER, ResourceRefs, WiringPlan
+from mm_shared.constants import CHALLENGE_ID_ATTRIBUTE
+from mm_shared.models.challenge import ScorerCredentialsMode
+
+# Credentials modes in which the processor itself reads the token source.
+TOKEN_READING_MODES = frozenset(
+    {ScorerCredentialsMode.ENVIRONMENT_TOKEN_INSECURE, ScorerCredentialsMode.PARAMETER_REFERENCE}
+)
+CHALLENGE_TAG = "ChallengeId"
+_ = CHALLENGE_ID_ATTRIBUTE  # the tag and the SNS attribute carry the same id
+
+
+class ChallengeProcessor(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        plan: WiringPlan,
+        challenge: ChallengeSettings,
+        kit: FunctionKit,
+        fanout: FanOut,
+        refs: ResourceRefs,
+        status_table_arn: str,
+        alarms: AlarmFactory,
+        rows_role: iam.IRole | None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        Tags.of(self).add(CHALLENGE_TAG, challenge.challenge_id)
+        config = plan.config
+        names = plan.names
+        arns = Arns.of(config)
+        cid = challenge.challenge_id
+        queue_plan = plan.queue_plan(challenge)
+        self.queues = ChallengeQueue(self, "Queues", plan=queue_plan, fanout=fanout)
+
+        built = kit.build(
+            self,
+            "Processor",
+            FunctionSpec(
+                function_name=names.challenge_function(cid),
+                asset="challenge",
+                handler=CHALLENGE_HANDLER,
+                sizing=config.challenge_processor,
+                environment=plan.challenge_settings(challenge, refs).to_env(),
+                description=f"{challenge.name[:200]}: submissions -> ECS RunTask",
+            ),
+        )
+        self.function = built.function
+        self.function.add_event_source(
+            sources.SqsEventSource(
+                self.queues.queue,
+                batch_size=CHALLENGE_BATCH_SIZE,
+                report_batch_item_failures=True,
+                max_concurrency=queue_plan.max_concurrency,
+            )
+        )
+        role = built.role
+        cluster = config.ecs.cluster_arn
+        family = arns.task_definition_family(challenge.task_definition_family)
+        cluster_tasks = arns.cluster_tasks(cluster)
+        parameter_name = plan.challenge_config_parameter(cid)
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ecs:RunTask"], resources=[family], conditions={"ArnEquals": {"ecs:cluster": cluster}}
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ecs:TagResource"],
+                resources=[cluster_tasks],
+                conditions={"StringEquals": {"ecs:CreateAction": "RunTask"}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[challenge.task_role_arn, challenge.execution_role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[arns.ssm_parameter(parameter_name)])
+        )
+        if challenge.scorer_credentials_mode in TOKEN_READING_MODES:
+            role.add_to_policy(token_statement(plan, arns))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], resources=[status_table_arn]
+            )
+        )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5",
+            "RunTask on every revision of this challenge's task-definition family (conditioned on the cluster), "
+            "and tagging the tasks RunTask creates (conditioned on ecs:CreateAction=RunTask)",
+            applies_to=(f"Resource::{family}", f"Resource::{cluster_tasks}"),
+        )
+        acknowledge(
+            self.function,
+            "Serverless-LambdaDLQ",
+            "Invoked only by its SQS event source: failed messages go to the queue's DLQ after 3 receives",
+        )
+        acknowledge(
+            self.function,
+            "Serverless-LambdaEventSourceMappingDestination",
+            "SQS event sources take no on-failure destination: the queue's redrive policy (DLQ) is the destination",
+        )
+
+        if config.write_challenge_config:
+            self.parameter = ssm.StringParameter(
+                self,
+                "Config",
+                parameter_name=parameter_name,
+                string_value=plan.challenge_config(challenge).to_json(),
+                description=f"mm-processor challenge config: {cid}",
+                tier=ssm.ParameterTier.STANDARD,
+            )
+            if rows_role is not None:
+                self.rows = ChallengeRows(
+                    self,
+                    "Rows",
+                    table_name=names.challenge_table,
+                    records=plan.challenge_records_for([challenge], {cid: self.queues.queue.queue_url}),
+                    role=rows_role,
+                )
+
+        alarms.function_health(built, self.function, f"challenge {cid}")
+        alarms.queue_not_empty(self, "DlqAlarm", self.queues.dlq, f"challenge {cid} DLQ")

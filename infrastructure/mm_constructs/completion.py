@@ -1,0 +1,214 @@
+"""Completion: the ECS "task STOPPED" rule -> completion function (retry policy + DLQ), and the timeout sweeper."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda_destinations as destinations
+from constructs import Construct
+
+from infrastructure.mm_constructs.arns import Arns
+from infrastructure.mm_constructs.data import DataTables
+from infrastructure.mm_constructs.fanout import FanOut, encrypted_queue
+from infrastructure.mm_constructs.functions import FunctionKit, FunctionSpec
+from infrastructure.mm_constructs.monitoring import AlarmFactory
+from infrastructure.mm_constructs.nag import acknowledge
+from infrastructure.wiring import (
+    COMPLETION_HANDLER,
+    COMPLETION_TARGET_MAX_EVENT_AGE_SECONDS,
+    COMPLETION_TARGET_RETRY_ATTEMPTS,
+    SWEEPER_HANDLER,
+    ResourceRefs,
+    WiringPlan,
+)
+from mm_shared.constants import (
+    STATUS_TABLE_OVERDUE_INDEX,
+    challenge_config_parameter_prefix,
+    static_token_parameter_name,
+)
+from mm_shared.settings import TokenSource
+
+
+def event_pattern(pattern: dict[str, Any]) -> events.EventPattern:
+    """The plan's rule pattern (EventBridge JSON keys) as a CDK EventPattern."""
+    known = {"source": "source", "detail-type": "detail_type", "detail": "detail", "account": "account"}
+    unknown = set(pattern) - set(known)
+    if unknown:
+        raise ValueError(f"completion rule pattern: unsupported keys {sorted(unknown)}")
+    return events.EventPattern(**{known[key]: value for key, value in pattern.items()})
+
+
+def token_statement(plan: WiringPlan, arns: Arns) -> iam.PolicyStatement:
+    """Read access to the Topcoder M2M token source of this environment, and nothing else."""
+    token = plan.config.token
+    if token.source is TokenSource.AUTH0_PROXY:
+        assert token.auth0_credentials_secret_arn is not None  # config validates this
+        return iam.PolicyStatement(
+            actions=["secretsmanager:GetSecretValue"], resources=[token.auth0_credentials_secret_arn]
+        )
+    parameter = static_token_parameter_name(plan.config.ssm_prefix)
+    return iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[arns.ssm_parameter(parameter)])
+
+
+class Completion(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        plan: WiringPlan,
+        kit: FunctionKit,
+        fanout: FanOut,
+        tables: DataTables,
+        refs: ResourceRefs,
+        alarms: AlarmFactory,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        names = plan.names
+        config = plan.config
+        arns = Arns.of(config)
+        cluster = config.ecs.cluster_arn
+        self.dlq = encrypted_queue(
+            self,
+            "Dlq",
+            name=names.completion_dlq,
+            key=fanout.key,
+            terminal_reason="Dead-letter queue of STOPPED events the completion function could not take: terminal",
+        )
+        built = kit.build(
+            self,
+            "Completion",
+            FunctionSpec(
+                function_name=names.completion_function,
+                asset="completion",
+                handler=COMPLETION_HANDLER,
+                sizing=config.completion,
+                environment=plan.completion_settings(refs).to_env(),
+                description="ECS task STOPPED -> status table -> Topcoder Submission API review",
+                # Function errors after Lambda's own async retries land in the same DLQ as undeliverable events.
+                extra={
+                    "on_failure": destinations.SqsDestination(self.dlq),
+                    "retry_attempts": 2,
+                    "max_event_age": Duration.seconds(COMPLETION_TARGET_MAX_EVENT_AGE_SECONDS),
+                },
+            ),
+        )
+        self.function = built.function
+        role = built.role
+        status = tables.status_table
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], resources=[status.table_arn]
+            )
+        )
+        config_parameters = arns.ssm_parameter(challenge_config_parameter_prefix(config.ssm_prefix)) + "/*"
+        role.add_to_policy(iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[config_parameters]))
+        role.add_to_policy(token_statement(plan, arns))
+        cluster_tasks = arns.cluster_tasks(cluster)
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ecs:DescribeTasks"],
+                resources=[cluster_tasks],
+                conditions={"ArnEquals": {"ecs:cluster": cluster}},
+            )
+        )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5",
+            "Reads the config of any challenge of this environment (the SSM prefix) and describes tasks of the "
+            "one scorer cluster (task ids are unknown in advance; conditioned on ecs:cluster). KMS wildcards come "
+            "from the DLQ destination grant, scoped to the pipeline key",
+            applies_to=(
+                f"Resource::{config_parameters}",
+                f"Resource::{cluster_tasks}",
+                "Action::kms:ReEncrypt*",
+                "Action::kms:GenerateDataKey*",
+            ),
+        )
+        self.rule = events.Rule(
+            self,
+            "TaskStopped",
+            rule_name=names.completion_rule,
+            description="Scorer tasks this environment started have stopped",
+            event_pattern=event_pattern(plan.completion_rule_pattern()),
+            targets=[
+                targets.LambdaFunction(
+                    self.function,
+                    dead_letter_queue=self.dlq,
+                    max_event_age=Duration.seconds(COMPLETION_TARGET_MAX_EVENT_AGE_SECONDS),
+                    retry_attempts=COMPLETION_TARGET_RETRY_ATTEMPTS,
+                )
+            ],
+        )
+
+        # ---------------------------------------------------------------- timeout sweeper
+        sweeper = kit.build(
+            self,
+            "Sweeper",
+            FunctionSpec(
+                function_name=names.sweeper_function,
+                asset="completion",
+                handler=SWEEPER_HANDLER,
+                sizing=config.timeout_sweeper,
+                environment=plan.sweeper_settings(refs).to_env(),
+                description="Stops scorer tasks that outlived their challenge timeout",
+                extra={"retry_attempts": 0},  # the next scheduled run is the retry
+            ),
+        )
+        self.sweeper = sweeper.function
+        # The one index the sweeper reads (a literal ARN: the table name is fixed per environment).
+        index_arn = arns.dynamodb_index(names.status_table, STATUS_TABLE_OVERDUE_INDEX)
+        sweeper.role.add_to_policy(
+            iam.PolicyStatement(actions=["dynamodb:Query"], resources=[status.table_arn, index_arn])
+        )
+        sweeper.role.add_to_policy(
+            iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[status.table_arn])
+        )
+        sweeper.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ecs:StopTask"], resources=[cluster_tasks], conditions={"ArnEquals": {"ecs:cluster": cluster}}
+            )
+        )
+        acknowledge(
+            sweeper.role,
+            "AwsSolutions-IAM5",
+            "Stops tasks of the one scorer cluster only (task ids are unknown in advance; conditioned on ecs:cluster)",
+            applies_to=(f"Resource::{cluster_tasks}",),
+        )
+        acknowledge(
+            self.sweeper,
+            "Serverless-LambdaAsyncFailureDestination",
+            "The sweeper is idempotent and scheduled: a failed run is retried by the next run, nothing is lost",
+        )
+        acknowledge(
+            self.sweeper,
+            "Serverless-LambdaDLQ",
+            "The sweeper is idempotent and scheduled: a failed run is retried by the next run, nothing is lost",
+        )
+        self.schedule = events.Rule(
+            self,
+            "SweepSchedule",
+            rule_name=names.sweeper_schedule,
+            description="Run the timeout sweeper",
+            schedule=events.Schedule.rate(Duration.minutes(config.sweeper_interval_minutes)),
+            targets=[targets.LambdaFunction(self.sweeper, retry_attempts=2)],
+        )
+        acknowledge(
+            self.schedule,
+            "Serverless-EventBusDLQ",
+            "A missed scheduled sweep is repeated by the next one minutes later; nothing would wait in a DLQ",
+        )
+        acknowledge(
+            self.function,
+            "Serverless-LambdaDLQ",
+            "Failed async invocations go to an on-failure destination (the completion DLQ), which supersedes a DLQ",
+        )
+
+        alarms.function_health(built, self.function, "completion")
+        alarms.function_health(sweeper, self.sweeper, "timeout sweeper")
+        alarms.queue_not_empty(self, "DlqAlarm", self.dlq, "completion DLQ")
+        alarms.rule_failed_invocations(self, "RuleFailedInvocationsAlarm", self.rule)

@@ -1,0 +1,1 @@
+"""Thin stacks: they wire the constructs of `infrastructure.mm_constructs` together."""
