@@ -312,3 +312,42 @@ def test_insecure_mode_token_never_reaches_a_log_line_or_metric(
     assert SECRET_TOKEN not in ecs_world.logs.getvalue()
     assert any("environment_token_insecure" in line["message"] for line in ecs_world.log_lines())
     assert SECRET_TOKEN not in (status(throttled).reason or "")
+
+
+# ------------------------------------------------------------------ ambiguous outcome
+def test_read_timeout_keeps_the_lease_and_the_retry_reuses_the_token(ecs_world: EcsWorld) -> None:
+    import os
+
+    from botocore.exceptions import ReadTimeoutError
+
+    submission = routed_submission()
+    ecs = aws_clients.client("ecs")
+    timing_out = {"on": True}
+
+    def time_out(**_: Any) -> None:
+        if timing_out["on"]:
+            raise ReadTimeoutError(endpoint_url="https://ecs.us-east-1.amazonaws.com/")
+
+    # before-call: raised outside botocore's retry loop, so no backoff sleeps in the test.
+    ecs.meta.events.register("before-call.ecs.RunTask", time_out)
+
+    first = invoke(message(submission, message_id="m-timeout"))
+
+    assert failed_ids(first) == ["m-timeout"]
+    assert status(submission).state is SubmissionState.LAUNCHING  # lease kept, not marked failed
+
+    # The SQS retry arrives after the visibility timeout, when the lease has expired.
+    timing_out["on"] = False
+    aws_clients.client("dynamodb").update_item(
+        TableName=os.environ["STATUS_TABLE_NAME"],
+        Key={"submissionId": {"S": submission.submission_id}},
+        UpdateExpression="SET leaseUntil = :past",
+        ExpressionAttributeValues={":past": {"N": "1"}},
+    )
+    second = invoke(message(submission, receive_count=2))
+
+    assert second == {"batchItemFailures": []}
+    token = client_token(submission.submission_id, 1)
+    assert [call["clientToken"] for call in ecs_world.runtask_calls] == [token, token]
+    assert status(submission).state is SubmissionState.LAUNCHED
+    assert len(ecs_world.tasks()) == 1
