@@ -351,3 +351,43 @@ def test_read_timeout_keeps_the_lease_and_the_retry_reuses_the_token(ecs_world: 
     assert [call["clientToken"] for call in ecs_world.runtask_calls] == [token, token]
     assert status(submission).state is SubmissionState.LAUNCHED
     assert len(ecs_world.tasks()) == 1
+
+
+def test_insecure_mode_with_the_real_static_parameter_provider(ecs_world: EcsWorld, capsys: Any) -> None:
+    # Given the seed design's SecureString token and a challenge that opted into the insecure mode
+    aws_clients.client("ssm").put_parameter(
+        Name="/mm-processor/auth0/token", Value=SECRET_TOKEN, Type="SecureString", Overwrite=True
+    )
+    ecs_world.put_config(ecs_world.config(scorerCredentialsMode="environment_token_insecure"))
+
+    # When a submission arrives
+    response = invoke(message(routed_submission()))
+
+    # Then the token reaches the task environment (the documented risk) and nothing else
+    assert response == {"batchItemFailures": []}
+    [task] = ecs_world.tasks()
+    environment = {e["name"]: e["value"] for e in task["overrides"]["containerOverrides"][0]["environment"]}
+    assert environment["MM_M2M_TOKEN"] == SECRET_TOKEN
+    captured = capsys.readouterr()
+    assert SECRET_TOKEN not in captured.out + captured.err + ecs_world.logs.getvalue()
+
+
+def test_default_mode_never_builds_a_token_provider(ecs_world: EcsWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    import challenge_lambda.processor as processor_module
+
+    built: list[object] = []
+
+    def factory(settings: object) -> Any:
+        def build() -> FakeTokenProvider:
+            built.append(settings)
+            return FakeTokenProvider()
+
+        return build
+
+    monkeypatch.setattr(processor_module, "default_token_provider_factory", factory)
+    handler.reset()
+
+    invoke(message(routed_submission()))
+
+    assert built == []
+    assert len(ecs_world.tasks()) == 1
