@@ -14,12 +14,18 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from completion_lambda.observability import MetricsSink, PowertoolsMetricsSink, logger, metrics, tracer
+from completion_lambda.observability import (
+    MetricsSink,
+    PowertoolsMetricsSink,
+    logger,
+    metrics,
+    set_environment_dimension,
+    tracer,
+)
 from completion_lambda.service import CompletionService, ConfigSource, ReviewApi
 from mm_shared import aws
 from mm_shared.challenge_config import ChallengeConfigLoader
 from mm_shared.models.ecs_event import ECS_EVENT_SOURCE, ECS_TASK_STATE_CHANGE, EcsTaskStateChangeEvent
-from mm_shared.observability import ENVIRONMENT_DIMENSION
 from mm_shared.settings import CompletionSettings
 from mm_shared.status_store import StatusStore
 from mm_shared.topcoder.submission_api import SubmissionApiClient
@@ -156,7 +162,7 @@ def parse_event(event: dict[str, Any]) -> EventBridgeModel:
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deps = dependencies()
-    metrics.set_default_dimensions(**{ENVIRONMENT_DIMENSION: deps.settings.environment_name})
+    set_environment_dimension(deps.settings.environment_name)
     try:
         parsed = parse_event(event)
     except InvalidEventError:

@@ -23,6 +23,12 @@ metrics = Metrics()
 tracer = Tracer()
 
 
+def set_environment_dimension(environment_name: str) -> None:
+    """Once per container: re-setting an existing default dimension warns on every warm invocation."""
+    if metrics.default_dimensions.get(ENVIRONMENT_DIMENSION) != environment_name:
+        metrics.set_default_dimensions(**{ENVIRONMENT_DIMENSION: environment_name})
+
+
 class MetricsSink(Protocol):
     def count(self, metric: Metric, *, reason: str | None = None) -> None: ...
 

@@ -11,10 +11,16 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from completion_lambda.observability import MetricsSink, PowertoolsMetricsSink, logger, metrics, tracer
+from completion_lambda.observability import (
+    MetricsSink,
+    PowertoolsMetricsSink,
+    logger,
+    metrics,
+    set_environment_dimension,
+    tracer,
+)
 from completion_lambda.sweeper import TimeoutSweeper
 from mm_shared import aws
-from mm_shared.observability import ENVIRONMENT_DIMENSION
 from mm_shared.settings import TimeoutSweeperSettings
 from mm_shared.status_store import StatusStore
 
@@ -78,7 +84,7 @@ def use_dependencies(deps: SweeperDependencies | None) -> None:
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deps = dependencies()
-    metrics.set_default_dimensions(**{ENVIRONMENT_DIMENSION: deps.settings.environment_name})
+    set_environment_dimension(deps.settings.environment_name)
     result = deps.sweeper().sweep()
     logger.info("sweep finished", extra=result.to_dict())
     if result.failed:

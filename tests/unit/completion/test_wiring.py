@@ -1,0 +1,129 @@
+"""Handler wiring: settings from the environment, clients built lazily and once, the review we build."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from completion_lambda import handler as completion_handler
+from completion_lambda import timeout_sweeper
+from completion_lambda.reporting import build_review, is_review_of_task
+from mm_shared.challenge_config import ChallengeConfigLoader
+from mm_shared.models.outcome import Outcome, OutcomeCode, TestStatus
+from mm_shared.settings import SettingsError
+from mm_shared.status_store import StatusStore
+from mm_shared.topcoder.models import ReviewStatus
+from mm_shared.topcoder.submission_api import SubmissionApiClient
+from tests.unit.completion.fakes import REVIEW_TYPE_ID, challenge_config
+
+ENV = {
+    "ENVIRONMENT_NAME": "example",
+    "POWERTOOLS_SERVICE_NAME": "completion",
+    "STATUS_TABLE_NAME": "mm-example-status",
+    "CHALLENGE_CONFIG_PARAMETER_PREFIX": "/mm-processor/challenges",
+    "SUBMISSION_API_URL": "https://api.topcoder-dev.com/v5",
+}
+
+
+@pytest.fixture
+def fresh_handler_state() -> Iterator[None]:
+    completion_handler.settings.cache_clear()
+    completion_handler.use_dependencies(None)
+    timeout_sweeper.settings.cache_clear()
+    timeout_sweeper.use_dependencies(None)
+    yield
+    completion_handler.settings.cache_clear()
+    completion_handler.use_dependencies(None)
+    timeout_sweeper.settings.cache_clear()
+    timeout_sweeper.use_dependencies(None)
+
+
+def test_dependencies_come_from_the_environment_and_are_built_once(
+    monkeypatch: pytest.MonkeyPatch, fresh_handler_state: None
+) -> None:
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+
+    deps = completion_handler.dependencies()
+
+    assert deps is completion_handler.dependencies()
+    assert deps.settings.submission_api_url == ENV["SUBMISSION_API_URL"]
+    assert isinstance(deps.store, StatusStore)
+    assert deps.store is deps.store
+    assert isinstance(deps.config_source, ChallengeConfigLoader)
+    api = deps.review_api()  # builds the token provider object; fetches no token yet
+    assert isinstance(api, SubmissionApiClient)
+    assert api is deps.review_api()
+    assert api.base_url == ENV["SUBMISSION_API_URL"]
+
+
+def test_config_parameter_names_follow_the_prefix(monkeypatch: pytest.MonkeyPatch, fresh_handler_state: None) -> None:
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    loader = completion_handler.dependencies().config_source
+    assert isinstance(loader, ChallengeConfigLoader)
+    assert loader._name_for("abc") == "/mm-processor/challenges/abc/config"
+
+
+def test_missing_environment_fails_loudly_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, fresh_handler_state: None
+) -> None:
+    for name, value in ENV.items():
+        if name != "SUBMISSION_API_URL":
+            monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SUBMISSION_API_URL", raising=False)
+    with pytest.raises(SettingsError, match="SUBMISSION_API_URL"):
+        completion_handler.dependencies()
+
+
+def test_sweeper_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch, fresh_handler_state: None) -> None:
+    monkeypatch.setenv("ENVIRONMENT_NAME", "example")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "timeout-sweeper")
+    monkeypatch.setenv("STATUS_TABLE_NAME", "mm-example-status")
+    monkeypatch.setenv("MAX_STOPS_PER_RUN", "7")
+    deps = timeout_sweeper.dependencies()
+    assert deps.settings.max_stops_per_run == 7
+    assert deps is timeout_sweeper.dependencies()
+
+
+def _outcome(code: OutcomeCode, status: TestStatus) -> Outcome:
+    return Outcome(code=code, test_status=status, reason="r", exit_code=None, stop_code="X", task_arn="arn:task/1")
+
+
+def test_failure_review_is_completed_with_score_0() -> None:
+    review = build_review(
+        _outcome(OutcomeCode.TIMED_OUT, TestStatus.FAILED), challenge_config(), submission_id="s", correlation_id="c"
+    )
+    assert review.status is ReviewStatus.COMPLETED
+    assert review.score == 0
+    assert review.type_id == REVIEW_TYPE_ID
+    wire = review.to_wire()
+    assert wire["metadata"]["outcome"] == "TIMED_OUT"
+    assert wire["metadata"]["exitCode"] is None  # kept explicit inside metadata
+    assert wire["metadata"]["testType"] == "provisional"
+
+
+def test_success_review_is_queued_with_the_challenge_test_type() -> None:
+    review = build_review(
+        _outcome(OutcomeCode.SUCCEEDED, TestStatus.SUCCESS),
+        challenge_config(test_type="system"),
+        submission_id="s",
+        correlation_id="c",
+    )
+    assert review.status is ReviewStatus.QUEUED
+    assert review.metadata["testStatus"] == "SUCCESS"
+    assert review.metadata["testType"] == "system"
+
+
+@pytest.mark.parametrize(
+    ("review", "ours"),
+    [
+        ({"metadata": {"taskArn": "arn:task/1"}}, True),
+        ({"metadata": {"taskArn": "arn:task/2"}}, False),
+        ({"metadata": None}, False),
+        ({}, False),
+    ],
+)
+def test_is_review_of_task(review: dict[str, object], ours: bool) -> None:
+    assert is_review_of_task(review, "arn:task/1") is ours
