@@ -1,0 +1,58 @@
+"""Synthesize the CDK app once per test session (jsii start-up alone costs ~12 s).
+
+    from tests.synth import synth_example
+    result = synth_example()             # functools.cache'd: one synth per process
+    result.templates["mm-example-core"]  # template dicts keyed by stack name
+    result.assembly_dir                  # the cloud assembly (manifest.json, validation-report.json, assets)
+
+Tests that use it belong on one xdist worker: mark them `@pytest.mark.xdist_group("synth")`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+from infrastructure.config import EnvironmentConfig, load_environment
+from infrastructure.packaging import BUILD_DIR
+
+
+@dataclass(frozen=True)
+class Synthesized:
+    config: EnvironmentConfig
+    templates: dict[str, dict[str, Any]]  # stack name -> CloudFormation template
+    assembly_dir: Path
+
+    def __iter__(self) -> Any:  # `templates, assembly_dir = synth_example()` works too
+        return iter((self.templates, self.assembly_dir))
+
+
+def synth(config: EnvironmentConfig, *, label: str, checks: bool = True) -> Synthesized:
+    """Synthesize `config` into `build/cdk.out-<label>-<pid>` (uncached)."""
+    from infrastructure.app import build_app
+
+    outdir = BUILD_DIR / f"cdk.out-{label}-{os.getpid()}"
+    shutil.rmtree(outdir, ignore_errors=True)
+    build_app(config, outdir=str(outdir), checks=checks).synth()
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    templates: dict[str, dict[str, Any]] = {}
+    for artifact in manifest["artifacts"].values():
+        if artifact.get("type") == "aws:cloudformation:stack":
+            template_file = artifact["properties"]["templateFile"]
+            stack_name = artifact["properties"].get("stackName") or Path(template_file).name.split(".")[0]
+            templates[stack_name] = json.loads((outdir / template_file).read_text())
+    return Synthesized(config=config, templates=templates, assembly_dir=outdir)
+
+
+@functools.cache
+def synth_example() -> Synthesized:
+    """The `example` environment, synthesized once per process with cdk-nag on."""
+    return synth(load_environment("example"), label="example")
