@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -105,18 +104,6 @@ class EcsTaskStateChangeEvent(EventBridgeModel):
     detail: EcsTaskStateChangeDetail
 
 
-def scrub_event(event: Any) -> Any:
-    """A copy of a raw event with sensitive environment values redacted (for logging a raw event)."""
-    if isinstance(event, dict):
-        name = event.get("name")
-        if "value" in event and isinstance(name, str) and is_sensitive_variable(name):
-            return {**event, "value": REDACTED}
-        return {key: scrub_event(value) for key, value in event.items()}
-    if isinstance(event, list):
-        return [scrub_event(item) for item in event]
-    return event
-
-
 __all__ = [
     "ECS_EVENT_SOURCE",
     "ECS_TASK_STATE_CHANGE",
@@ -129,5 +116,4 @@ __all__ = [
     "StopCode",
     "TaskOverrides",
     "is_sensitive_variable",
-    "scrub_event",
 ]
