@@ -1,0 +1,156 @@
+"""The embedded AWS: moto's ThreadedMotoServer on loopback, with a request counter in front of it.
+
+Worker processes reach it over HTTP (`AWS_ENDPOINT_URL`), exactly as a Lambda function reaches AWS.
+Every caller gets its own fake access key (`local-router`, `local-ch-...`, `local-engine`), and the
+counting middleware reads the SigV4 credential scope of each request, so the benchmark can say how many
+AWS calls each function made per submission, by service, without touching the functions' code.
+
+moto keeps its state in module globals: one emulator per process at a time (reset on start and stop).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import boto3
+import requests
+from botocore.config import Config
+from moto.server import ThreadedMotoServer
+from werkzeug.serving import make_server
+
+REGION = "us-east-1"
+FAKE_SECRET = "local-secret"  # moto accepts any key pair; never a real credential
+ENGINE_KEY = "local-engine"
+
+_SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
+_ENGINE_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30)
+
+
+class RequestCounter:
+    """Thread-safe counts of requests by (caller access key, service)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[tuple[str, str]] = Counter()
+
+    def add(self, caller: str, service: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[(caller, service)] += n
+
+    def snapshot(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def by_caller(self) -> dict[str, dict[str, int]]:
+        result: dict[str, dict[str, int]] = {}
+        for (caller, service), count in sorted(self.snapshot().items()):
+            result.setdefault(caller, {})[service] = count
+        return result
+
+
+def caller_and_service(authorization: str | None) -> tuple[str, str]:
+    """(access key, service) from a SigV4 Authorization header; ("anonymous", "unknown") without one."""
+    match = _SCOPE.search(authorization or "")
+    if not match:
+        return "anonymous", "unknown"
+    return match.group(1), match.group(3)
+
+
+class _CountingApp:
+    """WSGI middleware: count, then hand the request to moto unchanged."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], counter: RequestCounter) -> None:
+        self._app = app
+        self._counter = counter
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        caller, service = caller_and_service(environ.get("HTTP_AUTHORIZATION"))
+        if not environ.get("PATH_INFO", "").startswith("/moto-api"):
+            self._counter.add(caller, service)
+        return self._app(environ, start_response)
+
+
+class CountingMotoServer(ThreadedMotoServer):
+    """ThreadedMotoServer whose WSGI app is wrapped by the request counter; quiet (no access log)."""
+
+    def __init__(self, counter: RequestCounter, ip_address: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(ip_address=ip_address, port=port, verbose=False)
+        self.counter = counter
+
+    def _server_entry(self) -> None:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+
+        class _QuietHandler(MotoRequestHandler):
+            def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+                return None
+
+        app = _CountingApp(DomainDispatcherApplication(create_backend_app), self.counter)
+        self._server = make_server(self._ip_address, self._port, app, True, request_handler=_QuietHandler)
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+
+class LocalAws:
+    """Start/stop the emulator; build engine-side clients bound to it."""
+
+    def __init__(self, region: str = REGION) -> None:
+        self.region = region
+        self.counter = RequestCounter()
+        self._server: CountingMotoServer | None = None
+        self.endpoint = ""
+
+    def start(self) -> LocalAws:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._server = CountingMotoServer(self.counter)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        self.reset()
+        return self
+
+    def reset(self) -> None:
+        requests.post(f"{self.endpoint}/moto-api/reset", timeout=10)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            with contextlib.suppress(requests.RequestException):
+                self.reset()
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> LocalAws:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def client(self, service: str, access_key: str = ENGINE_KEY) -> Any:
+        return boto3.session.Session().client(  # type: ignore[call-overload]
+            service,
+            region_name=self.region,
+            endpoint_url=self.endpoint,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=FAKE_SECRET,
+            config=_ENGINE_CLIENT_CONFIG,
+        )
+
+    def credentials_env(self, access_key: str) -> dict[str, str]:
+        """What a worker process gets: fake credentials, the region, and the emulator endpoint."""
+        return {
+            "AWS_ACCESS_KEY_ID": access_key,
+            "AWS_SECRET_ACCESS_KEY": FAKE_SECRET,
+            "AWS_SESSION_TOKEN": "local-session",
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ENDPOINT_URL": self.endpoint,
+        }

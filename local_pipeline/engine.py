@@ -1,0 +1,652 @@
+"""The local pipeline engine: the whole system on one machine, on the embedded AWS emulator.
+
+    records --(MSK events)--> router worker --SNS--> per-challenge queues --(SQS ESM)--> challenge workers
+        --RunTask--> fake Fargate (a real scorer process) --STOPPED event--> EventBridge rule --> SQS
+        --> completion worker --> Topcoder stand-in;   sweeper worker on a schedule --StopTask--> fake Fargate
+
+The engine plays the AWS services that moto cannot run: the event source mappings (Kafka and SQS), the
+rule's Lambda target, the schedule, and Fargate. Everything the functions do goes through their real
+handlers in their own processes, against resources created from the wiring plan.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
+from pydantic import ValidationError
+
+from infrastructure.config import EnvironmentConfig
+from infrastructure.wiring import WiringPlan
+from local_pipeline.awsenv import LocalAws
+from local_pipeline.fargate import FakeFargate, TaskDefinitionSim
+from local_pipeline.kafka import FeedStats, KafkaFeeder, KafkaMessage, assign, on_failure_offsets
+from local_pipeline.provision import (
+    ChallengeResources,
+    LocalDeviations,
+    LocalResources,
+    TopcoderEndpoints,
+    provision,
+)
+from local_pipeline.scenario import SCORER_SCRIPT, InputRecord, Scenario
+from local_pipeline.tracker import FINAL_STATES, Observations, RecordResult, classify, violations
+from local_pipeline.workers import FunctionWorker, Invocation, WorkerSpec, runtime_env, start_all
+from mm_shared.models.bus import FlatSubmission, SubmissionPayload
+from mm_shared.models.lifecycle import LifecycleRecord
+from topcoder_standin import TopcoderStandIn
+
+ProgressCallback = Callable[[int, int, dict[str, int]], None]
+
+ESM_KEY = "local-esm"  # the event source mappings, the rule target and the schedule (AWS's side)
+FARGATE_KEY = "local-fargate"  # the fake ECS control plane emitting events
+ECS_AGENT_KEY = "local-ecs-agent"  # resolving a task definition's secrets from SSM
+_OBSERVE_INTERVAL = 0.25
+_deserializer = TypeDeserializer()
+
+
+def function_access_key(function_name: str, environment: str) -> str:
+    """Per-function fake access key, so the request counter can attribute every AWS call."""
+    prefix = f"mm-{environment}-"
+    short = function_name[len(prefix) :] if function_name.startswith(prefix) else function_name
+    return f"local-{short}"
+
+
+@dataclass
+class WorkerStats:
+    name: str
+    invocations: int
+    errors: int
+    cold_starts: int
+    init_ms: list[float]
+    durations_ms: list[float] = field(default_factory=list)
+
+
+@dataclass
+class RunOutcome:
+    """Everything the report needs, collected before the emulator goes away."""
+
+    environment: str
+    records: list[RecordResult]
+    violations: list[str]
+    api_violations: list[dict[str, Any]]
+    secret_leaks: list[str]
+    event_errors: list[str]
+    started_at: float
+    feeding_started_at: float
+    finished_at: float
+    deadline_hit: bool
+    feed: FeedStats
+    aws_calls: dict[str, dict[str, int]]
+    workers: list[WorkerStats]
+    deviations: LocalDeviations
+    log_dir: Path
+    dead_letter_counts: dict[str, int]
+    completion_dlq_count: int
+    tasks_started: int
+    run_task_calls: int
+    routed_submissions: int
+    function_keys: dict[str, str]
+
+    @property
+    def unaccounted(self) -> list[RecordResult]:
+        return [r for r in self.records if r.state not in FINAL_STATES]
+
+    @property
+    def ok(self) -> bool:
+        return not self.unaccounted and not self.violations and not self.api_violations and not self.secret_leaks
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def lifecycle_from_item(item: dict[str, Any]) -> LifecycleRecord:
+    return LifecycleRecord.model_validate(_plain({k: _deserializer.deserialize(v) for k, v in item.items()}))
+
+
+def submission_of(value: bytes, config: EnvironmentConfig) -> tuple[str, str, int] | None:
+    """(submission id, v5 challenge id, member id) of a well-formed submission record, else None."""
+    try:
+        obj = json.loads(value)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    try:
+        payload = obj.get("payload")
+        if isinstance(payload, dict):
+            fields: Any = SubmissionPayload.model_validate(payload)
+        elif "resource" not in obj:
+            fields = FlatSubmission.model_validate(obj)
+        else:
+            return None
+    except ValidationError:
+        return None
+    challenge_id = str(fields.challenge_id)
+    if challenge_id.isdigit():
+        legacy = int(challenge_id)
+        match = next((c for c in config.challenges if c.legacy_id == legacy), None)
+        challenge_id = match.challenge_id if match else (fields.v5_challenge_id or challenge_id)
+    return str(fields.id), challenge_id, int(fields.member_id)
+
+
+def _sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    """A ReceiveMessage result in the shape the SQS event source hands to Lambda."""
+    attributes = {
+        name: str(message.get("MessageAttributes", {}).get(name, {}).get("StringValue", ""))
+        for name in message.get("MessageAttributes", {})
+    }
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": dict(message.get("Attributes", {})),
+        "messageAttributes": {
+            name: {
+                "stringValue": value,
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": message["MessageAttributes"][name].get("DataType", "String"),
+            }
+            for name, value in attributes.items()
+        },
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
+def scheduled_event(rule_name: str, region: str, account: str) -> dict[str, Any]:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return {
+        "version": "0",
+        "id": f"local-{time.time_ns()}",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account,
+        "time": now,
+        "region": region,
+        "resources": [f"arn:aws:events:{region}:{account}:rule/{rule_name}"],
+        "detail": {},
+    }
+
+
+class LocalPipeline:
+    """Start with `with LocalPipeline(config) as pipeline:`, then `pipeline.run(records, scenario)`."""
+
+    def __init__(
+        self,
+        config: EnvironmentConfig,
+        *,
+        deviations: LocalDeviations | None = None,
+        log_dir: Path | None = None,
+        scorer_command: tuple[str, ...] | None = None,
+        max_running_tasks: int = 8,
+        partitions: int = 1,
+    ) -> None:
+        self.config = config
+        self.plan = WiringPlan(config)
+        self.deviations = deviations or LocalDeviations()
+        self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="mm-local-run-"))
+        self.scorer_command = scorer_command or (sys.executable, str(SCORER_SCRIPT))
+        self.max_running_tasks = max_running_tasks
+        self.partitions = partitions
+        self.aws = LocalAws(config.region)
+        self.standin: TopcoderStandIn | None = None
+        self.fargate: FakeFargate | None = None
+        self.resources: LocalResources | None = None
+        self.workers: dict[str, FunctionWorker] = {}
+        self.worker_specs: dict[str, WorkerSpec] = {}
+        self._token = ""
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._durations: dict[str, list[float]] = {}
+        self._durations_lock = threading.Lock()
+        self.started_at = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> LocalPipeline:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.started_at = time.time()
+        if self.log_dir.exists():
+            shutil.rmtree(self.log_dir, ignore_errors=True)
+        (self.log_dir / "functions").mkdir(parents=True, exist_ok=True)
+        self.aws.start()
+        self.standin = TopcoderStandIn().start()
+        self._token = self.standin.issue_token("mm-processor-local")
+        self.resources = provision(
+            self.plan,
+            self.aws,
+            TopcoderEndpoints(self.standin.base_url, self.standin.token_url, self._token),
+            self.deviations,
+        )
+        events = self.aws.client("events", FARGATE_KEY)
+        ssm = self.aws.client("ssm", ECS_AGENT_KEY)
+
+        def emit(entry: dict[str, Any]) -> None:
+            response = events.put_events(Entries=[entry])
+            if response.get("FailedEntryCount"):
+                raise RuntimeError(f"PutEvents failed: {response.get('Entries')}")
+
+        def resolve_secret(parameter: str) -> str:
+            return str(ssm.get_parameter(Name=parameter, WithDecryption=True)["Parameter"]["Value"])
+
+        self.fargate = FakeFargate(
+            cluster_arn=self.config.ecs.cluster_arn,
+            task_definitions=self._task_definitions(),
+            emit_event=emit,
+            resolve_secret=resolve_secret,
+            log_dir=self.log_dir / "tasks",
+            counter=self.aws.counter,
+            max_running_tasks=self.max_running_tasks,
+            region=self.config.region,
+            account=self.config.account,
+            secret_values=lambda: [self._token],
+        ).start()
+        for spec in self.resources.functions.values():
+            worker_spec = self._worker_spec(spec.name)
+            self.worker_specs[spec.name] = worker_spec
+            self.workers[spec.name] = FunctionWorker(worker_spec)
+        start_all(self.workers.values())
+
+    def _task_definitions(self) -> list[TaskDefinitionSim]:
+        assert self.standin is not None
+        assert self.resources is not None
+        definitions = []
+        for challenge in self.config.challenges:
+            definitions.append(
+                TaskDefinitionSim(
+                    arn=challenge.task_definition_arn,
+                    container_name=challenge.scorer_container_name,
+                    command=self.scorer_command,
+                    environment={
+                        "MM_SUBMISSION_API_URL": self.standin.base_url,
+                        "MM_REVIEW_TYPE_ID": challenge.review_type_id,
+                        "MM_REVIEWER_ID": challenge.reviewer_id,
+                        "MM_SCORECARD_ID": str(challenge.score_card_id),
+                        "MM_TEST_TYPE": challenge.test_type,
+                        "PYTHONDONTWRITEBYTECODE": "1",
+                    },
+                    # As the task definition's `secrets` would: valueFrom the token parameter.
+                    secrets={"MM_M2M_TOKEN": self.resources.token_parameter_name},
+                    cpu=str(challenge.cpu or 1024),
+                    memory=str(challenge.memory_mb or 2048),
+                )
+            )
+        return definitions
+
+    def _worker_spec(self, function_name: str) -> WorkerSpec:
+        assert self.resources is not None
+        assert self.fargate is not None
+        spec = self.resources.functions[function_name]
+        env = {
+            **spec.env(),
+            **runtime_env(spec.name, spec.memory_mb),
+            **self.aws.credentials_env(function_access_key(spec.name, self.config.environment)),
+            "AWS_ENDPOINT_URL_ECS": self.fargate.endpoint,
+        }
+        setup, setup_args = None, {}
+        if spec.name == self.plan.names.sweeper_function and self.deviations.sweeper_deadline_advance_seconds:
+            setup = "local_pipeline.hooks.advance_sweeper_deadlines"
+            setup_args = {"advance_seconds": self.deviations.sweeper_deadline_advance_seconds}
+        return WorkerSpec(
+            function_name=spec.name,
+            handler=spec.handler,
+            env=env,
+            timeout_seconds=spec.timeout_seconds,
+            memory_mb=spec.memory_mb,
+            log_path=str(self.log_dir / "functions" / f"{spec.name}.log"),
+            setup=setup,
+            setup_args=setup_args,
+        )
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._threads = []
+        if self.fargate is not None:
+            self.fargate.stop()
+        for worker in self.workers.values():
+            worker.stop()
+        if self.standin is not None:
+            self.standin.stop()
+        self.aws.stop()
+
+    # ------------------------------------------------------------------ invoking
+    def _invoke(self, function_name: str, event: dict[str, Any]) -> Invocation:
+        result = self.workers[function_name].invoke(event)
+        with self._durations_lock:
+            self._durations.setdefault(function_name, []).append(result.duration_ms)
+        return result
+
+    def _thread(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _poll_challenge_queue(self, challenge: ChallengeResources) -> None:
+        """The SQS event source mapping of one challenge processor (ReportBatchItemFailures)."""
+        sqs = self.aws.client("sqs", ESM_KEY)
+        while not self._stop.is_set():
+            messages = sqs.receive_message(
+                QueueUrl=challenge.queue_url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=1,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            if not messages:
+                continue
+            event = {"Records": [_sqs_record(m, challenge.queue_arn, self.config.region) for m in messages]}
+            result = self._invoke(challenge.function_name, event)
+            ids = {m["MessageId"] for m in messages}
+            if result.ok:
+                payload = result.payload if isinstance(result.payload, dict) else {}
+                failures = payload.get("batchItemFailures") or []
+                failed = {str(f.get("itemIdentifier")) for f in failures if isinstance(f, dict)}
+                if not failed <= ids:
+                    failed = ids  # an unknown identifier fails the whole batch, as Lambda treats it
+            else:
+                failed = ids
+            done = [m for m in messages if m["MessageId"] not in failed]
+            if done:
+                sqs.delete_message_batch(
+                    QueueUrl=challenge.queue_url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+                )
+            # Failed messages stay in flight until the visibility timeout, then SQS redelivers them
+            # (and after maxReceiveCount receives moves them to the challenge DLQ).
+
+    def _poll_completion_events(self) -> None:
+        """The completion rule's target: each matched event is one invocation (retried, then the DLQ)."""
+        assert self.resources is not None
+        sqs = self.aws.client("sqs", ESM_KEY)
+        url = self.resources.completion_events_queue_url
+        name = self.plan.names.completion_function
+        while not self._stop.is_set():
+            messages = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, AttributeNames=["All"]
+            ).get("Messages", [])
+            for message in messages:
+                try:
+                    event = json.loads(message["Body"])
+                except ValueError:
+                    continue  # left for redrive to the DLQ
+                # moto's default SQS delivery template drops the envelope's `account`; AWS always sends it.
+                if isinstance(event, dict):
+                    event.setdefault("account", self.config.account)
+                if self._invoke(name, event).ok:
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _sweep_on_schedule(self) -> None:
+        name = self.plan.names.sweeper_function
+        while not self._stop.wait(self.deviations.sweep_interval_seconds):
+            self._invoke(
+                name, scheduled_event(self.plan.names.sweeper_schedule, self.config.region, self.config.account)
+            )
+
+    # ------------------------------------------------------------------ observing
+    def _drain(self, sqs: Any, url: str) -> list[str]:
+        bodies: list[str] = []
+        while True:
+            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+            if not messages:
+                return bodies
+            bodies += [m["Body"] for m in messages]
+            sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
+
+    def _peek_dlq(self, sqs: Any, url: str, expected: int) -> list[str]:
+        """Read a DLQ without consuming it (visibility 0), until every message was seen once."""
+        seen: dict[str, str] = {}
+        for _ in range(max(3, expected)):
+            for m in sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=0
+            ).get("Messages", []):
+                seen[m["MessageId"]] = m["Body"]
+            if len(seen) >= expected:
+                break
+        return list(seen.values())
+
+    def _queue_depth(self, sqs: Any, url: str) -> int:
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def _observe(self, sqs: Any, ddb: Any, obs: Observations, dlq_counts: dict[str, int]) -> None:
+        assert self.resources is not None
+        now = time.time()
+        for body in self._drain(sqs, self.resources.audit_queue_url):
+            try:
+                obs.add_audit(json.loads(body))
+            except (ValueError, TypeError):
+                continue
+        for body in self._drain(sqs, self.resources.tap_queue_url):
+            try:
+                obs.add_routed(json.loads(body), now)
+            except (ValueError, TypeError):
+                continue
+        for body in self._drain(sqs, self.resources.router_failure_queue_url):
+            obs.router_failed.update(on_failure_offsets(body))
+        if obs.routed:
+            paginator = ddb.get_paginator("scan")
+            for page in paginator.paginate(TableName=self.resources.status_table, ConsistentRead=True):
+                for item in page.get("Items", []):
+                    try:
+                        record = lifecycle_from_item(item)
+                    except ValidationError:
+                        continue
+                    obs.lifecycle[record.submission_id] = record
+            for challenge in self.resources.challenges.values():
+                count = int(
+                    sqs.get_queue_attributes(
+                        QueueUrl=challenge.dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
+                    )["Attributes"]["ApproximateNumberOfMessages"]
+                )
+                if count != dlq_counts.get(challenge.challenge_id, 0):
+                    dlq_counts[challenge.challenge_id] = count
+                    for body in self._peek_dlq(sqs, challenge.dlq_url, count):
+                        try:
+                            submission_id = str(json.loads(body).get("submissionId"))
+                        except (ValueError, AttributeError):
+                            continue
+                        obs.dead_letters[submission_id] = challenge.challenge_id
+
+    def _quiet(self, sqs: Any) -> bool:
+        """Nothing in flight: challenge queues and the completion target empty, no task running."""
+        assert self.resources is not None
+        assert self.fargate is not None
+        for challenge in self.resources.challenges.values():
+            if self._queue_depth(sqs, challenge.queue_url):
+                return False
+        if self._queue_depth(sqs, self.resources.completion_events_queue_url):
+            return False
+        return not any(t.last_status != "STOPPED" for t in list(self.fargate.tasks.values()))
+
+    # ------------------------------------------------------------------ run
+    def apply_scenario(self, scenario: Scenario) -> None:
+        assert self.fargate is not None
+        for target, behaviour in scenario.scorers.items():
+            self.fargate.set_behaviour(target, behaviour)
+        for fault in scenario.faults:
+            self.fargate.add_fault(fault.target_id, fault.kind, fault.count)
+
+    def run(
+        self,
+        records: list[InputRecord],
+        scenario: Scenario | None = None,
+        *,
+        deadline_seconds: float = 120.0,
+        progress: ProgressCallback | None = None,
+    ) -> RunOutcome:
+        assert self.resources is not None
+        assert self.standin is not None
+        assert self.fargate is not None
+        self.apply_scenario(scenario or Scenario())
+        for record in records:
+            found = submission_of(record.value, self.config)
+            if found is not None:
+                self.standin.add_submission(*found)
+
+        kafka = self.plan.kafka_source()
+        messages: list[KafkaMessage] = assign(records, kafka.topic, self.partitions)
+        sqs_engine = self.aws.client("sqs", ESM_KEY)
+        router_name = self.plan.names.router_function
+        feeder = KafkaFeeder(
+            lambda event: self._invoke(router_name, event),
+            lambda body: sqs_engine.send_message(
+                QueueUrl=self.resources.router_failure_queue_url if self.resources else "", MessageBody=json.dumps(body)
+            ),
+            batch_size=self.deviations.kafka_batch_size or kafka.batch_size,
+            retry_attempts=kafka.retry_attempts,
+            bisect_on_error=kafka.bisect_batch_on_error,
+            event_source_arn=self.config.kafka.cluster_arn,
+            function_arn=f"arn:aws:lambda:{self.config.region}:{self.config.account}:function:{router_name}",
+        )
+        feeding_done = threading.Event()
+
+        def feed() -> None:
+            try:
+                feeder.feed(messages, should_stop=self._stop.is_set)
+            finally:
+                feeding_done.set()
+
+        feeding_started = time.time()
+        for challenge in self.resources.challenges.values():
+            self._thread(f"esm-{challenge.challenge_id[:8]}", functools.partial(self._poll_challenge_queue, challenge))
+        self._thread("completion-target", self._poll_completion_events)
+        self._thread("sweeper-schedule", self._sweep_on_schedule)
+        self._thread("kafka-esm", feed)
+
+        sqs = self.aws.client("sqs")
+        ddb = self.aws.client("dynamodb")
+        obs = Observations(first_invoked_at=feeder.stats.first_invoked_at)
+        dlq_counts: dict[str, int] = {}
+        deadline = feeding_started + deadline_seconds
+        deadline_hit = False
+        results: list[RecordResult] = []
+        while True:
+            self._observe(sqs, ddb, obs, dlq_counts)
+            results = classify(messages, obs, feeding_done=feeding_done.is_set())
+            final = sum(1 for r in results if r.final)
+            if progress is not None:
+                counts: dict[str, int] = {}
+                for r in results:
+                    counts[r.state] = counts.get(r.state, 0) + 1
+                progress(final, len(results), counts)
+            if feeding_done.is_set() and final == len(results) and self._quiet(sqs):
+                break
+            if time.time() >= deadline:
+                deadline_hit = True
+                break
+            time.sleep(_OBSERVE_INTERVAL)
+
+        finished = time.time()
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._threads = []
+        # Last look: anything that landed while the threads wound down, then the API and the tasks.
+        self._observe(sqs, ddb, obs, dlq_counts)
+        submission_ids = {str(r.submission_id) for r in results if r.submission_id}
+        for submission_id in submission_ids:
+            obs.reviews[submission_id] = self.standin.reviews_for(submission_id)
+            obs.tasks[submission_id] = [t.arn for t in self.fargate.tasks_for(submission_id)]
+        results = classify(messages, obs, feeding_done=feeding_done.is_set())
+        completion_dlq = int(
+            sqs.get_queue_attributes(
+                QueueUrl=self.resources.completion_dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
+            )["Attributes"]["ApproximateNumberOfMessages"]
+        )
+        return RunOutcome(
+            environment=self.config.environment,
+            records=results,
+            violations=violations(results),
+            api_violations=[
+                {"method": r.method, "path": r.path, "status": r.status, "errors": r.errors}
+                for r in self.standin.violations()
+            ],
+            secret_leaks=list(self.fargate.leaks),
+            event_errors=list(self.fargate.event_errors),
+            started_at=self.started_at,
+            feeding_started_at=feeding_started,
+            finished_at=finished,
+            deadline_hit=deadline_hit,
+            feed=feeder.stats,
+            aws_calls=self.aws.counter.by_caller(),
+            workers=[
+                WorkerStats(
+                    name=name,
+                    invocations=w.invocations,
+                    errors=w.errors,
+                    cold_starts=w.cold_starts,
+                    init_ms=list(w.init_ms),
+                    durations_ms=list(self._durations.get(name, [])),
+                )
+                for name, w in self.workers.items()
+            ],
+            deviations=self.deviations,
+            log_dir=self.log_dir,
+            dead_letter_counts=dict(dlq_counts),
+            completion_dlq_count=completion_dlq,
+            tasks_started=len(self.fargate.tasks),
+            run_task_calls=self.fargate.run_task_calls,
+            routed_submissions=len({str(r.get("submissionId")) for r in obs.routed.values()}),
+            function_keys={
+                name: function_access_key(name, self.config.environment) for name in self.resources.functions
+            },
+        )
+
+
+def run_local(
+    config: EnvironmentConfig,
+    records: list[InputRecord],
+    scenario: Scenario | None = None,
+    *,
+    deadline_seconds: float = 120.0,
+    deviations: LocalDeviations | None = None,
+    log_dir: Path | None = None,
+    progress: ProgressCallback | None = None,
+    max_running_tasks: int = 8,
+    partitions: int = 1,
+) -> RunOutcome:
+    with LocalPipeline(
+        config,
+        deviations=deviations,
+        log_dir=log_dir,
+        max_running_tasks=max_running_tasks,
+        partitions=partitions,
+    ) as pipeline:
+        return pipeline.run(records, scenario, deadline_seconds=deadline_seconds, progress=progress)

@@ -1,0 +1,308 @@
+"""Create the emulated resources from the wiring plan, the same plan the CDK stacks are built from.
+
+Names, queue settings, redrive, filter policies, the rule pattern, the SSM challenge documents, the
+challenge-table rows and every function's environment come from `infrastructure.wiring.WiringPlan`.
+What differs locally is explicit in `LocalDeviations` (time compressed so a run takes seconds) and in
+the few local-only resources named `*-local-*` (an observation tap on the topic, and the queue that
+stands in for EventBridge's Lambda target: moto delivers rule matches to SQS, not to Lambda).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from infrastructure.wiring import (
+    CHALLENGE_HANDLER,
+    COMPLETION_HANDLER,
+    ROUTER_HANDLER,
+    SWEEPER_HANDLER,
+    ResourceRefs,
+    WiringPlan,
+    dynamodb_item,
+)
+from local_pipeline.awsenv import LocalAws
+from mm_shared.constants import static_token_parameter_name
+from mm_shared.settings import (
+    ChallengeProcessorSettings,
+    CompletionSettings,
+    EnvSettings,
+    RouterSettings,
+    TimeoutSweeperSettings,
+    TokenSource,
+)
+from mm_shared.tables import STATUS_TABLE_TTL, challenge_table_definition, status_table_definition
+
+# Local-only resources (not in the stacks): an unfiltered raw subscription that lets the engine see
+# what the router published, and the SQS target standing in for the completion rule's Lambda target.
+LOCAL_TAP_SUFFIX = "local-routed-tap"
+LOCAL_COMPLETION_EVENTS_SUFFIX = "local-completion-events"
+COMPLETION_TARGET_ID = "completion"
+LOCAL_AUTH0_SECRET_NAME = "mm-processor/local/auth0-client"
+
+
+@dataclass(frozen=True)
+class LocalDeviations:
+    """Where the local run knowingly differs from the deployed wiring, so a run takes seconds, not hours.
+
+    Every field names the deployed value it replaces; none of them changes a name, a filter policy,
+    a redrive policy's maxReceiveCount or an environment variable name (the drift test checks those).
+    """
+
+    # Deployed: 6 x the challenge processor's timeout (180 s). Redelivery after a failed launch in seconds.
+    queue_visibility_timeout_seconds: int = 1
+    # Deployed: EventBridge invokes the completion Lambda asynchronously (retries, then the target DLQ).
+    completion_visibility_timeout_seconds: int = 2
+    # Deployed: each challenge's `timeoutSeconds` (1800, 3600, ...). 30 is ChallengeConfig's minimum.
+    challenge_timeout_seconds: int | None = 30
+    # The sweeper sees deadlines this much earlier (its overdue query only), so with a 30 s challenge
+    # timeout a task is stopped after ~3 s. 0 = real deadlines.
+    sweeper_deadline_advance_seconds: float = 27.0
+    # Deployed: every `sweeperIntervalMinutes` minutes.
+    sweep_interval_seconds: float = 1.0
+    # Deployed: the Kafka plan's batch size (None keeps it).
+    kafka_batch_size: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "queueVisibilityTimeoutSeconds": self.queue_visibility_timeout_seconds,
+            "completionVisibilityTimeoutSeconds": self.completion_visibility_timeout_seconds,
+            "challengeTimeoutSeconds": self.challenge_timeout_seconds,
+            "sweeperDeadlineAdvanceSeconds": self.sweeper_deadline_advance_seconds,
+            "sweepIntervalSeconds": self.sweep_interval_seconds,
+            "kafkaBatchSize": self.kafka_batch_size,
+        }
+
+
+@dataclass(frozen=True)
+class TopcoderEndpoints:
+    """Where the functions reach Topcoder locally (the stand-in) and the token the static parameter holds."""
+
+    submission_api_url: str
+    token_url: str
+    static_token: str
+
+
+@dataclass(frozen=True)
+class ChallengeResources:
+    challenge_id: str
+    queue_url: str
+    queue_arn: str
+    dlq_url: str
+    dlq_arn: str
+    subscription_arn: str
+    function_name: str
+    settings: ChallengeProcessorSettings
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One function as the stack defines it: its name, handler and settings (-> environment)."""
+
+    name: str
+    handler: str
+    settings: EnvSettings
+    timeout_seconds: int
+    memory_mb: int
+
+    def env(self) -> dict[str, str]:
+        return self.settings.to_env()
+
+
+@dataclass
+class LocalResources:
+    topic_arn: str
+    status_table: str
+    challenge_table: str
+    audit_queue_url: str
+    router_failure_queue_url: str
+    completion_events_queue_url: str
+    completion_dlq_url: str
+    tap_queue_url: str
+    rule_name: str
+    token_parameter_name: str
+    challenges: dict[str, ChallengeResources] = field(default_factory=dict)
+    functions: dict[str, FunctionSpec] = field(default_factory=dict)  # by function name
+
+
+def _queue_arn(sqs: Any, url: str) -> str:
+    return str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
+
+
+def _with(settings: EnvSettings, **updates: Any) -> Any:
+    """A settings copy with local *values* (never names), validated again."""
+    return type(settings).model_validate({**settings.model_dump(), **updates})
+
+
+def provision(
+    plan: WiringPlan,
+    aws: LocalAws,
+    topcoder: TopcoderEndpoints,
+    deviations: LocalDeviations = LocalDeviations(),
+) -> LocalResources:
+    sqs, sns, ddb, ssm, events = (aws.client(s) for s in ("sqs", "sns", "dynamodb", "ssm", "events"))
+    names = plan.names
+    config = plan.config
+
+    # ---- tables
+    ddb.create_table(**status_table_definition(names.status_table))
+    ddb.update_time_to_live(TableName=names.status_table, TimeToLiveSpecification=STATUS_TABLE_TTL)
+    ddb.create_table(**challenge_table_definition(names.challenge_table))
+
+    # ---- topic, router queues
+    topic_arn = sns.create_topic(Name=names.submissions_topic)["TopicArn"]
+    audit_url = sqs.create_queue(QueueName=names.audit_queue)["QueueUrl"]
+    router_failure_url = sqs.create_queue(QueueName=names.router_failure_queue)["QueueUrl"]
+    tap_url = sqs.create_queue(QueueName=f"mm-{config.environment}-{LOCAL_TAP_SUFFIX}")["QueueUrl"]
+    sns.subscribe(
+        TopicArn=topic_arn,
+        Protocol="sqs",
+        Endpoint=_queue_arn(sqs, tap_url),
+        Attributes={"RawMessageDelivery": "true"},
+        ReturnSubscriptionArn=True,
+    )
+
+    refs = ResourceRefs(
+        sns_topic_arn=topic_arn,
+        challenge_table_name=names.challenge_table,
+        status_table_name=names.status_table,
+        audit_queue_url=audit_url,
+    )
+
+    # ---- token: the static parameter holds a token the stand-in issued; auth0 mode gets a client secret
+    token_parameter = static_token_parameter_name(config.ssm_prefix)
+    ssm.put_parameter(Name=token_parameter, Value=topcoder.static_token, Type="SecureString", Overwrite=True)
+    token_updates: dict[str, Any] = {}
+    if config.token.source is TokenSource.AUTH0_PROXY:
+        secret = aws.client("secretsmanager").create_secret(
+            Name=LOCAL_AUTH0_SECRET_NAME,
+            SecretString=json.dumps(
+                {
+                    "client_id": "mm-processor-local",
+                    "client_secret": "local-client-secret",
+                    "auth0_url": "https://topcoder-dev.auth0.com/oauth/token",
+                    "audience": "https://m2m.topcoder-dev.com/",
+                }
+            ),
+        )
+        token_updates = {"auth0_proxy_url": topcoder.token_url, "auth0_credentials_secret_arn": secret["ARN"]}
+
+    # ---- per challenge: queue + DLQ with redrive, filtered raw subscription, SSM config, processor
+    queue_urls: dict[str, str] = {}
+    challenges: dict[str, ChallengeResources] = {}
+    functions: dict[str, FunctionSpec] = {}
+    for challenge in config.challenges:
+        qp = plan.queue_plan(challenge)
+        dlq_url = sqs.create_queue(
+            QueueName=qp.dlq_name, Attributes={"MessageRetentionPeriod": str(qp.dlq_retention_seconds)}
+        )["QueueUrl"]
+        dlq_arn = _queue_arn(sqs, dlq_url)
+        queue_url = sqs.create_queue(
+            QueueName=qp.queue_name,
+            Attributes={
+                "VisibilityTimeout": str(deviations.queue_visibility_timeout_seconds),
+                "MessageRetentionPeriod": str(qp.retention_seconds),
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": qp.max_receive_count}),
+            },
+        )["QueueUrl"]
+        queue_arn = _queue_arn(sqs, queue_url)
+        subscription_arn = sns.subscribe(
+            TopicArn=topic_arn,
+            Protocol="sqs",
+            Endpoint=queue_arn,
+            Attributes={"RawMessageDelivery": "true", "FilterPolicy": json.dumps(qp.filter_policy)},
+            ReturnSubscriptionArn=True,
+        )["SubscriptionArn"]
+        queue_urls[challenge.challenge_id] = queue_url
+
+        document = plan.challenge_config(challenge)
+        if deviations.challenge_timeout_seconds is not None:
+            document = type(document).model_validate(
+                {**document.model_dump(), "timeout": deviations.challenge_timeout_seconds}
+            )
+        ssm.put_parameter(
+            Name=plan.challenge_config_parameter(challenge.challenge_id),
+            Value=document.to_json(),
+            Type="String",
+            Overwrite=True,
+        )
+        settings = _with(plan.challenge_settings(challenge, refs), **token_updates)
+        function_name = names.challenge_function(challenge.challenge_id)
+        challenges[challenge.challenge_id] = ChallengeResources(
+            challenge_id=challenge.challenge_id,
+            queue_url=queue_url,
+            queue_arn=queue_arn,
+            dlq_url=dlq_url,
+            dlq_arn=dlq_arn,
+            subscription_arn=subscription_arn,
+            function_name=function_name,
+            settings=settings,
+        )
+        functions[function_name] = FunctionSpec(
+            name=function_name,
+            handler=CHALLENGE_HANDLER,
+            settings=settings,
+            timeout_seconds=config.challenge_processor.timeout_seconds,
+            memory_mb=config.challenge_processor.memory_mb,
+        )
+
+    for record in plan.challenge_records(queue_urls):
+        ddb.put_item(TableName=names.challenge_table, Item=dynamodb_item(record))
+
+    # ---- completion: rule with the plan's pattern -> (local) SQS target -> completion worker
+    completion_dlq_url = sqs.create_queue(QueueName=names.completion_dlq)["QueueUrl"]
+    completion_events_url = sqs.create_queue(
+        QueueName=f"mm-{config.environment}-{LOCAL_COMPLETION_EVENTS_SUFFIX}",
+        Attributes={
+            "VisibilityTimeout": str(deviations.completion_visibility_timeout_seconds),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": _queue_arn(sqs, completion_dlq_url), "maxReceiveCount": 3}
+            ),
+        },
+    )["QueueUrl"]
+    events.put_rule(
+        Name=names.completion_rule, EventPattern=json.dumps(plan.completion_rule_pattern()), State="ENABLED"
+    )
+    events.put_targets(
+        Rule=names.completion_rule,
+        Targets=[{"Id": COMPLETION_TARGET_ID, "Arn": _queue_arn(sqs, completion_events_url)}],
+    )
+
+    router_settings: RouterSettings = plan.router_settings(refs)
+    completion_settings: CompletionSettings = _with(
+        plan.completion_settings(refs), submission_api_url=topcoder.submission_api_url, **token_updates
+    )
+    sweeper_settings: TimeoutSweeperSettings = plan.sweeper_settings(refs)
+    for name, handler, settings, sizing in (
+        (names.router_function, ROUTER_HANDLER, router_settings, config.router),
+        (names.completion_function, COMPLETION_HANDLER, completion_settings, config.completion),
+        (
+            names.sweeper_function,
+            SWEEPER_HANDLER,
+            sweeper_settings,
+            config.timeout_sweeper,
+        ),
+    ):
+        functions[name] = FunctionSpec(
+            name=name,
+            handler=handler,
+            settings=settings,
+            timeout_seconds=sizing.timeout_seconds,
+            memory_mb=sizing.memory_mb,
+        )
+
+    return LocalResources(
+        topic_arn=topic_arn,
+        status_table=names.status_table,
+        challenge_table=names.challenge_table,
+        audit_queue_url=audit_url,
+        router_failure_queue_url=router_failure_url,
+        completion_events_queue_url=completion_events_url,
+        completion_dlq_url=completion_dlq_url,
+        tap_queue_url=tap_url,
+        rule_name=names.completion_rule,
+        token_parameter_name=token_parameter,
+        challenges=challenges,
+        functions=functions,
+    )

@@ -1,0 +1,271 @@
+"""Function workers: each function instance runs in its own spawned process, as a Lambda sandbox does.
+
+The process gets only the function's environment (the settings model's `to_env()` as the stack sets it,
+plus what the Lambda runtime provides and the emulator endpoints), imports the real handler once (cold
+start) and then serves invocations over a pipe (warm: module caches, clients and tokens persist). Its
+stdout/stderr (Powertools' JSON logs and EMF metrics) go to a per-function log file, the local
+CloudWatch Logs. An invocation that outlives the function's timeout kills the process, as Lambda does;
+the next invocation is a cold start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+_REGION = "us-east-1"
+_ACCOUNT = "123456789012"
+# Inherited from the engine's environment: what any process needs to run, nothing AWS- or app-specific.
+_KEEP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "SYSTEMROOT", "PYTHONPATH", "VIRTUAL_ENV")
+_READY_TIMEOUT_SECONDS = 120.0
+_REPO_ROOT = str(Path(__file__).resolve().parent.parent)  # many workers importing at once on a busy machine
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    function_name: str
+    handler: str  # "package.module.attribute"
+    env: dict[str, str]  # the complete environment of the process
+    timeout_seconds: float
+    memory_mb: int
+    log_path: str
+    setup: str | None = None  # "package.module.function", run once after import (local hooks)
+    setup_args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    ok: bool
+    payload: Any = None
+    error_type: str | None = None
+    error_message: str | None = None
+    duration_ms: float = 0.0
+    cold_start: bool = False
+
+
+def _resolve(path: str) -> Callable[..., Any]:
+    module_name, _, attribute = path.rpartition(".")
+    resolved: Callable[..., Any] = getattr(importlib.import_module(module_name), attribute)
+    return resolved
+
+
+class LambdaContext:
+    """What the Lambda runtime passes as `context` (the attributes Powertools reads)."""
+
+    def __init__(self, function_name: str, memory_mb: int, timeout_seconds: float, request_id: str) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.memory_limit_in_mb = memory_mb
+        self.invoked_function_arn = f"arn:aws:lambda:{_REGION}:{_ACCOUNT}:function:{function_name}"
+        self.aws_request_id = request_id
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = f"local/{os.getpid()}"
+        self._deadline = time.monotonic() + timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def serve(conn: Connection) -> None:
+    """The worker process: receive the spec, import the handler, then invoke until told to stop.
+
+    The engine started it with exactly the function's environment; stdout/stderr are the log file.
+    """
+    spec: WorkerSpec = conn.recv()
+    started = time.monotonic()
+    try:
+        handler = _resolve(spec.handler)
+        if spec.setup:
+            _resolve(spec.setup)(**spec.setup_args)
+    except BaseException as error:
+        traceback.print_exc()
+        conn.send(("init_error", type(error).__name__, str(error)[:500]))
+        return
+    conn.send(("ready", (time.monotonic() - started) * 1000))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message[0] == "stop":
+            return
+        _, request_id, event = message
+        context = LambdaContext(spec.function_name, spec.memory_mb, spec.timeout_seconds, request_id)
+        began = time.monotonic()
+        try:
+            result = handler(event, context)
+            reply: tuple[Any, ...] = ("ok", result, (time.monotonic() - began) * 1000)
+        except BaseException as error:  # Lambda reports any exception as a function error
+            traceback.print_exc()
+            reply = ("error", type(error).__name__, str(error)[:500], (time.monotonic() - began) * 1000)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        try:
+            conn.send(reply)
+        except (EOFError, OSError):
+            return
+
+
+class FunctionWorker:
+    """The engine's handle on one function instance (one process; invocations are serialized)."""
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.spec = spec
+        self._process: Any = None
+        self._conn: Connection | None = None
+        self._lock = threading.Lock()
+        self._pending_cold_start = False
+        self.invocations = 0
+        self.errors = 0
+        self.cold_starts = 0
+        self.init_ms: list[float] = []
+
+    # ------------------------------------------------------------------ lifecycle
+    def spawn(self) -> None:
+        """Start the process with only the function's environment (a fresh interpreter, like a sandbox)."""
+        parent, child = socket.socketpair()
+        env = {name: os.environ[name] for name in _KEEP_ENV if name in os.environ}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_REPO_ROOT, env.get("PYTHONPATH")) if p)
+        env.update(self.spec.env)
+        with open(self.spec.log_path, "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "local_pipeline.workers", str(child.fileno())],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                pass_fds=(child.fileno(),),
+                cwd=_REPO_ROOT,
+            )
+        child.close()
+        conn = Connection(parent.detach())
+        conn.send(self.spec)
+        self._process, self._conn = process, conn
+        self._pending_cold_start = True
+
+    def wait_ready(self, timeout: float = _READY_TIMEOUT_SECONDS) -> None:
+        assert self._conn is not None
+        if not self._conn.poll(timeout):
+            self._kill()
+            raise RuntimeError(f"{self.spec.function_name}: worker not ready after {timeout:.0f}s")
+        message = self._conn.recv()
+        if message[0] != "ready":
+            self._kill()
+            raise RuntimeError(
+                f"{self.spec.function_name}: init failed: {message[1]}: {message[2]} (see {self.spec.log_path})"
+            )
+        self.cold_starts += 1
+        self.init_ms.append(float(message[1]))
+
+    def start(self) -> FunctionWorker:
+        self.spawn()
+        self.wait_ready()
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def _kill(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(timeout=5)
+        if self._conn is not None:
+            self._conn.close()
+        self._process, self._conn = None, None
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._conn is not None and self.alive:
+                with contextlib.suppress(OSError, EOFError):
+                    self._conn.send(("stop",))
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._process.wait(timeout=5)
+            self._kill()
+
+    # ------------------------------------------------------------------ invoke
+    def invoke(self, event: dict[str, Any]) -> Invocation:
+        with self._lock:
+            cold = False
+            try:
+                if not self.alive:
+                    self.spawn()
+                    self.wait_ready()
+                    cold = True
+                elif self._pending_cold_start:
+                    cold = True
+            except RuntimeError as error:
+                self.errors += 1
+                return Invocation(ok=False, error_type="Runtime.InitError", error_message=str(error), cold_start=True)
+            self._pending_cold_start = False
+            assert self._conn is not None
+            self.invocations += 1
+            began = time.monotonic()
+            self._conn.send(("invoke", str(uuid.uuid4()), event))
+            if not self._conn.poll(self.spec.timeout_seconds):
+                self._kill()  # Lambda kills the sandbox; the next invocation starts cold
+                self.errors += 1
+                return Invocation(
+                    ok=False,
+                    error_type="Sandbox.Timedout",
+                    error_message=f"Task timed out after {self.spec.timeout_seconds:.2f} seconds",
+                    duration_ms=(time.monotonic() - began) * 1000,
+                    cold_start=cold,
+                )
+            try:
+                message = self._conn.recv()
+            except (EOFError, OSError):
+                self._kill()
+                self.errors += 1
+                return Invocation(
+                    ok=False, error_type="Runtime.ExitError", error_message="worker exited", cold_start=cold
+                )
+            if message[0] == "ok":
+                return Invocation(ok=True, payload=message[1], duration_ms=float(message[2]), cold_start=cold)
+            self.errors += 1
+            return Invocation(
+                ok=False,
+                error_type=str(message[1]),
+                error_message=str(message[2]),
+                duration_ms=float(message[3]),
+                cold_start=cold,
+            )
+
+
+def start_all(workers: Iterable[FunctionWorker]) -> None:
+    """Spawn every worker first, then wait: cold starts overlap instead of adding up."""
+    started = list(workers)
+    for worker in started:
+        worker.spawn()
+    for worker in started:
+        worker.wait_ready()
+
+
+def runtime_env(function_name: str, memory_mb: int) -> dict[str, str]:
+    """Variables the Lambda runtime itself sets (not part of the stack's function environment)."""
+    return {
+        "AWS_LAMBDA_FUNCTION_NAME": function_name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function_name}",
+        # No X-Ray daemon locally: Powertools' tracer stays a no-op.
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+
+
+if __name__ == "__main__":
+    serve(Connection(int(sys.argv[1])))
