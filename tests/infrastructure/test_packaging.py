@@ -1,0 +1,126 @@
+"""Docker-free packaging: per-function assets, the cached dependency layer, handlers importable from them alone."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infrastructure import packaging
+from infrastructure.config import load_environment
+from infrastructure.wiring import (
+    CHALLENGE_HANDLER,
+    COMPLETION_HANDLER,
+    ROUTER_HANDLER,
+    SWEEPER_HANDLER,
+    ResourceRefs,
+    WiringPlan,
+)
+
+# The layer directories are shared build outputs: keep their users on one worker.
+pytestmark = pytest.mark.xdist_group("synth")
+
+REFS = ResourceRefs(
+    sns_topic_arn="arn:aws:sns:us-east-1:123456789012:mm-example-submissions",
+    challenge_table_name="mm-example-challenges",
+    status_table_name="mm-example-submission-status",
+    audit_queue_url="https://sqs.us-east-1.amazonaws.com/123456789012/mm-example-router-audit",
+)
+
+
+def _files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize(("asset", "package"), sorted(packaging.FUNCTION_PACKAGES.items()))
+def test_function_asset_holds_only_its_package_and_mm_shared(asset: str, package: str) -> None:
+    directory = packaging.stage_function_asset(asset)
+    assert sorted(p.name for p in directory.iterdir()) == sorted([package, "mm_shared"])
+    for path in _files(directory):
+        assert "__pycache__" not in path.parts
+        assert path.suffix != ".pyc"
+        assert "tests" not in path.parts
+    assert (directory / package / "__init__.py").is_file()
+
+
+def test_an_unknown_asset_is_refused_by_name() -> None:
+    with pytest.raises(packaging.PackagingError, match="unknown function asset 'nope'"):
+        packaging.stage_function_asset("nope")
+
+
+def test_layer_fingerprint_follows_the_requirement_set_and_target() -> None:
+    requirements = ("pydantic==2.14.3", "requests==2.34.2")
+    base = packaging.layer_fingerprint(requirements, packaging.LayerTarget.LAMBDA)
+    assert packaging.layer_fingerprint(requirements, packaging.LayerTarget.LAMBDA) == base
+    assert packaging.layer_fingerprint(("pydantic==2.14.2", "requests==2.34.2"), packaging.LayerTarget.LAMBDA) != base
+    assert packaging.layer_fingerprint(requirements, packaging.LayerTarget.HOST) != base
+
+
+def test_runtime_requirements_are_exact_pins_from_the_lock() -> None:
+    requirements = packaging.runtime_requirements()
+    pinned = packaging.requirement_versions(requirements)
+    assert pinned["pydantic"] == "2.14.3"
+    assert pinned["aws_lambda_powertools"] == "3.37.0"
+    assert all("==" in r for r in requirements)
+    assert "moto" not in pinned  # no dev or infra dependency leaks into the layer
+    assert "aws_cdk_lib" not in pinned
+
+
+def test_lambda_layer_is_cached_and_built_for_aarch64_with_the_locked_distributions() -> None:
+    first = packaging.build_layer()
+    second = packaging.build_layer()
+    assert second.rebuilt is False
+    assert second.fingerprint == first.fingerprint
+    site = second.directory / "python"
+    assert list(site.glob("pydantic_core/*aarch64*.so"))
+    assert not list(site.glob("pydantic_core/*x86_64*.so"))
+    assert packaging.layer_distributions(second.directory) == packaging.requirement_versions(second.requirements)
+
+
+def test_each_handler_imports_with_only_its_asset_and_the_layer() -> None:
+    # Given the same requirement set built for this machine, and the Lambda one
+    host = packaging.build_layer(packaging.LayerTarget.HOST)
+    lambda_layer = packaging.build_layer()
+    assert packaging.layer_distributions(host.directory) == packaging.layer_distributions(lambda_layer.directory)
+    plan = WiringPlan(load_environment("example"))
+    challenge = plan.config.challenges[0]
+    cases = {
+        ROUTER_HANDLER: ("router", plan.router_settings(REFS).to_env()),
+        CHALLENGE_HANDLER: ("challenge", plan.challenge_settings(challenge, REFS).to_env()),
+        COMPLETION_HANDLER: ("completion", plan.completion_settings(REFS).to_env()),
+        SWEEPER_HANDLER: ("completion", plan.sweeper_settings(REFS).to_env()),
+    }
+    python = packaging._host_python()
+    failures: dict[str, str] = {}
+    for handler, (asset, environment) in cases.items():
+        module, _, function = handler.rpartition(".")
+        asset_dir = packaging.stage_function_asset(asset)
+        # When the handler module is imported in an isolated interpreter (-I -S: no site-packages, no cwd)
+        code = (
+            "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import importlib; "
+            "m = importlib.import_module(sys.argv[3]); assert callable(getattr(m, sys.argv[4])); "
+            "assert all(not p.endswith('site-packages') or p == sys.argv[2] for p in sys.path)"
+        )
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            **environment,
+        }
+        result = subprocess.run(
+            [python, "-I", "-S", "-c", code, str(asset_dir), str(host.directory / "python"), module, function],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        if result.returncode != 0:
+            failures[handler] = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "?"
+    # Then every handler imports (a missing handler module fails here, as it should)
+    assert failures == {}
+    assert sys.version_info >= (3, 11)
