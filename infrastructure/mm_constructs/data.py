@@ -30,8 +30,8 @@ def _attribute(definition: dict[str, Any], name: str) -> dynamodb.Attribute:
     return dynamodb.Attribute(name=name, type=_TYPES[types[name]])
 
 
-def _key(definition: dict[str, Any], schema: list[dict[str, str]]) -> dict[str, dynamodb.Attribute]:
-    keys: dict[str, dynamodb.Attribute] = {}
+def _key(definition: dict[str, Any], schema: list[dict[str, str]]) -> dict[str, Any]:
+    keys: dict[str, Any] = {}
     for element in schema:
         role = "partition_key" if element["KeyType"] == "HASH" else "sort_key"
         keys[role] = _attribute(definition, element["AttributeName"])

@@ -56,7 +56,7 @@ VPC_ACCESS_POLICY = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/A
 
 
 def retention(days: int) -> logs.RetentionDays:
-    return getattr(logs.RetentionDays, _RETENTION[days])  # type: ignore[no-any-return]
+    return getattr(logs.RetentionDays, _RETENTION[days])
 
 
 @dataclass(frozen=True)
