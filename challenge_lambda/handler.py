@@ -2,7 +2,8 @@
 
 Glue only. Settings are read from the environment on first use and cached (keyed by the environment
 values, so a process that runs several challenge functions, like the local pipeline, gets one
-processor per configuration). No AWS client is built at import time.
+processor per configuration). No AWS client is built at import time. Metrics are written as they
+happen (EMF lines, see `observability.py`), so there is no `log_metrics` flush.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -21,7 +22,6 @@ from mm_shared.settings import ChallengeProcessorSettings
 
 _SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "challenge-processor"
 logger = Logger(service=_SERVICE)
-metrics = Metrics(service=_SERVICE)
 tracer = Tracer(service=_SERVICE)
 # Always answer with batchItemFailures, also when every record failed: the outcome per message is the same
 # (each failed one is retried) and the response stays one shape.
@@ -43,7 +43,10 @@ def get_processor() -> ChallengeProcessor:
         processor = ChallengeProcessor.from_settings(
             settings,
             metrics=PowertoolsMetricsSink(
-                metrics, environment_name=settings.environment_name, challenge_id=settings.challenge_id
+                environment_name=settings.environment_name,
+                challenge_id=settings.challenge_id,
+                service=settings.powertools_service_name,
+                namespace=settings.powertools_metrics_namespace,
             ),
             logger=logger,
         )
@@ -69,7 +72,6 @@ def record_handler(record: SQSRecord) -> str:
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     get_processor()  # a broken environment fails the whole invocation loudly, before any record
     response = process_partial_response(event=event, record_handler=record_handler, processor=batch, context=context)

@@ -1,0 +1,42 @@
+"""challenge_lambda.observability: EMF lines with this function's dimensions, and no shared state."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from challenge_lambda.observability import PowertoolsMetricsSink
+from mm_shared.observability import Metric
+from tests.unit.challenge.helpers import CHALLENGE_ID, OTHER_CHALLENGE_ID
+
+
+def _emf(out: str) -> list[dict[str, Any]]:
+    return [doc for doc in (json.loads(line) for line in out.splitlines() if line.startswith("{")) if "_aws" in doc]
+
+
+def test_each_count_is_an_emf_line_with_environment_challenge_and_reason(capsys: Any) -> None:
+    sink = PowertoolsMetricsSink(environment_name="dev", challenge_id=CHALLENGE_ID, service="challenge-processor")
+
+    sink.count(Metric.TASKS_LAUNCHED)
+    sink.count(Metric.LAUNCH_FAILURES, reason="Throttling")
+
+    launched, failed = _emf(capsys.readouterr().out)
+    assert launched["TasksLaunched"] == [1.0]
+    assert (launched["Environment"], launched["ChallengeId"]) == ("dev", CHALLENGE_ID)
+    assert "Reason" not in launched
+    assert failed["LaunchFailures"] == [1.0]
+    assert failed["Reason"] == "Throttling"
+    assert failed["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "MMProcessor"
+    assert failed["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Environment", "ChallengeId", "service", "Reason"]]
+
+
+def test_two_sinks_in_one_process_keep_their_own_challenge(capsys: Any) -> None:
+    first = PowertoolsMetricsSink(environment_name="dev", challenge_id=CHALLENGE_ID, service="challenge-processor")
+    second = PowertoolsMetricsSink(
+        environment_name="dev", challenge_id=OTHER_CHALLENGE_ID, service="challenge-processor"
+    )
+
+    first.count(Metric.TASKS_LAUNCHED)
+    second.count(Metric.TASKS_LAUNCHED)
+
+    assert [doc["ChallengeId"] for doc in _emf(capsys.readouterr().out)] == [CHALLENGE_ID, OTHER_CHALLENGE_ID]
