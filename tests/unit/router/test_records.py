@@ -343,7 +343,7 @@ FIELDS = st.sampled_from(
 )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(FIELDS, JSON, max_size=8), st.dictionaries(FIELDS, JSON, max_size=8))
 def test_arbitrary_json_objects_never_raise(top: dict[str, Any], payload: dict[str, Any]) -> None:
     for value in (top, {**top, "payload": payload}, {**envelope(), "payload": {**submission_payload(), **payload}}):
