@@ -178,8 +178,9 @@ def test_rejected_body_is_truncated(standin: TopcoderStandIn, client: Submission
 
 def test_read_timeout_on_post_is_a_transient_error(standin: TopcoderStandIn, tokens: Auth0ProxyTokenProvider) -> None:
     # Given a server slower than the client's read timeout (it never stores anything)
-    standin.respond_with("POST", REVIEWS, status=504, delay=2.0, times=10)
-    client = SubmissionApiClient(standin.base_url, tokens, timeout_seconds=0.05, max_retries=1, sleep=lambda _: None)
+    # (the read timeout also bounds the lookup GET, so it must leave a loaded CI machine enough time for that)
+    standin.respond_with("POST", REVIEWS, status=504, delay=5.0, times=10)
+    client = SubmissionApiClient(standin.base_url, tokens, timeout_seconds=1.0, max_retries=1, sleep=lambda _: None)
 
     with pytest.raises(ApiTransientError, match="timed out"):
         client.create_review(failure_review())
