@@ -24,6 +24,13 @@ from infrastructure.config import (
     overrides_from,
 )
 
+# Feature flags set in code (not only cdk.json) so the in-process test synth and `npx cdk synth` agree.
+FEATURE_FLAGS: dict[str, Any] = {
+    "@aws-cdk/aws-iam:minimizePolicies": True,
+    "@aws-cdk/core:checkSecretUsage": True,
+    "@aws-cdk/core:defaultCrossStackReferences": "strong",  # decision 040: shards import from core
+}
+
 
 def config_from(context: Mapping[str, Any], environ: Mapping[str, str]) -> EnvironmentConfig:
     """The environment named by context `env` with overrides from `environ` and context (context wins)."""
@@ -45,7 +52,7 @@ def build_app(config: EnvironmentConfig, *, outdir: str | None = None, checks: b
         layer_dir=packaging.build_layer().directory,
         function_dirs={name: packaging.stage_function_asset(name) for name in packaging.FUNCTION_PACKAGES},
     )
-    app = cdk.App(outdir=outdir) if outdir else cdk.App()
+    app = cdk.App(outdir=outdir, context=FEATURE_FLAGS) if outdir else cdk.App(context=FEATURE_FLAGS)
     build_pipeline(app, WiringPlan(config), assets)
     if checks:
         cdk.Validations.of(app).add_plugins(cdk_nag.AwsSolutionsChecks(app), cdk_nag.ServerlessChecks(app))

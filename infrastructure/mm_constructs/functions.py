@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Annotations, Duration, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -185,6 +185,10 @@ class FunctionKit:
                 vpc_id=network.vpc_id,
                 availability_zones=list(network.availability_zones),
                 private_subnet_ids=list(network.private_subnet_ids),
+            )
+            # Functions only place ENIs in these subnets; nothing here reads their route tables.
+            Annotations.of(self.vpc).acknowledge_warning(
+                "@aws-cdk/aws-ec2:noSubnetRouteTableId", "imported subnets: route tables are not used"
             )
 
     def code(self, asset: str) -> lambda_.Code:
