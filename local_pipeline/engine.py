@@ -28,12 +28,13 @@ from boto3.dynamodb.types import TypeDeserializer
 from pydantic import ValidationError
 
 from infrastructure.config import EnvironmentConfig
-from infrastructure.wiring import WiringPlan
+from infrastructure.wiring import CHALLENGE_BATCH_SIZE, WiringPlan
 from local_pipeline.awsenv import LocalAws
 from local_pipeline.fargate import FakeFargate, TaskDefinitionSim
 from local_pipeline.kafka import FeedStats, KafkaFeeder, KafkaMessage, assign, on_failure_offsets
 from local_pipeline.provision import (
     ChallengeResources,
+    FunctionSpec,
     LocalDeviations,
     LocalResources,
     TopcoderEndpoints,
@@ -41,7 +42,7 @@ from local_pipeline.provision import (
 )
 from local_pipeline.scenario import SCORER_SCRIPT, InputRecord, Scenario
 from local_pipeline.tracker import FINAL_STATES, Observations, RecordResult, classify, violations
-from local_pipeline.workers import FunctionWorker, Invocation, WorkerSpec, runtime_env, start_all
+from local_pipeline.workers import FunctionWorker, Invocation, WorkerSpec, runtime_env, start_all, stop_all
 from mm_shared.models.bus import FlatSubmission, SubmissionPayload
 from mm_shared.models.lifecycle import LifecycleRecord
 from topcoder_standin import TopcoderStandIn
@@ -60,6 +61,22 @@ def function_access_key(function_name: str, environment: str) -> str:
     prefix = f"mm-{environment}-"
     short = function_name[len(prefix) :] if function_name.startswith(prefix) else function_name
     return f"local-{short}"
+
+
+def function_environment(spec: FunctionSpec, aws: LocalAws, ecs_endpoint: str, environment: str) -> dict[str, str]:
+    """The complete environment of one worker process: the function's own (as the stack sets it), what
+    the Lambda runtime adds, and the local endpoints and fake credentials (`local_env_names`)."""
+    return {
+        **spec.env(),
+        **runtime_env(spec.name, spec.memory_mb),
+        **aws.credentials_env(function_access_key(spec.name, environment)),
+        "AWS_ENDPOINT_URL_ECS": ecs_endpoint,
+    }
+
+
+def local_env_names(spec: FunctionSpec, aws: LocalAws) -> frozenset[str]:
+    """Names in a worker's environment that the runtime or the emulator adds (not the stack's)."""
+    return frozenset({*runtime_env(spec.name, spec.memory_mb), *aws.credentials_env("any"), "AWS_ENDPOINT_URL_ECS"})
 
 
 @dataclass
@@ -307,12 +324,7 @@ class LocalPipeline:
         assert self.resources is not None
         assert self.fargate is not None
         spec = self.resources.functions[function_name]
-        env = {
-            **spec.env(),
-            **runtime_env(spec.name, spec.memory_mb),
-            **self.aws.credentials_env(function_access_key(spec.name, self.config.environment)),
-            "AWS_ENDPOINT_URL_ECS": self.fargate.endpoint,
-        }
+        env = function_environment(spec, self.aws, self.fargate.endpoint, self.config.environment)
         setup, setup_args = None, {}
         if spec.name == self.plan.names.sweeper_function and self.deviations.sweeper_deadline_advance_seconds:
             setup = "local_pipeline.hooks.advance_sweeper_deadlines"
@@ -335,8 +347,7 @@ class LocalPipeline:
         self._threads = []
         if self.fargate is not None:
             self.fargate.stop()
-        for worker in self.workers.values():
-            worker.stop()
+        stop_all(self.workers.values())
         if self.standin is not None:
             self.standin.stop()
         self.aws.stop()
@@ -359,7 +370,7 @@ class LocalPipeline:
         while not self._stop.is_set():
             messages = sqs.receive_message(
                 QueueUrl=challenge.queue_url,
-                MaxNumberOfMessages=10,
+                MaxNumberOfMessages=CHALLENGE_BATCH_SIZE,
                 WaitTimeSeconds=1,
                 AttributeNames=["All"],
                 MessageAttributeNames=["All"],

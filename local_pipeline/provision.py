@@ -16,6 +16,7 @@ from typing import Any
 from infrastructure.wiring import (
     CHALLENGE_HANDLER,
     COMPLETION_HANDLER,
+    DLQ_RETENTION_DAYS,
     ROUTER_HANDLER,
     SWEEPER_HANDLER,
     ResourceRefs,
@@ -120,6 +121,7 @@ class LocalResources:
     completion_events_queue_url: str
     completion_dlq_url: str
     tap_queue_url: str
+    fanout_dlq_url: str
     rule_name: str
     token_parameter_name: str
     challenges: dict[str, ChallengeResources] = field(default_factory=dict)
@@ -152,8 +154,11 @@ def provision(
 
     # ---- topic, router queues
     topic_arn = sns.create_topic(Name=names.submissions_topic)["TopicArn"]
-    audit_url = sqs.create_queue(QueueName=names.audit_queue)["QueueUrl"]
-    router_failure_url = sqs.create_queue(QueueName=names.router_failure_queue)["QueueUrl"]
+    terminal = {"MessageRetentionPeriod": str(DLQ_RETENTION_DAYS * 86_400)}
+    audit_url = sqs.create_queue(QueueName=names.audit_queue, Attributes=terminal)["QueueUrl"]
+    router_failure_url = sqs.create_queue(QueueName=names.router_failure_queue, Attributes=terminal)["QueueUrl"]
+    fanout_dlq_url = sqs.create_queue(QueueName=names.fanout_dlq, Attributes=terminal)["QueueUrl"]
+    fanout_redrive = json.dumps({"deadLetterTargetArn": _queue_arn(sqs, fanout_dlq_url)})
     tap_url = sqs.create_queue(QueueName=f"mm-{config.environment}-{LOCAL_TAP_SUFFIX}")["QueueUrl"]
     sns.subscribe(
         TopicArn=topic_arn,
@@ -211,7 +216,11 @@ def provision(
             TopicArn=topic_arn,
             Protocol="sqs",
             Endpoint=queue_arn,
-            Attributes={"RawMessageDelivery": "true", "FilterPolicy": json.dumps(qp.filter_policy)},
+            Attributes={
+                "RawMessageDelivery": "true",
+                "FilterPolicy": json.dumps(qp.filter_policy),
+                "RedrivePolicy": fanout_redrive,
+            },
             ReturnSubscriptionArn=True,
         )["SubscriptionArn"]
         queue_urls[challenge.challenge_id] = queue_url
@@ -251,7 +260,7 @@ def provision(
         ddb.put_item(TableName=names.challenge_table, Item=dynamodb_item(record))
 
     # ---- completion: rule with the plan's pattern -> (local) SQS target -> completion worker
-    completion_dlq_url = sqs.create_queue(QueueName=names.completion_dlq)["QueueUrl"]
+    completion_dlq_url = sqs.create_queue(QueueName=names.completion_dlq, Attributes=terminal)["QueueUrl"]
     completion_events_url = sqs.create_queue(
         QueueName=f"mm-{config.environment}-{LOCAL_COMPLETION_EVENTS_SUFFIX}",
         Attributes={
@@ -301,6 +310,7 @@ def provision(
         completion_events_queue_url=completion_events_url,
         completion_dlq_url=completion_dlq_url,
         tap_queue_url=tap_url,
+        fanout_dlq_url=fanout_dlq_url,
         rule_name=names.completion_rule,
         token_parameter_name=token_parameter,
         challenges=challenges,

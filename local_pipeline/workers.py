@@ -188,13 +188,19 @@ class FunctionWorker:
             self._conn.close()
         self._process, self._conn = None, None
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """Ask the process to leave its loop (no wait)."""
+        if self._conn is not None and self.alive:
+            with contextlib.suppress(OSError, EOFError):
+                self._conn.send(("stop",))
+
+    def stop(self, grace_seconds: float = 0.5) -> None:
+        """Like a sandbox being reclaimed: a short grace period, then the process is killed."""
         with self._lock:
-            if self._conn is not None and self.alive:
-                with contextlib.suppress(OSError, EOFError):
-                    self._conn.send(("stop",))
+            self.request_stop()
+            if self._process is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
-                    self._process.wait(timeout=5)
+                    self._process.wait(timeout=grace_seconds)
             self._kill()
 
     # ------------------------------------------------------------------ invoke
@@ -253,6 +259,14 @@ def start_all(workers: Iterable[FunctionWorker]) -> None:
         worker.spawn()
     for worker in started:
         worker.wait_ready()
+
+
+def stop_all(workers: Iterable[FunctionWorker]) -> None:
+    stopping = list(workers)
+    for worker in stopping:
+        worker.request_stop()
+    for worker in stopping:
+        worker.stop(grace_seconds=0.5)
 
 
 def runtime_env(function_name: str, memory_mb: int) -> dict[str, str]:

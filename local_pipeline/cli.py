@@ -1,0 +1,227 @@
+"""`mm-processor`: run the whole pipeline locally, and look up a submission's lifecycle.
+
+    mm-processor local run [--env example] [--messages FILE | --generate N] [--scorer ID=BEHAVIOUR ...]
+                           [--fault ID=KIND[:COUNT] ...] [--report FILE] [--timeout SECONDS]
+    mm-processor status SUBMISSION_ID [--table NAME | --env ENV] [--json]
+
+Exit status of `local run`: 0 only when every input record ended in exactly one final state and no
+submission got two tasks or two reports; 1 otherwise (the unaccounted records are named); 2 for usage
+or configuration errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from infrastructure.config import DEFAULT_ENVIRONMENT, EnvironmentConfigError, load_environment
+from local_pipeline.scenario import (
+    SCORER_BEHAVIOURS,
+    Scenario,
+    ScenarioError,
+    example_set,
+    generate,
+    load_messages,
+    parse_fault,
+    parse_scorer,
+)
+
+EXIT_OK = 0
+EXIT_UNACCOUNTED = 1
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mm-processor", description="mm-processor operator and developer tools")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    local = commands.add_parser("local", help="the pipeline on this machine, on the embedded AWS emulator")
+    local_commands = local.add_subparsers(dest="local_command", required=True)
+    run = local_commands.add_parser(
+        "run",
+        help="feed Kafka records through the real functions and report each record's final state",
+        description="Without --messages or --generate, runs the built-in example set "
+        "(examples/messages/example-set.jsonl) with its scenario.",
+    )
+    run.add_argument("--env", default=os.environ.get("MM_ENV", DEFAULT_ENVIRONMENT), help="environment config name")
+    source = run.add_mutually_exclusive_group()
+    source.add_argument("--messages", type=Path, help="one Kafka record value per line, as the producer wrote it")
+    source.add_argument("--generate", type=int, metavar="N", help="N synthetic valid submissions (load)")
+    run.add_argument(
+        "--scorer",
+        action="append",
+        default=[],
+        metavar="ID=BEHAVIOUR",
+        help=f"scorer behaviour for a challenge or submission id: {', '.join(SCORER_BEHAVIOURS)}",
+    )
+    run.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="ID=KIND[:COUNT]",
+        help="inject RunTask faults for a challenge or submission id: capacity (failures[]) or throttle "
+        "(ThrottlingException), on every call or the first COUNT calls",
+    )
+    run.add_argument("--report", type=Path, help="write the JSON report here")
+    run.add_argument("--logs", type=Path, help="function and task logs (default: beside the report, or a temp dir)")
+    run.add_argument("--timeout", type=float, help="deadline in seconds for all records to finish (default: scaled)")
+    run.add_argument("--partitions", type=int, default=1, help="Kafka partitions to spread the records over")
+    run.add_argument("--max-tasks", type=int, default=8, help="scorer processes running at once")
+    run.add_argument("--quiet", action="store_true", help="no record table, only the totals")
+
+    status = commands.add_parser("status", help="where is submission X, and why did it fail")
+    status.add_argument("submission_id")
+    where = status.add_mutually_exclusive_group()
+    where.add_argument("--table", help="status table name")
+    where.add_argument("--env", help="environment config name (the table is mm-<env>-submission-status)")
+    status.add_argument("--json", action="store_true", help="print the record as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "status":
+        return status_command(args)
+    return run_command(args)
+
+
+# ---------------------------------------------------------------------- local run
+def run_command(args: argparse.Namespace, console: Console | None = None) -> int:
+    from local_pipeline.engine import run_local
+    from local_pipeline.report import print_summary, write_report
+
+    console = console or Console()
+    try:
+        config = load_environment(args.env)
+        scenario = Scenario()
+        if args.messages is not None:
+            records = load_messages(args.messages)
+            source = str(args.messages)
+        elif args.generate is not None:
+            if args.generate < 1:
+                raise ScenarioError("--generate N needs N >= 1")
+            records = generate(config, args.generate)
+            source = f"{args.generate} generated submissions"
+        else:
+            records, scenario = example_set()
+            source = "the built-in example set"
+        extra = Scenario(
+            scorers=dict(parse_scorer(s) for s in args.scorer), faults=[parse_fault(f) for f in args.fault]
+        )
+        scenario = scenario.merged(extra)
+    except (EnvironmentConfigError, ScenarioError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        return EXIT_USAGE
+    if not records:
+        console.print("[red]error:[/red] no records to run")
+        return EXIT_USAGE
+    deadline = args.timeout if args.timeout is not None else 60.0 + 0.25 * len(records)
+    log_dir = args.logs or (args.report.parent / f"{args.report.stem}-logs" if args.report else None)
+    console.print(f"mm-processor local run: {len(records)} records from {source}, environment {config.environment}")
+    progress = _progress_printer(console, len(records))
+    outcome = run_local(
+        config,
+        records,
+        scenario,
+        deadline_seconds=deadline,
+        log_dir=log_dir,
+        progress=progress,
+        max_running_tasks=args.max_tasks,
+        partitions=args.partitions,
+    )
+    report_path: Path | None = args.report
+    if report_path is not None:
+        write_report(outcome, report_path)
+    if args.quiet:
+        from local_pipeline.report import state_counts
+
+        console.print(json.dumps(state_counts(outcome)))
+    else:
+        print_summary(outcome, console, report_path)
+    return EXIT_OK if outcome.ok else EXIT_UNACCOUNTED
+
+
+def _progress_printer(console: Console, total: int) -> Any:
+    """A progress line at most every 2 s (and only for runs long enough to need one)."""
+    state = {"last": 0.0}
+
+    def show(final: int, count: int, counts: dict[str, int]) -> None:
+        now = time.monotonic()
+        if total < 20 or now - state["last"] < 2.0:
+            return
+        state["last"] = now
+        summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        console.print(f"  {final}/{count} records final ({summary})")
+
+    return show
+
+
+# ---------------------------------------------------------------------- status
+def status_command(args: argparse.Namespace, console: Console | None = None) -> int:
+    from mm_shared import aws
+    from mm_shared.status_store import StatusStore
+
+    console = console or Console()
+    table_name = args.table
+    if not table_name:
+        try:
+            config = load_environment(args.env or os.environ.get("MM_ENV", DEFAULT_ENVIRONMENT))
+        except EnvironmentConfigError as error:
+            console.print(f"[red]error:[/red] {error}")
+            return EXIT_USAGE
+        from infrastructure.wiring import ResourceNames
+
+        table_name = ResourceNames(config.environment).status_table
+        os.environ.setdefault("AWS_DEFAULT_REGION", config.region)
+    try:
+        record = StatusStore(table_name, dynamodb_client=aws.client("dynamodb")).get(args.submission_id)
+    except Exception as error:  # credentials, network, missing table: say which, briefly
+        console.print(f"[red]error:[/red] could not read {table_name}: {type(error).__name__}: {error}")
+        return EXIT_USAGE
+    if record is None:
+        console.print(f"no lifecycle record for submission {args.submission_id} in {table_name}")
+        return EXIT_UNACCOUNTED
+    if args.json:
+        console.print_json(record.to_json())
+        return EXIT_OK
+    details = Table(title=f"submission {record.submission_id}", show_header=False)
+    details.add_column("field", style="bold")
+    details.add_column("value", overflow="fold")
+    for label, value in (
+        ("state", record.state.value),
+        ("challenge", record.challenge_id),
+        ("reason", record.reason),
+        ("task ARN", record.task_arn),
+        ("exit code", record.exit_code),
+        ("stop code", record.stop_code),
+        ("report", record.report_status.value if record.report_status else None),
+        ("API response", record.report_response),
+        ("launch attempts", record.launch_attempt),
+        ("correlation id", record.correlation_id),
+        ("created", record.created_at.isoformat()),
+        ("updated", record.updated_at.isoformat()),
+    ):
+        if value not in (None, ""):
+            details.add_row(label, str(value))
+    console.print(details)
+    history = Table(title="history")
+    history.add_column("at")
+    history.add_column("state")
+    history.add_column("detail", overflow="fold")
+    for event in record.history:
+        history.add_row(event.at.isoformat(), event.state, event.detail)
+    console.print(history)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

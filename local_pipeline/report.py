@@ -1,0 +1,210 @@
+"""The run report: JSON for machines (`--report FILE`) and a terminal summary for people."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from local_pipeline.engine import RunOutcome
+from local_pipeline.tracker import FINAL_STATES, PENDING, SCORED
+
+STAGES = ("route", "launch", "run", "report", "endToEnd")
+_STATE_STYLE = {
+    "scored": "green",
+    "failed-reported": "yellow",
+    "timed-out": "yellow",
+    "skipped": "cyan",
+    "rejected": "magenta",
+    "dead-lettered": "red",
+    PENDING: "bold red",
+}
+_DETAIL_LIMIT = 40  # above this many records the table lists only the interesting ones
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile (None for no values)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def _stat(values: list[float]) -> dict[str, Any]:
+    def r(v: float | None) -> float | None:
+        return None if v is None else round(v, 4)
+
+    return {
+        "count": len(values),
+        "p50": r(percentile(values, 50)),
+        "p95": r(percentile(values, 95)),
+        "max": r(max(values) if values else None),
+    }
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="milliseconds")
+
+
+def state_counts(outcome: RunOutcome) -> dict[str, int]:
+    counts = dict.fromkeys(FINAL_STATES, 0)
+    for record in outcome.records:
+        counts[record.state] = counts.get(record.state, 0) + 1
+    return {k: v for k, v in counts.items() if v or k in FINAL_STATES}
+
+
+def stage_timings(outcome: RunOutcome) -> dict[str, dict[str, Any]]:
+    return {stage: _stat([r.timings[stage] for r in outcome.records if stage in r.timings]) for stage in STAGES}
+
+
+def function_calls(outcome: RunOutcome) -> dict[str, dict[str, int]]:
+    """AWS calls made by the functions themselves (by function name, then service)."""
+    return {name: dict(outcome.aws_calls.get(key, {})) for name, key in outcome.function_keys.items()}
+
+
+def calls_per_submission(outcome: RunOutcome) -> dict[str, float]:
+    totals: dict[str, int] = {}
+    for services in function_calls(outcome).values():
+        for service, count in services.items():
+            totals[service] = totals.get(service, 0) + count
+    n = max(1, outcome.routed_submissions)
+    return {service: round(count / n, 2) for service, count in sorted(totals.items())}
+
+
+def throughput(outcome: RunOutcome) -> float:
+    seconds = max(1e-6, outcome.finished_at - outcome.feeding_started_at)
+    return round(len(outcome.records) / seconds, 2)
+
+
+def to_report(outcome: RunOutcome) -> dict[str, Any]:
+    unaccounted = outcome.unaccounted
+    return {
+        "environment": outcome.environment,
+        "ok": outcome.ok,
+        "startedAt": _iso(outcome.started_at),
+        "finishedAt": _iso(outcome.finished_at),
+        "startupSeconds": round(outcome.feeding_started_at - outcome.started_at, 3),
+        "runSeconds": round(outcome.finished_at - outcome.feeding_started_at, 3),
+        "deadlineHit": outcome.deadline_hit,
+        "totals": {
+            "records": len(outcome.records),
+            "byState": state_counts(outcome),
+            "unaccounted": len(unaccounted),
+            "submissionsRouted": outcome.routed_submissions,
+            "tasksStarted": outcome.tasks_started,
+            "runTaskCalls": outcome.run_task_calls,
+            "recordsPerSecond": throughput(outcome),
+        },
+        "unaccounted": [
+            {"position": r.position, "submissionId": r.submission_id, "reason": r.reason} for r in unaccounted
+        ],
+        "violations": outcome.violations,
+        "apiViolations": outcome.api_violations,
+        "secretLeaks": outcome.secret_leaks,
+        "eventErrors": outcome.event_errors,
+        "timings": stage_timings(outcome),
+        "kafka": {
+            "invocations": outcome.feed.invocations,
+            "functionErrors": outcome.feed.function_errors,
+            "partialFailures": outcome.feed.partial_failures,
+            "retries": outcome.feed.retries,
+            "bisections": outcome.feed.bisections,
+            "onFailureBatches": outcome.feed.on_failure_batches,
+        },
+        "deadLetters": {"byChallenge": outcome.dead_letter_counts, "completionDlq": outcome.completion_dlq_count},
+        "awsCalls": {
+            "byFunction": function_calls(outcome),
+            "perRoutedSubmission": calls_per_submission(outcome),
+            "byCaller": outcome.aws_calls,
+        },
+        "functions": [
+            {
+                "name": w.name,
+                "invocations": w.invocations,
+                "errors": w.errors,
+                "coldStarts": w.cold_starts,
+                "initMs": [round(v, 1) for v in w.init_ms],
+                "durationMs": _stat(w.durations_ms),
+            }
+            for w in outcome.workers
+        ],
+        "localDeviations": outcome.deviations.to_dict(),
+        "logs": str(outcome.log_dir),
+        "records": [r.to_dict() for r in outcome.records],
+    }
+
+
+def write_report(outcome: RunOutcome, path: Path) -> dict[str, Any]:
+    report = to_report(outcome)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _short(value: str | None, keep: int = 8) -> str:
+    if not value:
+        return "-"
+    return value if len(value) <= keep else value[:keep] + "…"
+
+
+def print_summary(outcome: RunOutcome, console: Console, report_path: Path | None = None) -> None:
+    records = outcome.records
+    shown = records if len(records) <= _DETAIL_LIMIT else [r for r in records if r.state != SCORED]
+    table = Table(title=f"mm-processor local run: {outcome.environment}")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("submission", no_wrap=True)
+    table.add_column("state", no_wrap=True, min_width=15)
+    table.add_column("reason", no_wrap=True, overflow="ellipsis", ratio=1)
+    table.add_column("API", justify="right", no_wrap=True)
+    for r in shown:
+        style = _STATE_STYLE.get(r.state, "")
+        table.add_row(
+            str(r.position),
+            _short(r.submission_id),
+            f"[{style}]{r.state}[/{style}]" if style else r.state,
+            r.reason,
+            str(len(r.reviews)),
+        )
+    console.print(table)
+    if len(shown) < len(records):
+        console.print(f"({len(records) - len(shown)} scored records not listed; see the JSON report)")
+
+    counts = Table(title="records per final state")
+    counts.add_column("state")
+    counts.add_column("records", justify="right")
+    for state, count in state_counts(outcome).items():
+        style = _STATE_STYLE.get(state, "")
+        counts.add_row(f"[{style}]{state}[/{style}]" if style else state, str(count))
+    console.print(counts)
+
+    timings = stage_timings(outcome)
+    end_to_end = timings["endToEnd"]
+    console.print(
+        f"{len(records)} records in {outcome.finished_at - outcome.feeding_started_at:.1f}s "
+        f"({throughput(outcome)} records/s; startup {outcome.feeding_started_at - outcome.started_at:.1f}s); "
+        f"end to end p50 {end_to_end['p50']}s p95 {end_to_end['p95']}s; "
+        f"{outcome.tasks_started} tasks for {outcome.routed_submissions} routed submissions"
+    )
+    for problem in outcome.violations + outcome.secret_leaks + outcome.event_errors:
+        console.print(f"[bold red]violation:[/bold red] {problem}")
+    for api in outcome.api_violations:
+        console.print(f"[bold red]API contract violation:[/bold red] {api['method']} {api['path']}: {api['errors']}")
+    unaccounted = outcome.unaccounted
+    if unaccounted:
+        why = "the deadline passed" if outcome.deadline_hit else "the run ended"
+        console.print(f"[bold red]{len(unaccounted)} record(s) unaccounted when {why}:[/bold red]")
+        for r in unaccounted:
+            console.print(f"  record {r.position} (submission {r.submission_id or '-'}): {r.reason}")
+    console.print(f"logs: {outcome.log_dir}" + (f"; report: {report_path}" if report_path else ""))
+    verdict = "[bold green]OK[/bold green]" if outcome.ok else "[bold red]NOT OK[/bold red]"
+    console.print(
+        f"{verdict}: every record in exactly one final state, no submission with two tasks or reports"
+        if outcome.ok
+        else f"{verdict}"
+    )

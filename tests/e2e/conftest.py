@@ -1,0 +1,37 @@
+"""The example set, run once through the whole local pipeline and shared by the tests that read its outcome.
+
+Every test that uses `example_run` is in the xdist group "e2e-example", so the run happens once per session
+(the suite runs `pytest -n 2 --dist loadgroup`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from infrastructure.config import load_environment
+from local_pipeline.engine import LocalPipeline, RunOutcome
+from local_pipeline.scenario import Scenario, example_set
+from local_pipeline.tracker import RecordResult
+
+
+@dataclass
+class ExampleRun:
+    pipeline: LocalPipeline
+    outcome: RunOutcome
+    scenario: Scenario
+
+    def record(self, line: int) -> RecordResult:
+        return next(r for r in self.outcome.records if r.position == line)
+
+
+@pytest.fixture(scope="module")
+def example_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExampleRun]:
+    records, scenario = example_set()
+    log_dir: Path = tmp_path_factory.mktemp("example-run") / "logs"
+    with LocalPipeline(load_environment("example"), log_dir=log_dir) as pipeline:
+        outcome = pipeline.run(records, scenario, deadline_seconds=90)
+        yield ExampleRun(pipeline, outcome, scenario)
