@@ -20,6 +20,7 @@ from infrastructure.wiring import (
     CHALLENGE_BATCH_SIZE,
     MAX_RECEIVE_COUNT,
     VISIBILITY_TIMEOUT_FACTOR,
+    ResourceRefs,
     WiringPlan,
     dynamodb_item,
 )
@@ -378,10 +379,28 @@ def test_each_function_environment_is_exactly_its_settings_model(synthesized: Sy
     models = dict(SETTINGS_MODELS)
     for challenge in plan.config.challenges:
         models[plan.names.challenge_function(challenge.challenge_id)] = ChallengeProcessorSettings
+    refs = ResourceRefs("arn:aws:sns:us-east-1:123456789012:ref", "ref", "ref", "https://ref")
+    planned: dict[str, EnvSettings] = {
+        "mm-example-router": plan.router_settings(refs),
+        "mm-example-completion": plan.completion_settings(refs),
+        "mm-example-timeout-sweeper": plan.sweeper_settings(refs),
+    }
+    for challenge in plan.config.challenges:
+        planned[plan.names.challenge_function(challenge.challenge_id)] = plan.challenge_settings(challenge, refs)
     for name, model in models.items():
         environment = fns[name][2]["Properties"]["Environment"]["Variables"]
-        assert set(environment) <= model.env_var_names(), name
+        settings = planned[name]
+        # Exactly the names the settings model emits for this environment ...
+        assert set(environment) == set(settings.to_env()), name
         assert model.required_env_var_names() <= set(environment), name
+        # ... and every name the model reads but the stack leaves unset is optional and unset in the plan.
+        for unset in model.env_var_names() - set(environment):
+            assert not model.model_fields[unset.lower()].is_required(), (name, unset)
+            assert getattr(settings, unset.lower()) is None, (name, unset)
+        # Plain (non-reference) values are the plan's values, not hand-written ones.
+        for key, value in settings.to_env().items():
+            if isinstance(environment[key], str) and value != "ref" and not value.startswith(("arn:", "https://ref")):
+                assert environment[key] == value, (name, key)
     # and the names are exactly what the plan's settings model emits (nothing hand-written)
     challenge = plan.config.challenges[0]
     env = fns[plan.names.challenge_function(challenge.challenge_id)][2]["Properties"]["Environment"]["Variables"]
