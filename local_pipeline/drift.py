@@ -32,17 +32,21 @@ class Wiring:
 
 
 def _normalize(value: Any) -> Any:
-    """JSON-equal values compare equal: key order and allowlist order do not matter."""
+    """JSON-equal values compare equal: a policy given as a JSON string, key order and allowlist order
+    do not matter (only the top-level string is parsed; values inside stay what they are)."""
     if isinstance(value, str):
         try:
             value = json.loads(value)
         except ValueError:
             return value
+    return _canonical(value)
+
+
+def _canonical(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _normalize(v) for k, v in sorted(value.items())}
+        return {k: _canonical(v) for k, v in sorted(value.items())}
     if isinstance(value, list):
-        items = [_normalize(v) for v in value]
-        return sorted(items, key=lambda v: json.dumps(v, sort_keys=True))
+        return sorted((_canonical(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
     return value
 
 
