@@ -456,7 +456,30 @@ class LocalPipeline:
         )["Attributes"]
         return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
-    def _observe(self, sqs: Any, ddb: Any, obs: Observations, dlq_counts: dict[str, int]) -> None:
+    def _read_lifecycle(self, ddb: Any, obs: Observations, pending: set[str] | None) -> None:
+        """Status items: all of them (scan) when `pending` is None, else only those (BatchGetItem)."""
+        assert self.resources is not None
+        table = self.resources.status_table
+        items: list[dict[str, Any]] = []
+        if pending is None:
+            for page in ddb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+                items += page.get("Items", [])
+        else:
+            ids = sorted(pending)
+            for start in range(0, len(ids), 100):
+                keys = [{"submissionId": {"S": i}} for i in ids[start : start + 100]]
+                response = ddb.batch_get_item(RequestItems={table: {"Keys": keys, "ConsistentRead": True}})
+                items += response.get("Responses", {}).get(table, [])  # unprocessed keys: next round
+        for item in items:
+            try:
+                record = lifecycle_from_item(item)
+            except ValidationError:
+                continue
+            obs.lifecycle[record.submission_id] = record
+
+    def _observe(
+        self, sqs: Any, ddb: Any, obs: Observations, dlq_counts: dict[str, int], pending: set[str] | None = None
+    ) -> None:
         assert self.resources is not None
         now = time.time()
         for body in self._drain(sqs, self.resources.audit_queue_url):
@@ -472,14 +495,7 @@ class LocalPipeline:
         for body in self._drain(sqs, self.resources.router_failure_queue_url):
             obs.router_failed.update(on_failure_offsets(body))
         if obs.routed:
-            paginator = ddb.get_paginator("scan")
-            for page in paginator.paginate(TableName=self.resources.status_table, ConsistentRead=True):
-                for item in page.get("Items", []):
-                    try:
-                        record = lifecycle_from_item(item)
-                    except ValidationError:
-                        continue
-                    obs.lifecycle[record.submission_id] = record
+            self._read_lifecycle(ddb, obs, pending)
             for challenge in self.resources.challenges.values():
                 count = int(
                     sqs.get_queue_attributes(
@@ -568,8 +584,10 @@ class LocalPipeline:
         deadline = feeding_started + deadline_seconds
         deadline_hit = False
         results: list[RecordResult] = []
+        interval = min(1.0, _OBSERVE_INTERVAL + 0.0005 * len(messages))  # big runs: fewer, larger looks
         while True:
-            self._observe(sqs, ddb, obs, dlq_counts)
+            pending = {str(r.submission_id) for r in results if r.submission_id and not r.final} if results else None
+            self._observe(sqs, ddb, obs, dlq_counts, pending)
             results = classify(messages, obs, feeding_done=feeding_done.is_set())
             final = sum(1 for r in results if r.final)
             if progress is not None:
@@ -582,7 +600,7 @@ class LocalPipeline:
             if time.time() >= deadline:
                 deadline_hit = True
                 break
-            time.sleep(_OBSERVE_INTERVAL)
+            time.sleep(interval)
 
         finished = time.time()
         self._stop.set()
@@ -591,10 +609,11 @@ class LocalPipeline:
         self._threads = []
         # Last look: anything that landed while the threads wound down, then the API and the tasks.
         self._observe(sqs, ddb, obs, dlq_counts)
-        submission_ids = {str(r.submission_id) for r in results if r.submission_id}
-        for submission_id in submission_ids:
-            obs.reviews[submission_id] = self.standin.reviews_for(submission_id)
-            obs.tasks[submission_id] = [t.arn for t in self.fargate.tasks_for(submission_id)]
+        for review in self.standin.reviews:
+            obs.reviews.setdefault(str(review.get("submissionId")), []).append(review)
+        for task in list(self.fargate.tasks.values()):
+            if task.submission_id:
+                obs.tasks.setdefault(task.submission_id, []).append(task.arn)
         results = classify(messages, obs, feeding_done=feeding_done.is_set())
         completion_dlq = int(
             sqs.get_queue_attributes(

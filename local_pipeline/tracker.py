@@ -57,7 +57,11 @@ class Observations:
         source = body.get("source") or {}
         key = (str(source.get("topic")), int(source.get("partition", -1)), int(source.get("offset", -1)))
         self.routed.setdefault(key, body)
-        self.routed_seen_at.setdefault(key, seen_at)
+        try:  # the router's own publish time; the engine's observation time only as a fallback
+            routed_at = datetime.fromisoformat(str(body["routedAt"]).replace("Z", "+00:00")).timestamp()
+        except (KeyError, ValueError):
+            routed_at = seen_at
+        self.routed_seen_at.setdefault(key, routed_at)
 
 
 @dataclass
