@@ -94,12 +94,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_command(args)
 
 
+def _console() -> Console:
+    """A terminal keeps its own width; piped output (CI logs, `| tee`) gets a width that fits the table."""
+    console = Console()
+    return console if console.is_terminal else Console(width=150)
+
+
 # ---------------------------------------------------------------------- local run
 def run_command(args: argparse.Namespace, console: Console | None = None) -> int:
     from local_pipeline.engine import run_local
     from local_pipeline.report import print_summary, write_report
 
-    console = console or Console()
+    console = console or _console()
     try:
         config = load_environment(args.env)
         scenario = Scenario()
@@ -170,7 +176,7 @@ def status_command(args: argparse.Namespace, console: Console | None = None) -> 
     from mm_shared import aws
     from mm_shared.status_store import StatusStore
 
-    console = console or Console()
+    console = console or _console()
     table_name = args.table
     if not table_name:
         try:

@@ -157,16 +157,18 @@ def print_summary(outcome: RunOutcome, console: Console, report_path: Path | Non
     records = outcome.records
     shown = records if len(records) <= _DETAIL_LIMIT else [r for r in records if r.state != SCORED]
     table = Table(title=f"mm-processor local run: {outcome.environment}")
-    table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("submission", no_wrap=True)
+    # Fixed columns keep their width (the full submission id is what `mm-processor status` takes);
+    # the reason takes what is left and is cut with an ellipsis.
+    table.add_column("#", justify="right", no_wrap=True, min_width=3)
+    table.add_column("submission", no_wrap=True, min_width=36)
     table.add_column("state", no_wrap=True, min_width=15)
-    table.add_column("reason", no_wrap=True, overflow="ellipsis", ratio=1)
-    table.add_column("API", justify="right", no_wrap=True)
+    table.add_column("reason", no_wrap=True, overflow="ellipsis", max_width=max(30, console.width - 80))
+    table.add_column("reviews", justify="right", no_wrap=True, min_width=7)
     for r in shown:
         style = _STATE_STYLE.get(r.state, "")
         table.add_row(
             str(r.position),
-            _short(r.submission_id),
+            _short(r.submission_id, keep=36),
             f"[{style}]{r.state}[/{style}]" if style else r.state,
             r.reason,
             str(len(r.reviews)),
