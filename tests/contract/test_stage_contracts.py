@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -130,7 +130,7 @@ def _rule_matches(event: dict[str, Any]) -> bool:
     TestEventPattern; this is the matcher its PutEvents uses, and so the local pipeline's)."""
     from moto.events.models import EventPattern
 
-    return bool(EventPattern.load(json.dumps(PLAN.completion_rule_pattern())).matches_event(event))
+    return bool(EventPattern.load(json.dumps(PLAN.completion_rule_pattern())).matches_event(cast(Any, event)))
 
 
 def _stopped_event_for(request_kwargs: dict[str, Any], container: str, exit_code: int) -> dict[str, Any]:
