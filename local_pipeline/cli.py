@@ -193,8 +193,11 @@ def status_command(args: argparse.Namespace, console: Console | None = None) -> 
     except Exception as error:  # credentials, network, missing table: say which, briefly
         console.print(f"[red]error:[/red] could not read {table_name}: {type(error).__name__}: {error}")
         return EXIT_USAGE
+    environment = _environment_of(table_name)
     if record is None:
         console.print(f"no lifecycle record for submission {args.submission_id} in {table_name}")
+        for line in _not_found_hints(args.submission_id, environment):
+            console.print(line, markup=False, highlight=False)
         return EXIT_UNACCOUNTED
     if args.json:
         console.print_json(record.to_json())
@@ -226,7 +229,58 @@ def status_command(args: argparse.Namespace, console: Console | None = None) -> 
     for event in record.history:
         history.add_row(event.at.isoformat(), event.state, event.detail)
     console.print(history)
+    hint = _next_step(record, environment)
+    if hint:
+        console.print(f"next step: {hint}", markup=False, highlight=False)
     return EXIT_OK
+
+
+def _environment_of(table_name: str) -> str:
+    """`mm-<env>-submission-status` -> `<env>` (the stacks' naming), else a placeholder for the hints."""
+    prefix, suffix = "mm-", "-submission-status"
+    if table_name.startswith(prefix) and table_name.endswith(suffix):
+        return table_name[len(prefix) : -len(suffix)]
+    return "<env>"
+
+
+def _not_found_hints(submission_id: str, environment: str) -> list[str]:
+    """What "no record" means: the status table starts at the challenge processor, so look upstream."""
+    return [
+        "The status table starts when a challenge processor first receives the submission. No record means:",
+        f"  - the router skipped or rejected it: its reason is in the audit queue mm-{environment}-router-audit and",
+        f"    in the router's log; CloudWatch Logs Insights on /aws/lambda/mm-{environment}-router:",
+        "      fields @timestamp, message, reason, detail, correlation_id",
+        f'      | filter submission_id = "{submission_id}" | sort @timestamp desc',
+        f"  - or it is still waiting in its challenge queue mm-{environment}-ch-<challengeId> (see the dashboard",
+        f"    mm-{environment}-pipeline), or in the router's failure queue mm-{environment}-router-failures;",
+        "  - or the Kafka record never reached the router (check the MSK offset lag alarm).",
+    ]
+
+
+def _next_step(record: Any, environment: str) -> str | None:
+    """The operator action a state calls for, if any."""
+    from mm_shared.models.lifecycle import ReportStatus, SubmissionState
+
+    dlq = f"mm-{environment}-ch-{record.challenge_id}-dlq"
+    if record.state is SubmissionState.DEAD_LETTERED:
+        return (
+            f"the message is parked in {dlq}; fix the reason above, then redrive it "
+            f"(SQS console 'Start DLQ redrive', or aws sqs start-message-move-task --source-arn <{dlq} ARN>). "
+            "A redrive is safe: the launch is claimed exactly once."
+        )
+    if record.state is SubmissionState.LAUNCH_FAILED:
+        return "the launch failed and the message is being retried from its queue; watch for DEAD_LETTERED."
+    if record.report_status is ReportStatus.REJECTED:
+        return (
+            "the Topcoder API rejected the outcome report (response above); fix the cause (review type, "
+            "submission id, permissions) and post the review manually: it will not be retried."
+        )
+    if record.report_status in (ReportStatus.PENDING, ReportStatus.REPORTING):
+        return (
+            f"the outcome is recorded but not yet reported; if this persists, the STOPPED event is in "
+            f"mm-{environment}-completion-dlq: fix the cause (API down, credentials) and redrive it."
+        )
+    return None
 
 
 if __name__ == "__main__":

@@ -1,0 +1,103 @@
+"""`mm-processor status` tells the operator what to do next, not only what the record says."""
+
+from __future__ import annotations
+
+import pytest
+
+from local_pipeline.cli import main
+from mm_shared import aws as aws_clients
+from mm_shared.models import Outcome, OutcomeCode, TestStatus
+from mm_shared.models.routed import KafkaCoordinates, RoutedSubmission
+from mm_shared.status_store import StatusStore
+from tests.builders import new_uuid
+
+TABLE = "mm-dev-submission-status"  # the stacks' naming: the environment is read back from it
+
+
+@pytest.fixture
+def store(aws: None) -> StatusStore:
+    from mm_shared.tables import status_table_definition
+
+    aws_clients.client("dynamodb").create_table(**status_table_definition(TABLE))
+    return StatusStore(TABLE, dynamodb_client=aws_clients.client("dynamodb"))
+
+
+@pytest.fixture(autouse=True)
+def _wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+
+
+def _claimed(store: StatusStore) -> tuple[str, str, int]:
+    source = KafkaCoordinates(topic="submission.notification.create", partition=0, offset=7)
+    submission = RoutedSubmission(
+        submission_id=new_uuid(),
+        challenge_id=new_uuid(),
+        member_id=40158994,
+        url="https://topcoder-submissions.s3.amazonaws.com/mm/x.zip",
+        correlation_id=source.correlation_id,
+        source=source,
+        routed_at="2026-03-02T10:15:00Z",  # type: ignore[arg-type]
+    )
+    claim = store.claim_launch(submission, scorer_type="route-planner", lease_seconds=60)
+    return submission.submission_id, submission.challenge_id, claim.attempt
+
+
+def test_an_unknown_submission_points_upstream_with_a_ready_query(
+    store: StatusStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    submission_id = new_uuid()
+
+    status = main(["status", submission_id, "--table", TABLE])
+
+    out = capsys.readouterr().out
+    assert status != 0
+    assert "mm-dev-router-audit" in out
+    assert "/aws/lambda/mm-dev-router" in out
+    assert f'filter submission_id = "{submission_id}"' in out
+
+
+def test_a_dead_lettered_submission_names_its_dlq_and_the_redrive(
+    store: StatusStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    submission_id, challenge_id, attempt = _claimed(store)
+    store.mark_launch_failed(submission_id, attempt=attempt, reason="Capacity is unavailable", dead_lettered=True)
+
+    assert main(["status", submission_id, "--table", TABLE]) == 0
+
+    out = capsys.readouterr().out
+    assert f"mm-dev-ch-{challenge_id}-dlq" in out
+    assert "redrive" in out
+
+
+def test_a_rejected_report_says_it_will_not_be_retried(store: StatusStore, capsys: pytest.CaptureFixture[str]) -> None:
+    submission_id, challenge_id, attempt = _claimed(store)
+    task = "arn:aws:ecs:us-east-1:123456789012:task/mm-scorers/abc"
+    store.mark_launched(submission_id, attempt=attempt, task_arn=task, cluster_arn="c", timeout_seconds=60)
+    outcome = Outcome(
+        code=OutcomeCode.FAILED, test_status=TestStatus.FAILED, reason="exit 1", exit_code=1, task_arn=task
+    )
+    store.record_outcome(submission_id, challenge_id, outcome, report_required=True)
+    store.claim_report(submission_id, lease_seconds=60)
+    store.mark_report_rejected(submission_id, response_summary="404 submission not found")
+
+    assert main(["status", submission_id, "--table", TABLE]) == 0
+
+    out = capsys.readouterr().out
+    assert "404 submission not found" in out
+    assert "will not be retried" in out
+
+
+def test_a_scored_submission_needs_no_next_step(store: StatusStore, capsys: pytest.CaptureFixture[str]) -> None:
+    submission_id, challenge_id, attempt = _claimed(store)
+    task = "arn:aws:ecs:us-east-1:123456789012:task/mm-scorers/def"
+    store.mark_launched(submission_id, attempt=attempt, task_arn=task, cluster_arn="c", timeout_seconds=60)
+    outcome = Outcome(
+        code=OutcomeCode.SUCCEEDED, test_status=TestStatus.SUCCESS, reason="exit 0", exit_code=0, task_arn=task
+    )
+    store.record_outcome(submission_id, challenge_id, outcome, report_required=False)
+
+    assert main(["status", submission_id, "--table", TABLE]) == 0
+
+    out = capsys.readouterr().out
+    assert "SUCCEEDED" in out
+    assert "next step" not in out
