@@ -162,10 +162,15 @@ class ChallengeProcessor:
             self._metrics.count(Metric.LAUNCH_FAILURES, reason=FailureReason.UNEXPECTED.value)
             self._on_failed(message, FailureReason.UNEXPECTED.value, type(error).__name__)
             raise
+        finally:
+            self._logger.set_correlation_id(None)
 
     def _process(self, message: InboundMessage) -> RecordOutcome:
         submission = self._parse(message)
-        ids = {"submission_id": submission.submission_id, "correlation_id": submission.correlation_id}
+        # Every log line of this record carries the submission id as correlation id (as the completion
+        # function's do), so one Logs Insights filter follows a submission across functions.
+        self._logger.set_correlation_id(submission.submission_id)
+        ids = {"submission_id": submission.submission_id, "kafka_record": submission.correlation_id}
         config = self._config(ids)
         claim = self._store.claim_launch(submission, scorer_type=config.scorer_type, lease_seconds=self._lease_seconds)
         if not claim.granted:

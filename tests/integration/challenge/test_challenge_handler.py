@@ -391,3 +391,21 @@ def test_default_mode_never_builds_a_token_provider(ecs_world: EcsWorld, monkeyp
 
     assert built == []
     assert len(ecs_world.tasks()) == 1
+
+
+# ------------------------------------------------------------------ observability
+def test_every_log_line_of_a_record_carries_its_submission_id_as_correlation_id(ecs_world: EcsWorld) -> None:
+    first, second = routed_submission(), routed_submission()
+
+    invoke(message(first), message(second))
+
+    lines = [line for line in ecs_world.log_lines() if line.get("submission_id")]
+    assert {line["submission_id"] for line in lines} == {first.submission_id, second.submission_id}
+    for line in lines:
+        assert line["correlation_id"] == line["submission_id"]
+    # and the correlation id does not leak past its record
+    assert all(
+        line.get("correlation_id") in (None, line.get("submission_id"))
+        for line in ecs_world.log_lines()
+        if "submission_id" not in line
+    )
