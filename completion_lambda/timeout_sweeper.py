@@ -1,4 +1,5 @@
-"""Timeout sweeper Lambda (EventBridge schedule): stop scorer tasks past their deadline.
+"""Timeout sweeper Lambda (EventBridge schedule): stop scorer tasks past their deadline, and reconcile
+submissions whose STOPPED event was never processed (see `completion_lambda.sweeper`, decision 008).
 
 Returns a summary; raises after the whole batch when some stops failed, so the function's Errors
 metric shows it (the failed items stay overdue and are retried by the next run).
@@ -26,7 +27,7 @@ from mm_shared.status_store import StatusStore
 
 
 class SweepIncompleteError(RuntimeError):
-    """Some overdue tasks could not be stopped in this run."""
+    """Some overdue tasks could not be stopped or reconciled in this run."""
 
 
 @functools.cache
@@ -41,12 +42,19 @@ class SweeperDependencies:
         *,
         store: StatusStore | None = None,
         ecs: Any | None = None,
+        lambda_client: Any | None = None,
         metrics_sink: MetricsSink | None = None,
     ) -> None:
         self.settings = settings
         self._store = store
         self._ecs = ecs
+        self._lambda_client = lambda_client
         self._metrics_sink = metrics_sink
+
+    def lambda_client(self) -> Any:
+        if self._lambda_client is None:
+            self._lambda_client = aws.client("lambda")
+        return self._lambda_client
 
     def sweeper(self) -> TimeoutSweeper:
         if self._store is None:
@@ -61,6 +69,11 @@ class SweeperDependencies:
             metrics=self._metrics_sink,
             max_stops_per_run=self.settings.max_stops_per_run,
             logger=logger,
+            lambda_client=self.lambda_client,
+            completion_function_name=self.settings.completion_function_name,
+            environment_name=self.settings.environment_name,
+            reconcile_grace_seconds=self.settings.reconcile_grace_seconds,
+            max_reconcile_attempts=self.settings.max_reconcile_attempts,
         )
 
 
@@ -88,5 +101,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result = deps.sweeper().sweep()
     logger.info("sweep finished", extra=result.to_dict())
     if result.failed:
-        raise SweepIncompleteError(f"{len(result.failed)} of {result.overdue} overdue tasks could not be stopped")
+        raise SweepIncompleteError(
+            f"{len(result.failed)} of {result.overdue} overdue tasks could not be stopped or reconciled"
+        )
     return result.to_dict()

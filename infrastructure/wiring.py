@@ -339,7 +339,11 @@ class WiringPlan:
         )
 
     def sweeper_settings(self, refs: ResourceRefs) -> TimeoutSweeperSettings:
-        return TimeoutSweeperSettings(**self._common("timeout-sweeper"), status_table_name=refs.status_table_name)
+        return TimeoutSweeperSettings(
+            **self._common("timeout-sweeper"),
+            status_table_name=refs.status_table_name,
+            completion_function_name=self.names.completion_function,
+        )
 
     # ------------------------------------------------------------------ sharding
     def challenge_shards(self) -> list[tuple[ChallengeSettings, ...]]:

@@ -34,3 +34,5 @@ class Metric(StrEnum):
     DUPLICATE_EVENTS = "DuplicateStoppedEvents"
     # timeout sweeper
     TASKS_STOPPED_FOR_TIMEOUT = "TasksStoppedForTimeout"
+    STOPPED_EVENTS_RECONCILED = "StoppedEventsReconciled"  # non-zero: EventBridge delivery is broken
+    RECONCILE_GAVE_UP = "ReconcileGaveUp"  # a submission left LAUNCHED for an operator

@@ -138,3 +138,8 @@ class TimeoutSweeperSettings(EnvSettings):
     powertools_service_name: str = "timeout-sweeper"
     status_table_name: str = Field(min_length=1)
     max_stops_per_run: int = Field(default=100, ge=1, le=1000)
+    # Reconciling lost STOPPED events (decision 008): the function a synthetic event is sent to, how long
+    # after a stop (or an earlier attempt) the event has to be processed, and how often to try.
+    completion_function_name: str = Field(min_length=1)
+    reconcile_grace_seconds: int = Field(default=900, ge=1, le=86_400)
+    max_reconcile_attempts: int = Field(default=3, ge=1, le=20)

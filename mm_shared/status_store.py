@@ -16,6 +16,13 @@ A live LAUNCHING lease, LAUNCHED, or a final state means the delivery is a dupli
 Report exactly once: the outcome is recorded once per task; the report is claimed with a lease
 (`reportStatus` PENDING -> REPORTING -> REPORTED | REJECTED). A claim whose `reportAttempt` is above 1
 tells the caller an earlier attempt may have reached the API, so it must look before it posts.
+
+Timeouts and lost STOPPED events: a LAUNCHED item carries `deadlineAt` (GSI `byStateDeadline`). The sweeper
+stops an overdue task (`mark_stop_requested`: `stopRequestedAt`, deadline pushed out by a grace period). Still
+LAUNCHED after the grace means its STOPPED event was not processed: the sweeper reconciles
+(`mark_reconcile_requested`: deadline pushed again, `reconcileAttempt` + 1) and after a bounded number of
+attempts gives up (`mark_reconcile_abandoned`: off the index, left for an operator). Only the outcome recorded
+from a STOPPED event (real or synthesized) ever leaves LAUNCHED.
 """
 
 from __future__ import annotations
@@ -46,6 +53,8 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 _MAX_RACE_RETRIES = 3
 _MAX_DETAIL = 500
+# How long after StopTask the STOPPED event has to be processed before the sweeper reconciles (decision 008).
+DEFAULT_RECONCILE_GRACE_SECONDS = 900
 
 
 class LaunchDecision(StrEnum):
@@ -458,18 +467,67 @@ class StatusStore:
         )
         return [self._to_record(item) for item in response.get("Items", [])]
 
-    def mark_stop_requested(self, submission_id: str, *, task_arn: str, reason: str) -> bool:
-        """Take the item off the overdue index once StopTask was sent (the STOPPED event follows)."""
+    def mark_stop_requested(
+        self, submission_id: str, *, task_arn: str, reason: str, grace_seconds: int = DEFAULT_RECONCILE_GRACE_SECONDS
+    ) -> bool:
+        """StopTask was sent: record it and push the deadline `grace_seconds` out.
+
+        The STOPPED event normally takes the item out of LAUNCHED (and off the overdue index) well
+        within the grace; if it is still overdue afterwards, the sweeper reconciles it (decision 008).
+        """
         now = self._clock()
         updated = self._update(
             submission_id,
-            "SET stopRequestedAt = :now, updatedAt = :now, history = list_append(history, :entry) REMOVE deadlineAt",
+            "SET stopRequestedAt = :now, deadlineAt = :deadline, updatedAt = :now, "
+            "history = list_append(history, :entry)",
             "#state = :launched AND taskArn = :task",
             {
                 ":launched": SubmissionState.LAUNCHED.value,
                 ":task": task_arn,
                 ":now": _now_iso(now),
+                ":deadline": int(now) + grace_seconds,
                 ":entry": self._history_entry(now, "STOP_REQUESTED", reason),
+            },
+        )
+        return updated is not None
+
+    def mark_reconcile_requested(self, submission_id: str, *, task_arn: str, grace_seconds: int, detail: str) -> bool:
+        """One reconciliation attempt was made (synthetic STOPPED event sent, or StopTask repeated).
+
+        Pushes the deadline `grace_seconds` out again and counts the attempt in `reconcileAttempt`.
+        """
+        now = self._clock()
+        updated = self._update(
+            submission_id,
+            "SET deadlineAt = :deadline, updatedAt = :now, history = list_append(history, :entry) "
+            "ADD reconcileAttempt :one",
+            "#state = :launched AND taskArn = :task",
+            {
+                ":launched": SubmissionState.LAUNCHED.value,
+                ":task": task_arn,
+                ":now": _now_iso(now),
+                ":deadline": int(now) + grace_seconds,
+                ":one": 1,
+                ":entry": self._history_entry(now, "RECONCILE_REQUESTED", detail),
+            },
+        )
+        return updated is not None
+
+    def mark_reconcile_abandoned(self, submission_id: str, *, task_arn: str, detail: str) -> bool:
+        """The sweeper gave up: take the item off the overdue index (it stays LAUNCHED for an operator).
+
+        Without this a given-up item would be overdue forever and fill every sweep's query page.
+        """
+        now = self._clock()
+        updated = self._update(
+            submission_id,
+            "SET updatedAt = :now, history = list_append(history, :entry) REMOVE deadlineAt",
+            "#state = :launched AND taskArn = :task",
+            {
+                ":launched": SubmissionState.LAUNCHED.value,
+                ":task": task_arn,
+                ":now": _now_iso(now),
+                ":entry": self._history_entry(now, "RECONCILE_GAVE_UP", detail),
             },
         )
         return updated is not None

@@ -65,6 +65,7 @@ class LifecycleRecord(ContractModel):
     report_response: str | None = None
     report_attempt: int = 0
     stop_requested_at: datetime | None = None
+    reconcile_attempt: int = 0  # sweeper re-checks after a stop whose STOPPED event was not processed
     created_at: datetime
     updated_at: datetime
     launched_at: datetime | None = None

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -140,16 +141,61 @@ def completion(status_table: str, clock: Clock, lambda_context: Any) -> Iterator
     completion_handler.use_dependencies(None)
 
 
+COMPLETION_FUNCTION = f"mm-{ENVIRONMENT}-completion"
+
+
 @pytest.fixture
 def sweeper_settings(status_table: str) -> TimeoutSweeperSettings:
-    return TimeoutSweeperSettings(environment_name=ENVIRONMENT, status_table_name=status_table)
+    return TimeoutSweeperSettings(
+        environment_name=ENVIRONMENT, status_table_name=status_table, completion_function_name=COMPLETION_FUNCTION
+    )
+
+
+class FakeLambda:
+    """The sweeper's Lambda client: records `invoke` calls. Asynchronous as Lambda's Event invocations are:
+    `run_pending()` then hands each accepted payload to `deliver` (the completion handler)."""
+
+    def __init__(self, deliver: Callable[[dict[str, Any]], Any] | None = None, status_code: int = 202) -> None:
+        self.deliver = deliver
+        self.status_code = status_code
+        self.calls: list[dict[str, Any]] = []
+        self._pending: list[dict[str, Any]] = []
+
+    def invoke(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(kwargs)
+        if self.status_code == 202:
+            self._pending.append(json.loads(kwargs["Payload"]))
+        return {"StatusCode": self.status_code}
+
+    def run_pending(self) -> int:
+        pending, self._pending = self._pending, []
+        for event in pending:
+            if self.deliver is not None:
+                self.deliver(event)
+        return len(pending)
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(call["Payload"]) for call in self.calls]
 
 
 @pytest.fixture
 def install_sweeper(sweeper_settings: TimeoutSweeperSettings) -> Iterator[Any]:
-    def install(store: StatusStore, ecs: Any, metrics: MetricsSink) -> None:
+    def install(
+        store: StatusStore,
+        ecs: Any,
+        metrics: MetricsSink,
+        lambda_client: Any | None = None,
+        **settings: Any,
+    ) -> None:
         timeout_sweeper.use_dependencies(
-            SweeperDependencies(sweeper_settings, store=store, ecs=ecs, metrics_sink=metrics)
+            SweeperDependencies(
+                sweeper_settings.model_copy(update=settings),
+                store=store,
+                ecs=ecs,
+                lambda_client=lambda_client if lambda_client is not None else FakeLambda(),
+                metrics_sink=metrics,
+            )
         )
 
     yield install

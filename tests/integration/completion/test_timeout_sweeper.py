@@ -16,6 +16,7 @@ from mm_shared.constants import TIMEOUT_STOP_REASON_PREFIX
 from mm_shared.models.lifecycle import ReportStatus, SubmissionState
 from mm_shared.models.task import TaskTag
 from mm_shared.observability import Metric
+from mm_shared.settings import TimeoutSweeperSettings
 from mm_shared.status_store import StatusStore
 from tests.builders import new_uuid
 from tests.conftest import Clock
@@ -33,7 +34,11 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")
 
 
 def test_sweeper_stops_an_overdue_task_and_its_stopped_event_is_reported_as_timed_out(
-    completion: Completion, install_sweeper: Any, clock: Clock, lambda_context: Any
+    completion: Completion,
+    install_sweeper: Any,
+    sweeper_settings: TimeoutSweeperSettings,
+    clock: Clock,
+    lambda_context: Any,
 ) -> None:
     # Given a running scorer task (moto) whose submission is LAUNCHED with a 60 s timeout
     submission_id = new_uuid()
@@ -52,13 +57,22 @@ def test_sweeper_stops_an_overdue_task_and_its_stopped_event_is_reported_as_time
     summary = timeout_sweeper.handler({}, lambda_context)
 
     # Then the task is stopped with the marker reason and the item leaves the overdue index
-    assert summary == {"overdue": 1, "stopped": 1, "alreadyGone": 0, "failed": 0}
+    assert summary == {
+        "overdue": 1,
+        "stopped": 1,
+        "alreadyGone": 0,
+        "reconciled": 0,
+        "stoppedAgain": 0,
+        "gaveUp": 0,
+        "failed": 0,
+    }
     described = ecs.describe_tasks(cluster=task.cluster_arn, tasks=[task.task_arn])["tasks"][0]
     assert described["lastStatus"] == "STOPPED"
     assert described["stoppedReason"].startswith(TIMEOUT_STOP_REASON_PREFIX)
     record = completion.record(submission_id)
     assert record.stop_requested_at is not None
-    assert record.deadline_at is None
+    # the deadline moves out by the reconcile grace: overdue again only if the STOPPED event is never processed
+    assert record.deadline_at == int(clock.now) + sweeper_settings.reconcile_grace_seconds
     assert sweeper_metrics.counts == [(Metric.TASKS_STOPPED_FOR_TIMEOUT, None)]
     assert timeout_sweeper.handler({}, lambda_context)["overdue"] == 0  # not stopped twice
 
@@ -110,7 +124,15 @@ def test_a_task_already_stopped_is_marked_stop_requested_with_a_note(
             service_message="The referenced task was not found.",
         )
         summary = timeout_sweeper.handler({}, lambda_context)
-    assert summary == {"overdue": 1, "stopped": 0, "alreadyGone": 1, "failed": 0}
+    assert summary == {
+        "overdue": 1,
+        "stopped": 0,
+        "alreadyGone": 1,
+        "reconciled": 0,
+        "stoppedAgain": 0,
+        "gaveUp": 0,
+        "failed": 0,
+    }
     record = store.get(submission_id)
     assert record is not None
     assert record.stop_requested_at is not None

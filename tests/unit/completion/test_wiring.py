@@ -77,14 +77,48 @@ def test_missing_environment_fails_loudly_naming_the_variable(
         completion_handler.dependencies()
 
 
+SWEEPER_ENV = {
+    "ENVIRONMENT_NAME": "example",
+    "POWERTOOLS_SERVICE_NAME": "timeout-sweeper",
+    "STATUS_TABLE_NAME": "mm-example-status",
+    "COMPLETION_FUNCTION_NAME": "mm-example-completion",
+}
+
+
 def test_sweeper_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch, fresh_handler_state: None) -> None:
-    monkeypatch.setenv("ENVIRONMENT_NAME", "example")
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "timeout-sweeper")
-    monkeypatch.setenv("STATUS_TABLE_NAME", "mm-example-status")
+    for name, value in SWEEPER_ENV.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("MAX_STOPS_PER_RUN", "7")
+    monkeypatch.setenv("RECONCILE_GRACE_SECONDS", "600")
     deps = timeout_sweeper.dependencies()
     assert deps.settings.max_stops_per_run == 7
+    assert deps.settings.completion_function_name == "mm-example-completion"
+    assert deps.settings.reconcile_grace_seconds == 600
+    assert deps.settings.max_reconcile_attempts == 3  # default
     assert deps is timeout_sweeper.dependencies()
+
+
+def test_sweeper_lambda_client_is_built_lazily_once(monkeypatch: pytest.MonkeyPatch, fresh_handler_state: None) -> None:
+    for name, value in SWEEPER_ENV.items():
+        monkeypatch.setenv(name, value)
+    deps = timeout_sweeper.dependencies()
+    assert deps._lambda_client is None  # building the sweeper does not build it either
+    deps.sweeper()
+    assert deps._lambda_client is None
+    client = deps.lambda_client()
+    assert client.meta.service_model.service_name == "lambda"
+    assert deps.lambda_client() is client
+
+
+def test_sweeper_without_completion_function_name_fails_naming_it(
+    monkeypatch: pytest.MonkeyPatch, fresh_handler_state: None
+) -> None:
+    for name, value in SWEEPER_ENV.items():
+        if name != "COMPLETION_FUNCTION_NAME":
+            monkeypatch.setenv(name, value)
+    monkeypatch.delenv("COMPLETION_FUNCTION_NAME", raising=False)
+    with pytest.raises(SettingsError, match="COMPLETION_FUNCTION_NAME"):
+        timeout_sweeper.dependencies()
 
 
 def _outcome(code: OutcomeCode, status: TestStatus) -> Outcome:

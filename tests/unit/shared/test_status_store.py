@@ -9,7 +9,7 @@ import pytest
 from mm_shared.models.lifecycle import LifecycleRecord, ReportStatus, SubmissionState
 from mm_shared.models.outcome import Outcome, OutcomeCode, TestStatus
 from mm_shared.models.routed import KafkaCoordinates, RoutedSubmission
-from mm_shared.status_store import LaunchDecision, OutcomeDecision, StatusStore
+from mm_shared.status_store import DEFAULT_RECONCILE_GRACE_SECONDS, LaunchDecision, OutcomeDecision, StatusStore
 from tests.builders import new_uuid
 from tests.conftest import Clock
 
@@ -347,3 +347,85 @@ def test_find_overdue_and_mark_stop_requested(store: StatusStore, clock: Clock) 
     record = current(store, due.submission_id)
     assert record.stop_requested_at is not None
     assert record.state is SubmissionState.LAUNCHED  # the STOPPED event decides the outcome
+    # The deadline is pushed out by the default grace (not removed): overdue again only if no STOPPED event came
+    assert record.deadline_at == int(clock.now) + DEFAULT_RECONCILE_GRACE_SECONDS
+    assert record.history[-1].state == "STOP_REQUESTED"
+    assert record.reconcile_attempt == 0
+
+
+def test_stop_requested_item_is_overdue_again_after_its_grace(store: StatusStore, clock: Clock) -> None:
+    # Given an overdue task the sweeper stopped with a 300 s grace
+    sub = submission()
+    task = launched(store, sub, timeout=60)
+    clock.advance(61)
+    assert store.mark_stop_requested(sub.submission_id, task_arn=task, reason="timeout", grace_seconds=300)
+    # When the grace has not passed, it is not overdue; when it has (no STOPPED event processed), it is
+    clock.advance(299)
+    assert store.find_overdue() == []
+    clock.advance(2)
+    assert [r.submission_id for r in store.find_overdue()] == [sub.submission_id]
+
+
+def test_stop_requested_item_leaves_the_index_once_its_outcome_is_recorded(store: StatusStore, clock: Clock) -> None:
+    sub = submission()
+    task = launched(store, sub, timeout=60)
+    clock.advance(61)
+    assert store.mark_stop_requested(sub.submission_id, task_arn=task, reason="timeout", grace_seconds=300)
+    store.record_outcome(sub.submission_id, CHALLENGE, outcome(task), report_required=False)
+    clock.advance(1000)
+    assert store.find_overdue() == []
+    assert current(store, sub.submission_id).deadline_at is None
+
+
+def test_mark_reconcile_requested_counts_attempts_and_pushes_the_deadline(store: StatusStore, clock: Clock) -> None:
+    # Given a stopped task whose STOPPED event never came
+    sub = submission()
+    task = launched(store, sub, timeout=60)
+    clock.advance(61)
+    store.mark_stop_requested(sub.submission_id, task_arn=task, reason="timeout", grace_seconds=300)
+    clock.advance(301)
+
+    # When the sweeper reconciles twice
+    assert store.mark_reconcile_requested(sub.submission_id, task_arn=task, grace_seconds=300, detail="first")
+    first = current(store, sub.submission_id)
+    clock.advance(301)
+    assert store.mark_reconcile_requested(sub.submission_id, task_arn=task, grace_seconds=300, detail="second")
+
+    # Then each attempt is counted, pushes the deadline and is in the history; the item stays LAUNCHED
+    record = current(store, sub.submission_id)
+    assert (first.reconcile_attempt, record.reconcile_attempt) == (1, 2)
+    assert record.deadline_at == int(clock.now) + 300
+    assert [(e.state, e.detail) for e in record.history[-2:]] == [
+        ("RECONCILE_REQUESTED", "first"),
+        ("RECONCILE_REQUESTED", "second"),
+    ]
+    assert record.state is SubmissionState.LAUNCHED
+    assert store.find_overdue() == []
+
+
+def test_reconcile_marks_need_the_same_task_in_launched(store: StatusStore, clock: Clock) -> None:
+    sub = submission()
+    task = launched(store, sub, timeout=60)
+    assert not store.mark_reconcile_requested(sub.submission_id, task_arn=task_arn(), grace_seconds=60, detail="x")
+    assert not store.mark_reconcile_abandoned(sub.submission_id, task_arn=task_arn(), detail="x")
+    store.record_outcome(sub.submission_id, CHALLENGE, outcome(task), report_required=False)
+    # a final item is never touched again by the sweeper
+    assert not store.mark_reconcile_requested(sub.submission_id, task_arn=task, grace_seconds=60, detail="x")
+    assert not store.mark_reconcile_abandoned(sub.submission_id, task_arn=task, detail="x")
+    assert not store.mark_stop_requested(sub.submission_id, task_arn=task, reason="x")
+    assert current(store, sub.submission_id).reconcile_attempt == 0
+
+
+def test_mark_reconcile_abandoned_takes_the_item_off_the_index(store: StatusStore, clock: Clock) -> None:
+    sub = submission()
+    task = launched(store, sub, timeout=60)
+    clock.advance(61)
+
+    assert store.mark_reconcile_abandoned(sub.submission_id, task_arn=task, detail="gave up after 3 attempts")
+
+    record = current(store, sub.submission_id)
+    assert record.deadline_at is None
+    assert record.state is SubmissionState.LAUNCHED
+    assert record.history[-1].state == "RECONCILE_GAVE_UP"
+    clock.advance(10_000)
+    assert store.find_overdue() == []
