@@ -155,7 +155,7 @@ class Completion(Construct):
                 handler=SWEEPER_HANDLER,
                 sizing=config.timeout_sweeper,
                 environment=plan.sweeper_settings(refs).to_env(),
-                description="Stops scorer tasks that outlived their challenge timeout",
+                description="Stops scorer tasks that outlived their challenge timeout; reconciles lost STOPPED events",
                 extra={"retry_attempts": 0},  # the next scheduled run is the retry
             ),
         )
@@ -168,15 +168,23 @@ class Completion(Construct):
         sweeper.role.add_to_policy(
             iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[status.table_arn])
         )
+        # StopTask for timeouts; DescribeTasks to reconcile a STOPPED event that was never processed (decision 008).
         sweeper.role.add_to_policy(
             iam.PolicyStatement(
-                actions=["ecs:StopTask"], resources=[cluster_tasks], conditions={"ArnEquals": {"ecs:cluster": cluster}}
+                actions=["ecs:StopTask", "ecs:DescribeTasks"],
+                resources=[cluster_tasks],
+                conditions={"ArnEquals": {"ecs:cluster": cluster}},
             )
+        )
+        # The synthetic STOPPED event goes to the completion function only (its unqualified ARN: no versions).
+        sweeper.role.add_to_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function_arn])
         )
         acknowledge(
             sweeper.role,
             "AwsSolutions-IAM5",
-            "Stops tasks of the one scorer cluster only (task ids are unknown in advance; conditioned on ecs:cluster)",
+            "Stops and describes tasks of the one scorer cluster only (task ids are unknown in advance; conditioned "
+            "on ecs:cluster)",
             applies_to=(f"Resource::{cluster_tasks}",),
         )
         acknowledge(

@@ -1,7 +1,8 @@
 """Monitoring: the alarm topic, the dashboard, and `AlarmFactory`, which every construct uses for its alarms.
 
 Alarms by default: every DLQ not empty, each function's errors and throttles, the Kafka offset lag, the
-completion rule's failed invocations, and the custom EMF metrics of `mm_shared.observability` (queried with
+completion rule's failed invocations, the sweeper's reconciliation of lost STOPPED events (any synthetic event,
+any give-up), and the custom EMF metrics of `mm_shared.observability` (queried with
 CloudWatch Metrics Insights, so every `Reason` dimension value is covered). Per-challenge alarms are made
 in the shard stack that owns the challenge.
 """
@@ -26,6 +27,17 @@ PERIOD = Duration.minutes(5)
 OFFSET_LAG_THRESHOLD = 1_000  # records behind, sustained for 15 minutes
 # Custom metrics that mean "a submission did not get its result": alarm on any occurrence.
 ALARMED_METRICS = (Metric.LAUNCH_FAILURES, Metric.TASKS_FAILED, Metric.REPORT_FAILURES, Metric.RECORDS_REJECTED)
+# The timeout sweeper's reconciliation of lost STOPPED events (decision 008): what each occurrence means.
+RECONCILE_ALARMS = {
+    Metric.STOPPED_EVENTS_RECONCILED: (
+        "a STOPPED event was not processed and the sweeper sent a synthetic one: ECS -> EventBridge -> completion "
+        "delivery is broken (check the task-stopped rule, its target and the completion DLQ)"
+    ),
+    Metric.RECONCILE_GAVE_UP: (
+        "the sweeper gave up reconciling a submission (left LAUNCHED, off the overdue index): an operator must "
+        "look (the sweeper's ERROR log names the submission)"
+    ),
+}
 
 
 def insights_query(metric: str, environment: str, *, group_by: str | None = None) -> str:
@@ -112,11 +124,12 @@ class AlarmFactory:
         )
         return self._alarm(scope, construct_id, metric, description="EventBridge could not invoke its target")
 
-    def custom_metric(self, scope: Construct, metric: Metric) -> cloudwatch.Alarm:
+    def custom_metric(self, scope: Construct, metric: Metric, *, meaning: str | None = None) -> cloudwatch.Alarm:
         expression = cloudwatch.MathExpression(
             expression=insights_query(metric.value, self.environment), using_metrics={}, period=PERIOD, label=metric
         )
-        return self._alarm(scope, f"{metric.value}Alarm", expression, description=f"{metric.value} occurred")
+        description = f"{metric.value} occurred" + (f": {meaning}" if meaning else "")
+        return self._alarm(scope, f"{metric.value}Alarm", expression, description=description)
 
 
 class PipelineMonitoring(Construct):
@@ -139,6 +152,8 @@ class PipelineMonitoring(Construct):
         custom = Construct(self, "CustomMetrics")
         for metric in ALARMED_METRICS:
             self.alarms.custom_metric(custom, metric)
+        for metric, meaning in RECONCILE_ALARMS.items():
+            self.alarms.custom_metric(custom, metric, meaning=meaning)
         self.dashboard = cloudwatch.Dashboard(
             self, "Dashboard", dashboard_name=plan.names.dashboard, default_interval=Duration.hours(6)
         )
@@ -219,6 +234,11 @@ class PipelineMonitoring(Construct):
                     for name, queue in queues.items()
                 ],
             ),
+        )
+        self.dashboard.add_widgets(
+            insights("timeout sweeper: tasks stopped for timeout", Metric.TASKS_STOPPED_FOR_TIMEOUT),
+            insights("STOPPED events reconciled (non-zero: event delivery broken)", Metric.STOPPED_EVENTS_RECONCILED),
+            insights("reconciliation gave up (an operator must look)", Metric.RECONCILE_GAVE_UP),
         )
         self.dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(title="environment alarms", alarms=self.alarms.alarms, width=24)

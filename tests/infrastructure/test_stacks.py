@@ -337,6 +337,7 @@ def test_completion_and_sweeper_ecs_calls_are_conditioned_on_the_cluster(
     for name, action in (
         ("mm-example-completion", "ecs:DescribeTasks"),
         ("mm-example-timeout-sweeper", "ecs:StopTask"),
+        ("mm-example-timeout-sweeper", "ecs:DescribeTasks"),  # reconciling lost STOPPED events
     ):
         statements = role_statements(core, fns[name][2]["Properties"]["Role"]["Fn::GetAtt"][0])
         (statement,) = statements_for(statements, action)
@@ -345,6 +346,32 @@ def test_completion_and_sweeper_ecs_calls_are_conditioned_on_the_cluster(
     sweeper = role_statements(core, fns["mm-example-timeout-sweeper"][2]["Properties"]["Role"]["Fn::GetAtt"][0])
     (query,) = statements_for(sweeper, "dynamodb:Query")
     assert any(str(r).endswith("/index/byStateDeadline") for r in as_list(query["Resource"]))
+
+
+def test_the_sweeper_may_invoke_the_completion_function_and_nothing_else(
+    synthesized: Synthesized, plan: WiringPlan
+) -> None:
+    core = synthesized.templates["mm-example-core"]
+    fns = functions(synthesized)
+    completion_lid = fns[plan.names.completion_function][1]
+    sweeper = role_statements(core, fns[plan.names.sweeper_function][2]["Properties"]["Role"]["Fn::GetAtt"][0])
+    # exactly one statement, for exactly the completion function's unqualified ARN (no versions, no wildcard)
+    (invoke,) = [s for s in sweeper if any(a.startswith("lambda:") for a in as_list(s["Action"]))]
+    assert as_list(invoke["Action"]) == ["lambda:InvokeFunction"]
+    assert invoke["Resource"] == {"Fn::GetAtt": [completion_lid, "Arn"]}
+    # and the name it invokes is the completion function's (the sweeper's environment, from the plan)
+    variables = fns[plan.names.sweeper_function][2]["Properties"]["Environment"]["Variables"]
+    assert variables["COMPLETION_FUNCTION_NAME"] == plan.names.completion_function
+    assert fns[plan.names.completion_function][2]["Properties"]["FunctionName"] == plan.names.completion_function
+    # no other role in the pipeline may invoke it
+    for name, (_, _, fn) in fns.items():
+        if name == plan.names.sweeper_function or not name.startswith("mm-example-"):
+            continue
+        for stack, template in synthesized.templates.items():
+            role = fn["Properties"]["Role"]
+            if isinstance(role, dict) and "Fn::GetAtt" in role and role["Fn::GetAtt"][0] in template["Resources"]:
+                statements = role_statements(template, role["Fn::GetAtt"][0])
+                assert not statements_for(statements, "lambda:InvokeFunction"), (stack, name)
 
 
 # ------------------------------------------------------------------ completion
@@ -523,6 +550,29 @@ def test_alarms_cover_dlqs_functions_lag_rule_and_custom_metrics(synthesized: Sy
     for metric in (Metric.LAUNCH_FAILURES, Metric.TASKS_FAILED, Metric.REPORT_FAILURES, Metric.RECORDS_REJECTED):
         assert f"SELECT SUM({metric.value}) FROM MMProcessor WHERE Environment = 'example'" in text  # noqa: S608  # noqa: S608
     assert all(a["AlarmActions"] for a in alarms)
+
+
+def test_reconciliation_alarms_fire_on_any_synthetic_event_and_any_give_up(synthesized: Synthesized) -> None:
+    alarms = [r["Properties"] for _, _, r in all_resources(synthesized, "AWS::CloudWatch::Alarm")]
+    for metric, words in (
+        (Metric.STOPPED_EVENTS_RECONCILED, "delivery is broken"),
+        (Metric.RECONCILE_GAVE_UP, "an operator must"),
+    ):
+        query = f"SELECT SUM({metric.value}) FROM MMProcessor WHERE Environment = 'example'"  # noqa: S608
+        (alarm,) = [a for a in alarms if query in json.dumps(a.get("Metrics"))]
+        # > 0 in one 5-minute period, notifying the alarm topic
+        assert (alarm["Threshold"], alarm["ComparisonOperator"], alarm["EvaluationPeriods"]) == (
+            1,
+            "GreaterThanOrEqualToThreshold",
+            1,
+        )
+        assert alarm["TreatMissingData"] == "notBreaching"
+        assert alarm["AlarmActions"]
+        assert words in alarm["AlarmDescription"]
+    dashboard = next(r for _, _, r in all_resources(synthesized, "AWS::CloudWatch::Dashboard"))
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for metric in (Metric.STOPPED_EVENTS_RECONCILED, Metric.RECONCILE_GAVE_UP, Metric.TASKS_STOPPED_FOR_TIMEOUT):
+        assert f"SUM({metric.value})" in body
 
 
 def test_core_outputs_name_topic_queues_tables_and_dashboard(synthesized: Synthesized) -> None:
