@@ -98,6 +98,10 @@ class ReportDeferredError(RuntimeError):
     """
 
 
+class ReportInProgressError(RuntimeError):
+    """Another invocation holds the report lease: retry later (its holder may have died mid-report)."""
+
+
 _OUTCOME_METRICS = {
     OutcomeCode.SUCCEEDED: Metric.TASKS_SUCCEEDED,
     OutcomeCode.FAILED: Metric.TASKS_FAILED,
@@ -177,6 +181,14 @@ class CompletionService:
             raise ReportDeferredError(f"no usable config for challenge {identity.challenge_id}; report left PENDING")
 
         claim = self._store.claim_report(identity.submission_id, lease_seconds=self._lease_seconds)
+        if not claim.granted and claim.report_status is ReportStatus.REPORTING:
+            # Another invocation holds a live report lease. If it is alive it finishes within the lease; if it
+            # died (timeout, out of memory), this event *is* its retry, and acknowledging it would drop the
+            # report for good. Raise: Lambda's async retry returns after the lease has expired.
+            self._logger.info("report lease held by another invocation; deferring to a retry")
+            raise ReportInProgressError(
+                f"report for submission {identity.submission_id} is being sent by another invocation"
+            )
         if not claim.granted:
             self._metrics.count(Metric.DUPLICATE_EVENTS)
             status = claim.report_status.value if claim.report_status else "none"

@@ -14,7 +14,7 @@ from botocore.stub import Stubber
 from completion_lambda.handler import InvalidEventError
 from completion_lambda.observability import PowertoolsMetricsSink
 from completion_lambda.outcome import FailureReason
-from completion_lambda.service import ReportDeferredError
+from completion_lambda.service import ReportDeferredError, ReportInProgressError
 from mm_shared import aws as aws_clients
 from mm_shared.challenge_config import ConfigErrorReason
 from mm_shared.models.lifecycle import ReportStatus, SubmissionState
@@ -232,8 +232,10 @@ def test_a_crash_after_posting_is_covered_once_the_lease_expires(completion: Com
         ExpressionAttributeValues={":r": {"S": "REPORTING"}, ":l": {"N": str(int(completion.clock.now) + 120)}},
     )
 
-    # While the lease is live a redelivery is a duplicate
-    assert completion.invoke(event)["disposition"] == "duplicate"
+    # While the lease is live the redelivery may be the dead invocation's own retry: it must not be
+    # acknowledged as a duplicate (that would drop the report), so it fails and is retried later
+    with pytest.raises(ReportInProgressError):
+        completion.invoke(event)
     # After it expires, the redelivery claims attempt 2, looks, and finds the review
     completion.clock.advance(121)
     assert completion.invoke(event)["disposition"] == "already_reported"
