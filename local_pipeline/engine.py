@@ -3,10 +3,12 @@
     records --(MSK events)--> router worker --SNS--> per-challenge queues --(SQS ESM)--> challenge workers
         --RunTask--> fake Fargate (a real scorer process) --STOPPED event--> EventBridge rule --> SQS
         --> completion worker --> Topcoder stand-in;   sweeper worker on a schedule --StopTask--> fake Fargate
+        (and, for a STOPPED event never processed: DescribeTasks, then Invoke(Event) --> fake Lambda --> the
+        completion rule target's queue --> completion worker)
 
 The engine plays the AWS services that moto cannot run: the event source mappings (Kafka and SQS), the
-rule's Lambda target, the schedule, and Fargate. Everything the functions do goes through their real
-handlers in their own processes, against resources created from the wiring plan.
+rule's Lambda target, the schedule, Lambda's asynchronous Invoke, and Fargate. Everything the functions do
+goes through their real handlers in their own processes, against resources created from the wiring plan.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from infrastructure.wiring import CHALLENGE_BATCH_SIZE, WiringPlan
 from local_pipeline.awsenv import LocalAws
 from local_pipeline.fargate import FakeFargate, TaskDefinitionSim
 from local_pipeline.kafka import FeedStats, KafkaFeeder, KafkaMessage, assign, on_failure_offsets
+from local_pipeline.lambda_endpoint import FakeLambda
 from local_pipeline.provision import (
     ChallengeResources,
     FunctionSpec,
@@ -63,20 +66,28 @@ def function_access_key(function_name: str, environment: str) -> str:
     return f"local-{short}"
 
 
-def function_environment(spec: FunctionSpec, aws: LocalAws, ecs_endpoint: str, environment: str) -> dict[str, str]:
+LOCAL_ENDPOINT_NAMES = ("AWS_ENDPOINT_URL_ECS", "AWS_ENDPOINT_URL_LAMBDA")  # the fake Fargate and the fake Lambda
+
+
+def function_environment(
+    spec: FunctionSpec, aws: LocalAws, ecs_endpoint: str, environment: str, lambda_endpoint: str | None = None
+) -> dict[str, str]:
     """The complete environment of one worker process: the function's own (as the stack sets it), what
     the Lambda runtime adds, and the local endpoints and fake credentials (`local_env_names`)."""
-    return {
+    env = {
         **spec.env(),
         **runtime_env(spec.name, spec.memory_mb),
         **aws.credentials_env(function_access_key(spec.name, environment)),
         "AWS_ENDPOINT_URL_ECS": ecs_endpoint,
     }
+    if lambda_endpoint is not None:
+        env["AWS_ENDPOINT_URL_LAMBDA"] = lambda_endpoint
+    return env
 
 
 def local_env_names(spec: FunctionSpec, aws: LocalAws) -> frozenset[str]:
     """Names in a worker's environment that the runtime or the emulator adds (not the stack's)."""
-    return frozenset({*runtime_env(spec.name, spec.memory_mb), *aws.credentials_env("any"), "AWS_ENDPOINT_URL_ECS"})
+    return frozenset({*runtime_env(spec.name, spec.memory_mb), *aws.credentials_env("any"), *LOCAL_ENDPOINT_NAMES})
 
 
 @dataclass
@@ -114,6 +125,8 @@ class RunOutcome:
     run_task_calls: int
     routed_submissions: int
     function_keys: dict[str, str]
+    lost_stopped_events: list[str] = field(default_factory=list)  # task ARNs (the lose-stopped-event fault)
+    async_invocations: int = 0  # Invoke(Event) calls the fake Lambda accepted (the sweeper's reconciliation)
 
     @property
     def unaccounted(self) -> list[RecordResult]:
@@ -229,6 +242,7 @@ class LocalPipeline:
         self.aws = LocalAws(config.region)
         self.standin: TopcoderStandIn | None = None
         self.fargate: FakeFargate | None = None
+        self.lambda_endpoint: FakeLambda | None = None
         self.resources: LocalResources | None = None
         self.workers: dict[str, FunctionWorker] = {}
         self.worker_specs: dict[str, WorkerSpec] = {}
@@ -288,6 +302,15 @@ class LocalPipeline:
             account=self.config.account,
             secret_values=lambda: [self._token],
         ).start()
+        self.lambda_endpoint = FakeLambda(counter=self.aws.counter).start()
+        completion_target = self.aws.client("sqs", ESM_KEY)
+        events_queue_url = self.resources.completion_events_queue_url
+
+        def deliver_to_completion(payload: bytes) -> None:
+            # Where the completion rule's target puts events: the same worker, retries and DLQ.
+            completion_target.send_message(QueueUrl=events_queue_url, MessageBody=payload.decode())
+
+        self.lambda_endpoint.register(self.plan.names.completion_function, deliver_to_completion)
         for spec in self.resources.functions.values():
             worker_spec = self._worker_spec(spec.name)
             self.worker_specs[spec.name] = worker_spec
@@ -323,8 +346,11 @@ class LocalPipeline:
     def _worker_spec(self, function_name: str) -> WorkerSpec:
         assert self.resources is not None
         assert self.fargate is not None
+        assert self.lambda_endpoint is not None
         spec = self.resources.functions[function_name]
-        env = function_environment(spec, self.aws, self.fargate.endpoint, self.config.environment)
+        env = function_environment(
+            spec, self.aws, self.fargate.endpoint, self.config.environment, self.lambda_endpoint.endpoint
+        )
         setup, setup_args = None, {}
         if spec.name == self.plan.names.sweeper_function and self.deviations.sweeper_deadline_advance_seconds:
             setup = "local_pipeline.hooks.advance_sweeper_deadlines"
@@ -348,6 +374,8 @@ class LocalPipeline:
         if self.fargate is not None:
             self.fargate.stop()
         stop_all(self.workers.values())
+        if self.lambda_endpoint is not None:
+            self.lambda_endpoint.stop()
         if self.standin is not None:
             self.standin.stop()
         self.aws.stop()
@@ -657,6 +685,8 @@ class LocalPipeline:
             function_keys={
                 name: function_access_key(name, self.config.environment) for name in self.resources.functions
             },
+            lost_stopped_events=list(self.fargate.lost_events),
+            async_invocations=len(self.lambda_endpoint.invocations) if self.lambda_endpoint else 0,
         )
 
 

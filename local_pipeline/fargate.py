@@ -10,7 +10,9 @@ challenge, completion and sweeper workers point `AWS_ENDPOINT_URL_ECS` here inst
   clientToken), and flags any override variable that carries the scorer's secret (a leak);
 - honours `clientToken` (same cluster + token -> the same task, never a second one);
 - injects faults per challenge or per submission: `capacity` answers `failures[]` ("Capacity is
-  unavailable at this time"), `throttle` answers ThrottlingException;
+  unavailable at this time"), `throttle` answers ThrottlingException, `lose-stopped-event` runs the task
+  as usual (DescribeTasks shows it STOPPED) but never puts its STOPPED event, as when ECS or EventBridge
+  drops it (the timeout sweeper's reconciliation must then finish the submission, decision 008);
 - runs the task as a process (the challenge's scorer command) with the container overrides'
   environment, the task definition's environment, and its `secrets` resolved from the emulated SSM, as
   the ECS agent injects them; StopTask sends SIGTERM, then SIGKILL after a grace period;
@@ -86,7 +88,7 @@ class TaskDefinitionSim:
 
 @dataclass
 class FaultRule:
-    kind: str  # capacity | throttle
+    kind: str  # capacity | throttle | lose-stopped-event
     remaining: int | None  # None: every call
 
     def take(self) -> bool:
@@ -98,7 +100,9 @@ class FaultRule:
         return False
 
 
-FAULT_KINDS = ("capacity", "throttle")
+LOSE_STOPPED_EVENT = "lose-stopped-event"
+RUN_TASK_FAULTS = ("capacity", "throttle")  # answered by RunTask itself
+FAULT_KINDS = (*RUN_TASK_FAULTS, LOSE_STOPPED_EVENT)
 
 
 @dataclass
@@ -127,6 +131,7 @@ class FakeTask:
     process: subprocess.Popen[bytes] | None = None
     stop_requested: bool = False
     container_arn: str = ""
+    lose_stopped_event: bool = False  # fault: the STOPPED event is never put
 
     @property
     def task_id(self) -> str:
@@ -183,6 +188,7 @@ class FakeFargate:
         self.rejected_calls: list[dict[str, str]] = []  # what was answered with an error or failures[]
         self.leaks: list[str] = []  # overrides that carried a secret value (names only)
         self.event_errors: list[str] = []
+        self.lost_events: list[str] = []  # task ARNs whose STOPPED event the `lose-stopped-event` fault dropped
         self._pending: queue.Queue[FakeTask | None] = queue.Queue()
         self._max_running = max_running_tasks
         self._runners: list[threading.Thread] = []
@@ -305,11 +311,13 @@ class FakeFargate:
         ):
             raise EcsError("InvalidParameterException", "tags: at most 50, key <= 128, value <= 256 characters.")
 
-    def _take_fault(self, submission_id: str | None, challenge_id: str | None) -> str | None:
+    def _take_fault(
+        self, submission_id: str | None, challenge_id: str | None, kinds: tuple[str, ...] = RUN_TASK_FAULTS
+    ) -> str | None:
         with self._lock:
             for target in (submission_id, challenge_id):
                 for rule in self.faults.get(target or "", []):
-                    if rule.take():
+                    if rule.kind in kinds and rule.take():
                         return rule.kind
         return None
 
@@ -359,6 +367,7 @@ class FakeFargate:
                 created_at=time.time(),
                 container_arn=f"arn:aws:ecs:{self.region}:{self.account}:container/{self.cluster_name}/{task_id}/"
                 f"{uuid.uuid4()}",
+                lose_stopped_event=self._take_fault(submission_id, challenge_id, (LOSE_STOPPED_EVENT,)) is not None,
             )
             self.tasks[task.arn] = task
             if token is not None:
@@ -488,6 +497,10 @@ class FakeFargate:
         return data
 
     def _emit_state(self, task: FakeTask) -> None:
+        if task.last_status == "STOPPED" and task.lose_stopped_event:
+            with self._lock:
+                self.lost_events.append(task.arn)
+            return
         try:
             self._emit(
                 {

@@ -62,6 +62,9 @@ class LocalDeviations:
     sweeper_deadline_advance_seconds: float = 27.0
     # Deployed: every `sweeperIntervalMinutes` minutes.
     sweep_interval_seconds: float = 1.0
+    # Deployed: TimeoutSweeperSettings.reconcile_grace_seconds (900 s). Seen through the sweeper's advanced
+    # deadlines (above), a STOPPED event not processed ~8 s after a stop is reconciled (decision 008).
+    reconcile_grace_seconds: int = 35
     # Deployed: the Kafka plan's batch size (None keeps it).
     kafka_batch_size: int | None = None
 
@@ -72,6 +75,7 @@ class LocalDeviations:
             "challengeTimeoutSeconds": self.challenge_timeout_seconds,
             "sweeperDeadlineAdvanceSeconds": self.sweeper_deadline_advance_seconds,
             "sweepIntervalSeconds": self.sweep_interval_seconds,
+            "reconcileGraceSeconds": self.reconcile_grace_seconds,
             "kafkaBatchSize": self.kafka_batch_size,
         }
 
@@ -282,7 +286,9 @@ def provision(
     completion_settings: CompletionSettings = _with(
         plan.completion_settings(refs), submission_api_url=topcoder.submission_api_url, **token_updates
     )
-    sweeper_settings: TimeoutSweeperSettings = plan.sweeper_settings(refs)
+    sweeper_settings: TimeoutSweeperSettings = _with(
+        plan.sweeper_settings(refs), reconcile_grace_seconds=deviations.reconcile_grace_seconds
+    )
     for name, handler, settings, sizing in (
         (names.router_function, ROUTER_HANDLER, router_settings, config.router),
         (names.completion_function, COMPLETION_HANDLER, completion_settings, config.completion),

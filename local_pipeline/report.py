@@ -108,6 +108,8 @@ def to_report(outcome: RunOutcome) -> dict[str, Any]:
         "apiViolations": outcome.api_violations,
         "secretLeaks": outcome.secret_leaks,
         "eventErrors": outcome.event_errors,
+        "lostStoppedEvents": outcome.lost_stopped_events,
+        "reconcileInvocations": outcome.async_invocations,
         "timings": stage_timings(outcome),
         "kafka": {
             "invocations": outcome.feed.invocations,

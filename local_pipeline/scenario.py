@@ -39,7 +39,7 @@ class InputRecord:
 @dataclass(frozen=True)
 class FaultSpec:
     target_id: str  # challenge id or submission id
-    kind: str  # capacity | throttle
+    kind: str  # capacity | throttle | lose-stopped-event
     count: int | None = None  # None: every RunTask call
 
     def describe(self) -> str:

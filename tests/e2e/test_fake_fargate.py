@@ -1,13 +1,15 @@
 """The fake Fargate endpoint speaks the ECS JSON protocol well enough for botocore and behaves like ECS where
 the pipeline depends on it: clientToken idempotency, failures[], throttling, request validation, real task
-processes, StopTask, and STOPPED events the completion function can parse."""
+processes, StopTask, STOPPED events the completion function can parse, and the fault that loses them."""
 
 from __future__ import annotations
 
 import json
 import sys
 import threading
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from local_pipeline.fargate import CAPACITY_REASON, FakeFargate, TaskDefinitionSim
+from completion_lambda.reconcile import stopped_event_from_task
+from local_pipeline.fargate import CAPACITY_REASON, LOSE_STOPPED_EVENT, FakeFargate, TaskDefinitionSim
 from mm_shared.models.ecs_event import EcsTaskStateChangeEvent
 
 CLUSTER = "arn:aws:ecs:us-east-1:123456789012:cluster/mm-scorers"
@@ -207,3 +210,54 @@ def test_stop_task_ends_the_process_with_a_user_initiated_stop(ecs: Any, events:
 def test_a_secret_in_the_overrides_is_recorded_as_a_leak(ecs: Any, fargate: FakeFargate) -> None:
     run_task(ecs, "sub-6", env={"MM_M2M_TOKEN": SECRET})
     assert fargate.leaks == ["RunTask overrides for submission sub-6 carry a secret value"]
+
+
+def _wait_until(condition: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.005)
+
+
+def test_lose_stopped_event_fault_runs_the_task_but_puts_no_stopped_event(
+    ecs: Any, fargate: FakeFargate, events: Events
+) -> None:
+    # Given the fault for one submission (once)
+    fargate.add_fault("sub-7", LOSE_STOPPED_EVENT, 1)
+    # When its task runs and exits 4
+    task_arn = run_task(ecs, "sub-7", env={"MM_TEST_EXIT": "4"})["tasks"][0]["taskArn"]
+    _wait_until(lambda: task_arn in fargate.lost_events)
+    # Then DescribeTasks shows it STOPPED with its exit code, but only the RUNNING event was put
+    described = ecs.describe_tasks(cluster=CLUSTER, tasks=[task_arn])["tasks"][0]
+    assert (described["lastStatus"], described["stopCode"]) == ("STOPPED", "EssentialContainerExited")
+    assert described["containers"][0]["exitCode"] == 4
+    statuses = [json.loads(e["Detail"])["lastStatus"] for e in events.entries if task_arn in e["Resources"]]
+    assert statuses == ["RUNNING"]
+    assert fargate.lost_events == [task_arn]
+    # and the count is honoured: the next task of that submission has its STOPPED event again
+    again = run_task(ecs, "sub-7", clientToken="sub-7-2")["tasks"][0]["taskArn"]
+    assert events.stopped(again)["lastStatus"] == "STOPPED"
+    # The fault is not a RunTask fault: both RunTask calls started a task
+    assert fargate.rejected_calls == []
+
+
+def test_an_event_rebuilt_from_describe_tasks_parses_like_the_stopped_event(ecs: Any, events: Events) -> None:
+    # Given a task's real STOPPED event, and the same task described through botocore (datetimes)
+    task_arn = run_task(ecs, "sub-8", env={"MM_TEST_EXIT": "2"})["tasks"][0]["taskArn"]
+    detail = events.stopped(task_arn)
+    described = ecs.describe_tasks(cluster=CLUSTER, tasks=[task_arn])["tasks"][0]
+    # When the sweeper rebuilds the event from the description
+    synthetic = stopped_event_from_task(described, now=datetime.now(tz=UTC))
+    real = {**synthetic, "detail": detail}
+    # Then the completion function reads the same thing from both
+    parsed = EcsTaskStateChangeEvent.model_validate(synthetic).detail
+    expected = EcsTaskStateChangeEvent.model_validate(real).detail
+    assert parsed == expected
+    assert parsed.container("scorer") is not None
+    assert parsed.stopped_at is not None
+
+
+def test_an_unknown_task_is_described_as_missing(ecs: Any) -> None:
+    arn = CLUSTER.replace(":cluster/", ":task/") + "/0123456789abcdef"
+    response = ecs.describe_tasks(cluster=CLUSTER, tasks=[arn])
+    assert (response["tasks"], response["failures"]) == ([], [{"arn": arn, "reason": "MISSING"}])

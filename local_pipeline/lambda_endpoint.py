@@ -1,0 +1,161 @@
+"""A fake Lambda endpoint: the Invoke REST call on loopback, for the function that is invoked asynchronously.
+
+moto's Lambda runs function code only in Docker (not available here), and the functions here run as worker
+processes anyway. The timeout sweeper reconciles a lost STOPPED event by invoking the completion function
+asynchronously (decision 008); its worker's `AWS_ENDPOINT_URL_LAMBDA` points here. This endpoint:
+
+- speaks `POST /2015-03-31/functions/{FunctionName}/invocations` (name, partial or full ARN; an optional
+  `Qualifier`), errors as `x-amzn-ErrorType` plus a JSON body, which botocore turns into ClientError codes;
+- accepts `X-Amz-Invocation-Type: Event` with 202 and hands the payload to the function's registered
+  `deliver` callable (the engine puts it where the completion rule's target puts events, so the completion
+  worker takes it exactly like an EventBridge delivery, with the same retries and DLQ);
+- answers `DryRun` with 204, and `RequestResponse` (not needed by the pipeline) with an error;
+- counts each request by caller, like every other local AWS call.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from local_pipeline.awsenv import RequestCounter, caller_and_service
+
+INVOKE_PATH_PREFIX = "/2015-03-31/functions/"
+INVOKE_PATH_SUFFIX = "/invocations"
+MAX_ASYNC_PAYLOAD_BYTES = 256 * 1024  # Lambda's limit for an asynchronous invocation's payload
+
+
+class LambdaError(Exception):
+    def __init__(self, code: str, message: str, status: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def function_name_of(reference: str) -> str:
+    """`name`, `name:qualifier`, `account:function:name` or a full ARN -> the function name."""
+    if ":function:" in reference:
+        reference = reference.split(":function:", 1)[1]
+    return reference.split(":", 1)[0]
+
+
+class FakeLambda:
+    """Serves Invoke on `endpoint` for the registered functions (`register(name, deliver)`)."""
+
+    def __init__(self, *, counter: RequestCounter | None = None) -> None:
+        self.counter = counter or RequestCounter()
+        self._lock = threading.Lock()
+        self._functions: dict[str, Callable[[bytes], None]] = {}
+        self.invocations: list[dict[str, Any]] = []  # function, type, caller, resources (never the payload)
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def register(self, function_name: str, deliver: Callable[[bytes], None]) -> None:
+        with self._lock:
+            self._functions[function_name] = deliver
+
+    @property
+    def endpoint(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> FakeLambda:
+        owner = self
+
+        class Handler(_LambdaHandler):
+            fake = owner
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-lambda", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        self._server = None
+
+    def invoke(self, path: str, invocation_type: str, payload: bytes, caller: str) -> int:
+        """Handle one Invoke; returns the HTTP status (raises `LambdaError`)."""
+        parts = urlsplit(path)
+        if not (parts.path.startswith(INVOKE_PATH_PREFIX) and parts.path.endswith(INVOKE_PATH_SUFFIX)):
+            raise LambdaError("UnknownOperationException", f"{parts.path} is not served by the local fake Lambda", 404)
+        reference = unquote(parts.path[len(INVOKE_PATH_PREFIX) : -len(INVOKE_PATH_SUFFIX)])
+        qualifiers = parse_qs(parts.query).get("Qualifier") or []
+        qualifier = qualifiers[0] if qualifiers else None
+        name = function_name_of(reference)
+        with self._lock:
+            deliver = self._functions.get(name)
+        if deliver is None or qualifier not in (None, "$LATEST"):
+            raise LambdaError("ResourceNotFoundException", f"Function not found: {reference}", 404)
+        if invocation_type == "DryRun":
+            return 204
+        if invocation_type != "Event":
+            raise LambdaError(
+                "InvalidParameterValueException",
+                f"InvocationType {invocation_type!r}: only Event (and DryRun) is served locally",
+                400,
+            )
+        if len(payload) > MAX_ASYNC_PAYLOAD_BYTES:
+            raise LambdaError("RequestTooLargeException", "Request must be smaller than 262144 bytes", 413)
+        try:
+            event = json.loads(payload or b"{}")
+        except ValueError:
+            raise LambdaError("InvalidRequestContentException", "Could not parse request body into json", 400) from None
+        deliver(payload)
+        # What was invoked for which resources (an event's ARNs), never the payload itself.
+        resources = event.get("resources") if isinstance(event, dict) else None
+        with self._lock:
+            self.invocations.append(
+                {
+                    "function": name,
+                    "type": invocation_type,
+                    "caller": caller,
+                    "resources": [str(r) for r in resources] if isinstance(resources, list) else [],
+                }
+            )
+        return 202
+
+
+class _LambdaHandler(BaseHTTPRequestHandler):
+    fake: FakeLambda
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent (the request counter keeps the numbers)."""
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        payload = self.rfile.read(length) if length else b""
+        caller, _ = caller_and_service(self.headers.get("Authorization"))
+        self.fake.counter.add(caller, "lambda")
+        invocation_type = self.headers.get("X-Amz-Invocation-Type") or "RequestResponse"
+        body = b""
+        headers = {"x-amzn-RequestId": str(uuid.uuid4())}
+        try:
+            status = self.fake.invoke(self.path, invocation_type, payload, caller)
+        except LambdaError as error:
+            status = error.status
+            headers["x-amzn-ErrorType"] = error.code
+            body = json.dumps({"Type": "User", "message": error.message}).encode()
+        except Exception as error:  # a bug here must look like a 5xx to the caller, not hang it
+            status = 500
+            headers["x-amzn-ErrorType"] = "ServiceException"
+            body = json.dumps({"Type": "Service", "message": type(error).__name__}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if body:
+            self.wfile.write(body)
