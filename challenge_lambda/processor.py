@@ -39,7 +39,7 @@ from mm_shared.models.lifecycle import FINAL_STATES
 from mm_shared.models.routed import RoutedSubmission
 from mm_shared.observability import Metric
 from mm_shared.settings import ChallengeProcessorSettings
-from mm_shared.status_store import LaunchClaim, StatusStore
+from mm_shared.status_store import LaunchClaim, LaunchDecision, StatusStore
 
 _MAX_DETAIL = 300
 
@@ -57,6 +57,7 @@ class FailureReason(StrEnum):
     CONFIG_ERROR = "ConfigError"
     TOKEN_UNAVAILABLE = "TokenUnavailable"
     UNEXPECTED = "Unexpected"
+    LAUNCH_IN_FLIGHT = "LaunchInFlight"  # another delivery holds a live launch lease: retried, not a failure
 
 
 class RecordFailed(Exception):
@@ -66,6 +67,10 @@ class RecordFailed(Exception):
         self.reason_code = reason_code
         self.detail = detail[:_MAX_DETAIL]
         super().__init__(f"{reason_code}: {self.detail}")
+
+
+class InFlightElsewhere(RecordFailed):
+    """Back to SQS without counting a failure: a concurrent delivery is launching this submission."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,8 @@ class ChallengeProcessor:
     def process(self, message: InboundMessage) -> RecordOutcome:
         try:
             return self._process(message)
+        except InFlightElsewhere:
+            raise
         except RecordFailed as failure:
             self._on_failed(message, failure.reason_code, failure.detail)
             raise
@@ -173,6 +180,13 @@ class ChallengeProcessor:
         ids = {"submission_id": submission.submission_id, "kafka_record": submission.correlation_id}
         config = self._config(ids)
         claim = self._store.claim_launch(submission, scorer_type=config.scorer_type, lease_seconds=self._lease_seconds)
+        if claim.decision is LaunchDecision.DUPLICATE_IN_FLIGHT:
+            # Another delivery holds a live launch lease. This may be a second copy of the very same SQS
+            # message: acknowledging it would delete the message, and if the holder then died nothing would
+            # retry the launch. Hand it back instead; after the visibility timeout the claim is settled
+            # (LAUNCHED: acknowledged then) or its lease has expired (re-claimed with the same clientToken).
+            self._logger.info("launch in flight in another delivery; message handed back", extra=ids)
+            raise InFlightElsewhere(FailureReason.LAUNCH_IN_FLIGHT.value, "another delivery holds the launch lease")
         if not claim.granted:
             self._metrics.count(Metric.DUPLICATES_SKIPPED)
             self._logger.info(

@@ -409,3 +409,26 @@ def test_every_log_line_of_a_record_carries_its_submission_id_as_correlation_id(
         for line in ecs_world.log_lines()
         if "submission_id" not in line
     )
+
+
+# ------------------------------------------------------------------ concurrent copies of one message
+def test_a_delivery_meeting_a_live_launch_lease_is_handed_back_untouched(ecs_world: EcsWorld) -> None:
+    import os
+
+    # Given another delivery of this submission holding a live launch lease (it is calling RunTask right now)
+    submission = routed_submission()
+    holder = StatusStore(os.environ["STATUS_TABLE_NAME"]).claim_launch(
+        submission, scorer_type="route-planner", lease_seconds=600
+    )
+    assert holder.granted
+    record = message(submission)
+
+    # When this copy arrives
+    response = invoke(record)
+
+    # Then it is handed back to the queue (acknowledging could delete the holder's own message), no task is
+    # started, and the holder's claim is untouched
+    assert response == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+    assert ecs_world.tasks() == []
+    after = status(submission)
+    assert (after.state.value, after.launch_attempt) == ("LAUNCHING", holder.attempt)
