@@ -80,7 +80,7 @@ def test_lambda_layer_is_cached_and_built_for_aarch64_with_the_locked_distributi
     assert packaging.layer_distributions(second.directory) == packaging.requirement_versions(second.requirements)
 
 
-def test_each_handler_imports_with_only_its_asset_and_the_layer() -> None:
+def test_each_handler_imports_with_only_its_asset_and_the_layer(tmp_path: Path) -> None:
     # Given the same requirement set built for this machine, and the Lambda one
     host = packaging.build_layer(packaging.LayerTarget.HOST)
     lambda_layer = packaging.build_layer()
@@ -97,7 +97,8 @@ def test_each_handler_imports_with_only_its_asset_and_the_layer() -> None:
     failures: dict[str, str] = {}
     for handler, (asset, environment) in cases.items():
         module, _, function = handler.rpartition(".")
-        asset_dir = packaging.stage_function_asset(asset)
+        # a private copy, built the way the stacks build theirs: a concurrent `cdk synth` re-stages build/assets
+        asset_dir = packaging.stage_function_asset(asset, assets_dir=tmp_path / "assets")
         # When the handler module is imported in an isolated interpreter (-I -S: no site-packages, no cwd)
         code = (
             "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import importlib; "
