@@ -68,8 +68,9 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="ID=KIND[:COUNT]",
-        help="inject RunTask faults for a challenge or submission id: capacity (failures[]) or throttle "
-        "(ThrottlingException), on every call or the first COUNT calls",
+        help="inject faults for a challenge or submission id: capacity (RunTask failures[]), throttle "
+        "(ThrottlingException) or lose-stopped-event (the task runs but its STOPPED event is never sent; the "
+        "timeout sweeper must reconcile it), on every call or the first COUNT calls",
     )
     run.add_argument("--report", type=Path, help="write the JSON report here")
     run.add_argument("--logs", type=Path, help="function and task logs (default: beside the report, or a temp dir)")
