@@ -38,13 +38,16 @@ def synth_counts(config: EnvironmentConfig, checks: bool) -> tuple[float, dict[s
 
     outdir = BUILD_DIR / f"cdk.out-bench-{len(config.challenges)}"
     shutil.rmtree(outdir, ignore_errors=True)
-    started = time.perf_counter()
-    build_app(config, outdir=str(outdir), checks=checks).synth()
-    elapsed = time.perf_counter() - started
-    counts = {
-        path.name.removesuffix(".template.json"): len(json.loads(path.read_text())["Resources"])
-        for path in outdir.glob("*.template.json")
-    }
+    try:
+        started = time.perf_counter()
+        build_app(config, outdir=str(outdir), checks=checks).synth()
+        elapsed = time.perf_counter() - started
+        counts = {
+            path.name.removesuffix(".template.json"): len(json.loads(path.read_text())["Resources"])
+            for path in outdir.glob("*.template.json")
+        }
+    finally:
+        shutil.rmtree(outdir, ignore_errors=True)  # only the counts are needed; assemblies are ~100 MB
     return elapsed, counts
 
 

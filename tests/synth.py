@@ -10,10 +10,12 @@ Tests that use it belong on one xdist worker: mark them `@pytest.mark.xdist_grou
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,11 +38,16 @@ class Synthesized:
 
 
 def synth(config: EnvironmentConfig, *, label: str, checks: bool = True) -> Synthesized:
-    """Synthesize `config` into `build/cdk.out-<label>-<pid>` (uncached)."""
+    """Synthesize `config` into a fresh `build/cdk.out-<label>-*` directory (uncached).
+
+    The assembly copies every asset and the layer (~100 MB), so it is removed when the process exits:
+    test sessions must not fill a developer's disk.
+    """
     from infrastructure.app import build_app
 
-    outdir = BUILD_DIR / f"cdk.out-{label}-{os.getpid()}"
-    shutil.rmtree(outdir, ignore_errors=True)
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    outdir = Path(tempfile.mkdtemp(prefix=f"cdk.out-{label}-", dir=BUILD_DIR))
+    atexit.register(shutil.rmtree, outdir, ignore_errors=True)
     build_app(config, outdir=str(outdir), checks=checks).synth()
     manifest = json.loads((outdir / "manifest.json").read_text())
     templates: dict[str, dict[str, Any]] = {}

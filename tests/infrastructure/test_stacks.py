@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -585,15 +586,16 @@ def test_core_outputs_name_topic_queues_tables_and_dashboard(synthesized: Synthe
 
 # ------------------------------------------------------------------ configuration errors
 def run_app(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "infrastructure.app"],
-        cwd=REPO,
-        env={**os.environ, "CDK_OUTDIR": str(REPO / "build" / "cdk.out-invalid"), **env},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    with tempfile.TemporaryDirectory(prefix="cdk.out-invalid-") as outdir:
+        return subprocess.run(
+            [sys.executable, "-m", "infrastructure.app"],
+            cwd=REPO,
+            env={**os.environ, "CDK_OUTDIR": outdir, **env},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
 
 
 def test_an_invalid_override_fails_synthesis_naming_the_setting() -> None:
