@@ -19,12 +19,12 @@ from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Self
-from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from mm_shared.constants import DEFAULT_SSM_PREFIX, DEFAULT_SUBMISSION_TOPIC
+from mm_shared.models.base import CanonicalUuid
 from mm_shared.models.challenge import ScorerCredentialsMode
 from mm_shared.settings import TokenSource
 
@@ -148,7 +148,7 @@ class TokenConfig(_Model):
 class ChallengeSettings(_Model):
     """One challenge: its processor function, queue, scorer task definition and reporting."""
 
-    challenge_id: str
+    challenge_id: CanonicalUuid
     name: str = Field(min_length=1, max_length=200)
     legacy_id: int | None = Field(default=None, ge=1)
     active: bool = True
@@ -163,16 +163,11 @@ class ChallengeSettings(_Model):
     memory_mb: int | None = None
     max_concurrency: int = Field(default=5, ge=2, le=1000)  # SQS ESM maximumConcurrency (2 is the AWS minimum)
     scorer_credentials_mode: ScorerCredentialsMode = ScorerCredentialsMode.TASK_DEFINITION_SECRETS
-    review_type_id: str
-    reviewer_id: str
+    review_type_id: CanonicalUuid
+    reviewer_id: CanonicalUuid
     score_card_id: int | str
     test_type: str = Field(default="provisional", pattern=r"^(example|provisional|system)$")
     report_on_success: bool = False
-
-    @field_validator("challenge_id", "review_type_id", "reviewer_id")
-    @classmethod
-    def _uuid(cls, value: str) -> str:
-        return str(UUID(value))
 
     @property
     def task_definition_family(self) -> str:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
+
+# A UUID in its canonical lower-case, hyphenated form; anything `uuid.UUID` cannot parse is rejected.
+CanonicalUuid = Annotated[str, AfterValidator(lambda value: str(UUID(value)))]
 
 
 class ContractModel(BaseModel):

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from uuid import UUID
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from mm_shared.models.base import ContractModel
+from mm_shared.models.base import CanonicalUuid, ContractModel
 
 
 class ScorerCredentialsMode(StrEnum):
@@ -27,7 +26,7 @@ class ChallengeConfig(ContractModel):
 
     model_config = ConfigDict(extra="ignore")  # tolerate fields of newer writers
 
-    challenge_id: str
+    challenge_id: CanonicalUuid
     scorer_type: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     ecs_cluster: str = Field(min_length=1)  # name or ARN
     ecs_task_definition: str = Field(min_length=1)  # family, family:revision or ARN
@@ -39,16 +38,11 @@ class ChallengeConfig(ContractModel):
     security_groups: list[str] = Field(default_factory=list)
     scorer_credentials_mode: ScorerCredentialsMode = ScorerCredentialsMode.TASK_DEFINITION_SECRETS
     # Reporting (Topcoder Submission API v5 reviews)
-    review_type_id: str
-    reviewer_id: str
+    review_type_id: CanonicalUuid
+    reviewer_id: CanonicalUuid
     score_card_id: int | str
     test_type: str = Field(default="provisional", pattern=r"^(example|provisional|system)$")
     report_on_success: bool = False
-
-    @field_validator("challenge_id", "review_type_id", "reviewer_id")
-    @classmethod
-    def _uuid(cls, value: str) -> str:
-        return str(UUID(value))
 
     @model_validator(mode="after")
     def _network(self) -> ChallengeConfig:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Literal
-from uuid import UUID
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from mm_shared.models.base import ContractModel
+from mm_shared.models.base import CanonicalUuid, ContractModel
 
 
 class KafkaCoordinates(ContractModel):
@@ -28,8 +27,8 @@ class RoutedSubmission(ContractModel):
     """Body of the SNS message (raw delivery: also the SQS body). Schema changes bump `schema_version`."""
 
     schema_version: Literal[1] = 1
-    submission_id: str
-    challenge_id: str  # always the v5 UUID after routing
+    submission_id: CanonicalUuid
+    challenge_id: CanonicalUuid  # always the v5 UUID after routing
     legacy_challenge_id: int | None = None
     member_id: int
     url: str
@@ -41,8 +40,3 @@ class RoutedSubmission(ContractModel):
     correlation_id: str
     source: KafkaCoordinates
     routed_at: datetime
-
-    @field_validator("submission_id", "challenge_id")
-    @classmethod
-    def _must_be_uuid(cls, value: str) -> str:
-        return str(UUID(value))  # canonical lower-case form

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 from typing import Any
-from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from mm_shared.models.base import ContractModel
+from mm_shared.models.base import CanonicalUuid, ContractModel
 
 
 class ReviewStatus(StrEnum):
@@ -29,7 +28,7 @@ class ReviewCreate(ContractModel):
 
     # Always present (see module docstring): a failed run is reported as a completed review with score 0.
     score: float = Field(allow_inf_nan=False)
-    type_id: str  # review type UUID (the API checks it against /reviewTypes)
+    type_id: CanonicalUuid  # the API validates typeId as a UUID (joi), stricter than the spec's plain string
     reviewer_id: str
     score_card_id: int | str
     submission_id: str = Field(min_length=1)
@@ -38,12 +37,6 @@ class ReviewCreate(ContractModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     # The API lets only admins set this; left out unless a caller has that role.
     reviewed_date: AwareDatetime | None = None
-
-    @field_validator("type_id")
-    @classmethod
-    def _uuid(cls, value: str) -> str:
-        # The API validates typeId as a UUID (joi), stricter than the spec's plain string.
-        return str(UUID(value))
 
 
 class ReviewSummationCreate(ContractModel):
