@@ -49,6 +49,13 @@ def client_token(submission_id: str, launch_attempt: int) -> str:
 # StopTask reason the timeout sweeper uses; the completion handler maps UserInitiated + this prefix
 # to TIMED_OUT (any other UserInitiated stop is a cancellation).
 TIMEOUT_STOP_REASON_PREFIX = "mm-processor timeout:"
+# StopTask reason for a running task of ours that no status item tracks (an orphan, decision 071): its
+# STOPPED event is ignored by the completion function (the item does not track it), never reported.
+ORPHAN_STOP_REASON_PREFIX = "mm-processor orphan:"
+# stoppedReason of a synthetic STOPPED event for a task whose real event was never processed and that ECS no
+# longer describes, when the pipeline did not stop it itself: the outcome is unknown and is reported as such
+# (never invented as a timeout; decision 073).
+OUTCOME_UNKNOWN_STOP_REASON_PREFIX = "mm-processor outcome-unknown:"
 
 # DynamoDB
 STATUS_TABLE_PARTITION_KEY = "submissionId"

@@ -31,16 +31,16 @@ from werkzeug.datastructures import Headers, ImmutableMultiDict
 SPEC_FILE_NAME = "submissions-api-v5-swagger.yaml"
 REVIEW_TYPES_FILE_NAME = "submissions-api-v5.ReviewTypes.seed.json"
 SPEC_ENV_VAR = "MM_TOPCODER_SPEC"
+SPECS_DIR = Path(__file__).resolve().parent / "specs"
 API_PREFIX = "/v5"  # the spec has no `servers`; Topcoder serves it under /v5
 
 
 def default_spec_path() -> Path:
-    """`$MM_TOPCODER_SPEC`, else `../shared/reference/topcoder/` beside the repository root."""
+    """`$MM_TOPCODER_SPEC`, else the copy kept in the repository (`topcoder_standin/specs/`, with provenance)."""
     override = os.environ.get(SPEC_ENV_VAR)
     if override:
         return Path(override)
-    repo_root = Path(__file__).resolve().parents[1]
-    return repo_root.parent / "shared" / "reference" / "topcoder" / SPEC_FILE_NAME
+    return SPECS_DIR / SPEC_FILE_NAME
 
 
 def _resolve(spec: Mapping[str, Any], schema: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -54,9 +54,18 @@ class LifecycleRecord(ContractModel):
     scorer_type: str | None = None
     launch_attempt: int = 0
     lease_until: int | None = None  # epoch seconds
+    # A RunTask of this attempt may have started a task (5xx, timeout, crash): the attempt and so the
+    # clientToken must never advance until a task is known (decision 024).
+    launch_ambiguous: bool = False
+    routed_message: str | None = None  # the RoutedSubmission JSON as claimed: what a relaunch re-sends
+    timeout_seconds: int | None = None  # the challenge timeout the task was launched with
     task_arn: str | None = None
     cluster_arn: str | None = None
-    deadline_at: int | None = None  # epoch seconds: the sweeper stops the task after this
+    # epoch seconds: when the sweeper looks at this item next (GSI `byStateDeadline`). LAUNCHING: the lease end;
+    # LAUNCHED: the next liveness check or the timeout, whichever is first; final with a report pending: when an
+    # unfinished report is re-driven. Absent: nothing left for the sweeper.
+    deadline_at: int | None = None
+    timeout_at: int | None = None  # epoch seconds: the task's own timeout (launch + challenge timeout)
     exit_code: int | None = None
     stop_code: str | None = None
     reason: str | None = None
@@ -64,6 +73,9 @@ class LifecycleRecord(ContractModel):
     report_lease_until: int | None = None
     report_response: str | None = None
     report_attempt: int = 0
+    report_retry_attempt: int = 0  # sweeper re-drives of an unfinished report
+    test_status: str | None = None  # the recorded outcome's testStatus (SUCCESS, FAILED, CANCELLED)
+    start_relaunches: int = 0  # relaunches after a transient TaskFailedToStart (decision 072)
     stop_requested_at: datetime | None = None
     reconcile_attempt: int = 0  # sweeper re-checks after a stop whose STOPPED event was not processed
     created_at: datetime

@@ -11,6 +11,9 @@ from enum import StrEnum
 
 class TaskEnv(StrEnum):
     SUBMISSION_ID = "MM_SUBMISSION_ID"
+    # The status item's launch attempt this task belongs to (the clientToken's suffix): the completion
+    # function records an outcome only for the attempt the item is on.
+    LAUNCH_ATTEMPT = "MM_LAUNCH_ATTEMPT"
     CHALLENGE_ID = "MM_CHALLENGE_ID"
     LEGACY_CHALLENGE_ID = "MM_LEGACY_CHALLENGE_ID"
     SUBMISSION_URL = "MM_SUBMISSION_URL"
