@@ -1,4 +1,5 @@
-"""Run every benchmark script in benchmarks/ (`*_benchmark.py`), one after the other, and print their figures.
+"""Run every benchmark script in benchmarks/ (`*_benchmark.py`, then `burst.py`), one after the other, and print
+their figures.
 
 Benchmarks print; nothing here asserts a figure. The exit status is non-zero only when a script could not run.
 Run: `.venv/bin/python -m benchmarks.run_all` (or `make bench`).
@@ -16,7 +17,9 @@ HERE = Path(__file__).resolve().parent
 
 def main() -> int:
     failed: list[str] = []
-    scripts = sorted(HERE.glob("*_benchmark.py"))
+    # The burst (issue 7: 2,000 submissions with faults; about 10 minutes) runs last.
+    scripts = [*sorted(HERE.glob("*_benchmark.py")), HERE / "burst.py"]
+    scripts.append(HERE / "fuzz.py")  # >= 10,000 fuzz inputs per function, 15-25 minutes (decision 078)
     for script in scripts:
         module = f"benchmarks.{script.stem}"
         print(f"\n=== {module}", flush=True)

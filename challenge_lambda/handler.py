@@ -54,6 +54,11 @@ def get_processor() -> ChallengeProcessor:
     return processor
 
 
+def use_processor(processor: ChallengeProcessor) -> None:
+    """Install the processor for the current environment (the test seam: a harness with its own clients)."""
+    _processors[_environment_key()] = processor
+
+
 def reset() -> None:
     """Forget cached processors (tests; a fresh emulator per case)."""
     _processors.clear()

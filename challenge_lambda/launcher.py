@@ -3,10 +3,15 @@
 Outcomes of a send, and what each means for the exactly-once guarantee:
 - `LaunchResult`: ECS returned a task (or a ConflictException naming the task that already holds this
   clientToken, which is adopted rather than launched twice).
-- `LaunchRejected`: ECS *answered* and started nothing (`failures[]`, throttling, a 4xx/5xx error).
-  The caller records the failure; the next delivery claims a new attempt and so a new clientToken.
-- `LaunchOutcomeUnknown`: the call may have reached ECS (read timeout, dropped connection, an answer
-  without a task). The caller must keep the LAUNCHING lease so the retry reuses the same clientToken.
+- `LaunchRejected`: ECS *answered* and this call started nothing (`failures[]`, throttling, another 4xx).
+  The caller records the failure; the next delivery claims a new attempt and so a new clientToken, unless
+  an earlier call of the same attempt was ambiguous: only `failures[]` (ECS evaluated this clientToken
+  and placed nothing) settles that (`token_settled`).
+- `LaunchOutcomeUnknown`: the call may have started a task: a 5xx (ECS documents that a server error can
+  follow a created task), a read timeout, a dropped connection, an answer without a task, an error
+  botocore already retried (an earlier try may have been a timeout), any error we cannot classify. The
+  caller keeps the lease and marks the attempt ambiguous, so every retry reuses the same clientToken
+  (decision 070).
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ def build_run_task_request(
     """One Fargate task for one submission; everything the scorer and the completion function need."""
     env: list[tuple[str, str]] = [
         (TaskEnv.SUBMISSION_ID, submission.submission_id),
+        (TaskEnv.LAUNCH_ATTEMPT, str(attempt)),
         (TaskEnv.CHALLENGE_ID, submission.challenge_id),
     ]
     if submission.legacy_challenge_id is not None:
@@ -149,7 +155,7 @@ class LaunchResult:
 
 
 class LaunchErrorKind(StrEnum):
-    TRANSIENT = "transient"  # capacity, throttling, 5xx: retry through SQS
+    TRANSIENT = "transient"  # capacity, throttling: retry through SQS
     PERMANENT = "permanent"  # configuration (cluster, task definition, network, IAM): refresh config, retry, DLQ
 
 
@@ -165,9 +171,12 @@ class LaunchError(Exception):
 class LaunchRejected(LaunchError):
     """ECS answered and started no task: a definite failure."""
 
-    def __init__(self, reason_code: str, detail: str, kind: LaunchErrorKind) -> None:
+    def __init__(self, reason_code: str, detail: str, kind: LaunchErrorKind, *, token_settled: bool = False) -> None:
         super().__init__(reason_code, detail)
         self.kind = kind
+        # True only for failures[]: ECS evaluated this clientToken and placed nothing, so no earlier call with
+        # it started a task either (a repeated token with the same parameters returns the original result).
+        self.token_settled = token_settled
 
 
 class LaunchOutcomeUnknown(LaunchError):
@@ -214,7 +223,9 @@ class EcsLauncher:
             detail = "; ".join(
                 f"{f.get('reason', '')}{' (' + f['detail'] + ')' if f.get('detail') else ''}" for f in failures
             )
-            raise LaunchRejected(reason, request.redact(f"RunTask failures[]: {detail}"), LaunchErrorKind.TRANSIENT)
+            raise LaunchRejected(
+                reason, request.redact(f"RunTask failures[]: {detail}"), LaunchErrorKind.TRANSIENT, token_settled=True
+            )
         raise LaunchOutcomeUnknown("NoTaskReturned", "RunTask answered without a task and without failures[]")
 
     @staticmethod
@@ -234,15 +245,22 @@ class EcsLauncher:
                     adopted=True,
                 )
             raise LaunchOutcomeUnknown(code, f"clientToken in use, task not named: {message}") from None
+        metadata = error.response.get("ResponseMetadata", {})
+        status = int(metadata.get("HTTPStatusCode", 0) or 0)
+        if code in _SERVER_CODES or status >= 500:
+            # ECS: "a timeout or a server error can occur after the resources are mutated" (ECS_Idempotency).
+            raise LaunchOutcomeUnknown(code, f"{code} (HTTP {status or '?'}): {message}") from None
+        if int(metadata.get("RetryAttempts", 0) or 0) > 0:
+            # botocore retried before this answer: an earlier try may have been a 5xx or a timeout.
+            raise LaunchOutcomeUnknown(
+                code, f"{code} after {metadata['RetryAttempts']} botocore retries: {message}"
+            ) from None
         if code in _THROTTLING_CODES:
             raise LaunchRejected("Throttling", f"{code}: {message}", LaunchErrorKind.TRANSIENT) from None
-        if code in _SERVER_CODES:
-            raise LaunchRejected(code, f"{code}: {message}", LaunchErrorKind.TRANSIENT) from None
-        if code in _PERMANENT_CODES:
+        if code in _PERMANENT_CODES or 400 <= status < 500:
             raise LaunchRejected(code, f"{code}: {message}", LaunchErrorKind.PERMANENT) from None
-        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400) or 400)
-        kind = LaunchErrorKind.TRANSIENT if status >= 500 else LaunchErrorKind.PERMANENT
-        raise LaunchRejected(code, f"{code}: {message}", kind) from None
+        # No status and no code we know: we cannot prove ECS started nothing.
+        raise LaunchOutcomeUnknown(code, f"{code}: {message}") from None
 
 
 __all__ = [

@@ -40,6 +40,7 @@ from mm_shared.models.routed import RoutedSubmission
 from mm_shared.observability import Metric
 from mm_shared.settings import ChallengeProcessorSettings
 from mm_shared.status_store import LaunchClaim, LaunchDecision, StatusStore
+from mm_shared.url_policy import url_refusal
 
 _MAX_DETAIL = 300
 
@@ -58,6 +59,7 @@ class FailureReason(StrEnum):
     TOKEN_UNAVAILABLE = "TokenUnavailable"
     UNEXPECTED = "Unexpected"
     LAUNCH_IN_FLIGHT = "LaunchInFlight"  # another delivery holds a live launch lease: retried, not a failure
+    URL_NOT_ALLOWED = "UrlNotAllowed"  # the submission URL fails the shared URL policy (decision 076)
 
 
 class RecordFailed(Exception):
@@ -88,6 +90,7 @@ class ChallengeProcessor:
         environment_name: str,
         max_receive_count: int,
         lease_seconds: int,
+        allowed_url_hosts: tuple[str, ...],
         config_loader: ChallengeConfigLoader,
         status_store: StatusStore,
         launcher: EcsLauncher,
@@ -99,6 +102,7 @@ class ChallengeProcessor:
         self._environment = environment_name
         self._max_receive_count = max_receive_count
         self._lease_seconds = lease_seconds
+        self._allowed_url_hosts = allowed_url_hosts
         self._configs = config_loader
         self._store = status_store
         self._launcher = launcher
@@ -129,6 +133,7 @@ class ChallengeProcessor:
             environment_name=settings.environment_name,
             max_receive_count=settings.max_receive_count,
             lease_seconds=settings.launch_lease_seconds,
+            allowed_url_hosts=settings.allowed_url_hosts,
             # One challenge per function: the parameter name comes from the environment as deployed.
             config_loader=ChallengeConfigLoader(
                 lambda _challenge_id: parameter_name,
@@ -179,7 +184,12 @@ class ChallengeProcessor:
         self._logger.set_correlation_id(submission.submission_id)
         ids = {"submission_id": submission.submission_id, "kafka_record": submission.correlation_id}
         config = self._config(ids)
-        claim = self._store.claim_launch(submission, scorer_type=config.scorer_type, lease_seconds=self._lease_seconds)
+        claim = self._store.claim_launch(
+            submission,
+            scorer_type=config.scorer_type,
+            lease_seconds=self._lease_seconds,
+            timeout_seconds=config.timeout,
+        )
         if claim.decision is LaunchDecision.DUPLICATE_IN_FLIGHT:
             # Another delivery holds a live launch lease. This may be a second copy of the very same SQS
             # message: acknowledging it would delete the message, and if the holder then died nothing would
@@ -220,6 +230,16 @@ class ChallengeProcessor:
                 FailureReason.WRONG_CHALLENGE.value,
                 f"message for challenge {submission.challenge_id} (submission {submission.submission_id}) "
                 f"reached the processor of {self.challenge_id}",
+            )
+        # The router's policy again, from the same module and allow list: never launch a scorer on a URL the
+        # queue could hand us past the router (file://, the metadata address, a foreign host). Permanent: the
+        # message reaches the DLQ after its receives, nothing is claimed, RunTask is never called.
+        refusal = url_refusal(submission.url, self._allowed_url_hosts)
+        if refusal is not None:
+            self._metrics.count(Metric.LAUNCH_FAILURES, reason=FailureReason.URL_NOT_ALLOWED.value)
+            raise RecordFailed(
+                FailureReason.URL_NOT_ALLOWED.value,
+                f"submission {submission.submission_id}: url refused ({refusal.value})",  # never the URL itself
             )
         return submission
 
@@ -281,12 +301,19 @@ class ChallengeProcessor:
         except LaunchRejected as error:
             if error.kind is LaunchErrorKind.PERMANENT:
                 self._refresh_config = True  # e.g. the task definition named in the cached config is gone
-            self._launch_failed(submission, claim, message, error.reason_code, request.redact(error.detail))
+            self._launch_failed(
+                submission,
+                claim,
+                message,
+                error.reason_code,
+                request.redact(error.detail),
+                token_settled=error.token_settled,
+            )
         except LaunchOutcomeUnknown as error:
-            self._outcome_unknown(submission, claim, request, error.reason_code, request.redact(error.detail))
+            self._outcome_unknown(submission, claim, request, message, error.reason_code, request.redact(error.detail))
         except Exception as error:
             # A bug or an unforeseen error type: we cannot prove ECS saw nothing, so treat it as ambiguous.
-            self._outcome_unknown(submission, claim, request, type(error).__name__, request.redact(str(error)))
+            self._outcome_unknown(submission, claim, request, message, type(error).__name__, request.redact(str(error)))
 
     def _launch_failed(
         self,
@@ -295,14 +322,18 @@ class ChallengeProcessor:
         message: InboundMessage,
         reason_code: str,
         detail: str,
+        *,
+        token_settled: bool = True,
     ) -> NoReturn:
-        """A definite failure: no task exists. Record it (the next claim gets a new clientToken) and fail."""
+        """A definite failure of this call: record it and fail (the next claim gets a new clientToken unless an
+        earlier call of this attempt was ambiguous and this answer does not settle it)."""
         dead_lettered = message.receive_count >= self._max_receive_count
         recorded = self._store.mark_launch_failed(
             submission.submission_id,
             attempt=claim.attempt,
             reason=f"{reason_code}: {detail}",
             dead_lettered=dead_lettered,
+            token_settled=token_settled,
         )
         self._metrics.count(Metric.LAUNCH_FAILURES, reason=reason_code)
         self._logger.warning(
@@ -320,9 +351,24 @@ class ChallengeProcessor:
         raise RecordFailed(reason_code, detail) from None
 
     def _outcome_unknown(
-        self, submission: RoutedSubmission, claim: LaunchClaim, request: RunTaskRequest, reason_code: str, detail: str
+        self,
+        submission: RoutedSubmission,
+        claim: LaunchClaim,
+        request: RunTaskRequest,
+        message: InboundMessage,
+        reason_code: str,
+        detail: str,
     ) -> NoReturn:
-        """RunTask may have reached ECS: keep the LAUNCHING lease so the retry reuses this clientToken."""
+        """RunTask may have started a task: the attempt is marked ambiguous, so every retry reuses this
+        clientToken; on the last receive the item says DEAD_LETTERED (the sweeper adopts or stops a task
+        that did start)."""
+        dead_lettered = message.receive_count >= self._max_receive_count
+        self._store.mark_launch_outcome_unknown(
+            submission.submission_id,
+            attempt=claim.attempt,
+            reason=f"{reason_code}: {detail}",
+            dead_lettered=dead_lettered,
+        )
         self._metrics.count(Metric.LAUNCH_FAILURES, reason=reason_code)
         self._logger.warning(
             "RunTask outcome unknown; lease kept, the retry reuses the same clientToken",

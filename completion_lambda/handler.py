@@ -22,7 +22,7 @@ from completion_lambda.observability import (
     set_environment_dimension,
     tracer,
 )
-from completion_lambda.service import CompletionService, ConfigSource, ReviewApi
+from completion_lambda.service import CompletionPolicy, CompletionService, ConfigSource, ReviewApi
 from mm_shared import aws
 from mm_shared.challenge_config import ChallengeConfigLoader
 from mm_shared.models.ecs_event import ECS_EVENT_SOURCE, ECS_TASK_STATE_CHANGE, EcsTaskStateChangeEvent
@@ -56,6 +56,7 @@ class CompletionDependencies:
         token_provider: TokenProvider | None = None,
         review_api: ReviewApi | None = None,
         ecs: Any | None = None,
+        sqs: Any | None = None,
         metrics_sink: MetricsSink | None = None,
     ) -> None:
         self.settings = settings
@@ -64,6 +65,7 @@ class CompletionDependencies:
         self._token_provider = token_provider
         self._review_api = review_api
         self._ecs = ecs
+        self._sqs = sqs
         self._metrics_sink = metrics_sink
 
     @property
@@ -103,6 +105,12 @@ class CompletionDependencies:
             self._ecs = aws.client("ecs")
         return self._ecs
 
+    def sqs(self) -> Any:
+        """For relaunching a transient start failure through its challenge queue (decision 072)."""
+        if self._sqs is None:
+            self._sqs = aws.client("sqs")
+        return self._sqs
+
     @property
     def metrics_sink(self) -> MetricsSink:
         if self._metrics_sink is None:
@@ -116,8 +124,9 @@ class CompletionDependencies:
             config_source=self.config_source,
             review_api=self.review_api,
             ecs=self.ecs,
+            sqs=self.sqs,
             metrics=self.metrics_sink,
-            report_lease_seconds=self.settings.report_lease_seconds,
+            policy=CompletionPolicy.from_settings(self.settings),
             logger=logger,
         )
 

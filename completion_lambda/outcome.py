@@ -1,19 +1,56 @@
-"""From a STOPPED event to the run's outcome: a pure function of stop code, exit code and our own marker.
+"""From a STOPPED event to the run's outcome: a pure function of stop code, exit code and our own markers.
 
-Mapping is by codes only. The one string we match is the StopTask reason the timeout sweeper writes
-itself (`TIMEOUT_STOP_REASON_PREFIX`): ECS has no code that tells our timeout from a manual stop.
+Mapping is by codes only. The strings we match are the StopTask reason the timeout sweeper writes itself
+(`TIMEOUT_STOP_REASON_PREFIX`), the reason of a synthetic event for a task whose outcome nobody can know any
+more (`OUTCOME_UNKNOWN_STOP_REASON_PREFIX`), and, only to decide whether a start failure is worth a relaunch,
+the documented `stoppedReason` texts of ECS start failures (`start_failure_is_transient`).
 """
 
 from __future__ import annotations
 
-from mm_shared.constants import TIMEOUT_STOP_REASON_PREFIX
+import re
+
+from mm_shared.constants import OUTCOME_UNKNOWN_STOP_REASON_PREFIX, TIMEOUT_STOP_REASON_PREFIX
 from mm_shared.models.ecs_event import EcsContainer, EcsTaskStateChangeDetail, StopCode
 from mm_shared.models.outcome import Outcome, OutcomeCode, TestStatus
+from mm_shared.models.task import TaskEnv
 
 # Stops caused by the platform, not by the submission or by us (decision 036).
 INFRASTRUCTURE_STOP_CODES = frozenset(
     {StopCode.SPOT_INTERRUPTION, StopCode.TERMINATION_NOTICE, StopCode.SERVICE_SCHEDULER_INITIATED}
 )
+
+SCORER_NOT_IDENTIFIED = "scorer container not identified"
+
+# TaskFailedToStart reasons that are usually transient (AWS, "Amazon ECS stopped tasks error messages":
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/stopped-task-error-codes.html, with the pages it
+# links for CannotPullContainerError and ResourceInitializationError). Matched case-insensitively (decision 072).
+TRANSIENT_START_FAILURE_MARKERS = (
+    "CannotPullContainerError",  # registry or network trouble while pulling the image
+    "ResourceInitializationError",  # ENI, secrets, registry auth or log setup before the container starts
+    "network interface",  # "Timeout waiting for network interface provisioning to complete."
+    "unable to pull secrets",  # "unable to pull secrets or registry auth" (network path to SSM/Secrets Manager/ECR)
+    "Timeout",  # any provisioning timeout ("i/o timeout", "context deadline exceeded" below)
+    "deadline exceeded",
+    "capacity",  # Fargate: "Capacity is unavailable at this time. Please try again later or in a different AZ"
+    "toomanyrequests",  # registry throttling (HTTP 429)
+    "RequestLimitExceeded",
+    "ThrottlingException",
+)
+# ...unless the reason says the thing itself is missing or forbidden: a relaunch would fail the same way, so the
+# member hears about it at once. Compared with spaces removed ("not found" and "ResourceNotFoundException").
+PERMANENT_START_FAILURE_MARKERS = (
+    "notfound",  # image tag or repository, secret or parameter does not exist
+    "manifestunknown",
+    "doesnotexist",
+    "accessdenied",  # "AccessDeniedException", "pull access denied": the execution role lacks a permission
+    "forbidden",
+    "unauthorized",
+    "invalidparameter",
+    "invalidreferenceformat",
+    "nobasicauthcredentials",
+)
+_SPACES = re.compile(r"\s+")
 
 
 class FailureReason:
@@ -25,21 +62,48 @@ class FailureReason:
     INFRASTRUCTURE = "infrastructure_interrupted"
     NO_EXIT_CODE = "no_exit_code"
     TIMED_OUT = "timed_out"
+    SCORER_NOT_IDENTIFIED = "scorer_not_identified"
+    OUTCOME_UNKNOWN = "outcome_unknown"
 
 
-def essential_container(detail: EcsTaskStateChangeDetail, scorer_container_name: str | None) -> EcsContainer | None:
-    """The configured scorer container; else the only container; else the first one with an exit code."""
-    if scorer_container_name:
-        named = detail.container(scorer_container_name)
-        if named is not None:
-            return named
+def start_failure_is_transient(stopped_reason: str | None) -> bool:
+    """Whether a TaskFailedToStart is worth a bounded relaunch (decision 072)."""
+    reason = (stopped_reason or "").strip()
+    if not reason:
+        return False
+    squashed = _SPACES.sub("", reason).lower()
+    if any(marker in squashed for marker in PERMANENT_START_FAILURE_MARKERS):
+        return False
+    lowered = reason.lower()
+    return any(marker.lower() in lowered for marker in TRANSIENT_START_FAILURE_MARKERS)
+
+
+def scorer_container_override_name(detail: EcsTaskStateChangeDetail) -> str | None:
+    """The container whose RunTask overrides carry MM_SUBMISSION_ID: the scorer, by the task's own word."""
+    for override in detail.overrides.container_overrides:
+        if override.name and any(pair.name == TaskEnv.SUBMISSION_ID.value for pair in override.environment):
+            return override.name
+    return None
+
+
+def scorer_container(detail: EcsTaskStateChangeDetail, configured_name: str | None) -> EcsContainer | None:
+    """The scorer container: named by the task's overrides, else by the config, else the only container.
+
+    Never "the first container with an exit code": with a sidecar (a log router exiting 0) that would let the
+    sidecar decide the outcome (defect 6). Several containers and none identified -> None.
+    """
+    for name in (scorer_container_override_name(detail), configured_name):
+        if name:
+            named = detail.container(name)
+            if named is not None:
+                return named
     if len(detail.containers) == 1:
         return detail.containers[0]
-    return next((c for c in detail.containers if c.exit_code is not None), None)
+    return None
 
 
 def decide_outcome(detail: EcsTaskStateChangeDetail, *, scorer_container_name: str | None) -> Outcome:
-    container = essential_container(detail, scorer_container_name)
+    container = scorer_container(detail, scorer_container_name)
     exit_code = container.exit_code if container else None
     stop_code = detail.stop_code
     stopped_reason = (detail.stopped_reason or "").strip()
@@ -54,6 +118,11 @@ def decide_outcome(detail: EcsTaskStateChangeDetail, *, scorer_container_name: s
             task_arn=detail.task_arn,
         )
 
+    if stopped_reason.startswith(OUTCOME_UNKNOWN_STOP_REASON_PREFIX):
+        # A synthetic event: ECS no longer knows the task and we did not stop it (decision 073). Never invent one.
+        return outcome(
+            OutcomeCode.FAILED, TestStatus.FAILED, f"scorer outcome unknown, please resubmit ({stopped_reason})"
+        )
     if stop_code == StopCode.TASK_FAILED_TO_START:
         return outcome(
             OutcomeCode.FAILED, TestStatus.FAILED, f"scorer task failed to start: {stopped_reason or 'no reason given'}"
@@ -69,6 +138,12 @@ def decide_outcome(detail: EcsTaskStateChangeDetail, *, scorer_container_name: s
             OutcomeCode.FAILED,
             TestStatus.FAILED,
             f"the infrastructure interrupted the scorer run ({stop_code}): {stopped_reason}; please resubmit",
+        )
+    if container is None and len(detail.containers) > 1:
+        return outcome(
+            OutcomeCode.FAILED,
+            TestStatus.FAILED,
+            f"{SCORER_NOT_IDENTIFIED} among {len(detail.containers)} containers ({stop_code or 'no stop code'})",
         )
     # EssentialContainerExited (or a stop code AWS adds later): the scorer's exit code decides.
     if exit_code == 0:
@@ -89,6 +164,8 @@ def failure_reason(outcome: Outcome) -> str | None:
         return None
     if outcome.code is OutcomeCode.TIMED_OUT:
         return FailureReason.TIMED_OUT
+    if outcome.reason.startswith("scorer outcome unknown"):
+        return FailureReason.OUTCOME_UNKNOWN
     if outcome.stop_code == StopCode.TASK_FAILED_TO_START:
         return FailureReason.FAILED_TO_START
     if outcome.test_status is TestStatus.CANCELLED:
@@ -97,4 +174,6 @@ def failure_reason(outcome: Outcome) -> str | None:
         return FailureReason.INFRASTRUCTURE
     if outcome.exit_code is not None:
         return FailureReason.NON_ZERO_EXIT
+    if outcome.reason.startswith(SCORER_NOT_IDENTIFIED):
+        return FailureReason.SCORER_NOT_IDENTIFIED
     return FailureReason.NO_EXIT_CODE

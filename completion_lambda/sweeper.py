@@ -1,29 +1,43 @@
-"""Timeout sweeper logic: stop scorer tasks that outlived their deadline, and reconcile lost STOPPED events.
+"""Timeout sweeper logic: every scheduled run looks at what may need the pipeline's attention, in four passes.
 
-The status table's `byStateDeadline` index lists LAUNCHED items whose `deadlineAt` passed. For each:
+1. **Due LAUNCHED items** (GSI `byStateDeadline`, `deadlineAt` passed: the task's timeout, or the next liveness
+   check, whichever is first; decision 073). Describe first (DescribeTasks, up to 100 tasks a call), then act:
+   - STOPPED in ECS longer ago than the event grace: its STOPPED event was lost. The completion function is
+     invoked asynchronously with a synthetic event built from the described task (real exit codes), at once,
+     while ECS still describes it (it forgets a stopped task after about an hour). Stopped more recently: look
+     again when the grace is over.
+   - still running and past its timeout: `ecs:StopTask` with `TIMEOUT_STOP_REASON_PREFIX`, `mark_stop_requested`
+     (the deadline moves out by the reconcile grace). Still running after an earlier stop: StopTask again.
+     Still running before its timeout: `deadlineAt = min(timeoutAt, now + liveness interval)`.
+   - unknown to ECS (MISSING): a synthetic TIMED_OUT event if the pipeline stopped it for its timeout,
+     otherwise a synthetic "outcome unknown" event (`OUTCOME_UNKNOWN_STOP_REASON_PREFIX`): never an invented
+     timeout.
+   Each synthetic event counts a reconcile attempt; after `max_reconcile_attempts` the sweeper gives up (ERROR
+   log, `ReconcileGaveUp`, off the index for an operator; decision 008).
+2. **The pipeline's own running tasks** (ListTasks RUNNING in the environment's clusters, `startedBy` with our
+   prefix; decision 071): a task its item tracks is fine; a task of an ambiguous launch attempt is adopted by its
+   item (LAUNCHED with this task), so it neither runs untracked nor gets a twin; anything else older than the
+   settle period is stopped with `ORPHAN_STOP_REASON_PREFIX`. Any task of ours running longer than its own
+   `MM_TIMEOUT_SECONDS` plus a grace is stopped.
+3. **Stuck launches** (decision 080): LAUNCHING whose lease expired longer ago than SQS can redeliver the
+   message, and LAUNCH_FAILED past its message lifetime, become DEAD_LETTERED with a reason that tells an
+   operator to redrive the message.
+4. **Unfinished reports** (decision 080): a final item whose report is PENDING, or REPORTING with an expired
+   lease, past its deadline: the completion function is invoked again with an event that identifies the task
+   (it reports the recorded outcome), a bounded number of times (`ReportRetryGaveUp`).
 
-- not yet stopped: `ecs:StopTask` with a reason that starts with `TIMEOUT_STOP_REASON_PREFIX`, then
-  `mark_stop_requested` pushes the deadline out by the reconcile grace. ECS then emits a STOPPED event with
-  stopCode `UserInitiated` and that reason, which the completion handler maps to TIMED_OUT and reports;
-  recording that outcome takes the item off the index.
-- stopped earlier and still overdue: the STOPPED event was not processed within the grace (ECS or
-  EventBridge never delivered it, or the rule is broken). `ecs:DescribeTasks` says what happened:
-  STOPPED -> the completion function is invoked asynchronously with a synthetic event built from the
-  described task; still running -> StopTask again; unknown to ECS (MISSING) -> a synthetic TIMED_OUT event.
-  Each attempt pushes the deadline again; after `max_reconcile_attempts` the sweeper gives up, logs an
-  ERROR, counts `ReconcileGaveUp` and takes the item off the index for an operator (decision 008).
-
-A duplicate synthetic event (the real one arrived after all) is harmless: the completion handler records
-an outcome once and reports once.
+A duplicate synthetic event (the real one arrived after all) is harmless: the completion handler records an
+outcome once and reports once. One failure never stops the rest: the item stays due for the next run.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -34,40 +48,70 @@ from completion_lambda.reconcile import (
     MISSING,
     STOPPED,
     stopped_event_for_missing_task,
+    stopped_event_for_pending_relaunch,
+    stopped_event_for_recorded_outcome,
+    stopped_event_for_unknown_outcome,
     stopped_event_from_task,
 )
-from mm_shared.constants import TIMEOUT_STOP_REASON_PREFIX
-from mm_shared.models.lifecycle import LifecycleRecord, SubmissionState
+from mm_shared.constants import ORPHAN_STOP_REASON_PREFIX, TIMEOUT_STOP_REASON_PREFIX, started_by_prefix
+from mm_shared.models.lifecycle import FINAL_STATES, LAUNCHABLE_STATES, LifecycleRecord, ReportStatus, SubmissionState
+from mm_shared.models.task import TaskEnv
 from mm_shared.observability import Metric
-from mm_shared.status_store import DEFAULT_RECONCILE_GRACE_SECONDS, StatusStore
+from mm_shared.settings import TimeoutSweeperSettings
+from mm_shared.status_store import StatusStore
 
 MAX_STOP_REASON = 255  # StopTask `reason` limit
+ECS_BATCH = 100  # DescribeTasks takes at most 100 tasks; ListTasks returns at most 100 a page
 # StopTask answers these when the task is unknown to ECS (already stopped and gone, or never there).
 _GONE_ERROR_CODES = frozenset({"InvalidParameterException", "ResourceNotFoundException", "ClusterNotFoundException"})
 _ASYNC_ACCEPTED = 202
 
 
+def _timeout_at(record: LifecycleRecord) -> int | None:
+    # Items launched before timeoutAt existed carry their timeout in deadlineAt.
+    return record.timeout_at if record.timeout_at is not None else record.deadline_at
+
+
 def stop_reason(record: LifecycleRecord) -> str:
-    deadline = (
-        datetime.fromtimestamp(record.deadline_at, tz=UTC).isoformat() if record.deadline_at is not None else "unknown"
-    )
+    timeout_at = _timeout_at(record)
+    deadline = datetime.fromtimestamp(timeout_at, tz=UTC).isoformat() if timeout_at is not None else "unknown"
     reason = f"{TIMEOUT_STOP_REASON_PREFIX} exceeded its deadline {deadline} (submission {record.submission_id})"
     return reason[:MAX_STOP_REASON]
 
 
+def orphan_stop_reason(task: OurTask, why: str) -> str:
+    reason = (
+        f"{ORPHAN_STOP_REASON_PREFIX} no status item tracks this task "
+        f"(submission {task.submission_id or 'unknown'}, attempt {task.attempt or 'unknown'}): {why}"
+    )
+    return reason[:MAX_STOP_REASON]
+
+
 class ReconcileError(RuntimeError):
-    """A reconciliation step got an answer it cannot act on (the item stays overdue for the next run)."""
+    """A reconciliation step got an answer it cannot act on (the item stays due for the next run)."""
 
 
 @dataclass
 class SweepResult:
-    overdue: int = 0
-    stopped: int = 0
+    overdue: int = 0  # due LAUNCHED items
+    stopped: int = 0  # StopTask for a timeout
     already_gone: int = 0
     reconciled: int = 0  # synthetic STOPPED events sent to the completion function
     stopped_again: int = 0  # stop requested earlier, task still running: StopTask repeated
     gave_up: int = 0
-    failed: list[str] = field(default_factory=list)  # submission ids whose handling failed (retried next run)
+    still_running: int = 0  # described running before its timeout: next liveness check scheduled
+    awaiting_event: int = 0  # described STOPPED within the event grace: its event may still come
+    tasks_seen: int = 0  # running tasks of ours listed in the clusters
+    orphans_stopped: int = 0
+    adopted: int = 0
+    launches_dead_lettered: int = 0
+    reports_redriven: int = 0
+    report_gave_up: int = 0
+    failed: list[str] = field(default_factory=list)  # what could not be handled (retried next run)
+
+    @property
+    def examined(self) -> int:
+        return self.overdue + self.tasks_seen + self.launches_dead_lettered + self.reports_redriven
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -77,8 +121,58 @@ class SweepResult:
             "reconciled": self.reconciled,
             "stoppedAgain": self.stopped_again,
             "gaveUp": self.gave_up,
+            "stillRunning": self.still_running,
+            "awaitingEvent": self.awaiting_event,
+            "tasksSeen": self.tasks_seen,
+            "orphansStopped": self.orphans_stopped,
+            "adopted": self.adopted,
+            "launchesDeadLettered": self.launches_dead_lettered,
+            "reportsRedriven": self.reports_redriven,
+            "reportGaveUp": self.report_gave_up,
             "failed": len(self.failed),
         }
+
+
+@dataclass(frozen=True)
+class OurTask:
+    """A running task this pipeline started, as DescribeTasks shows it (identity from the scorer's overrides)."""
+
+    task_arn: str
+    cluster_arn: str
+    submission_id: str | None
+    attempt: int | None
+    timeout_seconds: int | None
+    started_at: float | None  # epoch seconds: startedAt, else createdAt
+
+    @classmethod
+    def from_described(cls, task: dict[str, Any], cluster_arn: str) -> OurTask:
+        environment: dict[str, str] = {}
+        for override in (task.get("overrides") or {}).get("containerOverrides") or []:
+            pairs = {str(p.get("name")): str(p.get("value", "")) for p in override.get("environment") or []}
+            if TaskEnv.SUBMISSION_ID.value in pairs:  # the scorer container: the one carrying our variables
+                environment = pairs
+                break
+        started = task.get("startedAt") or task.get("createdAt")
+        return cls(
+            task_arn=str(task["taskArn"]),
+            cluster_arn=str(task.get("clusterArn") or cluster_arn),
+            submission_id=environment.get(TaskEnv.SUBMISSION_ID.value) or None,
+            attempt=_positive_int(environment.get(TaskEnv.LAUNCH_ATTEMPT.value)),
+            timeout_seconds=_positive_int(environment.get(TaskEnv.TIMEOUT_SECONDS.value)),
+            started_at=started.timestamp() if isinstance(started, datetime) else None,
+        )
+
+
+def _positive_int(value: str | None) -> int | None:
+    if value is None or not value.strip().isdigit():
+        return None
+    number = int(value)
+    return number if number > 0 else None
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 class TimeoutSweeper:
@@ -88,53 +182,140 @@ class TimeoutSweeper:
         store: StatusStore,
         ecs: Any,
         metrics: MetricsSink,
-        max_stops_per_run: int,
+        settings: TimeoutSweeperSettings,
         logger: Logger,
         lambda_client: Callable[[], Any] | None = None,
-        completion_function_name: str = "",
-        environment_name: str = "",
-        reconcile_grace_seconds: int = DEFAULT_RECONCILE_GRACE_SECONDS,
-        max_reconcile_attempts: int = 3,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._ecs = ecs
         self._metrics = metrics
-        self._max = max_stops_per_run
+        self._settings = settings
         self._logger = logger
-        self._lambda = lambda_client  # built on first use: most sweeps reconcile nothing
-        self._completion_function = completion_function_name
-        self._environment = environment_name
-        self._grace = reconcile_grace_seconds
-        self._max_attempts = max_reconcile_attempts
-        self._clock = clock
+        self._lambda = lambda_client  # built on first use: most sweeps send nothing
 
     def sweep(self) -> SweepResult:
         result = SweepResult()
-        overdue = self._store.find_overdue(limit=self._max)
-        result.overdue = len(overdue)
-        for entry in overdue:
+        now = self._store.sweep_time()
+        passes: list[tuple[str, Callable[[float, SweepResult], None]]] = [
+            ("launched items", self._sweep_launched),
+            ("running tasks", self._sweep_tasks),
+            ("stuck launches", self._sweep_stuck_launches),
+            ("unfinished reports", self._sweep_reports),
+        ]
+        for name, sweep_pass in passes:
             try:
-                self._handle(entry, result)
-            except Exception:  # one failure never stops the rest; the item stays overdue for the next run
-                result.failed.append(entry.submission_id)
-                self._logger.exception("could not handle overdue task", extra={"submission_id": entry.submission_id})
+                sweep_pass(now, result)
+            except Exception:  # a whole pass failed (a query): the others still run
+                result.failed.append(f"pass: {name}")
+                self._logger.exception("sweeper pass failed", extra={"sweep_pass": name})
         return result
 
-    def _handle(self, entry: LifecycleRecord, result: SweepResult) -> None:
-        # The index projects keys and ARNs only (and may lag): read the item itself.
-        record = self._store.get(entry.submission_id)
-        if record is None or record.state is not SubmissionState.LAUNCHED or record.task_arn != entry.task_arn:
-            self._logger.info("overdue item settled in the meantime", extra={"submission_id": entry.submission_id})
+    # ================================================================== 1. due LAUNCHED items
+    def _sweep_launched(self, now: float, result: SweepResult) -> None:
+        due = self._store.find_overdue(limit=self._settings.max_stops_per_run)
+        result.overdue = len(due)
+        if not due:
             return
-        if not record.task_arn or not record.cluster_arn:
-            raise ValueError("overdue item has no taskArn/clusterArn")
-        if record.stop_requested_at is None:
-            self._stop(record, result)
-        else:
-            self._reconcile(record, result)
+        # The index projects keys and ARNs only (and may lag): read the items themselves.
+        records = self._store.get_many(entry.submission_id for entry in due)
+        by_cluster: dict[str, list[LifecycleRecord]] = defaultdict(list)
+        for entry in due:
+            record = records.get(entry.submission_id)
+            if record is None or record.state is not SubmissionState.LAUNCHED or record.task_arn != entry.task_arn:
+                self._logger.info("overdue item settled in the meantime", extra={"submission_id": entry.submission_id})
+                continue
+            if not record.task_arn or not record.cluster_arn:
+                result.failed.append(record.submission_id)
+                self._logger.error("overdue item has no taskArn/clusterArn", extra={"id": record.submission_id})
+                continue
+            if record.reconcile_attempt >= self._settings.max_reconcile_attempts:
+                self._guarded(result, record.submission_id, partial(self._give_up, record, result))
+                continue
+            by_cluster[record.cluster_arn].append(record)
+        for cluster, cluster_records in by_cluster.items():
+            for batch in _chunks(cluster_records, ECS_BATCH):
+                try:
+                    tasks, failures = self._describe(cluster, [r.task_arn for r in batch if r.task_arn])
+                except Exception:
+                    result.failed.extend(r.submission_id for r in batch)
+                    self._logger.exception("DescribeTasks failed", extra={"cluster": cluster, "tasks": len(batch)})
+                    continue
+                for record in batch:
+                    assert record.task_arn is not None
+                    task, failure = tasks.get(record.task_arn), failures.get(record.task_arn)
+                    self._guarded(
+                        result,
+                        record.submission_id,
+                        partial(self._check_launched, record, task, failure, now, result),
+                    )
 
-    # ------------------------------------------------------------------ first pass: stop
+    def _guarded(self, result: SweepResult, what: str, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except Exception:  # one failure never stops the rest; the item stays due for the next run
+            result.failed.append(what)
+            self._logger.exception("could not handle a sweeper item", extra={"submission_id": what})
+
+    def _describe(self, cluster: str, arns: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+        response = self._ecs.describe_tasks(cluster=cluster, tasks=arns)
+        tasks = {str(t.get("taskArn")): t for t in response.get("tasks") or []}
+        failures = {str(f.get("arn")): str(f.get("reason")) for f in response.get("failures") or []}
+        return tasks, failures
+
+    def _check_launched(
+        self, record: LifecycleRecord, task: dict[str, Any] | None, failure: str | None, now: float, result: SweepResult
+    ) -> None:
+        assert record.task_arn is not None
+        keys = {"submission_id": record.submission_id, "task_arn": record.task_arn}
+        if task is not None and task.get("lastStatus") == STOPPED:
+            stopped_at = task.get("stoppedAt")
+            stopped_epoch = stopped_at.timestamp() if isinstance(stopped_at, datetime) else None
+            grace = self._settings.event_grace_seconds
+            if stopped_epoch is not None and now - stopped_epoch < grace:
+                # Stopped moments ago: the real event is most likely on its way. Look again after the grace.
+                result.awaiting_event += 1
+                self._store.mark_liveness_checked(
+                    record.submission_id, task_arn=record.task_arn, next_check_at=int(stopped_epoch) + grace + 1
+                )
+                return
+            event = stopped_event_from_task(task, now=self._at(now))
+            self._reconcile(record, event, "ECS describes the task STOPPED", result, now)
+            return
+        if task is not None:
+            self._check_running(record, str(task.get("lastStatus")), now, result, keys)
+            return
+        if failure == MISSING:
+            if record.stop_requested_at is not None:
+                event = stopped_event_for_missing_task(record, environment_name=self._environment, now=self._at(now))
+                self._reconcile(record, event, "ECS no longer describes the task; synthetic TIMED_OUT", result, now)
+            else:
+                event = stopped_event_for_unknown_outcome(record, environment_name=self._environment, now=self._at(now))
+                self._reconcile(record, event, "ECS no longer describes the task; outcome unknown", result, now)
+            return
+        raise ReconcileError(f"DescribeTasks answered neither the task nor MISSING: {failure}")
+
+    def _check_running(
+        self, record: LifecycleRecord, status: str, now: float, result: SweepResult, keys: dict[str, str]
+    ) -> None:
+        assert record.task_arn is not None
+        timeout_at = _timeout_at(record)
+        if record.stop_requested_at is not None:
+            # Stopped earlier and still not STOPPED a grace later: stop again (counts a reconcile attempt).
+            self._ecs.stop_task(cluster=record.cluster_arn, task=record.task_arn, reason=stop_reason(record))
+            result.stopped_again += 1
+            self._logger.warning(
+                "task still not stopped after StopTask: stopped again", extra={**keys, "status": status}
+            )
+            detail = f"attempt {record.reconcile_attempt + 1}: task still {status} after StopTask; StopTask repeated"
+            self._mark_reconcile(record, detail, keys)
+            return
+        if timeout_at is None or now >= timeout_at:
+            self._stop(record, result)
+            return
+        result.still_running += 1
+        next_check = min(timeout_at, int(now) + self._settings.liveness_check_seconds)
+        self._store.mark_liveness_checked(record.submission_id, task_arn=record.task_arn, next_check_at=next_check)
+
     def _stop(self, record: LifecycleRecord, result: SweepResult) -> None:
         assert record.task_arn is not None
         reason = stop_reason(record)
@@ -145,7 +326,7 @@ class TimeoutSweeper:
             code = error.response.get("Error", {}).get("Code", "")
             if code not in _GONE_ERROR_CODES:
                 raise
-            # Already stopped (or gone): its STOPPED event decides the outcome; reconciled if it never comes.
+            # Gone between the describe and the stop: its STOPPED event decides; reconciled if it never comes.
             note = f"{reason}; StopTask answered {code}: task already stopped or not found"
             result.already_gone += 1
             self._logger.warning(
@@ -159,68 +340,42 @@ class TimeoutSweeper:
                 "stopped overdue task", extra={"submission_id": record.submission_id, "task_arn": record.task_arn}
             )
         if not self._store.mark_stop_requested(
-            record.submission_id, task_arn=record.task_arn, reason=note, grace_seconds=self._grace
+            record.submission_id,
+            task_arn=record.task_arn,
+            reason=note,
+            grace_seconds=self._settings.reconcile_grace_seconds,
         ):
-            # The STOPPED event was recorded in between: nothing left to do.
             self._logger.info("item left LAUNCHED before the stop was recorded", extra={"id": record.submission_id})
 
-    # ------------------------------------------------------------------ later passes: reconcile
-    def _reconcile(self, record: LifecycleRecord, result: SweepResult) -> None:
+    def _reconcile(
+        self, record: LifecycleRecord, event: dict[str, Any], what: str, result: SweepResult, now: float
+    ) -> None:
         assert record.task_arn is not None
         keys = {"submission_id": record.submission_id, "task_arn": record.task_arn}
-        if record.reconcile_attempt >= self._max_attempts:
-            self._give_up(record, result, keys)
-            return
         attempt = record.reconcile_attempt + 1
-        response = self._ecs.describe_tasks(cluster=record.cluster_arn, tasks=[record.task_arn])
-        tasks = [t for t in response.get("tasks") or [] if t.get("taskArn") == record.task_arn]
-        failures = response.get("failures") or []
-        now = datetime.fromtimestamp(self._clock(), tz=UTC)
-        if tasks and tasks[0].get("lastStatus") != STOPPED:
-            status = str(tasks[0].get("lastStatus"))
-            self._ecs.stop_task(cluster=record.cluster_arn, task=record.task_arn, reason=stop_reason(record))
-            result.stopped_again += 1
-            self._logger.warning(
-                "task still not stopped after StopTask: stopped again", extra={**keys, "status": status}
-            )
-            detail = f"attempt {attempt}: task still {status} after StopTask; StopTask repeated"
-        else:
-            if tasks:
-                event = stopped_event_from_task(tasks[0], now=now)
-                detail = f"attempt {attempt}: ECS describes the task STOPPED; synthetic STOPPED event sent"
-            elif any(f.get("reason") == MISSING for f in failures):
-                event = stopped_event_for_missing_task(record, environment_name=self._environment, now=now)
-                detail = f"attempt {attempt}: ECS no longer describes the task; synthetic TIMED_OUT event sent"
-            else:
-                reasons = sorted({str(f.get("reason")) for f in failures})
-                raise ReconcileError(f"DescribeTasks answered neither the task nor MISSING: {reasons}")
-            self._send(event)
-            result.reconciled += 1
-            self._metrics.count(Metric.STOPPED_EVENTS_RECONCILED)
-            # Never the event itself: its overrides may hold a token (insecure credentials mode).
-            self._logger.warning(
-                "STOPPED event was not processed within the grace: synthetic event sent to the completion function",
-                extra={**keys, "attempt": attempt, "source": "described" if tasks else "missing"},
-            )
+        self._send(event)
+        result.reconciled += 1
+        self._metrics.count(Metric.STOPPED_EVENTS_RECONCILED)
+        # Never the event itself: its overrides may hold a token (insecure credentials mode).
+        self._logger.warning(
+            "STOPPED event was not processed: synthetic event sent to the completion function",
+            extra={**keys, "attempt": attempt, "source": what},
+        )
+        self._mark_reconcile(record, f"attempt {attempt}: {what}; synthetic STOPPED event sent", keys)
+
+    def _mark_reconcile(self, record: LifecycleRecord, detail: str, keys: dict[str, str]) -> None:
+        assert record.task_arn is not None
         if not self._store.mark_reconcile_requested(
-            record.submission_id, task_arn=record.task_arn, grace_seconds=self._grace, detail=detail
+            record.submission_id,
+            task_arn=record.task_arn,
+            grace_seconds=self._settings.reconcile_grace_seconds,
+            detail=detail,
         ):
             self._logger.info("item left LAUNCHED during reconciliation", extra=keys)
 
-    def _send(self, event: dict[str, Any]) -> None:
-        if self._lambda is None or not self._completion_function:
-            raise ReconcileError("no completion function to send a synthetic STOPPED event to")
-        response = self._lambda().invoke(
-            FunctionName=self._completion_function,
-            InvocationType="Event",
-            Payload=json.dumps(event).encode(),
-        )
-        status = response.get("StatusCode")
-        if status != _ASYNC_ACCEPTED:
-            raise ReconcileError(f"Lambda Invoke (Event) answered {status}, expected {_ASYNC_ACCEPTED}")
-
-    def _give_up(self, record: LifecycleRecord, result: SweepResult, keys: dict[str, str]) -> None:
+    def _give_up(self, record: LifecycleRecord, result: SweepResult) -> None:
         assert record.task_arn is not None
+        keys = {"submission_id": record.submission_id, "task_arn": record.task_arn}
         result.gave_up += 1
         self._metrics.count(Metric.RECONCILE_GAVE_UP)
         self._logger.error(
@@ -232,3 +387,325 @@ class TimeoutSweeper:
             task_arn=record.task_arn,
             detail=f"gave up after {record.reconcile_attempt} reconcile attempts; left LAUNCHED for an operator",
         )
+
+    # ================================================================== 2. the pipeline's own running tasks
+    def _sweep_tasks(self, now: float, result: SweepResult) -> None:
+        budget = self._settings.max_tasks_listed_per_run
+        for cluster in self._settings.ecs_cluster_arns:
+            if budget <= 0:
+                self._logger.warning("task listing budget spent: later clusters wait for the next run")
+                break
+            try:
+                arns = self._list_running(cluster, budget)
+            except Exception:
+                result.failed.append(f"cluster: {cluster}")
+                self._logger.exception("ListTasks failed", extra={"cluster": cluster})
+                continue
+            budget -= len(arns)
+            for batch in _chunks(arns, ECS_BATCH):
+                try:
+                    self._check_task_batch(cluster, batch, now, result)
+                except Exception:
+                    result.failed.append(f"tasks: {cluster}")
+                    self._logger.exception("could not check a batch of tasks", extra={"cluster": cluster})
+
+    def _list_running(self, cluster: str, budget: int) -> list[str]:
+        arns: list[str] = []
+        request: dict[str, Any] = {"cluster": cluster, "desiredStatus": "RUNNING", "maxResults": ECS_BATCH}
+        while len(arns) < budget:
+            response = self._ecs.list_tasks(**request)
+            arns.extend(str(arn) for arn in response.get("taskArns") or [])
+            token = response.get("nextToken")
+            if not token:
+                break
+            request["nextToken"] = token
+        return arns[:budget]
+
+    def _check_task_batch(self, cluster: str, arns: list[str], now: float, result: SweepResult) -> None:
+        tasks, _failures = self._describe(cluster, arns)  # a task gone since the listing needs nothing
+        prefix = started_by_prefix(self._environment)
+        ours = [
+            OurTask.from_described(task, cluster)
+            for task in tasks.values()
+            if str(task.get("startedBy") or "").startswith(prefix) and task.get("lastStatus") != STOPPED
+        ]
+        result.tasks_seen += len(ours)
+        records = self._store.get_many(t.submission_id for t in ours if t.submission_id)
+        for task in ours:
+            record = records.get(task.submission_id) if task.submission_id else None
+            self._guarded(
+                result,
+                task.submission_id or task.task_arn,
+                partial(self._check_task, task, record, now, result),
+            )
+
+    def _check_task(self, task: OurTask, record: LifecycleRecord | None, now: float, result: SweepResult) -> None:
+        age = now - task.started_at if task.started_at is not None else 0.0
+        overrun = task.timeout_seconds is not None and age > task.timeout_seconds + self._settings.overrun_grace_seconds
+        if record is not None and record.state is SubmissionState.LAUNCHED and record.task_arn == task.task_arn:
+            if overrun:
+                self._stop_overrun(task, record, result)
+            return  # tracked: the item's own deadline looks after it
+        same_attempt = record is not None and task.attempt is not None and record.launch_attempt == task.attempt
+        if record is not None and same_attempt:
+            if record.state is SubmissionState.LAUNCHING:
+                if record.lease_until is not None and record.lease_until >= now:
+                    return  # its delivery holds a live lease and is recording this very task
+                self._adopt(task, record, result)
+                return
+            if record.state in LAUNCHABLE_STATES and record.launch_ambiguous:
+                self._adopt(task, record, result)
+                return
+        if age < self._settings.orphan_settle_seconds:
+            return  # too young to judge: a launch may still be recording it
+        self._stop_orphan(task, record, self._why_untracked(task, record), result)
+
+    @staticmethod
+    def _why_untracked(task: OurTask, record: LifecycleRecord | None) -> str:
+        if task.submission_id is None:
+            return "the task names no submission"
+        if record is None:
+            return "the submission has no status item"
+        if record.state in FINAL_STATES:
+            return f"the submission is already {record.state.value}"
+        if record.task_arn and record.task_arn != task.task_arn:
+            return f"the item tracks another task ({record.state.value})"
+        if task.attempt != record.launch_attempt:
+            return f"the item is on attempt {record.launch_attempt} ({record.state.value})"
+        return f"the item is {record.state.value} and its attempt was not ambiguous"
+
+    def _adopt(self, task: OurTask, record: LifecycleRecord, result: SweepResult) -> None:
+        assert task.attempt is not None
+        timeout = task.timeout_seconds or record.timeout_seconds or self._settings.fallback_timeout_seconds
+        started_at = task.started_at if task.started_at is not None else self._store.sweep_time()
+        adopted = self._store.adopt_task(
+            record.submission_id,
+            observed_state=record.state,
+            attempt=task.attempt,
+            task_arn=task.task_arn,
+            cluster_arn=task.cluster_arn,
+            started_at=started_at,
+            timeout_seconds=timeout,
+            liveness_check_seconds=self._settings.liveness_check_seconds,
+        )
+        keys = {"submission_id": record.submission_id, "task_arn": task.task_arn, "attempt": task.attempt}
+        if not adopted:
+            self._logger.info("item changed before the task could be adopted: next run decides", extra=keys)
+            return
+        result.adopted += 1
+        self._metrics.count(Metric.ORPHAN_TASKS_ADOPTED)
+        self._logger.warning(
+            "running task of an unconfirmed launch adopted by its item", extra={**keys, "was": record.state.value}
+        )
+
+    def _stop_task(self, task: OurTask, reason: str) -> str | None:
+        """StopTask; the error code when ECS no longer has the task (nothing left to stop)."""
+        try:
+            self._ecs.stop_task(cluster=task.cluster_arn, task=task.task_arn, reason=reason)
+        except ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code", ""))
+            if code not in _GONE_ERROR_CODES:
+                raise
+            return code
+        return None
+
+    def _stop_orphan(self, task: OurTask, record: LifecycleRecord | None, why: str, result: SweepResult) -> None:
+        reason = orphan_stop_reason(task, why)
+        keys = {"submission_id": task.submission_id, "task_arn": task.task_arn, "attempt": task.attempt}
+        gone = self._stop_task(task, reason)
+        if gone:
+            self._logger.info("orphan task gone before it could be stopped", extra={**keys, "error_code": gone})
+            return
+        result.orphans_stopped += 1
+        self._metrics.count(Metric.ORPHAN_TASKS_STOPPED)
+        self._logger.warning("stopped a task of ours that no item tracks", extra={**keys, "why": why})
+        if record is not None:
+            self._store.mark_orphan_stopped(record.submission_id, detail=f"stopped task {task.task_arn}: {reason}")
+
+    def _stop_overrun(self, task: OurTask, record: LifecycleRecord, result: SweepResult) -> None:
+        """A tracked task far past its own timeout (its deadline path failed or gave up): stop it for its timeout."""
+        reason = stop_reason(record)
+        if self._stop_task(task, reason):
+            return
+        result.stopped += 1
+        self._metrics.count(Metric.TASKS_STOPPED_FOR_TIMEOUT)
+        self._logger.warning(
+            "task ran past its timeout and grace: stopped by the task scan",
+            extra={"submission_id": record.submission_id, "task_arn": task.task_arn},
+        )
+        if record.stop_requested_at is None:
+            self._store.mark_stop_requested(
+                record.submission_id,
+                task_arn=task.task_arn,
+                reason=f"{reason} (found by the task scan)",
+                grace_seconds=self._settings.reconcile_grace_seconds,
+            )
+
+    # ================================================================== 3. stuck launches
+    def _sweep_stuck_launches(self, now: float, result: SweepResult) -> None:
+        stuck_after = self._settings.launch_stuck_after_seconds
+        # LAUNCHING: deadlineAt is the lease end; stuck once SQS can no longer redeliver the message.
+        # LAUNCH_FAILED: deadlineAt is already the end of the message's lifetime.
+        for state, before in ((SubmissionState.LAUNCHING, now - stuck_after), (SubmissionState.LAUNCH_FAILED, now)):
+            due = self._store.find_due(state, before=before, limit=self._settings.max_stops_per_run)
+            if not due:
+                continue
+            records = self._store.get_many(entry.submission_id for entry in due)
+            for entry in due:
+                record = records.get(entry.submission_id)
+                if record is None or record.state is not state or record.deadline_at != entry.deadline_at:
+                    continue  # re-claimed, launched or settled since the index listed it
+                if record.deadline_at is None or record.deadline_at >= before:
+                    continue
+                if record.state is SubmissionState.LAUNCH_FAILED and record.relaunch_pending:
+                    self._guarded(result, record.submission_id, partial(self._redrive_relaunch, record, now, result))
+                else:
+                    self._guarded(result, record.submission_id, partial(self._dead_letter, record, result))
+
+    def _redrive_relaunch(self, record: LifecycleRecord, now: float, result: SweepResult) -> None:
+        """A relaunch after a start failure whose message was never confirmed sent: the completion function
+        sends it (decision 072). There is no message in any queue, so dead-lettering would be untrue."""
+        assert record.deadline_at is not None
+        keys = {"submission_id": record.submission_id, "task_arn": record.task_arn or ""}
+        if record.reconcile_attempt >= self._settings.max_reconcile_attempts:
+            result.gave_up += 1
+            self._metrics.count(Metric.RECONCILE_GAVE_UP)
+            self._logger.error(
+                "relaunch after a start failure still not sent after the last re-drive: an operator must look",
+                extra={**keys, "attempts": record.reconcile_attempt},
+            )
+            self._store.clear_deadline(
+                record.submission_id,
+                observed_deadline=record.deadline_at,
+                history_state="RELAUNCH_GAVE_UP",
+                detail=f"relaunch not sent after {record.reconcile_attempt} re-drives; for an operator",
+            )
+            return
+        clusters = self._settings.ecs_cluster_arns
+        event = stopped_event_for_pending_relaunch(
+            record, environment_name=self._environment, now=self._at(now), cluster_arn=clusters[0] if clusters else None
+        )
+        self._send(event)
+        result.reconciled += 1
+        self._metrics.count(Metric.STOPPED_EVENTS_RECONCILED)
+        self._logger.warning("pending relaunch re-driven through the completion function", extra=keys)
+        self._store.mark_relaunch_redriven(
+            record.submission_id,
+            observed_deadline=record.deadline_at,
+            next_check_at=int(now) + self._settings.reconcile_grace_seconds,
+            detail=f"re-drive {record.reconcile_attempt + 1}: relaunch message never confirmed sent",
+        )
+
+    def _dead_letter(self, record: LifecycleRecord, result: SweepResult) -> None:
+        assert record.deadline_at is not None
+        attempt = record.launch_attempt
+        if record.state is SubmissionState.LAUNCHING:
+            reason = (
+                f"launch never confirmed: the delivery that claimed attempt {attempt} stopped before recording a task "
+                "and SQS can no longer redeliver the message; message presumed in the DLQ; redrive it "
+                "(a redrive reuses the clientToken, so a task that did start is not started twice)"
+            )
+        else:
+            reason = (
+                f"launch never confirmed: attempt {attempt} failed ({record.reason or 'no reason recorded'}) and the "
+                "message was not redelivered within its lifetime; message presumed in the DLQ; redrive it"
+            )
+        if not self._store.mark_launch_stuck(
+            record.submission_id,
+            observed_state=record.state,
+            attempt=attempt,
+            observed_deadline=record.deadline_at,
+            reason=reason,
+        ):
+            return  # a delivery re-claimed it in between
+        result.launches_dead_lettered += 1
+        self._metrics.count(Metric.STUCK_LAUNCHES_DEAD_LETTERED)
+        self._logger.warning(
+            "stuck launch marked DEAD_LETTERED: redrive the challenge DLQ",
+            extra={"submission_id": record.submission_id, "was": record.state.value, "attempt": attempt},
+        )
+
+    # ================================================================== 4. unfinished reports
+    def _sweep_reports(self, now: float, result: SweepResult) -> None:
+        for state in sorted(FINAL_STATES):
+            due = self._store.find_due(state, before=now, limit=self._settings.max_stops_per_run)
+            if not due:
+                continue
+            records = self._store.get_many(entry.submission_id for entry in due)
+            for entry in due:
+                record = records.get(entry.submission_id)
+                if record is None or record.deadline_at is None or record.deadline_at != entry.deadline_at:
+                    continue
+                self._guarded(result, record.submission_id, partial(self._check_report, record, now, result))
+
+    def _check_report(self, record: LifecycleRecord, now: float, result: SweepResult) -> None:
+        assert record.deadline_at is not None
+        status = record.report_status
+        lease_expired = record.report_lease_until is None or record.report_lease_until < now
+        keys = {"submission_id": record.submission_id, "report_status": status.value if status else None}
+        if status is ReportStatus.REPORTING and not lease_expired:
+            return  # an invocation is reporting right now: look again next run
+        if status not in {ReportStatus.PENDING, ReportStatus.REPORTING}:
+            # Settled (or never needed) but still on the index: nothing left to do.
+            self._store.clear_deadline(
+                record.submission_id,
+                observed_deadline=record.deadline_at,
+                history_state="REPORT_CHECKED",
+                detail=f"report {status.value if status else 'status unknown'}: nothing to re-drive",
+            )
+            return
+        if record.report_retry_attempt >= self._settings.max_report_retries:
+            result.report_gave_up += 1
+            self._metrics.count(Metric.REPORT_RETRY_GAVE_UP)
+            self._logger.error(
+                "report still unfinished after the last re-drive: an operator must look",
+                extra={**keys, "attempts": record.report_retry_attempt},
+            )
+            self._store.clear_deadline(
+                record.submission_id,
+                observed_deadline=record.deadline_at,
+                history_state="REPORT_RETRY_GAVE_UP",
+                detail=f"report still {status.value} after {record.report_retry_attempt} re-drives: for an operator",
+            )
+            return
+        clusters = self._settings.ecs_cluster_arns
+        event = stopped_event_for_recorded_outcome(
+            record,
+            environment_name=self._environment,
+            now=self._at(now),
+            cluster_arn=clusters[0] if clusters else None,
+        )
+        self._send(event)
+        attempt = record.report_retry_attempt + 1
+        result.reports_redriven += 1
+        self._metrics.count(Metric.REPORTS_REDRIVEN)
+        self._logger.warning(
+            "unfinished report re-driven through the completion function", extra={**keys, "attempt": attempt}
+        )
+        self._store.mark_report_redriven(
+            record.submission_id,
+            observed_deadline=record.deadline_at,
+            next_check_at=int(now) + self._settings.report_retry_interval_seconds,
+            detail=f"re-drive {attempt}: report was {status.value}; synthetic STOPPED event sent",
+        )
+
+    # ================================================================== plumbing
+    @property
+    def _environment(self) -> str:
+        return self._settings.environment_name
+
+    @staticmethod
+    def _at(now: float) -> datetime:
+        return datetime.fromtimestamp(now, tz=UTC)
+
+    def _send(self, event: dict[str, Any]) -> None:
+        if self._lambda is None or not self._settings.completion_function_name:
+            raise ReconcileError("no completion function to send a synthetic STOPPED event to")
+        response = self._lambda().invoke(
+            FunctionName=self._settings.completion_function_name,
+            InvocationType="Event",
+            Payload=json.dumps(event).encode(),
+        )
+        status = response.get("StatusCode")
+        if status != _ASYNC_ACCEPTED:
+            raise ReconcileError(f"Lambda Invoke (Event) answered {status}, expected {_ASYNC_ACCEPTED}")

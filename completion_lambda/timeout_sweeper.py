@@ -1,8 +1,9 @@
-"""Timeout sweeper Lambda (EventBridge schedule): stop scorer tasks past their deadline, and reconcile
-submissions whose STOPPED event was never processed (see `completion_lambda.sweeper`, decision 008).
+"""Timeout sweeper Lambda (EventBridge schedule): describe due LAUNCHED tasks and stop or reconcile them, stop or
+adopt the pipeline's untracked tasks, dead-letter stuck launches and re-drive unfinished reports (see
+`completion_lambda.sweeper`; decisions 008, 071, 073, 080).
 
-Returns a summary; raises after the whole batch when some stops failed, so the function's Errors
-metric shows it (the failed items stay overdue and are retried by the next run).
+Returns a summary; raises after the whole run when something failed, so the function's Errors metric shows
+it (the failed items stay due and are retried by the next run).
 """
 
 from __future__ import annotations
@@ -67,13 +68,9 @@ class SweeperDependencies:
             store=self._store,
             ecs=self._ecs,
             metrics=self._metrics_sink,
-            max_stops_per_run=self.settings.max_stops_per_run,
+            settings=self.settings,
             logger=logger,
             lambda_client=self.lambda_client,
-            completion_function_name=self.settings.completion_function_name,
-            environment_name=self.settings.environment_name,
-            reconcile_grace_seconds=self.settings.reconcile_grace_seconds,
-            max_reconcile_attempts=self.settings.max_reconcile_attempts,
         )
 
 
@@ -102,6 +99,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.info("sweep finished", extra=result.to_dict())
     if result.failed:
         raise SweepIncompleteError(
-            f"{len(result.failed)} of {result.overdue} overdue tasks could not be stopped or reconciled"
+            f"{len(result.failed)} of {result.examined} items or tasks could not be handled: {result.failed[:10]}"
         )
     return result.to_dict()

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from infrastructure.config import ChallengeSettings, EnvironmentConfig
+from infrastructure.config import ChallengeSettings, EnvironmentConfig, EnvironmentConfigError
 from mm_shared.constants import (
     CHALLENGE_ID_ATTRIBUTE,
     PROJECT,
@@ -27,6 +27,7 @@ from mm_shared.constants import (
 from mm_shared.models.challenge import ChallengeConfig, ChallengeRecord
 from mm_shared.observability import METRICS_NAMESPACE
 from mm_shared.settings import (
+    LAMBDA_ASYNC_RETRY_WINDOW_SECONDS,
     ChallengeProcessorSettings,
     CompletionSettings,
     RouterSettings,
@@ -40,11 +41,15 @@ QUEUE_RETENTION_DAYS = 7
 DLQ_RETENTION_DAYS = 14
 MAX_RECEIVE_COUNT = 3
 LEASE_MARGIN_SECONDS = 30  # a lease outlives the invocation holding it
+SWEEPER_MARGIN_SECONDS = 60  # the sweeper judges a launch only this long after it can no longer be in flight
 # EventBridge -> completion function delivery: retried this long, then the event goes to the completion DLQ.
 COMPLETION_TARGET_MAX_EVENT_AGE_SECONDS = 6 * 3600
 COMPLETION_TARGET_RETRY_ATTEMPTS = 20
 # SQS -> challenge function batch size (each record may be a RunTask call, about 20/s on Fargate).
 CHALLENGE_BATCH_SIZE = 5
+
+# Filled in by the completion function: the challenge queues' name pattern it relaunches through (decision 072).
+CHALLENGE_ID_PLACEHOLDER = "{challenge_id}"
 
 # The handlers, as Lambda resolves them inside each function's asset.
 ROUTER_HANDLER = "router_lambda.handler.handler"
@@ -77,6 +82,11 @@ class ResourceNames:
     @property
     def audit_queue(self) -> str:
         return self._name("router-audit")
+
+    @property
+    def audit_marks_table(self) -> str:
+        """Kafka records the router already audited (decision 075); owned by the router construct."""
+        return self._name("router-audit-marks")
 
     @property
     def router_failure_queue(self) -> str:
@@ -311,6 +321,7 @@ class WiringPlan:
             sns_topic_arn=refs.sns_topic_arn,
             challenge_table_name=refs.challenge_table_name,
             audit_queue_url=refs.audit_queue_url,
+            audit_marks_table_name=self.names.audit_marks_table,
             accepted_topics=(self.config.kafka.topic,),
             allowed_url_hosts=self.config.allowed_url_hosts,
         )
@@ -325,6 +336,7 @@ class WiringPlan:
             status_ttl_days=self.config.status_ttl_days,
             max_receive_count=MAX_RECEIVE_COUNT,
             launch_lease_seconds=self.config.challenge_processor.timeout_seconds + LEASE_MARGIN_SECONDS,
+            allowed_url_hosts=self.config.allowed_url_hosts,  # the router's list: one policy, one list
         )
 
     def completion_settings(self, refs: ResourceRefs) -> CompletionSettings:
@@ -335,15 +347,45 @@ class WiringPlan:
             status_ttl_days=self.config.status_ttl_days,
             challenge_config_parameter_prefix=challenge_config_parameter_prefix(self.config.ssm_prefix),
             submission_api_url=self.config.submission_api_url,
-            report_lease_seconds=self.config.completion.timeout_seconds + LEASE_MARGIN_SECONDS,
+            report_lease_seconds=self.report_lease_seconds(),
+            # A transient start failure is relaunched through its challenge queue (decision 072).
+            challenge_queue_name_template=self.names.challenge_queue(CHALLENGE_ID_PLACEHOLDER),
         )
 
     def sweeper_settings(self, refs: ResourceRefs) -> TimeoutSweeperSettings:
+        processor_timeout = self.config.challenge_processor.timeout_seconds
+        launch_lease = processor_timeout + LEASE_MARGIN_SECONDS
+        visibility = VISIBILITY_TIMEOUT_FACTOR * processor_timeout
         return TimeoutSweeperSettings(
             **self._common("timeout-sweeper"),
             status_table_name=refs.status_table_name,
             completion_function_name=self.names.completion_function,
+            ecs_cluster_arns=(self.config.ecs.cluster_arn,),
+            # An untracked task younger than a launch lease may still be recorded by its launch (decision 071).
+            orphan_settle_seconds=launch_lease + SWEEPER_MARGIN_SECONDS,
+            # After its lease, a LAUNCHING item's message can come back at most maxReceiveCount more times, one
+            # visibility timeout apart; after that it is in the DLQ (decision 080).
+            launch_stuck_after_seconds=visibility * MAX_RECEIVE_COUNT + SWEEPER_MARGIN_SECONDS,
         )
+
+    def report_lease_seconds(self) -> int:
+        """The completion function's report lease, validated against Lambda's async retry window (decision 080).
+
+        A lease that outlives the last async retry means a crash after the POST leaves the report REPORTING and
+        the event in the DLQ: the sweeper re-drives it, but only minutes later. Refused at synth, by name.
+        """
+        lease = self.config.completion.timeout_seconds + LEASE_MARGIN_SECONDS
+        # A retry after an ambiguous POST also waits out the slow-commit window before it looks (decision 074).
+        window = CompletionSettings.model_fields["report_slow_commit_seconds"].default
+        if lease + window > LAMBDA_ASYNC_RETRY_WINDOW_SECONDS:
+            raise EnvironmentConfigError(
+                f"completion.timeoutSeconds={self.config.completion.timeout_seconds} gives a report lease of {lease} s "
+                f"(timeout + {LEASE_MARGIN_SECONDS} s); with the {window} s slow-commit window that is longer than "
+                f"Lambda's async retry window ({LAMBDA_ASYNC_RETRY_WINDOW_SECONDS} s: retries after about 60 s and "
+                "120 s more): a crashed report would outlive every retry. Lower completion.timeoutSeconds to at most "
+                f"{LAMBDA_ASYNC_RETRY_WINDOW_SECONDS - LEASE_MARGIN_SECONDS - window}"
+            )
+        return lease
 
     # ------------------------------------------------------------------ sharding
     def challenge_shards(self) -> list[tuple[ChallengeSettings, ...]]:

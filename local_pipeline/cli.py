@@ -1,7 +1,8 @@
 """`mm-processor`: run the whole pipeline locally, and look up a submission's lifecycle.
 
     mm-processor local run [--env example] [--messages FILE | --generate N] [--scorer ID=BEHAVIOUR ...]
-                           [--fault ID=KIND[:COUNT] ...] [--report FILE] [--timeout SECONDS]
+                           [--fault ID=KIND[:COUNT][@START-END][,NAME=VALUE...] ...] [--report FILE]
+                           [--timeout SECONDS] [--stall SECONDS]
     mm-processor status SUBMISSION_ID [--table NAME | --env ENV] [--json]
 
 Exit status of `local run`: 0 only when every input record ended in exactly one final state and no
@@ -24,11 +25,18 @@ from rich.console import Console
 from rich.table import Table
 
 from infrastructure.config import DEFAULT_ENVIRONMENT, EnvironmentConfigError, load_environment
+from local_pipeline.limits import (
+    DEFAULT_STALL_SECONDS,
+    HARD_CAP_BASE_SECONDS,
+    HARD_CAP_SECONDS_PER_RECORD,
+)
 from local_pipeline.scenario import (
+    FAULT_SYNTAX,
     SCORER_BEHAVIOURS,
     Scenario,
     ScenarioError,
     example_set,
+    fault_kind_names,
     generate,
     load_messages,
     parse_fault,
@@ -67,14 +75,32 @@ def _parser() -> argparse.ArgumentParser:
         "--fault",
         action="append",
         default=[],
-        metavar="ID=KIND[:COUNT]",
-        help="inject faults for a challenge or submission id: capacity (RunTask failures[]), throttle "
-        "(ThrottlingException) or lose-stopped-event (the task runs but its STOPPED event is never sent; the "
-        "timeout sweeper must reconcile it), on every call or the first COUNT calls",
+        metavar=FAULT_SYNTAX,
+        help="inject a fault from the fault_injection layer for a challenge or submission id (* = every call): "
+        "on every matching call, the first COUNT, or only inside the window START-END seconds after the feed "
+        "starts; NAME=VALUE sets a rule parameter (delay_seconds, commit_delay_seconds, after_seconds, "
+        f"retry_after, method, path). KIND is one of: {', '.join(fault_kind_names())} (capacity, throttle and "
+        "lose-stopped-event are the older names of run-task-failures, run-task-throttling and "
+        "stopped-event-lost). See docs/local-pipeline.md",
     )
     run.add_argument("--report", type=Path, help="write the JSON report here")
     run.add_argument("--logs", type=Path, help="function and task logs (default: beside the report, or a temp dir)")
-    run.add_argument("--timeout", type=float, help="deadline in seconds for all records to finish (default: scaled)")
+    run.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="hard cap in seconds on the whole run (default: "
+        f"{HARD_CAP_BASE_SECONDS:.0f} + {HARD_CAP_SECONDS_PER_RECORD:g} per record); the run also fails earlier "
+        "when it stalls (see --stall)",
+    )
+    run.add_argument(
+        "--stall",
+        type=float,
+        metavar="SECONDS",
+        default=DEFAULT_STALL_SECONDS,
+        help="fail when no record changed state for this long (default %(default).0f); a run that keeps "
+        "progressing continues up to --timeout, however slow this machine is",
+    )
     run.add_argument("--partitions", type=int, default=1, help="Kafka partitions to spread the records over")
     run.add_argument("--max-tasks", type=int, default=8, help="scorer processes running at once")
     run.add_argument("--quiet", action="store_true", help="no record table, only the totals")
@@ -131,7 +157,9 @@ def run_command(args: argparse.Namespace, console: Console | None = None) -> int
     if not records:
         console.print("[red]error:[/red] no records to run")
         return EXIT_USAGE
-    deadline = args.timeout if args.timeout is not None else 60.0 + 0.25 * len(records)
+    if (args.timeout is not None and args.timeout <= 0) or args.stall <= 0:
+        console.print("[red]error:[/red] --timeout and --stall need a positive number of seconds")
+        return EXIT_USAGE
     log_dir = args.logs or (args.report.parent / f"{args.report.stem}-logs" if args.report else None)
     console.print(f"mm-processor local run: {len(records)} records from {source}, environment {config.environment}")
     progress = _progress_printer(console, len(records))
@@ -139,7 +167,8 @@ def run_command(args: argparse.Namespace, console: Console | None = None) -> int
         config,
         records,
         scenario,
-        deadline_seconds=deadline,
+        deadline_seconds=args.timeout,
+        stall_seconds=args.stall,
         log_dir=log_dir,
         progress=progress,
         max_running_tasks=args.max_tasks,

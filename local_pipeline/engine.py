@@ -29,12 +29,19 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 from pydantic import ValidationError
 
+from fault_injection import BOTOCORE_KINDS, FAULT_PLAN_ENV, HTTP_KINDS, FaultKind, FaultPlan
 from infrastructure.config import EnvironmentConfig
 from infrastructure.wiring import CHALLENGE_BATCH_SIZE, WiringPlan
 from local_pipeline.awsenv import LocalAws
-from local_pipeline.fargate import FakeFargate, TaskDefinitionSim
+from local_pipeline.fargate import TASK_FAULTS, FakeFargate, TaskDefinitionSim
 from local_pipeline.kafka import FeedStats, KafkaFeeder, KafkaMessage, assign, on_failure_offsets
 from local_pipeline.lambda_endpoint import FakeLambda
+from local_pipeline.limits import (
+    DEFAULT_STALL_SECONDS,
+    SETTLE_FLOOR_SECONDS,
+    SETTLE_MARGIN_SECONDS,
+    default_hard_cap_seconds,
+)
 from local_pipeline.provision import (
     ChallengeResources,
     FunctionSpec,
@@ -56,6 +63,8 @@ ESM_KEY = "local-esm"  # the event source mappings, the rule target and the sche
 FARGATE_KEY = "local-fargate"  # the fake ECS control plane emitting events
 ECS_AGENT_KEY = "local-ecs-agent"  # resolving a task definition's secrets from SSM
 _OBSERVE_INTERVAL = 0.25
+ENGINE_FAULTS = frozenset({FaultKind.SQS_DUPLICATE_DELIVERY, FaultKind.KAFKA_REDELIVERY})  # the engine plays them
+DEFAULT_REDELIVERY_DELAY_SECONDS = 2.0  # kafka-redelivery (deployed: minutes or hours)
 _deserializer = TypeDeserializer()
 
 
@@ -113,7 +122,7 @@ class RunOutcome:
     started_at: float
     feeding_started_at: float
     finished_at: float
-    deadline_hit: bool
+    deadline_hit: bool  # the hard cap passed
     feed: FeedStats
     aws_calls: dict[str, dict[str, int]]
     workers: list[WorkerStats]
@@ -127,6 +136,10 @@ class RunOutcome:
     function_keys: dict[str, str]
     lost_stopped_events: list[str] = field(default_factory=list)  # task ARNs (the lose-stopped-event fault)
     async_invocations: int = 0  # Invoke(Event) calls the fake Lambda accepted (the sweeper's reconciliation)
+    stalled: bool = False  # no record changed state for `stall_seconds`
+    deadline_seconds: float = 0.0  # the hard cap in force
+    stall_seconds: float = 0.0
+    settle_seconds: float = 0.0  # how long the run waited, quiet, for late commits before reading the API
 
     @property
     def unaccounted(self) -> list[RecordResult]:
@@ -252,6 +265,10 @@ class LocalPipeline:
         self._durations: dict[str, list[float]] = {}
         self._durations_lock = threading.Lock()
         self.started_at = 0.0
+        self.fault_plan = FaultPlan()
+        self.delivery_plan = FaultPlan()  # the kinds the engine's event source mappings play
+        self.twins: dict[str, FunctionWorker] = {}  # second challenge-processor instances (SQS duplicates)
+        self._worker_plan_installed = False
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> LocalPipeline:
@@ -351,10 +368,19 @@ class LocalPipeline:
         env = function_environment(
             spec, self.aws, self.fargate.endpoint, self.config.environment, self.lambda_endpoint.endpoint
         )
-        setup, setup_args = None, {}
-        if spec.name == self.plan.names.sweeper_function and self.deviations.sweeper_deadline_advance_seconds:
-            setup = "local_pipeline.hooks.advance_sweeper_deadlines"
-            setup_args = {"advance_seconds": self.deviations.sweeper_deadline_advance_seconds}
+        role = (
+            "completion"
+            if spec.name == self.plan.names.completion_function
+            else "sweeper"
+            if spec.name == self.plan.names.sweeper_function
+            else "router"
+            if spec.name == self.plan.names.router_function
+            else "challenge"
+        )
+        setup_args: dict[str, Any] = {"role": role}
+        if role == "sweeper" and self.deviations.sweeper_deadline_advance_seconds:
+            setup_args["advance_seconds"] = self.deviations.sweeper_deadline_advance_seconds
+        setup = "local_pipeline.hooks.worker_setup"
         return WorkerSpec(
             function_name=spec.name,
             handler=spec.handler,
@@ -373,7 +399,7 @@ class LocalPipeline:
         self._threads = []
         if self.fargate is not None:
             self.fargate.stop()
-        stop_all(self.workers.values())
+        stop_all([*self.workers.values(), *self.twins.values()])
         if self.lambda_endpoint is not None:
             self.lambda_endpoint.stop()
         if self.standin is not None:
@@ -406,7 +432,10 @@ class LocalPipeline:
             if not messages:
                 continue
             event = {"Records": [_sqs_record(m, challenge.queue_arn, self.config.region) for m in messages]}
+            twin = self._duplicate_delivery(challenge, messages)
             result = self._invoke(challenge.function_name, event)
+            if twin is not None:
+                twin.join()
             ids = {m["MessageId"] for m in messages}
             if result.ok:
                 payload = result.payload if isinstance(result.payload, dict) else {}
@@ -424,6 +453,26 @@ class LocalPipeline:
                 )
             # Failed messages stay in flight until the visibility timeout, then SQS redelivers them
             # (and after maxReceiveCount receives moves them to the challenge DLQ).
+
+    def _duplicate_delivery(self, challenge: ChallengeResources, messages: list[dict[str, Any]]) -> Any:
+        """sqs-duplicate-delivery: the chosen messages are received by a second instance at the same time
+        (SQS's at-least-once delivery); returns the thread to join, or None."""
+        plan = self.delivery_plan
+        if not plan.has(FaultKind.SQS_DUPLICATE_DELIVERY) or challenge.function_name not in self.twins:
+            return None
+        now = time.time()
+        duplicated = [
+            m
+            for m in messages
+            if plan.fire(FaultKind.SQS_DUPLICATE_DELIVERY, ids=self._message_ids(m, challenge.challenge_id), now=now)
+        ]
+        if not duplicated:
+            return None
+        event = {"Records": [_sqs_record(m, challenge.queue_arn, self.config.region) for m in duplicated]}
+        twin = self.twins[challenge.function_name]
+        thread = threading.Thread(target=twin.invoke, args=(event,), name="sqs-duplicate", daemon=True)
+        thread.start()
+        return thread
 
     def _poll_completion_events(self) -> None:
         """The completion rule's target: each matched event is one invocation (retried, then the DLQ)."""
@@ -454,9 +503,10 @@ class LocalPipeline:
             )
 
     # ------------------------------------------------------------------ observing
-    def _drain(self, sqs: Any, url: str) -> list[str]:
+    def _drain(self, sqs: Any, url: str, max_receives: int = 100) -> list[str]:
+        """Up to `max_receives` x 10 messages (the rest next look: a busy router must not hold the look up)."""
         bodies: list[str] = []
-        while True:
+        for _ in range(max_receives):
             messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
             if not messages:
                 return bodies
@@ -465,6 +515,7 @@ class LocalPipeline:
                 QueueUrl=url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
             )
+        return bodies
 
     def _peek_dlq(self, sqs: Any, url: str, expected: int) -> list[str]:
         """Read a DLQ without consuming it (visibility 0), until every message was seen once."""
@@ -506,21 +557,27 @@ class LocalPipeline:
             obs.lifecycle[record.submission_id] = record
 
     def _observe(
-        self, sqs: Any, ddb: Any, obs: Observations, dlq_counts: dict[str, int], pending: set[str] | None = None
+        self,
+        sqs: Any,
+        ddb: Any,
+        obs: Observations,
+        dlq_counts: dict[str, int],
+        pending: set[str] | None = None,
+        drain_limit: int = 100,
     ) -> None:
         assert self.resources is not None
         now = time.time()
-        for body in self._drain(sqs, self.resources.audit_queue_url):
+        for body in self._drain(sqs, self.resources.audit_queue_url, drain_limit):
             try:
                 obs.add_audit(json.loads(body))
             except (ValueError, TypeError):
                 continue
-        for body in self._drain(sqs, self.resources.tap_queue_url):
+        for body in self._drain(sqs, self.resources.tap_queue_url, drain_limit):
             try:
                 obs.add_routed(json.loads(body), now)
             except (ValueError, TypeError):
                 continue
-        for body in self._drain(sqs, self.resources.router_failure_queue_url):
+        for body in self._drain(sqs, self.resources.router_failure_queue_url, drain_limit):
             obs.router_failed.update(on_failure_offsets(body))
         if obs.routed:
             self._read_lifecycle(ddb, obs, pending)
@@ -539,10 +596,47 @@ class LocalPipeline:
                             continue
                         obs.dead_letters[submission_id] = challenge.challenge_id
 
+    def _observe_api_and_tasks(self, obs: Observations) -> None:
+        """What the API received and the tasks the fake Fargate started (in-process, read whole each time)."""
+        assert self.standin is not None
+        assert self.fargate is not None
+        reviews: dict[str, list[dict[str, Any]]] = {}
+        for review in self.standin.reviews:
+            reviews.setdefault(str(review.get("submissionId")), []).append(review)
+        tasks: dict[str, list[str]] = {}
+        for task in list(self.fargate.tasks.values()):
+            if task.submission_id:
+                tasks.setdefault(task.submission_id, []).append(task.arn)
+        obs.reviews, obs.tasks = reviews, tasks
+
+    @staticmethod
+    def _progress_signature(results: list[RecordResult], feed: FeedStats) -> tuple[Any, ...]:
+        """Changes whenever any record moves (state, reason, lifecycle, report, tasks, reviews) or the feed does."""
+        return (
+            feed.invocations,
+            feed.retries,
+            tuple(
+                (r.state, r.reason, r.lifecycle_state, r.report_status, r.task_count, len(r.reviews)) for r in results
+            ),
+        )
+
+    def settle_seconds(self) -> float:
+        """How long a quiet pipeline is watched before the report is read: the slowest configured late landing
+        (an API commit delay, a delayed STOPPED event) plus a margin, and never less than the floor."""
+        slowest = max(
+            self.standin.slowest_delay if self.standin is not None else 0.0,
+            self.fargate.slowest_event_delay if self.fargate is not None else 0.0,
+        )
+        return max(SETTLE_FLOOR_SECONDS, slowest + SETTLE_MARGIN_SECONDS) if slowest else SETTLE_FLOOR_SECONDS
+
     def _quiet(self, sqs: Any) -> bool:
-        """Nothing in flight: challenge queues and the completion target empty, no task running."""
+        """Nothing in flight: challenge queues and the completion target empty, no task running or STOPPED
+        event held back, no API request unanswered."""
         assert self.resources is not None
         assert self.fargate is not None
+        assert self.standin is not None
+        if self.standin.in_flight() or self.fargate.events_in_flight():
+            return False
         for challenge in self.resources.challenges.values():
             if self._queue_depth(sqs, challenge.queue_url):
                 return False
@@ -551,21 +645,98 @@ class LocalPipeline:
         return not any(t.last_status != "STOPPED" for t in list(self.fargate.tasks.values()))
 
     # ------------------------------------------------------------------ run
-    def apply_scenario(self, scenario: Scenario) -> None:
+    def apply_scenario(self, scenario: Scenario) -> FaultPlan:
+        """Scorer behaviours to the fake Fargate; the scenario's faults as ONE `fault_injection.FaultPlan`
+        (windows from now, the start of the feed), each kind to whoever injects it (decision 079): AWS kinds
+        and the crash after a review POST to the workers (`MM_FAULT_PLAN`, installed on the handlers'
+        clients), Topcoder kinds to the stand-in, task and STOPPED-event kinds to the fake Fargate, and the
+        delivery kinds (SQS duplicates, Kafka re-delivery) to the engine's event source mappings."""
         assert self.fargate is not None
+        assert self.standin is not None
         for target, behaviour in scenario.scorers.items():
             self.fargate.set_behaviour(target, behaviour)
-        for fault in scenario.faults:
-            self.fargate.add_fault(fault.target_id, fault.kind, fault.count)
+        rules = [fault.to_rule() for fault in scenario.faults]
+        epoch = time.time()
+        plan = FaultPlan(rules=rules, epoch=epoch)
+
+        def only(kinds: Any) -> FaultPlan:
+            return FaultPlan(rules=[r for r in rules if r.kind in kinds], epoch=epoch)
+
+        self.fargate.use_plan(only(TASK_FAULTS))
+        self.standin.use_fault_plan(
+            only(HTTP_KINDS - {FaultKind.CRASH_AFTER_REVIEW_POST}), on_rotate=self._rotate_token
+        )
+        worker_plan = only(BOTOCORE_KINDS | {FaultKind.CRASH_AFTER_REVIEW_POST})
+        if worker_plan.rules or self._worker_plan_installed:
+            for worker in self.workers.values():
+                worker.configure(worker_plan.to_env())
+            self._worker_plan_installed = bool(worker_plan.rules)
+        self.delivery_plan = only(ENGINE_FAULTS)
+        if self.delivery_plan.has(FaultKind.SQS_DUPLICATE_DELIVERY):
+            self._start_twins()
+        self.fault_plan = plan
+        return plan
+
+    def _redeliver(self, feeder: KafkaFeeder, messages: list[KafkaMessage]) -> None:
+        """kafka-redelivery: the chosen records come again, same offsets, in a later batch `delay_seconds` on
+        (deployed: minutes or hours apart, e.g. after a consumer group rebalance)."""
+        plan = self.delivery_plan
+        if not plan.has(FaultKind.KAFKA_REDELIVERY):
+            return
+        again: list[KafkaMessage] = []
+        delay = 0.0
+        for message in messages:
+            found = submission_of(message.value, self.config)
+            ids = (found[0], found[1]) if found else ()
+            rule = plan.fire(FaultKind.KAFKA_REDELIVERY, ids=ids, now=time.time())
+            if rule is not None:
+                again.append(message)
+                delay = max(delay, rule.param("delay_seconds", DEFAULT_REDELIVERY_DELAY_SECONDS))
+        if again and not self._stop.wait(delay):
+            feeder.feed(again, should_stop=self._stop.is_set)
+
+    def _rotate_token(self, token: str) -> None:
+        """topcoder-401-rotated: the operator puts the new token into the static parameter."""
+        assert self.resources is not None
+        self._token = token
+        self.aws.client("ssm", ECS_AGENT_KEY).put_parameter(
+            Name=self.resources.token_parameter_name, Value=token, Type="SecureString", Overwrite=True
+        )
+
+    def _start_twins(self) -> None:
+        """A second instance of each challenge processor, so a duplicate SQS delivery runs at the same time."""
+        missing = [
+            FunctionWorker(self.worker_specs[c.function_name])
+            for c in (self.resources.challenges.values() if self.resources else [])
+            if c.function_name not in self.twins
+        ]
+        for worker in missing:
+            self.twins[worker.spec.function_name] = worker
+        start_all(missing)
+        env = self.workers[next(iter(self.twins))].spec.env if self.twins else {}
+        for worker in missing:
+            worker.configure({k: v for k, v in env.items() if k == FAULT_PLAN_ENV})
+
+    def _message_ids(self, message: dict[str, Any], challenge_id: str) -> tuple[str, ...]:
+        try:
+            body = json.loads(message.get("Body") or "")
+        except ValueError:
+            body = None
+        submission = str(body.get("submissionId") or "") if isinstance(body, dict) else ""
+        return (submission, challenge_id)
 
     def run(
         self,
         records: list[InputRecord],
         scenario: Scenario | None = None,
         *,
-        deadline_seconds: float = 120.0,
+        deadline_seconds: float | None = None,
+        stall_seconds: float | None = None,
         progress: ProgressCallback | None = None,
     ) -> RunOutcome:
+        """Feed `records` and follow them until every one is final and the pipeline is quiescent (then a settle
+        period), or until no record changed state for `stall_seconds` (default DEFAULT_STALL_SECONDS), or the
+        hard cap `deadline_seconds` (default `default_hard_cap_seconds(len(records))`) from the first feed."""
         assert self.resources is not None
         assert self.standin is not None
         assert self.fargate is not None
@@ -595,6 +766,7 @@ class LocalPipeline:
         def feed() -> None:
             try:
                 feeder.feed(messages, should_stop=self._stop.is_set)
+                self._redeliver(feeder, messages)
             finally:
                 feeding_done.set()
 
@@ -609,13 +781,20 @@ class LocalPipeline:
         ddb = self.aws.client("dynamodb")
         obs = Observations(first_invoked_at=feeder.stats.first_invoked_at)
         dlq_counts: dict[str, int] = {}
-        deadline = feeding_started + deadline_seconds
-        deadline_hit = False
+        hard_cap = deadline_seconds if deadline_seconds is not None else default_hard_cap_seconds(len(messages))
+        stall_limit = stall_seconds if stall_seconds is not None else DEFAULT_STALL_SECONDS
+        deadline = feeding_started + hard_cap
+        deadline_hit = stalled = False
         results: list[RecordResult] = []
         interval = min(1.0, _OBSERVE_INTERVAL + 0.0005 * len(messages))  # big runs: fewer, larger looks
+        last_signature: tuple[Any, ...] | None = None
+        last_progress = time.time()
+        quiet_since: float | None = None
+        settle = self.settle_seconds()
         while True:
             pending = {str(r.submission_id) for r in results if r.submission_id and not r.final} if results else None
             self._observe(sqs, ddb, obs, dlq_counts, pending)
+            self._observe_api_and_tasks(obs)
             results = classify(messages, obs, feeding_done=feeding_done.is_set())
             final = sum(1 for r in results if r.final)
             if progress is not None:
@@ -623,10 +802,25 @@ class LocalPipeline:
                 for r in results:
                     counts[r.state] = counts.get(r.state, 0) + 1
                 progress(final, len(results), counts)
+            now = time.time()
+            signature = self._progress_signature(results, feeder.stats)
+            if signature != last_signature:
+                last_signature, last_progress = signature, now
+            # Quiescent: every record final, nothing in flight (queues, tasks, API requests, delayed events).
+            # The report is read only once it has stayed so for the settle period, so a commit or event that
+            # lands late (a slow API commit, a delayed STOPPED event) is still seen (decision 079).
             if feeding_done.is_set() and final == len(results) and self._quiet(sqs):
-                break
-            if time.time() >= deadline:
+                settle = self.settle_seconds()
+                quiet_since = quiet_since if quiet_since is not None else now
+                if now - quiet_since >= settle:
+                    break
+            else:
+                quiet_since = None
+            if now >= deadline:
                 deadline_hit = True
+                break
+            if now - last_progress >= stall_limit:
+                stalled = True
                 break
             time.sleep(interval)
 
@@ -636,12 +830,8 @@ class LocalPipeline:
             thread.join(timeout=30)
         self._threads = []
         # Last look: anything that landed while the threads wound down, then the API and the tasks.
-        self._observe(sqs, ddb, obs, dlq_counts)
-        for review in self.standin.reviews:
-            obs.reviews.setdefault(str(review.get("submissionId")), []).append(review)
-        for task in list(self.fargate.tasks.values()):
-            if task.submission_id:
-                obs.tasks.setdefault(task.submission_id, []).append(task.arn)
+        self._observe(sqs, ddb, obs, dlq_counts, drain_limit=1_000_000)
+        self._observe_api_and_tasks(obs)
         results = classify(messages, obs, feeding_done=feeding_done.is_set())
         completion_dlq = int(
             sqs.get_queue_attributes(
@@ -687,6 +877,10 @@ class LocalPipeline:
             },
             lost_stopped_events=list(self.fargate.lost_events),
             async_invocations=len(self.lambda_endpoint.invocations) if self.lambda_endpoint else 0,
+            stalled=stalled,
+            deadline_seconds=hard_cap,
+            stall_seconds=stall_limit,
+            settle_seconds=settle,
         )
 
 
@@ -695,7 +889,8 @@ def run_local(
     records: list[InputRecord],
     scenario: Scenario | None = None,
     *,
-    deadline_seconds: float = 120.0,
+    deadline_seconds: float | None = None,
+    stall_seconds: float | None = None,
     deviations: LocalDeviations | None = None,
     log_dir: Path | None = None,
     progress: ProgressCallback | None = None,
@@ -709,4 +904,6 @@ def run_local(
         max_running_tasks=max_running_tasks,
         partitions=partitions,
     ) as pipeline:
-        return pipeline.run(records, scenario, deadline_seconds=deadline_seconds, progress=progress)
+        return pipeline.run(
+            records, scenario, deadline_seconds=deadline_seconds, stall_seconds=stall_seconds, progress=progress
+        )

@@ -9,10 +9,14 @@ challenge, completion and sweeper workers point `AWS_ENDPOINT_URL_ECS` here inst
   FARGATE, awsvpc subnets and security groups, container override names and size, tags, startedBy,
   clientToken), and flags any override variable that carries the scorer's secret (a leak);
 - honours `clientToken` (same cluster + token -> the same task, never a second one);
-- injects faults per challenge or per submission: `capacity` answers `failures[]` ("Capacity is
-  unavailable at this time"), `throttle` answers ThrottlingException, `lose-stopped-event` runs the task
-  as usual (DescribeTasks shows it STOPPED) but never puts its STOPPED event, as when ECS or EventBridge
-  drops it (the timeout sweeper's reconciliation must then finish the submission, decision 008);
+- decides the task and event faults of a `fault_injection.FaultPlan` per challenge or submission (decision
+  079): `stopped-event-lost` (the task runs, DescribeTasks shows it STOPPED, its STOPPED event is never put:
+  the sweeper's reconciliation must finish it, decision 008), `stopped-event-duplicate` (put twice),
+  `stopped-event-delayed` (`delay_seconds` late), `stopped-event-reordered` (RUNNING after STOPPED),
+  `task-failed-to-start` (stopCode TaskFailedToStart, no containers), `scorer-overrun` (the scorer runs
+  past its timeout), `ecs-forgets-stopped-task` (DescribeTasks answers MISSING `after_seconds` after the
+  stop); and, for direct tests, `run-task-failures` (`capacity`) and `run-task-throttling` (`throttle`),
+  which the pipeline injects in the workers' botocore clients instead;
 - runs the task as a process (the challenge's scorer command) with the container overrides'
   environment, the task definition's environment, and its `secrets` resolved from the emulated SSM, as
   the ECS agent injects them; StopTask sends SIGTERM, then SIGKILL after a grace period;
@@ -39,6 +43,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from fault_injection import FaultKind, FaultPlan, FaultRule
 from local_pipeline.awsenv import RequestCounter, caller_and_service
 from mm_shared.models.task import TaskEnv, TaskTag
 
@@ -86,23 +91,25 @@ class TaskDefinitionSim:
         return reference in (self.arn, self.family, self.arn.rsplit("/", 1)[1])
 
 
-@dataclass
-class FaultRule:
-    kind: str  # capacity | throttle | lose-stopped-event
-    remaining: int | None  # None: every call
-
-    def take(self) -> bool:
-        if self.remaining is None:
-            return True
-        if self.remaining > 0:
-            self.remaining -= 1
-            return True
-        return False
-
-
-LOSE_STOPPED_EVENT = "lose-stopped-event"
-RUN_TASK_FAULTS = ("capacity", "throttle")  # answered by RunTask itself
-FAULT_KINDS = (*RUN_TASK_FAULTS, LOSE_STOPPED_EVENT)
+LOSE_STOPPED_EVENT = "lose-stopped-event"  # the older name of FaultKind.STOPPED_EVENT_LOST (an alias)
+# Answered by the fake's own RunTask (direct tests; in the pipeline these fire in the workers' botocore adapter).
+RUN_TASK_FAULTS = (FaultKind.RUN_TASK_FAILURES, FaultKind.RUN_TASK_THROTTLING)
+# What the fake ECS control plane itself decides (FaultLayer.EVENT kinds that concern tasks and their events).
+TASK_FAULTS = (
+    FaultKind.STOPPED_EVENT_DUPLICATE,
+    FaultKind.STOPPED_EVENT_REORDERED,
+    FaultKind.STOPPED_EVENT_DELAYED,
+    FaultKind.STOPPED_EVENT_LOST,
+    FaultKind.TASK_FAILED_TO_START,
+    FaultKind.SCORER_OVERRUN,
+    FaultKind.ECS_FORGETS_STOPPED_TASK,
+)
+FAULT_KINDS = tuple(k.value for k in (*RUN_TASK_FAULTS, *TASK_FAULTS))
+# Local defaults where a rule gives no parameter (time compressed as in decision 064).
+DEFAULT_EVENT_DELAY_SECONDS = 5.0  # stopped-event-delayed
+DEFAULT_REORDER_DELAY_SECONDS = 1.0  # stopped-event-reordered: RUNNING put this long after STOPPED
+DEFAULT_ECS_MEMORY_SECONDS = 2.0  # ecs-forgets-stopped-task (deployed: about an hour)
+DEFAULT_OVERRUN_SECONDS = 600.0  # scorer-overrun: far past any local timeout
 
 
 @dataclass
@@ -131,7 +138,13 @@ class FakeTask:
     process: subprocess.Popen[bytes] | None = None
     stop_requested: bool = False
     container_arn: str = ""
-    lose_stopped_event: bool = False  # fault: the STOPPED event is never put
+    # Faults decided at RunTask (FaultKind -> the rule that fired), applied as the task runs and stops.
+    faults: dict[FaultKind, FaultRule] = field(default_factory=dict)
+    running_event_held: bool = False  # stopped-event-reordered: RUNNING goes out after STOPPED
+
+    @property
+    def lose_stopped_event(self) -> bool:
+        return FaultKind.STOPPED_EVENT_LOST in self.faults
 
     @property
     def task_id(self) -> str:
@@ -182,7 +195,7 @@ class FakeFargate:
         self._lock = threading.RLock()
         self.tasks: dict[str, FakeTask] = {}
         self._tokens: dict[tuple[str, str], str] = {}
-        self.faults: dict[str, list[FaultRule]] = {}
+        self.plan = FaultPlan(epoch=time.time())  # the fake's own faults (task and event kinds, direct RunTask)
         self.behaviours: dict[str, str] = {}  # challenge or submission id -> scorer behaviour
         self.run_task_calls = 0
         self.rejected_calls: list[dict[str, str]] = []  # what was answered with an error or failures[]
@@ -195,13 +208,42 @@ class FakeFargate:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self.slowest_event_delay = 0.0  # the longest a STOPPED event is held back by a configured fault
+        self._events_held = 0  # delayed events not yet put
+
+    def events_in_flight(self) -> int:
+        """STOPPED events held back by a delay fault and not yet put (the pipeline is not quiet meanwhile)."""
+        with self._lock:
+            return self._events_held
 
     # ------------------------------------------------------------------ configuration
-    def add_fault(self, target_id: str, kind: str, count: int | None = None) -> None:
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r} (one of {', '.join(FAULT_KINDS)})")
+    def add_fault(self, target_id: str | None, kind: str, count: int | None = None) -> None:
+        """One rule by name (aliases accepted): on every matching call, or the first `count`."""
+        fault = FaultKind.parse(kind)
+        if fault.value not in FAULT_KINDS:
+            raise ValueError(
+                f"fault kind {kind!r} is not decided by the fake Fargate (one of {', '.join(FAULT_KINDS)})"
+            )
+        mode: dict[str, Any] = {"first_n": count} if count is not None else {"every": True}
+        self.add_rule(FaultRule(kind=fault, target=target_id, **mode))
+
+    def add_rule(self, rule: FaultRule) -> None:
         with self._lock:
-            self.faults.setdefault(target_id, []).append(FaultRule(kind, count))
+            self.plan = FaultPlan(rules=[*self.plan.rules, rule], epoch=self.plan.epoch)
+            if rule.kind is FaultKind.STOPPED_EVENT_DELAYED:
+                self.slowest_event_delay = max(
+                    self.slowest_event_delay, rule.param("delay_seconds", DEFAULT_EVENT_DELAY_SECONDS)
+                )
+            if rule.kind is FaultKind.STOPPED_EVENT_REORDERED:
+                self.slowest_event_delay = max(self.slowest_event_delay, DEFAULT_REORDER_DELAY_SECONDS)
+
+    def use_plan(self, plan: FaultPlan) -> None:
+        """Take the rules of `plan` this fake decides (and its epoch, for windows); counters start afresh."""
+        with self._lock:
+            self.plan = FaultPlan(epoch=plan.epoch)
+        for rule in plan.rules:
+            if rule.kind.value in FAULT_KINDS:
+                self.add_rule(rule)
 
     def set_behaviour(self, target_id: str, behaviour: str) -> None:
         with self._lock:
@@ -312,14 +354,15 @@ class FakeFargate:
             raise EcsError("InvalidParameterException", "tags: at most 50, key <= 128, value <= 256 characters.")
 
     def _take_fault(
-        self, submission_id: str | None, challenge_id: str | None, kinds: tuple[str, ...] = RUN_TASK_FAULTS
-    ) -> str | None:
-        with self._lock:
-            for target in (submission_id, challenge_id):
-                for rule in self.faults.get(target or "", []):
-                    if rule.kind in kinds and rule.take():
-                        return rule.kind
-        return None
+        self, submission_id: str | None, challenge_id: str | None, kinds: tuple[FaultKind, ...] = RUN_TASK_FAULTS
+    ) -> dict[FaultKind, FaultRule]:
+        """The rules of `kinds` that fire for this task (each asked once, in order)."""
+        fired: dict[FaultKind, FaultRule] = {}
+        for kind in kinds:
+            rule = self.plan.fire(kind, ids=(submission_id, challenge_id), now=time.time())
+            if rule is not None:
+                fired[kind] = rule
+        return fired
 
     def _behaviour(self, submission_id: str | None, challenge_id: str | None) -> str | None:
         with self._lock:
@@ -346,12 +389,13 @@ class FakeFargate:
             if token is not None and (cluster_arn, token) in self._tokens:
                 return {"tasks": [self.task_json(self.tasks[self._tokens[(cluster_arn, token)]])], "failures": []}
             fault = self._take_fault(submission_id, challenge_id)
-            if fault == "throttle":
-                self.rejected_calls.append({"submissionId": submission_id or "", "answer": "ThrottlingException"})
-                raise EcsError("ThrottlingException", "Rate exceeded")
-            if fault == "capacity":
+            if FaultKind.RUN_TASK_FAILURES in fault:
                 self.rejected_calls.append({"submissionId": submission_id or "", "answer": "failures[] capacity"})
                 return {"tasks": [], "failures": [{"arn": cluster_arn, "reason": CAPACITY_REASON}]}
+            if FaultKind.RUN_TASK_THROTTLING in fault:
+                self.rejected_calls.append({"submissionId": submission_id or "", "answer": "ThrottlingException"})
+                raise EcsError("ThrottlingException", "Rate exceeded")
+            task_faults = self._take_fault(submission_id, challenge_id, TASK_FAULTS)
             task_id = uuid.uuid4().hex
             task = FakeTask(
                 arn=f"arn:aws:ecs:{self.region}:{self.account}:task/{self.cluster_name}/{task_id}",
@@ -363,11 +407,17 @@ class FakeFargate:
                 tags=tags,
                 submission_id=submission_id,
                 challenge_id=challenge_id,
-                behaviour=self._behaviour(submission_id, challenge_id),
+                behaviour=(
+                    "run-long"
+                    if FaultKind.SCORER_OVERRUN in task_faults
+                    else FAIL_TO_START
+                    if FaultKind.TASK_FAILED_TO_START in task_faults
+                    else self._behaviour(submission_id, challenge_id)
+                ),
                 created_at=time.time(),
                 container_arn=f"arn:aws:ecs:{self.region}:{self.account}:container/{self.cluster_name}/{task_id}/"
                 f"{uuid.uuid4()}",
-                lose_stopped_event=self._take_fault(submission_id, challenge_id, (LOSE_STOPPED_EVENT,)) is not None,
+                faults=task_faults,
             )
             self.tasks[task.arn] = task
             if token is not None:
@@ -381,7 +431,7 @@ class FakeFargate:
         found, failures = [], []
         for reference in body.get("tasks") or []:
             task = self._find(str(reference))
-            if task is None:
+            if task is None or self._forgotten(task):
                 failures.append({"arn": reference, "reason": "MISSING"})
             else:
                 found.append(self.task_json(task, include_tags=include_tags))
@@ -429,6 +479,13 @@ class FakeFargate:
         if process.poll() is None:
             process.kill()
 
+    def _forgotten(self, task: FakeTask) -> bool:
+        """ecs-forgets-stopped-task: a stopped task ECS no longer describes (deployed: after about an hour)."""
+        rule = task.faults.get(FaultKind.ECS_FORGETS_STOPPED_TASK)
+        if rule is None or task.stopped_at is None:
+            return False
+        return time.time() - task.stopped_at >= rule.param("after_seconds", DEFAULT_ECS_MEMORY_SECONDS)
+
     def _find(self, reference: str) -> FakeTask | None:
         with self._lock:
             if reference in self.tasks:
@@ -440,6 +497,7 @@ class FakeFargate:
 
     # ------------------------------------------------------------------ shapes
     def task_json(self, task: FakeTask, *, include_tags: bool = False) -> dict[str, Any]:
+        containers: list[dict[str, Any]] = []
         container: dict[str, Any] = {
             "containerArn": task.container_arn,
             "taskArn": task.arn,
@@ -463,7 +521,8 @@ class FakeFargate:
             "platformVersion": "1.4.0",
             "cpu": task.overrides.get("cpu") or task.definition.cpu,
             "memory": task.overrides.get("memory") or task.definition.memory,
-            "containers": [container],
+            # task-failed-to-start: ECS may describe such a task with no containers at all
+            "containers": containers if FaultKind.TASK_FAILED_TO_START in task.faults else [container],
             "overrides": task.overrides,
             "createdAt": task.created_at,
             "version": task.version,
@@ -497,22 +556,62 @@ class FakeFargate:
         return data
 
     def _emit_state(self, task: FakeTask) -> None:
-        if task.last_status == "STOPPED" and task.lose_stopped_event:
+        """Put the task's state change event, as the task-event faults decided at RunTask say."""
+        stopped = task.last_status == "STOPPED"
+        if not stopped and FaultKind.STOPPED_EVENT_REORDERED in task.faults:
+            with self._lock:
+                task.running_event_held = True  # RUNNING goes out after STOPPED
+            return
+        if stopped and task.lose_stopped_event:
             with self._lock:
                 self.lost_events.append(task.arn)
             return
+        entry = self._event_entry(task)
+        delayed = task.faults.get(FaultKind.STOPPED_EVENT_DELAYED) if stopped else None
+        if delayed is not None:
+            self._put_later(entry, delayed.param("delay_seconds", DEFAULT_EVENT_DELAY_SECONDS))
+        else:
+            self._put(task.arn, entry)
+        if stopped and FaultKind.STOPPED_EVENT_DUPLICATE in task.faults:
+            self._put(task.arn, entry)  # EventBridge delivers at least once: the same event twice
+        if stopped and task.running_event_held:
+            with self._lock:
+                task.running_event_held = False
+                task.last_status = "RUNNING"  # a snapshot of the earlier state, sent late
+                late = self._event_entry(task)
+                task.last_status = "STOPPED"
+            self._put_later(late, DEFAULT_REORDER_DELAY_SECONDS)
+
+    def _event_entry(self, task: FakeTask) -> dict[str, Any]:
+        return {
+            "Source": "aws.ecs",
+            "DetailType": "ECS Task State Change",
+            "Resources": [task.arn],
+            "Detail": json.dumps(self.event_detail(task)),
+        }
+
+    def _put(self, task_arn: str, entry: dict[str, Any]) -> None:
         try:
-            self._emit(
-                {
-                    "Source": "aws.ecs",
-                    "DetailType": "ECS Task State Change",
-                    "Resources": [task.arn],
-                    "Detail": json.dumps(self.event_detail(task)),
-                }
-            )
+            self._emit(entry)
         except Exception as error:  # recorded: the run then shows the submission as unaccounted
             with self._lock:
-                self.event_errors.append(f"{task.arn}: {type(error).__name__}: {error}")
+                self.event_errors.append(f"{task_arn}: {type(error).__name__}: {error}")
+
+    def _put_later(self, entry: dict[str, Any], delay: float) -> None:
+        with self._lock:
+            self._events_held += 1
+
+        def put() -> None:
+            try:
+                if not self._stopping.is_set():
+                    self._put(str(entry["Resources"][0]), entry)
+            finally:
+                with self._lock:
+                    self._events_held -= 1
+
+        timer = threading.Timer(delay, put)
+        timer.daemon = True
+        timer.start()
 
     # ------------------------------------------------------------------ the task runner
     def _run_loop(self) -> None:

@@ -1,35 +1,35 @@
 """Setup hooks that run inside a worker process after the real handler is imported.
 
-Each one is a documented local deviation (docs/decisions/064), installed through the handler module's
-own dependency-injection seam (`use_dependencies`), never by editing the function's code.
+Each one is a documented local deviation (docs/decisions/064, 079), installed through the handler module's
+own dependency-injection seam (`use_dependencies`) or on the clients the handlers build themselves
+(`mm_shared.aws.client`, cached per process), never by editing the function's code.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from mm_shared.models.lifecycle import LifecycleRecord
 from mm_shared.status_store import StatusStore
+
+# The services whose faults the botocore adapter injects (fault_injection.BOTOCORE_KINDS).
+FAULT_SERVICES = ("ecs", "dynamodb", "ssm", "sns")
+_installed: list[Any] = []  # FaultInstallation handles of this process (uninstalled on reconfiguration)
 
 
 class AdvancedDeadlineStore(StatusStore):
-    """The status store whose *overdue query alone* looks `advance_seconds` into the future.
+    """The status store whose *sweep time alone* runs `advance_seconds` ahead (`StatusStore.sweep_time`, the
+    clock the sweeper compares deadlines, leases and task ages with).
 
     With challenge timeouts at ChallengeConfig's minimum (30 s) and an advance of 27 s, the sweeper
-    stops a run-long task after about 3 s. Every write (history, updatedAt) keeps the real clock.
+    stops a run-long task after about 3 s. Every write (history, updatedAt, new deadlines) keeps the real clock.
     """
 
     def __init__(self, table_name: str, *, advance_seconds: float, **kwargs: Any) -> None:
         super().__init__(table_name, **kwargs)
         self.advance_seconds = advance_seconds
 
-    def find_overdue(self, *, limit: int = 100) -> list[LifecycleRecord]:
-        real_clock = self._clock
-        self._clock = lambda: real_clock() + self.advance_seconds
-        try:
-            return super().find_overdue(limit=limit)
-        finally:
-            self._clock = real_clock
+    def sweep_time(self) -> float:
+        return float(super().sweep_time()) + self.advance_seconds
 
 
 def advance_sweeper_deadlines(advance_seconds: float) -> None:
@@ -42,3 +42,56 @@ def advance_sweeper_deadlines(advance_seconds: float) -> None:
             settings, store=AdvancedDeadlineStore(settings.status_table_name, advance_seconds=advance_seconds)
         )
     )
+
+
+def install_fault_plan(role: str = "") -> int:
+    """Install the run's fault plan (`MM_FAULT_PLAN`, fault_injection) in this worker; returns the number
+    of clients given faults. AWS faults go on the handlers' own cached clients (`mm_shared.aws.client`,
+    the only way the functions build clients): what they fire is what the handler sees. The completion
+    worker's Topcoder session gets the one HTTP fault the API side cannot play (a crash after the POST)."""
+    from fault_injection import BOTOCORE_KINDS, FaultKind, FaultPlan, install_botocore_faults
+    from mm_shared import aws
+
+    for installation in _installed:
+        installation.uninstall()
+    _installed.clear()
+    plan = FaultPlan.from_env()
+    if plan is None or not plan.rules:
+        return 0
+    if any(rule.kind in BOTOCORE_KINDS for rule in plan.rules):
+        for service in FAULT_SERVICES:
+            _installed.append(install_botocore_faults(aws.client(service), plan))
+    if role == "completion" and plan.has(FaultKind.CRASH_AFTER_REVIEW_POST):
+        _install_review_post_crash(plan)
+    return len(_installed)
+
+
+def _install_review_post_crash(plan: Any) -> None:
+    """Completion worker: the real dependencies, with a Topcoder client whose session injects the crash."""
+    import requests
+
+    from completion_lambda import handler
+    from fault_injection import install_http_faults
+    from mm_shared.topcoder.submission_api import SubmissionApiClient
+    from mm_shared.topcoder.token import build_token_provider
+
+    settings = handler.settings()
+    session = requests.Session()
+    install_http_faults(session, plan)
+    token_provider = build_token_provider(settings)
+    review_api = SubmissionApiClient(
+        settings.submission_api_url,
+        token_provider,
+        timeout_seconds=settings.api_timeout_seconds,
+        max_retries=settings.api_max_retries,
+        session=session,
+    )
+    deps = handler.CompletionDependencies(settings, token_provider=token_provider, review_api=review_api)
+    handler.use_dependencies(deps)
+
+
+def worker_setup(role: str = "", advance_seconds: float = 0.0) -> None:
+    """Every worker's setup: the fault plan (if any), then the sweeper's advanced deadlines (if asked)."""
+    install_fault_plan(role)
+    if advance_seconds:
+        advance_sweeper_deadlines(advance_seconds)

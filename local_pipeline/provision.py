@@ -33,7 +33,13 @@ from mm_shared.settings import (
     TimeoutSweeperSettings,
     TokenSource,
 )
-from mm_shared.tables import STATUS_TABLE_TTL, challenge_table_definition, status_table_definition
+from mm_shared.tables import (
+    AUDIT_MARKS_TTL,
+    STATUS_TABLE_TTL,
+    audit_marks_table_definition,
+    challenge_table_definition,
+    status_table_definition,
+)
 
 # Local-only resources (not in the stacks): an unfiltered raw subscription that lets the engine see
 # what the router published, and the SQS target standing in for the completion rule's Lambda target.
@@ -51,10 +57,24 @@ class LocalDeviations:
     a redrive policy's maxReceiveCount or an environment variable name (the drift test checks those).
     """
 
-    # Deployed: 6 x the challenge processor's timeout (180 s). Redelivery after a failed launch in seconds.
-    queue_visibility_timeout_seconds: int = 1
-    # Deployed: EventBridge invokes the completion Lambda asynchronously (retries, then the target DLQ).
-    completion_visibility_timeout_seconds: int = 2
+    # Deployed: 6 x the challenge processor's timeout (180 s). Redelivery after a failed launch in seconds, and
+    # still longer than the launch lease below (deployed 180 s > 60 s), so a delivery after an ambiguous
+    # RunTask finds the lease expired and re-claims it with the same clientToken (decision 070).
+    queue_visibility_timeout_seconds: int = 12
+    # Deployed: ChallengeProcessorSettings.launch_lease_seconds (60). 10 is the settings' minimum.
+    launch_lease_seconds: int = 10
+    # Deployed: EventBridge invokes the completion Lambda asynchronously (retries at about +60 s and +120 s,
+    # then the target DLQ). Locally 12 s x 3 receives, so the third receive comes after the report lease and
+    # the slow-commit window (10 + 13 s), as the deployed retries come after 90 + 60 s (decision 074).
+    completion_visibility_timeout_seconds: int = 12
+    # Deployed: CompletionSettings report_lease_seconds (90), report_slow_commit_seconds (60; locally above the
+    # stand-in's 12 s slow commit), report_check_delay_seconds (600; the settings' minimum is 60),
+    # start_relaunch_delay_seconds (60) and relaunch_check_seconds (900; minimum 60).
+    report_lease_seconds: int = 10
+    report_slow_commit_seconds: int = 13
+    report_check_delay_seconds: int = 60
+    start_relaunch_delay_seconds: int = 2
+    relaunch_check_seconds: int = 60
     # Deployed: each challenge's `timeoutSeconds` (1800, 3600, ...). 30 is ChallengeConfig's minimum.
     challenge_timeout_seconds: int | None = 30
     # The sweeper sees deadlines this much earlier (its overdue query only), so with a 30 s challenge
@@ -65,17 +85,40 @@ class LocalDeviations:
     # Deployed: TimeoutSweeperSettings.reconcile_grace_seconds (900 s). Seen through the sweeper's advanced
     # deadlines (above), a STOPPED event not processed ~8 s after a stop is reconciled (decision 008).
     reconcile_grace_seconds: int = 35
+    # The sweeper's other periods (decision 079), seen like the grace above through the advanced sweep time
+    # (27 s): deployed event grace 300 s (a task STOPPED longer ago without its event is reconciled), orphan
+    # settle 180 s (an untracked task younger than this may still be being recorded), overrun grace 900 s (how
+    # far past its own timeout a task may run), stuck launch 600 s (a LAUNCHING lease expired longer ago means
+    # the message is in the DLQ: visibility x receives + margin), report re-drive every 900 s, liveness 900 s.
+    sweeper_event_grace_seconds: int = 35
+    sweeper_orphan_settle_seconds: int = 40
+    sweeper_overrun_grace_seconds: int = 10
+    sweeper_launch_stuck_after_seconds: int = 40
+    sweeper_report_retry_interval_seconds: int = 60  # the settings' minimum
+    sweeper_liveness_check_seconds: int = 60  # the settings' minimum
     # Deployed: the Kafka plan's batch size (None keeps it).
     kafka_batch_size: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "queueVisibilityTimeoutSeconds": self.queue_visibility_timeout_seconds,
+            "launchLeaseSeconds": self.launch_lease_seconds,
+            "reportLeaseSeconds": self.report_lease_seconds,
+            "reportSlowCommitSeconds": self.report_slow_commit_seconds,
+            "reportCheckDelaySeconds": self.report_check_delay_seconds,
+            "startRelaunchDelaySeconds": self.start_relaunch_delay_seconds,
+            "relaunchCheckSeconds": self.relaunch_check_seconds,
             "completionVisibilityTimeoutSeconds": self.completion_visibility_timeout_seconds,
             "challengeTimeoutSeconds": self.challenge_timeout_seconds,
             "sweeperDeadlineAdvanceSeconds": self.sweeper_deadline_advance_seconds,
             "sweepIntervalSeconds": self.sweep_interval_seconds,
             "reconcileGraceSeconds": self.reconcile_grace_seconds,
+            "sweeperEventGraceSeconds": self.sweeper_event_grace_seconds,
+            "sweeperOrphanSettleSeconds": self.sweeper_orphan_settle_seconds,
+            "sweeperOverrunGraceSeconds": self.sweeper_overrun_grace_seconds,
+            "sweeperLaunchStuckAfterSeconds": self.sweeper_launch_stuck_after_seconds,
+            "sweeperReportRetryIntervalSeconds": self.sweeper_report_retry_interval_seconds,
+            "sweeperLivenessCheckSeconds": self.sweeper_liveness_check_seconds,
             "kafkaBatchSize": self.kafka_batch_size,
         }
 
@@ -141,6 +184,11 @@ def _with(settings: EnvSettings, **updates: Any) -> Any:
     return type(settings).model_validate({**settings.model_dump(), **updates})
 
 
+def _known(settings_type: type[EnvSettings], values: dict[str, Any]) -> dict[str, Any]:
+    """Only the local values the settings model has (a field another change has not added yet is skipped)."""
+    return {name: value for name, value in values.items() if name in settings_type.model_fields}
+
+
 def provision(
     plan: WiringPlan,
     aws: LocalAws,
@@ -155,6 +203,8 @@ def provision(
     ddb.create_table(**status_table_definition(names.status_table))
     ddb.update_time_to_live(TableName=names.status_table, TimeToLiveSpecification=STATUS_TABLE_TTL)
     ddb.create_table(**challenge_table_definition(names.challenge_table))
+    ddb.create_table(**audit_marks_table_definition(names.audit_marks_table))
+    ddb.update_time_to_live(TableName=names.audit_marks_table, TimeToLiveSpecification=AUDIT_MARKS_TTL)
 
     # ---- topic, router queues
     topic_arn = sns.create_topic(Name=names.submissions_topic)["TopicArn"]
@@ -240,7 +290,11 @@ def provision(
             Type="String",
             Overwrite=True,
         )
-        settings = _with(plan.challenge_settings(challenge, refs), **token_updates)
+        settings = _with(
+            plan.challenge_settings(challenge, refs),
+            **token_updates,
+            **_known(ChallengeProcessorSettings, {"launch_lease_seconds": deviations.launch_lease_seconds}),
+        )
         function_name = names.challenge_function(challenge.challenge_id)
         challenges[challenge.challenge_id] = ChallengeResources(
             challenge_id=challenge.challenge_id,
@@ -283,11 +337,30 @@ def provision(
     )
 
     router_settings: RouterSettings = plan.router_settings(refs)
+    completion_values = {
+        "report_lease_seconds": deviations.report_lease_seconds,
+        "report_slow_commit_seconds": deviations.report_slow_commit_seconds,
+        "report_check_delay_seconds": deviations.report_check_delay_seconds,
+        "start_relaunch_delay_seconds": deviations.start_relaunch_delay_seconds,
+        "relaunch_check_seconds": deviations.relaunch_check_seconds,
+    }
     completion_settings: CompletionSettings = _with(
-        plan.completion_settings(refs), submission_api_url=topcoder.submission_api_url, **token_updates
+        plan.completion_settings(refs),
+        submission_api_url=topcoder.submission_api_url,
+        **token_updates,
+        **_known(CompletionSettings, completion_values),
     )
+    sweeper_values = {
+        "reconcile_grace_seconds": deviations.reconcile_grace_seconds,
+        "event_grace_seconds": deviations.sweeper_event_grace_seconds,
+        "orphan_settle_seconds": deviations.sweeper_orphan_settle_seconds,
+        "overrun_grace_seconds": deviations.sweeper_overrun_grace_seconds,
+        "launch_stuck_after_seconds": deviations.sweeper_launch_stuck_after_seconds,
+        "report_retry_interval_seconds": deviations.sweeper_report_retry_interval_seconds,
+        "liveness_check_seconds": deviations.sweeper_liveness_check_seconds,
+    }
     sweeper_settings: TimeoutSweeperSettings = _with(
-        plan.sweeper_settings(refs), reconcile_grace_seconds=deviations.reconcile_grace_seconds
+        plan.sweeper_settings(refs), **_known(TimeoutSweeperSettings, sweeper_values)
     )
     for name, handler, settings, sizing in (
         (names.router_function, ROUTER_HANDLER, router_settings, config.router),

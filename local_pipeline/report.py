@@ -22,6 +22,7 @@ _STATE_STYLE = {
     "skipped": "cyan",
     "rejected": "magenta",
     "dead-lettered": "red",
+    "report-rejected": "red",
     PENDING: "bold red",
 }
 _DETAIL_LIMIT = 40  # above this many records the table lists only the interesting ones
@@ -92,6 +93,12 @@ def to_report(outcome: RunOutcome) -> dict[str, Any]:
         "startupSeconds": round(outcome.feeding_started_at - outcome.started_at, 3),
         "runSeconds": round(outcome.finished_at - outcome.feeding_started_at, 3),
         "deadlineHit": outcome.deadline_hit,
+        "stalled": outcome.stalled,
+        "limits": {
+            "hardCapSeconds": round(outcome.deadline_seconds, 1),
+            "stallSeconds": round(outcome.stall_seconds, 1),
+            "settleSeconds": round(outcome.settle_seconds, 1),
+        },
         "totals": {
             "records": len(outcome.records),
             "byState": state_counts(outcome),
@@ -201,7 +208,13 @@ def print_summary(outcome: RunOutcome, console: Console, report_path: Path | Non
         console.print(f"[bold red]API contract violation:[/bold red] {api['method']} {api['path']}: {api['errors']}")
     unaccounted = outcome.unaccounted
     if unaccounted:
-        why = "the deadline passed" if outcome.deadline_hit else "the run ended"
+        why = (
+            f"the hard cap ({outcome.deadline_seconds:.0f}s) passed"
+            if outcome.deadline_hit
+            else f"no record changed state for {outcome.stall_seconds:.0f}s"
+            if outcome.stalled
+            else "the run ended"
+        )
         console.print(f"[bold red]{len(unaccounted)} record(s) unaccounted when {why}:[/bold red]")
         for r in unaccounted:
             console.print(f"  record {r.position} (submission {r.submission_id or '-'}): {r.reason}")

@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from fault_injection import ANY_TARGET, FaultKind, FaultRule, FaultWindow
 from infrastructure.config import EnvironmentConfig
-from local_pipeline.fargate import FAIL_TO_START, FAULT_KINDS
+from local_pipeline.fargate import FAIL_TO_START
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 EXAMPLE_SET = EXAMPLES_DIR / "messages" / "example-set.jsonl"
@@ -38,12 +39,35 @@ class InputRecord:
 
 @dataclass(frozen=True)
 class FaultSpec:
-    target_id: str  # challenge id or submission id
-    kind: str  # capacity | throttle | lose-stopped-event
-    count: int | None = None  # None: every RunTask call
+    """One `--fault`: a `fault_injection.FaultRule` with the window relative to the start of the feed."""
+
+    target_id: str | None  # challenge or submission id; None (`*` on the command line): every call
+    kind: str  # a FaultKind value or one of its aliases (capacity, throttle, lose-stopped-event)
+    count: int | None = None  # the first COUNT matching calls; None: every call (or the window)
+    window: tuple[float, float] | None = None  # [start, end) seconds after the feed starts
+    params: dict[str, str | int | float | bool] = field(default_factory=dict)
 
     def describe(self) -> str:
-        return f"{self.target_id}={self.kind}" + (f":{self.count}" if self.count is not None else "")
+        text = f"{self.target_id or ANY_TARGET}={self.kind}" + (f":{self.count}" if self.count is not None else "")
+        if self.window is not None:
+            text += f"@{self.window[0]:g}-{self.window[1]:g}"
+        return text + "".join(f",{k}={v}" for k, v in self.params.items())
+
+    def to_rule(self) -> FaultRule:
+        kind = FaultKind.parse(self.kind)
+        if self.window is not None:
+            return FaultRule(
+                kind=kind,
+                target=self.target_id,
+                window=FaultWindow(start=self.window[0], end=self.window[1]),
+                params=self.params,
+            )
+        if self.count is not None:
+            return FaultRule(kind=kind, target=self.target_id, first_n=self.count, params=self.params)
+        return FaultRule(kind=kind, target=self.target_id, every=True, params=self.params)
+
+
+FAULT_SYNTAX = "ID=KIND[:COUNT][@START-END][,NAME=VALUE...]"
 
 
 @dataclass(frozen=True)
@@ -88,17 +112,62 @@ def parse_scorer(text: str) -> tuple[str, str]:
     return target.strip(), behaviour.strip()
 
 
+def fault_kind_names() -> list[str]:
+    """Every kind `--fault` accepts: the FaultKind values, then the older aliases."""
+    from fault_injection import FAULT_KIND_ALIASES
+
+    return [*(k.value for k in FaultKind), *FAULT_KIND_ALIASES]
+
+
+def _param_value(text: str) -> str | int | float | bool:
+    if text in ("true", "false"):
+        return text == "true"
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            continue
+    return text
+
+
 def parse_fault(text: str) -> FaultSpec:
-    target, sep, rest = text.partition("=")
-    kind, _, count_text = rest.partition(":")
-    if not sep or not target.strip() or kind.strip() not in FAULT_KINDS:
-        raise ScenarioError(f"--fault {text!r}: expected ID=KIND[:COUNT] with KIND one of {', '.join(FAULT_KINDS)}")
+    """`ID=KIND[:COUNT][@START-END][,NAME=VALUE...]`: ID a challenge or submission id (`*`: every call);
+    COUNT the first N matching calls (default: every call); START-END a window in seconds after the feed
+    starts; NAME=VALUE rule parameters (delay_seconds, commit_delay_seconds, after_seconds, ...)."""
+    head, *extras = text.split(",")
+    target, sep, rest = head.partition("=")
+    rest, _, window_text = rest.partition("@")
+    kind_text, _, count_text = rest.partition(":")
+    problem = f"--fault {text!r}: expected {FAULT_SYNTAX} with KIND one of {', '.join(fault_kind_names())}"
+    if not sep or not target.strip() or not kind_text.strip():
+        raise ScenarioError(problem)
+    try:
+        kind = FaultKind.parse(kind_text)
+    except ValueError:
+        raise ScenarioError(problem) from None
     count: int | None = None
     if count_text:
         if not count_text.isdigit() or int(count_text) < 1:
             raise ScenarioError(f"--fault {text!r}: COUNT must be a positive integer")
         count = int(count_text)
-    return FaultSpec(target.strip(), kind.strip(), count)
+    window: tuple[float, float] | None = None
+    if window_text:
+        start_text, _, end_text = window_text.rstrip("s").partition("-")
+        try:
+            window = (float(start_text), float(end_text))
+            FaultWindow(start=window[0], end=window[1])
+        except ValueError:
+            raise ScenarioError(f"--fault {text!r}: the window is START-END seconds, START >= 0, END > START") from None
+        if count is not None:
+            raise ScenarioError(f"--fault {text!r}: give COUNT or a window, not both")
+    params: dict[str, str | int | float | bool] = {}
+    for extra in extras:
+        name, eq, value = extra.partition("=")
+        if not eq or not name.strip():
+            raise ScenarioError(f"--fault {text!r}: parameters are NAME=VALUE")
+        params[name.strip()] = _param_value(value.strip())
+    target_id = None if target.strip() == ANY_TARGET else target.strip()
+    return FaultSpec(target_id, kind.value, count, window, params)
 
 
 def load_scenario(path: Path) -> Scenario:

@@ -7,12 +7,14 @@ Sources, all read back from the emulator (never from the functions' memory):
 - the status table (the lifecycle record of each submission), the challenge DLQs,
 - the Topcoder stand-in (the reviews the API received) and the fake Fargate (the tasks started).
 
-Final states: scored | failed-reported | timed-out | skipped | rejected | dead-lettered.
-Anything else is `pending`, with the reason naming where the record is stuck.
+Final states: scored | failed-reported | timed-out | skipped | rejected | dead-lettered | report-rejected
+(the outcome is recorded but the API answered the review 400/404: final by design, never retried; decision
+079). Anything else is `pending`, with the reason naming where the record is stuck.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,8 +29,9 @@ TIMED_OUT = "timed-out"
 SKIPPED = "skipped"
 REJECTED = "rejected"
 DEAD_LETTERED = "dead-lettered"
+REPORT_REJECTED = "report-rejected"  # final by design: the API answered 400/404, the report is not retried
 PENDING = "pending"
-FINAL_STATES = (SCORED, FAILED_REPORTED, TIMED_OUT, SKIPPED, REJECTED, DEAD_LETTERED)
+FINAL_STATES = (SCORED, FAILED_REPORTED, TIMED_OUT, SKIPPED, REJECTED, DEAD_LETTERED, REPORT_REJECTED)
 
 _REPORT_DONE = {ReportStatus.REPORTED, ReportStatus.NOT_REQUIRED}
 
@@ -122,6 +125,8 @@ def _lifecycle_state(record: LifecycleRecord, in_dlq: bool) -> tuple[str, str]:
     if record.state is SubmissionState.DEAD_LETTERED or (in_dlq and record.state not in _FINAL_LIFECYCLE):
         return DEAD_LETTERED, reason or "message in the challenge DLQ"
     report = record.report_status
+    if record.state in _FINAL_LIFECYCLE and report is ReportStatus.REJECTED:
+        return REPORT_REJECTED, _rejected_reason(record)
     if record.state is SubmissionState.SUCCEEDED:
         if report in _REPORT_DONE:
             return SCORED, reason or "scorer exited 0"
@@ -130,8 +135,6 @@ def _lifecycle_state(record: LifecycleRecord, in_dlq: bool) -> tuple[str, str]:
         final = FAILED_REPORTED if record.state is SubmissionState.FAILED else TIMED_OUT
         if report is ReportStatus.REPORTED:
             return final, reason
-        if report is ReportStatus.REJECTED:
-            return PENDING, f"{record.state.value} but the API rejected the report: {record.report_response or ''}"
         return PENDING, f"{record.state.value}, report {report.value if report else 'missing'}"
     where = {
         SubmissionState.LAUNCHING: "launch in progress",
@@ -142,6 +145,15 @@ def _lifecycle_state(record: LifecycleRecord, in_dlq: bool) -> tuple[str, str]:
 
 
 _FINAL_LIFECYCLE = {SubmissionState.SUCCEEDED, SubmissionState.FAILED, SubmissionState.TIMED_OUT}
+_REJECTED_STATUS = re.compile(r"\b([1-5]\d\d)\b")
+
+
+def _rejected_reason(record: LifecycleRecord) -> str:
+    """`report rejected (400): <API response>; outcome FAILED` from the recorded response summary."""
+    response = record.report_response or ""
+    found = _REJECTED_STATUS.search(response)
+    status = f" ({found.group(1)})" if found else ""
+    return f"report rejected{status}: {response or 'no response recorded'}; outcome {record.state.value}"
 
 
 def classify(messages: Iterable[KafkaMessage], obs: Observations, *, feeding_done: bool) -> list[RecordResult]:

@@ -21,7 +21,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ _ACCOUNT = "123456789012"
 # Inherited from the engine's environment: what any process needs to run, nothing AWS- or app-specific.
 _KEEP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "SYSTEMROOT", "PYTHONPATH", "VIRTUAL_ENV")
 _READY_TIMEOUT_SECONDS = 120.0
+_SIMULATED_CRASH = "SimulatedCrash"  # fault_injection's "the function instance died here"
 _REPO_ROOT = str(Path(__file__).resolve().parent.parent)  # many workers importing at once on a busy machine
 
 
@@ -102,6 +103,17 @@ def serve(conn: Connection) -> None:
             return
         if message[0] == "stop":
             return
+        if message[0] == "setup":  # new environment values (a fault plan), then the setup hook again
+            _, updates = message
+            os.environ.update(updates)
+            try:
+                if spec.setup:
+                    _resolve(spec.setup)(**spec.setup_args)
+                conn.send(("ok", None, 0.0))
+            except BaseException as error:
+                traceback.print_exc()
+                conn.send(("error", type(error).__name__, str(error)[:500], 0.0))
+            continue
         _, request_id, event = message
         context = LambdaContext(spec.function_name, spec.memory_mb, spec.timeout_seconds, request_id)
         began = time.monotonic()
@@ -118,6 +130,8 @@ def serve(conn: Connection) -> None:
             conn.send(reply)
         except (EOFError, OSError):
             return
+        if reply[0] == "error" and reply[1] == _SIMULATED_CRASH:
+            return  # the instance died (fault_injection.SimulatedCrash): the next invocation starts cold
 
 
 class FunctionWorker:
@@ -170,6 +184,21 @@ class FunctionWorker:
             )
         self.cold_starts += 1
         self.init_ms.append(float(message[1]))
+
+    def configure(self, env_updates: dict[str, str]) -> None:
+        """New environment values for this function (e.g. the run's fault plan): kept for every later cold
+        start, and given to the live process, which runs its setup hook again."""
+        with self._lock:
+            self.spec = replace(self.spec, env={**self.spec.env, **env_updates})
+            if self._conn is None or not self.alive:
+                return
+            self._conn.send(("setup", env_updates))
+            if not self._conn.poll(_READY_TIMEOUT_SECONDS):
+                self._kill()
+                return
+            message = self._conn.recv()
+            if message[0] != "ok":
+                raise RuntimeError(f"{self.spec.function_name}: setup failed: {message[1]}: {message[2]}")
 
     def start(self) -> FunctionWorker:
         self.spawn()
@@ -243,6 +272,8 @@ class FunctionWorker:
             if message[0] == "ok":
                 return Invocation(ok=True, payload=message[1], duration_ms=float(message[2]), cold_start=cold)
             self.errors += 1
+            if message[1] == _SIMULATED_CRASH:
+                self._kill()  # the process is leaving its loop; the next invocation starts cold
             return Invocation(
                 ok=False,
                 error_type=str(message[1]),

@@ -32,7 +32,13 @@ class Metric(StrEnum):
     REPORT_FAILURES = "ReportFailures"  # + Reason dimension (4xx rejected, 5xx retried)
     EVENTS_IGNORED = "EventsIgnored"  # + Reason dimension
     DUPLICATE_EVENTS = "DuplicateStoppedEvents"
+    START_FAILURES_RELAUNCHED = "StartFailuresRelaunched"  # + Reason: transient TaskFailedToStart (decision 072)
     # timeout sweeper
     TASKS_STOPPED_FOR_TIMEOUT = "TasksStoppedForTimeout"
     STOPPED_EVENTS_RECONCILED = "StoppedEventsReconciled"  # non-zero: EventBridge delivery is broken
     RECONCILE_GAVE_UP = "ReconcileGaveUp"  # a submission left LAUNCHED for an operator
+    ORPHAN_TASKS_STOPPED = "OrphanTasksStopped"  # a running task of ours that no item tracks (decision 071)
+    ORPHAN_TASKS_ADOPTED = "OrphanTasksAdopted"  # an ambiguous launch's task recorded on its item (decision 071)
+    STUCK_LAUNCHES_DEAD_LETTERED = "StuckLaunchesDeadLettered"  # launch never confirmed, message in the DLQ (080)
+    REPORTS_REDRIVEN = "ReportsRedriven"  # an unfinished report sent through the completion function again (080)
+    REPORT_RETRY_GAVE_UP = "ReportRetryGaveUp"  # a report left unfinished for an operator (decision 080)

@@ -16,6 +16,9 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+# Lambda retries a failed asynchronous invocation twice, about 1 and then 2 minutes later (decision 074).
+LAMBDA_ASYNC_RETRY_WINDOW_SECONDS = 180
+
 
 class SettingsError(RuntimeError):
     """The function's environment is incomplete or invalid; the message names the variables."""
@@ -102,6 +105,10 @@ class RouterSettings(EnvSettings):
     sns_topic_arn: str = Field(min_length=1)
     challenge_table_name: str = Field(min_length=1)
     audit_queue_url: str = Field(min_length=1)
+    # Kafka records already audited (decision 075); a mark outlives every re-delivery (max record age <= 7 d)
+    # and the audit message it stands for (the audit queue keeps messages 14 days).
+    audit_marks_table_name: str = Field(min_length=1)
+    audit_mark_ttl_days: int = Field(default=14, ge=1, le=365)
     accepted_topics: tuple[str, ...] = ("submission.notification.create",)
     allowed_url_hosts: tuple[str, ...] = Field(min_length=1)  # exact host, or `.example.com` for subdomains
     max_record_bytes: int = Field(default=65_536, ge=1024, le=1_048_576)
@@ -120,6 +127,11 @@ class ChallengeProcessorSettings(TokenSettings):
     status_ttl_days: int = Field(default=90, ge=1, le=3650)
     max_receive_count: int = Field(default=3, ge=1, le=1000)  # the queue's redrive maxReceiveCount
     launch_lease_seconds: int = Field(default=120, ge=10, le=3600)  # >= the function timeout
+    # The router's allow list (same variable, same config field): the processor re-checks every URL before it
+    # launches a scorer on it (mm_shared.url_policy, decision 076).
+    allowed_url_hosts: tuple[str, ...] = Field(min_length=1)
+
+    _processor_csv = field_validator("allowed_url_hosts", mode="before")(_split_csv)
 
 
 class CompletionSettings(TokenSettings):
@@ -131,7 +143,33 @@ class CompletionSettings(TokenSettings):
     submission_api_url: str = Field(min_length=1)  # e.g. https://api.topcoder-dev.com/v5
     api_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     api_max_retries: int = Field(default=2, ge=0, le=5)
-    report_lease_seconds: int = Field(default=120, ge=10, le=3600)  # >= the function timeout
+    # >= the function timeout; with the slow-commit window inside the async retry window (validated below)
+    report_lease_seconds: int = Field(default=120, ge=10, le=3600)
+    # After an ambiguous POST (5xx, read timeout, dropped connection) a slow commit can still land: a later
+    # attempt looks for the review only once this long has passed since then (decision 074).
+    report_slow_commit_seconds: int = Field(default=60, ge=0, le=900)
+    # A required report is re-driven by the sweeper if still unfinished this long after the outcome was recorded.
+    report_check_delay_seconds: int = Field(default=600, ge=60, le=86_400)
+    # Relaunch after a transient TaskFailedToStart (decision 072): how many times, the first SQS delay (doubled
+    # each time, capped at SQS's 900 s), the challenge queue's name (`{challenge_id}` filled in; None: no
+    # relaunch), and when the sweeper looks at a LAUNCH_FAILED item whose relaunch never arrived.
+    max_start_relaunches: int = Field(default=2, ge=0, le=10)
+    start_relaunch_delay_seconds: int = Field(default=60, ge=0, le=900)
+    challenge_queue_name_template: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_-]*\{challenge_id\}[A-Za-z0-9_-]*$"
+    )
+    relaunch_check_seconds: int = Field(default=900, ge=60, le=86_400)
+
+    @model_validator(mode="after")
+    def _report_retry_fits_the_async_retries(self) -> Self:
+        # A crashed holder's lease must expire, and the slow-commit window after it pass, before Lambda's last
+        # async retry (+60 s, then +120 s): else every retry defers and the event waits for the sweeper.
+        if self.report_lease_seconds + self.report_slow_commit_seconds > LAMBDA_ASYNC_RETRY_WINDOW_SECONDS:
+            raise ValueError(
+                f"REPORT_LEASE_SECONDS + REPORT_SLOW_COMMIT_SECONDS must be <= {LAMBDA_ASYNC_RETRY_WINDOW_SECONDS} "
+                "(Lambda retries an async invocation after about 60 s and 120 s more)"
+            )
+        return self
 
 
 class TimeoutSweeperSettings(EnvSettings):
@@ -143,3 +181,24 @@ class TimeoutSweeperSettings(EnvSettings):
     completion_function_name: str = Field(min_length=1)
     reconcile_grace_seconds: int = Field(default=900, ge=1, le=86_400)
     max_reconcile_attempts: int = Field(default=3, ge=1, le=20)
+    # Describe before stopping (decision 073): a LAUNCHED task is described at least this often, and a task
+    # ECS describes STOPPED longer ago than the event grace is reconciled at once (its event was lost).
+    liveness_check_seconds: int = Field(default=900, ge=60, le=86_400)
+    event_grace_seconds: int = Field(default=300, ge=1, le=3600)
+    # Orphan sweep (decision 071): the clusters whose running tasks of ours are listed, how many tasks one run
+    # looks at, how old an untracked task must be before it is stopped (> the launch lease: its launch may still
+    # be recording it), and how far past its own MM_TIMEOUT_SECONDS any task of ours may run.
+    ecs_cluster_arns: tuple[str, ...] = ()
+    max_tasks_listed_per_run: int = Field(default=1000, ge=1, le=10_000)
+    orphan_settle_seconds: int = Field(default=180, ge=1, le=86_400)
+    overrun_grace_seconds: int = Field(default=900, ge=0, le=86_400)
+    # An adopted task that names no timeout and whose item has none gets the longest a challenge may have.
+    fallback_timeout_seconds: int = Field(default=86_400, ge=30, le=86_400)
+    # Stuck items (decision 080): a LAUNCHING lease expired longer ago than SQS can still redeliver its message
+    # (visibility x maxReceiveCount + margin) means the message is in the DLQ; an unfinished report is re-driven
+    # every report_retry_interval_seconds, at most max_report_retries times.
+    launch_stuck_after_seconds: int = Field(default=600, ge=1, le=14 * 86_400)
+    report_retry_interval_seconds: int = Field(default=900, ge=60, le=86_400)
+    max_report_retries: int = Field(default=3, ge=1, le=20)
+
+    _clusters = field_validator("ecs_cluster_arns", mode="before")(_split_csv)

@@ -17,18 +17,21 @@ Report exactly once: the outcome is recorded once per task; the report is claime
 (`reportStatus` PENDING -> REPORTING -> REPORTED | REJECTED). A claim whose `reportAttempt` is above 1
 tells the caller an earlier attempt may have reached the API, so it must look before it posts.
 
-Timeouts and lost STOPPED events: a LAUNCHED item carries `deadlineAt` (GSI `byStateDeadline`). The sweeper
-stops an overdue task (`mark_stop_requested`: `stopRequestedAt`, deadline pushed out by a grace period). Still
-LAUNCHED after the grace means its STOPPED event was not processed: the sweeper reconciles
-(`mark_reconcile_requested`: deadline pushed again, `reconcileAttempt` + 1) and after a bounded number of
-attempts gives up (`mark_reconcile_abandoned`: off the index, left for an operator). Only the outcome recorded
-from a STOPPED event (real or synthesized) ever leaves LAUNCHED.
+Timeouts and lost STOPPED events: a LAUNCHED item carries `timeoutAt` and `deadlineAt` (GSI `byStateDeadline`: the
+earlier of the timeout and the next liveness check). The sweeper describes a due task first: running before its
+timeout -> `mark_liveness_checked`; past it -> StopTask and `mark_stop_requested` (`stopRequestedAt`, deadline
+pushed out by a grace period); stopped and its event lost -> a synthetic event and `mark_reconcile_requested`
+(deadline pushed again, `reconcileAttempt` + 1), and after a bounded number of attempts it gives up
+(`mark_reconcile_abandoned`: off the index, left for an operator). Only the outcome recorded from a STOPPED event
+(real or synthesized) ever leaves LAUNCHED. The sweeper also adopts the running task of an unconfirmed launch
+(`adopt_task`), dead-letters launches that can no longer be confirmed (`mark_launch_stuck`) and re-drives
+unfinished reports (`mark_report_redriven`, `clear_deadline`); decisions 071, 073, 080.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -55,6 +58,16 @@ _MAX_RACE_RETRIES = 3
 _MAX_DETAIL = 500
 # How long after StopTask the STOPPED event has to be processed before the sweeper reconciles (decision 008).
 DEFAULT_RECONCILE_GRACE_SECONDS = 900
+# The sweeper looks at every LAUNCHED item at least this often (describe first), not only at its timeout:
+# ECS forgets a stopped task after about an hour (decision 073).
+DEFAULT_LIVENESS_CHECK_SECONDS = 900
+# BatchGetItem: at most 100 keys a call; a partition key is at most 2048 bytes (ours are far shorter).
+_BATCH_GET_KEYS = 100
+_MAX_BATCH_ROUNDS = 5
+_MAX_KEY_BYTES = 1024
+# How long after a failed delivery SQS can still redeliver the message (visibility 180 s x 3 receives,
+# with margin): a LAUNCH_FAILED item still untouched after this is stuck (decision 080).
+DEFAULT_MESSAGE_LIFETIME_SECONDS = 900
 
 
 class LaunchDecision(StrEnum):
@@ -79,12 +92,14 @@ class OutcomeDecision(StrEnum):
     RECORDED = "recorded"  # first STOPPED event for this task
     ALREADY_RECORDED = "already_recorded"  # a duplicate event for the same task
     OTHER_TASK = "other_task"  # the item tracks a different task (stale event)
+    STALE_TASK = "stale_task"  # the item is LAUNCHING on another attempt: an older attempt's task stopped
+    UNKNOWN_SUBMISSION = "unknown_submission"  # no item: the pipeline never launched this submission
 
 
 @dataclass(frozen=True)
 class OutcomeRecordResult:
     decision: OutcomeDecision
-    record: LifecycleRecord
+    record: LifecycleRecord | None  # None only for UNKNOWN_SUBMISSION
 
 
 @dataclass(frozen=True)
@@ -92,6 +107,22 @@ class ReportClaim:
     granted: bool
     attempt: int  # > 1: an earlier attempt may have reached the API; check before posting
     report_status: ReportStatus | None
+    # epoch s: the latest moment an earlier attempt may have reached the API (an ambiguous POST, or the end of
+    # an expired lease whose holder died); a slow commit may land until some time after it (decision 074)
+    ambiguous_at: int | None = None
+
+
+class RelaunchDecision(StrEnum):
+    GRANTED = "granted"  # LAUNCHED -> LAUNCH_FAILED for this task: send the relaunch
+    RESEND = "resend"  # already LAUNCH_FAILED for this task, relaunch not yet sent (an earlier crash): send it
+    ALREADY_SENT = "already_sent"  # a duplicate event: the relaunch was sent
+    NOT_ELIGIBLE = "not_eligible"  # bound reached, no routed message, or the item does not track this task
+
+
+@dataclass(frozen=True)
+class RelaunchClaim:
+    decision: RelaunchDecision
+    record: LifecycleRecord | None = None
 
 
 def _now_iso(epoch: float) -> str:
@@ -170,11 +201,18 @@ class StatusStore:
         return response.get("Attributes", {})
 
     # ------------------------------------------------------------------ challenge processor
-    def claim_launch(self, submission: RoutedSubmission, *, scorer_type: str, lease_seconds: int) -> LaunchClaim:
+    def claim_launch(
+        self,
+        submission: RoutedSubmission,
+        *,
+        scorer_type: str,
+        lease_seconds: int,
+        timeout_seconds: int | None = None,
+    ) -> LaunchClaim:
         """Claim the right to call RunTask for this submission (see the module docstring)."""
         for _ in range(_MAX_RACE_RETRIES):
             now = self._clock()
-            created = self._create_launching(submission, scorer_type, now, lease_seconds)
+            created = self._create_launching(submission, scorer_type, now, lease_seconds, timeout_seconds)
             if created:
                 return LaunchClaim(LaunchDecision.GRANTED, attempt=1)
             record = self.get(submission.submission_id)
@@ -183,13 +221,20 @@ class StatusStore:
             decision, next_attempt = self._decide_launch(record, now)
             if decision is not LaunchDecision.GRANTED:
                 return LaunchClaim(decision, attempt=record.launch_attempt, record=record)
-            if self._reclaim_launching(record, next_attempt, now, lease_seconds):
+            if self._reclaim_launching(record, next_attempt, now, lease_seconds, timeout_seconds):
                 return LaunchClaim(LaunchDecision.GRANTED, attempt=next_attempt, record=record)
         # Lost the race every time: another delivery is working on it right now.
         return LaunchClaim(LaunchDecision.DUPLICATE_IN_FLIGHT, attempt=0)
 
-    def _create_launching(self, submission: RoutedSubmission, scorer_type: str, now: float, lease_seconds: int) -> bool:
-        item = {
+    def _create_launching(
+        self,
+        submission: RoutedSubmission,
+        scorer_type: str,
+        now: float,
+        lease_seconds: int,
+        timeout_seconds: int | None,
+    ) -> bool:
+        item: dict[str, Any] = {
             STATUS_TABLE_PARTITION_KEY: submission.submission_id,
             "challengeId": submission.challenge_id,
             "state": SubmissionState.LAUNCHING.value,
@@ -198,11 +243,17 @@ class StatusStore:
             "scorerType": scorer_type,
             "launchAttempt": 1,
             "leaseUntil": int(now) + lease_seconds,
+            # The sweeper finds a LAUNCHING item whose lease expired and that no delivery re-claimed.
+            "deadlineAt": int(now) + lease_seconds,
+            "launchAmbiguous": False,
+            "routedMessage": submission.to_json(),
             "createdAt": _now_iso(now),
             "updatedAt": _now_iso(now),
             "expiresAt": int(now) + self._ttl_seconds,
             "history": self._history_entry(now, SubmissionState.LAUNCHING, "claimed for launch, attempt 1"),
         }
+        if timeout_seconds is not None:
+            item["timeoutSeconds"] = timeout_seconds
         try:
             self.client.put_item(
                 TableName=self._table,
@@ -222,35 +273,62 @@ class StatusStore:
         if record.state is SubmissionState.LAUNCHED:
             return LaunchDecision.DUPLICATE_LAUNCHED, record.launch_attempt
         if record.state in LAUNCHABLE_STATES:
+            if record.launch_ambiguous:
+                # An earlier RunTask of this attempt may have started a task: keep its clientToken, so ECS
+                # answers with that task instead of starting a second one (decision 070).
+                return LaunchDecision.GRANTED, record.launch_attempt
             return LaunchDecision.GRANTED, record.launch_attempt + 1  # definite failure: new token
         # LAUNCHING: in flight unless its lease expired (ambiguous crash: same attempt, same token)
         if record.lease_until is not None and record.lease_until < now:
             return LaunchDecision.GRANTED, record.launch_attempt
         return LaunchDecision.DUPLICATE_IN_FLIGHT, record.launch_attempt
 
-    def _reclaim_launching(self, record: LifecycleRecord, attempt: int, now: float, lease_seconds: int) -> bool:
+    def _reclaim_launching(
+        self,
+        record: LifecycleRecord,
+        attempt: int,
+        now: float,
+        lease_seconds: int,
+        timeout_seconds: int | None,
+    ) -> bool:
+        same_token = attempt == record.launch_attempt
         detail = (
             f"re-claimed after expired lease, attempt {attempt} (same clientToken)"
             if record.state is SubmissionState.LAUNCHING
             else f"re-claimed after {record.state.value}, attempt {attempt}"
+            + (" (same clientToken: an earlier RunTask of it was ambiguous)" if same_token else "")
         )
-        updated = self._update(
-            record.submission_id,
-            "SET #state = :launching, launchAttempt = :attempt, leaseUntil = :lease, updatedAt = :now, "
-            "history = list_append(if_not_exists(history, :empty), :entry)",
-            "#state = :observed_state AND launchAttempt = :observed_attempt",
-            {
-                ":launching": SubmissionState.LAUNCHING.value,
-                ":attempt": attempt,
-                ":lease": int(now) + lease_seconds,
-                ":now": _now_iso(now),
-                ":empty": [],
-                ":entry": self._history_entry(now, SubmissionState.LAUNCHING, detail),
-                ":observed_state": record.state.value,
-                ":observed_attempt": record.launch_attempt,
-            },
+        values: dict[str, Any] = {
+            ":launching": SubmissionState.LAUNCHING.value,
+            ":attempt": attempt,
+            ":lease": int(now) + lease_seconds,
+            ":now": _now_iso(now),
+            ":empty": [],
+            ":entry": self._history_entry(now, SubmissionState.LAUNCHING, detail),
+            ":observed_state": record.state.value,
+            ":observed_attempt": record.launch_attempt,
+        }
+        update = (
+            "SET #state = :launching, launchAttempt = :attempt, leaseUntil = :lease, deadlineAt = :lease, "
+            "updatedAt = :now, history = list_append(if_not_exists(history, :empty), :entry)"
         )
-        return updated is not None
+        if timeout_seconds is not None:
+            values[":timeout_seconds"] = timeout_seconds
+            update += ", timeoutSeconds = :timeout_seconds"
+        if record.state is SubmissionState.LAUNCHING:
+            # The holder of the expired lease vanished (crash, timeout) and may have called RunTask: its
+            # attempt is ambiguous from now on, whatever this delivery's RunTask answers.
+            values[":true"] = True
+            update += ", launchAmbiguous = :true"
+        # The lease this delivery observed must still be the item's: two deliveries that both saw the same
+        # expired lease cannot both re-claim it (only the first write matches).
+        condition = "#state = :observed_state AND launchAttempt = :observed_attempt"
+        if record.lease_until is not None:
+            values[":observed_lease"] = record.lease_until
+            condition += " AND leaseUntil = :observed_lease"
+        else:
+            condition += " AND attribute_not_exists(leaseUntil)"
+        return self._update(record.submission_id, update, condition, values) is not None
 
     def mark_launched(
         self,
@@ -260,14 +338,22 @@ class StatusStore:
         task_arn: str,
         cluster_arn: str,
         timeout_seconds: int,
+        liveness_check_seconds: int | None = None,
     ) -> bool:
-        """LAUNCHING -> LAUNCHED. False when the STOPPED event already overtook us (kept as is)."""
+        """LAUNCHING -> LAUNCHED. False when the STOPPED event already overtook us (kept as is).
+
+        `timeoutAt` is the task's own timeout; `deadlineAt` (when the sweeper looks next) is the earlier of
+        the timeout and the first liveness check, so a lost STOPPED event is reconciled while ECS still
+        describes the task (decision 073).
+        """
         now = self._clock()
+        check = DEFAULT_LIVENESS_CHECK_SECONDS if liveness_check_seconds is None else liveness_check_seconds
+        timeout_at = int(now) + timeout_seconds
         updated = self._update(
             submission_id,
             "SET #state = :launched, taskArn = :task, clusterArn = :cluster, launchedAt = :now, "
-            "updatedAt = :now, deadlineAt = :deadline, history = list_append(history, :entry) "
-            "REMOVE leaseUntil",
+            "updatedAt = :now, timeoutAt = :timeout_at, deadlineAt = :deadline, timeoutSeconds = :timeout_seconds, "
+            "launchAmbiguous = :false, history = list_append(history, :entry) REMOVE leaseUntil",
             "#state = :launching AND launchAttempt = :attempt",
             {
                 ":launched": SubmissionState.LAUNCHED.value,
@@ -276,33 +362,128 @@ class StatusStore:
                 ":task": task_arn,
                 ":cluster": cluster_arn,
                 ":now": _now_iso(now),
-                ":deadline": int(now) + timeout_seconds,
+                ":timeout_at": timeout_at,
+                ":timeout_seconds": timeout_seconds,
+                ":deadline": min(timeout_at, int(now) + check),
+                ":false": False,
                 ":entry": self._history_entry(now, SubmissionState.LAUNCHED, task_arn),
             },
         )
         return updated is not None
 
-    def mark_launch_failed(self, submission_id: str, *, attempt: int, reason: str, dead_lettered: bool) -> bool:
-        """LAUNCHING -> LAUNCH_FAILED (the message will be retried) or DEAD_LETTERED (last receive)."""
+    def mark_launch_failed(
+        self,
+        submission_id: str,
+        *,
+        attempt: int,
+        reason: str,
+        dead_lettered: bool,
+        token_settled: bool = True,
+        message_lifetime_seconds: int = DEFAULT_MESSAGE_LIFETIME_SECONDS,
+    ) -> bool:
+        """LAUNCHING -> LAUNCH_FAILED (the message will be retried) or DEAD_LETTERED (last receive).
+
+        `token_settled=False`: this call proves nothing about an *earlier* RunTask of the same attempt
+        (throttled or refused before ECS looked at it), so an ambiguity recorded before stays and the next
+        claim keeps the clientToken. `deadlineAt`: when the sweeper may look for a stuck item (the message
+        can still be redelivered until then).
+        """
         now = self._clock()
         state = SubmissionState.DEAD_LETTERED if dead_lettered else SubmissionState.LAUNCH_FAILED
-        updated = self._update(
-            submission_id,
-            "SET #state = :state, reason = :reason, updatedAt = :now, "
-            "history = list_append(history, :entry) REMOVE leaseUntil",
-            "#state = :launching AND launchAttempt = :attempt",
-            {
-                ":state": state.value,
-                ":launching": SubmissionState.LAUNCHING.value,
-                ":attempt": attempt,
-                ":reason": reason[:_MAX_DETAIL],
-                ":now": _now_iso(now),
-                ":entry": self._history_entry(now, state, reason),
-            },
-        )
+        values: dict[str, Any] = {
+            ":state": state.value,
+            ":launching": SubmissionState.LAUNCHING.value,
+            ":attempt": attempt,
+            ":reason": reason[:_MAX_DETAIL],
+            ":now": _now_iso(now),
+            ":entry": self._history_entry(now, state, reason),
+        }
+        sets = ["#state = :state", "reason = :reason", "updatedAt = :now", "history = list_append(history, :entry)"]
+        removes = ["leaseUntil"]
+        if dead_lettered:
+            removes.append("deadlineAt")  # in the DLQ: an operator's redrive is the next step, not the sweeper
+        else:
+            sets.append("deadlineAt = :deadline")
+            values[":deadline"] = int(now) + message_lifetime_seconds
+        if token_settled:
+            sets.append("launchAmbiguous = :false")
+            values[":false"] = False
+        update = f"SET {', '.join(sets)} REMOVE {', '.join(removes)}"
+        updated = self._update(submission_id, update, "#state = :launching AND launchAttempt = :attempt", values)
         return updated is not None
 
+    def mark_launch_outcome_unknown(
+        self, submission_id: str, *, attempt: int, reason: str, dead_lettered: bool
+    ) -> bool:
+        """RunTask of this attempt may have started a task (5xx, read timeout, unknown error).
+
+        The attempt is flagged ambiguous, so every later claim reuses its clientToken. Not the last receive:
+        the item stays LAUNCHING under its lease (the retry re-claims it after the lease). The last receive:
+        DEAD_LETTERED, so an operator sees the truth instead of an item LAUNCHING forever; a task it may have
+        started is adopted (or stopped) by the sweeper's orphan scan, and a redrive reuses the token.
+        """
+        now = self._clock()
+        values: dict[str, Any] = {
+            ":launching": SubmissionState.LAUNCHING.value,
+            ":attempt": attempt,
+            ":true": True,
+            ":now": _now_iso(now),
+        }
+        if dead_lettered:
+            detail = f"{reason}; last receive: message to the DLQ, launch outcome unknown (same clientToken on redrive)"
+            values |= {
+                ":state": SubmissionState.DEAD_LETTERED.value,
+                ":reason": detail[:_MAX_DETAIL],
+                ":entry": self._history_entry(now, SubmissionState.DEAD_LETTERED, detail),
+            }
+            update = (
+                "SET #state = :state, reason = :reason, launchAmbiguous = :true, updatedAt = :now, "
+                "history = list_append(history, :entry) REMOVE leaseUntil, deadlineAt"
+            )
+        else:
+            detail = f"{reason}; launch outcome unknown: lease kept, the retry reuses the clientToken"
+            values[":entry"] = self._history_entry(now, "LAUNCH_OUTCOME_UNKNOWN", detail)
+            update = "SET launchAmbiguous = :true, updatedAt = :now, history = list_append(history, :entry)"
+        return (
+            self._update(submission_id, update, "#state = :launching AND launchAttempt = :attempt", values) is not None
+        )
+
     # ------------------------------------------------------------------ completion handler
+    def now(self) -> float:
+        """The store's clock (epoch s): the completion function times its waits by the same clock."""
+        return self._clock()
+
+    @staticmethod
+    def _owns_task(values: dict[str, Any], *, task_arn: str, challenge_id: str, launch_attempt: int | None) -> str:
+        """The condition under which a STOPPED event of `task_arn` belongs to the item (decision 076).
+
+        LAUNCHED: the item's taskArn is the event's. LAUNCHING (the event overtook mark_launched) or DEAD_LETTERED
+        after an ambiguous last launch: the event's MM_LAUNCH_ATTEMPT is the item's launchAttempt. An event
+        without MM_LAUNCH_ATTEMPT (a task launched before that variable existed) matches by taskArn only.
+        """
+        values.update(
+            {
+                ":challenge": challenge_id,
+                ":task": task_arn,
+                ":launched": SubmissionState.LAUNCHED.value,
+            }
+        )
+        by_task = "(#state = :launched AND taskArn = :task)"
+        if launch_attempt is None:
+            return f"challengeId = :challenge AND {by_task}"
+        values.update(
+            {
+                ":attempt": launch_attempt,
+                ":launching": SubmissionState.LAUNCHING.value,
+                ":dead_lettered": SubmissionState.DEAD_LETTERED.value,
+                ":true": True,
+            }
+        )
+        return (
+            f"challengeId = :challenge AND ({by_task} OR (#state = :launching AND launchAttempt = :attempt) "
+            "OR (#state = :dead_lettered AND launchAttempt = :attempt AND launchAmbiguous = :true))"
+        )
+
     def record_outcome(
         self,
         submission_id: str,
@@ -310,121 +491,227 @@ class StatusStore:
         outcome: Outcome,
         *,
         report_required: bool,
+        launch_attempt: int | None = None,
+        report_check_seconds: int = 600,
         stopped_at: datetime | None = None,
     ) -> OutcomeRecordResult:
-        """Record the task's final state once; a duplicate STOPPED event finds it already recorded."""
+        """Record the task's final state once, only on the item that tracks this task; never create an item.
+
+        `report_required` is False only when the challenge's policy is known to need no report (a success
+        without `report_on_success`); a required report carries `deadlineAt` = now + `report_check_seconds`, so
+        the sweeper re-drives it if it is left PENDING or REPORTING.
+        """
         now = self._clock()
         state = SubmissionState(outcome.code.value)
         report_status = ReportStatus.PENDING if report_required else ReportStatus.NOT_REQUIRED
         values: dict[str, Any] = {
             ":state": state.value,
-            ":task": outcome.task_arn,
             ":stop_code": outcome.stop_code or "",
             ":reason": outcome.reason[:_MAX_DETAIL],
+            ":test_status": outcome.test_status.value,
             ":stopped": (stopped_at.isoformat() if stopped_at else _now_iso(now)),
             ":now": _now_iso(now),
             ":expires": int(now) + self._ttl_seconds,
             ":report": report_status.value,
             ":empty": [],
             ":entry": self._history_entry(now, state, outcome.reason),
-            ":launched": SubmissionState.LAUNCHED.value,
-            ":launching": SubmissionState.LAUNCHING.value,
         }
-        exit_code_clause = ""
+        condition = self._owns_task(
+            values, task_arn=outcome.task_arn, challenge_id=challenge_id, launch_attempt=launch_attempt
+        )
+        sets = (
+            "#state = :state, taskArn = :task, stopCode = :stop_code, reason = :reason, testStatus = :test_status, "
+            "stoppedAt = :stopped, updatedAt = :now, expiresAt = :expires, reportStatus = :report, "
+            "history = list_append(if_not_exists(history, :empty), :entry)"
+        )
+        removes = "leaseUntil"
         if outcome.exit_code is not None:
             values[":exit"] = outcome.exit_code
-            exit_code_clause = ", exitCode = :exit"
-        updated = self._update(
-            submission_id,
-            "SET #state = :state, taskArn = :task, stopCode = :stop_code, reason = :reason, "
-            f"stoppedAt = :stopped, updatedAt = :now, expiresAt = :expires, reportStatus = :report{exit_code_clause}, "
-            "history = list_append(if_not_exists(history, :empty), :entry) REMOVE deadlineAt, leaseUntil",
-            "(#state = :launched OR #state = :launching) AND (attribute_not_exists(taskArn) OR taskArn = :task)",
-            values,
-        )
+            sets += ", exitCode = :exit"
+        if report_required:
+            values[":deadline"] = int(now) + report_check_seconds
+            sets += ", deadlineAt = :deadline"
+        else:
+            removes += ", deadlineAt"
+        updated = self._update(submission_id, f"SET {sets} REMOVE {removes}", condition, values)
         if updated is not None:
             return OutcomeRecordResult(OutcomeDecision.RECORDED, self._to_record(updated))
         record = self.get(submission_id)
         if record is None:
-            # The task is ours (startedBy matched) but its item is gone (TTL, manual cleanup):
-            # record it anyway so the outcome is still reported, never left "in queue forever".
-            created = self._create_final(submission_id, challenge_id, outcome, state, report_status, now, stopped_at)
-            if created is not None:
-                return OutcomeRecordResult(OutcomeDecision.RECORDED, created)
-            record = self.get(submission_id)
-            assert record is not None
+            return OutcomeRecordResult(OutcomeDecision.UNKNOWN_SUBMISSION, None)
         if record.task_arn == outcome.task_arn and record.state in FINAL_STATES:
             return OutcomeRecordResult(OutcomeDecision.ALREADY_RECORDED, record)
+        if (
+            record.state is SubmissionState.LAUNCHING
+            and launch_attempt is not None
+            and record.challenge_id == challenge_id
+        ):
+            # An older attempt's task stopped while a newer attempt is launching: the newer task is recorded by
+            # its own event. Leave a trace for an operator; never touch the state.
+            self._note(
+                submission_id,
+                "#state = :launching",
+                {":launching": SubmissionState.LAUNCHING.value},
+                now,
+                "STALE_STOPPED_EVENT",
+                f"task {outcome.task_arn} of attempt {launch_attempt} stopped while on attempt "
+                f"{record.launch_attempt}; ignored",
+            )
+            return OutcomeRecordResult(OutcomeDecision.STALE_TASK, record)
         return OutcomeRecordResult(OutcomeDecision.OTHER_TASK, record)
 
-    def _create_final(
+    def _note(
+        self, submission_id: str, condition: str, values: dict[str, Any], now: float, tag: str, detail: str
+    ) -> bool:
+        """Append a history entry (and nothing else) while `condition` holds."""
+        updated = self._update(
+            submission_id,
+            "SET updatedAt = :now, history = list_append(if_not_exists(history, :empty), :entry)",
+            condition,
+            {**values, ":now": _now_iso(now), ":empty": [], ":entry": self._history_entry(now, tag, detail)},
+        )
+        return updated is not None
+
+    def settle_report_not_required(self, submission_id: str, *, task_arn: str) -> bool:
+        """PENDING -> NOT_REQUIRED for a success recorded before the challenge's report policy was known."""
+        now = self._clock()
+        updated = self._update(
+            submission_id,
+            "SET reportStatus = :not_required, updatedAt = :now, history = list_append(history, :entry) "
+            "REMOVE deadlineAt, reportAmbiguousAt",
+            "#state = :succeeded AND taskArn = :task AND reportStatus = :pending",
+            {
+                ":not_required": ReportStatus.NOT_REQUIRED.value,
+                ":succeeded": SubmissionState.SUCCEEDED.value,
+                ":pending": ReportStatus.PENDING.value,
+                ":task": task_arn,
+                ":now": _now_iso(now),
+                ":entry": self._history_entry(
+                    now, f"REPORT_{ReportStatus.NOT_REQUIRED.value}", "challenge config: no report on success"
+                ),
+            },
+        )
+        return updated is not None
+
+    def mark_start_failed_for_relaunch(
         self,
         submission_id: str,
         challenge_id: str,
-        outcome: Outcome,
-        state: SubmissionState,
-        report_status: ReportStatus,
-        now: float,
-        stopped_at: datetime | None = None,
-    ) -> LifecycleRecord | None:
-        item: dict[str, Any] = {
-            STATUS_TABLE_PARTITION_KEY: submission_id,
-            "challengeId": challenge_id,
-            "state": state.value,
-            "launchAttempt": 0,
-            "taskArn": outcome.task_arn,
-            "stopCode": outcome.stop_code or "",
-            "reason": outcome.reason[:_MAX_DETAIL],
-            "reportStatus": report_status.value,
-            "createdAt": _now_iso(now),
-            "updatedAt": _now_iso(now),
-            "stoppedAt": stopped_at.isoformat() if stopped_at else _now_iso(now),
-            "expiresAt": int(now) + self._ttl_seconds,
-            "history": self._history_entry(now, state, f"no prior record; {outcome.reason}"),
+        *,
+        task_arn: str,
+        launch_attempt: int | None,
+        reason: str,
+        max_relaunches: int,
+        recheck_seconds: int,
+    ) -> RelaunchClaim:
+        """A transient TaskFailedToStart: the item goes to LAUNCH_FAILED for a bounded relaunch (decision 072).
+
+        `startRelaunches` + 1, `launchAmbiguous` false (no task runs: the next claim advances the attempt and so
+        the clientToken), `relaunchPending` until `mark_relaunch_sent`. Only with a routed message to re-send and
+        below the bound. A repeated event for the same task finds RESEND (crash before the send) or ALREADY_SENT.
+        """
+        now = self._clock()
+        values: dict[str, Any] = {
+            ":launch_failed": SubmissionState.LAUNCH_FAILED.value,
+            ":false": False,
+            ":true": True,
+            ":reason": reason[:_MAX_DETAIL],
+            ":now": _now_iso(now),
+            ":deadline": int(now) + recheck_seconds,
+            ":max": max_relaunches,
+            ":one": 1,
+            ":entry": self._history_entry(now, SubmissionState.LAUNCH_FAILED, f"relaunch after: {reason}"),
         }
-        if outcome.exit_code is not None:
-            item["exitCode"] = outcome.exit_code
-        try:
-            self.client.put_item(
-                TableName=self._table,
-                Item=self._values(item),
-                ConditionExpression=f"attribute_not_exists({STATUS_TABLE_PARTITION_KEY})",
-            )
-        except ClientError as error:
-            if _is_conditional_failure(error):
-                return None
-            raise
-        return self._to_record(self._values(item))
+        owns = self._owns_task(values, task_arn=task_arn, challenge_id=challenge_id, launch_attempt=launch_attempt)
+        updated = self._update(
+            submission_id,
+            "SET #state = :launch_failed, launchAmbiguous = :false, relaunchPending = :true, taskArn = :task, "
+            "reason = :reason, updatedAt = :now, deadlineAt = :deadline, history = list_append(history, :entry) "
+            "ADD startRelaunches :one REMOVE leaseUntil",
+            f"({owns}) AND attribute_exists(routedMessage) "
+            "AND (attribute_not_exists(startRelaunches) OR startRelaunches < :max)",
+            values,
+        )
+        if updated is not None:
+            return RelaunchClaim(RelaunchDecision.GRANTED, self._to_record(updated))
+        response = self.client.get_item(TableName=self._table, Key=self._key(submission_id), ConsistentRead=True)
+        item = response.get("Item")
+        if not item:
+            return RelaunchClaim(RelaunchDecision.NOT_ELIGIBLE)
+        record = self._to_record(item)
+        if record.state is SubmissionState.LAUNCH_FAILED and record.task_arn == task_arn:
+            pending = item.get("relaunchPending", {}).get("BOOL") is True
+            return RelaunchClaim(RelaunchDecision.RESEND if pending else RelaunchDecision.ALREADY_SENT, record)
+        return RelaunchClaim(RelaunchDecision.NOT_ELIGIBLE, record)
+
+    def mark_relaunch_sent(self, submission_id: str, *, task_arn: str, delay_seconds: int) -> bool:
+        """The relaunch message is on the challenge queue. False when a claim already took the item further."""
+        now = self._clock()
+        updated = self._update(
+            submission_id,
+            "SET updatedAt = :now, deadlineAt = :deadline, history = list_append(history, :entry) "
+            "REMOVE relaunchPending",
+            "#state = :launch_failed AND taskArn = :task AND relaunchPending = :true",
+            {
+                ":launch_failed": SubmissionState.LAUNCH_FAILED.value,
+                ":task": task_arn,
+                ":true": True,
+                ":now": _now_iso(now),
+                # stuck only once the delayed message could have been received (and failed) every time
+                ":deadline": int(now) + delay_seconds + DEFAULT_MESSAGE_LIFETIME_SECONDS,
+                ":entry": self._history_entry(now, "RELAUNCH_SENT", f"routed message re-sent, delay {delay_seconds} s"),
+            },
+        )
+        return updated is not None
 
     def claim_report(self, submission_id: str, *, lease_seconds: int) -> ReportClaim:
-        """PENDING (or an expired REPORTING lease) -> REPORTING. Not granted: reported, rejected, busy."""
+        """PENDING (or an expired REPORTING lease) -> REPORTING. Not granted: reported, rejected, busy.
+
+        A claim taken over from an expired lease reports that lease's end as `ambiguous_at`: its holder may
+        have posted at any moment until then.
+        """
         now = self._clock()
+        values: dict[str, Any] = {
+            ":reporting": ReportStatus.REPORTING.value,
+            ":lease": int(now) + lease_seconds,
+            ":now": _now_iso(now),
+            ":one": 1,
+        }
+        update = "SET reportStatus = :reporting, reportLeaseUntil = :lease, updatedAt = :now ADD reportAttempt :one"
         old = self._update(
             submission_id,
-            "SET reportStatus = :reporting, reportLeaseUntil = :lease, updatedAt = :now ADD reportAttempt :one",
-            "reportStatus = :pending OR (reportStatus = :reporting AND reportLeaseUntil < :now_epoch)",
-            {
-                ":reporting": ReportStatus.REPORTING.value,
-                ":pending": ReportStatus.PENDING.value,
-                ":lease": int(now) + lease_seconds,
-                ":now": _now_iso(now),
-                ":now_epoch": int(now),
-                ":one": 1,
-            },
+            update,
+            "reportStatus = :pending",
+            {**values, ":pending": ReportStatus.PENDING.value},
             return_old=True,
         )
+        expired_lease_until: int | None = None
+        if old is None:
+            old = self._update(
+                submission_id,
+                update,
+                "reportStatus = :reporting AND reportLeaseUntil < :now_epoch",
+                {**values, ":now_epoch": int(now)},
+                return_old=True,
+            )
+            if old is not None and "reportLeaseUntil" in old:
+                expired_lease_until = int(_deserializer.deserialize(old["reportLeaseUntil"]))
         if old is None:
             record = self.get(submission_id)
             return ReportClaim(False, 0, record.report_status if record else None)
         previous_attempts = int(_deserializer.deserialize(old["reportAttempt"])) if "reportAttempt" in old else 0
-        return ReportClaim(True, previous_attempts + 1, ReportStatus.REPORTING)
+        marks = [expired_lease_until]
+        if "reportAmbiguousAt" in old:
+            marks.append(int(_deserializer.deserialize(old["reportAmbiguousAt"])))
+        known = [mark for mark in marks if mark is not None]
+        return ReportClaim(True, previous_attempts + 1, ReportStatus.REPORTING, max(known) if known else None)
 
     def _finish_report(self, submission_id: str, status: ReportStatus, response_summary: str) -> bool:
         now = self._clock()
         updated = self._update(
             submission_id,
             "SET reportStatus = :status, reportResponse = :response, reportedAt = :now, updatedAt = :now, "
-            "history = list_append(history, :entry) REMOVE reportLeaseUntil",
+            "history = list_append(history, :entry) REMOVE reportLeaseUntil, deadlineAt, reportAmbiguousAt",
             "reportStatus = :reporting",
             {
                 ":status": status.value,
@@ -442,30 +729,83 @@ class StatusStore:
     def mark_report_rejected(self, submission_id: str, *, response_summary: str) -> bool:
         return self._finish_report(submission_id, ReportStatus.REJECTED, response_summary)
 
-    def release_report(self, submission_id: str) -> bool:
-        """REPORTING -> PENDING after a transient failure, so the retried invocation can claim at once."""
-        updated = self._update(
-            submission_id,
-            "SET reportStatus = :pending REMOVE reportLeaseUntil",
-            "reportStatus = :reporting",
-            {":pending": ReportStatus.PENDING.value, ":reporting": ReportStatus.REPORTING.value},
-        )
+    def release_report(self, submission_id: str, *, ambiguous_at: int | None = None) -> bool:
+        """REPORTING -> PENDING after a transient failure, so the retried invocation can claim at once.
+
+        `ambiguous_at` (epoch s): an attempt may have reached the API until then (an ambiguous POST): the next
+        attempt looks before posting, and only once the slow-commit window after it has passed (decision 074).
+        """
+        values: dict[str, Any] = {":pending": ReportStatus.PENDING.value, ":reporting": ReportStatus.REPORTING.value}
+        update = "SET reportStatus = :pending"
+        if ambiguous_at is not None:
+            values[":ambiguous"] = ambiguous_at
+            update += ", reportAmbiguousAt = :ambiguous"
+        updated = self._update(submission_id, f"{update} REMOVE reportLeaseUntil", "reportStatus = :reporting", values)
         return updated is not None
 
     # ------------------------------------------------------------------ timeout sweeper
+    def sweep_time(self) -> float:
+        """The time the sweeper compares deadlines, leases and task ages with (the local pipeline advances it)."""
+        return self._clock()
+
     def find_overdue(self, *, limit: int = 100) -> list[LifecycleRecord]:
         """LAUNCHED items whose deadline passed (GSI `byStateDeadline`)."""
+        return self.find_due(SubmissionState.LAUNCHED, before=self.sweep_time(), limit=limit)
+
+    def find_due(self, state: SubmissionState, *, before: float, limit: int = 100) -> list[LifecycleRecord]:
+        """Items in `state` whose `deadlineAt` is before `before` (GSI `byStateDeadline`, oldest first).
+
+        The index projects keys, ARNs and `deadlineAt` only: read the items themselves (`get_many`) before acting.
+        """
         response = self.client.query(
             TableName=self._table,
             IndexName=STATUS_TABLE_OVERDUE_INDEX,
-            KeyConditionExpression="#state = :launched AND deadlineAt < :now",
+            KeyConditionExpression="#state = :state AND deadlineAt < :before",
             ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues=self._values(
-                {":launched": SubmissionState.LAUNCHED.value, ":now": int(self._clock())}
-            ),
+            ExpressionAttributeValues=self._values({":state": state.value, ":before": int(before)}),
             Limit=limit,
         )
         return [self._to_record(item) for item in response.get("Items", [])]
+
+    def get_many(self, submission_ids: Iterable[str]) -> dict[str, LifecycleRecord]:
+        """Consistent BatchGetItem (100 keys a call, unprocessed keys retried): the items that exist, by id."""
+        ids = [i for i in dict.fromkeys(submission_ids) if 0 < len(i.encode()) <= _MAX_KEY_BYTES]
+        found: dict[str, LifecycleRecord] = {}
+        for start in range(0, len(ids), _BATCH_GET_KEYS):
+            request: dict[str, Any] = {
+                self._table: {
+                    "Keys": [self._key(i) for i in ids[start : start + _BATCH_GET_KEYS]],
+                    "ConsistentRead": True,
+                }
+            }
+            for _ in range(_MAX_BATCH_ROUNDS):
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self._table, []):
+                    record = self._to_record(item)
+                    found[record.submission_id] = record
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            else:
+                raise RuntimeError(f"BatchGetItem left keys unprocessed after {_MAX_BATCH_ROUNDS} rounds (throttled)")
+        return found
+
+    def mark_liveness_checked(self, submission_id: str, *, task_arn: str, next_check_at: int) -> bool:
+        """The sweeper described the task and it needs nothing yet: look again at `next_check_at` (no history
+        entry: a day-long task is checked every 15 minutes)."""
+        now = self._clock()
+        updated = self._update(
+            submission_id,
+            "SET deadlineAt = :next, updatedAt = :now",
+            "#state = :launched AND taskArn = :task",
+            {
+                ":launched": SubmissionState.LAUNCHED.value,
+                ":task": task_arn,
+                ":next": int(next_check_at),
+                ":now": _now_iso(now),
+            },
+        )
+        return updated is not None
 
     def mark_stop_requested(
         self, submission_id: str, *, task_arn: str, reason: str, grace_seconds: int = DEFAULT_RECONCILE_GRACE_SECONDS
@@ -532,6 +872,180 @@ class StatusStore:
         )
         return updated is not None
 
+    def adopt_task(
+        self,
+        submission_id: str,
+        *,
+        observed_state: SubmissionState,
+        attempt: int,
+        task_arn: str,
+        cluster_arn: str,
+        started_at: float,
+        timeout_seconds: int,
+        liveness_check_seconds: int = DEFAULT_LIVENESS_CHECK_SECONDS,
+    ) -> bool:
+        """A running task of this attempt that the item does not record -> LAUNCHED with it (decision 071).
+
+        From LAUNCHING only once its lease expired (a live lease: the delivery is still recording it), from
+        LAUNCH_FAILED / DEAD_LETTERED only when the attempt is flagged ambiguous. `timeoutAt` counts from the
+        task's own start, so an adopted task gets no more time than a tracked one.
+        """
+        now = self._clock()
+        timeout_at = int(started_at) + timeout_seconds
+        values: dict[str, Any] = {
+            ":launched": SubmissionState.LAUNCHED.value,
+            ":observed_state": observed_state.value,
+            ":attempt": attempt,
+            ":task": task_arn,
+            ":cluster": cluster_arn,
+            ":started": _now_iso(started_at),
+            ":timeout_at": timeout_at,
+            ":timeout_seconds": timeout_seconds,
+            ":deadline": min(timeout_at, int(now) + liveness_check_seconds),
+            ":false": False,
+            ":now": _now_iso(now),
+            ":empty": [],
+            ":entry": self._history_entry(
+                now,
+                SubmissionState.LAUNCHED,
+                f"adopted running task {task_arn} of attempt {attempt} (found by the sweeper's task scan; "
+                f"was {observed_state.value})",
+            ),
+        }
+        condition = "#state = :observed_state AND launchAttempt = :attempt"
+        if observed_state is SubmissionState.LAUNCHING:
+            condition += " AND leaseUntil < :now_epoch"
+            values[":now_epoch"] = int(now)
+        else:
+            condition += " AND launchAmbiguous = :true"
+            values[":true"] = True
+        updated = self._update(
+            submission_id,
+            "SET #state = :launched, taskArn = :task, clusterArn = :cluster, launchedAt = :started, "
+            "timeoutAt = :timeout_at, timeoutSeconds = :timeout_seconds, deadlineAt = :deadline, "
+            "launchAmbiguous = :false, updatedAt = :now, history = list_append(if_not_exists(history, :empty), :entry) "
+            "REMOVE leaseUntil, reason",
+            condition,
+            values,
+        )
+        return updated is not None
+
+    def mark_orphan_stopped(self, submission_id: str, *, detail: str) -> bool:
+        """A history entry on an existing item: the sweeper stopped a task of this submission no item tracks."""
+        now = self._clock()
+        updated = self._update(
+            submission_id,
+            "SET updatedAt = :now, history = list_append(if_not_exists(history, :empty), :entry)",
+            f"attribute_exists({STATUS_TABLE_PARTITION_KEY})",
+            {":now": _now_iso(now), ":empty": [], ":entry": self._history_entry(now, "ORPHAN_STOPPED", detail)},
+        )
+        return updated is not None
+
+    def mark_launch_stuck(
+        self, submission_id: str, *, observed_state: SubmissionState, attempt: int, observed_deadline: int, reason: str
+    ) -> bool:
+        """LAUNCHING (lease long expired) or LAUNCH_FAILED that SQS can no longer redeliver -> DEAD_LETTERED.
+
+        Conditioned on the deadline the sweeper saw, so a delivery that re-claimed it in between wins. A stuck
+        LAUNCHING item is flagged ambiguous (its delivery stopped somewhere around RunTask): a redrive reuses the
+        clientToken; a LAUNCH_FAILED item keeps its flag.
+        """
+        now = self._clock()
+        values: dict[str, Any] = {
+            ":state": SubmissionState.DEAD_LETTERED.value,
+            ":observed_state": observed_state.value,
+            ":attempt": attempt,
+            ":observed_deadline": observed_deadline,
+            ":reason": reason[:_MAX_DETAIL],
+            ":now": _now_iso(now),
+            ":empty": [],
+            ":entry": self._history_entry(now, SubmissionState.DEAD_LETTERED, reason),
+        }
+        update = (
+            "SET #state = :state, reason = :reason, updatedAt = :now, "
+            "history = list_append(if_not_exists(history, :empty), :entry)"
+        )
+        if observed_state is SubmissionState.LAUNCHING:
+            update += ", launchAmbiguous = :true"
+            values[":true"] = True
+        updated = self._update(
+            submission_id,
+            update + " REMOVE leaseUntil, deadlineAt",
+            "#state = :observed_state AND launchAttempt = :attempt AND deadlineAt = :observed_deadline",
+            values,
+        )
+        return updated is not None
+
+    def mark_report_redriven(
+        self, submission_id: str, *, observed_deadline: int, next_check_at: int, detail: str
+    ) -> bool:
+        """The sweeper re-sent an unfinished report's event: count it (`reportRetryAttempt`), look again later.
+
+        Only while the report is still unfinished (PENDING, or REPORTING with an expired lease) and the deadline
+        is the one the sweeper saw.
+        """
+        now = self._clock()
+        updated = self._update(
+            submission_id,
+            "SET deadlineAt = :next, updatedAt = :now, history = list_append(if_not_exists(history, :empty), :entry) "
+            "ADD reportRetryAttempt :one",
+            "deadlineAt = :observed_deadline AND (reportStatus = :pending OR (reportStatus = :reporting AND "
+            "(attribute_not_exists(reportLeaseUntil) OR reportLeaseUntil < :now_epoch)))",
+            {
+                ":next": int(next_check_at),
+                ":observed_deadline": observed_deadline,
+                ":pending": ReportStatus.PENDING.value,
+                ":reporting": ReportStatus.REPORTING.value,
+                ":now_epoch": int(now),
+                ":now": _now_iso(now),
+                ":one": 1,
+                ":empty": [],
+                ":entry": self._history_entry(now, "REPORT_REDRIVEN", detail),
+            },
+        )
+        return updated is not None
+
+    def mark_relaunch_redriven(
+        self, submission_id: str, *, observed_deadline: int, next_check_at: int, detail: str
+    ) -> bool:
+        """The sweeper re-sent the start failure's event for a relaunch never confirmed sent (decision 072).
+
+        Counts a reconcile attempt; only while the item still waits on that relaunch, at the deadline it saw.
+        """
+        now = self._clock()
+        updated = self._update(
+            submission_id,
+            "SET deadlineAt = :next, updatedAt = :now, history = list_append(history, :entry) "
+            "ADD reconcileAttempt :one",
+            "#state = :launch_failed AND relaunchPending = :true AND deadlineAt = :observed_deadline",
+            {
+                ":launch_failed": SubmissionState.LAUNCH_FAILED.value,
+                ":true": True,
+                ":observed_deadline": observed_deadline,
+                ":next": int(next_check_at),
+                ":now": _now_iso(now),
+                ":one": 1,
+                ":entry": self._history_entry(now, "RELAUNCH_REDRIVEN", detail),
+            },
+        )
+        return updated is not None
+
+    def clear_deadline(self, submission_id: str, *, observed_deadline: int, history_state: str, detail: str) -> bool:
+        """Take a final item off the sweeper's index (report given up, or settled without removing its deadline)."""
+        now = self._clock()
+        updated = self._update(
+            submission_id,
+            "SET updatedAt = :now, history = list_append(if_not_exists(history, :empty), :entry) REMOVE deadlineAt",
+            "deadlineAt = :observed_deadline",
+            {
+                ":observed_deadline": observed_deadline,
+                ":now": _now_iso(now),
+                ":empty": [],
+                ":entry": self._history_entry(now, history_state, detail),
+            },
+        )
+        return updated is not None
+
 
 def _plain_numbers(value: Any) -> Any:
     """DynamoDB numbers deserialize as Decimal; the models want int/float."""
@@ -552,6 +1066,8 @@ __all__ = [
     "OutcomeCode",
     "OutcomeDecision",
     "OutcomeRecordResult",
+    "RelaunchClaim",
+    "RelaunchDecision",
     "ReportClaim",
     "StatusStore",
 ]

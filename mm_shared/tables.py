@@ -53,3 +53,21 @@ def challenge_table_definition(table_name: str) -> dict[str, Any]:
         "AttributeDefinitions": [{"AttributeName": CHALLENGE_TABLE_PARTITION_KEY, "AttributeType": "S"}],
         "KeySchema": [{"AttributeName": CHALLENGE_TABLE_PARTITION_KEY, "KeyType": "HASH"}],
     }
+
+
+# The router's audit marks (decision 075): one item per Kafka record already audited, so a re-delivered
+# record is not audited (or counted) again. Keyed by the record's coordinates; expires by TTL.
+AUDIT_MARKS_PARTITION_KEY = "recordId"
+AUDIT_MARKS_TTL_ATTRIBUTE = "expiresAt"
+
+
+def audit_marks_table_definition(table_name: str) -> dict[str, Any]:
+    return {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": AUDIT_MARKS_PARTITION_KEY, "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": AUDIT_MARKS_PARTITION_KEY, "KeyType": "HASH"}],
+    }
+
+
+AUDIT_MARKS_TTL = {"AttributeName": AUDIT_MARKS_TTL_ATTRIBUTE, "Enabled": True}

@@ -43,8 +43,17 @@ class AuditItem:
         return self.record.to_json()
 
 
+def _printable(value: str) -> str:
+    """The value as text SQS and JSON can carry: lone surrogates (a `\\ud800` escape in the event) escaped."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
 def build_audit_record(record: MskRecord, verdict: Verdict, now: float) -> AuditRecord:
-    raw = record.value if isinstance(record.value, str) else None
+    raw = _printable(record.value) if isinstance(record.value, str) else None
     truncated = raw is not None and len(raw) > MAX_AUDIT_RAW_BASE64
     return AuditRecord(
         disposition=verdict.reason.disposition,

@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from mm_shared.models.audit import AuditDisposition
 from mm_shared.models.bus import BusErrorCode
+from mm_shared.url_policy import UrlRefusal
 
 
 class Reason(StrEnum):
@@ -35,11 +36,14 @@ class Reason(StrEnum):
     SUBMISSION_ID_V6 = BusErrorCode.SUBMISSION_ID_V6.value
     CHALLENGE_ID_INVALID = BusErrorCode.CHALLENGE_ID_INVALID.value
     MEMBER_ID_NOT_POSITIVE_INTEGER = BusErrorCode.MEMBER_ID_NOT_POSITIVE_INTEGER.value
+    MEMBER_ID_OUT_OF_RANGE = BusErrorCode.MEMBER_ID_OUT_OF_RANGE.value
     URL_INVALID = BusErrorCode.URL_INVALID.value
     URL_NOT_HTTPS = BusErrorCode.URL_NOT_HTTPS.value
     URL_HAS_USERINFO = BusErrorCode.URL_HAS_USERINFO.value
     URL_PORT_NOT_ALLOWED = BusErrorCode.URL_PORT_NOT_ALLOWED.value
-    URL_HOST_NOT_ALLOWED = "url_host_not_allowed"
+    URL_HOST_IP_LITERAL = BusErrorCode.URL_HOST_IP_LITERAL.value
+    URL_HOST_RESERVED = BusErrorCode.URL_HOST_RESERVED.value
+    URL_HOST_NOT_ALLOWED = UrlRefusal.URL_HOST_NOT_ALLOWED.value
     # rejected: the challenge
     LEGACY_CHALLENGE_UNRESOLVED = "legacy_challenge_unresolved"
     CHALLENGE_UNKNOWN = "challenge_unknown"

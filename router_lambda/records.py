@@ -23,10 +23,10 @@ from mm_shared.models.bus import (
     FlatSubmission,
     SubmissionFields,
     SubmissionPayload,
-    host_is_allowed,
 )
 from mm_shared.models.routed import KafkaCoordinates
 from mm_shared.settings import RouterSettings
+from mm_shared.url_policy import host_is_allowed
 from router_lambda.reasons import Reason
 
 _MAX_DETAIL = 600

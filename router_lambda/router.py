@@ -4,7 +4,8 @@
     resolve the challenges of the valid ones (BatchGetItem, cache) reject unknown / inactive
     drop in-batch duplicates of a submission id                  skip `duplicate_in_batch`
     publish (SNS PublishBatch, per-entry retries)                 routed
-    audit every skipped / rejected record (SQS SendMessageBatch)
+    audit every skipped / rejected record not audited before     audit marks (BatchGetItem), then
+      (SQS SendMessageBatch), once per Kafka record               mark them (BatchWriteItem; decision 075)
     failed = SNS / DynamoDB / audit unavailable -> `batchItemFailures` (Kafka re-delivers from the
     lowest failed offset of each partition; docs/decisions/010)
 
@@ -31,7 +32,8 @@ from mm_shared.models.routed import RoutedSubmission
 from mm_shared.observability import Metric
 from mm_shared.settings import RouterSettings
 from router_lambda.audit import AuditItem, AuditSender, SqsSendMessageBatch, build_audit_record
-from router_lambda.challenges import ChallengeCache, ChallengeResolver, DynamoDBBatchGet
+from router_lambda.audit_marks import AuditMarks, DynamoDBBatch, mark_key
+from router_lambda.challenges import ChallengeCache, ChallengeResolver
 from router_lambda.observability import MetricsPort, logger, record_log_keys
 from router_lambda.publisher import OutboundMessage, Publisher, SnsPublishBatch
 from router_lambda.reasons import Reason
@@ -47,7 +49,8 @@ class BatchReport:
     records: list[MskRecord]
     routed: dict[int, RoutedSubmission] = field(default_factory=dict)
     verdicts: dict[int, Verdict] = field(default_factory=dict)
-    audited: set[int] = field(default_factory=set)
+    audited: set[int] = field(default_factory=set)  # audit message sent by this delivery
+    already_audited: set[int] = field(default_factory=set)  # by an earlier delivery of the same record
     failed: dict[int, str] = field(default_factory=dict)
 
     def response(self) -> PartialItemFailureResponse:
@@ -67,6 +70,7 @@ class Router:
         resolver: ChallengeResolver,
         publisher: Publisher,
         auditor: AuditSender,
+        marks: AuditMarks,
         metrics: MetricsPort,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -74,6 +78,7 @@ class Router:
         self.resolver = resolver
         self.publisher = publisher
         self.auditor = auditor
+        self.marks = marks
         self.metrics = metrics
         self.clock = clock
 
@@ -88,7 +93,7 @@ class Router:
         jitter: Callable[[], float] = random.random,
         sns: Callable[[], SnsPublishBatch] | None = None,
         sqs: Callable[[], SqsSendMessageBatch] | None = None,
-        dynamodb: Callable[[], DynamoDBBatchGet] | None = None,
+        dynamodb: Callable[[], DynamoDBBatch] | None = None,  # the challenge table and the audit marks
     ) -> Router:
         """Real clients unless given; fetched lazily on each call (mm_shared.aws caches them)."""
         return cls(
@@ -112,6 +117,15 @@ class Router:
                 settings.audit_queue_url,
                 sqs or (lambda: aws.client("sqs")),
                 max_attempts=settings.publish_max_attempts,
+                sleep=sleep,
+                jitter=jitter,
+            ),
+            marks=AuditMarks(
+                settings.audit_marks_table_name,
+                dynamodb or (lambda: aws.client("dynamodb")),
+                ttl_seconds=settings.audit_mark_ttl_days * 86_400,
+                clock=clock,
+                max_attempts=UNPROCESSED_KEYS_ATTEMPTS,
                 sleep=sleep,
                 jitter=jitter,
             ),
@@ -240,14 +254,30 @@ class Router:
     def _audit(self, report: BatchReport) -> None:
         if not report.verdicts:
             return
+        keys = {index: mark_key(report.records[index]) for index in report.verdicts}
+        lookup = self.marks.lookup(list(keys.values()))
         now = self.clock()
-        items = [
-            AuditItem(index, build_audit_record(report.records[index], verdict, now))
-            for index, verdict in sorted(report.verdicts.items())
-        ]
+        items: list[AuditItem] = []
+        for index, verdict in sorted(report.verdicts.items()):
+            if keys[index] in lookup.unknown:  # cannot tell whether it was audited: retry it, never audit twice
+                report.failed[index] = "audit marks unavailable"
+            elif keys[index] in lookup.marked:  # a re-delivery: its audit message exists, and was counted
+                report.already_audited.add(index)
+            else:
+                items.append(AuditItem(index, build_audit_record(report.records[index], verdict, now)))
+        self._log_already_audited(report)
+        if not items:
+            return
         delivered, failed = self.auditor.send(items)
         report.audited = delivered
         report.failed.update(failed)
+        unmarked = self.marks.mark([keys[index] for index in sorted(delivered)])
+        if unmarked:
+            # The audits are delivered; failing the records would re-send them. A re-delivery may repeat them.
+            logger.error(
+                "audit marks not written; a re-delivery would audit these records again",
+                extra={"records": len(unmarked)},
+            )
         counts: Counter[tuple[AuditDisposition, str]] = Counter()
         for item in items:
             audit = item.record
@@ -269,6 +299,15 @@ class Router:
         for (disposition, reason), count in sorted(counts.items()):
             metric = Metric.RECORDS_SKIPPED if disposition is AuditDisposition.SKIPPED else Metric.RECORDS_REJECTED
             self.metrics.count(metric, count, reason=reason)
+
+    @staticmethod
+    def _log_already_audited(report: BatchReport) -> None:
+        for index in sorted(report.already_audited):
+            with record_log_keys(report.records[index].correlation_id):
+                logger.info(
+                    "record re-delivered; already audited",
+                    extra={"reason": report.verdicts[index].reason.value},
+                )
 
     @staticmethod
     def _log_failures(report: BatchReport) -> None:

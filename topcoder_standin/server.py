@@ -40,6 +40,11 @@ from topcoder_standin.spec import (
 )
 
 TOKEN_PATH = "/token"
+# Fault-plan defaults on the API side (the callers' read timeout is 10 s): a slow commit lands, and a timed-out
+# request is answered, after the caller gave up.
+DEFAULT_SLOW_COMMIT_SECONDS = 12.0
+DEFAULT_TIMEOUT_DELAY = 12.0
+_WRITES = frozenset({"POST", "PUT", "PATCH"})
 PROXY_EXPIRY_MARGIN_SECONDS = 60  # the proxy answers expires_in = exp - 60 - now
 # Keys the API's own validation (joi) accepts on POST /reviews; it rejects any other key.
 _REVIEW_KEYS = frozenset(
@@ -91,6 +96,8 @@ class _Fault:
     delay: float
     after_store: bool  # process (store) first, then answer `status`: a commit-then-fail server
     remaining: int
+    submission_id: str | None = None  # only requests about this submission (body, query or path); None: any
+    rotate_token: bool = False  # revoke the presented token and issue a new one first (topcoder-401-rotated)
 
 
 @dataclass
@@ -157,6 +164,10 @@ class TopcoderStandIn:
         self._state = _State(review_types=review_types if review_types is not None else self._seed_review_types())
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._slowest_delay = 0.0
+        self._plan: Any = None  # a fault_injection.FaultPlan whose HTTP kinds this API plays (use_fault_plan)
+        self._on_rotate: Callable[[str], None] | None = None
+        self._revoked: set[str] = set()
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -290,14 +301,19 @@ class TopcoderStandIn:
         times: int = 1,
         delay: float = 0.0,
         after_store: bool = False,
+        submission_id: str | None = None,
     ) -> None:
         """The next `times` requests to `method path` (path without query, e.g. `/v5/reviews`) are still
         validated and recorded, then answered with `status`/`body` after `delay` seconds. `status=None`
-        answers normally after the delay; `after_store=True` stores first and then fails."""
+        answers normally after the delay; `after_store=True` stores first and then fails. With
+        `submission_id`, only requests about that submission count (its id in the body, query or path)."""
         with self._lock:
             self._state.faults.append(
-                _Fault(method.upper(), path, status, body, dict(headers or {}), delay, after_store, times)
+                _Fault(
+                    method.upper(), path, status, body, dict(headers or {}), delay, after_store, times, submission_id
+                )
             )
+            self._slowest_delay = max(self._slowest_delay, delay)
 
     def fail_next(
         self, method: str, path: str, *, status: int = 500, times: int = 1, body: Any = None, **options: Any
@@ -308,6 +324,92 @@ class TopcoderStandIn:
 
     def delay_next(self, method: str, path: str, seconds: float, *, times: int = 1) -> None:
         self.respond_with(method, path, status=None, delay=seconds, times=times)
+
+    def use_fault_plan(self, plan: Any, *, on_rotate: Callable[[str], None] | None = None) -> None:
+        """Play the Topcoder faults of a `fault_injection.FaultPlan` on the API side (decision 079), for every
+        client (the completion function and the scorer alike): `topcoder-5xx` (503), `topcoder-429`
+        (Retry-After), `topcoder-timeout` (answers 504 only after `delay_seconds`, past the client's read
+        timeout; nothing stored), `topcoder-slow-commit` (a write stored and answered `commit_delay_seconds`
+        late), `topcoder-401-rotated` (the token in use is revoked, a new one issued and handed to
+        `on_rotate`, as an operator rotating the secret), `topcoder-401-revoked`, `topcoder-400` and
+        `topcoder-404` (writes only; nothing stored). Rules may narrow by the params `method` and `path`
+        (a prefix after `/v5`). `crash-after-review-post` happens in the caller, not here."""
+        with self._lock:
+            self._plan = plan
+            self._on_rotate = on_rotate
+            for rule in plan.rules:
+                name = str(rule.kind.value)
+                if name == "topcoder-slow-commit":
+                    self._slowest_delay = max(
+                        self._slowest_delay, rule.param("commit_delay_seconds", DEFAULT_SLOW_COMMIT_SECONDS)
+                    )
+                elif name == "topcoder-timeout":
+                    self._slowest_delay = max(self._slowest_delay, rule.param("delay_seconds", DEFAULT_TIMEOUT_DELAY))
+
+    def _plan_fault(self, method: str, path: str, query: Mapping[str, list[str]], body: Any) -> _Fault | None:
+        """The plan's fault for this API request, as a one-off `_Fault` (None: answer normally)."""
+        plan = self._plan
+        if plan is None or not (path.startswith(API_PREFIX + "/") or path == API_PREFIX):
+            return None
+        from fault_injection import FaultKind
+
+        route = path[len(API_PREFIX) :]
+        ids = [segment for segment in path.split("/") if segment]
+        ids += [*query.get("submissionId", [])]
+        if isinstance(body, dict) and body.get("submissionId") is not None:
+            ids.append(str(body["submissionId"]))
+
+        def accept(rule: Any) -> bool:
+            wanted_method = str(rule.params.get("method", "")).upper()
+            wanted_path = str(rule.params.get("path", ""))
+            return (not wanted_method or wanted_method == method) and (not wanted_path or route.startswith(wanted_path))
+
+        kinds = [
+            FaultKind.TOPCODER_401_REVOKED,
+            FaultKind.TOPCODER_401_ROTATED,
+            FaultKind.TOPCODER_429,
+            FaultKind.TOPCODER_5XX,
+            FaultKind.TOPCODER_TIMEOUT,
+        ]
+        if method in _WRITES:
+            kinds += [FaultKind.TOPCODER_400, FaultKind.TOPCODER_404, FaultKind.TOPCODER_SLOW_COMMIT]
+        for kind in kinds:
+            rule = plan.fire(kind, ids=ids, now=self._clock(), accept=accept)
+            if rule is None:
+                continue
+            message = {"message": f"injected {kind.value}"}
+            if kind is FaultKind.TOPCODER_SLOW_COMMIT:
+                delay = rule.param("commit_delay_seconds", DEFAULT_SLOW_COMMIT_SECONDS)
+                return _Fault(method, path, None, None, {}, delay, False, 1)
+            if kind is FaultKind.TOPCODER_TIMEOUT:
+                delay = rule.param("delay_seconds", DEFAULT_TIMEOUT_DELAY)
+                return _Fault(method, path, 504, message, {}, delay, False, 1)
+            if kind is FaultKind.TOPCODER_429:
+                retry_after = {"Retry-After": f"{rule.param('retry_after', 1.0):g}"}
+                return _Fault(method, path, 429, message, retry_after, 0.0, False, 1)
+            if kind is FaultKind.TOPCODER_401_ROTATED:
+                return _Fault(method, path, 401, {"message": "Invalid Token."}, {}, 0.0, False, 1, rotate_token=True)
+            status = {
+                FaultKind.TOPCODER_401_REVOKED: 401,
+                FaultKind.TOPCODER_5XX: 503,
+                FaultKind.TOPCODER_400: 400,
+                FaultKind.TOPCODER_404: 404,
+            }[kind]
+            return _Fault(
+                method, path, status, message if status != 401 else {"message": "Invalid Token."}, {}, 0.0, False, 1
+            )
+        return None
+
+    def _rotate(self, headers: Mapping[str, str]) -> None:
+        """topcoder-401-rotated: the presented token stops working; a new one goes to the secret's owner."""
+        _, _, token = str(headers.get("Authorization") or "").partition(" ")
+        with self._lock:
+            issued = self._state.tokens.get(token.strip())
+            self._revoked.add(token.strip())
+            fresh = self._issue(f"rotated-{uuid.uuid4().hex}", issued.subject.split("@")[0] if issued else "x", "")
+            callback = self._on_rotate
+        if callback is not None:
+            callback(fresh)
 
     def expire_all_tokens(self) -> None:
         """Every token issued so far is now expired (the API answers 401); the proxy cache is emptied."""
@@ -322,9 +424,22 @@ class TopcoderStandIn:
         with self._lock:
             return self._issue(f"auth0-{client_id}-direct", client_id, audience)
 
-    def _take_fault(self, method: str, path: str) -> _Fault | None:
+    @property
+    def slowest_delay(self) -> float:
+        """The longest answer delay ever configured (a slow commit can land this long after its request)."""
+        with self._lock:
+            return self._slowest_delay
+
+    def in_flight(self) -> int:
+        """Requests received and not yet answered (a slow commit still sleeping counts)."""
+        with self._lock:
+            return sum(1 for r in self._state.requests if r.status == 0)
+
+    def _take_fault(self, method: str, path: str, submission_id: str | None = None) -> _Fault | None:
         with self._lock:
             for fault in self._state.faults:
+                if fault.submission_id is not None and fault.submission_id != submission_id:
+                    continue
                 if fault.method == method and fault.path == path and fault.remaining > 0:
                     fault.remaining -= 1
                     if fault.remaining == 0:
@@ -386,7 +501,7 @@ class TopcoderStandIn:
             return None
         with self._lock:
             issued = self._state.tokens.get(token.strip())
-            if issued is None or issued.exp <= self._clock():
+            if issued is None or issued.exp <= self._clock() or token.strip() in self._revoked:
                 return None
             return issued.subject
 
@@ -501,7 +616,11 @@ class TopcoderStandIn:
             except ValueError:
                 body = None
             record.json = body
-            fault = self._take_fault(method, path)
+            fault = self._plan_fault(method, path, query, body) or self._take_fault(
+                method, path, _submission_of(path, query, body)
+            )
+            if fault is not None and fault.rotate_token:
+                self._rotate(headers)
             if fault is not None and fault.delay > 0:
                 self._stopping.wait(fault.delay)
             if path == TOKEN_PATH and method == "POST":
@@ -513,6 +632,9 @@ class TopcoderStandIn:
                 reply = _Reply(404, {"message": "Not found"})
         except _Reply as early:
             reply = early
+        except BaseException:
+            record.status = 500  # answered by the HTTP server's own error path; no longer in flight
+            raise
         record.status = reply.status
         return reply
 
@@ -568,6 +690,18 @@ class TopcoderStandIn:
                 record.valid = False
                 record.errors.append(str(reply.body.get("message") if isinstance(reply.body, dict) else reply.body))
             return reply
+
+
+def _submission_of(path: str, query: Mapping[str, list[str]], body: Any) -> str | None:
+    """The submission a request is about: `submissionId` in the JSON body or the query, or the path's id."""
+    if isinstance(body, dict) and body.get("submissionId") is not None:
+        return str(body["submissionId"])
+    if query.get("submissionId"):
+        return query["submissionId"][0]
+    prefix = f"{API_PREFIX}/submissions/"
+    if path.startswith(prefix):
+        return path[len(prefix) :].split("/", 1)[0] or None
+    return None
 
 
 class _Handler(BaseHTTPRequestHandler):

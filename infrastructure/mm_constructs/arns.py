@@ -27,6 +27,9 @@ class Arns:
     def dynamodb_index(self, table_name: str, index_name: str) -> str:
         return f"arn:{self.partition}:dynamodb:{self.region}:{self.account}:table/{table_name}/index/{index_name}"
 
+    def sqs_queue(self, name: str) -> str:
+        return f"arn:{self.partition}:sqs:{self.region}:{self.account}:{name}"
+
     @staticmethod
     def cluster_tasks(cluster_arn: str) -> str:
         """Every task of one ECS cluster: `arn:...:task/<cluster-name>/*`."""

@@ -116,15 +116,26 @@ class Completion(Construct):
                 conditions={"ArnEquals": {"ecs:cluster": cluster}},
             )
         )
+        # A transient start failure goes back to its challenge queue (decision 072): any challenge of this
+        # environment, so the queues' name pattern; the queues are encrypted with the pipeline key.
+        challenge_queues = arns.sqs_queue(names.challenge_queue("*"))
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["sqs:GetQueueUrl", "sqs:SendMessage"], resources=[challenge_queues])
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[fanout.key.key_arn])
+        )
         acknowledge(
             role,
             "AwsSolutions-IAM5",
-            "Reads the config of any challenge of this environment (the SSM prefix) and describes tasks of the "
-            "one scorer cluster (task ids are unknown in advance; conditioned on ecs:cluster). KMS wildcards come "
-            "from the DLQ destination grant, scoped to the pipeline key",
+            "Reads the config of any challenge of this environment (the SSM prefix), describes tasks of the "
+            "one scorer cluster (task ids are unknown in advance; conditioned on ecs:cluster) and relaunches into "
+            "any challenge queue of this environment (the queue-name pattern). KMS wildcards come from the DLQ "
+            "destination grant, scoped to the pipeline key",
             applies_to=(
                 f"Resource::{config_parameters}",
                 f"Resource::{cluster_tasks}",
+                f"Resource::{challenge_queues}",
                 "Action::kms:ReEncrypt*",
                 "Action::kms:GenerateDataKey*",
             ),
@@ -155,7 +166,7 @@ class Completion(Construct):
                 handler=SWEEPER_HANDLER,
                 sizing=config.timeout_sweeper,
                 environment=plan.sweeper_settings(refs).to_env(),
-                description="Stops scorer tasks that outlived their challenge timeout; reconciles lost STOPPED events",
+                description="Times out, reconciles, adopts or stops scorer tasks; sweeps stuck launches and reports",
                 extra={"retry_attempts": 0},  # the next scheduled run is the retry
             ),
         )
@@ -166,7 +177,10 @@ class Completion(Construct):
             iam.PolicyStatement(actions=["dynamodb:Query"], resources=[status.table_arn, index_arn])
         )
         sweeper.role.add_to_policy(
-            iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[status.table_arn])
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem"],
+                resources=[status.table_arn],
+            )
         )
         # StopTask for timeouts; DescribeTasks to reconcile a STOPPED event that was never processed (decision 008).
         sweeper.role.add_to_policy(
@@ -176,6 +190,13 @@ class Completion(Construct):
                 conditions={"ArnEquals": {"ecs:cluster": cluster}},
             )
         )
+        # The orphan sweep lists the cluster's running tasks (decision 071). ListTasks names no task, so it takes
+        # no task ARN: it is scoped by the ecs:cluster condition key instead.
+        sweeper.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ecs:ListTasks"], resources=["*"], conditions={"ArnEquals": {"ecs:cluster": cluster}}
+            )
+        )
         # The synthetic STOPPED event goes to the completion function only (its unqualified ARN: no versions).
         sweeper.role.add_to_policy(
             iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function_arn])
@@ -183,9 +204,9 @@ class Completion(Construct):
         acknowledge(
             sweeper.role,
             "AwsSolutions-IAM5",
-            "Stops and describes tasks of the one scorer cluster only (task ids are unknown in advance; conditioned "
-            "on ecs:cluster)",
-            applies_to=(f"Resource::{cluster_tasks}",),
+            "Stops, describes and lists tasks of the one scorer cluster only (task ids are unknown in advance; "
+            "ListTasks takes no task resource; all conditioned on ecs:cluster)",
+            applies_to=(f"Resource::{cluster_tasks}", "Resource::*"),
         )
         acknowledge(
             self.sweeper,

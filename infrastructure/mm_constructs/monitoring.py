@@ -37,6 +37,8 @@ RECONCILE_ALARMS = {
         "the sweeper gave up reconciling a submission (left LAUNCHED, off the overdue index): an operator must "
         "look (the sweeper's ERROR log names the submission)"
     ),
+    Metric.ORPHAN_TASKS_STOPPED: "the sweeper stopped a scorer task no status item tracked (decision 071)",
+    Metric.REPORT_RETRY_GAVE_UP: "a report is still unfinished after the sweeper's last re-drive (decision 080)",
 }
 
 
@@ -239,6 +241,10 @@ class PipelineMonitoring(Construct):
             insights("timeout sweeper: tasks stopped for timeout", Metric.TASKS_STOPPED_FOR_TIMEOUT),
             insights("STOPPED events reconciled (non-zero: event delivery broken)", Metric.STOPPED_EVENTS_RECONCILED),
             insights("reconciliation gave up (an operator must look)", Metric.RECONCILE_GAVE_UP),
+        )
+        self.dashboard.add_widgets(
+            insights("orphan tasks stopped (no item tracked them)", Metric.ORPHAN_TASKS_STOPPED),
+            insights("report re-drives gave up (an operator must look)", Metric.REPORT_RETRY_GAVE_UP),
         )
         self.dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(title="environment alarms", alarms=self.alarms.alarms, width=24)

@@ -1,4 +1,5 @@
-"""Router: the MSK event source (provisioned mode), its on-failure queue, the audit queue, the router function.
+"""Router: the MSK event source (provisioned mode), its on-failure queue, the audit queue and its marks table,
+the router function.
 
 Provisioned mode is what makes `retry_attempts`, `max_record_age`, bisect, partial batch responses and the
 on-failure destination work for Kafka; without it one poison batch blocks its partition (decision 042).
@@ -6,7 +7,7 @@ on-failure destination work for Kafka; without it one poison batch blocks its pa
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
@@ -14,12 +15,13 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infrastructure.config import KafkaAuthentication
-from infrastructure.mm_constructs.data import DataTables
+from infrastructure.mm_constructs.data import DataTables, table_from_definition
 from infrastructure.mm_constructs.fanout import FanOut, encrypted_queue
 from infrastructure.mm_constructs.functions import FunctionKit, FunctionSpec
 from infrastructure.mm_constructs.monitoring import AlarmFactory
 from infrastructure.mm_constructs.nag import acknowledge
 from infrastructure.wiring import DLQ_RETENTION_DAYS, ROUTER_HANDLER, ResourceRefs, WiringPlan
+from mm_shared.tables import AUDIT_MARKS_TTL_ATTRIBUTE, audit_marks_table_definition
 
 MSK_EXECUTION_POLICY = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaMSKExecutionRole"
 
@@ -54,6 +56,14 @@ class Router(Construct):
             key=fanout.key,
             retention_days=DLQ_RETENTION_DAYS,
             terminal_reason="The Kafka on-failure destination is itself the terminal queue, alarmed when not empty",
+        )
+        # Which Kafka records already have their audit message (decision 075): short-lived marks, so DESTROY.
+        self.audit_marks = table_from_definition(
+            self,
+            "AuditMarks",
+            audit_marks_table_definition(names.audit_marks_table),
+            removal_policy=RemovalPolicy.DESTROY,
+            ttl=AUDIT_MARKS_TTL_ATTRIBUTE,
         )
         self.refs = ResourceRefs(
             sns_topic_arn=fanout.topic.topic_arn,
@@ -102,12 +112,17 @@ class Router(Construct):
         )
         self.function.add_event_source(self.event_source)
 
-        # Exactly what the router does: publish, look challenges up, audit rejections.
+        # Exactly what the router does: publish, look challenges up, audit rejections once (marks).
         role.add_to_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=[fanout.topic.topic_arn]))
         role.add_to_policy(
             iam.PolicyStatement(actions=["dynamodb:BatchGetItem"], resources=[tables.challenge_table.table_arn])
         )
         role.add_to_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.audit_queue.queue_arn]))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"], resources=[self.audit_marks.table_arn]
+            )
+        )
         role.add_to_policy(
             iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[fanout.key.key_arn])
         )

@@ -18,20 +18,20 @@ import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlsplit
 from uuid import UUID
 
 from pydantic import ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from mm_shared.models.base import ContractModel
+from mm_shared.models.routed import MAX_MEMBER_ID
+from mm_shared.url_policy import MAX_URL_LENGTH, UrlRefusal, host_is_allowed, url_host, url_shape_refusal
 
 SUBMISSION_RESOURCE = "submission"
-MAX_URL_LENGTH = 2048
 
 _DIGITS = re.compile(r"^[0-9]{1,19}$")
+_MEMBER_DIGITS = re.compile(r"^[0-9]{1,64}$")  # longer strings are not a number we could be sent
 _V6_ID = re.compile(r"^[A-Za-z0-9_-]{14}$")
-_HOST = re.compile(r"^[a-z0-9.-]+$")  # ASCII host names and IPv4 literals only (no IDN look-alikes)
 
 
 class BusErrorCode(StrEnum):
@@ -42,10 +42,25 @@ class BusErrorCode(StrEnum):
     SUBMISSION_ID_V6 = "submission_id_v6_format"
     CHALLENGE_ID_INVALID = "challenge_id_invalid"
     MEMBER_ID_NOT_POSITIVE_INTEGER = "member_id_not_positive_integer"
-    URL_INVALID = "url_invalid"
-    URL_NOT_HTTPS = "url_not_https"
-    URL_HAS_USERINFO = "url_has_userinfo"
-    URL_PORT_NOT_ALLOWED = "url_port_not_allowed"
+    MEMBER_ID_OUT_OF_RANGE = "member_id_out_of_range"
+    URL_INVALID = UrlRefusal.URL_INVALID.value
+    URL_NOT_HTTPS = UrlRefusal.URL_NOT_HTTPS.value
+    URL_HAS_USERINFO = UrlRefusal.URL_HAS_USERINFO.value
+    URL_PORT_NOT_ALLOWED = UrlRefusal.URL_PORT_NOT_ALLOWED.value
+    URL_HOST_IP_LITERAL = UrlRefusal.URL_HOST_IP_LITERAL.value
+    URL_HOST_RESERVED = UrlRefusal.URL_HOST_RESERVED.value
+
+
+# What the model says for each shape refusal (the allow-list check needs settings: the router does it).
+_URL_MESSAGES = {
+    UrlRefusal.URL_INVALID: "url is too long, has whitespace, control characters or backslashes, "
+    "a malformed port, or no plain ASCII host name",
+    UrlRefusal.URL_NOT_HTTPS: "url scheme is not https",
+    UrlRefusal.URL_HAS_USERINFO: "url carries user information",
+    UrlRefusal.URL_PORT_NOT_ALLOWED: "url names a port other than 443",
+    UrlRefusal.URL_HOST_IP_LITERAL: "url host is an IP address literal",
+    UrlRefusal.URL_HOST_RESERVED: "url host is a local or metadata-service name",
+}
 
 
 def _error(code: BusErrorCode, message: str) -> PydanticCustomError:
@@ -73,19 +88,15 @@ def _positive_int(value: Any) -> int | None:
     return None
 
 
-def host_is_allowed(host: str, allowed_hosts: tuple[str, ...] | list[str]) -> bool:
-    """`.example.com` allows any subdomain of example.com (not the apex); any other entry is exact."""
-    host = host.lower().rstrip(".")
-    for entry in allowed_hosts:
-        entry = entry.strip().lower().rstrip(".")
-        if not entry or entry == ".":
-            continue
-        if entry.startswith("."):
-            if host.endswith(entry) and len(host) > len(entry):
-                return True
-        elif host == entry:
-            return True
-    return False
+def _member_id_number(value: Any) -> int | None:
+    """A JSON integer or a string of decimal digits (the v5 spec allows both); bool is not a number here."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and _MEMBER_DIGITS.match(value.strip()):
+        return int(value.strip())
+    return None
 
 
 class _BusModel(ContractModel):
@@ -146,32 +157,20 @@ class SubmissionFields(_BusModel):
     @field_validator("member_id", mode="before")
     @classmethod
     def _member_id(cls, value: Any) -> Any:
-        number = _positive_int(value)
-        if number is None:
+        number = _member_id_number(value)
+        if number is None or number <= 0:
             raise _error(BusErrorCode.MEMBER_ID_NOT_POSITIVE_INTEGER, "memberId is not a positive integer")
+        if number > MAX_MEMBER_ID:
+            # Every later stage stores it (DynamoDB number, the scorer's environment): bound it here.
+            raise _error(BusErrorCode.MEMBER_ID_OUT_OF_RANGE, f"memberId is larger than {MAX_MEMBER_ID}")
         return number
 
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if len(value) > MAX_URL_LENGTH:
-            raise _error(BusErrorCode.URL_INVALID, f"url longer than {MAX_URL_LENGTH} characters")
-        if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F or ch == "\\" for ch in value):
-            raise _error(BusErrorCode.URL_INVALID, "url contains whitespace, control characters or backslashes")
-        try:
-            parts = urlsplit(value)
-            port = parts.port  # raises ValueError on a malformed port
-        except ValueError:
-            raise _error(BusErrorCode.URL_INVALID, "url cannot be parsed") from None
-        if parts.scheme.lower() != "https":
-            raise _error(BusErrorCode.URL_NOT_HTTPS, "url scheme is not https")
-        if "@" in parts.netloc:
-            raise _error(BusErrorCode.URL_HAS_USERINFO, "url carries user information")
-        host = (parts.hostname or "").rstrip(".")
-        if not host or not _HOST.match(host):
-            raise _error(BusErrorCode.URL_INVALID, "url has no plain ASCII host name")
-        if port is not None and port != 443:
-            raise _error(BusErrorCode.URL_PORT_NOT_ALLOWED, "url names a port other than 443")
+        refusal = url_shape_refusal(value)  # the shared policy (mm_shared.url_policy, decision 076)
+        if refusal is not None:
+            raise _error(BusErrorCode(refusal.value), _URL_MESSAGES[refusal])
         return value
 
     @field_validator("v5_challenge_id", mode="before")
@@ -186,7 +185,7 @@ class SubmissionFields(_BusModel):
 
     @property
     def url_host(self) -> str:
-        return (urlsplit(self.url).hostname or "").rstrip(".").lower()
+        return url_host(self.url)
 
     @property
     def challenge_uuid(self) -> str | None:

@@ -76,6 +76,8 @@ class LifecycleRecord(ContractModel):
     report_retry_attempt: int = 0  # sweeper re-drives of an unfinished report
     test_status: str | None = None  # the recorded outcome's testStatus (SUCCESS, FAILED, CANCELLED)
     start_relaunches: int = 0  # relaunches after a transient TaskFailedToStart (decision 072)
+    relaunch_pending: bool = False  # LAUNCH_FAILED for a relaunch whose message is not confirmed sent yet
+    report_ambiguous_at: int | None = None  # epoch s of an ambiguous POST: a retry looks after the slow-commit window
     stop_requested_at: datetime | None = None
     reconcile_attempt: int = 0  # sweeper re-checks after a stop whose STOPPED event was not processed
     created_at: datetime

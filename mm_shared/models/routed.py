@@ -9,6 +9,11 @@ from pydantic import Field
 
 from mm_shared.models.base import CanonicalUuid, ContractModel
 
+# The largest memberId any stage accepts: a signed 64-bit integer, which every later store holds exactly
+# (a DynamoDB number keeps 38 digits, a Java scorer's `long`, a bigint column). Topcoder's member ids are
+# far smaller; an integer above this is a producer bug or an attack (decision 076).
+MAX_MEMBER_ID = 2**63 - 1
+
 
 class KafkaCoordinates(ContractModel):
     """Where the record came from; the correlation id is derived from it."""
@@ -30,7 +35,7 @@ class RoutedSubmission(ContractModel):
     submission_id: CanonicalUuid
     challenge_id: CanonicalUuid  # always the v5 UUID after routing
     legacy_challenge_id: int | None = None
-    member_id: int
+    member_id: int = Field(ge=1, le=MAX_MEMBER_ID)
     url: str
     submission_type: str | None = None
     file_type: str = "zip"

@@ -8,10 +8,11 @@ Failure model (decision 030):
   as transient: after the credentials are fixed, a redrive succeeds).
 - `TokenError` from the token provider propagates unchanged (also transient for the caller).
 
-POST is not idempotent. It is repeated without looking only when the request provably never reached the
+POST is not idempotent. It is repeated within a call only when the request provably never reached the
 server (connect errors) or the server refused it before processing (429). After an *ambiguous* failure
-(5xx, read timeout, connection dropped mid-request) the client first looks for the review it tried to
-create (`find_reviews`) and returns it if found; it posts again only when the lookup says it is absent.
+(5xx, read timeout, connection dropped mid-request) it is never repeated in the same call: the call raises
+`ApiOutcomeUnknownError`, and the caller decides when to look (`find_reviews`) and whether to post again. A
+look right after the failure proves nothing: a slow commit can still land (decisions 030, 074).
 
 Never logged: the token, the Authorization header, request bodies. Logged: method, path, status, latency.
 """
@@ -51,6 +52,11 @@ class ApiError(Exception):
 
 class ApiTransientError(ApiError):
     """5xx, 429, timeout or connection failure that outlasted the bounded retries: retry later."""
+
+
+class ApiOutcomeUnknownError(ApiTransientError):
+    """A POST failed ambiguously (5xx, read timeout, dropped connection): it may have been processed, or may
+    still be. Never repeated by the client; the caller looks later, after a slow commit can have landed."""
 
 
 class ApiRejectedError(ApiError):
@@ -106,23 +112,6 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
 
 
-def _same_review(found: Mapping[str, Any], sent: Mapping[str, Any]) -> bool:
-    """Does a stored review carry exactly what we sent (so it is ours from an earlier, ambiguous try)?"""
-    for key, value in sent.items():
-        if key == "reviewedDate":
-            continue  # the API may normalise the date format
-        stored = found.get(key)
-        if key == "score":
-            if not isinstance(stored, int | float) or float(stored) != float(value):
-                return False
-        elif key == "scoreCardId":
-            if str(stored) != str(value):
-                return False
-        elif stored != value:
-            return False
-    return True
-
-
 class SubmissionApiClient:
     """Topcoder Submission API v5. `base_url` includes `/v5` (e.g. https://api.topcoder-dev.com/v5)."""
 
@@ -149,23 +138,20 @@ class SubmissionApiClient:
     # ---- public API -------------------------------------------------------------------------------
 
     def create_review(self, review: ReviewCreate) -> dict[str, Any]:
-        """POST /reviews; returns the created review. Safe to call again after an ambiguous failure only
-        if the caller first looks (`find_reviews`), which this method itself does between its retries."""
-        body = review.to_wire()
-
-        def existing() -> dict[str, Any] | None:
-            for found in self.find_reviews(submission_id=review.submission_id, type_id=review.type_id):
-                if _same_review(found, body):
-                    return found
-            return None
-
-        result = self._call("POST", "/reviews", json_body=body, lookup=existing)
+        """POST /reviews; returns the created review. After an ambiguous failure it raises
+        `ApiOutcomeUnknownError` and never posts again itself: calling it again is safe only after the caller
+        has waited out the slow-commit window and looked (`find_reviews`)."""
+        result = self._call("POST", "/reviews", json_body=review.to_wire())
         if not isinstance(result, dict):
             raise ApiTransientError("POST /reviews answered 2xx without a review object")
         return result
 
     def find_reviews(self, *, submission_id: str, type_id: str | None = None) -> list[dict[str, Any]]:
-        """GET /reviews filtered by submission (and review type), all pages (up to MAX_PAGES)."""
+        """GET /reviews filtered by submission (and review type), every page.
+
+        Complete or nothing: a look that decides whether to post must never miss a page, so more than
+        MAX_PAGES pages raise `ApiTransientError` instead of returning part of the list.
+        """
         params: dict[str, Any] = {"submissionId": submission_id, "perPage": PER_PAGE}
         if type_id is not None:
             params["typeId"] = type_id
@@ -174,10 +160,7 @@ class SubmissionApiClient:
         fetched = 0
         while page is not None:
             if fetched >= MAX_PAGES:
-                logger.warning(
-                    "find_reviews stopped at the page cap", extra={"submission_id": submission_id, "pages": fetched}
-                )
-                break
+                raise ApiTransientError(f"GET /reviews: more than {MAX_PAGES} pages for one submission")
             response = self._call_raw("GET", "/reviews", params={**params, "page": page})
             fetched += 1
             items = self._json(response, "GET", "/reviews")
@@ -233,12 +216,8 @@ class SubmissionApiClient:
         *,
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
-        lookup: Callable[[], dict[str, Any] | None] | None = None,
     ) -> Any:
-        response = self._call_raw(method, path, params=params, json_body=json_body, lookup=lookup)
-        if isinstance(response, _Found):
-            return response.review
-        return self._json(response, method, path)
+        return self._json(self._call_raw(method, path, params=params, json_body=json_body), method, path)
 
     def _call_raw(
         self,
@@ -247,8 +226,7 @@ class SubmissionApiClient:
         *,
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
-        lookup: Callable[[], dict[str, Any] | None] | None = None,
-    ) -> Any:
+    ) -> requests.Response:
         idempotent = method in {"GET", "HEAD"}
         attempts = 0
         refreshed = False  # at most one forced token refresh per call
@@ -276,33 +254,17 @@ class SubmissionApiClient:
                     ) from None
                 self._backoff(attempts, failure.retry_after)
             except _Ambiguous as failure:
+                if not idempotent:
+                    # It may have been processed, or may still be (a slow commit): never repeated here.
+                    raise ApiOutcomeUnknownError(
+                        f"{method} {path}: {failure.description} (not repeated: outcome unknown)",
+                        status_code=failure.status_code,
+                    ) from None
                 if attempts > self._max_retries:
                     raise ApiTransientError(
                         f"{method} {path}: {failure.description} after {attempts} attempts",
                         status_code=failure.status_code,
                     ) from None
-                if not idempotent:
-                    if lookup is None:
-                        # Cannot tell whether it was processed: let the caller look and decide.
-                        raise ApiTransientError(
-                            f"{method} {path}: {failure.description} (not repeated: outcome unknown)",
-                            status_code=failure.status_code,
-                        ) from None
-                    self._backoff(attempts, None)
-                    try:
-                        found = lookup()
-                    except ApiError as error:
-                        raise ApiTransientError(
-                            f"{method} {path}: {failure.description}; lookup before retry failed: {error}",
-                            status_code=failure.status_code,
-                        ) from None
-                    if found is not None:
-                        logger.info(
-                            "earlier attempt had succeeded; not posting again",
-                            extra={"method": method, "path": path, "attempt": attempts},
-                        )
-                        return _Found(found)
-                    continue
                 self._backoff(attempts, None)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> None:
@@ -371,10 +333,3 @@ class SubmissionApiClient:
 
 class _Unauthorized(Exception):
     """Internal: the API answered 401."""
-
-
-class _Found:
-    """Internal: the lookup after an ambiguous POST found the review already created."""
-
-    def __init__(self, review: dict[str, Any]) -> None:
-        self.review = review

@@ -98,11 +98,18 @@ def test_a_launch_that_fails_every_time_lands_in_the_challenge_dlq(example_run: 
     assert dead.task_count == 0
     assert dead.reviews == []
     assert example_run.outcome.dead_letter_counts.get(ROUTE_PLANNER) == 1
-    fargate = example_run.pipeline.fargate
-    assert fargate is not None
-    # one RunTask per receive, maxReceiveCount (3) receives, each answered with failures[]
-    rejected = [c for c in fargate.rejected_calls if c["submissionId"] == dead.submission_id]
-    assert len(rejected) == 3
+    # one RunTask per receive, maxReceiveCount (3) receives, each answered with failures[] (injected in the
+    # challenge worker's own ECS client by the fault layer, so the call never reaches the fake Fargate)
+    pipeline = example_run.pipeline
+    assert pipeline.resources is not None
+    item = pipeline.aws.client("dynamodb").get_item(
+        TableName=pipeline.resources.status_table, Key={"submissionId": {"S": str(dead.submission_id)}}
+    )["Item"]
+    failures = [
+        e["M"]["state"]["S"] for e in item["history"]["L"] if "Capacity" in e["M"].get("detail", {}).get("S", "")
+    ]
+    assert failures == ["LAUNCH_FAILED", "LAUNCH_FAILED", "DEAD_LETTERED"]
+    assert item["launchAttempt"]["N"] == "3"
 
 
 def test_a_scorer_running_past_its_timeout_is_stopped_and_reported_timed_out(example_run: ExampleRun) -> None:

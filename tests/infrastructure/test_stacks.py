@@ -35,7 +35,12 @@ from mm_shared.settings import (
     RouterSettings,
     TimeoutSweeperSettings,
 )
-from mm_shared.tables import challenge_table_definition, status_table_definition
+from mm_shared.tables import (
+    AUDIT_MARKS_TTL_ATTRIBUTE,
+    audit_marks_table_definition,
+    challenge_table_definition,
+    status_table_definition,
+)
 from tests.synth import Synthesized, synth, synth_example
 
 pytestmark = [pytest.mark.synth, pytest.mark.xdist_group("synth")]
@@ -281,6 +286,7 @@ def test_router_role_holds_only_what_the_router_does(synthesized: Synthesized, p
         "kafka:ListScramSecrets",
         "sns:Publish",
         "dynamodb:BatchGetItem",
+        "dynamodb:BatchWriteItem",  # audit marks only (decision 075)
         "kafka-cluster:Connect",
         "kafka-cluster:DescribeClusterDynamicConfiguration",
         "kafka-cluster:DescribeTopic",
@@ -291,6 +297,26 @@ def test_router_role_holds_only_what_the_router_does(synthesized: Synthesized, p
     statements = role_statements(core, role_id)
     assert statements_for(statements, "kafka-cluster:ReadData")[0]["Resource"] == plan.kafka_topic_arn()
     assert statements_for(statements, "kafka-cluster:AlterGroup")[0]["Resource"] == plan.kafka_group_arn()
+
+
+def test_router_audit_marks_table_expires_its_items_and_only_the_router_writes_it(
+    synthesized: Synthesized, plan: WiringPlan
+) -> None:
+    # Decision 075: one mark per audited Kafka record, expiring by TTL; the router may read and write only it.
+    core = synthesized.templates["mm-example-core"]
+    stack, marks_id, marks = by_name(synthesized, "AWS::DynamoDB::Table", "TableName")[plan.names.audit_marks_table]
+    assert stack == "mm-example-core"
+    definition = audit_marks_table_definition(plan.names.audit_marks_table)
+    assert marks["Properties"]["KeySchema"] == definition["KeySchema"]
+    assert marks["Properties"]["TimeToLiveSpecification"] == {
+        "AttributeName": AUDIT_MARKS_TTL_ATTRIBUTE,
+        "Enabled": True,
+    }
+    _stack, _lid, fn = functions(synthesized)["mm-example-router"]
+    assert fn["Properties"]["Environment"]["Variables"]["AUDIT_MARKS_TABLE_NAME"] == plan.names.audit_marks_table
+    statements = role_statements(core, fn["Properties"]["Role"]["Fn::GetAtt"][0])
+    (write,) = statements_for(statements, "dynamodb:BatchWriteItem")
+    assert write["Resource"] == {"Fn::GetAtt": [marks_id, "Arn"]}
 
 
 # ------------------------------------------------------------------ IAM

@@ -112,6 +112,7 @@ def ecs_world(status_table: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ec
         "TOKEN_PARAMETER_NAME": TOKEN_PARAMETER_NAME,
         "MAX_RECEIVE_COUNT": "3",
         "CONFIG_CACHE_SECONDS": "300",
+        "ALLOWED_URL_HOSTS": "topcoder-submissions.s3.amazonaws.com",
         "POWERTOOLS_SERVICE_NAME": "challenge-processor",
     }.items():
         monkeypatch.setenv(name, value)

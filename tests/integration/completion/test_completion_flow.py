@@ -14,7 +14,7 @@ from botocore.stub import Stubber
 from completion_lambda.handler import InvalidEventError
 from completion_lambda.observability import PowertoolsMetricsSink
 from completion_lambda.outcome import FailureReason
-from completion_lambda.service import ReportDeferredError, ReportInProgressError
+from completion_lambda.service import ReportDeferredError, ReportInProgressError, ReportOutcomeUnsettledError
 from mm_shared import aws as aws_clients
 from mm_shared.challenge_config import ConfigErrorReason
 from mm_shared.models.lifecycle import ReportStatus, SubmissionState
@@ -236,8 +236,14 @@ def test_a_crash_after_posting_is_covered_once_the_lease_expires(completion: Com
     # acknowledged as a duplicate (that would drop the report), so it fails and is retried later
     with pytest.raises(ReportInProgressError):
         completion.invoke(event)
-    # After it expires, the redelivery claims attempt 2, looks, and finds the review
+    # Once it has expired the dead holder may still have posted until the lease's end: the redelivery waits out
+    # the slow-commit window after it (decision 074) without looking or posting...
     completion.clock.advance(121)
+    with pytest.raises(ReportOutcomeUnsettledError):
+        completion.invoke(event)
+    assert (completion.api.lookups, completion.api.posts) == (0, 1)
+    # ...then claims again, looks, and finds the review
+    completion.clock.advance(60)
     assert completion.invoke(event)["disposition"] == "already_reported"
     assert completion.api.posts == 1
 
@@ -363,7 +369,8 @@ def test_overrides_without_submission_id_fall_back_to_describe_tasks_tags(comple
     # Then the submission is found through the tags and reported
     [review] = completion.api.reviews_for(submission_id)
     assert review["metadata"]["taskArn"] == task.task_arn
-    assert review["metadata"]["correlationId"] == submission_id  # no correlation id in the overrides
+    # no correlation id in the overrides: the status item's (the router's) is used
+    assert review["metadata"]["correlationId"] == "submission.notification.create-0-100"
     assert completion.record(submission_id).report_status is ReportStatus.REPORTED
 
 
@@ -430,9 +437,16 @@ def test_unreadable_config_fails_before_recording_anything(status_table: str, cl
     assert completion.record(submission_id).state is SubmissionState.LAUNCHED
 
 
-def test_stopped_event_for_an_item_that_is_gone_is_still_recorded_and_reported(completion: Completion) -> None:
-    # The task is ours (startedBy) but its item expired: report anyway, never "in queue forever"
+def test_stopped_event_for_a_submission_never_launched_creates_nothing_and_posts_nothing(
+    completion: Completion,
+) -> None:
+    # Defect 8: our startedBy and a well-formed id are not enough; only a submission the pipeline launched (an
+    # item that tracks the task) is acted on. (Changed: before, an item was created and a review posted.)
     submission_id, arn = new_uuid(), task_arn()
-    completion.invoke(stopped_event(submission_id, arn, exit_code=1))
-    assert completion.record(submission_id).state is SubmissionState.FAILED
-    assert len(completion.api.reviews_for(submission_id)) == 1
+
+    result = completion.invoke(stopped_event(submission_id, arn, exit_code=1))
+
+    assert (result["disposition"], result["reason"]) == ("ignored", "unknown_submission")
+    assert completion.store.get(submission_id) is None
+    assert completion.api.posts == 0
+    assert completion.metrics.counts == [(Metric.EVENTS_IGNORED, "unknown_submission")]

@@ -16,13 +16,14 @@ import pytest
 from completion_lambda import handler as completion_handler
 from completion_lambda.handler import CompletionDependencies
 from completion_lambda.observability import RecordingMetricsSink
+from completion_lambda.service import ReportOutcomeUnsettledError
 from mm_shared import aws as aws_clients
 from mm_shared.constants import challenge_config_parameter_name
 from mm_shared.models.lifecycle import ReportStatus, SubmissionState
 from mm_shared.observability import Metric
 from mm_shared.settings import CompletionSettings, TokenSource
 from mm_shared.status_store import StatusStore
-from mm_shared.topcoder.submission_api import ApiTransientError
+from mm_shared.topcoder.submission_api import ApiOutcomeUnknownError
 from tests.builders import new_uuid
 from tests.conftest import Clock
 from tests.integration.completion.conftest import CLUSTER_ARN, ENVIRONMENT, launch_task, stopped_event, task_arn
@@ -35,8 +36,11 @@ REVIEWS = "/v5/reviews"
 
 
 class Harness:
-    def __init__(self, standin: TopcoderStandIn, store: StatusStore, metrics: RecordingMetricsSink, context: Any):
+    def __init__(
+        self, standin: TopcoderStandIn, store: StatusStore, metrics: RecordingMetricsSink, context: Any, clock: Clock
+    ):
         self.standin = standin
+        self.clock = clock
         self.store = store
         self.metrics = metrics
         self.context = context
@@ -89,7 +93,7 @@ def harness(status_table: str, clock: Clock, lambda_context: Any) -> Iterator[Ha
         store = StatusStore(status_table, clock=clock)
         metrics = RecordingMetricsSink()
         completion_handler.use_dependencies(CompletionDependencies(settings, store=store, metrics_sink=metrics))
-        yield Harness(standin, store, metrics, lambda_context)
+        yield Harness(standin, store, metrics, lambda_context, clock)
         completion_handler.use_dependencies(None)
         assert standin.violations() == [], [(r.method, r.path, r.errors) for r in standin.violations()]
 
@@ -146,11 +150,17 @@ def test_api_500_raises_leaves_pending_and_the_second_delivery_reports_once(harn
     event = stopped_event(submission_id, arn, exit_code=1)
     harness.standin.fail_next("POST", REVIEWS, status=500)
 
-    with pytest.raises(ApiTransientError):
+    with pytest.raises(ApiOutcomeUnknownError):
         harness.invoke(event)
     assert harness.state(submission_id) == (SubmissionState.FAILED, ReportStatus.PENDING)
     assert harness.standin.reviews_for(submission_id) == []
 
+    # A retry inside the slow-commit window neither looks nor posts (decision 074)...
+    with pytest.raises(ReportOutcomeUnsettledError):
+        harness.invoke(event)
+    assert len(harness.standin.requests_to("POST", REVIEWS)) == 1
+    # ...Lambda's retry a minute later looks, finds nothing, and posts once
+    harness.clock.advance(60)
     harness.invoke(event)
     assert len(harness.standin.reviews_for(submission_id)) == 1
     assert harness.state(submission_id) == (SubmissionState.FAILED, ReportStatus.REPORTED)
@@ -161,10 +171,11 @@ def test_500_after_the_review_was_stored_is_not_posted_twice(harness: Harness) -
     submission_id, arn = harness.launched()
     event = stopped_event(submission_id, arn, exit_code=1)
     harness.standin.fail_next("POST", REVIEWS, status=500, after_store=True)
-    with pytest.raises(ApiTransientError):
+    with pytest.raises(ApiOutcomeUnknownError):
         harness.invoke(event)
 
-    # When the event is redelivered
+    # When the event is redelivered by Lambda's async retry, a minute later
+    harness.clock.advance(60)
     result = harness.invoke(event)
 
     # Then the retried attempt looks first (GET /reviews) and does not post again

@@ -13,6 +13,7 @@ from botocore.stub import ANY, Stubber
 
 from completion_lambda import timeout_sweeper
 from completion_lambda.observability import RecordingMetricsSink
+from completion_lambda.sweeper import SweepResult
 from completion_lambda.timeout_sweeper import SweepIncompleteError
 from mm_shared import aws as aws_clients
 from mm_shared.constants import TIMEOUT_STOP_REASON_PREFIX
@@ -90,8 +91,14 @@ def launched(completion: Completion) -> tuple[str, str]:
 
 
 def summary(**counts: int) -> dict[str, int]:
-    keys = ("overdue", "stopped", "alreadyGone", "reconciled", "stoppedAgain", "gaveUp", "failed")
-    return {key: counts.get(key, 0) for key in keys}
+    return {**SweepResult().to_dict(), **counts}
+
+
+def add_running(stub: Stubber, submission_id: str, arn: str) -> None:
+    """The sweeper describes before it stops: the task is still running at its deadline."""
+    stub.add_response(
+        "describe_tasks", {"tasks": [described(submission_id, arn, last_status="RUNNING")], "failures": []}
+    )
 
 
 def history(record: LifecycleRecord) -> list[str]:
@@ -109,6 +116,7 @@ def test_a_lost_stopped_event_is_reconciled_from_describe_tasks_and_reported_exa
     metrics = RecordingMetricsSink()
     install_sweeper(completion.store, ecs, metrics, lam)
     with Stubber(ecs) as stub:
+        add_running(stub, submission_id, arn)
         stub.add_response("stop_task", {"task": {}}, {"cluster": CLUSTER_ARN, "task": arn, "reason": ANY})
         stub.add_response(
             "describe_tasks",
@@ -159,6 +167,7 @@ def test_a_task_ecs_no_longer_describes_is_reported_timed_out(
     metrics = RecordingMetricsSink()
     install_sweeper(completion.store, ecs, metrics, lam)
     with Stubber(ecs) as stub:
+        add_running(stub, submission_id, arn)
         stub.add_response("stop_task", {"task": {}})
         stub.add_response("describe_tasks", {"tasks": [], "failures": [{"arn": arn, "reason": "MISSING"}]})
         sweeps.after_deadline()
@@ -189,6 +198,7 @@ def test_a_task_still_running_after_its_stop_is_stopped_again_without_an_event(
     lam = FakeLambda(deliver=completion.invoke)
     install_sweeper(completion.store, ecs, RecordingMetricsSink(), lam)
     with Stubber(ecs) as stub:
+        add_running(stub, submission_id, arn)
         stub.add_response("stop_task", {"task": {}})
         stub.add_response(
             "describe_tasks", {"tasks": [described(submission_id, arn, last_status="RUNNING")], "failures": []}
@@ -216,6 +226,7 @@ def test_after_the_last_attempt_the_sweeper_gives_up_loudly_and_stops_resending(
     install_sweeper(completion.store, ecs, metrics, lam, max_reconcile_attempts=2)
     stopped = {"tasks": [described(submission_id, arn)], "failures": []}
     with Stubber(ecs) as stub:
+        add_running(stub, submission_id, arn)
         stub.add_response("stop_task", {"task": {}})
         stub.add_response("describe_tasks", stopped)
         stub.add_response("describe_tasks", stopped)
@@ -257,6 +268,7 @@ def test_the_token_in_the_described_overrides_never_reaches_a_log_or_a_metric(
     install_sweeper(completion.store, ecs, metrics, lam, max_reconcile_attempts=1)
     task = described(submission_id, arn, environment=environment, exit_code=0)
     with Stubber(ecs) as stub:
+        add_running(stub, submission_id, arn)
         stub.add_response("stop_task", {"task": {}})
         stub.add_response("describe_tasks", {"tasks": [task], "failures": []})
         sweeps.after_deadline()
@@ -306,6 +318,7 @@ def test_the_invoke_request_is_valid_for_the_lambda_api_and_a_refusal_is_retried
     install_sweeper(completion.store, ecs, RecordingMetricsSink(), lam)
     missing = {"tasks": [], "failures": [{"arn": arn, "reason": "MISSING"}]}
     with Stubber(ecs) as ecs_stub, Stubber(lam) as lambda_stub:
+        add_running(ecs_stub, submission_id, arn)
         ecs_stub.add_response("stop_task", {"task": {}})
         ecs_stub.add_response("describe_tasks", missing)
         ecs_stub.add_response("describe_tasks", missing)
@@ -333,6 +346,7 @@ def test_an_unexpected_describe_answer_fails_that_item_only(
     lam = FakeLambda(deliver=completion.invoke)
     install_sweeper(completion.store, ecs, RecordingMetricsSink(), lam)
     with Stubber(ecs) as stub:
+        add_running(stub, submission_id, arn)
         stub.add_response("stop_task", {"task": {}})
         stub.add_response("describe_tasks", {"tasks": [], "failures": [{"arn": arn, "reason": "UNKNOWN"}]})
         sweeps.after_deadline()

@@ -9,7 +9,7 @@ from botocore.stub import Stubber
 
 from completion_lambda import timeout_sweeper
 from completion_lambda.observability import RecordingMetricsSink
-from completion_lambda.sweeper import MAX_STOP_REASON, stop_reason
+from completion_lambda.sweeper import MAX_STOP_REASON, SweepResult, stop_reason
 from completion_lambda.timeout_sweeper import SweepIncompleteError
 from mm_shared import aws as aws_clients
 from mm_shared.constants import TIMEOUT_STOP_REASON_PREFIX
@@ -31,6 +31,15 @@ from tests.integration.completion.conftest import (
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")
+
+
+def expected_summary(**counts: int) -> dict[str, int]:
+    return {**SweepResult().to_dict(), **counts}
+
+
+def running(arn: str) -> dict[str, Any]:
+    """A running task as DescribeTasks returns it (the sweeper describes before it stops)."""
+    return {"taskArn": arn, "clusterArn": CLUSTER_ARN, "lastStatus": "RUNNING", "desiredStatus": "RUNNING"}
 
 
 def test_sweeper_stops_an_overdue_task_and_its_stopped_event_is_reported_as_timed_out(
@@ -57,15 +66,7 @@ def test_sweeper_stops_an_overdue_task_and_its_stopped_event_is_reported_as_time
     summary = timeout_sweeper.handler({}, lambda_context)
 
     # Then the task is stopped with the marker reason and the item leaves the overdue index
-    assert summary == {
-        "overdue": 1,
-        "stopped": 1,
-        "alreadyGone": 0,
-        "reconciled": 0,
-        "stoppedAgain": 0,
-        "gaveUp": 0,
-        "failed": 0,
-    }
+    assert summary == expected_summary(overdue=1, stopped=1)
     described = ecs.describe_tasks(cluster=task.cluster_arn, tasks=[task.task_arn])["tasks"][0]
     assert described["lastStatus"] == "STOPPED"
     assert described["stoppedReason"].startswith(TIMEOUT_STOP_REASON_PREFIX)
@@ -113,26 +114,20 @@ def test_a_task_already_stopped_is_marked_stop_requested_with_a_note(
     status_table: str, clock: Clock, install_sweeper: Any, lambda_context: Any
 ) -> None:
     store = StatusStore(status_table, clock=clock)
-    [(submission_id, _arn)] = _overdue(store, clock, 1)
+    [(submission_id, arn)] = _overdue(store, clock, 1)
     ecs = aws_clients.client("ecs")
     metrics = RecordingMetricsSink()
     install_sweeper(store, ecs, metrics)
     with Stubber(ecs) as stub:
+        # running when described, gone when stopped (it stopped in between)
+        stub.add_response("describe_tasks", {"tasks": [running(arn)], "failures": []})
         stub.add_client_error(
             "stop_task",
             service_error_code="InvalidParameterException",
             service_message="The referenced task was not found.",
         )
         summary = timeout_sweeper.handler({}, lambda_context)
-    assert summary == {
-        "overdue": 1,
-        "stopped": 0,
-        "alreadyGone": 1,
-        "reconciled": 0,
-        "stoppedAgain": 0,
-        "gaveUp": 0,
-        "failed": 0,
-    }
+    assert summary == expected_summary(overdue=1, alreadyGone=1)
     record = store.get(submission_id)
     assert record is not None
     assert record.stop_requested_at is not None
@@ -149,7 +144,10 @@ def test_one_failing_stop_does_not_stop_the_rest(
     metrics = RecordingMetricsSink()
     install_sweeper(store, ecs, metrics)
     order = [record.submission_id for record in store.find_overdue()]
+    arns = dict(items)
     with Stubber(ecs) as stub:
+        # one DescribeTasks for the three (one cluster), then one StopTask each
+        stub.add_response("describe_tasks", {"tasks": [running(arns[s]) for s in order], "failures": []})
         stub.add_client_error("stop_task", service_error_code="ServerException", http_status_code=500)
         stub.add_response("stop_task", {"task": {}})
         stub.add_response("stop_task", {"task": {}})

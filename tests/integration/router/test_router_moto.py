@@ -17,10 +17,12 @@ from mm_shared.constants import CHALLENGE_ID_ATTRIBUTE
 from mm_shared.models.audit import AuditRecord
 from mm_shared.models.routed import RoutedSubmission
 from mm_shared.observability import Metric
+from mm_shared.tables import AUDIT_MARKS_TTL, audit_marks_table_definition
 from router_lambda import handler as handler_module
 from router_lambda.router import Router
 from tests.builders import KafkaRecord, flat_submission, new_uuid, review_envelope
 from tests.unit.router.support import (
+    AUDIT_MARKS_TABLE,
     LogCapture,
     RecordingMetrics,
     alias_item,
@@ -104,6 +106,8 @@ def stack(challenge_table: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sta
         alias_item(30_054_321, a),
     ):
         ddb.put_item(TableName=challenge_table, Item=item)
+    ddb.create_table(**audit_marks_table_definition(AUDIT_MARKS_TABLE))
+    ddb.update_time_to_live(TableName=AUDIT_MARKS_TABLE, TimeToLiveSpecification=AUDIT_MARKS_TTL)
     settings = router_settings(sns_topic_arn=topic_arn, audit_queue_url=audit_url, challenge_table_name=challenge_table)
     for name, value in settings.to_env().items():
         monkeypatch.setenv(name, value)
@@ -343,3 +347,40 @@ def test_handler_logs_never_hold_the_raw_value_and_emit_reason_metrics(
     (totals,) = [b for b in emf if "RecordsReceived" in b]
     assert (totals["RecordsReceived"], totals["RecordsRouted"]) == ([4.0], [1.0])
     assert marker not in "".join(json.dumps(b) for b in emf)
+
+
+def test_a_batch_retried_eleven_times_in_an_sns_outage_is_audited_once_on_real_tables(stack: Stack) -> None:
+    # Given SNS is down for every delivery (the topic is gone) and a batch mixing routable and bad records
+    aws_clients.client("sns").delete_topic(TopicArn=stack.topic_arn)
+    metrics = RecordingMetrics()
+    router = Router.from_settings(
+        router_settings(
+            sns_topic_arn=stack.topic_arn, audit_queue_url=stack.audit_queue_url, challenge_table_name=stack.table
+        ),
+        metrics=metrics,
+        sleep=lambda _: None,
+    )
+    event = event_of(
+        submission_record(stack.challenge_a, partition=0),
+        KafkaRecord(review_envelope(), partition=0),
+        raw_record([1], partition=0),
+        submission_record(stack.challenge_a, partition=1, member_id=int("9" * 40)),
+        raw_record(b"{not json", partition=1),
+        submission_record(stack.challenge_b, partition=1, url="https://169.254.169.254/latest/meta-data/"),
+    )
+    # When Kafka delivers the same batch 11 times (the first delivery and 10 retries)
+    responses = [router.handle(json.loads(json.dumps(event))) for _ in range(11)]
+    # Then each delivery fails only the routable record, and the five others are audited and counted once
+    assert all(failure_ids(r) == [(f"{TOPIC}-0", 100)] for r in responses)
+    assert sorted(a.reason for a in audits(stack)) == [
+        "member_id_out_of_range",
+        "resource_not_submission",
+        "url_host_ip_literal",
+        "value_not_json",
+        "value_not_object",
+    ]
+    counted = metrics.total(Metric.RECORDS_SKIPPED) + metrics.total(Metric.RECORDS_REJECTED)
+    assert counted == 5
+    marks = aws_clients.client("dynamodb").scan(TableName=AUDIT_MARKS_TABLE)["Items"]
+    assert len(marks) == 5
+    assert all(int(m["expiresAt"]["N"]) > 0 for m in marks)

@@ -15,6 +15,7 @@ from mm_shared.topcoder import (
     Auth0ProxyTokenProvider,
     SubmissionApiClient,
 )
+from mm_shared.topcoder.submission_api import ApiOutcomeUnknownError
 from tests.integration.topcoder.support import (
     CLIENT_SECRET,
     OTHER_REVIEW_TYPE_ID,
@@ -63,31 +64,34 @@ def test_review_body_is_accepted_by_the_v5_spec_validator(
     assert [r.valid for r in standin.requests_to("POST", "/token")] == [True]
 
 
-def test_500_twice_then_success_is_retried_and_stores_exactly_one_review(
+def test_a_500_on_post_is_never_repeated_in_the_call_the_outcome_is_unknown(
     standin: TopcoderStandIn, client: SubmissionApiClient, sleeps: SleepRecorder
 ) -> None:
+    # (Changed by decision 074: a 5xx used to be looked up and re-posted within the call.)
     standin.fail_next("POST", REVIEWS, status=500, times=2)
 
-    created = client.create_review(failure_review())
+    with pytest.raises(ApiOutcomeUnknownError) as caught:
+        client.create_review(failure_review())
 
-    assert [r.status for r in standin.requests_to("POST", REVIEWS)] == [500, 500, 200]
-    assert standin.reviews_for(SUBMISSION_ID) == [created]
-    assert len(sleeps.delays) == 2  # backed off between attempts
-    assert all(0 < delay <= 4 for delay in sleeps.delays)
+    assert caught.value.status_code == 500
+    assert isinstance(caught.value, ApiTransientError)  # callers that retry later keep working
+    assert [r.status for r in standin.requests_to("POST", REVIEWS)] == [500]
+    assert standin.requests_to("GET", REVIEWS) == []  # no look right away either: a slow commit may still land
+    assert sleeps.delays == []
     assert standin.violations() == []
 
 
-def test_persistent_500_ends_in_api_transient_error_after_bounded_retries(
+def test_persistent_500_on_get_ends_in_api_transient_error_after_bounded_retries(
     standin: TopcoderStandIn, client: SubmissionApiClient
 ) -> None:
-    standin.fail_next("POST", REVIEWS, status=503, times=10)
+    standin.fail_next("GET", REVIEWS, status=503, times=10)
 
     with pytest.raises(ApiTransientError) as caught:
-        client.create_review(failure_review())
+        client.find_reviews(submission_id=SUBMISSION_ID)
 
     assert caught.value.status_code == 503
-    assert len(standin.requests_to("POST", REVIEWS)) == 3  # 1 + max_retries
-    assert standin.reviews_for(SUBMISSION_ID) == []
+    assert not isinstance(caught.value, ApiOutcomeUnknownError)
+    assert len(standin.requests_to("GET", REVIEWS)) == 3  # 1 + max_retries: a GET is safe to repeat
 
 
 def test_500_after_the_server_stored_the_review_does_not_create_a_duplicate(
@@ -96,11 +100,12 @@ def test_500_after_the_server_stored_the_review_does_not_create_a_duplicate(
     # Given a server that commits the review and then fails (e.g. its bus publish fails)
     standin.fail_next("POST", REVIEWS, status=500, after_store=True)
 
-    created = client.create_review(failure_review())
+    with pytest.raises(ApiOutcomeUnknownError):
+        client.create_review(failure_review())
 
-    # Then the client looked before posting again and found its review
+    # Then the client did not post again: the one stored review is the only one
     assert len(standin.requests_to("POST", REVIEWS)) == 1
-    assert standin.reviews_for(SUBMISSION_ID) == [created]
+    assert len(standin.reviews_for(SUBMISSION_ID)) == 1
 
 
 def test_429_is_retried_honouring_retry_after(
@@ -182,12 +187,12 @@ def test_read_timeout_on_post_is_a_transient_error(standin: TopcoderStandIn, tok
     standin.respond_with("POST", REVIEWS, status=504, delay=5.0, times=10)
     client = SubmissionApiClient(standin.base_url, tokens, timeout_seconds=1.0, max_retries=1, sleep=lambda _: None)
 
-    with pytest.raises(ApiTransientError, match="timed out"):
+    with pytest.raises(ApiOutcomeUnknownError, match="timed out"):
         client.create_review(failure_review())
 
-    # Each timed-out POST was followed by a lookup before any repeat (the POST may have been processed)
-    assert len(standin.requests_to("POST", REVIEWS)) == 2
-    assert len(standin.requests_to("GET", REVIEWS)) == 1
+    # The timed-out POST may have been processed (or may still be): never repeated, no look right away
+    assert len(standin.requests_to("POST", REVIEWS)) == 1
+    assert standin.requests_to("GET", REVIEWS) == []
     assert standin.reviews_for(SUBMISSION_ID) == []
 
 
@@ -246,6 +251,8 @@ def test_token_and_authorization_header_are_never_logged(
     caplog.set_level(logging.DEBUG, logger="mm_shared")
     caplog.set_level(logging.DEBUG, logger="urllib3")
     standin.fail_next("POST", REVIEWS, status=500)
+    with pytest.raises(ApiOutcomeUnknownError):
+        client.create_review(failure_review())
     client.create_review(failure_review())
     standin.fail_next("POST", REVIEWS, status=400)
     with pytest.raises(ApiRejectedError) as caught:

@@ -69,6 +69,7 @@ def test_container_override_environment() -> None:
     assert request.kwargs["overrides"]["containerOverrides"][0]["name"] == "scorer"
     assert env_of(request) == {
         "MM_SUBMISSION_ID": "3f2b1c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+        "MM_LAUNCH_ATTEMPT": "2",
         "MM_CHALLENGE_ID": CHALLENGE_ID,
         "MM_LEGACY_CHALLENGE_ID": "30054321",
         "MM_SUBMISSION_URL": "https://topcoder-submissions.s3.amazonaws.com/mm/solution.zip",
@@ -149,15 +150,15 @@ def test_failures_without_task_is_a_transient_rejection() -> None:
     ("code", "status", "reason_code", "kind"),
     [
         ("ThrottlingException", 400, "Throttling", LaunchErrorKind.TRANSIENT),
-        ("ServerException", 500, "ServerException", LaunchErrorKind.TRANSIENT),
         ("InvalidParameterException", 400, "InvalidParameterException", LaunchErrorKind.PERMANENT),
         ("ClientException", 400, "ClientException", LaunchErrorKind.PERMANENT),
         ("AccessDeniedException", 400, "AccessDeniedException", LaunchErrorKind.PERMANENT),
-        ("SomethingNew", 503, "SomethingNew", LaunchErrorKind.TRANSIENT),
         ("SomethingElse", 400, "SomethingElse", LaunchErrorKind.PERMANENT),
     ],
 )
-def test_error_answers_are_definite_rejections(code: str, status: int, reason_code: str, kind: LaunchErrorKind) -> None:
+def test_throttling_and_other_4xx_are_definite_rejections(
+    code: str, status: int, reason_code: str, kind: LaunchErrorKind
+) -> None:
     launcher, stub = _stubbed()
     stub.add_client_error("run_task", service_error_code=code, service_message="nope", http_status_code=status)
 
@@ -165,6 +166,48 @@ def test_error_answers_are_definite_rejections(code: str, status: int, reason_co
         launcher.run_task(_request())
 
     assert (raised.value.reason_code, raised.value.kind) == (reason_code, kind)
+    # A refused call proves nothing about an earlier, ambiguous call with the same clientToken.
+    assert raised.value.token_settled is False
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [("ServerException", 500), ("InternalFailure", 500), ("SomethingNew", 503), ("ServiceUnavailable", 503)],
+)
+def test_a_server_error_may_follow_a_started_task_so_the_outcome_is_unknown(code: str, status: int) -> None:
+    """ECS_Idempotency: "a timeout or a server error can occur after the resources are mutated"."""
+    launcher, stub = _stubbed()
+    stub.add_client_error("run_task", service_error_code=code, service_message="oops", http_status_code=status)
+
+    with stub, pytest.raises(LaunchOutcomeUnknown) as raised:
+        launcher.run_task(_request())
+
+    assert raised.value.reason_code == code
+
+
+def test_a_rejection_after_botocore_retries_is_ambiguous() -> None:
+    """An earlier, retried try of the same call may have been a 5xx or a read timeout."""
+    launcher, stub = _stubbed()
+    stub.add_client_error(
+        "run_task",
+        service_error_code="ThrottlingException",
+        service_message="Rate exceeded",
+        http_status_code=400,
+        response_meta={"RetryAttempts": 2},
+    )
+
+    with stub, pytest.raises(LaunchOutcomeUnknown):
+        launcher.run_task(_request())
+
+
+def test_only_failures_settle_the_client_token() -> None:
+    launcher, stub = _stubbed()
+    stub.add_response("run_task", {"tasks": [], "failures": [{"arn": CLUSTER_ARN, "reason": "RESOURCE:MEMORY"}]})
+
+    with stub, pytest.raises(LaunchRejected) as raised:
+        launcher.run_task(_request())
+
+    assert raised.value.token_settled is True
 
 
 def test_conflict_naming_the_task_adopts_it_instead_of_launching_again() -> None:

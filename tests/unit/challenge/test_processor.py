@@ -89,6 +89,7 @@ def settings_for(table: str, **extra: str) -> ChallengeProcessorSettings:
         "MAX_RECEIVE_COUNT": str(MAX_RECEIVE),
         "LAUNCH_LEASE_SECONDS": str(LEASE_SECONDS),
         "CONFIG_CACHE_SECONDS": "300",
+        "ALLOWED_URL_HOSTS": "topcoder-submissions.s3.amazonaws.com",
         **extra,
     }
     return ChallengeProcessorSettings.from_env(env)
@@ -131,7 +132,10 @@ def test_valid_message_launches_one_task_and_records_it(world: World) -> None:
     assert record.state is SubmissionState.LAUNCHED
     assert record.task_arn == world.launcher.tasks_by_token[request.client_token]
     assert record.scorer_type == "mm-scorer-java"
-    assert record.deadline_at == int(world.clock.now) + 1800  # config timeout
+    assert record.timeout_at == int(world.clock.now) + 1800  # config timeout
+    assert record.deadline_at == int(world.clock.now) + 900  # the sweeper's first liveness check comes first
+    assert record.timeout_seconds == 1800
+    assert RoutedSubmission.model_validate_json(record.routed_message or "") == submission
     assert world.metrics.total(Metric.TASKS_LAUNCHED) == 1
 
 
@@ -275,6 +279,72 @@ def test_ambiguous_runtask_keeps_the_lease_and_the_retry_reuses_the_token(world:
     assert world.record(submission).launch_attempt == 1
 
 
+def test_an_ambiguous_attempt_keeps_its_token_through_a_later_refusal(world: World) -> None:
+    """Defect 1: a 5xx can follow a started task; a throttled retry proves nothing about that first call."""
+    submission = routed_submission()
+    world.launcher.script += [
+        LaunchOutcomeUnknown("ServerException", "ServerException (HTTP 500): internal error"),
+        LaunchRejected("Throttling", "ThrottlingException: Rate exceeded", LaunchErrorKind.TRANSIENT),
+    ]
+
+    with pytest.raises(RecordFailed):
+        world.deliver(submission, receive_count=1)
+    assert world.record(submission).launch_ambiguous is True
+    world.clock.advance(180)
+    with pytest.raises(RecordFailed):
+        world.deliver(submission, receive_count=2)
+    record = world.record(submission)
+    assert (record.state, record.launch_ambiguous) == (SubmissionState.LAUNCH_FAILED, True)
+    world.clock.advance(180)
+    assert world.deliver(submission, receive_count=3) is RecordOutcome.LAUNCHED
+
+    token = client_token(submission.submission_id, 1)
+    assert world.launcher.tokens == [token, token, token]  # ECS answers the first call's task, if it started one
+    record = world.record(submission)
+    assert (record.state, record.launch_attempt, record.launch_ambiguous) == (SubmissionState.LAUNCHED, 1, False)
+
+
+def test_failures_after_an_ambiguous_attempt_settle_the_token(world: World) -> None:
+    """failures[] means ECS evaluated this clientToken and placed nothing: the next attempt may take a new one."""
+    submission = routed_submission()
+    world.launcher.script += [
+        LaunchOutcomeUnknown("ReadTimeoutError", "RunTask transport error: read timeout"),
+        LaunchRejected(
+            "RESOURCE:MEMORY", "RunTask failures[]: RESOURCE:MEMORY", LaunchErrorKind.TRANSIENT, token_settled=True
+        ),
+    ]
+
+    with pytest.raises(RecordFailed):
+        world.deliver(submission, receive_count=1)
+    world.clock.advance(180)
+    with pytest.raises(RecordFailed):
+        world.deliver(submission, receive_count=2)
+    world.clock.advance(180)
+    assert world.deliver(submission, receive_count=3) is RecordOutcome.LAUNCHED
+
+    first, second = client_token(submission.submission_id, 1), client_token(submission.submission_id, 2)
+    assert world.launcher.tokens == [first, first, second]
+
+
+def test_ambiguous_outcome_on_the_last_receive_is_dead_lettered_and_a_redrive_reuses_the_token(world: World) -> None:
+    """Defect 3: the item shows its true state (not LAUNCHING forever); a redrive cannot start a second task."""
+    submission = routed_submission()
+    world.launcher.script.append(LaunchOutcomeUnknown("ServerException", "ServerException (HTTP 500)"))
+
+    with pytest.raises(RecordFailed):
+        world.deliver(submission, receive_count=MAX_RECEIVE)
+    record = world.record(submission)
+    assert (record.state, record.launch_ambiguous) == (SubmissionState.DEAD_LETTERED, True)
+    assert "launch outcome unknown" in (record.reason or "")
+    assert record.lease_until is None
+    assert record.deadline_at is None
+
+    world.clock.advance(3600)  # an operator redrives the DLQ
+    assert world.deliver(submission, receive_count=1) is RecordOutcome.LAUNCHED
+    token = client_token(submission.submission_id, 1)
+    assert world.launcher.tokens == [token, token]
+
+
 def test_unexpected_launcher_exception_is_treated_as_ambiguous(world: World) -> None:
     submission = routed_submission()
     world.launcher.script.append(RuntimeError("boom"))
@@ -309,6 +379,7 @@ def test_stopped_event_overtaking_the_launch_is_kept(world: World) -> None:
             CHALLENGE_ID,
             Outcome(code=OutcomeCode.FAILED, test_status=TestStatus.FAILED, reason="exit 1", task_arn=task_arn),
             report_required=True,
+            launch_attempt=1,  # the event names the attempt the item is on (MM_LAUNCH_ATTEMPT)
         )
         return LaunchResult(task_arn=task_arn, cluster_arn="arn:aws:ecs:us-east-1:123456789012:cluster/mm-scorers")
 

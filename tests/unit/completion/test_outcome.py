@@ -6,10 +6,17 @@ from typing import Any
 
 import pytest
 
-from completion_lambda.outcome import FailureReason, decide_outcome, essential_container, failure_reason
-from mm_shared.constants import TIMEOUT_STOP_REASON_PREFIX
+from completion_lambda.outcome import (
+    FailureReason,
+    decide_outcome,
+    failure_reason,
+    scorer_container,
+    start_failure_is_transient,
+)
+from mm_shared.constants import OUTCOME_UNKNOWN_STOP_REASON_PREFIX, TIMEOUT_STOP_REASON_PREFIX
 from mm_shared.models.ecs_event import EcsTaskStateChangeDetail
 from mm_shared.models.outcome import OutcomeCode, TestStatus
+from mm_shared.models.task import TaskEnv
 from tests.builders import ecs_task_stopped_event
 
 SCORER = "scorer"
@@ -194,19 +201,103 @@ def test_no_essential_container_match_falls_back_to_the_only_container() -> None
     assert (outcome.code, outcome.exit_code) == (OutcomeCode.SUCCEEDED, 0)
 
 
-def test_no_essential_container_match_falls_back_to_the_first_with_an_exit_code() -> None:
+def test_several_containers_and_none_identified_is_failed_not_decided_by_the_first_exit_code() -> None:
+    # Defect 6: the old fallback picked the first container with an exit code
     stopped = detail(containers=[container("init"), container("main", 3), container("other", 0)])
-    assert essential_container(stopped, SCORER) == stopped.containers[1]
+    assert scorer_container(stopped, SCORER) is None
     outcome = decide_outcome(stopped, scorer_container_name=SCORER)
-    assert (outcome.code, outcome.exit_code) == (OutcomeCode.FAILED, 3)
+    assert outcome.code is OutcomeCode.FAILED
+    assert outcome.exit_code is None
+    assert "scorer container not identified" in outcome.reason
+    assert failure_reason(outcome) == FailureReason.SCORER_NOT_IDENTIFIED
+
+
+def test_sidecar_exiting_0_never_makes_a_success_without_config() -> None:
+    # Given a log router that exited 0 first and the scorer that exited 1, and no config (no container name)
+    stopped = detail(containers=[container("log-router", 0), container("app", 1)])
+    outcome = decide_outcome(stopped, scorer_container_name=None)
+    assert outcome.code is OutcomeCode.FAILED
+    assert "scorer container not identified" in outcome.reason
+
+
+def test_the_container_whose_overrides_carry_the_submission_id_is_the_scorer() -> None:
+    # Given the task's own overrides name container "app" (MM_SUBMISSION_ID), no config, a sidecar exiting 0
+    stopped = detail(
+        container_name="app",
+        environment={TaskEnv.SUBMISSION_ID.value: "5f0a4ac9-3c0f-4fd4-9bd1-34c7bd9cf0a1"},
+        containers=[container("log-router", 0), container("app", 1)],
+    )
+    assert scorer_container(stopped, None) == stopped.containers[1]
+    outcome = decide_outcome(stopped, scorer_container_name=None)
+    assert (outcome.code, outcome.exit_code) == (OutcomeCode.FAILED, 1)
+
+
+def test_overrides_win_over_a_stale_configured_container_name() -> None:
+    stopped = detail(
+        container_name="app",
+        environment={TaskEnv.SUBMISSION_ID.value: "5f0a4ac9-3c0f-4fd4-9bd1-34c7bd9cf0a1"},
+        containers=[container(SCORER, 0), container("app", 4)],
+    )
+    assert decide_outcome(stopped, scorer_container_name=SCORER).exit_code == 4
 
 
 def test_no_container_at_all_without_config_is_a_failure_without_exit_code() -> None:
-    stopped = detail(containers=[container("a"), container("b")])
+    stopped = detail(containers=[])
     outcome = decide_outcome(stopped, scorer_container_name=None)
     assert outcome.code is OutcomeCode.FAILED
     assert outcome.exit_code is None
     assert failure_reason(outcome) == FailureReason.NO_EXIT_CODE
+
+
+def test_outcome_unknown_marker_is_a_failure_never_a_timeout() -> None:
+    stopped = detail(
+        containers=[],
+        stop_code="UserInitiated",
+        stopped_reason=f"{OUTCOME_UNKNOWN_STOP_REASON_PREFIX} ECS no longer describes the task",
+    )
+    outcome = decide_outcome(stopped, scorer_container_name=SCORER)
+    assert outcome.code is OutcomeCode.FAILED
+    assert "outcome unknown" in outcome.reason
+    assert failure_reason(outcome) == FailureReason.OUTCOME_UNKNOWN
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to resolve ref: "
+        "dial tcp 10.0.0.1:443: i/o timeout",
+        "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval "
+        "failed: unable to retrieve ecr registry auth: service call has been retried 3 time(s): "
+        "RequestError: send request failed caused by: Post https://api.ecr.us-east-1.amazonaws.com/: "
+        "dial tcp: i/o timeout",
+        "Timeout waiting for network interface provisioning to complete.",
+        "Capacity is unavailable at this time. Please try again later or in a different availability zone",
+        "CannotPullContainerError: toomanyrequests: You have reached your pull rate limit",
+    ],
+)
+def test_transient_start_failures(reason: str) -> None:
+    assert start_failure_is_transient(reason)
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to resolve ref "
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/mm-scorer:v9: not found",
+        "CannotPullContainerError: Error response from daemon: repository mm-scorer does not exist",
+        "CannotPullContainerError: failed to resolve reference: unexpected status code 403 Forbidden",
+        "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval "
+        "failed: unable to retrieve secret from asm: service call has been retried 1 time(s): "
+        "AccessDeniedException",
+        "ResourceInitializationError: unable to pull secrets or registry auth: ResourceNotFoundException: "
+        "Secrets Manager can't find the specified secret.",
+        "Essential container in task exited",  # not a start failure text we know
+        "",
+        None,
+    ],
+)
+def test_permanent_or_unknown_start_failures_are_not_relaunched(reason: str | None) -> None:
+    assert not start_failure_is_transient(reason)
 
 
 def test_unknown_future_stop_code_is_decided_by_the_exit_code() -> None:

@@ -10,11 +10,15 @@ from completion_lambda.handler import parse_event
 from completion_lambda.outcome import decide_outcome
 from completion_lambda.reconcile import (
     MISSING_TASK_NOTE,
+    RECORDED_OUTCOME_CONTAINER,
+    REPORT_REDRIVE_NOTE,
     json_ready,
     stopped_event_for_missing_task,
+    stopped_event_for_recorded_outcome,
+    stopped_event_for_unknown_outcome,
     stopped_event_from_task,
 )
-from mm_shared.constants import TIMEOUT_STOP_REASON_PREFIX, started_by
+from mm_shared.constants import OUTCOME_UNKNOWN_STOP_REASON_PREFIX, TIMEOUT_STOP_REASON_PREFIX, started_by
 from mm_shared.models.ecs_event import EcsTaskStateChangeEvent
 from mm_shared.models.lifecycle import LifecycleRecord
 from mm_shared.models.outcome import OutcomeCode
@@ -130,3 +134,52 @@ def test_a_forgotten_task_without_a_correlation_id_still_names_its_submission() 
     assert TaskEnv.CORRELATION_ID.value not in parsed.detail.environment()
     assert parsed.detail.environment()[TaskEnv.SUBMISSION_ID.value] == item.submission_id
     assert parsed.detail.stopped_at == NOW
+
+
+def test_a_forgotten_task_we_never_stopped_is_an_unknown_outcome_never_a_timeout() -> None:
+    item = record(stop_requested_at=None, launch_attempt=2)
+    event = stopped_event_for_unknown_outcome(item, environment_name="example", now=NOW)
+    parsed = parse_event(event)
+    assert isinstance(parsed, EcsTaskStateChangeEvent)
+    detail = parsed.detail
+    assert detail.stopped_reason is not None
+    assert detail.stopped_reason.startswith(OUTCOME_UNKNOWN_STOP_REASON_PREFIX)
+    assert TIMEOUT_STOP_REASON_PREFIX not in detail.stopped_reason
+    assert detail.stop_code is None  # not UserInitiated: nobody stopped it
+    assert detail.containers == []
+    assert detail.environment()[TaskEnv.LAUNCH_ATTEMPT.value] == "2"
+    assert detail.started_by == started_by("example", CHALLENGE_ID)
+
+
+def test_a_re_driven_report_event_carries_the_recorded_stop_and_exit_codes() -> None:
+    item = record(
+        state="FAILED",
+        launch_attempt=1,
+        exit_code=3,
+        stop_code="EssentialContainerExited",
+        reason="scorer exited 3",
+        stopped_at=NOW - timedelta(minutes=15),
+    )
+    event = stopped_event_for_recorded_outcome(item, environment_name="example", now=NOW)
+    parsed = parse_event(event)
+    assert isinstance(parsed, EcsTaskStateChangeEvent)
+    detail = parsed.detail
+    assert (detail.task_arn, detail.stop_code, detail.stopped_at) == (
+        TASK_ARN,
+        "EssentialContainerExited",
+        item.stopped_at,
+    )
+    assert detail.stopped_reason == f"scorer exited 3 {REPORT_REDRIVE_NOTE}"
+    # the one container is the one the overrides name: the scorer by the overrides, with the recorded exit code
+    assert [o.name for o in detail.overrides.container_overrides] == [RECORDED_OUTCOME_CONTAINER]
+    container = detail.container(RECORDED_OUTCOME_CONTAINER)
+    assert container is not None
+    assert container.exit_code == 3
+    assert decide_outcome(detail, scorer_container_name=RECORDED_OUTCOME_CONTAINER).exit_code == 3
+
+
+def test_a_re_driven_report_of_an_item_without_a_cluster_uses_the_configured_one() -> None:
+    item = record(state="FAILED", cluster_arn=None, exit_code=None)
+    event = stopped_event_for_recorded_outcome(item, environment_name="example", now=NOW, cluster_arn=CLUSTER_ARN)
+    assert event["detail"]["clusterArn"] == CLUSTER_ARN
+    assert event["detail"]["containers"] == []

@@ -18,6 +18,7 @@ ALLOWED_HOST = "topcoder-submissions.s3.amazonaws.com"
 TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:mm-test-submissions"
 AUDIT_QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/mm-test-audit"
 CHALLENGE_TABLE = "mm-test-challenges"
+AUDIT_MARKS_TABLE = "mm-test-audit-marks"
 
 
 def router_settings(**overrides: Any) -> RouterSettings:
@@ -26,6 +27,7 @@ def router_settings(**overrides: Any) -> RouterSettings:
         "sns_topic_arn": TOPIC_ARN,
         "challenge_table_name": CHALLENGE_TABLE,
         "audit_queue_url": AUDIT_QUEUE_URL,
+        "audit_marks_table_name": AUDIT_MARKS_TABLE,
         "allowed_url_hosts": (ALLOWED_HOST, ".topcoder.com"),
     }
     values.update(overrides)
@@ -77,6 +79,11 @@ class FakeDynamoDB:
     calls: list[list[str]] = field(default_factory=list)  # keys asked, per call
     unprocessed_script: list[set[str]] = field(default_factory=list)  # per call: keys to leave unprocessed
     error: Exception | None = None
+    # The audit marks table (decision 075): its items, and its own outage (another table, another fault).
+    marks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    marks_error: Exception | None = None
+    marks_write_error: Exception | None = None
+    marks_calls: int = 0
 
     def add(self, *items: dict[str, Any]) -> FakeDynamoDB:
         for item in items:
@@ -85,6 +92,8 @@ class FakeDynamoDB:
 
     def batch_get_item(self, **kwargs: Any) -> dict[str, Any]:
         ((table, request),) = kwargs["RequestItems"].items()
+        if any("recordId" in key for key in request["Keys"]):  # the audit marks table, whatever its name
+            return self._get_marks(table, request)
         keys = [k["challengeId"]["S"] for k in request["Keys"]]
         self.calls.append(keys)
         if self.error is not None:
@@ -99,6 +108,24 @@ class FakeDynamoDB:
     @property
     def keys_read(self) -> list[str]:
         return [key for call in self.calls for key in call]
+
+    def _get_marks(self, table: str, request: dict[str, Any]) -> dict[str, Any]:
+        self.marks_calls += 1
+        if self.marks_error is not None:
+            raise self.marks_error
+        assert request.get("ConsistentRead") is True
+        keys = [k["recordId"]["S"] for k in request["Keys"]]
+        return {"Responses": {table: [self.marks[k] for k in keys if k in self.marks]}, "UnprocessedKeys": {}}
+
+    def batch_write_item(self, **kwargs: Any) -> dict[str, Any]:
+        ((_table, requests),) = kwargs["RequestItems"].items()
+        self.marks_calls += 1
+        if self.marks_write_error is not None:
+            raise self.marks_write_error
+        for request in requests:
+            item = request["PutRequest"]["Item"]
+            self.marks[item["recordId"]["S"]] = item
+        return {"UnprocessedItems": {}}
 
 
 EntryRule = Callable[[int, dict[str, Any]], dict[str, Any] | None]  # (call number, entry) -> Failed entry or None

@@ -22,7 +22,10 @@ def clean_router(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch
     handler_module.reset()
 
 
-@pytest.mark.parametrize("missing", ["SNS_TOPIC_ARN", "AUDIT_QUEUE_URL", "CHALLENGE_TABLE_NAME", "ALLOWED_URL_HOSTS"])
+@pytest.mark.parametrize(
+    "missing",
+    ["SNS_TOPIC_ARN", "AUDIT_QUEUE_URL", "CHALLENGE_TABLE_NAME", "AUDIT_MARKS_TABLE_NAME", "ALLOWED_URL_HOSTS"],
+)
 def test_missing_variable_is_named(clean_router: pytest.MonkeyPatch, missing: str, lambda_context: Any) -> None:
     for name, value in router_env().items():
         if name != missing:

@@ -170,6 +170,21 @@ REJECTIONS: list[tuple[str, Any, bool, Reason, str]] = [
     ("memberId text", envelope(member_id="abc"), True, Reason.MEMBER_ID_NOT_POSITIVE_INTEGER, "memberId"),
     ("memberId float", envelope(member_id=1.5), True, Reason.MEMBER_ID_NOT_POSITIVE_INTEGER, "memberId"),
     ("memberId bool", envelope(member_id=True), True, Reason.MEMBER_ID_NOT_POSITIVE_INTEGER, "memberId"),
+    # Bounded where it enters: a 40-digit memberId used to be routed and then fail three times at the claim.
+    ("memberId 40 digits", envelope(member_id=int("9" * 40)), True, Reason.MEMBER_ID_OUT_OF_RANGE, "memberId"),
+    ("memberId 40-digit text", envelope(member_id="9" * 40), True, Reason.MEMBER_ID_OUT_OF_RANGE, "memberId"),
+    ("memberId 2^63", envelope(member_id=2**63), True, Reason.MEMBER_ID_OUT_OF_RANGE, "memberId"),
+    ("memberId 65-digit text", envelope(member_id="9" * 65), True, Reason.MEMBER_ID_NOT_POSITIVE_INTEGER, "memberId"),
+    (
+        "url metadata address",
+        envelope(url="https://169.254.169.254/latest/meta-data/"),
+        True,
+        Reason.URL_HOST_IP_LITERAL,
+        "url",
+    ),
+    ("url integer address", envelope(url="https://2130706433/a.zip"), True, Reason.URL_HOST_IP_LITERAL, "url"),
+    ("url localhost", envelope(url="https://localhost/a.zip"), True, Reason.URL_HOST_RESERVED, "url"),
+    ("url file", envelope(url="file:///etc/passwd"), True, Reason.URL_NOT_HTTPS, "url"),
     ("url http", envelope(url="http://topcoder-submissions.s3.amazonaws.com/a.zip"), True, Reason.URL_NOT_HTTPS, "url"),
     ("url ftp", envelope(url="ftp://topcoder-submissions.s3.amazonaws.com/a.zip"), True, Reason.URL_NOT_HTTPS, "url"),
     ("url relative", envelope(url="/a.zip"), True, Reason.URL_NOT_HTTPS, "url"),
@@ -281,6 +296,22 @@ def test_details_never_quote_the_untrusted_value() -> None:
         verdict = classify(case)
         assert isinstance(verdict, Verdict)
         assert marker not in verdict.detail
+
+
+def test_the_largest_member_id_is_accepted_as_integer_and_as_digits() -> None:
+    for value in (2**63 - 1, str(2**63 - 1), " 0040158994 "):
+        result = classify(envelope(member_id=value))
+        assert isinstance(result, SubmissionPayload), value
+        assert result.member_id == int(str(value).strip())
+
+
+def test_an_ip_literal_is_refused_even_when_listed() -> None:
+    # Decision 076 supersedes 014's "IP literals pass if listed verbatim": no listing makes them fetchable.
+    listed = router_settings(allowed_url_hosts=("169.254.169.254", "10.0.0.1"))
+    for url in ("https://169.254.169.254/latest/", "https://10.0.0.1/a.zip"):
+        verdict = classify_record(record(envelope(url=url)), listed)
+        assert isinstance(verdict, Verdict)
+        assert verdict.reason is Reason.URL_HOST_IP_LITERAL
 
 
 # ---------------------------------------------------------------- host rules

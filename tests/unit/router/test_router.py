@@ -278,3 +278,15 @@ def test_log_lines_carry_the_correlation_id_and_never_the_raw_value(router_logs:
     for group in event["records"].values():
         for item in group:
             assert item["value"] not in router_logs.text
+
+
+def test_a_value_with_a_lone_surrogate_is_audited_not_a_crash() -> None:
+    # Found by the fuzz run: `"\ud800"` in the event's JSON decodes to a str no UTF-8 encoder accepts.
+    h = harness()
+    event = event_of(raw_record([1]))
+    event["records"][f"{TOPIC}-0"][0]["value"] = "abc\ud800"
+    response = h.router.handle(event)
+    assert response == {"batchItemFailures": []}
+    [audit] = h.sqs.messages
+    assert audit["reason"] == "value_not_base64"
+    assert audit["rawValueBase64"] == "abc\\ud800"

@@ -210,7 +210,8 @@ def test_record_outcome_once_then_duplicate_event_is_already_recorded(store: Sta
     assert first.decision is OutcomeDecision.RECORDED
     assert (first.record.state, first.record.exit_code) == (SubmissionState.FAILED, 3)
     assert first.record.report_status is ReportStatus.PENDING
-    assert first.record.deadline_at is None
+    # A required report stays on the sweeper's index until it is settled (decision 080).
+    assert first.record.deadline_at is not None
     assert again.decision is OutcomeDecision.ALREADY_RECORDED
 
 
@@ -229,7 +230,9 @@ def test_record_outcome_overtaking_mark_launched_wins(store: StatusStore) -> Non
     claim = store.claim_launch(sub, scorer_type="java", lease_seconds=LEASE)
     task = task_arn()
 
-    result = store.record_outcome(sub.submission_id, CHALLENGE, outcome(task), report_required=False)
+    result = store.record_outcome(
+        sub.submission_id, CHALLENGE, outcome(task), report_required=False, launch_attempt=claim.attempt
+    )
     marked = store.mark_launched(
         sub.submission_id, attempt=claim.attempt, task_arn=task, cluster_arn=CLUSTER_ARN, timeout_seconds=60
     )
@@ -240,26 +243,36 @@ def test_record_outcome_overtaking_mark_launched_wins(store: StatusStore) -> Non
     assert current(store, sub.submission_id).state is SubmissionState.SUCCEEDED
 
 
-def test_record_outcome_without_an_item_records_it(store: StatusStore) -> None:
+def test_record_outcome_without_an_item_never_creates_one(store: StatusStore) -> None:
+    """Defect 8: the completion function acts only on submissions the pipeline launched."""
     submission_id = new_uuid()
-    task = task_arn()
-    stopped = datetime(2027, 1, 15, 13, 30, tzinfo=UTC)
 
     result = store.record_outcome(
-        submission_id, CHALLENGE, outcome(task, OutcomeCode.TIMED_OUT), report_required=True, stopped_at=stopped
+        submission_id, CHALLENGE, outcome(task_arn(), OutcomeCode.TIMED_OUT), report_required=True
     )
 
-    assert result.decision is OutcomeDecision.RECORDED
-    record = current(store, submission_id)
-    assert (record.state, record.task_arn, record.report_status) == (
-        SubmissionState.TIMED_OUT,
-        task,
-        ReportStatus.PENDING,
+    assert result.decision is OutcomeDecision.UNKNOWN_SUBMISSION
+    assert store.get(submission_id) is None
+
+
+def test_record_outcome_of_an_older_attempts_task_never_settles_a_newer_attempt(store: StatusStore) -> None:
+    """Defect 1: attempt 1's task stopping while the item is LAUNCHING attempt 2 is a stale event."""
+    sub = submission()
+    store.claim_launch(sub, scorer_type="java", lease_seconds=LEASE)
+    store.mark_launch_failed(sub.submission_id, attempt=1, reason="capacity", dead_lettered=False)
+    assert store.claim_launch(sub, scorer_type="java", lease_seconds=LEASE).attempt == 2
+
+    result = store.record_outcome(
+        sub.submission_id,
+        CHALLENGE,
+        outcome(task_arn(), OutcomeCode.FAILED, exit_code=1),
+        report_required=True,
+        launch_attempt=1,
     )
-    assert record.stopped_at == stopped
-    assert (
-        store.record_outcome(submission_id, CHALLENGE, outcome(task, OutcomeCode.TIMED_OUT), report_required=True)
-    ).decision is OutcomeDecision.ALREADY_RECORDED
+
+    assert result.decision is OutcomeDecision.STALE_TASK
+    record = current(store, sub.submission_id)
+    assert (record.state, record.launch_attempt) == (SubmissionState.LAUNCHING, 2)
 
 
 # ------------------------------------------------------------------ reporting

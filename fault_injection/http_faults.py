@@ -1,0 +1,176 @@
+"""Faults in Topcoder API calls, injected by a `requests` transport adapter (decision 077).
+
+`install_http_faults(session, plan)` wraps every adapter mounted on the session (the real transport, or a
+fake API mounted as an adapter) in a `FaultInjectingAdapter`. Targeting ids come from the request: the
+path segments (`/submissions/{id}`), the `submissionId` query parameter and the JSON body's
+`submissionId`. Scope by default: 400, 404, slow commit and crash-after-POST act on writes
+(POST/PUT/PATCH), the others on every call; a rule's `method` and `path` params (a path prefix after
+`/v5`, e.g. `/reviews`) narrow it further.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+from requests.adapters import BaseAdapter
+
+from fault_injection.botocore_faults import SimulatedCrash
+from fault_injection.kinds import FaultKind
+from fault_injection.plan import FaultPlan, FaultRule
+
+Defer = Callable[[float, Callable[[], None]], None]  # run fn after `delay` seconds (virtual or real)
+
+DEFAULT_COMMIT_DELAY_SECONDS = 30.0
+DEFAULT_RETRY_AFTER_SECONDS = 1.0
+_WRITES = frozenset({"POST", "PUT", "PATCH"})
+_STATUS = {
+    FaultKind.TOPCODER_5XX: 503,
+    FaultKind.TOPCODER_429: 429,
+    FaultKind.TOPCODER_400: 400,
+    FaultKind.TOPCODER_404: 404,
+    FaultKind.TOPCODER_401_REVOKED: 401,
+    FaultKind.TOPCODER_401_ROTATED: 401,
+}
+# Asked in this order; the first that fires answers the call.
+_ANY_METHOD = (
+    FaultKind.TOPCODER_401_REVOKED,
+    FaultKind.TOPCODER_401_ROTATED,
+    FaultKind.TOPCODER_429,
+    FaultKind.TOPCODER_5XX,
+    FaultKind.TOPCODER_TIMEOUT,
+)
+_WRITE_ONLY = (FaultKind.TOPCODER_400, FaultKind.TOPCODER_404, FaultKind.TOPCODER_SLOW_COMMIT)
+
+
+def _timer_defer(delay: float, fn: Callable[[], None]) -> None:
+    timer = threading.Timer(delay, fn)
+    timer.daemon = True
+    timer.start()
+
+
+class FaultInjectingAdapter(BaseAdapter):
+    def __init__(
+        self,
+        plan: FaultPlan,
+        inner: BaseAdapter,
+        *,
+        clock: Callable[[], float] = time.time,
+        defer: Defer = _timer_defer,
+    ) -> None:
+        super().__init__()
+        self._plan = plan
+        self._inner = inner
+        self._clock = clock
+        self._defer = defer
+        self._stale_tokens: set[str] = set()  # 401-rotated: tokens the server no longer accepts
+        self._lock = threading.Lock()
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        method = (request.method or "GET").upper()
+        path = _api_path(request.url or "")
+        ids = tuple(_request_ids(request))
+        now = self._clock()
+
+        def accept(rule: FaultRule) -> bool:
+            wanted_method = str(rule.params.get("method", "")).upper()
+            wanted_path = str(rule.params.get("path", ""))
+            return (not wanted_method or wanted_method == method) and (not wanted_path or path.startswith(wanted_path))
+
+        token = str(request.headers.get("Authorization", ""))
+        with self._lock:
+            stale = token in self._stale_tokens
+        if stale:
+            return _response(request, 401, {"message": "token expired (injected rotation)"})
+        kinds = _ANY_METHOD + (_WRITE_ONLY if method in _WRITES else ())
+        for kind in kinds:
+            rule = self._plan.fire(kind, ids=ids, now=now, accept=accept)
+            if rule is None:
+                continue
+            if kind is FaultKind.TOPCODER_401_ROTATED:
+                with self._lock:
+                    self._stale_tokens.add(token)
+            if kind is FaultKind.TOPCODER_TIMEOUT:
+                raise requests.ReadTimeout("injected read timeout (nothing committed)", request=request)
+            if kind is FaultKind.TOPCODER_SLOW_COMMIT:
+                delayed = request.copy()
+                self._defer(
+                    rule.param("commit_delay_seconds", DEFAULT_COMMIT_DELAY_SECONDS),
+                    lambda delayed=delayed: self._commit_late(delayed, kwargs),  # type: ignore[misc]
+                )
+                raise requests.ReadTimeout("injected read timeout (the write commits later)", request=request)
+            headers = {"Retry-After": f"{rule.param('retry_after', DEFAULT_RETRY_AFTER_SECONDS):g}"}
+            return _response(request, _STATUS[kind], {"message": f"injected {kind.value}"}, headers)
+        response = self._inner.send(request, **kwargs)
+        if (
+            method == "POST"
+            and path.startswith("/reviews")
+            and 200 <= response.status_code < 300
+            and self._plan.fire(FaultKind.CRASH_AFTER_REVIEW_POST, ids=ids, now=now, accept=accept)
+        ):
+            raise SimulatedCrash("injected: the function died after the review POST returned")
+        return response
+
+    def _commit_late(self, request: requests.PreparedRequest, kwargs: Mapping[str, Any]) -> None:
+        self._inner.send(request, **dict(kwargs))
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def install_http_faults(
+    session: requests.Session,
+    plan: FaultPlan,
+    *,
+    clock: Callable[[], float] = time.time,
+    defer: Defer = _timer_defer,
+) -> list[FaultInjectingAdapter]:
+    """Wrap every adapter mounted on `session`; returns the wrappers."""
+    wrappers = []
+    for prefix, adapter in list(session.adapters.items()):
+        wrapper = FaultInjectingAdapter(plan, adapter, clock=clock, defer=defer)
+        session.mount(prefix, wrapper)
+        wrappers.append(wrapper)
+    return wrappers
+
+
+def _api_path(url: str) -> str:
+    path = urlsplit(url).path
+    marker = path.find("/v5/")
+    return path[marker + 3 :] if marker >= 0 else path
+
+
+def _request_ids(request: requests.PreparedRequest) -> Iterator[str]:
+    parts = urlsplit(request.url or "")
+    yield from (segment for segment in parts.path.split("/") if segment)
+    yield from parse_qs(parts.query).get("submissionId", [])
+    body = request.body
+    if body:
+        try:
+            data = json.loads(body.decode() if isinstance(body, bytes) else body)
+        except (ValueError, UnicodeDecodeError):
+            return
+        if isinstance(data, dict) and data.get("submissionId"):
+            yield str(data["submissionId"])
+
+
+def _response(
+    request: requests.PreparedRequest, status: int, body: Any, headers: Mapping[str, str] | None = None
+) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response._content = json.dumps(body).encode()
+    response.headers.update({"Content-Type": "application/json", **(headers or {})})
+    response.url = request.url or ""
+    response.request = request
+    response.encoding = "utf-8"
+    response.reason = "injected"
+    return response
+
+
+__all__ = ["DEFAULT_COMMIT_DELAY_SECONDS", "Defer", "FaultInjectingAdapter", "install_http_faults"]

@@ -1,0 +1,578 @@
+"""Drive each function's real logic with one fuzz input and return what went wrong (the findings).
+
+One checker per function; each is built once (fakes, or moto for the status table) and reset before every
+input, so inputs are independent and a failing one replays alone when hypothesis shrinks it. A checker never
+raises for a finding: the tests assert the list is empty, the benchmark counts it.
+
+The properties come from issue 7 ("Input the next stage trusts blindly") and the common status protocol:
+- router: the batch never raises on bad input; each record ends in exactly one state (published / audited as
+  skipped or rejected); every published body is a valid RoutedSubmission whose URL passes the URL policy.
+- challenge processor: RunTask only for a valid body of this challenge with an allowed URL, at most once per
+  submission; every other body ends in `RecordFailed` with a reason, never another exception.
+- completion: parsing raises nothing but `InvalidEventError`; no status item is created and no review posted
+  for a submission the pipeline did not launch; the launched one is acted on only by its own task's event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+from uuid import UUID
+
+from pydantic import ValidationError
+
+from tests.fuzz.strategies import (
+    ALLOWED_URL_HOSTS,
+    CANARY_TOKEN,
+    CLUSTER_ARN,
+    ENVIRONMENT,
+    INACTIVE_CHALLENGE,
+    KNOWN_CHALLENGE,
+    KNOWN_LEGACY_ID,
+    SEEDED_SUBMISSION,
+    SEEDED_TASK_ARN,
+)
+
+MAX_MEMBER_ID = 2**63 - 1  # a signed 64-bit integer: what every later store holds exactly
+_METADATA_HOSTS = ("169.254.169.254", "2852039166", "0xa9fea9fe", "fd00:ec2::254")
+
+
+class Property:
+    """The families the findings fall in (what the benchmark prints, what each test asserts separately)."""
+
+    ESCAPED = "escaped exception"
+    STATES = "not in exactly one state"
+    ACTED = "acted on, should not have been"
+    OTHER = "other property"
+
+    ALL = (ESCAPED, STATES, ACTED, OTHER)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One property violation: `kind` is the stable category counted by the benchmark, `detail` a safe hint."""
+
+    family: str
+    kind: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"[{self.family}] {self.kind}" + (f": {self.detail}" if self.detail else "")
+
+
+def _escaped(error: BaseException) -> Finding:
+    return Finding(Property.ESCAPED, type(error).__name__, _safe(str(error)))
+
+
+def of_family(findings: list[Finding], family: str) -> list[str]:
+    return [str(finding) for finding in findings if finding.family == family]
+
+
+def _safe(text: str, limit: int = 160) -> str:
+    text = text.replace(CANARY_TOKEN, "***canary***")
+    text = text.encode("utf-8", "backslashreplace").decode()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# ---------------------------------------------------------------- oracles (independent of the code under test)
+def url_refused_because(url: str) -> str | None:
+    """Why the URL policy must refuse `url` (None: it may be fetched).
+
+    The shared policy (mm_shared.url_policy) when present, plus hard rules the fuzz checks on its own so a
+    hole in the policy shows up too: https only, no userinfo, port 443, an allow-listed host, never the
+    instance-metadata address, text that can be encoded at all.
+    """
+    try:
+        url.encode("utf-8")
+    except UnicodeEncodeError:
+        return "not encodable (lone surrogate)"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "unparsable"
+    host = (parts.hostname or "").rstrip(".").lower()
+    if parts.scheme.lower() != "https":
+        return "scheme is not https"
+    if "@" in parts.netloc:
+        return "userinfo"
+    if port not in (None, 443):
+        return "port"
+    if any(marker in host for marker in _METADATA_HOSTS):
+        return "instance-metadata address"
+    from mm_shared.models.bus import host_is_allowed
+
+    if not host_is_allowed(host, ALLOWED_URL_HOSTS):
+        return "host not allowed"
+    try:
+        from mm_shared.url_policy import url_refusal
+    except ImportError:  # before the shared policy existed: decision 014's rules live in the bus model
+        from mm_shared.models.bus import FlatSubmission
+
+        try:
+            FlatSubmission.model_validate(
+                {"id": SEEDED_SUBMISSION, "challengeId": KNOWN_CHALLENGE, "memberId": 1, "url": url}
+            )
+        except ValidationError:
+            return "refused by the URL rules"
+        return None
+    refusal = url_refusal(url, ALLOWED_URL_HOSTS)
+    return None if refusal is None else f"refused by the URL policy ({refusal.value})"
+
+
+def routed_refused_because(body: str | dict[str, Any], *, challenge_id: str) -> str | None:
+    """Why a RoutedSubmission body must not be acted on by the processor of `challenge_id` (None: valid)."""
+    from mm_shared.models.routed import RoutedSubmission
+
+    try:
+        if isinstance(body, str):
+            routed = RoutedSubmission.model_validate_json(body)
+        else:
+            routed = RoutedSubmission.model_validate(body)
+    except ValidationError:
+        return "not a RoutedSubmission"
+    if routed.challenge_id != challenge_id:
+        return "another challenge"
+    if not 1 <= routed.member_id <= MAX_MEMBER_ID:
+        return "memberId out of range"
+    return url_refused_because(routed.url)
+
+
+def _canonical(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return str(UUID(value.strip()))
+    except ValueError:
+        return None
+
+
+@contextlib.contextmanager
+def quiet(logger: Any) -> Iterator[None]:
+    """The function's logger at CRITICAL only while one input runs (10,000 inputs would print ~50 MB)."""
+    previous = logger.log_level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+# ---------------------------------------------------------------- moto for the status table
+@contextlib.contextmanager
+def isolated_aws() -> Iterator[str]:
+    """A moto account with the status table; yields its name. Usable outside pytest (the benchmark)."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "MMProcessor",
+    }.items():
+        os.environ.setdefault(name, value)
+    from moto import mock_aws
+
+    from mm_shared import aws as aws_clients
+    from mm_shared.tables import status_table_definition
+
+    aws_clients.reset_clients()
+    with mock_aws():
+        name = "mm-fuzz-status"
+        aws_clients.client("dynamodb").create_table(**status_table_definition(name))
+        yield name
+    aws_clients.reset_clients()
+
+
+def _empty_table(table: str) -> list[dict[str, Any]]:
+    """Every item of the table (wire form), then none: the next input starts from a clean table."""
+    from mm_shared import aws as aws_clients
+
+    ddb = aws_clients.client("dynamodb")
+    items: list[dict[str, Any]] = ddb.scan(TableName=table).get("Items", [])
+    for item in items:
+        ddb.delete_item(TableName=table, Key={"submissionId": item["submissionId"]})
+    return items
+
+
+# ---------------------------------------------------------------- router
+class RouterChecker:
+    """The router's logic (`Router.route`, as the handler calls it) over the unit fakes of SNS, SQS, DynamoDB."""
+
+    name = "router"
+
+    def __init__(self) -> None:
+        from mm_shared.settings import RouterSettings
+        from tests.unit.router.support import alias_item, challenge_item, router_settings
+
+        extra = {"audit_marks_table_name": "mm-fuzz-audit-marks"}  # once-per-record audit (defect 9), when present
+        self._settings = router_settings(
+            allowed_url_hosts=ALLOWED_URL_HOSTS,
+            max_record_bytes=65_536,
+            **{name: value for name, value in extra.items() if name in RouterSettings.model_fields},
+        )
+        self._challenges = [
+            challenge_item(KNOWN_CHALLENGE, legacy_id=KNOWN_LEGACY_ID),
+            alias_item(KNOWN_LEGACY_ID, KNOWN_CHALLENGE),
+            challenge_item(INACTIVE_CHALLENGE, active=False),
+        ]
+
+    def units(self, event: dict[str, Any]) -> int:
+        return sum(len(group) for group in event["records"].values())
+
+    def check(self, event: dict[str, Any]) -> list[Finding]:
+        from router_lambda.observability import logger
+        from tests.unit.router.support import harness
+
+        world = harness(challenges=self._challenges, settings=self._settings)
+        findings: list[Finding] = []
+        failed: dict[str, str] = {}
+        try:
+            with quiet(logger):
+                report = world.router.route(event)
+            for index, why in report.failed.items():
+                record = report.records[index]
+                failed[record.correlation_id] = why
+        except Exception as error:  # the whole batch would fail and be re-delivered forever
+            findings.append(_escaped(error))
+        for correlation_id, why in failed.items():
+            # No infrastructure fault is injected here: a failed record is a crash caught per record.
+            kind = why.removeprefix("internal error ") if why.startswith("internal error") else why
+            findings.append(
+                Finding(Property.ESCAPED, f"{kind} (caught per record: failed without a fault)", correlation_id)
+            )
+
+        published: Counter[str] = Counter()
+        for entry in world.sns.published:
+            try:
+                body = json.loads(entry["Message"])
+            except ValueError:
+                findings.append(Finding(Property.ACTED, "published a body that is not JSON"))
+                continue
+            published[str(body.get("correlationId"))] += 1
+            why_not = routed_refused_because(entry["Message"], challenge_id=KNOWN_CHALLENGE)
+            if why_not is not None:
+                findings.append(Finding(Property.ACTED, f"published an invalid submission ({why_not})"))
+        audited = Counter(str(message.get("correlationId")) for message in world.sqs.messages)
+
+        for group in event["records"].values():
+            for item in group:
+                correlation_id = f"{item['topic']}-{item['partition']}-{item['offset']}"
+                states = published[correlation_id] + audited[correlation_id] + (correlation_id in failed)
+                if states != 1:
+                    findings.append(
+                        Finding(
+                            Property.STATES,
+                            f"record in {states} states",
+                            f"{correlation_id}: published {published[correlation_id]}, "
+                            f"audited {audited[correlation_id]}, failed {correlation_id in failed}",
+                        )
+                    )
+        return findings
+
+
+# ---------------------------------------------------------------- challenge processor
+@dataclass
+class _ProcessorWorld:
+    processor: Any
+    launcher: Any
+
+
+class ProcessorChecker:
+    """`ChallengeProcessor.process` with the real StatusStore on a moto table; SSM, ECS and tokens are fakes."""
+
+    name = "challenge processor"
+
+    def __init__(self, table: str) -> None:
+        self._table = table
+
+    def _world(self) -> _ProcessorWorld:
+        from challenge_lambda.processor import ChallengeProcessor
+        from mm_shared.settings import ChallengeProcessorSettings
+        from tests.conftest import Clock
+        from tests.unit.challenge.helpers import (
+            PARAMETER_NAME,
+            FakeLauncher,
+            FakeMetrics,
+            FakeSsm,
+            FakeTokenProvider,
+            captured_logger,
+            config_document,
+        )
+
+        env = {
+            "ENVIRONMENT_NAME": ENVIRONMENT,
+            "CHALLENGE_ID": KNOWN_CHALLENGE,
+            "CHALLENGE_CONFIG_PARAMETER": PARAMETER_NAME,
+            "STATUS_TABLE_NAME": self._table,
+            "MAX_RECEIVE_COUNT": "3",
+            "LAUNCH_LEASE_SECONDS": "60",
+        }
+        if "allowed_url_hosts" in ChallengeProcessorSettings.model_fields:
+            env["ALLOWED_URL_HOSTS"] = ",".join(ALLOWED_URL_HOSTS)
+        ssm = FakeSsm()
+        ssm.put(PARAMETER_NAME, config_document(challenge_id=KNOWN_CHALLENGE))
+        launcher = FakeLauncher()
+        clock = Clock()
+        logger, _ = captured_logger()
+        logger.setLevel(logging.CRITICAL)  # its own logger: thousands of deliveries, nothing to read in them
+        tokens = FakeTokenProvider(token=CANARY_TOKEN)
+        processor = ChallengeProcessor.from_settings(
+            ChallengeProcessorSettings.from_env(env),
+            metrics=FakeMetrics(),
+            logger=logger,
+            ssm_client=ssm,
+            launcher=launcher,  # type: ignore[arg-type]
+            token_provider_factory=lambda: tokens,
+            clock=clock,
+            config_clock=clock,
+        )
+        return _ProcessorWorld(processor, launcher)
+
+    def units(self, deliveries: list[tuple[str, int]]) -> int:
+        return len(deliveries)
+
+    def check(self, deliveries: list[tuple[str, int]]) -> list[Finding]:
+        from challenge_lambda.processor import InboundMessage, RecordFailed
+
+        _empty_table(self._table)
+        world = self._world()
+        findings: list[Finding] = []
+        launched_before: set[str] = set()
+        for number, (body, receive_count) in enumerate(deliveries):
+            why_not = routed_refused_because(body, challenge_id=KNOWN_CHALLENGE)
+            calls_before = len(world.launcher.requests)
+            failed: RecordFailed | None = None
+            try:
+                world.processor.process(
+                    InboundMessage(message_id=f"m-{number}", body=body, receive_count=receive_count)
+                )
+            except RecordFailed as error:
+                failed = error
+                if not error.reason_code:
+                    findings.append(Finding(Property.OTHER, "RecordFailed without a reason"))
+            except Exception as error:
+                findings.append(_escaped(error))
+                continue
+            new_calls = world.launcher.requests[calls_before:]
+            if why_not is not None:
+                if new_calls:
+                    findings.append(Finding(Property.ACTED, f"RunTask for a body it must refuse ({why_not})"))
+                if failed is None:
+                    findings.append(Finding(Property.OTHER, f"refused body acknowledged, not failed ({why_not})"))
+                continue
+            submission_id = _canonical(json.loads(body).get("submissionId")) or ""
+            if submission_id not in launched_before and not new_calls:
+                reason = failed.reason_code if failed is not None else "acknowledged"
+                findings.append(Finding(Property.OTHER, f"valid body not launched ({reason})"))
+            if new_calls:
+                launched_before.add(submission_id)
+        per_submission = Counter(_submission_of(request) for request in world.launcher.requests)
+        for calls in per_submission.values():
+            if calls > 1:
+                findings.append(Finding(Property.ACTED, "RunTask more than once for a submission", f"{calls} calls"))
+        if any(CANARY_TOKEN in str(finding) for finding in findings):
+            findings.append(Finding(Property.OTHER, "token in a finding"))
+        return findings
+
+
+def _submission_of(request: Any) -> str:
+    overrides = request.kwargs["overrides"]["containerOverrides"][0]
+    env = {pair["name"]: pair["value"] for pair in overrides.get("environment", [])}
+    return str(env.get("MM_SUBMISSION_ID", request.client_token))
+
+
+# ---------------------------------------------------------------- completion
+@dataclass
+class _FakeEcs:
+    """DescribeTasks as ECS answers it: tags only for the task the pipeline launched."""
+
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+    def describe_tasks(self, **kwargs: Any) -> dict[str, Any]:
+        from mm_shared.models.task import TaskTag
+
+        self.calls.append(kwargs)
+        tasks = [
+            {
+                "taskArn": SEEDED_TASK_ARN,
+                "clusterArn": CLUSTER_ARN,
+                "lastStatus": "STOPPED",
+                "tags": [
+                    {"key": TaskTag.SUBMISSION_ID.value, "value": SEEDED_SUBMISSION},
+                    {"key": TaskTag.CHALLENGE_ID.value, "value": KNOWN_CHALLENGE},
+                ],
+            }
+            for arn in kwargs.get("tasks", [])
+            if arn == SEEDED_TASK_ARN
+        ]
+        return {"tasks": tasks, "failures": [] if tasks else [{"reason": "MISSING"}]}
+
+    def stop_task(self, **kwargs: Any) -> dict[str, Any]:
+        return {"task": {"taskArn": kwargs.get("task")}}
+
+
+def _reviews_of_seeded(api: Any) -> int:
+    return sum(1 for review in api.reviews if review.get("submissionId") == SEEDED_SUBMISSION)
+
+
+def _may_act(event: Any) -> bool:
+    """True for the launched task's own STOPPED event, the only one allowed to change its item."""
+    from mm_shared.constants import started_by_prefix
+    from mm_shared.models.task import TaskEnv
+
+    if not isinstance(event, dict) or event.get("source") != "aws.ecs":
+        return False
+    if event.get("detail-type") != "ECS Task State Change":
+        return False
+    detail = event.get("detail")
+    if not isinstance(detail, dict) or detail.get("lastStatus") != "STOPPED":
+        return False
+    if detail.get("taskArn") != SEEDED_TASK_ARN:
+        return False
+    started = detail.get("startedBy")
+    if not isinstance(started, str) or not started.startswith(started_by_prefix(ENVIRONMENT)):
+        return False
+    overrides = detail.get("overrides")
+    containers = overrides.get("containerOverrides") if isinstance(overrides, dict) else None
+    values = [
+        pair.get("value")
+        for override in (containers if isinstance(containers, list) else [])
+        if isinstance(override, dict) and isinstance(override.get("environment"), list)
+        for pair in override["environment"]
+        if isinstance(pair, dict) and pair.get("name") == TaskEnv.SUBMISSION_ID.value
+    ]
+    named = values[0] if values else None
+    # Without the variable the service identifies the task by its tags (ours for the seeded task).
+    return named in (None, "") or _canonical(named) == SEEDED_SUBMISSION
+
+
+class CompletionChecker:
+    """`parse_event` + `CompletionService.process` with the real StatusStore on moto; API and config are fakes.
+
+    Before every input one submission is LAUNCHED (as the challenge processor leaves it); it is the only one
+    the pipeline launched, so it is the only item that may change and the only submission that may be reviewed.
+    """
+
+    name = "completion"
+
+    def __init__(self, table: str) -> None:
+        self._table = table
+        self._dirty = True  # the table holds items of an earlier input (each check empties it when done)
+
+    def units(self, events: list[dict[str, Any]]) -> int:
+        return len(events)
+
+    def _service(self) -> tuple[Any, Any, Any]:
+        from completion_lambda.handler import CompletionDependencies
+        from completion_lambda.observability import RecordingMetricsSink
+        from mm_shared.settings import CompletionSettings
+        from mm_shared.status_store import StatusStore
+        from tests.conftest import Clock
+        from tests.unit.completion.fakes import FakeConfigSource, FakeReviewApi, challenge_config
+
+        clock = Clock()
+        store = StatusStore(self._table, clock=clock)
+        api = FakeReviewApi()
+        settings = CompletionSettings(
+            environment_name=ENVIRONMENT,
+            status_table_name=self._table,
+            challenge_config_parameter_prefix="/mm-processor/challenges",
+            submission_api_url="http://127.0.0.1:9/v5",
+        )
+        deps = CompletionDependencies(
+            settings,
+            store=store,
+            config_source=FakeConfigSource(challenge_config(challenge_id=KNOWN_CHALLENGE, report_on_success=True)),
+            review_api=api,
+            ecs=_FakeEcs(),
+            metrics_sink=RecordingMetricsSink(),
+        )
+        return deps.service(), store, api
+
+    @staticmethod
+    def _seed(store: Any) -> None:
+        from mm_shared.models.routed import RoutedSubmission
+        from tests.fuzz.strategies import routed_body
+
+        submission = RoutedSubmission.model_validate(routed_body(SEEDED_SUBMISSION))
+        claim = store.claim_launch(submission, scorer_type="example-scorer", lease_seconds=60)
+        assert claim.granted
+        assert store.mark_launched(
+            SEEDED_SUBMISSION,
+            attempt=claim.attempt,
+            task_arn=SEEDED_TASK_ARN,
+            cluster_arn=CLUSTER_ARN,
+            timeout_seconds=3600,
+        )
+
+    def check(self, events: list[dict[str, Any]]) -> list[Finding]:
+        from completion_lambda.observability import logger
+
+        with quiet(logger):
+            return self._check(events)
+
+    def _check(self, events: list[dict[str, Any]]) -> list[Finding]:
+        from completion_lambda.handler import InvalidEventError, parse_event
+
+        if self._dirty:
+            _empty_table(self._table)
+        self._dirty = True
+        service, store, api = self._service()
+        self._seed(store)
+        findings: list[Finding] = []
+        after = store.get(SEEDED_SUBMISSION)
+        for event in events:
+            before = after
+            reviews_before = _reviews_of_seeded(api)
+            try:
+                parsed = parse_event(event)
+            except InvalidEventError as error:
+                if CANARY_TOKEN in str(error):
+                    findings.append(Finding(Property.OTHER, "token in the InvalidEventError message"))
+                parsed = None
+            except Exception as error:
+                findings.append(_escaped(error))
+                parsed = None
+            if parsed is not None:
+                try:
+                    service.process(parsed)
+                except Exception as error:
+                    findings.append(_escaped(error))
+                    if CANARY_TOKEN in str(error):
+                        findings.append(Finding(Property.OTHER, "token in an escaped exception"))
+            if parsed is not None:  # nothing was called: nothing changed
+                after = store.get(SEEDED_SUBMISSION)
+            changed = (before is None) != (after is None) or (
+                before is not None
+                and after is not None
+                and (before.state, before.report_status) != (after.state, after.report_status)
+            )
+            if not _may_act(event) and (changed or _reviews_of_seeded(api) > reviews_before):
+                findings.append(
+                    Finding(Property.ACTED, "launched submission acted on by an event that is not its task's")
+                )
+        items = _empty_table(self._table)
+        self._dirty = False
+        for item in items:
+            submission_id = item["submissionId"].get("S", "")
+            if submission_id != SEEDED_SUBMISSION:
+                findings.append(
+                    Finding(
+                        Property.ACTED, "status item created for a submission never launched", _safe(submission_id, 60)
+                    )
+                )
+        for review in api.reviews:
+            if review.get("submissionId") != SEEDED_SUBMISSION:
+                findings.append(Finding(Property.ACTED, "review posted for a submission never launched"))
+        if _reviews_of_seeded(api) > 1:
+            findings.append(Finding(Property.ACTED, "more than one review for the launched submission"))
+        return findings

@@ -1,0 +1,78 @@
+"""Short fuzz run (fixed seed, a few hundred inputs per function): each function's input properties.
+
+About 800 Kafka records (200 batches), 320 SQS deliveries (150 sequences) and ~190 ECS events (90 sequences):
+About 20 s of CPU on a 2-core machine.
+
+Each property family is asserted on its own line, so hypothesis reports (and shrinks) each failing family
+separately. The long run is `benchmarks/fuzz.py` (same strategies, >= 10,000 inputs per function).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.fuzz.harness import (
+    CompletionChecker,
+    Finding,
+    ProcessorChecker,
+    Property,
+    RouterChecker,
+    isolated_aws,
+    of_family,
+)
+from tests.fuzz.strategies import ecs_event_sequences, msk_events, sqs_deliveries
+
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")
+
+
+def fuzz_settings(max_examples: int) -> settings:
+    return settings(
+        derandomize=True,  # a fixed seed: the same inputs on every run and machine
+        database=None,
+        deadline=None,
+        max_examples=max_examples,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+    )
+
+
+def run(check: Callable[[Any], list[Finding]], strategy: st.SearchStrategy[Any], max_examples: int) -> None:
+    @fuzz_settings(max_examples)
+    @given(strategy)
+    def holds(value: Any) -> None:
+        findings = check(value)
+        assert not of_family(findings, Property.ESCAPED), of_family(findings, Property.ESCAPED)
+        assert not of_family(findings, Property.STATES), of_family(findings, Property.STATES)
+        assert not of_family(findings, Property.ACTED), of_family(findings, Property.ACTED)
+        assert not of_family(findings, Property.OTHER), of_family(findings, Property.OTHER)
+
+    holds()
+
+
+def test_router_never_raises_accounts_each_record_once_and_publishes_only_valid_submissions() -> None:
+    # Given hostile Kafka values (bytes, truncated / huge / nested JSON, mutated envelope and flat forms)
+    # in mutated MSK event shapes, and healthy SNS, SQS and DynamoDB
+    # When the router handles each batch
+    # Then nothing escapes, each record is published xor audited, and every published body is valid
+    run(RouterChecker().check, msk_events(), max_examples=200)
+
+
+def test_challenge_processor_launches_only_valid_bodies_once_and_fails_the_rest_with_a_reason() -> None:
+    # Given SQS bodies mutated from a valid RoutedSubmission (ids, URLs, memberId, challenge, schema)
+    with isolated_aws() as table:
+        # When the processor handles each delivery (duplicates included)
+        # Then RunTask is called only for valid bodies of this challenge with an allowed URL, at most once
+        # per submission, and every other body ends in RecordFailed with a reason
+        run(ProcessorChecker(table).check, sqs_deliveries, max_examples=150)
+
+
+def test_completion_acts_only_on_the_launched_submission_and_raises_only_invalid_event_errors() -> None:
+    # Given one LAUNCHED submission and STOPPED events mutated from its real event
+    with isolated_aws() as table:
+        # When each event is parsed and processed
+        # Then only InvalidEventError escapes, and no item or review appears for a submission never launched
+        run(CompletionChecker(table).check, ecs_event_sequences, max_examples=90)

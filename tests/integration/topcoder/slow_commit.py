@@ -1,0 +1,103 @@
+"""A Submission API whose POST /reviews times out and commits later: the slow commit of defect 4.
+
+It plays the `requests.Session` the client uses, on a virtual clock: the POST raises a read timeout and the
+review becomes visible to GET /reviews only `commit_delay` seconds later (or never). The client's injected
+sleep advances the same clock, so a look "a fraction of a second later" is exactly that.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+
+@dataclass
+class VirtualClock:
+    now: float = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class _Pending:
+    visible_at: float | None  # None: the server never commits it
+    review: dict[str, Any]
+
+
+@dataclass
+class SlowCommitApi:
+    """POSTs number `slow_posts` (1-based) time out; each such review commits `commit_delay` s later, or never."""
+
+    clock: VirtualClock
+    commit_delay: float | None = 0.5
+    slow_posts: frozenset[int] = frozenset({1})
+    per_page: int = 100
+    posts: int = 0
+    gets: int = 0
+    stored: list[_Pending] = field(default_factory=list)
+
+    def add(self, review: dict[str, Any]) -> None:
+        """A review already committed (someone else's, or ours from long ago)."""
+        self.stored.append(_Pending(self.clock.now, {"id": str(uuid.uuid4()), **review}))
+
+    def visible(self) -> list[dict[str, Any]]:
+        return [p.review for p in self.stored if p.visible_at is not None and p.visible_at <= self.clock.now]
+
+    def reviews_for(self, submission_id: str) -> list[dict[str, Any]]:
+        """Everything the server ends up holding for the submission, committed or about to be."""
+        return [p.review for p in self.stored if p.visible_at is not None and p.review["submissionId"] == submission_id]
+
+    # ---- the requests.Session surface the client uses
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        path = urlsplit(url).path
+        if method == "POST" and path.endswith("/reviews"):
+            return self._post(kwargs["json"])
+        if method == "GET" and path.endswith("/reviews"):
+            return self._get(kwargs.get("params") or {})
+        return _response(404, {"message": f"no route {method} {path}"})
+
+    def _post(self, body: dict[str, Any]) -> requests.Response:
+        self.posts += 1
+        review = {"id": str(uuid.uuid4()), **body}
+        if self.posts in self.slow_posts:
+            visible_at = None if self.commit_delay is None else self.clock.now + self.commit_delay
+            self.stored.append(_Pending(visible_at, review))
+            raise requests.ReadTimeout("read timed out (virtual)")
+        self.stored.append(_Pending(self.clock.now, review))
+        return _response(200, review)
+
+    def _get(self, params: dict[str, Any]) -> requests.Response:
+        self.gets += 1
+        matching = [r for r in self.visible() if r["submissionId"] == params.get("submissionId")]
+        if "typeId" in params:
+            matching = [r for r in matching if r["typeId"] == params["typeId"]]
+        page = int(params.get("page", 1))
+        per_page = min(int(params.get("perPage", self.per_page)), self.per_page)
+        total_pages = max(1, -(-len(matching) // per_page))
+        chunk = matching[(page - 1) * per_page : page * per_page]
+        return _response(200, chunk, {"X-Total-Pages": str(total_pages), "X-Page": str(page)})
+
+
+def _response(status: int, body: Any, headers: dict[str, str] | None = None) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response._content = json.dumps(body).encode()
+    response.headers.update({"Content-Type": "application/json", **(headers or {})})
+    return response
+
+
+class StaticTokens:
+    def get_token(self, force_refresh: bool = False) -> str:
+        return "static-test-token"

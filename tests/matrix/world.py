@@ -1,0 +1,759 @@
+"""The matrix's world: the real functions on moto (DynamoDB, SSM) and the fakes, on one virtual clock.
+
+A discrete-event simulation (decision 078). Everything that happens is an event on the `Scheduler`:
+- Kafka -> router (Router.handle, real) -> fake SNS -> the challenge queue (FakeQueue: visibility 180 s,
+  maxReceiveCount 3 -> DLQ) -> the Lambda SQS poller (batches of 5) -> challenge_lambda.handler (real, batch
+  path) -> RunTask on the fake ECS;
+- the fake ECS runs each task PROVISIONING -> RUNNING -> STOPPED and puts its STOPPED event on EventBridge ->
+  completion_lambda.handler (real) as an async invocation: a failed one is retried at +60 s and +120 s, then
+  kept in the completion DLQ;
+- the timeout sweeper (real TimeoutSweeper) every 300 s; its synthetic events go the same async way.
+Faults come from one FaultPlan: botocore faults on every AWS client, HTTP faults on the API session, and the
+delivery/task faults decided here with `plan.fire`. Wall time never enters: every clock is the virtual one.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from challenge_lambda import handler as challenge_handler
+from challenge_lambda.launcher import EcsLauncher
+from challenge_lambda.processor import ChallengeProcessor
+from completion_lambda import handler as completion_handler
+from completion_lambda.handler import CompletionDependencies
+from completion_lambda.sweeper import TimeoutSweeper
+from fault_injection import FaultKind, FaultPlan, SimulatedCrash, install_botocore_faults, install_http_faults
+from mm_shared.challenge_config import ChallengeConfigLoader
+from mm_shared.constants import (
+    CHALLENGE_ID_ATTRIBUTE,
+    challenge_config_parameter_name,
+    started_by,
+    started_by_prefix,
+)
+from mm_shared.models.lifecycle import LifecycleRecord
+from mm_shared.models.routed import KafkaCoordinates, RoutedSubmission
+from mm_shared.models.task import TaskEnv
+from mm_shared.settings import ChallengeProcessorSettings, CompletionSettings, RouterSettings, TimeoutSweeperSettings
+from mm_shared.status_store import StatusStore
+from mm_shared.tables import (
+    AUDIT_MARKS_TTL,
+    STATUS_TABLE_TTL,
+    audit_marks_table_definition,
+    challenge_table_definition,
+    status_table_definition,
+)
+from mm_shared.topcoder.submission_api import SubmissionApiClient
+from tests.builders import FakeLambdaContext, KafkaRecord, bus_envelope, msk_event, submission_payload
+from tests.fakes import boto_session
+from tests.fakes.clock import Scheduler, VirtualClock
+from tests.fakes.ecs import FakeEcs, FakeTask, TaskScript, fake_ecs_client
+from tests.fakes.metrics import RecordingMetrics
+from tests.fakes.queues import FakeQueue, FakeSqsClient, QueuedMessage, RecordingSqs
+from tests.fakes.sns import FakeSns, fake_sns_client
+from tests.fakes.topcoder import BASE_URL, FakeSubmissionApi, FakeTokenProvider, fake_api_session
+
+REGION = "us-east-1"
+ENVIRONMENT = "matrix"
+CHALLENGE_ID = "5a0c0f57-8b70-4a2b-9f3e-1c2d3e4f5a6b"
+CLUSTER = "mm-scorers"
+CLUSTER_ARN = f"arn:aws:ecs:{REGION}:123456789012:cluster/{CLUSTER}"
+CONTAINER = "scorer"
+STATUS_TABLE = "mm-matrix-status"
+CHALLENGE_TABLE = "mm-matrix-challenges"
+AUDIT_MARKS_TABLE = "mm-matrix-audit-marks"
+QUEUE_NAME = f"mm-{ENVIRONMENT}-{CHALLENGE_ID}"
+COMPLETION_FUNCTION = f"mm-{ENVIRONMENT}-completion"
+REVIEW_TYPE_ID = "c56a4180-65aa-42ec-a945-5fd21dec0503"
+REVIEWER_ID = "2b8f3c1e-6a6d-4d2a-9b39-3e1f4b5c6d7e"
+ALLOWED_HOST = "topcoder-submissions.s3.amazonaws.com"
+TOPIC = "submission.notification.create"
+
+
+@dataclass(frozen=True)
+class Timings:
+    """The deployed values (common brief); the matrix runs on them, in virtual time."""
+
+    visibility_seconds: int = 180
+    max_receive_count: int = 3
+    launch_lease_seconds: int = 60
+    report_lease_seconds: int = 90
+    async_retry_delays: tuple[int, ...] = (60, 120)
+    sweep_seconds: int = 300
+    reconcile_grace_seconds: int = 900
+    sqs_batch_size: int = 5
+    eventbridge_delay_seconds: float = 1.0
+    kafka_retry_seconds: float = 10.0
+    kafka_max_retries: int = 10
+    horizon_seconds: float = 3 * 86_400  # a case that is not quiescent by then is stuck
+
+
+@dataclass
+class CompletionCall:
+    at: float
+    attempt: int
+    event: dict[str, Any]
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class Interleaver:
+    """Runs deliveries "at once": each in a thread, one thread running at any time, switching at the launch
+    claim. Order: every delivery reads up to its claim write, then each writes in turn (and pauses just after),
+    then each runs to its end. That is the interleaving in which two deliveries that saw the same state race."""
+
+    BEFORE_WRITE, AFTER_WRITE, END = 1, 2, 3
+
+    @dataclass
+    class _Worker:
+        fn: Callable[[], object]
+        go: threading.Event = field(default_factory=threading.Event)
+        yielded: threading.Event = field(default_factory=threading.Event)
+        position: int = 0
+        error: BaseException | None = None
+
+    def __init__(self) -> None:
+        self._workers: dict[int, Interleaver._Worker] = {}
+        self.claims_won: list[int] = []  # per concurrent run: how many deliveries' claim writes succeeded
+
+    def claim_won(self) -> None:
+        """A delivery's first claim write succeeded (a later one, after the other delivery released, is fair)."""
+        worker = self._workers.get(threading.get_ident())
+        if worker is not None and worker.position < self.AFTER_WRITE and self.claims_won:
+            self.claims_won[-1] += 1
+
+    def pause(self, point: int) -> None:
+        worker = self._workers.get(threading.get_ident())
+        if worker is None or worker.position >= point:
+            return
+        worker.position = point
+        worker.go.clear()
+        worker.yielded.set()
+        if not worker.go.wait(timeout=60):
+            raise RuntimeError("interleaver: never resumed")
+
+    def run(self, fns: list[Callable[[], object]]) -> list[BaseException | None]:
+        workers = [Interleaver._Worker(fn) for fn in fns]
+        self.claims_won.append(0)
+        threads = []
+        for worker in workers:
+
+            def body(w: Interleaver._Worker = worker) -> None:
+                self._workers[threading.get_ident()] = w
+                w.go.wait()
+                try:
+                    w.fn()
+                except BaseException as error:  # a crash is an outcome here, not an error of the harness
+                    w.error = error
+                finally:
+                    w.position = Interleaver.END
+                    w.yielded.set()
+
+            thread = threading.Thread(target=body, daemon=True)
+            thread.start()
+            threads.append(thread)
+        for point in (self.BEFORE_WRITE, self.AFTER_WRITE, self.END):
+            for worker in workers:
+                while worker.position < point:
+                    worker.yielded.clear()
+                    worker.go.set()
+                    if not worker.yielded.wait(timeout=60):
+                        raise RuntimeError("interleaver: a delivery never yielded")
+        for thread in threads:
+            thread.join(timeout=60)
+        self._workers.clear()
+        return [w.error for w in workers]
+
+
+def _is_launch_claim(operation: str, params: dict[str, Any]) -> bool:
+    """The conditional write that claims a launch (create LAUNCHING, or re-claim with a new lease)."""
+    if operation == "PutItem":
+        return (params.get("Item") or {}).get("state", {}).get("S") == "LAUNCHING"
+    if operation == "UpdateItem":
+        values = json.dumps(params.get("ExpressionAttributeValues") or {})
+        return "LAUNCHING" in values and "leaseUntil = " in str(params.get("UpdateExpression", ""))
+    return False
+
+
+class World:
+    def __init__(
+        self,
+        plan: FaultPlan,
+        *,
+        scripts: dict[str, TaskScript] | None = None,
+        config: dict[str, Any] | None = None,
+        timings: Timings | None = None,
+    ) -> None:
+        self.plan = plan
+        self.timings = timings or Timings()
+        self.clock = VirtualClock()
+        plan.epoch = self.clock.start
+        self.scheduler = Scheduler(self.clock)
+        self.scripts = dict(scripts or {})
+        self.metrics = RecordingMetrics()
+        self.completion_calls: list[CompletionCall] = []
+        self.completion_dlq: list[dict[str, Any]] = []
+        self.stopped_events: list[dict[str, Any]] = []
+        self.held_events: dict[str, list[dict[str, Any]]] = {}  # reordered: released after the next one
+        self.crashes: list[str] = []
+        self.interleaver = Interleaver()
+        self._poll_times: set[float] = set()
+        self.kafka_offsets = 100
+
+        # ---- AWS clients on moto (DynamoDB, SSM), each with the plan's faults
+        self.ddb = self._client("dynamodb")
+        self.ssm = self._client("ssm")
+        # The operator's own clients (setup, scenario changes, observation): no faults.
+        self.admin_ddb = boto_session().client("dynamodb", region_name=REGION)
+        self.admin_ssm = boto_session().client("ssm", region_name=REGION)
+        self.admin_ddb.create_table(**status_table_definition(STATUS_TABLE))
+        self.admin_ddb.update_time_to_live(TableName=STATUS_TABLE, TimeToLiveSpecification=STATUS_TABLE_TTL)
+        self.admin_ddb.create_table(**challenge_table_definition(CHALLENGE_TABLE))
+        self.admin_ddb.create_table(**audit_marks_table_definition(AUDIT_MARKS_TABLE))
+        self.admin_ddb.update_time_to_live(TableName=AUDIT_MARKS_TABLE, TimeToLiveSpecification=AUDIT_MARKS_TTL)
+        self.admin_ddb.put_item(
+            TableName=CHALLENGE_TABLE, Item={"challengeId": {"S": CHALLENGE_ID}, "active": {"BOOL": True}}
+        )
+        self.config_document = {
+            "challengeId": CHALLENGE_ID,
+            "scorerType": "mm-scorer-java",
+            "ecsCluster": CLUSTER,
+            "ecsTaskDefinition": "mm-scorer-example:3",
+            "scorerContainerName": CONTAINER,
+            "timeout": 1800,
+            "subnets": ["subnet-0a1b2c3d"],
+            "securityGroups": ["sg-0123456789abcdef0"],
+            "reviewTypeId": REVIEW_TYPE_ID,
+            "reviewerId": REVIEWER_ID,
+            "scoreCardId": 30_001_852,
+            "reportOnSuccess": True,
+            **(config or {}),
+        }
+        self.put_config(self.config_document)
+
+        # ---- fakes
+        self.queue = FakeQueue(
+            QUEUE_NAME,
+            self.clock,
+            self._schedule_poll,
+            visibility_seconds=self.timings.visibility_seconds,
+            max_receive_count=self.timings.max_receive_count,
+        )
+        self.sqs = FakeSqsClient({QUEUE_NAME: self.queue})
+        self.sns_fake = FakeSns()
+        self.sns_fake.subscribe(CHALLENGE_ID, self.queue)
+        self.sns = fake_sns_client(self.sns_fake)
+        install_botocore_faults(self.sns, plan, clock=self.clock)
+        self.audit = RecordingSqs()
+        self.ecs_fake = FakeEcs(
+            self.clock,
+            lambda at, action, label: self.scheduler.at(at, action, label),
+            script_for=self._script_for,
+            on_stopped=self._on_stopped,
+            container_names=(CONTAINER,),
+        )
+        self.ecs = fake_ecs_client(self.ecs_fake)
+        install_botocore_faults(self.ecs, plan, clock=self.clock)
+        self.api = FakeSubmissionApi(self.clock)
+        self.tokens = FakeTokenProvider()
+        session = fake_api_session(self.api)
+        install_http_faults(session, plan, clock=self.clock, defer=self.scheduler.defer)
+        self.review_client = SubmissionApiClient(
+            BASE_URL, self.tokens, timeout_seconds=10.0, max_retries=2, session=session, sleep=self.clock.sleep
+        )
+        self._install_launch_interleaving()
+
+        # ---- the functions
+        self.context = FakeLambdaContext()
+        self.processor_settings = ChallengeProcessorSettings(
+            environment_name=ENVIRONMENT,
+            challenge_id=CHALLENGE_ID,
+            challenge_config_parameter=challenge_config_parameter_name(CHALLENGE_ID),
+            status_table_name=STATUS_TABLE,
+            max_receive_count=self.timings.max_receive_count,
+            launch_lease_seconds=self.timings.launch_lease_seconds,
+            allowed_url_hosts=(ALLOWED_HOST,),
+        )
+        self.processor = ChallengeProcessor.from_settings(
+            self.processor_settings,
+            metrics=self.metrics,
+            logger=Logger(service="challenge-processor"),
+            ssm_client=self.ssm,
+            dynamodb_client=self.ddb,
+            launcher=EcsLauncher(self.ecs),
+            clock=self.clock,
+            config_clock=self.clock,
+        )
+        self.store = StatusStore(STATUS_TABLE, clock=self.clock, dynamodb_client=self.ddb)
+        self._completion_deps = self._completion_dependencies()
+        self.sweeper = self._sweeper()
+        self.router = self._router()
+
+    # ------------------------------------------------------------------ construction
+    def _client(self, service: str) -> Any:
+        client = boto_session().client(service, region_name=REGION)
+        install_botocore_faults(client, self.plan, clock=self.clock)
+        return client
+
+    def put_config(self, document: dict[str, Any]) -> None:
+        self.admin_ssm.put_parameter(
+            Name=challenge_config_parameter_name(CHALLENGE_ID),
+            Value=json.dumps(document),
+            Type="String",
+            Overwrite=True,
+        )
+
+    def _completion_dependencies(self) -> CompletionDependencies:
+        fields = CompletionSettings.model_fields
+        values: dict[str, Any] = {
+            "environment_name": ENVIRONMENT,
+            "status_table_name": STATUS_TABLE,
+            "challenge_config_parameter_prefix": "/mm-processor/challenges",
+            "submission_api_url": BASE_URL,
+            "report_lease_seconds": self.timings.report_lease_seconds,
+        }
+        if "challenge_queue_name_template" in fields:
+            values["challenge_queue_name_template"] = f"mm-{ENVIRONMENT}-{{challenge_id}}"
+        settings = CompletionSettings(**values)
+        offered: dict[str, Any] = {
+            "store": StatusStore(STATUS_TABLE, clock=self.clock, dynamodb_client=self.ddb),
+            "config_source": ChallengeConfigLoader(
+                lambda challenge_id: challenge_config_parameter_name(challenge_id),
+                settings.config_cache_seconds,
+                self.ssm,
+                clock=self.clock,
+            ),
+            "token_provider": self.tokens,
+            "review_api": self.review_client,
+            "ecs": self.ecs,
+            "metrics_sink": self.metrics,
+            "sqs": self.sqs,
+            "sqs_client": self.sqs,
+            "clock": self.clock,
+        }
+        accepted = inspect.signature(CompletionDependencies.__init__).parameters
+        return CompletionDependencies(settings, **{k: v for k, v in offered.items() if k in accepted})
+
+    def _sweeper(self) -> TimeoutSweeper:
+        settings = TimeoutSweeperSettings(
+            environment_name=ENVIRONMENT,
+            status_table_name=STATUS_TABLE,
+            completion_function_name=COMPLETION_FUNCTION,
+            reconcile_grace_seconds=self.timings.reconcile_grace_seconds,
+            ecs_cluster_arns=(CLUSTER_ARN,),
+        )
+        offered: dict[str, Any] = {
+            "store": StatusStore(STATUS_TABLE, clock=self.clock, dynamodb_client=self.ddb),
+            "ecs": self.ecs,
+            "metrics": self.metrics,
+            "logger": Logger(service="timeout-sweeper"),
+            "lambda_client": lambda: self,
+            "clock": self.clock,
+            "sqs": self.sqs,
+            "sqs_client": self.sqs,
+        }
+        accepted = inspect.signature(TimeoutSweeper.__init__).parameters
+        kwargs = {k: v for k, v in offered.items() if k in accepted}
+        for name in accepted:
+            if name not in kwargs and name in TimeoutSweeperSettings.model_fields:
+                kwargs[name] = getattr(settings, name)
+        if "max_stops_per_run" in accepted:
+            kwargs["max_stops_per_run"] = settings.max_stops_per_run
+        if "settings" in accepted:
+            kwargs["settings"] = settings
+        return TimeoutSweeper(**kwargs)
+
+    def _router(self) -> Any:
+        from router_lambda.router import Router
+
+        settings = RouterSettings(
+            environment_name=ENVIRONMENT,
+            sns_topic_arn=f"arn:aws:sns:{REGION}:123456789012:mm-{ENVIRONMENT}-submissions",
+            challenge_table_name=CHALLENGE_TABLE,
+            audit_queue_url=f"https://sqs.{REGION}.amazonaws.com/123456789012/mm-{ENVIRONMENT}-audit",
+            audit_marks_table_name=AUDIT_MARKS_TABLE,
+            allowed_url_hosts=(ALLOWED_HOST,),
+        )
+
+        class _RouterMetrics:
+            def __init__(self, sink: RecordingMetrics) -> None:
+                self.sink = sink
+
+            def count(self, metric: Any, value: int, *, reason: str | None = None) -> None:
+                for _ in range(value):
+                    self.sink.count(metric, reason=reason)
+
+        return Router.from_settings(
+            settings,
+            metrics=_RouterMetrics(self.metrics),
+            clock=self.clock,
+            sleep=self.clock.sleep,
+            jitter=lambda: 0.5,
+            sns=lambda: self.sns,
+            sqs=lambda: self.audit,
+            dynamodb=lambda: self.ddb,
+        )
+
+    def _install_launch_interleaving(self) -> None:
+        """Pause points for `Interleaver` around the launch claim write (no-ops outside a concurrent delivery)."""
+        key = "matrix_params"
+
+        def remember(params: dict[str, Any], context: dict[str, Any], model: Any, **_: Any) -> None:
+            context[key] = (model.name, json.loads(json.dumps(params, default=str)))
+
+        def race_point(context: dict[str, Any]) -> bool:
+            name, params = context.get(key, ("", {}))
+            if not _is_launch_claim(name, params):
+                return False
+            if name == "PutItem" and "race_point" not in context:
+                # Creating an item that exists is a probe that fails whatever happens: the race is the re-claim.
+                found = self.admin_ddb.get_item(
+                    TableName=params["TableName"], Key={"submissionId": params["Item"]["submissionId"]}
+                )
+                context["race_point"] = "Item" not in found
+            return bool(context.get("race_point", True))
+
+        def before(context: dict[str, Any], **_: Any) -> None:
+            if race_point(context):
+                self.interleaver.pause(Interleaver.BEFORE_WRITE)
+
+        def after(context: dict[str, Any], http_response: Any, **_: Any) -> None:
+            if race_point(context):
+                if http_response.status_code < 300:
+                    self.interleaver.claim_won()
+                self.interleaver.pause(Interleaver.AFTER_WRITE)
+
+        events = self.ddb.meta.events
+        events.register("before-parameter-build.dynamodb", remember, unique_id="matrix-remember")
+        events.register_first("before-call.dynamodb", before, unique_id="matrix-before")
+        events.register_last("after-call.dynamodb", after, unique_id="matrix-after")
+
+    # ------------------------------------------------------------------ inputs
+    def routed(self, submission_id: str, *, offset: int | None = None) -> RoutedSubmission:
+        source = KafkaCoordinates(topic=TOPIC, partition=0, offset=offset if offset is not None else self._offset())
+        return RoutedSubmission(
+            submission_id=submission_id,
+            challenge_id=CHALLENGE_ID,
+            member_id=40_158_994,
+            url=f"https://{ALLOWED_HOST}/mm/{submission_id}.zip",
+            submission_type="Contest Submission",
+            correlation_id=source.correlation_id,
+            source=source,
+            routed_at=datetime.fromtimestamp(self.clock(), tz=UTC),
+        )
+
+    def _offset(self) -> int:
+        self.kafka_offsets += 1
+        return self.kafka_offsets
+
+    def submit_to_queue(self, submission_id: str, *, at: float = 0.0) -> None:
+        """As the router would have: one routed message on the challenge queue."""
+        self.scheduler.at(
+            self.clock.start + at,
+            lambda: self.queue.send(self.routed(submission_id).to_json(), attributes=self._attributes()),
+            f"sqs send {submission_id[:8]}",
+        )
+
+    @staticmethod
+    def _attributes() -> dict[str, Any]:
+        return {CHALLENGE_ID_ATTRIBUTE: {"DataType": "String", "StringValue": CHALLENGE_ID}}
+
+    def submit_to_kafka(
+        self, submission_ids: list[str], *, at: float = 0.0, extra: list[KafkaRecord] | None = None
+    ) -> None:
+        """One Kafka batch with a submission record per id (and any `extra` records)."""
+        records = [
+            KafkaRecord(
+                bus_envelope(
+                    submission_payload(
+                        submission_id=sid, challenge_id=CHALLENGE_ID, url=f"https://{ALLOWED_HOST}/mm/{sid}.zip"
+                    )
+                ),
+                offset=self._offset(),
+                timestamp=int(self.clock() * 1000),
+            )
+            for sid in submission_ids
+        ]
+        for record in extra or []:  # after the submissions in the partition
+            record.offset = self._offset() if record.offset is None else record.offset
+            record.timestamp = record.timestamp or int(self.clock() * 1000)
+            records.append(record)
+        self.scheduler.at(self.clock.start + at, lambda: self._kafka_batch(records, 0), "kafka batch")
+
+    def _kafka_batch(self, records: list[KafkaRecord], attempt: int) -> None:
+        try:
+            response = self.router.handle(msk_event(records))
+            failed_offsets = {item["itemIdentifier"]["offset"] for item in response.get("batchItemFailures", [])}
+        except Exception as error:  # the whole batch is retried
+            self.crashes.append(f"router: {type(error).__name__}: {error}")
+            failed_offsets = {r.offset for r in records}
+        # Lambda's Kafka event source re-delivers a partition from its first failed offset on: that record and
+        # every later one of the batch, processed or not (one partition in the matrix).
+        first_failed = min(failed_offsets, default=None)
+        failed = [r for r in records if first_failed is not None and (r.offset or 0) >= first_failed]
+        if failed and attempt < self.timings.kafka_max_retries:
+            self.scheduler.after(
+                self.timings.kafka_retry_seconds * (attempt + 1),
+                lambda: self._kafka_batch(failed, attempt + 1),
+                "kafka retry",
+            )
+        for record in records:
+            if record in failed:
+                continue
+            payload = json.loads(record.value_bytes()).get("payload") or {}
+            if payload.get("resource") != "submission":
+                continue
+            rule = self.plan.fire(FaultKind.KAFKA_REDELIVERY, ids=(CHALLENGE_ID, payload.get("id")), now=self.clock())
+            if rule is not None:
+                self.scheduler.after(
+                    rule.param("delay_seconds", 600.0), partial(self._kafka_batch, [record], 0), "kafka again"
+                )
+
+    # ------------------------------------------------------------------ SQS -> challenge function
+    def _schedule_poll(self, instant: float) -> None:
+        if instant in self._poll_times:
+            return
+        self._poll_times.add(instant)
+        self.scheduler.at(instant, lambda: self._poll(instant), "sqs poll")
+
+    def _poll(self, instant: float) -> None:
+        self._poll_times.discard(instant)
+        while True:
+            batch = self.queue.receive(self.timings.sqs_batch_size)
+            if not batch:
+                return
+            concurrent = []
+            for message in batch:
+                ids = (CHALLENGE_ID, _submission_of(message.body))
+                if self.plan.fire(FaultKind.SQS_DUPLICATE_DELIVERY, ids=ids, now=self.clock()):
+                    concurrent.append(message)
+            singles = [m for m in batch if m not in concurrent]
+            if singles:
+                self._invoke_challenge(singles)
+            for message in concurrent:
+                copy = self._duplicate_of(message)
+                errors = self.interleaver.run(
+                    [partial(self._invoke_challenge, [message]), partial(self._invoke_challenge, [copy])]
+                )
+                self.crashes += [f"interleaved delivery: {e!r}" for e in errors if e is not None]
+
+    def _duplicate_of(self, message: QueuedMessage) -> QueuedMessage:
+        """The second copy SQS hands out: the same body, its own receipt (an independent message here)."""
+        copy = QueuedMessage(
+            str(uuid.uuid4()),
+            message.body,
+            message.visible_at,
+            message.sent_at,
+            receive_count=message.receive_count,
+            attributes=dict(message.attributes),
+        )
+        self.queue.messages[copy.message_id] = copy
+        return copy
+
+    def _invoke_challenge(self, messages: list[QueuedMessage]) -> None:
+        event = {"Records": [_sqs_record(m) for m in messages]}
+        try:
+            response = challenge_handler.handler(event, self.context)
+            failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+        except (Exception, SimulatedCrash) as error:  # the invocation died: every message comes back
+            self.crashes.append(f"challenge: {type(error).__name__}")
+            failed = {m.message_id for m in messages}
+        for message in messages:
+            if message.message_id in failed:
+                self.queue.return_later(message)
+            else:
+                self.queue.delete(message.message_id)
+
+    def install_processor(self) -> None:
+        """The handler's processor for this environment is ours (clients, clock, metrics)."""
+        challenge_handler.reset()
+        challenge_handler.use_processor(self.processor)
+
+    # ------------------------------------------------------------------ ECS -> EventBridge -> completion
+    def _script_for(self, env: dict[str, str]) -> TaskScript:
+        submission_id = env.get(TaskEnv.SUBMISSION_ID.value, "")
+        ids = (CHALLENGE_ID, submission_id)
+        script = self.scripts.get(submission_id, TaskScript())
+        if self.plan.fire(FaultKind.TASK_FAILED_TO_START, ids=ids, now=self.clock()):
+            script = TaskScript(fail_to_start=True, forget_after=script.forget_after)
+        rule = self.plan.fire(FaultKind.SCORER_OVERRUN, ids=ids, now=self.clock())
+        if rule is not None:
+            run = float(rule.params.get("run_seconds", -1))
+            script = TaskScript(
+                run_seconds=None if run < 0 else run, exit_code=script.exit_code, forget_after=script.forget_after
+            )
+        rule = self.plan.fire(FaultKind.ECS_FORGETS_STOPPED_TASK, ids=ids, now=self.clock())
+        if rule is not None:
+            script = TaskScript(
+                run_seconds=script.run_seconds,
+                exit_code=script.exit_code,
+                fail_to_start=script.fail_to_start,
+                sidecar=script.sidecar,
+                forget_after=rule.param("after_seconds", 60.0),
+            )
+        return script
+
+    def _on_stopped(self, task: FakeTask) -> None:
+        if not task.started_by.startswith(started_by_prefix(ENVIRONMENT)):
+            return  # the rule's pattern: only our tasks
+        event = _stopped_event(self.ecs_fake._describe(task), self.clock())
+        self.stopped_events.append(event)
+        ids = (CHALLENGE_ID, task.submission_id, task.arn)
+        now = self.clock()
+        delay = self.timings.eventbridge_delay_seconds
+        if self.plan.fire(FaultKind.STOPPED_EVENT_LOST, ids=ids, now=now):
+            return
+        rule = self.plan.fire(FaultKind.STOPPED_EVENT_DELAYED, ids=ids, now=now)
+        if rule is not None:
+            delay = rule.param("delay_seconds", 1200.0)
+        if self.plan.fire(FaultKind.STOPPED_EVENT_REORDERED, ids=ids, now=now):
+            # Held back until the next STOPPED event of this submission has been delivered (or an hour).
+            self.held_events.setdefault(task.submission_id, []).append(event)
+            self.scheduler.after(3600, lambda: self._release_held(task.submission_id), "release held event")
+            return
+        self.scheduler.after(delay, lambda: self._deliver_stopped(event, task.submission_id), "eventbridge")
+        if self.plan.fire(FaultKind.STOPPED_EVENT_DUPLICATE, ids=ids, now=now):
+            self.scheduler.after(delay + 2, lambda: self._deliver_stopped(event, task.submission_id), "duplicate")
+
+    def _deliver_stopped(self, event: dict[str, Any], submission_id: str) -> None:
+        self.invoke_completion_async(event)
+        self._release_held(submission_id)
+
+    def _release_held(self, submission_id: str) -> None:
+        for event in self.held_events.pop(submission_id, []):
+            self.scheduler.after(1, partial(self.invoke_completion_async, event), "reordered event")
+
+    def invoke_completion_async(self, event: dict[str, Any], attempt: int = 0) -> None:
+        call = CompletionCall(self.clock(), attempt, event)
+        self.completion_calls.append(call)
+        completion_handler.use_dependencies(self._completion_deps)
+        try:
+            call.result = completion_handler.handler(json.loads(json.dumps(event)), self.context)
+        except (Exception, SimulatedCrash) as error:
+            call.error = f"{type(error).__name__}: {error}"[:300]
+            if attempt < len(self.timings.async_retry_delays):
+                self.scheduler.after(
+                    self.timings.async_retry_delays[attempt],
+                    lambda: self.invoke_completion_async(event, attempt + 1),
+                    "completion retry",
+                )
+            else:
+                self.completion_dlq.append(event)
+
+    # The sweeper's Lambda client: Invoke(InvocationType=Event) is an async invocation of the completion function.
+    def invoke(self, **kwargs: Any) -> dict[str, Any]:
+        payload = json.loads(kwargs["Payload"])
+        self.scheduler.after(0.5, lambda: self.invoke_completion_async(payload), "synthetic event")
+        return {"StatusCode": 202}
+
+    # ------------------------------------------------------------------ the sweeper
+    def _sweep(self) -> None:
+        try:
+            self.sweeper.sweep()
+        except Exception as error:  # the next scheduled run is the retry
+            self.crashes.append(f"sweeper: {type(error).__name__}: {error}"[:300])
+        self.scheduler.at(self.clock() + self.timings.sweep_seconds, self._sweep, "sweep", periodic=True)
+
+    # ------------------------------------------------------------------ running
+    def run(self) -> None:
+        self.install_processor()
+        self.scheduler.at(self.clock.start + self.timings.sweep_seconds, self._sweep, "sweep", periodic=True)
+        limit = self.clock.start + self.timings.horizon_seconds
+        try:
+            while True:
+                upcoming = self.scheduler.next_at()
+                if upcoming is None or upcoming > limit:
+                    break
+                if not self.scheduler.busy and self._quiescent():
+                    break
+                self.scheduler.run_one()
+        finally:
+            challenge_handler.reset()
+            completion_handler.use_dependencies(None)
+
+    def _quiescent(self) -> bool:
+        """Nothing left that could ever change: no pending events but the sweep, no message in the queue, no task
+        running, no status item the sweeper still has to look at (`deadlineAt`)."""
+        if not self.queue.empty or self.ecs_fake.running() or self.held_events:
+            return False
+        return all(record.deadline_at is None for record in self.records().values())
+
+    # ------------------------------------------------------------------ observing
+    def records(self) -> dict[str, LifecycleRecord]:
+        items = self.admin_ddb.scan(TableName=STATUS_TABLE, ConsistentRead=True).get("Items", [])
+        return {r.submission_id: r for r in (StatusStore._to_record(item) for item in items)}
+
+    def started_by_value(self) -> str:
+        return started_by(ENVIRONMENT, CHALLENGE_ID)
+
+
+def _submission_of(body: str) -> str:
+    try:
+        return str(json.loads(body).get("submissionId", ""))
+    except (ValueError, AttributeError):
+        return ""
+
+
+def _sqs_record(message: QueuedMessage) -> dict[str, Any]:
+    millis = str(int(message.sent_at * 1000))
+    return {
+        "messageId": message.message_id,
+        "receiptHandle": "AQEB" + uuid.uuid4().hex,
+        "body": message.body,
+        "attributes": {
+            "ApproximateReceiveCount": str(message.receive_count),
+            "SentTimestamp": millis,
+            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+            "ApproximateFirstReceiveTimestamp": millis,
+        },
+        "messageAttributes": {
+            name: {
+                "stringValue": value.get("StringValue"),
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": "String",
+            }
+            for name, value in message.attributes.items()
+        },
+        "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:{QUEUE_NAME}",
+        "awsRegion": REGION,
+    }
+
+
+def _iso(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if isinstance(value, dict):
+        return {k: _iso(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_iso(v) for v in value]
+    return value
+
+
+def _stopped_event(described: dict[str, Any], now: float) -> dict[str, Any]:
+    """The EventBridge "ECS Task State Change" event ECS puts for a stopped task."""
+    detail = _iso(described)
+    stamp = _iso(datetime.fromtimestamp(now, tz=UTC))
+    detail["updatedAt"] = stamp
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "ECS Task State Change",
+        "source": "aws.ecs",
+        "account": "123456789012",
+        "time": stamp,
+        "region": REGION,
+        "resources": [detail["taskArn"]],
+        "detail": detail,
+    }
