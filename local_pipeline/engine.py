@@ -146,8 +146,19 @@ class RunOutcome:
         return [r for r in self.records if r.state not in FINAL_STATES]
 
     @property
+    def quiescent(self) -> bool:
+        """The run ended quiet and settled (not at the stall limit or the hard cap): late commits were seen."""
+        return not self.deadline_hit and not self.stalled
+
+    @property
     def ok(self) -> bool:
-        return not self.unaccounted and not self.violations and not self.api_violations and not self.secret_leaks
+        return (
+            self.quiescent
+            and not self.unaccounted
+            and not self.violations
+            and not self.api_violations
+            and not self.secret_leaks
+        )
 
 
 def _plain(value: Any) -> Any:

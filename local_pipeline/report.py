@@ -219,6 +219,11 @@ def print_summary(outcome: RunOutcome, console: Console, report_path: Path | Non
         for r in unaccounted:
             console.print(f"  record {r.position} (submission {r.submission_id or '-'}): {r.reason}")
     console.print(f"logs: {outcome.log_dir}" + (f"; report: {report_path}" if report_path else ""))
+    if not unaccounted and not outcome.quiescent:
+        console.print(
+            "[bold red]every record is final, but the pipeline never went quiet[/bold red] (a queue, a task or an "
+            "API request still busy when the run stopped): a late duplicate could have been missed"
+        )
     verdict = "[bold green]OK[/bold green]" if outcome.ok else "[bold red]NOT OK[/bold red]"
     console.print(
         f"{verdict}: every record in exactly one final state, no submission with two tasks or reports"

@@ -25,7 +25,14 @@ pushed out by a grace period); stopped and its event lost -> a synthetic event a
 (`mark_reconcile_abandoned`: off the index, left for an operator). Only the outcome recorded from a STOPPED event
 (real or synthesized) ever leaves LAUNCHED. The sweeper also adopts the running task of an unconfirmed launch
 (`adopt_task`), dead-letters launches that can no longer be confirmed (`mark_launch_stuck`) and re-drives
-unfinished reports (`mark_report_redriven`, `clear_deadline`); decisions 071, 073, 080.
+unfinished reports (`mark_report_redriven`, `clear_deadline`) and unsent relaunches (`mark_relaunch_redriven`);
+decisions 071, 073, 080.
+
+Ambiguity (decision 070): `launchAmbiguous` is set when a RunTask of the current attempt may have started a task
+(`mark_launch_outcome_unknown`, or a re-claim of a vanished holder's lease). While it is set every claim keeps the
+attempt, so the clientToken, and ECS answers with the task the first call started; only `failures[]` or a recorded
+launch clear it. A re-claim is conditioned on the lease the delivery observed. `record_outcome` settles an item
+only for the task it tracks or, from LAUNCHING, for the attempt it is on, and never creates an item (076).
 """
 
 from __future__ import annotations

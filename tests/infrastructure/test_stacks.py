@@ -371,6 +371,10 @@ def test_completion_and_sweeper_ecs_calls_are_conditioned_on_the_cluster(
         assert statement["Condition"] == {"ArnEquals": {"ecs:cluster": cluster}}
         assert statement["Resource"] == "arn:aws:ecs:us-east-1:123456789012:task/mm-scorers/*"
     sweeper = role_statements(core, fns["mm-example-timeout-sweeper"][2]["Properties"]["Role"]["Fn::GetAtt"][0])
+    # The orphan scan (decision 071): ListTasks has no task resource, so `*`, held to the cluster by condition.
+    (list_tasks,) = statements_for(sweeper, "ecs:ListTasks")
+    assert list_tasks["Resource"] == "*"
+    assert list_tasks["Condition"] == {"ArnEquals": {"ecs:cluster": cluster}}
     (query,) = statements_for(sweeper, "dynamodb:Query")
     assert any(str(r).endswith("/index/byStateDeadline") for r in as_list(query["Resource"]))
 

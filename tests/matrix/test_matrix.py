@@ -95,11 +95,8 @@ def check(world: World, sid: str, expect: Expect) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_fault_matrix(case: Case, fresh_aws: None) -> None:
-    # Given one submission (or a few) and one fault kind (or a pair); When the world runs until quiescent
-    world = run_case(case)
-    # Then every submission is in its one expected final state, nothing lost, nothing twice
+def case_problems(case: Case, world: World) -> list[str]:
+    """Everything wrong with one case's run (empty: survived). Shared with `benchmarks/matrix_benchmark.py`."""
     problems = []
     for sid, expect in case.expect.items():
         problems += [f"{sid[-4:]}: {p}" for p in check(world, sid, expect)]
@@ -117,6 +114,15 @@ def test_fault_matrix(case: Case, fresh_aws: None) -> None:
         audits = len(world.audit.entries)
         if audits != 1:
             problems.append(f"{audits} audit records for 1 skipped Kafka record")
+    return problems
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_fault_matrix(case: Case, fresh_aws: None) -> None:
+    # Given one submission (or a few) and one fault kind (or a pair); When the world runs until quiescent
+    world = run_case(case)
+    # Then every submission is in its one expected final state, nothing lost, nothing twice
+    problems = case_problems(case, world)
     assert not problems, f"[defect {case.defect or '-'}] " + "; ".join(problems) + "\n" + describe(world)
 
 
