@@ -86,7 +86,7 @@ class FaultInjectingAdapter(BaseAdapter):
         with self._lock:
             stale = token in self._stale_tokens
         if stale:
-            return _response(request, 401, {"message": "token expired (injected rotation)"})
+            return json_response(request, 401, {"message": "token expired (injected rotation)"})
         kinds = _ANY_METHOD + (_WRITE_ONLY if method in _WRITES else ())
         for kind in kinds:
             rule = self._plan.fire(kind, ids=ids, now=now, accept=accept)
@@ -105,7 +105,7 @@ class FaultInjectingAdapter(BaseAdapter):
                 )
                 raise requests.ReadTimeout("injected read timeout (the write commits later)", request=request)
             headers = {"Retry-After": f"{rule.param('retry_after', DEFAULT_RETRY_AFTER_SECONDS):g}"}
-            return _response(request, _STATUS[kind], {"message": f"injected {kind.value}"}, headers)
+            return json_response(request, _STATUS[kind], {"message": f"injected {kind.value}"}, headers)
         response = self._inner.send(request, **kwargs)
         if (
             method == "POST"
@@ -159,9 +159,10 @@ def _request_ids(request: requests.PreparedRequest) -> Iterator[str]:
             yield str(data["submissionId"])
 
 
-def _response(
+def json_response(
     request: requests.PreparedRequest, status: int, body: Any, headers: Mapping[str, str] | None = None
 ) -> requests.Response:
+    """A JSON `requests.Response` for `request` (an injected answer, or a fake API's)."""
     response = requests.Response()
     response.status_code = status
     response._content = json.dumps(body).encode()
@@ -173,4 +174,4 @@ def _response(
     return response
 
 
-__all__ = ["DEFAULT_COMMIT_DELAY_SECONDS", "Defer", "FaultInjectingAdapter", "install_http_faults"]
+__all__ = ["DEFAULT_COMMIT_DELAY_SECONDS", "Defer", "FaultInjectingAdapter", "install_http_faults", "json_response"]

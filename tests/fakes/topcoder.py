@@ -17,6 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 from requests.adapters import BaseAdapter
 
+from fault_injection.http_faults import json_response
+
 BASE_URL = "https://api.topcoder.fake/v5"
 PER_PAGE_MAX = 100
 
@@ -67,12 +69,12 @@ class FakeSubmissionApi(BaseAdapter):
         self.requests.append((method, path))
         token = str(request.headers.get("Authorization", "")).removeprefix("Bearer ")
         if not self._accept(token):
-            return _response(request, 401, {"message": "Invalid token"})
+            return json_response(request, 401, {"message": "Invalid token"})
         if method == "POST" and path == "/reviews":
             body = json.loads(request.body or b"{}")
             review = {**body, "id": str(uuid.uuid4()), "createdBy": "mm-processor", "created": self._clock()}
             self.reviews.append(CommittedReview(review, self._clock()))
-            return _response(request, 200, review)
+            return json_response(request, 200, review)
         if method == "GET" and path == "/reviews":
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
             found = [
@@ -85,26 +87,13 @@ class FakeSubmissionApi(BaseAdapter):
             page = int(query.get("page", 1))
             pages = max(1, -(-len(found) // per_page))
             chunk = found[(page - 1) * per_page : page * per_page]
-            return _response(request, 200, chunk, {"X-Total-Pages": str(pages), "X-Page": str(page)})
+            return json_response(request, 200, chunk, {"X-Total-Pages": str(pages), "X-Page": str(page)})
         if method == "GET" and path.startswith("/submissions/"):
-            return _response(request, 200, {"id": path.rpartition("/")[2]})
-        return _response(request, 404, {"message": f"no route {method} {path}"})
+            return json_response(request, 200, {"id": path.rpartition("/")[2]})
+        return json_response(request, 404, {"message": f"no route {method} {path}"})
 
     def close(self) -> None:
         pass
-
-
-def _response(
-    request: requests.PreparedRequest, status: int, body: Any, headers: dict[str, str] | None = None
-) -> requests.Response:
-    response = requests.Response()
-    response.status_code = status
-    response._content = json.dumps(body).encode()
-    response.headers.update({"Content-Type": "application/json", **(headers or {})})
-    response.url = request.url or ""
-    response.request = request
-    response.encoding = "utf-8"
-    return response
 
 
 def fake_api_session(api: FakeSubmissionApi) -> requests.Session:
