@@ -144,6 +144,7 @@ def figures(burst: Burst, outcome: RunOutcome, wall_seconds: float) -> dict[str,
         "lostStoppedEvents": len(outcome.lost_stopped_events),
         "deadlineHit": outcome.deadline_hit,
         "stalled": outcome.stalled,
+        "busyAtStall": outcome.busy_at_stall,
         "limits": {
             "hardCapSeconds": outcome.deadline_seconds,
             "stallSeconds": outcome.stall_seconds,
@@ -204,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         f"calls; lost STOPPED events {result['lostStoppedEvents']}"
     )
     print(
-        f"deadline hit {result['deadlineHit']}; stalled {result['stalled']}; limits {result['limits']}; "
+        f"deadline hit {result['deadlineHit']}; stalled {result['stalled']} (busy: {result['busyAtStall']}); "
+        f"limits {result['limits']}; "
         f"ok {result['ok']}"
     )
     for violation in result["violations"]:  # type: ignore[attr-defined]

@@ -137,6 +137,7 @@ class RunOutcome:
     lost_stopped_events: list[str] = field(default_factory=list)  # task ARNs (the lose-stopped-event fault)
     async_invocations: int = 0  # Invoke(Event) calls the fake Lambda accepted (the sweeper's reconciliation)
     stalled: bool = False  # no record changed state for `stall_seconds`
+    busy_at_stall: str | None = None  # what was still in flight when the run stalled
     deadline_seconds: float = 0.0  # the hard cap in force
     stall_seconds: float = 0.0
     settle_seconds: float = 0.0  # how long the run waited, quiet, for late commits before reading the API
@@ -280,6 +281,7 @@ class LocalPipeline:
         self.delivery_plan = FaultPlan()  # the kinds the engine's event source mappings play
         self.twins: dict[str, FunctionWorker] = {}  # second challenge-processor instances (SQS duplicates)
         self._worker_plan_installed = False
+        self.busy_at_stall: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> LocalPipeline:
@@ -640,20 +642,30 @@ class LocalPipeline:
         )
         return max(SETTLE_FLOOR_SECONDS, slowest + SETTLE_MARGIN_SECONDS) if slowest else SETTLE_FLOOR_SECONDS
 
-    def _quiet(self, sqs: Any) -> bool:
-        """Nothing in flight: challenge queues and the completion target empty, no task running or STOPPED
-        event held back, no API request unanswered."""
+    def _busy(self, sqs: Any) -> str | None:
+        """What is still in flight (None: quiet): challenge queues and the completion target, a task running or
+        a STOPPED event held back, an API request unanswered. Named, so a run that never goes quiet says why."""
         assert self.resources is not None
         assert self.fargate is not None
         assert self.standin is not None
-        if self.standin.in_flight() or self.fargate.events_in_flight():
-            return False
+        if self.standin.in_flight():
+            return "a Topcoder API request is unanswered"
+        if self.fargate.events_in_flight():
+            return "a STOPPED event is held back (delayed)"
         for challenge in self.resources.challenges.values():
-            if self._queue_depth(sqs, challenge.queue_url):
-                return False
-        if self._queue_depth(sqs, self.resources.completion_events_queue_url):
-            return False
-        return not any(t.last_status != "STOPPED" for t in list(self.fargate.tasks.values()))
+            depth = self._queue_depth(sqs, challenge.queue_url)
+            if depth:
+                return f"{depth} message(s) in the queue of challenge {challenge.challenge_id}"
+        depth = self._queue_depth(sqs, self.resources.completion_events_queue_url)
+        if depth:
+            return f"{depth} event(s) waiting for the completion function"
+        running = [t for t in list(self.fargate.tasks.values()) if t.last_status != "STOPPED"]
+        if running:
+            return f"{len(running)} task(s) not STOPPED (e.g. {running[0].arn})"
+        return None
+
+    def _quiet(self, sqs: Any) -> bool:
+        return self._busy(sqs) is None
 
     # ------------------------------------------------------------------ run
     def apply_scenario(self, scenario: Scenario) -> FaultPlan:
@@ -820,7 +832,8 @@ class LocalPipeline:
             # Quiescent: every record final, nothing in flight (queues, tasks, API requests, delayed events).
             # The report is read only once it has stayed so for the settle period, so a commit or event that
             # lands late (a slow API commit, a delayed STOPPED event) is still seen (decision 079).
-            if feeding_done.is_set() and final == len(results) and self._quiet(sqs):
+            busy = self._busy(sqs) if feeding_done.is_set() and final == len(results) else "records not final"
+            if busy is None:
                 settle = self.settle_seconds()
                 quiet_since = quiet_since if quiet_since is not None else now
                 if now - quiet_since >= settle:
@@ -832,6 +845,7 @@ class LocalPipeline:
                 break
             if now - last_progress >= stall_limit:
                 stalled = True
+                self.busy_at_stall = busy
                 break
             time.sleep(interval)
 
@@ -889,6 +903,7 @@ class LocalPipeline:
             lost_stopped_events=list(self.fargate.lost_events),
             async_invocations=len(self.lambda_endpoint.invocations) if self.lambda_endpoint else 0,
             stalled=stalled,
+            busy_at_stall=self.busy_at_stall if stalled else None,
             deadline_seconds=hard_cap,
             stall_seconds=stall_limit,
             settle_seconds=settle,

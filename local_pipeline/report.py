@@ -94,6 +94,7 @@ def to_report(outcome: RunOutcome) -> dict[str, Any]:
         "runSeconds": round(outcome.finished_at - outcome.feeding_started_at, 3),
         "deadlineHit": outcome.deadline_hit,
         "stalled": outcome.stalled,
+        "busyAtStall": outcome.busy_at_stall,
         "limits": {
             "hardCapSeconds": round(outcome.deadline_seconds, 1),
             "stallSeconds": round(outcome.stall_seconds, 1),
@@ -223,6 +224,7 @@ def print_summary(outcome: RunOutcome, console: Console, report_path: Path | Non
         console.print(
             "[bold red]every record is final, but the pipeline never went quiet[/bold red] (a queue, a task or an "
             "API request still busy when the run stopped): a late duplicate could have been missed"
+            + (f"; still busy: {outcome.busy_at_stall}" if outcome.busy_at_stall else "")
         )
     verdict = "[bold green]OK[/bold green]" if outcome.ok else "[bold red]NOT OK[/bold red]"
     console.print(
