@@ -826,13 +826,15 @@ class LocalPipeline:
                     counts[r.state] = counts.get(r.state, 0) + 1
                 progress(final, len(results), counts)
             now = time.time()
-            signature = self._progress_signature(results, feeder.stats)
-            if signature != last_signature:
-                last_signature, last_progress = signature, now
             # Quiescent: every record final, nothing in flight (queues, tasks, API requests, delayed events).
             # The report is read only once it has stayed so for the settle period, so a commit or event that
             # lands late (a slow API commit, a delayed STOPPED event) is still seen (decision 079).
             busy = self._busy(sqs) if feeding_done.is_set() and final == len(results) else "records not final"
+            # A backlog that drains (the completion worker working through queued duplicate events after every
+            # record is final) is progress too: its depth is part of the signature, so it is not taken for a stall.
+            signature = (self._progress_signature(results, feeder.stats), busy)
+            if signature != last_signature:
+                last_signature, last_progress = signature, now
             if busy is None:
                 settle = self.settle_seconds()
                 quiet_since = quiet_since if quiet_since is not None else now
