@@ -90,16 +90,21 @@ class Completion:
         return record
 
 
-def launch_task(store: StatusStore, submission_id: str, arn: str, cluster_arn: str, timeout: int = 3600) -> None:
-    submission = RoutedSubmission(
+def routed(submission_id: str, *, offset: int = 100) -> RoutedSubmission:
+    """A routed submission of the test challenge, as the router would publish it."""
+    return RoutedSubmission(
         submission_id=submission_id,
         challenge_id=CHALLENGE_ID,
         member_id=40_158_994,
         url="https://topcoder-submissions.s3.amazonaws.com/mm/solution.zip",
-        correlation_id="submission.notification.create-0-100",
-        source=KafkaCoordinates(topic="submission.notification.create", partition=0, offset=100),
+        correlation_id=f"submission.notification.create-0-{offset}",
+        source=KafkaCoordinates(topic="submission.notification.create", partition=0, offset=offset),
         routed_at=datetime.now(tz=UTC),
     )
+
+
+def launch_task(store: StatusStore, submission_id: str, arn: str, cluster_arn: str, timeout: int = 3600) -> None:
+    submission = routed(submission_id)
     claim = store.claim_launch(submission, scorer_type="example-scorer", lease_seconds=120)
     assert claim.granted
     assert store.mark_launched(

@@ -3,13 +3,12 @@ the task the status item tracks. Real handler and CompletionService on a moto st
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from mm_shared.models.lifecycle import ReportStatus, SubmissionState
-from mm_shared.models.routed import KafkaCoordinates, RoutedSubmission
+from mm_shared.models.routed import RoutedSubmission
 from mm_shared.models.task import TaskEnv
 from mm_shared.observability import Metric
 from tests.builders import new_uuid
@@ -20,21 +19,13 @@ from tests.integration.completion.conftest import (
     task_arn,
     task_environment,
 )
-from tests.unit.completion.fakes import CHALLENGE_ID
+from tests.integration.completion.conftest import routed as routed_submission
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")
 
 
 def routed(submission_id: str) -> RoutedSubmission:
-    return RoutedSubmission(
-        submission_id=submission_id,
-        challenge_id=CHALLENGE_ID,
-        member_id=40_158_994,
-        url="https://topcoder-submissions.s3.amazonaws.com/mm/solution.zip",
-        correlation_id="submission.notification.create-0-7",
-        source=KafkaCoordinates(topic="submission.notification.create", partition=0, offset=7),
-        routed_at=datetime.now(tz=UTC),
-    )
+    return routed_submission(submission_id, offset=7)
 
 
 def event_of(submission_id: str, arn: str, *, attempt: int | None, **kwargs: Any) -> dict[str, Any]:

@@ -4,7 +4,6 @@ ambiguous launch, and stops any task of ours that no item tracks or that outlive
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,12 +13,13 @@ from completion_lambda.observability import RecordingMetricsSink
 from completion_lambda.timeout_sweeper import SweepIncompleteError
 from mm_shared.constants import ORPHAN_STOP_REASON_PREFIX, TIMEOUT_STOP_REASON_PREFIX, started_by
 from mm_shared.models.lifecycle import SubmissionState
-from mm_shared.models.routed import KafkaCoordinates, RoutedSubmission
+from mm_shared.models.routed import RoutedSubmission
 from mm_shared.observability import Metric
 from mm_shared.status_store import LaunchDecision, StatusStore
 from tests.builders import new_uuid
 from tests.conftest import Clock
 from tests.integration.completion.conftest import CLUSTER_ARN, Completion, FakeLambda, launch_task, task_arn
+from tests.integration.completion.conftest import routed as routed_submission
 from tests.integration.completion.test_sweeper_describe_first import FakeEcs, Harness, summary
 from tests.unit.completion.fakes import CHALLENGE_ID
 
@@ -39,15 +39,7 @@ def harness(completion: Completion, install_sweeper: Any, clock: Clock, lambda_c
 
 
 def routed(submission_id: str) -> RoutedSubmission:
-    return RoutedSubmission(
-        submission_id=submission_id,
-        challenge_id=CHALLENGE_ID,
-        member_id=40_158_994,
-        url="https://topcoder-submissions.s3.amazonaws.com/mm/solution.zip",
-        correlation_id="submission.notification.create-0-7",
-        source=KafkaCoordinates(topic="submission.notification.create", partition=0, offset=7),
-        routed_at=datetime.now(tz=UTC),
-    )
+    return routed_submission(submission_id, offset=7)
 
 
 def claimed(store: StatusStore, *, lease: int = 60) -> str:
