@@ -1,10 +1,13 @@
-"""Synth benchmark: resources per challenge, the largest stack's resource count, and synth time.
+"""Synth benchmark: resources per challenge, the largest stack, the largest template's size, and synth time.
 
-    .venv/bin/python -m benchmarks.synth_benchmark [--counts 1 50 200] [--checks]
+    .venv/bin/python -m benchmarks.synth_benchmark [--counts 1 200] [--checks]
 
-Challenges are generated from the example environment with `config.parse_environment`. Prints figures,
-never asserts. Each count is synthesized in the same process (jsii starts once; the first figure includes
-its start-up). Without `--checks` cdk-nag is off, which is how the figures compare with each other.
+Challenges are generated from the example environment with `config.parse_environment` and hashed into shards
+as in production (decision 050). A further run pins `MAX_CHALLENGES_PER_STACK` challenges to one shard (with
+`challengesPerStack` raised to that) to show the largest stack the config allows. Resources per challenge are
+measured from the synthesized shard stacks (shard resources = fixed + per challenge x challenges), never
+counted by hand. Prints figures, never asserts. All runs share one process (jsii starts once; the first figure
+includes its start-up). Without `--checks` cdk-nag is off, which is how the figures compare with each other.
 """
 
 from __future__ import annotations
@@ -14,59 +17,111 @@ import json
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from typing import Any
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-from infrastructure.config import CONFIG_DIR, EnvironmentConfig, parse_environment
+from infrastructure.config import CONFIG_DIR, MAX_CHALLENGES_PER_STACK, EnvironmentConfig, parse_environment
 from infrastructure.packaging import BUILD_DIR
 
+STACK_RESOURCE_LIMIT = 500  # CloudFormation resources per stack
+TEMPLATE_S3_LIMIT_BYTES = 1_048_576  # a template uploaded to S3 (how CDK deploys)
+TEMPLATE_DIRECT_LIMIT_BYTES = 51_200  # a template passed in the request body
 
-def generated_config(count: int) -> EnvironmentConfig:
+
+@dataclass(frozen=True)
+class Run:
+    label: str
+    challenges: int
+    seconds: float
+    resources: dict[str, int]  # stack -> resources
+    template_bytes: dict[str, int]  # stack -> template size
+    shard_sizes: dict[str, int]  # shard stack -> challenges in it
+
+
+def generated_config(count: int, *, pin_to_shard: int | None = None) -> EnvironmentConfig:
     raw: dict[str, Any] = json.loads((CONFIG_DIR / "example.json").read_text())
     template = raw["challenges"][0]
+    pin = {"shard": pin_to_shard} if pin_to_shard is not None else {}
+    # The lowest queue concurrency, so 200 challenges fit the account's concurrency (config validates the sum).
+    template = {**template, "maxConcurrency": 2}
     raw["challenges"] = [
-        {**template, "challengeId": f"30a1c2d4-5b6e-4f70-8a91-{i:012x}", "name": f"Generated MM {i}"}
+        {**template, "challengeId": f"30a1c2d4-5b6e-4f70-8a91-{i:012x}", "name": f"Generated MM {i}", **pin}
         for i in range(count)
     ]
+    if pin_to_shard is not None:
+        raw["challengesPerStack"] = count
     return parse_environment(raw, source=f"<{count} generated challenges>")
 
 
-def synth_counts(config: EnvironmentConfig, checks: bool) -> tuple[float, dict[str, int]]:
+def synthesize(label: str, config: EnvironmentConfig, checks: bool) -> Run:
     from infrastructure.app import build_app
 
-    outdir = BUILD_DIR / f"cdk.out-bench-{len(config.challenges)}"
+    outdir = BUILD_DIR / f"cdk.out-bench-{label}"
     shutil.rmtree(outdir, ignore_errors=True)
     try:
         started = time.perf_counter()
         build_app(config, outdir=str(outdir), checks=checks).synth()
         elapsed = time.perf_counter() - started
-        counts = {
-            path.name.removesuffix(".template.json"): len(json.loads(path.read_text())["Resources"])
-            for path in outdir.glob("*.template.json")
-        }
+        resources, sizes, members = {}, {}, {}
+        for path in outdir.glob("*.template.json"):
+            stack = path.name.removesuffix(".template.json")
+            template = json.loads(path.read_text())
+            resources[stack] = len(template["Resources"])
+            sizes[stack] = path.stat().st_size
+            if not stack.endswith("-core"):
+                members[stack] = sum(
+                    r["Type"] == "AWS::Lambda::EventSourceMapping" for r in template["Resources"].values()
+                )
     finally:
-        shutil.rmtree(outdir, ignore_errors=True)  # only the counts are needed; assemblies are ~100 MB
-    return elapsed, counts
+        shutil.rmtree(outdir, ignore_errors=True)  # only the figures are needed; assemblies are ~100 MB
+    return Run(label, len(config.challenges), elapsed, resources, sizes, members)
+
+
+def per_challenge(runs: list[Run]) -> tuple[float, float] | None:
+    """(resources per challenge, fixed resources per shard stack) from two shards holding different counts."""
+    points = {(run.shard_sizes[s], run.resources[s]) for run in runs for s in run.shard_sizes}
+    if len({n for n, _ in points}) < 2:
+        return None
+    (n1, r1), (n2, r2) = min(points), max(points)
+    slope = (r2 - r1) / (n2 - n1)
+    return slope, r1 - slope * n1
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--counts", type=int, nargs="+", default=[1, 50, 200])
+    parser.add_argument("--counts", type=int, nargs="+", default=[1, 200])
     parser.add_argument("--checks", action="store_true", help="run cdk-nag during synth as well")
     args = parser.parse_args(argv)
-    rows = []
-    for count in args.counts:
-        config = generated_config(count)
-        elapsed, counts = synth_counts(config, args.checks)
-        core = next(v for k, v in counts.items() if k.endswith("-core"))
-        shard_total = sum(v for k, v in counts.items() if not k.endswith("-core"))
-        rows.append((count, len(counts), (shard_total) / count, max(counts.values()), elapsed, core))
-    print(f"{'challenges':>10} {'stacks':>6} {'res/challenge':>13} {'largest stack':>13} {'core':>5} {'synth s':>8}")
-    for count, stacks, per_challenge, largest, elapsed, core in rows:
-        print(f"{count:>10} {stacks:>6} {per_challenge:>13.1f} {largest:>13} {core:>5} {elapsed:>8.1f}")
-    print("res/challenge = shard-stack resources / challenges (includes each shard's layer and rows role)")
+    runs = [synthesize(str(count), generated_config(count), args.checks) for count in args.counts]
+    full = synthesize("full-shard", generated_config(MAX_CHALLENGES_PER_STACK, pin_to_shard=1), args.checks)
+    print(
+        f"{'run':>10} {'challenges':>10} {'stacks':>6} {'largest stack':>13} {'core':>5} "
+        f"{'largest template B':>18} {'synth s':>8}"
+    )
+    for run in (*runs, full):
+        core = next(v for k, v in run.resources.items() if k.endswith("-core"))
+        print(
+            f"{run.label:>10} {run.challenges:>10} {len(run.resources):>6} {max(run.resources.values()):>13} "
+            f"{core:>5} {max(run.template_bytes.values()):>18,} {run.seconds:>8.1f}"
+        )
+    fit = per_challenge([*runs, full])
+    if fit is not None:
+        slope, fixed = fit
+        print(f"resources per challenge: {slope:g} (plus {fixed:g} fixed per shard stack)")
+    largest = max(full.resources.values())
+    print(
+        f"largest stack at challengesPerStack={MAX_CHALLENGES_PER_STACK} (the maximum allowed): {largest} resources "
+        f"(CloudFormation limit {STACK_RESOURCE_LIMIT})"
+    )
+    biggest = max(max(run.template_bytes.values()) for run in (*runs, full))
+    print(
+        f"largest template: {biggest:,} bytes = {biggest / TEMPLATE_S3_LIMIT_BYTES:.0%} of the "
+        f"{TEMPLATE_S3_LIMIT_BYTES:,}-byte limit for S3-uploaded templates (CDK uploads through S3; "
+        f"{TEMPLATE_DIRECT_LIMIT_BYTES:,} bytes would apply only to a template sent in the request)"
+    )
 
 
 if __name__ == "__main__":

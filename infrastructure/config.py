@@ -12,6 +12,7 @@ message a platform engineer can act on.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -23,7 +24,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from mm_shared.constants import DEFAULT_SSM_PREFIX, DEFAULT_SUBMISSION_TOPIC
+from mm_shared.constants import DEFAULT_SUBMISSION_TOPIC, environment_ssm_prefix
 from mm_shared.models.base import CanonicalUuid
 from mm_shared.models.challenge import ScorerCredentialsMode
 from mm_shared.settings import TokenSource
@@ -34,6 +35,12 @@ DEFAULT_ENVIRONMENT = "example"
 _ARN = r"^arn:aws[a-zA-Z-]*:"
 # A shard stack holds at most this many challenge processors (CloudFormation: 500 resources per stack).
 MAX_CHALLENGES_PER_STACK = 30
+# Shard stacks are numbered 01..99 (`mm-<env>-challenges-NN`, decision 050).
+MAX_CHALLENGE_SHARDS = 99
+# Lambda keeps this much of the account's concurrency for functions without a reservation (decision 052).
+LAMBDA_UNRESERVED_MINIMUM = 100
+# A provisioned Kafka event poller invokes the function at most this many times at once (decision 052).
+KAFKA_INVOCATIONS_PER_POLLER = 5
 # The retention periods CloudWatch Logs accepts.
 LOG_RETENTION_DAYS = (
     1,
@@ -72,8 +79,11 @@ class _Model(BaseModel):
 
 
 class KafkaAuthentication(StrEnum):
+    """How the router's event source mapping authenticates to MSK (decision 054)."""
+
     IAM = "iam"
     SASL_SCRAM_512 = "sasl_scram_512"
+    MTLS = "mtls"  # client certificate from Secrets Manager (CLIENT_CERTIFICATE_TLS_AUTH)
 
 
 class StartingPosition(StrEnum):
@@ -87,7 +97,18 @@ class FunctionSizing(_Model):
     reserved_concurrency: int | None = Field(default=None, ge=1)
 
 
+# A complete secret ARN (with Secrets Manager's 6-character suffix): grants and KMS conditions match it exactly.
+_SECRET_SUFFIX = r"[A-Za-z0-9/_+=.@-]*-[A-Za-z0-9]{6}$"
+
+
 class KafkaSettings(_Model):
+    """The MSK source. Secrets for `sasl_scram_512` and `mtls` live in Secrets Manager, per environment, under a
+    customer-managed key (`secretKmsKeyArn`): MSK refuses SCRAM secrets under the AWS-managed key, and the
+    router's role can only be granted kms:Decrypt on a key we name. Naming convention (decision 054):
+    SCRAM `AmazonMSK_mm-processor-<env>` (MSK requires the `AmazonMSK_` prefix), client certificate
+    `mm-processor/<env>/kafka-client-certificate` (JSON `certificate` chain + `privateKey`, PEM).
+    """
+
     cluster_arn: str = Field(pattern=_ARN + "kafka:")
     topic: str = DEFAULT_SUBMISSION_TOPIC
     consumer_group_id: str | None = None  # default: mm-processor-<env>
@@ -95,20 +116,58 @@ class KafkaSettings(_Model):
     batching_window_seconds: int = Field(default=1, ge=0, le=300)
     starting_position: StartingPosition = StartingPosition.LATEST
     authentication: KafkaAuthentication = KafkaAuthentication.IAM
-    sasl_scram_secret_arn: str | None = Field(default=None, pattern=_ARN + "secretsmanager:")
+    sasl_scram_secret_arn: str | None = Field(
+        default=None, pattern=_ARN + r"secretsmanager:[a-z0-9-]+:\d{12}:secret:AmazonMSK_" + _SECRET_SUFFIX
+    )
+    client_certificate_secret_arn: str | None = Field(
+        default=None, pattern=_ARN + r"secretsmanager:[a-z0-9-]+:\d{12}:secret:" + _SECRET_SUFFIX
+    )
+    # The customer-managed key both secrets are encrypted with (a key ARN, not an alias: IAM scopes by key ARN).
+    secret_kms_key_arn: str | None = Field(default=None, pattern=_ARN + r"kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$")
+    # mTLS: alarm when the client certificate expires in fewer days than this (decision 056).
+    certificate_expiry_warning_days: int = Field(default=30, ge=7, le=365)
     # Bounded retries so one poison batch never blocks a partition (provisioned mode, see decision log).
     retry_attempts: int = Field(default=10, ge=0, le=10_000)
     max_record_age_seconds: int = Field(default=21_600, ge=60, le=604_800)
     minimum_pollers: int = Field(default=1, ge=1, le=200)
     maximum_pollers: int = Field(default=2, ge=1, le=2000)
+    # Whole failed batches in the on-failure bucket are kept this long (decision 055).
+    failure_record_retention_days: int = Field(default=30, ge=7, le=3650)
 
     @model_validator(mode="after")
     def _auth(self) -> Self:
-        if self.authentication is KafkaAuthentication.SASL_SCRAM_512 and not self.sasl_scram_secret_arn:
+        auth = self.authentication
+        if auth is KafkaAuthentication.SASL_SCRAM_512 and not self.sasl_scram_secret_arn:
             raise ValueError("kafka.saslScramSecretArn is required when kafka.authentication is sasl_scram_512")
+        if auth is KafkaAuthentication.MTLS and not self.client_certificate_secret_arn:
+            raise ValueError("kafka.clientCertificateSecretArn is required when kafka.authentication is mtls")
+        if auth is not KafkaAuthentication.IAM and not self.secret_kms_key_arn:
+            raise ValueError(
+                f"kafka.secretKmsKeyArn is required when kafka.authentication is {auth.value}: the secret must be "
+                "encrypted with a customer-managed key (the event source cannot read it under aws/secretsmanager)"
+            )
+        unused = [
+            name
+            for name, value, used_by in (
+                ("saslScramSecretArn", self.sasl_scram_secret_arn, KafkaAuthentication.SASL_SCRAM_512),
+                ("clientCertificateSecretArn", self.client_certificate_secret_arn, KafkaAuthentication.MTLS),
+            )
+            if value and auth is not used_by
+        ]
+        if unused:
+            raise ValueError(f"kafka.{unused[0]} is set but kafka.authentication is {auth.value}: remove one")
         if self.maximum_pollers < self.minimum_pollers:
             raise ValueError("kafka.maximumPollers must be >= kafka.minimumPollers")
         return self
+
+    @property
+    def authentication_secret_arn(self) -> str | None:
+        """The secret the event source mapping authenticates with (None for IAM)."""
+        if self.authentication is KafkaAuthentication.SASL_SCRAM_512:
+            return self.sasl_scram_secret_arn
+        if self.authentication is KafkaAuthentication.MTLS:
+            return self.client_certificate_secret_arn
+        return None
 
 
 class NetworkSettings(_Model):
@@ -162,6 +221,8 @@ class ChallengeSettings(_Model):
     cpu: int | None = None
     memory_mb: int | None = None
     max_concurrency: int = Field(default=5, ge=2, le=1000)  # SQS ESM maximumConcurrency (2 is the AWS minimum)
+    # Pin to a shard stack instead of the hashed one (to move a challenge: decision 050).
+    shard: int | None = Field(default=None, ge=1, le=MAX_CHALLENGE_SHARDS)
     scorer_credentials_mode: ScorerCredentialsMode = ScorerCredentialsMode.TASK_DEFINITION_SECRETS
     review_type_id: CanonicalUuid
     reviewer_id: CanonicalUuid
@@ -186,6 +247,28 @@ class ChallengeDefaults(_Model):
     score_card_id: int | str
 
 
+def stable_shard(challenge_id: str, shards: int) -> int:
+    """The shard (1..shards) of a canonical challengeId: a SHA-256 digest, the same on every machine and run.
+
+    Python's `hash()` of a str is salted per process, so it would move challenges between synths.
+    """
+    digest = hashlib.sha256(challenge_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % shards + 1
+
+
+# Each function's defaults; a sizing block in the JSON overrides only the fields it names (`_defaults`).
+# The router, completion, sweeper and certificate monitor reserve concurrency so the challenge queues can never
+# starve them (decision 052). The router: 5 invocations per Kafka poller, 2 pollers by default. The sweeper: 1
+# also rules out two overlapping sweeps (Lambda retries a throttled scheduled run later).
+_SIZING_DEFAULTS: dict[str, FunctionSizing] = {
+    "router": FunctionSizing(memory_mb=512, timeout_seconds=60, reserved_concurrency=10),
+    "challenge_processor": FunctionSizing(memory_mb=256, timeout_seconds=30),
+    "completion": FunctionSizing(memory_mb=256, timeout_seconds=60, reserved_concurrency=20),
+    "timeout_sweeper": FunctionSizing(memory_mb=256, timeout_seconds=120, reserved_concurrency=1),
+    "certificate_monitor": FunctionSizing(memory_mb=128, timeout_seconds=60, reserved_concurrency=1),
+}
+
+
 class EnvironmentConfig(_Model):
     environment: str = Field(min_length=1, max_length=16, pattern=r"^[a-z0-9-]+$")
     account: str = Field(pattern=r"^\d{12}$")
@@ -196,20 +279,46 @@ class EnvironmentConfig(_Model):
     submission_api_url: str = Field(pattern=r"^https://")
     allowed_url_hosts: tuple[str, ...] = Field(min_length=1)
     token: TokenConfig = TokenConfig()
-    ssm_prefix: str = Field(default=DEFAULT_SSM_PREFIX, pattern=r"^/[A-Za-z0-9/_.-]+[^/]$")
-    router: FunctionSizing = FunctionSizing(memory_mb=512, timeout_seconds=60)
-    challenge_processor: FunctionSizing = FunctionSizing(memory_mb=256, timeout_seconds=30)
-    completion: FunctionSizing = FunctionSizing(memory_mb=256, timeout_seconds=60)
-    timeout_sweeper: FunctionSizing = FunctionSizing(memory_mb=256, timeout_seconds=120)
+    # Default `/mm-processor/<environment>`: environments sharing an account never share a parameter (decision 051).
+    ssm_prefix: str = Field(default="", pattern=r"^/[A-Za-z0-9/_.-]+[^/]$")  # filled by `_defaults`
+    router: FunctionSizing = _SIZING_DEFAULTS["router"]
+    challenge_processor: FunctionSizing = _SIZING_DEFAULTS["challenge_processor"]
+    completion: FunctionSizing = _SIZING_DEFAULTS["completion"]
+    timeout_sweeper: FunctionSizing = _SIZING_DEFAULTS["timeout_sweeper"]
+    certificate_monitor: FunctionSizing = _SIZING_DEFAULTS["certificate_monitor"]
+    # The account's Lambda concurrency quota in this region (AWS default 1,000); the reservations and the
+    # challenge queues' maximumConcurrency are validated against it (decision 052).
+    account_concurrency_limit: int = Field(default=1000, ge=1)
     sweeper_interval_minutes: int = Field(default=5, ge=1, le=60)
     log_retention_days: int = Field(default=30, ge=1, le=3653)
     status_ttl_days: int = Field(default=90, ge=1, le=3650)
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     # About 15 resources per challenge: 30 keeps a shard stack under CloudFormation's 500 (decision 040).
     challenges_per_stack: int = Field(default=25, ge=1, le=MAX_CHALLENGES_PER_STACK)
+    # Challenges are hashed into this many shard stacks; changing it moves challenges (decision 050).
+    challenge_shards: int = Field(default=16, ge=1, le=MAX_CHALLENGE_SHARDS)
+    # Production keeps the tables and the key on stack deletion; a developer's environment destroys them (053).
+    retain_data: bool = True
     write_challenge_config: bool = True  # write each challenge's SSM config and challenge-table row
     challenge_defaults: ChallengeDefaults | None = None
     challenges: tuple[ChallengeSettings, ...] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, raw: Any) -> Any:
+        """Defaults that depend on other settings: the SSM prefix of this environment, and sizing blocks that
+        override only the fields they name (the others keep that function's defaults)."""
+        if not isinstance(raw, dict):
+            return raw
+        merged = dict(raw)
+        if "ssmPrefix" not in merged and "ssm_prefix" not in merged and isinstance(merged.get("environment"), str):
+            merged["ssmPrefix"] = environment_ssm_prefix(merged["environment"].strip())
+        for field, default in _SIZING_DEFAULTS.items():
+            for key in (field, to_camel(field)):
+                if isinstance(merged.get(key), dict):
+                    given = {to_camel(name): value for name, value in merged[key].items()}
+                    merged[key] = {**default.model_dump(by_alias=True), **given}
+        return merged
 
     @field_validator("log_retention_days")
     @classmethod
@@ -228,6 +337,90 @@ class EnvironmentConfig(_Model):
         if len(legacy) != len(set(legacy)):
             raise ValueError("challenges: duplicate legacyId")
         return self
+
+    @model_validator(mode="after")
+    def _shards_fit(self) -> Self:
+        pinned_out = [c for c in self.challenges if c.shard is not None and c.shard > self.challenge_shards]
+        if pinned_out:
+            listed = ", ".join(f"{c.challenge_id} (shard {c.shard})" for c in pinned_out)
+            raise ValueError(f"challenges: pinned to a shard above challengeShards={self.challenge_shards}: {listed}")
+        shards = self.shard_assignment()
+        full = {shard: members for shard, members in shards.items() if len(members) > self.challenges_per_stack}
+        if full:
+            room = [
+                s for s in range(1, self.challenge_shards + 1) if len(shards.get(s, ())) < self.challenges_per_stack
+            ]
+            problems = "; ".join(
+                f"shard {shard:02d} holds {len(members)} challenges ({', '.join(c.challenge_id for c in members)})"
+                for shard, members in sorted(full.items())
+            )
+            raise ValueError(
+                f"challenges: {problems}, more than challengesPerStack={self.challenges_per_stack}. Either pin "
+                f'some of them to a shard with room (`"shard": N`; shards with room: '
+                f"{', '.join(f'{s:02d}' for s in room) or 'none'}), or raise challengeShards (now "
+                f"{self.challenge_shards}), which moves most challenges to other stacks: follow the procedure "
+                "in docs/decisions/050-stable-shards.md"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _concurrency_fits(self) -> Self:
+        router = self.router.reserved_concurrency
+        pollers = self.kafka.maximum_pollers
+        if router is not None and router < KAFKA_INVOCATIONS_PER_POLLER * pollers:
+            raise ValueError(
+                f"router.reservedConcurrency={router} is less than the {KAFKA_INVOCATIONS_PER_POLLER * pollers} "
+                f"concurrent invocations kafka.maximumPollers={pollers} can make ({KAFKA_INVOCATIONS_PER_POLLER} "
+                "per poller): the router would be throttled at full load. Raise it or lower kafka.maximumPollers"
+            )
+        reserved = self.reserved_concurrency()
+        total = sum(reserved.values())
+        spelled = ", ".join(f"{name} {value}" for name, value in reserved.items())
+        available = self.account_concurrency_limit - LAMBDA_UNRESERVED_MINIMUM
+        if total and total > available:
+            raise ValueError(
+                f"concurrency: the reservations add up to {total} ({spelled}), more than the {available} Lambda "
+                f"lets an account reserve (accountConcurrencyLimit {self.account_concurrency_limit} minus the "
+                f"{LAMBDA_UNRESERVED_MINIMUM} it keeps unreserved). Lower the reservedConcurrency settings or raise "
+                "the account's Lambda concurrency quota and accountConcurrencyLimit"
+            )
+        if self.challenge_processor.reserved_concurrency is None:
+            queues = sum(c.max_concurrency for c in self.challenges)
+            left = self.account_concurrency_limit - total
+            if queues > left:
+                raise ValueError(
+                    f"concurrency: the challenge queues' maxConcurrency adds up to {queues} "
+                    f"({len(self.challenges)} challenges), more than the {left} the account has left for them "
+                    f"(accountConcurrencyLimit {self.account_concurrency_limit} minus {total} reserved: "
+                    f"{spelled or 'none'}). Lower challenges[].maxConcurrency (2 is the minimum), or raise the "
+                    "account's Lambda concurrency quota and accountConcurrencyLimit"
+                )
+        return self
+
+    def reserved_concurrency(self) -> dict[str, int]:
+        """Reserved concurrency per function that will exist (challenge processors together), JSON names."""
+        sizings = {"router": self.router, "completion": self.completion, "timeoutSweeper": self.timeout_sweeper}
+        if self.kafka.authentication.value == "mtls":  # the certificate monitor exists only with mTLS
+            sizings["certificateMonitor"] = self.certificate_monitor
+        reserved = {name: s.reserved_concurrency for name, s in sizings.items() if s.reserved_concurrency}
+        if self.challenge_processor.reserved_concurrency:
+            reserved[f"challengeProcessor x{len(self.challenges)}"] = (
+                self.challenge_processor.reserved_concurrency * len(self.challenges)
+            )
+        return reserved
+
+    def shard_of(self, challenge: ChallengeSettings) -> int:
+        """The challenge's shard stack: its pin, else the hash of its id (never its position in the list)."""
+        return challenge.shard or stable_shard(challenge.challenge_id, self.challenge_shards)
+
+    def shard_assignment(self) -> dict[int, tuple[ChallengeSettings, ...]]:
+        """Shard number -> its challenges sorted by id; only non-empty shards, in shard order."""
+        shards: dict[int, list[ChallengeSettings]] = {}
+        for challenge in self.challenges:
+            shards.setdefault(self.shard_of(challenge), []).append(challenge)
+        return {
+            shard: tuple(sorted(members, key=lambda c: c.challenge_id)) for shard, members in sorted(shards.items())
+        }
 
     def challenge(self, challenge_id: str) -> ChallengeSettings:
         for challenge in self.challenges:

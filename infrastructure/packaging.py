@@ -40,6 +40,7 @@ FUNCTION_PACKAGES: dict[str, str] = {
     "router": "router_lambda",
     "challenge": "challenge_lambda",
     "completion": "completion_lambda",
+    "certificate-monitor": "certificate_monitor",  # synthesized only with kafka.authentication = mtls
 }
 
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".mypy_cache", ".pytest_cache", "tests")

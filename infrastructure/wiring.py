@@ -10,7 +10,6 @@ values in the emulator.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +27,7 @@ from mm_shared.models.challenge import ChallengeConfig, ChallengeRecord
 from mm_shared.observability import METRICS_NAMESPACE
 from mm_shared.settings import (
     LAMBDA_ASYNC_RETRY_WINDOW_SECONDS,
+    CertificateMonitorSettings,
     ChallengeProcessorSettings,
     CompletionSettings,
     RouterSettings,
@@ -56,6 +56,9 @@ ROUTER_HANDLER = "router_lambda.handler.handler"
 CHALLENGE_HANDLER = "challenge_lambda.handler.handler"
 COMPLETION_HANDLER = "completion_lambda.handler.handler"
 SWEEPER_HANDLER = "completion_lambda.timeout_sweeper.handler"
+CERTIFICATE_MONITOR_HANDLER = "certificate_monitor.handler.handler"
+# S3 bucket names are global and at most 63 characters (decision 055).
+MAX_BUCKET_NAME_LENGTH = 63
 
 
 @dataclass(frozen=True)
@@ -88,9 +91,20 @@ class ResourceNames:
         """Kafka records the router already audited (decision 075); owned by the router construct."""
         return self._name("router-audit-marks")
 
+    def router_failure_bucket(self, account: str, region: str) -> str:
+        """The Kafka on-failure bucket (decision 055): global names, so account and region are part of it."""
+        name = self._name(f"router-failures-{account}-{region}")
+        if len(name) > MAX_BUCKET_NAME_LENGTH:
+            raise EnvironmentConfigError(f"bucket name {name!r} is longer than {MAX_BUCKET_NAME_LENGTH} characters")
+        return name
+
     @property
-    def router_failure_queue(self) -> str:
-        return self._name("router-failures")
+    def certificate_monitor_function(self) -> str:
+        return self._name("certificate-monitor")
+
+    @property
+    def certificate_monitor_schedule(self) -> str:
+        return self._name("certificate-check")
 
     @property
     def completion_dlq(self) -> str:
@@ -232,7 +246,7 @@ class WiringPlan:
 
     # ------------------------------------------------------------------ data
     def challenge_config(self, challenge: ChallengeSettings) -> ChallengeConfig:
-        """The SSM document `/mm-processor/challenges/{id}/config` for one challenge."""
+        """The SSM document `<ssmPrefix>/challenges/{id}/config` for one challenge."""
         return ChallengeConfig(
             challenge_id=challenge.challenge_id,
             scorer_type=challenge.scorer_type,
@@ -368,6 +382,17 @@ class WiringPlan:
             launch_stuck_after_seconds=visibility * MAX_RECEIVE_COUNT + SWEEPER_MARGIN_SECONDS,
         )
 
+    def certificate_monitor_settings(self) -> CertificateMonitorSettings:
+        """Only for `kafka.authentication = mtls` (the function exists only then)."""
+        kafka = self.config.kafka
+        if kafka.client_certificate_secret_arn is None:
+            raise EnvironmentConfigError("the certificate monitor needs kafka.clientCertificateSecretArn (mtls)")
+        return CertificateMonitorSettings(
+            **self._common("certificate-monitor"),
+            client_certificate_secret_arn=kafka.client_certificate_secret_arn,
+            expiry_warning_days=kafka.certificate_expiry_warning_days,
+        )
+
     def report_lease_seconds(self) -> int:
         """The completion function's report lease, validated against Lambda's async retry window (decision 080).
 
@@ -388,11 +413,14 @@ class WiringPlan:
         return lease
 
     # ------------------------------------------------------------------ sharding
-    def challenge_shards(self) -> list[tuple[ChallengeSettings, ...]]:
-        """Per-challenge processors split across stacks of at most `challengesPerStack` (500-resource limit)."""
-        size = self.config.challenges_per_stack
-        challenges = self.config.challenges
-        return [challenges[i * size : (i + 1) * size] for i in range(math.ceil(len(challenges) / size))]
+    def challenge_shards(self) -> dict[int, tuple[ChallengeSettings, ...]]:
+        """Shard number -> its challenges (sorted by id), non-empty shards only (decision 050).
+
+        A challenge's shard is its pin or a stable hash of its id, never its position in the config, so adding,
+        removing or reordering challenges moves no other challenge. The config refuses a shard over
+        `challengesPerStack` (the 500-resource limit).
+        """
+        return self.config.shard_assignment()
 
 
 def token_settings_names() -> frozenset[str]:

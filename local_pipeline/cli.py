@@ -282,7 +282,7 @@ def _not_found_hints(submission_id: str, environment: str) -> list[str]:
         "      fields @timestamp, message, reason, detail, correlation_id",
         f'      | filter submission_id = "{submission_id}" | sort @timestamp desc',
         f"  - or it is still waiting in its challenge queue mm-{environment}-ch-<challengeId> (see the dashboard",
-        f"    mm-{environment}-pipeline), or in the router's failure queue mm-{environment}-router-failures;",
+        f"    mm-{environment}-pipeline), or in the router's failure bucket mm-{environment}-router-failures-*;",
         "  - or the Kafka record never reached the router (check the MSK offset lag alarm).",
     ]
 

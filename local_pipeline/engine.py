@@ -20,8 +20,10 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -265,6 +267,7 @@ class LocalPipeline:
         self.max_running_tasks = max_running_tasks
         self.partitions = partitions
         self.aws = LocalAws(config.region)
+        self._failure_keys_seen: set[str] = set()  # failure-bucket objects already observed
         self.standin: TopcoderStandIn | None = None
         self.fargate: FakeFargate | None = None
         self.lambda_endpoint: FakeLambda | None = None
@@ -516,6 +519,29 @@ class LocalPipeline:
             )
 
     # ------------------------------------------------------------------ observing
+    def _put_failure_record(self, record: dict[str, Any]) -> None:
+        """The S3 on-failure destination, as the event source mapping writes to it (one object per batch)."""
+        assert self.resources is not None
+        spans = record["KafkaBatchInfo"]["recordsInfo"]
+        now = datetime.now(tz=UTC)
+        key = f"aws/lambda/{self.plan.names.router_function}/{next(iter(spans))}/{now:%Y/%m/%d}/{uuid.uuid4()}"
+        self.aws.client("s3", ESM_KEY).put_object(
+            Bucket=self.resources.router_failure_bucket, Key=key, Body=json.dumps(record).encode()
+        )
+
+    def _new_failure_records(self) -> list[str]:
+        """Objects put into the failure bucket since the last look (the bucket keeps them, like AWS's)."""
+        assert self.resources is not None
+        s3 = self.aws.client("s3")
+        bodies: list[str] = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.resources.router_failure_bucket):
+            for item in page.get("Contents", []):
+                if item["Key"] not in self._failure_keys_seen:
+                    self._failure_keys_seen.add(item["Key"])
+                    body = s3.get_object(Bucket=self.resources.router_failure_bucket, Key=item["Key"])["Body"]
+                    bodies.append(body.read().decode())
+        return bodies
+
     def _drain(self, sqs: Any, url: str, max_receives: int = 100) -> list[str]:
         """Up to `max_receives` x 10 messages (the rest next look: a busy router must not hold the look up)."""
         bodies: list[str] = []
@@ -590,7 +616,7 @@ class LocalPipeline:
                 obs.add_routed(json.loads(body), now)
             except (ValueError, TypeError):
                 continue
-        for body in self._drain(sqs, self.resources.router_failure_queue_url, drain_limit):
+        for body in self._new_failure_records():
             obs.router_failed.update(on_failure_offsets(body))
         if obs.routed:
             self._read_lifecycle(ddb, obs, pending)
@@ -771,13 +797,10 @@ class LocalPipeline:
 
         kafka = self.plan.kafka_source()
         messages: list[KafkaMessage] = assign(records, kafka.topic, self.partitions)
-        sqs_engine = self.aws.client("sqs", ESM_KEY)
         router_name = self.plan.names.router_function
         feeder = KafkaFeeder(
             lambda event: self._invoke(router_name, event),
-            lambda body: sqs_engine.send_message(
-                QueueUrl=self.resources.router_failure_queue_url if self.resources else "", MessageBody=json.dumps(body)
-            ),
+            self._put_failure_record,
             batch_size=self.deviations.kafka_batch_size or kafka.batch_size,
             retry_attempts=kafka.retry_attempts,
             bisect_on_error=kafka.bisect_batch_on_error,

@@ -6,8 +6,9 @@
 - A partial batch response (`batchItemFailures` with `{partition: "<topic>-<p>", offset}`) commits
   everything below the lowest failed offset and retries from there; a function error fails the whole
   batch, which is split in two (BisectBatchOnFunctionError) before it is retried.
-- After `retry_attempts` retries the remaining records are described to the on-failure destination
-  (the router failure queue) and the partition moves on: one bad batch never blocks it.
+- After `retry_attempts` retries the remaining records go to the on-failure destination as AWS writes them
+  to an S3 destination (metadata plus the whole event as `payload`, decision 055) and the partition moves
+  on: one bad batch never blocks it.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from typing import Any
 
 from local_pipeline.scenario import InputRecord
 from local_pipeline.workers import Invocation
+from mm_shared.kafka_failures import RETRIES_EXHAUSTED, FailureRecordError, KafkaFailureRecord
 
 FIRST_OFFSET = 1000
+LOCAL_BOOTSTRAP_SERVERS = "b-1.local.kafka.us-east-1.amazonaws.com:9098"
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ class KafkaFeeder:
         return {
             "eventSource": "aws:kafka",
             "eventSourceArn": self.event_source_arn,
-            "bootstrapServers": "b-1.local.kafka.us-east-1.amazonaws.com:9098",
+            "bootstrapServers": LOCAL_BOOTSTRAP_SERVERS,
             "records": {f"{batch[0].topic}-{batch[0].partition}": [m.msk_record() for m in batch]},
         }
 
@@ -188,7 +191,7 @@ class KafkaFeeder:
     def _give_up(self, batch: list[KafkaMessage], attempts: int, result: Invocation) -> None:
         self.stats.on_failure_batches += 1
         for message in batch:
-            self.stats.sent_to_on_failure[message.position] = "RetryAttemptsExhausted"
+            self.stats.sent_to_on_failure[message.position] = RETRIES_EXHAUSTED
 
         def iso(ms: int) -> str:
             return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -199,7 +202,7 @@ class KafkaFeeder:
                 "requestContext": {
                     "requestId": str(uuid.uuid4()),
                     "functionArn": self.function_arn,
-                    "condition": "RetryAttemptsExhausted",
+                    "condition": RETRIES_EXHAUSTED,
                     "approximateInvokeCount": attempts,
                 },
                 "responseContext": {
@@ -212,7 +215,8 @@ class KafkaFeeder:
                 "KafkaBatchInfo": {
                     "batchSize": len(batch),
                     "eventSourceArn": self.event_source_arn,
-                    "payloadSize": sum(len(m.value) for m in batch),
+                    "bootstrapServers": LOCAL_BOOTSTRAP_SERVERS,
+                    "payloadSize": len(json.dumps(self.event(batch))),
                     "recordsInfo": {
                         f"{first.topic}-{first.partition}": {
                             "firstRecordOffset": str(first.offset),
@@ -222,6 +226,7 @@ class KafkaFeeder:
                         }
                     },
                 },
+                "payload": json.dumps(self.event(batch)),  # the whole event: S3 destinations only
             }
         )
 
@@ -229,11 +234,6 @@ class KafkaFeeder:
 def on_failure_offsets(body: str) -> list[tuple[str, int]]:
     """(topic-partition, offset) pairs an on-failure destination record describes."""
     try:
-        info = json.loads(body)["KafkaBatchInfo"]["recordsInfo"]
-    except (ValueError, KeyError, TypeError):
+        return KafkaFailureRecord.parse(body).offsets()
+    except FailureRecordError:
         return []
-    pairs = []
-    for key, span in info.items():
-        for offset in range(int(span["firstRecordOffset"]), int(span["lastRecordOffset"]) + 1):
-            pairs.append((key, offset))
-    return pairs

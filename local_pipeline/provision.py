@@ -164,7 +164,7 @@ class LocalResources:
     status_table: str
     challenge_table: str
     audit_queue_url: str
-    router_failure_queue_url: str
+    router_failure_bucket: str  # the Kafka on-failure destination (decision 055)
     completion_events_queue_url: str
     completion_dlq_url: str
     tap_queue_url: str
@@ -210,7 +210,8 @@ def provision(
     topic_arn = sns.create_topic(Name=names.submissions_topic)["TopicArn"]
     terminal = {"MessageRetentionPeriod": str(DLQ_RETENTION_DAYS * 86_400)}
     audit_url = sqs.create_queue(QueueName=names.audit_queue, Attributes=terminal)["QueueUrl"]
-    router_failure_url = sqs.create_queue(QueueName=names.router_failure_queue, Attributes=terminal)["QueueUrl"]
+    router_failure_bucket = names.router_failure_bucket(config.account, config.region)
+    aws.client("s3").create_bucket(Bucket=router_failure_bucket)
     fanout_dlq_url = sqs.create_queue(QueueName=names.fanout_dlq, Attributes=terminal)["QueueUrl"]
     fanout_redrive = json.dumps({"deadLetterTargetArn": _queue_arn(sqs, fanout_dlq_url)})
     tap_url = sqs.create_queue(QueueName=f"mm-{config.environment}-{LOCAL_TAP_SUFFIX}")["QueueUrl"]
@@ -385,7 +386,7 @@ def provision(
         status_table=names.status_table,
         challenge_table=names.challenge_table,
         audit_queue_url=audit_url,
-        router_failure_queue_url=router_failure_url,
+        router_failure_bucket=router_failure_bucket,
         completion_events_queue_url=completion_events_url,
         completion_dlq_url=completion_dlq_url,
         tap_queue_url=tap_url,

@@ -3,7 +3,7 @@
 Sources, all read back from the emulator (never from the functions' memory):
 - the router's audit queue (skipped / rejected, with the reason code and the Kafka coordinates),
 - a local tap subscription on the topic (what the router published, with the coordinates),
-- the router failure queue (the Kafka on-failure destination),
+- the router failure bucket (the Kafka on-failure destination, decision 055),
 - the status table (the lifecycle record of each submission), the challenge DLQs,
 - the Topcoder stand-in (the reviews the API received) and the fake Fargate (the tasks started).
 
@@ -181,7 +181,7 @@ def classify(messages: Iterable[KafkaMessage], obs: Observations, *, feeding_don
             result.challenge_id = audit.get("challengeId")
         elif (f"{message.topic}-{message.partition}", message.offset) in obs.router_failed:
             result.state = DEAD_LETTERED
-            result.reason = "router retries exhausted: batch sent to the router failure queue (Kafka on-failure)"
+            result.reason = "router retries exhausted: batch written to the router failure bucket (Kafka on-failure)"
         elif feeding_done:
             result.reason = "router answered, but the record was neither published nor audited"
         else:

@@ -10,12 +10,18 @@ DEFAULT_SUBMISSION_TOPIC = "submission.notification.create"
 # SNS message attribute the per-challenge subscription filter policies match on.
 CHALLENGE_ID_ATTRIBUTE = "challengeId"
 
-# SSM: per-challenge configuration parameter, and the static M2M token of the seed design.
+# SSM: per-challenge configuration parameter, and the static M2M token of the seed design. A deployment uses
+# `environment_ssm_prefix()`; the bare project prefix is only the functions' fallback (unit tests, local tools).
 DEFAULT_SSM_PREFIX = "/mm-processor"
 
 
+def environment_ssm_prefix(environment: str) -> str:
+    """`/mm-processor/<environment>`: environments sharing an account never share a parameter (decision 051)."""
+    return f"{DEFAULT_SSM_PREFIX}/{environment}"
+
+
 def challenge_config_parameter_name(challenge_id: str, ssm_prefix: str = DEFAULT_SSM_PREFIX) -> str:
-    """`/mm-processor/challenges/{challengeId}/config` (prefix configurable per environment)."""
+    """`<ssmPrefix>/challenges/{challengeId}/config`, e.g. `/mm-processor/example/challenges/{id}/config`."""
     return f"{ssm_prefix.rstrip('/')}/challenges/{challenge_id}/config"
 
 

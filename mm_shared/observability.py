@@ -8,6 +8,7 @@ METRICS_NAMESPACE = "MMProcessor"
 REASON_DIMENSION = "Reason"
 ENVIRONMENT_DIMENSION = "Environment"
 CHALLENGE_DIMENSION = "ChallengeId"
+SERVICE_DIMENSION = "service"  # Powertools adds it when POWERTOOLS_SERVICE_NAME is set; named where alarms need it
 
 
 class Metric(StrEnum):
@@ -42,3 +43,5 @@ class Metric(StrEnum):
     STUCK_LAUNCHES_DEAD_LETTERED = "StuckLaunchesDeadLettered"  # launch never confirmed, message in the DLQ (080)
     REPORTS_REDRIVEN = "ReportsRedriven"  # an unfinished report sent through the completion function again (080)
     REPORT_RETRY_GAVE_UP = "ReportRetryGaveUp"  # a report left unfinished for an operator (decision 080)
+    # certificate monitor (decision 056)
+    CLIENT_CERTIFICATE_DAYS_TO_EXPIRY = "ClientCertificateDaysToExpiry"  # a gauge (Unit None), daily

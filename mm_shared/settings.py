@@ -202,3 +202,13 @@ class TimeoutSweeperSettings(EnvSettings):
     max_report_retries: int = Field(default=3, ge=1, le=20)
 
     _clusters = field_validator("ecs_cluster_arns", mode="before")(_split_csv)
+
+
+class CertificateMonitorSettings(EnvSettings):
+    """The daily client-certificate expiry check (mTLS to MSK, decision 056)."""
+
+    powertools_service_name: str = "certificate-monitor"
+    # Secrets Manager secret `{"certificate": "<PEM chain, leaf first>", "privateKey": "<PEM>"}` (Lambda's format).
+    client_certificate_secret_arn: str = Field(min_length=1)
+    # The alarm's threshold, repeated in each log line so the log says how close the expiry is to it.
+    expiry_warning_days: int = Field(default=30, ge=1, le=365)

@@ -29,6 +29,8 @@ TOKEN_READING_MODES = frozenset(
     {ScorerCredentialsMode.ENVIRONMENT_TOKEN_INSECURE, ScorerCredentialsMode.PARAMETER_REFERENCE}
 )
 CHALLENGE_TAG = "ChallengeId"
+# The processors of one shard share one security group (same egress rule; one resource per shard, not per challenge).
+SHARED_SECURITY_GROUP = "ChallengeProcessors"
 _ = CHALLENGE_ID_ATTRIBUTE  # the tag and the SNS attribute carry the same id
 
 
@@ -66,6 +68,7 @@ class ChallengeProcessor(Construct):
                 sizing=config.challenge_processor,
                 environment=plan.challenge_settings(challenge, refs).to_env(),
                 description=f"{challenge.name[:200]}: submissions -> ECS RunTask",
+                shared_security_group=SHARED_SECURITY_GROUP,
             ),
         )
         self.function = built.function
@@ -147,5 +150,4 @@ class ChallengeProcessor(Construct):
                     role=rows_role,
                 )
 
-        alarms.function_health(built, self.function, f"challenge {cid}")
-        alarms.queue_not_empty(self, "DlqAlarm", self.queues.dlq, f"challenge {cid} DLQ")
+        alarms.challenge_health(self, "HealthAlarm", self.function, self.queues.dlq, f"challenge {cid}")

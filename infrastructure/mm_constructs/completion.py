@@ -100,10 +100,9 @@ class Completion(Construct):
         self.function = built.function
         role = built.role
         status = tables.status_table
+        # The completion function reads and updates status records; it never creates one (the launch does).
         role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], resources=[status.table_arn]
-            )
+            iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[status.table_arn])
         )
         config_parameters = arns.ssm_parameter(challenge_config_parameter_prefix(config.ssm_prefix)) + "/*"
         role.add_to_policy(iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[config_parameters]))
@@ -173,9 +172,7 @@ class Completion(Construct):
         self.sweeper = sweeper.function
         # The one index the sweeper reads (a literal ARN: the table name is fixed per environment).
         index_arn = arns.dynamodb_index(names.status_table, STATUS_TABLE_OVERDUE_INDEX)
-        sweeper.role.add_to_policy(
-            iam.PolicyStatement(actions=["dynamodb:Query"], resources=[status.table_arn, index_arn])
-        )
+        sweeper.role.add_to_policy(iam.PolicyStatement(actions=["dynamodb:Query"], resources=[index_arn]))
         sweeper.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem"],

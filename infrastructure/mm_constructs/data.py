@@ -1,8 +1,9 @@
 """DynamoDB: the challenge table and the status table, shaped exactly like `mm_shared.tables`; challenge rows.
 
-On-demand, point-in-time recovery, AWS-owned encryption (decision 044). The status table is RETAINed: it
-is the record of what was scored and reported. The challenge table is DESTROYed: the stacks rewrite it
-from config.
+On-demand, point-in-time recovery, AWS-owned encryption (decision 044). With `retainData` (production) both
+tables are RETAINed and deletion-protected: the status table is the record of what was scored and reported,
+and a deleted challenge table stops all routing. A developer's environment (`retainData: false`) destroys
+them cleanly (decision 053).
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from typing import Any
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from infrastructure.mm_constructs.arns import Arns
-from infrastructure.mm_constructs.nag import acknowledge
+from infrastructure.mm_constructs.functions import retention
 from infrastructure.wiring import WiringPlan, dynamodb_item
 from mm_shared.constants import STATUS_TABLE_TTL_ATTRIBUTE
 from mm_shared.models.challenge import ChallengeRecord
@@ -39,7 +40,13 @@ def _key(definition: dict[str, Any], schema: list[dict[str, str]]) -> dict[str, 
 
 
 def table_from_definition(
-    scope: Construct, construct_id: str, definition: dict[str, Any], *, removal_policy: RemovalPolicy, ttl: str | None
+    scope: Construct,
+    construct_id: str,
+    definition: dict[str, Any],
+    *,
+    removal_policy: RemovalPolicy,
+    ttl: str | None,
+    deletion_protection: bool = False,
 ) -> dynamodb.Table:
     """A CDK table from a `mm_shared.tables` definition: same keys, GSIs and projections."""
     table = dynamodb.Table(
@@ -53,6 +60,7 @@ def table_from_definition(
         ),
         time_to_live_attribute=ttl,
         removal_policy=removal_policy,
+        deletion_protection=deletion_protection,
         **_key(definition, definition["KeySchema"]),
     )
     for index in definition.get("GlobalSecondaryIndexes", []):
@@ -69,18 +77,23 @@ def table_from_definition(
 class DataTables(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, plan: WiringPlan) -> None:
         super().__init__(scope, construct_id)
+        retain = plan.config.retain_data
+        # RETAIN survives a stack deletion; deletion protection also refuses a replacement or a DeleteTable call.
+        removal_policy = RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
         self.challenge_table = table_from_definition(
             self,
             "ChallengeTable",
             challenge_table_definition(plan.names.challenge_table),
-            removal_policy=RemovalPolicy.DESTROY,
+            removal_policy=removal_policy,
+            deletion_protection=retain,
             ttl=None,
         )
         self.status_table = table_from_definition(
             self,
             "StatusTable",
             status_table_definition(plan.names.status_table),
-            removal_policy=RemovalPolicy.RETAIN,
+            removal_policy=removal_policy,
+            deletion_protection=retain,
             ttl=STATUS_TABLE_TTL_ATTRIBUTE,
         )
 
@@ -98,6 +111,9 @@ class ChallengeRows(Construct):
         role: iam.IRole,
     ) -> None:
         super().__init__(scope, construct_id)
+        if not isinstance(role, ChallengeRowsRole):
+            # The provider is a stack singleton: it must log to the one log group its role may write to.
+            raise TypeError("ChallengeRows needs a ChallengeRowsRole (it carries the provider's log group)")
         items = [dynamodb_item(record) for record in records]
         keys = [{"challengeId": item["challengeId"]} for item in items]
         physical_id = cr.PhysicalResourceId.of(f"{table_name}/{records[0].challenge_id}")
@@ -120,31 +136,40 @@ class ChallengeRows(Construct):
             on_update=put,
             on_delete=delete,
             role=role,
+            log_group=role.provider_log_group,
             install_latest_aws_sdk=False,
         )
 
 
-def challenge_rows_role(scope: Construct, construct_id: str, *, table: dynamodb.ITable, arns: Arns) -> iam.Role:
-    """One role for the custom-resource provider of a stack: BatchWriteItem on the challenge table only."""
-    role = iam.Role(
-        scope,
-        construct_id,
-        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-        description="Writes challenge-table rows from config (AwsCustomResource provider)",
-    )
-    role.add_to_policy(iam.PolicyStatement(actions=["dynamodb:BatchWriteItem"], resources=[table.table_arn]))
-    log_groups = f"arn:{arns.partition}:logs:{arns.region}:{arns.account}:log-group:/aws/lambda/*"
-    role.add_to_policy(
-        iam.PolicyStatement(
-            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-            resources=[log_groups],
+class ChallengeRowsRole(iam.Role):
+    """The role of a stack's AwsCustomResource provider, and the log group that provider writes to.
+
+    BatchWriteItem on the challenge table only; logs only to its own log group, kept for the environment's
+    retention (without one, Lambda creates `/aws/lambda/<generated name>` that never expires).
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, table: dynamodb.ITable, log_retention_days: int) -> None:
+        log_group = logs.LogGroup(
+            scope,
+            f"{construct_id}ProviderLogs",
+            retention=retention(log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,  # decision 045: logs expire by retention, not by stack
         )
-    )
-    acknowledge(
-        role,
-        "AwsSolutions-IAM5",
-        "The AwsCustomResource provider's function name is generated by CDK, so its log group is only known "
-        "as a /aws/lambda/* pattern",
-        applies_to=(f"Resource::{log_groups}",),
-    )
-    return role
+        # Inline, so the role exists with its statements before the provider function runs.
+        statements = iam.PolicyDocument(
+            statements=[
+                iam.PolicyStatement(actions=["dynamodb:BatchWriteItem"], resources=[table.table_arn]),
+                iam.PolicyStatement(
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[log_group.log_group_arn],
+                ),
+            ]
+        )
+        super().__init__(
+            scope,
+            construct_id,
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Writes challenge-table rows from config (AwsCustomResource provider)",
+            inline_policies={"ChallengeRows": statements},
+        )
+        self.provider_log_group = log_group

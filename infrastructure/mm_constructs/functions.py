@@ -1,8 +1,13 @@
 """`FunctionKit.build()`: the one place a Lambda function is defined (role, log group, security group, function).
 
 Every function: Python 3.12 on arm64 (the layer is built for exactly that), X-Ray active, an explicit log
-group with the environment's retention, its own role and (in the VPC) its own security group, memory and
-timeout from config, and an environment built by a settings model (never by hand).
+group with the environment's retention, its own role and (in the VPC) its own security group or one shared
+by the functions of a stack that ask for it, memory and timeout from config, and an environment built by a
+settings model (never by hand).
+
+Every statement of a function role lives inline in the `AWS::IAM::Role` (decision 048): Lambda checks the
+network-interface permissions at CreateFunction, and an inline policy exists as soon as the role does, so no
+separate `AWS::IAM::Policy` (and no ordering between it and the function) is needed.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infrastructure.config import EnvironmentConfig, FunctionSizing
+from infrastructure.mm_constructs.arns import Arns
 from infrastructure.mm_constructs.nag import acknowledge
 from infrastructure.packaging import LAMBDA_PYTHON_VERSION
 
@@ -52,7 +58,17 @@ _RETENTION = {
     3653: "TEN_YEARS",
 }
 
-VPC_ACCESS_POLICY = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+# What Lambda needs to manage a VPC function's network interfaces, checked at CreateFunction
+# (https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html#configuration-vpc-permissions).
+ENI_DESCRIBE_ACTIONS = ("ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets")  # no resource-level permissions
+ENI_CREATE_ACTION = "ec2:CreateNetworkInterface"  # network-interface, subnet and security-group resources
+ENI_MANAGE_ACTIONS = (  # network-interface resources
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+)
+ENI_ACTIONS = (ENI_CREATE_ACTION, *ENI_DESCRIBE_ACTIONS, *ENI_MANAGE_ACTIONS)
+INLINE_POLICY_NAME = "Function"
 
 
 def retention(days: int) -> logs.RetentionDays:
@@ -76,14 +92,36 @@ class FunctionSpec:
     environment: dict[str, str]
     description: str
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. on_failure / retry_attempts for async invokes
+    # Functions of one kit (one stack) naming the same key share one security group; None: one of its own.
+    shared_security_group: str | None = None
+
+
+class InlinePolicyRole(iam.Role):
+    """A role whose every statement, ours or a CDK grant's, lands in one inline policy of the role itself.
+
+    CDK grants call `add_to_principal_policy`; the inline `PolicyDocument` is rendered at synthesis, so
+    statements added after construction still appear. The role is the dependable: it carries the policy.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, **kwargs: Any) -> None:
+        self.document = iam.PolicyDocument()
+        super().__init__(scope, construct_id, inline_policies={INLINE_POLICY_NAME: self.document}, **kwargs)
+
+    def add_to_principal_policy(self, statement: iam.PolicyStatement) -> iam.AddToPrincipalPolicyResult:
+        self.document.add_statements(statement)
+        return iam.AddToPrincipalPolicyResult(statement_added=True, policy_dependable=self)
+
+    def add_to_policy(self, statement: iam.PolicyStatement) -> bool:
+        self.document.add_statements(statement)
+        return True
 
 
 class PipelineFunction(Construct):
-    """A function with its own role, log group and (in the VPC) security group."""
+    """A function with its own role, log group and (in the VPC) security group, its own or a shared one."""
 
     def __init__(self, scope: Construct, construct_id: str, *, kit: FunctionKit, spec: FunctionSpec) -> None:
         super().__init__(scope, construct_id)
-        self.role = iam.Role(
+        self.role = InlinePolicyRole(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
@@ -99,14 +137,11 @@ class PipelineFunction(Construct):
         self.security_group: ec2.SecurityGroup | None = None
         network: dict[str, Any] = {}
         if kit.vpc is not None:
-            self.security_group = ec2.SecurityGroup(
-                self,
-                "SecurityGroup",
-                vpc=kit.vpc,
-                description=f"{spec.function_name}: HTTPS out only (AWS endpoints, NAT)",
-                allow_all_outbound=False,
-            )
-            self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs and NAT")
+            if spec.shared_security_group is None:
+                self.security_group = https_only_security_group(self, "SecurityGroup", kit.vpc, spec.function_name)
+            else:
+                self.security_group = kit.shared_security_group(spec.shared_security_group)
+            self._grant_network_interfaces(kit, self.security_group)
             network = {
                 "vpc": kit.vpc,
                 "vpc_subnets": ec2.SubnetSelection(subnets=kit.vpc.private_subnets),
@@ -136,17 +171,18 @@ class PipelineFunction(Construct):
         acknowledge(
             self.role,
             "AwsSolutions-IAM5",
-            "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions (tracing is active)",
+            "X-Ray PutTraceSegments/PutTelemetryRecords (tracing is active) and, in the VPC, "
+            "ec2:DescribeNetworkInterfaces/DescribeSubnets support no resource-level permissions",
             applies_to=("Resource::*",),
         )
-        if kit.vpc is not None:
-            acknowledge(
-                self.role,
-                "AwsSolutions-IAM4",
-                "The AWS managed VPC access policy is how Lambda manages the function's ENIs; it holds only the "
-                "ec2 network-interface actions, which support no resource-level permissions",
-                applies_to=(VPC_ACCESS_POLICY,),
-            )
+        # The rule reads only a role's inline policies, so it sees ours (decision 048); it has no finding ids.
+        acknowledge(
+            self.role,
+            "Serverless-LambdaStarPermissions",
+            "Resource * only where the action supports no resource-level permissions (X-Ray, ec2 Describe*, "
+            "ecs:ListTasks held by an ecs:cluster condition); each is also acknowledged as its AwsSolutions-IAM5 "
+            "finding",
+        )
         acknowledge(
             self.function,
             "AwsSolutions-L1",
@@ -158,6 +194,45 @@ class PipelineFunction(Construct):
             "Serverless-LambdaLatestVersion",
             "Python 3.12 on purpose: the dependency layer is built for exactly this runtime; bump both together",
         )
+
+    def _grant_network_interfaces(self, kit: FunctionKit, security_group: ec2.ISecurityGroup) -> None:
+        """The ENI actions Lambda checks at CreateFunction, scoped wherever EC2 allows (decision 048)."""
+        assert kit.vpc is not None
+        arns = Arns.of(kit.config)
+        ec2_arn = f"arn:{arns.partition}:ec2:{arns.region}:{arns.account}"
+        interfaces = f"{ec2_arn}:network-interface/*"
+        self.role.add_to_policy(iam.PolicyStatement(actions=list(ENI_DESCRIBE_ACTIONS), resources=["*"]))
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[ENI_CREATE_ACTION],
+                resources=[
+                    interfaces,
+                    *(f"{ec2_arn}:subnet/{subnet.subnet_id}" for subnet in kit.vpc.private_subnets),
+                    f"{ec2_arn}:security-group/{security_group.security_group_id}",
+                ],
+            )
+        )
+        self.role.add_to_policy(iam.PolicyStatement(actions=list(ENI_MANAGE_ACTIONS), resources=[interfaces]))
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5",
+            "Lambda names the function's network interfaces itself, so they are only known as network-interface/* "
+            "of this account and region; the subnets and the security group are named exactly",
+            applies_to=(f"Resource::{interfaces}",),
+        )
+
+
+def https_only_security_group(scope: Construct, construct_id: str, vpc: ec2.IVpc, user: str) -> ec2.SecurityGroup:
+    """No ingress; egress TCP 443 only (AWS endpoints, NAT)."""
+    group = ec2.SecurityGroup(
+        scope,
+        construct_id,
+        vpc=vpc,
+        description=f"{user}: HTTPS out only (AWS endpoints, NAT)",
+        allow_all_outbound=False,
+    )
+    group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs and NAT")
+    return group
 
 
 class FunctionKit:
@@ -176,6 +251,8 @@ class FunctionKit:
             compatible_architectures=[ARCHITECTURE],
             description="mm-processor runtime dependencies (uv.lock, manylinux2014_aarch64, cp312)",
         )
+        self._scope = scope
+        self._shared_groups: dict[str, ec2.SecurityGroup] = {}
         self.vpc: ec2.IVpc | None = None
         if config.network.functions_in_vpc:
             network = config.network
@@ -195,6 +272,15 @@ class FunctionKit:
         if asset not in self._code:
             self._code[asset] = lambda_.Code.from_asset(str(self._assets.function_dirs[asset]))
         return self._code[asset]
+
+    def shared_security_group(self, key: str) -> ec2.SecurityGroup:
+        """The one security group of this kit's stack for every function that names `key`."""
+        assert self.vpc is not None
+        if key not in self._shared_groups:
+            self._shared_groups[key] = https_only_security_group(
+                self._scope, f"{key}SecurityGroup", self.vpc, f"{key} functions"
+            )
+        return self._shared_groups[key]
 
     def build(self, scope: Construct, construct_id: str, spec: FunctionSpec) -> PipelineFunction:
         return PipelineFunction(scope, construct_id, kit=self, spec=spec)

@@ -1,6 +1,7 @@
 """Monitoring: the alarm topic, the dashboard, and `AlarmFactory`, which every construct uses for its alarms.
 
-Alarms by default: every DLQ not empty, each function's errors and throttles, the Kafka offset lag, the
+Alarms by default: every DLQ not empty, each function's errors and throttles (one combined alarm per challenge:
+its DLQ, errors and throttles, decision 081), the Kafka offset lag, the
 completion rule's failed invocations, the sweeper's reconciliation of lost STOPPED events (any synthetic event,
 any give-up), and the custom EMF metrics of `mm_shared.observability` (queried with
 CloudWatch Metrics Insights, so every `Reason` dimension value is covered). Per-challenge alarms are made
@@ -98,6 +99,28 @@ class AlarmFactory:
             function.metric_throttles(period=PERIOD, statistic="Sum"),
             description=f"{what} function throttled",
         )
+
+    def challenge_health(
+        self, scope: Construct, construct_id: str, function: lambda_.IFunction, dlq: sqs.IQueue, what: str
+    ) -> cloudwatch.Alarm:
+        """One alarm per challenge (resources per challenge, decision 081): DLQ not empty, errors or throttles."""
+        # FILL: a metric without data points counts as 0, so the other two still decide.
+        expression = cloudwatch.MathExpression(
+            expression="MAX([FILL(dlq, 0), FILL(errors, 0), FILL(throttles, 0)])",
+            using_metrics={
+                "dlq": dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
+                "errors": function.metric_errors(period=PERIOD, statistic="Sum"),
+                "throttles": function.metric_throttles(period=PERIOD, statistic="Sum"),
+            },
+            period=PERIOD,
+            label=f"{what}: max of DLQ messages, errors, throttles",
+        )
+        description = (
+            f"{what}: its DLQ is not empty or its function has errors or throttles. Check first the DLQ "
+            "(messages that failed every receive: inspect, fix, redrive), then the function's Errors "
+            "(its log group) and Throttles (reserved/queue concurrency)"
+        )
+        return self._alarm(scope, construct_id, expression, description=description)
 
     def offset_lag(self, scope: Construct, function: lambda_.IFunction) -> cloudwatch.Alarm:
         metric = cloudwatch.Metric(

@@ -1,29 +1,75 @@
-"""Router: the MSK event source (provisioned mode), its on-failure queue, the audit queue and its marks table,
+"""Router: the MSK event source (provisioned mode), its S3 on-failure bucket, the audit queue and its marks table,
 the router function.
 
 Provisioned mode is what makes `retry_attempts`, `max_record_age`, bisect, partial batch responses and the
 on-failure destination work for Kafka; without it one poison batch blocks its partition (decision 042).
+The on-failure destination is an S3 bucket: only S3 receives the whole failed batch, so an outage longer than
+the retry budget is replayed from the bucket, not from Kafka (decision 055). Authentication: IAM, SASL/SCRAM
+or mTLS, secrets under a customer-managed key (decision 054).
 """
 
 from __future__ import annotations
 
+import jsii
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from infrastructure.config import KafkaAuthentication
+from infrastructure.config import EnvironmentConfig, KafkaAuthentication
+from infrastructure.mm_constructs.arns import Arns
 from infrastructure.mm_constructs.data import DataTables, table_from_definition
 from infrastructure.mm_constructs.fanout import FanOut, encrypted_queue
 from infrastructure.mm_constructs.functions import FunctionKit, FunctionSpec
-from infrastructure.mm_constructs.monitoring import AlarmFactory
+from infrastructure.mm_constructs.monitoring import PERIOD, AlarmFactory
 from infrastructure.mm_constructs.nag import acknowledge
 from infrastructure.wiring import DLQ_RETENTION_DAYS, ROUTER_HANDLER, ResourceRefs, WiringPlan
 from mm_shared.tables import AUDIT_MARKS_TTL_ATTRIBUTE, audit_marks_table_definition
 
 MSK_EXECUTION_POLICY = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaMSKExecutionRole"
+# Event source mapping metrics (namespace AWS/Lambda, dimension EventSourceMappingUUID), opt-in per group:
+# https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html#event-source-mapping-metrics
+ESM_UUID_DIMENSION = "EventSourceMappingUUID"
+FAILURE_DELIVERED_METRIC = "OnFailureDestinationDeliveredEventCount"  # records written to the bucket
+DROPPED_METRIC = "DroppedEventCount"  # records given up on and NOT in the bucket (its delivery failed)
+
+
+def secret_decrypt_statement(config: EnvironmentConfig, secret_arn: str) -> iam.PolicyStatement:
+    """kms:Decrypt on the secrets' customer-managed key, only through Secrets Manager and only for this secret."""
+    key_arn = config.kafka.secret_kms_key_arn
+    assert key_arn is not None  # config requires it for every secret-based authentication
+    return iam.PolicyStatement(
+        actions=["kms:Decrypt"],
+        resources=[key_arn],
+        conditions={
+            "StringEquals": {
+                "kms:ViaService": f"secretsmanager.{config.region}.amazonaws.com",
+                # Secrets Manager's encryption context names the secret (security-encryption.html).
+                "kms:EncryptionContext:SecretARN": secret_arn,
+            }
+        },
+    )
+
+
+@jsii.implements(lambda_.IEventSourceDlq)
+class S3FailureDestination:
+    """An S3 on-failure destination that grants nothing by itself.
+
+    CDK's `S3OnFailureDestination` grants the function `grantReadWrite` (get, delete, every put, KMS encrypt
+    and re-encrypt); Lambda needs only s3:PutObject and s3:ListBucket (kafka-on-failure.html), which the
+    router construct grants, scoped to the bucket and to this account.
+    """
+
+    def __init__(self, bucket: s3.IBucket) -> None:
+        self._bucket = bucket
+
+    def bind(self, _target: lambda_.IEventSourceMapping, _handler: lambda_.IFunction) -> lambda_.DlqDestinationConfig:
+        return lambda_.DlqDestinationConfig(destination=self._bucket.bucket_arn)
 
 
 class Router(Construct):
@@ -41,6 +87,8 @@ class Router(Construct):
         super().__init__(scope, construct_id)
         names = plan.names
         config = plan.config
+        kafka = config.kafka
+        arns = Arns.of(config)
         self.audit_queue = encrypted_queue(
             self,
             "AuditQueue",
@@ -49,14 +97,7 @@ class Router(Construct):
             retention_days=DLQ_RETENTION_DAYS,
             terminal_reason="The audit queue is a record of rejected submissions for operators: nothing consumes it",
         )
-        self.failure_queue = encrypted_queue(
-            self,
-            "FailureQueue",
-            name=names.router_failure_queue,
-            key=fanout.key,
-            retention_days=DLQ_RETENTION_DAYS,
-            terminal_reason="The Kafka on-failure destination is itself the terminal queue, alarmed when not empty",
-        )
+        self.failure_bucket = self._failure_bucket(plan, fanout)
         # Which Kafka records already have their audit message (decision 075): short-lived marks, so DESTROY.
         self.audit_marks = table_from_definition(
             self,
@@ -87,14 +128,10 @@ class Router(Construct):
         role = built.role
 
         source = plan.kafka_source()
-        secret = None
-        if config.kafka.authentication is KafkaAuthentication.SASL_SCRAM_512:
-            assert config.kafka.sasl_scram_secret_arn is not None  # config validates this
-            secret = secretsmanager.Secret.from_secret_complete_arn(
-                self, "ScramSecret", config.kafka.sasl_scram_secret_arn
-            )
+        secret_arn = kafka.authentication_secret_arn
+        secret = secretsmanager.Secret.from_secret_complete_arn(self, "KafkaSecret", secret_arn) if secret_arn else None
         self.event_source = sources.ManagedKafkaEventSource(
-            cluster_arn=config.kafka.cluster_arn,
+            cluster_arn=kafka.cluster_arn,
             topic=source.topic,
             consumer_group_id=source.consumer_group_id,
             starting_position=getattr(lambda_.StartingPosition, source.starting_position),
@@ -107,10 +144,18 @@ class Router(Construct):
             provisioned_poller_config=sources.ProvisionedPollerConfig(
                 minimum_pollers=source.minimum_pollers, maximum_pollers=source.maximum_pollers
             ),
-            on_failure=sources.SqsDlq(self.failure_queue),
-            secret=secret,
+            on_failure=S3FailureDestination(self.failure_bucket),
+            # SASL/SCRAM through CDK's own prop (SASL_SCRAM_512_AUTH + read grant); mTLS below.
+            secret=secret if kafka.authentication is KafkaAuthentication.SASL_SCRAM_512 else None,
+            # EventCount: delivered-to-bucket and dropped counts, which the failure alarms watch.
+            metrics_config=lambda_.MetricsConfig(metrics=[lambda_.MetricType.EVENT_COUNT]),
         )
         self.function.add_event_source(self.event_source)
+        if secret is not None and kafka.authentication is KafkaAuthentication.MTLS:
+            self._use_client_certificate(secret.secret_arn)
+            secret.grant_read(role)  # what CDK grants for a SASL secret: GetSecretValue, DescribeSecret
+        if secret_arn is not None:
+            role.add_to_policy(secret_decrypt_statement(config, secret_arn))
 
         # Exactly what the router does: publish, look challenges up, audit rejections once (marks).
         role.add_to_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=[fanout.topic.topic_arn]))
@@ -123,15 +168,25 @@ class Router(Construct):
                 actions=["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"], resources=[self.audit_marks.table_arn]
             )
         )
+        # The pipeline key: the topic and audit queue (code), and the failure bucket's objects (the mapping).
         role.add_to_policy(
             iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[fanout.key.key_arn])
         )
-        if config.kafka.authentication is KafkaAuthentication.IAM:
-            cluster = config.kafka.cluster_arn
+        # What the mapping needs to write a failed batch (kafka-on-failure.html), in this account only: a deleted
+        # bucket's name could be taken by another account, and the records would follow it there.
+        bucket_arn = f"arn:{arns.partition}:s3:::{names.router_failure_bucket(config.account, config.region)}"
+        own_account = {"StringEquals": {"s3:ResourceAccount": config.account}}
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[f"{bucket_arn}/*"], conditions=own_account)
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket_arn], conditions=own_account)
+        )
+        if kafka.authentication is KafkaAuthentication.IAM:
             role.add_to_policy(
                 iam.PolicyStatement(
                     actions=["kafka-cluster:Connect", "kafka-cluster:DescribeClusterDynamicConfiguration"],
-                    resources=[cluster],
+                    resources=[kafka.cluster_arn],
                 )
             )
             role.add_to_policy(
@@ -149,9 +204,9 @@ class Router(Construct):
         acknowledge(
             role,
             "AwsSolutions-IAM5",
-            "KMS action wildcards come from SqsDlq's send grant to the on-failure queue and are scoped to the "
-            "pipeline key",
-            applies_to=("Action::kms:ReEncrypt*", "Action::kms:GenerateDataKey*"),
+            "The event source mapping writes failed batches as new objects under keys Lambda chooses: PutObject "
+            "on the one failure bucket's objects, in this account only",
+            applies_to=(f"Resource::{bucket_arn}/*",),
         )
         acknowledge(
             role,
@@ -162,4 +217,89 @@ class Router(Construct):
         )
         alarms.function_health(self, self.function, "router")
         alarms.offset_lag(self, self.function)
-        alarms.queue_not_empty(self, "FailureQueueAlarm", self.failure_queue, "router on-failure queue")
+        self._failure_alarms(alarms)
+
+    def _failure_bucket(self, plan: WiringPlan, fanout: FanOut) -> s3.Bucket:
+        """Whole failed Kafka batches: private, TLS only, the pipeline key, versioned, expiring (decision 055)."""
+        config = plan.config
+        retention = Duration.days(config.kafka.failure_record_retention_days)
+        bucket = s3.Bucket(
+            self,
+            "FailureBucket",
+            bucket_name=plan.names.router_failure_bucket(config.account, config.region),
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=fanout.key,
+            bucket_key_enabled=True,  # one data key per bucket and period, not a KMS call per object
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            versioned=True,  # AWS recommends it for on-failure buckets: an overwrite never loses a batch
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="ExpireFailureRecords",
+                    expiration=retention,
+                    noncurrent_version_expiration=retention,
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                )
+            ],
+            # Kept with the data in production; a developer's environment goes with its stack (when empty).
+            removal_policy=RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY,
+        )
+        acknowledge(
+            bucket,
+            "AwsSolutions-S1",
+            "Written only by the router's event source mapping and read only by an operator's replay; access logs "
+            "would need a second bucket with its own retention for records that expire in days. S3 data events in "
+            "the account's CloudTrail are the audit trail where one is required (decision 055)",
+        )
+        return bucket
+
+    def _use_client_certificate(self, secret_arn: str) -> None:
+        """mTLS: ManagedKafkaEventSource only knows SASL/SCRAM, so set the mapping's source access directly."""
+        mappings = [c for c in self.function.node.children if isinstance(c, lambda_.EventSourceMapping)]
+        if len(mappings) != 1:
+            raise RuntimeError(f"router: expected one event source mapping, found {len(mappings)}")
+        cfn = mappings[0].node.default_child
+        assert isinstance(cfn, lambda_.CfnEventSourceMapping)
+        cfn.source_access_configurations = [
+            lambda_.CfnEventSourceMapping.SourceAccessConfigurationProperty(
+                type=lambda_.SourceAccessConfigurationType.CLIENT_CERTIFICATE_TLS_AUTH.type, uri=secret_arn
+            )
+        ]
+
+    def _failure_alarms(self, alarms: AlarmFactory) -> None:
+        def metric(name: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace="AWS/Lambda",
+                metric_name=name,
+                dimensions_map={ESM_UUID_DIMENSION: self.event_source.event_source_mapping_id},
+                statistic="Sum",
+                period=PERIOD,
+            )
+
+        for construct_id, name, description in (
+            (
+                "FailureRecordsAlarm",
+                FAILURE_DELIVERED_METRIC,
+                "Kafka records the router gave up on are in the failure bucket: fix the cause, then replay them "
+                "(decision 055)",
+            ),
+            (
+                "DroppedRecordsAlarm",
+                DROPPED_METRIC,
+                "Kafka records were dropped without reaching the failure bucket (delivery failed: check the bucket, "
+                "its key and the router role): replay them from Kafka by offset",
+            ),
+        ):
+            alarm = cloudwatch.Alarm(
+                self,
+                construct_id,
+                metric=metric(name),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                alarm_description=f"[mm-processor {alarms.environment}] {description}",
+            )
+            alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarms.topic))
+            alarms.alarms.append(alarm)

@@ -1,7 +1,8 @@
 """The pipeline's stacks: one core stack and the per-challenge processors sharded across sibling stacks.
 
 Sibling stacks of at most `challengesPerStack` challenges (decision 040) keep every stack under
-CloudFormation's 500 resources at 200 challenges; each shard owns its challenges' alarms and outputs.
+CloudFormation's 500 resources at 200 challenges; each shard owns its challenges' alarms and outputs. A
+challenge's shard is its pin or a stable hash of its id (decision 050), so no change to the list moves another.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from aws_cdk import CfnOutput, Environment, Stack, Tags
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from infrastructure.config import ChallengeSettings
-from infrastructure.mm_constructs.arns import Arns
+from infrastructure.config import ChallengeSettings, KafkaAuthentication
+from infrastructure.mm_constructs.certificate_monitor import CertificateMonitor
 from infrastructure.mm_constructs.challenge_processor import ChallengeProcessor
 from infrastructure.mm_constructs.completion import Completion
-from infrastructure.mm_constructs.data import DataTables, challenge_rows_role
+from infrastructure.mm_constructs.data import ChallengeRowsRole, DataTables
 from infrastructure.mm_constructs.fanout import FanOut
 from infrastructure.mm_constructs.functions import FunctionKit, PipelineAssets
 from infrastructure.mm_constructs.monitoring import AlarmFactory, PipelineMonitoring
@@ -32,8 +33,9 @@ def core_stack_name(environment: str) -> str:
     return f"mm-{environment}-core"
 
 
-def shard_stack_name(environment: str, index: int) -> str:
-    return f"mm-{environment}-challenges-{index + 1:02d}"
+def shard_stack_name(environment: str, shard: int) -> str:
+    """`mm-<env>-challenges-NN` from the shard number (1..challengeShards), never from a position."""
+    return f"mm-{environment}-challenges-{shard:02d}"
 
 
 class CoreStack(Stack):
@@ -66,12 +68,13 @@ class CoreStack(Stack):
             alarms=alarms,
         )
         alarms.queue_not_empty(self.fanout, "SubscriptionDlqAlarm", self.fanout.subscription_dlq, "fan-out DLQ")
+        if config.kafka.authentication is KafkaAuthentication.MTLS:  # client certificate expiry (decision 056)
+            self.certificate_monitor = CertificateMonitor(self, "CertificateMonitor", plan=plan, kit=kit, alarms=alarms)
         self.monitoring.add_pipeline_widgets(
             router=self.router.function,
             completion=self.completion.function,
             sweeper=self.completion.sweeper,
             queues={
-                "router failures": self.router.failure_queue,
                 "completion DLQ": self.completion.dlq,
                 "fan-out DLQ": self.fanout.subscription_dlq,
             },
@@ -79,14 +82,14 @@ class CoreStack(Stack):
         acknowledge(
             self.router.function,
             "Serverless-LambdaDLQ",
-            "Invoked only by the Kafka event source mapping, whose on-failure destination is the failures queue",
+            "Invoked only by the Kafka event source mapping, whose on-failure destination is the failure bucket",
         )
         outputs = {
             "SubmissionsTopicArn": self.fanout.topic.topic_arn,
             "ChallengeTableName": self.tables.challenge_table.table_name,
             "StatusTableName": self.tables.status_table.table_name,
             "AuditQueueUrl": self.router.audit_queue.queue_url,
-            "RouterFailureQueueUrl": self.router.failure_queue.queue_url,
+            "RouterFailureBucketName": self.router.failure_bucket.bucket_name,
             "CompletionDlqUrl": self.completion.dlq.queue_url,
             "FanOutDlqUrl": self.fanout.subscription_dlq.queue_url,
             "AlarmTopicArn": self.monitoring.topic.topic_arn,
@@ -125,8 +128,11 @@ class ChallengeShardStack(Stack):
         alarms = AlarmFactory(core.monitoring.topic, config.environment)
         rows_role: iam.Role | None = None
         if config.write_challenge_config:
-            rows_role = challenge_rows_role(
-                self, "ChallengeRowsRole", table=core.tables.challenge_table, arns=Arns.of(config)
+            rows_role = ChallengeRowsRole(
+                self,
+                "ChallengeRowsRole",
+                table=core.tables.challenge_table,
+                log_retention_days=config.log_retention_days,
             )
         self.processors: list[ChallengeProcessor] = []
         for challenge in challenges:
@@ -154,20 +160,12 @@ class ChallengeShardStack(Stack):
 
 _PROVIDER_ACKNOWLEDGEMENTS = (
     (
-        "AwsSolutions-L1",
-        "CDK's AwsCustomResource provider: its Node.js runtime is chosen by aws-cdk-lib, not by us",
-    ),
-    (
         "Serverless-LambdaDLQ",
         "CDK's AwsCustomResource provider answers CloudFormation synchronously; failures fail the deployment",
     ),
     (
         "Serverless-LambdaDefaultMemorySize",
         "CDK's AwsCustomResource provider: a deploy-time helper sized by aws-cdk-lib",
-    ),
-    (
-        "Serverless-LambdaLatestVersion",
-        "CDK's AwsCustomResource provider: its Node.js runtime is chosen by aws-cdk-lib, not by us",
     ),
     (
         "Serverless-LambdaTracing",
@@ -187,9 +185,9 @@ def build_pipeline(scope: Construct, plan: WiringPlan, assets: PipelineAssets) -
     core = CoreStack(scope, core_stack_name(environment), plan=plan, assets=assets)
     shards = tuple(
         ChallengeShardStack(
-            scope, shard_stack_name(environment, index), plan=plan, assets=assets, core=core, challenges=challenges
+            scope, shard_stack_name(environment, shard), plan=plan, assets=assets, core=core, challenges=challenges
         )
-        for index, challenges in enumerate(plan.challenge_shards())
+        for shard, challenges in plan.challenge_shards().items()
     )
     for stack in (core, *shards):
         Tags.of(stack).add("Project", PROJECT)

@@ -60,10 +60,12 @@ def test_stacks_and_local_pipeline_wire_the_same_system(local_wiring: Wiring) ->
 def test_drift_test_fails_on_a_changed_filter_policy_or_env_var_name_in_the_synthesized_stacks(
     local_wiring: Wiring,
 ) -> None:
+    from infrastructure.stacks.pipeline import shard_stack_name
     from tests.synth import synth_example
 
     templates = copy.deepcopy(synth_example().templates)
-    shard = templates["mm-example-challenges-01"]
+    plan = WiringPlan(load_environment("example"))
+    shard = templates[shard_stack_name("example", plan.config.shard_of(plan.config.challenge(ROUTE_PLANNER)))]
     subscription = _find(
         shard, "AWS::SNS::Subscription", lambda p: p.get("FilterPolicy") == {"challengeId": [ROUTE_PLANNER]}
     )

@@ -53,9 +53,7 @@ def test_pinned_cli_synthesizes_every_stack_of_the_example_environment_offline(t
     stacks = {
         name for name, artifact in manifest["artifacts"].items() if artifact["type"] == "aws:cloudformation:stack"
     }
-    expected = {core_stack_name("example")} | {
-        shard_stack_name("example", index) for index in range(len(plan.challenge_shards()))
-    }
+    expected = {core_stack_name("example")} | {shard_stack_name("example", shard) for shard in plan.challenge_shards()}
     assert stacks == expected
     for stack in expected:
         template = json.loads((tmp_path / f"{stack}.template.json").read_text())

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from infrastructure.config import MAX_CHALLENGES_PER_STACK, parse_environment
+from infrastructure.stacks.pipeline import shard_stack_name
 from infrastructure.wiring import (
     CHALLENGE_BATCH_SIZE,
     MAX_RECEIVE_COUNT,
@@ -25,7 +26,7 @@ from infrastructure.wiring import (
     WiringPlan,
     dynamodb_item,
 )
-from mm_shared.constants import STATUS_TABLE_TTL_ATTRIBUTE
+from mm_shared.constants import STATUS_TABLE_TTL_ATTRIBUTE, static_token_parameter_name
 from mm_shared.models.challenge import ScorerCredentialsMode
 from mm_shared.observability import Metric
 from mm_shared.settings import (
@@ -85,6 +86,9 @@ def functions(synthesized: Synthesized) -> dict[str, tuple[str, str, dict[str, A
 
 def role_statements(template: dict[str, Any], role_logical_id: str) -> list[dict[str, Any]]:
     statements: list[dict[str, Any]] = []
+    # Function roles carry their statements inline (decision 048); other roles may use AWS::IAM::Policy.
+    for inline in template["Resources"][role_logical_id]["Properties"].get("Policies", []):
+        statements.extend(inline["PolicyDocument"]["Statement"])
     for _, policy in resources(template, "AWS::IAM::Policy"):
         if {"Ref": role_logical_id} in policy["Properties"]["Roles"]:
             statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
@@ -100,12 +104,15 @@ def statements_for(statements: list[dict[str, Any]], action: str) -> list[dict[s
 
 
 # ------------------------------------------------------------------ checks
-def test_example_synthesizes_offline_with_zero_unacknowledged_nag_findings(synthesized: Synthesized) -> None:
+def test_example_synthesizes_offline_with_zero_unacknowledged_nag_findings(
+    synthesized: Synthesized, plan: WiringPlan
+) -> None:
     # Given the example app synthesized with AwsSolutions + Serverless checks (a finding fails synth)
     report = json.loads((synthesized.assembly_dir / "validation-report.json").read_text())
-    # Then no plugin reported anything, and there is one core stack plus one shard
+    # Then no plugin reported anything, and there is one core stack plus one per non-empty shard
     assert report["pluginReports"] == []
-    assert sorted(synthesized.templates) == ["mm-example-challenges-01", "mm-example-core"]
+    shards = [shard_stack_name("example", shard) for shard in plan.challenge_shards()]
+    assert sorted(synthesized.templates) == sorted(["mm-example-core", *shards])
 
 
 def test_nag_acknowledgements_are_scoped_and_reasoned(synthesized: Synthesized) -> None:
@@ -145,11 +152,19 @@ def test_every_stack_stays_under_the_cloudformation_resource_limit(synthesized: 
 
 
 def test_two_hundred_challenges_shard_into_stacks_under_500_resources() -> None:
-    # Given 200 challenges generated from the example (challengesPerStack at its maximum)
+    # Given 200 challenges generated from the example, pinned so that shards are full (challengesPerStack at its
+    # maximum), with a maxConcurrency the account's default concurrency can serve (200 x 4 <= 1000 - reserved)
     raw = json.loads((REPO / "infrastructure" / "config" / "example.json").read_text())
     template = raw["challenges"][0]
     raw["challenges"] = [
-        {**template, "challengeId": f"30a1c2d4-5b6e-4f70-8a91-{i:012x}", "name": f"MM {i}"} for i in range(200)
+        {
+            **template,
+            "challengeId": f"30a1c2d4-5b6e-4f70-8a91-{i:012x}",
+            "name": f"MM {i}",
+            "maxConcurrency": 4,
+            "shard": i // MAX_CHALLENGES_PER_STACK + 1,
+        }
+        for i in range(200)
     ]
     raw["challengesPerStack"] = MAX_CHALLENGES_PER_STACK
     config = parse_environment(raw)
@@ -241,10 +256,10 @@ def test_kafka_event_source_runs_in_provisioned_mode_with_bounded_retries(
     core = synthesized.templates["mm-example-core"]
     (esm,) = [r["Properties"] for _, r in resources(core, "AWS::Lambda::EventSourceMapping")]
     source = plan.kafka_source()
-    failure_queue = next(
+    failure_bucket = next(
         lid
-        for lid, q in resources(core, "AWS::SQS::Queue")
-        if q["Properties"]["QueueName"] == "mm-example-router-failures"
+        for lid, b in resources(core, "AWS::S3::Bucket")
+        if b["Properties"]["BucketName"] == plan.names.router_failure_bucket(plan.config.account, plan.config.region)
     )
     assert esm["EventSourceArn"] == plan.config.kafka.cluster_arn
     assert esm["Topics"] == [source.topic]
@@ -260,7 +275,7 @@ def test_kafka_event_source_runs_in_provisioned_mode_with_bounded_retries(
     assert esm["BatchSize"] == source.batch_size
     assert esm["MaximumBatchingWindowInSeconds"] == source.batching_window_seconds
     assert esm["StartingPosition"] == source.starting_position
-    assert esm["DestinationConfig"] == {"OnFailure": {"Destination": {"Fn::GetAtt": [failure_queue, "Arn"]}}}
+    assert esm["DestinationConfig"] == {"OnFailure": {"Destination": {"Fn::GetAtt": [failure_bucket, "Arn"]}}}
 
 
 def test_router_role_holds_only_what_the_router_does(synthesized: Synthesized, plan: WiringPlan) -> None:
@@ -271,15 +286,18 @@ def test_router_role_holds_only_what_the_router_does(synthesized: Synthesized, p
     assert actions == {
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
+        "ec2:CreateNetworkInterface",  # the router is in the VPC (decision 048)
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSubnets",
+        "ec2:DeleteNetworkInterface",
+        "ec2:AssignPrivateIpAddresses",
+        "ec2:UnassignPrivateIpAddresses",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
-        "sqs:SendMessage",
-        "sqs:GetQueueAttributes",
-        "sqs:GetQueueUrl",
+        "sqs:SendMessage",  # the audit queue
+        "s3:PutObject",  # the event source mapping's failure bucket (decision 055)
+        "s3:ListBucket",
         "kms:Decrypt",
-        "kms:Encrypt",
-        "kms:ReEncrypt*",
-        "kms:GenerateDataKey*",
         "kms:GenerateDataKey",
         "kafka:DescribeCluster",
         "kafka:GetBootstrapBrokers",
@@ -322,8 +340,14 @@ def test_router_audit_marks_table_expires_its_items_and_only_the_router_writes_i
 # ------------------------------------------------------------------ IAM
 def test_no_statement_allows_a_wildcard_action(synthesized: Synthesized) -> None:
     for stack, template in synthesized.templates.items():
-        for lid, policy in resources(template, "AWS::IAM::Policy"):
-            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+        documents = [(lid, p["Properties"]["PolicyDocument"]) for lid, p in resources(template, "AWS::IAM::Policy")]
+        documents += [
+            (lid, inline["PolicyDocument"])
+            for lid, role in resources(template, "AWS::IAM::Role")
+            for inline in role["Properties"].get("Policies", [])
+        ]
+        for lid, document in documents:
+            for statement in document["Statement"]:
                 for action in as_list(statement["Action"]):
                     assert action != "*", (stack, lid)
                     assert not action.endswith(":*"), (stack, lid, action)
@@ -345,7 +369,7 @@ def test_challenge_roles_are_scoped_to_their_own_challenge(synthesized: Synthesi
         assert sorted(pass_role["Resource"]) == sorted([challenge.task_role_arn, challenge.execution_role_arn])
         parameters = [s["Resource"] for s in statements_for(statements, "ssm:GetParameter")]
         own = "arn:aws:ssm:us-east-1:123456789012:parameter" + plan.challenge_config_parameter(challenge.challenge_id)
-        token = "arn:aws:ssm:us-east-1:123456789012:parameter/mm-processor/auth0/token"
+        token = "arn:aws:ssm:us-east-1:123456789012:parameter" + static_token_parameter_name(plan.config.ssm_prefix)
         needs_token = challenge.scorer_credentials_mode in {
             ScorerCredentialsMode.ENVIRONMENT_TOKEN_INSECURE,
             ScorerCredentialsMode.PARAMETER_REFERENCE,
@@ -469,13 +493,14 @@ def test_each_function_environment_is_exactly_its_settings_model(synthesized: Sy
 
 
 def test_every_function_is_python312_arm64_traced_logged_in_vpc_with_own_role_and_group(
-    synthesized: Synthesized,
+    synthesized: Synthesized, plan: WiringPlan
 ) -> None:
+    """Own role per function; own security group per core function, one per shard for its challenge processors."""
     pipeline = {n: f for n, f in functions(synthesized).items() if n.startswith("mm-example-")}
     assert len(pipeline) == 3 + 3
     roles, groups = set(), set()
     log_groups = by_name(synthesized, "AWS::Logs::LogGroup", "LogGroupName")
-    for name, (_, _, fn) in pipeline.items():
+    for name, (stack, _, fn) in pipeline.items():
         props = fn["Properties"]
         assert props["Runtime"] == "python3.12"
         assert props["Architectures"] == ["arm64"]
@@ -484,9 +509,9 @@ def test_every_function_is_python312_arm64_traced_logged_in_vpc_with_own_role_an
         assert log_groups[f"/aws/lambda/{name}"][2]["Properties"]["RetentionInDays"] == 30
         assert sorted(props["VpcConfig"]["SubnetIds"]) == ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002"]
         roles.add(json.dumps(props["Role"]))
-        groups.add(json.dumps(props["VpcConfig"]["SecurityGroupIds"]))
+        groups.add((stack, json.dumps(props["VpcConfig"]["SecurityGroupIds"])))
     assert len(roles) == len(pipeline)
-    assert len(groups) == len(pipeline)
+    assert len(groups) == 3 + len(plan.challenge_shards())
 
 
 def test_challenge_processors_consume_their_queue_with_partial_batch_responses(
@@ -563,19 +588,25 @@ def test_every_taggable_resource_carries_project_and_environment(synthesized: Sy
 
 def test_alarms_cover_dlqs_functions_lag_rule_and_custom_metrics(synthesized: Synthesized, plan: WiringPlan) -> None:
     alarms = [r["Properties"] for _, _, r in all_resources(synthesized, "AWS::CloudWatch::Alarm")]
+    # A plain alarm's metric, or each metric of a metric-math alarm (one per challenge, decision 081).
+    metrics = [
+        m
+        for a in alarms
+        for m in ([q["MetricStat"]["Metric"] for q in a.get("Metrics", []) if "MetricStat" in q] or [a])
+    ]
     text = json.dumps(alarms)
     queues = by_name(synthesized, "AWS::SQS::Queue", "QueueName")
     dlqs = [plan.names.challenge_dlq(c.challenge_id) for c in plan.config.challenges]
-    dlqs += [plan.names.router_failure_queue, plan.names.completion_dlq, plan.names.fanout_dlq]
+    dlqs += [plan.names.completion_dlq, plan.names.fanout_dlq]  # router failures: S3, alarmed by ESM metrics
     for dlq in dlqs:
         lid = queues[dlq][1]
         assert any(
             a.get("MetricName") == "ApproximateNumberOfMessagesVisible" and lid in json.dumps(a.get("Dimensions"))
-            for a in alarms
+            for a in metrics
         ), dlq
     n_functions = 3 + len(plan.config.challenges)
-    assert sum(a.get("MetricName") == "Errors" for a in alarms) == n_functions
-    assert sum(a.get("MetricName") == "Throttles" for a in alarms) == n_functions
+    assert sum(a.get("MetricName") == "Errors" for a in metrics) == n_functions
+    assert sum(a.get("MetricName") == "Throttles" for a in metrics) == n_functions
     assert sum(a.get("MetricName") == "OffsetLag" for a in alarms) == 1
     assert sum(a.get("MetricName") == "FailedInvocations" for a in alarms) == 1
     for metric in (Metric.LAUNCH_FAILURES, Metric.TASKS_FAILED, Metric.REPORT_FAILURES, Metric.RECORDS_REJECTED):
@@ -610,7 +641,7 @@ def test_core_outputs_name_topic_queues_tables_and_dashboard(synthesized: Synthe
     outputs = synthesized.templates["mm-example-core"]["Outputs"]
     for name in ("SubmissionsTopicArn", "ChallengeTableName", "StatusTableName", "DashboardName", "DashboardUrl"):
         assert name in outputs
-    shard_outputs = synthesized.templates["mm-example-challenges-01"]["Outputs"]
+    shard_outputs = [o for s, t in synthesized.templates.items() if s != "mm-example-core" for o in t["Outputs"]]
     assert sum(name.startswith("Queue") for name in shard_outputs) == 3
 
 

@@ -1,0 +1,101 @@
+"""The Kafka client-certificate expiry monitor (mTLS only, decision 056): a scheduled function and its alarm.
+
+Every 12 hours the function reads the certificate secret and publishes `ClientCertificateDaysToExpiry`. The alarm
+looks at the day's minimum: below `kafka.certificateExpiryWarningDays` it fires, and a day without a value (the
+monitor failing, unscheduled or unable to read the secret) counts as breaching, so silence never looks healthy.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from infrastructure.mm_constructs.functions import FunctionKit, FunctionSpec
+from infrastructure.mm_constructs.monitoring import AlarmFactory
+from infrastructure.mm_constructs.nag import acknowledge
+from infrastructure.mm_constructs.router import secret_decrypt_statement
+from infrastructure.wiring import CERTIFICATE_MONITOR_HANDLER, WiringPlan
+from mm_shared.observability import ENVIRONMENT_DIMENSION, METRICS_NAMESPACE, SERVICE_DIMENSION, Metric
+
+# Two runs per alarm period: one late or failed run does not leave the day without a value.
+CHECK_INTERVAL = Duration.hours(12)
+ALARM_PERIOD = Duration.days(1)
+
+
+class CertificateMonitor(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, plan: WiringPlan, kit: FunctionKit, alarms: AlarmFactory
+    ) -> None:
+        super().__init__(scope, construct_id)
+        names = plan.names
+        config = plan.config
+        settings = plan.certificate_monitor_settings()
+        built = kit.build(
+            self,
+            "Monitor",
+            FunctionSpec(
+                function_name=names.certificate_monitor_function,
+                asset="certificate-monitor",
+                handler=CERTIFICATE_MONITOR_HANDLER,
+                sizing=config.certificate_monitor,
+                environment=settings.to_env(),
+                description="Days until the Kafka mTLS client certificate expires -> CloudWatch",
+                extra={"retry_attempts": 0},  # the next scheduled run is the retry
+            ),
+        )
+        self.function = built.function
+        secret_arn = settings.client_certificate_secret_arn
+        built.role.add_to_policy(iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[secret_arn]))
+        built.role.add_to_policy(secret_decrypt_statement(config, secret_arn))
+        self.schedule = events.Rule(
+            self,
+            "Schedule",
+            rule_name=names.certificate_monitor_schedule,
+            description="Check the Kafka client certificate's expiry",
+            schedule=events.Schedule.rate(CHECK_INTERVAL),
+            targets=[targets.LambdaFunction(self.function, retry_attempts=2)],
+        )
+        acknowledge(
+            self.schedule,
+            "Serverless-EventBusDLQ",
+            "A missed check is repeated by the next one; a day without any value raises the expiry alarm",
+        )
+        for rule in ("Serverless-LambdaDLQ", "Serverless-LambdaAsyncFailureDestination"):
+            acknowledge(
+                self.function,
+                rule,
+                "A failed scheduled check has nothing to keep: the next run repeats it, and the missing metric "
+                "raises the expiry alarm",
+            )
+        metric = cloudwatch.Metric(
+            namespace=METRICS_NAMESPACE,
+            metric_name=Metric.CLIENT_CERTIFICATE_DAYS_TO_EXPIRY.value,
+            dimensions_map={
+                ENVIRONMENT_DIMENSION: config.environment,
+                SERVICE_DIMENSION: settings.powertools_service_name,
+            },
+            statistic="Minimum",
+            period=ALARM_PERIOD,
+        )
+        self.expiry_alarm = cloudwatch.Alarm(
+            self,
+            "ExpiryAlarm",
+            metric=metric,
+            threshold=settings.expiry_warning_days,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+            alarm_description=(
+                f"[mm-processor {config.environment}] the Kafka client certificate expires in fewer than "
+                f"{settings.expiry_warning_days} days, or the certificate monitor reported nothing for a day: "
+                "rotate the secret or fix the monitor (decision 056)"
+            ),
+        )
+        self.expiry_alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarms.topic))
+        alarms.alarms.append(self.expiry_alarm)
+        alarms.function_health(built, self.function, "certificate monitor")

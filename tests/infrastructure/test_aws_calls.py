@@ -1,0 +1,165 @@
+"""`infrastructure.aws_calls`: the AWS calls each function's code makes, read from the code (decision 048).
+
+The pinned sets make a new call show up as a diff here, and then in the permission check
+(tests/infrastructure/test_permissions.py) until its role grants it."""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from infrastructure import aws_calls as scanner
+from infrastructure.aws_calls import (
+    PROJECT_METHODS_NAMED_LIKE_OPERATIONS,
+    AmbiguousCallError,
+    AwsCall,
+    UnknownFunctionError,
+    aws_calls,
+    calls_in,
+    reachable_code,
+)
+
+PINNED: dict[str, set[str]] = {
+    "router": {
+        "dynamodb.BatchGetItem",  # challenge table, audit marks
+        "dynamodb.BatchWriteItem",  # audit marks
+        "sns.PublishBatch",
+        "sqs.SendMessageBatch",  # audit queue
+    },
+    "challenge": {
+        "dynamodb.GetItem",
+        "dynamodb.PutItem",
+        "dynamodb.UpdateItem",
+        "ecs.RunTask",
+        "ecs.TagResource",  # implicit: RunTask with tags
+        "iam.PassRole",  # implicit: RunTask passes the task roles
+        "ssm.GetParameter",  # its config; the token in the insecure mode
+        "secretsmanager.GetSecretValue",  # the token via the Auth0 proxy, insecure mode only
+    },
+    "completion": {
+        "dynamodb.GetItem",
+        "dynamodb.UpdateItem",
+        "ecs.DescribeTasks",
+        "sqs.GetQueueUrl",
+        "sqs.SendMessage",  # relaunch into the challenge queue (decision 072)
+        "ssm.GetParameter",
+        "secretsmanager.GetSecretValue",
+    },
+    "sweeper": {
+        "dynamodb.BatchGetItem",
+        "dynamodb.GetItem",
+        "dynamodb.Query",
+        "dynamodb.UpdateItem",
+        "ecs.DescribeTasks",
+        "ecs.ListTasks",
+        "ecs.StopTask",
+        "lambda.Invoke",
+    },
+}
+
+
+@pytest.mark.parametrize("function", sorted(PINNED))
+def test_each_function_makes_exactly_the_pinned_calls(function: str) -> None:
+    assert {f"{c.service}.{c.operation}" for c in aws_calls(function)} == PINNED[function]
+
+
+def test_iam_actions_follow_the_service_authorization_reference() -> None:
+    actions = {c.operation: c.iam_action for f in PINNED for c in aws_calls(f)}
+    assert actions["PublishBatch"] == "sns:Publish"
+    assert actions["SendMessageBatch"] == "sqs:SendMessage"
+    assert actions["Invoke"] == "lambda:InvokeFunction"
+    assert actions["Query"] == "dynamodb:Query"
+
+
+def test_the_vpc_endpoint_services_are_the_client_services(tmp_path: Path) -> None:
+    # H4's endpoint test reads `{call.service for call in aws_calls(f)}`: boto3 client names
+    assert {c.service for c in aws_calls("sweeper")} == {"dynamodb", "ecs", "lambda"}
+
+
+def _scan(tmp_path: Path, source: str) -> frozenset[AwsCall]:
+    path = tmp_path / "probe.py"
+    path.write_text(textwrap.dedent(source))
+    tree = ast.parse(path.read_text())
+    return calls_in([tree])
+
+
+def test_the_scanner_finds_a_newly_added_call_in_a_module(tmp_path: Path) -> None:
+    # Given a module that builds clients lazily, as mm_shared.aws does, and calls them
+    calls = _scan(
+        tmp_path,
+        """
+        from mm_shared import aws
+
+        class Store:
+            def delete(self, key):
+                aws.client("dynamodb").delete_item(TableName="t", Key=key)
+
+            def tasks(self):
+                return aws.client("ecs").get_paginator("list_tasks").paginate(cluster="c")
+        """,
+    )
+    # Then the call, the paginator's operation and their IAM actions are found
+    assert AwsCall("dynamodb", "DeleteItem", "dynamodb:DeleteItem") in calls
+    assert AwsCall("ecs", "ListTasks", "ecs:ListTasks") in calls
+
+
+def test_a_new_call_in_the_sweepers_code_path_reaches_its_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a project module (on the scanner's root) imported by a handler, calling a new operation
+    root = tmp_path
+    (root / "probe_fn").mkdir()
+    (root / "probe_fn" / "__init__.py").write_text("")
+    (root / "probe_fn" / "handler.py").write_text(
+        "from probe_fn.store import purge\n\ndef handler(event, context):\n    return purge()\n"
+    )
+    (root / "probe_fn" / "store.py").write_text(
+        "import boto3\n\ndef purge():\n    boto3.client('sqs').purge_queue(QueueUrl='u')\n\n"
+        "def never_called():\n    boto3.client('sqs').delete_queue(QueueUrl='u')\n"
+    )
+    monkeypatch.setattr(scanner, "ROOT", root)
+    monkeypatch.setitem(scanner.FUNCTION_PACKAGES_BY_FUNCTION, "probe", "probe_fn")
+    monkeypatch.setitem(scanner.HANDLERS_BY_FUNCTION, "probe", "probe_fn.handler.handler")
+    scanner.aws_calls.cache_clear()
+    try:
+        calls = aws_calls("probe")
+    finally:
+        scanner.aws_calls.cache_clear()
+    # Then the reachable call is found and the unreachable one is not
+    assert calls == {AwsCall("sqs", "PurgeQueue", "sqs:PurgeQueue")}
+
+
+def test_an_operation_name_two_services_share_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(AmbiguousCallError, match="tag_resource"):
+        _scan(
+            tmp_path,
+            """
+            import boto3
+            def tag():
+                boto3.client("sns"); boto3.client("ecs")
+                client.tag_resource(resourceArn="a", tags=[])
+            """,
+        )
+
+
+def test_each_project_method_named_like_an_operation_is_a_real_project_method() -> None:
+    defined: set[str] = set()
+    for function in PINNED:
+        for module in scanner.function_modules(function):
+            path = scanner._module_file(module)
+            assert path is not None
+            defined |= {d.name for d in scanner._top_level_defs(scanner._parse(path))}
+    assert set(PROJECT_METHODS_NAMED_LIKE_OPERATIONS) <= defined
+
+
+def test_an_unknown_function_is_refused() -> None:
+    with pytest.raises(UnknownFunctionError):
+        aws_calls("no-such-function")
+
+
+def test_reachability_starts_at_the_handler() -> None:
+    code = reachable_code(scanner.function_modules("completion"), scanner.HANDLERS_BY_FUNCTION["completion"])
+    names = {node.name for node in code if isinstance(node, ast.FunctionDef)}
+    assert "handler" in names
+    assert "find_due" not in names  # the sweeper's query is not the completion's
