@@ -389,7 +389,11 @@ class NeedsOf:
         for entry in access:
             if entry["Type"] in ("SASL_SCRAM_512_AUTH", "CLIENT_CERTIFICATE_TLS_AUTH", "SERVER_ROOT_CA_CERTIFICATE"):
                 secret = self.t.resolve(stack, entry["URI"])
-                needs.append(Need("secretsmanager:GetSecretValue", secret, f"{why}: {entry['Type']} secret"))
+                # with-msk-permissions.html, optional permissions: read the secret, and describe it (SASL/SCRAM, mTLS)
+                needs.extend(
+                    Need(a, secret, f"{why}: {entry['Type']} secret")
+                    for a in ("secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret")
+                )
                 key = self.config.kafka.secret_kms_key_arn
                 if key:
                     needs.append(Need("kms:Decrypt", key, f"{why}: the secret's key"))
@@ -418,11 +422,19 @@ class NeedsOf:
             elif service == "sns" and operation == "Publish":
                 key = self.t.key_of("AWS::SNS::Topic", "TopicName", need.resource.rsplit(":", 1)[-1])
                 actions = ("kms:GenerateDataKey", "kms:Decrypt")
+            elif need.action == "secretsmanager:GetSecretValue" and need.resource in self._kafka_secrets():
+                # Kafka secrets live under a customer-managed key (decision 054); read through Secrets Manager
+                key = self.config.kafka.secret_kms_key_arn
+                actions = ("kms:Decrypt",)
             else:
                 continue
             if key is not None:
                 keys.extend(Need(a, key, f"the key of {need.resource} ({need.action})") for a in actions)
         return keys
+
+    def _kafka_secrets(self) -> set[str]:
+        kafka = self.config.kafka
+        return {arn for arn in (kafka.sasl_scram_secret_arn, kafka.client_certificate_secret_arn) if arn}
 
     # ---------------------------------------------------------------- code -> resources
     def _code_resources(self, kind: str, challenge: ChallengeSettings | None, action: str) -> list[str] | None:
@@ -485,6 +497,9 @@ class NeedsOf:
                 "ecs:ListTasks": ["*"],  # no resource-level permission; held to the cluster by condition
                 "lambda:InvokeFunction": [t.arn("lambda", f"function:{names.completion_function}")],
             }.get(action)
+        if kind == "certificate-monitor":
+            secret = config.kafka.client_certificate_secret_arn
+            return {"secretsmanager:GetSecretValue": [secret] if secret else []}.get(action)
         return None
 
 

@@ -25,9 +25,8 @@ from mm_shared.constants import CHALLENGE_ID_ATTRIBUTE
 from mm_shared.models.challenge import ScorerCredentialsMode
 
 # Credentials modes in which the processor itself reads the token source.
-TOKEN_READING_MODES = frozenset(
-    {ScorerCredentialsMode.ENVIRONMENT_TOKEN_INSECURE, ScorerCredentialsMode.PARAMETER_REFERENCE}
-)
+# (parameter_reference passes only the parameter's name: the scorer task reads it with its own task role).
+TOKEN_READING_MODES = frozenset({ScorerCredentialsMode.ENVIRONMENT_TOKEN_INSECURE})
 CHALLENGE_TAG = "ChallengeId"
 # The processors of one shard share one security group (same egress rule; one resource per shard, not per challenge).
 SHARED_SECURITY_GROUP = "ChallengeProcessors"

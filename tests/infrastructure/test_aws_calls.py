@@ -58,6 +58,9 @@ PINNED: dict[str, set[str]] = {
         "ecs.StopTask",
         "lambda.Invoke",
     },
+    "certificate-monitor": {
+        "secretsmanager.GetSecretValue",  # the client certificate (mTLS only)
+    },
 }
 
 

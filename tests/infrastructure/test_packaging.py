@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from infrastructure import packaging
-from infrastructure.config import load_environment
+from infrastructure.aws_calls import HANDLERS_BY_FUNCTION
+from infrastructure.config import load_environment, parse_environment
 from infrastructure.wiring import (
+    CERTIFICATE_MONITOR_HANDLER,
     CHALLENGE_HANDLER,
     COMPLETION_HANDLER,
     ROUTER_HANDLER,
@@ -80,6 +83,16 @@ def test_lambda_layer_is_cached_and_built_for_aarch64_with_the_locked_distributi
     assert packaging.layer_distributions(second.directory) == packaging.requirement_versions(second.requirements)
 
 
+def mtls_plan() -> WiringPlan:
+    raw = json.loads(load_environment("example").model_dump_json(by_alias=True, exclude_none=True))
+    raw["kafka"].update(
+        authentication="mtls",
+        clientCertificateSecretArn="arn:aws:secretsmanager:us-east-1:123456789012:secret:mm/example/kafka-cert-AbCdEf",
+        secretKmsKeyArn="arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+    )
+    return WiringPlan(parse_environment(raw))
+
+
 def test_each_handler_imports_with_only_its_asset_and_the_layer(tmp_path: Path) -> None:
     # Given the same requirement set built for this machine, and the Lambda one
     host = packaging.build_layer(packaging.LayerTarget.HOST)
@@ -92,7 +105,9 @@ def test_each_handler_imports_with_only_its_asset_and_the_layer(tmp_path: Path) 
         CHALLENGE_HANDLER: ("challenge", plan.challenge_settings(challenge, REFS).to_env()),
         COMPLETION_HANDLER: ("completion", plan.completion_settings(REFS).to_env()),
         SWEEPER_HANDLER: ("completion", plan.sweeper_settings(REFS).to_env()),
+        CERTIFICATE_MONITOR_HANDLER: ("certificate-monitor", mtls_plan().certificate_monitor_settings().to_env()),
     }
+    assert set(cases) == set(HANDLERS_BY_FUNCTION.values())  # every function the stacks deploy
     python = packaging._host_python()
     failures: dict[str, str] = {}
     for handler, (asset, environment) in cases.items():

@@ -370,10 +370,8 @@ def test_challenge_roles_are_scoped_to_their_own_challenge(synthesized: Synthesi
         parameters = [s["Resource"] for s in statements_for(statements, "ssm:GetParameter")]
         own = "arn:aws:ssm:us-east-1:123456789012:parameter" + plan.challenge_config_parameter(challenge.challenge_id)
         token = "arn:aws:ssm:us-east-1:123456789012:parameter" + static_token_parameter_name(plan.config.ssm_prefix)
-        needs_token = challenge.scorer_credentials_mode in {
-            ScorerCredentialsMode.ENVIRONMENT_TOKEN_INSECURE,
-            ScorerCredentialsMode.PARAMETER_REFERENCE,
-        }
+        # parameter_reference passes only the name: the scorer's own task role reads the token
+        needs_token = challenge.scorer_credentials_mode is ScorerCredentialsMode.ENVIRONMENT_TOKEN_INSECURE
         assert sorted(parameters) == sorted([own, token] if needs_token else [own])
         (status,) = statements_for(statements, "dynamodb:PutItem")
         assert sorted(as_list(status["Action"])) == ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
