@@ -32,6 +32,15 @@ ENI_ACTIONS_ON_INTERFACES = (
     "ec2:UnassignPrivateIpAddresses",
 )
 ENI_DESCRIBE_ACTIONS = ("ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets")
+# What the MSK event source mapping needs to reach the cluster's VPC (with-msk-permissions.html, VPC permissions).
+MSK_NETWORK_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeVpcs",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+)
 SAMPLE_ID = "example-id"  # stands for an id only known at run time (a task, a network interface, a log stream)
 
 # Documents of the AWS managed policies CDK attaches to our roles (a role with another one fails the check).
@@ -42,12 +51,7 @@ MANAGED_POLICIES: dict[str, tuple[tuple[str, ...], str]] = {
             "kafka:DescribeCluster",
             "kafka:DescribeClusterV2",
             "kafka:GetBootstrapBrokers",
-            "ec2:CreateNetworkInterface",
-            "ec2:DescribeNetworkInterfaces",
-            "ec2:DescribeVpcs",
-            "ec2:DeleteNetworkInterface",
-            "ec2:DescribeSubnets",
-            "ec2:DescribeSecurityGroups",
+            *MSK_NETWORK_ACTIONS,
             "logs:CreateLogGroup",
             "logs:CreateLogStream",
             "logs:PutLogEvents",
@@ -363,17 +367,7 @@ class NeedsOf:
         # https://docs.aws.amazon.com/lambda/latest/dg/with-msk-permissions.html
         why = "MSK event source mapping"
         needs = [Need(a, cluster, why) for a in ("kafka:DescribeClusterV2", "kafka:GetBootstrapBrokers")]
-        needs.extend(
-            Need(a, "*", why)
-            for a in (
-                "ec2:CreateNetworkInterface",
-                "ec2:DescribeNetworkInterfaces",
-                "ec2:DescribeVpcs",
-                "ec2:DeleteNetworkInterface",
-                "ec2:DescribeSubnets",
-                "ec2:DescribeSecurityGroups",
-            )
-        )
+        needs.extend(Need(a, "*", why) for a in MSK_NETWORK_ACTIONS)
         access = props.get("SourceAccessConfigurations", [])
         if not access:  # IAM access control
             needs.extend(
