@@ -28,6 +28,7 @@ from mm_shared.constants import DEFAULT_SUBMISSION_TOPIC, environment_ssm_prefix
 from mm_shared.models.base import CanonicalUuid
 from mm_shared.models.challenge import ScorerCredentialsMode
 from mm_shared.settings import TokenSource
+from mm_shared.url_policy import url_refusal
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 DEFAULT_ENVIRONMENT = "example"
@@ -247,6 +248,22 @@ class ChallengeDefaults(_Model):
     score_card_id: int | str
 
 
+class SmokeSettings(_Model):
+    """The post-deploy smoke check's synthetic submission (`mm-processor smoke`, decision 083).
+
+    A fixed test submission that exists in this environment's Topcoder (so the scorer can fetch it and the
+    completion function can report on it); the smoke deletes its status item afterwards, so every smoke runs
+    the same submission again. `memberId` and `url` are what the router would have read from its Kafka record.
+    """
+
+    challenge_id: CanonicalUuid  # one of this environment's active challenges (checked when the smoke runs)
+    submission_id: CanonicalUuid
+    member_id: int = Field(ge=1)
+    url: str = Field(pattern=r"^https://")  # on allowedUrlHosts, as the router requires
+    # How long the smoke waits for a final state with its report settled (the scorer's run included).
+    timeout_seconds: int = Field(default=900, ge=30, le=86_400)
+
+
 def stable_shard(challenge_id: str, shards: int) -> int:
     """The shard (1..shards) of a canonical challengeId: a SHA-256 digest, the same on every machine and run.
 
@@ -302,6 +319,8 @@ class EnvironmentConfig(_Model):
     write_challenge_config: bool = True  # write each challenge's SSM config and challenge-table row
     challenge_defaults: ChallengeDefaults | None = None
     challenges: tuple[ChallengeSettings, ...] = Field(min_length=1)
+    # The smoke check's test submission; None: `mm-processor smoke` can only run its health checks.
+    smoke: SmokeSettings | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -336,6 +355,17 @@ class EnvironmentConfig(_Model):
         legacy = [c.legacy_id for c in self.challenges if c.legacy_id is not None]
         if len(legacy) != len(set(legacy)):
             raise ValueError("challenges: duplicate legacyId")
+        return self
+
+    @model_validator(mode="after")
+    def _smoke_fits(self) -> Self:
+        """The smoke submission's URL must be one the router would accept. Its challenge being deployed is checked
+        by the smoke itself: a CHALLENGE_IDS override deploying a subset must not fail the synth."""
+        if self.smoke is None:
+            return self
+        refusal = url_refusal(self.smoke.url, self.allowed_url_hosts)
+        if refusal is not None:
+            raise ValueError(f"smoke.url is refused by the submission URL policy: {refusal.value}")
         return self
 
     @model_validator(mode="after")

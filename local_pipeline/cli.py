@@ -4,6 +4,8 @@
                            [--fault ID=KIND[:COUNT][@START-END][,NAME=VALUE...] ...] [--report FILE]
                            [--timeout SECONDS] [--stall SECONDS]
     mm-processor status SUBMISSION_ID [--table NAME | --env ENV] [--json]
+    mm-processor smoke --env ENV [--health-only] [--endpoint-url URL] [--region R] [--profile P]
+                       [--timeout SECONDS] [--keep] [--json]      (operator_tools, decision 083)
 
 Exit status of `local run`: 0 only when every input record ended in exactly one final state and no
 submission got two tasks or two reports; 1 otherwise (the unaccounted records are named); 2 for usage
@@ -111,6 +113,14 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--table", help="status table name")
     where.add_argument("--env", help="environment config name (the table is mm-<env>-submission-status)")
     status.add_argument("--json", action="store_true", help="print the record as JSON")
+
+    from operator_tools.command import add_arguments as add_smoke_arguments
+
+    smoke = commands.add_parser(
+        "smoke",
+        help="after a deploy: the environment's health, then one synthetic submission (exit 0 only if all passed)",
+    )
+    add_smoke_arguments(smoke, os.environ.get("MM_ENV", DEFAULT_ENVIRONMENT))
     return parser
 
 
@@ -118,6 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "status":
         return status_command(args)
+    if args.command == "smoke":
+        from operator_tools.command import smoke_command
+
+        return smoke_command(args, _console())
     return run_command(args)
 
 

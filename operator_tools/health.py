@@ -1,0 +1,228 @@
+"""Health of a deployed environment: is every resource the wiring plan names there, wired, and quiet?
+
+Checks, each a name, a verdict and a detail an operator can act on:
+
+- credentials: the caller's account is the environment's (every other name is an ARN in that account);
+- per challenge: its SSM config present and valid (parsed by the loader the functions use, naming the
+  configured task definition), its task definition ACTIVE (active challenges only: a closed challenge's scorer
+  may be deregistered), its queue's subscription on the submissions topic with the plan's filter policy and
+  raw delivery, its DLQ empty;
+- the fan-out and completion DLQs empty;
+- no alarm of this environment in ALARM (its alarms carry `[mm-processor <env>]` in their description).
+
+ARNs are built from the environment config (account, region) and the plan's names: one source per fact, and the
+credentials check refuses to go on when the caller is in another account. Every AWS error becomes a failed
+check, never an exception, so one broken resource does not hide the others.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from infrastructure.config import ChallengeSettings
+from infrastructure.wiring import WiringPlan
+from mm_shared.challenge_config import ChallengeConfigError, ChallengeConfigLoader
+from operator_tools.clients import ClientSource, partition_of
+
+# As `infrastructure/mm_constructs/monitoring.py` writes every alarm description.
+ALARM_DESCRIPTION_PREFIX = "[mm-processor {environment}]"
+CREDENTIALS_CHECK = "credentials"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class HealthReport:
+    environment: str
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [check for check in self.checks if not check.ok]
+
+    @property
+    def credentials_ok(self) -> bool:
+        """False when the checks could not run at all (no credentials, or another account's)."""
+        return all(check.ok for check in self.checks if check.name == CREDENTIALS_CHECK)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"environment": self.environment, "ok": self.ok, "checks": [asdict(c) for c in self.checks]}
+
+
+def _error(error: Exception) -> str:
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code", "ClientError"))
+    return type(error).__name__
+
+
+def _arn(plan: WiringPlan, service: str, resource: str) -> str:
+    config = plan.config
+    return f"arn:{partition_of(config.region)}:{service}:{config.region}:{config.account}:{resource}"
+
+
+def submissions_topic_arn(plan: WiringPlan) -> str:
+    return _arn(plan, "sns", plan.names.submissions_topic)
+
+
+def queue_arn(plan: WiringPlan, queue_name: str) -> str:
+    return _arn(plan, "sqs", queue_name)
+
+
+def alarm_description_prefix(environment: str) -> str:
+    return ALARM_DESCRIPTION_PREFIX.format(environment=environment)
+
+
+class _Checker:
+    def __init__(self, plan: WiringPlan, clients: ClientSource) -> None:
+        self.plan = plan
+        self.clients = clients
+        self.report = HealthReport(plan.config.environment)
+
+    def run(self, name: str, check: Callable[[], tuple[bool, str]]) -> None:
+        try:
+            ok, detail = check()
+        except (ClientError, BotoCoreError) as error:
+            ok, detail = False, f"AWS error: {_error(error)}"
+        self.report.checks.append(Check(name, ok, detail))
+
+    # ------------------------------------------------------------------ the checks
+    def credentials(self) -> tuple[bool, str]:
+        account = str(self.clients.client("sts").get_caller_identity()["Account"])
+        expected = self.plan.config.account
+        if account != expected:
+            return False, f"the credentials are for account {account}, the environment is in {expected}"
+        return True, f"account {account}"
+
+    def challenge_config(self, challenge: ChallengeSettings) -> tuple[bool, str]:
+        name = self.plan.challenge_config_parameter(challenge.challenge_id)
+        loader = ChallengeConfigLoader(
+            self.plan.challenge_config_parameter, max_age_seconds=0, ssm_client=self.clients.client("ssm")
+        )
+        try:
+            document = loader.get(challenge.challenge_id)
+        except ChallengeConfigError as error:
+            return False, f"{name}: {error.reason.value}: {error.detail}"
+        if document.ecs_task_definition != challenge.task_definition_arn:
+            return False, (
+                f"{name} names task definition {document.ecs_task_definition}, the environment config "
+                f"{challenge.task_definition_arn}"
+            )
+        return True, name
+
+    def task_definition(self, challenge: ChallengeSettings) -> tuple[bool, str]:
+        arn = challenge.task_definition_arn
+        try:
+            described = self.clients.client("ecs").describe_task_definition(taskDefinition=arn)["taskDefinition"]
+        except ClientError as error:
+            return False, f"{arn}: {_error(error)} (not registered, or not readable)"
+        status = str(described.get("status", "UNKNOWN"))
+        return status == "ACTIVE", f"{arn}: {status}"
+
+    def subscription(self, challenge: ChallengeSettings, subscriptions: dict[str, str]) -> tuple[bool, str]:
+        queue_plan = self.plan.queue_plan(challenge)
+        endpoint = queue_arn(self.plan, queue_plan.queue_name)
+        subscription_arn = subscriptions.get(endpoint)
+        if subscription_arn is None:
+            return False, f"no subscription of {queue_plan.queue_name} on {self.plan.names.submissions_topic}"
+        attributes = self.clients.client("sns").get_subscription_attributes(SubscriptionArn=subscription_arn)[
+            "Attributes"
+        ]
+        problems = []
+        try:
+            policy = json.loads(attributes.get("FilterPolicy") or "null")
+        except ValueError:
+            policy = attributes.get("FilterPolicy")
+        if policy != queue_plan.filter_policy:
+            problems.append(f"filter policy {policy!r}, the plan's is {queue_plan.filter_policy!r}")
+        if str(attributes.get("RawMessageDelivery", "false")).lower() != "true":
+            problems.append("raw message delivery is off (the processor parses the raw body)")
+        if problems:
+            return False, f"{queue_plan.queue_name}: " + "; ".join(problems)
+        return True, f"{queue_plan.queue_name}: {json.dumps(queue_plan.filter_policy)}"
+
+    def queue_empty(self, queue_name: str) -> tuple[bool, str]:
+        sqs = self.clients.client("sqs")
+        try:
+            url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+        except ClientError as error:
+            return False, f"{queue_name}: {_error(error)} (the queue is missing)"
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )["Attributes"]
+        depth = sum(int(value) for value in attributes.values())
+        if depth:
+            return False, f"{queue_name}: {depth} message(s): inspect and redrive (see docs/operations.md)"
+        return True, f"{queue_name}: empty"
+
+    def alarms(self) -> tuple[bool, str]:
+        prefix = alarm_description_prefix(self.plan.config.environment)
+        firing = sorted(
+            str(alarm["AlarmName"])
+            for alarm in self._alarms_in_alarm()
+            if str(alarm.get("AlarmDescription", "")).startswith(prefix)
+        )
+        if firing:
+            return False, f"{len(firing)} in ALARM: {', '.join(firing)}"
+        return True, f"none of this environment's alarms ({prefix}) in ALARM"
+
+    def _alarms_in_alarm(self) -> Iterator[dict[str, Any]]:
+        paginator = self.clients.client("cloudwatch").get_paginator("describe_alarms")
+        for page in paginator.paginate(StateValue="ALARM", AlarmTypes=["MetricAlarm", "CompositeAlarm"]):
+            yield from page.get("MetricAlarms", [])
+            yield from page.get("CompositeAlarms", [])
+
+    def topic_subscriptions(self) -> dict[str, str]:
+        """Queue ARN -> subscription ARN of every subscription on the submissions topic (empty if none)."""
+        paginator = self.clients.client("sns").get_paginator("list_subscriptions_by_topic")
+        found: dict[str, str] = {}
+        for page in paginator.paginate(TopicArn=submissions_topic_arn(self.plan)):
+            for subscription in page.get("Subscriptions", []):
+                found[str(subscription["Endpoint"])] = str(subscription["SubscriptionArn"])
+        return found
+
+
+def check_environment(plan: WiringPlan, clients: ClientSource) -> HealthReport:
+    """Every check of the environment `plan` describes; stops after the credentials check if that fails."""
+    checker = _Checker(plan, clients)
+    checker.run(CREDENTIALS_CHECK, checker.credentials)
+    if not checker.report.ok:
+        return checker.report
+    names = plan.names
+    subscriptions: dict[str, str] = {}
+
+    def topic() -> tuple[bool, str]:
+        subscriptions.update(checker.topic_subscriptions())
+        return True, f"{names.submissions_topic}: {len(subscriptions)} subscription(s)"
+
+    checker.run("topic", topic)
+    for challenge in plan.config.challenges:
+        label = challenge.challenge_id
+        checker.run(f"config {label}", functools.partial(checker.challenge_config, challenge))
+        if challenge.active:
+            checker.run(f"task definition {label}", functools.partial(checker.task_definition, challenge))
+        checker.run(f"subscription {label}", functools.partial(checker.subscription, challenge, subscriptions))
+        checker.run(f"dlq {label}", functools.partial(checker.queue_empty, names.challenge_dlq(label)))
+    checker.run("dlq fan-out", functools.partial(checker.queue_empty, names.fanout_dlq))
+    checker.run("dlq completion", functools.partial(checker.queue_empty, names.completion_dlq))
+    checker.run("alarms", checker.alarms)
+    return checker.report

@@ -1,0 +1,63 @@
+"""An environment deployed into moto from its wiring plan (`local_pipeline.provision`, as the emulator does it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+
+from infrastructure.config import EnvironmentConfig, load_environment
+from infrastructure.wiring import WiringPlan
+from local_pipeline.provision import LocalResources, TopcoderEndpoints, provision
+from operator_tools.clients import AwsClients
+
+ROUTE_PLANNER = "30a1c2d4-5b6e-4f70-8a91-b2c3d4e5f601"
+IMAGE_DENOISE = "30a1c2d4-5b6e-4f70-8a91-b2c3d4e5f602"
+CLOSED = "30a1c2d4-5b6e-4f70-8a91-b2c3d4e5f603"
+
+
+class _InProcessAws:
+    """What `provision` needs of `LocalAws`: clients, here moto's in-process mock."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, region_name=self.region)  # type: ignore[call-overload]
+
+
+def register_task_definitions(config: EnvironmentConfig) -> None:
+    """Register each active challenge's scorer family up to the revision its imported ARN names."""
+    ecs = boto3.client("ecs", region_name=config.region)
+    for challenge in config.challenges:
+        revision = int(challenge.task_definition_arn.rsplit(":", 1)[1])
+        for _ in range(revision):
+            ecs.register_task_definition(
+                family=challenge.task_definition_family,
+                containerDefinitions=[{"name": challenge.scorer_container_name, "image": "scorer:1", "memory": 512}],
+            )
+
+
+@dataclass
+class Deployed:
+    plan: WiringPlan
+    resources: LocalResources
+    clients: AwsClients
+
+    def client(self, service: str) -> Any:
+        return self.clients.client(service)
+
+
+@pytest.fixture
+def deployed(aws: None) -> Deployed:
+    config = load_environment("example")
+    plan = WiringPlan(config)
+    resources = provision(
+        plan,
+        _InProcessAws(config.region),  # type: ignore[arg-type]
+        TopcoderEndpoints("https://api.topcoder-dev.com/v5", "https://auth.example/token", "not-a-real-token"),
+    )
+    register_task_definitions(config)
+    return Deployed(plan, resources, AwsClients(region=config.region))

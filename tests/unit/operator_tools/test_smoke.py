@@ -1,0 +1,202 @@
+"""The smoke's synthetic submission against moto, with a stand-in for the pipeline that advances the status item.
+
+The stand-in reads the message from the challenge queue the subscription delivered it to (so routing by the
+filter policy is part of the test) and moves the item as the challenge processor and the completion function
+would; the full path through the real functions is `tests/e2e/test_smoke_command.py`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from infrastructure.config import CONFIG_DIR, EnvironmentConfigError, load_environment, parse_environment
+from infrastructure.wiring import WiringPlan
+from mm_shared.models.lifecycle import ReportStatus, SubmissionState
+from mm_shared.models.routed import RoutedSubmission
+from mm_shared.status_store import StatusStore
+from operator_tools.smoke import (
+    SmokeNotConfiguredError,
+    SmokeOutcome,
+    SmokeRun,
+    publish_entry,
+    routed_submission,
+)
+from router_lambda.publisher import OutboundMessage
+from tests.unit.operator_tools.conftest import IMAGE_DENOISE, ROUTE_PLANNER, Deployed
+
+NOW = datetime(2026, 3, 2, 10, 15, tzinfo=UTC)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class PipelineStandIn:
+    """Each `sleep` is one step of the pipeline: claim from the queue, launch, then the final state."""
+
+    def __init__(self, deployed: Deployed, clock: FakeClock, final: tuple[SubmissionState, ReportStatus] | None):
+        self.deployed = deployed
+        self.clock = clock
+        self.final = final
+        self.store = StatusStore(deployed.plan.names.status_table, dynamodb_client=deployed.client("dynamodb"))
+        self.routed: RoutedSubmission | None = None
+        self.step = 0
+
+    def _receive(self) -> None:
+        queue = self.deployed.resources.challenges[ROUTE_PLANNER].queue_url
+        messages = self.deployed.client("sqs").receive_message(QueueUrl=queue, MessageAttributeNames=["All"])
+        (message,) = messages["Messages"]
+        assert message["MessageAttributes"]["challengeId"]["StringValue"] == ROUTE_PLANNER
+        self.routed = RoutedSubmission.model_validate_json(message["Body"])
+        self.store.claim_launch(self.routed, scorer_type="route-planner", lease_seconds=60)
+
+    def sleep(self, seconds: float) -> None:
+        self.clock.now += seconds
+        self.step += 1
+        if self.step == 1:
+            self._receive()
+        elif self.step == 2 and self.routed is not None:
+            self.store.mark_launched(
+                self.routed.submission_id,
+                attempt=1,
+                task_arn="arn:aws:ecs:us-east-1:123456789012:task/mm-scorers/0123456789abcdef",
+                cluster_arn=self.deployed.plan.config.ecs.cluster_arn,
+                timeout_seconds=60,
+            )
+        elif self.step == 3 and self.routed is not None and self.final is not None:
+            state, report = self.final
+            self.deployed.client("dynamodb").update_item(
+                TableName=self.deployed.plan.names.status_table,
+                Key={"submissionId": {"S": self.routed.submission_id}},
+                UpdateExpression="SET #state = :state, reportStatus = :report, reason = :reason",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={
+                    ":state": {"S": state.value},
+                    ":report": {"S": report.value},
+                    ":reason": {"S": "scorer exited 0" if state is SubmissionState.SUCCEEDED else "scorer exited 3"},
+                },
+            )
+
+
+def _smoke(deployed: Deployed, final: tuple[SubmissionState, ReportStatus] | None) -> tuple[SmokeRun, PipelineStandIn]:
+    clock = FakeClock()
+    pipeline = PipelineStandIn(deployed, clock, final)
+    run = SmokeRun(deployed.plan, deployed.clients, clock=clock, sleep=pipeline.sleep, now=lambda: NOW)
+    return run, pipeline
+
+
+def _item(deployed: Deployed) -> dict | None:
+    smoke = deployed.plan.config.smoke
+    assert smoke is not None
+    return (
+        deployed.client("dynamodb")
+        .get_item(TableName=deployed.plan.names.status_table, Key={"submissionId": {"S": smoke.submission_id}})
+        .get("Item")
+    )
+
+
+def test_a_scored_submission_passes_and_its_status_item_is_deleted(deployed: Deployed) -> None:
+    run, _ = _smoke(deployed, (SubmissionState.SUCCEEDED, ReportStatus.NOT_REQUIRED))
+    result = run.run(poll_interval=5)
+    assert result.outcome is SmokeOutcome.PASSED, result.detail
+    assert result.states_seen == ["LAUNCHING", "LAUNCHED", "SUCCEEDED/NOT_REQUIRED"]
+    assert result.elapsed_seconds == 15.0
+    assert result.cleaned_up
+    assert _item(deployed) is None
+    # It went only to its own challenge's queue (the filter policy routed it)
+    other = deployed.resources.challenges[IMAGE_DENOISE].queue_url
+    assert "Messages" not in deployed.client("sqs").receive_message(QueueUrl=other)
+
+
+def test_a_failed_scorer_fails_the_smoke_and_is_cleaned_up(deployed: Deployed) -> None:
+    run, _ = _smoke(deployed, (SubmissionState.FAILED, ReportStatus.REPORTED))
+    result = run.run(poll_interval=5)
+    assert result.outcome is SmokeOutcome.FAILED
+    assert "scorer exited 3" in result.detail
+    assert result.cleaned_up
+
+
+def test_a_rejected_report_fails_the_smoke(deployed: Deployed) -> None:
+    run, _ = _smoke(deployed, (SubmissionState.SUCCEEDED, ReportStatus.REJECTED))
+    assert run.run(poll_interval=5).outcome is SmokeOutcome.FAILED
+
+
+def test_a_submission_still_in_flight_at_the_timeout_is_left_in_place(deployed: Deployed) -> None:
+    run, _ = _smoke(deployed, None)  # never gets past LAUNCHED
+    result = run.run(timeout_seconds=60, poll_interval=5)
+    assert result.outcome is SmokeOutcome.TIMED_OUT
+    assert result.state == "LAUNCHED"
+    assert not result.cleaned_up
+    assert _item(deployed) is not None
+    # ... and the next smoke refuses while it is in flight, publishing nothing
+    again, _ = _smoke(deployed, None)
+    refused = again.run(timeout_seconds=60, poll_interval=5)
+    assert refused.outcome is SmokeOutcome.REFUSED
+    assert "still in flight" in refused.detail
+    queue = deployed.resources.challenges[ROUTE_PLANNER].queue_url
+    assert "Messages" not in deployed.client("sqs").receive_message(QueueUrl=queue)
+
+
+def test_a_kept_finished_item_is_deleted_before_the_next_smoke(deployed: Deployed) -> None:
+    first, _ = _smoke(deployed, (SubmissionState.SUCCEEDED, ReportStatus.REPORTED))
+    kept = first.run(poll_interval=5, keep=True)
+    assert kept.outcome is SmokeOutcome.PASSED
+    assert not kept.cleaned_up
+    assert _item(deployed) is not None
+    second, _ = _smoke(deployed, (SubmissionState.SUCCEEDED, ReportStatus.REPORTED))
+    result = second.run(poll_interval=5)
+    assert result.outcome is SmokeOutcome.PASSED
+    assert result.states_seen[0] == "LAUNCHING"  # a new launch, not the old item
+    assert _item(deployed) is None
+
+
+def test_the_smoke_message_is_the_routers_message() -> None:
+    plan_config = load_environment("example")
+    plan = WiringPlan(plan_config)
+    assert plan_config.smoke is not None
+    routed = routed_submission(plan, plan_config.smoke, NOW)
+    router_entry = OutboundMessage(key=0, body=routed.to_json(), challenge_id=routed.challenge_id).entry()
+    ours = publish_entry(routed)
+    assert {k: v for k, v in ours.items() if k != "Id"} == {k: v for k, v in router_entry.items() if k != "Id"}
+    assert RoutedSubmission.model_validate_json(ours["Message"]) == routed
+    assert routed.correlation_id.startswith("smoke-example-")
+
+
+def _raw_example() -> dict:
+    return json.loads((CONFIG_DIR / "example.json").read_text())
+
+
+def test_a_smoke_url_the_router_would_refuse_is_a_config_error() -> None:
+    raw = _raw_example()
+    raw["smoke"] = {**raw["smoke"], "url": "https://evil.example.com/x.zip"}
+    with pytest.raises(EnvironmentConfigError, match="url_host_not_allowed"):
+        parse_environment(raw)
+
+
+@pytest.mark.parametrize(
+    "challenge_id",
+    [
+        "30a1c2d4-5b6e-4f70-8a91-b2c3d4e5f603",  # closed: the router would not route it
+        "30a1c2d4-5b6e-4f70-8a91-b2c3d4e5f6ff",  # not deployed (e.g. a CHALLENGE_IDS subset)
+    ],
+)
+def test_a_smoke_challenge_that_is_not_deployed_and_active_cannot_run(deployed: Deployed, challenge_id: str) -> None:
+    raw = _raw_example()
+    raw["smoke"] = {**raw["smoke"], "challengeId": challenge_id}
+    config = parse_environment(raw)  # the synth still works
+    with pytest.raises(SmokeNotConfiguredError, match="active challenges"):
+        SmokeRun(WiringPlan(config), deployed.clients)
+
+
+def test_without_a_smoke_block_the_run_cannot_be_built(deployed: Deployed) -> None:
+    raw = _raw_example()
+    del raw["smoke"]
+    with pytest.raises(SmokeNotConfiguredError, match="--health-only"):
+        SmokeRun(WiringPlan(parse_environment(raw)), deployed.clients)
