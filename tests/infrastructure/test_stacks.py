@@ -46,6 +46,7 @@ from tests.synth import Synthesized, synth, synth_example
 
 pytestmark = [pytest.mark.synth, pytest.mark.xdist_group("synth")]
 REPO = Path(__file__).resolve().parents[2]
+IAM_ROLE_INLINE_POLICY_LIMIT = 10_240  # characters, all inline policies of one role together
 
 
 @pytest.fixture(scope="session")
@@ -181,6 +182,17 @@ def test_two_hundred_challenges_shard_into_stacks_under_500_resources() -> None:
         if "-ch-" in str(r["Properties"].get("FunctionName"))
     ]
     assert len(processors) == 200
+    # and no role's inline policies (decision 048: every statement is inline) grow toward IAM's 10,240-character
+    # limit for a role's inline policies with the number of challenges
+    # (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html)
+    inline = {
+        (stack, logical_id): sum(
+            len(json.dumps(p["PolicyDocument"], separators=(",", ":"))) for p in r["Properties"].get("Policies", [])
+        )
+        for stack, t in result.templates.items()
+        for logical_id, r in resources(t, "AWS::IAM::Role")
+    }
+    assert max(inline.values()) < IAM_ROLE_INLINE_POLICY_LIMIT / 2, max(inline.items(), key=lambda kv: kv[1])
 
 
 # ------------------------------------------------------------------ fan-out
