@@ -63,3 +63,23 @@ def synth(config: EnvironmentConfig, *, label: str, checks: bool = True) -> Synt
 def synth_example() -> Synthesized:
     """The `example` environment, synthesized once per process with cdk-nag on."""
     return synth(load_environment("example"), label="example")
+
+
+@functools.cache
+def synth_variant() -> Synthesized:
+    """The paths the example does not take, synthesized once per process (cdk-nag off: test_kafka_auth runs it):
+    Kafka mTLS (the certificate monitor, secrets under a customer-managed key) and challenges in the insecure and
+    the parameter-reference credentials modes."""
+    from infrastructure.config import parse_environment
+
+    raw: dict[str, Any] = json.loads(load_environment("example").model_dump_json(by_alias=True, exclude_none=True))
+    raw["kafka"].update(
+        authentication="mtls",
+        clientCertificateSecretArn=(
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:mm-processor/example/kafka-client-certificate-AbCdEf"
+        ),
+        secretKmsKeyArn="arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+    )
+    raw["challenges"][0]["scorerCredentialsMode"] = "environment_token_insecure"
+    raw["challenges"][1]["scorerCredentialsMode"] = "parameter_reference"
+    return synth(parse_environment(raw), label="variant", checks=False)

@@ -1,4 +1,5 @@
-"""checkov over every synthesized template; findings only as accepted in infrastructure/checkov-accepted.yaml.
+"""checkov over every synthesized template (the example, and a variant taking the mTLS path); findings only as
+accepted in infrastructure/checkov-accepted.yaml.
 
 checkov runs from its own locked tool project (tools/checkov: its boto3 pin conflicts with the project's),
 through `uv run --frozen`, which installs it into tools/checkov/.venv on first use (docs/decisions/058).
@@ -18,7 +19,7 @@ import pytest
 import yaml
 
 from infrastructure.packaging import REPO_ROOT, _uv
-from tests.synth import synth_example
+from tests.synth import synth_example, synth_variant
 
 pytestmark = [pytest.mark.synth, pytest.mark.xdist_group("synth")]
 
@@ -127,9 +128,12 @@ def judge(findings: list[Finding], accepted: list[Accepted]) -> list[str]:
 
 
 def test_checkov_finds_nothing_but_the_accepted_findings() -> None:
-    synthesized = synth_example()
-    templates = sorted(synthesized.assembly_dir.glob("*.template.json"))
-    assert {path.name.removesuffix(".template.json") for path in templates} == set(synthesized.templates)
+    # Every template of the example and of the variant that takes the other paths (mTLS: the certificate monitor)
+    templates: list[Path] = []
+    for synthesized in (synth_example(), synth_variant()):
+        found = sorted(synthesized.assembly_dir.glob("*.template.json"))
+        assert {path.name.removesuffix(".template.json") for path in found} == set(synthesized.templates)
+        templates.extend(found)
     findings = findings_of(run_checkov(templates))
     problems = judge(findings, load_accepted())
     assert not problems, "\n".join(problems)

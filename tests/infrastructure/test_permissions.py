@@ -5,12 +5,10 @@ resource, and nothing the code never uses."""
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any
 
 import pytest
 
-from infrastructure.config import load_environment, parse_environment
 from infrastructure.permissions import (
     CDK_GRANT_EXTRAS,
     ENI_DESCRIBE_ACTIONS,
@@ -21,7 +19,7 @@ from infrastructure.permissions import (
     matches,
 )
 from infrastructure.wiring import WiringPlan
-from tests.synth import Synthesized, synth, synth_example
+from tests.synth import Synthesized, synth_example, synth_variant
 
 pytestmark = [pytest.mark.synth, pytest.mark.xdist_group("synth")]
 
@@ -139,19 +137,7 @@ def test_wildcards_match_as_iam_matches_them_and_a_deny_overrides() -> None:
 
 @pytest.fixture(scope="module")
 def variant() -> Synthesized:
-    """An mTLS environment (certificate monitor, secrets under a customer-managed key) whose challenges use the
-    insecure and the parameter-reference credentials modes: the paths the example does not take."""
-    raw: dict[str, Any] = json.loads(load_environment("example").model_dump_json(by_alias=True, exclude_none=True))
-    raw["kafka"].update(
-        authentication="mtls",
-        clientCertificateSecretArn=(
-            "arn:aws:secretsmanager:us-east-1:123456789012:secret:mm-processor/example/kafka-client-certificate-AbCdEf"
-        ),
-        secretKmsKeyArn="arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
-    )
-    raw["challenges"][0]["scorerCredentialsMode"] = "environment_token_insecure"
-    raw["challenges"][1]["scorerCredentialsMode"] = "parameter_reference"
-    return synth(parse_environment(raw), label="permissions-variant", checks=False)
+    return synth_variant()
 
 
 def test_an_mtls_environment_with_every_credentials_mode_grants_exactly_what_is_needed(variant: Synthesized) -> None:
