@@ -178,21 +178,14 @@ def module_graph(entry_module: str) -> tuple[str, ...]:
 _Def = ast.FunctionDef | ast.AsyncFunctionDef
 
 
-def _top_level_defs(tree: ast.Module) -> Iterator[_Def]:
-    """Functions and methods (not nested ones: they run only when their enclosing function does)."""
+def _top_level_defs(tree: ast.Module | ast.ClassDef) -> Iterator[_Def]:
+    """Functions and methods, classes nested in classes included (not nested functions: they run only when their
+    enclosing function does)."""
     for node in tree.body:
         if isinstance(node, _Def):
             yield node
         elif isinstance(node, ast.ClassDef):
-            yield from _class_defs(node)
-
-
-def _class_defs(node: ast.ClassDef) -> Iterator[_Def]:
-    for child in node.body:
-        if isinstance(child, _Def):
-            yield child
-        elif isinstance(child, ast.ClassDef):
-            yield from _class_defs(child)
+            yield from _top_level_defs(node)
 
 
 def _bare_statements(tree: ast.Module) -> Iterator[ast.AST]:

@@ -43,12 +43,3 @@ class AwsClients:
                 service_name, endpoint_url=self._endpoint_url, config=_CLIENT_CONFIG
             )
         return self._clients[service_name]
-
-
-def partition_of(region: str) -> str:
-    """The ARN partition of a region (`aws`, `aws-cn`, `aws-us-gov`): ARNs are built from the config's names."""
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"

@@ -26,9 +26,10 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from infrastructure.config import ChallengeSettings
+from infrastructure.mm_constructs.arns import Arns
 from infrastructure.wiring import WiringPlan
 from mm_shared.challenge_config import ChallengeConfigError, ChallengeConfigLoader
-from operator_tools.clients import ClientSource, partition_of
+from operator_tools.clients import ClientSource
 
 # As `infrastructure/mm_constructs/monitoring.py` writes every alarm description.
 ALARM_DESCRIPTION_PREFIX = "[mm-processor {environment}]"
@@ -72,7 +73,8 @@ def _error(error: Exception) -> str:
 
 def _arn(plan: WiringPlan, service: str, resource: str) -> str:
     config = plan.config
-    return f"arn:{partition_of(config.region)}:{service}:{config.region}:{config.account}:{resource}"
+    # One source for the partition: the stacks' own `Arns` (read from the environment's ARNs)
+    return f"arn:{Arns.of(config).partition}:{service}:{config.region}:{config.account}:{resource}"
 
 
 def submissions_topic_arn(plan: WiringPlan) -> str:
