@@ -43,13 +43,15 @@ def started_by(environment: str, challenge_id: str) -> str:
     return f"{started_by_prefix(environment)}{challenge_id}"
 
 
-def client_token(submission_id: str, launch_attempt: int) -> str:
-    """Deterministic RunTask clientToken (<= 64 printable ASCII): same submission + attempt, same task.
+def client_token(submission_id: str, phase: str, launch_attempt: int) -> str:
+    """Deterministic RunTask clientToken (<= 64 printable ASCII): same run (submission, phase) + attempt, same task.
+
+    A UUID (36) + `-` + the longest phase (11) + `-` + the attempt stays within 64 characters.
 
     The attempt number only advances after a launch is *known* not to have happened (failures[] or a
     definite error), so an ambiguous retry (crash after RunTask) reuses the token and gets the same task.
     """
-    return f"{submission_id}-{launch_attempt}"
+    return f"{submission_id}-{phase}-{launch_attempt}"
 
 
 # StopTask reason the timeout sweeper uses; the completion handler maps UserInitiated + this prefix
@@ -64,7 +66,9 @@ ORPHAN_STOP_REASON_PREFIX = "mm-processor orphan:"
 OUTCOME_UNKNOWN_STOP_REASON_PREFIX = "mm-processor outcome-unknown:"
 
 # DynamoDB
-STATUS_TABLE_PARTITION_KEY = "submissionId"
+# One item per run: `runId` = `<submissionId>#<PHASE>` (decision 084). The table is new with this key (the v5-only
+# table was keyed by `submissionId`); docs/deploy.md says how an environment moves to it.
+STATUS_TABLE_PARTITION_KEY = "runId"
 STATUS_TABLE_OVERDUE_INDEX = "byStateDeadline"  # GSI: partition `state`, sort `deadlineAt` (epoch s)
 STATUS_TABLE_TTL_ATTRIBUTE = "expiresAt"
 CHALLENGE_TABLE_PARTITION_KEY = "challengeId"

@@ -16,6 +16,8 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mm_shared.models.phase import Platform
+
 # Lambda retries a failed asynchronous invocation twice, about 1 and then 2 minutes later (decision 074).
 LAMBDA_ASYNC_RETRY_WINDOW_SECONDS = 180
 
@@ -110,12 +112,15 @@ class RouterSettings(EnvSettings):
     audit_marks_table_name: str = Field(min_length=1)
     audit_mark_ttl_days: int = Field(default=14, ge=1, le=365)
     accepted_topics: tuple[str, ...] = ("submission.notification.create",)
+    # The environment's platform profile (decision 084): v5, v6, or both during a migration. A record is read
+    # as v6 when its topic is `marathonmatch.submission.received` (V6_SUBMISSION_TOPIC), else as v5.
+    platforms: tuple[Platform, ...] = Field(default=(Platform.V5,), min_length=1)
     allowed_url_hosts: tuple[str, ...] = Field(min_length=1)  # exact host, or `.example.com` for subdomains
     max_record_bytes: int = Field(default=65_536, ge=1024, le=1_048_576)
     challenge_cache_seconds: int = Field(default=60, ge=0, le=3600)
     publish_max_attempts: int = Field(default=4, ge=1, le=10)
 
-    _csv = field_validator("accepted_topics", "allowed_url_hosts", mode="before")(_split_csv)
+    _csv = field_validator("accepted_topics", "allowed_url_hosts", "platforms", mode="before")(_split_csv)
 
 
 class ChallengeProcessorSettings(TokenSettings):
@@ -130,6 +135,9 @@ class ChallengeProcessorSettings(TokenSettings):
     # The router's allow list (same variable, same config field): the processor re-checks every URL before it
     # launches a scorer on it (mm_shared.url_policy, decision 076).
     allowed_url_hosts: tuple[str, ...] = Field(min_length=1)
+    # Where a run that will not be launched (a v6 skip, decision 086) is handed for its terminal report: the
+    # completion function, invoked asynchronously with a "report due" event. None: the sweeper re-drives it.
+    completion_function_name: str | None = Field(default=None, min_length=1)
 
     _processor_csv = field_validator("allowed_url_hosts", mode="before")(_split_csv)
 
@@ -140,7 +148,8 @@ class CompletionSettings(TokenSettings):
     status_ttl_days: int = Field(default=90, ge=1, le=3650)
     challenge_config_parameter_prefix: str = Field(min_length=1)  # `/mm-processor/challenges`
     config_cache_seconds: int = Field(default=300, ge=0, le=86_400)
-    submission_api_url: str = Field(min_length=1)  # e.g. https://api.topcoder-dev.com/v5
+    submission_api_url: str | None = Field(default=None, min_length=1)  # v5 reviews: https://api.topcoder-dev.com/v5
+    review_api_url: str | None = Field(default=None, min_length=1)  # v6 summations: https://api.topcoder-dev.com/v6
     api_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     api_max_retries: int = Field(default=2, ge=0, le=5)
     # >= the function timeout; with the slow-commit window inside the async retry window (validated below)
@@ -159,6 +168,12 @@ class CompletionSettings(TokenSettings):
         default=None, pattern=r"^[A-Za-z0-9_-]*\{challenge_id\}[A-Za-z0-9_-]*$"
     )
     relaunch_check_seconds: int = Field(default=900, ge=60, le=86_400)
+
+    @model_validator(mode="after")
+    def _a_report_target(self) -> Self:
+        if not (self.submission_api_url or self.review_api_url):
+            raise ValueError("SUBMISSION_API_URL (v5) or REVIEW_API_URL (v6) is required")
+        return self
 
     @model_validator(mode="after")
     def _report_retry_fits_the_async_retries(self) -> Self:

@@ -7,6 +7,7 @@ from enum import StrEnum
 from pydantic import ConfigDict, Field, model_validator
 
 from mm_shared.models.base import CanonicalUuid, ContractModel
+from mm_shared.models.phase import PhaseConfig, Platform, ScoringPhase
 
 
 class ScorerCredentialsMode(StrEnum):
@@ -19,6 +20,15 @@ class ScorerCredentialsMode(StrEnum):
     # Compatibility with the seed design's scorers: the token in the container environment.
     # Visible in DescribeTasks, EventBridge events and CloudTrail. Off unless a challenge opts in.
     ENVIRONMENT_TOKEN_INSECURE = "environment_token_insecure"
+
+
+class ScorerEnvironment(StrEnum):
+    """Which environment variable names the scorer task reads (decision 087)."""
+
+    MM_PROCESSOR = "mm_processor"  # `MM_*` (mm_shared.models.task.TaskEnv)
+    # Also the names Topcoder's own ecs-runner reads (SUBMISSION_ID, TEST_PHASE, PHASE_CONFIG_TYPE, ...);
+    # its ACCESS_TOKEN still comes only from the task definition's `secrets`, never from overrides.
+    TOPCODER_ECS_RUNNER = "topcoder_ecs_runner"
 
 
 class ChallengeConfig(ContractModel):
@@ -37,10 +47,19 @@ class ChallengeConfig(ContractModel):
     subnets: list[str] = Field(default_factory=list)
     security_groups: list[str] = Field(default_factory=list)
     scorer_credentials_mode: ScorerCredentialsMode = ScorerCredentialsMode.TASK_DEFINITION_SECRETS
-    # Reporting (Topcoder Submission API v5 reviews)
-    review_type_id: CanonicalUuid
-    reviewer_id: CanonicalUuid
-    score_card_id: int | str
+    scorer_environment: ScorerEnvironment = ScorerEnvironment.MM_PROCESSOR
+    # Which Topcoder contracts this challenge speaks (decision 084). An environment may serve both during a
+    # migration; each challenge is served by exactly one, so no submission is run twice.
+    platform: Platform = Platform.V5
+    # The phase configs (decision 085). Empty: one phase, `test_type`, triggered by every new submission (the
+    # v5 seed's single run per submission). v5 allows exactly one phase triggered by a new submission.
+    phases: tuple[PhaseConfig, ...] = ()
+    # Reporting. v5: Submission API v5 reviews (these three are required). v6: review-api-v6 summations
+    # (`scorecard_id` optional; `review_type_id` is passed to Topcoder's ecs-runner as REVIEW_TYPE_ID).
+    review_type_id: CanonicalUuid | None = None
+    reviewer_id: CanonicalUuid | None = None
+    score_card_id: int | str | None = None
+    scorecard_id: str | None = Field(default=None, min_length=1, max_length=64)
     test_type: str = Field(default="provisional", pattern=r"^(example|provisional|system)$")
     report_on_success: bool = False
 
@@ -50,6 +69,47 @@ class ChallengeConfig(ContractModel):
             raise ValueError("securityGroups given without subnets")
         return self
 
+    @model_validator(mode="after")
+    def _platform_contract(self) -> ChallengeConfig:
+        phases = [entry.phase for entry in self.phases]
+        if len(set(phases)) != len(phases):
+            raise ValueError("phases: each phase at most once")
+        if self.platform is Platform.V5:
+            missing = [
+                name
+                for name, value in (
+                    ("reviewTypeId", self.review_type_id),
+                    ("reviewerId", self.reviewer_id),
+                    ("scoreCardId", self.score_card_id),
+                )
+                if value is None
+            ]
+            if missing:
+                raise ValueError(f"platform v5 reports v5 reviews and needs {', '.join(missing)}")
+            if self.phases and len(self.submission_phases) != 1:
+                raise ValueError("platform v5 runs exactly one phase per new submission (one onSubmission phase)")
+        return self
+
+    @property
+    def effective_phases(self) -> tuple[PhaseConfig, ...]:
+        """The phase configs, or the single `test_type` phase of a config that names none."""
+        if self.phases:
+            return self.phases
+        return (PhaseConfig(phase=ScoringPhase(self.test_type.upper()), timeout=self.timeout),)
+
+    @property
+    def submission_phases(self) -> tuple[PhaseConfig, ...]:
+        """The phases a new submission triggers, in launch order (highest priority first)."""
+        triggered = [entry for entry in self.effective_phases if entry.on_submission]
+        return tuple(sorted(triggered, key=lambda entry: entry.phase.priority))
+
+    def phase_config(self, phase: ScoringPhase) -> PhaseConfig | None:
+        return next((entry for entry in self.effective_phases if entry.phase is phase), None)
+
+    def phase_timeout(self, phase: ScoringPhase) -> int:
+        entry = self.phase_config(phase)
+        return entry.timeout if entry is not None and entry.timeout is not None else self.timeout
+
 
 class ChallengeRecord(ContractModel):
     """Item of the challenge table. A legacy numeric id is an alias item pointing at the UUID item."""
@@ -58,6 +118,9 @@ class ChallengeRecord(ContractModel):
 
     challenge_id: str  # UUID, or `legacy:<number>` for an alias item
     active: bool = False
+    # The platform whose submissions this challenge takes (decision 084): the router skips a record of the
+    # other platform (`platform_mismatch`), so a submission published on both topics during a migration runs once.
+    platform: Platform = Platform.V5
     name: str | None = None
     queue_url: str | None = None
     queue_arn: str | None = None

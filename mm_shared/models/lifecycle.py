@@ -1,4 +1,4 @@
-"""The lifecycle record: one status-table item per submission, the answer to "where is submission X?"."""
+"""The lifecycle record: one status-table item per run (submission, phase), the answer to "where is submission X?"."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import ConfigDict, Field
 
 from mm_shared.models.base import ContractModel
+from mm_shared.models.phase import Platform, RunKey, ScoringPhase
 
 
 class SubmissionState(StrEnum):
@@ -46,7 +47,10 @@ class LifecycleRecord(ContractModel):
 
     model_config = ConfigDict(extra="ignore")
 
+    run_id: str  # the partition key: `<submissionId>#<PHASE>` (mm_shared.models.phase.RunKey, decision 084)
     submission_id: str
+    phase: ScoringPhase
+    platform: Platform = Platform.V5
     challenge_id: str
     state: SubmissionState
     correlation_id: str | None = None
@@ -87,3 +91,7 @@ class LifecycleRecord(ContractModel):
     reported_at: datetime | None = None
     expires_at: int | None = None  # TTL (epoch seconds)
     history: list[LifecycleEvent] = Field(default_factory=list)
+
+    @property
+    def run_key(self) -> RunKey:
+        return RunKey(self.submission_id, self.phase)

@@ -15,6 +15,12 @@ class TaskEnv(StrEnum):
     # function records an outcome only for the attempt the item is on.
     LAUNCH_ATTEMPT = "MM_LAUNCH_ATTEMPT"
     CHALLENGE_ID = "MM_CHALLENGE_ID"
+    # The run's phase and what it scores (decision 085): EXAMPLE | PROVISIONAL | SYSTEM, the first seed, how many.
+    PHASE = "MM_PHASE"
+    PHASE_START_SEED = "MM_PHASE_START_SEED"
+    PHASE_NUMBER_OF_TESTS = "MM_PHASE_NUMBER_OF_TESTS"
+    PLATFORM = "MM_PLATFORM"
+    MEMBER_HANDLE = "MM_MEMBER_HANDLE"
     LEGACY_CHALLENGE_ID = "MM_LEGACY_CHALLENGE_ID"
     SUBMISSION_URL = "MM_SUBMISSION_URL"
     MEMBER_ID = "MM_MEMBER_ID"
@@ -31,6 +37,25 @@ class TaskEnv(StrEnum):
 class TaskTag(StrEnum):
     CHALLENGE_ID = "ChallengeId"
     SUBMISSION_ID = "SubmissionId"
+    PHASE = "Phase"
     SCORER_TYPE = "ScorerType"
     ENVIRONMENT = "Environment"
     PROJECT = "Project"
+
+
+class EcsRunnerEnv(StrEnum):
+    """The names Topcoder's own ecs-runner reads (marathon-match-api-v6 `ecs.service.ts`), set in addition to
+    `TaskEnv` when a challenge opts in (`scorerEnvironment: topcoder_ecs_runner`, decision 087). Its
+    `ACCESS_TOKEN` is deliberately absent: it reaches the task only through the task definition's `secrets`."""
+
+    SUBMISSION_ID = "SUBMISSION_ID"
+    CHALLENGE_ID = "CHALLENGE_ID"
+    MEMBER_ID = "MEMBER_ID"
+    MEMBER_HANDLE = "MEMBER_HANDLE"
+    SUBMISSION_URL = "SUBMISSION_URL"
+    TEST_PHASE = "TEST_PHASE"  # example | provisional | system
+    PHASE_CONFIG_TYPE = "PHASE_CONFIG_TYPE"  # EXAMPLE | PROVISIONAL | SYSTEM
+    PHASE_START_SEED = "PHASE_START_SEED"
+    PHASE_NUMBER_OF_TESTS = "PHASE_NUMBER_OF_TESTS"
+    REVIEW_TYPE_ID = "REVIEW_TYPE_ID"
+    SCORECARD_ID = "SCORECARD_ID"
