@@ -1,10 +1,11 @@
-"""A stand-in for Topcoder on loopback: the Submission API v5 subset the pipeline calls, and the Auth0
-proxy's `POST /token`. Every request is validated (spec / proxy contract), recorded, and answered the way
-Topcoder would; tests can inject faults.
+"""A stand-in for Topcoder on loopback: the Submission API v5 subset the pipeline calls, review-api-v6
+review summations (`v6.py`), and the Auth0 proxy's `POST /token`. Every request is validated (spec / proxy
+contract; v6 responses too), recorded, and answered the way Topcoder would; tests can inject faults.
 
     with TopcoderStandIn() as standin:
         standin.add_submission(submission_id, challenge_id, member_id)
-        ...  # point the code under test at standin.base_url (…/v5) and standin.token_url (…/token)
+        ...  # point the code under test at standin.base_url (…/v5) or standin.v6_base_url (…/v6)
+        ...  # and standin.token_url (…/token)
         assert standin.violations() == []
 """
 
@@ -19,7 +20,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -30,12 +31,16 @@ from urllib.parse import parse_qs, urlsplit
 
 from requests.structures import CaseInsensitiveDict
 
+from topcoder_standin import v6
 from topcoder_standin.spec import (
     API_PREFIX,
     REVIEW_TYPES_FILE_NAME,
+    V6_API_PREFIX,
     default_spec_path,
+    default_v6_spec_path,
     load_openapi,
     validate_api_request,
+    validate_api_response,
     validate_proxy_body,
 )
 
@@ -53,6 +58,11 @@ _REVIEW_KEYS = frozenset(
 _SUMMATION_KEYS = frozenset(
     {"submissionId", "aggregateScore", "scoreCardId", "isPassing", "isFinal", "metadata", "reviewedDate"}
 )
+# The scopes a minted M2M token carries unless the test says otherwise (`client_scopes`, `issue_token`): the
+# v5 calls' (not checked by the v5 side) and the v6 summation scopes (checked per route).
+V5_M2M_SCOPES = ("read:submission", "read:review_type", "create:review", "read:review", "update:review")
+DEFAULT_M2M_SCOPES = (*V5_M2M_SCOPES, *v6.SUMMATION_SCOPES)
+_PHASE_FLAGS = {"EXAMPLE": "isExample", "PROVISIONAL": "isProvisional", "SYSTEM": "isFinal"}
 
 
 def _now_iso(clock: Callable[[], float]) -> str:
@@ -84,6 +94,7 @@ class RecordedRequest:
     status: int = 0  # the status answered (0 while the request is still being handled)
     authorized: bool | None = None  # API requests: did the bearer token check pass
     at: float = 0.0
+    response_errors: list[str] = field(default_factory=list)  # v6: where the stand-in's answer broke the spec
 
 
 @dataclass
@@ -105,6 +116,7 @@ class _Issued:
     client_key: str
     exp: float
     subject: str
+    scopes: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -113,6 +125,7 @@ class _State:
     reviews: list[dict[str, Any]] = field(default_factory=list)
     review_summations: list[dict[str, Any]] = field(default_factory=list)
     review_types: list[dict[str, Any]] = field(default_factory=list)
+    summations: v6.SummationStore = field(default_factory=v6.SummationStore)  # review-api-v6
     tokens: dict[str, _Issued] = field(default_factory=dict)
     proxy_cache: dict[str, str] = field(default_factory=dict)  # client key -> token (the proxy's Redis)
     requests: list[RecordedRequest] = field(default_factory=list)
@@ -130,7 +143,8 @@ class _Reply(Exception):
 
 
 class TopcoderStandIn:
-    """Loopback Topcoder: Submission API v5 (`base_url`) and the Auth0 proxy (`token_url`)."""
+    """Loopback Topcoder: Submission API v5 (`base_url`), review-api-v6 summations (`v6_base_url`) and the
+    Auth0 proxy (`token_url`)."""
 
     def __init__(
         self,
@@ -144,6 +158,9 @@ class TopcoderStandIn:
         max_per_page: int = 100,  # the API's MAX_PAGE_SIZE; lower it to exercise pagination
         auto_register_submissions: bool = False,  # accept reviews for unknown submissions (manual runs)
         clock: Callable[[], float] = time.time,
+        v6_spec_path: str | Path | None = None,
+        # client_id -> the scopes Auth0 grants that client (its M2M application's grants); absent: all of ours
+        client_scopes: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.spec_path = Path(spec_path) if spec_path is not None else default_spec_path()
         if not self.spec_path.is_file():
@@ -151,6 +168,11 @@ class TopcoderStandIn:
                 f"Topcoder spec not found at {self.spec_path}; set MM_TOPCODER_SPEC or pass spec_path"
             )
         self._openapi = load_openapi(str(self.spec_path))
+        self.v6_spec_path = Path(v6_spec_path) if v6_spec_path is not None else default_v6_spec_path()
+        if not self.v6_spec_path.is_file():
+            raise FileNotFoundError(f"review-api-v6 spec not found at {self.v6_spec_path}")
+        self._v6_openapi = load_openapi(str(self.v6_spec_path), V6_API_PREFIX)
+        self._client_scopes = {key: tuple(value) for key, value in (client_scopes or {}).items()}
         self._host = host
         self._port = port
         self._lifetime = token_lifetime_seconds
@@ -223,6 +245,11 @@ class TopcoderStandIn:
         return f"{self.root_url}{API_PREFIX}"
 
     @property
+    def v6_base_url(self) -> str:
+        """review-api-v6's base, `/v6` included (what REVIEW_API_URL holds)."""
+        return f"{self.root_url}{V6_API_PREFIX}"
+
+    @property
     def token_url(self) -> str:
         """The Auth0 proxy endpoint (what AUTH0_PROXY_URL holds)."""
         return f"{self.root_url}{TOKEN_PATH}"
@@ -281,9 +308,29 @@ class TopcoderStandIn:
     def reviews_for(self, submission_id: str) -> list[dict[str, Any]]:
         return [r for r in self.reviews if r.get("submissionId") == submission_id]
 
+    @property
+    def summations(self) -> list[dict[str, Any]]:
+        """The review-api-v6 summations stored, metadata included, in creation order."""
+        with self._lock:
+            return [dict(item) for item in self._state.summations.items]
+
+    def summations_for(self, submission_id: str, phase: str) -> list[dict[str, Any]]:
+        """A submission's summations of one phase (`EXAMPLE`, `PROVISIONAL`, `SYSTEM` or a `ScoringPhase`):
+        those whose phase flag is true, as `GET /reviewSummations?<phase>=true` selects them."""
+        flag = _PHASE_FLAGS[str(phase).upper()]
+        return [s for s in self.summations if s["submissionId"] == submission_id and s.get(flag) is True]
+
+    def add_summation(self, **body: Any) -> dict[str, Any]:
+        """Store a summation directly (no request recorded), e.g. one the scorer posted."""
+        with self._lock:
+            return dict(
+                self._state.summations.create(body, subject="seed", now=_now_iso(self._clock), known_submission=True)
+            )
+
     def violations(self) -> list[RecordedRequest]:
-        """Requests that broke the spec or the proxy contract (each was answered 400, or 401/404)."""
-        return [r for r in self.requests if not r.valid]
+        """Requests that broke the spec or the proxy contract (each was answered 400, or 401/404), and v6
+        answers of the stand-in's own that broke the v6 spec."""
+        return [r for r in self.requests if not r.valid or r.response_errors]
 
     def requests_to(self, method: str, path: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.method == method.upper() and r.path == path]
@@ -333,7 +380,7 @@ class TopcoderStandIn:
         late), `topcoder-401-rotated` (the token in use is revoked, a new one issued and handed to
         `on_rotate`, as an operator rotating the secret), `topcoder-401-revoked`, `topcoder-400` and
         `topcoder-404` (writes only; nothing stored). Rules may narrow by the params `method` and `path`
-        (a prefix after `/v5`). `crash-after-review-post` happens in the caller, not here."""
+        (a prefix after `/v5` or `/v6`). `crash-after-review-post` happens in the caller, not here."""
         with self._lock:
             self._plan = plan
             self._on_rotate = on_rotate
@@ -349,11 +396,12 @@ class TopcoderStandIn:
     def _plan_fault(self, method: str, path: str, query: Mapping[str, list[str]], body: Any) -> _Fault | None:
         """The plan's fault for this API request, as a one-off `_Fault` (None: answer normally)."""
         plan = self._plan
-        if plan is None or not (path.startswith(API_PREFIX + "/") or path == API_PREFIX):
+        prefix = next((p for p in (API_PREFIX, V6_API_PREFIX) if path.startswith(p + "/") or path == p), None)
+        if plan is None or prefix is None:
             return None
         from fault_injection import FaultKind
 
-        route = path[len(API_PREFIX) :]
+        route = path[len(prefix) :]
         ids = [segment for segment in path.split("/") if segment]
         ids += [*query.get("submissionId", [])]
         if isinstance(body, dict) and body.get("submissionId") is not None:
@@ -406,7 +454,12 @@ class TopcoderStandIn:
         with self._lock:
             issued = self._state.tokens.get(token.strip())
             self._revoked.add(token.strip())
-            fresh = self._issue(f"rotated-{uuid.uuid4().hex}", issued.subject.split("@")[0] if issued else "x", "")
+            fresh = self._issue(
+                f"rotated-{uuid.uuid4().hex}",
+                issued.subject.split("@")[0] if issued else "x",
+                "",
+                issued.scopes if issued else DEFAULT_M2M_SCOPES,
+            )
             callback = self._on_rotate
         if callback is not None:
             callback(fresh)
@@ -419,10 +472,22 @@ class TopcoderStandIn:
                 issued.exp = past
             self._state.proxy_cache.clear()
 
-    def issue_token(self, client_id: str = "standin-client", audience: str = "https://m2m.topcoder-dev.com/") -> str:
-        """A valid token without going through the proxy (for tests of the API alone)."""
+    def issue_token(
+        self,
+        client_id: str = "standin-client",
+        audience: str = "https://m2m.topcoder-dev.com/",
+        *,
+        scopes: Iterable[str] | None = None,
+    ) -> str:
+        """A valid token without going through the proxy (for tests of the API alone). `scopes`: the `scope`
+        claim (default: the v5 and the v6 summation scopes); an empty list mints a token without the claim,
+        which review-api-v6 treats as a user's, not a machine's."""
         with self._lock:
-            return self._issue(f"auth0-{client_id}-direct", client_id, audience)
+            granted = tuple(scopes) if scopes is not None else self._scopes_of(client_id)
+            return self._issue(f"auth0-{client_id}-direct", client_id, audience, granted)
+
+    def _scopes_of(self, client_id: str) -> tuple[str, ...]:
+        return self._client_scopes.get(client_id, DEFAULT_M2M_SCOPES)
 
     @property
     def slowest_delay(self) -> float:
@@ -449,7 +514,7 @@ class TopcoderStandIn:
 
     # ---- tokens ---------------------------------------------------------------------------------
 
-    def _issue(self, client_key: str, client_id: str, audience: str) -> str:
+    def _issue(self, client_key: str, client_id: str, audience: str, scopes: Iterable[str]) -> str:
         now = self._clock()
         exp = math.floor(now) + self._lifetime
         subject = f"{client_id}@clients"
@@ -463,10 +528,13 @@ class TopcoderStandIn:
             "gty": "client-credentials",
             "jti": uuid.uuid4().hex,
         }
+        granted = tuple(scopes)
+        if granted:
+            claims["scope"] = " ".join(granted)  # Auth0's M2M claim: space-separated
         payload = _b64url(json.dumps(claims).encode())
         signature = _b64url(hmac.new(self._signing_key, f"{header}.{payload}".encode(), hashlib.sha256).digest())
         token = f"{header}.{payload}.{signature}"
-        self._state.tokens[token] = _Issued(client_key, exp, subject)
+        self._state.tokens[token] = _Issued(client_key, exp, subject, frozenset(granted))
         self._state.proxy_cache[client_key] = token
         return token
 
@@ -487,7 +555,7 @@ class TopcoderStandIn:
             if cached and issued and issued.exp - PROXY_EXPIRY_MARGIN_SECONDS - now > 0:
                 token = cached
             else:
-                token = self._issue(client_key, client_id, str(target))
+                token = self._issue(client_key, client_id, str(target), self._scopes_of(client_id))
                 issued = self._state.tokens[token]
             assert issued is not None
             expires_in = math.floor(issued.exp - PROXY_EXPIRY_MARGIN_SECONDS - now)
@@ -495,6 +563,11 @@ class TopcoderStandIn:
 
     def _authorized(self, headers: Mapping[str, str]) -> str | None:
         """The token's subject if the bearer token was issued here and is not expired."""
+        issued = self._bearer(headers)
+        return issued.subject if issued is not None else None
+
+    def _bearer(self, headers: Mapping[str, str]) -> _Issued | None:
+        """The bearer token's record if it was issued here, is not expired and not revoked."""
         value = headers.get("Authorization") or ""
         scheme, _, token = value.partition(" ")
         if scheme.lower() != "bearer" or not token:
@@ -503,7 +576,7 @@ class TopcoderStandIn:
             issued = self._state.tokens.get(token.strip())
             if issued is None or issued.exp <= self._clock() or token.strip() in self._revoked:
                 return None
-            return issued.subject
+            return issued
 
     # ---- API ------------------------------------------------------------------------------------
 
@@ -627,6 +700,8 @@ class TopcoderStandIn:
                 reply = self._token_request(record, body, raw_body, fault)
             elif path.startswith(API_PREFIX + "/") or path == API_PREFIX:
                 reply = self._api_request(record, method, path, query_string, query, headers, raw_body, body, fault)
+            elif path.startswith(V6_API_PREFIX + "/") or path == V6_API_PREFIX:
+                reply = self._v6_request(record, method, path, query_string, query, headers, raw_body, body, fault)
             else:
                 record.valid, record.errors = False, [f"no such endpoint: {method} {path}"]
                 reply = _Reply(404, {"message": "Not found"})
@@ -690,6 +765,96 @@ class TopcoderStandIn:
                 record.valid = False
                 record.errors.append(str(reply.body.get("message") if isinstance(reply.body, dict) else reply.body))
             return reply
+
+    def _v6_request(
+        self,
+        record: RecordedRequest,
+        method: str,
+        path: str,
+        query_string: str,
+        query: Mapping[str, list[str]],
+        headers: Mapping[str, str],
+        raw_body: bytes | None,
+        body: Any,
+        fault: _Fault | None,
+    ) -> _Reply:
+        """review-api-v6: authenticate (401), check the route's scope (403), validate (400), in the order of
+        its guards and pipes; then answer, and check the answer against the v6 spec too."""
+        reply = self._v6_answer(record, method, path, query_string, query, headers, raw_body, body, fault)
+        record.response_errors = validate_api_response(
+            self._v6_openapi,
+            method,
+            path,
+            query_string,
+            headers,
+            raw_body,
+            status=reply.status,
+            response_body=reply.body,
+            response_headers=reply.headers,
+        )
+        return reply
+
+    def _v6_answer(
+        self,
+        record: RecordedRequest,
+        method: str,
+        path: str,
+        query_string: str,
+        query: Mapping[str, list[str]],
+        headers: Mapping[str, str],
+        raw_body: bytes | None,
+        body: Any,
+        fault: _Fault | None,
+    ) -> _Reply:
+        result = validate_api_request(self._v6_openapi, method, path, query_string, headers, raw_body)
+        record.valid, record.errors = result.valid, list(result.errors)
+        route = path[len(V6_API_PREFIX) :]
+        scope = v6.required_scope(method, route)
+        if not result.route_found or scope is None:
+            record.valid = False
+            record.errors = record.errors or [f"{method} {path} is not served by the stand-in"]
+            return _Reply(404, {"message": f"Cannot {method} {path}", "statusCode": 404})
+        issued = self._bearer(headers)
+        record.authorized = issued is not None
+        if issued is None:
+            return _Reply(401, {"message": "Missing or invalid token!", "statusCode": 401})
+        if scope not in v6.expand_scopes(issued.scopes):
+            # A valid request with too little grant is the caller's configuration, not a contract breach.
+            return _Reply(403, {"message": f"Forbidden: requires scope {scope}", "statusCode": 403})
+        if not result.valid:
+            return _Reply(400, {"message": "; ".join(result.errors), "statusCode": 400})
+        if fault is not None and fault.status is not None and not fault.after_store:
+            return _Reply(fault.status, fault.body, fault.headers)  # failed before doing anything
+        try:
+            reply = self._route_v6(method, route, query, body, issued)
+        except v6.V6Error as refused:
+            if refused.status == 400:  # the API's own rules beyond the spec: also a breach by the client
+                record.valid = False
+                record.errors.append(str(refused))
+            return _Reply(refused.status, refused.body)
+        if fault is not None and fault.status is not None and fault.after_store:
+            return _Reply(fault.status, fault.body, fault.headers)  # processed, then failed
+        return reply
+
+    def _route_v6(self, method: str, route: str, query: Mapping[str, list[str]], body: Any, issued: _Issued) -> _Reply:
+        now = _now_iso(self._clock)
+        machine = bool(issued.scopes)  # jwt.service.ts: a token with a scope claim is a machine's
+        with self._lock:
+            store = self._state.summations
+            if method == "GET":
+                include_metadata = machine and query.get("metadata", [""])[0].lower() == "true"
+                challenge_of = {sid: str(sub.get("challengeId")) for sid, sub in self._state.submissions.items()}
+                found = store.search(query, challenge_of, max_per_page=self._max_per_page)
+                found["data"] = [v6.public_view(item, include_metadata=include_metadata) for item in found["data"]]
+                return _Reply(200, found)
+            known = self._auto_register or str(body.get("submissionId")) in self._state.submissions
+            if method == "POST":
+                item = store.create(body, subject=issued.subject, now=now, known_submission=known)
+                return _Reply(201, v6.public_view(item, include_metadata=False))
+            item = store.update(
+                v6.summation_id_of(route), body, subject=issued.subject, now=now, known_submission=known
+            )
+            return _Reply(200, v6.public_view(item, include_metadata=False))
 
 
 def _submission_of(path: str, query: Mapping[str, list[str]], body: Any) -> str | None:

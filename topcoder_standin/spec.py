@@ -1,5 +1,6 @@
-"""Request validation against Topcoder's own Submission API v5 OpenAPI spec (openapi-core 0.23) and the
-Auth0 proxy's body contract (auth0-proxy-contract.json).
+"""Request validation against Topcoder's own Submission API v5 OpenAPI spec (openapi-core 0.23), request and
+response validation against the review-api-v6 summations spec (`review-api-v6-summations.yaml`, served under
+/v6), and the Auth0 proxy's body contract (auth0-proxy-contract.json).
 
 One normalisation is applied to the spec, and only the one OpenAPI 3.0 itself prescribes: `readOnly` is
 meaningful on *properties* only, and a readOnly property listed in `required` is required in responses
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -25,6 +27,7 @@ import yaml
 from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
 from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotFound
+from openapi_core.templating.responses.exceptions import ResponseNotFound
 from openapi_core.validation.request.exceptions import ParameterValidationError, SecurityValidationError
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
@@ -33,6 +36,9 @@ REVIEW_TYPES_FILE_NAME = "submissions-api-v5.ReviewTypes.seed.json"
 SPEC_ENV_VAR = "MM_TOPCODER_SPEC"
 SPECS_DIR = Path(__file__).resolve().parent / "specs"
 API_PREFIX = "/v5"  # the spec has no `servers`; Topcoder serves it under /v5
+V6_SPEC_FILE_NAME = "review-api-v6-summations.yaml"
+V6_SPEC_ENV_VAR = "MM_TOPCODER_V6_SPEC"
+V6_API_PREFIX = "/v6"  # its `servers` are Topcoder's hosts; the stand-in serves it under /v6 on loopback
 
 
 def default_spec_path() -> Path:
@@ -41,6 +47,14 @@ def default_spec_path() -> Path:
     if override:
         return Path(override)
     return SPECS_DIR / SPEC_FILE_NAME
+
+
+def default_v6_spec_path() -> Path:
+    """`$MM_TOPCODER_V6_SPEC`, else the copy kept in the repository (`topcoder_standin/specs/`)."""
+    override = os.environ.get(V6_SPEC_ENV_VAR)
+    if override:
+        return Path(override)
+    return SPECS_DIR / V6_SPEC_FILE_NAME
 
 
 def _resolve(spec: Mapping[str, Any], schema: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -86,12 +100,13 @@ def normalise_read_only(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 @functools.cache
-def load_openapi(spec_path: str) -> OpenAPI:
-    """Parsed and normalised spec, served under /v5 (cached: parsing takes ~0.3 s)."""
+def load_openapi(spec_path: str, prefix: str = API_PREFIX) -> OpenAPI:
+    """Parsed and normalised spec, served under `prefix` (cached: parsing takes ~0.3 s). The normalisation
+    changes nothing in a spec without readOnly members (the v6 one)."""
     with open(spec_path, encoding="utf-8") as handle:
         raw = yaml.safe_load(handle)
     spec = normalise_read_only(raw)
-    spec["servers"] = [{"url": API_PREFIX}]
+    spec["servers"] = [{"url": prefix}]
     return OpenAPI.from_dict(spec)
 
 
@@ -157,6 +172,39 @@ def validate_api_request(
             security_ok = False
         errors.extend(_describe(error))
     return ApiValidation(errors, route_found=route_found, security_ok=security_ok)
+
+
+class _Response:
+    """openapi-core's `Response` protocol over what the stand-in is about to answer."""
+
+    def __init__(self, status: int, body: Any, headers: Mapping[str, str]) -> None:
+        self.status_code = status
+        self.data = body if isinstance(body, bytes) else json.dumps(body).encode("utf-8")
+        self.content_type = "application/json"
+        self.headers = Headers(list(headers.items()))
+
+
+def validate_api_response(
+    openapi: OpenAPI,
+    method: str,
+    path: str,
+    query: str,
+    headers: Mapping[str, str],
+    body: bytes | None,
+    *,
+    status: int,
+    response_body: Any,
+    response_headers: Mapping[str, str],
+) -> list[str]:
+    """What is wrong with the answer (status, JSON body) to a request, by the spec. An error status the
+    operation does not declare (an injected 500, a 429) is not checked: the spec says nothing about it."""
+    request = _Request(method, path, query, headers, body)
+    errors: list[str] = []
+    for error in openapi.iter_response_errors(request, _Response(status, response_body, response_headers)):
+        if isinstance(error, ResponseNotFound) and not 200 <= status < 300:
+            continue
+        errors.extend(_describe(error))
+    return errors
 
 
 # --- Auth0 proxy contract ------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Topcoder integration: M2M token providers and the Submission API v5 client.
+"""Topcoder integration: M2M token providers, the Submission API v5 client and the review-api-v6
+summations client (`ReviewSummationsClient`, same failure model).
 
     provider = build_token_provider(settings)          # once per process: it holds the cached token
     client = SubmissionApiClient(settings.submission_api_url, provider,
@@ -10,14 +11,23 @@
 Nothing here talks to AWS or the network at import time.
 """
 
-from mm_shared.topcoder.models import Auth0Credentials, ReviewCreate, ReviewStatus, ReviewSummationCreate
-from mm_shared.topcoder.submission_api import (
+from mm_shared.topcoder.http import (
     ApiAuthError,
     ApiError,
+    ApiOutcomeUnknownError,
     ApiRejectedError,
     ApiTransientError,
-    SubmissionApiClient,
 )
+from mm_shared.topcoder.models import (
+    Auth0Credentials,
+    ReviewCreate,
+    ReviewStatus,
+    ReviewSummationCreate,
+    ReviewSummationRequest,
+    ReviewSummationUpdate,
+)
+from mm_shared.topcoder.review_summations import ReviewSummationsClient
+from mm_shared.topcoder.submission_api import SubmissionApiClient
 from mm_shared.topcoder.token import (
     Auth0ProxyTokenProvider,
     StaticParameterTokenProvider,
@@ -30,6 +40,7 @@ from mm_shared.topcoder.token import (
 __all__ = [
     "ApiAuthError",
     "ApiError",
+    "ApiOutcomeUnknownError",
     "ApiRejectedError",
     "ApiTransientError",
     "Auth0Credentials",
@@ -37,6 +48,9 @@ __all__ = [
     "ReviewCreate",
     "ReviewStatus",
     "ReviewSummationCreate",
+    "ReviewSummationRequest",
+    "ReviewSummationUpdate",
+    "ReviewSummationsClient",
     "StaticParameterTokenProvider",
     "SubmissionApiClient",
     "TokenError",

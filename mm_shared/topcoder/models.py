@@ -1,4 +1,5 @@
-"""Wire shapes of the Topcoder integration: the review we POST, and the Auth0 proxy's request/response.
+"""Wire shapes of the Topcoder integration: the v5 review we POST, the v6 review summation we create or
+patch, and the Auth0 proxy's request/response.
 
 `ReviewCreate` mirrors the request body of `POST /v5/reviews` in Topcoder's own OpenAPI spec
 (`submissions-api-v5-swagger.yaml`, schema `Review` minus its read-only members `id`, `created`,
@@ -12,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic.alias_generators import to_camel
 
 from mm_shared.models.base import CanonicalUuid, ContractModel
 
@@ -49,6 +51,47 @@ class ReviewSummationCreate(ContractModel):
     is_final: bool | None = None
     metadata: dict[str, Any] | None = None
     reviewed_date: AwareDatetime | None = None
+
+
+class ReviewSummationRequest(ContractModel):
+    """review-api-v6 `POST /reviewSummations` (and `PUT`) body: `ReviewSummationRequestDto` in
+    `src/dto/reviewSummation.dto.ts`, schema `ReviewSummationRequest` in `review-api-v6-summations.yaml`
+    (additionalProperties false: the extra="forbid" of `ContractModel`). Not the v5 `ReviewSummationCreate`:
+    v6 spells `scorecardId` (a nanoid string) and has the MM phase flags `isProvisional` / `isExample`."""
+
+    submission_id: str = Field(min_length=1)
+    aggregate_score: float = Field(allow_inf_nan=False)
+    is_passing: bool
+    scorecard_id: str | None = Field(default=None, min_length=1)
+    is_final: bool | None = None
+    is_provisional: bool | None = None
+    is_example: bool | None = None
+    reviewed_date: AwareDatetime | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class ReviewSummationUpdate(ContractModel):
+    """review-api-v6 `PATCH /reviewSummations/{id}` body (`ReviewSummationUpdateRequestDto`): every field of
+    the create body, all optional; only the fields set are sent."""
+
+    submission_id: str | None = Field(default=None, min_length=1)
+    aggregate_score: float | None = Field(default=None, allow_inf_nan=False)
+    is_passing: bool | None = None
+    scorecard_id: str | None = Field(default=None, min_length=1)
+    is_final: bool | None = None
+    is_provisional: bool | None = None
+    is_example: bool | None = None
+    reviewed_date: AwareDatetime | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class ReviewSummationRecord(BaseModel):
+    """What we rely on in a summation the API returns (`ReviewSummationResponseDto`); other fields kept."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, alias_generator=to_camel, frozen=True)
+
+    id: str = Field(min_length=1)
+    submission_id: str = Field(min_length=1)
 
 
 class Auth0Credentials(BaseModel):

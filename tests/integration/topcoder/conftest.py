@@ -1,5 +1,6 @@
-"""Fixtures: a real Topcoder stand-in on loopback, a registered submission, and an Auth0-proxy token
-provider pointed at the stand-in's `/token` (credentials from a stub Secrets Manager client)."""
+"""Fixtures: a real Topcoder stand-in on loopback, a registered v5 and a registered v6 submission, and an
+Auth0-proxy token provider pointed at the stand-in's `/token` (credentials from a stub Secrets Manager
+client), with the v5 and the v6 clients over it."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from typing import Any
 
 import pytest
 
-from mm_shared.topcoder import Auth0ProxyTokenProvider, SubmissionApiClient
+from mm_shared.topcoder import Auth0ProxyTokenProvider, ReviewSummationsClient, SubmissionApiClient
 from tests.integration.topcoder.support import (
     CHALLENGE_ID,
     CLIENT_ID,
     CLIENT_SECRET,
     SUBMISSION_ID,
+    V6_MEMBER_ID,
+    V6_SUBMISSION_ID,
     SleepRecorder,
     StubSecrets,
 )
@@ -24,6 +27,7 @@ from topcoder_standin import TopcoderStandIn
 def standin() -> Iterator[TopcoderStandIn]:
     with TopcoderStandIn(clients={CLIENT_ID: CLIENT_SECRET}) as running:
         running.add_submission(SUBMISSION_ID, CHALLENGE_ID, 40_158_994)
+        running.add_submission(V6_SUBMISSION_ID, CHALLENGE_ID, V6_MEMBER_ID)
         yield running
 
 
@@ -54,3 +58,10 @@ def sleeps() -> SleepRecorder:
 @pytest.fixture
 def client(standin: TopcoderStandIn, tokens: Auth0ProxyTokenProvider, sleeps: SleepRecorder) -> SubmissionApiClient:
     return SubmissionApiClient(standin.base_url, tokens, timeout_seconds=5.0, max_retries=2, sleep=sleeps)
+
+
+@pytest.fixture
+def v6_client(
+    standin: TopcoderStandIn, tokens: Auth0ProxyTokenProvider, sleeps: SleepRecorder
+) -> ReviewSummationsClient:
+    return ReviewSummationsClient(standin.v6_base_url, tokens, timeout_seconds=5.0, max_retries=2, sleep=sleeps)

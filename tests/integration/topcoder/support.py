@@ -1,18 +1,22 @@
-"""Helpers shared by the Topcoder tests: constants, a stub Secrets Manager client, a sleep recorder, and
-the review the completion Lambda posts for a failed run."""
+"""Helpers shared by the Topcoder tests: constants, a stub Secrets Manager client, a sleep recorder, the
+review the completion Lambda posts for a failed v5 run, and the v6 terminal summation of a failed run."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
-from mm_shared.topcoder import ReviewCreate
+from mm_shared.models.phase import ScoringPhase
+from mm_shared.topcoder import ReviewCreate, ReviewSummationRequest
 
 CLIENT_ID = "mm-processor-dev-client"
 CLIENT_SECRET = "never-log-this-client-secret"
 REVIEW_TYPE_ID = "c56a4180-65aa-42ec-a945-5fd21dec0503"  # "Review" in the seed
 OTHER_REVIEW_TYPE_ID = "c56a4180-65aa-42ec-a945-5fd21dec0501"  # "Screening"
 SUBMISSION_ID = "a12a4180-65aa-42ec-a945-5fd21dec0503"
+V6_SUBMISSION_ID = "3G9RNcDiRX4ioW"  # a nanoid(14), the form review-api-v6 gives submission ids
+V6_MEMBER_ID = "88770025"
 CHALLENGE_ID = "30049360-2e4f-4b1b-9a5d-2c4f7f1e2b10"
 
 
@@ -53,3 +57,29 @@ def failure_review(submission_id: str = SUBMISSION_ID, **overrides: Any) -> Revi
     }
     fields.update(overrides)
     return ReviewCreate(**fields)
+
+
+def failed_summation(
+    submission_id: str = V6_SUBMISSION_ID, phase: ScoringPhase = ScoringPhase.PROVISIONAL, **metadata: Any
+) -> ReviewSummationRequest:
+    """The v6 terminal summation of a failed run (common brief, contract 4)."""
+    return ReviewSummationRequest(
+        submission_id=submission_id,
+        aggregate_score=-1,
+        is_passing=False,
+        scorecard_id="fn2ksYbFzw5Cf4",
+        reviewed_date=datetime(2026, 7, 3, 10, 0, tzinfo=UTC),
+        metadata={
+            "testType": phase.test_type,
+            "testProcess": "system" if phase is ScoringPhase.SYSTEM else "provisional",
+            "testStatus": "FAILED",
+            "testProgress": 1,
+            "reason": "scorer exited with code 137 (OutOfMemory)",
+            "exitCode": 137,
+            "runId": f"{submission_id}#{phase.value}",
+            "phase": phase.value,
+            "reportedBy": "mm-processor",
+            **metadata,
+        },
+        **{phase.summation_flag: True},
+    )
