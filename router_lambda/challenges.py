@@ -4,6 +4,10 @@ Per batch: one `BatchGetItem` round for every distinct key not in the cache (UUI
 alias keys), then at most one more round for the alias targets. Each distinct key is read at most once
 per batch (only `UnprocessedKeys` are asked again). Answers, negative ones included, are cached for
 `CHALLENGE_CACHE_SECONDS`; "unavailable" is never cached. See docs/decisions/015.
+
+The platform (decision 088): a record of the other platform than its challenge's is skipped
+(`platform_mismatch`); a v6 record for a challenge not in the table is skipped (`challenge_not_served`); a v6
+record for an inactive challenge is routed with a skip reason, so it still gets its terminal FAILED summation.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from mm_shared.constants import CHALLENGE_TABLE_PARTITION_KEY, legacy_challenge_alias_key
-from mm_shared.models.bus import SubmissionFields, canonical_uuid
+from mm_shared.models.bus import InboundSubmission, canonical_uuid
 from mm_shared.models.challenge import ChallengeRecord
+from mm_shared.models.phase import Platform
 from router_lambda.batching import backoff_seconds
 from router_lambda.observability import logger
 from router_lambda.reasons import Reason
@@ -56,6 +61,8 @@ class Resolution:
     legacy_challenge_id: int | None = None
     verdict: Verdict | None = None
     unavailable: bool = False
+    # Routable, but not to be scored: the challenge processor records it FAILED with this reason (v6 only).
+    skip_reason: str | None = None
 
 
 class ChallengeCache:
@@ -114,7 +121,7 @@ class ChallengeResolver:
         self._jitter = jitter
 
     # ------------------------------------------------------------ resolution
-    def resolve(self, submissions: Sequence[SubmissionFields]) -> list[Resolution]:
+    def resolve(self, submissions: Sequence[InboundSubmission]) -> list[Resolution]:
         first_keys = {self._first_key(submission) for submission in submissions}
         found = self._lookup(first_keys)
         targets = {
@@ -126,14 +133,14 @@ class ChallengeResolver:
         return [self._resolution(submission, found) for submission in submissions]
 
     @staticmethod
-    def _first_key(submission: SubmissionFields) -> str:
+    def _first_key(submission: InboundSubmission) -> str:
         if submission.challenge_uuid:
             return submission.challenge_uuid
         if submission.v5_challenge_id:  # legacy id with the UUID alongside: no alias read needed
             return submission.v5_challenge_id
         return legacy_challenge_alias_key(submission.challenge_id)
 
-    def _resolution(self, submission: SubmissionFields, found: dict[str, Lookup]) -> Resolution:
+    def _resolution(self, submission: InboundSubmission, found: dict[str, Lookup]) -> Resolution:
         legacy = submission.legacy_challenge_number or submission.legacy_challenge_id
         key = self._first_key(submission)
         first = found[key]
@@ -150,13 +157,19 @@ class ChallengeResolver:
                         f"legacy challenge id {submission.challenge_id} has no v5ChallengeId and {why} ({key})",
                         submission.id,
                         submission.challenge_id,
+                        submission.platform,
                     )
                 )
             uuid = target
         record = found.get(uuid, Absent.UNAVAILABLE)
         if record is Absent.UNAVAILABLE:
             return Resolution(unavailable=True)
+        v6 = submission.platform is Platform.V6
         if record is Absent.NOT_FOUND:
+            if v6:  # the v6 topic carries every Marathon Match on the platform: most are not ours
+                return self._reject(
+                    Reason.CHALLENGE_NOT_SERVED, f"challenge {uuid} is not in the challenge table", submission, uuid
+                )
             return self._reject(
                 Reason.CHALLENGE_UNKNOWN, f"challenge {uuid} is not in the challenge table", submission, uuid
             )
@@ -164,13 +177,26 @@ class ChallengeResolver:
             return self._reject(
                 Reason.CHALLENGE_RECORD_INVALID, f"challenge table item {uuid} is malformed", submission, uuid
             )
+        if record.platform is not submission.platform:
+            return self._reject(
+                Reason.PLATFORM_MISMATCH,
+                f"a {submission.platform.value} record for challenge {uuid}, which takes "
+                f"{record.platform.value} submissions",
+                submission,
+                uuid,
+            )
+        legacy_id = legacy or record.legacy_id
         if not record.active:
+            if v6:  # ours but inactive: the member still gets a terminal FAILED summation (decision 088)
+                return Resolution(
+                    challenge_id=uuid, legacy_challenge_id=legacy_id, skip_reason=Reason.CHALLENGE_INACTIVE.value
+                )
             return self._reject(Reason.CHALLENGE_INACTIVE, f"challenge {uuid} is not active", submission, uuid)
-        return Resolution(challenge_id=uuid, legacy_challenge_id=legacy or record.legacy_id)
+        return Resolution(challenge_id=uuid, legacy_challenge_id=legacy_id)
 
     @staticmethod
-    def _reject(reason: Reason, detail: str, submission: SubmissionFields, uuid: str) -> Resolution:
-        return Resolution(verdict=Verdict(reason, detail, submission.id, uuid))
+    def _reject(reason: Reason, detail: str, submission: InboundSubmission, uuid: str) -> Resolution:
+        return Resolution(verdict=Verdict(reason, detail, submission.id, uuid, submission.platform))
 
     # ------------------------------------------------------------ reads
     def _lookup(self, keys: Iterable[str]) -> dict[str, Lookup]:

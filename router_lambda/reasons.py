@@ -19,6 +19,12 @@ class Reason(StrEnum):
     TOPIC_NOT_ACCEPTED = "topic_not_accepted"  # the envelope's own `topic`
     RESOURCE_NOT_SUBMISSION = "resource_not_submission"  # review, reviewSummation, reviewType, ...
     DUPLICATE_IN_BATCH = "duplicate_in_batch"
+    # A record of the other platform for this challenge (a migration publishes on both topics): it runs once,
+    # from the challenge's own platform (decision 088).
+    PLATFORM_MISMATCH = "platform_mismatch"
+    # A v6 record for a challenge not in our table: the v6 topic carries every Marathon Match on the platform,
+    # most of them scored by someone else (decision 088). v5 keeps `challenge_unknown`.
+    CHALLENGE_NOT_SERVED = "challenge_not_served"
     # rejected: the bytes
     VALUE_MISSING = "value_missing"
     RECORD_TOO_LARGE = "record_too_large"
@@ -44,6 +50,9 @@ class Reason(StrEnum):
     URL_HOST_IP_LITERAL = BusErrorCode.URL_HOST_IP_LITERAL.value
     URL_HOST_RESERVED = BusErrorCode.URL_HOST_RESERVED.value
     URL_HOST_NOT_ALLOWED = UrlRefusal.URL_HOST_NOT_ALLOWED.value
+    SUBMISSION_ID_NOT_NANOID = BusErrorCode.SUBMISSION_ID_NOT_NANOID.value
+    SUBMISSION_ID_V5 = BusErrorCode.SUBMISSION_ID_V5.value
+    MEMBER_HANDLE_INVALID = BusErrorCode.MEMBER_HANDLE_INVALID.value
     # rejected: the challenge
     LEGACY_CHALLENGE_UNRESOLVED = "legacy_challenge_unresolved"
     CHALLENGE_UNKNOWN = "challenge_unknown"
@@ -63,5 +72,7 @@ _SKIPPED = frozenset(
         Reason.TOPIC_NOT_ACCEPTED,
         Reason.RESOURCE_NOT_SUBMISSION,
         Reason.DUPLICATE_IN_BATCH,
+        Reason.PLATFORM_MISMATCH,
+        Reason.CHALLENGE_NOT_SERVED,
     }
 )

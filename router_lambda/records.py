@@ -1,5 +1,9 @@
 """Per-record classification: MSK record -> a validated submission, or a skip/reject verdict.
 
+The record's platform comes from its topic (decision 088): the envelope's `topic` when there is an envelope,
+else the Kafka topic. `marathonmatch.submission.received` is v6 when PLATFORMS has v6; the ACCEPTED_TOPICS
+are v5 when PLATFORMS has v5. Anything else is skipped as another topic's traffic.
+
 Pure functions over untrusted bytes: nothing here raises for a bad value (a property test feeds it
 arbitrary bytes), and no verdict detail quotes the value.
 """
@@ -11,7 +15,7 @@ import binascii
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -21,9 +25,11 @@ from mm_shared.models.bus import (
     BusEnvelope,
     BusErrorCode,
     FlatSubmission,
-    SubmissionFields,
+    InboundSubmission,
     SubmissionPayload,
+    V6SubmissionPayload,
 )
+from mm_shared.models.phase import V6_SUBMISSION_TOPIC, Platform
 from mm_shared.models.routed import KafkaCoordinates
 from mm_shared.settings import RouterSettings
 from mm_shared.url_policy import host_is_allowed
@@ -80,16 +86,19 @@ class Verdict:
     detail: str
     submission_id: str | None = None
     challenge_id: str | None = None
+    platform: Platform | None = None  # None: not known (the record never reached a platform's topic)
 
-    def with_ids(self, obj: Mapping[str, Any] | None) -> Verdict:
+    def with_ids(self, obj: Mapping[str, Any] | None, *, id_field: str = "id") -> Verdict:
         if obj is None or (self.submission_id and self.challenge_id):
             return self
-        return Verdict(
-            self.reason,
-            self.detail,
-            self.submission_id or _safe_id(obj.get("id")),
-            self.challenge_id or _safe_id(obj.get("challengeId")),
+        return replace(
+            self,
+            submission_id=self.submission_id or _safe_id(obj.get(id_field)),
+            challenge_id=self.challenge_id or _safe_id(obj.get("challengeId")),
         )
+
+    def on(self, platform: Platform) -> Verdict:
+        return self if self.platform is not None else replace(self, platform=platform)
 
 
 def _safe_id(value: Any) -> str | None:
@@ -192,16 +201,52 @@ def _describe(err: Any) -> str:
     return str(err["msg"])
 
 
-def classify_object(obj: dict[str, Any], settings: RouterSettings) -> SubmissionFields | Verdict:
-    """A decoded JSON object -> the submission to route, or why not."""
+# ---------------------------------------------------------------- topic -> platform
+def v5_topics(settings: RouterSettings) -> tuple[str, ...]:
+    """The topics read as v5: ACCEPTED_TOPICS when PLATFORMS has v5 (never the v6 topic)."""
+    if Platform.V5 not in settings.platforms:
+        return ()
+    return tuple(topic for topic in settings.accepted_topics if topic != V6_SUBMISSION_TOPIC)
+
+
+def topic_platform(topic: str, settings: RouterSettings) -> Platform | None:
+    """The platform a topic's records are read as; None: not a topic this environment reads."""
+    if topic == V6_SUBMISSION_TOPIC:
+        return Platform.V6 if Platform.V6 in settings.platforms else None
+    return Platform.V5 if topic in v5_topics(settings) else None
+
+
+def _topic_refusal(topic: str, settings: RouterSettings) -> str:
+    """Why a topic is not read, in words an operator can act on."""
+    if topic == V6_SUBMISSION_TOPIC:
+        return "is the v6 submission topic and PLATFORMS does not include v6"
+    if topic in settings.accepted_topics:
+        return "is in ACCEPTED_TOPICS (v5) and PLATFORMS does not include v5"
+    v6 = f" nor the v6 topic {V6_SUBMISSION_TOPIC}" if Platform.V6 in settings.platforms else ""
+    return f"is not in ACCEPTED_TOPICS{v6}"
+
+
+def _on(outcome: InboundSubmission | Verdict, platform: Platform) -> InboundSubmission | Verdict:
+    """A verdict learns the platform its record was read as (a submission knows its own)."""
+    return outcome.on(platform) if isinstance(outcome, Verdict) else outcome
+
+
+def classify_object(
+    obj: dict[str, Any], settings: RouterSettings, platform: Platform = Platform.V5
+) -> InboundSubmission | Verdict:
+    """A decoded JSON object -> the submission to route, or why not. `platform`: its Kafka topic's."""
     if any(marker in obj for marker in _ENVELOPE_MARKERS):
-        return _envelope(obj, settings)
+        return _envelope(obj, settings, platform)
+    if platform is Platform.V6:
+        return _on(_submission(V6SubmissionPayload, obj, settings, prefix=""), platform)
     if "resource" in obj:
         # A bare payload (an envelope's `payload` without the envelope): judge it like one.
-        return _payload(obj, settings, prefix="")
+        return _on(_payload(obj, settings, prefix=""), platform)
     if "id" in obj or "challengeId" in obj:
-        return _submission(FlatSubmission, obj, settings, prefix="")
-    return Verdict(Reason.UNRECOGNIZED_SHAPE, "object is neither a bus envelope nor a flat submission")
+        return _on(_submission(FlatSubmission, obj, settings, prefix=""), platform)
+    return Verdict(
+        Reason.UNRECOGNIZED_SHAPE, "object is neither a bus envelope nor a flat submission", platform=platform
+    )
 
 
 def _payload_of(obj: dict[str, Any]) -> dict[str, Any] | None:
@@ -209,19 +254,29 @@ def _payload_of(obj: dict[str, Any]) -> dict[str, Any] | None:
     return payload if isinstance(payload, dict) else None
 
 
-def _envelope(obj: dict[str, Any], settings: RouterSettings) -> SubmissionFields | Verdict:
+def _envelope(obj: dict[str, Any], settings: RouterSettings, kafka_platform: Platform) -> InboundSubmission | Verdict:
     topic = obj.get("topic")
-    # Another topic's message is not ours to judge: skip it before validating its shape.
-    if isinstance(topic, str) and topic.strip() not in settings.accepted_topics:
-        return Verdict(Reason.TOPIC_NOT_ACCEPTED, f"envelope topic {_quote(topic)} is not in ACCEPTED_TOPICS")
+    platform = kafka_platform
+    if isinstance(topic, str):
+        # The envelope names its own topic: that decides the platform. Another topic's message is not ours to
+        # judge: skip it before validating its shape.
+        read_as = topic_platform(topic.strip(), settings)
+        if read_as is None:
+            return Verdict(
+                Reason.TOPIC_NOT_ACCEPTED, f"envelope topic {_quote(topic)} {_topic_refusal(topic.strip(), settings)}"
+            )
+        platform = read_as
+    id_field = "submissionId" if platform is Platform.V6 else "id"
     try:
         envelope = BusEnvelope.model_validate(obj)
     except ValidationError as error:
-        return verdict_from_validation_error(error).with_ids(_payload_of(obj))
-    return _payload(envelope.payload, settings, prefix="payload.")
+        return verdict_from_validation_error(error).with_ids(_payload_of(obj), id_field=id_field).on(platform)
+    if platform is Platform.V6:
+        return _on(_submission(V6SubmissionPayload, envelope.payload, settings, prefix="payload."), platform)
+    return _on(_payload(envelope.payload, settings, prefix="payload."), platform)
 
 
-def _payload(payload: dict[str, Any], settings: RouterSettings, *, prefix: str) -> SubmissionFields | Verdict:
+def _payload(payload: dict[str, Any], settings: RouterSettings, *, prefix: str) -> InboundSubmission | Verdict:
     resource = payload.get("resource")
     if resource is None:
         return Verdict(Reason.MISSING_REQUIRED_FIELD, f"{prefix}resource: required field is missing").with_ids(payload)
@@ -232,27 +287,32 @@ def _payload(payload: dict[str, Any], settings: RouterSettings, *, prefix: str) 
 
 
 def _submission(
-    model: type[SubmissionFields], data: dict[str, Any], settings: RouterSettings, *, prefix: str
-) -> SubmissionFields | Verdict:
+    model: type[InboundSubmission], data: dict[str, Any], settings: RouterSettings, *, prefix: str
+) -> InboundSubmission | Verdict:
+    id_field = "submissionId" if model.platform is Platform.V6 else "id"
     try:
         submission = model.model_validate(data)
     except ValidationError as error:
-        return verdict_from_validation_error(error, prefix).with_ids(data)
+        return verdict_from_validation_error(error, prefix).with_ids(data, id_field=id_field)
     if not host_is_allowed(submission.url_host, settings.allowed_url_hosts):
         return Verdict(
             Reason.URL_HOST_NOT_ALLOWED,
-            f"{prefix}url host {_quote(submission.url_host)} is not in ALLOWED_URL_HOSTS",
+            f"{prefix}{model.url_field} host {_quote(submission.url_host)} is not in ALLOWED_URL_HOSTS",
             submission.id,
             submission.challenge_id,
         )
     return submission
 
 
-def classify_record(record: MskRecord, settings: RouterSettings) -> SubmissionFields | Verdict:
+def classify_record(record: MskRecord, settings: RouterSettings) -> InboundSubmission | Verdict:
     """The whole per-record path: Kafka topic, bytes, JSON, shape, fields. Never raises for bad input."""
-    if record.topic not in settings.accepted_topics:
-        return Verdict(Reason.KAFKA_TOPIC_NOT_ACCEPTED, f"Kafka topic {_quote(record.topic)} is not in ACCEPTED_TOPICS")
+    platform = topic_platform(record.topic, settings)
+    if platform is None:
+        return Verdict(
+            Reason.KAFKA_TOPIC_NOT_ACCEPTED,
+            f"Kafka topic {_quote(record.topic)} {_topic_refusal(record.topic, settings)}",
+        )
     decoded = decode_value(record, settings.max_record_bytes)
     if isinstance(decoded, Verdict):
-        return decoded
-    return classify_object(decoded, settings)
+        return decoded.on(platform)
+    return classify_object(decoded, settings, platform)

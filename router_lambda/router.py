@@ -1,7 +1,10 @@
 """The router's logic: one MSK batch in, SNS messages and audit records out, a partial batch response back.
 
-    classify every record (bytes -> JSON -> shape -> fields)      skip / reject with a reason
-    resolve the challenges of the valid ones (BatchGetItem, cache) reject unknown / inactive
+    classify every record (topic -> platform, bytes -> JSON ->    skip / reject with a reason
+      shape -> fields; v5 or v6, decision 088)
+    resolve the challenges of the valid ones (BatchGetItem, cache) reject unknown / inactive; skip the other
+                                                                    platform's; route an inactive v6 one with
+                                                                    a skip reason (its FAILED summation)
     drop in-batch duplicates of a submission id                  skip `duplicate_in_batch`
     publish (SNS PublishBatch, per-entry retries)                 routed
     audit every skipped / rejected record not audited before     audit marks (BatchGetItem), then
@@ -27,13 +30,13 @@ from pydantic import ValidationError
 
 from mm_shared import aws
 from mm_shared.models.audit import AuditDisposition
-from mm_shared.models.bus import SubmissionFields
+from mm_shared.models.bus import InboundSubmission, V6SubmissionPayload
 from mm_shared.models.routed import RoutedSubmission
 from mm_shared.observability import Metric
 from mm_shared.settings import RouterSettings
 from router_lambda.audit import AuditItem, AuditSender, SqsSendMessageBatch, build_audit_record
 from router_lambda.audit_marks import AuditMarks, DynamoDBBatch, mark_key
-from router_lambda.challenges import ChallengeCache, ChallengeResolver
+from router_lambda.challenges import ChallengeCache, ChallengeResolver, Resolution
 from router_lambda.observability import MetricsPort, logger, record_log_keys
 from router_lambda.publisher import OutboundMessage, Publisher, SnsPublishBatch
 from router_lambda.reasons import Reason
@@ -147,8 +150,8 @@ class Router:
         self._log_failures(report)
         return report
 
-    def _classify(self, report: BatchReport) -> dict[int, SubmissionFields]:
-        candidates: dict[int, SubmissionFields] = {}
+    def _classify(self, report: BatchReport) -> dict[int, InboundSubmission]:
+        candidates: dict[int, InboundSubmission] = {}
         for index, record in enumerate(report.records):
             with record_log_keys(record.correlation_id):
                 try:
@@ -164,7 +167,7 @@ class Router:
         return candidates
 
     def _resolve(
-        self, report: BatchReport, candidates: dict[int, SubmissionFields]
+        self, report: BatchReport, candidates: dict[int, InboundSubmission]
     ) -> tuple[list[OutboundMessage], dict[int, list[int]]]:
         if not candidates:
             return [], {}
@@ -186,29 +189,15 @@ class Router:
             if submission.id in first_of:  # route the first, skip the rest (docs/decisions/016)
                 duplicates.setdefault(first_of[submission.id], []).append(index)
                 continue
-            record = report.records[index]
             try:
-                routed = RoutedSubmission(
-                    submission_id=submission.id,
-                    challenge_id=resolution.challenge_id,
-                    legacy_challenge_id=resolution.legacy_challenge_id,
-                    member_id=submission.member_id,
-                    url=submission.url,
-                    submission_type=submission.type,
-                    file_type=submission.file_type,
-                    submission_phase_id=submission.submission_phase_id,
-                    created=submission.created,
-                    submitted_date=submission.submitted_date,
-                    correlation_id=record.correlation_id,
-                    source=record.coordinates,
-                    routed_at=now,
-                )
+                routed = routed_submission(submission, resolution, report.records[index], now)
             except ValidationError as error:
                 report.verdicts[index] = Verdict(
                     Reason.INVALID_FIELD_VALUE,
                     f"cannot build the routed message ({error.error_count()} problems)",
                     submission.id,
                     resolution.challenge_id,
+                    submission.platform,
                 )
                 continue
             first_of[submission.id] = index
@@ -224,7 +213,11 @@ class Router:
             for index, why in result.rejected.items():
                 routed = report.routed[index]
                 report.verdicts[index] = Verdict(
-                    Reason.PUBLISH_REJECTED, f"SNS refused the entry: {why}", routed.submission_id, routed.challenge_id
+                    Reason.PUBLISH_REJECTED,
+                    f"SNS refused the entry: {why}",
+                    routed.submission_id,
+                    routed.challenge_id,
+                    routed.platform,
                 )
             for index in set(report.routed) - result.published:
                 del report.routed[index]
@@ -236,19 +229,25 @@ class Router:
                     report.failed[index] = f"duplicate of offset {report.records[first].offset}, which failed"
                 else:
                     first_record = report.records[first]
-                    submission_id = (report.routed.get(first) or report.verdicts[first]).submission_id
+                    original = report.routed.get(first) or report.verdicts[first]
                     report.verdicts[index] = Verdict(
                         Reason.DUPLICATE_IN_BATCH,
                         f"submission already in this batch at {first_record.correlation_id}",
-                        submission_id,
+                        original.submission_id,
                         None,
+                        original.platform,
                     )
         self.metrics.count(Metric.RECORDS_ROUTED, len(report.routed))
         for index, routed in report.routed.items():
             with record_log_keys(report.records[index].correlation_id):
                 logger.info(
-                    "record routed",
-                    extra={"submission_id": routed.submission_id, "challenge_id": routed.challenge_id},
+                    "record routed" if routed.skip_reason is None else "record routed to be recorded as skipped",
+                    extra={
+                        "submission_id": routed.submission_id,
+                        "challenge_id": routed.challenge_id,
+                        "platform": routed.platform.value,
+                        "skip_reason": routed.skip_reason,
+                    },
                 )
 
     def _audit(self, report: BatchReport) -> None:
@@ -281,6 +280,7 @@ class Router:
         counts: Counter[tuple[AuditDisposition, str]] = Counter()
         for item in items:
             audit = item.record
+            platform = report.verdicts[item.key].platform
             log = logger.info if audit.disposition is AuditDisposition.SKIPPED else logger.warning
             with record_log_keys(audit.correlation_id):
                 log(
@@ -291,6 +291,7 @@ class Router:
                         "detail": audit.detail,
                         "submission_id": audit.submission_id,
                         "challenge_id": audit.challenge_id,
+                        "platform": platform.value if platform else None,
                         "audited": item.key in delivered,
                     },
                 )
@@ -304,9 +305,13 @@ class Router:
     def _log_already_audited(report: BatchReport) -> None:
         for index in sorted(report.already_audited):
             with record_log_keys(report.records[index].correlation_id):
+                verdict = report.verdicts[index]
                 logger.info(
                     "record re-delivered; already audited",
-                    extra={"reason": report.verdicts[index].reason.value},
+                    extra={
+                        "reason": verdict.reason.value,
+                        "platform": verdict.platform.value if verdict.platform else None,
+                    },
                 )
 
     @staticmethod
@@ -314,3 +319,38 @@ class Router:
         for index, why in sorted(report.failed.items()):
             with record_log_keys(report.records[index].correlation_id):
                 logger.error("record failed; Kafka will re-deliver it", extra={"why": why})
+
+
+def routed_submission(
+    submission: InboundSubmission, resolution: Resolution, record: MskRecord, now: datetime
+) -> RoutedSubmission:
+    """The message the challenge queue delivers, from either platform's fields (raises ValidationError)."""
+    common: dict[str, Any] = {
+        "challenge_id": resolution.challenge_id,
+        "legacy_challenge_id": resolution.legacy_challenge_id,
+        "correlation_id": record.correlation_id,
+        "source": record.coordinates,
+        "routed_at": now,
+        "skip_reason": resolution.skip_reason,
+    }
+    if isinstance(submission, V6SubmissionPayload):
+        return RoutedSubmission(
+            platform=submission.platform,
+            submission_id=submission.submission_id,
+            member_id=submission.member_id,
+            member_handle=submission.member_handle,
+            url=submission.submission_url,
+            submitted_date=submission.submitted_date,
+            **common,
+        )
+    return RoutedSubmission(
+        submission_id=submission.id,
+        member_id=submission.member_id,
+        url=submission.url,
+        submission_type=submission.type,
+        file_type=submission.file_type,
+        submission_phase_id=submission.submission_phase_id,
+        created=submission.created,
+        submitted_date=submission.submitted_date,
+        **common,
+    )

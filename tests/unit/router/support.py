@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from mm_shared.constants import legacy_challenge_alias_key
+from mm_shared.models.phase import V6_SUBMISSION_TOPIC, Platform
 from mm_shared.observability import Metric
 from mm_shared.settings import RouterSettings
 from router_lambda.router import Router
-from tests.builders import KafkaRecord, bus_envelope, msk_event, new_uuid, submission_payload
+from tests.builders import KafkaRecord, bus_envelope, iso_now, msk_event, new_uuid, submission_payload
 
 ALLOWED_HOST = "topcoder-submissions.s3.amazonaws.com"
 TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:mm-test-submissions"
@@ -57,11 +59,49 @@ def event_of(*records: KafkaRecord) -> dict[str, Any]:
     return msk_event(records)
 
 
-def challenge_item(challenge_id: str, *, active: bool = True, legacy_id: int | None = None) -> dict[str, Any]:
+def challenge_item(
+    challenge_id: str, *, active: bool = True, legacy_id: int | None = None, platform: Platform | None = None
+) -> dict[str, Any]:
     item: dict[str, Any] = {"challengeId": {"S": challenge_id}, "active": {"BOOL": active}}
     if legacy_id is not None:
         item["legacyId"] = {"N": str(legacy_id)}
+    if platform is not None:  # absent: the seed's rows, which are v5
+        item["platform"] = {"S": platform.value}
     return item
+
+
+# ---------------------------------------------------------------- v6 (review-api-v6 publishMarathonMatchEvent)
+_NANOID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+
+
+def new_nanoid() -> str:
+    """A fresh 14-character v6 submission id, as review-api-v6's nanoid(14) forms it."""
+    return "".join(secrets.choice(_NANOID_ALPHABET) for _ in range(14))
+
+
+def v6_payload(
+    *, submission_id: str | None = None, challenge_id: str | None = None, **overrides: Any
+) -> dict[str, Any]:
+    """The payload review-api-v6 publishes: every field a string."""
+    payload: dict[str, Any] = {
+        "submissionId": submission_id or new_nanoid(),
+        "challengeId": challenge_id or new_uuid(),
+        "submissionUrl": f"https://{ALLOWED_HOST}/mm/solution.zip",
+        "memberHandle": "tourist",
+        "memberId": "88770025",
+        "submittedDate": iso_now(),
+    }
+    payload.update(overrides)
+    return payload
+
+
+def v6_envelope(payload: dict[str, Any]) -> dict[str, Any]:
+    return bus_envelope(payload, topic=V6_SUBMISSION_TOPIC) | {"originator": "review-api-v6"}
+
+
+def v6_record(value: Any, *, partition: int = 0) -> KafkaRecord:
+    """A record on the v6 Kafka topic (`value`: an envelope, a bare payload, or raw bytes)."""
+    return KafkaRecord(value, partition=partition, topic=V6_SUBMISSION_TOPIC)
 
 
 def alias_item(legacy_id: int, target: str) -> dict[str, Any]:

@@ -11,7 +11,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mm_shared.models.audit import AuditDisposition
-from mm_shared.models.bus import BusErrorCode, FlatSubmission, SubmissionFields, SubmissionPayload, host_is_allowed
+from mm_shared.models.bus import (
+    BusErrorCode,
+    FlatSubmission,
+    InboundSubmission,
+    SubmissionFields,
+    SubmissionPayload,
+    host_is_allowed,
+)
 from router_lambda.reasons import Reason
 from router_lambda.records import MskRecord, Verdict, classify_record, decode_value
 from tests.builders import bus_envelope, flat_submission, new_uuid, review_envelope, submission_payload
@@ -28,7 +35,7 @@ def record(value: Any, *, topic: str = TOPIC, encode: bool = True) -> MskRecord:
     return MskRecord(topic=topic, partition=0, offset=7, timestamp=1, value=value)
 
 
-def classify(value: Any, **kwargs: Any) -> SubmissionFields | Verdict:
+def classify(value: Any, **kwargs: Any) -> InboundSubmission | Verdict:
     return classify_record(record(value, **kwargs), SETTINGS)
 
 
@@ -345,6 +352,8 @@ def test_skip_reasons_are_exactly_the_normal_traffic_ones() -> None:
         Reason.TOPIC_NOT_ACCEPTED,
         Reason.RESOURCE_NOT_SUBMISSION,
         Reason.DUPLICATE_IN_BATCH,
+        Reason.PLATFORM_MISMATCH,  # decision 088: the other platform's copy of a submission
+        Reason.CHALLENGE_NOT_SERVED,  # decision 088: the v6 topic carries every Marathon Match
     }
     assert all(r.value == r.value.lower() and " " not in r.value for r in Reason)
 
