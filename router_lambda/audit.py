@@ -63,6 +63,7 @@ def build_audit_record(record: MskRecord, verdict: Verdict, now: float) -> Audit
         correlation_id=record.correlation_id,
         submission_id=verdict.submission_id,
         challenge_id=verdict.challenge_id,
+        platform=verdict.platform,
         raw_value_base64=raw[:MAX_AUDIT_RAW_BASE64] if raw is not None else None,
         truncated=truncated,
         recorded_at=datetime.fromtimestamp(now, tz=UTC),

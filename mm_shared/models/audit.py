@@ -6,6 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from mm_shared.models.base import ContractModel
+from mm_shared.models.phase import Platform
 from mm_shared.models.routed import KafkaCoordinates
 
 
@@ -22,6 +23,7 @@ class AuditRecord(ContractModel):
     correlation_id: str
     submission_id: str | None = None
     challenge_id: str | None = None
+    platform: Platform | None = None  # when the record was read as a v5 or v6 submission (decision 088)
     raw_value_base64: str | None = None  # the record value as received (truncated, see `truncated`)
     truncated: bool = False
     recorded_at: datetime

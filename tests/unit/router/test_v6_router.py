@@ -133,6 +133,7 @@ def test_a_rejected_v6_record_is_audited_with_its_ids(router_logs: LogCapture) -
     h.router.handle(event_of(v6_record(v6_payload(submission_id=sid, challenge_id=cid, memberId="x"))))
     (audit,) = audits(h)
     assert (audit.reason, audit.submission_id, audit.challenge_id) == ("member_id_not_positive_integer", sid, cid)
+    assert audit.platform is Platform.V6  # the audit record says which platform's contract the record broke
     assert h.metrics.total(Metric.RECORDS_REJECTED, "member_id_not_positive_integer") == 1
     (line,) = [line for line in router_logs.lines() if line.get("reason") == "member_id_not_positive_integer"]
     assert line["platform"] == "v6"
