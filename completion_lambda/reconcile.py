@@ -75,14 +75,19 @@ def stopped_event_from_task(task: dict[str, Any], *, now: datetime) -> dict[str,
 
 
 def missing_task_stop_reason(record: LifecycleRecord) -> str:
-    submission = record.submission_id
-    return f"{TIMEOUT_STOP_REASON_PREFIX} stopped past its deadline (submission {submission}) {MISSING_TASK_NOTE}"
+    return f"{TIMEOUT_STOP_REASON_PREFIX} stopped past its deadline (run {record.run_id}) {MISSING_TASK_NOTE}"
 
 
 def _identity_environment(record: LifecycleRecord) -> list[dict[str, str]]:
-    """The overrides' identity variables, rebuilt from the status item (never a token: the item holds none)."""
+    """The overrides' identity variables, rebuilt from the status item (never a token: the item holds none).
+
+    The run is (MM_SUBMISSION_ID, MM_PHASE): without the phase the completion function could not find the item
+    of a multi-phase challenge (decision 084).
+    """
     environment = [
         {"name": TaskEnv.SUBMISSION_ID.value, "value": record.submission_id},
+        {"name": TaskEnv.PHASE.value, "value": record.phase.value},
+        {"name": TaskEnv.PLATFORM.value, "value": record.platform.value},
         {"name": TaskEnv.CHALLENGE_ID.value, "value": record.challenge_id},
     ]
     if record.launch_attempt > 0:
@@ -143,7 +148,7 @@ def stopped_event_for_missing_task(record: LifecycleRecord, *, environment_name:
 def unknown_outcome_stop_reason(record: LifecycleRecord) -> str:
     return (
         f"{OUTCOME_UNKNOWN_STOP_REASON_PREFIX} ECS no longer describes the task and its STOPPED event was never "
-        f"processed; the pipeline did not stop it (submission {record.submission_id})"
+        f"processed; the pipeline did not stop it (run {record.run_id})"
     )
 
 
@@ -173,7 +178,8 @@ def stopped_event_for_recorded_outcome(
     """A STOPPED event that identifies a task whose outcome is recorded and whose report is unfinished.
 
     Stop code, exit code and reason are the recorded ones; the completion function reports the recorded
-    outcome whatever the event says, so this only has to name the task, the submission and the attempt.
+    outcome whatever the event says, so this only has to name the task, the run (submission, phase) and the
+    attempt. A run without a task (a skipped v6 run) is re-driven with the report-due event instead.
     """
     containers: list[dict[str, Any]] = []
     if record.exit_code is not None:

@@ -24,7 +24,10 @@
    operator to redrive the message.
 4. **Unfinished reports** (decision 080): a final item whose report is PENDING, or REPORTING with an expired
    lease, past its deadline: the completion function is invoked again with an event that identifies the task
-   (it reports the recorded outcome), a bounded number of times (`ReportRetryGaveUp`).
+   (it reports the recorded outcome), or, for a run that never had a task (a skipped v6 run), the report-due
+   event naming the run (decision 086); a bounded number of times (`ReportRetryGaveUp`).
+
+Everything is by run id (`<submissionId>#<PHASE>`, decision 084): a task's run is (MM_SUBMISSION_ID, MM_PHASE).
 
 A duplicate synthetic event (the real one arrived after all) is harmless: the completion handler records an
 outcome once and reports once. One failure never stops the rest: the item stays due for the next run.
@@ -55,7 +58,9 @@ from completion_lambda.reconcile import (
 )
 from mm_shared.constants import ORPHAN_STOP_REASON_PREFIX, TIMEOUT_STOP_REASON_PREFIX, started_by_prefix
 from mm_shared.models.lifecycle import FINAL_STATES, LAUNCHABLE_STATES, LifecycleRecord, ReportStatus, SubmissionState
-from mm_shared.models.task import TaskEnv
+from mm_shared.models.phase import RunKey, ScoringPhase
+from mm_shared.models.report_due import report_due_event
+from mm_shared.models.task import TaskEnv, TaskTag
 from mm_shared.observability import Metric
 from mm_shared.settings import TimeoutSweeperSettings
 from mm_shared.status_store import StatusStore
@@ -75,14 +80,15 @@ def _timeout_at(record: LifecycleRecord) -> int | None:
 def stop_reason(record: LifecycleRecord) -> str:
     timeout_at = _timeout_at(record)
     deadline = datetime.fromtimestamp(timeout_at, tz=UTC).isoformat() if timeout_at is not None else "unknown"
-    reason = f"{TIMEOUT_STOP_REASON_PREFIX} exceeded its deadline {deadline} (submission {record.submission_id})"
+    reason = f"{TIMEOUT_STOP_REASON_PREFIX} exceeded its deadline {deadline} (run {record.run_id})"
     return reason[:MAX_STOP_REASON]
 
 
 def orphan_stop_reason(task: OurTask, why: str) -> str:
     reason = (
         f"{ORPHAN_STOP_REASON_PREFIX} no status item tracks this task "
-        f"(submission {task.submission_id or 'unknown'}, attempt {task.attempt or 'unknown'}): {why}"
+        f"(submission {task.submission_id or 'unknown'}, phase {task.phase or 'unknown'}, "
+        f"attempt {task.attempt or 'unknown'}): {why}"
     )
     return reason[:MAX_STOP_REASON]
 
@@ -135,11 +141,16 @@ class SweepResult:
 
 @dataclass(frozen=True)
 class OurTask:
-    """A running task this pipeline started, as DescribeTasks shows it (identity from the scorer's overrides)."""
+    """A running task this pipeline started, as DescribeTasks shows it (identity from the scorer's overrides).
+
+    Its run is (MM_SUBMISSION_ID, MM_PHASE) from the overrides, the `Phase` tag when the overrides lack it
+    (decision 084). A task naming no phase names no run: no item tracks it, so it is never adopted.
+    """
 
     task_arn: str
     cluster_arn: str
     submission_id: str | None
+    phase: ScoringPhase | None
     attempt: int | None
     timeout_seconds: int | None
     started_at: float | None  # epoch seconds: startedAt, else createdAt
@@ -153,14 +164,30 @@ class OurTask:
                 environment = pairs
                 break
         started = task.get("startedAt") or task.get("createdAt")
+        tags = {str(t.get("key")): str(t.get("value", "")) for t in task.get("tags") or []}
         return cls(
             task_arn=str(task["taskArn"]),
             cluster_arn=str(task.get("clusterArn") or cluster_arn),
             submission_id=environment.get(TaskEnv.SUBMISSION_ID.value) or None,
+            phase=_phase(environment.get(TaskEnv.PHASE.value) or tags.get(TaskTag.PHASE.value)),
             attempt=_positive_int(environment.get(TaskEnv.LAUNCH_ATTEMPT.value)),
             timeout_seconds=_positive_int(environment.get(TaskEnv.TIMEOUT_SECONDS.value)),
             started_at=started.timestamp() if isinstance(started, datetime) else None,
         )
+
+    @property
+    def run_id(self) -> str | None:
+        """The status item that should track this task; None when the task does not name both parts."""
+        if self.submission_id is None or self.phase is None:
+            return None
+        return RunKey(self.submission_id, self.phase).run_id
+
+
+def _phase(value: str | None) -> ScoringPhase | None:
+    try:
+        return ScoringPhase(value) if value else None
+    except ValueError:
+        return None
 
 
 def _positive_int(value: str | None) -> int | None:
@@ -217,19 +244,19 @@ class TimeoutSweeper:
         if not due:
             return
         # The index projects keys and ARNs only (and may lag): read the items themselves.
-        records = self._store.get_many(entry.submission_id for entry in due)
+        records = self._store.get_many(entry.run_id for entry in due)
         by_cluster: dict[str, list[LifecycleRecord]] = defaultdict(list)
         for entry in due:
-            record = records.get(entry.submission_id)
+            record = records.get(entry.run_id)
             if record is None or record.state is not SubmissionState.LAUNCHED or record.task_arn != entry.task_arn:
-                self._logger.info("overdue item settled in the meantime", extra={"submission_id": entry.submission_id})
+                self._logger.info("overdue item settled in the meantime", extra={"run_id": entry.run_id})
                 continue
             if not record.task_arn or not record.cluster_arn:
-                result.failed.append(record.submission_id)
-                self._logger.error("overdue item has no taskArn/clusterArn", extra={"id": record.submission_id})
+                result.failed.append(record.run_id)
+                self._logger.error("overdue item has no taskArn/clusterArn", extra={"run_id": record.run_id})
                 continue
             if record.reconcile_attempt >= self._settings.max_reconcile_attempts:
-                self._guarded(result, record.submission_id, partial(self._give_up, record, result))
+                self._guarded(result, record.run_id, partial(self._give_up, record, result))
                 continue
             by_cluster[record.cluster_arn].append(record)
         for cluster, cluster_records in by_cluster.items():
@@ -237,7 +264,7 @@ class TimeoutSweeper:
                 try:
                     tasks, failures = self._describe(cluster, [r.task_arn for r in batch if r.task_arn])
                 except Exception:
-                    result.failed.extend(r.submission_id for r in batch)
+                    result.failed.extend(r.run_id for r in batch)
                     self._logger.exception("DescribeTasks failed", extra={"cluster": cluster, "tasks": len(batch)})
                     continue
                 for record in batch:
@@ -245,7 +272,7 @@ class TimeoutSweeper:
                     task, failure = tasks.get(record.task_arn), failures.get(record.task_arn)
                     self._guarded(
                         result,
-                        record.submission_id,
+                        record.run_id,
                         partial(self._check_launched, record, task, failure, now, result),
                     )
 
@@ -254,10 +281,15 @@ class TimeoutSweeper:
             action()
         except Exception:  # one failure never stops the rest; the item stays due for the next run
             result.failed.append(what)
-            self._logger.exception("could not handle a sweeper item", extra={"submission_id": what})
+            self._logger.exception("could not handle a sweeper item", extra={"run_id": what})
 
-    def _describe(self, cluster: str, arns: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-        response = self._ecs.describe_tasks(cluster=cluster, tasks=arns)
+    def _describe(
+        self, cluster: str, arns: list[str], *, include_tags: bool = False
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+        request: dict[str, Any] = {"cluster": cluster, "tasks": arns}
+        if include_tags:
+            request["include"] = ["TAGS"]
+        response = self._ecs.describe_tasks(**request)
         tasks = {str(t.get("taskArn")): t for t in response.get("tasks") or []}
         failures = {str(f.get("arn")): str(f.get("reason")) for f in response.get("failures") or []}
         return tasks, failures
@@ -266,7 +298,7 @@ class TimeoutSweeper:
         self, record: LifecycleRecord, task: dict[str, Any] | None, failure: str | None, now: float, result: SweepResult
     ) -> None:
         assert record.task_arn is not None
-        keys = {"submission_id": record.submission_id, "task_arn": record.task_arn}
+        keys = {"run_id": record.run_id, "task_arn": record.task_arn}
         if task is not None and task.get("lastStatus") == STOPPED:
             stopped_at = task.get("stoppedAt")
             stopped_epoch = stopped_at.timestamp() if isinstance(stopped_at, datetime) else None
@@ -275,7 +307,7 @@ class TimeoutSweeper:
                 # Stopped moments ago: the real event is most likely on its way. Look again after the grace.
                 result.awaiting_event += 1
                 self._store.mark_liveness_checked(
-                    record.submission_id, task_arn=record.task_arn, next_check_at=int(stopped_epoch) + grace + 1
+                    record.run_id, task_arn=record.task_arn, next_check_at=int(stopped_epoch) + grace + 1
                 )
                 return
             event = stopped_event_from_task(task, now=self._at(now))
@@ -314,7 +346,7 @@ class TimeoutSweeper:
             return
         result.still_running += 1
         next_check = min(timeout_at, int(now) + self._settings.liveness_check_seconds)
-        self._store.mark_liveness_checked(record.submission_id, task_arn=record.task_arn, next_check_at=next_check)
+        self._store.mark_liveness_checked(record.run_id, task_arn=record.task_arn, next_check_at=next_check)
 
     def _stop(self, record: LifecycleRecord, result: SweepResult) -> None:
         assert record.task_arn is not None
@@ -331,27 +363,25 @@ class TimeoutSweeper:
             result.already_gone += 1
             self._logger.warning(
                 "overdue task already stopped or not found",
-                extra={"submission_id": record.submission_id, "error_code": code},
+                extra={"run_id": record.run_id, "error_code": code},
             )
         else:
             result.stopped += 1
             self._metrics.count(Metric.TASKS_STOPPED_FOR_TIMEOUT)
-            self._logger.info(
-                "stopped overdue task", extra={"submission_id": record.submission_id, "task_arn": record.task_arn}
-            )
+            self._logger.info("stopped overdue task", extra={"run_id": record.run_id, "task_arn": record.task_arn})
         if not self._store.mark_stop_requested(
-            record.submission_id,
+            record.run_id,
             task_arn=record.task_arn,
             reason=note,
             grace_seconds=self._settings.reconcile_grace_seconds,
         ):
-            self._logger.info("item left LAUNCHED before the stop was recorded", extra={"id": record.submission_id})
+            self._logger.info("item left LAUNCHED before the stop was recorded", extra={"run_id": record.run_id})
 
     def _reconcile(
         self, record: LifecycleRecord, event: dict[str, Any], what: str, result: SweepResult, now: float
     ) -> None:
         assert record.task_arn is not None
-        keys = {"submission_id": record.submission_id, "task_arn": record.task_arn}
+        keys = {"run_id": record.run_id, "task_arn": record.task_arn}
         attempt = record.reconcile_attempt + 1
         self._send(event)
         result.reconciled += 1
@@ -366,7 +396,7 @@ class TimeoutSweeper:
     def _mark_reconcile(self, record: LifecycleRecord, detail: str, keys: dict[str, str]) -> None:
         assert record.task_arn is not None
         if not self._store.mark_reconcile_requested(
-            record.submission_id,
+            record.run_id,
             task_arn=record.task_arn,
             grace_seconds=self._settings.reconcile_grace_seconds,
             detail=detail,
@@ -375,7 +405,7 @@ class TimeoutSweeper:
 
     def _give_up(self, record: LifecycleRecord, result: SweepResult) -> None:
         assert record.task_arn is not None
-        keys = {"submission_id": record.submission_id, "task_arn": record.task_arn}
+        keys = {"run_id": record.run_id, "task_arn": record.task_arn}
         result.gave_up += 1
         self._metrics.count(Metric.RECONCILE_GAVE_UP)
         self._logger.error(
@@ -383,7 +413,7 @@ class TimeoutSweeper:
             extra={**keys, "attempts": record.reconcile_attempt},
         )
         self._store.mark_reconcile_abandoned(
-            record.submission_id,
+            record.run_id,
             task_arn=record.task_arn,
             detail=f"gave up after {record.reconcile_attempt} reconcile attempts; left LAUNCHED for an operator",
         )
@@ -422,7 +452,9 @@ class TimeoutSweeper:
         return arns[:budget]
 
     def _check_task_batch(self, cluster: str, arns: list[str], now: float, result: SweepResult) -> None:
-        tasks, _failures = self._describe(cluster, arns)  # a task gone since the listing needs nothing
+        # With tags: the `Phase` tag names the run when the overrides do not. A task gone since the listing
+        # needs nothing.
+        tasks, _failures = self._describe(cluster, arns, include_tags=True)
         prefix = started_by_prefix(self._environment)
         ours = [
             OurTask.from_described(task, cluster)
@@ -430,12 +462,12 @@ class TimeoutSweeper:
             if str(task.get("startedBy") or "").startswith(prefix) and task.get("lastStatus") != STOPPED
         ]
         result.tasks_seen += len(ours)
-        records = self._store.get_many(t.submission_id for t in ours if t.submission_id)
+        records = self._store.get_many(t.run_id for t in ours if t.run_id)
         for task in ours:
-            record = records.get(task.submission_id) if task.submission_id else None
+            record = records.get(task.run_id) if task.run_id else None
             self._guarded(
                 result,
-                task.submission_id or task.task_arn,
+                task.run_id or task.task_arn,
                 partial(self._check_task, task, record, now, result),
             )
 
@@ -464,10 +496,12 @@ class TimeoutSweeper:
     def _why_untracked(task: OurTask, record: LifecycleRecord | None) -> str:
         if task.submission_id is None:
             return "the task names no submission"
+        if task.phase is None:
+            return "the task names no phase (no run of ours)"
         if record is None:
-            return "the submission has no status item"
+            return "the run has no status item"
         if record.state in FINAL_STATES:
-            return f"the submission is already {record.state.value}"
+            return f"the run is already {record.state.value}"
         if record.task_arn and record.task_arn != task.task_arn:
             return f"the item tracks another task ({record.state.value})"
         if task.attempt != record.launch_attempt:
@@ -479,7 +513,7 @@ class TimeoutSweeper:
         timeout = task.timeout_seconds or record.timeout_seconds or self._settings.fallback_timeout_seconds
         started_at = task.started_at if task.started_at is not None else self._store.sweep_time()
         adopted = self._store.adopt_task(
-            record.submission_id,
+            record.run_id,
             observed_state=record.state,
             attempt=task.attempt,
             task_arn=task.task_arn,
@@ -488,7 +522,7 @@ class TimeoutSweeper:
             timeout_seconds=timeout,
             liveness_check_seconds=self._settings.liveness_check_seconds,
         )
-        keys = {"submission_id": record.submission_id, "task_arn": task.task_arn, "attempt": task.attempt}
+        keys = {"run_id": record.run_id, "task_arn": task.task_arn, "attempt": task.attempt}
         if not adopted:
             self._logger.info("item changed before the task could be adopted: next run decides", extra=keys)
             return
@@ -511,7 +545,7 @@ class TimeoutSweeper:
 
     def _stop_orphan(self, task: OurTask, record: LifecycleRecord | None, why: str, result: SweepResult) -> None:
         reason = orphan_stop_reason(task, why)
-        keys = {"submission_id": task.submission_id, "task_arn": task.task_arn, "attempt": task.attempt}
+        keys = {"run_id": task.run_id, "task_arn": task.task_arn, "attempt": task.attempt}
         gone = self._stop_task(task, reason)
         if gone:
             self._logger.info("orphan task gone before it could be stopped", extra={**keys, "error_code": gone})
@@ -520,7 +554,7 @@ class TimeoutSweeper:
         self._metrics.count(Metric.ORPHAN_TASKS_STOPPED)
         self._logger.warning("stopped a task of ours that no item tracks", extra={**keys, "why": why})
         if record is not None:
-            self._store.mark_orphan_stopped(record.submission_id, detail=f"stopped task {task.task_arn}: {reason}")
+            self._store.mark_orphan_stopped(record.run_id, detail=f"stopped task {task.task_arn}: {reason}")
 
     def _stop_overrun(self, task: OurTask, record: LifecycleRecord, result: SweepResult) -> None:
         """A tracked task far past its own timeout (its deadline path failed or gave up): stop it for its timeout."""
@@ -531,11 +565,11 @@ class TimeoutSweeper:
         self._metrics.count(Metric.TASKS_STOPPED_FOR_TIMEOUT)
         self._logger.warning(
             "task ran past its timeout and grace: stopped by the task scan",
-            extra={"submission_id": record.submission_id, "task_arn": task.task_arn},
+            extra={"run_id": record.run_id, "task_arn": task.task_arn},
         )
         if record.stop_requested_at is None:
             self._store.mark_stop_requested(
-                record.submission_id,
+                record.run_id,
                 task_arn=task.task_arn,
                 reason=f"{reason} (found by the task scan)",
                 grace_seconds=self._settings.reconcile_grace_seconds,
@@ -550,23 +584,23 @@ class TimeoutSweeper:
             due = self._store.find_due(state, before=before, limit=self._settings.max_stops_per_run)
             if not due:
                 continue
-            records = self._store.get_many(entry.submission_id for entry in due)
+            records = self._store.get_many(entry.run_id for entry in due)
             for entry in due:
-                record = records.get(entry.submission_id)
+                record = records.get(entry.run_id)
                 if record is None or record.state is not state or record.deadline_at != entry.deadline_at:
                     continue  # re-claimed, launched or settled since the index listed it
                 if record.deadline_at is None or record.deadline_at >= before:
                     continue
                 if record.state is SubmissionState.LAUNCH_FAILED and record.relaunch_pending:
-                    self._guarded(result, record.submission_id, partial(self._redrive_relaunch, record, now, result))
+                    self._guarded(result, record.run_id, partial(self._redrive_relaunch, record, now, result))
                 else:
-                    self._guarded(result, record.submission_id, partial(self._dead_letter, record, result))
+                    self._guarded(result, record.run_id, partial(self._dead_letter, record, result))
 
     def _redrive_relaunch(self, record: LifecycleRecord, now: float, result: SweepResult) -> None:
         """A relaunch after a start failure whose message was never confirmed sent: the completion function
         sends it (decision 072). There is no message in any queue, so dead-lettering would be untrue."""
         assert record.deadline_at is not None
-        keys = {"submission_id": record.submission_id, "task_arn": record.task_arn or ""}
+        keys = {"run_id": record.run_id, "task_arn": record.task_arn or ""}
         if record.reconcile_attempt >= self._settings.max_reconcile_attempts:
             result.gave_up += 1
             self._metrics.count(Metric.RECONCILE_GAVE_UP)
@@ -575,7 +609,7 @@ class TimeoutSweeper:
                 extra={**keys, "attempts": record.reconcile_attempt},
             )
             self._store.clear_deadline(
-                record.submission_id,
+                record.run_id,
                 observed_deadline=record.deadline_at,
                 history_state="RELAUNCH_GAVE_UP",
                 detail=f"relaunch not sent after {record.reconcile_attempt} re-drives; for an operator",
@@ -590,7 +624,7 @@ class TimeoutSweeper:
         self._metrics.count(Metric.STOPPED_EVENTS_RECONCILED)
         self._logger.warning("pending relaunch re-driven through the completion function", extra=keys)
         self._store.mark_relaunch_redriven(
-            record.submission_id,
+            record.run_id,
             observed_deadline=record.deadline_at,
             next_check_at=int(now) + self._settings.reconcile_grace_seconds,
             detail=f"re-drive {record.reconcile_attempt + 1}: relaunch message never confirmed sent",
@@ -611,7 +645,7 @@ class TimeoutSweeper:
                 "message was not redelivered within its lifetime; message presumed in the DLQ; redrive it"
             )
         if not self._store.mark_launch_stuck(
-            record.submission_id,
+            record.run_id,
             observed_state=record.state,
             attempt=attempt,
             observed_deadline=record.deadline_at,
@@ -622,7 +656,7 @@ class TimeoutSweeper:
         self._metrics.count(Metric.STUCK_LAUNCHES_DEAD_LETTERED)
         self._logger.warning(
             "stuck launch marked DEAD_LETTERED: redrive the challenge DLQ",
-            extra={"submission_id": record.submission_id, "was": record.state.value, "attempt": attempt},
+            extra={"run_id": record.run_id, "was": record.state.value, "attempt": attempt},
         )
 
     # ================================================================== 4. unfinished reports
@@ -631,24 +665,24 @@ class TimeoutSweeper:
             due = self._store.find_due(state, before=now, limit=self._settings.max_stops_per_run)
             if not due:
                 continue
-            records = self._store.get_many(entry.submission_id for entry in due)
+            records = self._store.get_many(entry.run_id for entry in due)
             for entry in due:
-                record = records.get(entry.submission_id)
+                record = records.get(entry.run_id)
                 if record is None or record.deadline_at is None or record.deadline_at != entry.deadline_at:
                     continue
-                self._guarded(result, record.submission_id, partial(self._check_report, record, now, result))
+                self._guarded(result, record.run_id, partial(self._check_report, record, now, result))
 
     def _check_report(self, record: LifecycleRecord, now: float, result: SweepResult) -> None:
         assert record.deadline_at is not None
         status = record.report_status
         lease_expired = record.report_lease_until is None or record.report_lease_until < now
-        keys = {"submission_id": record.submission_id, "report_status": status.value if status else None}
+        keys = {"run_id": record.run_id, "report_status": status.value if status else None}
         if status is ReportStatus.REPORTING and not lease_expired:
             return  # an invocation is reporting right now: look again next run
         if status not in {ReportStatus.PENDING, ReportStatus.REPORTING}:
             # Settled (or never needed) but still on the index: nothing left to do.
             self._store.clear_deadline(
-                record.submission_id,
+                record.run_id,
                 observed_deadline=record.deadline_at,
                 history_state="REPORT_CHECKED",
                 detail=f"report {status.value if status else 'status unknown'}: nothing to re-drive",
@@ -662,20 +696,13 @@ class TimeoutSweeper:
                 extra={**keys, "attempts": record.report_retry_attempt},
             )
             self._store.clear_deadline(
-                record.submission_id,
+                record.run_id,
                 observed_deadline=record.deadline_at,
                 history_state="REPORT_RETRY_GAVE_UP",
                 detail=f"report still {status.value} after {record.report_retry_attempt} re-drives: for an operator",
             )
             return
-        clusters = self._settings.ecs_cluster_arns
-        event = stopped_event_for_recorded_outcome(
-            record,
-            environment_name=self._environment,
-            now=self._at(now),
-            cluster_arn=clusters[0] if clusters else None,
-        )
-        self._send(event)
+        self._send(self._report_event(record, now))
         attempt = record.report_retry_attempt + 1
         result.reports_redriven += 1
         self._metrics.count(Metric.REPORTS_REDRIVEN)
@@ -683,10 +710,24 @@ class TimeoutSweeper:
             "unfinished report re-driven through the completion function", extra={**keys, "attempt": attempt}
         )
         self._store.mark_report_redriven(
-            record.submission_id,
+            record.run_id,
             observed_deadline=record.deadline_at,
             next_check_at=int(now) + self._settings.report_retry_interval_seconds,
-            detail=f"re-drive {attempt}: report was {status.value}; synthetic STOPPED event sent",
+            detail=f"re-drive {attempt}: report was {status.value}; "
+            + ("synthetic STOPPED event sent" if record.task_arn else "report-due event sent"),
+        )
+
+    def _report_event(self, record: LifecycleRecord, now: float) -> dict[str, Any]:
+        """What makes the completion function report the recorded outcome: a run with a task gets its STOPPED
+        event again; a run that never had one (a skipped v6 run, decision 086) gets the report-due event."""
+        if not record.task_arn:
+            return report_due_event(record.run_id)
+        clusters = self._settings.ecs_cluster_arns
+        return stopped_event_for_recorded_outcome(
+            record,
+            environment_name=self._environment,
+            now=self._at(now),
+            cluster_arn=clusters[0] if clusters else None,
         )
 
     # ================================================================== plumbing
@@ -700,7 +741,7 @@ class TimeoutSweeper:
 
     def _send(self, event: dict[str, Any]) -> None:
         if self._lambda is None or not self._settings.completion_function_name:
-            raise ReconcileError("no completion function to send a synthetic STOPPED event to")
+            raise ReconcileError("no completion function to send a synthetic event to")
         response = self._lambda().invoke(
             FunctionName=self._settings.completion_function_name,
             InvocationType="Event",

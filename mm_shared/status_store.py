@@ -1,6 +1,8 @@
 """The status table: lifecycle record *and* idempotency guard, through conditional writes.
 
-One item per submission. Every transition is a conditional write, so duplicates and races resolve in
+One item per run: `runId` = `<submissionId>#<PHASE>` (decision 084), so the phases of one submission are
+independent items (their own claims, tasks, outcomes and reports); `get_runs` reads a submission's runs.
+Every transition is a conditional write, so duplicates and races resolve in
 DynamoDB rather than in memory:
 
     (absent) --claim_launch--> LAUNCHING --mark_launched--> LAUNCHED --record_outcome--> SUCCEEDED
@@ -56,7 +58,8 @@ from mm_shared.models.lifecycle import (
     ReportStatus,
     SubmissionState,
 )
-from mm_shared.models.outcome import Outcome, OutcomeCode
+from mm_shared.models.outcome import Outcome, OutcomeCode, TestStatus
+from mm_shared.models.phase import RunKey, ScoringPhase, run_ids_of
 from mm_shared.models.routed import RoutedSubmission
 
 _serializer = TypeSerializer()
@@ -159,8 +162,8 @@ class StatusStore:
     def client(self) -> Any:
         return self._client if self._client is not None else aws.client("dynamodb")
 
-    def _key(self, submission_id: str) -> dict[str, Any]:
-        return {STATUS_TABLE_PARTITION_KEY: {"S": submission_id}}
+    def _key(self, run_id: str) -> dict[str, Any]:
+        return {STATUS_TABLE_PARTITION_KEY: {"S": run_id}}
 
     @staticmethod
     def _values(values: dict[str, Any]) -> dict[str, Any]:
@@ -169,8 +172,8 @@ class StatusStore:
     def _history_entry(self, now: float, state: str, detail: str) -> list[dict[str, str]]:
         return [{"at": _now_iso(now), "state": state, "detail": detail[:_MAX_DETAIL]}]
 
-    def get(self, submission_id: str) -> LifecycleRecord | None:
-        response = self.client.get_item(TableName=self._table, Key=self._key(submission_id), ConsistentRead=True)
+    def get(self, run_id: str) -> LifecycleRecord | None:
+        response = self.client.get_item(TableName=self._table, Key=self._key(run_id), ConsistentRead=True)
         item = response.get("Item")
         return self._to_record(item) if item else None
 
@@ -181,7 +184,7 @@ class StatusStore:
 
     def _update(
         self,
-        submission_id: str,
+        run_id: str,
         update: str,
         condition: str,
         values: dict[str, Any],
@@ -191,7 +194,7 @@ class StatusStore:
         """Conditional UpdateItem; returns None when the condition failed."""
         request: dict[str, Any] = {
             "TableName": self._table,
-            "Key": self._key(submission_id),
+            "Key": self._key(run_id),
             "UpdateExpression": update,
             "ConditionExpression": condition,
             "ExpressionAttributeValues": self._values(values),
@@ -212,17 +215,19 @@ class StatusStore:
         self,
         submission: RoutedSubmission,
         *,
+        phase: ScoringPhase,
         scorer_type: str,
         lease_seconds: int,
         timeout_seconds: int | None = None,
     ) -> LaunchClaim:
-        """Claim the right to call RunTask for this submission (see the module docstring)."""
+        """Claim the right to call RunTask for this run (submission, phase) (see the module docstring)."""
+        key = RunKey(submission.submission_id, phase)
         for _ in range(_MAX_RACE_RETRIES):
             now = self._clock()
-            created = self._create_launching(submission, scorer_type, now, lease_seconds, timeout_seconds)
+            created = self._create_launching(submission, key, scorer_type, now, lease_seconds, timeout_seconds)
             if created:
                 return LaunchClaim(LaunchDecision.GRANTED, attempt=1)
-            record = self.get(submission.submission_id)
+            record = self.get(key.run_id)
             if record is None:
                 continue  # expired by TTL between the two calls: create again
             decision, next_attempt = self._decide_launch(record, now)
@@ -233,17 +238,41 @@ class StatusStore:
         # Lost the race every time: another delivery is working on it right now.
         return LaunchClaim(LaunchDecision.DUPLICATE_IN_FLIGHT, attempt=0)
 
+    def _run_identity(self, submission: RoutedSubmission, key: RunKey) -> dict[str, Any]:
+        """The attributes that name a run: its key, and the submission and phase it is a run of (decision 084)."""
+        return {
+            STATUS_TABLE_PARTITION_KEY: key.run_id,
+            "submissionId": key.submission_id,
+            "phase": key.phase.value,
+            "platform": submission.platform.value,
+            "challengeId": submission.challenge_id,
+        }
+
+    def _create_item(self, item: dict[str, Any]) -> bool:
+        """PutItem only while no item has this run id; False when one exists (nothing written)."""
+        try:
+            self.client.put_item(
+                TableName=self._table,
+                Item=self._values(item),
+                ConditionExpression=f"attribute_not_exists({STATUS_TABLE_PARTITION_KEY})",
+            )
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                return False
+            raise
+        return True
+
     def _create_launching(
         self,
         submission: RoutedSubmission,
+        key: RunKey,
         scorer_type: str,
         now: float,
         lease_seconds: int,
         timeout_seconds: int | None,
     ) -> bool:
         item: dict[str, Any] = {
-            STATUS_TABLE_PARTITION_KEY: submission.submission_id,
-            "challengeId": submission.challenge_id,
+            **self._run_identity(submission, key),
             "state": SubmissionState.LAUNCHING.value,
             "correlationId": submission.correlation_id,
             "memberId": submission.member_id,
@@ -261,17 +290,51 @@ class StatusStore:
         }
         if timeout_seconds is not None:
             item["timeoutSeconds"] = timeout_seconds
-        try:
-            self.client.put_item(
-                TableName=self._table,
-                Item=self._values(item),
-                ConditionExpression=f"attribute_not_exists({STATUS_TABLE_PARTITION_KEY})",
-            )
-        except ClientError as error:
-            if _is_conditional_failure(error):
-                return False
-            raise
-        return True
+        return self._create_item(item)
+
+    def record_skipped(
+        self,
+        submission: RoutedSubmission,
+        *,
+        phase: ScoringPhase,
+        scorer_type: str,
+        reason: str,
+        report_due_in_seconds: int = 0,
+    ) -> bool:
+        """A run the pipeline will not score (decision 086): created FAILED with its reason, no task, report PENDING.
+
+        `deadlineAt` = now + `report_due_in_seconds`: if nobody reports it, the sweeper re-drives the report. Only
+        while the run has no item: False for a duplicate (or a run that was launched), and nothing is written.
+        """
+        now = self._clock()
+        key = RunKey(submission.submission_id, phase)
+        reason = reason[:_MAX_DETAIL]
+        item: dict[str, Any] = {
+            **self._run_identity(submission, key),
+            "state": SubmissionState.FAILED.value,
+            "correlationId": submission.correlation_id,
+            "memberId": submission.member_id,
+            "scorerType": scorer_type,
+            "launchAttempt": 0,
+            "launchAmbiguous": False,
+            "reason": reason,
+            "testStatus": TestStatus.FAILED.value,
+            "reportStatus": ReportStatus.PENDING.value,
+            "deadlineAt": int(now) + report_due_in_seconds,
+            "routedMessage": submission.to_json(),
+            "createdAt": _now_iso(now),
+            "updatedAt": _now_iso(now),
+            "stoppedAt": _now_iso(now),
+            "expiresAt": int(now) + self._ttl_seconds,
+            "history": self._history_entry(now, "SKIPPED", f"SKIPPED: {reason}"),
+        }
+        return self._create_item(item)
+
+    def get_runs(self, submission_id: str) -> list[LifecycleRecord]:
+        """Every run of a submission that has an item, in phase order (EXAMPLE, PROVISIONAL, SYSTEM)."""
+        run_ids = run_ids_of(submission_id)
+        found = self.get_many(run_ids)
+        return [found[run_id] for run_id in run_ids if run_id in found]
 
     @staticmethod
     def _decide_launch(record: LifecycleRecord, now: float) -> tuple[LaunchDecision, int]:
@@ -335,11 +398,11 @@ class StatusStore:
             condition += " AND leaseUntil = :observed_lease"
         else:
             condition += " AND attribute_not_exists(leaseUntil)"
-        return self._update(record.submission_id, update, condition, values) is not None
+        return self._update(record.run_id, update, condition, values) is not None
 
     def mark_launched(
         self,
-        submission_id: str,
+        run_id: str,
         *,
         attempt: int,
         task_arn: str,
@@ -357,7 +420,7 @@ class StatusStore:
         check = DEFAULT_LIVENESS_CHECK_SECONDS if liveness_check_seconds is None else liveness_check_seconds
         timeout_at = int(now) + timeout_seconds
         updated = self._update(
-            submission_id,
+            run_id,
             "SET #state = :launched, taskArn = :task, clusterArn = :cluster, launchedAt = :now, "
             "updatedAt = :now, timeoutAt = :timeout_at, deadlineAt = :deadline, timeoutSeconds = :timeout_seconds, "
             "launchAmbiguous = :false, history = list_append(history, :entry) REMOVE leaseUntil",
@@ -380,7 +443,7 @@ class StatusStore:
 
     def mark_launch_failed(
         self,
-        submission_id: str,
+        run_id: str,
         *,
         attempt: int,
         reason: str,
@@ -416,12 +479,10 @@ class StatusStore:
             sets.append("launchAmbiguous = :false")
             values[":false"] = False
         update = f"SET {', '.join(sets)} REMOVE {', '.join(removes)}"
-        updated = self._update(submission_id, update, "#state = :launching AND launchAttempt = :attempt", values)
+        updated = self._update(run_id, update, "#state = :launching AND launchAttempt = :attempt", values)
         return updated is not None
 
-    def mark_launch_outcome_unknown(
-        self, submission_id: str, *, attempt: int, reason: str, dead_lettered: bool
-    ) -> bool:
+    def mark_launch_outcome_unknown(self, run_id: str, *, attempt: int, reason: str, dead_lettered: bool) -> bool:
         """RunTask of this attempt may have started a task (5xx, read timeout, unknown error).
 
         The attempt is flagged ambiguous, so every later claim reuses its clientToken. Not the last receive:
@@ -451,9 +512,7 @@ class StatusStore:
             detail = f"{reason}; launch outcome unknown: lease kept, the retry reuses the clientToken"
             values[":entry"] = self._history_entry(now, "LAUNCH_OUTCOME_UNKNOWN", detail)
             update = "SET launchAmbiguous = :true, updatedAt = :now, history = list_append(history, :entry)"
-        return (
-            self._update(submission_id, update, "#state = :launching AND launchAttempt = :attempt", values) is not None
-        )
+        return self._update(run_id, update, "#state = :launching AND launchAttempt = :attempt", values) is not None
 
     # ------------------------------------------------------------------ completion handler
     def now(self) -> float:
@@ -493,7 +552,7 @@ class StatusStore:
 
     def record_outcome(
         self,
-        submission_id: str,
+        run_id: str,
         challenge_id: str,
         outcome: Outcome,
         *,
@@ -540,10 +599,10 @@ class StatusStore:
             sets += ", deadlineAt = :deadline"
         else:
             removes += ", deadlineAt"
-        updated = self._update(submission_id, f"SET {sets} REMOVE {removes}", condition, values)
+        updated = self._update(run_id, f"SET {sets} REMOVE {removes}", condition, values)
         if updated is not None:
             return OutcomeRecordResult(OutcomeDecision.RECORDED, self._to_record(updated))
-        record = self.get(submission_id)
+        record = self.get(run_id)
         if record is None:
             return OutcomeRecordResult(OutcomeDecision.UNKNOWN_SUBMISSION, None)
         if record.task_arn == outcome.task_arn and record.state in FINAL_STATES:
@@ -556,7 +615,7 @@ class StatusStore:
             # An older attempt's task stopped while a newer attempt is launching: the newer task is recorded by
             # its own event. Leave a trace for an operator; never touch the state.
             self._note(
-                submission_id,
+                run_id,
                 "#state = :launching",
                 {":launching": SubmissionState.LAUNCHING.value},
                 now,
@@ -567,23 +626,21 @@ class StatusStore:
             return OutcomeRecordResult(OutcomeDecision.STALE_TASK, record)
         return OutcomeRecordResult(OutcomeDecision.OTHER_TASK, record)
 
-    def _note(
-        self, submission_id: str, condition: str, values: dict[str, Any], now: float, tag: str, detail: str
-    ) -> bool:
+    def _note(self, run_id: str, condition: str, values: dict[str, Any], now: float, tag: str, detail: str) -> bool:
         """Append a history entry (and nothing else) while `condition` holds."""
         updated = self._update(
-            submission_id,
+            run_id,
             "SET updatedAt = :now, history = list_append(if_not_exists(history, :empty), :entry)",
             condition,
             {**values, ":now": _now_iso(now), ":empty": [], ":entry": self._history_entry(now, tag, detail)},
         )
         return updated is not None
 
-    def settle_report_not_required(self, submission_id: str, *, task_arn: str) -> bool:
+    def settle_report_not_required(self, run_id: str, *, task_arn: str) -> bool:
         """PENDING -> NOT_REQUIRED for a success recorded before the challenge's report policy was known."""
         now = self._clock()
         updated = self._update(
-            submission_id,
+            run_id,
             "SET reportStatus = :not_required, updatedAt = :now, history = list_append(history, :entry) "
             "REMOVE deadlineAt, reportAmbiguousAt",
             "#state = :succeeded AND taskArn = :task AND reportStatus = :pending",
@@ -602,7 +659,7 @@ class StatusStore:
 
     def mark_start_failed_for_relaunch(
         self,
-        submission_id: str,
+        run_id: str,
         challenge_id: str,
         *,
         task_arn: str,
@@ -631,7 +688,7 @@ class StatusStore:
         }
         owns = self._owns_task(values, task_arn=task_arn, challenge_id=challenge_id, launch_attempt=launch_attempt)
         updated = self._update(
-            submission_id,
+            run_id,
             "SET #state = :launch_failed, launchAmbiguous = :false, relaunchPending = :true, taskArn = :task, "
             "reason = :reason, updatedAt = :now, deadlineAt = :deadline, history = list_append(history, :entry) "
             "ADD startRelaunches :one REMOVE leaseUntil",
@@ -641,7 +698,7 @@ class StatusStore:
         )
         if updated is not None:
             return RelaunchClaim(RelaunchDecision.GRANTED, self._to_record(updated))
-        response = self.client.get_item(TableName=self._table, Key=self._key(submission_id), ConsistentRead=True)
+        response = self.client.get_item(TableName=self._table, Key=self._key(run_id), ConsistentRead=True)
         item = response.get("Item")
         if not item:
             return RelaunchClaim(RelaunchDecision.NOT_ELIGIBLE)
@@ -651,11 +708,11 @@ class StatusStore:
             return RelaunchClaim(RelaunchDecision.RESEND if pending else RelaunchDecision.ALREADY_SENT, record)
         return RelaunchClaim(RelaunchDecision.NOT_ELIGIBLE, record)
 
-    def mark_relaunch_sent(self, submission_id: str, *, task_arn: str, delay_seconds: int) -> bool:
+    def mark_relaunch_sent(self, run_id: str, *, task_arn: str, delay_seconds: int) -> bool:
         """The relaunch message is on the challenge queue. False when a claim already took the item further."""
         now = self._clock()
         updated = self._update(
-            submission_id,
+            run_id,
             "SET updatedAt = :now, deadlineAt = :deadline, history = list_append(history, :entry) "
             "REMOVE relaunchPending",
             "#state = :launch_failed AND taskArn = :task AND relaunchPending = :true",
@@ -671,7 +728,7 @@ class StatusStore:
         )
         return updated is not None
 
-    def claim_report(self, submission_id: str, *, lease_seconds: int) -> ReportClaim:
+    def claim_report(self, run_id: str, *, lease_seconds: int) -> ReportClaim:
         """PENDING (or an expired REPORTING lease) -> REPORTING. Not granted: reported, rejected, busy.
 
         A claim taken over from an expired lease reports that lease's end as `ambiguous_at`: its holder may
@@ -686,7 +743,7 @@ class StatusStore:
         }
         update = "SET reportStatus = :reporting, reportLeaseUntil = :lease, updatedAt = :now ADD reportAttempt :one"
         old = self._update(
-            submission_id,
+            run_id,
             update,
             "reportStatus = :pending",
             {**values, ":pending": ReportStatus.PENDING.value},
@@ -695,7 +752,7 @@ class StatusStore:
         expired_lease_until: int | None = None
         if old is None:
             old = self._update(
-                submission_id,
+                run_id,
                 update,
                 "reportStatus = :reporting AND reportLeaseUntil < :now_epoch",
                 {**values, ":now_epoch": int(now)},
@@ -704,7 +761,7 @@ class StatusStore:
             if old is not None and "reportLeaseUntil" in old:
                 expired_lease_until = int(_deserializer.deserialize(old["reportLeaseUntil"]))
         if old is None:
-            record = self.get(submission_id)
+            record = self.get(run_id)
             return ReportClaim(False, 0, record.report_status if record else None)
         previous_attempts = int(_deserializer.deserialize(old["reportAttempt"])) if "reportAttempt" in old else 0
         marks = [expired_lease_until]
@@ -713,10 +770,10 @@ class StatusStore:
         known = [mark for mark in marks if mark is not None]
         return ReportClaim(True, previous_attempts + 1, ReportStatus.REPORTING, max(known) if known else None)
 
-    def _finish_report(self, submission_id: str, status: ReportStatus, response_summary: str) -> bool:
+    def _finish_report(self, run_id: str, status: ReportStatus, response_summary: str) -> bool:
         now = self._clock()
         updated = self._update(
-            submission_id,
+            run_id,
             "SET reportStatus = :status, reportResponse = :response, reportedAt = :now, updatedAt = :now, "
             "history = list_append(history, :entry) REMOVE reportLeaseUntil, deadlineAt, reportAmbiguousAt",
             "reportStatus = :reporting",
@@ -730,13 +787,13 @@ class StatusStore:
         )
         return updated is not None
 
-    def mark_reported(self, submission_id: str, *, response_summary: str) -> bool:
-        return self._finish_report(submission_id, ReportStatus.REPORTED, response_summary)
+    def mark_reported(self, run_id: str, *, response_summary: str) -> bool:
+        return self._finish_report(run_id, ReportStatus.REPORTED, response_summary)
 
-    def mark_report_rejected(self, submission_id: str, *, response_summary: str) -> bool:
-        return self._finish_report(submission_id, ReportStatus.REJECTED, response_summary)
+    def mark_report_rejected(self, run_id: str, *, response_summary: str) -> bool:
+        return self._finish_report(run_id, ReportStatus.REJECTED, response_summary)
 
-    def release_report(self, submission_id: str, *, ambiguous_at: int | None = None) -> bool:
+    def release_report(self, run_id: str, *, ambiguous_at: int | None = None) -> bool:
         """REPORTING -> PENDING after a transient failure, so the retried invocation can claim at once.
 
         `ambiguous_at` (epoch s): an attempt may have reached the API until then (an ambiguous POST): the next
@@ -747,7 +804,7 @@ class StatusStore:
         if ambiguous_at is not None:
             values[":ambiguous"] = ambiguous_at
             update += ", reportAmbiguousAt = :ambiguous"
-        updated = self._update(submission_id, f"{update} REMOVE reportLeaseUntil", "reportStatus = :reporting", values)
+        updated = self._update(run_id, f"{update} REMOVE reportLeaseUntil", "reportStatus = :reporting", values)
         return updated is not None
 
     # ------------------------------------------------------------------ timeout sweeper
@@ -774,9 +831,9 @@ class StatusStore:
         )
         return [self._to_record(item) for item in response.get("Items", [])]
 
-    def get_many(self, submission_ids: Iterable[str]) -> dict[str, LifecycleRecord]:
-        """Consistent BatchGetItem (100 keys a call, unprocessed keys retried): the items that exist, by id."""
-        ids = [i for i in dict.fromkeys(submission_ids) if 0 < len(i.encode()) <= _MAX_KEY_BYTES]
+    def get_many(self, run_ids: Iterable[str]) -> dict[str, LifecycleRecord]:
+        """Consistent BatchGetItem (100 keys a call, unprocessed keys retried): the items that exist, by run id."""
+        ids = [i for i in dict.fromkeys(run_ids) if 0 < len(i.encode()) <= _MAX_KEY_BYTES]
         found: dict[str, LifecycleRecord] = {}
         for start in range(0, len(ids), _BATCH_GET_KEYS):
             request: dict[str, Any] = {
@@ -789,7 +846,7 @@ class StatusStore:
                 response = self.client.batch_get_item(RequestItems=request)
                 for item in response.get("Responses", {}).get(self._table, []):
                     record = self._to_record(item)
-                    found[record.submission_id] = record
+                    found[record.run_id] = record
                 request = response.get("UnprocessedKeys") or {}
                 if not request:
                     break
@@ -797,12 +854,12 @@ class StatusStore:
                 raise RuntimeError(f"BatchGetItem left keys unprocessed after {_MAX_BATCH_ROUNDS} rounds (throttled)")
         return found
 
-    def mark_liveness_checked(self, submission_id: str, *, task_arn: str, next_check_at: int) -> bool:
+    def mark_liveness_checked(self, run_id: str, *, task_arn: str, next_check_at: int) -> bool:
         """The sweeper described the task and it needs nothing yet: look again at `next_check_at` (no history
         entry: a day-long task is checked every 15 minutes)."""
         now = self._clock()
         updated = self._update(
-            submission_id,
+            run_id,
             "SET deadlineAt = :next, updatedAt = :now",
             "#state = :launched AND taskArn = :task",
             {
@@ -815,7 +872,7 @@ class StatusStore:
         return updated is not None
 
     def mark_stop_requested(
-        self, submission_id: str, *, task_arn: str, reason: str, grace_seconds: int = DEFAULT_RECONCILE_GRACE_SECONDS
+        self, run_id: str, *, task_arn: str, reason: str, grace_seconds: int = DEFAULT_RECONCILE_GRACE_SECONDS
     ) -> bool:
         """StopTask was sent: record it and push the deadline `grace_seconds` out.
 
@@ -824,7 +881,7 @@ class StatusStore:
         """
         now = self._clock()
         updated = self._update(
-            submission_id,
+            run_id,
             "SET stopRequestedAt = :now, deadlineAt = :deadline, updatedAt = :now, "
             "history = list_append(history, :entry)",
             "#state = :launched AND taskArn = :task",
@@ -838,14 +895,14 @@ class StatusStore:
         )
         return updated is not None
 
-    def mark_reconcile_requested(self, submission_id: str, *, task_arn: str, grace_seconds: int, detail: str) -> bool:
+    def mark_reconcile_requested(self, run_id: str, *, task_arn: str, grace_seconds: int, detail: str) -> bool:
         """One reconciliation attempt was made (synthetic STOPPED event sent, or StopTask repeated).
 
         Pushes the deadline `grace_seconds` out again and counts the attempt in `reconcileAttempt`.
         """
         now = self._clock()
         updated = self._update(
-            submission_id,
+            run_id,
             "SET deadlineAt = :deadline, updatedAt = :now, history = list_append(history, :entry) "
             "ADD reconcileAttempt :one",
             "#state = :launched AND taskArn = :task",
@@ -860,14 +917,14 @@ class StatusStore:
         )
         return updated is not None
 
-    def mark_reconcile_abandoned(self, submission_id: str, *, task_arn: str, detail: str) -> bool:
+    def mark_reconcile_abandoned(self, run_id: str, *, task_arn: str, detail: str) -> bool:
         """The sweeper gave up: take the item off the overdue index (it stays LAUNCHED for an operator).
 
         Without this a given-up item would be overdue forever and fill every sweep's query page.
         """
         now = self._clock()
         updated = self._update(
-            submission_id,
+            run_id,
             "SET updatedAt = :now, history = list_append(history, :entry) REMOVE deadlineAt",
             "#state = :launched AND taskArn = :task",
             {
@@ -881,7 +938,7 @@ class StatusStore:
 
     def adopt_task(
         self,
-        submission_id: str,
+        run_id: str,
         *,
         observed_state: SubmissionState,
         attempt: int,
@@ -927,7 +984,7 @@ class StatusStore:
             condition += " AND launchAmbiguous = :true"
             values[":true"] = True
         updated = self._update(
-            submission_id,
+            run_id,
             "SET #state = :launched, taskArn = :task, clusterArn = :cluster, launchedAt = :started, "
             "timeoutAt = :timeout_at, timeoutSeconds = :timeout_seconds, deadlineAt = :deadline, "
             "launchAmbiguous = :false, updatedAt = :now, history = list_append(if_not_exists(history, :empty), :entry) "
@@ -937,11 +994,11 @@ class StatusStore:
         )
         return updated is not None
 
-    def mark_orphan_stopped(self, submission_id: str, *, detail: str) -> bool:
+    def mark_orphan_stopped(self, run_id: str, *, detail: str) -> bool:
         """A history entry on an existing item: the sweeper stopped a task of this submission no item tracks."""
         now = self._clock()
         updated = self._update(
-            submission_id,
+            run_id,
             "SET updatedAt = :now, history = list_append(if_not_exists(history, :empty), :entry)",
             f"attribute_exists({STATUS_TABLE_PARTITION_KEY})",
             {":now": _now_iso(now), ":empty": [], ":entry": self._history_entry(now, "ORPHAN_STOPPED", detail)},
@@ -949,7 +1006,7 @@ class StatusStore:
         return updated is not None
 
     def mark_launch_stuck(
-        self, submission_id: str, *, observed_state: SubmissionState, attempt: int, observed_deadline: int, reason: str
+        self, run_id: str, *, observed_state: SubmissionState, attempt: int, observed_deadline: int, reason: str
     ) -> bool:
         """LAUNCHING (lease long expired) or LAUNCH_FAILED that SQS can no longer redeliver -> DEAD_LETTERED.
 
@@ -976,16 +1033,14 @@ class StatusStore:
             update += ", launchAmbiguous = :true"
             values[":true"] = True
         updated = self._update(
-            submission_id,
+            run_id,
             update + " REMOVE leaseUntil, deadlineAt",
             "#state = :observed_state AND launchAttempt = :attempt AND deadlineAt = :observed_deadline",
             values,
         )
         return updated is not None
 
-    def mark_report_redriven(
-        self, submission_id: str, *, observed_deadline: int, next_check_at: int, detail: str
-    ) -> bool:
+    def mark_report_redriven(self, run_id: str, *, observed_deadline: int, next_check_at: int, detail: str) -> bool:
         """The sweeper re-sent an unfinished report's event: count it (`reportRetryAttempt`), look again later.
 
         Only while the report is still unfinished (PENDING, or REPORTING with an expired lease) and the deadline
@@ -993,7 +1048,7 @@ class StatusStore:
         """
         now = self._clock()
         updated = self._update(
-            submission_id,
+            run_id,
             "SET deadlineAt = :next, updatedAt = :now, history = list_append(if_not_exists(history, :empty), :entry) "
             "ADD reportRetryAttempt :one",
             "deadlineAt = :observed_deadline AND (reportStatus = :pending OR (reportStatus = :reporting AND "
@@ -1012,16 +1067,14 @@ class StatusStore:
         )
         return updated is not None
 
-    def mark_relaunch_redriven(
-        self, submission_id: str, *, observed_deadline: int, next_check_at: int, detail: str
-    ) -> bool:
+    def mark_relaunch_redriven(self, run_id: str, *, observed_deadline: int, next_check_at: int, detail: str) -> bool:
         """The sweeper re-sent the start failure's event for a relaunch never confirmed sent (decision 072).
 
         Counts a reconcile attempt; only while the item still waits on that relaunch, at the deadline it saw.
         """
         now = self._clock()
         updated = self._update(
-            submission_id,
+            run_id,
             "SET deadlineAt = :next, updatedAt = :now, history = list_append(history, :entry) "
             "ADD reconcileAttempt :one",
             "#state = :launch_failed AND relaunchPending = :true AND deadlineAt = :observed_deadline",
@@ -1037,11 +1090,11 @@ class StatusStore:
         )
         return updated is not None
 
-    def clear_deadline(self, submission_id: str, *, observed_deadline: int, history_state: str, detail: str) -> bool:
+    def clear_deadline(self, run_id: str, *, observed_deadline: int, history_state: str, detail: str) -> bool:
         """Take a final item off the sweeper's index (report given up, or settled without removing its deadline)."""
         now = self._clock()
         updated = self._update(
-            submission_id,
+            run_id,
             "SET updatedAt = :now, history = list_append(if_not_exists(history, :empty), :entry) REMOVE deadlineAt",
             "deadlineAt = :observed_deadline",
             {

@@ -33,10 +33,18 @@ def status_table_definition(table_name: str) -> dict[str, Any]:
                     {"AttributeName": "state", "KeyType": "HASH"},
                     {"AttributeName": "deadlineAt", "KeyType": "RANGE"},
                 ],
-                # Keys only + what the sweeper needs to stop the task.
+                # Keys only + what the sweeper needs to stop the task and name the run (submission, phase).
                 "Projection": {
                     "ProjectionType": "INCLUDE",
-                    "NonKeyAttributes": ["taskArn", "clusterArn", "challengeId", "createdAt", "updatedAt"],
+                    "NonKeyAttributes": [
+                        "submissionId",
+                        "phase",
+                        "taskArn",
+                        "clusterArn",
+                        "challengeId",
+                        "createdAt",
+                        "updatedAt",
+                    ],
                 },
             }
         ],

@@ -25,7 +25,7 @@ from typing import Any
 
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-from mm_shared.models.task import TaskEnv
+from mm_shared.models.task import TaskEnv, TaskTag
 from tests.fakes import boto_session
 from tests.fakes.clock import VirtualClock
 
@@ -85,6 +85,12 @@ class FakeTask:
     def submission_id(self) -> str:
         return self.environment.get(TaskEnv.SUBMISSION_ID.value, "")
 
+    @property
+    def phase(self) -> str:
+        """The run's phase (MM_PHASE, the `Phase` tag when the overrides lack it); "" when the task names none."""
+        tags = {str(tag.get("key")): str(tag.get("value")) for tag in self.tags}
+        return self.environment.get(TaskEnv.PHASE.value) or tags.get(TaskTag.PHASE.value, "")
+
 
 class EcsError(Exception):
     def __init__(self, code: str, message: str, status: int = 400, **extra: Any) -> None:
@@ -120,8 +126,13 @@ class FakeEcs:
     def cluster_arn(cluster: str) -> str:
         return cluster if cluster.startswith("arn:") else f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{cluster}"
 
-    def tasks_of(self, submission_id: str) -> list[FakeTask]:
-        return [t for t in self.tasks.values() if t.submission_id == submission_id]
+    def tasks_of(self, submission_id: str, phase: str | None = None) -> list[FakeTask]:
+        """The tasks of a submission; with `phase`, of that one run (submission, phase)."""
+        return [
+            t
+            for t in self.tasks.values()
+            if t.submission_id == submission_id and (phase is None or t.phase == str(phase))
+        ]
 
     def running(self) -> list[FakeTask]:
         return [t for t in self.tasks.values() if t.last_status != "STOPPED"]

@@ -30,6 +30,7 @@ from tests.integration.completion.conftest import (
     FakeLambda,
     launch_task,
     moto_ecs_task,
+    rid,
     stopped_event,
     task_arn,
     task_environment,
@@ -110,7 +111,7 @@ def test_a_lost_stopped_event_is_reconciled_from_describe_tasks_and_reported_exa
 ) -> None:
     # Given a task that exited 1 on its own, but whose STOPPED event never reached the completion function
     submission_id, arn = launched(completion)
-    environment = task_environment(submission_id, **{TaskEnv.M2M_TOKEN.value: INSECURE_TOKEN})
+    environment = {**task_environment(submission_id), TaskEnv.M2M_TOKEN.value: INSECURE_TOKEN}
     ecs = aws_clients.client("ecs")
     lam = FakeLambda(deliver=completion.invoke)  # Lambda runs the completion handler with the payload
     metrics = RecordingMetricsSink()
@@ -249,10 +250,10 @@ def test_after_the_last_attempt_the_sweeper_gives_up_loudly_and_stops_resending(
     assert (record.state, record.deadline_at, record.reconcile_attempt) == (SubmissionState.LAUNCHED, None, 2)
     assert history(record)[-1] == "RECONCILE_GAVE_UP"
     errors = [json.loads(line) for line in captured_logs.getvalue().splitlines() if '"level":"ERROR"' in line]
-    assert [(e["message"], e["submission_id"]) for e in errors] == [
+    assert [(e["message"], e["run_id"]) for e in errors] == [
         (
             "STOPPED event still not processed after the last reconcile attempt: an operator must look",
-            submission_id,
+            rid(submission_id),
         )
     ]
 
@@ -261,7 +262,7 @@ def test_the_token_in_the_described_overrides_never_reaches_a_log_or_a_metric(
     completion: Completion, install_sweeper: Any, sweeps: Sweeps, captured_logs: Any
 ) -> None:
     submission_id, arn = launched(completion)
-    environment = task_environment(submission_id, **{TaskEnv.M2M_TOKEN.value: INSECURE_TOKEN})
+    environment = {**task_environment(submission_id), TaskEnv.M2M_TOKEN.value: INSECURE_TOKEN}
     ecs = aws_clients.client("ecs")
     lam = FakeLambda(deliver=completion.invoke)
     metrics = RecordingMetricsSink()

@@ -17,15 +17,22 @@ from botocore.exceptions import ClientError
 from completion_lambda import timeout_sweeper
 from completion_lambda.observability import RecordingMetricsSink
 from completion_lambda.sweeper import SweepResult
-from mm_shared.constants import OUTCOME_UNKNOWN_STOP_REASON_PREFIX, TIMEOUT_STOP_REASON_PREFIX, started_by
+from mm_shared.constants import (
+    OUTCOME_UNKNOWN_STOP_REASON_PREFIX,
+    STATUS_TABLE_PARTITION_KEY,
+    TIMEOUT_STOP_REASON_PREFIX,
+    started_by,
+)
 from mm_shared.models.lifecycle import ReportStatus, SubmissionState
-from mm_shared.models.task import TaskEnv
+from mm_shared.models.phase import ScoringPhase, run_id
+from mm_shared.models.task import TaskEnv, TaskTag
 from mm_shared.observability import Metric
 from mm_shared.status_store import DEFAULT_LIVENESS_CHECK_SECONDS
 from tests.builders import new_uuid
 from tests.conftest import Clock
 from tests.integration.completion.conftest import (
     CLUSTER_ARN,
+    DEFAULT_PHASE,
     ENVIRONMENT,
     Completion,
     FakeLambda,
@@ -37,6 +44,8 @@ from tests.unit.completion.fakes import CHALLENGE_ID
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")
 
+# The phase of the challenge's single run (the fake config's `testType`): a v5 submission has one run.
+PHASE = DEFAULT_PHASE
 ECS_FORGETS_AFTER_SECONDS = 3600  # ECS keeps a stopped task describable for about an hour
 SWEEP_INTERVAL_SECONDS = 300
 
@@ -57,8 +66,9 @@ class FakeTask:
     stop_code: str | None = None
     stopped_reason: str | None = None
     stopped_at: float | None = None
+    tags: dict[str, str] = field(default_factory=dict)
 
-    def described(self) -> dict[str, Any]:
+    def described(self, *, include_tags: bool = False) -> dict[str, Any]:
         """As DescribeTasks returns it through botocore (datetimes), with a log-router sidecar beside the scorer."""
         scorer: dict[str, Any] = {"name": "scorer", "lastStatus": self.last_status}
         if self.exit_code is not None:
@@ -79,6 +89,8 @@ class FakeTask:
                 ]
             },
         }
+        if include_tags:
+            task["tags"] = [{"key": k, "value": v} for k, v in self.tags.items()]
         if self.last_status == "STOPPED":
             assert self.stopped_at is not None
             task |= {
@@ -104,6 +116,8 @@ class FakeEcs:
         *,
         submission_id: str | None,
         arn: str | None = None,
+        phase: ScoringPhase | None = PHASE,
+        phase_tag: ScoringPhase | None = None,
         attempt: int | None = 1,
         timeout: int | None = 3600,
         age: float = 0,
@@ -111,11 +125,16 @@ class FakeEcs:
         started_by_value: str = started_by(ENVIRONMENT, CHALLENGE_ID),
     ) -> FakeTask:
         environment = task_environment(submission_id) if submission_id else {}
+        environment.pop(TaskEnv.PHASE.value, None)  # `phase` decides: None is a task that names no phase
+        if phase is not None:
+            environment[TaskEnv.PHASE.value] = phase.value
         if attempt is not None:
             environment[TaskEnv.LAUNCH_ATTEMPT.value] = str(attempt)
         if timeout is not None:
             environment[TaskEnv.TIMEOUT_SECONDS.value] = str(timeout)
         task = FakeTask(arn or task_arn(), cluster_arn, started_by_value, environment, self.clock.now - age)
+        if phase_tag is not None:
+            task.tags[TaskTag.PHASE.value] = phase_tag.value
         self.tasks[task.task_arn] = task
         return task
 
@@ -132,12 +151,13 @@ class FakeEcs:
             return None
         return task
 
-    def describe_tasks(self, *, cluster: str, tasks: list[str]) -> dict[str, Any]:
+    def describe_tasks(self, *, cluster: str, tasks: list[str], include: list[str] | None = None) -> dict[str, Any]:
         self.calls.append(("describe_tasks", {"cluster": cluster, "tasks": list(tasks)}))
         assert 1 <= len(tasks) <= 100, "DescribeTasks takes 1 to 100 tasks"
+        assert include in (None, ["TAGS"])
         known = [self._known(arn) for arn in tasks]
         return {
-            "tasks": [t.described() for t in known if t is not None],
+            "tasks": [t.described(include_tags=include == ["TAGS"]) for t in known if t is not None],
             "failures": [{"arn": arn, "reason": "MISSING"} for arn, t in zip(tasks, known, strict=True) if t is None],
         }
 
@@ -212,7 +232,7 @@ def harness(completion: Completion, install_sweeper: Any, clock: Clock, lambda_c
 
 def launched(h: Harness, *, timeout: int = 3600) -> tuple[str, FakeTask]:
     submission_id, arn = new_uuid(), task_arn()
-    launch_task(h.completion.store, submission_id, arn, CLUSTER_ARN, timeout=timeout)
+    launch_task(h.completion.store, submission_id, arn, CLUSTER_ARN, timeout=timeout, phase=PHASE)
     return submission_id, h.ecs.run(submission_id=submission_id, arn=arn, timeout=timeout)
 
 
@@ -305,6 +325,8 @@ def test_a_task_ecs_forgot_that_the_pipeline_never_stopped_is_outcome_unknown_no
     assert "stopCode" not in detail
     assert {e["name"]: e["value"] for e in detail["overrides"]["containerOverrides"][0]["environment"]} == {
         TaskEnv.SUBMISSION_ID.value: submission_id,
+        TaskEnv.PHASE.value: PHASE.value,
+        TaskEnv.PLATFORM.value: "v5",
         TaskEnv.CHALLENGE_ID.value: CHALLENGE_ID,
         TaskEnv.LAUNCH_ATTEMPT.value: "1",
         TaskEnv.CORRELATION_ID.value: h.completion.record(submission_id).correlation_id,
@@ -333,7 +355,7 @@ def test_an_item_launched_before_timeout_at_existed_takes_its_deadline_as_the_ti
     submission_id, _task = launched(h, timeout=60)
     h.completion.store.client.update_item(
         TableName=h.completion.store._table,
-        Key={"submissionId": {"S": submission_id}},
+        Key={STATUS_TABLE_PARTITION_KEY: {"S": run_id(submission_id, PHASE)}},
         UpdateExpression="SET deadlineAt = :deadline REMOVE timeoutAt",
         ExpressionAttributeValues={":deadline": {"N": str(int(h.clock.now) + 60)}},
     )
@@ -351,3 +373,33 @@ def test_due_items_are_described_in_batches_of_at_most_100(harness: Harness, ins
     assert h.sweep() == summary(overdue=150, stopped=150)
     describes = [args for name, args in h.ecs.calls if name == "describe_tasks"]
     assert sorted(len(args["tasks"]) for args in describes) == [50, 100]
+
+
+def test_two_runs_of_one_submission_are_checked_and_reconciled_each_by_its_own_phase(harness: Harness) -> None:
+    # Given one submission with an EXAMPLE and a PROVISIONAL run, each with its own task; the EXAMPLE task
+    # stopped, its event was lost and ECS forgot it, the PROVISIONAL task still runs
+    h = harness
+    h.ecs.forget_after_seconds = 60
+    h.lam.deliver = None  # look at the event itself
+    submission_id = new_uuid()
+    tasks = {}
+    for phase in (ScoringPhase.EXAMPLE, ScoringPhase.PROVISIONAL):
+        arn = task_arn()
+        launch_task(h.completion.store, submission_id, arn, CLUSTER_ARN, timeout=3600, phase=phase)
+        tasks[phase] = h.ecs.run(submission_id=submission_id, arn=arn, phase=phase, timeout=3600)
+    h.clock.advance(100)
+    h.ecs.exit(tasks[ScoringPhase.EXAMPLE].task_arn, 0)
+
+    # When the sweeper runs at the first liveness check
+    h.clock.advance(DEFAULT_LIVENESS_CHECK_SECONDS)
+    assert h.sweep() == summary(overdue=2, reconciled=1, stillRunning=1)
+
+    # Then the one synthetic event names the EXAMPLE run, and each run's item moved on its own
+    [event] = h.lam.events
+    environment = {e["name"]: e["value"] for e in event["detail"]["overrides"]["containerOverrides"][0]["environment"]}
+    assert (environment[TaskEnv.SUBMISSION_ID.value], environment[TaskEnv.PHASE.value]) == (submission_id, "EXAMPLE")
+    assert event["detail"]["taskArn"] == tasks[ScoringPhase.EXAMPLE].task_arn
+    example = h.completion.record(submission_id, ScoringPhase.EXAMPLE)
+    provisional = h.completion.record(submission_id, ScoringPhase.PROVISIONAL)
+    assert (example.reconcile_attempt, provisional.reconcile_attempt) == (1, 0)
+    assert provisional.deadline_at == int(h.clock.now) + DEFAULT_LIVENESS_CHECK_SECONDS

@@ -11,16 +11,22 @@ import pytest
 from completion_lambda import timeout_sweeper
 from completion_lambda.observability import RecordingMetricsSink
 from completion_lambda.timeout_sweeper import SweepIncompleteError
-from mm_shared.constants import ORPHAN_STOP_REASON_PREFIX, TIMEOUT_STOP_REASON_PREFIX, started_by
+from mm_shared.constants import (
+    ORPHAN_STOP_REASON_PREFIX,
+    STATUS_TABLE_PARTITION_KEY,
+    TIMEOUT_STOP_REASON_PREFIX,
+    started_by,
+)
 from mm_shared.models.lifecycle import SubmissionState
+from mm_shared.models.phase import ScoringPhase
 from mm_shared.models.routed import RoutedSubmission
 from mm_shared.observability import Metric
 from mm_shared.status_store import LaunchDecision, StatusStore
 from tests.builders import new_uuid
 from tests.conftest import Clock
-from tests.integration.completion.conftest import CLUSTER_ARN, Completion, FakeLambda, launch_task, task_arn
+from tests.integration.completion.conftest import CLUSTER_ARN, Completion, FakeLambda, launch_task, rid, task_arn
 from tests.integration.completion.conftest import routed as routed_submission
-from tests.integration.completion.test_sweeper_describe_first import FakeEcs, Harness, summary
+from tests.integration.completion.test_sweeper_describe_first import PHASE, FakeEcs, Harness, summary
 from tests.unit.completion.fakes import CHALLENGE_ID
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")
@@ -42,11 +48,14 @@ def routed(submission_id: str) -> RoutedSubmission:
     return routed_submission(submission_id, offset=7)
 
 
-def claimed(store: StatusStore, *, lease: int = 60) -> str:
-    """A submission claimed for launch (LAUNCHING, attempt 1), as the challenge processor leaves it."""
-    submission_id = new_uuid()
+def claimed(
+    store: StatusStore, *, lease: int = 60, submission_id: str | None = None, phase: ScoringPhase = PHASE
+) -> str:
+    """A run (submission, phase) claimed for launch (LAUNCHING, attempt 1), as the challenge processor leaves it;
+    the submission id."""
+    submission_id = submission_id or new_uuid()
     claim = store.claim_launch(
-        routed(submission_id), scorer_type="example-scorer", lease_seconds=lease, timeout_seconds=3600
+        routed(submission_id), phase=phase, scorer_type="example-scorer", lease_seconds=lease, timeout_seconds=3600
     )
     assert claim.granted
     assert claim.attempt == 1
@@ -78,7 +87,7 @@ def test_the_task_of_an_ambiguous_attempt_with_a_dead_lettered_item_is_adopted_n
     store = h.completion.store
     submission_id = claimed(store)
     assert store.mark_launch_outcome_unknown(
-        submission_id, attempt=1, reason="RunTask read timeout", dead_lettered=True
+        rid(submission_id), attempt=1, reason="RunTask read timeout", dead_lettered=True
     )
     task = h.ecs.run(submission_id=submission_id, attempt=1, timeout=3600, age=SETTLE + 500)
 
@@ -96,7 +105,7 @@ def test_the_task_of_an_ambiguous_attempt_with_a_dead_lettered_item_is_adopted_n
     assert h.metrics.reasons(Metric.ORPHAN_TASKS_ADOPTED) == [None]
     assert "adopted running task" in record.history[-1].detail
     # and a redrive of its message finds it launched: no second task
-    again = store.claim_launch(routed(submission_id), scorer_type="example-scorer", lease_seconds=60)
+    again = store.claim_launch(routed(submission_id), phase=PHASE, scorer_type="example-scorer", lease_seconds=60)
     assert again.decision is LaunchDecision.DUPLICATE_LAUNCHED
     # and the next run leaves the tracked task alone
     assert h.sweep() == summary(tasksSeen=1)
@@ -122,7 +131,9 @@ def test_a_task_of_a_definitely_failed_attempt_is_stopped_and_the_item_says_so(h
     h = harness
     store = h.completion.store
     submission_id = claimed(store)
-    assert store.mark_launch_failed(submission_id, attempt=1, reason="failures[]: RESOURCE:MEMORY", dead_lettered=False)
+    assert store.mark_launch_failed(
+        rid(submission_id), attempt=1, reason="failures[]: RESOURCE:MEMORY", dead_lettered=False
+    )
     task = h.ecs.run(submission_id=submission_id, attempt=1, age=SETTLE + 10)
 
     assert h.sweep() == summary(tasksSeen=1, orphansStopped=1)
@@ -156,7 +167,7 @@ def test_a_task_still_running_for_a_finished_submission_is_stopped(harness: Harn
     launch_task(h.completion.store, submission_id, arn, CLUSTER_ARN)
     h.completion.store.client.update_item(
         TableName=h.completion.store._table,
-        Key={"submissionId": {"S": submission_id}},
+        Key={STATUS_TABLE_PARTITION_KEY: {"S": rid(submission_id)}},
         UpdateExpression="SET #state = :failed REMOVE deadlineAt",
         ExpressionAttributeNames={"#state": "state"},
         ExpressionAttributeValues={":failed": {"S": "FAILED"}},
@@ -173,7 +184,7 @@ def test_a_tracked_task_far_past_its_own_timeout_is_stopped_for_its_timeout(harn
     launch_task(h.completion.store, submission_id, arn, CLUSTER_ARN, timeout=600)
     h.completion.store.client.update_item(
         TableName=h.completion.store._table,
-        Key={"submissionId": {"S": submission_id}},
+        Key={STATUS_TABLE_PARTITION_KEY: {"S": rid(submission_id)}},
         UpdateExpression="REMOVE deadlineAt",
     )
     h.ecs.run(submission_id=submission_id, arn=arn, timeout=600, age=600 + 900 + 10)
@@ -212,3 +223,57 @@ def test_one_failing_cluster_does_not_stop_the_others_and_fails_the_run(
     assert [s["task"] for s in h.ecs.stops()] == [orphan.task_arn]
     errors = [json.loads(line) for line in captured_logs.getvalue().splitlines() if '"level":"ERROR"' in line]
     assert [e["message"] for e in errors] == ["ListTasks failed"]
+
+
+# ------------------------------------------------------------------ the run of a task: (MM_SUBMISSION_ID, MM_PHASE)
+def test_the_task_of_one_phase_is_adopted_by_that_phases_run_only(harness: Harness) -> None:
+    # Given a submission with two ambiguous launches (EXAMPLE, PROVISIONAL) and only the EXAMPLE task running
+    h = harness
+    store = h.completion.store
+    submission_id = claimed(store, phase=ScoringPhase.EXAMPLE)
+    claimed(store, submission_id=submission_id, phase=ScoringPhase.PROVISIONAL)
+    for phase in (ScoringPhase.EXAMPLE, ScoringPhase.PROVISIONAL):
+        assert store.mark_launch_outcome_unknown(
+            rid(submission_id, phase), attempt=1, reason="RunTask read timeout", dead_lettered=True
+        )
+    task = h.ecs.run(submission_id=submission_id, phase=ScoringPhase.EXAMPLE, age=SETTLE + 10)
+
+    assert h.sweep() == summary(tasksSeen=1, adopted=1)
+
+    example = h.completion.record(submission_id, ScoringPhase.EXAMPLE)
+    provisional = h.completion.record(submission_id, ScoringPhase.PROVISIONAL)
+    assert (example.state, example.task_arn) == (SubmissionState.LAUNCHED, task.task_arn)
+    assert (provisional.state, provisional.task_arn) == (SubmissionState.DEAD_LETTERED, None)
+
+
+def test_the_phase_tag_names_the_run_when_the_overrides_do_not(harness: Harness) -> None:
+    h = harness
+    store = h.completion.store
+    submission_id = claimed(store, phase=ScoringPhase.SYSTEM)
+    store.mark_launch_outcome_unknown(
+        rid(submission_id, ScoringPhase.SYSTEM), attempt=1, reason="RunTask read timeout", dead_lettered=True
+    )
+    task = h.ecs.run(submission_id=submission_id, phase=None, phase_tag=ScoringPhase.SYSTEM, age=SETTLE + 10)
+
+    assert h.sweep() == summary(tasksSeen=1, adopted=1)
+
+    # FakeEcs describes tags only when asked (include=["TAGS"]): the adoption shows the scan asked
+    assert h.completion.record(submission_id, ScoringPhase.SYSTEM).task_arn == task.task_arn
+
+
+def test_a_task_that_names_no_phase_is_never_adopted(harness: Harness) -> None:
+    # Given an ambiguous launch of the submission's run and a task of that submission that names no phase
+    h = harness
+    store = h.completion.store
+    submission_id = claimed(store)
+    store.mark_launch_outcome_unknown(rid(submission_id), attempt=1, reason="RunTask read timeout", dead_lettered=True)
+    task = h.ecs.run(submission_id=submission_id, phase=None, age=SETTLE + 10)
+
+    # When the sweeper scans: it names no run of ours, so it is untracked and stopped, and the item is untouched
+    assert h.sweep() == summary(tasksSeen=1, orphansStopped=1)
+
+    [stop] = h.ecs.stops()
+    assert stop["task"] == task.task_arn
+    assert "names no phase" in stop["reason"]
+    record = h.completion.record(submission_id)
+    assert (record.state, record.task_arn) == (SubmissionState.DEAD_LETTERED, None)

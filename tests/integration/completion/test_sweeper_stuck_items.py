@@ -14,12 +14,22 @@ from completion_lambda.reconcile import RECORDED_OUTCOME_CONTAINER
 from mm_shared.models.ecs_event import EcsTaskStateChangeEvent
 from mm_shared.models.lifecycle import ReportStatus, SubmissionState
 from mm_shared.models.outcome import Outcome, OutcomeCode, TestStatus
+from mm_shared.models.phase import Platform, ScoringPhase
+from mm_shared.models.report_due import parse_report_due_event, report_due_event
 from mm_shared.models.task import TaskEnv
 from mm_shared.observability import Metric
 from tests.builders import new_uuid
 from tests.conftest import Clock
-from tests.integration.completion.conftest import CLUSTER_ARN, Completion, FakeLambda, launch_task, task_arn
-from tests.integration.completion.test_sweeper_describe_first import FakeEcs, Harness, summary
+from tests.integration.completion.conftest import (
+    CLUSTER_ARN,
+    Completion,
+    FakeLambda,
+    launch_task,
+    rid,
+    routed,
+    task_arn,
+)
+from tests.integration.completion.test_sweeper_describe_first import PHASE, FakeEcs, Harness, summary
 from tests.integration.completion.test_sweeper_orphans import claimed
 from tests.unit.completion.fakes import CHALLENGE_ID
 
@@ -79,7 +89,7 @@ def test_a_launch_failed_item_never_redelivered_becomes_dead_lettered_with_its_r
     store = h.completion.store
     submission_id = claimed(store)
     assert store.mark_launch_failed(
-        submission_id,
+        rid(submission_id),
         attempt=1,
         reason="failures[]: RESOURCE:MEMORY",
         dead_lettered=False,
@@ -112,7 +122,12 @@ def finished(h: Harness, *, exit_code: int = 1) -> tuple[str, str]:
         task_arn=arn,
     )
     result = store.record_outcome(
-        submission_id, CHALLENGE_ID, outcome, report_required=True, launch_attempt=1, report_check_seconds=REPORT_CHECK
+        rid(submission_id),
+        CHALLENGE_ID,
+        outcome,
+        report_required=True,
+        launch_attempt=1,
+        report_check_seconds=REPORT_CHECK,
     )
     assert result.record is not None
     assert result.record.report_status is ReportStatus.PENDING
@@ -123,7 +138,7 @@ def test_a_report_stuck_in_reporting_is_re_driven_with_an_event_that_identifies_
     # Given a completion invocation that claimed the report and crashed after its POST (lease 90 s)
     h = harness
     submission_id, arn = finished(h)
-    assert h.completion.store.claim_report(submission_id, lease_seconds=90).granted
+    assert h.completion.store.claim_report(rid(submission_id), lease_seconds=90).granted
 
     # When the sweeper runs after the report check
     h.clock.advance(REPORT_CHECK + 1)
@@ -142,6 +157,8 @@ def test_a_report_stuck_in_reporting_is_re_driven_with_an_event_that_identifies_
     record = h.completion.record(submission_id)
     assert detail.environment() == {
         TaskEnv.SUBMISSION_ID.value: submission_id,
+        TaskEnv.PHASE.value: PHASE.value,
+        TaskEnv.PLATFORM.value: "v5",
         TaskEnv.CHALLENGE_ID.value: CHALLENGE_ID,
         TaskEnv.LAUNCH_ATTEMPT.value: "1",
         TaskEnv.CORRELATION_ID.value: record.correlation_id,
@@ -161,7 +178,7 @@ def test_a_report_being_sent_right_now_is_not_re_driven(harness: Harness) -> Non
     h = harness
     submission_id, _arn = finished(h)
     h.clock.advance(REPORT_CHECK - 30)
-    assert h.completion.store.claim_report(submission_id, lease_seconds=90).granted  # lease ends at +60
+    assert h.completion.store.claim_report(rid(submission_id), lease_seconds=90).granted  # lease ends at +60
     h.clock.advance(31)
     assert h.sweep() == summary()
     assert h.lam.calls == []
@@ -203,9 +220,43 @@ def test_after_the_last_re_drive_the_sweeper_gives_up_loudly(
     assert (record.report_status, record.deadline_at, record.report_retry_attempt) == (ReportStatus.PENDING, None, 2)
     assert record.history[-1].state == "REPORT_RETRY_GAVE_UP"
     errors = [json.loads(line) for line in captured_logs.getvalue().splitlines() if '"level":"ERROR"' in line]
-    assert [(e["message"], e["submission_id"]) for e in errors] == [
-        ("report still unfinished after the last re-drive: an operator must look", submission_id)
+    assert [(e["message"], e["run_id"]) for e in errors] == [
+        ("report still unfinished after the last re-drive: an operator must look", rid(submission_id))
     ]
+
+
+# ------------------------------------------------------------------ a run without a task (a skipped v6 run)
+def test_an_unfinished_report_of_a_run_without_a_task_is_re_driven_with_the_report_due_event(harness: Harness) -> None:
+    """A skipped run never had a task, so no STOPPED event can name it: the sweeper sends the report-due event
+    for its run (decision 086), and counts the re-drive like any other."""
+    h = harness
+    submission_id = "aB3_-xYz09QwEr"
+    assert h.completion.store.record_skipped(
+        routed(submission_id, platform=Platform.V6),
+        phase=ScoringPhase.EXAMPLE,
+        scorer_type="example-scorer",
+        reason="challenge inactive",
+    )
+    h.clock.advance(1)
+
+    assert h.sweep() == summary(reportsRedriven=1)
+
+    [call] = h.lam.calls
+    assert call["InvocationType"] == "Event"
+    [event] = h.lam.events
+    assert event == report_due_event(f"{submission_id}#EXAMPLE")
+    parsed = parse_report_due_event(event)
+    assert parsed is not None
+    assert parsed.detail.run_id == rid(submission_id, ScoringPhase.EXAMPLE)
+    record = h.completion.record(submission_id, ScoringPhase.EXAMPLE)
+    assert (record.state, record.report_status, record.report_retry_attempt) == (
+        SubmissionState.FAILED,
+        ReportStatus.PENDING,
+        1,
+    )
+    assert record.deadline_at == int(h.clock.now) + RETRY_INTERVAL
+    assert record.history[-1].state == "REPORT_REDRIVEN"
+    assert "report-due event" in record.history[-1].detail
 
 
 # ------------------------------------------------------------------ a relaunch never confirmed sent
@@ -219,7 +270,7 @@ def test_a_relaunch_never_sent_is_re_driven_not_dead_lettered(harness: Harness) 
     launch_task(store, submission_id, arn, CLUSTER_ARN)
     reason = "scorer task failed to start: CannotPullContainerError: pull image manifest has been retried 5 time(s)"
     claim = store.mark_start_failed_for_relaunch(
-        submission_id,
+        rid(submission_id),
         CHALLENGE_ID,
         task_arn=arn,
         launch_attempt=1,
@@ -240,7 +291,7 @@ def test_a_relaunch_never_sent_is_re_driven_not_dead_lettered(harness: Harness) 
     assert (detail["taskArn"], detail["stopCode"]) == (arn, "TaskFailedToStart")
     assert "CannotPullContainerError" in detail["stoppedReason"]
     env = {e["name"]: e["value"] for e in detail["overrides"]["containerOverrides"][0]["environment"]}
-    assert env[TaskEnv.SUBMISSION_ID.value] == submission_id
+    assert (env[TaskEnv.SUBMISSION_ID.value], env[TaskEnv.PHASE.value]) == (submission_id, PHASE.value)
     assert isinstance(parse_event(event), EcsTaskStateChangeEvent)
     assert record.deadline_at is not None
     assert record.deadline_at > int(h.clock.now)

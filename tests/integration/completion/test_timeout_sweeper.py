@@ -22,9 +22,11 @@ from tests.builders import new_uuid
 from tests.conftest import Clock
 from tests.integration.completion.conftest import (
     CLUSTER_ARN,
+    DEFAULT_PHASE,
     Completion,
     launch_task,
     moto_ecs_task,
+    rid,
     stopped_event,
     task_arn,
     task_environment,
@@ -51,8 +53,11 @@ def test_sweeper_stops_an_overdue_task_and_its_stopped_event_is_reported_as_time
 ) -> None:
     # Given a running scorer task (moto) whose submission is LAUNCHED with a 60 s timeout
     submission_id = new_uuid()
-    environment = task_environment(submission_id)
-    task = moto_ecs_task(environment=environment, tags={TaskTag.SUBMISSION_ID.value: submission_id})
+    environment = task_environment(submission_id, phase=DEFAULT_PHASE)
+    task = moto_ecs_task(
+        environment=environment,
+        tags={TaskTag.SUBMISSION_ID.value: submission_id, TaskTag.PHASE.value: DEFAULT_PHASE.value},
+    )
     launch_task(completion.store, submission_id, task.task_arn, task.cluster_arn, timeout=60)
     ecs = aws_clients.client("ecs")
     sweeper_metrics = RecordingMetricsSink()
@@ -128,7 +133,7 @@ def test_a_task_already_stopped_is_marked_stop_requested_with_a_note(
         )
         summary = timeout_sweeper.handler({}, lambda_context)
     assert summary == expected_summary(overdue=1, alreadyGone=1)
-    record = store.get(submission_id)
+    record = store.get(rid(submission_id))
     assert record is not None
     assert record.stop_requested_at is not None
     assert "InvalidParameterException" in record.history[-1].detail
@@ -143,7 +148,7 @@ def test_one_failing_stop_does_not_stop_the_rest(
     ecs = aws_clients.client("ecs")
     metrics = RecordingMetricsSink()
     install_sweeper(store, ecs, metrics)
-    order = [record.submission_id for record in store.find_overdue()]
+    order = [record.submission_id for record in store.find_overdue()]  # the index projects submissionId
     arns = dict(items)
     with Stubber(ecs) as stub:
         # one DescribeTasks for the three (one cluster), then one StopTask each
@@ -155,8 +160,8 @@ def test_one_failing_stop_does_not_stop_the_rest(
         with pytest.raises(SweepIncompleteError, match="1 of 3"):
             timeout_sweeper.handler({}, lambda_context)
     failed, *stopped = order
-    assert all(store.get(s).stop_requested_at is not None for s in stopped)  # type: ignore[union-attr]
-    assert store.get(failed).stop_requested_at is None  # type: ignore[union-attr]
+    assert all(store.get(rid(s)).stop_requested_at is not None for s in stopped)  # type: ignore[union-attr]
+    assert store.get(rid(failed)).stop_requested_at is None  # type: ignore[union-attr]
     assert metrics.counts == [(Metric.TASKS_STOPPED_FOR_TIMEOUT, None)] * 2
     # The failed one is still overdue: the next run retries it
     assert [r.submission_id for r in store.find_overdue()] == [failed]
@@ -168,7 +173,9 @@ def test_stop_reason_is_marked_and_within_the_stoptask_limit() -> None:
 
     record = LifecycleRecord.model_validate(
         {
+            "runId": "x" * 300 + "#SYSTEM",
             "submissionId": "x" * 300,
+            "phase": "SYSTEM",
             "challengeId": "c",
             "state": "LAUNCHED",
             "deadlineAt": 1_800_000_000,

@@ -14,6 +14,7 @@ from completion_lambda.reconcile import (
     REPORT_REDRIVE_NOTE,
     json_ready,
     stopped_event_for_missing_task,
+    stopped_event_for_pending_relaunch,
     stopped_event_for_recorded_outcome,
     stopped_event_for_unknown_outcome,
     stopped_event_from_task,
@@ -22,6 +23,7 @@ from mm_shared.constants import OUTCOME_UNKNOWN_STOP_REASON_PREFIX, TIMEOUT_STOP
 from mm_shared.models.ecs_event import EcsTaskStateChangeEvent
 from mm_shared.models.lifecycle import LifecycleRecord
 from mm_shared.models.outcome import OutcomeCode
+from mm_shared.models.phase import Platform, ScoringPhase, run_id
 from mm_shared.models.task import TaskEnv
 from tests.builders import ACCOUNT, REGION, ecs_task_stopped_event, new_uuid
 from tests.unit.completion.fakes import CHALLENGE_ID
@@ -42,8 +44,12 @@ def as_described(detail: dict[str, Any]) -> dict[str, Any]:
 
 
 def record(**overrides: Any) -> LifecycleRecord:
+    submission_id = overrides.pop("submission_id", new_uuid())
+    phase = overrides.pop("phase", ScoringPhase.PROVISIONAL)
     values: dict[str, Any] = {
-        "submission_id": new_uuid(),
+        "run_id": run_id(submission_id, phase),
+        "submission_id": submission_id,
+        "phase": phase,
         "challenge_id": CHALLENGE_ID,
         "state": "LAUNCHED",
         "correlation_id": "submission.notification.create-0-100",
@@ -112,6 +118,8 @@ def test_a_task_ecs_forgot_becomes_a_timed_out_stop_of_our_own_task() -> None:
     assert detail.started_by == started_by("example", CHALLENGE_ID)
     assert detail.environment() == {
         TaskEnv.SUBMISSION_ID.value: item.submission_id,
+        TaskEnv.PHASE.value: "PROVISIONAL",
+        TaskEnv.PLATFORM.value: "v5",
         TaskEnv.CHALLENGE_ID.value: CHALLENGE_ID,
         TaskEnv.CORRELATION_ID.value: item.correlation_id,
     }
@@ -183,3 +191,32 @@ def test_a_re_driven_report_of_an_item_without_a_cluster_uses_the_configured_one
     event = stopped_event_for_recorded_outcome(item, environment_name="example", now=NOW, cluster_arn=CLUSTER_ARN)
     assert event["detail"]["clusterArn"] == CLUSTER_ARN
     assert event["detail"]["containers"] == []
+
+
+def test_every_synthetic_event_names_the_run_by_submission_and_phase() -> None:
+    """The completion function finds the run by (MM_SUBMISSION_ID, MM_PHASE): a multi-phase challenge has no
+    other way to tell which of a submission's runs the task was (decision 084)."""
+    item = record(
+        submission_id="aB3_-xYz09QwEr",
+        phase=ScoringPhase.EXAMPLE,
+        platform=Platform.V6,
+        state="FAILED",
+        launch_attempt=2,
+        stop_requested_at=None,
+    )
+    events = {
+        "missing": stopped_event_for_missing_task(item, environment_name="example", now=NOW),
+        "unknown": stopped_event_for_unknown_outcome(item, environment_name="example", now=NOW),
+        "recorded": stopped_event_for_recorded_outcome(item, environment_name="example", now=NOW),
+        "relaunch": stopped_event_for_pending_relaunch(item, environment_name="example", now=NOW),
+    }
+    for kind, event in events.items():
+        parsed = parse_event(event)
+        assert isinstance(parsed, EcsTaskStateChangeEvent)
+        environment = parsed.detail.environment()
+        named = {name: environment.get(name) for name in (TaskEnv.SUBMISSION_ID, TaskEnv.PHASE, TaskEnv.PLATFORM)}
+        assert named == {TaskEnv.SUBMISSION_ID: "aB3_-xYz09QwEr", TaskEnv.PHASE: "EXAMPLE", TaskEnv.PLATFORM: "v6"}
+        assert environment[TaskEnv.LAUNCH_ATTEMPT.value] == "2", kind
+    # the reasons an operator reads name the run, not only the submission
+    assert "(run aB3_-xYz09QwEr#EXAMPLE)" in events["missing"]["detail"]["stoppedReason"]
+    assert "(run aB3_-xYz09QwEr#EXAMPLE)" in events["unknown"]["detail"]["stoppedReason"]
