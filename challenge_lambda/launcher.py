@@ -24,9 +24,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mm_shared import aws
 from mm_shared.constants import PROJECT, client_token, started_by
-from mm_shared.models.challenge import ChallengeConfig
+from mm_shared.models.challenge import ChallengeConfig, ScorerEnvironment
+from mm_shared.models.phase import PhaseConfig
 from mm_shared.models.routed import RoutedSubmission
-from mm_shared.models.task import TaskEnv, TaskTag
+from mm_shared.models.task import EcsRunnerEnv, TaskEnv, TaskTag
 
 _MAX_REASON = 300
 _MAX_DIMENSION = 64
@@ -76,29 +77,48 @@ class RunTaskRequest:
 def build_run_task_request(
     submission: RoutedSubmission,
     config: ChallengeConfig,
+    phase_config: PhaseConfig | None = None,
     *,
     environment_name: str,
     attempt: int,
     credential_environment: tuple[tuple[str, str], ...] = (),
     secret_values: tuple[str, ...] = (),
 ) -> RunTaskRequest:
-    """One Fargate task for one submission; everything the scorer and the completion function need."""
+    """One Fargate task for one run (submission, phase); everything the scorer and the completion function need.
+
+    `phase_config` None: the config's only phase (a v5 challenge); a config with several phases must name one.
+    """
+    if phase_config is None:
+        if len(config.effective_phases) != 1:
+            raise ValueError("a challenge with several phases launches one named phase per task")
+        phase_config = config.effective_phases[0]
+    phase = phase_config.phase
     env: list[tuple[str, str]] = [
         (TaskEnv.SUBMISSION_ID, submission.submission_id),
         (TaskEnv.LAUNCH_ATTEMPT, str(attempt)),
         (TaskEnv.CHALLENGE_ID, submission.challenge_id),
+        (TaskEnv.PHASE, phase.value),
+        (TaskEnv.PHASE_START_SEED, str(phase_config.start_seed)),
+        (TaskEnv.PHASE_NUMBER_OF_TESTS, str(phase_config.number_of_tests)),
+        (TaskEnv.PLATFORM, submission.platform.value),
     ]
     if submission.legacy_challenge_id is not None:
         env.append((TaskEnv.LEGACY_CHALLENGE_ID, str(submission.legacy_challenge_id)))
     env += [
         (TaskEnv.SUBMISSION_URL, submission.url),
         (TaskEnv.MEMBER_ID, str(submission.member_id)),
+    ]
+    if submission.member_handle:
+        env.append((TaskEnv.MEMBER_HANDLE, submission.member_handle))
+    env += [
         (TaskEnv.SCORER_TYPE, config.scorer_type),
         (TaskEnv.CORRELATION_ID, submission.correlation_id),
-        (TaskEnv.TIMEOUT_SECONDS, str(config.timeout)),
+        (TaskEnv.TIMEOUT_SECONDS, str(config.phase_timeout(phase))),
         (TaskEnv.ENVIRONMENT, environment_name),
-        *credential_environment,
     ]
+    if config.scorer_environment is ScorerEnvironment.TOPCODER_ECS_RUNNER:
+        env += _ecs_runner_environment(submission, config, phase_config)
+    env += credential_environment
     overrides: dict[str, Any] = {
         "containerOverrides": [
             {
@@ -116,11 +136,12 @@ def build_run_task_request(
     if config.security_groups:
         vpc["securityGroups"] = list(config.security_groups)
 
-    token = client_token(submission.submission_id, attempt)
+    token = client_token(submission.submission_id, phase.value, attempt)
     starter = started_by(environment_name, submission.challenge_id)
     tags = {
         TaskTag.CHALLENGE_ID: submission.challenge_id,
         TaskTag.SUBMISSION_ID: submission.submission_id,
+        TaskTag.PHASE: phase.value,
         TaskTag.SCORER_TYPE: config.scorer_type,
         TaskTag.ENVIRONMENT: environment_name,
         TaskTag.PROJECT: PROJECT,
@@ -144,6 +165,26 @@ def build_run_task_request(
         kwargs=kwargs,
         secret_values=secret_values,
     )
+
+
+def _ecs_runner_environment(
+    submission: RoutedSubmission, config: ChallengeConfig, phase_config: PhaseConfig
+) -> list[tuple[str, str]]:
+    """Topcoder's ecs-runner names, with the value forms its launcher uses (decision 087). Never ACCESS_TOKEN."""
+    env: list[tuple[str, str]] = [
+        (EcsRunnerEnv.TESTER_CONFIG_ID, submission.challenge_id),
+        (EcsRunnerEnv.SUBMISSION_ID, submission.submission_id),
+    ]
+    if config.review_type_id is not None:
+        env.append((EcsRunnerEnv.REVIEW_TYPE_ID, config.review_type_id))
+    env += [
+        (EcsRunnerEnv.TEST_PHASE, phase_config.phase.test_type),
+        (EcsRunnerEnv.PHASE_CONFIG_TYPE, phase_config.phase.value),
+        (EcsRunnerEnv.PHASE_START_SEED, str(phase_config.start_seed)),
+        (EcsRunnerEnv.PHASE_NUMBER_OF_TESTS, str(phase_config.number_of_tests)),
+        (EcsRunnerEnv.MEMBER_ID, str(submission.member_id)),
+    ]
+    return env
 
 
 # ------------------------------------------------------------------ outcomes

@@ -10,13 +10,17 @@ from mm_shared.observability import (
     CHALLENGE_DIMENSION,
     ENVIRONMENT_DIMENSION,
     METRICS_NAMESPACE,
+    PHASE_DIMENSION,
     REASON_DIMENSION,
     Metric,
 )
 
+# The run's phase on per-run counts (decision 085). The alarms and the dashboard query with Metrics Insights, summed
+# over every dimension set, so the extra dimension splits no alarm.
+
 
 class MetricsSink(Protocol):
-    def count(self, metric: Metric, *, reason: str | None = None) -> None: ...
+    def count(self, metric: Metric, *, reason: str | None = None, phase: str | None = None) -> None: ...
 
 
 class PowertoolsMetricsSink:
@@ -37,10 +41,12 @@ class PowertoolsMetricsSink:
             "service": service,
         }
 
-    def count(self, metric: Metric, *, reason: str | None = None) -> None:
+    def count(self, metric: Metric, *, reason: str | None = None, phase: str | None = None) -> None:
         dimensions = dict(self._dimensions)
         if reason is not None:
             dimensions[REASON_DIMENSION] = reason
+        if phase is not None:
+            dimensions[PHASE_DIMENSION] = phase
         with single_metric(
             name=metric.value,
             unit=MetricUnit.Count,
@@ -51,4 +57,4 @@ class PowertoolsMetricsSink:
             pass
 
 
-__all__ = ["MetricsSink", "PowertoolsMetricsSink"]
+__all__ = ["PHASE_DIMENSION", "MetricsSink", "PowertoolsMetricsSink"]

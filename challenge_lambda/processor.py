@@ -1,12 +1,17 @@
-"""One SQS message in, at most one scorer task out: the challenge processor's logic, free of Lambda glue.
+"""One SQS message in, at most one scorer task per run (submission, phase) out: the challenge processor's logic.
 
-`process()` returns when the message can be deleted (a task was launched, or the delivery is a
-duplicate) and raises `RecordFailed` when it must go back to the queue (SQS retries it, then moves it
-to the challenge DLQ after `MAX_RECEIVE_COUNT` receives). See docs/decisions/020-029.
+A message names a submission; it launches one run per phase (`submission.phase` when the message names one, else the
+config's onSubmission phases), each with its own status item, lease, attempt and clientToken, so each is launched
+exactly once whatever is retried or duplicated. `process()` returns when the message can be deleted (every run was
+launched, is a duplicate, or was recorded as skipped) and raises `RecordFailed` when it must go back to the queue
+(SQS retries it, then moves it to the challenge DLQ after `MAX_RECEIVE_COUNT` receives); a redelivery launches only
+the runs still unfinished. A v6 submission the pipeline will not score is recorded as skipped runs and handed to the
+completion function for its terminal report. See docs/decisions/020-029, 085, 086, 087.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +20,7 @@ from typing import Any, NoReturn
 from uuid import UUID
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from challenge_lambda.credentials import (
@@ -33,9 +39,12 @@ from challenge_lambda.launcher import (
     build_run_task_request,
 )
 from challenge_lambda.observability import MetricsSink
+from mm_shared import aws
 from mm_shared.challenge_config import ChallengeConfigError, ChallengeConfigLoader, ConfigErrorReason
 from mm_shared.models.challenge import ChallengeConfig
-from mm_shared.models.lifecycle import FINAL_STATES
+from mm_shared.models.lifecycle import FINAL_STATES, LifecycleRecord, ReportStatus
+from mm_shared.models.phase import PhaseConfig, Platform, RunKey, ScoringPhase
+from mm_shared.models.report_due import report_due_event
 from mm_shared.models.routed import RoutedSubmission
 from mm_shared.observability import Metric
 from mm_shared.settings import ChallengeProcessorSettings
@@ -43,11 +52,25 @@ from mm_shared.status_store import LaunchClaim, LaunchDecision, StatusStore
 from mm_shared.url_policy import url_refusal
 
 _MAX_DETAIL = 300
+# The phase a v6 skip is reported on when the config cannot say which phases would have run: the one Topcoder's
+# own processor marks (marathon-match-api-v6 `marathon-match-submission.handler.ts`, `markSubmissionScoringSkipped`
+# defaults `testPhase` to provisional).
+DEFAULT_SKIP_PHASE = ScoringPhase.PROVISIONAL
+# The status item's scorer type for a run skipped before any config could be read.
+_UNCONFIGURED_SCORER = "unconfigured"
 
 
 class RecordOutcome(StrEnum):
-    LAUNCHED = "launched"
+    LAUNCHED = "launched"  # at least one run launched, every other one a duplicate
     DUPLICATE = "duplicate"  # acknowledged without RunTask
+    SKIPPED = "skipped"  # v6: recorded as failed runs without a task, their terminal report handed on
+
+
+class SkipReason(StrEnum):
+    """Member-visible reasons of a v6 skip decided here (the router's own arrive as `skip_reason`)."""
+
+    NO_PHASE_TRIGGERED = "Marathon Match scoring skipped because no configured phase is triggered by a new submission."
+    CONFIG_UNUSABLE = "Marathon Match scoring skipped because the challenge configuration could not be used"
 
 
 class FailureReason(StrEnum):
@@ -60,6 +83,7 @@ class FailureReason(StrEnum):
     UNEXPECTED = "Unexpected"
     LAUNCH_IN_FLIGHT = "LaunchInFlight"  # another delivery holds a live launch lease: retried, not a failure
     URL_NOT_ALLOWED = "UrlNotAllowed"  # the submission URL fails the shared URL policy (decision 076)
+    PHASE_NOT_CONFIGURED = "PhaseNotConfigured"  # the message names a phase the challenge config lacks (085)
 
 
 class RecordFailed(Exception):
@@ -72,7 +96,15 @@ class RecordFailed(Exception):
 
 
 class InFlightElsewhere(RecordFailed):
-    """Back to SQS without counting a failure: a concurrent delivery is launching this submission."""
+    """Back to SQS without counting a failure: a concurrent delivery is launching this run."""
+
+
+class ConfigUnusable(RecordFailed):
+    """The challenge config cannot be read or validated (`config_reason`: a `ConfigErrorReason` value)."""
+
+    def __init__(self, config_reason: str, detail: str) -> None:
+        super().__init__(FailureReason.CONFIG_ERROR.value, detail)
+        self.config_reason = config_reason
 
 
 @dataclass(frozen=True)
@@ -97,6 +129,8 @@ class ChallengeProcessor:
         credentials: ScorerCredentialResolver,
         metrics: MetricsSink,
         logger: Logger,
+        completion_function_name: str | None = None,
+        lambda_client: Any | None = None,
     ) -> None:
         self.challenge_id = str(UUID(challenge_id))  # canonical form, as the router writes it
         self._environment = environment_name
@@ -109,6 +143,8 @@ class ChallengeProcessor:
         self._credentials = credentials
         self._metrics = metrics
         self._logger = logger
+        self._completion_function_name = completion_function_name
+        self._lambda_client = lambda_client
         # Set after a config error or a configuration-class RunTask error: the next message (on this
         # warm instance) re-reads the parameter instead of trusting the cache.
         self._refresh_config = False
@@ -122,6 +158,7 @@ class ChallengeProcessor:
         logger: Logger,
         ssm_client: Any | None = None,
         dynamodb_client: Any | None = None,
+        lambda_client: Any | None = None,
         launcher: EcsLauncher | None = None,
         token_provider_factory: TokenProviderFactory | None = None,
         clock: Callable[[], float] = time.time,
@@ -154,7 +191,13 @@ class ChallengeProcessor:
             ),
             metrics=metrics,
             logger=logger,
+            completion_function_name=settings.completion_function_name,
+            lambda_client=lambda_client,
         )
+
+    @property
+    def lambda_client(self) -> Any:
+        return self._lambda_client if self._lambda_client is not None else aws.client("lambda")
 
     # ------------------------------------------------------------------ entry
     def process(self, message: InboundMessage) -> RecordOutcome:
@@ -180,15 +223,86 @@ class ChallengeProcessor:
     def _process(self, message: InboundMessage) -> RecordOutcome:
         submission = self._parse(message)
         # Every log line of this record carries the submission id as correlation id (as the completion
-        # function's do), so one Logs Insights filter follows a submission across functions.
+        # function's do), so one Logs Insights filter follows a submission across functions and phases.
         self._logger.set_correlation_id(submission.submission_id)
         ids = {"submission_id": submission.submission_id, "kafka_record": submission.correlation_id}
-        config = self._config(ids)
+        try:
+            config = self._config(ids)
+        except ConfigUnusable as failure:
+            if submission.platform is Platform.V6 and self._last_receive(message):
+                # v6: a submission must never look "in queue forever" (decision 086); the DLQ would hide it.
+                reason = submission.skip_reason or f"{SkipReason.CONFIG_UNUSABLE.value} ({failure.config_reason})."
+                unfinished = self._skip(submission, [submission.phase or DEFAULT_SKIP_PHASE], reason, None, ids)
+                if not unfinished:
+                    return RecordOutcome.SKIPPED
+                # A run an earlier receive of this message claimed (e.g. a relaunch) is not ours to settle here:
+                # the message goes to the DLQ as before, with the run's own record.
+            raise
+        phases = self._phases_of(submission, config)
+        if submission.skip_reason is not None:
+            # A run that exists already has its own path to a report (a skip message never launches one).
+            self._skip(submission, phases or [DEFAULT_SKIP_PHASE], submission.skip_reason, config, ids)
+            return RecordOutcome.SKIPPED
+        if not phases:
+            if submission.platform is Platform.V6:
+                self._skip(submission, [DEFAULT_SKIP_PHASE], SkipReason.NO_PHASE_TRIGGERED.value, config, ids)
+                return RecordOutcome.SKIPPED
+            # The config model holds a v5 challenge to exactly one onSubmission phase: a bug if reached.
+            raise RecordFailed(FailureReason.CONFIG_ERROR.value, "the challenge config triggers no phase")
+        return self._launch_runs(submission, config, phases, message)
+
+    def _launch_runs(
+        self,
+        submission: RoutedSubmission,
+        config: ChallengeConfig,
+        phases: list[ScoringPhase],
+        message: InboundMessage,
+    ) -> RecordOutcome:
+        """Every phase is tried, whatever another one answers; the message goes back if any run must be retried."""
+        outcomes: list[RecordOutcome] = []
+        failures: list[tuple[ScoringPhase, RecordFailed]] = []
+        in_flight: list[InFlightElsewhere] = []
+        for phase in phases:
+            try:
+                outcomes.append(self._launch_run(submission, config, RunKey(submission.submission_id, phase), message))
+            except InFlightElsewhere as error:
+                in_flight.append(error)
+            except RecordFailed as error:
+                failures.append((phase, error))
+            except Exception as error:
+                # Status table or other infrastructure errors: this run's lease (if any) stays, SQS retries.
+                run = RunKey(submission.submission_id, phase)
+                self._logger.exception(
+                    "run failed unexpectedly",
+                    extra={"error_type": type(error).__name__, "run_id": run.run_id, "phase": phase.value},
+                )
+                self._metrics.count(Metric.LAUNCH_FAILURES, reason=FailureReason.UNEXPECTED.value, phase=phase.value)
+                failures.append((phase, RecordFailed(FailureReason.UNEXPECTED.value, type(error).__name__)))
+        if failures:
+            if len(failures) == 1:
+                raise failures[0][1]
+            detail = "; ".join(f"{phase.value}: {error.reason_code}: {error.detail}" for phase, error in failures)
+            raise RecordFailed(failures[0][1].reason_code, detail)
+        if in_flight:
+            raise in_flight[0]
+        return RecordOutcome.LAUNCHED if RecordOutcome.LAUNCHED in outcomes else RecordOutcome.DUPLICATE
+
+    def _launch_run(
+        self, submission: RoutedSubmission, config: ChallengeConfig, run: RunKey, message: InboundMessage
+    ) -> RecordOutcome:
+        ids = {
+            "submission_id": submission.submission_id,
+            "run_id": run.run_id,
+            "phase": run.phase.value,
+            "kafka_record": submission.correlation_id,
+        }
+        timeout = config.phase_timeout(run.phase)
         claim = self._store.claim_launch(
             submission,
+            phase=run.phase,
             scorer_type=config.scorer_type,
             lease_seconds=self._lease_seconds,
-            timeout_seconds=config.timeout,
+            timeout_seconds=timeout,
         )
         if claim.decision is LaunchDecision.DUPLICATE_IN_FLIGHT:
             # Another delivery holds a live launch lease. This may be a second copy of the very same SQS
@@ -198,7 +312,7 @@ class ChallengeProcessor:
             self._logger.info("launch in flight in another delivery; message handed back", extra=ids)
             raise InFlightElsewhere(FailureReason.LAUNCH_IN_FLIGHT.value, "another delivery holds the launch lease")
         if not claim.granted:
-            self._metrics.count(Metric.DUPLICATES_SKIPPED)
+            self._metrics.count(Metric.DUPLICATES_SKIPPED, phase=run.phase.value)
             self._logger.info(
                 "duplicate delivery acknowledged without RunTask",
                 extra={
@@ -209,9 +323,21 @@ class ChallengeProcessor:
                 },
             )
             return RecordOutcome.DUPLICATE
-        request = self._request(submission, config, claim, message)
-        result = self._launch(submission, claim, request, message)
-        return self._record_launched(submission, config, claim, result, ids)
+        phase_config = config.phase_config(run.phase)
+        if phase_config is None:
+            # A relaunch (or a later dispatch) of a phase the config no longer lists: perhaps mid-edit, so it is
+            # retried after a config refresh, then the run is DEAD_LETTERED with this reason.
+            self._refresh_config = True
+            self._launch_failed(
+                run,
+                claim,
+                message,
+                FailureReason.PHASE_NOT_CONFIGURED.value,
+                f"phase {run.phase.value} is not among the challenge config's phases",
+            )
+        request = self._request(submission, config, phase_config, run, claim, message)
+        result = self._launch(run, claim, request, message)
+        return self._record_launched(run, timeout, claim, result, ids)
 
     # ------------------------------------------------------------------ steps
     def _parse(self, message: InboundMessage) -> RoutedSubmission:
@@ -231,6 +357,13 @@ class ChallengeProcessor:
                 f"message for challenge {submission.challenge_id} (submission {submission.submission_id}) "
                 f"reached the processor of {self.challenge_id}",
             )
+        if submission.skip_reason is not None and submission.platform is not Platform.V6:
+            # v5 skips are the router's business (it never publishes them); never launch what was marked skipped.
+            self._metrics.count(Metric.LAUNCH_FAILURES, reason=FailureReason.INVALID_MESSAGE.value)
+            raise RecordFailed(
+                FailureReason.INVALID_MESSAGE.value,
+                f"submission {submission.submission_id}: skipReason on a {submission.platform.value} message",
+            )
         # The router's policy again, from the same module and allow list: never launch a scorer on a URL the
         # queue could hand us past the router (file://, the metadata address, a foreign host). Permanent: the
         # message reaches the DLQ after its receives, nothing is claimed, RunTask is never called.
@@ -242,6 +375,16 @@ class ChallengeProcessor:
                 f"submission {submission.submission_id}: url refused ({refusal.value})",  # never the URL itself
             )
         return submission
+
+    @staticmethod
+    def _phases_of(submission: RoutedSubmission, config: ChallengeConfig) -> list[ScoringPhase]:
+        """The runs this message asks for: exactly its phase when it names one, else the onSubmission phases."""
+        if submission.phase is not None:
+            return [submission.phase]
+        return [entry.phase for entry in config.submission_phases]
+
+    def _last_receive(self, message: InboundMessage) -> bool:
+        return message.receive_count >= self._max_receive_count
 
     def _config(self, ids: dict[str, str]) -> ChallengeConfig:
         try:
@@ -258,7 +401,7 @@ class ChallengeProcessor:
             self._configs.invalidate(self.challenge_id)
             self._metrics.count(Metric.CONFIG_ERRORS)
             self._logger.error(
-                "challenge config unusable; message back to the queue",
+                "challenge config unusable",
                 extra={
                     "config_error": error.reason.value,
                     "config_detail": error.detail,
@@ -266,27 +409,86 @@ class ChallengeProcessor:
                     **ids,
                 },
             )
-            raise RecordFailed(FailureReason.CONFIG_ERROR.value, str(error)) from None
+            raise ConfigUnusable(error.reason.value, str(error)) from None
         self._refresh_config = False
         return config
 
+    # ------------------------------------------------------------------ v6 skips (decision 086)
+    def _skip(
+        self,
+        submission: RoutedSubmission,
+        phases: list[ScoringPhase],
+        reason: str,
+        config: ChallengeConfig | None,
+        ids: dict[str, str],
+    ) -> list[ScoringPhase]:
+        """Record each run as FAILED without a task and hand it to the completion function for its terminal
+        summation (the record, not the message, carries the rest). Returns the phases whose run existed already
+        and is not finished: those were not skipped."""
+        scorer_type = config.scorer_type if config is not None else _UNCONFIGURED_SCORER
+        unfinished: list[ScoringPhase] = []
+        for phase in phases:
+            run = RunKey(submission.submission_id, phase)
+            run_ids = {**ids, "run_id": run.run_id, "phase": phase.value}
+            created = self._store.record_skipped(submission, phase=phase, scorer_type=scorer_type, reason=reason)
+            if not created:
+                record = self._store.get(run.run_id)
+                if record is not None and record.state not in FINAL_STATES:
+                    unfinished.append(phase)
+                    self._logger.info("run exists and is not finished; not skipped", extra=run_ids)
+                    continue
+                if not _report_still_due(record):
+                    self._logger.info("skipped run already recorded; nothing to hand on", extra=run_ids)
+                    continue
+            self._logger.warning(
+                "submission not scored: run recorded as skipped",
+                extra={"reason": reason, "recorded": created, **run_ids},
+            )
+            self._send_report_due(run, run_ids)
+        return unfinished
+
+    def _send_report_due(self, run: RunKey, ids: dict[str, str]) -> None:
+        if self._completion_function_name is None:
+            self._logger.info("no completion function configured; the sweeper re-drives the report", extra=ids)
+            return
+        try:
+            self.lambda_client.invoke(
+                FunctionName=self._completion_function_name,
+                InvocationType="Event",
+                Payload=json.dumps(report_due_event(run.run_id)).encode(),
+            )
+        except (BotoCoreError, ClientError) as error:
+            # Not a reason to retry the message: the item is recorded with its report due, the sweeper re-drives it.
+            self._logger.warning(
+                "report-due invoke failed; the sweeper re-drives the report",
+                extra={"error_type": type(error).__name__, **ids},
+            )
+
+    # ------------------------------------------------------------------ one run
     def _request(
-        self, submission: RoutedSubmission, config: ChallengeConfig, claim: LaunchClaim, message: InboundMessage
+        self,
+        submission: RoutedSubmission,
+        config: ChallengeConfig,
+        phase_config: PhaseConfig,
+        run: RunKey,
+        claim: LaunchClaim,
+        message: InboundMessage,
     ) -> RunTaskRequest:
         try:
             credentials = self._credentials.resolve(config.scorer_credentials_mode)
         except TokenUnavailableError as error:
-            self._launch_failed(submission, claim, message, FailureReason.TOKEN_UNAVAILABLE.value, str(error))
+            self._launch_failed(run, claim, message, FailureReason.TOKEN_UNAVAILABLE.value, str(error))
         if credentials.insecure:
             # The value itself is never logged; the overrides of this mode are never logged either.
             self._logger.warning(
                 "scorer credentials mode environment_token_insecure: the M2M token is placed in the task "
                 "environment and is visible in DescribeTasks, ECS events and CloudTrail",
-                extra={"submission_id": submission.submission_id},
+                extra={"submission_id": submission.submission_id, "run_id": run.run_id},
             )
         return build_run_task_request(
             submission,
             config,
+            phase_config,
             environment_name=self._environment,
             attempt=claim.attempt,
             credential_environment=credentials.environment,
@@ -294,7 +496,7 @@ class ChallengeProcessor:
         )
 
     def _launch(
-        self, submission: RoutedSubmission, claim: LaunchClaim, request: RunTaskRequest, message: InboundMessage
+        self, run: RunKey, claim: LaunchClaim, request: RunTaskRequest, message: InboundMessage
     ) -> LaunchResult:
         try:
             return self._launcher.run_task(request)
@@ -302,7 +504,7 @@ class ChallengeProcessor:
             if error.kind is LaunchErrorKind.PERMANENT:
                 self._refresh_config = True  # e.g. the task definition named in the cached config is gone
             self._launch_failed(
-                submission,
+                run,
                 claim,
                 message,
                 error.reason_code,
@@ -310,14 +512,14 @@ class ChallengeProcessor:
                 token_settled=error.token_settled,
             )
         except LaunchOutcomeUnknown as error:
-            self._outcome_unknown(submission, claim, request, message, error.reason_code, request.redact(error.detail))
+            self._outcome_unknown(run, claim, request, message, error.reason_code, request.redact(error.detail))
         except Exception as error:
             # A bug or an unforeseen error type: we cannot prove ECS saw nothing, so treat it as ambiguous.
-            self._outcome_unknown(submission, claim, request, message, type(error).__name__, request.redact(str(error)))
+            self._outcome_unknown(run, claim, request, message, type(error).__name__, request.redact(str(error)))
 
     def _launch_failed(
         self,
-        submission: RoutedSubmission,
+        run: RunKey,
         claim: LaunchClaim,
         message: InboundMessage,
         reason_code: str,
@@ -327,15 +529,15 @@ class ChallengeProcessor:
     ) -> NoReturn:
         """A definite failure of this call: record it and fail (the next claim gets a new clientToken unless an
         earlier call of this attempt was ambiguous and this answer does not settle it)."""
-        dead_lettered = message.receive_count >= self._max_receive_count
+        dead_lettered = self._last_receive(message)
         recorded = self._store.mark_launch_failed(
-            submission.submission_id,
+            run.run_id,
             attempt=claim.attempt,
             reason=f"{reason_code}: {detail}",
             dead_lettered=dead_lettered,
             token_settled=token_settled,
         )
-        self._metrics.count(Metric.LAUNCH_FAILURES, reason=reason_code)
+        self._metrics.count(Metric.LAUNCH_FAILURES, reason=reason_code, phase=run.phase.value)
         self._logger.warning(
             "launch failed; message back to the queue",
             extra={
@@ -344,7 +546,9 @@ class ChallengeProcessor:
                 "attempt": claim.attempt,
                 "dead_lettered": dead_lettered,
                 "recorded": recorded,
-                "submission_id": submission.submission_id,
+                "submission_id": run.submission_id,
+                "run_id": run.run_id,
+                "phase": run.phase.value,
             },
         )
         # `from None`: the original exception (whose text may echo request values) is not chained into tracebacks.
@@ -352,7 +556,7 @@ class ChallengeProcessor:
 
     def _outcome_unknown(
         self,
-        submission: RoutedSubmission,
+        run: RunKey,
         claim: LaunchClaim,
         request: RunTaskRequest,
         message: InboundMessage,
@@ -362,14 +566,14 @@ class ChallengeProcessor:
         """RunTask may have started a task: the attempt is marked ambiguous, so every retry reuses this
         clientToken; on the last receive the item says DEAD_LETTERED (the sweeper adopts or stops a task
         that did start)."""
-        dead_lettered = message.receive_count >= self._max_receive_count
+        dead_lettered = self._last_receive(message)
         self._store.mark_launch_outcome_unknown(
-            submission.submission_id,
+            run.run_id,
             attempt=claim.attempt,
             reason=f"{reason_code}: {detail}",
             dead_lettered=dead_lettered,
         )
-        self._metrics.count(Metric.LAUNCH_FAILURES, reason=reason_code)
+        self._metrics.count(Metric.LAUNCH_FAILURES, reason=reason_code, phase=run.phase.value)
         self._logger.warning(
             "RunTask outcome unknown; lease kept, the retry reuses the same clientToken",
             extra={
@@ -377,7 +581,9 @@ class ChallengeProcessor:
                 "detail": detail,
                 "attempt": claim.attempt,
                 "client_token": request.client_token,
-                "submission_id": submission.submission_id,
+                "submission_id": run.submission_id,
+                "run_id": run.run_id,
+                "phase": run.phase.value,
             },
         )
         # `from None`: the original exception (whose text may echo request values) is not chained into tracebacks.
@@ -385,36 +591,36 @@ class ChallengeProcessor:
 
     def _record_launched(
         self,
-        submission: RoutedSubmission,
-        config: ChallengeConfig,
+        run: RunKey,
+        timeout_seconds: int,
         claim: LaunchClaim,
         result: LaunchResult,
         ids: dict[str, str],
     ) -> RecordOutcome:
         marked = self._store.mark_launched(
-            submission.submission_id,
+            run.run_id,
             attempt=claim.attempt,
             task_arn=result.task_arn,
             cluster_arn=result.cluster_arn,
-            timeout_seconds=config.timeout,
+            timeout_seconds=timeout_seconds,
         )
         if marked:
-            self._metrics.count(Metric.TASKS_LAUNCHED)
+            self._metrics.count(Metric.TASKS_LAUNCHED, phase=run.phase.value)
             self._logger.info(
                 "scorer task launched",
                 extra={"task_arn": result.task_arn, "attempt": claim.attempt, "adopted": result.adopted, **ids},
             )
             return RecordOutcome.LAUNCHED
-        record = self._store.get(submission.submission_id)
+        record = self._store.get(run.run_id)
         if record is not None and record.task_arn == result.task_arn and record.state in FINAL_STATES:
             # The task already stopped and the completion function recorded it before we got here.
-            self._metrics.count(Metric.TASKS_LAUNCHED)
+            self._metrics.count(Metric.TASKS_LAUNCHED, phase=run.phase.value)
             self._logger.info(
                 "scorer task launched and already finished",
                 extra={"task_arn": result.task_arn, **ids},
             )
             return RecordOutcome.LAUNCHED
-        self._metrics.count(Metric.DUPLICATES_SKIPPED)
+        self._metrics.count(Metric.DUPLICATES_SKIPPED, phase=run.phase.value)
         self._logger.warning(
             "task started but another delivery owns the record now (same clientToken, same task)",
             extra={"task_arn": result.task_arn, "state": record.state.value if record else None, **ids},
@@ -437,8 +643,28 @@ class ChallengeProcessor:
         )
 
 
+def _report_still_due(record: LifecycleRecord | None) -> bool:
+    """A skip recorded by an earlier delivery that may have died before handing it on: hand it on again (the
+    completion function reports a run once however often it is told)."""
+    return (
+        record is not None
+        and record.task_arn is None
+        and record.state in FINAL_STATES
+        and record.report_status is ReportStatus.PENDING
+    )
+
+
 def _ids(message: InboundMessage) -> dict[str, str]:
     return {"message_id": message.message_id}
 
 
-__all__ = ["ChallengeProcessor", "FailureReason", "InboundMessage", "RecordFailed", "RecordOutcome"]
+__all__ = [
+    "DEFAULT_SKIP_PHASE",
+    "ChallengeProcessor",
+    "ConfigUnusable",
+    "FailureReason",
+    "InboundMessage",
+    "RecordFailed",
+    "RecordOutcome",
+    "SkipReason",
+]

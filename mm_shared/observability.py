@@ -8,6 +8,7 @@ METRICS_NAMESPACE = "MMProcessor"
 REASON_DIMENSION = "Reason"
 ENVIRONMENT_DIMENSION = "Environment"
 CHALLENGE_DIMENSION = "ChallengeId"
+PHASE_DIMENSION = "Phase"  # per-run counts of the challenge processor (decision 085)
 SERVICE_DIMENSION = "service"  # Powertools adds it when POWERTOOLS_SERVICE_NAME is set; named where alarms need it
 
 

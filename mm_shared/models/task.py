@@ -44,18 +44,18 @@ class TaskTag(StrEnum):
 
 
 class EcsRunnerEnv(StrEnum):
-    """The names Topcoder's own ecs-runner reads (marathon-match-api-v6 `ecs.service.ts`), set in addition to
-    `TaskEnv` when a challenge opts in (`scorerEnvironment: topcoder_ecs_runner`, decision 087). Its
-    `ACCESS_TOKEN` is deliberately absent: it reaches the task only through the task definition's `secrets`."""
+    """The names Topcoder's own ecs-runner reads, set in addition to `TaskEnv` when a challenge opts in
+    (`scorerEnvironment: topcoder_ecs_runner`, decision 087). Names and value forms as marathon-match-api-v6
+    `src/shared/modules/global/ecs.service.ts` (`launchScorerTask`) sets them and `ecs-runner/.../EcsRunnerMain.java`
+    reads them. Deliberately absent: `ACCESS_TOKEN` (only the task definition's `secrets` give it to the task),
+    `MARATHON_MATCH_API_URL` (per deployment: the task definition's `environment`) and `REVIEW_ID` (Topcoder's
+    SYSTEM review id, created by its autopilot; nothing here knows it)."""
 
+    TESTER_CONFIG_ID = "TESTER_CONFIG_ID"  # the challenge id: the runner loads its config and tester by it
     SUBMISSION_ID = "SUBMISSION_ID"
-    CHALLENGE_ID = "CHALLENGE_ID"
-    MEMBER_ID = "MEMBER_ID"
-    MEMBER_HANDLE = "MEMBER_HANDLE"
-    SUBMISSION_URL = "SUBMISSION_URL"
+    REVIEW_TYPE_ID = "REVIEW_TYPE_ID"  # required by the runner
     TEST_PHASE = "TEST_PHASE"  # example | provisional | system
     PHASE_CONFIG_TYPE = "PHASE_CONFIG_TYPE"  # EXAMPLE | PROVISIONAL | SYSTEM
     PHASE_START_SEED = "PHASE_START_SEED"
     PHASE_NUMBER_OF_TESTS = "PHASE_NUMBER_OF_TESTS"
-    REVIEW_TYPE_ID = "REVIEW_TYPE_ID"
-    SCORECARD_ID = "SCORECARD_ID"
+    MEMBER_ID = "MEMBER_ID"  # set by Topcoder only when known; its duplicate/superseded-task checks read it

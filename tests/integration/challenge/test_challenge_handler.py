@@ -13,8 +13,9 @@ from botocore.stub import Stubber
 
 from challenge_lambda import handler
 from mm_shared import aws as aws_clients
-from mm_shared.constants import client_token, started_by
+from mm_shared.constants import STATUS_TABLE_PARTITION_KEY, client_token, started_by
 from mm_shared.models.lifecycle import LifecycleRecord, SubmissionState
+from mm_shared.models.phase import ScoringPhase, run_id
 from mm_shared.models.routed import RoutedSubmission
 from mm_shared.settings import SettingsError
 from mm_shared.status_store import StatusStore
@@ -25,8 +26,11 @@ from tests.unit.challenge.helpers import (
     OTHER_CHALLENGE_ID,
     PARAMETER_NAME,
     SECRET_TOKEN,
+    V5_PHASE,
     FakeTokenProvider,
     routed_submission,
+    v6_config_document,
+    v6_submission,
 )
 
 
@@ -42,10 +46,10 @@ def failed_ids(response: dict[str, Any]) -> list[str]:
     return [item["itemIdentifier"] for item in response["batchItemFailures"]]
 
 
-def status(submission: RoutedSubmission) -> LifecycleRecord:
+def status(submission: RoutedSubmission, phase: ScoringPhase = V5_PHASE) -> LifecycleRecord:
     import os
 
-    record = StatusStore(os.environ["STATUS_TABLE_NAME"]).get(submission.submission_id)
+    record = StatusStore(os.environ["STATUS_TABLE_NAME"]).get(run_id(submission.submission_id, phase))
     assert record is not None
     return record
 
@@ -80,6 +84,7 @@ def test_valid_message_launches_exactly_one_tagged_fargate_task(ecs_world: EcsWo
     assert {tag["key"]: tag["value"] for tag in task["tags"]} == {
         "ChallengeId": CHALLENGE_ID,
         "SubmissionId": submission.submission_id,
+        "Phase": "PROVISIONAL",
         "ScorerType": "mm-scorer-java",
         "Environment": "dev",
         "Project": "mm-processor",
@@ -94,7 +99,7 @@ def test_valid_message_launches_exactly_one_tagged_fargate_task(ecs_world: EcsWo
     assert "MM_TOKEN_PARAMETER" not in environment
 
     [call] = ecs_world.runtask_calls
-    assert call["clientToken"] == client_token(submission.submission_id, 1)
+    assert call["clientToken"] == client_token(submission.submission_id, V5_PHASE, 1)
     assert call["count"] == 1
     assert call["networkConfiguration"] == {
         "awsvpcConfiguration": {
@@ -182,8 +187,8 @@ def test_retry_after_failures_array_uses_the_next_token_and_launches(ecs_world: 
 
     assert response == {"batchItemFailures": []}
     assert [call["clientToken"] for call in ecs_world.runtask_calls] == [
-        client_token(submission.submission_id, 1),
-        client_token(submission.submission_id, 2),
+        client_token(submission.submission_id, V5_PHASE, 1),
+        client_token(submission.submission_id, V5_PHASE, 2),
     ]
     assert len(ecs_world.tasks()) == 1
     assert status(submission).state is SubmissionState.LAUNCHED
@@ -263,7 +268,7 @@ def test_wrong_challenge_message_never_launches(ecs_world: EcsWorld) -> None:
     assert ecs_world.tasks() == []
     import os
 
-    assert StatusStore(os.environ["STATUS_TABLE_NAME"]).get(stray.submission_id) is None
+    assert StatusStore(os.environ["STATUS_TABLE_NAME"]).get_runs(stray.submission_id) == []
 
 
 def test_missing_environment_fails_the_invocation_loudly(ecs_world: EcsWorld, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -340,14 +345,14 @@ def test_read_timeout_keeps_the_lease_and_the_retry_reuses_the_token(ecs_world: 
     timing_out["on"] = False
     aws_clients.client("dynamodb").update_item(
         TableName=os.environ["STATUS_TABLE_NAME"],
-        Key={"submissionId": {"S": submission.submission_id}},
+        Key={STATUS_TABLE_PARTITION_KEY: {"S": run_id(submission.submission_id, V5_PHASE)}},
         UpdateExpression="SET leaseUntil = :past",
         ExpressionAttributeValues={":past": {"N": "1"}},
     )
     second = invoke(message(submission, receive_count=2))
 
     assert second == {"batchItemFailures": []}
-    token = client_token(submission.submission_id, 1)
+    token = client_token(submission.submission_id, V5_PHASE, 1)
     assert [call["clientToken"] for call in ecs_world.runtask_calls] == [token, token]
     assert status(submission).state is SubmissionState.LAUNCHED
     assert len(ecs_world.tasks()) == 1
@@ -418,7 +423,7 @@ def test_a_delivery_meeting_a_live_launch_lease_is_handed_back_untouched(ecs_wor
     # Given another delivery of this submission holding a live launch lease (it is calling RunTask right now)
     submission = routed_submission()
     holder = StatusStore(os.environ["STATUS_TABLE_NAME"]).claim_launch(
-        submission, scorer_type="route-planner", lease_seconds=600
+        submission, phase=V5_PHASE, scorer_type="route-planner", lease_seconds=600
     )
     assert holder.granted
     record = message(submission)
@@ -432,3 +437,73 @@ def test_a_delivery_meeting_a_live_launch_lease_is_handed_back_untouched(ecs_wor
     assert ecs_world.tasks() == []
     after = status(submission)
     assert (after.state.value, after.launch_attempt) == ("LAUNCHING", holder.attempt)
+
+
+# ------------------------------------------------------------------ v6: one task per phase, skips made visible
+def _v6_config(ecs_world: EcsWorld, **overrides: Any) -> dict[str, Any]:
+    document = v6_config_document()
+    return ecs_world.config(**{key: document.get(key) for key in ("platform", "phases", "scorecardId")}, **overrides)
+
+
+def test_a_v6_submission_starts_one_tagged_task_per_phase(ecs_world: EcsWorld) -> None:
+    ecs_world.put_config(_v6_config(ecs_world, scorerEnvironment="topcoder_ecs_runner"))
+    submission = v6_submission()
+
+    first = invoke(message(submission))
+    again = invoke(message(submission, receive_count=2))
+
+    assert first == again == {"batchItemFailures": []}
+    tasks = ecs_world.tasks()
+    assert len(tasks) == 2  # EXAMPLE and PROVISIONAL, each once
+    by_phase = {}
+    for task in tasks:
+        tags = {tag["key"]: tag["value"] for tag in task["tags"]}
+        environment = {e["name"]: e["value"] for e in task["overrides"]["containerOverrides"][0]["environment"]}
+        assert tags["Phase"] == environment["MM_PHASE"] == environment["PHASE_CONFIG_TYPE"]
+        assert environment["SUBMISSION_ID"] == submission.submission_id
+        assert "ACCESS_TOKEN" not in environment
+        by_phase[tags["Phase"]] = environment
+    assert by_phase["EXAMPLE"]["TEST_PHASE"] == "example"
+    assert (by_phase["PROVISIONAL"]["PHASE_START_SEED"], by_phase["PROVISIONAL"]["PHASE_NUMBER_OF_TESTS"]) == (
+        "1001",
+        "100",
+    )
+    for phase in (ScoringPhase.EXAMPLE, ScoringPhase.PROVISIONAL):
+        assert status(submission, phase).state is SubmissionState.LAUNCHED
+
+
+def test_a_skipped_v6_submission_is_recorded_and_handed_to_the_completion_function(
+    ecs_world: EcsWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COMPLETION_FUNCTION_NAME", "mm-processor-dev-completion")
+    ecs_world.put_config(_v6_config(ecs_world))
+    submission = v6_submission(skip_reason="Marathon Match scoring skipped because the challenge is inactive.")
+    lambda_client = aws_clients.client("lambda")
+    stub = Stubber(lambda_client)
+    for phase in ("PROVISIONAL", "EXAMPLE"):  # launch order: PROVISIONAL before EXAMPLE
+        stub.add_response(
+            "invoke",
+            {"StatusCode": 202},
+            {
+                "FunctionName": "mm-processor-dev-completion",
+                "InvocationType": "Event",
+                "Payload": json.dumps(
+                    {
+                        "source": "mm-processor",
+                        "detail-type": "Run Report Due",
+                        "detail": {"runId": f"{submission.submission_id}#{phase}"},
+                    }
+                ).encode(),
+            },
+        )
+
+    with stub:
+        response = invoke(message(submission))
+
+    stub.assert_no_pending_responses()
+    assert response == {"batchItemFailures": []}
+    assert ecs_world.tasks() == []
+    assert ecs_world.runtask_calls == []
+    for phase in (ScoringPhase.EXAMPLE, ScoringPhase.PROVISIONAL):
+        record = status(submission, phase)
+        assert (record.state, record.reason) == (SubmissionState.FAILED, submission.skip_reason)

@@ -15,6 +15,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from challenge_lambda.launcher import LaunchResult, RunTaskRequest
+from mm_shared.models.phase import V6_SUBMISSION_TOPIC, Platform, ScoringPhase
 from mm_shared.models.routed import KafkaCoordinates, RoutedSubmission
 from mm_shared.observability import Metric
 
@@ -27,6 +28,10 @@ TOKEN_PARAMETER_NAME = "/mm-processor/auth0/token"
 SECRET_TOKEN = "eyJhbGciOiJSUzI1NiJ9.SECRET-M2M-TOKEN-do-not-leak.c2lnbmF0dXJl"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
+
+
+# The phase of a config without phase configs (`testType` defaults to provisional): every v5 run's phase here.
+V5_PHASE = ScoringPhase.PROVISIONAL
 
 
 def routed_submission(
@@ -48,6 +53,52 @@ def routed_submission(
         source=source,
         routed_at=datetime(2027, 1, 15, 12, 0, tzinfo=UTC),
     )
+
+
+def new_nanoid() -> str:
+    """A v6 submission id: 14 characters of A-Za-z0-9_- (review-api-v6 `nanoid(14)`)."""
+    return uuid.uuid4().hex[:12] + "_-"
+
+
+def v6_submission(
+    *,
+    submission_id: str | None = None,
+    phase: ScoringPhase | None = None,
+    skip_reason: str | None = None,
+    member_handle: str | None = "tourist",
+    offset: int = 7,
+) -> RoutedSubmission:
+    source = KafkaCoordinates(topic=V6_SUBMISSION_TOPIC, partition=1, offset=offset)
+    return RoutedSubmission(
+        platform=Platform.V6,
+        submission_id=submission_id or new_nanoid(),
+        challenge_id=CHALLENGE_ID,
+        member_id=88_770_025,
+        member_handle=member_handle,
+        url="https://topcoder-submissions.s3.amazonaws.com/mm/v6-solution.zip",
+        correlation_id=source.correlation_id,
+        source=source,
+        routed_at=datetime(2027, 1, 15, 12, 0, tzinfo=UTC),
+        phase=phase,
+        skip_reason=skip_reason,
+    )
+
+
+def v6_config_document(**overrides: Any) -> dict[str, Any]:
+    """A v6 challenge with EXAMPLE and PROVISIONAL on submission (SYSTEM after the match)."""
+    document = config_document(
+        platform="v6",
+        reviewerId=None,
+        scoreCardId=None,
+        scorecardId="Wd8mC2bNkq1Zt0",
+        phases=[
+            {"phase": "EXAMPLE", "startSeed": 1, "numberOfTests": 10, "timeout": 600},
+            {"phase": "PROVISIONAL", "startSeed": 1001, "numberOfTests": 100, "timeout": 2400},
+            {"phase": "SYSTEM", "startSeed": 5001, "numberOfTests": 2000, "onSubmission": False},
+        ],
+    )
+    document.update(overrides)
+    return {k: v for k, v in document.items() if v is not None}
 
 
 def config_document(challenge_id: str = CHALLENGE_ID, **overrides: Any) -> dict[str, Any]:
@@ -94,15 +145,37 @@ class FakeSsm:
 @dataclass
 class FakeMetrics:
     counts: list[tuple[Metric, str | None]] = field(default_factory=list)
+    phases: list[tuple[Metric, str | None]] = field(default_factory=list)
 
-    def count(self, metric: Metric, *, reason: str | None = None) -> None:
+    def count(self, metric: Metric, *, reason: str | None = None, phase: str | None = None) -> None:
         self.counts.append((metric, reason))
+        self.phases.append((metric, phase))
 
     def total(self, metric: Metric) -> int:
         return sum(1 for name, _ in self.counts if name is metric)
 
     def reasons(self, metric: Metric) -> list[str | None]:
         return [reason for name, reason in self.counts if name is metric]
+
+    def phases_of(self, metric: Metric) -> list[str | None]:
+        return [phase for name, phase in self.phases if name is metric]
+
+
+class FakeLambda:
+    """`invoke` recorded (the report-due hand-off); `error` makes every call fail."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.invocations: list[dict[str, Any]] = []
+        self.error = error
+
+    def invoke(self, **kwargs: Any) -> dict[str, Any]:
+        if self.error is not None:
+            raise self.error
+        self.invocations.append(kwargs)
+        return {"StatusCode": 202}
+
+    def payloads(self) -> list[dict[str, Any]]:
+        return [json.loads(call["Payload"]) for call in self.invocations]
 
 
 Outcome = LaunchResult | BaseException | Callable[[RunTaskRequest], LaunchResult]

@@ -18,7 +18,19 @@ from challenge_lambda.launcher import (
     build_run_task_request,
 )
 from mm_shared.models.challenge import ChallengeConfig
-from tests.unit.challenge.helpers import ACCOUNT, CHALLENGE_ID, REGION, config_document, env_of, routed_submission
+from mm_shared.models.phase import ScoringPhase
+from mm_shared.models.task import EcsRunnerEnv
+from tests.unit.challenge.helpers import (
+    ACCOUNT,
+    CHALLENGE_ID,
+    REGION,
+    REVIEW_TYPE_ID,
+    config_document,
+    env_of,
+    routed_submission,
+    v6_config_document,
+    v6_submission,
+)
 
 TASK_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/mm-scorers/0123456789abcdef0123456789abcdef"
 CLUSTER_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/mm-scorers"
@@ -52,11 +64,12 @@ def test_request_identity_started_by_client_token_and_tags() -> None:
     request = _request()
 
     assert request.started_by == f"mm-processor/dev/{CHALLENGE_ID}" == request.kwargs["startedBy"]
-    assert request.client_token == "3f2b1c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d-2" == request.kwargs["clientToken"]
+    assert request.client_token == "3f2b1c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d-PROVISIONAL-2" == request.kwargs["clientToken"]
     assert len(request.client_token) <= 64
     assert {tag["key"]: tag["value"] for tag in request.kwargs["tags"]} == {
         "ChallengeId": CHALLENGE_ID,
         "SubmissionId": "3f2b1c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+        "Phase": "PROVISIONAL",
         "ScorerType": "mm-scorer-java",
         "Environment": "dev",
         "Project": "mm-processor",
@@ -71,6 +84,10 @@ def test_container_override_environment() -> None:
         "MM_SUBMISSION_ID": "3f2b1c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
         "MM_LAUNCH_ATTEMPT": "2",
         "MM_CHALLENGE_ID": CHALLENGE_ID,
+        "MM_PHASE": "PROVISIONAL",  # the single phase of a config without phase configs (its testType)
+        "MM_PHASE_START_SEED": "1",
+        "MM_PHASE_NUMBER_OF_TESTS": "1",
+        "MM_PLATFORM": "v5",
         "MM_LEGACY_CHALLENGE_ID": "30054321",
         "MM_SUBMISSION_URL": "https://topcoder-submissions.s3.amazonaws.com/mm/solution.zip",
         "MM_MEMBER_ID": "40158994",
@@ -110,6 +127,81 @@ def test_repr_and_redaction_never_show_secrets() -> None:
 
     assert "tok-123" not in repr(request)
     assert request.redact("value tok-123 echoed") == "value *** echoed"
+
+
+# ------------------------------------------------------------------ phases and the ecs-runner names (085, 087)
+def _v6_request(
+    phase: ScoringPhase, *, attempt: int = 1, scorer_environment: str | None = None, **submission: Any
+) -> RunTaskRequest:
+    config = ChallengeConfig.model_validate(v6_config_document(scorerEnvironment=scorer_environment))
+    phase_config = config.phase_config(phase)
+    assert phase_config is not None
+    routed = v6_submission(submission_id="3G9RNcDiRX4ioW", **submission)
+    return build_run_task_request(routed, config, phase_config, environment_name="dev", attempt=attempt)
+
+
+def test_each_phase_is_its_own_task_with_its_seeds_timeout_token_and_tag() -> None:
+    example, provisional = _v6_request(ScoringPhase.EXAMPLE), _v6_request(ScoringPhase.PROVISIONAL)
+
+    assert (example.client_token, provisional.client_token) == (
+        "3G9RNcDiRX4ioW-EXAMPLE-1",
+        "3G9RNcDiRX4ioW-PROVISIONAL-1",
+    )
+    example_env, provisional_env = env_of(example), env_of(provisional)
+    assert {name: example_env[name] for name in ("MM_PHASE", "MM_PHASE_START_SEED", "MM_PHASE_NUMBER_OF_TESTS")} == {
+        "MM_PHASE": "EXAMPLE",
+        "MM_PHASE_START_SEED": "1",
+        "MM_PHASE_NUMBER_OF_TESTS": "10",
+    }
+    assert (provisional_env["MM_PHASE_START_SEED"], provisional_env["MM_PHASE_NUMBER_OF_TESTS"]) == ("1001", "100")
+    assert (example_env["MM_TIMEOUT_SECONDS"], provisional_env["MM_TIMEOUT_SECONDS"]) == ("600", "2400")
+    assert (example_env["MM_PLATFORM"], example_env["MM_MEMBER_HANDLE"]) == ("v6", "tourist")
+    assert {tag["key"]: tag["value"] for tag in provisional.kwargs["tags"]}["Phase"] == "PROVISIONAL"
+
+
+def test_a_phase_without_its_own_timeout_gets_the_challenge_timeout() -> None:
+    env = env_of(_v6_request(ScoringPhase.SYSTEM))
+
+    assert (env["MM_PHASE"], env["MM_TIMEOUT_SECONDS"]) == ("SYSTEM", "1800")
+
+
+def test_member_handle_only_when_known() -> None:
+    assert "MM_MEMBER_HANDLE" not in env_of(_v6_request(ScoringPhase.EXAMPLE, member_handle=None))
+
+
+def test_several_phases_and_no_phase_named_is_refused() -> None:
+    config = ChallengeConfig.model_validate(v6_config_document())
+
+    with pytest.raises(ValueError, match="one named phase"):
+        build_run_task_request(v6_submission(), config, environment_name="dev", attempt=1)
+
+
+def test_ecs_runner_names_only_with_the_option_and_with_topcoders_value_forms() -> None:
+    runner_names = {name.value for name in EcsRunnerEnv}
+    assert not runner_names & set(env_of(_v6_request(ScoringPhase.EXAMPLE)))
+
+    env = env_of(_v6_request(ScoringPhase.EXAMPLE, scorer_environment="topcoder_ecs_runner"))
+
+    # marathon-match-api-v6 ecs.service.ts launchScorerTask: the same names, the same value forms.
+    assert {name: env[name] for name in runner_names} == {
+        "TESTER_CONFIG_ID": CHALLENGE_ID,
+        "SUBMISSION_ID": "3G9RNcDiRX4ioW",
+        "REVIEW_TYPE_ID": REVIEW_TYPE_ID,
+        "TEST_PHASE": "example",
+        "PHASE_CONFIG_TYPE": "EXAMPLE",
+        "PHASE_START_SEED": "1",
+        "PHASE_NUMBER_OF_TESTS": "10",
+        "MEMBER_ID": "88770025",
+    }
+    assert env["MM_PHASE"] == "EXAMPLE"  # the pipeline's own names stay: the completion function reads them
+    assert "ACCESS_TOKEN" not in env
+
+
+@pytest.mark.parametrize("phase", list(ScoringPhase))
+def test_test_phase_is_the_lower_case_config_type(phase: ScoringPhase) -> None:
+    env = env_of(_v6_request(phase, scorer_environment="topcoder_ecs_runner"))
+
+    assert (env["TEST_PHASE"], env["PHASE_CONFIG_TYPE"]) == (phase.value.lower(), phase.value)
 
 
 # ------------------------------------------------------------------ send + classify

@@ -40,3 +40,17 @@ def test_two_sinks_in_one_process_keep_their_own_challenge(capsys: Any) -> None:
     second.count(Metric.TASKS_LAUNCHED)
 
     assert [doc["ChallengeId"] for doc in _emf(capsys.readouterr().out)] == [CHALLENGE_ID, OTHER_CHALLENGE_ID]
+
+
+def test_a_per_run_count_carries_its_phase(capsys: Any) -> None:
+    sink = PowertoolsMetricsSink(environment_name="dev", challenge_id=CHALLENGE_ID, service="challenge-processor")
+
+    sink.count(Metric.LAUNCH_FAILURES, reason="Throttling", phase="EXAMPLE")
+    sink.count(Metric.CONFIG_ERRORS)
+
+    per_run, per_message = _emf(capsys.readouterr().out)
+    assert per_run["Phase"] == "EXAMPLE"
+    assert per_run["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [
+        ["Environment", "ChallengeId", "service", "Reason", "Phase"]
+    ]
+    assert "Phase" not in per_message

@@ -28,6 +28,7 @@ from challenge_lambda.processor import (
 from mm_shared.constants import client_token
 from mm_shared.models.lifecycle import LifecycleRecord, SubmissionState
 from mm_shared.models.outcome import Outcome, OutcomeCode, TestStatus
+from mm_shared.models.phase import ScoringPhase, run_id
 from mm_shared.models.routed import RoutedSubmission
 from mm_shared.observability import Metric
 from mm_shared.settings import ChallengeProcessorSettings
@@ -39,6 +40,7 @@ from tests.unit.challenge.helpers import (
     PARAMETER_NAME,
     SECRET_TOKEN,
     TOKEN_PARAMETER_NAME,
+    V5_PHASE,
     FakeLauncher,
     FakeMetrics,
     FakeSsm,
@@ -70,8 +72,8 @@ class World:
         text = body if isinstance(body, str) else body.to_json()
         return self.processor.process(InboundMessage(message_id="m-1", body=text, receive_count=receive_count))
 
-    def record(self, submission: RoutedSubmission) -> LifecycleRecord:
-        record = self.store.get(submission.submission_id)
+    def record(self, submission: RoutedSubmission, phase: ScoringPhase = V5_PHASE) -> LifecycleRecord:
+        record = self.store.get(run_id(submission.submission_id, phase))
         assert record is not None
         return record
 
@@ -125,7 +127,7 @@ def test_valid_message_launches_one_task_and_records_it(world: World) -> None:
 
     assert outcome is RecordOutcome.LAUNCHED
     [request] = world.launcher.requests
-    assert request.client_token == client_token(submission.submission_id, 1)
+    assert request.client_token == client_token(submission.submission_id, V5_PHASE, 1)
     assert request.kwargs["startedBy"] == f"mm-processor/dev/{CHALLENGE_ID}"
     assert env_of(request)["MM_SUBMISSION_ID"] == submission.submission_id
     record = world.record(submission)
@@ -157,7 +159,7 @@ def test_finished_submission_redelivered_is_acknowledged_without_runtask(world: 
     task_arn = world.record(submission).task_arn
     assert task_arn is not None
     world.store.record_outcome(
-        submission.submission_id,
+        run_id(submission.submission_id, V5_PHASE),
         CHALLENGE_ID,
         Outcome(code=OutcomeCode.SUCCEEDED, test_status=TestStatus.SUCCESS, reason="exit 0", task_arn=task_arn),
         report_required=False,
@@ -200,8 +202,8 @@ def test_retry_after_a_definite_failure_uses_the_next_attempt_token(world: World
     assert world.deliver(submission, receive_count=2) is RecordOutcome.LAUNCHED
 
     assert world.launcher.tokens == [
-        client_token(submission.submission_id, 1),
-        client_token(submission.submission_id, 2),
+        client_token(submission.submission_id, V5_PHASE, 1),
+        client_token(submission.submission_id, V5_PHASE, 2),
     ]
     record = world.record(submission)
     assert (record.state, record.launch_attempt) == (SubmissionState.LAUNCHED, 2)
@@ -274,7 +276,7 @@ def test_ambiguous_runtask_keeps_the_lease_and_the_retry_reuses_the_token(world:
     world.clock.advance(LEASE_SECONDS + 1)  # the SQS retry comes after the visibility timeout
     assert world.deliver(submission, receive_count=2) is RecordOutcome.LAUNCHED
 
-    token = client_token(submission.submission_id, 1)
+    token = client_token(submission.submission_id, V5_PHASE, 1)
     assert world.launcher.tokens == [token, token]
     assert world.record(submission).launch_attempt == 1
 
@@ -298,7 +300,7 @@ def test_an_ambiguous_attempt_keeps_its_token_through_a_later_refusal(world: Wor
     world.clock.advance(180)
     assert world.deliver(submission, receive_count=3) is RecordOutcome.LAUNCHED
 
-    token = client_token(submission.submission_id, 1)
+    token = client_token(submission.submission_id, V5_PHASE, 1)
     assert world.launcher.tokens == [token, token, token]  # ECS answers the first call's task, if it started one
     record = world.record(submission)
     assert (record.state, record.launch_attempt, record.launch_ambiguous) == (SubmissionState.LAUNCHED, 1, False)
@@ -322,7 +324,10 @@ def test_failures_after_an_ambiguous_attempt_settle_the_token(world: World) -> N
     world.clock.advance(180)
     assert world.deliver(submission, receive_count=3) is RecordOutcome.LAUNCHED
 
-    first, second = client_token(submission.submission_id, 1), client_token(submission.submission_id, 2)
+    first, second = (
+        client_token(submission.submission_id, V5_PHASE, 1),
+        client_token(submission.submission_id, V5_PHASE, 2),
+    )
     assert world.launcher.tokens == [first, first, second]
 
 
@@ -341,7 +346,7 @@ def test_ambiguous_outcome_on_the_last_receive_is_dead_lettered_and_a_redrive_re
 
     world.clock.advance(3600)  # an operator redrives the DLQ
     assert world.deliver(submission, receive_count=1) is RecordOutcome.LAUNCHED
-    token = client_token(submission.submission_id, 1)
+    token = client_token(submission.submission_id, V5_PHASE, 1)
     assert world.launcher.tokens == [token, token]
 
 
@@ -375,7 +380,7 @@ def test_stopped_event_overtaking_the_launch_is_kept(world: World) -> None:
     def launch_and_finish_at_once(request: RunTaskRequest) -> LaunchResult:
         task_arn = "arn:aws:ecs:us-east-1:123456789012:task/mm-scorers/0badc0de0badc0de0badc0de0badc0de"
         world.store.record_outcome(
-            submission.submission_id,
+            run_id(submission.submission_id, V5_PHASE),
             CHALLENGE_ID,
             Outcome(code=OutcomeCode.FAILED, test_status=TestStatus.FAILED, reason="exit 1", task_arn=task_arn),
             report_required=True,
@@ -400,7 +405,7 @@ def test_missing_config_fails_back_with_a_clear_reason_and_no_claim(world: World
     assert raised.value.reason_code == "ConfigError"
     assert "parameter_missing" in raised.value.detail
     assert PARAMETER_NAME in raised.value.detail
-    assert world.store.get(submission.submission_id) is None
+    assert world.store.get_runs(submission.submission_id) == []
     assert world.launcher.requests == []
     assert world.metrics.total(Metric.CONFIG_ERRORS) == 1
     [config_line] = [line for line in log_lines(world.logs) if line["message"].startswith("challenge config unusable")]
@@ -456,7 +461,7 @@ def test_wrong_challenge_message_never_launches_or_touches_the_table(world: Worl
     assert raised.value.reason_code == "WrongChallenge"
     assert world.launcher.requests == []
     assert world.ssm.calls == []
-    assert world.store.get(submission.submission_id) is None
+    assert world.store.get_runs(submission.submission_id) == []
     assert world.metrics.reasons(Metric.LAUNCH_FAILURES) == ["WrongChallenge"]
     assert world.metrics.total(Metric.DEAD_LETTERED) == 1
 

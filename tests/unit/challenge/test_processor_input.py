@@ -123,7 +123,7 @@ def test_a_url_outside_the_policy_is_refused_before_claim_or_runtask(world: Proc
     assert refusal in failed.value.detail
     assert url not in failed.value.detail  # the URL itself (maybe with credentials) is never echoed
     assert world.launcher.requests == []
-    assert world.store.get(submission.submission_id) is None  # nothing claimed
+    assert world.store.get_runs(submission.submission_id) == []  # nothing claimed
     assert world.metrics.reasons(Metric.LAUNCH_FAILURES) == ["UrlNotAllowed"]
 
 
@@ -166,7 +166,7 @@ def test_a_member_id_beyond_64_bits_is_an_invalid_message_not_a_claim_failure(wo
 
     assert failed.value.reason_code == FailureReason.INVALID_MESSAGE.value
     assert "memberId" in failed.value.detail
-    assert world.store.get(submission.submission_id) is None
+    assert world.store.get_runs(submission.submission_id) == []
     assert world.launcher.requests == []
     assert world.metrics.reasons(Metric.LAUNCH_FAILURES) == ["InvalidMessage"]
 
@@ -177,6 +177,6 @@ def test_the_largest_member_id_is_launched(world: Processor) -> None:
     outcome = world.deliver(body_with(submission, memberId=MAX_MEMBER_ID))
 
     assert outcome is RecordOutcome.LAUNCHED
-    record = world.store.get(submission.submission_id)
+    [record] = world.store.get_runs(submission.submission_id)
     assert record is not None
     assert record.member_id == MAX_MEMBER_ID
