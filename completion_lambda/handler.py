@@ -1,6 +1,7 @@
-"""Completion Lambda: EventBridge "ECS Task State Change" (STOPPED) -> outcome -> one review report.
+"""Completion Lambda: EventBridge "ECS Task State Change" (STOPPED) -> outcome -> one report of the run.
 
-Thin glue: settings, lazily built clients, parsing, then `CompletionService.process`. A raised error
+Also accepts the asynchronous "Run Report Due" payload (`mm_shared.models.report_due`) for a run that has no
+task (a v6 skip). Thin glue: settings, lazily built clients, parsing, then `CompletionService.process`. A raised error
 fails the invocation on purpose (EventBridge target retries, then the function's async retries, then
 the rule target's DLQ); every other path returns normally.
 """
@@ -22,18 +23,21 @@ from completion_lambda.observability import (
     set_environment_dimension,
     tracer,
 )
-from completion_lambda.service import CompletionPolicy, CompletionService, ConfigSource, ReviewApi
+from completion_lambda.reporting import ReporterUnavailableError, ReviewApi, SummationsApi
+from completion_lambda.service import CompletionPolicy, CompletionService, ConfigSource
 from mm_shared import aws
 from mm_shared.challenge_config import ChallengeConfigLoader
 from mm_shared.models.ecs_event import ECS_EVENT_SOURCE, ECS_TASK_STATE_CHANGE, EcsTaskStateChangeEvent
+from mm_shared.models.report_due import RunReportDueEvent, parse_report_due_event
 from mm_shared.settings import CompletionSettings
 from mm_shared.status_store import StatusStore
+from mm_shared.topcoder.review_summations import ReviewSummationsClient
 from mm_shared.topcoder.submission_api import SubmissionApiClient
 from mm_shared.topcoder.token import TokenProvider, build_token_provider
 
 
 class InvalidEventError(ValueError):
-    """The event is not a well-formed ECS Task State Change (kept in the DLQ for inspection)."""
+    """The event is not a well-formed ECS Task State Change or Run Report Due event (kept in the DLQ)."""
 
 
 @functools.cache
@@ -55,6 +59,7 @@ class CompletionDependencies:
         config_source: ConfigSource | None = None,
         token_provider: TokenProvider | None = None,
         review_api: ReviewApi | None = None,
+        summations_api: SummationsApi | None = None,
         ecs: Any | None = None,
         sqs: Any | None = None,
         metrics_sink: MetricsSink | None = None,
@@ -64,6 +69,7 @@ class CompletionDependencies:
         self._config_source = config_source
         self._token_provider = token_provider
         self._review_api = review_api
+        self._summations_api = summations_api
         self._ecs = ecs
         self._sqs = sqs
         self._metrics_sink = metrics_sink
@@ -91,7 +97,10 @@ class CompletionDependencies:
         return self._token_provider
 
     def review_api(self) -> ReviewApi:
+        """v5: the Submission API client; only an environment with SUBMISSION_API_URL has one."""
         if self._review_api is None:
+            if not self.settings.submission_api_url:
+                raise ReporterUnavailableError("v5 challenge, but SUBMISSION_API_URL is not configured")
             self._review_api = SubmissionApiClient(
                 self.settings.submission_api_url,
                 self.token_provider,
@@ -99,6 +108,19 @@ class CompletionDependencies:
                 max_retries=self.settings.api_max_retries,
             )
         return self._review_api
+
+    def summations_api(self) -> SummationsApi:
+        """v6: the review-api-v6 summations client; only an environment with REVIEW_API_URL has one."""
+        if self._summations_api is None:
+            if not self.settings.review_api_url:
+                raise ReporterUnavailableError("v6 challenge, but REVIEW_API_URL is not configured")
+            self._summations_api = ReviewSummationsClient(
+                self.settings.review_api_url,
+                self.token_provider,
+                timeout_seconds=self.settings.api_timeout_seconds,
+                max_retries=self.settings.api_max_retries,
+            )
+        return self._summations_api
 
     def ecs(self) -> Any:
         if self._ecs is None:
@@ -123,6 +145,7 @@ class CompletionDependencies:
             store=self.store,
             config_source=self.config_source,
             review_api=self.review_api,
+            summations_api=self.summations_api,
             ecs=self.ecs,
             sqs=self.sqs,
             metrics=self.metrics_sink,
@@ -147,14 +170,17 @@ def use_dependencies(deps: CompletionDependencies | None) -> None:
     _dependencies = deps
 
 
-def parse_event(event: dict[str, Any]) -> EventBridgeModel:
-    """The typed ECS event for an ECS Task State Change; the bare envelope for anything else.
+def parse_event(event: dict[str, Any]) -> EventBridgeModel | RunReportDueEvent:
+    """The typed ECS event for an ECS Task State Change; the report-due event; the bare envelope for anything else.
 
     The envelope is checked first, so another kind of event is ignored (by the service) rather than
     failing detail validation. Validation errors are reported by location only: the input may hold a
     plain-text token.
     """
     try:
+        report_due = parse_report_due_event(event)
+        if report_due is not None:
+            return report_due
         envelope = EventBridgeModel.model_validate(event)
         if envelope.source != ECS_EVENT_SOURCE or envelope.detail_type != ECS_TASK_STATE_CHANGE:
             return envelope
@@ -163,7 +189,7 @@ def parse_event(event: dict[str, Any]) -> EventBridgeModel:
         locations = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in error.errors(include_input=False)
         )
-        raise InvalidEventError(f"not a valid ECS Task State Change event: {locations}") from None
+        raise InvalidEventError(f"not a valid ECS Task State Change or Run Report Due event: {locations}") from None
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)  # never log the event: it may hold a token

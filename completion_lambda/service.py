@@ -1,11 +1,14 @@
-"""Completion logic: a STOPPED event in, one lifecycle record and at most one review out.
+"""Completion logic: a STOPPED event (or a "Run Report Due" event) in, one lifecycle record and one report out.
 
-Plain class with injected ports (status store, config source, review API, ECS and SQS clients, metrics), so
-the handler, the tests and the local pipeline all drive the same code. Exactly-once reporting rests on the
+Plain class with injected ports (status store, config source, the Topcoder reporting clients, ECS and SQS
+clients, metrics), so the handler, the tests and the local pipeline all drive the same code. A run is
+(submission, phase) and every store call is by its run id (decision 084). Exactly-once reporting rests on the
 status store's conditional writes (see `mm_shared.status_store`); this module only follows the protocol:
 validate the task's identity, record the outcome on the item that tracks the task (never create one), claim
-the report, look before posting on a retried attempt (only once a slow commit can no longer land), then mark
-the result. A transient start failure is relaunched a bounded number of times instead (decision 072).
+the report, look before sending on a retried attempt (only once a slow commit can no longer land), then mark
+the result. The report itself goes through a `Reporter` chosen by the challenge's platform: a v5 review or a
+v6 review summation upsert (decision 086). A transient start failure is relaunched a bounded number of times
+instead (decision 072).
 """
 
 from __future__ import annotations
@@ -18,28 +21,55 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import ValidationError
 
 from completion_lambda.observability import MetricsSink
 from completion_lambda.outcome import decide_outcome, failure_reason, start_failure_is_transient
-from completion_lambda.reporting import build_review, is_review_of_task
+from completion_lambda.reporting import (
+    Reporter,
+    ReporterUnavailableError,
+    ReviewApi,
+    ReviewReporter,
+    RunReport,
+    SummationReporter,
+    SummationsApi,
+)
 from mm_shared.challenge_config import ChallengeConfigError, ConfigErrorReason
 from mm_shared.constants import CHALLENGE_ID_ATTRIBUTE, started_by_prefix
 from mm_shared.models.bus import canonical_uuid
 from mm_shared.models.challenge import ChallengeConfig
 from mm_shared.models.ecs_event import EcsTaskStateChangeEvent, StopCode
-from mm_shared.models.lifecycle import LifecycleRecord, ReportStatus, SubmissionState
+from mm_shared.models.lifecycle import FINAL_STATES, LifecycleRecord, ReportStatus, SubmissionState
 from mm_shared.models.outcome import Outcome, OutcomeCode, TestStatus
+from mm_shared.models.phase import V6_SUBMISSION_ID, Platform, RunKey, ScoringPhase
+from mm_shared.models.report_due import RunReportDueEvent
+from mm_shared.models.routed import RoutedSubmission
 from mm_shared.models.task import TaskEnv, TaskTag
 from mm_shared.observability import Metric
 from mm_shared.settings import CompletionSettings
 from mm_shared.status_store import OutcomeDecision, RelaunchDecision, ReportClaim, StatusStore
-from mm_shared.topcoder.models import ReviewCreate
 from mm_shared.topcoder.submission_api import (
     ApiAuthError,
     ApiOutcomeUnknownError,
     ApiRejectedError,
     ApiTransientError,
 )
+
+__all__ = [
+    "CompletionPolicy",
+    "CompletionResult",
+    "CompletionService",
+    "ConfigSource",
+    "Disposition",
+    "IgnoreReason",
+    "ReportDeferredError",
+    "ReportInProgressError",
+    "ReportOutcomeUnsettledError",
+    "ReviewApi",
+    "SummationsApi",
+    "TaskIdentity",
+    "recorded_outcome",
+]
 
 STOPPED = "STOPPED"
 _MAX_RESPONSE_SUMMARY = 500
@@ -48,12 +78,6 @@ SQS_MAX_DELAY_SECONDS = 900  # SQS DelaySeconds maximum
 _LAUNCH_ATTEMPT = re.compile(r"^[1-9][0-9]{0,8}$")
 _TASK_ARN = re.compile(r"^arn:[a-z-]{1,16}:ecs:[a-z0-9-]{1,32}:[0-9]{12}:task/[A-Za-z0-9_/-]{1,300}$")
 _CORRELATION_ID = re.compile(r"^[\x21-\x7e]{1,256}$")
-
-
-class ReviewApi(Protocol):
-    def create_review(self, review: ReviewCreate) -> dict[str, Any]: ...
-
-    def find_reviews(self, *, submission_id: str, type_id: str | None = None) -> list[dict[str, Any]]: ...
 
 
 class ConfigSource(Protocol):
@@ -68,12 +92,16 @@ class IgnoreReason(StrEnum):
     FOREIGN_TASK = "foreign_task"  # startedBy is not ours
     TASK_ARN_INVALID = "task_arn_invalid"
     SUBMISSION_UNIDENTIFIED = "submission_unidentified"  # neither overrides nor tags name the submission
-    SUBMISSION_ID_INVALID = "submission_id_invalid"  # not a canonical v5 UUID (decision 076)
+    SUBMISSION_ID_INVALID = "submission_id_invalid"  # neither a canonical v5 UUID nor a v6 nanoid (decision 076)
     CHALLENGE_ID_INVALID = "challenge_id_invalid"
+    PHASE_INVALID = "phase_invalid"  # MM_PHASE (or the Phase tag) is not EXAMPLE, PROVISIONAL or SYSTEM
+    # No phase on the task, and the challenge's config does not have exactly one phase to assume (or is unusable)
+    PHASE_UNIDENTIFIED = "phase_unidentified"
     LAUNCH_ATTEMPT_INVALID = "launch_attempt_invalid"  # MM_LAUNCH_ATTEMPT present but not a positive integer
-    UNKNOWN_SUBMISSION = "unknown_submission"  # no status item: the pipeline never launched it
+    UNKNOWN_SUBMISSION = "unknown_submission"  # no status item: the pipeline never launched (or skipped) the run
     OTHER_TASK = "other_task"  # the status item tracks a different task (stale event)
     STALE_TASK = "stale_task"  # the item is LAUNCHING on a newer attempt than the stopped task's
+    RUN_NOT_FINAL = "run_not_final"  # a report-due event for a run without a recorded outcome
 
 
 class Disposition(StrEnum):
@@ -81,7 +109,7 @@ class Disposition(StrEnum):
     DUPLICATE = "duplicate"
     NOT_REQUIRED = "not_required"  # success without a configured success report
     REPORTED = "reported"
-    ALREADY_REPORTED = "already_reported"  # a retried attempt found its earlier review
+    ALREADY_REPORTED = "already_reported"  # a retried attempt found its earlier report
     REJECTED = "rejected"
     RELAUNCHED = "relaunched"  # a transient start failure sent back to the challenge queue (decision 072)
 
@@ -92,13 +120,16 @@ class CompletionResult:
     reason: str = ""
     submission_id: str | None = None
     outcome: OutcomeCode | None = None
-    review_id: str | None = None
+    review_id: str | None = None  # the review (v5) or review summation (v6) id
+    phase: ScoringPhase | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "disposition": self.disposition.value,
             "reason": self.reason,
             "submissionId": self.submission_id,
+            "phase": self.phase.value if self.phase else None,
+            "runId": RunKey(self.submission_id, self.phase).run_id if self.submission_id and self.phase else None,
             "outcome": self.outcome.value if self.outcome else None,
             "reviewId": self.review_id,
         }
@@ -111,6 +142,7 @@ class TaskIdentity:
     correlation_id: str | None  # MM_CORRELATION_ID when well-formed
     source: str  # "overrides" or "tags"
     launch_attempt: int | None = None  # MM_LAUNCH_ATTEMPT; None for tasks launched before it existed
+    phase: ScoringPhase | None = None  # MM_PHASE (Phase tag); None: the task names none (see `_run_of`)
 
 
 @dataclass(frozen=True)
@@ -155,7 +187,7 @@ class ReportInProgressError(RuntimeError):
 
 
 class ReportOutcomeUnsettledError(ReportInProgressError):
-    """An earlier POST's outcome is unknown and a slow commit may still land: look later, never post now."""
+    """An earlier send's outcome is unknown and a slow commit may still land: look later, never send now."""
 
 
 _OUTCOME_METRICS = {
@@ -163,6 +195,11 @@ _OUTCOME_METRICS = {
     OutcomeCode.FAILED: Metric.TASKS_FAILED,
     OutcomeCode.TIMED_OUT: Metric.TASKS_TIMED_OUT,
 }
+
+
+def valid_submission_id(raw: str) -> str | None:
+    """The submission id in its canonical form: a v5 UUID (lower-cased) or a v6 nanoid (exact); else None."""
+    return canonical_uuid(raw) or (raw if V6_SUBMISSION_ID.match(raw) else None)
 
 
 class CompletionService:
@@ -178,12 +215,16 @@ class CompletionService:
         logger: Logger,
         policy: CompletionPolicy | None = None,
         sqs: Callable[[], Any] | None = None,
+        summations_api: Callable[[], SummationsApi] | None = None,
         report_lease_seconds: int | None = None,
     ) -> None:
         self._prefix = started_by_prefix(environment_name)
         self._store = store
         self._config = config_source
-        self._review_api = review_api  # built on first use: most events never need the API, ECS or SQS
+        # Built on first use: most events never need an API, ECS or SQS. A factory raises
+        # `ReporterUnavailableError` when the environment is not configured for its platform.
+        self._review_api = review_api
+        self._summations_api = summations_api
         self._ecs = ecs
         self._sqs = sqs
         self._metrics = metrics
@@ -194,9 +235,12 @@ class CompletionService:
         self._logger = logger
         self._queue_urls: dict[str, str] = {}
 
-    # ------------------------------------------------------------------ entry point
-    def process(self, event: EventBridgeModel) -> CompletionResult:
-        """`event` is an `EcsTaskStateChangeEvent` for ECS task state changes (see `handler.parse_event`)."""
+    # ------------------------------------------------------------------ entry points
+    def process(self, event: EventBridgeModel | RunReportDueEvent) -> CompletionResult:
+        """`event` is an `EcsTaskStateChangeEvent` for ECS task state changes, or a `RunReportDueEvent` (see
+        `handler.parse_event`); anything else is ignored."""
+        if isinstance(event, RunReportDueEvent):
+            return self.process_report_due(event)
         if not isinstance(event, EcsTaskStateChangeEvent):
             return self._ignore(IgnoreReason.NOT_TASK_STATE_CHANGE, "not an ECS Task State Change")
         detail = event.detail
@@ -217,10 +261,19 @@ class CompletionService:
         self._logger.append_keys(challenge_id=identity.challenge_id, kafka_correlation_id=identity.correlation_id)
 
         config = self._load_config(identity.challenge_id)
+        run = self._run_of(identity, config)
+        if run is None:
+            return self._ignore(
+                IgnoreReason.PHASE_UNIDENTIFIED,
+                "the task names no phase and the challenge config has not exactly one",
+                submission_id=identity.submission_id,
+            )
+        self._logger.append_keys(run_id=run.run_id, phase=run.phase.value)
+
         outcome = decide_outcome(detail, scorer_container_name=config.scorer_container_name if config else None)
         relaunches_done = 0
         if outcome.stop_code == StopCode.TASK_FAILED_TO_START and start_failure_is_transient(detail.stopped_reason):
-            relaunched, relaunches_done = self._relaunch(identity, outcome)
+            relaunched, relaunches_done = self._relaunch(run, identity, outcome)
             if relaunched is not None:
                 return relaunched
             if relaunches_done:
@@ -234,7 +287,7 @@ class CompletionService:
             outcome.code is OutcomeCode.SUCCEEDED and config is not None and not config.report_on_success
         )
         recorded = self._store.record_outcome(
-            identity.submission_id,
+            run.run_id,
             identity.challenge_id,
             outcome,
             report_required=report_required,
@@ -244,20 +297,20 @@ class CompletionService:
         )
         if recorded.decision is OutcomeDecision.UNKNOWN_SUBMISSION or recorded.record is None:
             return self._ignore(
-                IgnoreReason.UNKNOWN_SUBMISSION, "no status item: never launched", submission_id=identity.submission_id
+                IgnoreReason.UNKNOWN_SUBMISSION, "no status item: never launched", submission_id=run.submission_id
             )
         record = recorded.record
         if recorded.decision is OutcomeDecision.STALE_TASK:
             return self._ignore(
                 IgnoreReason.STALE_TASK,
                 f"task of attempt {identity.launch_attempt}; item LAUNCHING on attempt {record.launch_attempt}",
-                submission_id=identity.submission_id,
+                submission_id=run.submission_id,
             )
         if recorded.decision is OutcomeDecision.OTHER_TASK:
             return self._ignore(
                 IgnoreReason.OTHER_TASK,
                 f"status item tracks task {record.task_arn} in state {record.state.value}",
-                submission_id=identity.submission_id,
+                submission_id=run.submission_id,
             )
         if recorded.decision is OutcomeDecision.RECORDED:
             self._count_outcome(outcome)
@@ -266,44 +319,40 @@ class CompletionService:
                 extra={"outcome": outcome.code.value, "exit_code": outcome.exit_code, "stop_code": outcome.stop_code},
             )
             if record.report_status is ReportStatus.NOT_REQUIRED:
-                return CompletionResult(
-                    Disposition.NOT_REQUIRED, "scorer reports its own scores", identity.submission_id, outcome.code
-                )
+                return self._not_required(run, outcome)
         else:
             # A duplicate, a retry or the sweeper's re-drive: report what was recorded, not this event's reading.
             outcome = recorded_outcome(record, fallback=outcome)
 
         if config is None:
             raise ReportDeferredError(f"no usable config for challenge {identity.challenge_id}; report left PENDING")
-        if (
-            record.state is SubmissionState.SUCCEEDED
-            and record.report_status is ReportStatus.PENDING
-            and not config.report_on_success
-            and self._store.settle_report_not_required(identity.submission_id, task_arn=outcome.task_arn)
-        ):
-            self._logger.info("success recorded without config: no report needed after all")
-            return CompletionResult(
-                Disposition.NOT_REQUIRED, "scorer reports its own scores", identity.submission_id, outcome.code
-            )
+        correlation_id = identity.correlation_id or record.correlation_id or run.submission_id
+        return self._report_recorded(run, record, outcome, config, correlation_id)
 
-        claim = self._store.claim_report(identity.submission_id, lease_seconds=self._policy.report_lease_seconds)
-        if not claim.granted and claim.report_status is ReportStatus.REPORTING:
-            # Another invocation holds a live report lease. If it is alive it finishes within the lease; if it
-            # died (timeout, out of memory), this event *is* its retry, and acknowledging it would drop the
-            # report for good. Raise: Lambda's async retry returns after the lease has expired.
-            self._logger.info("report lease held by another invocation; deferring to a retry")
-            raise ReportInProgressError(
-                f"report for submission {identity.submission_id} is being sent by another invocation"
+    def process_report_due(self, event: RunReportDueEvent) -> CompletionResult:
+        """Report a run's RECORDED outcome (a run without a task: a v6 skip), exactly once, same protocol."""
+        run = event.detail.run_key
+        self._logger.set_correlation_id(run.submission_id)
+        self._logger.append_keys(run_id=run.run_id, phase=run.phase.value)
+        record = self._store.get(run.run_id)
+        if record is None:
+            return self._ignore(IgnoreReason.UNKNOWN_SUBMISSION, "report due for a run with no status item")
+        if record.state not in FINAL_STATES:
+            return self._ignore(
+                IgnoreReason.RUN_NOT_FINAL,
+                f"report due but the run is {record.state.value}",
+                submission_id=run.submission_id,
+                phase=run.phase,
             )
-        if not claim.granted:
-            self._metrics.count(Metric.DUPLICATE_EVENTS)
-            status = claim.report_status.value if claim.report_status else "none"
-            self._logger.info("duplicate STOPPED event: report not claimable", extra={"report_status": status})
-            return CompletionResult(
-                Disposition.DUPLICATE, f"report status {status}", identity.submission_id, outcome.code
-            )
-        correlation_id = identity.correlation_id or record.correlation_id or identity.submission_id
-        return self._report(identity.submission_id, correlation_id, outcome, config, claim)
+        self._logger.append_keys(challenge_id=record.challenge_id, task_arn=record.task_arn)
+        outcome = recorded_outcome(record, fallback=_unknown_outcome(record))
+        if record.report_status in (None, ReportStatus.NOT_REQUIRED):
+            return self._not_required(run, outcome)
+        config = self._load_config(record.challenge_id)
+        if config is None:
+            raise ReportDeferredError(f"no usable config for challenge {record.challenge_id}; report left PENDING")
+        correlation_id = record.correlation_id or run.submission_id
+        return self._report_recorded(run, record, outcome, config, correlation_id)
 
     # ------------------------------------------------------------------ steps
     def _identify(self, event: EcsTaskStateChangeEvent) -> TaskIdentity | IgnoreReason:
@@ -312,21 +361,29 @@ class CompletionService:
         env = detail.environment()
         raw_submission = env.get(TaskEnv.SUBMISSION_ID.value)
         raw_challenge = env.get(TaskEnv.CHALLENGE_ID.value) or (detail.started_by or "")[len(self._prefix) :]
+        raw_phase = env.get(TaskEnv.PHASE.value)
         source = "overrides"
         if not raw_submission:
             # Events carry no tags; only a task started without our overrides lands here.
             tags = self._task_tags(detail.cluster_arn, detail.task_arn)
             raw_submission = tags.get(TaskTag.SUBMISSION_ID.value)
             raw_challenge = raw_challenge or tags.get(TaskTag.CHALLENGE_ID.value, "")
+            raw_phase = raw_phase or tags.get(TaskTag.PHASE.value)
             source = "tags"
         if not raw_submission:
             return IgnoreReason.SUBMISSION_UNIDENTIFIED
-        submission_id = canonical_uuid(raw_submission)
+        submission_id = valid_submission_id(raw_submission)
         if submission_id is None:
             return IgnoreReason.SUBMISSION_ID_INVALID
         challenge_id = canonical_uuid(raw_challenge) if raw_challenge else None
         if challenge_id is None:
             return IgnoreReason.CHALLENGE_ID_INVALID
+        phase: ScoringPhase | None = None
+        if raw_phase:
+            try:
+                phase = ScoringPhase(raw_phase)
+            except ValueError:
+                return IgnoreReason.PHASE_INVALID
         raw_attempt = env.get(TaskEnv.LAUNCH_ATTEMPT.value)
         launch_attempt: int | None = None
         if raw_attempt is not None:
@@ -335,7 +392,19 @@ class CompletionService:
             launch_attempt = int(raw_attempt)
         raw_correlation = env.get(TaskEnv.CORRELATION_ID.value, "")
         correlation_id = raw_correlation if _CORRELATION_ID.match(raw_correlation) else None
-        return TaskIdentity(submission_id, challenge_id, correlation_id, source, launch_attempt)
+        return TaskIdentity(submission_id, challenge_id, correlation_id, source, launch_attempt, phase)
+
+    def _run_of(self, identity: TaskIdentity, config: ChallengeConfig | None) -> RunKey | None:
+        """The run the task belongs to. A task naming no phase (launched before tasks carried one) is the run of
+        the challenge's single phase; with several phases it is unknowable. Without a usable config it is the
+        submission's only run, if it has exactly one: the outcome is still recorded (decision 038)."""
+        if identity.phase is not None:
+            return RunKey(identity.submission_id, identity.phase)
+        if config is not None:
+            phases = config.effective_phases
+            return RunKey(identity.submission_id, phases[0].phase) if len(phases) == 1 else None
+        runs = self._store.get_runs(identity.submission_id)
+        return runs[0].run_key if len(runs) == 1 else None
 
     def _task_tags(self, cluster_arn: str, task_arn: str) -> dict[str, str]:
         response = self._ecs().describe_tasks(cluster=cluster_arn, tasks=[task_arn], include=["TAGS"])
@@ -361,7 +430,7 @@ class CompletionService:
             self._metrics.count(Metric.REPORT_FAILURES, reason=f"config_{error.reason.value}")
             return None
 
-    def _relaunch(self, identity: TaskIdentity, outcome: Outcome) -> tuple[CompletionResult | None, int]:
+    def _relaunch(self, run: RunKey, identity: TaskIdentity, outcome: Outcome) -> tuple[CompletionResult | None, int]:
         """A transient start failure: back to the challenge queue, bounded (decision 072).
 
         Returns (result, relaunches already done). A None result means "not relaunched: record it as usual".
@@ -370,7 +439,7 @@ class CompletionService:
         if policy.challenge_queue_name_template is None or self._sqs is None:
             return None, 0
         claim = self._store.mark_start_failed_for_relaunch(
-            identity.submission_id,
+            run.run_id,
             identity.challenge_id,
             task_arn=outcome.task_arn,
             launch_attempt=identity.launch_attempt,
@@ -386,24 +455,24 @@ class CompletionService:
         if claim.decision is RelaunchDecision.ALREADY_SENT:
             self._metrics.count(Metric.DUPLICATE_EVENTS)
             return CompletionResult(
-                Disposition.DUPLICATE, "relaunch already sent", identity.submission_id, outcome.code
+                Disposition.DUPLICATE, "relaunch already sent", run.submission_id, outcome.code, phase=run.phase
             ), record.start_relaunches
         delay = policy.relaunch_delay(record.start_relaunches)
         assert record.routed_message is not None  # the store's condition requires it
         self._sqs().send_message(
             QueueUrl=self._queue_url(identity.challenge_id),
-            MessageBody=record.routed_message,
+            MessageBody=relaunch_message(record.routed_message, run.phase),
             DelaySeconds=delay,
             MessageAttributes={CHALLENGE_ID_ATTRIBUTE: {"DataType": "String", "StringValue": identity.challenge_id}},
         )
-        self._store.mark_relaunch_sent(identity.submission_id, task_arn=outcome.task_arn, delay_seconds=delay)
+        self._store.mark_relaunch_sent(run.run_id, task_arn=outcome.task_arn, delay_seconds=delay)
         self._metrics.count(Metric.START_FAILURES_RELAUNCHED)
         self._logger.warning(
             "scorer task failed to start (transient); relaunching",
             extra={"relaunch": record.start_relaunches, "delay_seconds": delay, "resent": claim.decision.value},
         )
         summary = f"relaunch {record.start_relaunches} of {policy.max_start_relaunches} in {delay} s"
-        return CompletionResult(Disposition.RELAUNCHED, summary, identity.submission_id, outcome.code), 0
+        return CompletionResult(Disposition.RELAUNCHED, summary, run.submission_id, outcome.code, phase=run.phase), 0
 
     def _queue_url(self, challenge_id: str) -> str:
         url = self._queue_urls.get(challenge_id)
@@ -415,68 +484,108 @@ class CompletionService:
             self._queue_urls[challenge_id] = url
         return url
 
-    def _report(
-        self, submission_id: str, correlation_id: str, outcome: Outcome, config: ChallengeConfig, claim: ReportClaim
+    def _report_recorded(
+        self, run: RunKey, record: LifecycleRecord, outcome: Outcome, config: ChallengeConfig, correlation_id: str
     ) -> CompletionResult:
+        """Claim the run's report and send it, unless the policy needs none or another delivery owns it."""
+        if (
+            record.state is SubmissionState.SUCCEEDED
+            and record.report_status is ReportStatus.PENDING
+            and not config.report_on_success
+            and self._store.settle_report_not_required(run.run_id, task_arn=outcome.task_arn)
+        ):
+            self._logger.info("success recorded without config: no report needed after all")
+            return self._not_required(run, outcome)
+
+        claim = self._store.claim_report(run.run_id, lease_seconds=self._policy.report_lease_seconds)
+        if not claim.granted and claim.report_status is ReportStatus.REPORTING:
+            # Another invocation holds a live report lease. If it is alive it finishes within the lease; if it
+            # died (timeout, out of memory), this event *is* its retry, and acknowledging it would drop the
+            # report for good. Raise: Lambda's async retry returns after the lease has expired.
+            self._logger.info("report lease held by another invocation; deferring to a retry")
+            raise ReportInProgressError(f"report for run {run.run_id} is being sent by another invocation")
+        if not claim.granted:
+            self._metrics.count(Metric.DUPLICATE_EVENTS)
+            status = claim.report_status.value if claim.report_status else "none"
+            self._logger.info("duplicate event: report not claimable", extra={"report_status": status})
+            return CompletionResult(
+                Disposition.DUPLICATE, f"report status {status}", run.submission_id, outcome.code, phase=run.phase
+            )
+        return self._report(RunReport(run, outcome, config, correlation_id), claim)
+
+    def _reporter(self, config: ChallengeConfig) -> Reporter:
+        if config.platform is Platform.V6:
+            if self._summations_api is None:
+                raise ReporterUnavailableError("v6 challenge, but REVIEW_API_URL is not configured")
+            return SummationReporter(self._summations_api(), now=self._store.now)
+        return ReviewReporter(self._review_api())
+
+    def _report(self, run_report: RunReport, claim: ReportClaim) -> CompletionResult:
+        run, outcome = run_report.run, run_report.outcome
         attempt = claim.attempt
         try:
-            api = self._review_api()
-            if attempt > 1:
-                # An earlier attempt may have posted (and crashed, or timed out, before recording it): look first,
-                # but only once a slow commit of that POST can no longer land (decision 074).
-                if claim.ambiguous_at is not None:
-                    settled_at = claim.ambiguous_at + self._policy.report_slow_commit_seconds
-                    if self._store.now() < settled_at:
-                        self._release(submission_id, ambiguous_at=claim.ambiguous_at)
-                        self._metrics.count(Metric.REPORT_FAILURES, reason="outcome_unsettled")
-                        raise ReportOutcomeUnsettledError(
-                            f"an earlier POST for submission {submission_id} may still commit; look after {settled_at}"
-                        )
-                existing = [
-                    review
-                    for review in api.find_reviews(submission_id=submission_id)
-                    if is_review_of_task(review, outcome.task_arn)
-                ]
-                if existing:
-                    review_id = str(existing[0].get("id", ""))
-                    self._finish(submission_id, f"review {review_id} already posted (found on attempt {attempt})")
-                    self._logger.info("review already posted by an earlier attempt", extra={"review_id": review_id})
-                    return CompletionResult(
-                        Disposition.ALREADY_REPORTED, "found earlier review", submission_id, outcome.code, review_id
+            reporter = self._reporter(run_report.config)
+            if attempt > 1 and claim.ambiguous_at is not None:
+                # An earlier attempt may have sent (and crashed, or timed out, before recording it): the reporter
+                # looks first, but only once a slow commit of that request can no longer land (decision 074).
+                settled_at = claim.ambiguous_at + self._policy.report_slow_commit_seconds
+                if self._store.now() < settled_at:
+                    self._release(run.run_id, ambiguous_at=claim.ambiguous_at)
+                    self._metrics.count(Metric.REPORT_FAILURES, reason="outcome_unsettled")
+                    raise ReportOutcomeUnsettledError(
+                        f"an earlier report of run {run.run_id} may still commit; look after {settled_at}"
                     )
-            review = build_review(outcome, config, submission_id=submission_id, correlation_id=correlation_id)
-            created = api.create_review(review)
+            sent = reporter.report(run_report, retried=attempt > 1)
         except ReportOutcomeUnsettledError:
             raise
+        except ReporterUnavailableError as error:
+            # A configuration fault of the environment: recorded on the item with its reason (REJECTED, with a
+            # metric), never dropped silently; retrying cannot help until the environment is fixed.
+            summary = f"not reported: {error}"[:_MAX_RESPONSE_SUMMARY]
+            self._store.mark_report_rejected(run.run_id, response_summary=summary)
+            self._metrics.count(Metric.REPORT_FAILURES, reason="no_report_client")
+            self._logger.error("no client for the challenge's platform", extra={"detail": str(error)})
+            return CompletionResult(Disposition.REJECTED, summary, run.submission_id, outcome.code, phase=run.phase)
         except ApiRejectedError as error:
             summary = f"rejected {error.status_code}: {error.body}"[:_MAX_RESPONSE_SUMMARY]
-            self._store.mark_report_rejected(submission_id, response_summary=summary)
+            self._store.mark_report_rejected(run.run_id, response_summary=summary)
             self._metrics.count(Metric.REPORT_FAILURES, reason=f"rejected_{error.status_code}")
-            self._logger.error("Submission API rejected the review", extra={"status_code": error.status_code})
-            return CompletionResult(Disposition.REJECTED, summary, submission_id, outcome.code)
+            self._logger.error("Topcoder rejected the report", extra={"status_code": error.status_code})
+            return CompletionResult(Disposition.REJECTED, summary, run.submission_id, outcome.code, phase=run.phase)
         except Exception as error:
             # Transient (5xx, timeout, 401 after a refresh, or anything unexpected): free the claim at once
-            # and fail the invocation, so the retried delivery can report. After an ambiguous POST the store
-            # remembers when, so the retry looks (after the slow-commit window) before it posts.
+            # and fail the invocation, so the retried delivery can report. After an ambiguous write the store
+            # remembers when, so the retry looks (after the slow-commit window) before it sends.
             ambiguous_at = int(self._store.now()) if isinstance(error, ApiOutcomeUnknownError) else None
-            self._release(submission_id, ambiguous_at=ambiguous_at or claim.ambiguous_at)
+            self._release(run.run_id, ambiguous_at=ambiguous_at or claim.ambiguous_at)
             self._metrics.count(Metric.REPORT_FAILURES, reason=_transient_reason(error))
             self._logger.warning("report failed; will be retried", extra={"error_type": type(error).__name__})
             raise
-        review_id = str(created.get("id", ""))
-        self._finish(submission_id, f"review {review_id} created ({review.status.value})")
+        self._finish(run.run_id, sent.summary if not sent.already_sent else f"{sent.summary} (attempt {attempt})")
+        if sent.already_sent:
+            self._logger.info("report already sent by an earlier attempt", extra={"report_id": sent.report_id})
+            return CompletionResult(
+                Disposition.ALREADY_REPORTED, sent.detail, run.submission_id, outcome.code, sent.report_id, run.phase
+            )
         self._metrics.count(Metric.REPORTS_SENT)
-        self._logger.info("review posted", extra={"review_id": review_id, "review_status": review.status.value})
-        return CompletionResult(Disposition.REPORTED, review.status.value, submission_id, outcome.code, review_id)
+        self._logger.info("report sent", extra={"report_id": sent.report_id, "report_detail": sent.detail})
+        return CompletionResult(
+            Disposition.REPORTED, sent.detail, run.submission_id, outcome.code, sent.report_id, run.phase
+        )
 
-    def _finish(self, submission_id: str, summary: str) -> None:
-        if not self._store.mark_reported(submission_id, response_summary=summary):
-            # Our lease expired and another delivery took over; its own look-before-post covers it.
+    def _not_required(self, run: RunKey, outcome: Outcome) -> CompletionResult:
+        return CompletionResult(
+            Disposition.NOT_REQUIRED, "scorer reports its own scores", run.submission_id, outcome.code, phase=run.phase
+        )
+
+    def _finish(self, run_id: str, summary: str) -> None:
+        if not self._store.mark_reported(run_id, response_summary=summary):
+            # Our lease expired and another delivery took over; its own look-before-send covers it.
             self._logger.warning("report lease lost before it was marked reported")
 
-    def _release(self, submission_id: str, *, ambiguous_at: int | None = None) -> None:
+    def _release(self, run_id: str, *, ambiguous_at: int | None = None) -> None:
         try:
-            self._store.release_report(submission_id, ambiguous_at=ambiguous_at)
+            self._store.release_report(run_id, ambiguous_at=ambiguous_at)
         except Exception:  # the lease then simply expires; never mask the original error
             self._logger.exception("could not release the report claim")
 
@@ -484,10 +593,39 @@ class CompletionService:
         metric = _OUTCOME_METRICS[outcome.code]
         self._metrics.count(metric, reason=failure_reason(outcome) if outcome.code is OutcomeCode.FAILED else None)
 
-    def _ignore(self, reason: IgnoreReason, detail: str, *, submission_id: str | None = None) -> CompletionResult:
+    def _ignore(
+        self,
+        reason: IgnoreReason,
+        detail: str,
+        *,
+        submission_id: str | None = None,
+        phase: ScoringPhase | None = None,
+    ) -> CompletionResult:
         self._metrics.count(Metric.EVENTS_IGNORED, reason=reason.value)
         self._logger.info("event ignored", extra={"ignore_reason": reason.value, "detail": detail})
-        return CompletionResult(Disposition.IGNORED, reason.value, submission_id)
+        return CompletionResult(Disposition.IGNORED, reason.value, submission_id, phase=phase)
+
+
+def relaunch_message(routed_message: str, phase: ScoringPhase) -> str:
+    """The stored routed message, narrowed to the one phase being relaunched (a multi-phase submission's message
+    would otherwise ask for every onSubmission phase again). A message that no longer parses is sent as stored."""
+    try:
+        submission = RoutedSubmission.model_validate_json(routed_message)
+    except ValidationError:
+        return routed_message
+    if submission.phase is phase:
+        return routed_message
+    return submission.model_copy(update={"phase": phase}).to_json()
+
+
+def _unknown_outcome(record: LifecycleRecord) -> Outcome:
+    """What a report-due event falls back to where the item lacks a field: a failure with the item's reason."""
+    return Outcome(
+        code=OutcomeCode.FAILED,
+        test_status=TestStatus.FAILED,
+        reason=record.reason or "scorer run not started",
+        task_arn=record.task_arn or "",
+    )
 
 
 def recorded_outcome(record: LifecycleRecord, *, fallback: Outcome) -> Outcome:

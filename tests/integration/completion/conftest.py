@@ -21,6 +21,7 @@ from completion_lambda.timeout_sweeper import SweeperDependencies
 from mm_shared import aws as aws_clients
 from mm_shared.constants import started_by
 from mm_shared.models.lifecycle import LifecycleRecord
+from mm_shared.models.phase import Platform, ScoringPhase, run_id
 from mm_shared.models.routed import KafkaCoordinates, RoutedSubmission
 from mm_shared.models.task import TaskEnv
 from mm_shared.settings import CompletionSettings, TimeoutSweeperSettings
@@ -31,16 +32,29 @@ from tests.unit.completion.fakes import CHALLENGE_ID, FakeConfigSource, FakeRevi
 
 ENVIRONMENT = "example"
 CLUSTER_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/mm-scorers"
+# The single phase of the test challenge's config (no `phases`: its `testType`, provisional): a task that names
+# no phase is a run of this phase.
+DEFAULT_PHASE = ScoringPhase.PROVISIONAL
+
+
+def rid(submission_id: str, phase: ScoringPhase = DEFAULT_PHASE) -> str:
+    """The status-table key of a run of `submission_id` (decision 084)."""
+    return run_id(submission_id, phase)
 
 
 def task_arn() -> str:
     return f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/mm-scorers/{new_uuid().replace('-', '')}"
 
 
-def task_environment(submission_id: str, *, challenge_id: str = CHALLENGE_ID, **extra: str) -> dict[str, str]:
+def task_environment(
+    submission_id: str, *, challenge_id: str = CHALLENGE_ID, phase: ScoringPhase | None = DEFAULT_PHASE, **extra: str
+) -> dict[str, str]:
+    """The overrides the challenge processor sets (task contract); `phase=None`: a task that names no phase."""
+    phase_env = {TaskEnv.PHASE.value: phase.value} if phase is not None else {}
     return {
         TaskEnv.SUBMISSION_ID.value: submission_id,
         TaskEnv.CHALLENGE_ID.value: challenge_id,
+        **phase_env,
         TaskEnv.CORRELATION_ID.value: f"submission.notification.create-0-{abs(hash(submission_id)) % 10_000}",
         **extra,
     }
@@ -53,12 +67,15 @@ def stopped_event(submission_id: str, arn: str, *, cluster_arn: str = CLUSTER_AR
     return ecs_task_stopped_event(task_arn=arn, cluster_arn=cluster_arn, **kwargs)
 
 
-def completion_settings(status_table: str, api_url: str = "http://127.0.0.1:9/v5") -> CompletionSettings:
+def completion_settings(
+    status_table: str, api_url: str | None = "http://127.0.0.1:9/v5", review_api_url: str | None = None
+) -> CompletionSettings:
     return CompletionSettings(
         environment_name=ENVIRONMENT,
         status_table_name=status_table,
         challenge_config_parameter_prefix="/mm-processor/challenges",
         submission_api_url=api_url,
+        review_api_url=review_api_url,
         report_lease_seconds=120,
     )
 
@@ -77,22 +94,25 @@ class Completion:
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
         return completion_handler.handler(event, self.context)
 
-    def launched(self, submission_id: str | None = None, *, arn: str | None = None) -> tuple[str, str]:
-        """A submission in LAUNCHED state (as the challenge processor leaves it)."""
+    def launched(
+        self, submission_id: str | None = None, *, arn: str | None = None, phase: ScoringPhase = DEFAULT_PHASE
+    ) -> tuple[str, str]:
+        """A run in LAUNCHED state (as the challenge processor leaves it)."""
         submission_id = submission_id or new_uuid()
         arn = arn or task_arn()
-        launch_task(self.store, submission_id, arn, CLUSTER_ARN)
+        launch_task(self.store, submission_id, arn, CLUSTER_ARN, phase=phase)
         return submission_id, arn
 
-    def record(self, submission_id: str) -> LifecycleRecord:
-        record = self.store.get(submission_id)
+    def record(self, submission_id: str, phase: ScoringPhase = DEFAULT_PHASE) -> LifecycleRecord:
+        record = self.store.get(rid(submission_id, phase))
         assert record is not None
         return record
 
 
-def routed(submission_id: str, *, offset: int = 100) -> RoutedSubmission:
+def routed(submission_id: str, *, offset: int = 100, platform: Platform = Platform.V5) -> RoutedSubmission:
     """A routed submission of the test challenge, as the router would publish it."""
     return RoutedSubmission(
+        platform=platform,
         submission_id=submission_id,
         challenge_id=CHALLENGE_ID,
         member_id=40_158_994,
@@ -103,12 +123,21 @@ def routed(submission_id: str, *, offset: int = 100) -> RoutedSubmission:
     )
 
 
-def launch_task(store: StatusStore, submission_id: str, arn: str, cluster_arn: str, timeout: int = 3600) -> None:
-    submission = routed(submission_id)
-    claim = store.claim_launch(submission, scorer_type="example-scorer", lease_seconds=120)
+def launch_task(
+    store: StatusStore,
+    submission_id: str,
+    arn: str,
+    cluster_arn: str,
+    timeout: int = 3600,
+    *,
+    phase: ScoringPhase = DEFAULT_PHASE,
+    platform: Platform = Platform.V5,
+) -> None:
+    submission = routed(submission_id, platform=platform)
+    claim = store.claim_launch(submission, phase=phase, scorer_type="example-scorer", lease_seconds=120)
     assert claim.granted
     assert store.mark_launched(
-        submission_id, attempt=claim.attempt, task_arn=arn, cluster_arn=cluster_arn, timeout_seconds=timeout
+        rid(submission_id, phase), attempt=claim.attempt, task_arn=arn, cluster_arn=cluster_arn, timeout_seconds=timeout
     )
 
 

@@ -27,6 +27,7 @@ from tests.integration.completion.conftest import (
     Completion,
     install_completion,
     moto_ecs_task,
+    rid,
     stopped_event,
     task_arn,
     task_environment,
@@ -116,6 +117,8 @@ def test_exit_1_posts_exactly_one_failure_review_with_score_0_and_metadata(compl
         "disposition": "reported",
         "reason": "completed",
         "submissionId": submission_id,
+        "phase": "PROVISIONAL",
+        "runId": rid(submission_id),
         "outcome": "FAILED",
         "reviewId": review["id"],
     }
@@ -227,7 +230,7 @@ def test_a_crash_after_posting_is_covered_once_the_lease_expires(completion: Com
     # ...simulate the crash variant: put the item back to an expired REPORTING lease
     aws_clients.client("dynamodb").update_item(
         TableName=completion.store._table,
-        Key={"submissionId": {"S": submission_id}},
+        Key={"runId": {"S": rid(submission_id)}},
         UpdateExpression="SET reportStatus = :r, reportLeaseUntil = :l",
         ExpressionAttributeValues={":r": {"S": "REPORTING"}, ":l": {"N": str(int(completion.clock.now) + 120)}},
     )
@@ -447,6 +450,6 @@ def test_stopped_event_for_a_submission_never_launched_creates_nothing_and_posts
     result = completion.invoke(stopped_event(submission_id, arn, exit_code=1))
 
     assert (result["disposition"], result["reason"]) == ("ignored", "unknown_submission")
-    assert completion.store.get(submission_id) is None
+    assert completion.store.get(rid(submission_id)) is None
     assert completion.api.posts == 0
     assert completion.metrics.counts == [(Metric.EVENTS_IGNORED, "unknown_submission")]

@@ -14,7 +14,9 @@ from mm_shared.observability import Metric
 from tests.builders import new_uuid
 from tests.integration.completion.conftest import (
     CLUSTER_ARN,
+    DEFAULT_PHASE,
     Completion,
+    rid,
     stopped_event,
     task_arn,
     task_environment,
@@ -91,7 +93,9 @@ def test_an_event_that_names_another_challenge_does_not_record(completion: Compl
 def test_recorded_from_launching_only_for_the_items_own_attempt(completion: Completion) -> None:
     # Given the item is LAUNCHING on attempt 1 (the STOPPED event overtook mark_launched)
     submission_id = new_uuid()
-    assert completion.store.claim_launch(routed(submission_id), scorer_type="s", lease_seconds=60).granted
+    assert completion.store.claim_launch(
+        routed(submission_id), phase=DEFAULT_PHASE, scorer_type="s", lease_seconds=60
+    ).granted
     arn = task_arn()
 
     # When the event of attempt 1's task arrives
@@ -109,9 +113,11 @@ def test_an_old_attempts_task_stopping_while_a_newer_attempt_launches_is_ignored
     # Given attempt 1 failed definitely and attempt 2 is now LAUNCHING
     submission_id = new_uuid()
     store = completion.store
-    assert store.claim_launch(routed(submission_id), scorer_type="s", lease_seconds=60).granted
-    assert store.mark_launch_failed(submission_id, attempt=1, reason="failures[]: capacity", dead_lettered=False)
-    assert store.claim_launch(routed(submission_id), scorer_type="s", lease_seconds=60).attempt == 2
+    assert store.claim_launch(routed(submission_id), phase=DEFAULT_PHASE, scorer_type="s", lease_seconds=60).granted
+    assert store.mark_launch_failed(rid(submission_id), attempt=1, reason="failures[]: capacity", dead_lettered=False)
+    assert (
+        store.claim_launch(routed(submission_id), phase=DEFAULT_PHASE, scorer_type="s", lease_seconds=60).attempt == 2
+    )
 
     # When a task of attempt 1 reports STOPPED (defect 1: it must not settle attempt 2's submission)
     result = completion.invoke(event_of(submission_id, task_arn(), attempt=1))
@@ -126,7 +132,9 @@ def test_an_old_attempts_task_stopping_while_a_newer_attempt_launches_is_ignored
 
     # And attempt 2's own task is recorded by its own event
     newer = task_arn()
-    assert store.mark_launched(submission_id, attempt=2, task_arn=newer, cluster_arn=CLUSTER_ARN, timeout_seconds=60)
+    assert store.mark_launched(
+        rid(submission_id), attempt=2, task_arn=newer, cluster_arn=CLUSTER_ARN, timeout_seconds=60
+    )
     assert completion.invoke(event_of(submission_id, newer, attempt=2))["disposition"] == "reported"
     assert completion.record(submission_id).task_arn == newer
 
@@ -139,7 +147,9 @@ def test_an_event_without_launch_attempt_is_recorded_from_launched_by_task_arn(c
 
 def test_an_event_without_launch_attempt_never_records_a_launching_item(completion: Completion) -> None:
     submission_id = new_uuid()
-    assert completion.store.claim_launch(routed(submission_id), scorer_type="s", lease_seconds=60).granted
+    assert completion.store.claim_launch(
+        routed(submission_id), phase=DEFAULT_PHASE, scorer_type="s", lease_seconds=60
+    ).granted
     result = completion.invoke(event_of(submission_id, task_arn(), attempt=None))
     assert result["disposition"] == "ignored"
     assert completion.record(submission_id).state is SubmissionState.LAUNCHING
@@ -149,8 +159,8 @@ def test_the_task_of_an_ambiguous_last_launch_is_recorded_on_its_dead_lettered_i
     # Given RunTask of attempt 1 answered 5xx on the last receive (the task did start): DEAD_LETTERED, ambiguous
     submission_id = new_uuid()
     store = completion.store
-    assert store.claim_launch(routed(submission_id), scorer_type="s", lease_seconds=60).granted
-    assert store.mark_launch_outcome_unknown(submission_id, attempt=1, reason="RunTask 500", dead_lettered=True)
+    assert store.claim_launch(routed(submission_id), phase=DEFAULT_PHASE, scorer_type="s", lease_seconds=60).granted
+    assert store.mark_launch_outcome_unknown(rid(submission_id), attempt=1, reason="RunTask 500", dead_lettered=True)
 
     # When that task's STOPPED event (attempt 1) arrives
     arn = task_arn()

@@ -26,8 +26,10 @@ from tests.builders import new_uuid
 from tests.conftest import Clock
 from tests.integration.completion.conftest import (
     CLUSTER_ARN,
+    DEFAULT_PHASE,
     ENVIRONMENT,
     completion_settings,
+    rid,
     stopped_event,
     task_arn,
     task_environment,
@@ -96,11 +98,15 @@ class Harness:
 
     def launch(self, submission: RoutedSubmission) -> tuple[str, int]:
         """What the challenge processor does with a delivery: claim, RunTask, mark launched."""
-        claim = self.store.claim_launch(submission, scorer_type="example-scorer", lease_seconds=60)
+        claim = self.store.claim_launch(submission, phase=DEFAULT_PHASE, scorer_type="example-scorer", lease_seconds=60)
         assert claim.granted, claim
         arn = task_arn()
         assert self.store.mark_launched(
-            submission.submission_id, attempt=claim.attempt, task_arn=arn, cluster_arn=CLUSTER_ARN, timeout_seconds=600
+            rid(submission.submission_id),
+            attempt=claim.attempt,
+            task_arn=arn,
+            cluster_arn=CLUSTER_ARN,
+            timeout_seconds=600,
         )
         return arn, claim.attempt
 
@@ -141,13 +147,16 @@ def test_a_transient_start_failure_is_relaunched_through_the_challenge_queue(har
     # on the challenge queue, delayed 60 s
     assert result["disposition"] == "relaunched"
     assert harness.api.posts == 0
-    record = harness.store.get(submission.submission_id)
+    record = harness.store.get(rid(submission.submission_id))
     assert record is not None
     assert (record.state, record.start_relaunches, record.launch_ambiguous) == (SubmissionState.LAUNCH_FAILED, 1, False)
     [sent] = harness.sqs.sent
     assert sent["QueueUrl"] == harness.queue_url
     assert sent["DelaySeconds"] == 60
-    assert RoutedSubmission.model_validate_json(sent["MessageBody"]) == submission
+    # the routed message as claimed, narrowed to the one phase being relaunched
+    assert RoutedSubmission.model_validate_json(sent["MessageBody"]) == submission.model_copy(
+        update={"phase": DEFAULT_PHASE}
+    )
     assert sent["MessageAttributes"]["challengeId"]["StringValue"] == CHALLENGE_ID
     attributes = harness.sqs.client.get_queue_attributes(QueueUrl=harness.queue_url, AttributeNames=["All"])
     assert int(attributes["Attributes"]["ApproximateNumberOfMessagesDelayed"]) == 1
@@ -172,7 +181,7 @@ def test_relaunches_are_bounded_with_backoff_then_reported_as_a_failure(harness:
     [review] = harness.api.reviews_for(submission.submission_id)
     assert review["metadata"]["stopCode"] == "TaskFailedToStart"
     assert "after 2 relaunches" in review["metadata"]["reason"]
-    record = harness.store.get(submission.submission_id)
+    record = harness.store.get(rid(submission.submission_id))
     assert record is not None
     assert (record.state, record.report_status) == (SubmissionState.FAILED, ReportStatus.REPORTED)
 
@@ -197,7 +206,7 @@ def test_a_crash_between_the_state_change_and_the_send_does_not_lose_the_run(har
     harness.sqs.fail_sends = 1
     with pytest.raises(ConnectionError):
         harness.invoke(event)
-    record = harness.store.get(submission.submission_id)
+    record = harness.store.get(rid(submission.submission_id))
     assert record is not None
     assert record.state is SubmissionState.LAUNCH_FAILED
 
@@ -207,7 +216,7 @@ def test_a_crash_between_the_state_change_and_the_send_does_not_lose_the_run(har
     # Then the relaunch is sent (once), and counted once
     assert result["disposition"] == "relaunched"
     assert len(harness.sqs.sent) == 1
-    record = harness.store.get(submission.submission_id)
+    record = harness.store.get(rid(submission.submission_id))
     assert record is not None
     assert record.start_relaunches == 1
     # And the relaunched message launches normally on a new attempt

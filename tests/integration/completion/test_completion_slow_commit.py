@@ -21,7 +21,14 @@ from mm_shared.observability import Metric
 from mm_shared.status_store import StatusStore
 from mm_shared.topcoder.submission_api import ApiOutcomeUnknownError, SubmissionApiClient
 from tests.builders import new_uuid
-from tests.integration.completion.conftest import CLUSTER_ARN, completion_settings, launch_task, stopped_event, task_arn
+from tests.integration.completion.conftest import (
+    CLUSTER_ARN,
+    completion_settings,
+    launch_task,
+    rid,
+    stopped_event,
+    task_arn,
+)
 from tests.integration.topcoder.slow_commit import SlowCommitApi, StaticTokens, VirtualClock
 from tests.unit.completion.fakes import FakeConfigSource
 
@@ -87,7 +94,7 @@ def test_a_slow_commit_ends_in_exactly_one_review(flow_factory: Any, commit_dela
     assert first_retry["disposition"] == "already_reported"
     assert flow.api.posts == 1
     assert len(flow.api.reviews_for(submission_id)) == 1
-    record = flow.store.get(submission_id)
+    record = flow.store.get(rid(submission_id))
     assert record is not None
     assert record.report_status is ReportStatus.REPORTED
     assert record.deadline_at is None  # nothing left for the sweeper
@@ -110,7 +117,7 @@ def test_a_retry_inside_the_slow_commit_window_defers_without_looking_or_posting
 
     # Then it neither looked nor posted (a look now would miss the slow commit), and left the report PENDING
     assert (flow.api.posts, flow.api.gets) == (1, 0)
-    record = flow.store.get(submission_id)
+    record = flow.store.get(rid(submission_id))
     assert record is not None
     assert record.report_status is ReportStatus.PENDING
 

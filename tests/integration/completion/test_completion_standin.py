@@ -26,7 +26,7 @@ from mm_shared.status_store import StatusStore
 from mm_shared.topcoder.submission_api import ApiOutcomeUnknownError
 from tests.builders import new_uuid
 from tests.conftest import Clock
-from tests.integration.completion.conftest import CLUSTER_ARN, ENVIRONMENT, launch_task, stopped_event, task_arn
+from tests.integration.completion.conftest import CLUSTER_ARN, ENVIRONMENT, launch_task, rid, stopped_event, task_arn
 from tests.unit.completion.fakes import CHALLENGE_ID, challenge_config
 from topcoder_standin import TopcoderStandIn
 
@@ -55,7 +55,7 @@ class Harness:
         return completion_handler.handler(event, self.context)
 
     def state(self, submission_id: str) -> tuple[SubmissionState, ReportStatus | None]:
-        record = self.store.get(submission_id)
+        record = self.store.get(rid(submission_id))
         assert record is not None
         return record.state, record.report_status
 
@@ -215,7 +215,7 @@ def test_api_400_is_recorded_as_rejected_and_not_retried(harness: Harness) -> No
     again = harness.invoke(event)
 
     assert (result["disposition"], again["disposition"]) == ("rejected", "duplicate")
-    record = harness.store.get(submission_id)
+    record = harness.store.get(rid(submission_id))
     assert record is not None
     assert record.report_status is ReportStatus.REJECTED
     assert "must be a number" in (record.report_response or "")

@@ -94,7 +94,7 @@ def test_log_lines_carry_the_submission_id_as_correlation_id(
     completion.invoke(stopped_event(submission_id, arn, exit_code=1))
 
     lines = [_json_or_none(line) for line in captured_logs.getvalue().splitlines()]
-    reported = [line for line in lines if line and line.get("message") == "review posted"]
+    reported = [line for line in lines if line and line.get("message") == "report sent"]
     assert reported
     assert reported[0]["correlation_id"] == submission_id
     assert reported[0]["task_arn"] == arn
