@@ -26,7 +26,8 @@ from pydantic.alias_generators import to_camel
 
 from mm_shared.constants import DEFAULT_SUBMISSION_TOPIC, environment_ssm_prefix
 from mm_shared.models.base import CanonicalUuid
-from mm_shared.models.challenge import ScorerCredentialsMode
+from mm_shared.models.challenge import ChallengeConfig, ScorerCredentialsMode, ScorerEnvironment
+from mm_shared.models.phase import V6_SUBMISSION_TOPIC, PhaseConfig, Platform, ScoringPhase
 from mm_shared.settings import TokenSource
 from mm_shared.url_policy import url_refusal
 
@@ -111,8 +112,12 @@ class KafkaSettings(_Model):
     """
 
     cluster_arn: str = Field(pattern=_ARN + "kafka:")
+    # The v5 topic (the seed design's KAFKA_TOPIC). The v6 topic is the platform's own name (V6_SUBMISSION_TOPIC):
+    # the router reads a record as v6 by that topic, so it is not a setting (decision 084).
     topic: str = DEFAULT_SUBMISSION_TOPIC
-    consumer_group_id: str | None = None  # default: mm-processor-<env>
+    # The v5 mapping's consumer group (default mm-processor-<env>); the v6 mapping joins `<group>-v6`: every
+    # Kafka event source needs a consumer group of its own.
+    consumer_group_id: str | None = None
     batch_size: int = Field(default=100, ge=1, le=10_000)
     batching_window_seconds: int = Field(default=1, ge=0, le=300)
     starting_position: StartingPosition = StartingPosition.LATEST
@@ -159,7 +164,15 @@ class KafkaSettings(_Model):
             raise ValueError(f"kafka.{unused[0]} is set but kafka.authentication is {auth.value}: remove one")
         if self.maximum_pollers < self.minimum_pollers:
             raise ValueError("kafka.maximumPollers must be >= kafka.minimumPollers")
+        if self.topic == V6_SUBMISSION_TOPIC:
+            raise ValueError(
+                f"kafka.topic is the v5 topic; {V6_SUBMISSION_TOPIC} is v6's and is subscribed when platforms has v6"
+            )
         return self
+
+    def topic_of(self, platform: Platform) -> str:
+        """The Kafka topic a platform's submissions arrive on."""
+        return V6_SUBMISSION_TOPIC if platform is Platform.V6 else self.topic
 
     @property
     def authentication_secret_arn(self) -> str | None:
@@ -205,6 +218,25 @@ class TokenConfig(_Model):
         return self
 
 
+class PhaseSettings(_Model):
+    """One phase config of a challenge (runtime: `mm_shared.models.phase.PhaseConfig`)."""
+
+    phase: ScoringPhase
+    start_seed: int = Field(default=1, ge=0, le=2**63 - 1)
+    number_of_tests: int = Field(default=1, ge=1, le=1_000_000)
+    timeout_seconds: int | None = Field(default=None, ge=30, le=86_400)  # None: the challenge's timeoutSeconds
+    on_submission: bool = True  # a new submission launches a run of this phase
+
+    def runtime(self) -> PhaseConfig:
+        return PhaseConfig(
+            phase=self.phase,
+            start_seed=self.start_seed,
+            number_of_tests=self.number_of_tests,
+            timeout=self.timeout_seconds,
+            on_submission=self.on_submission,
+        )
+
+
 class ChallengeSettings(_Model):
     """One challenge: its processor function, queue, scorer task definition and reporting."""
 
@@ -212,6 +244,8 @@ class ChallengeSettings(_Model):
     name: str = Field(min_length=1, max_length=200)
     legacy_id: int | None = Field(default=None, ge=1)
     active: bool = True
+    # The platform that serves this challenge (decision 084); default: the environment's single platform.
+    platform: Platform | None = None
     scorer_type: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     # Imported scorer task definition (created outside this stack) and the roles it uses, for iam:PassRole.
     task_definition_arn: str = Field(pattern=_ARN + "ecs:[a-z0-9-]+:\\d{12}:task-definition/[A-Za-z0-9_-]+:\\d+$")
@@ -225,15 +259,28 @@ class ChallengeSettings(_Model):
     # Pin to a shard stack instead of the hashed one (to move a challenge: decision 050).
     shard: int | None = Field(default=None, ge=1, le=MAX_CHALLENGE_SHARDS)
     scorer_credentials_mode: ScorerCredentialsMode = ScorerCredentialsMode.TASK_DEFINITION_SECRETS
-    review_type_id: CanonicalUuid
-    reviewer_id: CanonicalUuid
-    score_card_id: int | str
+    scorer_environment: ScorerEnvironment = ScorerEnvironment.MM_PROCESSOR
+    # The phase configs; none: one phase, `testType`, on every new submission (the v5 seed's single run).
+    phases: tuple[PhaseSettings, ...] = ()
+    # v5 reviews (required for a v5 challenge); v6 summations: `scorecardId` (optional); `reviewTypeId` is also
+    # passed to Topcoder's ecs-runner (REVIEW_TYPE_ID) when set.
+    review_type_id: CanonicalUuid | None = None
+    reviewer_id: CanonicalUuid | None = None
+    score_card_id: int | str | None = None
+    scorecard_id: str | None = Field(default=None, min_length=1, max_length=64)
     test_type: str = Field(default="provisional", pattern=r"^(example|provisional|system)$")
     report_on_success: bool = False
 
     @property
     def task_definition_family(self) -> str:
         return self.task_definition_arn.rsplit("/", 1)[1].rsplit(":", 1)[0]
+
+    @property
+    def served_by(self) -> Platform:
+        """The challenge's platform (the environment config fills a missing one, or refuses it)."""
+        if self.platform is None:
+            raise EnvironmentConfigError(f"challenges[{self.challenge_id}].platform: not set")
+        return self.platform
 
 
 class ChallengeDefaults(_Model):
@@ -243,9 +290,12 @@ class ChallengeDefaults(_Model):
     task_definition_arn: str = Field(pattern=_ARN + "ecs:")
     task_role_arn: str = Field(pattern=_ARN + "iam::")
     execution_role_arn: str = Field(pattern=_ARN + "iam::")
-    review_type_id: str
-    reviewer_id: str
-    score_card_id: int | str
+    platform: Platform | None = None
+    phases: tuple[PhaseSettings, ...] | None = None
+    review_type_id: str | None = None
+    reviewer_id: str | None = None
+    score_card_id: int | str | None = None
+    scorecard_id: str | None = None
 
 
 class SmokeSettings(_Model):
@@ -293,7 +343,13 @@ class EnvironmentConfig(_Model):
     network: NetworkSettings
     kafka: KafkaSettings
     ecs: EcsSettings
-    submission_api_url: str = Field(pattern=r"^https://")
+    # The platform profile (decision 084): which Topcoder contracts this environment serves. Both during a
+    # migration from v5 to v6 (docs/deploy.md); each challenge is served by exactly one of them.
+    platforms: tuple[Platform, ...] = Field(default=(Platform.V5,), min_length=1, max_length=2)
+    # Submission API v5 (reviews): required when platforms has v5. review-api-v6 (summations), e.g.
+    # https://api.topcoder-dev.com/v6: required when platforms has v6.
+    submission_api_url: str | None = Field(default=None, pattern=r"^https://")
+    review_api_url: str | None = Field(default=None, pattern=r"^https://")
     allowed_url_hosts: tuple[str, ...] = Field(min_length=1)
     token: TokenConfig = TokenConfig()
     # Default `/mm-processor/<environment>`: environments sharing an account never share a parameter (decision 051).
@@ -330,6 +386,7 @@ class EnvironmentConfig(_Model):
         if not isinstance(raw, dict):
             return raw
         merged = dict(raw)
+        merged["challenges"] = _challenges_with_default_platform(merged)
         if "ssmPrefix" not in merged and "ssm_prefix" not in merged and isinstance(merged.get("environment"), str):
             merged["ssmPrefix"] = environment_ssm_prefix(merged["environment"].strip())
         for field, default in _SIZING_DEFAULTS.items():
@@ -345,6 +402,65 @@ class EnvironmentConfig(_Model):
         if value not in LOG_RETENTION_DAYS:
             raise ValueError(f"CloudWatch Logs accepts only {', '.join(map(str, LOG_RETENTION_DAYS))} days")
         return value
+
+    @model_validator(mode="after")
+    def _platform_profile(self) -> Self:
+        if len(set(self.platforms)) != len(self.platforms):
+            raise ValueError("platforms: each platform at most once")
+        for platform, field, value in (
+            (Platform.V5, "submissionApiUrl", self.submission_api_url),
+            (Platform.V6, "reviewApiUrl", self.review_api_url),
+        ):
+            if platform in self.platforms and not value:
+                raise ValueError(f"{field} is required when platforms has {platform.value}")
+            if platform not in self.platforms and value:
+                raise ValueError(f"{field} is set but platforms has no {platform.value}: remove it")
+        for challenge in self.challenges:
+            where = f"challenges[{challenge.challenge_id}]"
+            if challenge.platform is None:
+                raise ValueError(f"{where}.platform is required: the environment serves {', '.join(self.platforms)}")
+            if challenge.platform not in self.platforms:
+                raise ValueError(
+                    f"{where}.platform is {challenge.platform.value}, not one of the environment's platforms "
+                    f"({', '.join(self.platforms)})"
+                )
+            try:
+                self.challenge_config(challenge)
+            except ValidationError as error:
+                problems = "; ".join(_field_error(err) for err in error.errors())
+                raise ValueError(f"{where}: {problems}") from None
+        return self
+
+    @property
+    def accepted_topics(self) -> tuple[str, ...]:
+        """The Kafka topics the router subscribes and accepts: one per platform, in `platforms` order."""
+        return tuple(self.kafka.topic_of(platform) for platform in self.platforms)
+
+    def challenge_config(self, challenge: ChallengeSettings) -> ChallengeConfig:
+        """The runtime config (`<ssmPrefix>/challenges/{id}/config`) of one challenge; validated with the
+        environment, so a config the processors would refuse fails the synth instead."""
+        return ChallengeConfig(
+            challenge_id=challenge.challenge_id,
+            scorer_type=challenge.scorer_type,
+            ecs_cluster=self.ecs.cluster_arn,
+            ecs_task_definition=challenge.task_definition_arn,
+            scorer_container_name=challenge.scorer_container_name,
+            timeout=challenge.timeout_seconds,
+            cpu=challenge.cpu,
+            memory_limit=challenge.memory_mb,
+            subnets=list(self.ecs.subnets),
+            security_groups=list(self.ecs.security_group_ids),
+            scorer_credentials_mode=challenge.scorer_credentials_mode,
+            scorer_environment=challenge.scorer_environment,
+            platform=challenge.served_by,
+            phases=tuple(phase.runtime() for phase in challenge.phases),
+            review_type_id=challenge.review_type_id,
+            reviewer_id=challenge.reviewer_id,
+            score_card_id=challenge.score_card_id,
+            scorecard_id=challenge.scorecard_id,
+            test_type=challenge.test_type,
+            report_on_success=challenge.report_on_success,
+        )
 
     @model_validator(mode="after")
     def _unique(self) -> Self:
@@ -459,6 +575,28 @@ class EnvironmentConfig(_Model):
         raise KeyError(challenge_id)
 
 
+def _challenges_with_default_platform(raw: dict[str, Any]) -> Any:
+    """A challenge without `platform` is served by the environment's platform when it has exactly one."""
+    challenges = raw.get("challenges")
+    platforms = raw.get("platforms", [Platform.V5.value])
+    if not isinstance(challenges, list | tuple) or not isinstance(platforms, list | tuple) or len(platforms) != 1:
+        return challenges
+    return [
+        {**entry, "platform": platforms[0]} if isinstance(entry, dict) and entry.get("platform") is None else entry
+        for entry in challenges
+    ]
+
+
+_RUNTIME_FIELDS = {"timeout": "timeoutSeconds", "memoryLimit": "memoryMb", "ecsTaskDefinition": "taskDefinitionArn"}
+
+
+def _field_error(error: Any) -> str:
+    """A runtime-config error in the deploy-time spelling (`phases.1.timeoutSeconds: ...`)."""
+    location = [_RUNTIME_FIELDS.get(to_camel(str(part)), to_camel(str(part))) for part in error["loc"]]
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{'.'.join(location)}: {message}" if location else message
+
+
 # ------------------------------------------------------------------ loading with overrides
 _OVERRIDES: dict[str, tuple[str, ...]] = {
     # override name -> path into the raw JSON (camelCase keys)
@@ -537,9 +675,21 @@ def parse_environment(
         return EnvironmentConfig.model_validate(raw)
     except ValidationError as error:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in error.errors()
+            f"{_location(err['loc'], raw) or 'config'}: {str(err['msg']).removeprefix('Value error, ')}"
+            for err in error.errors()
         )
         raise EnvironmentConfigError(f"{source}: {problems}") from None
+
+
+def _location(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
+    """`challenges.1.phases.0.timeoutSeconds` -> `challenges[<challengeId>].phases.0.timeoutSeconds`."""
+    parts = [str(part) for part in loc]
+    challenges = raw.get("challenges")
+    if len(loc) >= 2 and loc[0] == "challenges" and isinstance(loc[1], int) and isinstance(challenges, list):
+        entry = challenges[loc[1]] if loc[1] < len(challenges) else None
+        if isinstance(entry, dict) and entry.get("challengeId"):
+            parts[:2] = [f"challenges[{entry['challengeId']}]"]
+    return ".".join(parts)
 
 
 def overrides_from(environ: Mapping[str, str], context: Mapping[str, Any] | None = None) -> dict[str, str]:

@@ -21,7 +21,7 @@ from typing import Any
 
 from infrastructure.aws_calls import aws_calls
 from infrastructure.config import ChallengeSettings, EnvironmentConfig
-from infrastructure.wiring import WiringPlan
+from infrastructure.wiring import ResourceRefs, WiringPlan
 from mm_shared.constants import STATUS_TABLE_OVERDUE_INDEX, static_token_parameter_name
 from mm_shared.models.challenge import ScorerCredentialsMode
 from mm_shared.settings import TokenSource
@@ -41,7 +41,11 @@ MSK_NETWORK_ACTIONS = (
     "ec2:DescribeSubnets",
     "ec2:DescribeSecurityGroups",
 )
-SAMPLE_ID = "example-id"  # stands for an id only known at run time (a task, a network interface, a log stream)
+SAMPLE_ID = "example-id"
+# Deploy-time references a function's settings need only to be built (the values never matter here).
+_NO_REFS = ResourceRefs(
+    sns_topic_arn="-", challenge_table_name="-", status_table_name="-", audit_queue_url="-"
+)  # stands for an id only known at run time (a task, a network interface, a log stream)
 
 # Documents of the AWS managed policies CDK attaches to our roles (a role with another one fails the check).
 MANAGED_POLICIES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -374,12 +378,21 @@ class NeedsOf:
                 Need(a, cluster, why)
                 for a in ("kafka-cluster:Connect", "kafka-cluster:DescribeClusterDynamicConfiguration")
             )
+            # Each mapping reads its one topic as its own consumer group (one mapping per platform).
+            planned = {
+                source.topic: (topic_arn, group_arn)
+                for source, topic_arn, group_arn in zip(
+                    self.plan.kafka_sources(), self.plan.kafka_topic_arns(), self.plan.kafka_group_arns(), strict=True
+                )
+            }
             for topic in props.get("Topics", []):
-                topic_arn = self.plan.kafka_topic_arn()
-                assert topic_arn.endswith(f"/{topic}")
+                if topic not in planned:
+                    raise ValueError(f"{stack}: event source mapping on {topic!r}, a topic the plan does not subscribe")
+                topic_arn, group_arn = planned[topic]
                 needs.extend(Need(a, topic_arn, why) for a in ("kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"))
-            group = self.plan.kafka_group_arn()
-            needs.extend(Need(a, group, why) for a in ("kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"))
+                needs.extend(
+                    Need(a, group_arn, why) for a in ("kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup")
+                )
         for entry in access:
             if entry["Type"] in ("SASL_SCRAM_512_AUTH", "CLIENT_CERTIFICATE_TLS_AUTH", "SERVER_ROOT_CA_CERTIFICATE"):
                 secret = self.t.resolve(stack, entry["URI"])
@@ -459,7 +472,13 @@ class NeedsOf:
             own_config = t.arn(
                 "ssm", f"parameter/{self.plan.challenge_config_parameter(challenge.challenge_id).lstrip('/')}"
             )
+            # The code invokes the completion function its environment names (a v6 challenge's skipped runs);
+            # a challenge whose environment names none never makes the call.
+            completion_function = self.plan.challenge_settings(challenge, _NO_REFS).completion_function_name
             return {
+                "lambda:InvokeFunction": [t.arn("lambda", f"function:{completion_function}")]
+                if completion_function
+                else [],
                 "dynamodb:GetItem": [status],
                 "dynamodb:PutItem": [status],
                 "dynamodb:UpdateItem": [status],
@@ -471,6 +490,7 @@ class NeedsOf:
             }.get(action)
         if kind == "completion":
             return {
+                "dynamodb:BatchGetItem": [status],  # the runs of a submission (`get_runs`, decision 084)
                 "dynamodb:GetItem": [status],
                 "dynamodb:UpdateItem": [status],
                 "ecs:DescribeTasks": [self.sample_task],

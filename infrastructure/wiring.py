@@ -24,6 +24,7 @@ from mm_shared.constants import (
     static_token_parameter_name,
 )
 from mm_shared.models.challenge import ChallengeConfig, ChallengeRecord
+from mm_shared.models.phase import Platform
 from mm_shared.observability import METRICS_NAMESPACE
 from mm_shared.settings import (
     LAMBDA_ASYNC_RETRY_WINDOW_SECONDS,
@@ -80,6 +81,13 @@ class ResourceNames:
 
     @property
     def status_table(self) -> str:
+        """One item per run (submission, phase), keyed by `runId` (decision 084). A new name: the v5-only table
+        (`mm-<env>-submission-status`, keyed by `submissionId`) cannot change its key in place."""
+        return self._name("runs")
+
+    @property
+    def legacy_status_table(self) -> str:
+        """The status table before decision 084: kept (retainData) for operators, no longer written."""
         return self._name("submission-status")
 
     @property
@@ -178,6 +186,7 @@ class QueuePlan:
 
 @dataclass(frozen=True)
 class KafkaSourcePlan:
+    platform: Platform
     topic: str
     consumer_group_id: str
     batch_size: int
@@ -216,11 +225,23 @@ class WiringPlan:
     def filter_policy(challenge_id: str) -> dict[str, list[str]]:
         return {CHALLENGE_ID_ATTRIBUTE: [challenge_id]}
 
+    def kafka_sources(self) -> tuple[KafkaSourcePlan, ...]:
+        """One Kafka event source mapping per platform: a mapping reads exactly one topic (CloudFormation
+        `Topics`: one item), and each joins its own consumer group (a group id is unique among event sources)."""
+        return tuple(self._kafka_source(platform) for platform in self.config.platforms)
+
     def kafka_source(self) -> KafkaSourcePlan:
+        """The first of `kafka_sources()` (the only one of a single-platform environment)."""
+        return self.kafka_sources()[0]
+
+    def _kafka_source(self, platform: Platform) -> KafkaSourcePlan:
         kafka = self.config.kafka
+        group = kafka.consumer_group_id or f"{PROJECT}-{self.config.environment}"
         return KafkaSourcePlan(
-            topic=kafka.topic,
-            consumer_group_id=kafka.consumer_group_id or f"{PROJECT}-{self.config.environment}",
+            platform=platform,
+            topic=kafka.topic_of(platform),
+            # v5 keeps the group it always had (its committed offsets); v6 joins a group of its own.
+            consumer_group_id=group if platform is Platform.V5 else f"{group}-v6",
             batch_size=kafka.batch_size,
             batching_window_seconds=kafka.batching_window_seconds,
             starting_position=kafka.starting_position.value,
@@ -246,25 +267,9 @@ class WiringPlan:
 
     # ------------------------------------------------------------------ data
     def challenge_config(self, challenge: ChallengeSettings) -> ChallengeConfig:
-        """The SSM document `<ssmPrefix>/challenges/{id}/config` for one challenge."""
-        return ChallengeConfig(
-            challenge_id=challenge.challenge_id,
-            scorer_type=challenge.scorer_type,
-            ecs_cluster=self.config.ecs.cluster_arn,
-            ecs_task_definition=challenge.task_definition_arn,
-            scorer_container_name=challenge.scorer_container_name,
-            timeout=challenge.timeout_seconds,
-            cpu=challenge.cpu,
-            memory_limit=challenge.memory_mb,
-            subnets=list(self.config.ecs.subnets),
-            security_groups=list(self.config.ecs.security_group_ids),
-            scorer_credentials_mode=challenge.scorer_credentials_mode,
-            review_type_id=challenge.review_type_id,
-            reviewer_id=challenge.reviewer_id,
-            score_card_id=challenge.score_card_id,
-            test_type=challenge.test_type,
-            report_on_success=challenge.report_on_success,
-        )
+        """The SSM document `<ssmPrefix>/challenges/{id}/config` for one challenge (the config's own mapping,
+        which it validates when it loads)."""
+        return self.config.challenge_config(challenge)
 
     def challenge_config_parameter(self, challenge_id: str) -> str:
         return challenge_config_parameter_name(challenge_id, self.config.ssm_prefix)
@@ -285,6 +290,7 @@ class WiringPlan:
                 ChallengeRecord(
                     challenge_id=challenge.challenge_id,
                     active=challenge.active,
+                    platform=challenge.served_by,
                     name=challenge.name,
                     queue_url=(queue_urls or {}).get(challenge.challenge_id),
                     legacy_id=challenge.legacy_id,
@@ -306,11 +312,18 @@ class WiringPlan:
         prefix, _, cluster_path = self.config.kafka.cluster_arn.partition(":cluster/")
         return f"{prefix}:{kind}/{cluster_path}/{name}"
 
+    def kafka_topic_arns(self) -> tuple[str, ...]:
+        return tuple(self._kafka_resource("topic", source.topic) for source in self.kafka_sources())
+
+    def kafka_group_arns(self) -> tuple[str, ...]:
+        return tuple(self._kafka_resource("group", source.consumer_group_id) for source in self.kafka_sources())
+
     def kafka_topic_arn(self) -> str:
-        return self._kafka_resource("topic", self.config.kafka.topic)
+        """The first source's topic (single-platform environments)."""
+        return self.kafka_topic_arns()[0]
 
     def kafka_group_arn(self) -> str:
-        return self._kafka_resource("group", self.kafka_source().consumer_group_id)
+        return self.kafka_group_arns()[0]
 
     # ------------------------------------------------------------------ function environments
     def _token_fields(self) -> dict[str, Any]:
@@ -336,7 +349,8 @@ class WiringPlan:
             challenge_table_name=refs.challenge_table_name,
             audit_queue_url=refs.audit_queue_url,
             audit_marks_table_name=self.names.audit_marks_table,
-            accepted_topics=(self.config.kafka.topic,),
+            accepted_topics=self.config.accepted_topics,
+            platforms=self.config.platforms,
             allowed_url_hosts=self.config.allowed_url_hosts,
         )
 
@@ -351,6 +365,9 @@ class WiringPlan:
             max_receive_count=MAX_RECEIVE_COUNT,
             launch_lease_seconds=self.config.challenge_processor.timeout_seconds + LEASE_MARGIN_SECONDS,
             allowed_url_hosts=self.config.allowed_url_hosts,  # the router's list: one policy, one list
+            # A v6 run that is skipped (no task) is handed to the completion function for its terminal summation;
+            # a v5 challenge never skips a run this way, so it gets neither the name nor the grant.
+            completion_function_name=(self.names.completion_function if challenge.served_by is Platform.V6 else None),
         )
 
     def completion_settings(self, refs: ResourceRefs) -> CompletionSettings:
@@ -361,6 +378,7 @@ class WiringPlan:
             status_ttl_days=self.config.status_ttl_days,
             challenge_config_parameter_prefix=challenge_config_parameter_prefix(self.config.ssm_prefix),
             submission_api_url=self.config.submission_api_url,
+            review_api_url=self.config.review_api_url,
             report_lease_seconds=self.report_lease_seconds(),
             # A transient start failure is relaunched through its challenge queue (decision 072).
             challenge_queue_name_template=self.names.challenge_queue(CHALLENGE_ID_PLACEHOLDER),

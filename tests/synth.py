@@ -4,6 +4,7 @@
     result = synth_example()             # functools.cache'd: one synth per process
     result.templates["mm-example-core"]  # template dicts keyed by stack name
     result.assembly_dir                  # the cloud assembly (manifest.json, validation-report.json, assets)
+    synth_environment("dev")             # another shipped environment, cached the same way
 
 Tests that use it belong on one xdist worker: mark them `@pytest.mark.xdist_group("synth")`.
 """
@@ -63,6 +64,15 @@ def synth(config: EnvironmentConfig, *, label: str, checks: bool = True) -> Synt
 def synth_example() -> Synthesized:
     """The `example` environment, synthesized once per process with cdk-nag on."""
     return synth(load_environment("example"), label="example")
+
+
+@functools.cache
+def synth_environment(name: str) -> Synthesized:
+    """A shipped environment (`infrastructure/config/<name>.json`), with cdk-nag on, once per process:
+    `dev` is the v6 profile, `staging` serves both platforms (decision 084)."""
+    if name == "example":
+        return synth_example()
+    return synth(load_environment(name), label=name)
 
 
 @functools.cache

@@ -27,6 +27,10 @@ class Arns:
     def dynamodb_index(self, table_name: str, index_name: str) -> str:
         return f"arn:{self.partition}:dynamodb:{self.region}:{self.account}:table/{table_name}/index/{index_name}"
 
+    def lambda_function(self, name: str) -> str:
+        """A function's unqualified ARN (no version or alias: what an Invoke by name is authorized on)."""
+        return f"arn:{self.partition}:lambda:{self.region}:{self.account}:function:{name}"
+
     def sqs_queue(self, name: str) -> str:
         return f"arn:{self.partition}:sqs:{self.region}:{self.account}:{name}"
 

@@ -113,6 +113,15 @@ class ChallengeProcessor(Construct):
                 actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], resources=[status_table_arn]
             )
         )
+        completion_function = plan.challenge_settings(challenge, refs).completion_function_name
+        if completion_function is not None:
+            # A skipped v6 run's "report due" event goes to the completion function only (a literal ARN: the
+            # name is fixed per environment, and the shard stack needs no export from the core stack).
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["lambda:InvokeFunction"], resources=[arns.lambda_function(completion_function)]
+                )
+            )
         acknowledge(
             role,
             "AwsSolutions-IAM5",

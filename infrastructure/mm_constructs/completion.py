@@ -100,9 +100,13 @@ class Completion(Construct):
         self.function = built.function
         role = built.role
         status = tables.status_table
-        # The completion function reads and updates status records; it never creates one (the launch does).
+        # The completion function reads (a run, or a submission's runs) and updates status records; it never creates
+        # one (the launch does).
         role.add_to_policy(
-            iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[status.table_arn])
+            iam.PolicyStatement(
+                actions=["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"],
+                resources=[status.table_arn],
+            )
         )
         config_parameters = arns.ssm_parameter(challenge_config_parameter_prefix(config.ssm_prefix)) + "/*"
         role.add_to_policy(iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[config_parameters]))

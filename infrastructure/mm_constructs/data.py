@@ -88,9 +88,12 @@ class DataTables(Construct):
             deletion_protection=retain,
             ttl=None,
         )
+        # One item per run, keyed by `runId` (decision 084). CloudFormation replaces a table whose KeySchema
+        # changes and cannot replace a custom-named resource: a new name and logical id, so the v5-only table
+        # (`StatusTable`) leaves the template and is kept by its Retain policies (docs/deploy.md, upgrade).
         self.status_table = table_from_definition(
             self,
-            "StatusTable",
+            "RunTable",
             status_table_definition(plan.names.status_table),
             removal_policy=removal_policy,
             deletion_protection=retain,

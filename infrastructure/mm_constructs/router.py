@@ -29,6 +29,7 @@ from infrastructure.mm_constructs.functions import FunctionKit, FunctionSpec
 from infrastructure.mm_constructs.monitoring import PERIOD, AlarmFactory
 from infrastructure.mm_constructs.nag import acknowledge
 from infrastructure.wiring import DLQ_RETENTION_DAYS, ROUTER_HANDLER, ResourceRefs, WiringPlan
+from mm_shared.models.phase import Platform
 from mm_shared.tables import AUDIT_MARKS_TTL_ATTRIBUTE, audit_marks_table_definition
 
 MSK_EXECUTION_POLICY = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaMSKExecutionRole"
@@ -127,30 +128,35 @@ class Router(Construct):
         self.function = built.function
         role = built.role
 
-        source = plan.kafka_source()
         secret_arn = kafka.authentication_secret_arn
         secret = secretsmanager.Secret.from_secret_complete_arn(self, "KafkaSecret", secret_arn) if secret_arn else None
-        self.event_source = sources.ManagedKafkaEventSource(
-            cluster_arn=kafka.cluster_arn,
-            topic=source.topic,
-            consumer_group_id=source.consumer_group_id,
-            starting_position=getattr(lambda_.StartingPosition, source.starting_position),
-            batch_size=source.batch_size,
-            max_batching_window=Duration.seconds(source.batching_window_seconds),
-            report_batch_item_failures=source.report_batch_item_failures,
-            retry_attempts=source.retry_attempts,
-            max_record_age=Duration.seconds(source.max_record_age_seconds),
-            bisect_batch_on_error=source.bisect_batch_on_error,
-            provisioned_poller_config=sources.ProvisionedPollerConfig(
-                minimum_pollers=source.minimum_pollers, maximum_pollers=source.maximum_pollers
-            ),
-            on_failure=S3FailureDestination(self.failure_bucket),
-            # SASL/SCRAM through CDK's own prop (SASL_SCRAM_512_AUTH + read grant); mTLS below.
-            secret=secret if kafka.authentication is KafkaAuthentication.SASL_SCRAM_512 else None,
-            # EventCount: delivered-to-bucket and dropped counts, which the failure alarms watch.
-            metrics_config=lambda_.MetricsConfig(metrics=[lambda_.MetricType.EVENT_COUNT]),
-        )
-        self.function.add_event_source(self.event_source)
+        # One mapping per platform's topic (a mapping reads one topic); all share the bucket and the settings.
+        self.event_sources: dict[Platform, sources.ManagedKafkaEventSource] = {}
+        for source in plan.kafka_sources():
+            event_source = sources.ManagedKafkaEventSource(
+                cluster_arn=kafka.cluster_arn,
+                topic=source.topic,
+                consumer_group_id=source.consumer_group_id,
+                starting_position=getattr(lambda_.StartingPosition, source.starting_position),
+                batch_size=source.batch_size,
+                max_batching_window=Duration.seconds(source.batching_window_seconds),
+                report_batch_item_failures=source.report_batch_item_failures,
+                retry_attempts=source.retry_attempts,
+                max_record_age=Duration.seconds(source.max_record_age_seconds),
+                bisect_batch_on_error=source.bisect_batch_on_error,
+                provisioned_poller_config=sources.ProvisionedPollerConfig(
+                    minimum_pollers=source.minimum_pollers, maximum_pollers=source.maximum_pollers
+                ),
+                on_failure=S3FailureDestination(self.failure_bucket),
+                # SASL/SCRAM through CDK's own prop (SASL_SCRAM_512_AUTH + read grant); mTLS below.
+                secret=secret if kafka.authentication is KafkaAuthentication.SASL_SCRAM_512 else None,
+                # EventCount: delivered-to-bucket and dropped counts, which the failure alarms watch.
+                metrics_config=lambda_.MetricsConfig(metrics=[lambda_.MetricType.EVENT_COUNT]),
+            )
+            # CDK names the mapping after its topic: the v5 mapping keeps its logical id (and its offsets).
+            self.function.add_event_source(event_source)
+            self.event_sources[source.platform] = event_source
+        self.event_source = next(iter(self.event_sources.values()))
         if secret is not None and kafka.authentication is KafkaAuthentication.MTLS:
             self._use_client_certificate(secret.secret_arn)
             secret.grant_read(role)  # what CDK grants for a SASL secret: GetSecretValue, DescribeSecret
@@ -192,13 +198,13 @@ class Router(Construct):
             role.add_to_policy(
                 iam.PolicyStatement(
                     actions=["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"],
-                    resources=[plan.kafka_topic_arn()],
+                    resources=list(plan.kafka_topic_arns()),
                 )
             )
             role.add_to_policy(
                 iam.PolicyStatement(
                     actions=["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"],
-                    resources=[plan.kafka_group_arn()],
+                    resources=list(plan.kafka_group_arns()),
                 )
             )
         acknowledge(
@@ -255,24 +261,36 @@ class Router(Construct):
         return bucket
 
     def _use_client_certificate(self, secret_arn: str) -> None:
-        """mTLS: ManagedKafkaEventSource only knows SASL/SCRAM, so set the mapping's source access directly."""
+        """mTLS: ManagedKafkaEventSource only knows SASL/SCRAM, so set each mapping's source access directly."""
         mappings = [c for c in self.function.node.children if isinstance(c, lambda_.EventSourceMapping)]
-        if len(mappings) != 1:
-            raise RuntimeError(f"router: expected one event source mapping, found {len(mappings)}")
-        cfn = mappings[0].node.default_child
-        assert isinstance(cfn, lambda_.CfnEventSourceMapping)
-        cfn.source_access_configurations = [
-            lambda_.CfnEventSourceMapping.SourceAccessConfigurationProperty(
-                type=lambda_.SourceAccessConfigurationType.CLIENT_CERTIFICATE_TLS_AUTH.type, uri=secret_arn
+        if len(mappings) != len(self.event_sources):
+            raise RuntimeError(
+                f"router: expected {len(self.event_sources)} event source mappings, found {len(mappings)}"
             )
-        ]
+        for mapping in mappings:
+            cfn = mapping.node.default_child
+            assert isinstance(cfn, lambda_.CfnEventSourceMapping)
+            cfn.source_access_configurations = [
+                lambda_.CfnEventSourceMapping.SourceAccessConfigurationProperty(
+                    type=lambda_.SourceAccessConfigurationType.CLIENT_CERTIFICATE_TLS_AUTH.type, uri=secret_arn
+                )
+            ]
 
     def _failure_alarms(self, alarms: AlarmFactory) -> None:
+        for platform, event_source in self.event_sources.items():
+            # The v5 alarms keep their construct ids; the v6 mapping's carry a suffix.
+            suffix = "" if platform is Platform.V5 else platform.value.upper()
+            label = f"({platform.value} topic) " if len(self.event_sources) > 1 else ""
+            self._failure_alarms_of(alarms, event_source, suffix=suffix, label=label)
+
+    def _failure_alarms_of(
+        self, alarms: AlarmFactory, event_source: sources.ManagedKafkaEventSource, *, suffix: str, label: str
+    ) -> None:
         def metric(name: str) -> cloudwatch.Metric:
             return cloudwatch.Metric(
                 namespace="AWS/Lambda",
                 metric_name=name,
-                dimensions_map={ESM_UUID_DIMENSION: self.event_source.event_source_mapping_id},
+                dimensions_map={ESM_UUID_DIMENSION: event_source.event_source_mapping_id},
                 statistic="Sum",
                 period=PERIOD,
             )
@@ -293,13 +311,13 @@ class Router(Construct):
         ):
             alarm = cloudwatch.Alarm(
                 self,
-                construct_id,
+                f"{construct_id}{suffix}",
                 metric=metric(name),
                 threshold=1,
                 evaluation_periods=1,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                alarm_description=f"[mm-processor {alarms.environment}] {description}",
+                alarm_description=f"[mm-processor {alarms.environment}] {label}{description}",
             )
             alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarms.topic))
             alarms.alarms.append(alarm)

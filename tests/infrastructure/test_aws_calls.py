@@ -36,10 +36,12 @@ PINNED: dict[str, set[str]] = {
         "ecs.RunTask",
         "ecs.TagResource",  # implicit: RunTask with tags
         "iam.PassRole",  # implicit: RunTask passes the task roles
+        "lambda.Invoke",  # a skipped v6 run's "report due" event to the completion function (decision 084)
         "ssm.GetParameter",  # its config; the token in the insecure mode
         "secretsmanager.GetSecretValue",  # the token via the Auth0 proxy, insecure mode only
     },
     "completion": {
+        "dynamodb.BatchGetItem",  # a submission's runs (decision 084)
         "dynamodb.GetItem",
         "dynamodb.UpdateItem",
         "ecs.DescribeTasks",

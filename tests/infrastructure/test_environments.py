@@ -1,4 +1,4 @@
-"""Two environments in one account (`example` and `dev`, decisions 051 and 053), synthesized.
+"""Two environments in one account (`example`, v5, and `dev`, v6: decisions 051, 053 and 084), synthesized.
 
 They share no physical name, neither can read the other's SSM parameters, production keeps its data while a
 developer's environment destroys it, and every log group (the custom-resource provider's too) has the
@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from infrastructure.config import load_environment
 from infrastructure.wiring import WiringPlan
 from mm_shared.constants import static_token_parameter_name
-from tests.synth import Synthesized, synth, synth_example
+from mm_shared.models.phase import Platform
+from tests.synth import Synthesized, synth_environment, synth_example
 
 pytestmark = [pytest.mark.synth, pytest.mark.xdist_group("synth")]
 
@@ -48,9 +48,11 @@ NAME_PROPERTIES = frozenset(
 @pytest.fixture(scope="module")
 def environments() -> dict[str, Synthesized]:
     example = synth_example()
-    dev = synth(load_environment("dev"), label="dev")  # with cdk-nag: a developer's environment must deploy too
+    dev = synth_environment("dev")  # with cdk-nag: a developer's environment must deploy too
     assert example.config.account == dev.config.account
     assert example.config.region == dev.config.region
+    # one environment of each platform profile, side by side (decision 084)
+    assert (example.config.platforms, dev.config.platforms) == ((Platform.V5,), (Platform.V6,))
     return {"example": example, "dev": dev}
 
 
