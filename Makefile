@@ -43,8 +43,8 @@ test: install lint typecheck  ## THE test command: lint, typecheck, the whole py
 unit: install  ## Only the fast unit tests
 	$(RUN)/pytest tests/unit
 
-run: install  ## THE main job: the whole pipeline locally on the embedded AWS emulator (example set)
-	$(RUN)/mm-processor local run --env $(ENV) --report reports/local-run.json $(ARGS)
+run: install  ## THE main job: the whole pipeline locally, v5 (example) and v6 (dev) side by side; ENV=x runs only x
+	$(RUN)/mm-processor local run $(if $(filter command line environment,$(origin ENV)),--env $(ENV),--env example --env dev) --report reports/local-run.json $(ARGS)
 
 synth: install  ## Synthesize every stack of ENV with the pinned CDK CLI (offline)
 	npx cdk synth --quiet -c env=$(ENV)

@@ -131,8 +131,9 @@ def figures(burst: Burst, outcome: RunOutcome, wall_seconds: float) -> dict[str,
     return {
         "records": len(outcome.records),
         "unaccounted": len(outcome.unaccounted),
-        "duplicateTasks": sum(1 for r in primary if r.task_count > 1),
-        "duplicateReports": sum(1 for r in primary if len(r.reviews) > 1),
+        # per run (submission, phase): a v6 submission has one task and one report per phase
+        "duplicateTasks": sum(1 for r in primary for run in r.runs if run.task_count > 1),
+        "duplicateReports": sum(1 for r in primary for run in r.runs if len(run.reviews) > 1),
         "wrongFinalStates": sum(wrong.values()),
         "wrongByKind": dict(wrong.most_common()),
         "byState": state_counts(outcome),

@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 from fault_injection.kinds import FaultKind
 from fault_injection.plan import FaultPlan, FaultRule
 from mm_shared.constants import CHALLENGE_ID_ATTRIBUTE, STATUS_TABLE_PARTITION_KEY
+from mm_shared.models.phase import RUN_ID_SEPARATOR, ScoringPhase
 from mm_shared.models.task import TaskEnv
 
 _CONTEXT_KEY = "mm_fault_injection"
@@ -277,10 +278,14 @@ def _ids_of(service: str, operation: str, params: dict[str, Any]) -> Iterator[st
         for arn in params.get("tasks") or []:
             yield str(arn)
     elif service == "dynamodb":
+        # The status key is the run id `<submissionId>#<PHASE>` (decision 084): a rule may name the run or the
+        # submission (every run of it); an item also carries `submissionId` itself.
         for container in ("Key", "Item"):
-            value = (params.get(container) or {}).get(STATUS_TABLE_PARTITION_KEY) or {}
-            if isinstance(value, dict) and value.get("S"):
-                yield str(value["S"])
+            for attribute in (STATUS_TABLE_PARTITION_KEY, "submissionId"):
+                value = (params.get(container) or {}).get(attribute) or {}
+                if isinstance(value, dict) and value.get("S"):
+                    yield str(value["S"])
+                    yield str(value["S"]).partition(RUN_ID_SEPARATOR)[0]
     elif service == "ssm":
         names = [params.get("Name"), *(params.get("Names") or [])]
         for name in names:
@@ -296,7 +301,12 @@ def _run_task_ids(params: dict[str, Any]) -> Iterator[str]:
     token = str(params.get("clientToken") or "")
     if token:
         yield token
-        yield token.rpartition("-")[0] or token  # `{submissionId}-{attempt}`
+        run = token.rpartition("-")[0] or token  # `{submissionId}-{PHASE}-{attempt}` (or `{submissionId}-{attempt}`)
+        yield run
+        submission, _, phase = run.rpartition("-")
+        if submission and phase in {p.value for p in ScoringPhase}:
+            yield submission
+            yield f"{submission}{RUN_ID_SEPARATOR}{phase}"
     started_by = str(params.get("startedBy") or "")
     if started_by:
         yield started_by.rpartition("/")[2]

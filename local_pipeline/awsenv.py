@@ -1,7 +1,7 @@
 """The embedded AWS: moto's ThreadedMotoServer on loopback, with a request counter in front of it.
 
 Worker processes reach it over HTTP (`AWS_ENDPOINT_URL`), exactly as a Lambda function reaches AWS.
-Every caller gets its own fake access key (`local-router`, `local-ch-...`, `local-engine`), and the
+Every caller gets its own fake access key (`local-<env>-router`, `local-<env>-ch-...`, `local-engine`), and the
 counting middleware reads the SigV4 credential scope of each request, so the benchmark can say how many
 AWS calls each function made per submission, by service, without touching the functions' code.
 

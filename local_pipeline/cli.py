@@ -1,15 +1,16 @@
 """`mm-processor`: run the whole pipeline locally, and look up a submission's lifecycle.
 
-    mm-processor local run [--env example] [--messages FILE | --generate N] [--scorer ID=BEHAVIOUR ...]
-                           [--fault ID=KIND[:COUNT][@START-END][,NAME=VALUE...] ...] [--report FILE]
-                           [--timeout SECONDS] [--stall SECONDS]
-    mm-processor status SUBMISSION_ID [--table NAME | --env ENV] [--json]
+    mm-processor local run [--env example [--env dev ...]] [--messages FILE | --generate N]
+                           [--scorer ID=BEHAVIOUR ...] [--fault ID=KIND[:COUNT][@START-END][,NAME=VALUE...] ...]
+                           [--report FILE] [--timeout SECONDS] [--stall SECONDS]
+    mm-processor status SUBMISSION_ID|RUN_ID [--table NAME | --env ENV] [--json]
     mm-processor smoke --env ENV [--health-only] [--endpoint-url URL] [--region R] [--profile P]
                        [--timeout SECONDS] [--keep] [--json]      (operator_tools, decision 083)
 
 Exit status of `local run`: 0 only when every input record ended in exactly one final state and no
-submission got two tasks or two reports; 1 otherwise (the unaccounted records are named); 2 for usage
-or configuration errors.
+run (submission, phase) got two tasks or two reports; 1 otherwise (the unaccounted records are named); 2
+for usage or configuration errors. Several `--env`s run side by side in one emulator, each with its own
+resources, stand-in and fake Fargate (decision 090); the exit status is 0 only if every one is OK.
 """
 
 from __future__ import annotations
@@ -37,13 +38,13 @@ from local_pipeline.scenario import (
     SCORER_BEHAVIOURS,
     Scenario,
     ScenarioError,
-    example_set,
     fault_kind_names,
     generate,
     load_messages,
     parse_fault,
     parse_scorer,
 )
+from mm_shared.models.phase import RUN_ID_SEPARATOR, Platform
 
 EXIT_OK = 0
 EXIT_UNACCOUNTED = 1
@@ -59,10 +60,17 @@ def _parser() -> argparse.ArgumentParser:
     run = local_commands.add_parser(
         "run",
         help="feed Kafka records through the real functions and report each record's final state",
-        description="Without --messages or --generate, runs the built-in example set "
-        "(examples/messages/example-set.jsonl) with its scenario.",
+        description="Without --messages or --generate, runs each environment's built-in example set with its "
+        "scenario (examples/messages/example-set.jsonl for v5, example-set-v6.jsonl for v6).",
     )
-    run.add_argument("--env", default=os.environ.get("MM_ENV", DEFAULT_ENVIRONMENT), help="environment config name")
+    run.add_argument(
+        "--env",
+        action="append",
+        dest="envs",
+        metavar="ENV",
+        help="environment config name (default: $MM_ENV or example); repeat it to run several environments side "
+        "by side in one emulator, e.g. --env example --env dev (v5 and v6)",
+    )
     source = run.add_mutually_exclusive_group()
     source.add_argument("--messages", type=Path, help="one Kafka record value per line, as the producer wrote it")
     source.add_argument("--generate", type=int, metavar="N", help="N synthetic valid submissions (load)")
@@ -85,7 +93,11 @@ def _parser() -> argparse.ArgumentParser:
         "lose-stopped-event are the older names of run-task-failures, run-task-throttling and "
         "stopped-event-lost). See docs/local-pipeline.md",
     )
-    run.add_argument("--report", type=Path, help="write the JSON report here")
+    run.add_argument(
+        "--report",
+        type=Path,
+        help="write the JSON report here (several environments: {ok, environments: {env: report}})",
+    )
     run.add_argument("--logs", type=Path, help="function and task logs (default: beside the report, or a temp dir)")
     run.add_argument(
         "--timeout",
@@ -107,12 +119,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-tasks", type=int, default=8, help="scorer processes running at once")
     run.add_argument("--quiet", action="store_true", help="no record table, only the totals")
 
-    status = commands.add_parser("status", help="where is submission X, and why did it fail")
-    status.add_argument("submission_id")
+    status = commands.add_parser("status", help="where is submission X (each of its runs), and why did it fail")
+    status.add_argument("submission_id", help="a submission id (every run of it) or one run id <submissionId>#<PHASE>")
     where = status.add_mutually_exclusive_group()
     where.add_argument("--table", help="status table name")
     where.add_argument("--env", help="environment config name (the table is mm-<env>-submission-status)")
-    status.add_argument("--json", action="store_true", help="print the record as JSON")
+    status.add_argument("--json", action="store_true", help="print the runs' records as JSON")
 
     from operator_tools.command import add_arguments as add_smoke_arguments
 
@@ -143,61 +155,130 @@ def _console() -> Console:
 
 # ---------------------------------------------------------------------- local run
 def run_command(args: argparse.Namespace, console: Console | None = None) -> int:
-    from local_pipeline.engine import run_local
-    from local_pipeline.report import print_summary, write_report
+    from local_pipeline.awsenv import LocalAws
+    from local_pipeline.report import print_summary, state_counts, to_report
 
     console = console or _console()
+    names = list(dict.fromkeys(getattr(args, "envs", None) or [os.environ.get("MM_ENV", DEFAULT_ENVIRONMENT)]))
     try:
-        config = load_environment(args.env)
-        scenario = Scenario()
-        if args.messages is not None:
-            records = load_messages(args.messages)
-            source = str(args.messages)
-        elif args.generate is not None:
-            if args.generate < 1:
-                raise ScenarioError("--generate N needs N >= 1")
-            records = generate(config, args.generate)
-            source = f"{args.generate} generated submissions"
-        else:
-            records, scenario = example_set()
-            source = "the built-in example set"
+        configs = [load_environment(name) for name in names]
         extra = Scenario(
             scorers=dict(parse_scorer(s) for s in args.scorer), faults=[parse_fault(f) for f in args.fault]
         )
-        scenario = scenario.merged(extra)
+        inputs = [(config, *_records_of(args, config, configs)) for config in configs]
     except (EnvironmentConfigError, ScenarioError) as error:
         console.print(f"[red]error:[/red] {error}")
         return EXIT_USAGE
-    if not records:
+    if not any(records for _, records, _, _ in inputs):
         console.print("[red]error:[/red] no records to run")
         return EXIT_USAGE
     if (args.timeout is not None and args.timeout <= 0) or args.stall <= 0:
         console.print("[red]error:[/red] --timeout and --stall need a positive number of seconds")
         return EXIT_USAGE
-    log_dir = args.logs or (args.report.parent / f"{args.report.stem}-logs" if args.report else None)
-    console.print(f"mm-processor local run: {len(records)} records from {source}, environment {config.environment}")
-    progress = _progress_printer(console, len(records))
-    outcome = run_local(
-        config,
-        records,
-        scenario,
-        deadline_seconds=args.timeout,
-        stall_seconds=args.stall,
-        log_dir=log_dir,
-        progress=progress,
-        max_running_tasks=args.max_tasks,
-        partitions=args.partitions,
-    )
+    log_root = args.logs or (args.report.parent / f"{args.report.stem}-logs" if args.report else None)
+    runs = [
+        (config, records, scenario.merged(extra), source) for config, records, scenario, source in inputs if records
+    ]
+    for config, records, _, source in runs:
+        console.print(f"mm-processor local run: {len(records)} records from {source}, environment {config.environment}")
+    if len(runs) == 1:
+        config, records, scenario, _ = runs[0]
+        outcomes = [_run_one(args, config, records, scenario, log_root, None, _progress_printer(console, len(records)))]
+    else:
+        # One emulator for all (moto keeps one state per process); every resource name carries its environment.
+        with LocalAws(configs[0].region) as shared:
+            outcomes = _side_by_side(args, runs, log_root, shared, console)
     report_path: Path | None = args.report
     if report_path is not None:
-        write_report(outcome, report_path)
-    if args.quiet:
-        from local_pipeline.report import state_counts
+        reports = {outcome.environment: to_report(outcome) for outcome in outcomes}
+        document: dict[str, Any] = (
+            next(iter(reports.values()))
+            if len(reports) == 1
+            else {"ok": all(o.ok for o in outcomes), "environments": reports}
+        )
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        report_path.write_text(json.dumps(document, indent=2) + "\n")
+    for outcome in outcomes:
+        if args.quiet:
+            console.print(json.dumps({"environment": outcome.environment, **state_counts(outcome)}))
+        else:
+            print_summary(outcome, console, report_path)
+    if len(outcomes) > 1:
+        verdicts = ", ".join(f"{o.environment} {'OK' if o.ok else 'NOT OK'}" for o in outcomes)
+        console.print(f"environments side by side: {verdicts}")
+    return EXIT_OK if all(outcome.ok for outcome in outcomes) else EXIT_UNACCOUNTED
 
-        console.print(json.dumps(state_counts(outcome)))
-    else:
-        print_summary(outcome, console, report_path)
-    return EXIT_OK if outcome.ok else EXIT_UNACCOUNTED
+
+def _records_of(args: argparse.Namespace, config: Any, configs: list[Any]) -> tuple[list[Any], Scenario, str]:
+    """The records one environment runs: its share of --messages (by topic), N generated, or its example set."""
+    from local_pipeline.kafka import record_topic
+    from local_pipeline.scenario import example_set_for
+
+    if args.messages is not None:
+        records = load_messages(args.messages)
+        if len(configs) > 1:
+            # The topic decides the platform: each record goes to the first environment that consumes its topic.
+            topics = tuple(topic for other in configs for topic in other.accepted_topics)
+            owner = {topic: next(c for c in configs if topic in c.accepted_topics) for topic in topics}
+            records = [r for r in records if owner[record_topic(r.value, topics)] is config]
+        return records, Scenario(), str(args.messages)
+    if args.generate is not None:
+        if args.generate < 1:
+            raise ScenarioError("--generate N needs N >= 1")
+        return generate(config, args.generate), Scenario(), f"{args.generate} generated submissions"
+    records, scenario = example_set_for(config)
+    return records, scenario, f"the built-in {config.platforms[0].value} example set"
+
+
+def _run_one(
+    args: argparse.Namespace,
+    config: Any,
+    records: list[Any],
+    scenario: Scenario,
+    log_dir: Path | None,
+    aws: Any,
+    progress: Any,
+) -> Any:
+    from local_pipeline.engine import LocalPipeline
+
+    with LocalPipeline(
+        config, log_dir=log_dir, max_running_tasks=args.max_tasks, partitions=args.partitions, aws=aws
+    ) as pipeline:
+        return pipeline.run(
+            records, scenario, deadline_seconds=args.timeout, stall_seconds=args.stall, progress=progress
+        )
+
+
+def _side_by_side(
+    args: argparse.Namespace, runs: list[Any], log_root: Path | None, aws: Any, console: Console
+) -> list[Any]:
+    """Each environment's pipeline in its own thread, on the one emulator; outcomes in `--env` order."""
+    import tempfile
+    import threading
+
+    root = log_root or Path(tempfile.mkdtemp(prefix="mm-local-run-"))
+    outcomes: dict[int, Any] = {}
+    errors: dict[int, BaseException] = {}
+
+    def run(index: int, config: Any, records: list[Any], scenario: Scenario) -> None:
+        try:
+            outcomes[index] = _run_one(args, config, records, scenario, root / config.environment, aws, None)
+        except BaseException as error:  # reported below, with the environment it belongs to
+            errors[index] = error
+
+    threads = [
+        threading.Thread(target=run, args=(i, c, r, s), name=f"env-{c.environment}", daemon=True)
+        for i, (c, r, s, _) in enumerate(runs)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for index, error in sorted(errors.items()):
+        console.print(f"[red]error:[/red] environment {runs[index][0].environment}: {type(error).__name__}: {error}")
+    if errors:
+        raise next(iter(errors.values()))
+    return [outcomes[i] for i in sorted(outcomes)]
 
 
 def _progress_printer(console: Console, total: int) -> Any:
@@ -233,24 +314,55 @@ def status_command(args: argparse.Namespace, console: Console | None = None) -> 
         table_name = ResourceNames(config.environment).status_table
         os.environ.setdefault("AWS_DEFAULT_REGION", config.region)
     try:
-        record = StatusStore(table_name, dynamodb_client=aws.client("dynamodb")).get(args.submission_id)
+        records = _runs_of(StatusStore(table_name, dynamodb_client=aws.client("dynamodb")), args.submission_id)
     except Exception as error:  # credentials, network, missing table: say which, briefly
         console.print(f"[red]error:[/red] could not read {table_name}: {type(error).__name__}: {error}")
         return EXIT_USAGE
     environment = _environment_of(table_name)
-    if record is None:
+    if not records:
         console.print(f"no lifecycle record for submission {args.submission_id} in {table_name}")
-        for line in _not_found_hints(args.submission_id, environment):
+        for line in _not_found_hints(args.submission_id.partition(RUN_ID_SEPARATOR)[0], environment):
             console.print(line, markup=False, highlight=False)
         return EXIT_UNACCOUNTED
     if args.json:
-        console.print_json(record.to_json())
+        runs = [json.loads(record.to_json()) for record in records]
+        console.print_json(json.dumps({"submissionId": records[0].submission_id, "runs": runs}))
         return EXIT_OK
-    details = Table(title=f"submission {record.submission_id}", show_header=False)
+    overview = Table(title=f"submission {records[0].submission_id}: {len(records)} run(s)")
+    for column in ("run", "phase", "state", "report", "reason"):
+        overview.add_column(column, overflow="fold")
+    for record in records:
+        report = record.report_status.value if record.report_status else "-"
+        overview.add_row(record.run_id, record.phase.value, record.state.value, report, record.reason or "")
+    console.print(overview)
+    for record in records:
+        _print_run(record, environment, console)
+    return EXIT_OK
+
+
+def _runs_of(store: Any, wanted: str) -> list[Any]:
+    """The runs `wanted` names: one run id (`<submissionId>#<PHASE>`), or every run of a submission."""
+    from mm_shared.models.phase import RunKey
+
+    if RUN_ID_SEPARATOR in wanted:
+        try:
+            RunKey.parse(wanted)
+        except ValueError:
+            return []
+        record = store.get(wanted)
+        return [record] if record is not None else []
+    runs = list(store.get_runs(wanted))
+    return sorted(runs, key=lambda record: record.phase.priority)
+
+
+def _print_run(record: Any, environment: str, console: Console) -> None:
+    details = Table(title=f"run {record.run_id} ({record.phase.value})", show_header=False)
     details.add_column("field", style="bold")
     details.add_column("value", overflow="fold")
     for label, value in (
         ("state", record.state.value),
+        ("phase", record.phase.value),
+        ("platform", record.platform.value),
         ("challenge", record.challenge_id),
         ("reason", record.reason),
         ("task ARN", record.task_arn),
@@ -266,7 +378,7 @@ def status_command(args: argparse.Namespace, console: Console | None = None) -> 
         if value not in (None, ""):
             details.add_row(label, str(value))
     console.print(details)
-    history = Table(title="history")
+    history = Table(title=f"history of {record.run_id}")
     history.add_column("at")
     history.add_column("state")
     history.add_column("detail", overflow="fold")
@@ -275,8 +387,7 @@ def status_command(args: argparse.Namespace, console: Console | None = None) -> 
     console.print(history)
     hint = _next_step(record, environment)
     if hint:
-        console.print(f"next step: {hint}", markup=False, highlight=False)
-    return EXIT_OK
+        console.print(f"next step ({record.phase.value}): {hint}", markup=False, highlight=False)
 
 
 def _environment_of(table_name: str) -> str:
@@ -315,11 +426,22 @@ def _next_step(record: Any, environment: str) -> str | None:
     if record.state is SubmissionState.LAUNCH_FAILED:
         return "the launch failed and the message is being retried from its queue; watch for DEAD_LETTERED."
     if record.report_status is ReportStatus.REJECTED:
+        if record.platform is Platform.V6:
+            return (
+                "review-api-v6 rejected the run's terminal review summation (response above); fix the cause "
+                "(submission id, scorecard, token scopes create/read/update:review_summation) and write the "
+                f"{record.phase.value} summation manually: it will not be retried."
+            )
         return (
             "the Topcoder API rejected the outcome report (response above); fix the cause (review type, "
             "submission id, permissions) and post the review manually: it will not be retried."
         )
     if record.report_status in (ReportStatus.PENDING, ReportStatus.REPORTING):
+        if record.task_arn is None:  # a run recorded without a task (a v6 skip): its report is invoked, not evented
+            return (
+                "the skipped run's FAILED summation is not yet reported; the sweeper re-drives it (a \"Run Report "
+                f"Due\" invoke of mm-{environment}-completion); if this persists, check that function's log."
+            )
         return (
             f"the outcome is recorded but not yet reported; if this persists, the STOPPED event is in "
             f"mm-{environment}-completion-dlq: fix the cause (API down, credentials) and redrive it."

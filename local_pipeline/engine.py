@@ -24,11 +24,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
 from pydantic import ValidationError
 
 from fault_injection import BOTOCORE_KINDS, FAULT_PLAN_ENV, HTTP_KINDS, FaultKind, FaultPlan
@@ -36,7 +34,7 @@ from infrastructure.config import EnvironmentConfig
 from infrastructure.wiring import CHALLENGE_BATCH_SIZE, WiringPlan
 from local_pipeline.awsenv import LocalAws
 from local_pipeline.fargate import TASK_FAULTS, FakeFargate, TaskDefinitionSim
-from local_pipeline.kafka import FeedStats, KafkaFeeder, KafkaMessage, assign, on_failure_offsets
+from local_pipeline.kafka import FeedStats, KafkaFeeder, KafkaMessage, assign_to_topics, on_failure_offsets
 from local_pipeline.lambda_endpoint import FakeLambda
 from local_pipeline.limits import (
     DEFAULT_STALL_SECONDS,
@@ -56,7 +54,9 @@ from local_pipeline.scenario import SCORER_SCRIPT, InputRecord, Scenario
 from local_pipeline.tracker import FINAL_STATES, Observations, RecordResult, classify, violations
 from local_pipeline.workers import FunctionWorker, Invocation, WorkerSpec, runtime_env, start_all, stop_all
 from mm_shared.models.bus import FlatSubmission, SubmissionPayload
-from mm_shared.models.lifecycle import LifecycleRecord
+from mm_shared.models.phase import V6_SUBMISSION_ID, Platform, ScoringPhase, run_id, run_ids_of
+from mm_shared.models.task import TaskEnv, TaskTag
+from mm_shared.status_store import StatusStore
 from topcoder_standin import TopcoderStandIn
 
 ProgressCallback = Callable[[int, int, dict[str, int]], None]
@@ -64,17 +64,18 @@ ProgressCallback = Callable[[int, int, dict[str, int]], None]
 ESM_KEY = "local-esm"  # the event source mappings, the rule target and the schedule (AWS's side)
 FARGATE_KEY = "local-fargate"  # the fake ECS control plane emitting events
 ECS_AGENT_KEY = "local-ecs-agent"  # resolving a task definition's secrets from SSM
+_ENGINE_KEYS = frozenset({ESM_KEY, FARGATE_KEY, ECS_AGENT_KEY, "local-engine"})
 _OBSERVE_INTERVAL = 0.25
 ENGINE_FAULTS = frozenset({FaultKind.SQS_DUPLICATE_DELIVERY, FaultKind.KAFKA_REDELIVERY})  # the engine plays them
 DEFAULT_REDELIVERY_DELAY_SECONDS = 2.0  # kafka-redelivery (deployed: minutes or hours)
-_deserializer = TypeDeserializer()
 
 
 def function_access_key(function_name: str, environment: str) -> str:
-    """Per-function fake access key, so the request counter can attribute every AWS call."""
+    """Per-function fake access key, so the request counter can attribute every AWS call (the environment in
+    it: two environments side by side in one emulator are counted apart)."""
     prefix = f"mm-{environment}-"
     short = function_name[len(prefix) :] if function_name.startswith(prefix) else function_name
-    return f"local-{short}"
+    return f"local-{environment}-{short}"
 
 
 LOCAL_ENDPOINT_NAMES = ("AWS_ENDPOINT_URL_ECS", "AWS_ENDPOINT_URL_LAMBDA")  # the fake Fargate and the fake Lambda
@@ -143,6 +144,9 @@ class RunOutcome:
     deadline_seconds: float = 0.0  # the hard cap in force
     stall_seconds: float = 0.0
     settle_seconds: float = 0.0  # how long the run waited, quiet, for late commits before reading the API
+    # review-api-v6 on the stand-in: every summation as it ended, and the calls by method (decision 090)
+    summations: list[dict[str, Any]] = field(default_factory=list)
+    summation_calls: dict[str, int] = field(default_factory=dict)
 
     @property
     def unaccounted(self) -> list[RecordResult]:
@@ -164,18 +168,19 @@ class RunOutcome:
         )
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def lifecycle_from_item(item: dict[str, Any]) -> LifecycleRecord:
-    return LifecycleRecord.model_validate(_plain({k: _deserializer.deserialize(v) for k, v in item.items()}))
+def _v6_submission(obj: dict[str, Any]) -> tuple[str, str, int] | None:
+    """(submission id, challenge id, member id) of a v6 `marathonmatch.submission.received` record (the envelope
+    or the bare payload), else None. Only what the engine needs to seed the stand-in and match scenario ids: the
+    router is the one that validates the record."""
+    inner = obj.get("payload")
+    payload: dict[str, Any] = inner if isinstance(inner, dict) else obj
+    submission_id, challenge_id, member_id = (payload.get(k) for k in ("submissionId", "challengeId", "memberId"))
+    if not (isinstance(submission_id, str) and V6_SUBMISSION_ID.match(submission_id)) or not challenge_id:
+        return None
+    try:
+        return submission_id, str(challenge_id), int(str(member_id))
+    except ValueError:
+        return None
 
 
 def submission_of(value: bytes, config: EnvironmentConfig) -> tuple[str, str, int] | None:
@@ -186,6 +191,9 @@ def submission_of(value: bytes, config: EnvironmentConfig) -> tuple[str, str, in
         return None
     if not isinstance(obj, dict):
         return None
+    v6 = _v6_submission(obj)
+    if v6 is not None:
+        return v6
     try:
         payload = obj.get("payload")
         if isinstance(payload, dict):
@@ -202,6 +210,64 @@ def submission_of(value: bytes, config: EnvironmentConfig) -> tuple[str, str, in
         match = next((c for c in config.challenges if c.legacy_id == legacy), None)
         challenge_id = match.challenge_id if match else (fields.v5_challenge_id or challenge_id)
     return str(fields.id), challenge_id, int(fields.member_id)
+
+
+# review-api-v6's phase flags, in the order a summation is read (a summation sets exactly one).
+_PHASE_OF_FLAG = {phase.summation_flag: phase for phase in ScoringPhase}
+V6_API_PREFIX = "/v6"
+
+
+def review_api_url(standin: TopcoderStandIn) -> str:
+    """The stand-in's review-api-v6 base URL (what REVIEW_API_URL holds), `/v6` included."""
+    return standin.v6_base_url
+
+
+def v6_summations(standin: TopcoderStandIn) -> list[dict[str, Any]]:
+    """The review-api-v6 summations the stand-in holds (each as last created or updated)."""
+    return standin.summations
+
+
+def summation_run_id(summation: Any) -> str | None:
+    """`<submissionId>#<PHASE>` of a v6 review summation (its phase flag), else None."""
+    if not isinstance(summation, dict) or not summation.get("submissionId"):
+        return None
+    phase = next((p for flag, p in _PHASE_OF_FLAG.items() if summation.get(flag) is True), None)
+    return run_id(str(summation["submissionId"]), phase) if phase is not None else None
+
+
+def summation_calls(standin: TopcoderStandIn) -> dict[str, int]:
+    """review-api-v6 summation calls the stand-in answered, by method (GET lists, POST creates, PATCH/PUT update)."""
+    calls: dict[str, int] = {}
+    for request in standin.requests:
+        if request.path.startswith(f"{V6_API_PREFIX}/reviewSummations"):
+            calls[request.method] = calls.get(request.method, 0) + 1
+    return calls
+
+
+def _is_summation_create(request: Any) -> bool:
+    """An answered-2xx POST /v6/reviewSummations: a summation created (a second one for a run is a violation)."""
+    return (
+        request.method == "POST"
+        and request.path.endswith("/reviewSummations")
+        and request.path.startswith(V6_API_PREFIX)
+        and 200 <= request.status < 300
+    )
+
+
+def task_run_key(overrides: dict[str, Any], tags: list[dict[str, str]], submission_id: str) -> str:
+    """The run id of a task from its phase (overrides, then the `Phase` tag), or the bare submission id when the
+    task names no phase (the submission's single run: the completion function's fallback, decision 084)."""
+    phase: str | None = None
+    for container in overrides.get("containerOverrides") or []:
+        for entry in container.get("environment") or []:
+            if entry.get("name") == TaskEnv.PHASE.value:
+                phase = str(entry.get("value") or "") or None
+    if phase is None:
+        phase = next((t["value"] for t in tags if t.get("key") == TaskTag.PHASE.value and t.get("value")), None)
+    try:
+        return run_id(submission_id, phase) if phase else submission_id
+    except ValueError:
+        return submission_id
 
 
 def _sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
@@ -258,6 +324,7 @@ class LocalPipeline:
         scorer_command: tuple[str, ...] | None = None,
         max_running_tasks: int = 8,
         partitions: int = 1,
+        aws: LocalAws | None = None,
     ) -> None:
         self.config = config
         self.plan = WiringPlan(config)
@@ -266,7 +333,10 @@ class LocalPipeline:
         self.scorer_command = scorer_command or (sys.executable, str(SCORER_SCRIPT))
         self.max_running_tasks = max_running_tasks
         self.partitions = partitions
-        self.aws = LocalAws(config.region)
+        # An emulator passed in is shared with other environments (`local run --env a --env b`) and outlives
+        # this pipeline: every resource name carries the environment, so nothing is shared but the server.
+        self.aws = aws or LocalAws(config.region)
+        self._owns_aws = aws is None
         self._failure_keys_seen: set[str] = set()  # failure-bucket objects already observed
         self.standin: TopcoderStandIn | None = None
         self.fargate: FakeFargate | None = None
@@ -303,13 +373,14 @@ class LocalPipeline:
         if self.log_dir.exists():
             shutil.rmtree(self.log_dir, ignore_errors=True)
         (self.log_dir / "functions").mkdir(parents=True, exist_ok=True)
-        self.aws.start()
+        if self._owns_aws:
+            self.aws.start()
         self.standin = TopcoderStandIn().start()
         self._token = self.standin.issue_token("mm-processor-local")
         self.resources = provision(
             self.plan,
             self.aws,
-            TopcoderEndpoints(self.standin.base_url, self.standin.token_url, self._token),
+            TopcoderEndpoints(self.standin.base_url, self.standin.token_url, self._token, review_api_url(self.standin)),
             self.deviations,
         )
         events = self.aws.client("events", FARGATE_KEY)
@@ -355,19 +426,28 @@ class LocalPipeline:
         assert self.resources is not None
         definitions = []
         for challenge in self.config.challenges:
+            # What the scorer's own task definition sets: where it posts its results (v5: a review; v6: the
+            # run's review summation, decision 090) and the identifiers it posts with.
+            if challenge.served_by is Platform.V6:
+                reporting: dict[str, object] = {
+                    "MM_REVIEW_API_URL": review_api_url(self.standin),
+                    "MM_SUMMATION_SCORECARD_ID": challenge.scorecard_id,
+                }
+            else:
+                reporting = {
+                    "MM_SUBMISSION_API_URL": self.standin.base_url,
+                    "MM_REVIEW_TYPE_ID": challenge.review_type_id,
+                    "MM_REVIEWER_ID": challenge.reviewer_id,
+                    "MM_SCORECARD_ID": challenge.score_card_id,
+                    "MM_TEST_TYPE": challenge.test_type,
+                }
+            environment = {name: str(value) for name, value in reporting.items() if value is not None}
             definitions.append(
                 TaskDefinitionSim(
                     arn=challenge.task_definition_arn,
                     container_name=challenge.scorer_container_name,
                     command=self.scorer_command,
-                    environment={
-                        "MM_SUBMISSION_API_URL": self.standin.base_url,
-                        "MM_REVIEW_TYPE_ID": challenge.review_type_id,
-                        "MM_REVIEWER_ID": challenge.reviewer_id,
-                        "MM_SCORECARD_ID": str(challenge.score_card_id),
-                        "MM_TEST_TYPE": challenge.test_type,
-                        "PYTHONDONTWRITEBYTECODE": "1",
-                    },
+                    environment={**environment, "PYTHONDONTWRITEBYTECODE": "1"},
                     # As the task definition's `secrets` would: valueFrom the token parameter.
                     secrets={"MM_M2M_TOKEN": self.resources.token_parameter_name},
                     cpu=str(challenge.cpu or 1024),
@@ -420,7 +500,8 @@ class LocalPipeline:
             self.lambda_endpoint.stop()
         if self.standin is not None:
             self.standin.stop()
-        self.aws.stop()
+        if self._owns_aws:
+            self.aws.stop()
 
     # ------------------------------------------------------------------ invoking
     def _invoke(self, function_name: str, event: dict[str, Any]) -> Invocation:
@@ -506,7 +587,8 @@ class LocalPipeline:
                 except ValueError:
                     continue  # left for redrive to the DLQ
                 # moto's default SQS delivery template drops the envelope's `account`; AWS always sends it.
-                if isinstance(event, dict):
+                # (Only on an EventBridge event: a "Run Report Due" invoke payload is passed as it was sent.)
+                if isinstance(event, dict) and event.get("source") == "aws.ecs":
                     event.setdefault("account", self.config.account)
                 if self._invoke(name, event).ok:
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
@@ -575,25 +657,19 @@ class LocalPipeline:
         return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
     def _read_lifecycle(self, ddb: Any, obs: Observations, pending: set[str] | None) -> None:
-        """Status items: all of them (scan) when `pending` is None, else only those (BatchGetItem)."""
+        """The status items of every run the routed submissions can have (`run_ids_of`), read through the
+        store itself (BatchGetItem); only the submissions in `pending` once some are final."""
         assert self.resources is not None
-        table = self.resources.status_table
-        items: list[dict[str, Any]] = []
-        if pending is None:
-            for page in ddb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
-                items += page.get("Items", [])
-        else:
-            ids = sorted(pending)
-            for start in range(0, len(ids), 100):
-                keys = [{"submissionId": {"S": i}} for i in ids[start : start + 100]]
-                response = ddb.batch_get_item(RequestItems={table: {"Keys": keys, "ConsistentRead": True}})
-                items += response.get("Responses", {}).get(table, [])  # unprocessed keys: next round
-        for item in items:
-            try:
-                record = lifecycle_from_item(item)
-            except ValidationError:
-                continue
-            obs.lifecycle[record.submission_id] = record
+        submissions = {str(r.get("submissionId")) for r in obs.routed.values() if r.get("submissionId")}
+        if pending is not None:
+            submissions &= pending
+        store = StatusStore(self.resources.status_table, dynamodb_client=ddb)
+        ids = [key for submission in sorted(submissions) for key in run_ids_of(submission)]
+        try:
+            found = store.get_many(ids)
+        except ValidationError:  # an item mid-write by another version: next look
+            return
+        obs.lifecycle.update(found)
 
     def _observe(
         self,
@@ -630,10 +706,12 @@ class LocalPipeline:
                     dlq_counts[challenge.challenge_id] = count
                     for body in self._peek_dlq(sqs, challenge.dlq_url, count):
                         try:
-                            submission_id = str(json.loads(body).get("submissionId"))
+                            message = json.loads(body)
+                            submission_id, phase = str(message.get("submissionId")), message.get("phase")
+                            key = run_id(submission_id, phase) if phase else submission_id
                         except (ValueError, AttributeError):
                             continue
-                        obs.dead_letters[submission_id] = challenge.challenge_id
+                        obs.dead_letters[key] = challenge.challenge_id
 
     def _observe_api_and_tasks(self, obs: Observations) -> None:
         """What the API received and the tasks the fake Fargate started (in-process, read whole each time)."""
@@ -642,11 +720,21 @@ class LocalPipeline:
         reviews: dict[str, list[dict[str, Any]]] = {}
         for review in self.standin.reviews:
             reviews.setdefault(str(review.get("submissionId")), []).append(review)
+        summations: dict[str, list[dict[str, Any]]] = {}
+        for summation in v6_summations(self.standin):
+            key = summation_run_id(summation)
+            if key is not None:
+                summations.setdefault(key, []).append(summation)
+        posts: dict[str, int] = {}
+        for request in self.standin.requests:
+            key = summation_run_id(request.json) if _is_summation_create(request) else None
+            if key is not None:
+                posts[key] = posts.get(key, 0) + 1
         tasks: dict[str, list[str]] = {}
         for task in list(self.fargate.tasks.values()):
             if task.submission_id:
-                tasks.setdefault(task.submission_id, []).append(task.arn)
-        obs.reviews, obs.tasks = reviews, tasks
+                tasks.setdefault(task_run_key(task.overrides, task.tags, task.submission_id), []).append(task.arn)
+        obs.reviews, obs.summations, obs.summation_posts, obs.tasks = reviews, summations, posts, tasks
 
     @staticmethod
     def _progress_signature(results: list[RecordResult], feed: FeedStats) -> tuple[Any, ...]:
@@ -689,6 +777,16 @@ class LocalPipeline:
         if running:
             return f"{len(running)} task(s) not STOPPED (e.g. {running[0].arn})"
         return None
+
+    def _own_calls(self) -> dict[str, dict[str, int]]:
+        """AWS calls by caller: this environment's functions, and the engine's own keys. On an emulator shared
+        with other environments the engine's keys (ESM, fake Fargate, ECS agent) count every environment's."""
+        own = {function_access_key(name, self.config.environment) for name in self.workers}
+        return {
+            caller: services
+            for caller, services in self.aws.counter.by_caller().items()
+            if caller in own or not caller.startswith("local-") or caller in _ENGINE_KEYS
+        }
 
     def _quiet(self, sqs: Any) -> bool:
         return self._busy(sqs) is None
@@ -795,24 +893,36 @@ class LocalPipeline:
             if found is not None:
                 self.standin.add_submission(*found)
 
-        kafka = self.plan.kafka_source()
-        messages: list[KafkaMessage] = assign(records, kafka.topic, self.partitions)
+        # One event source mapping per platform topic (decision 084); a record goes to the topic it names.
+        sources = {source.topic: source for source in self.plan.kafka_sources()}
+        by_topic = assign_to_topics(records, tuple(sources), self.partitions)
+        messages: list[KafkaMessage] = sorted((m for ms in by_topic.values() for m in ms), key=lambda m: m.position)
         router_name = self.plan.names.router_function
-        feeder = KafkaFeeder(
-            lambda event: self._invoke(router_name, event),
-            self._put_failure_record,
-            batch_size=self.deviations.kafka_batch_size or kafka.batch_size,
-            retry_attempts=kafka.retry_attempts,
-            bisect_on_error=kafka.bisect_batch_on_error,
-            event_source_arn=self.config.kafka.cluster_arn,
-            function_arn=f"arn:aws:lambda:{self.config.region}:{self.config.account}:function:{router_name}",
-        )
+        feeders = {
+            topic: KafkaFeeder(
+                lambda event: self._invoke(router_name, event),
+                self._put_failure_record,
+                batch_size=self.deviations.kafka_batch_size or source.batch_size,
+                retry_attempts=source.retry_attempts,
+                bisect_on_error=source.bisect_batch_on_error,
+                event_source_arn=self.config.kafka.cluster_arn,
+                function_arn=f"arn:aws:lambda:{self.config.region}:{self.config.account}:function:{router_name}",
+            )
+            for topic, source in sources.items()
+        }
+        feed_stats = FeedStats()  # one account of the Kafka side, whichever topic a record came on
+        for feeder in feeders.values():
+            feeder.stats = feed_stats
         feeding_done = threading.Event()
 
         def feed() -> None:
             try:
-                feeder.feed(messages, should_stop=self._stop.is_set)
-                self._redeliver(feeder, messages)
+                for topic, feeder in feeders.items():
+                    if by_topic.get(topic):
+                        feeder.feed(by_topic[topic], should_stop=self._stop.is_set)
+                for topic, feeder in feeders.items():
+                    if by_topic.get(topic):
+                        self._redeliver(feeder, by_topic[topic])
             finally:
                 feeding_done.set()
 
@@ -825,7 +935,13 @@ class LocalPipeline:
 
         sqs = self.aws.client("sqs")
         ddb = self.aws.client("dynamodb")
-        obs = Observations(first_invoked_at=feeder.stats.first_invoked_at)
+        obs = Observations(
+            first_invoked_at=feed_stats.first_invoked_at,
+            expected_phases={
+                c.challenge_id: tuple(p.phase for p in self.config.challenge_config(c).submission_phases)
+                for c in self.config.challenges
+            },
+        )
         dlq_counts: dict[str, int] = {}
         hard_cap = deadline_seconds if deadline_seconds is not None else default_hard_cap_seconds(len(messages))
         stall_limit = stall_seconds if stall_seconds is not None else DEFAULT_STALL_SECONDS
@@ -855,7 +971,7 @@ class LocalPipeline:
             busy = self._busy(sqs) if feeding_done.is_set() and final == len(results) else "records not final"
             # A backlog that drains (the completion worker working through queued duplicate events after every
             # record is final) is progress too: its depth is part of the signature, so it is not taken for a stall.
-            signature = (self._progress_signature(results, feeder.stats), busy)
+            signature = (self._progress_signature(results, feed_stats), busy)
             if signature != last_signature:
                 last_signature, last_progress = signature, now
             if busy is None:
@@ -902,8 +1018,8 @@ class LocalPipeline:
             feeding_started_at=feeding_started,
             finished_at=finished,
             deadline_hit=deadline_hit,
-            feed=feeder.stats,
-            aws_calls=self.aws.counter.by_caller(),
+            feed=feed_stats,
+            aws_calls=self._own_calls(),
             workers=[
                 WorkerStats(
                     name=name,
@@ -932,6 +1048,8 @@ class LocalPipeline:
             deadline_seconds=hard_cap,
             stall_seconds=stall_limit,
             settle_seconds=settle,
+            summations=v6_summations(self.standin),
+            summation_calls=summation_calls(self.standin),
         )
 
 

@@ -45,6 +45,7 @@ from typing import Any
 
 from fault_injection import FaultKind, FaultPlan, FaultRule
 from local_pipeline.awsenv import RequestCounter, caller_and_service
+from mm_shared.models.phase import RUN_ID_SEPARATOR
 from mm_shared.models.task import TaskEnv, TaskTag
 
 TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
@@ -354,19 +355,30 @@ class FakeFargate:
             raise EcsError("InvalidParameterException", "tags: at most 50, key <= 128, value <= 256 characters.")
 
     def _take_fault(
-        self, submission_id: str | None, challenge_id: str | None, kinds: tuple[FaultKind, ...] = RUN_TASK_FAULTS
+        self,
+        submission_id: str | None,
+        challenge_id: str | None,
+        kinds: tuple[FaultKind, ...] = RUN_TASK_FAULTS,
+        run_key: str | None = None,
     ) -> dict[FaultKind, FaultRule]:
-        """The rules of `kinds` that fire for this task (each asked once, in order)."""
+        """The rules of `kinds` that fire for this task (each asked once, in order); a rule may name the run
+        (`<submissionId>#<PHASE>`), the submission (every run of it) or the challenge."""
         fired: dict[FaultKind, FaultRule] = {}
+        ids = (run_key, submission_id, challenge_id) if run_key else (submission_id, challenge_id)
         for kind in kinds:
-            rule = self.plan.fire(kind, ids=(submission_id, challenge_id), now=time.time())
+            rule = self.plan.fire(kind, ids=ids, now=time.time())
             if rule is not None:
                 fired[kind] = rule
         return fired
 
-    def _behaviour(self, submission_id: str | None, challenge_id: str | None) -> str | None:
+    def _behaviour(self, submission_id: str | None, challenge_id: str | None, run_key: str | None = None) -> str | None:
+        """The scorer behaviour of the run (`<submissionId>#<PHASE>`), else of the submission, else the challenge."""
         with self._lock:
-            return self.behaviours.get(submission_id or "") or self.behaviours.get(challenge_id or "")
+            return (
+                self.behaviours.get(run_key or "")
+                or self.behaviours.get(submission_id or "")
+                or self.behaviours.get(challenge_id or "")
+            )
 
     def run_task(self, body: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -380,6 +392,8 @@ class FakeFargate:
         tag_map = {t["key"]: t["value"] for t in tags}
         submission_id = env.get(TaskEnv.SUBMISSION_ID.value) or tag_map.get(TaskTag.SUBMISSION_ID.value)
         challenge_id = env.get(TaskEnv.CHALLENGE_ID.value) or tag_map.get(TaskTag.CHALLENGE_ID.value)
+        phase = env.get(TaskEnv.PHASE.value) or tag_map.get(TaskTag.PHASE.value)
+        run_key = f"{submission_id}{RUN_ID_SEPARATOR}{phase}" if submission_id and phase else None
         for secret in self._secret_values():
             if secret and secret in json.dumps(overrides):
                 with self._lock:
@@ -388,14 +402,14 @@ class FakeFargate:
         with self._lock:
             if token is not None and (cluster_arn, token) in self._tokens:
                 return {"tasks": [self.task_json(self.tasks[self._tokens[(cluster_arn, token)]])], "failures": []}
-            fault = self._take_fault(submission_id, challenge_id)
+            fault = self._take_fault(submission_id, challenge_id, run_key=run_key)
             if FaultKind.RUN_TASK_FAILURES in fault:
                 self.rejected_calls.append({"submissionId": submission_id or "", "answer": "failures[] capacity"})
                 return {"tasks": [], "failures": [{"arn": cluster_arn, "reason": CAPACITY_REASON}]}
             if FaultKind.RUN_TASK_THROTTLING in fault:
                 self.rejected_calls.append({"submissionId": submission_id or "", "answer": "ThrottlingException"})
                 raise EcsError("ThrottlingException", "Rate exceeded")
-            task_faults = self._take_fault(submission_id, challenge_id, TASK_FAULTS)
+            task_faults = self._take_fault(submission_id, challenge_id, TASK_FAULTS, run_key=run_key)
             task_id = uuid.uuid4().hex
             task = FakeTask(
                 arn=f"arn:aws:ecs:{self.region}:{self.account}:task/{self.cluster_name}/{task_id}",
@@ -412,7 +426,7 @@ class FakeFargate:
                     if FaultKind.SCORER_OVERRUN in task_faults
                     else FAIL_TO_START
                     if FaultKind.TASK_FAILED_TO_START in task_faults
-                    else self._behaviour(submission_id, challenge_id)
+                    else self._behaviour(submission_id, challenge_id, run_key)
                 ),
                 created_at=time.time(),
                 container_arn=f"arn:aws:ecs:{self.region}:{self.account}:container/{self.cluster_name}/{task_id}/"

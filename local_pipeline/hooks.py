@@ -67,11 +67,13 @@ def install_fault_plan(role: str = "") -> int:
 
 
 def _install_review_post_crash(plan: Any) -> None:
-    """Completion worker: the real dependencies, with a Topcoder client whose session injects the crash."""
+    """Completion worker: the real dependencies, with Topcoder clients whose one session injects the crash after a
+    v5 review POST or a v6 summation POST (whichever platforms the environment serves)."""
     import requests
 
     from completion_lambda import handler
     from fault_injection import install_http_faults
+    from mm_shared.topcoder.review_summations import ReviewSummationsClient
     from mm_shared.topcoder.submission_api import SubmissionApiClient
     from mm_shared.topcoder.token import build_token_provider
 
@@ -79,14 +81,22 @@ def _install_review_post_crash(plan: Any) -> None:
     session = requests.Session()
     install_http_faults(session, plan)
     token_provider = build_token_provider(settings)
-    review_api = SubmissionApiClient(
-        settings.submission_api_url,
-        token_provider,
-        timeout_seconds=settings.api_timeout_seconds,
-        max_retries=settings.api_max_retries,
-        session=session,
+    limits: dict[str, Any] = {
+        "timeout_seconds": settings.api_timeout_seconds,
+        "max_retries": settings.api_max_retries,
+        "session": session,
+    }
+    review_api = (
+        SubmissionApiClient(settings.submission_api_url, token_provider, **limits)
+        if settings.submission_api_url
+        else None
     )
-    deps = handler.CompletionDependencies(settings, token_provider=token_provider, review_api=review_api)
+    summations_api = (
+        ReviewSummationsClient(settings.review_api_url, token_provider, **limits) if settings.review_api_url else None
+    )
+    deps = handler.CompletionDependencies(
+        settings, token_provider=token_provider, review_api=review_api, summations_api=summations_api
+    )
     handler.use_dependencies(deps)
 
 

@@ -25,6 +25,7 @@ from typing import Any
 from local_pipeline.scenario import InputRecord
 from local_pipeline.workers import Invocation
 from mm_shared.kafka_failures import RETRIES_EXHAUSTED, FailureRecordError, KafkaFailureRecord
+from mm_shared.models.phase import V6_SUBMISSION_TOPIC
 
 FIRST_OFFSET = 1000
 LOCAL_BOOTSTRAP_SERVERS = "b-1.local.kafka.us-east-1.amazonaws.com:9098"
@@ -76,6 +77,34 @@ def assign(records: list[InputRecord], topic: str, partitions: int = 1) -> list[
         messages.append(KafkaMessage(record.position, topic, partition, next_offset[partition], now_ms, record.value))
         next_offset[partition] += 1
     return messages
+
+
+def record_topic(value: bytes, topics: tuple[str, ...]) -> str:
+    """The topic a record is fed on: the one its envelope names, a bare v6 payload's (`submissionId` without
+    v5's `resource`/`id`), else the first of `topics` (the environment's first platform). The topic decides
+    the platform (decision 090), as on the bus: a producer publishes each platform's records on its own topic."""
+    try:
+        obj = json.loads(value)
+    except ValueError:
+        return topics[0]
+    if isinstance(obj, dict):
+        named = obj.get("topic")
+        if isinstance(named, str) and named in topics:
+            return named
+        is_bare_v6 = "payload" not in obj and "submissionId" in obj and "resource" not in obj and "id" not in obj
+        if is_bare_v6 and V6_SUBMISSION_TOPIC in topics:
+            return V6_SUBMISSION_TOPIC
+    return topics[0]
+
+
+def assign_to_topics(
+    records: list[InputRecord], topics: tuple[str, ...], partitions: int = 1
+) -> dict[str, list[KafkaMessage]]:
+    """`assign` per topic: each record on `record_topic`, offsets counted per topic and partition."""
+    grouped: dict[str, list[InputRecord]] = {topic: [] for topic in topics}
+    for record in records:
+        grouped[record_topic(record.value, topics)].append(record)
+    return {topic: assign(group, topic, partitions) for topic, group in grouped.items() if group}
 
 
 def _failed_offsets(payload: Any, batch: list[KafkaMessage]) -> set[int] | None:

@@ -46,7 +46,11 @@ from mm_shared.tables import (
 LOCAL_TAP_SUFFIX = "local-routed-tap"
 LOCAL_COMPLETION_EVENTS_SUFFIX = "local-completion-events"
 COMPLETION_TARGET_ID = "completion"
-LOCAL_AUTH0_SECRET_NAME = "mm-processor/local/auth0-client"
+LOCAL_AUTH0_SECRET_NAME = "mm-processor/local/auth0-client"  # + `/<environment>`: environments side by side
+
+
+def local_auth0_secret_name(environment: str) -> str:
+    return f"{LOCAL_AUTH0_SECRET_NAME}/{environment}"
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,7 @@ class TopcoderEndpoints:
     submission_api_url: str
     token_url: str
     static_token: str
+    review_api_url: str | None = None  # review-api-v6 (summations), `/v6` included
 
 
 @dataclass(frozen=True)
@@ -236,7 +241,7 @@ def provision(
     token_updates: dict[str, Any] = {}
     if config.token.source is TokenSource.AUTH0_PROXY:
         secret = aws.client("secretsmanager").create_secret(
-            Name=LOCAL_AUTH0_SECRET_NAME,
+            Name=local_auth0_secret_name(config.environment),
             SecretString=json.dumps(
                 {
                     "client_id": "mm-processor-local",
@@ -282,8 +287,14 @@ def provision(
 
         document = plan.challenge_config(challenge)
         if deviations.challenge_timeout_seconds is not None:
+            # The challenge's timeout and each phase's own (a phase without one takes the challenge's).
+            local_timeout = deviations.challenge_timeout_seconds
+            phases = [
+                {**phase.model_dump(), "timeout": local_timeout if phase.timeout is not None else None}
+                for phase in document.phases
+            ]
             document = type(document).model_validate(
-                {**document.model_dump(), "timeout": deviations.challenge_timeout_seconds}
+                {**document.model_dump(), "timeout": local_timeout, "phases": phases}
             )
         ssm.put_parameter(
             Name=plan.challenge_config_parameter(challenge.challenge_id),
@@ -345,9 +356,14 @@ def provision(
         "start_relaunch_delay_seconds": deviations.start_relaunch_delay_seconds,
         "relaunch_check_seconds": deviations.relaunch_check_seconds,
     }
+    # Each Topcoder API the environment reports to, on the stand-in (a v6-only environment has no v5 URL).
+    api_urls = {
+        "submission_api_url": topcoder.submission_api_url if config.submission_api_url else None,
+        "review_api_url": topcoder.review_api_url if getattr(config, "review_api_url", None) else None,
+    }
     completion_settings: CompletionSettings = _with(
         plan.completion_settings(refs),
-        submission_api_url=topcoder.submission_api_url,
+        **_known(CompletionSettings, api_urls),
         **token_updates,
         **_known(CompletionSettings, completion_values),
     )

@@ -78,6 +78,42 @@ def calls_per_submission(outcome: RunOutcome) -> dict[str, float]:
     return {service: round(count / n, 2) for service, count in sorted(totals.items())}
 
 
+def run_counts(outcome: RunOutcome) -> dict[str, Any]:
+    """Runs (submission, phase) by phase and final state; a duplicate record adds no run."""
+    by_phase: dict[str, dict[str, int]] = {}
+    seen: set[str] = set()
+    for record in outcome.records:
+        for run in record.runs:
+            if run.run_id in seen:
+                continue
+            seen.add(run.run_id)
+            states = by_phase.setdefault(run.phase, {})
+            states[run.state] = states.get(run.state, 0) + 1
+    return {"total": len(seen), "byPhase": {phase: by_phase[phase] for phase in sorted(by_phase)}}
+
+
+def summation_counts(outcome: RunOutcome) -> dict[str, Any]:
+    """The stand-in's review-api-v6 summations: how many, by phase and testStatus, and any run with two."""
+    from local_pipeline.engine import summation_run_id
+
+    by_phase: dict[str, dict[str, int]] = {}
+    per_run: dict[str, int] = {}
+    for summation in outcome.summations:
+        key = summation_run_id(summation) or "?"
+        per_run[key] = per_run.get(key, 0) + 1
+        phase = key.rpartition("#")[2] or "?"
+        metadata = summation.get("metadata")
+        status = str(metadata.get("testStatus") or "?") if isinstance(metadata, dict) else "?"
+        statuses = by_phase.setdefault(phase, {})
+        statuses[status] = statuses.get(status, 0) + 1
+    return {
+        "count": len(outcome.summations),
+        "byPhase": {phase: by_phase[phase] for phase in sorted(by_phase)},
+        "calls": dict(sorted(outcome.summation_calls.items())),
+        "runsWithMoreThanOne": sorted(key for key, count in per_run.items() if count > 1),
+    }
+
+
 def throughput(outcome: RunOutcome) -> float:
     seconds = max(1e-6, outcome.finished_at - outcome.feeding_started_at)
     return round(len(outcome.records) / seconds, 2)
@@ -107,6 +143,8 @@ def to_report(outcome: RunOutcome) -> dict[str, Any]:
             "submissionsRouted": outcome.routed_submissions,
             "tasksStarted": outcome.tasks_started,
             "runTaskCalls": outcome.run_task_calls,
+            "runs": run_counts(outcome),
+            "v6Summations": summation_counts(outcome),
             "recordsPerSecond": throughput(outcome),
         },
         "unaccounted": [
@@ -173,7 +211,7 @@ def print_summary(outcome: RunOutcome, console: Console, report_path: Path | Non
     table.add_column("submission", no_wrap=True, min_width=36)
     table.add_column("state", no_wrap=True, min_width=15)
     table.add_column("reason", no_wrap=True, overflow="ellipsis", max_width=max(30, console.width - 80))
-    table.add_column("reviews", justify="right", no_wrap=True, min_width=7)
+    table.add_column("reports", justify="right", no_wrap=True, min_width=7)  # v5 reviews or v6 summations
     for r in shown:
         style = _STATE_STYLE.get(r.state, "")
         table.add_row(
@@ -195,13 +233,36 @@ def print_summary(outcome: RunOutcome, console: Console, report_path: Path | Non
         counts.add_row(f"[{style}]{state}[/{style}]" if style else state, str(count))
     console.print(counts)
 
+    runs = run_counts(outcome)
+    if runs["total"]:
+        by_phase = Table(title="runs (submission, phase) per final state")
+        by_phase.add_column("phase")
+        by_phase.add_column("runs", justify="right")
+        by_phase.add_column("states")
+        for phase, states in runs["byPhase"].items():
+            summary = ", ".join(f"{state} {count}" for state, count in sorted(states.items()))
+            by_phase.add_row(phase, str(sum(states.values())), summary)
+        console.print(by_phase)
+    summations = summation_counts(outcome)
+    if summations["count"] or summations["calls"]:
+        statuses = "; ".join(
+            f"{phase}: " + ", ".join(f"{status} {n}" for status, n in sorted(counts.items()))
+            for phase, counts in summations["byPhase"].items()
+        )
+        calls = ", ".join(f"{method} {n}" for method, n in summations["calls"].items())
+        twice = summations["runsWithMoreThanOne"]
+        console.print(
+            f"review-api-v6 summations: {summations['count']} ({statuses or 'none'}); calls: {calls or 'none'}; "
+            + (f"[bold red]runs with more than one: {', '.join(twice)}[/bold red]" if twice else "one per run")
+        )
+
     timings = stage_timings(outcome)
     end_to_end = timings["endToEnd"]
     console.print(
         f"{len(records)} records in {outcome.finished_at - outcome.feeding_started_at:.1f}s "
         f"({throughput(outcome)} records/s; startup {outcome.feeding_started_at - outcome.started_at:.1f}s); "
         f"end to end p50 {end_to_end['p50']}s p95 {end_to_end['p95']}s; "
-        f"{outcome.tasks_started} tasks for {outcome.routed_submissions} routed submissions"
+        f"{outcome.tasks_started} tasks for {runs['total']} runs of {outcome.routed_submissions} routed submissions"
     )
     for problem in outcome.violations + outcome.secret_leaks + outcome.event_errors:
         console.print(f"[bold red]violation:[/bold red] {problem}")
@@ -228,7 +289,7 @@ def print_summary(outcome: RunOutcome, console: Console, report_path: Path | Non
         )
     verdict = "[bold green]OK[/bold green]" if outcome.ok else "[bold red]NOT OK[/bold red]"
     console.print(
-        f"{verdict}: every record in exactly one final state, no submission with two tasks or reports"
+        f"{verdict}: every record in exactly one final state, no run with two tasks or reports"
         if outcome.ok
         else f"{verdict}"
     )

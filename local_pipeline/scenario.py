@@ -1,9 +1,11 @@
 """Input records and the scenario around them: scorer behaviours and ECS faults by challenge or submission.
 
 A messages file holds one Kafka record value per line, byte for byte as a producer wrote it (a line that
-is not JSON is still a record). Blank lines are not records. The built-in example set comes with a
-scenario file (`example-set.scenario.json`) naming which submissions fail, crash, run long or cannot be
-launched, and the final state every line must reach.
+is not JSON is still a record). Blank lines are not records. v5 and v6 records may be mixed: each is fed on
+the topic it names (a bare v6 payload on v6's), and the topic decides the platform (decision 090). Each
+platform has a built-in example set with a scenario file (`example-set.scenario.json`,
+`example-set-v6.scenario.json`) naming which submissions (or runs, `<submissionId>#<PHASE>`) fail, crash,
+run long or cannot be launched, and the final state every line (and each of its runs) must reach.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from typing import Any
 from fault_injection import ANY_TARGET, FaultKind, FaultRule, FaultWindow
 from infrastructure.config import EnvironmentConfig
 from local_pipeline.fargate import FAIL_TO_START
+from mm_shared.models.phase import V6_SUBMISSION_TOPIC, Platform
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 EXAMPLE_SET = EXAMPLES_DIR / "messages" / "example-set.jsonl"
 EXAMPLE_SCENARIO = EXAMPLES_DIR / "messages" / "example-set.scenario.json"
+EXAMPLE_SET_V6 = EXAMPLES_DIR / "messages" / "example-set-v6.jsonl"
+EXAMPLE_SCENARIO_V6 = EXAMPLES_DIR / "messages" / "example-set-v6.scenario.json"
 SCORER_SCRIPT = EXAMPLES_DIR / "scorer" / "scorer.py"
 SCORER_BEHAVIOURS = ("succeed", "fail", "error", "crash", "run-long", FAIL_TO_START)
 
@@ -76,6 +81,7 @@ class Expectation:
     state: str
     reason: str | None = None
     note: str = ""
+    runs: dict[str, str] = field(default_factory=dict)  # phase -> the final state of that run
 
 
 @dataclass
@@ -180,19 +186,39 @@ def load_scenario(path: Path) -> Scenario:
         faults.append(parse_fault(f"{target}={spec}"))
     scorers = dict(parse_scorer(f"{target}={behaviour}") for target, behaviour in (data.get("scorers") or {}).items())
     expected = [
-        Expectation(line=int(e["line"]), state=str(e["state"]), reason=e.get("reason"), note=str(e.get("note", "")))
+        Expectation(
+            line=int(e["line"]),
+            state=str(e["state"]),
+            reason=e.get("reason"),
+            note=str(e.get("note", "")),
+            runs={str(phase): str(state) for phase, state in (e.get("runs") or {}).items()},
+        )
         for e in data.get("expected") or []
     ]
     return Scenario(scorers=scorers, faults=faults, expected=expected)
 
 
-def example_set() -> tuple[list[InputRecord], Scenario]:
+def example_set(platform: Platform | str = Platform.V5) -> tuple[list[InputRecord], Scenario]:
+    """The built-in example set of a platform and its scenario."""
+    if Platform(platform) is Platform.V6:
+        return load_messages(EXAMPLE_SET_V6), load_scenario(EXAMPLE_SCENARIO_V6)
     return load_messages(EXAMPLE_SET), load_scenario(EXAMPLE_SCENARIO)
+
+
+def example_set_for(config: EnvironmentConfig) -> tuple[list[InputRecord], Scenario]:
+    """The example set of the environment's first platform (an environment in migration: v5's, as before)."""
+    return example_set(config.platforms[0])
+
+
+_NANOID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 
 
 def generate(config: EnvironmentConfig, count: int, *, seed: int = 7) -> list[InputRecord]:
     """`count` valid submissions (bus envelopes) spread round-robin over the active challenges."""
     active = [c for c in config.challenges if c.active]
+    if active and all(c.served_by is Platform.V6 for c in active):
+        return _generate_v6(config, active, count, seed=seed)
+    active = [c for c in active if c.served_by is Platform.V5]
     if not active:
         raise ScenarioError(f"--generate: environment {config.environment} has no active challenge")
     rng = random.Random(seed)
@@ -221,6 +247,35 @@ def generate(config: EnvironmentConfig, count: int, *, seed: int = 7) -> list[In
         envelope = {
             "topic": config.kafka.topic,
             "originator": "submission-api",
+            "timestamp": now,
+            "mime-type": "application/json",
+            "payload": payload,
+        }
+        records.append(InputRecord(position=index, value=json.dumps(envelope).encode()))
+    return records
+
+
+def _generate_v6(config: EnvironmentConfig, active: list[Any], count: int, *, seed: int) -> list[InputRecord]:
+    """`count` v6 `marathonmatch.submission.received` envelopes (nanoid ids), round-robin over `active`."""
+    rng = random.Random(seed)
+    host = next((h.lstrip(".") for h in config.allowed_url_hosts if not h.startswith(".")), None)
+    host = host or f"bucket{config.allowed_url_hosts[0]}"
+    now = datetime.now(tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    records = []
+    for index in range(count):
+        challenge = active[index % len(active)]
+        submission_id = "".join(rng.choice(_NANOID_ALPHABET) for _ in range(14))
+        payload = {
+            "submissionId": submission_id,
+            "challengeId": challenge.challenge_id,
+            "submissionUrl": f"https://{host}/mm/{submission_id}.zip",
+            "memberHandle": f"member{index}",
+            "memberId": str(40_000_000 + rng.randrange(1_000_000)),
+            "submittedDate": now,
+        }
+        envelope = {
+            "topic": V6_SUBMISSION_TOPIC,
+            "originator": "review-api-v6",
             "timestamp": now,
             "mime-type": "application/json",
             "payload": payload,

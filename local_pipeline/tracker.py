@@ -4,8 +4,14 @@ Sources, all read back from the emulator (never from the functions' memory):
 - the router's audit queue (skipped / rejected, with the reason code and the Kafka coordinates),
 - a local tap subscription on the topic (what the router published, with the coordinates),
 - the router failure bucket (the Kafka on-failure destination, decision 055),
-- the status table (the lifecycle record of each submission), the challenge DLQs,
-- the Topcoder stand-in (the reviews the API received) and the fake Fargate (the tasks started).
+- the status table (one lifecycle record per run: (submission, phase), decision 084), the challenge DLQs,
+- the Topcoder stand-in (the v5 reviews and v6 review summations the API received) and the fake Fargate
+  (the tasks started, each with its phase).
+
+A record's submission may have several runs (a v6 submission: EXAMPLE and PROVISIONAL). Each run gets its
+own final state; the record's state is the most severe of its runs' (all of them final, else `pending`).
+A v6 submission the router will not score (`skipReason`) is `skipped` once each run's terminal FAILED
+summation is reported (decision 090).
 
 Final states: scored | failed-reported | timed-out | skipped | rejected | dead-lettered | report-rejected
 (the outcome is recorded but the API answered the review 400/404: final by design, never retried; decision
@@ -22,6 +28,7 @@ from typing import Any
 
 from local_pipeline.kafka import KafkaMessage
 from mm_shared.models.lifecycle import LifecycleRecord, ReportStatus, SubmissionState
+from mm_shared.models.phase import Platform, ScoringPhase, run_id
 
 SCORED = "scored"
 FAILED_REPORTED = "failed-reported"
@@ -34,6 +41,8 @@ PENDING = "pending"
 FINAL_STATES = (SCORED, FAILED_REPORTED, TIMED_OUT, SKIPPED, REJECTED, DEAD_LETTERED, REPORT_REJECTED)
 
 _REPORT_DONE = {ReportStatus.REPORTED, ReportStatus.NOT_REQUIRED}
+# A record with runs in different final states takes the most severe (first here).
+_SEVERITY = (PENDING, DEAD_LETTERED, REPORT_REJECTED, TIMED_OUT, FAILED_REPORTED, SKIPPED, SCORED)
 
 
 Coordinates = tuple[str, int, int]  # topic, partition, offset
@@ -45,10 +54,15 @@ class Observations:
     routed: dict[Coordinates, dict[str, Any]] = field(default_factory=dict)  # RoutedSubmission (wire form)
     routed_seen_at: dict[Coordinates, float] = field(default_factory=dict)
     router_failed: set[tuple[str, int]] = field(default_factory=set)  # ("topic-partition", offset)
-    lifecycle: dict[str, LifecycleRecord] = field(default_factory=dict)  # by submission id
-    dead_letters: dict[str, str] = field(default_factory=dict)  # submission id -> challenge id (DLQ bodies)
-    reviews: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by submission id
-    tasks: dict[str, list[str]] = field(default_factory=dict)  # submission id -> task ARNs
+    lifecycle: dict[str, LifecycleRecord] = field(default_factory=dict)  # by run id
+    # DLQ bodies: run id (a body naming its phase) or submission id -> challenge id
+    dead_letters: dict[str, str] = field(default_factory=dict)
+    reviews: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # v5 reviews by submission id
+    summations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # v6 review summations by run id
+    summation_posts: dict[str, int] = field(default_factory=dict)  # run id -> POST /reviewSummations answered 2xx
+    tasks: dict[str, list[str]] = field(default_factory=dict)  # run id (or submission id: no phase) -> task ARNs
+    # challenge id -> the phases a new submission triggers (the challenge config's onSubmission phases)
+    expected_phases: dict[str, tuple[ScoringPhase, ...]] = field(default_factory=dict)
     first_invoked_at: dict[int, float] = field(default_factory=dict)  # position -> epoch
 
     def add_audit(self, body: dict[str, Any]) -> None:
@@ -66,6 +80,51 @@ class Observations:
             routed_at = seen_at
         self.routed_seen_at.setdefault(key, routed_at)
 
+    def runs_by_submission(self) -> dict[str, list[LifecycleRecord]]:
+        grouped: dict[str, list[LifecycleRecord]] = {}
+        for record in self.lifecycle.values():
+            grouped.setdefault(record.submission_id, []).append(record)
+        return grouped
+
+
+@dataclass
+class RunResult:
+    """One run (submission, phase) of a routed record: its own final state, tasks and reports."""
+
+    run_id: str
+    phase: str
+    state: str
+    reason: str
+    task_arn: str | None = None
+    task_count: int = 0
+    lifecycle_state: str | None = None
+    exit_code: int | None = None
+    report_status: str | None = None
+    reviews: list[dict[str, Any]] = field(default_factory=list)  # v5 reviews or v6 summations of this run
+    summation_posts: int = 0
+    launched_at: float | None = None
+    stopped_at: float | None = None
+    done_at: float | None = None
+    updated_at: float | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "runId": self.run_id,
+            "phase": self.phase,
+            "state": self.state,
+            "reason": self.reason,
+            "taskArn": self.task_arn,
+            "tasksStarted": self.task_count,
+            "lifecycleState": self.lifecycle_state,
+            "exitCode": self.exit_code,
+            "reportStatus": self.report_status,
+            "sentToApi": self.reviews,
+        }
+
 
 @dataclass
 class RecordResult:
@@ -76,12 +135,14 @@ class RecordResult:
     reason: str
     submission_id: str | None = None
     challenge_id: str | None = None
-    task_arn: str | None = None
-    task_count: int = 0
-    lifecycle_state: str | None = None
+    platform: str | None = None
+    task_arn: str | None = None  # of the first run (launch order)
+    task_count: int = 0  # over every run
+    lifecycle_state: str | None = None  # of the first run
     exit_code: int | None = None
     report_status: str | None = None
-    reviews: list[dict[str, Any]] = field(default_factory=list)
+    reviews: list[dict[str, Any]] = field(default_factory=list)  # over every run
+    runs: list[RunResult] = field(default_factory=list)  # launch order (SYSTEM, PROVISIONAL, EXAMPLE)
     duplicate_of: int | None = None
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
 
@@ -89,12 +150,16 @@ class RecordResult:
     def final(self) -> bool:
         return self.state in FINAL_STATES
 
+    def run(self, phase: ScoringPhase | str) -> RunResult | None:
+        return next((r for r in self.runs if r.phase == ScoringPhase(phase).value), None)
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "position": self.position,
             "kafka": {"partition": self.partition, "offset": self.offset},
             "submissionId": self.submission_id,
             "challengeId": self.challenge_id,
+            "platform": self.platform,
             "state": self.state,
             "reason": self.reason,
             "taskArn": self.task_arn,
@@ -103,6 +168,7 @@ class RecordResult:
             "exitCode": self.exit_code,
             "reportStatus": self.report_status,
             "sentToApi": self.reviews,
+            "runs": [r.to_dict() for r in self.runs],
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
         if self.duplicate_of is not None:
@@ -115,12 +181,27 @@ def _epoch(value: datetime | None) -> float | None:
 
 
 def _review_summary(review: dict[str, Any]) -> dict[str, Any]:
-    keys = ("id", "score", "status", "typeId", "reviewerId", "scoreCardId", "metadata", "createdBy")
+    keys = (
+        "id",
+        "score",
+        "status",
+        "typeId",
+        "reviewerId",
+        "scoreCardId",
+        "aggregateScore",
+        "isPassing",
+        "isExample",
+        "isProvisional",
+        "isFinal",
+        "scorecardId",
+        "metadata",
+        "createdBy",
+    )
     return {k: review[k] for k in keys if k in review}
 
 
 def _lifecycle_state(record: LifecycleRecord, in_dlq: bool) -> tuple[str, str]:
-    """(state, reason) of the record that owns the submission's lifecycle."""
+    """(state, reason) of one run from its lifecycle record."""
     reason = record.reason or ""
     if record.state is SubmissionState.DEAD_LETTERED or (in_dlq and record.state not in _FINAL_LIFECYCLE):
         return DEAD_LETTERED, reason or "message in the challenge DLQ"
@@ -156,10 +237,86 @@ def _rejected_reason(record: LifecycleRecord) -> str:
     return f"report rejected{status}: {response or 'no response recorded'}; outcome {record.state.value}"
 
 
+def _phases_of(routed: dict[str, Any], obs: Observations) -> tuple[ScoringPhase, ...]:
+    """The runs a routed message asks for: its own phase (a relaunch), else its challenge's onSubmission phases."""
+    phase = routed.get("phase")
+    if phase:
+        try:
+            return (ScoringPhase(str(phase)),)
+        except ValueError:
+            return ()
+    return obs.expected_phases.get(str(routed.get("challengeId")), ())
+
+
+def _run_result(
+    submission_id: str,
+    phase: ScoringPhase,
+    record: LifecycleRecord | None,
+    obs: Observations,
+    *,
+    single_run: bool,
+) -> RunResult:
+    key = run_id(submission_id, phase)
+    tasks = list(obs.tasks.get(key, []))
+    if single_run:  # a task without a phase (an older launcher) belongs to the submission's only run
+        tasks += obs.tasks.get(submission_id, [])
+    if key in obs.summations or (record is not None and record.platform is Platform.V6):
+        reviews = [_review_summary(r) for r in obs.summations.get(key, [])]
+    else:
+        reviews = [_review_summary(r) for r in obs.reviews.get(submission_id, [])] if single_run else []
+    in_dlq = key in obs.dead_letters or submission_id in obs.dead_letters
+    result = RunResult(
+        run_id=key,
+        phase=phase.value,
+        state=PENDING,
+        reason="",
+        task_count=len(tasks),
+        reviews=reviews,
+        summation_posts=obs.summation_posts.get(key, 0),
+    )
+    if record is None:
+        result.state, result.reason = (
+            (DEAD_LETTERED, "message in the challenge DLQ (no lifecycle record)")
+            if in_dlq
+            else (PENDING, "routed, not yet claimed by the challenge processor")
+        )
+        return result
+    result.state, result.reason = _lifecycle_state(record, in_dlq)
+    result.task_arn = record.task_arn
+    result.lifecycle_state = record.state.value
+    result.exit_code = record.exit_code
+    result.report_status = record.report_status.value if record.report_status else None
+    result.launched_at, result.stopped_at = _epoch(record.launched_at), _epoch(record.stopped_at)
+    result.done_at = _epoch(record.reported_at) or (
+        result.stopped_at if record.state is SubmissionState.SUCCEEDED else None
+    )
+    result.updated_at = _epoch(record.updated_at)
+    return result
+
+
+def _combined(runs: list[RunResult], skip_reason: str | None) -> tuple[str, str]:
+    """The record's (state, reason) from its runs': one run speaks for itself; several name their phases."""
+    if not runs:
+        return PENDING, "routed, not yet claimed by the challenge processor"
+    pending = [r for r in runs if not r.final]
+    if pending:
+        first = pending[0]
+        return PENDING, first.reason if len(runs) == 1 else f"{first.phase}: {first.reason}"
+    if skip_reason and all(r.state == FAILED_REPORTED for r in runs):
+        phases = ", ".join(r.phase for r in runs)
+        return SKIPPED, f"{skip_reason}: terminal FAILED summation reported for {phases}"
+    if len(runs) == 1:
+        return runs[0].state, runs[0].reason
+    state = min((r.state for r in runs), key=_SEVERITY.index)
+    reason = "; ".join(f"{r.phase} {r.state}" + (f": {r.reason}" if r.reason else "") for r in runs)
+    return state, reason
+
+
 def classify(messages: Iterable[KafkaMessage], obs: Observations, *, feeding_done: bool) -> list[RecordResult]:
     messages = list(messages)
     results: dict[int, RecordResult] = {}
     routed_positions: dict[str, list[KafkaMessage]] = {}
+    routed_bodies: dict[int, dict[str, Any]] = {}
     for message in messages:
         key = (message.topic, message.partition, message.offset)
         result = RecordResult(message.position, message.partition, message.offset, PENDING, "")
@@ -168,8 +325,10 @@ def classify(messages: Iterable[KafkaMessage], obs: Observations, *, feeding_don
         audit = obs.audited.get(key)
         routed = obs.routed.get(key)
         if routed is not None:
+            routed_bodies[message.position] = routed
             result.submission_id = routed.get("submissionId")
             result.challenge_id = routed.get("challengeId")
+            result.platform = str(routed.get("platform") or "v5")
             if fed is not None:
                 result.timings["route"] = obs.routed_seen_at.get(key, fed) - fed
             routed_positions.setdefault(str(result.submission_id), []).append(message)
@@ -187,46 +346,32 @@ def classify(messages: Iterable[KafkaMessage], obs: Observations, *, feeding_don
         else:
             result.reason = "waiting for the router"
 
+    runs_by_submission = obs.runs_by_submission()
     for submission_id, group in routed_positions.items():
-        record = obs.lifecycle.get(submission_id)
+        records = {r.phase: r for r in runs_by_submission.get(submission_id, [])}
         primary = min(group, key=lambda m: m.position)
-        if record is not None and record.correlation_id:
-            primary = next((m for m in group if m.correlation_id == record.correlation_id), primary)
-        tasks = obs.tasks.get(submission_id, [])
-        reviews = [_review_summary(r) for r in obs.reviews.get(submission_id, [])]
+        correlations = {r.correlation_id for r in records.values() if r.correlation_id}
+        primary = next((m for m in group if m.correlation_id in correlations), primary)
+        expected: list[ScoringPhase] = []
+        for message in group:
+            expected += [p for p in _phases_of(routed_bodies[message.position], obs) if p not in expected]
+        expected += [p for p in records if p not in expected]
+        expected.sort(key=lambda p: p.priority)
+        single_run = len(expected) == 1
+        runs = [_run_result(submission_id, p, records.get(p), obs, single_run=single_run) for p in expected]
+        main = results[primary.position]
+        main.state, main.reason = _combined(runs, routed_bodies[primary.position].get("skipReason"))
         for message in group:
             result = results[message.position]
-            result.task_count = len(tasks)
-            result.reviews = reviews
-            if record is not None:
-                result.task_arn = record.task_arn
-                result.lifecycle_state = record.state.value
-                result.exit_code = record.exit_code
-                result.report_status = record.report_status.value if record.report_status else None
-        main = results[primary.position]
-        in_dlq = submission_id in obs.dead_letters
-        if record is None:
-            main.state, main.reason = (
-                (DEAD_LETTERED, "message in the challenge DLQ (no lifecycle record)")
-                if in_dlq
-                else (PENDING, "routed, not yet claimed by the challenge processor")
-            )
-        else:
-            main.state, main.reason = _lifecycle_state(record, in_dlq)
-            fed = obs.first_invoked_at.get(primary.position)
-            routed_at = fed + main.timings["route"] if fed is not None and "route" in main.timings else None
-            launched, stopped = _epoch(record.launched_at), _epoch(record.stopped_at)
-            done = _epoch(record.reported_at) or (stopped if record.state is SubmissionState.SUCCEEDED else None)
-            if routed_at is not None and launched is not None:
-                main.timings["launch"] = max(0.0, launched - routed_at)
-            if launched is not None and stopped is not None:
-                main.timings["run"] = max(0.0, stopped - launched)
-            if stopped is not None and done is not None:
-                main.timings["report"] = max(0.0, done - stopped)
-            if fed is not None and main.final:
-                end = done or _epoch(record.updated_at)
-                if end is not None:
-                    main.timings["endToEnd"] = max(0.0, end - fed)
+            result.runs = runs
+            result.task_count = sum(r.task_count for r in runs)
+            result.reviews = [review for r in runs for review in r.reviews]
+            if runs and runs[0].lifecycle_state is not None:
+                result.task_arn = runs[0].task_arn
+                result.lifecycle_state = runs[0].lifecycle_state
+                result.exit_code = runs[0].exit_code
+                result.report_status = runs[0].report_status
+        _timings(main, runs, obs.first_invoked_at.get(primary.position))
         for message in group:
             if message.position == primary.position:
                 continue
@@ -240,16 +385,40 @@ def classify(messages: Iterable[KafkaMessage], obs: Observations, *, feeding_don
     return [results[m.position] for m in messages]
 
 
+def _timings(main: RecordResult, runs: list[RunResult], fed: float | None) -> None:
+    """Stage durations of a record: the first launch, the longest run and report, the last run's end."""
+    routed_at = fed + main.timings["route"] if fed is not None and "route" in main.timings else None
+    launched = [r.launched_at for r in runs if r.launched_at is not None]
+    if routed_at is not None and launched:
+        main.timings["launch"] = max(0.0, min(launched) - routed_at)
+    ran = [r.stopped_at - r.launched_at for r in runs if r.launched_at is not None and r.stopped_at is not None]
+    if ran:
+        main.timings["run"] = max(0.0, max(ran))
+    reported = [r.done_at - r.stopped_at for r in runs if r.stopped_at is not None and r.done_at is not None]
+    if reported:
+        main.timings["report"] = max(0.0, max(reported))
+    if fed is not None and main.final and runs:
+        ends = [r.done_at or r.updated_at for r in runs]
+        if all(end is not None for end in ends):
+            main.timings["endToEnd"] = max(0.0, max(e for e in ends if e is not None) - fed)
+
+
 def violations(results: list[RecordResult]) -> list[str]:
-    """Exactly-once breaches: a submission with two tasks, or two reviews."""
+    """Exactly-once breaches, per run (submission, phase): two tasks, two reports, a summation posted twice."""
     found: list[str] = []
     seen: set[str] = set()
     for result in results:
-        if not result.submission_id or result.submission_id in seen or result.duplicate_of is not None:
+        if result.duplicate_of is not None:
             continue
-        seen.add(result.submission_id)
-        if result.task_count > 1:
-            found.append(f"submission {result.submission_id} got {result.task_count} tasks")
-        if len(result.reviews) > 1:
-            found.append(f"submission {result.submission_id} got {len(result.reviews)} reviews")
+        for run in result.runs:
+            if run.run_id in seen:
+                continue
+            seen.add(run.run_id)
+            label = f"submission {result.submission_id}" if len(result.runs) == 1 else f"run {run.run_id}"
+            if run.task_count > 1:
+                found.append(f"{label} got {run.task_count} tasks")
+            if len(run.reviews) > 1:
+                found.append(f"{label} got {len(run.reviews)} reviews")
+            if run.summation_posts > 1:
+                found.append(f"{label}: review summation created {run.summation_posts} times")
     return found

@@ -103,7 +103,7 @@ def test_a_launch_that_fails_every_time_lands_in_the_challenge_dlq(example_run: 
     pipeline = example_run.pipeline
     assert pipeline.resources is not None
     item = pipeline.aws.client("dynamodb").get_item(
-        TableName=pipeline.resources.status_table, Key={"submissionId": {"S": str(dead.submission_id)}}
+        TableName=pipeline.resources.status_table, Key={"runId": {"S": dead.runs[0].run_id}}
     )["Item"]
     failures = [
         e["M"]["state"]["S"] for e in item["history"]["L"] if "Capacity" in e["M"].get("detail", {}).get("S", "")

@@ -106,3 +106,29 @@ def test_an_unrecognised_item_identifier_fails_the_whole_batch() -> None:
 def test_records_spread_over_partitions_keep_per_partition_order() -> None:
     messages = assign(records(4), TOPIC, partitions=2)
     assert [(m.partition, m.offset) for m in messages] == [(0, 1000), (1, 1000), (0, 1001), (1, 1001)]
+
+
+def test_the_topic_of_a_record_decides_its_platform() -> None:
+    # Given an environment serving v5 and v6 (a migration): both topics subscribed
+    from local_pipeline.kafka import assign_to_topics, record_topic
+
+    v5_topic, v6_topic = "submission.notification.create", "marathonmatch.submission.received"
+    topics = (v5_topic, v6_topic)
+    v6_envelope = json.dumps({"topic": v6_topic, "payload": {"submissionId": "3G9RNcDiRX4ioW"}}).encode()
+    v6_bare = json.dumps({"submissionId": "3G9RNcDiRX4ioW", "challengeId": "x", "memberHandle": "h"}).encode()
+    v5_envelope = json.dumps({"topic": v5_topic, "payload": {"resource": "submission", "id": "x"}}).encode()
+    v5_flat = json.dumps({"id": "x", "challengeId": "y"}).encode()
+    # Then an envelope goes on the topic it names, a bare v6 payload on v6's, anything else on the first topic
+    assert record_topic(v6_envelope, topics) == v6_topic
+    assert record_topic(v6_bare, topics) == v6_topic
+    assert record_topic(v5_envelope, topics) == v5_topic
+    assert record_topic(v5_flat, topics) == v5_topic
+    assert record_topic(b"not json {", topics) == v5_topic
+    # and a v5-only environment feeds everything on its one topic (its router skips what is not its platform's)
+    assert record_topic(v6_bare, (v5_topic,)) == v5_topic
+    # offsets are counted per topic
+    messages = assign_to_topics(
+        [InputRecord(i, value) for i, value in enumerate((v5_envelope, v6_bare, v6_envelope))], topics
+    )
+    assert [(m.position, m.offset) for m in messages[v6_topic]] == [(1, 1000), (2, 1001)]
+    assert [(m.position, m.offset) for m in messages[v5_topic]] == [(0, 1000)]

@@ -16,6 +16,7 @@ from local_pipeline.engine import LocalPipeline, RunOutcome
 from local_pipeline.fargate import LOSE_STOPPED_EVENT
 from local_pipeline.scenario import FaultSpec, InputRecord, Scenario
 from local_pipeline.tracker import RecordResult
+from mm_shared.status_store import StatusStore
 from tests.builders import bus_envelope, submission_payload
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-lost-stopped-event")]
@@ -99,12 +100,12 @@ def test_it_was_the_reconciler_that_finished_them(lost_event_run: LostEventRun) 
     assert pipeline.fargate is not None
     invoked = [i for i in pipeline.lambda_endpoint.invocations if i["function"] == "mm-example-completion"]
     # the sweeper invoked the completion function asynchronously through the fake endpoint, for each lost task
-    assert {i["caller"] for i in invoked} == {"local-timeout-sweeper"}
+    assert {i["caller"] for i in invoked} == {"local-example-timeout-sweeper"}
     assert {i["type"] for i in invoked} == {"Event"}
     reconciled = {arn for i in invoked for arn in i["resources"]}
     assert set(lost_event_run.outcome.lost_stopped_events) <= reconciled
     assert lost_event_run.outcome.async_invocations == len(pipeline.lambda_endpoint.invocations)
-    assert lost_event_run.outcome.aws_calls["local-timeout-sweeper"]["lambda"] == len(invoked)
+    assert lost_event_run.outcome.aws_calls["local-example-timeout-sweeper"]["lambda"] == len(invoked)
     # the sweeper described the task first and, finding it already stopped, never asked ECS to stop it
     # (decision 073: describe before stopping); the outcome is what the task really did
     for submission_id in (lost_event_run.failing, lost_event_run.succeeding):
@@ -120,8 +121,6 @@ def test_it_was_the_reconciler_that_finished_them(lost_event_run: LostEventRun) 
 def _history(pipeline: LocalPipeline, submission_id: str) -> list[str]:
     """The status item's history, read after the run (the emulator is still up inside the fixture)."""
     assert pipeline.resources is not None
-    ddb = pipeline.aws.client("dynamodb")
-    item = ddb.get_item(
-        TableName=pipeline.resources.status_table, Key={"submissionId": {"S": submission_id}}, ConsistentRead=True
-    )["Item"]
-    return [entry["M"]["state"]["S"] for entry in item["history"]["L"]]
+    store = StatusStore(pipeline.resources.status_table, dynamodb_client=pipeline.aws.client("dynamodb"))
+    (run,) = store.get_runs(submission_id)  # a v5 submission: one run
+    return [entry.state for entry in run.history]

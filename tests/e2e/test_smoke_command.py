@@ -78,7 +78,7 @@ def test_the_smoke_passes_through_the_real_functions_and_cleans_up(
     assert any(str(r.get("submissionId")) == config.smoke.submission_id for r in pipeline.standin.reviews)
     # The status item is gone, so the same submission runs again: a second smoke passes too
     table = pipeline.plan.names.status_table
-    key = {"submissionId": {"S": config.smoke.submission_id}}
+    key = {"runId": {"S": f"{config.smoke.submission_id}#PROVISIONAL"}}  # the run of its v5 challenge's phase
     assert "Item" not in pipeline.aws.client("dynamodb").get_item(TableName=table, Key=key)
     again, second = _smoke(pipeline, capsys)
     assert again == 0, second["smoke"]

@@ -7,6 +7,7 @@ import pytest
 from local_pipeline.cli import main
 from mm_shared import aws as aws_clients
 from mm_shared.models import Outcome, OutcomeCode, TestStatus
+from mm_shared.models.phase import ScoringPhase, run_id
 from mm_shared.models.routed import KafkaCoordinates, RoutedSubmission
 from mm_shared.status_store import StatusStore
 from tests.builders import new_uuid
@@ -36,10 +37,13 @@ def _claimed(store: StatusStore) -> tuple[str, str, int]:
         url="https://topcoder-submissions.s3.amazonaws.com/mm/x.zip",
         correlation_id=source.correlation_id,
         source=source,
-        routed_at="2026-03-02T10:15:00Z",  # type: ignore[arg-type]
+        routed_at="2026-03-02T10:15:00Z",
     )
-    claim = store.claim_launch(submission, scorer_type="route-planner", lease_seconds=60)
-    return submission.submission_id, submission.challenge_id, claim.attempt
+    claim = store.claim_launch(
+        submission, phase=ScoringPhase.PROVISIONAL, scorer_type="route-planner", lease_seconds=60
+    )
+    # the run id (what the store is keyed by); `status` takes the submission id and finds its runs
+    return run_id(submission.submission_id, ScoringPhase.PROVISIONAL), submission.challenge_id, claim.attempt
 
 
 def test_an_unknown_submission_points_upstream_with_a_ready_query(
@@ -59,8 +63,9 @@ def test_an_unknown_submission_points_upstream_with_a_ready_query(
 def test_a_dead_lettered_submission_names_its_dlq_and_the_redrive(
     store: StatusStore, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    submission_id, challenge_id, attempt = _claimed(store)
-    store.mark_launch_failed(submission_id, attempt=attempt, reason="Capacity is unavailable", dead_lettered=True)
+    key, challenge_id, attempt = _claimed(store)
+    submission_id = key.partition("#")[0]
+    store.mark_launch_failed(key, attempt=attempt, reason="Capacity is unavailable", dead_lettered=True)
 
     assert main(["status", submission_id, "--table", TABLE]) == 0
 
@@ -70,15 +75,16 @@ def test_a_dead_lettered_submission_names_its_dlq_and_the_redrive(
 
 
 def test_a_rejected_report_says_it_will_not_be_retried(store: StatusStore, capsys: pytest.CaptureFixture[str]) -> None:
-    submission_id, challenge_id, attempt = _claimed(store)
+    key, challenge_id, attempt = _claimed(store)
+    submission_id = key.partition("#")[0]
     task = "arn:aws:ecs:us-east-1:123456789012:task/mm-scorers/abc"
-    store.mark_launched(submission_id, attempt=attempt, task_arn=task, cluster_arn="c", timeout_seconds=60)
+    store.mark_launched(key, attempt=attempt, task_arn=task, cluster_arn="c", timeout_seconds=60)
     outcome = Outcome(
         code=OutcomeCode.FAILED, test_status=TestStatus.FAILED, reason="exit 1", exit_code=1, task_arn=task
     )
-    store.record_outcome(submission_id, challenge_id, outcome, report_required=True)
-    store.claim_report(submission_id, lease_seconds=60)
-    store.mark_report_rejected(submission_id, response_summary="404 submission not found")
+    store.record_outcome(key, challenge_id, outcome, report_required=True)
+    store.claim_report(key, lease_seconds=60)
+    store.mark_report_rejected(key, response_summary="404 submission not found")
 
     assert main(["status", submission_id, "--table", TABLE]) == 0
 
@@ -88,13 +94,14 @@ def test_a_rejected_report_says_it_will_not_be_retried(store: StatusStore, capsy
 
 
 def test_a_scored_submission_needs_no_next_step(store: StatusStore, capsys: pytest.CaptureFixture[str]) -> None:
-    submission_id, challenge_id, attempt = _claimed(store)
+    key, challenge_id, attempt = _claimed(store)
+    submission_id = key.partition("#")[0]
     task = "arn:aws:ecs:us-east-1:123456789012:task/mm-scorers/def"
-    store.mark_launched(submission_id, attempt=attempt, task_arn=task, cluster_arn="c", timeout_seconds=60)
+    store.mark_launched(key, attempt=attempt, task_arn=task, cluster_arn="c", timeout_seconds=60)
     outcome = Outcome(
         code=OutcomeCode.SUCCEEDED, test_status=TestStatus.SUCCESS, reason="exit 0", exit_code=0, task_arn=task
     )
-    store.record_outcome(submission_id, challenge_id, outcome, report_required=False)
+    store.record_outcome(key, challenge_id, outcome, report_required=False)
 
     assert main(["status", submission_id, "--table", TABLE]) == 0
 

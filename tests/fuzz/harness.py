@@ -28,6 +28,7 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
+from mm_shared.models.phase import ScoringPhase, run_id
 from tests.fuzz.strategies import (
     ALLOWED_URL_HOSTS,
     CANARY_TOKEN,
@@ -39,6 +40,10 @@ from tests.fuzz.strategies import (
     SEEDED_SUBMISSION,
     SEEDED_TASK_ARN,
 )
+
+# The seeded submission's one run: the config's single (v5) phase, PROVISIONAL (`test_type`'s default).
+SEEDED_PHASE = ScoringPhase.PROVISIONAL
+SEEDED_RUN = run_id(SEEDED_SUBMISSION, SEEDED_PHASE)
 
 MAX_MEMBER_ID = 2**63 - 1  # a signed 64-bit integer: what every later store holds exactly
 _METADATA_HOSTS = ("169.254.169.254", "2852039166", "0xa9fea9fe", "fd00:ec2::254")
@@ -197,9 +202,11 @@ def _empty_table(table: str) -> list[dict[str, Any]]:
     from mm_shared import aws as aws_clients
 
     ddb = aws_clients.client("dynamodb")
+    from mm_shared.constants import STATUS_TABLE_PARTITION_KEY
+
     items: list[dict[str, Any]] = ddb.scan(TableName=table).get("Items", [])
     for item in items:
-        ddb.delete_item(TableName=table, Key={"submissionId": item["submissionId"]})
+        ddb.delete_item(TableName=table, Key={STATUS_TABLE_PARTITION_KEY: item[STATUS_TABLE_PARTITION_KEY]})
     return items
 
 
@@ -504,10 +511,10 @@ class CompletionChecker:
         from tests.fuzz.strategies import routed_body
 
         submission = RoutedSubmission.model_validate(routed_body(SEEDED_SUBMISSION))
-        claim = store.claim_launch(submission, scorer_type="example-scorer", lease_seconds=60)
+        claim = store.claim_launch(submission, phase=SEEDED_PHASE, scorer_type="example-scorer", lease_seconds=60)
         assert claim.granted
         assert store.mark_launched(
-            SEEDED_SUBMISSION,
+            SEEDED_RUN,
             attempt=claim.attempt,
             task_arn=SEEDED_TASK_ARN,
             cluster_arn=CLUSTER_ARN,
@@ -529,7 +536,7 @@ class CompletionChecker:
         service, store, api = self._service()
         self._seed(store)
         findings: list[Finding] = []
-        after = store.get(SEEDED_SUBMISSION)
+        after = store.get(SEEDED_RUN)
         for event in events:
             before = after
             reviews_before = _reviews_of_seeded(api)
@@ -550,7 +557,7 @@ class CompletionChecker:
                     if CANARY_TOKEN in str(error):
                         findings.append(Finding(Property.OTHER, "token in an escaped exception"))
             if parsed is not None:  # nothing was called: nothing changed
-                after = store.get(SEEDED_SUBMISSION)
+                after = store.get(SEEDED_RUN)
             changed = (before is None) != (after is None) or (
                 before is not None
                 and after is not None

@@ -24,6 +24,7 @@ from fault_injection import (
     install_http_faults,
     parse_cli,
 )
+from mm_shared.constants import STATUS_TABLE_PARTITION_KEY
 from mm_shared.tables import status_table_definition
 from tests.fakes import boto_session
 from tests.fakes.clock import Scheduler, VirtualClock
@@ -223,7 +224,8 @@ def test_dynamodb_throttling_outage_and_condition_race(moto: None) -> None:
         FaultRule(kind=FaultKind.DYNAMODB_CONDITION_RACE, target=SUBMISSION, first_n=1),
     )
     install_botocore_faults(ddb, plan, clock=clock)
-    key = {"submissionId": {"S": SUBMISSION}}
+    # the status key is the run id; a rule naming the submission matches each of its runs
+    key = {STATUS_TABLE_PARTITION_KEY: {"S": f"{SUBMISSION}#PROVISIONAL"}}
     with pytest.raises(ddb.exceptions.ProvisionedThroughputExceededException):
         ddb.get_item(TableName="t", Key=key)
     with pytest.raises(ClientError) as raised:
@@ -231,9 +233,9 @@ def test_dynamodb_throttling_outage_and_condition_race(moto: None) -> None:
     assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
     item = {**key, "state": {"S": "LAUNCHING"}}
     with pytest.raises(ddb.exceptions.ConditionalCheckFailedException):  # the concurrent writer's copy won
-        ddb.put_item(TableName="t", Item=item, ConditionExpression="attribute_not_exists(submissionId)")
+        ddb.put_item(TableName="t", Item=item, ConditionExpression="attribute_not_exists(runId)")
     assert ddb.get_item(TableName="t", Key=key)["Item"]["state"] == {"S": "LAUNCHING"}
-    assert ddb.get_item(TableName="t", Key={"submissionId": {"S": "other"}}).get("Item") is None
+    assert ddb.get_item(TableName="t", Key={STATUS_TABLE_PARTITION_KEY: {"S": "other#PROVISIONAL"}}).get("Item") is None
 
 
 def test_ssm_faults_target_by_parameter_path(moto: None) -> None:

@@ -36,6 +36,7 @@ from fault_injection import FaultKind, FaultPlan, SimulatedCrash, install_botoco
 from mm_shared.challenge_config import ChallengeConfigLoader
 from mm_shared.constants import (
     CHALLENGE_ID_ATTRIBUTE,
+    STATUS_TABLE_PARTITION_KEY,
     challenge_config_parameter_name,
     started_by,
     started_by_prefix,
@@ -416,8 +417,9 @@ class World:
                 return False
             if name == "PutItem" and "race_point" not in context:
                 # Creating an item that exists is a probe that fails whatever happens: the race is the re-claim.
+                partition = STATUS_TABLE_PARTITION_KEY
                 found = self.admin_ddb.get_item(
-                    TableName=params["TableName"], Key={"submissionId": params["Item"]["submissionId"]}
+                    TableName=params["TableName"], Key={partition: params["Item"][partition]}
                 )
                 context["race_point"] = "Item" not in found
             return bool(context.get("race_point", True))
@@ -689,8 +691,9 @@ class World:
 
     # ------------------------------------------------------------------ observing
     def records(self) -> dict[str, LifecycleRecord]:
+        """The status items by submission id: the matrix's challenge is v5, one run (its single phase) each."""
         items = self.admin_ddb.scan(TableName=STATUS_TABLE, ConsistentRead=True).get("Items", [])
-        return {r.submission_id: r for r in (StatusStore._to_record(item) for item in items)}
+        return {r.submission_id: r for r in (StatusStore.record_from_item(item) for item in items)}
 
     def started_by_value(self) -> str:
         return started_by(ENVIRONMENT, CHALLENGE_ID)

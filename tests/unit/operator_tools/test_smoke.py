@@ -15,6 +15,7 @@ import pytest
 from infrastructure.config import CONFIG_DIR, EnvironmentConfigError, load_environment, parse_environment
 from infrastructure.wiring import WiringPlan
 from mm_shared.models.lifecycle import ReportStatus, SubmissionState
+from mm_shared.models.phase import ScoringPhase, run_id
 from mm_shared.models.routed import RoutedSubmission
 from mm_shared.status_store import StatusStore
 from operator_tools.smoke import (
@@ -55,7 +56,9 @@ class PipelineStandIn:
         (message,) = messages["Messages"]
         assert message["MessageAttributes"]["challengeId"]["StringValue"] == ROUTE_PLANNER
         self.routed = RoutedSubmission.model_validate_json(message["Body"])
-        self.store.claim_launch(self.routed, scorer_type="route-planner", lease_seconds=60)
+        self.store.claim_launch(
+            self.routed, phase=ScoringPhase.PROVISIONAL, scorer_type="route-planner", lease_seconds=60
+        )
 
     def sleep(self, seconds: float) -> None:
         self.clock.now += seconds
@@ -64,7 +67,7 @@ class PipelineStandIn:
             self._receive()
         elif self.step == 2 and self.routed is not None:
             self.store.mark_launched(
-                self.routed.submission_id,
+                run_id(self.routed.submission_id, ScoringPhase.PROVISIONAL),
                 attempt=1,
                 task_arn="arn:aws:ecs:us-east-1:123456789012:task/mm-scorers/0123456789abcdef",
                 cluster_arn=self.deployed.plan.config.ecs.cluster_arn,
@@ -74,7 +77,7 @@ class PipelineStandIn:
             state, report = self.final
             self.deployed.client("dynamodb").update_item(
                 TableName=self.deployed.plan.names.status_table,
-                Key={"submissionId": {"S": self.routed.submission_id}},
+                Key={"runId": {"S": run_id(self.routed.submission_id, ScoringPhase.PROVISIONAL)}},
                 UpdateExpression="SET #state = :state, reportStatus = :report, reason = :reason",
                 ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues={
@@ -97,7 +100,10 @@ def _item(deployed: Deployed) -> dict | None:
     assert smoke is not None
     return (
         deployed.client("dynamodb")
-        .get_item(TableName=deployed.plan.names.status_table, Key={"submissionId": {"S": smoke.submission_id}})
+        .get_item(
+            TableName=deployed.plan.names.status_table,
+            Key={"runId": {"S": run_id(smoke.submission_id, ScoringPhase.PROVISIONAL)}},
+        )
         .get("Item")
     )
 
