@@ -32,6 +32,7 @@ from infrastructure.wiring import (
     CHALLENGE_HANDLER,
     COMPLETION_HANDLER,
     ROUTER_HANDLER,
+    SCORER_TOKEN_REFRESHER_HANDLER,
     SWEEPER_HANDLER,
 )
 
@@ -45,6 +46,7 @@ FUNCTION_PACKAGES_BY_FUNCTION: dict[str, str] = {
     "completion": "completion_lambda",
     "sweeper": "completion_lambda",
     "certificate-monitor": "certificate_monitor",
+    "scorer-token-refresher": "scorer_token_refresher",
 }
 HANDLERS_BY_FUNCTION: dict[str, str] = {
     "router": ROUTER_HANDLER,
@@ -52,6 +54,7 @@ HANDLERS_BY_FUNCTION: dict[str, str] = {
     "completion": COMPLETION_HANDLER,
     "sweeper": SWEEPER_HANDLER,
     "certificate-monitor": CERTIFICATE_MONITOR_HANDLER,
+    "scorer-token-refresher": SCORER_TOKEN_REFRESHER_HANDLER,
 }
 
 # Client factories whose first argument names the service.

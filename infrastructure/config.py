@@ -27,7 +27,7 @@ from pydantic.alias_generators import to_camel
 from mm_shared.constants import DEFAULT_SUBMISSION_TOPIC, environment_ssm_prefix
 from mm_shared.models.base import CanonicalUuid
 from mm_shared.models.challenge import ChallengeConfig, ScorerCredentialsMode, ScorerEnvironment
-from mm_shared.models.phase import V6_SUBMISSION_TOPIC, PhaseConfig, Platform, ScoringPhase
+from mm_shared.models.phase import V6_SUBMISSION_TOPIC, PhaseConfig, Platform, ScoringPhase, submission_id_fits
 from mm_shared.settings import TokenSource
 from mm_shared.url_policy import url_refusal
 
@@ -210,12 +210,38 @@ class TokenConfig(_Model):
     source: TokenSource = TokenSource.STATIC_PARAMETER
     auth0_proxy_url: str | None = None
     auth0_credentials_secret_arn: str | None = Field(default=None, pattern=_ARN + "secretsmanager:")
+    # auth0_proxy only: a scheduled function keeps a token in `<ssmPrefix>/auth0/scorer-token` (SecureString) for
+    # task definitions to reference as ACCESS_TOKEN (Topcoder's ecs-runner, decisions 087 and 091). With
+    # static_parameter the token parameter already exists and is what a task definition references.
+    scorer_token_parameter: bool = False
+    # How often it checks the stored token (the token lives hours; a check reads one parameter).
+    scorer_token_refresh_minutes: int = Field(default=30, ge=5, le=720)
 
     @model_validator(mode="after")
     def _complete(self) -> Self:
         if self.source is TokenSource.AUTH0_PROXY and not (self.auth0_proxy_url and self.auth0_credentials_secret_arn):
             raise ValueError("token.auth0ProxyUrl and token.auth0CredentialsSecretArn are required for auth0_proxy")
+        if self.scorer_token_parameter and self.source is not TokenSource.AUTH0_PROXY:
+            raise ValueError(
+                f"token.scorerTokenParameter needs token.source auth0_proxy: with {self.source.value} the token "
+                "parameter <ssmPrefix>/auth0/token already holds a token a task definition can reference"
+            )
         return self
+
+    def scorer_token_refusal(self, scorer_environments: dict[str, ScorerEnvironment]) -> str | None:
+        """Why this token config cannot serve these challenges (challengeId -> scorerEnvironment), or None.
+
+        Topcoder's ecs-runner needs ACCESS_TOKEN from a parameter its task definition references; with the Auth0
+        proxy only the scorer-token parameter is one.
+        """
+        runners = sorted(c for c, env in scorer_environments.items() if env is ScorerEnvironment.TOPCODER_ECS_RUNNER)
+        if runners and self.source is TokenSource.AUTH0_PROXY and not self.scorer_token_parameter:
+            return (
+                f"token.scorerTokenParameter must be true: challenges {', '.join(runners)} use scorerEnvironment "
+                "topcoder_ecs_runner, whose task definition takes ACCESS_TOKEN from an SSM parameter, and with "
+                "token.source auth0_proxy only the scorer-token parameter holds one (decision 091)"
+            )
+        return None
 
 
 class PhaseSettings(_Model):
@@ -307,7 +333,9 @@ class SmokeSettings(_Model):
     """
 
     challenge_id: CanonicalUuid  # one of this environment's active challenges (checked when the smoke runs)
-    submission_id: CanonicalUuid
+    # The test submission's id in the form of the smoke challenge's platform: a UUID (v5) or a 14-character
+    # nanoid (v6); checked against the challenge's platform below (EnvironmentConfig._smoke_fits).
+    submission_id: str = Field(min_length=1, max_length=64)
     member_id: int = Field(ge=1)
     url: str = Field(pattern=r"^https://")  # on allowedUrlHosts, as the router requires
     # How long the smoke waits for a final state with its report settled (the scorer's run included).
@@ -333,6 +361,8 @@ _SIZING_DEFAULTS: dict[str, FunctionSizing] = {
     "completion": FunctionSizing(memory_mb=256, timeout_seconds=60, reserved_concurrency=20),
     "timeout_sweeper": FunctionSizing(memory_mb=256, timeout_seconds=120, reserved_concurrency=1),
     "certificate_monitor": FunctionSizing(memory_mb=128, timeout_seconds=60, reserved_concurrency=1),
+    # One run at a time: two overlapping runs would both fetch and write (decision 091).
+    "scorer_token_refresher": FunctionSizing(memory_mb=128, timeout_seconds=60, reserved_concurrency=1),
 }
 
 
@@ -359,6 +389,7 @@ class EnvironmentConfig(_Model):
     completion: FunctionSizing = _SIZING_DEFAULTS["completion"]
     timeout_sweeper: FunctionSizing = _SIZING_DEFAULTS["timeout_sweeper"]
     certificate_monitor: FunctionSizing = _SIZING_DEFAULTS["certificate_monitor"]
+    scorer_token_refresher: FunctionSizing = _SIZING_DEFAULTS["scorer_token_refresher"]
     # The account's Lambda concurrency quota in this region (AWS default 1,000); the reservations and the
     # challenge queues' maximumConcurrency are validated against it (decision 052).
     account_concurrency_limit: int = Field(default=1000, ge=1)
@@ -482,7 +513,28 @@ class EnvironmentConfig(_Model):
         refusal = url_refusal(self.smoke.url, self.allowed_url_hosts)
         if refusal is not None:
             raise ValueError(f"smoke.url is refused by the submission URL policy: {refusal.value}")
+        platform = self.smoke_platform
+        if platform is not None and not submission_id_fits(self.smoke.submission_id, platform):
+            form = "a 14-character nanoid (A-Za-z0-9_-)" if platform is Platform.V6 else "a canonical UUID"
+            raise ValueError(f"smoke.submissionId must be {form}: the smoke challenge is served by {platform.value}")
         return self
+
+    @model_validator(mode="after")
+    def _scorer_token_serves_the_runners(self) -> Self:
+        refusal = self.token.scorer_token_refusal({c.challenge_id: c.scorer_environment for c in self.challenges})
+        if refusal is not None:
+            raise ValueError(refusal)
+        return self
+
+    @property
+    def smoke_platform(self) -> Platform | None:
+        """The platform of the smoke challenge: its own when it is configured here, else the single platform."""
+        if self.smoke is None:
+            return None
+        challenge = next((c for c in self.challenges if c.challenge_id == self.smoke.challenge_id), None)
+        if challenge is not None and challenge.platform is not None:
+            return challenge.platform
+        return self.platforms[0] if len(self.platforms) == 1 else None
 
     @model_validator(mode="after")
     def _shards_fit(self) -> Self:
@@ -548,6 +600,8 @@ class EnvironmentConfig(_Model):
         sizings = {"router": self.router, "completion": self.completion, "timeoutSweeper": self.timeout_sweeper}
         if self.kafka.authentication.value == "mtls":  # the certificate monitor exists only with mTLS
             sizings["certificateMonitor"] = self.certificate_monitor
+        if self.token.scorer_token_parameter:  # the scorer-token refresher exists only then (decision 091)
+            sizings["scorerTokenRefresher"] = self.scorer_token_refresher
         reserved = {name: s.reserved_concurrency for name, s in sizings.items() if s.reserved_concurrency}
         if self.challenge_processor.reserved_concurrency:
             reserved[f"challengeProcessor x{len(self.challenges)}"] = (

@@ -41,6 +41,7 @@ FUNCTION_PACKAGES: dict[str, str] = {
     "challenge": "challenge_lambda",
     "completion": "completion_lambda",
     "certificate-monitor": "certificate_monitor",  # synthesized only with kafka.authentication = mtls
+    "scorer-token-refresher": "scorer_token_refresher",  # synthesized only with token.scorerTokenParameter
 }
 
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".mypy_cache", ".pytest_cache", "tests")

@@ -294,6 +294,7 @@ class NeedsOf:
             names.completion_function: "completion",
             names.sweeper_function: "sweeper",
             names.certificate_monitor_function: "certificate-monitor",
+            names.scorer_token_refresher_function: "scorer-token-refresher",
         }
         if name in fixed:
             return fixed[name], None
@@ -514,6 +515,15 @@ class NeedsOf:
         if kind == "certificate-monitor":
             secret = config.kafka.client_certificate_secret_arn
             return {"secretsmanager:GetSecretValue": [secret] if secret else []}.get(action)
+        if kind == "scorer-token-refresher":
+            # its one parameter (read, then created or overwritten: decision 091), and the Auth0 credentials
+            scorer_token = self.plan.scorer_token_parameter()
+            parameter = [t.arn("ssm", f"parameter/{scorer_token.lstrip('/')}")] if scorer_token else []
+            return {
+                "ssm:GetParameter": parameter,
+                "ssm:PutParameter": parameter,
+                "secretsmanager:GetSecretValue": auth0_secret,
+            }.get(action)
         return None
 
 

@@ -20,10 +20,11 @@ from mm_shared.constants import (
     challenge_config_parameter_name,
     challenge_config_parameter_prefix,
     legacy_challenge_alias_key,
+    scorer_token_parameter_name,
     started_by_prefix,
     static_token_parameter_name,
 )
-from mm_shared.models.challenge import ChallengeConfig, ChallengeRecord
+from mm_shared.models.challenge import ChallengeConfig, ChallengeRecord, ScorerEnvironment
 from mm_shared.models.phase import Platform
 from mm_shared.observability import METRICS_NAMESPACE
 from mm_shared.settings import (
@@ -32,8 +33,10 @@ from mm_shared.settings import (
     ChallengeProcessorSettings,
     CompletionSettings,
     RouterSettings,
+    ScorerTokenRefresherSettings,
     TimeoutSweeperSettings,
     TokenSettings,
+    TokenSource,
 )
 
 # Queue policy (AWS: visibility timeout >= 6x the consuming function's timeout).
@@ -58,6 +61,9 @@ CHALLENGE_HANDLER = "challenge_lambda.handler.handler"
 COMPLETION_HANDLER = "completion_lambda.handler.handler"
 SWEEPER_HANDLER = "completion_lambda.timeout_sweeper.handler"
 CERTIFICATE_MONITOR_HANDLER = "certificate_monitor.handler.handler"
+SCORER_TOKEN_REFRESHER_HANDLER = "scorer_token_refresher.handler.handler"
+# The scorer token must outlive the longest run by this much more (the task's start, image pull, clock skew).
+SCORER_TOKEN_SLACK_SECONDS = 300
 # S3 bucket names are global and at most 63 characters (decision 055).
 MAX_BUCKET_NAME_LENGTH = 63
 
@@ -113,6 +119,14 @@ class ResourceNames:
     @property
     def certificate_monitor_schedule(self) -> str:
         return self._name("certificate-check")
+
+    @property
+    def scorer_token_refresher_function(self) -> str:
+        return self._name("scorer-token-refresher")
+
+    @property
+    def scorer_token_refresh_schedule(self) -> str:
+        return self._name("scorer-token-refresh")
 
     @property
     def completion_dlq(self) -> str:
@@ -409,6 +423,51 @@ class WiringPlan:
             **self._common("certificate-monitor"),
             client_certificate_secret_arn=kafka.client_certificate_secret_arn,
             expiry_warning_days=kafka.certificate_expiry_warning_days,
+        )
+
+    # ------------------------------------------------------------------ scorer token (decision 091)
+    def scorer_token_parameter(self) -> str | None:
+        """The SSM parameter a scorer task definition references as ACCESS_TOKEN: the refresher's with the Auth0
+        proxy (`token.scorerTokenParameter`), else the static token parameter; None when there is none.
+
+        An Auth0-proxy environment whose topcoder_ecs_runner challenges would have no parameter is refused when
+        its config loads (`EnvironmentConfig._scorer_token_serves_the_runners`).
+        """
+        token = self.config.token
+        if token.scorer_token_parameter:
+            return scorer_token_parameter_name(self.config.ssm_prefix)
+        if token.source is TokenSource.STATIC_PARAMETER:
+            return static_token_parameter_name(self.config.ssm_prefix)
+        return None
+
+    def scorer_token_refresh_margin_seconds(self) -> int:
+        """A stored scorer token is replaced once it expires within this long: the longest phase timeout a
+        task that reads it can run (topcoder_ecs_runner challenges; every challenge if none is), plus one schedule
+        interval (the token ages that much between two checks), plus a slack for the task's start."""
+        challenges = [
+            c for c in self.config.challenges if c.scorer_environment is ScorerEnvironment.TOPCODER_ECS_RUNNER
+        ] or list(self.config.challenges)
+        longest = max(
+            config.phase_timeout(phase.phase)
+            for config in (self.config.challenge_config(c) for c in challenges)
+            for phase in config.effective_phases
+        )
+        return longest + self.config.token.scorer_token_refresh_minutes * 60 + SCORER_TOKEN_SLACK_SECONDS
+
+    def scorer_token_refresher_settings(self) -> ScorerTokenRefresherSettings:
+        """Only with `token.scorerTokenParameter` (the function exists only then)."""
+        token = self.config.token
+        parameter = self.scorer_token_parameter()
+        if not token.scorer_token_parameter or parameter is None:
+            raise EnvironmentConfigError("the scorer-token refresher needs token.scorerTokenParameter: true")
+        assert token.auth0_proxy_url is not None  # auth0_proxy: TokenConfig requires both
+        assert token.auth0_credentials_secret_arn is not None
+        return ScorerTokenRefresherSettings(
+            **self._common("scorer-token-refresher"),
+            auth0_proxy_url=token.auth0_proxy_url,
+            auth0_credentials_secret_arn=token.auth0_credentials_secret_arn,
+            scorer_token_parameter_name=parameter,
+            refresh_margin_seconds=self.scorer_token_refresh_margin_seconds(),
         )
 
     def report_lease_seconds(self) -> int:

@@ -33,6 +33,12 @@ def static_token_parameter_name(ssm_prefix: str = DEFAULT_SSM_PREFIX) -> str:
     return f"{ssm_prefix.rstrip('/')}/auth0/token"
 
 
+def scorer_token_parameter_name(ssm_prefix: str = DEFAULT_SSM_PREFIX) -> str:
+    """`<ssmPrefix>/auth0/scorer-token`: the SecureString the scorer-token refresher keeps fresh (token source
+    auth0_proxy, decision 091); a scorer task definition references it in `secrets` as ACCESS_TOKEN."""
+    return f"{ssm_prefix.rstrip('/')}/auth0/scorer-token"
+
+
 # ECS: how a task is recognized as ours. startedBy allows [A-Za-z0-9-/_], up to 128 characters.
 def started_by_prefix(environment: str) -> str:
     """The prefix every task this pipeline starts carries in `startedBy` (EventBridge filters on it)."""

@@ -46,3 +46,5 @@ class Metric(StrEnum):
     REPORT_RETRY_GAVE_UP = "ReportRetryGaveUp"  # a report left unfinished for an operator (decision 080)
     # certificate monitor (decision 056)
     CLIENT_CERTIFICATE_DAYS_TO_EXPIRY = "ClientCertificateDaysToExpiry"  # a gauge (Unit None), daily
+    # scorer-token refresher (decision 091)
+    SCORER_TOKEN_SECONDS_TO_EXPIRY = "ScorerTokenSecondsToExpiry"  # a gauge: what the stored token has left

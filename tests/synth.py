@@ -93,3 +93,28 @@ def synth_variant() -> Synthesized:
     raw["challenges"][0]["scorerCredentialsMode"] = "environment_token_insecure"
     raw["challenges"][1]["scorerCredentialsMode"] = "parameter_reference"
     return synth(parse_environment(raw), label="variant", checks=False)
+
+
+AUTH0_CREDENTIALS_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:mm-processor/example/auth0-AbCdEf"
+
+
+def scorer_token_variant_config() -> EnvironmentConfig:
+    """The example with the Auth0-proxy token source, a Topcoder ecs-runner challenge and the scorer-token
+    refresher that its task definition's ACCESS_TOKEN needs (decision 091)."""
+    from infrastructure.config import parse_environment
+
+    raw: dict[str, Any] = json.loads(load_environment("example").model_dump_json(by_alias=True, exclude_none=True))
+    raw["token"] = {
+        "source": "auth0_proxy",
+        "auth0ProxyUrl": "https://auth0proxy.example.com/token",
+        "auth0CredentialsSecretArn": AUTH0_CREDENTIALS_SECRET_ARN,
+        "scorerTokenParameter": True,
+    }
+    raw["challenges"][0]["scorerEnvironment"] = "topcoder_ecs_runner"
+    return parse_environment(raw)
+
+
+@functools.cache
+def synth_scorer_token_variant() -> Synthesized:
+    """`scorer_token_variant_config()`, once per process, with cdk-nag on (the refresher's role and rule)."""
+    return synth(scorer_token_variant_config(), label="scorer-token", checks=True)

@@ -23,6 +23,7 @@ from infrastructure.mm_constructs.functions import FunctionKit, PipelineAssets
 from infrastructure.mm_constructs.monitoring import AlarmFactory, PipelineMonitoring
 from infrastructure.mm_constructs.nag import acknowledge
 from infrastructure.mm_constructs.router import Router
+from infrastructure.mm_constructs.scorer_token import ScorerTokenRefresher
 from infrastructure.wiring import WiringPlan
 from mm_shared.constants import PROJECT
 
@@ -70,6 +71,10 @@ class CoreStack(Stack):
         alarms.queue_not_empty(self.fanout, "SubscriptionDlqAlarm", self.fanout.subscription_dlq, "fan-out DLQ")
         if config.kafka.authentication is KafkaAuthentication.MTLS:  # client certificate expiry (decision 056)
             self.certificate_monitor = CertificateMonitor(self, "CertificateMonitor", plan=plan, kit=kit, alarms=alarms)
+        plan.scorer_token_parameter()  # refuses topcoder_ecs_runner challenges without a token parameter (091)
+        self.scorer_token: ScorerTokenRefresher | None = None
+        if config.token.scorer_token_parameter:  # the scorer tasks' token kept in SSM (decision 091)
+            self.scorer_token = ScorerTokenRefresher(self, "ScorerToken", plan=plan, kit=kit, alarms=alarms)
         self.monitoring.add_pipeline_widgets(
             router=self.router.function,
             completion=self.completion.function,
@@ -99,6 +104,8 @@ class CoreStack(Stack):
                 f"#dashboards:name={plan.names.dashboard}"
             ),
         }
+        if self.scorer_token is not None:  # what a scorer task definition's `secrets` reference as ACCESS_TOKEN
+            outputs["ScorerTokenParameterArn"] = self.scorer_token.parameter_arn
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)
 

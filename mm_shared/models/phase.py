@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from uuid import UUID
 
 from pydantic import Field
 
@@ -28,6 +29,16 @@ class Platform(StrEnum):
 V6_SUBMISSION_TOPIC = "marathonmatch.submission.received"
 # A v6 submission id: nanoid(14) over `A-Za-z0-9_-` (review-api-v6 `prisma/migrate.ts`; column VarChar(14)).
 V6_SUBMISSION_ID = re.compile(r"^[A-Za-z0-9_-]{14}$")
+
+
+def submission_id_fits(submission_id: str, platform: Platform) -> bool:
+    """Whether an id has the form its platform gives submissions: a canonical UUID (v5) or a nanoid (v6)."""
+    if platform is Platform.V6:
+        return bool(V6_SUBMISSION_ID.match(submission_id))
+    try:
+        return str(UUID(submission_id)) == submission_id
+    except ValueError:
+        return False
 
 
 class ScoringPhase(StrEnum):
@@ -125,4 +136,5 @@ __all__ = [
     "ScoringPhase",
     "run_id",
     "run_ids_of",
+    "submission_id_fits",
 ]

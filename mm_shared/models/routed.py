@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import Field, model_validator
 
 from mm_shared.models.base import CanonicalUuid, ContractModel
-from mm_shared.models.phase import V6_SUBMISSION_ID, Platform, ScoringPhase
+from mm_shared.models.phase import Platform, ScoringPhase, submission_id_fits
 
 # The largest memberId any stage accepts: a signed 64-bit integer, which every later store holds exactly
 # (a DynamoDB number keeps 38 digits, a Java scorer's `long`, a bigint column). Topcoder's member ids are
@@ -76,13 +76,10 @@ class RoutedSubmission(ContractModel):
 
     @model_validator(mode="after")
     def _submission_id_of_platform(self) -> RoutedSubmission:
-        if self.platform is Platform.V6:
-            if not V6_SUBMISSION_ID.match(self.submission_id):
+        if not submission_id_fits(self.submission_id, self.platform):
+            if self.platform is Platform.V6:
                 raise ValueError("v6 submissionId must be 14 characters of A-Za-z0-9_-")
-        else:
-            canonical = _canonical_uuid(self.submission_id)
-            if canonical != self.submission_id:
-                raise ValueError("v5 submissionId must be a canonical (lower-case, hyphenated) UUID")
+            raise ValueError("v5 submissionId must be a canonical (lower-case, hyphenated) UUID")
         return self
 
 

@@ -63,6 +63,11 @@ PINNED: dict[str, set[str]] = {
     "certificate-monitor": {
         "secretsmanager.GetSecretValue",  # the client certificate (mTLS only)
     },
+    "scorer-token-refresher": {
+        "ssm.GetParameter",  # the stored scorer token (decision 091)
+        "ssm.PutParameter",  # created on the first run, overwritten near expiry
+        "secretsmanager.GetSecretValue",  # the Auth0 credentials
+    },
 }
 
 

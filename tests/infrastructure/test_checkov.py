@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from infrastructure.packaging import REPO_ROOT, _uv
-from tests.synth import synth_example, synth_variant
+from tests.synth import synth_example, synth_scorer_token_variant, synth_variant
 
 pytestmark = [pytest.mark.synth, pytest.mark.xdist_group("synth")]
 
@@ -130,7 +130,7 @@ def judge(findings: list[Finding], accepted: list[Accepted]) -> list[str]:
 def test_checkov_finds_nothing_but_the_accepted_findings() -> None:
     # Every template of the example and of the variant that takes the other paths (mTLS: the certificate monitor)
     templates: list[Path] = []
-    for synthesized in (synth_example(), synth_variant()):
+    for synthesized in (synth_example(), synth_variant(), synth_scorer_token_variant()):
         found = sorted(synthesized.assembly_dir.glob("*.template.json"))
         assert {path.name.removesuffix(".template.json") for path in found} == set(synthesized.templates)
         templates.extend(found)

@@ -110,3 +110,18 @@ def test_an_acknowledgement_covers_findings_on_its_construct_and_below_only() ->
     assert unmatched_acknowledgements([ack], [RaisedFinding("Serverless-LambdaDLQ", "s/Fn/Resource")]) == []
     assert unmatched_acknowledgements([ack], [RaisedFinding("Serverless-LambdaDLQ", "s/Fn2/Resource")]) == [ack]
     assert unmatched_acknowledgements([ack], [RaisedFinding("Serverless-LambdaTracing", "s/Fn/Resource")]) == [ack]
+
+
+def test_every_acknowledgement_of_the_scorer_token_variant_matches_a_raised_finding() -> None:
+    # The refresher exists only in this variant (decision 091): its acknowledgements are held here.
+    from infrastructure.app import build_app
+    from tests.synth import scorer_token_variant_config
+
+    config = scorer_token_variant_config()
+    acknowledgements, findings = _synth_recording(lambda outdir: build_app(config, outdir=outdir, checks=True))
+    refresher = [a for a in acknowledgements if "/ScorerToken/" in a.path]
+    assert len(refresher) >= 4  # the recording saw the refresher's own acknowledgements
+    unmatched = unmatched_acknowledgements(acknowledgements, findings)
+    assert unmatched == [], "acknowledgements for findings that are not raised:\n" + "\n".join(
+        f"  {ack.path}: {ack.rule_id}" for ack in unmatched
+    )

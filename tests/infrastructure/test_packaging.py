@@ -18,10 +18,12 @@ from infrastructure.wiring import (
     CHALLENGE_HANDLER,
     COMPLETION_HANDLER,
     ROUTER_HANDLER,
+    SCORER_TOKEN_REFRESHER_HANDLER,
     SWEEPER_HANDLER,
     ResourceRefs,
     WiringPlan,
 )
+from tests.synth import scorer_token_variant_config
 
 # The layer directories are shared build outputs: keep their users on one worker.
 pytestmark = pytest.mark.xdist_group("synth")
@@ -106,6 +108,10 @@ def test_each_handler_imports_with_only_its_asset_and_the_layer(tmp_path: Path) 
         COMPLETION_HANDLER: ("completion", plan.completion_settings(REFS).to_env()),
         SWEEPER_HANDLER: ("completion", plan.sweeper_settings(REFS).to_env()),
         CERTIFICATE_MONITOR_HANDLER: ("certificate-monitor", mtls_plan().certificate_monitor_settings().to_env()),
+        SCORER_TOKEN_REFRESHER_HANDLER: (
+            "scorer-token-refresher",
+            WiringPlan(scorer_token_variant_config()).scorer_token_refresher_settings().to_env(),
+        ),
     }
     assert set(cases) == set(HANDLERS_BY_FUNCTION.values())  # every function the stacks deploy
     python = packaging._host_python()

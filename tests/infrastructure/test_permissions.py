@@ -19,7 +19,7 @@ from infrastructure.permissions import (
     matches,
 )
 from infrastructure.wiring import WiringPlan
-from tests.synth import Synthesized, synth_example, synth_variant
+from tests.synth import Synthesized, synth_example, synth_scorer_token_variant, synth_variant
 
 pytestmark = [pytest.mark.synth, pytest.mark.xdist_group("synth")]
 
@@ -148,3 +148,24 @@ def test_an_mtls_environment_with_every_credentials_mode_grants_exactly_what_is_
     assert findings.missing == [], "\n".join(findings.missing)
     # parameter_reference hands the task only the parameter's name: its processor must not read the token
     assert findings.unused == [], "\n".join(findings.unused)
+
+
+def test_the_scorer_token_refresher_grants_exactly_what_is_needed() -> None:
+    # Given the Auth0-proxy variant with the scorer-token refresher (decision 091)
+    synthesized = synth_scorer_token_variant()
+    plan = WiringPlan(synthesized.config)
+    names = {f.name for f in Templates(synthesized.templates, synthesized.config).functions()}
+    assert plan.names.scorer_token_refresher_function in names  # the refresher is checked too
+    findings = _check(synthesized)
+    assert findings.missing == [], "\n".join(findings.missing)
+    assert findings.unused == [], "\n".join(findings.unused)
+    # and without its write statement the check names the missing PutParameter
+    templates = copy.deepcopy(synthesized.templates)
+    stack, function = _function(templates, plan.names.scorer_token_refresher_function)
+    for statement in _inline_statements(templates[stack], function):
+        if "ssm:PutParameter" in statement["Action"]:
+            statement["Action"] = ["ssm:GetParameter"]
+    missing = _check(synthesized, templates).missing
+    assert [m.split(" on ")[0] for m in missing] == [
+        f"{plan.names.scorer_token_refresher_function}: missing ssm:PutParameter"
+    ]

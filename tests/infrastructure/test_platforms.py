@@ -25,6 +25,7 @@ from tests.synth import Synthesized, synth, synth_environment, synth_example
 REFS = ResourceRefs(sns_topic_arn="arn:topic", challenge_table_name="c", status_table_name="s", audit_queue_url="q")
 V6_URL = "https://api.topcoder-dev.com/v6"
 V5_FIELDS = ("reviewTypeId", "reviewerId", "scoreCardId")
+V6_SMOKE_SUBMISSION = "SmokeSubmissn1"  # a 14-character nanoid
 PHASES = [
     {"phase": "EXAMPLE", "startSeed": 1, "numberOfTests": 10, "timeoutSeconds": 600, "onSubmission": True},
     {"phase": "PROVISIONAL", "startSeed": 1001, "numberOfTests": 100},
@@ -48,6 +49,7 @@ def v6_raw() -> dict[str, Any]:
         for field in V5_FIELDS:
             challenge.pop(field)
     raw["challenges"][0]["phases"] = copy.deepcopy(PHASES)
+    raw["smoke"]["submissionId"] = V6_SMOKE_SUBMISSION  # the smoke challenge is now v6: its test submission too
     return raw
 
 
@@ -58,6 +60,7 @@ def both_raw() -> dict[str, Any]:
         challenge["platform"] = "v5"
     first = raw["challenges"][0]
     first.update(platform="v6", phases=copy.deepcopy(PHASES))
+    raw["smoke"]["submissionId"] = V6_SMOKE_SUBMISSION
     return raw
 
 
@@ -68,6 +71,16 @@ def refused(raw: dict[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------ config rules
+def test_the_smoke_submission_has_the_id_form_of_its_challenges_platform() -> None:
+    v6 = v6_raw()
+    v6["smoke"]["submissionId"] = example_raw()["smoke"]["submissionId"]  # a UUID for a v6 smoke challenge
+    assert "smoke.submissionId must be a 14-character nanoid" in refused(v6)
+    v5 = example_raw()
+    v5["smoke"]["submissionId"] = V6_SMOKE_SUBMISSION  # a nanoid for a v5 smoke challenge
+    assert "smoke.submissionId must be a canonical UUID" in refused(v5)
+    assert parse_environment(v6_raw()).smoke_platform is Platform.V6
+
+
 def test_an_environment_without_a_profile_serves_v5_and_so_do_its_challenges() -> None:
     raw = example_raw()
     raw.pop("platforms")

@@ -1,0 +1,113 @@
+"""The scorer-token refresher (token source auth0_proxy with `token.scorerTokenParameter`, decision 091): a
+scheduled function that keeps a Topcoder M2M token in `<ssmPrefix>/auth0/scorer-token`, and its alarm.
+
+Topcoder's ecs-runner reads ACCESS_TOKEN, which reaches a task only through its task definition's `secrets`
+(decision 087). The parameter is not a resource of this stack: CloudFormation cannot create a SecureString
+(AWS::SSM::Parameter takes String and StringList only), so the function creates it with PutParameter on its
+first run and overwrites it when it nears expiry. Every run publishes `ScorerTokenSecondsToExpiry`; the alarm
+fires when the minimum over two intervals falls to the refresh margin, and a period without a value (failing,
+unscheduled, no permission) counts as breaching.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from infrastructure.mm_constructs.arns import Arns
+from infrastructure.mm_constructs.completion import token_statement
+from infrastructure.mm_constructs.functions import FunctionKit, FunctionSpec
+from infrastructure.mm_constructs.monitoring import AlarmFactory
+from infrastructure.mm_constructs.nag import acknowledge
+from infrastructure.wiring import SCORER_TOKEN_REFRESHER_HANDLER, WiringPlan
+from mm_shared.observability import ENVIRONMENT_DIMENSION, METRICS_NAMESPACE, SERVICE_DIMENSION, Metric
+
+# Two runs per alarm period: one late run does not leave a period without a value.
+RUNS_PER_ALARM_PERIOD = 2
+
+
+class ScorerTokenRefresher(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, plan: WiringPlan, kit: FunctionKit, alarms: AlarmFactory
+    ) -> None:
+        super().__init__(scope, construct_id)
+        names = plan.names
+        config = plan.config
+        settings = plan.scorer_token_refresher_settings()
+        arns = Arns.of(config)
+        built = kit.build(
+            self,
+            "Refresher",
+            FunctionSpec(
+                function_name=names.scorer_token_refresher_function,
+                asset="scorer-token-refresher",
+                handler=SCORER_TOKEN_REFRESHER_HANDLER,
+                sizing=config.scorer_token_refresher,  # reserved 1: one run at a time
+                environment=settings.to_env(),
+                description="Keeps the scorer tasks' Topcoder M2M token (ACCESS_TOKEN) fresh in SSM",
+                extra={"retry_attempts": 0},  # the next scheduled run is the retry
+            ),
+        )
+        self.function = built.function
+        self.parameter_arn = arns.ssm_parameter(settings.scorer_token_parameter_name)
+        # Read, then create or overwrite: the one parameter. Under the AWS managed key (alias/aws/ssm) the key
+        # policy admits any principal of the account through SSM, so no kms statement is needed.
+        built.role.add_to_policy(
+            iam.PolicyStatement(actions=["ssm:GetParameter", "ssm:PutParameter"], resources=[self.parameter_arn])
+        )
+        built.role.add_to_policy(token_statement(plan, arns))  # the Auth0 credentials, as the completion reads them
+        interval = Duration.minutes(config.token.scorer_token_refresh_minutes)
+        self.schedule = events.Rule(
+            self,
+            "Schedule",
+            rule_name=names.scorer_token_refresh_schedule,
+            description="Refresh the scorer tasks' M2M token parameter when it nears expiry",
+            schedule=events.Schedule.rate(interval),
+            targets=[targets.LambdaFunction(self.function, retry_attempts=2)],
+        )
+        acknowledge(
+            self.schedule,
+            "Serverless-EventBusDLQ",
+            "A missed refresh is repeated by the next scheduled run; a period without its metric raises the "
+            "scorer-token alarm",
+        )
+        for rule in ("Serverless-LambdaDLQ", "Serverless-LambdaAsyncFailureDestination"):
+            acknowledge(
+                self.function,
+                rule,
+                "A failed scheduled refresh has nothing to keep: the next run repeats it, and the failure's metric "
+                "(or its absence) raises the scorer-token alarm",
+            )
+        margin = settings.refresh_margin_seconds
+        metric = cloudwatch.Metric(
+            namespace=METRICS_NAMESPACE,
+            metric_name=Metric.SCORER_TOKEN_SECONDS_TO_EXPIRY,
+            dimensions_map={
+                ENVIRONMENT_DIMENSION: config.environment,
+                SERVICE_DIMENSION: settings.powertools_service_name,
+            },
+            statistic="Minimum",
+            period=Duration.minutes(RUNS_PER_ALARM_PERIOD * config.token.scorer_token_refresh_minutes),
+        )
+        self.expiry_alarm = cloudwatch.Alarm(
+            self,
+            "ExpiryAlarm",
+            metric=metric,
+            threshold=margin,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+            alarm_description=(
+                f"[mm-processor {config.environment}] the scorer token in {settings.scorer_token_parameter_name} "
+                f"expires within {margin} s (a task started now could outlive it), or the refresher failed or "
+                "reported nothing: read the refresher's log (decision 091)"
+            ),
+        )
+        self.expiry_alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarms.topic))
+        alarms.alarms.append(self.expiry_alarm)
+        alarms.function_health(built, self.function, "scorer token refresher")
