@@ -41,10 +41,6 @@ class RunReport:
     config: ChallengeConfig
     correlation_id: str
 
-    @property
-    def task_arn(self) -> str | None:
-        return self.outcome.task_arn or None  # "" for a run that never had a task (a v6 skip)
-
 
 @dataclass(frozen=True)
 class SentReport:
@@ -118,10 +114,10 @@ def build_review(
     )
 
 
-def is_review_of_task(review: dict[str, Any], task_arn: str) -> bool:
-    """Whether an existing review (wire form) was posted by us for this very task."""
+def is_review_of_task(review: dict[str, Any], task_arn: str | None) -> bool:
+    """Whether an existing review (wire form) was posted by us for this very task (a run without one has none)."""
     metadata = review.get("metadata")
-    return isinstance(metadata, dict) and metadata.get("taskArn") == task_arn
+    return task_arn is not None and isinstance(metadata, dict) and metadata.get("taskArn") == task_arn
 
 
 class ReviewReporter:
@@ -180,7 +176,7 @@ def summation_metadata(run_report: RunReport) -> dict[str, Any]:
         "reason": outcome.reason,
         "exitCode": outcome.exit_code,
         "stopCode": outcome.stop_code,
-        "taskArn": run_report.task_arn,
+        "taskArn": run_report.outcome.task_arn,
         "runId": run_report.run.run_id,
         "phase": phase.value,
         "correlationId": run_report.correlation_id,
@@ -254,7 +250,7 @@ def is_summation_of_run(summation: dict[str, Any], run_report: RunReport) -> boo
     return (
         metadata.get("reportedBy") == REPORTED_BY
         and metadata.get("runId") == run_report.run.run_id
-        and metadata.get("taskArn") == run_report.task_arn
+        and metadata.get("taskArn") == run_report.outcome.task_arn
         and metadata.get("testStatus") == run_report.outcome.test_status.value
     )
 

@@ -273,7 +273,7 @@ class CompletionService:
         outcome = decide_outcome(detail, scorer_container_name=config.scorer_container_name if config else None)
         relaunches_done = 0
         if outcome.stop_code == StopCode.TASK_FAILED_TO_START and start_failure_is_transient(detail.stopped_reason):
-            relaunched, relaunches_done = self._relaunch(run, identity, outcome)
+            relaunched, relaunches_done = self._relaunch(run, identity, outcome, task_arn=detail.task_arn)
             if relaunched is not None:
                 return relaunched
             if relaunches_done:
@@ -430,8 +430,10 @@ class CompletionService:
             self._metrics.count(Metric.REPORT_FAILURES, reason=f"config_{error.reason.value}")
             return None
 
-    def _relaunch(self, run: RunKey, identity: TaskIdentity, outcome: Outcome) -> tuple[CompletionResult | None, int]:
-        """A transient start failure: back to the challenge queue, bounded (decision 072).
+    def _relaunch(
+        self, run: RunKey, identity: TaskIdentity, outcome: Outcome, *, task_arn: str
+    ) -> tuple[CompletionResult | None, int]:
+        """A transient start failure of task `task_arn`: back to the challenge queue, bounded (decision 072).
 
         Returns (result, relaunches already done). A None result means "not relaunched: record it as usual".
         """
@@ -441,14 +443,14 @@ class CompletionService:
         claim = self._store.mark_start_failed_for_relaunch(
             run.run_id,
             identity.challenge_id,
-            task_arn=outcome.task_arn,
+            task_arn=task_arn,
             launch_attempt=identity.launch_attempt,
             reason=outcome.reason,
             max_relaunches=policy.max_start_relaunches,
             recheck_seconds=policy.relaunch_check_seconds,
         )
         if claim.decision is RelaunchDecision.NOT_ELIGIBLE:
-            done = claim.record.start_relaunches if claim.record and claim.record.task_arn == outcome.task_arn else 0
+            done = claim.record.start_relaunches if claim.record and claim.record.task_arn == task_arn else 0
             return None, done
         record = claim.record
         assert record is not None
@@ -465,7 +467,7 @@ class CompletionService:
             DelaySeconds=delay,
             MessageAttributes={CHALLENGE_ID_ATTRIBUTE: {"DataType": "String", "StringValue": identity.challenge_id}},
         )
-        self._store.mark_relaunch_sent(run.run_id, task_arn=outcome.task_arn, delay_seconds=delay)
+        self._store.mark_relaunch_sent(run.run_id, task_arn=task_arn, delay_seconds=delay)
         self._metrics.count(Metric.START_FAILURES_RELAUNCHED)
         self._logger.warning(
             "scorer task failed to start (transient); relaunching",
@@ -492,6 +494,7 @@ class CompletionService:
             record.state is SubmissionState.SUCCEEDED
             and record.report_status is ReportStatus.PENDING
             and not config.report_on_success
+            and outcome.task_arn is not None  # only a task can have succeeded
             and self._store.settle_report_not_required(run.run_id, task_arn=outcome.task_arn)
         ):
             self._logger.info("success recorded without config: no report needed after all")
@@ -624,7 +627,7 @@ def _unknown_outcome(record: LifecycleRecord) -> Outcome:
         code=OutcomeCode.FAILED,
         test_status=TestStatus.FAILED,
         reason=record.reason or "scorer run not started",
-        task_arn=record.task_arn or "",
+        task_arn=record.task_arn,
     )
 
 

@@ -109,7 +109,7 @@ class FaultInjectingAdapter(BaseAdapter):
         response = self._inner.send(request, **kwargs)
         if (
             method == "POST"
-            and path.startswith("/reviews")
+            and path.startswith(_POSTS_THAT_REPORT)
             and 200 <= response.status_code < 300
             and self._plan.fire(FaultKind.CRASH_AFTER_REVIEW_POST, ids=ids, now=now, accept=accept)
         ):
@@ -139,10 +139,19 @@ def install_http_faults(
     return wrappers
 
 
+# The POSTs that report a run: a v5 review and a v6 review summation (what `crash-after-review-post` follows).
+_POSTS_THAT_REPORT = ("/reviews", "/reviewSummations")
+_API_VERSIONS = ("/v5/", "/v6/")
+
+
 def _api_path(url: str) -> str:
+    """The path under the API's version prefix (`/v5/reviews` -> `/reviews`, `/v6/reviewSummations` -> ...)."""
     path = urlsplit(url).path
-    marker = path.find("/v5/")
-    return path[marker + 3 :] if marker >= 0 else path
+    for version in _API_VERSIONS:
+        marker = path.find(version)
+        if marker >= 0:
+            return path[marker + 3 :]
+    return path
 
 
 def _request_ids(request: requests.PreparedRequest) -> Iterator[str]:

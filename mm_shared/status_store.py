@@ -175,10 +175,11 @@ class StatusStore:
     def get(self, run_id: str) -> LifecycleRecord | None:
         response = self.client.get_item(TableName=self._table, Key=self._key(run_id), ConsistentRead=True)
         item = response.get("Item")
-        return self._to_record(item) if item else None
+        return self.record_from_item(item) if item else None
 
     @staticmethod
-    def _to_record(item: dict[str, Any]) -> LifecycleRecord:
+    def record_from_item(item: dict[str, Any]) -> LifecycleRecord:
+        """A status item as DynamoDB returns it (attribute values) as a record: for readers that scan the table."""
         plain = {name: _deserializer.deserialize(value) for name, value in item.items()}
         return LifecycleRecord.model_validate(_plain_numbers(plain))
 
@@ -567,6 +568,8 @@ class StatusStore:
         without `report_on_success`); a required report carries `deadlineAt` = now + `report_check_seconds`, so
         the sweeper re-drives it if it is left PENDING or REPORTING.
         """
+        if outcome.task_arn is None:
+            raise ValueError("record_outcome records a task's STOPPED event: the outcome must name its task")
         now = self._clock()
         state = SubmissionState(outcome.code.value)
         report_status = ReportStatus.PENDING if report_required else ReportStatus.NOT_REQUIRED
@@ -601,7 +604,7 @@ class StatusStore:
             removes += ", deadlineAt"
         updated = self._update(run_id, f"SET {sets} REMOVE {removes}", condition, values)
         if updated is not None:
-            return OutcomeRecordResult(OutcomeDecision.RECORDED, self._to_record(updated))
+            return OutcomeRecordResult(OutcomeDecision.RECORDED, self.record_from_item(updated))
         record = self.get(run_id)
         if record is None:
             return OutcomeRecordResult(OutcomeDecision.UNKNOWN_SUBMISSION, None)
@@ -697,12 +700,12 @@ class StatusStore:
             values,
         )
         if updated is not None:
-            return RelaunchClaim(RelaunchDecision.GRANTED, self._to_record(updated))
+            return RelaunchClaim(RelaunchDecision.GRANTED, self.record_from_item(updated))
         response = self.client.get_item(TableName=self._table, Key=self._key(run_id), ConsistentRead=True)
         item = response.get("Item")
         if not item:
             return RelaunchClaim(RelaunchDecision.NOT_ELIGIBLE)
-        record = self._to_record(item)
+        record = self.record_from_item(item)
         if record.state is SubmissionState.LAUNCH_FAILED and record.task_arn == task_arn:
             pending = item.get("relaunchPending", {}).get("BOOL") is True
             return RelaunchClaim(RelaunchDecision.RESEND if pending else RelaunchDecision.ALREADY_SENT, record)
@@ -829,7 +832,7 @@ class StatusStore:
             ExpressionAttributeValues=self._values({":state": state.value, ":before": int(before)}),
             Limit=limit,
         )
-        return [self._to_record(item) for item in response.get("Items", [])]
+        return [self.record_from_item(item) for item in response.get("Items", [])]
 
     def get_many(self, run_ids: Iterable[str]) -> dict[str, LifecycleRecord]:
         """Consistent BatchGetItem (100 keys a call, unprocessed keys retried): the items that exist, by run id."""
@@ -845,7 +848,7 @@ class StatusStore:
             for _ in range(_MAX_BATCH_ROUNDS):
                 response = self.client.batch_get_item(RequestItems=request)
                 for item in response.get("Responses", {}).get(self._table, []):
-                    record = self._to_record(item)
+                    record = self.record_from_item(item)
                     found[record.run_id] = record
                 request = response.get("UnprocessedKeys") or {}
                 if not request:

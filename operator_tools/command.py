@@ -93,7 +93,13 @@ def smoke_command(args: argparse.Namespace, console: Console, clients: ClientSou
     result = run.run(timeout_seconds=args.timeout, poll_interval=args.poll_interval, keep=args.keep)
     document["smoke"] = result.to_dict()
     if not args.json:
-        cleanup = "status item deleted" if result.cleaned_up else "status item kept"
+        if len(result.runs) > 1:
+            for each in result.runs:
+                report = f", report {each.report_status}" if each.report_status else ""
+                line = f"  run {each.phase}: {each.outcome.value} ({each.state or 'no status item'}{report})"
+                console.print(line, markup=False, highlight=False)
+        items = "status items" if len(result.runs) > 1 else "status item"
+        cleanup = f"{items} deleted" if result.cleaned_up else f"{items} kept"
         console.print(f"smoke {result.outcome.value}: {result.detail} ({cleanup})", markup=False, highlight=False)
     if result.outcome is SmokeOutcome.REFUSED:
         return _finish(console, args, document, EXIT_COULD_NOT_RUN, "could not run the synthetic submission")

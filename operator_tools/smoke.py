@@ -204,10 +204,9 @@ class SmokeRun:
                 f"smoke.submissionId is not in the form of a {self.platform.value} submission id "
                 f"(challenge {challenge.challenge_id} is served by {self.platform.value})"
             )
-        # The runs a new submission triggers: one per onSubmission phase (decision 084).
-        self.phases: tuple[ScoringPhase, ...] = tuple(
-            entry.phase for entry in plan.config.challenge_config(challenge).submission_phases
-        )
+        # The runs a new submission triggers: one per onSubmission phase (decision 085), in phase order.
+        triggered = {entry.phase for entry in plan.config.challenge_config(challenge).submission_phases}
+        self.phases: tuple[ScoringPhase, ...] = tuple(phase for phase in ScoringPhase if phase in triggered)
         if not self.phases:
             raise SmokeNotConfiguredError(
                 f"smoke.challengeId {challenge.challenge_id} launches no phase on a new submission (no "

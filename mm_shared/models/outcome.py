@@ -30,4 +30,5 @@ class Outcome(ContractModel):
     reason: str
     exit_code: int | None = None
     stop_code: str | None = None
-    task_arn: str
+    # None: the run never had a task (a v6 submission the pipeline skipped, decision 086).
+    task_arn: str | None

@@ -1,14 +1,16 @@
-"""An environment deployed into moto from its wiring plan (`local_pipeline.provision`, as the emulator does it)."""
+"""An environment deployed into moto from its wiring plan (`local_pipeline.provision`, as the emulator does it):
+`example` (v5, one run per submission) and `dev` with a smoke block (v6, EXAMPLE and PROVISIONAL per submission)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 import pytest
 
-from infrastructure.config import EnvironmentConfig, load_environment
+from infrastructure.config import CONFIG_DIR, EnvironmentConfig, load_environment, parse_environment
 from infrastructure.wiring import WiringPlan
 from local_pipeline.provision import LocalResources, TopcoderEndpoints, provision
 from operator_tools.clients import AwsClients
@@ -16,6 +18,8 @@ from operator_tools.clients import AwsClients
 ROUTE_PLANNER = "30a1c2d4-5b6e-4f70-8a91-b2c3d4e5f601"
 IMAGE_DENOISE = "30a1c2d4-5b6e-4f70-8a91-b2c3d4e5f602"
 CLOSED = "30a1c2d4-5b6e-4f70-8a91-b2c3d4e5f603"
+# The v6 smoke's test submission: a 14-character nanoid, as review-api-v6 gives submissions.
+V6_SMOKE_SUBMISSION = "SmokeV6sub0001"
 
 
 class _InProcessAws:
@@ -50,14 +54,40 @@ class Deployed:
         return self.clients.client(service)
 
 
-@pytest.fixture
-def deployed(aws: None) -> Deployed:
-    config = load_environment("example")
+def raw_v6_environment(**smoke: Any) -> dict[str, Any]:
+    """`dev` (v6) with a smoke block on Route Planner (EXAMPLE and PROVISIONAL on every new submission)."""
+    raw: dict[str, Any] = json.loads((CONFIG_DIR / "dev.json").read_text())
+    raw["smoke"] = {
+        "challengeId": ROUTE_PLANNER,
+        "submissionId": V6_SMOKE_SUBMISSION,
+        "memberId": 88770025,
+        "url": f"https://topcoder-submissions.s3.amazonaws.com/mm/{V6_SMOKE_SUBMISSION}.zip",
+        **smoke,
+    }
+    return raw
+
+
+def deploy(config: EnvironmentConfig) -> Deployed:
     plan = WiringPlan(config)
     resources = provision(
         plan,
         _InProcessAws(config.region),  # type: ignore[arg-type]
-        TopcoderEndpoints("https://api.topcoder-dev.com/v5", "https://auth.example/token", "not-a-real-token"),
+        TopcoderEndpoints(
+            "https://api.topcoder-dev.com/v5",
+            "https://auth.example/token",
+            "not-a-real-token",
+            "https://api.topcoder-dev.com/v6",
+        ),
     )
     register_task_definitions(config)
     return Deployed(plan, resources, AwsClients(region=config.region))
+
+
+@pytest.fixture
+def deployed(aws: None) -> Deployed:
+    return deploy(load_environment("example"))
+
+
+@pytest.fixture
+def deployed_v6(aws: None) -> Deployed:
+    return deploy(parse_environment(raw_v6_environment()))

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+import operator_tools.command
+from infrastructure.config import load_environment
 from local_pipeline.cli import main
 from tests.unit.operator_tools.conftest import IMAGE_DENOISE, Deployed
 
@@ -43,8 +45,12 @@ def test_an_unhealthy_environment_gets_no_synthetic_submission(
     assert "Messages" not in deployed.client("sqs").receive_message(QueueUrl=queue)
 
 
-def test_an_environment_without_a_smoke_block_cannot_run_the_submission(capsys: pytest.CaptureFixture[str]) -> None:
-    # `dev` has no smoke block; refused before any AWS call (there is no moto here)
+def test_an_environment_without_a_smoke_block_cannot_run_the_submission(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `dev` without its smoke block; refused before any AWS call (there is no moto here)
+    without_smoke = load_environment("dev").model_copy(update={"smoke": None})
+    monkeypatch.setattr(operator_tools.command, "load_environment", lambda *_args, **_kwargs: without_smoke)
     assert main(["smoke", "--env", "dev", "--json"]) == 2
     assert "no `smoke` block" in _json(capsys)["summary"]
 
