@@ -8,8 +8,6 @@ monitor failing, unscheduled or unable to read the secret) counts as breaching, 
 from __future__ import annotations
 
 from aws_cdk import Duration
-from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -20,7 +18,7 @@ from infrastructure.mm_constructs.monitoring import AlarmFactory
 from infrastructure.mm_constructs.nag import acknowledge
 from infrastructure.mm_constructs.router import secret_decrypt_statement
 from infrastructure.wiring import CERTIFICATE_MONITOR_HANDLER, WiringPlan
-from mm_shared.observability import ENVIRONMENT_DIMENSION, METRICS_NAMESPACE, SERVICE_DIMENSION, Metric
+from mm_shared.observability import Metric
 
 # Two runs per alarm period: one late or failed run does not leave the day without a value.
 CHECK_INTERVAL = Duration.hours(12)
@@ -72,30 +70,17 @@ class CertificateMonitor(Construct):
                 "A failed scheduled check has nothing to keep: the next run repeats it, and the missing metric "
                 "raises the expiry alarm",
             )
-        metric = cloudwatch.Metric(
-            namespace=METRICS_NAMESPACE,
-            metric_name=Metric.CLIENT_CERTIFICATE_DAYS_TO_EXPIRY.value,
-            dimensions_map={
-                ENVIRONMENT_DIMENSION: config.environment,
-                SERVICE_DIMENSION: settings.powertools_service_name,
-            },
-            statistic="Minimum",
-            period=ALARM_PERIOD,
-        )
-        self.expiry_alarm = cloudwatch.Alarm(
+        self.expiry_alarm = alarms.gauge_low_or_silent(
             self,
             "ExpiryAlarm",
-            metric=metric,
+            metric=Metric.CLIENT_CERTIFICATE_DAYS_TO_EXPIRY,
+            service=settings.powertools_service_name,
+            period=ALARM_PERIOD,
             threshold=settings.expiry_warning_days,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
-            alarm_description=(
-                f"[mm-processor {config.environment}] the Kafka client certificate expires in fewer than "
-                f"{settings.expiry_warning_days} days, or the certificate monitor reported nothing for a day: "
-                "rotate the secret or fix the monitor (decision 056)"
+            inclusive=False,
+            description=(
+                f"the Kafka client certificate expires in fewer than {settings.expiry_warning_days} days, or the "
+                "certificate monitor reported nothing for a day: rotate the secret or fix the monitor (decision 056)"
             ),
         )
-        self.expiry_alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarms.topic))
-        alarms.alarms.append(self.expiry_alarm)
         alarms.function_health(built, self.function, "certificate monitor")

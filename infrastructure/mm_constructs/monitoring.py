@@ -22,7 +22,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infrastructure.wiring import WiringPlan
-from mm_shared.observability import ENVIRONMENT_DIMENSION, METRICS_NAMESPACE, Metric
+from mm_shared.observability import ENVIRONMENT_DIMENSION, METRICS_NAMESPACE, SERVICE_DIMENSION, Metric
 
 PERIOD = Duration.minutes(5)
 OFFSET_LAG_THRESHOLD = 1_000  # records behind, sustained for 15 minutes
@@ -76,6 +76,47 @@ class AlarmFactory:
             evaluation_periods=evaluation_periods,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description=f"[mm-processor {self.environment}] {description}",
+        )
+        alarm.add_alarm_action(actions.SnsAction(self.topic))
+        self.alarms.append(alarm)
+        return alarm
+
+    def gauge_low_or_silent(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        metric: Metric,
+        service: str,
+        period: Duration,
+        threshold: float,
+        inclusive: bool,
+        description: str,
+    ) -> cloudwatch.Alarm:
+        """A scheduled function's gauge (dimensions Environment and service): in alarm when its minimum over the
+        period is below the threshold (or at it, `inclusive`) and when it published nothing (missing = breaching:
+        silence never looks healthy). The certificate monitor's and the scorer-token refresher's expiry alarms."""
+        gauge = cloudwatch.Metric(
+            namespace=METRICS_NAMESPACE,
+            metric_name=metric.value,
+            dimensions_map={ENVIRONMENT_DIMENSION: self.environment, SERVICE_DIMENSION: service},
+            statistic="Minimum",
+            period=period,
+        )
+        comparison = (
+            cloudwatch.ComparisonOperator.LESS_THAN_OR_EQUAL_TO_THRESHOLD
+            if inclusive
+            else cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
+        )
+        alarm = cloudwatch.Alarm(
+            scope,
+            construct_id,
+            metric=gauge,
+            threshold=threshold,
+            evaluation_periods=1,
+            comparison_operator=comparison,
+            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
             alarm_description=f"[mm-processor {self.environment}] {description}",
         )
         alarm.add_alarm_action(actions.SnsAction(self.topic))

@@ -12,8 +12,6 @@ unscheduled, no permission) counts as breaching.
 from __future__ import annotations
 
 from aws_cdk import Duration
-from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -25,7 +23,7 @@ from infrastructure.mm_constructs.functions import FunctionKit, FunctionSpec
 from infrastructure.mm_constructs.monitoring import AlarmFactory
 from infrastructure.mm_constructs.nag import acknowledge
 from infrastructure.wiring import SCORER_TOKEN_REFRESHER_HANDLER, WiringPlan
-from mm_shared.observability import ENVIRONMENT_DIMENSION, METRICS_NAMESPACE, SERVICE_DIMENSION, Metric
+from mm_shared.observability import Metric
 
 # Two runs per alarm period: one late run does not leave a period without a value.
 RUNS_PER_ALARM_PERIOD = 2
@@ -84,30 +82,18 @@ class ScorerTokenRefresher(Construct):
                 "(or its absence) raises the scorer-token alarm",
             )
         margin = settings.refresh_margin_seconds
-        metric = cloudwatch.Metric(
-            namespace=METRICS_NAMESPACE,
-            metric_name=Metric.SCORER_TOKEN_SECONDS_TO_EXPIRY,
-            dimensions_map={
-                ENVIRONMENT_DIMENSION: config.environment,
-                SERVICE_DIMENSION: settings.powertools_service_name,
-            },
-            statistic="Minimum",
-            period=Duration.minutes(RUNS_PER_ALARM_PERIOD * config.token.scorer_token_refresh_minutes),
-        )
-        self.expiry_alarm = cloudwatch.Alarm(
+        self.expiry_alarm = alarms.gauge_low_or_silent(
             self,
             "ExpiryAlarm",
-            metric=metric,
+            metric=Metric.SCORER_TOKEN_SECONDS_TO_EXPIRY,
+            service=settings.powertools_service_name,
+            period=Duration.minutes(RUNS_PER_ALARM_PERIOD * config.token.scorer_token_refresh_minutes),
             threshold=margin,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
-            alarm_description=(
-                f"[mm-processor {config.environment}] the scorer token in {settings.scorer_token_parameter_name} "
-                f"expires within {margin} s (a task started now could outlive it), or the refresher failed or "
-                "reported nothing: read the refresher's log (decision 091)"
+            inclusive=True,
+            description=(
+                f"the scorer token in {settings.scorer_token_parameter_name} expires within {margin} s (a task "
+                "started now could outlive it), or the refresher failed or reported nothing: read the refresher's "
+                "log (decision 091)"
             ),
         )
-        self.expiry_alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarms.topic))
-        alarms.alarms.append(self.expiry_alarm)
         alarms.function_health(built, self.function, "scorer token refresher")
