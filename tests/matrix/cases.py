@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 
 from fault_injection import FaultKind, FaultPlan, FaultRule, FaultWindow
 from mm_shared.models.lifecycle import ReportStatus, SubmissionState
+from mm_shared.models.phase import Platform, run_id
 from tests.fakes.ecs import TaskScript
 from tests.matrix.world import CHALLENGE_ID, World
 
 S1 = "0b7a4c1e-1111-4a2b-9c3d-000000000001"
 S2 = "0b7a4c1e-2222-4a2b-9c3d-000000000002"
+N1 = "V6matrixSub001"  # a v6 submission: the platform's 14-character nanoid
+NE, NP = run_id(N1, "EXAMPLE"), run_id(N1, "PROVISIONAL")  # its two runs on the v6 challenge
 
 SUCCEEDED, FAILED, TIMED_OUT = SubmissionState.SUCCEEDED, SubmissionState.FAILED, SubmissionState.TIMED_OUT
 DEAD_LETTERED = SubmissionState.DEAD_LETTERED
@@ -37,6 +40,11 @@ class Expect:
     report: ReportStatus | None = None
     dead_lettered_message: bool | None = False  # the routed message ends in the challenge DLQ (None: either)
     tasks_started: int | None = None
+    # v6 (the key is a run id): summations of the run's phase at the end (the scorer's included), how many of
+    # them we wrote, and the testStatus of the one terminal summation (aggregateScore -1, isPassing false).
+    summations: int | None = None
+    our_summations: int | None = None
+    summation_status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,12 @@ class Case:
     config: dict[str, object] = field(default_factory=dict)
     setup: Callable[[World], None] | None = None
     must_fire: bool = True  # every kind of the case fired at least once (no vacuous pass)
-    submit: bool = True  # S1 is submitted (to Kafka or the queue); False: the setup submits everything
+    submit: bool = True  # S1 (v6: N1) is submitted (to Kafka or the queue); False: the setup submits everything
+    platform: Platform = Platform.V5
+    extra_check: Callable[[World], list[str]] | None = None  # what only this case can say went wrong
+    # A defect the case shows in the code as it stands, not fixed yet: the case runs as a strict xfail, so it
+    # turns the suite red the day the defect is fixed (then delete this) or the case stops showing it.
+    open_defect: str = ""
 
     def plan(self) -> FaultPlan:
         return FaultPlan(rules=list(self.rules))
@@ -136,6 +149,76 @@ def _bad_record_in_outage(world: World) -> None:
     from tests.builders import KafkaRecord, review_envelope
 
     world.submit_to_kafka([S1], extra=[KafkaRecord(review_envelope(S2))])
+
+
+# ---------------------------------------------------------------- v6 expectations and setups
+def v6_scored(**kwargs: object) -> Expect:
+    """A v6 run that succeeded: the scorer's own summation is the phase's one; we write none."""
+    values: dict[str, object] = {
+        "reviews": 0,
+        "summations": 1,
+        "our_summations": 0,
+        "report": ReportStatus.NOT_REQUIRED,
+        "tasks_started": 1,
+        "completions": 1,
+    }
+    return Expect(SUCCEEDED, EXITED_0, **{**values, **kwargs})  # type: ignore[arg-type]
+
+
+def v6_ok(**kwargs: object) -> dict[str, Expect]:
+    return {NE: v6_scored(**kwargs), NP: v6_scored(**kwargs)}
+
+
+def v6_unscored(state: SubmissionState, reason: str, **kwargs: object) -> Expect:
+    """A v6 run without a score: exactly one terminal summation of its phase, ours, FAILED."""
+    values: dict[str, object] = {
+        "reviews": 0,
+        "summations": 1,
+        "our_summations": 1,
+        "summation_status": "FAILED",
+        "report": ReportStatus.REPORTED,
+    }
+    return Expect(state, reason, **{**values, **kwargs})  # type: ignore[arg-type]
+
+
+EXITED_2 = r"exited with code 2"
+FAILS = TaskScript(exit_code=2)
+
+
+def v6_provisional_fails(**kwargs: object) -> dict[str, Expect]:
+    return {NE: v6_scored(), NP: v6_unscored(FAILED, EXITED_2, completions=1, tasks_started=1, **kwargs)}
+
+
+def _skipped_and_invoke_lost(world: World) -> None:
+    """The challenge is inactive: the router routes the v6 record with a skip reason; the processor records
+    both runs FAILED and its report-due invokes are lost, so only the sweeper can get the summations written."""
+    world.set_challenge_active(False)
+    world.lose_report_due_invokes = 2
+
+
+def _report_due_invokes_lost(world: World) -> list[str]:
+    sent = [event.get("detail", {}).get("runId") for event in world.report_due_invokes]
+    if sorted(sent) != sorted([NE, NP]):
+        return [f"the processor's report-due invokes were {sent}, expected one per skipped run"]
+    if world.lose_report_due_invokes:
+        return ["the report-due invokes were never lost (vacuous case)"]
+    return []
+
+
+def _scorer_progress_summation(world: World) -> None:
+    """The PROVISIONAL scorer posted its in-progress summation before it failed (as Topcoder's scorers do)."""
+    world.summations.add_summation(
+        submissionId=N1,
+        aggregateScore=0,
+        isPassing=False,
+        isProvisional=True,
+        metadata={"testType": "provisional", "testStatus": "IN_PROGRESS", "testProgress": 0.4, "reportedBy": "scorer"},
+    )
+
+
+def _patched_not_posted(world: World) -> list[str]:
+    posts = [w for w in world.summations.writes if w.method == "POST" and w.body.get("isProvisional")]
+    return [f"{len(posts)} PROVISIONAL summation POSTs: the scorer's summation must be updated"] if posts else []
 
 
 # ---------------------------------------------------------------- the matrix
@@ -469,3 +552,155 @@ CASES: tuple[Case, ...] = (
         setup=_huge_member_id,
     ),
 )
+
+V6 = Platform.V6
+V6_LONG = TaskScript(run_seconds=900)
+V6_CASES: tuple[Case, ...] = (
+    Case("v6 baseline: EXAMPLE and PROVISIONAL, both scored", (), (), v6_ok(), platform=V6),
+    Case(
+        "v6 baseline: PROVISIONAL exits 2: one FAILED summation for that phase only",
+        (),
+        (),
+        v6_provisional_fails(),
+        platform=V6,
+        scripts={NP: FAILS},
+    ),
+    Case(
+        "v6 duplicate SQS delivery at once: one task per phase",
+        (K.SQS_DUPLICATE_DELIVERY,),
+        (rule(K.SQS_DUPLICATE_DELIVERY, N1),),
+        v6_ok(),
+        platform=V6,
+    ),
+    Case(
+        "v6 RunTask 5xx after PROVISIONAL's task started: the retry finds it, EXAMPLE unaffected",
+        (K.RUN_TASK_5XX_AFTER_START,),
+        (rule(K.RUN_TASK_5XX_AFTER_START, NP),),
+        v6_ok(),
+        platform=V6,
+        scripts={N1: V6_LONG},
+    ),
+    Case(
+        "v6 RunTask read timeout after EXAMPLE's task started (ambiguous)",
+        (K.RUN_TASK_TIMEOUT_AFTER_START,),
+        (rule(K.RUN_TASK_TIMEOUT_AFTER_START, NE),),
+        v6_ok(),
+        platform=V6,
+        scripts={N1: V6_LONG},
+    ),
+    Case(
+        "v6 crash after the first RunTask, before recording: the retry launches each phase once",
+        (K.CRASH_AFTER_RUN_TASK,),
+        (rule(K.CRASH_AFTER_RUN_TASK, N1),),
+        v6_ok(),
+        platform=V6,
+        scripts={N1: V6_LONG},
+    ),
+    Case(
+        "v6 RunTask failures[] on every EXAMPLE receive while PROVISIONAL launches once",
+        (K.RUN_TASK_FAILURES,),
+        (rule(K.RUN_TASK_FAILURES, NE, every=True),),
+        {
+            NE: v6_unscored(DEAD_LETTERED, r"Capacity", tasks_started=0, completions=0, dead_lettered_message=None),
+            NP: v6_scored(dead_lettered_message=None),
+        },
+        platform=V6,
+        open_defect="a DEAD_LETTERED v6 run (never started) gets no summation: no reportStatus, nothing re-drives it",
+    ),
+    Case(
+        "v6 RunTask failures[] twice on EXAMPLE, then its task: PROVISIONAL never relaunched",
+        (K.RUN_TASK_FAILURES,),
+        (rule(K.RUN_TASK_FAILURES, NE, first_n=2),),
+        v6_ok(),
+        platform=V6,
+    ),
+    Case(
+        "v6 STOPPED event of the failed PROVISIONAL run lost: reconciled, one FAILED summation",
+        (K.STOPPED_EVENT_LOST,),
+        (rule(K.STOPPED_EVENT_LOST, NP),),
+        v6_provisional_fails(),
+        platform=V6,
+        scripts={NP: FAILS},
+        config={"timeout": 3600},
+    ),
+    Case(
+        "v6 duplicate STOPPED event of the failed run: the same summation, never a second",
+        (K.STOPPED_EVENT_DUPLICATE,),
+        (rule(K.STOPPED_EVENT_DUPLICATE, NP),),
+        v6_provisional_fails(),
+        platform=V6,
+        scripts={NP: FAILS},
+    ),
+    Case(
+        "v6 scorer's in-progress summation exists, the run fails: that summation is updated, not a second",
+        (),
+        (),
+        v6_provisional_fails(),
+        platform=V6,
+        scripts={NP: FAILS},
+        setup=_scorer_progress_summation,
+        extra_check=_patched_not_posted,
+    ),
+    Case(
+        "v6 review API 5xx for 30 minutes: async retries, DLQ, the sweeper re-drives; one summation",
+        (K.TOPCODER_5XX,),
+        (rule(K.TOPCODER_5XX, N1, window=window(0, 1800)),),
+        v6_provisional_fails(),
+        platform=V6,
+        scripts={NP: FAILS},
+    ),
+    Case(
+        "v6 summation POST read timeout, nothing committed: posted once later",
+        (K.TOPCODER_TIMEOUT,),
+        (rule(K.TOPCODER_TIMEOUT, N1, params={"method": "POST"}),),
+        v6_provisional_fails(),
+        platform=V6,
+        scripts={NP: FAILS},
+    ),
+    Case(
+        "v6 summation POST slow commit (45 s): the retry lists it and writes no second",
+        (K.TOPCODER_SLOW_COMMIT,),
+        (rule(K.TOPCODER_SLOW_COMMIT, N1, params={"commit_delay_seconds": 45}),),
+        v6_provisional_fails(),
+        defect="4 on v6 (an ambiguous summation POST followed by a second POST)",
+        platform=V6,
+        scripts={NP: FAILS},
+    ),
+    Case(
+        "v6 crash after the summation POST, before recording: the retry finds it",
+        (K.CRASH_AFTER_REVIEW_POST,),
+        (rule(K.CRASH_AFTER_REVIEW_POST, N1),),
+        v6_provisional_fails(),
+        platform=V6,
+        scripts={NP: FAILS},
+    ),
+    Case(
+        "v6 401, token rotated: one refresh, one summation",
+        (K.TOPCODER_401_ROTATED,),
+        (rule(K.TOPCODER_401_ROTATED, N1),),
+        v6_provisional_fails(),
+        platform=V6,
+        scripts={NP: FAILS},
+    ),
+    Case(
+        "v6 PROVISIONAL scorer past its timeout: stopped, TIMED_OUT, its summation says timed_out",
+        (K.SCORER_OVERRUN,),
+        (rule(K.SCORER_OVERRUN, NP),),
+        {NE: v6_scored(), NP: v6_unscored(TIMED_OUT, TIMED_OUT_REASON, completions=0, tasks_started=1)},
+        platform=V6,
+    ),
+    Case(
+        "v6 submission of an inactive challenge, report-due invokes lost: the sweeper gets both summations written",
+        (),
+        (),
+        {
+            NE: v6_unscored(FAILED, r"inactive", tasks_started=0, completions=0),
+            NP: v6_unscored(FAILED, r"inactive", tasks_started=0, completions=0),
+        },
+        platform=V6,
+        via_kafka=True,
+        setup=_skipped_and_invoke_lost,
+        extra_check=_report_due_invokes_lost,
+    ),
+)
+CASES = CASES + V6_CASES

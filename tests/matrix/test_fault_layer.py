@@ -334,3 +334,34 @@ def test_http_timeouts_slow_commits_rotation_and_crashes() -> None:
     with pytest.raises(SimulatedCrash):
         post_review(session, token="token-2")
     assert len(api.reviews) == 2  # committed before the crash
+
+
+# ---------------------------------------------------------------- the v6 summations fake the matrix reports to
+def test_the_v6_summations_fake_enforces_the_spec_and_the_phase_filters() -> None:
+    # Given the fake review-api-v6 and a session carrying an issued token
+    from tests.fakes.topcoder import V6_BASE_URL, FakeReviewSummationsApi
+
+    clock = VirtualClock()
+    api = FakeReviewSummationsApi(clock)
+    session = fake_api_session(api)
+    auth = {"Authorization": "Bearer token-1"}
+    body = {"submissionId": "V6matrixSub001", "aggregateScore": -1, "isPassing": False, "isProvisional": True}
+
+    # When it gets a valid POST, a POST with a field the spec does not allow, and phase-filtered lists
+    created = session.post(f"{V6_BASE_URL}/reviewSummations", json=body, headers=auth)
+    refused = session.post(f"{V6_BASE_URL}/reviewSummations", json={**body, "score": 3}, headers=auth)
+    url = f"{V6_BASE_URL}/reviewSummations?submissionId=V6matrixSub001&metadata=true&perPage=100&page=1"
+    provisional = session.get(url + "&provisional=true", headers=auth).json()
+    example = session.get(url + "&example=true", headers=auth).json()
+    unauthorized = session.get(url, headers={"Authorization": "Bearer stolen"})
+
+    # Then only the valid one is stored, the breach is kept, and each phase sees only its own summation
+    assert created.status_code == 201
+    assert refused.status_code == 400
+    assert len(api.store.items) == 1
+    assert [w.method for w in api.writes] == ["POST"]
+    assert api.violations
+    assert "score" in " ".join(api.violations)
+    assert [s["id"] for s in provisional["data"]] == [created.json()["id"]]
+    assert example["data"] == []
+    assert unauthorized.status_code == 401

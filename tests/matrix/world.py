@@ -8,6 +8,11 @@ A discrete-event simulation (decision 078). Everything that happens is an event 
   completion_lambda.handler (real) as an async invocation: a failed one is retried at +60 s and +120 s, then
   kept in the completion DLQ;
 - the timeout sweeper (real TimeoutSweeper) every 300 s; its synthetic events go the same async way.
+A v6 world (`platform=Platform.V6`) hosts a v6 challenge instead: EXAMPLE and PROVISIONAL on each new submission
+(two runs, `<submissionId>#<PHASE>`), nanoid submission ids, reports as review-api-v6 summations through the real
+`ReviewSummationsClient` on `FakeReviewSummationsApi`, a skipped run handed to the completion function by the
+processor's "Run Report Due" invoke (which the world may lose: `lose_report_due_invokes`), and a scorer that
+posts its own summation when it exits 0 (as Topcoder's scorers do).
 Faults come from one FaultPlan: botocore faults on every AWS client, HTTP faults on the API session, and the
 delivery/task faults decided here with `plan.fire`. Wall time never enters: every clock is the virtual one.
 """
@@ -42,6 +47,7 @@ from mm_shared.constants import (
     started_by_prefix,
 )
 from mm_shared.models.lifecycle import LifecycleRecord
+from mm_shared.models.phase import RUN_ID_SEPARATOR, V6_SUBMISSION_TOPIC, Platform, ScoringPhase, run_id
 from mm_shared.models.routed import KafkaCoordinates, RoutedSubmission
 from mm_shared.models.task import TaskEnv
 from mm_shared.settings import ChallengeProcessorSettings, CompletionSettings, RouterSettings, TimeoutSweeperSettings
@@ -53,6 +59,7 @@ from mm_shared.tables import (
     challenge_table_definition,
     status_table_definition,
 )
+from mm_shared.topcoder.review_summations import ReviewSummationsClient
 from mm_shared.topcoder.submission_api import SubmissionApiClient
 from tests.builders import FakeLambdaContext, KafkaRecord, bus_envelope, msk_event, submission_payload
 from tests.fakes import boto_session
@@ -61,7 +68,14 @@ from tests.fakes.ecs import FakeEcs, FakeTask, TaskScript, fake_ecs_client
 from tests.fakes.metrics import RecordingMetrics
 from tests.fakes.queues import FakeQueue, FakeSqsClient, QueuedMessage, RecordingSqs
 from tests.fakes.sns import FakeSns, fake_sns_client
-from tests.fakes.topcoder import BASE_URL, FakeSubmissionApi, FakeTokenProvider, fake_api_session
+from tests.fakes.topcoder import (
+    BASE_URL,
+    V6_BASE_URL,
+    FakeReviewSummationsApi,
+    FakeSubmissionApi,
+    FakeTokenProvider,
+    fake_api_session,
+)
 
 REGION = "us-east-1"
 ENVIRONMENT = "matrix"
@@ -78,6 +92,47 @@ REVIEW_TYPE_ID = "c56a4180-65aa-42ec-a945-5fd21dec0503"
 REVIEWER_ID = "2b8f3c1e-6a6d-4d2a-9b39-3e1f4b5c6d7e"
 ALLOWED_HOST = "topcoder-submissions.s3.amazonaws.com"
 TOPIC = "submission.notification.create"
+SCORECARD_ID = "Sc0rEcArD-v6_1"
+MEMBER_HANDLE = "tourist"
+V6_PHASES = (
+    {"phase": "EXAMPLE", "startSeed": 1, "numberOfTests": 10, "onSubmission": True},
+    {"phase": "PROVISIONAL", "startSeed": 11, "numberOfTests": 50, "onSubmission": True},
+)
+
+
+def v5_config_document() -> dict[str, Any]:
+    return {
+        "challengeId": CHALLENGE_ID,
+        "scorerType": "mm-scorer-java",
+        "ecsCluster": CLUSTER,
+        "ecsTaskDefinition": "mm-scorer-example:3",
+        "scorerContainerName": CONTAINER,
+        "timeout": 1800,
+        "subnets": ["subnet-0a1b2c3d"],
+        "securityGroups": ["sg-0123456789abcdef0"],
+        "reviewTypeId": REVIEW_TYPE_ID,
+        "reviewerId": REVIEWER_ID,
+        "scoreCardId": 30_001_852,
+        "reportOnSuccess": True,
+    }
+
+
+def v6_config_document() -> dict[str, Any]:
+    """Two phases per new submission; a success is the scorer's to report (no `reportOnSuccess`)."""
+    return {
+        "challengeId": CHALLENGE_ID,
+        "platform": "v6",
+        "scorerType": "mm-scorer-java",
+        "ecsCluster": CLUSTER,
+        "ecsTaskDefinition": "mm-scorer-example:3",
+        "scorerContainerName": CONTAINER,
+        "timeout": 1800,
+        "subnets": ["subnet-0a1b2c3d"],
+        "securityGroups": ["sg-0123456789abcdef0"],
+        "scorecardId": SCORECARD_ID,
+        "phases": [dict(phase) for phase in V6_PHASES],
+        "reportOnSuccess": False,
+    }
 
 
 @dataclass(frozen=True)
@@ -193,8 +248,12 @@ class World:
         scripts: dict[str, TaskScript] | None = None,
         config: dict[str, Any] | None = None,
         timings: Timings | None = None,
+        platform: Platform = Platform.V5,
     ) -> None:
         self.plan = plan
+        self.platform = platform
+        self.report_due_invokes: list[dict[str, Any]] = []  # the processor's, as sent (lost ones included)
+        self.lose_report_due_invokes = 0  # this many of the processor's report-due invokes never arrive
         self.timings = timings or Timings()
         self.clock = VirtualClock()
         plan.epoch = self.clock.start
@@ -221,24 +280,9 @@ class World:
         self.admin_ddb.create_table(**challenge_table_definition(CHALLENGE_TABLE))
         self.admin_ddb.create_table(**audit_marks_table_definition(AUDIT_MARKS_TABLE))
         self.admin_ddb.update_time_to_live(TableName=AUDIT_MARKS_TABLE, TimeToLiveSpecification=AUDIT_MARKS_TTL)
-        self.admin_ddb.put_item(
-            TableName=CHALLENGE_TABLE, Item={"challengeId": {"S": CHALLENGE_ID}, "active": {"BOOL": True}}
-        )
-        self.config_document = {
-            "challengeId": CHALLENGE_ID,
-            "scorerType": "mm-scorer-java",
-            "ecsCluster": CLUSTER,
-            "ecsTaskDefinition": "mm-scorer-example:3",
-            "scorerContainerName": CONTAINER,
-            "timeout": 1800,
-            "subnets": ["subnet-0a1b2c3d"],
-            "securityGroups": ["sg-0123456789abcdef0"],
-            "reviewTypeId": REVIEW_TYPE_ID,
-            "reviewerId": REVIEWER_ID,
-            "scoreCardId": 30_001_852,
-            "reportOnSuccess": True,
-            **(config or {}),
-        }
+        self.set_challenge_active(True)
+        base = v6_config_document() if platform is Platform.V6 else v5_config_document()
+        self.config_document = {**base, **(config or {})}
         self.put_config(self.config_document)
 
         # ---- fakes
@@ -271,6 +315,12 @@ class World:
         self.review_client = SubmissionApiClient(
             BASE_URL, self.tokens, timeout_seconds=10.0, max_retries=2, session=session, sleep=self.clock.sleep
         )
+        self.summations = FakeReviewSummationsApi(self.clock)
+        v6_session = fake_api_session(self.summations)
+        install_http_faults(v6_session, plan, clock=self.clock, defer=self.scheduler.defer)
+        self.summations_client = ReviewSummationsClient(
+            V6_BASE_URL, self.tokens, timeout_seconds=10.0, max_retries=2, session=v6_session, sleep=self.clock.sleep
+        )
         self._install_launch_interleaving()
 
         # ---- the functions
@@ -283,6 +333,7 @@ class World:
             max_receive_count=self.timings.max_receive_count,
             launch_lease_seconds=self.timings.launch_lease_seconds,
             allowed_url_hosts=(ALLOWED_HOST,),
+            completion_function_name=COMPLETION_FUNCTION,
         )
         self.processor = ChallengeProcessor.from_settings(
             self.processor_settings,
@@ -290,6 +341,7 @@ class World:
             logger=Logger(service="challenge-processor"),
             ssm_client=self.ssm,
             dynamodb_client=self.ddb,
+            lambda_client=_ProcessorLambda(self),
             launcher=EcsLauncher(self.ecs),
             clock=self.clock,
             config_clock=self.clock,
@@ -304,6 +356,17 @@ class World:
         client = boto_session().client(service, region_name=REGION)
         install_botocore_faults(client, self.plan, clock=self.clock)
         return client
+
+    def set_challenge_active(self, active: bool) -> None:
+        """The router's challenge table item (the operator's write: no faults)."""
+        self.admin_ddb.put_item(
+            TableName=CHALLENGE_TABLE,
+            Item={
+                "challengeId": {"S": CHALLENGE_ID},
+                "active": {"BOOL": active},
+                "platform": {"S": self.platform.value},
+            },
+        )
 
     def put_config(self, document: dict[str, Any]) -> None:
         self.admin_ssm.put_parameter(
@@ -320,6 +383,7 @@ class World:
             "status_table_name": STATUS_TABLE,
             "challenge_config_parameter_prefix": "/mm-processor/challenges",
             "submission_api_url": BASE_URL,
+            "review_api_url": V6_BASE_URL,
             "report_lease_seconds": self.timings.report_lease_seconds,
         }
         if "challenge_queue_name_template" in fields:
@@ -335,6 +399,7 @@ class World:
             ),
             "token_provider": self.tokens,
             "review_api": self.review_client,
+            "summations_api": self.summations_client,
             "ecs": self.ecs,
             "metrics_sink": self.metrics,
             "sqs": self.sqs,
@@ -383,6 +448,7 @@ class World:
             audit_queue_url=f"https://sqs.{REGION}.amazonaws.com/123456789012/mm-{ENVIRONMENT}-audit",
             audit_marks_table_name=AUDIT_MARKS_TABLE,
             allowed_url_hosts=(ALLOWED_HOST,),
+            platforms=(Platform.V5, Platform.V6),
         )
 
         class _RouterMetrics:
@@ -441,8 +507,12 @@ class World:
 
     # ------------------------------------------------------------------ inputs
     def routed(self, submission_id: str, *, offset: int | None = None) -> RoutedSubmission:
-        source = KafkaCoordinates(topic=TOPIC, partition=0, offset=offset if offset is not None else self._offset())
+        v6 = self.platform is Platform.V6
+        topic = V6_SUBMISSION_TOPIC if v6 else TOPIC
+        source = KafkaCoordinates(topic=topic, partition=0, offset=offset if offset is not None else self._offset())
         return RoutedSubmission(
+            platform=self.platform,
+            member_handle=MEMBER_HANDLE if v6 else None,
             submission_id=submission_id,
             challenge_id=CHALLENGE_ID,
             member_id=40_158_994,
@@ -474,15 +544,7 @@ class World:
     ) -> None:
         """One Kafka batch with a submission record per id (and any `extra` records)."""
         records = [
-            KafkaRecord(
-                bus_envelope(
-                    submission_payload(
-                        submission_id=sid, challenge_id=CHALLENGE_ID, url=f"https://{ALLOWED_HOST}/mm/{sid}.zip"
-                    )
-                ),
-                offset=self._offset(),
-                timestamp=int(self.clock() * 1000),
-            )
+            KafkaRecord(self._submission_envelope(sid), offset=self._offset(), timestamp=int(self.clock() * 1000))
             for sid in submission_ids
         ]
         for record in extra or []:  # after the submissions in the partition
@@ -490,6 +552,28 @@ class World:
             record.timestamp = record.timestamp or int(self.clock() * 1000)
             records.append(record)
         self.scheduler.at(self.clock.start + at, lambda: self._kafka_batch(records, 0), "kafka batch")
+
+    def _submission_envelope(self, submission_id: str) -> dict[str, Any]:
+        url = f"https://{ALLOWED_HOST}/mm/{submission_id}.zip"
+        if self.platform is Platform.V5:
+            return bus_envelope(submission_payload(submission_id=submission_id, challenge_id=CHALLENGE_ID, url=url))
+        # What review-api-v6 publishes after the virus scan (v6-platform.md): the envelope and its payload.
+        stamp = datetime.fromtimestamp(self.clock(), tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        payload = {
+            "submissionId": submission_id,
+            "challengeId": CHALLENGE_ID,
+            "submissionUrl": url,
+            "memberHandle": MEMBER_HANDLE,
+            "memberId": "40158994",
+            "submittedDate": stamp,
+        }
+        return {
+            "topic": V6_SUBMISSION_TOPIC,
+            "originator": "review-api-v6",
+            "timestamp": stamp,
+            "mime-type": "application/json",
+            "payload": payload,
+        }
 
     def _kafka_batch(self, records: list[KafkaRecord], attempt: int) -> None:
         try:
@@ -512,9 +596,12 @@ class World:
             if record in failed:
                 continue
             payload = json.loads(record.value_bytes()).get("payload") or {}
-            if payload.get("resource") != "submission":
+            submission_id = (
+                payload.get("id") if payload.get("resource") == "submission" else payload.get("submissionId")
+            )
+            if not submission_id:
                 continue
-            rule = self.plan.fire(FaultKind.KAFKA_REDELIVERY, ids=(CHALLENGE_ID, payload.get("id")), now=self.clock())
+            rule = self.plan.fire(FaultKind.KAFKA_REDELIVERY, ids=(CHALLENGE_ID, submission_id), now=self.clock())
             if rule is not None:
                 self.scheduler.after(
                     rule.param("delay_seconds", 600.0), partial(self._kafka_batch, [record], 0), "kafka again"
@@ -583,8 +670,9 @@ class World:
     # ------------------------------------------------------------------ ECS -> EventBridge -> completion
     def _script_for(self, env: dict[str, str]) -> TaskScript:
         submission_id = env.get(TaskEnv.SUBMISSION_ID.value, "")
-        ids = (CHALLENGE_ID, submission_id)
-        script = self.scripts.get(submission_id, TaskScript())
+        run_of_task = _run_of(submission_id, env.get(TaskEnv.PHASE.value, ""))
+        ids = (CHALLENGE_ID, submission_id, run_of_task)
+        script = self.scripts.get(run_of_task) or self.scripts.get(submission_id, TaskScript())
         if self.plan.fire(FaultKind.TASK_FAILED_TO_START, ids=ids, now=self.clock()):
             script = TaskScript(fail_to_start=True, forget_after=script.forget_after)
         rule = self.plan.fire(FaultKind.SCORER_OVERRUN, ids=ids, now=self.clock())
@@ -607,9 +695,11 @@ class World:
     def _on_stopped(self, task: FakeTask) -> None:
         if not task.started_by.startswith(started_by_prefix(ENVIRONMENT)):
             return  # the rule's pattern: only our tasks
+        if self.platform is Platform.V6 and task.phase and task.ran_to_completion and task.script.exit_code == 0:
+            self._scorer_posts_its_summation(task)
         event = _stopped_event(self.ecs_fake._describe(task), self.clock())
         self.stopped_events.append(event)
-        ids = (CHALLENGE_ID, task.submission_id, task.arn)
+        ids = (CHALLENGE_ID, task.submission_id, task.arn, _run_of(task.submission_id, task.phase))
         now = self.clock()
         delay = self.timings.eventbridge_delay_seconds
         if self.plan.fire(FaultKind.STOPPED_EVENT_LOST, ids=ids, now=now):
@@ -625,6 +715,18 @@ class World:
         self.scheduler.after(delay, lambda: self._deliver_stopped(event, task.submission_id), "eventbridge")
         if self.plan.fire(FaultKind.STOPPED_EVENT_DUPLICATE, ids=ids, now=now):
             self.scheduler.after(delay + 2, lambda: self._deliver_stopped(event, task.submission_id), "duplicate")
+
+    def _scorer_posts_its_summation(self, task: FakeTask) -> None:
+        """A v6 scorer that finished writes its phase's scores itself (no request of ours, never faulted)."""
+        phase = task.phase
+        self.summations.add_summation(
+            submissionId=task.submission_id,
+            aggregateScore=87.5,
+            isPassing=True,
+            scorecardId=SCORECARD_ID,
+            **{ScoringPhase(phase).summation_flag: True},
+            metadata={"testType": ScoringPhase(phase).test_type, "testStatus": "SUCCESS", "reportedBy": "scorer"},
+        )
 
     def _deliver_stopped(self, event: dict[str, Any], submission_id: str) -> None:
         self.invoke_completion_async(event)
@@ -691,12 +793,45 @@ class World:
 
     # ------------------------------------------------------------------ observing
     def records(self) -> dict[str, LifecycleRecord]:
-        """The status items by submission id: the matrix's challenge is v5, one run (its single phase) each."""
+        """The status items by run id (`<submissionId>#<PHASE>`)."""
         items = self.admin_ddb.scan(TableName=STATUS_TABLE, ConsistentRead=True).get("Items", [])
-        return {r.submission_id: r for r in (StatusStore.record_from_item(item) for item in items)}
+        return {r.run_id: r for r in (StatusStore.record_from_item(item) for item in items)}
+
+    def record_of(self, key: str) -> LifecycleRecord | None:
+        """The run named by a run id, or by a submission id when the submission has one run (v5)."""
+        records = self.records()
+        if RUN_ID_SEPARATOR in key:
+            return records.get(key)
+        runs = [r for r in records.values() if r.submission_id == key]
+        if len(runs) > 1:
+            raise AssertionError(f"{key} has {len(runs)} runs: name the run ({[r.run_id for r in runs]})")
+        return runs[0] if runs else None
 
     def started_by_value(self) -> str:
         return started_by(ENVIRONMENT, CHALLENGE_ID)
+
+
+def _run_of(submission_id: str, phase: str) -> str:
+    """A task's run id; a task naming no phase (or an unknown one) is known by its submission id only."""
+    try:
+        return run_id(submission_id, phase)
+    except ValueError:
+        return submission_id
+
+
+class _ProcessorLambda:
+    """The challenge processor's Lambda client: its report-due invokes of the completion function (async)."""
+
+    def __init__(self, world: World) -> None:
+        self._world = world
+
+    def invoke(self, **kwargs: Any) -> dict[str, Any]:
+        world = self._world
+        world.report_due_invokes.append(json.loads(kwargs["Payload"]))
+        if world.lose_report_due_invokes > 0:  # accepted (202), never run: only the sweeper can re-drive it
+            world.lose_report_due_invokes -= 1
+            return {"StatusCode": 202}
+        return world.invoke(**kwargs)
 
 
 def _submission_of(body: str) -> str:
