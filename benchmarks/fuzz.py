@@ -5,7 +5,8 @@ type with the smallest example seen, records not in exactly one state, inputs ac
 been, and any other property broken. Nothing here asserts: the short run in tests/fuzz does (decision 078).
 Examples are printed with the canary token masked and long values cut; a real token never enters the fuzz.
 
-Run: `.venv/bin/python -m benchmarks.fuzz [--examples N] [--only router|processor|completion]`
+Run: `.venv/bin/python -m benchmarks.fuzz [--examples N] [--only router|processor|completion|router-v6|processor-v6|
+completion-v6]`
 (also from `benchmarks.run_all`). 10,000 inputs per function take 15 to 25 minutes on a 2-core machine, most of
 it the moto-backed completion checker (about ten DynamoDB calls per input).
 """
@@ -27,7 +28,16 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from tests.fuzz.harness import CompletionChecker, Finding, ProcessorChecker, Property, RouterChecker, isolated_aws
+from mm_shared.models.phase import Platform
+from tests.fuzz.harness import (
+    CompletionChecker,
+    Finding,
+    ProcessorChecker,
+    Property,
+    RouterChecker,
+    V6CompletionChecker,
+    isolated_aws,
+)
 from tests.fuzz.strategies import (
     CANARY_TOKEN,
     SEEDED_SUBMISSION,
@@ -37,6 +47,9 @@ from tests.fuzz.strategies import (
     routed_body,
     sqs_deliveries,
     stopped_event,
+    v6_completion_sequences,
+    v6_msk_events,
+    v6_sqs_deliveries,
 )
 
 DEFAULT_EXAMPLES = 10_000
@@ -212,9 +225,13 @@ def fuzz(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES, help="inputs per function")
-    parser.add_argument("--only", choices=["router", "processor", "completion"], action="append")
+    parser.add_argument(
+        "--only",
+        choices=["router", "processor", "completion", "router-v6", "processor-v6", "completion-v6"],
+        action="append",
+    )
     args = parser.parse_args(argv)
-    only = set(args.only or ["router", "processor", "completion"])
+    only = set(args.only or ["router", "processor", "completion", "router-v6", "processor-v6", "completion-v6"])
     warnings.filterwarnings("ignore")  # Powertools' "No application metrics" on every empty flush
     print(f"fuzz: fixed seed (derandomize), {args.examples} inputs per function")
     tallies: list[Tally] = []
@@ -231,7 +248,46 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         tallies[-1].print()
+    if "router-v6" in only:
+        router = RouterChecker()
+        tallies.append(
+            fuzz(
+                Tally("router v6", "Kafka records"),
+                v6_msk_events(),
+                router.check,
+                router.units,
+                render_msk_event,
+                args.examples,
+            )
+        )
+        tallies[-1].print()
     with isolated_aws() as table:
+        if "processor-v6" in only:
+            processor = ProcessorChecker(table, Platform.V6)
+            tallies.append(
+                fuzz(
+                    Tally("processor v6", "SQS deliveries"),
+                    v6_sqs_deliveries,
+                    processor.check,
+                    processor.units,
+                    lambda deliveries: _json(deliveries),
+                    args.examples,
+                )
+            )
+            tallies[-1].print()
+        if "completion-v6" in only:
+            completion_v6 = V6CompletionChecker(table)
+            tallies.append(
+                fuzz(
+                    Tally("completion v6", "events"),
+                    v6_completion_sequences,
+                    completion_v6.check,
+                    completion_v6.units,
+                    _json,
+                    args.examples,
+                )
+            )
+            tallies[-1].print()
         if "processor" in only:
             processor = ProcessorChecker(table)
             tallies.append(

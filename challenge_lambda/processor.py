@@ -6,7 +6,8 @@ exactly once whatever is retried or duplicated. `process()` returns when the mes
 launched, is a duplicate, or was recorded as skipped) and raises `RecordFailed` when it must go back to the queue
 (SQS retries it, then moves it to the challenge DLQ after `MAX_RECEIVE_COUNT` receives); a redelivery launches only
 the runs still unfinished. A v6 submission the pipeline will not score is recorded as skipped runs and handed to the
-completion function for its terminal report. See docs/decisions/020-029, 085, 086, 087.
+completion function for its terminal report, as is a v6 run that definitely could not be started on its last receive
+(its message still goes to the DLQ for a redrive). See docs/decisions/020-029, 085, 086, 087.
 """
 
 from __future__ import annotations
@@ -84,6 +85,9 @@ class FailureReason(StrEnum):
     LAUNCH_IN_FLIGHT = "LaunchInFlight"  # another delivery holds a live launch lease: retried, not a failure
     URL_NOT_ALLOWED = "UrlNotAllowed"  # the submission URL fails the shared URL policy (decision 076)
     PHASE_NOT_CONFIGURED = "PhaseNotConfigured"  # the message names a phase the challenge config lacks (085)
+    # The message's platform is not the challenge's (a replay or a hand-sent message past the router's
+    # platform_mismatch skip): never launched, never reported on the wrong platform (decision 088).
+    PLATFORM_MISMATCH = "PlatformMismatch"
 
 
 class RecordFailed(Exception):
@@ -238,6 +242,13 @@ class ChallengeProcessor:
                 # A run an earlier receive of this message claimed (e.g. a relaunch) is not ours to settle here:
                 # the message goes to the DLQ as before, with the run's own record.
             raise
+        if submission.platform is not config.platform:
+            self._metrics.count(Metric.LAUNCH_FAILURES, reason=FailureReason.PLATFORM_MISMATCH.value)
+            raise RecordFailed(
+                FailureReason.PLATFORM_MISMATCH.value,
+                f"submission {submission.submission_id}: a {submission.platform.value} message for a "
+                f"{config.platform.value} challenge",
+            )
         phases = self._phases_of(submission, config)
         if submission.skip_reason is not None:
             # A run that exists already has its own path to a report (a skip message never launches one).
@@ -538,6 +549,7 @@ class ChallengeProcessor:
             token_settled=token_settled,
         )
         self._metrics.count(Metric.LAUNCH_FAILURES, reason=reason_code, phase=run.phase.value)
+        ids = {"submission_id": run.submission_id, "run_id": run.run_id, "phase": run.phase.value}
         self._logger.warning(
             "launch failed; message back to the queue",
             extra={
@@ -545,12 +557,15 @@ class ChallengeProcessor:
                 "detail": detail,
                 "attempt": claim.attempt,
                 "dead_lettered": dead_lettered,
-                "recorded": recorded,
-                "submission_id": run.submission_id,
-                "run_id": run.run_id,
-                "phase": run.phase.value,
+                "recorded": bool(recorded),
+                "report_due": recorded.report_due,
+                **ids,
             },
         )
+        if recorded.report_due:
+            # A v6 run that cannot start gets its terminal FAILED summation now (decision 086); the message still
+            # goes to the DLQ, and a redrive retries the run (its outcome then updates that summation).
+            self._send_report_due(run, ids)
         # `from None`: the original exception (whose text may echo request values) is not chained into tracebacks.
         raise RecordFailed(reason_code, detail) from None
 

@@ -68,6 +68,7 @@ __all__ = [
     "ReviewApi",
     "SummationsApi",
     "TaskIdentity",
+    "dead_lettered_outcome",
     "recorded_outcome",
 ]
 
@@ -330,14 +331,17 @@ class CompletionService:
         return self._report_recorded(run, record, outcome, config, correlation_id)
 
     def process_report_due(self, event: RunReportDueEvent) -> CompletionResult:
-        """Report a run's RECORDED outcome (a run without a task: a v6 skip), exactly once, same protocol."""
+        """Report a run's RECORDED outcome (a run without a task of its own: a v6 skip, or a v6 run dead-lettered
+        because it could not be started), exactly once, same protocol."""
         run = event.detail.run_key
         self._logger.set_correlation_id(run.submission_id)
         self._logger.append_keys(run_id=run.run_id, phase=run.phase.value)
         record = self._store.get(run.run_id)
         if record is None:
             return self._ignore(IgnoreReason.UNKNOWN_SUBMISSION, "report due for a run with no status item")
-        if record.state not in FINAL_STATES:
+        # A DEAD_LETTERED item carries a report only when the store made it due (definite v6 dead-letter).
+        dead_lettered_report = record.state is SubmissionState.DEAD_LETTERED and record.report_status is not None
+        if record.state not in FINAL_STATES and not dead_lettered_report:
             return self._ignore(
                 IgnoreReason.RUN_NOT_FINAL,
                 f"report due but the run is {record.state.value}",
@@ -345,7 +349,10 @@ class CompletionService:
                 phase=run.phase,
             )
         self._logger.append_keys(challenge_id=record.challenge_id, task_arn=record.task_arn)
-        outcome = recorded_outcome(record, fallback=_unknown_outcome(record))
+        if dead_lettered_report:
+            outcome = dead_lettered_outcome(record)
+        else:
+            outcome = recorded_outcome(record, fallback=_unknown_outcome(record))
         if record.report_status in (None, ReportStatus.NOT_REQUIRED):
             return self._not_required(run, outcome)
         config = self._load_config(record.challenge_id)
@@ -628,6 +635,20 @@ def _unknown_outcome(record: LifecycleRecord) -> Outcome:
         test_status=TestStatus.FAILED,
         reason=record.reason or "scorer run not started",
         task_arn=record.task_arn,
+    )
+
+
+DEAD_LETTERED_NOTE = "parked in the challenge DLQ; a redrive retries it"
+
+
+def dead_lettered_outcome(record: LifecycleRecord) -> Outcome:
+    """The terminal failure of a run that could not be started (decision 086): the launch failure's reason and
+    where the run is now. No task ARN: no task of the run exists (one the item may name is an earlier attempt's)."""
+    return Outcome(
+        code=OutcomeCode.FAILED,
+        test_status=TestStatus.FAILED,
+        reason=f"{record.reason or 'the scorer task could not be started'}; {DEAD_LETTERED_NOTE}",
+        task_arn=None,
     )
 
 

@@ -21,11 +21,13 @@
    `MM_TIMEOUT_SECONDS` plus a grace is stopped.
 3. **Stuck launches** (decision 080): LAUNCHING whose lease expired longer ago than SQS can redeliver the
    message, and LAUNCH_FAILED past its message lifetime, become DEAD_LETTERED with a reason that tells an
-   operator to redrive the message.
-4. **Unfinished reports** (decision 080): a final item whose report is PENDING, or REPORTING with an expired
-   lease, past its deadline: the completion function is invoked again with an event that identifies the task
-   (it reports the recorded outcome), or, for a run that never had a task (a skipped v6 run), the report-due
-   event naming the run (decision 086); a bounded number of times (`ReportRetryGaveUp`).
+   operator to redrive the message. A v6 LAUNCH_FAILED whose failure was definite also gets its terminal report
+   due, and the report-due event is sent at once (decision 086).
+4. **Unfinished reports** (decision 080): a final item (or a v6 DEAD_LETTERED one, decision 086) whose report is
+   PENDING, or REPORTING with an expired lease, past its deadline: the completion function is invoked again with
+   an event that identifies the task (it reports the recorded outcome), or, for a run without a task of its own
+   (a skipped or dead-lettered v6 run), the report-due event naming the run; a bounded number of times
+   (`ReportRetryGaveUp`).
 
 Everything is by run id (`<submissionId>#<PHASE>`, decision 084): a task's run is (MM_SUBMISSION_ID, MM_PHASE).
 
@@ -644,24 +646,34 @@ class TimeoutSweeper:
                 f"launch never confirmed: attempt {attempt} failed ({record.reason or 'no reason recorded'}) and the "
                 "message was not redelivered within its lifetime; message presumed in the DLQ; redrive it"
             )
-        if not self._store.mark_launch_stuck(
+        marked = self._store.mark_launch_stuck(
             record.run_id,
             observed_state=record.state,
             attempt=attempt,
             observed_deadline=record.deadline_at,
             reason=reason,
-        ):
+        )
+        if not marked:
             return  # a delivery re-claimed it in between
         result.launches_dead_lettered += 1
         self._metrics.count(Metric.STUCK_LAUNCHES_DEAD_LETTERED)
+        keys = {"run_id": record.run_id, "was": record.state.value, "attempt": attempt}
         self._logger.warning(
             "stuck launch marked DEAD_LETTERED: redrive the challenge DLQ",
-            extra={"run_id": record.run_id, "was": record.state.value, "attempt": attempt},
+            extra={**keys, "report_due": marked.report_due},
         )
+        if marked.report_due:
+            # A definite v6 failure: its terminal summation is owed now (decision 086). If this send is lost, the
+            # unfinished-report pass re-drives it (the item carries the report's deadline).
+            try:
+                self._send(report_due_event(record.run_id))
+            except Exception:
+                self._logger.warning("report-due send failed; the unfinished-report pass re-drives it", extra=keys)
 
     # ================================================================== 4. unfinished reports
     def _sweep_reports(self, now: float, result: SweepResult) -> None:
-        for state in sorted(FINAL_STATES):
+        # DEAD_LETTERED: only a v6 run dead-lettered definitely carries a deadline there (its terminal report).
+        for state in [*sorted(FINAL_STATES), SubmissionState.DEAD_LETTERED]:
             due = self._store.find_due(state, before=now, limit=self._settings.max_stops_per_run)
             if not due:
                 continue
@@ -719,8 +731,9 @@ class TimeoutSweeper:
 
     def _report_event(self, record: LifecycleRecord, now: float) -> dict[str, Any]:
         """What makes the completion function report the recorded outcome: a run with a task gets its STOPPED
-        event again; a run that never had one (a skipped v6 run, decision 086) gets the report-due event."""
-        if not record.task_arn:
+        event again; a run that never had one (a skipped v6 run, decision 086) gets the report-due event, as does a
+        dead-lettered v6 run (no task of its attempt exists; a task ARN it keeps is an earlier start failure's)."""
+        if not record.task_arn or record.state is SubmissionState.DEAD_LETTERED:
             return report_due_event(record.run_id)
         clusters = self._settings.ecs_cluster_arns
         return stopped_event_for_recorded_outcome(

@@ -30,6 +30,12 @@ pushed out by a grace period); stopped and its event lost -> a synthetic event a
 unfinished reports (`mark_report_redriven`, `clear_deadline`) and unsent relaunches (`mark_relaunch_redriven`);
 decisions 071, 073, 080.
 
+Unstartable v6 runs (decision 086): a v6 run dead-lettered *definitely* (its launch is known to have started no
+task) gets its terminal report due in the same write (`reportStatus` PENDING, `testStatus` FAILED, `deadlineAt`),
+so the member sees a FAILED summation instead of "in queue"; v5 and ambiguous dead-letters wait for an operator.
+A redrive claims it again and clears that report (never while its lease is live), so the new attempt's outcome is
+reported afresh.
+
 Ambiguity (decision 070): `launchAmbiguous` is set when a RunTask of the current attempt may have started a task
 (`mark_launch_outcome_unknown`, or a re-claim of a vanished holder's lease). While it is set every claim keeps the
 attempt, so the clientToken, and ECS answers with the task the first call started; only `failures[]` or a recorded
@@ -59,7 +65,7 @@ from mm_shared.models.lifecycle import (
     SubmissionState,
 )
 from mm_shared.models.outcome import Outcome, OutcomeCode, TestStatus
-from mm_shared.models.phase import RunKey, ScoringPhase, run_ids_of
+from mm_shared.models.phase import Platform, RunKey, ScoringPhase, run_ids_of
 from mm_shared.models.routed import RoutedSubmission
 
 _serializer = TypeSerializer()
@@ -78,6 +84,17 @@ _MAX_KEY_BYTES = 1024
 # How long after a failed delivery SQS can still redeliver the message (visibility 180 s x 3 receives,
 # with margin): a LAUNCH_FAILED item still untouched after this is stuck (decision 080).
 DEFAULT_MESSAGE_LIFETIME_SECONDS = 900
+# A run's report, as a redrive claim of a dead-lettered run clears it (decision 086).
+_REPORT_ATTRIBUTES = (
+    "reportStatus",
+    "reportLeaseUntil",
+    "reportAttempt",
+    "reportResponse",
+    "reportAmbiguousAt",
+    "reportRetryAttempt",
+    "reportedAt",
+    "testStatus",
+)
 
 
 class LaunchDecision(StrEnum):
@@ -110,6 +127,21 @@ class OutcomeDecision(StrEnum):
 class OutcomeRecordResult:
     decision: OutcomeDecision
     record: LifecycleRecord | None  # None only for UNKNOWN_SUBMISSION
+
+
+@dataclass(frozen=True)
+class DeadLetterResult:
+    """What a launch-failure write did. Truthy when it was recorded (the bool the callers test).
+
+    `report_due`: a v6 run dead-lettered *definitely* (no task can have started) got its terminal report due in
+    the same write (decision 086): the caller hands it to the completion function, the sweeper re-drives it.
+    """
+
+    recorded: bool
+    report_due: bool = False
+
+    def __bool__(self) -> bool:
+        return self.recorded
 
 
 @dataclass(frozen=True)
@@ -344,6 +376,10 @@ class StatusStore:
         if record.state is SubmissionState.LAUNCHED:
             return LaunchDecision.DUPLICATE_LAUNCHED, record.launch_attempt
         if record.state in LAUNCHABLE_STATES:
+            if record.report_lease_until is not None and record.report_lease_until >= now:
+                # A dead-lettered v6 run's terminal report is being sent right now: let it finish (within its
+                # lease) before the redrive starts the run afresh, so two reports never race (decision 086).
+                return LaunchDecision.DUPLICATE_IN_FLIGHT, record.launch_attempt
             if record.launch_ambiguous:
                 # An earlier RunTask of this attempt may have started a task: keep its clientToken, so ECS
                 # answers with that task instead of starting a second one (decision 070).
@@ -394,6 +430,13 @@ class StatusStore:
         # The lease this delivery observed must still be the item's: two deliveries that both saw the same
         # expired lease cannot both re-claim it (only the first write matches).
         condition = "#state = :observed_state AND launchAttempt = :observed_attempt"
+        if record.state in LAUNCHABLE_STATES:
+            # A redrive of a dead-lettered v6 run starts it afresh: the dead-letter report (written or still
+            # pending) is forgotten, so the new attempt's outcome is reported anew and upserts the same summation.
+            # Never while that report's lease is live (`_decide_launch`; checked again here, atomically).
+            update += " REMOVE " + ", ".join(_REPORT_ATTRIBUTES)
+            values[":now_epoch"] = int(now)
+            condition += " AND (attribute_not_exists(reportLeaseUntil) OR reportLeaseUntil < :now_epoch)"
         if record.lease_until is not None:
             values[":observed_lease"] = record.lease_until
             condition += " AND leaseUntil = :observed_lease"
@@ -451,13 +494,15 @@ class StatusStore:
         dead_lettered: bool,
         token_settled: bool = True,
         message_lifetime_seconds: int = DEFAULT_MESSAGE_LIFETIME_SECONDS,
-    ) -> bool:
+        report_due_in_seconds: int = 0,
+    ) -> DeadLetterResult:
         """LAUNCHING -> LAUNCH_FAILED (the message will be retried) or DEAD_LETTERED (last receive).
 
         `token_settled=False`: this call proves nothing about an *earlier* RunTask of the same attempt
         (throttled or refused before ECS looked at it), so an ambiguity recorded before stays and the next
         claim keeps the clientToken. `deadlineAt`: when the sweeper may look for a stuck item (the message
-        can still be redelivered until then).
+        can still be redelivered until then). A v6 run dead-lettered definitely gets its report due in the same
+        write (`report_due`; see `_dead_lettered_report_due`).
         """
         now = self._clock()
         state = SubmissionState.DEAD_LETTERED if dead_lettered else SubmissionState.LAUNCH_FAILED
@@ -471,17 +516,56 @@ class StatusStore:
         }
         sets = ["#state = :state", "reason = :reason", "updatedAt = :now", "history = list_append(history, :entry)"]
         removes = ["leaseUntil"]
+        if token_settled:
+            sets.append("launchAmbiguous = :false")
+            values[":false"] = False
+        condition = "#state = :launching AND launchAttempt = :attempt"
         if dead_lettered:
+            # A v6 run is first tried with its report due (only if definite: this answer settles the token, or
+            # no earlier call of the attempt was ambiguous); otherwise it waits for an operator's redrive.
+            if self._dead_lettered_report_due(
+                run_id, sets, removes, condition, values, now, report_due_in_seconds, check_ambiguous=not token_settled
+            ):
+                return DeadLetterResult(True, report_due=True)
             removes.append("deadlineAt")  # in the DLQ: an operator's redrive is the next step, not the sweeper
         else:
             sets.append("deadlineAt = :deadline")
             values[":deadline"] = int(now) + message_lifetime_seconds
-        if token_settled:
-            sets.append("launchAmbiguous = :false")
-            values[":false"] = False
         update = f"SET {', '.join(sets)} REMOVE {', '.join(removes)}"
-        updated = self._update(run_id, update, "#state = :launching AND launchAttempt = :attempt", values)
-        return updated is not None
+        return DeadLetterResult(self._update(run_id, update, condition, values) is not None)
+
+    def _dead_lettered_report_due(
+        self,
+        run_id: str,
+        sets: list[str],
+        removes: list[str],
+        condition: str,
+        values: dict[str, Any],
+        now: float,
+        report_due_in_seconds: int,
+        *,
+        check_ambiguous: bool,
+    ) -> bool:
+        """The DEAD_LETTERED write of a v6 run whose launch definitely started no task, with its terminal report
+        due (decision 086): `reportStatus` PENDING, `testStatus` FAILED, `deadlineAt` = now + `report_due_in_
+        seconds` (the sweeper re-drives an unfinished report), as `record_skipped` writes a skip. Conditioned on
+        the item's `platform` (written by `claim_launch`) and, with `check_ambiguous`, on no ambiguity recorded:
+        False (nothing written) for a v5 run or an ambiguous launch, which keep the operator's redrive and the
+        sweeper's adopt-or-stop path (decisions 070, 071, 080)."""
+        report_values = {
+            **values,
+            ":v6": Platform.V6.value,
+            ":pending": ReportStatus.PENDING.value,
+            ":failed": TestStatus.FAILED.value,
+            ":report_deadline": int(now) + report_due_in_seconds,
+        }
+        report_condition = f"{condition} AND platform = :v6"
+        if check_ambiguous:
+            report_values[":not_ambiguous"] = False
+            report_condition += " AND (attribute_not_exists(launchAmbiguous) OR launchAmbiguous = :not_ambiguous)"
+        report_sets = [*sets, "reportStatus = :pending", "testStatus = :failed", "deadlineAt = :report_deadline"]
+        update = f"SET {', '.join(report_sets)} REMOVE {', '.join(removes)}"
+        return self._update(run_id, update, report_condition, report_values) is not None
 
     def mark_launch_outcome_unknown(self, run_id: str, *, attempt: int, reason: str, dead_lettered: bool) -> bool:
         """RunTask of this attempt may have started a task (5xx, read timeout, unknown error).
@@ -1009,13 +1093,21 @@ class StatusStore:
         return updated is not None
 
     def mark_launch_stuck(
-        self, run_id: str, *, observed_state: SubmissionState, attempt: int, observed_deadline: int, reason: str
-    ) -> bool:
+        self,
+        run_id: str,
+        *,
+        observed_state: SubmissionState,
+        attempt: int,
+        observed_deadline: int,
+        reason: str,
+        report_due_in_seconds: int = 0,
+    ) -> DeadLetterResult:
         """LAUNCHING (lease long expired) or LAUNCH_FAILED that SQS can no longer redeliver -> DEAD_LETTERED.
 
         Conditioned on the deadline the sweeper saw, so a delivery that re-claimed it in between wins. A stuck
         LAUNCHING item is flagged ambiguous (its delivery stopped somewhere around RunTask): a redrive reuses the
-        clientToken; a LAUNCH_FAILED item keeps its flag.
+        clientToken; a LAUNCH_FAILED item keeps its flag, and a v6 one that is not ambiguous (its failure was
+        definite) gets its terminal report due in the same write (`report_due`, decision 086).
         """
         now = self._clock()
         values: dict[str, Any] = {
@@ -1032,16 +1124,23 @@ class StatusStore:
             "SET #state = :state, reason = :reason, updatedAt = :now, "
             "history = list_append(if_not_exists(history, :empty), :entry)"
         )
+        condition = "#state = :observed_state AND launchAttempt = :attempt AND deadlineAt = :observed_deadline"
         if observed_state is SubmissionState.LAUNCHING:
             update += ", launchAmbiguous = :true"
             values[":true"] = True
-        updated = self._update(
+        elif self._dead_lettered_report_due(
             run_id,
-            update + " REMOVE leaseUntil, deadlineAt",
-            "#state = :observed_state AND launchAttempt = :attempt AND deadlineAt = :observed_deadline",
+            [update.removeprefix("SET ")],
+            ["leaseUntil"],
+            condition,
             values,
-        )
-        return updated is not None
+            now,
+            report_due_in_seconds,
+            check_ambiguous=True,
+        ):
+            return DeadLetterResult(True, report_due=True)
+        updated = self._update(run_id, update + " REMOVE leaseUntil, deadlineAt", condition, values)
+        return DeadLetterResult(updated is not None)
 
     def mark_report_redriven(self, run_id: str, *, observed_deadline: int, next_check_at: int, detail: str) -> bool:
         """The sweeper re-sent an unfinished report's event: count it (`reportRetryAttempt`), look again later.
@@ -1124,6 +1223,7 @@ def _plain_numbers(value: Any) -> Any:
 
 
 __all__ = [
+    "DeadLetterResult",
     "LaunchClaim",
     "LaunchDecision",
     "OutcomeCode",

@@ -15,10 +15,12 @@ The properties come from issue 7 ("Input the next stage trusts blindly") and the
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
 import os
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,7 +30,8 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
-from mm_shared.models.phase import ScoringPhase, run_id
+from mm_shared.constants import DEFAULT_SUBMISSION_TOPIC
+from mm_shared.models.phase import V6_SUBMISSION_TOPIC, Platform, ScoringPhase, run_id
 from tests.fuzz.strategies import (
     ALLOWED_URL_HOSTS,
     CANARY_TOKEN,
@@ -39,6 +42,18 @@ from tests.fuzz.strategies import (
     KNOWN_LEGACY_ID,
     SEEDED_SUBMISSION,
     SEEDED_TASK_ARN,
+    V6_CHALLENGE,
+    V6_INACTIVE_CHALLENGE,
+    V6_LAUNCHED_PHASE,
+    V6_LAUNCHED_RUN,
+    V6_LAUNCHED_SUBMISSION,
+    V6_ORIGINATOR,
+    V6_SKIPPED_PHASE,
+    V6_SKIPPED_RUN,
+    V6_SKIPPED_SUBMISSION,
+    V6_SUBMITTED,
+    V6_TASK_ARN,
+    V6_TIMESTAMP,
 )
 
 # The seeded submission's one run: the config's single (v5) phase, PROVISIONAL (`test_type`'s default).
@@ -170,6 +185,138 @@ def quiet(logger: Any) -> Iterator[None]:
         logger.setLevel(previous)
 
 
+# ---------------------------------------------------------------- v6 record oracles (issue 10)
+_NANOID = re.compile(r"^[A-Za-z0-9_-]{14}$")
+_DIGITS = re.compile(r"^[0-9]{1,19}$")
+_HANDLE = re.compile(r"^[\x21-\x7e]{1,64}$")
+# What the router may publish a v6 record as: its served v6 challenges, and the skip reason each must carry.
+V6_SERVED = {V6_CHALLENGE: None, V6_INACTIVE_CHALLENGE: "challenge_inactive"}
+_V6_PAYLOAD_KEYS = {"submissionId", "challengeId", "submissionUrl", "memberHandle", "memberId", "submittedDate"}
+
+
+def _decoded_object(item: dict[str, Any]) -> dict[str, Any] | None:
+    """The record's value as the JSON object it carries, decoded strictly (None: not one)."""
+    value = item.get("value")
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = json.loads(base64.b64decode(value, validate=True).decode("utf-8"))
+    except (ValueError, RecursionError):
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _uuid_text(value: Any) -> str | None:
+    """A canonical UUID (case aside) as text: 36 characters, hyphenated."""
+    if not isinstance(value, str) or len(value) != 36:
+        return None
+    try:
+        parsed = UUID(value)
+    except ValueError:
+        return None
+    return str(parsed) if str(parsed) == value.lower() else None
+
+
+def _v6_payload_of(item: dict[str, Any]) -> tuple[dict[str, Any], bool] | None:
+    """The v6 payload of a record and whether it came in an envelope (None: the record is not read as v6)."""
+    obj = _decoded_object(item)
+    # The Kafka topic is judged first: a topic the environment does not read is skipped, whatever it carries.
+    if obj is None or item.get("topic") not in (V6_SUBMISSION_TOPIC, DEFAULT_SUBMISSION_TOPIC):
+        return None
+    if any(marker in obj for marker in ("topic", "payload", "originator", "mime-type")):
+        topic = obj.get("topic")
+        if not isinstance(topic, str) or topic.strip() != V6_SUBMISSION_TOPIC:
+            return None
+        payload = obj.get("payload")
+        return (payload, True) if isinstance(payload, dict) else None
+    return (obj, False) if item.get("topic") == V6_SUBMISSION_TOPIC else None
+
+
+def v6_published_refused_because(body: dict[str, Any], item: dict[str, Any] | None) -> str | None:
+    """Why a published v6 body must not have been published from its record (None: it is that record's valid
+    v6 submission of a served challenge). Independent of the router's code: the record is decoded here again."""
+    why = routed_refused_because(json.dumps(body), challenge_id=str(body.get("challengeId")))
+    if why is not None:
+        return why
+    if item is None:
+        return "no record with its correlation id"
+    found = _v6_payload_of(item)
+    if found is None:
+        return "its record is not a v6 record (topic)"
+    payload, _ = found
+    raw_id = payload.get("submissionId")
+    if not isinstance(raw_id, str) or not _NANOID.match(raw_id.strip()):
+        return "the record's submissionId is not a nanoid"
+    if body.get("submissionId") != raw_id.strip():
+        return "another submissionId than the record's"
+    raw_challenge = payload.get("challengeId")
+    challenge = _uuid_text(raw_challenge.strip() if isinstance(raw_challenge, str) else None)
+    if challenge not in V6_SERVED:
+        return "the record's challenge is not a served v6 challenge"
+    if body.get("challengeId") != challenge:
+        return "another challenge than the record's"
+    if body.get("skipReason") != V6_SERVED[challenge]:
+        return f"skipReason {body.get('skipReason')!r} for challenge {challenge}"
+    member = payload.get("memberId")
+    if not isinstance(member, str) or not _DIGITS.match(member.strip()) or not 1 <= int(member) <= MAX_MEMBER_ID:
+        return "the record's memberId is not a string of a positive 64-bit integer"
+    if body.get("memberId") != int(member):
+        return "another memberId than the record's"
+    url = payload.get("submissionUrl")
+    if not isinstance(url, str):
+        return "the record has no submissionUrl"
+    url_why = url_refused_because(url.strip())
+    if url_why is not None:
+        return f"the record's submissionUrl: {url_why}"
+    handle = payload.get("memberHandle")
+    if handle not in (None, "") and not (isinstance(handle, str) and _HANDLE.match(handle.strip())):
+        return "the record's memberHandle is not a plain handle"
+    return None
+
+
+def pristine_v6_record(item: dict[str, Any]) -> str | None:
+    """The challenge of a record that is exactly a valid v6 submission as review-api-v6 publishes it, for a served
+    challenge (so the router must publish it); None for anything else. Stricter than the router on purpose."""
+    found = _v6_payload_of(item)
+    if found is None:
+        return None
+    payload, in_envelope = found
+    if in_envelope:
+        obj = _decoded_object(item) or {}
+        expected = {
+            "topic": V6_SUBMISSION_TOPIC,
+            "originator": V6_ORIGINATOR,
+            "timestamp": V6_TIMESTAMP,
+            "mime-type": "application/json",
+        }
+        if set(obj) != {*expected, "payload"} or any(obj[key] != value for key, value in expected.items()):
+            return None
+    if not set(payload) <= _V6_PAYLOAD_KEYS or not {"submissionId", "challengeId", "submissionUrl", "memberId"} <= set(
+        payload
+    ):
+        return None
+    submission_id, challenge, member, url = (
+        payload["submissionId"],
+        payload["challengeId"],
+        payload["memberId"],
+        payload["submissionUrl"],
+    )
+    if not (isinstance(submission_id, str) and _NANOID.match(submission_id)):
+        return None
+    if not isinstance(challenge, str) or challenge not in V6_SERVED:
+        return None
+    if not (isinstance(member, str) and _DIGITS.match(member) and 1 <= int(member) <= MAX_MEMBER_ID):
+        return None
+    if not isinstance(url, str) or url_refused_because(url) is not None or url != url.strip():
+        return None
+    if (
+        payload.get("memberHandle", "tourist") != "tourist"
+        or payload.get("submittedDate", V6_SUBMITTED) != V6_SUBMITTED
+    ):
+        return None
+    return str(challenge)
+
+
 # ---------------------------------------------------------------- moto for the status table
 @contextlib.contextmanager
 def isolated_aws() -> Iterator[str]:
@@ -224,12 +371,15 @@ class RouterChecker:
         self._settings = router_settings(
             allowed_url_hosts=ALLOWED_URL_HOSTS,
             max_record_bytes=65_536,
+            platforms=(Platform.V5, Platform.V6),  # an environment in migration: both topics read
             **{name: value for name, value in extra.items() if name in RouterSettings.model_fields},
         )
         self._challenges = [
             challenge_item(KNOWN_CHALLENGE, legacy_id=KNOWN_LEGACY_ID),
             alias_item(KNOWN_LEGACY_ID, KNOWN_CHALLENGE),
             challenge_item(INACTIVE_CHALLENGE, active=False),
+            challenge_item(V6_CHALLENGE, platform=Platform.V6),
+            challenge_item(V6_INACTIVE_CHALLENGE, active=False, platform=Platform.V6),
         ]
 
     def units(self, event: dict[str, Any]) -> int:
@@ -257,6 +407,11 @@ class RouterChecker:
                 Finding(Property.ESCAPED, f"{kind} (caught per record: failed without a fault)", correlation_id)
             )
 
+        items = {
+            f"{item['topic']}-{item['partition']}-{item['offset']}": item
+            for group in event["records"].values()
+            for item in group
+        }
         published: Counter[str] = Counter()
         for entry in world.sns.published:
             try:
@@ -264,11 +419,29 @@ class RouterChecker:
             except ValueError:
                 findings.append(Finding(Property.ACTED, "published a body that is not JSON"))
                 continue
-            published[str(body.get("correlationId"))] += 1
-            why_not = routed_refused_because(entry["Message"], challenge_id=KNOWN_CHALLENGE)
+            correlation_id = str(body.get("correlationId"))
+            published[correlation_id] += 1
+            if body.get("platform") == Platform.V6.value:
+                why_not = v6_published_refused_because(body, items.get(correlation_id))
+            else:
+                why_not = routed_refused_because(entry["Message"], challenge_id=KNOWN_CHALLENGE)
+                if why_not is None and body.get("skipReason") is not None:
+                    why_not = "a v5 submission published with a skip reason"
             if why_not is not None:
                 findings.append(Finding(Property.ACTED, f"published an invalid submission ({why_not})"))
         audited = Counter(str(message.get("correlationId")) for message in world.sqs.messages)
+        duplicates = {
+            str(message.get("correlationId"))
+            for message in world.sqs.messages
+            if message.get("reason") == "duplicate_in_batch"
+        }
+        for correlation_id, item in items.items():
+            if published[correlation_id] or correlation_id in duplicates or correlation_id in failed:
+                continue
+            if pristine_v6_record(item) is not None:
+                findings.append(
+                    Finding(Property.OTHER, "valid v6 submission of a served challenge not published", correlation_id)
+                )
 
         for group in event["records"].values():
             for item in group:
@@ -294,12 +467,36 @@ class _ProcessorWorld:
 
 
 class ProcessorChecker:
-    """`ChallengeProcessor.process` with the real StatusStore on a moto table; SSM, ECS and tokens are fakes."""
+    """`ChallengeProcessor.process` with the real StatusStore on a moto table; SSM, ECS and tokens are fakes.
+
+    `platform` is the challenge's: v5 (one PROVISIONAL run per submission) or v6 (EXAMPLE and PROVISIONAL on
+    submission; no SYSTEM phase configured, so a message asking for SYSTEM must launch nothing).
+    """
 
     name = "challenge processor"
 
-    def __init__(self, table: str) -> None:
+    def __init__(self, table: str, platform: Platform = Platform.V5) -> None:
         self._table = table
+        self._platform = platform
+        if platform is Platform.V6:
+            self.name = "challenge processor v6"
+            self._configured: tuple[ScoringPhase, ...] = (ScoringPhase.EXAMPLE, ScoringPhase.PROVISIONAL)
+            self._on_submission: tuple[ScoringPhase, ...] = (ScoringPhase.EXAMPLE, ScoringPhase.PROVISIONAL)
+        else:
+            self._configured = self._on_submission = (SEEDED_PHASE,)
+
+    def _config_document(self) -> dict[str, Any]:
+        from tests.unit.challenge.helpers import config_document, v6_config_document
+
+        if self._platform is Platform.V5:
+            return config_document(challenge_id=KNOWN_CHALLENGE)
+        return v6_config_document(
+            challengeId=KNOWN_CHALLENGE,
+            phases=[
+                {"phase": "EXAMPLE", "startSeed": 1, "numberOfTests": 10, "timeout": 600},
+                {"phase": "PROVISIONAL", "startSeed": 1001, "numberOfTests": 100, "timeout": 2400},
+            ],
+        )
 
     def _world(self) -> _ProcessorWorld:
         from challenge_lambda.processor import ChallengeProcessor
@@ -312,7 +509,6 @@ class ProcessorChecker:
             FakeSsm,
             FakeTokenProvider,
             captured_logger,
-            config_document,
         )
 
         env = {
@@ -326,7 +522,7 @@ class ProcessorChecker:
         if "allowed_url_hosts" in ChallengeProcessorSettings.model_fields:
             env["ALLOWED_URL_HOSTS"] = ",".join(ALLOWED_URL_HOSTS)
         ssm = FakeSsm()
-        ssm.put(PARAMETER_NAME, config_document(challenge_id=KNOWN_CHALLENGE))
+        ssm.put(PARAMETER_NAME, self._config_document())
         launcher = FakeLauncher()
         clock = Clock()
         logger, _ = captured_logger()
@@ -347,15 +543,33 @@ class ProcessorChecker:
     def units(self, deliveries: list[tuple[str, int]]) -> int:
         return len(deliveries)
 
+    def _expected_phases(self, body: str) -> tuple[str | None, set[str]]:
+        """(why nothing may be launched, the phases the body's first delivery must launch)."""
+        from mm_shared.models.routed import RoutedSubmission
+
+        why_not = routed_refused_because(body, challenge_id=KNOWN_CHALLENGE)
+        if why_not is not None:
+            return why_not, set()
+        routed = RoutedSubmission.model_validate_json(body)
+        if routed.platform is not self._platform:
+            return f"a {routed.platform.value} message at a {self._platform.value} challenge", set()
+        if routed.skip_reason is not None:
+            return _SKIPPED, set()
+        if routed.phase is not None:
+            if routed.phase not in self._configured:
+                return f"phase {routed.phase.value} not configured", set()
+            return None, {routed.phase.value}
+        return None, {phase.value for phase in self._on_submission}
+
     def check(self, deliveries: list[tuple[str, int]]) -> list[Finding]:
         from challenge_lambda.processor import InboundMessage, RecordFailed
 
         _empty_table(self._table)
         world = self._world()
         findings: list[Finding] = []
-        launched_before: set[str] = set()
+        launched_before: set[tuple[str, str]] = set()
         for number, (body, receive_count) in enumerate(deliveries):
-            why_not = routed_refused_because(body, challenge_id=KNOWN_CHALLENGE)
+            why_not, expected = self._expected_phases(body)
             calls_before = len(world.launcher.requests)
             failed: RecordFailed | None = None
             try:
@@ -369,32 +583,44 @@ class ProcessorChecker:
             except Exception as error:
                 findings.append(_escaped(error))
                 continue
-            new_calls = world.launcher.requests[calls_before:]
+            new_runs = [_run_of(request) for request in world.launcher.requests[calls_before:]]
             if why_not is not None:
-                if new_calls:
+                if new_runs:
                     findings.append(Finding(Property.ACTED, f"RunTask for a body it must refuse ({why_not})"))
-                if failed is None:
+                # A v6 skip is acknowledged (its runs recorded as skipped); anything else refused goes back failed.
+                # An unconfigured phase whose run exists already (e.g. recorded as skipped) is a duplicate: acked.
+                must_fail = (why_not != _SKIPPED or self._platform is Platform.V5) and not why_not.startswith("phase ")
+                if must_fail and failed is None:
                     findings.append(Finding(Property.OTHER, f"refused body acknowledged, not failed ({why_not})"))
                 continue
-            submission_id = _canonical(json.loads(body).get("submissionId")) or ""
-            if submission_id not in launched_before and not new_calls:
-                reason = failed.reason_code if failed is not None else "acknowledged"
-                findings.append(Finding(Property.OTHER, f"valid body not launched ({reason})"))
-            if new_calls:
-                launched_before.add(submission_id)
-        per_submission = Counter(_submission_of(request) for request in world.launcher.requests)
-        for calls in per_submission.values():
+            submission_id = _canonical(json.loads(body).get("submissionId")) or json.loads(body).get("submissionId")
+            for run in new_runs:
+                if run[0] != submission_id or run[1] not in expected:
+                    findings.append(
+                        Finding(Property.ACTED, "RunTask for a run the message did not ask for", f"phase {run[1]}")
+                    )
+            for phase in sorted(expected):
+                if (submission_id, phase) not in launched_before and (submission_id, phase) not in new_runs:
+                    reason = failed.reason_code if failed is not None else "acknowledged"
+                    findings.append(Finding(Property.OTHER, f"valid body's {phase} run not launched ({reason})"))
+            launched_before.update(new_runs)
+        per_run = Counter(_run_of(request) for request in world.launcher.requests)
+        for calls in per_run.values():
             if calls > 1:
-                findings.append(Finding(Property.ACTED, "RunTask more than once for a submission", f"{calls} calls"))
+                findings.append(Finding(Property.ACTED, "RunTask more than once for a run", f"{calls} calls"))
         if any(CANARY_TOKEN in str(finding) for finding in findings):
             findings.append(Finding(Property.OTHER, "token in a finding"))
         return findings
 
 
-def _submission_of(request: Any) -> str:
+_SKIPPED = "skipReason set"
+
+
+def _run_of(request: Any) -> tuple[str, str]:
+    """(submission, phase) a RunTask request is for, read from its overrides as the completion function does."""
     overrides = request.kwargs["overrides"]["containerOverrides"][0]
     env = {pair["name"]: pair["value"] for pair in overrides.get("environment", [])}
-    return str(env.get("MM_SUBMISSION_ID", request.client_token))
+    return str(env.get("MM_SUBMISSION_ID", request.client_token)), str(env.get("MM_PHASE"))
 
 
 # ---------------------------------------------------------------- completion
@@ -582,4 +808,247 @@ class CompletionChecker:
                 findings.append(Finding(Property.ACTED, "review posted for a submission never launched"))
         if _reviews_of_seeded(api) > 1:
             findings.append(Finding(Property.ACTED, "more than one review for the launched submission"))
+        return findings
+
+
+# ---------------------------------------------------------------- completion, v6 (issue 10)
+@dataclass
+class _FakeSummations:
+    """review-api-v6's summations as the reporter uses them (list by submission and phase, create, patch)."""
+
+    summations: list[dict[str, Any]] = field(default_factory=list)
+    writes: list[dict[str, Any]] = field(default_factory=list)  # every created or patched body, as sent
+
+    def list_summations(self, *, submission_id: str, phase: ScoringPhase) -> list[dict[str, Any]]:
+        return [dict(s) for s in self.summations if s["submissionId"] == submission_id and s.get(phase.summation_flag)]
+
+    def create_summation(self, body: Any) -> dict[str, Any]:
+        wire = body.to_wire()
+        self.writes.append(wire)
+        created = {"id": f"sum-{len(self.summations) + 1}", "createdAt": "2026-12-01T10:00:00Z", **wire}
+        self.summations.append(created)
+        return created
+
+    def patch_summation(self, summation_id: str, body: Any) -> dict[str, Any]:
+        target = next(s for s in self.summations if s["id"] == summation_id)
+        wire = body.to_wire()
+        self.writes.append({"submissionId": target["submissionId"], **wire, "patched": summation_id})
+        target.update(wire)
+        return target
+
+
+class _FakeV6Ecs(_FakeEcs):
+    """DescribeTasks for the launched v6 task: its tags name its submission, challenge and phase."""
+
+    def describe_tasks(self, **kwargs: Any) -> dict[str, Any]:
+        from mm_shared.models.task import TaskTag
+
+        self.calls.append(kwargs)
+        tags = {
+            TaskTag.SUBMISSION_ID.value: V6_LAUNCHED_SUBMISSION,
+            TaskTag.CHALLENGE_ID.value: KNOWN_CHALLENGE,
+            TaskTag.PHASE.value: V6_LAUNCHED_PHASE.value,
+        }
+        tasks = [
+            {"taskArn": arn, "lastStatus": "STOPPED", "tags": [{"key": k, "value": v} for k, v in tags.items()]}
+            for arn in kwargs.get("tasks", [])
+            if arn == V6_TASK_ARN
+        ]
+        return {"tasks": tasks, "failures": [] if tasks else [{"reason": "MISSING"}]}
+
+
+def _first_env(event: dict[str, Any], name: str) -> Any:
+    """The first value of `name` across the container overrides, as the completion function reads it."""
+    detail = event.get("detail")
+    overrides = detail.get("overrides") if isinstance(detail, dict) else None
+    containers = overrides.get("containerOverrides") if isinstance(overrides, dict) else None
+    for override in containers if isinstance(containers, list) else []:
+        if isinstance(override, dict) and isinstance(override.get("environment"), list):
+            for pair in override["environment"]:
+                if isinstance(pair, dict) and pair.get("name") == name:
+                    return pair.get("value")
+    return None
+
+
+def _may_act_on_launched(event: Any) -> bool:
+    """The launched v6 run's own task's STOPPED event: `_may_act`'s rules, its task, its nanoid and its phase
+    (from the overrides, or the task's tags when the overrides name no submission)."""
+    from mm_shared.constants import started_by_prefix
+    from mm_shared.models.task import TaskEnv
+
+    if not isinstance(event, dict) or event.get("source") != "aws.ecs":
+        return False
+    if event.get("detail-type") != "ECS Task State Change":
+        return False
+    detail = event.get("detail")
+    if not isinstance(detail, dict) or detail.get("lastStatus") != "STOPPED" or detail.get("taskArn") != V6_TASK_ARN:
+        return False
+    started = detail.get("startedBy")
+    if not isinstance(started, str) or not started.startswith(started_by_prefix(ENVIRONMENT)):
+        return False
+    named = _first_env(event, TaskEnv.SUBMISSION_ID.value)
+    phase = _first_env(event, TaskEnv.PHASE.value)
+    if named in (None, ""):  # identified by the task's tags, which name the launched run
+        return phase in (None, "", V6_LAUNCHED_PHASE.value)
+    return named == V6_LAUNCHED_SUBMISSION and phase == V6_LAUNCHED_PHASE.value
+
+
+def _may_act_on_skipped(event: Any) -> bool:
+    """The only input that may report the skipped run: a report-due event naming exactly its run id."""
+    if not isinstance(event, dict):
+        return False
+    detail = event.get("detail")
+    return (
+        event.get("source") == "mm-processor"
+        and event.get("detail-type") == "Run Report Due"
+        and isinstance(detail, dict)
+        and set(detail) == {"runId"}
+        and detail["runId"] == V6_SKIPPED_RUN
+    )
+
+
+_SEEDED_V6_RUNS = {
+    V6_LAUNCHED_RUN: (V6_LAUNCHED_SUBMISSION, V6_LAUNCHED_PHASE),
+    V6_SKIPPED_RUN: (V6_SKIPPED_SUBMISSION, V6_SKIPPED_PHASE),
+}
+
+
+def _run_of_write(write: dict[str, Any]) -> str | None:
+    """The seeded run a summation write is for (None: none of them), by submission and phase flag."""
+    for run, (submission_id, phase) in _SEEDED_V6_RUNS.items():
+        if write.get("submissionId") == submission_id and (write.get(phase.summation_flag) or "patched" in write):
+            return run
+    return None
+
+
+class V6CompletionChecker:
+    """`parse_event` + `CompletionService.process` for a v6 challenge (EXAMPLE and PROVISIONAL phases), the real
+    StatusStore on moto, a fake review-api-v6. Before every input one run is LAUNCHED and one recorded as skipped
+    (as the processor leaves them); they are the only runs that may change or get a summation."""
+
+    name = "completion v6"
+
+    def __init__(self, table: str) -> None:
+        self._table = table
+        self._dirty = True
+
+    def units(self, events: list[dict[str, Any]]) -> int:
+        return len(events)
+
+    def _service(self) -> tuple[Any, Any, _FakeSummations]:
+        from completion_lambda.handler import CompletionDependencies
+        from completion_lambda.observability import RecordingMetricsSink
+        from mm_shared.models.phase import PhaseConfig
+        from mm_shared.settings import CompletionSettings
+        from mm_shared.status_store import StatusStore
+        from tests.conftest import Clock
+        from tests.unit.completion.fakes import FakeConfigSource, FakeReviewApi, challenge_config
+
+        clock = Clock()
+        store = StatusStore(self._table, clock=clock)
+        summations = _FakeSummations()
+        config = challenge_config(
+            challenge_id=KNOWN_CHALLENGE,
+            platform=Platform.V6,
+            scorecard_id="Sc0rEcArD-v6_1",
+            phases=(PhaseConfig(phase=ScoringPhase.EXAMPLE), PhaseConfig(phase=ScoringPhase.PROVISIONAL)),
+        )
+        settings = CompletionSettings(
+            environment_name=ENVIRONMENT,
+            status_table_name=self._table,
+            challenge_config_parameter_prefix="/mm-processor/challenges",
+            review_api_url="http://127.0.0.1:9/v6",
+        )
+        deps = CompletionDependencies(
+            settings,
+            store=store,
+            config_source=FakeConfigSource(config),
+            review_api=FakeReviewApi(),
+            summations_api=summations,
+            ecs=_FakeV6Ecs(),
+            metrics_sink=RecordingMetricsSink(),
+        )
+        return deps.service(), store, summations
+
+    @staticmethod
+    def _seed(store: Any) -> None:
+        from mm_shared.models.routed import RoutedSubmission
+        from tests.fuzz.strategies import v6_routed_body
+
+        launched = RoutedSubmission.model_validate(v6_routed_body(V6_LAUNCHED_SUBMISSION))
+        claim = store.claim_launch(launched, phase=V6_LAUNCHED_PHASE, scorer_type="example-scorer", lease_seconds=60)
+        assert claim.granted
+        assert store.mark_launched(
+            V6_LAUNCHED_RUN, attempt=claim.attempt, task_arn=V6_TASK_ARN, cluster_arn=CLUSTER_ARN, timeout_seconds=3600
+        )
+        skipped = RoutedSubmission.model_validate(
+            v6_routed_body(V6_SKIPPED_SUBMISSION, skip_reason="challenge_inactive")
+        )
+        assert store.record_skipped(
+            skipped, phase=V6_SKIPPED_PHASE, scorer_type="example-scorer", reason="challenge_inactive"
+        )
+
+    def check(self, events: list[dict[str, Any]]) -> list[Finding]:
+        from completion_lambda.observability import logger
+
+        with quiet(logger):
+            return self._check(events)
+
+    def _check(self, events: list[dict[str, Any]]) -> list[Finding]:
+        from completion_lambda.handler import InvalidEventError, parse_event
+
+        if self._dirty:
+            _empty_table(self._table)
+        self._dirty = True
+        service, store, api = self._service()
+        self._seed(store)
+        findings: list[Finding] = []
+        may_act = {V6_LAUNCHED_RUN: _may_act_on_launched, V6_SKIPPED_RUN: _may_act_on_skipped}
+        after = {run: store.get(run) for run in _SEEDED_V6_RUNS}
+        for event in events:
+            before = dict(after)
+            writes_before = Counter(_run_of_write(write) for write in api.writes)
+            try:
+                parsed = parse_event(event)
+            except InvalidEventError as error:
+                if CANARY_TOKEN in str(error):
+                    findings.append(Finding(Property.OTHER, "token in the InvalidEventError message"))
+                parsed = None
+            except Exception as error:
+                findings.append(_escaped(error))
+                parsed = None
+            if parsed is not None:
+                try:
+                    service.process(parsed)
+                except Exception as error:
+                    findings.append(_escaped(error))
+                    if CANARY_TOKEN in str(error):
+                        findings.append(Finding(Property.OTHER, "token in an escaped exception"))
+                after = {run: store.get(run) for run in _SEEDED_V6_RUNS}
+            writes_after = Counter(_run_of_write(write) for write in api.writes)
+            for run, allowed in may_act.items():
+                old, new = before[run], after[run]
+                changed = (old is None) != (new is None) or (
+                    old is not None
+                    and new is not None
+                    and (old.state, old.report_status) != (new.state, new.report_status)
+                )
+                if not allowed(event) and (changed or writes_after[run] > writes_before[run]):
+                    findings.append(Finding(Property.ACTED, f"run {run} acted on by an input that is not its own"))
+        items = _empty_table(self._table)
+        self._dirty = False
+        for item in items:
+            item_run = str(item["runId"].get("S", ""))
+            if item_run not in _SEEDED_V6_RUNS:
+                findings.append(
+                    Finding(Property.ACTED, "status item created for a run never recorded", _safe(item_run, 60))
+                )
+        per_run = Counter(_run_of_write(write) for write in api.writes)
+        for written_run, writes in per_run.items():
+            if written_run is None:
+                findings.append(Finding(Property.ACTED, "summation written for a run the pipeline never recorded"))
+            elif writes > 1:
+                findings.append(Finding(Property.ACTED, f"{writes} summation writes for run {written_run}"))
+        if CANARY_TOKEN in json.dumps(api.writes, default=str):
+            findings.append(Finding(Property.OTHER, "token in a summation"))
         return findings

@@ -16,6 +16,8 @@ from typing import Any
 from hypothesis import strategies as st
 
 from mm_shared.constants import DEFAULT_SUBMISSION_TOPIC, started_by
+from mm_shared.models.phase import V6_SUBMISSION_TOPIC, ScoringPhase, run_id
+from mm_shared.models.report_due import report_due_event
 from mm_shared.models.task import TaskEnv
 from tests.builders import (
     ACCOUNT,
@@ -301,6 +303,12 @@ def msk_events(draw: st.DrawFn) -> dict[str, Any]:
         for _ in range(count)
     ]
     event = msk_event(records)
+    _mutate_msk_shape(event, draw, value_mutations=_VALUE_MUTATIONS)
+    return event
+
+
+def _mutate_msk_shape(event: dict[str, Any], draw: st.DrawFn, *, value_mutations: tuple[str, ...]) -> None:
+    """Lambda's MSK event shape mutated in place: a twin record, values, keys, headers, the records-map keys."""
     # The same submission twice in one batch (duplicates must end as one published + one skipped).
     grouped = event["records"]
     if draw(st.booleans()):
@@ -311,7 +319,7 @@ def msk_events(draw: st.DrawFn) -> dict[str, Any]:
         group.append(twin)
     for group in list(grouped.values()):
         for item in group:
-            how = draw(st.sampled_from(_VALUE_MUTATIONS))
+            how = draw(st.sampled_from(value_mutations))
             if how == "missing":
                 item.pop("value", None)
             else:
@@ -338,7 +346,6 @@ def msk_events(draw: st.DrawFn) -> dict[str, Any]:
             draw(st.sampled_from(["", "x", "other.topic-9", "submission.notification.create-7"])) + f"#{i}": group
             for i, group in enumerate(grouped.values())
         }
-    return event
 
 
 # ---------------------------------------------------------------- challenge processor: SQS bodies
@@ -585,3 +592,400 @@ def ecs_events(draw: st.DrawFn) -> dict[str, Any]:
 
 # One invocation after another: a genuine event may be followed by mutated copies (and vice versa).
 ecs_event_sequences = st.lists(ecs_events(), min_size=1, max_size=3)
+
+
+# ================================================================ v6 (issue 10: the live platform, decisions 084-088)
+# Served v6 challenges (in the challenge table with platform v6); KNOWN_CHALLENGE stays the v5 one, so a v6 record
+# naming it is a platform mismatch and a v6 record naming FOREIGN_CHALLENGE is a challenge we do not serve.
+V6_CHALLENGE = "9b2f6c1a-3d4e-4f50-8a61-7b8c9d0e1f2a"
+V6_INACTIVE_CHALLENGE = "c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f"
+V6_ORIGINATOR = "review-api-v6"
+V6_TIMESTAMP = "2026-12-01T10:00:00Z"  # fixed: the harness recognises a pristine envelope by equality
+V6_SUBMITTED = "2026-12-01T09:59:58.123Z"
+NANOID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+nanoids = st.text(alphabet=NANOID_ALPHABET, min_size=14, max_size=14)
+
+
+def nanoid_variants(valid: str) -> st.SearchStrategy[Any]:
+    """Near-valid v6 ids around a valid one: 13 / 15 characters, a character outside the alphabet, padding, a v5
+    UUID, a number, full-width and surrogate look-alikes, plus every generic id variant."""
+    return st.one_of(
+        st.sampled_from(
+            [
+                valid[:-1],  # 13
+                valid + "A",  # 15
+                valid[:-1] + ".",
+                valid[:-1] + "=",
+                valid[:-1] + "/",
+                valid[:-1] + "+",  # base64's alphabet, not nanoid's
+                valid[:-1] + "\u00e9",
+                valid[:-1] + "\uff21",  # full-width A
+                valid[:-1] + "\ud800",
+                f" {valid} ",  # the bus model strips whitespace: still the same id
+                f"{valid}\n",
+                valid.replace(valid[0], " ", 1),
+                "-" * 14,
+                "_" * 14,
+                "0" * 14,
+                "12345678901234",  # 14 digits: a valid nanoid too
+                "3f2b8c1d-9e4a-4b7c-8d6e-5f4a3b2c1d0e",
+                valid * 200,
+            ]
+        ),
+        st.integers(),
+        st.floats(allow_nan=True),
+        uuids,
+        st.text(alphabet=NANOID_ALPHABET, min_size=12, max_size=16),
+        id_variants(valid),
+    )
+
+
+def v6_payload(submission_id: str, challenge_id: str) -> dict[str, Any]:
+    """The payload review-api-v6 `publishMarathonMatchEvent` sends: every field a string."""
+    return {
+        "submissionId": submission_id,
+        "challengeId": challenge_id,
+        "submissionUrl": VALID_URL,
+        "memberHandle": "tourist",
+        "memberId": "88770025",
+        "submittedDate": V6_SUBMITTED,
+    }
+
+
+def v6_envelope(payload: dict[str, Any], *, topic: str = V6_SUBMISSION_TOPIC) -> dict[str, Any]:
+    return {
+        "topic": topic,
+        "originator": V6_ORIGINATOR,
+        "timestamp": V6_TIMESTAMP,
+        "mime-type": "application/json",
+        "payload": payload,
+    }
+
+
+v6_challenge_refs = st.sampled_from([V6_CHALLENGE] * 3 + [V6_INACTIVE_CHALLENGE])
+
+
+def _v6_payload_overrides(submission_id: str) -> dict[str, st.SearchStrategy[Any]]:
+    return {
+        "submissionId": nanoid_variants(submission_id),
+        "challengeId": st.one_of(
+            st.sampled_from(
+                [
+                    V6_CHALLENGE,
+                    V6_INACTIVE_CHALLENGE,
+                    KNOWN_CHALLENGE,  # a v5 challenge: platform mismatch
+                    INACTIVE_CHALLENGE,
+                    FOREIGN_CHALLENGE,  # not served
+                    V6_CHALLENGE.upper(),
+                    f" {V6_CHALLENGE} ",
+                    str(KNOWN_LEGACY_ID),  # v6 has no legacy ids
+                ]
+            ),
+            st.just(KNOWN_LEGACY_ID),
+            id_variants(V6_CHALLENGE),
+        ),
+        "submissionUrl": st.one_of(st.sampled_from(HOSTILE_URLS), st.sampled_from(HOSTILE_URLS), hostile_values),
+        "memberId": st.sampled_from(["88770025", " 1 ", "0", "-5", "1e3", "0x10", "9" * 19, "9" * 40, "1.0", ""])
+        | st.sampled_from(HOSTILE_INTS)  # a JSON number: v6 sends strings
+        | hostile_values,
+        "memberHandle": st.sampled_from(
+            ["tourist", "", " tourist ", "a b", "x" * 64, "x" * 65, "\u00e9l\u00e8ve", "t\x00", "\ud800", None]
+        )
+        | hostile_values,
+        "submittedDate": st.sampled_from([V6_SUBMITTED, "yesterday", "2026-13-45T00:00:00Z", "1764579600", ""])
+        | hostile_values,
+        "url": st.sampled_from(HOSTILE_URLS),  # the v5 name: ignored by the v6 model
+        "id": id_variants(submission_id),  # the v5 name: ignored by the v6 model
+    }
+
+
+_V6_ENVELOPE_OVERRIDES: dict[str, st.SearchStrategy[Any]] = {
+    "topic": st.sampled_from(
+        [
+            V6_SUBMISSION_TOPIC,
+            DEFAULT_SUBMISSION_TOPIC,  # a v6 payload claiming the v5 topic
+            " " + V6_SUBMISSION_TOPIC,
+            V6_SUBMISSION_TOPIC.upper(),
+            "marathonmatch.submission.created",
+            "",
+        ]
+    )
+    | hostile_values,
+    "originator": st.sampled_from([V6_ORIGINATOR, "", "submission-api"]) | hostile_values,
+    "timestamp": st.sampled_from(["not a time", V6_TIMESTAMP, 0]) | hostile_values,
+    "mime-type": st.sampled_from(["application/json", ""]) | hostile_values,
+    "payload": hostile_values,
+}
+
+
+@st.composite
+def v6_objects(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
+    """A (mutated) v6 envelope or bare payload, and the Kafka topic it travels on."""
+    submission_id = draw(nanoids)
+    valid = v6_payload(submission_id, draw(v6_challenge_refs))
+    if draw(st.integers(0, 2)) == 0:
+        del valid["memberHandle"]  # optional to us
+    payload = draw(mutate_object(valid, _v6_payload_overrides(submission_id))) if draw(st.integers(0, 4)) else valid
+    kafka_topic = draw(st.sampled_from([V6_SUBMISSION_TOPIC] * 8 + [DEFAULT_SUBMISSION_TOPIC, "other.topic"]))
+    if draw(st.booleans()):  # the bare payload (what review-api-v6 actually produces on its own topic)
+        return payload, kafka_topic
+    envelope = v6_envelope(payload)
+    if draw(st.integers(0, 3)):
+        return envelope, kafka_topic
+    return draw(mutate_object(envelope, _V6_ENVELOPE_OVERRIDES)), kafka_topic
+
+
+@st.composite
+def v6_kafka_records(draw: st.DrawFn) -> KafkaRecord:
+    obj, topic = draw(v6_objects())
+    if draw(st.integers(0, 9)) == 0:
+        raw = _dump(obj)
+        return KafkaRecord(
+            raw[: draw(st.integers(0, max(0, len(raw) - 1)))], partition=draw(st.integers(0, 2)), topic=topic
+        )
+    return KafkaRecord(_dump(obj), partition=draw(st.integers(0, 2)), topic=topic)
+
+
+@st.composite
+def v6_msk_events(draw: st.DrawFn) -> dict[str, Any]:
+    """An MSK event of 1..6 records, mostly v6 (some v5 ones mixed in), with the MSK-shape mutations of
+    `msk_events` applied by `_mutate_msk_shape`."""
+    count = draw(st.integers(1, 6))
+    records: list[KafkaRecord] = []
+    for _ in range(count):
+        if draw(st.integers(0, 4)):
+            records.append(draw(v6_kafka_records()))
+        else:
+            records.append(
+                KafkaRecord(
+                    draw(_mutated_real_values), partition=draw(st.integers(0, 2)), topic=DEFAULT_SUBMISSION_TOPIC
+                )
+            )
+    event = msk_event(records)
+    _mutate_msk_shape(event, draw, value_mutations=_V6_VALUE_MUTATIONS)
+    return event
+
+
+_V6_VALUE_MUTATIONS = ("none",) * 24 + ("missing", "null", "not_base64", "unpadded", "not_text", "urlsafe")
+
+
+# ---------------------------------------------------------------- v6: challenge processor SQS bodies
+def v6_routed_body(
+    submission_id: str,
+    *,
+    phase: str | None = None,
+    skip_reason: str | None = None,
+    offset: int = 7,
+) -> dict[str, Any]:
+    """A valid v6 RoutedSubmission on the wire, as the router publishes it (phase / skipReason when set)."""
+    body: dict[str, Any] = {
+        "schemaVersion": 1,
+        "platform": "v6",
+        "submissionId": submission_id,
+        "challengeId": KNOWN_CHALLENGE,
+        "memberId": 88_770_025,
+        "memberHandle": "tourist",
+        "url": VALID_URL,
+        "fileType": "zip",
+        "submittedDate": V6_SUBMITTED,
+        "correlationId": f"{V6_SUBMISSION_TOPIC}-0-{offset}",
+        "source": {"topic": V6_SUBMISSION_TOPIC, "partition": 0, "offset": offset, "timestamp": 1_764_579_600_000},
+        "routedAt": "2026-12-01T09:00:01Z",
+    }
+    if phase is not None:
+        body["phase"] = phase
+    if skip_reason is not None:
+        body["skipReason"] = skip_reason
+    return body
+
+
+PHASE_VALUES = ("EXAMPLE", "PROVISIONAL", "SYSTEM")
+_HOSTILE_PHASES = ("example", "Provisional", " SYSTEM", "SYSTEM ", "FINAL", "", "EXAMPLE#SYSTEM", "SYSTEM\x00")
+phase_values = st.sampled_from(PHASE_VALUES) | st.sampled_from(_HOSTILE_PHASES) | hostile_values
+
+
+def _v6_body_overrides(submission_id: str) -> dict[str, st.SearchStrategy[Any]]:
+    return {
+        **_body_overrides(submission_id),
+        "submissionId": nanoid_variants(submission_id),
+        "platform": st.sampled_from(["v5", "v6", "V6", "v7", "", None]) | hostile_values,
+        "phase": st.sampled_from([*PHASE_VALUES, None]) | phase_values,
+        "skipReason": st.sampled_from(["challenge_inactive", "", "x" * 300, "x" * 301, None]) | hostile_values,
+        "memberHandle": st.sampled_from(["tourist", "x" * 64, "x" * 65, ""]) | hostile_values,
+    }
+
+
+@st.composite
+def v6_sqs_bodies(draw: st.DrawFn) -> str:
+    """One SQS body: mostly a (mutated) v6 RoutedSubmission, with or without a phase or a skip reason; some v5."""
+    kind = draw(st.sampled_from(["mutated"] * 6 + ["valid"] * 3 + ["v5", "raw", "truncated"]))
+    if kind == "v5":  # a v5 message at a v6 challenge's queue (the router routes by platform; a hand-sent one)
+        return json.dumps(routed_body(draw(uuids)))
+    if kind == "raw":
+        return draw(st.text(max_size=80))
+    submission_id = draw(nanoids)
+    body = v6_routed_body(
+        submission_id,
+        phase=draw(st.sampled_from([None, None, None, *PHASE_VALUES])),
+        skip_reason=draw(st.sampled_from([None] * 5 + ["challenge_inactive"])),
+    )
+    if kind == "valid":
+        return json.dumps(body)
+    text = json.dumps(draw(mutate_object(body, _v6_body_overrides(submission_id))), allow_nan=True)
+    if kind == "truncated":
+        return text[: draw(st.integers(0, len(text) - 1))]
+    return text
+
+
+v6_sqs_deliveries = st.lists(st.tuples(v6_sqs_bodies(), st.integers(1, 3)), min_size=1, max_size=3).flatmap(
+    lambda first: st.just(first) | st.just([*first, first[0]])
+)
+
+
+# ---------------------------------------------------------------- v6: completion (STOPPED events, report-due events)
+# The world the completion checker seeds before every input: one v6 run LAUNCHED (its task), one recorded as
+# skipped (no task, report due). No other run exists, so no other run may be written or reported.
+V6_LAUNCHED_SUBMISSION = "Lq3x_Z9-aB7cD1"
+V6_LAUNCHED_PHASE = ScoringPhase.PROVISIONAL
+V6_LAUNCHED_RUN = run_id(V6_LAUNCHED_SUBMISSION, V6_LAUNCHED_PHASE)
+V6_SKIPPED_SUBMISSION = "s4KiPpEd_run-1"
+V6_SKIPPED_PHASE = ScoringPhase.EXAMPLE
+V6_SKIPPED_RUN = run_id(V6_SKIPPED_SUBMISSION, V6_SKIPPED_PHASE)
+V6_TASK_ARN = task_arn_of("seeded-v6")
+
+
+def v6_stopped_event(exit_code: int | None = 1) -> dict[str, Any]:
+    """The real-shaped STOPPED event of the launched v6 run's task (task contract: MM_PHASE, MM_PLATFORM)."""
+    event = stopped_event(V6_LAUNCHED_SUBMISSION, V6_TASK_ARN, exit_code=exit_code)
+    pairs = event["detail"]["overrides"]["containerOverrides"][0]["environment"]
+    pairs.extend(
+        [
+            {"name": TaskEnv.PHASE.value, "value": V6_LAUNCHED_PHASE.value},
+            {"name": TaskEnv.PLATFORM.value, "value": "v6"},
+            {"name": TaskEnv.MEMBER_HANDLE.value, "value": "tourist"},
+        ]
+    )
+    return event
+
+
+def _append_env(name: str, values: st.SearchStrategy[Any]) -> _Mutation:
+    """A second pair with the same name (ECS keeps both; the first value wins when read)."""
+
+    def apply(event: dict[str, Any], draw: st.DrawFn) -> None:
+        event["detail"]["overrides"]["containerOverrides"][0]["environment"].append(
+            {"name": name, "value": draw(values)}
+        )
+
+    return apply
+
+
+def _prepend_env(name: str, values: st.SearchStrategy[Any]) -> _Mutation:
+    def apply(event: dict[str, Any], draw: st.DrawFn) -> None:
+        event["detail"]["overrides"]["containerOverrides"][0]["environment"].insert(
+            0, {"name": name, "value": draw(values)}
+        )
+
+    return apply
+
+
+def _second_container_override(event: dict[str, Any], draw: st.DrawFn) -> None:
+    """Another container's overrides naming another run (a sidecar, or a forged event)."""
+    event["detail"]["overrides"]["containerOverrides"].insert(
+        draw(st.integers(0, 1)),
+        {
+            "name": "log_router",
+            "environment": [
+                {
+                    "name": TaskEnv.SUBMISSION_ID.value,
+                    "value": draw(st.sampled_from([V6_SKIPPED_SUBMISSION, V6_LAUNCHED_SUBMISSION])),
+                },
+                {"name": TaskEnv.PHASE.value, "value": draw(st.sampled_from(PHASE_VALUES))},
+            ],
+        },
+    )
+
+
+_V6_ID_VALUES = nanoid_variants(V6_LAUNCHED_SUBMISSION) | st.sampled_from([V6_SKIPPED_SUBMISSION, SEEDED_SUBMISSION])
+_V6_MUTATIONS: tuple[_Mutation, ...] = (
+    _drop_env(TaskEnv.PHASE.value),
+    _drop_env(TaskEnv.PHASE.value),
+    _env_value(TaskEnv.PHASE.value, phase_values),
+    _env_value(TaskEnv.PHASE.value, phase_values),
+    _append_env(TaskEnv.PHASE.value, phase_values),
+    _prepend_env(TaskEnv.PHASE.value, phase_values),
+    _env_value(TaskEnv.SUBMISSION_ID.value, _V6_ID_VALUES),
+    _env_value(TaskEnv.SUBMISSION_ID.value, _V6_ID_VALUES),
+    _append_env(TaskEnv.SUBMISSION_ID.value, _V6_ID_VALUES),
+    _prepend_env(TaskEnv.SUBMISSION_ID.value, _V6_ID_VALUES),
+    _env_value(TaskEnv.PLATFORM.value, st.sampled_from(["v5", "V6", "", "v7"]) | hostile_values),
+    _drop_env(TaskEnv.PLATFORM.value),
+    _second_container_override,
+    *_MUTATIONS,
+)
+
+
+@st.composite
+def v6_ecs_events(draw: st.DrawFn) -> dict[str, Any]:
+    """The launched v6 task's STOPPED event with 0..3 mutations (0: the genuine event, which may act)."""
+    event = v6_stopped_event(exit_code=draw(st.sampled_from([0, 1, 137, None])))
+    for _ in range(draw(st.integers(0, 3))):
+        try:
+            draw(st.sampled_from(_V6_MUTATIONS))(event, draw)
+        except (KeyError, TypeError, AttributeError, StopIteration, IndexError):
+            continue
+    return event
+
+
+_REPORT_DUE_RUN_IDS = st.one_of(
+    st.sampled_from([V6_SKIPPED_RUN] * 4 + [V6_LAUNCHED_RUN] * 2),
+    st.sampled_from(
+        [
+            run_id(V6_SKIPPED_SUBMISSION, ScoringPhase.PROVISIONAL),  # the skipped submission's other phases
+            run_id(V6_SKIPPED_SUBMISSION, ScoringPhase.SYSTEM),
+            run_id(V6_LAUNCHED_SUBMISSION, ScoringPhase.EXAMPLE),
+            run_id(SEEDED_SUBMISSION, ScoringPhase.PROVISIONAL),  # a v5 run never launched here
+            V6_SKIPPED_RUN.lower(),
+            V6_SKIPPED_RUN.replace("#", "#" + "#"),
+            V6_SKIPPED_RUN + "#EXAMPLE",
+            V6_SKIPPED_SUBMISSION + "#example",
+            V6_SKIPPED_SUBMISSION + "#FINAL",
+            V6_SKIPPED_SUBMISSION + "#",
+            V6_SKIPPED_SUBMISSION,
+            "#EXAMPLE",
+            " " + V6_SKIPPED_RUN,
+            V6_SKIPPED_RUN + " ",
+            V6_SKIPPED_RUN + "\ud800",
+            V6_SKIPPED_SUBMISSION[:-1] + "#EXAMPLE",
+            V6_SKIPPED_SUBMISSION + "A#EXAMPLE",
+            V6_SKIPPED_RUN * 3,
+            "x" * 3000,
+        ]
+    ),
+    st.builds(lambda sid, phase: f"{sid}#{phase}", nanoids, st.sampled_from(PHASE_VALUES)),  # unknown runs
+    st.builds(lambda sid, phase: f"{sid}#{phase}", nanoid_variants(V6_SKIPPED_SUBMISSION), phase_values),
+    hostile_values,
+)
+
+_REPORT_DUE_OVERRIDES: dict[str, st.SearchStrategy[Any]] = {
+    "source": st.sampled_from(["mm-processor", "mm-processor ", "MM-PROCESSOR", "aws.ecs", ""]) | hostile_values,
+    "detail-type": st.sampled_from(["Run Report Due", "run report due", "ECS Task State Change"]) | hostile_values,
+    "detail": st.fixed_dictionaries({"runId": _REPORT_DUE_RUN_IDS})
+    | st.fixed_dictionaries({"runId": _REPORT_DUE_RUN_IDS, "state": st.sampled_from(["SUCCEEDED", "FAILED"])})
+    | st.fixed_dictionaries({"runId": st.just(V6_SKIPPED_RUN), "aggregateScore": st.just(100)})
+    | hostile_values,
+    "time": hostile_values,
+    "resources": hostile_values,
+}
+
+
+@st.composite
+def report_due_events(draw: st.DrawFn) -> dict[str, Any]:
+    """The async-invoke payload "Run Report Due": valid for a seeded run, for unknown runs, or malformed."""
+    event = report_due_event(draw(st.sampled_from([V6_SKIPPED_RUN] * 3 + [V6_LAUNCHED_RUN])))
+    if draw(st.integers(0, 2)) == 0:
+        return event
+    return draw(mutate_object(event, _REPORT_DUE_OVERRIDES))
+
+
+# One invocation after another: STOPPED events of the v6 task and report-due events, mixed.
+v6_completion_sequences = st.lists(v6_ecs_events() | report_due_events(), min_size=1, max_size=3)

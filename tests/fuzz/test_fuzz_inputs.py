@@ -16,16 +16,25 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mm_shared.models.phase import Platform
 from tests.fuzz.harness import (
     CompletionChecker,
     Finding,
     ProcessorChecker,
     Property,
     RouterChecker,
+    V6CompletionChecker,
     isolated_aws,
     of_family,
 )
-from tests.fuzz.strategies import ecs_event_sequences, msk_events, sqs_deliveries
+from tests.fuzz.strategies import (
+    ecs_event_sequences,
+    msk_events,
+    sqs_deliveries,
+    v6_completion_sequences,
+    v6_msk_events,
+    v6_sqs_deliveries,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")
 
@@ -76,3 +85,33 @@ def test_completion_acts_only_on_the_launched_submission_and_raises_only_invalid
         # When each event is parsed and processed
         # Then only InvalidEventError escapes, and no item or review appears for a submission never launched
         run(CompletionChecker(table).check, ecs_event_sequences, max_examples=90)
+
+
+# ---------------------------------------------------------------- v6 (issue 10)
+def test_router_publishes_a_v6_record_only_when_it_is_a_valid_submission_of_a_served_challenge() -> None:
+    # Given mostly v6 records (envelope or bare payload; ids of 13 / 15 characters, other alphabets, UUIDs,
+    # numbers; memberIds as numbers; hostile URLs and handles; the v5 or a wrong topic; a v5 or unserved
+    # challenge) mixed with v5 ones, in mutated MSK event shapes
+    # When the router handles each batch
+    # Then nothing escapes, each record is in one state, a published v6 body is its record's valid submission of
+    # a served v6 challenge (skipReason exactly when the challenge is inactive), and a pristine one is published
+    run(RouterChecker().check, v6_msk_events(), max_examples=100)
+
+
+def test_v6_challenge_processor_launches_only_the_phases_the_message_and_config_name_once_each() -> None:
+    # Given SQS bodies mutated from a v6 RoutedSubmission (phase set / unset / unknown, skipReason, platform and
+    # id form mismatched, v5 bodies) at a v6 challenge with EXAMPLE and PROVISIONAL (no SYSTEM)
+    with isolated_aws() as table:
+        # When the processor handles each delivery (duplicates included)
+        # Then RunTask only for a configured phase the message asks for, once per run; a skip launches nothing
+        run(ProcessorChecker(table, Platform.V6).check, v6_sqs_deliveries, max_examples=80)
+
+
+def test_completion_posts_a_v6_summation_only_for_a_run_the_pipeline_recorded() -> None:
+    # Given one v6 run LAUNCHED and one recorded as skipped, STOPPED events of the launched task with MM_PHASE
+    # missing / lower-case / unknown / duplicated, and report-due events (valid, malformed run ids, unknown runs)
+    with isolated_aws() as table:
+        # When each event is parsed and processed
+        # Then only InvalidEventError escapes; a run changes only on its own task's event (launched) or its own
+        # report-due event (skipped); summations only for those two runs, at most one write each
+        run(V6CompletionChecker(table).check, v6_completion_sequences, max_examples=60)

@@ -605,7 +605,6 @@ V6_CASES: tuple[Case, ...] = (
             NP: v6_scored(dead_lettered_message=None),
         },
         platform=V6,
-        open_defect="a DEAD_LETTERED v6 run (never started) gets no summation: no reportStatus, nothing re-drives it",
     ),
     Case(
         "v6 RunTask failures[] twice on EXAMPLE, then its task: PROVISIONAL never relaunched",

@@ -365,6 +365,20 @@ def test_a_v5_message_with_a_skip_reason_is_refused(world: World) -> None:
     assert world.lambda_.invocations == []
 
 
+def test_a_message_of_the_other_platform_is_refused_and_never_launched(world: World) -> None:
+    # A v5 body in a v6 challenge's queue (sent by hand or replayed past the router's platform_mismatch skip):
+    # launching it would run a scorer the platform never asked for and report it on the wrong platform.
+    body = routed_submission()
+
+    with pytest.raises(RecordFailed) as raised:
+        world.deliver(body)
+
+    assert raised.value.reason_code == FailureReason.PLATFORM_MISMATCH.value
+    assert world.launcher.requests == []
+    assert world.lambda_.invocations == []
+    assert world.store.get_runs(body.submission_id) == []
+
+
 def test_without_a_completion_function_the_skip_is_left_to_the_sweeper(status_table: str, clock: Clock) -> None:
     world = _world(status_table, clock, completion_function=None)
     submission = v6_submission(skip_reason="inactive")
