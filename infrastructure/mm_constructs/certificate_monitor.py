@@ -8,14 +8,11 @@ monitor failing, unscheduled or unable to read the secret) counts as breaching, 
 from __future__ import annotations
 
 from aws_cdk import Duration
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from infrastructure.mm_constructs.functions import FunctionKit, FunctionSpec
+from infrastructure.mm_constructs.functions import FunctionKit, FunctionSpec, run_on_schedule
 from infrastructure.mm_constructs.monitoring import AlarmFactory
-from infrastructure.mm_constructs.nag import acknowledge
 from infrastructure.mm_constructs.router import secret_decrypt_statement
 from infrastructure.wiring import CERTIFICATE_MONITOR_HANDLER, WiringPlan
 from mm_shared.observability import Metric
@@ -50,26 +47,20 @@ class CertificateMonitor(Construct):
         secret_arn = settings.client_certificate_secret_arn
         built.role.add_to_policy(iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[secret_arn]))
         built.role.add_to_policy(secret_decrypt_statement(config, secret_arn))
-        self.schedule = events.Rule(
+        self.schedule = run_on_schedule(
             self,
-            "Schedule",
+            self.function,
             rule_name=names.certificate_monitor_schedule,
             description="Check the Kafka client certificate's expiry",
-            schedule=events.Schedule.rate(CHECK_INTERVAL),
-            targets=[targets.LambdaFunction(self.function, retry_attempts=2)],
-        )
-        acknowledge(
-            self.schedule,
-            "Serverless-EventBusDLQ",
-            "A missed check is repeated by the next one; a day without any value raises the expiry alarm",
-        )
-        for rule in ("Serverless-LambdaDLQ", "Serverless-LambdaAsyncFailureDestination"):
-            acknowledge(
-                self.function,
-                rule,
+            rate=CHECK_INTERVAL,
+            why_nothing_waits=(
+                "A missed check is repeated by the next one; a day without any value raises the expiry alarm"
+            ),
+            why_no_function_dlq=(
                 "A failed scheduled check has nothing to keep: the next run repeats it, and the missing metric "
-                "raises the expiry alarm",
-            )
+                "raises the expiry alarm"
+            ),
+        )
         self.expiry_alarm = alarms.gauge_low_or_silent(
             self,
             "ExpiryAlarm",

@@ -12,16 +12,13 @@ unscheduled, no permission) counts as breaching.
 from __future__ import annotations
 
 from aws_cdk import Duration
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from infrastructure.mm_constructs.arns import Arns
 from infrastructure.mm_constructs.completion import token_statement
-from infrastructure.mm_constructs.functions import FunctionKit, FunctionSpec
+from infrastructure.mm_constructs.functions import FunctionKit, FunctionSpec, run_on_schedule
 from infrastructure.mm_constructs.monitoring import AlarmFactory
-from infrastructure.mm_constructs.nag import acknowledge
 from infrastructure.wiring import SCORER_TOKEN_REFRESHER_HANDLER, WiringPlan
 from mm_shared.observability import Metric
 
@@ -60,27 +57,21 @@ class ScorerTokenRefresher(Construct):
         )
         built.role.add_to_policy(token_statement(plan, arns))  # the Auth0 credentials, as the completion reads them
         interval = Duration.minutes(config.token.scorer_token_refresh_minutes)
-        self.schedule = events.Rule(
+        self.schedule = run_on_schedule(
             self,
-            "Schedule",
+            self.function,
             rule_name=names.scorer_token_refresh_schedule,
             description="Refresh the scorer tasks' M2M token parameter when it nears expiry",
-            schedule=events.Schedule.rate(interval),
-            targets=[targets.LambdaFunction(self.function, retry_attempts=2)],
-        )
-        acknowledge(
-            self.schedule,
-            "Serverless-EventBusDLQ",
-            "A missed refresh is repeated by the next scheduled run; a period without its metric raises the "
-            "scorer-token alarm",
-        )
-        for rule in ("Serverless-LambdaDLQ", "Serverless-LambdaAsyncFailureDestination"):
-            acknowledge(
-                self.function,
-                rule,
+            rate=interval,
+            why_nothing_waits=(
+                "A missed refresh is repeated by the next scheduled run; a period without its metric raises the "
+                "scorer-token alarm"
+            ),
+            why_no_function_dlq=(
                 "A failed scheduled refresh has nothing to keep: the next run repeats it, and the failure's metric "
-                "(or its absence) raises the scorer-token alarm",
-            )
+                "(or its absence) raises the scorer-token alarm"
+            ),
+        )
         margin = settings.refresh_margin_seconds
         self.expiry_alarm = alarms.gauge_low_or_silent(
             self,
