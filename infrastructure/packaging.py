@@ -1,6 +1,6 @@
 """Docker-free Lambda assets: one staging directory per function and one dependency layer directory.
 
-- `stage_function_asset("router")` -> `build/assets/router/` holding `router_lambda/` and `mm_shared/`
+- `stage_function_asset("router")` -> `build/assets/router-<content hash>/` holding `router_lambda/` and `mm_shared/`
   (sources only: no tests, no infrastructure, no `__pycache__`).
 - `build_layer()` -> `build/layer/` whose `python/` holds the runtime dependencies from uv.lock, installed
   for Lambda (`manylinux2014_aarch64`, CPython 3.12, wheels only). The build is cached by a hash of the
@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -65,29 +66,52 @@ class LayerBuild:
 
 
 # ------------------------------------------------------------------ function assets
+# A staged asset is never replaced in place: another test worker or a concurrent `cdk synth` may be
+# fingerprinting it that very moment (CDK lstat()s every file). Each distinct content gets its own
+# directory, `<name>-<sha256 prefix>`, created by an atomic rename and then only read; a directory
+# nobody has staged for a day is pruned (docs/decisions/092).
+ASSET_RETENTION_SECONDS = 24 * 3600
+
+
 def stage_function_asset(name: str, *, root: Path = REPO_ROOT, assets_dir: Path = ASSETS_DIR) -> Path:
-    """Copy the function's package and `mm_shared/` into `assets_dir/<name>/` (replacing it atomically)."""
+    """Copy the function's package and `mm_shared/` into `assets_dir/<name>-<content hash>/` (immutable)."""
     if name not in FUNCTION_PACKAGES:
         raise PackagingError(f"unknown function asset {name!r} (known: {', '.join(FUNCTION_PACKAGES)})")
     packages = (FUNCTION_PACKAGES[name], SHARED_PACKAGE)
     assets_dir.mkdir(parents=True, exist_ok=True)
-    target = assets_dir / name
-    with _lock(assets_dir / f".{name}.lock"):
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=assets_dir))
-        try:
-            for package in packages:
-                source = root / package
-                if not (source / "__init__.py").is_file():
-                    raise PackagingError(f"asset {name}: package {package}/ is missing under {root}")
-                shutil.copytree(source, staging / package, ignore=_IGNORED)
-            _normalise_mtimes(staging)
-            if target.exists():
-                shutil.rmtree(target)
-            staging.rename(target)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=assets_dir))
+    try:
+        for package in packages:
+            source = root / package
+            if not (source / "__init__.py").is_file():
+                raise PackagingError(f"asset {name}: package {package}/ is missing under {root}")
+            shutil.copytree(source, staging / package, ignore=_IGNORED)
+        _normalise_mtimes(staging)
+        target = assets_dir / f"{name}-{_tree_digest(staging)[:16]}"
+        with _lock(assets_dir / f".{name}.lock"):
+            if not target.is_dir():
+                staging.rename(target)
+            os.utime(target)  # "last staged", which the pruning below reads
+            _prune_stale_assets(assets_dir, name, keep=target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _tree_digest(directory: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _prune_stale_assets(assets_dir: Path, name: str, *, keep: Path) -> None:
+    cutoff = time.time() - ASSET_RETENTION_SECONDS
+    for sibling in assets_dir.glob(f"{name}-" + "[0-9a-f]" * 16):  # only this function's, never another's
+        if sibling != keep and sibling.is_dir() and sibling.stat().st_mtime < cutoff:
+            shutil.rmtree(sibling, ignore_errors=True)
 
 
 def _normalise_mtimes(directory: Path) -> None:

@@ -56,6 +56,48 @@ def test_an_unknown_asset_is_refused_by_name() -> None:
         packaging.stage_function_asset("nope")
 
 
+def _fake_repo(root: Path, body: str = "VALUE = 1\n") -> Path:
+    for package in ("router_lambda", "mm_shared"):
+        (root / package).mkdir(parents=True, exist_ok=True)
+        (root / package / "__init__.py").write_text(body)
+    return root
+
+
+def test_restaging_unchanged_sources_never_replaces_the_directory_a_concurrent_synth_reads(tmp_path: Path) -> None:
+    # Given an asset staged once (another worker's CDK may be fingerprinting it right now)
+    root = _fake_repo(tmp_path / "repo")
+    first = packaging.stage_function_asset("router", root=root, assets_dir=tmp_path / "assets")
+    inode = first.stat().st_ino
+    # When it is staged again from the same sources
+    second = packaging.stage_function_asset("router", root=root, assets_dir=tmp_path / "assets")
+    # Then the very same directory is returned, untouched: never removed and re-created under a reader
+    assert second == first
+    assert second.stat().st_ino == inode
+    assert sorted(p.name for p in (tmp_path / "assets").iterdir() if not p.name.startswith(".")) == [first.name]
+
+
+def test_changed_sources_get_a_new_directory_and_the_old_one_survives(tmp_path: Path) -> None:
+    root = _fake_repo(tmp_path / "repo")
+    old = packaging.stage_function_asset("router", root=root, assets_dir=tmp_path / "assets")
+    _fake_repo(root, body="VALUE = 2\n")
+    new = packaging.stage_function_asset("router", root=root, assets_dir=tmp_path / "assets")
+    assert new != old
+    assert (new / "router_lambda" / "__init__.py").read_text() == "VALUE = 2\n"
+    assert (old / "router_lambda" / "__init__.py").read_text() == "VALUE = 1\n"  # a synth still reading it is safe
+
+
+def test_an_asset_nobody_staged_for_a_day_is_pruned(tmp_path: Path) -> None:
+    root = _fake_repo(tmp_path / "repo")
+    assets = tmp_path / "assets"
+    stale = packaging.stage_function_asset("router", root=root, assets_dir=assets)
+    day_ago = stale.stat().st_mtime - packaging.ASSET_RETENTION_SECONDS - 60
+    os.utime(stale, (day_ago, day_ago))
+    _fake_repo(root, body="VALUE = 2\n")
+    recent = packaging.stage_function_asset("router", root=root, assets_dir=assets)
+    assert recent.is_dir()
+    assert not stale.exists()
+
+
 def test_layer_fingerprint_follows_the_requirement_set_and_target() -> None:
     requirements = ("pydantic==2.14.3", "requests==2.34.2")
     base = packaging.layer_fingerprint(requirements, packaging.LayerTarget.LAMBDA)
