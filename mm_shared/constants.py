@@ -33,6 +33,11 @@ def static_token_parameter_name(ssm_prefix: str = DEFAULT_SSM_PREFIX) -> str:
     return f"{ssm_prefix.rstrip('/')}/auth0/token"
 
 
+def capacity_parameter_name(ssm_prefix: str = DEFAULT_SSM_PREFIX) -> str:
+    """`<ssmPrefix>/capacity`: the environment's caps (JSON, `mm_shared.capacity.models.EnvironmentCapacity`)."""
+    return f"{ssm_prefix.rstrip('/')}/capacity"
+
+
 def scorer_token_parameter_name(ssm_prefix: str = DEFAULT_SSM_PREFIX) -> str:
     """`<ssmPrefix>/auth0/scorer-token`: the SecureString the scorer-token refresher keeps fresh (token source
     auth0_proxy, decision 091); a scorer task definition references it in `secrets` as ACCESS_TOKEN."""
@@ -78,6 +83,10 @@ STATUS_TABLE_PARTITION_KEY = "runId"
 STATUS_TABLE_OVERDUE_INDEX = "byStateDeadline"  # GSI: partition `state`, sort `deadlineAt` (epoch s)
 STATUS_TABLE_TTL_ATTRIBUTE = "expiresAt"
 CHALLENGE_TABLE_PARTITION_KEY = "challengeId"
+# The capacity table (decisions 093, 094): pools, queue entries, member items and pace items under `pk` + `sk`.
+CAPACITY_TABLE_PARTITION_KEY = "pk"
+CAPACITY_TABLE_SORT_KEY = "sk"
+CAPACITY_TABLE_TTL_ATTRIBUTE = "expiresAt"
 LEGACY_CHALLENGE_ALIAS_PREFIX = "legacy:"  # alias item key for a legacy numeric challenge id
 
 

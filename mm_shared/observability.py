@@ -44,6 +44,18 @@ class Metric(StrEnum):
     STUCK_LAUNCHES_DEAD_LETTERED = "StuckLaunchesDeadLettered"  # launch never confirmed, message in the DLQ (080)
     REPORTS_REDRIVEN = "ReportsRedriven"  # an unfinished report sent through the completion function again (080)
     REPORT_RETRY_GAVE_UP = "ReportRetryGaveUp"  # a report left unfinished for an operator (decision 080)
+    # capacity (decisions 093, 094): counts
+    RUNS_ENQUEUED = "RunsEnqueued"  # a run started waiting for a slot
+    RUNS_ADMITTED = "RunsAdmitted"  # a waiting run got its slot
+    RUNS_CANCELLED = "RunsCancelled"  # + Reason: superseded (a waiting run cancelled or a running task stopped)
+    LAUNCHES_THROTTLED = "LaunchesThrottled"  # RunTask throttled (or no pace token): the run waits again
+    SLOTS_RECONCILED = "SlotsReconciled"  # + Reason: slot drift the reconciler corrected (non-zero: a crash)
+    CAPACITY_CONFIG_ERRORS = "CapacityConfigErrors"  # the environment's caps are unreadable: nothing is admitted
+    # capacity gauges, emitted by the sweeper each run (Environment, and again Environment + ChallengeId)
+    RUNNING_TASKS = "RunningTasks"
+    WAITING_RUNS = "WaitingRuns"
+    OLDEST_WAIT_SECONDS = "OldestWaitSeconds"
+    CAPACITY_FULL = "CapacityFull"  # 1 while the cap is reached with runs waiting
     # certificate monitor (decision 056)
     CLIENT_CERTIFICATE_DAYS_TO_EXPIRY = "ClientCertificateDaysToExpiry"  # a gauge (Unit None), daily
     # scorer-token refresher (decision 091)

@@ -138,6 +138,12 @@ class ChallengeProcessorSettings(TokenSettings):
     # Where a run that will not be launched (a v6 skip, decision 086) is handed for its terminal report: the
     # completion function, invoked asynchronously with a "report due" event. None: the sweeper re-drives it.
     completion_function_name: str | None = Field(default=None, min_length=1)
+    # Capacity (decisions 093, 094): the capacity table, the environment's caps parameter (cached this long),
+    # and this challenge's own queue, where the runs of this challenge that the dispatcher admits are sent.
+    capacity_table_name: str = Field(min_length=1)
+    capacity_parameter_name: str = Field(min_length=1)
+    challenge_queue_url: str = Field(min_length=1)
+    capacity_cache_seconds: int = Field(default=60, ge=0, le=3600)
 
     _processor_csv = field_validator("allowed_url_hosts", mode="before")(_split_csv)
 
@@ -168,6 +174,11 @@ class CompletionSettings(TokenSettings):
         default=None, pattern=r"^[A-Za-z0-9_-]*\{challenge_id\}[A-Za-z0-9_-]*$"
     )
     relaunch_check_seconds: int = Field(default=900, ge=60, le=86_400)
+    # Capacity (decisions 093, 094): a final outcome frees its slot and admits waiting runs environment-wide,
+    # sending each to its challenge queue (`challenge_queue_name_template`).
+    capacity_table_name: str = Field(min_length=1)
+    capacity_parameter_name: str = Field(min_length=1)
+    capacity_cache_seconds: int = Field(default=60, ge=0, le=3600)
 
     @model_validator(mode="after")
     def _a_report_target(self) -> Self:
@@ -215,6 +226,16 @@ class TimeoutSweeperSettings(EnvSettings):
     launch_stuck_after_seconds: int = Field(default=600, ge=1, le=14 * 86_400)
     report_retry_interval_seconds: int = Field(default=900, ge=60, le=86_400)
     max_report_retries: int = Field(default=3, ge=1, le=20)
+    # Capacity (decisions 093, 094): the safety net. Each run reconciles slots with the running tasks, re-sends
+    # admitted runs whose message never arrived and admits waiting runs (configs read like the completion's).
+    capacity_table_name: str = Field(min_length=1)
+    capacity_parameter_name: str = Field(min_length=1)
+    capacity_cache_seconds: int = Field(default=60, ge=0, le=3600)
+    challenge_config_parameter_prefix: str = Field(min_length=1)
+    config_cache_seconds: int = Field(default=300, ge=0, le=86_400)
+    challenge_queue_name_template: str = Field(pattern=r"^[A-Za-z0-9_-]*\{challenge_id\}[A-Za-z0-9_-]*$")
+    # A slot held for an ambiguous dead-lettered run with no running task is freed only after this long.
+    slot_reconcile_grace_seconds: int = Field(default=900, ge=60, le=86_400)
 
     _clusters = field_validator("ecs_cluster_arns", mode="before")(_split_csv)
 

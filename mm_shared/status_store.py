@@ -58,6 +58,7 @@ from botocore.exceptions import ClientError
 from mm_shared import aws
 from mm_shared.constants import STATUS_TABLE_OVERDUE_INDEX, STATUS_TABLE_PARTITION_KEY
 from mm_shared.models.lifecycle import (
+    CLAIMABLE_STATES,
     FINAL_STATES,
     LAUNCHABLE_STATES,
     LifecycleRecord,
@@ -85,7 +86,7 @@ _MAX_KEY_BYTES = 1024
 # with margin): a LAUNCH_FAILED item still untouched after this is stuck (decision 080).
 DEFAULT_MESSAGE_LIFETIME_SECONDS = 900
 # A run's report, as a redrive claim of a dead-lettered run clears it (decision 086).
-_REPORT_ATTRIBUTES = (
+REPORT_ATTRIBUTES = (
     "reportStatus",
     "reportLeaseUntil",
     "reportAttempt",
@@ -102,6 +103,7 @@ class LaunchDecision(StrEnum):
     DUPLICATE_IN_FLIGHT = "duplicate_in_flight"  # another delivery holds a live lease
     DUPLICATE_LAUNCHED = "duplicate_launched"  # a task was already started
     DUPLICATE_FINISHED = "duplicate_finished"  # the submission already has a final outcome
+    WAITING = "waiting"  # the run waits for a capacity slot: no launch without one (the dispatcher admits it)
 
 
 @dataclass(frozen=True)
@@ -375,7 +377,11 @@ class StatusStore:
             return LaunchDecision.DUPLICATE_FINISHED, record.launch_attempt
         if record.state is SubmissionState.LAUNCHED:
             return LaunchDecision.DUPLICATE_LAUNCHED, record.launch_attempt
-        if record.state in LAUNCHABLE_STATES:
+        if record.state is SubmissionState.WAITING:
+            return LaunchDecision.WAITING, record.launch_attempt
+        if record.state in CLAIMABLE_STATES:
+            # ADMITTED: the dispatcher reserved its slot. Its first attempt is 1 (WAITING runs start at 0); a
+            # requeued run (throttled, redriven) advances like a definite failure, or keeps an ambiguous token.
             if record.report_lease_until is not None and record.report_lease_until >= now:
                 # A dead-lettered v6 run's terminal report is being sent right now: let it finish (within its
                 # lease) before the redrive starts the run afresh, so two reports never race (decision 086).
@@ -434,7 +440,7 @@ class StatusStore:
             # A redrive of a dead-lettered v6 run starts it afresh: the dead-letter report (written or still
             # pending) is forgotten, so the new attempt's outcome is reported anew and upserts the same summation.
             # Never while that report's lease is live (`_decide_launch`; checked again here, atomically).
-            update += " REMOVE " + ", ".join(_REPORT_ATTRIBUTES)
+            update += " REMOVE " + ", ".join(REPORT_ATTRIBUTES)
             values[":now_epoch"] = int(now)
             condition += " AND (attribute_not_exists(reportLeaseUntil) OR reportLeaseUntil < :now_epoch)"
         if record.lease_until is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from mm_shared.models.base import CanonicalUuid, ContractModel
 from mm_shared.models.phase import PhaseConfig, Platform, ScoringPhase
@@ -29,6 +29,63 @@ class ScorerEnvironment(StrEnum):
     # Also the names Topcoder's own ecs-runner reads (SUBMISSION_ID, TEST_PHASE, PHASE_CONFIG_TYPE, ...);
     # its ACCESS_TOKEN still comes only from the task definition's `secrets`, never from overrides.
     TOPCODER_ECS_RUNNER = "topcoder_ecs_runner"
+
+
+class PriorityClass(StrEnum):
+    """What a waiting run is, for ordering: its phase, or a rerun of any phase."""
+
+    SYSTEM = "SYSTEM"
+    PROVISIONAL = "PROVISIONAL"
+    EXAMPLE = "EXAMPLE"
+    RERUN = "RERUN"
+
+
+# Final scores first, then what members watch during the match, then examples, then operators' reruns.
+DEFAULT_PRIORITY_ORDER: tuple[PriorityClass, ...] = (
+    PriorityClass.SYSTEM,
+    PriorityClass.PROVISIONAL,
+    PriorityClass.EXAMPLE,
+    PriorityClass.RERUN,
+)
+
+
+class SupersedePolicy(StrEnum):
+    """What a member's new submission does to their older runs of the same phase (decision 095)."""
+
+    NONE = "none"
+    CANCEL_WAITING = "cancel_waiting"
+    CANCEL_WAITING_AND_STOP_RUNNING = "cancel_waiting_and_stop_running"
+
+
+class ChallengeCapacity(ContractModel):
+    """`capacity` of a challenge config: how many of its scorer tasks may run at once, and in which order."""
+
+    # 0: admit nothing (every run waits; an operator's brake that loses nothing).
+    max_running_tasks: int = Field(default=5, ge=0, le=1000)
+    # Optional caps per phase, within the challenge cap (for example SYSTEM kept from taking every slot).
+    max_running_tasks_per_phase: dict[ScoringPhase, int] = Field(default_factory=dict)
+    priority_order: tuple[PriorityClass, ...] = DEFAULT_PRIORITY_ORDER
+    supersede: SupersedePolicy = SupersedePolicy.NONE
+
+    @field_validator("max_running_tasks_per_phase")
+    @classmethod
+    def _phase_caps_not_negative(cls, value: dict[ScoringPhase, int]) -> dict[ScoringPhase, int]:
+        negative = sorted(phase.value for phase, cap in value.items() if cap < 0)
+        if negative:
+            raise ValueError(f"per-phase caps must be >= 0: {', '.join(negative)}")
+        return value
+
+    @field_validator("priority_order")
+    @classmethod
+    def _a_permutation(cls, value: tuple[PriorityClass, ...]) -> tuple[PriorityClass, ...]:
+        if sorted(value) != sorted(PriorityClass):
+            raise ValueError(f"priorityOrder must name each of {', '.join(PriorityClass)} exactly once")
+        return value
+
+    def rank(self, phase: ScoringPhase, *, rerun: bool) -> int:
+        """The run's place in the priority order (0 first): its phase's class, or RERUN for a rerun."""
+        priority_class = PriorityClass.RERUN if rerun else PriorityClass(phase.value)
+        return self.priority_order.index(priority_class)
 
 
 class ChallengeConfig(ContractModel):
@@ -62,6 +119,9 @@ class ChallengeConfig(ContractModel):
     scorecard_id: str | None = Field(default=None, min_length=1, max_length=64)
     test_type: str = Field(default="provisional", pattern=r"^(example|provisional|system)$")
     report_on_success: bool = False
+    # How many of this challenge's scorer tasks run at once, in which order waiting runs start, and what a
+    # member's newer submission does to their older runs (decisions 094, 095).
+    capacity: ChallengeCapacity = Field(default_factory=ChallengeCapacity)
 
     @model_validator(mode="after")
     def _network(self) -> ChallengeConfig:

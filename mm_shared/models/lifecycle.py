@@ -12,6 +12,9 @@ from mm_shared.models.phase import Platform, RunKey, ScoringPhase
 
 
 class SubmissionState(StrEnum):
+    # Capacity (decisions 093, 094): a run waits durably for a slot, then holds one from admission to its outcome.
+    WAITING = "WAITING"  # queued for capacity in the capacity table; holds no slot; its SQS message is deleted
+    ADMITTED = "ADMITTED"  # a slot is reserved; its routed message is (being) sent to its challenge queue
     LAUNCHING = "LAUNCHING"  # claimed by a challenge processor; RunTask in flight (lease in `leaseUntil`)
     LAUNCH_FAILED = "LAUNCH_FAILED"  # RunTask definitely did not start a task; message retried via SQS
     DEAD_LETTERED = "DEAD_LETTERED"  # last receive failed; the message is in the challenge DLQ
@@ -19,11 +22,27 @@ class SubmissionState(StrEnum):
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     TIMED_OUT = "TIMED_OUT"
+    CANCELLED = "CANCELLED"  # superseded: a waiting run cancelled, or its task stopped (the member submitted again)
 
 
-FINAL_STATES = frozenset({SubmissionState.SUCCEEDED, SubmissionState.FAILED, SubmissionState.TIMED_OUT})
-# States from which a (re)delivered message may claim a launch.
+FINAL_STATES = frozenset(
+    {SubmissionState.SUCCEEDED, SubmissionState.FAILED, SubmissionState.TIMED_OUT, SubmissionState.CANCELLED}
+)
+# States from which a (re)delivered message may claim a launch after a failed one.
 LAUNCHABLE_STATES = frozenset({SubmissionState.LAUNCH_FAILED, SubmissionState.DEAD_LETTERED})
+# States `claim_launch` grants from besides "absent" and an expired LAUNCHING lease: a failed launch, or a run the
+# dispatcher admitted (its slot is reserved; the claim advances the attempt like a definite failure would).
+CLAIMABLE_STATES = LAUNCHABLE_STATES | {SubmissionState.ADMITTED}
+# States that hold a capacity slot (decision 094). DEAD_LETTERED holds one only while `launchAmbiguous` (a task
+# may be running): `LifecycleRecord.holds_slot`.
+SLOT_HOLDING_STATES = frozenset(
+    {
+        SubmissionState.ADMITTED,
+        SubmissionState.LAUNCHING,
+        SubmissionState.LAUNCHED,
+        SubmissionState.LAUNCH_FAILED,
+    }
+)
 
 
 class ReportStatus(StrEnum):
@@ -89,8 +108,25 @@ class LifecycleRecord(ContractModel):
     launched_at: datetime | None = None
     stopped_at: datetime | None = None
     reported_at: datetime | None = None
-    expires_at: int | None = None  # TTL (epoch seconds)
+    expires_at: int | None = None  # TTL (epoch seconds); absent while WAITING (a TTL must never drop a waiting run)
+    # Capacity (decisions 093, 094)
+    wait_order: str | None = None  # the queue entry's sort key (rank, fair round, enqueue time): kept on requeue
+    enqueued_at: int | None = None  # epoch s: when the run first waited
+    admitted_at: int | None = None  # epoch s: when its slot was reserved
+    slot_cpu: int | None = None  # CPU units its slot weighs (the task's CPU)
+    slot_pools: list[str] = Field(default_factory=list)  # pool sort keys it holds (`ENV`, `CHALLENGE#..`, `PHASE#..`)
+    priority_rank: int | None = None  # its index in the challenge's priority order (lower first)
+    rerun: bool = False  # an operator's rerun: queued after new work by default
+    cancel_requested: bool = False  # supersede: its task is being stopped; the STOPPED event records CANCELLED
+    wait_reason: str | None = None  # why it waits (the cap that was full, a throttled RunTask, a redrive)
     history: list[LifecycleEvent] = Field(default_factory=list)
+
+    @property
+    def holds_slot(self) -> bool:
+        """Whether this run should hold a capacity slot in its state (what the slot reconciler checks)."""
+        return self.state in SLOT_HOLDING_STATES or (
+            self.state is SubmissionState.DEAD_LETTERED and self.launch_ambiguous
+        )
 
     @property
     def run_key(self) -> RunKey:

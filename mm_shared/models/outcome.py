@@ -11,6 +11,7 @@ class OutcomeCode(StrEnum):
     SUCCEEDED = "SUCCEEDED"  # essential container exited 0
     FAILED = "FAILED"  # non-zero exit, failed to start, cancelled, interrupted
     TIMED_OUT = "TIMED_OUT"  # stopped by the pipeline's own timeout sweeper
+    CANCELLED = "CANCELLED"  # superseded by the member's newer submission (a stopped task or a cancelled wait)
 
 
 class TestStatus(StrEnum):

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from mm_shared.models.base import CanonicalUuid, ContractModel
 from mm_shared.models.phase import Platform, ScoringPhase, submission_id_fits
@@ -61,6 +61,17 @@ class RoutedSubmission(ContractModel):
     # challenge processor records each triggered phase as failed with this reason, and the completion function
     # posts the terminal FAILED summation, so no member sees a run "in queue forever" (decision 086).
     skip_reason: str | None = Field(default=None, min_length=1, max_length=300)
+    # An operator's rerun of a run already scored: it waits behind new work by default (priority class RERUN).
+    rerun: bool = False
+
+    @model_serializer(mode="wrap")
+    def _omit_default_rerun(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A message that is not a rerun is written exactly as before the field existed, so a reader deployed
+        # earlier (extra fields forbidden) still parses every message during a rolling deployment.
+        data: dict[str, Any] = handler(self)
+        if not self.rerun:
+            data.pop("rerun", None)
+        return data
 
     @model_validator(mode="before")
     @classmethod

@@ -1,0 +1,66 @@
+"""The capacity table on moto, beside the status table, and builders for the runs that wait in it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from mm_shared.capacity.store import CapacityStore
+from mm_shared.models.phase import Platform
+from mm_shared.models.routed import KafkaCoordinates, RoutedSubmission
+from mm_shared.status_store import StatusStore
+from tests.builders import new_uuid
+from tests.conftest import Clock
+
+CHALLENGE_A = "5a0c0f57-8b70-4a2b-9f3e-1c2d3e4f5a6b"
+CHALLENGE_B = "6b1d1e68-9c81-4b3c-8a4f-2d3e4f5a6b7c"
+CHALLENGE_C = "7c2e2f79-ad92-4c4d-9b5a-3e4f5a6b7c8d"
+
+
+@pytest.fixture
+def capacity_table(aws: None) -> str:
+    from mm_shared import aws as aws_clients
+    from mm_shared.capacity.store import CAPACITY_TABLE_TTL, capacity_table_definition
+
+    name = "mm-test-capacity"
+    ddb = aws_clients.client("dynamodb")
+    ddb.create_table(**capacity_table_definition(name))
+    ddb.update_time_to_live(TableName=name, TimeToLiveSpecification=CAPACITY_TABLE_TTL)
+    return name
+
+
+@pytest.fixture
+def capacity(capacity_table: str, status_table: str, clock: Clock) -> CapacityStore:
+    return CapacityStore(capacity_table, status_table, ttl_days=90, clock=clock)
+
+
+@pytest.fixture
+def status(status_table: str, clock: Clock) -> StatusStore:
+    return StatusStore(status_table, ttl_days=90, clock=clock)
+
+
+_V6_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+
+
+def submission(
+    challenge_id: str = CHALLENGE_A, *, member_id: int = 1001, platform: Platform = Platform.V5, rerun: bool = False
+) -> RoutedSubmission:
+    topic = "marathonmatch.submission.received" if platform is Platform.V6 else "submission.notification.create"
+    source = KafkaCoordinates(topic=topic, partition=0, offset=7)
+    if platform is Platform.V6:
+        raw = new_uuid().replace("-", "")
+        submission_id = "".join(_V6_ALPHABET[int(raw[i : i + 2], 16) % 64] for i in range(0, 28, 2))
+    else:
+        submission_id = new_uuid()
+    return RoutedSubmission(
+        platform=platform,
+        submission_id=submission_id,
+        challenge_id=challenge_id,
+        member_id=member_id,
+        url="https://topcoder-submissions.s3.amazonaws.com/mm/solution.zip",
+        correlation_id=source.correlation_id,
+        source=source,
+        routed_at=datetime(2027, 1, 15, tzinfo=UTC),
+        rerun=rerun,
+    )
