@@ -6,7 +6,8 @@ Outcomes of a send, and what each means for the exactly-once guarantee:
 - `LaunchRejected`: ECS *answered* and this call started nothing (`failures[]`, throttling, another 4xx).
   The caller records the failure; the next delivery claims a new attempt and so a new clientToken, unless
   an earlier call of the same attempt was ambiguous: only `failures[]` (ECS evaluated this clientToken
-  and placed nothing) settles that (`token_settled`).
+  and placed nothing) settles that (`token_settled`). Throttling (`LaunchErrorKind.THROTTLED`) is no failure
+  of the run: the caller puts it back in its capacity queue (decision 094).
 - `LaunchOutcomeUnknown`: the call may have started a task: a 5xx (ECS documents that a server error can
   follow a created task), a read timeout, a dropped connection, an answer without a task, an error
   botocore already retried (an earlier try may have been a timeout), any error we cannot classify. The
@@ -31,6 +32,7 @@ from mm_shared.models.task import EcsRunnerEnv, TaskEnv, TaskTag
 
 _MAX_REASON = 300
 _MAX_DIMENSION = 64
+_MAX_STOP_REASON = 255  # StopTask `reason`: up to 255 characters
 
 _THROTTLING_CODES = frozenset(
     {"ThrottlingException", "Throttling", "ThrottledException", "RequestLimitExceeded", "TooManyRequestsException"}
@@ -196,7 +198,8 @@ class LaunchResult:
 
 
 class LaunchErrorKind(StrEnum):
-    TRANSIENT = "transient"  # capacity, throttling: retry through SQS
+    TRANSIENT = "transient"  # capacity (failures[]) and other passing refusals: retry through SQS
+    THROTTLED = "throttled"  # RunTask's rate limit: the run goes back to WAITING, never toward a DLQ
     PERMANENT = "permanent"  # configuration (cluster, task definition, network, IAM): refresh config, retry, DLQ
 
 
@@ -297,11 +300,15 @@ class EcsLauncher:
                 code, f"{code} after {metadata['RetryAttempts']} botocore retries: {message}"
             ) from None
         if code in _THROTTLING_CODES:
-            raise LaunchRejected("Throttling", f"{code}: {message}", LaunchErrorKind.TRANSIENT) from None
+            raise LaunchRejected("Throttling", f"{code}: {message}", LaunchErrorKind.THROTTLED) from None
         if code in _PERMANENT_CODES or 400 <= status < 500:
             raise LaunchRejected(code, f"{code}: {message}", LaunchErrorKind.PERMANENT) from None
         # No status and no code we know: we cannot prove ECS started nothing.
         raise LaunchOutcomeUnknown(code, f"{code}: {message}") from None
+
+    def stop_task(self, *, cluster: str, task_arn: str, reason: str) -> None:
+        """StopTask (a superseded run's task, decision 095). Errors propagate: the caller logs them."""
+        self.client.stop_task(cluster=cluster, task=task_arn, reason=reason[:_MAX_STOP_REASON])
 
 
 __all__ = [

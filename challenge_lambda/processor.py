@@ -3,11 +3,19 @@
 A message names a submission; it launches one run per phase (`submission.phase` when the message names one, else the
 config's onSubmission phases), each with its own status item, lease, attempt and clientToken, so each is launched
 exactly once whatever is retried or duplicated. `process()` returns when the message can be deleted (every run was
-launched, is a duplicate, or was recorded as skipped) and raises `RecordFailed` when it must go back to the queue
-(SQS retries it, then moves it to the challenge DLQ after `MAX_RECEIVE_COUNT` receives); a redelivery launches only
-the runs still unfinished. A v6 submission the pipeline will not score is recorded as skipped runs and handed to the
-completion function for its terminal report, as is a v6 run that definitely could not be started on its last receive
-(its message still goes to the DLQ for a redrive). See docs/decisions/020-029, 085, 086, 087.
+launched, is waiting for capacity, is a duplicate, or was recorded as skipped or superseded) and raises
+`RecordFailed` when it must go back to the queue (SQS retries it, then moves it to the challenge DLQ after
+`MAX_RECEIVE_COUNT` receives); a redelivery launches only the runs still unfinished. A v6 submission the pipeline
+will not score is recorded as skipped runs and handed to the completion function for its terminal report, as is a v6
+run that definitely could not be started on its last receive (its message still goes to the DLQ for a redrive).
+See docs/decisions/020-029, 085, 086, 087.
+
+Capacity (decisions 093-095): a new run is first written WAITING into its challenge's capacity queue (one
+transaction, before the message is acknowledged), then this challenge's queue is dispatched. The run this message
+carries, when admitted, is launched right here under this message (no extra hop when nothing contends); any other
+run admitted on the way is sent to this challenge's queue, whose message then launches it. A run that meets a full
+cap simply stays WAITING and its message is deleted: the completion function and the sweeper admit it when a slot
+frees. RunTask is paced env-wide; a run throttled by the pace or by ECS goes back to WAITING in its place.
 """
 
 from __future__ import annotations
@@ -16,8 +24,9 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 from uuid import UUID
 
 from aws_lambda_powertools import Logger
@@ -41,9 +50,13 @@ from challenge_lambda.launcher import (
 )
 from challenge_lambda.observability import MetricsSink
 from mm_shared import aws
+from mm_shared.capacity.config import CapacityConfigError, EnvironmentCapacityLoader
+from mm_shared.capacity.dispatcher import Admitted, Dispatcher, DispatchResult, admitted_message_body
+from mm_shared.capacity.models import EnvironmentCapacity, SupersedePolicy
+from mm_shared.capacity.store import CapacityStore
 from mm_shared.challenge_config import ChallengeConfigError, ChallengeConfigLoader, ConfigErrorReason
 from mm_shared.models.challenge import ChallengeConfig
-from mm_shared.models.lifecycle import FINAL_STATES, LifecycleRecord, ReportStatus
+from mm_shared.models.lifecycle import FINAL_STATES, LifecycleRecord, ReportStatus, SubmissionState
 from mm_shared.models.phase import PhaseConfig, Platform, RunKey, ScoringPhase
 from mm_shared.models.report_due import report_due_event
 from mm_shared.models.routed import RoutedSubmission
@@ -59,12 +72,31 @@ _MAX_DETAIL = 300
 DEFAULT_SKIP_PHASE = ScoringPhase.PROVISIONAL
 # The status item's scorer type for a run skipped before any config could be read.
 _UNCONFIGURED_SCORER = "unconfigured"
+# Pacing (decision 094): without a RunTask token this second, wait for the next second this many times at most
+# (a Lambda invocation must not sleep long), then the run goes back to WAITING in its place.
+PACE_MAX_WAITS = 5
+# The states whose message is launched through `claim_launch` (it decides between a grant and a duplicate):
+# admitted to a slot, a definite failure being retried through SQS, or a launch lease (live or expired).
+_CLAIMABLE_STATES = frozenset({SubmissionState.ADMITTED, SubmissionState.LAUNCH_FAILED, SubmissionState.LAUNCHING})
 
 
 class RecordOutcome(StrEnum):
-    LAUNCHED = "launched"  # at least one run launched, every other one a duplicate
+    LAUNCHED = "launched"  # at least one run launched, every other one waiting or a duplicate
+    WAITING = "waiting"  # a run waits for capacity (durably, in the capacity queue); the message is deleted
+    CANCELLED = "cancelled"  # the run arrived superseded by a newer submission of its member (decision 095)
     DUPLICATE = "duplicate"  # acknowledged without RunTask
     SKIPPED = "skipped"  # v6: recorded as failed runs without a task, their terminal report handed on
+
+
+class ThrottleReason(StrEnum):
+    """`LaunchesThrottled` reasons: the run went back to WAITING in its place instead of failing."""
+
+    PACED = "Paced"  # the pipeline's own RunTask pace had no token left within PACE_MAX_WAITS seconds
+    THROTTLED = "Throttled"  # ECS answered ThrottlingException
+
+
+# `RunsCancelled` reason of a run cancelled because its member submitted again.
+SUPERSEDED_REASON = "superseded"
 
 
 class SkipReason(StrEnum):
@@ -88,6 +120,8 @@ class FailureReason(StrEnum):
     # The message's platform is not the challenge's (a replay or a hand-sent message past the router's
     # platform_mismatch skip): never launched, never reported on the wrong platform (decision 088).
     PLATFORM_MISMATCH = "PlatformMismatch"
+    # A throttled run could not be put back in its capacity queue (its item changed meanwhile): SQS retries it.
+    REQUEUE_FAILED = "RequeueFailed"
 
 
 class RecordFailed(Exception):
@@ -133,8 +167,14 @@ class ChallengeProcessor:
         credentials: ScorerCredentialResolver,
         metrics: MetricsSink,
         logger: Logger,
+        capacity_store: CapacityStore,
+        environment_capacity: EnvironmentCapacityLoader,
+        challenge_queue_url: str,
         completion_function_name: str | None = None,
         lambda_client: Any | None = None,
+        sqs_client: Any | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.challenge_id = str(UUID(challenge_id))  # canonical form, as the router writes it
         self._environment = environment_name
@@ -149,6 +189,25 @@ class ChallengeProcessor:
         self._logger = logger
         self._completion_function_name = completion_function_name
         self._lambda_client = lambda_client
+        self._capacity = capacity_store
+        self._environment_capacity = environment_capacity
+        self._challenge_queue_url = challenge_queue_url
+        self._sqs_client = sqs_client
+        self._clock = clock
+        self._sleep = sleep
+        # Only this challenge's queue: its runs are admitted here, other challenges' by the completion function and
+        # the sweeper (env-wide). An admitted run is sent to this challenge's own queue.
+        self._dispatcher = Dispatcher(
+            capacity_store,
+            environment_capacity=environment_capacity.get,
+            challenge_settings=self._own_challenge_settings,
+            send=self._send_admitted,
+            # The dispatcher is annotated with logging.Logger; Powertools' Logger has the same info/warning/error
+            # methods (and keeps this record's correlation id on them) without being a subclass.
+            logger=cast(Any, logger),
+            # Its second argument is a challenge id: this function's metrics carry its own already.
+            metrics=lambda metric, _challenge_id: metrics.count(metric),
+        )
         # Set after a config error or a configuration-class RunTask error: the next message (on this
         # warm instance) re-reads the parameter instead of trusting the cache.
         self._refresh_config = False
@@ -163,10 +222,12 @@ class ChallengeProcessor:
         ssm_client: Any | None = None,
         dynamodb_client: Any | None = None,
         lambda_client: Any | None = None,
+        sqs_client: Any | None = None,
         launcher: EcsLauncher | None = None,
         token_provider_factory: TokenProviderFactory | None = None,
         clock: Callable[[], float] = time.time,
         config_clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> ChallengeProcessor:
         parameter_name = settings.challenge_config_parameter
         return cls(
@@ -195,13 +256,34 @@ class ChallengeProcessor:
             ),
             metrics=metrics,
             logger=logger,
+            capacity_store=CapacityStore(
+                settings.capacity_table_name,
+                settings.status_table_name,
+                ttl_days=settings.status_ttl_days,
+                clock=clock,
+                dynamodb_client=dynamodb_client,
+            ),
+            environment_capacity=EnvironmentCapacityLoader(
+                settings.capacity_parameter_name,
+                settings.capacity_cache_seconds,
+                ssm_client,
+                clock=config_clock,
+            ),
+            challenge_queue_url=settings.challenge_queue_url,
             completion_function_name=settings.completion_function_name,
             lambda_client=lambda_client,
+            sqs_client=sqs_client,
+            clock=clock,
+            sleep=sleep,
         )
 
     @property
     def lambda_client(self) -> Any:
         return self._lambda_client if self._lambda_client is not None else aws.client("lambda")
+
+    @property
+    def sqs_client(self) -> Any:
+        return self._sqs_client if self._sqs_client is not None else aws.client("sqs")
 
     # ------------------------------------------------------------------ entry
     def process(self, message: InboundMessage) -> RecordOutcome:
@@ -275,7 +357,7 @@ class ChallengeProcessor:
         in_flight: list[InFlightElsewhere] = []
         for phase in phases:
             try:
-                outcomes.append(self._launch_run(submission, config, RunKey(submission.submission_id, phase), message))
+                outcomes.append(self._run(submission, config, RunKey(submission.submission_id, phase), message))
             except InFlightElsewhere as error:
                 in_flight.append(error)
             except RecordFailed as error:
@@ -296,17 +378,207 @@ class ChallengeProcessor:
             raise RecordFailed(failures[0][1].reason_code, detail)
         if in_flight:
             raise in_flight[0]
-        return RecordOutcome.LAUNCHED if RecordOutcome.LAUNCHED in outcomes else RecordOutcome.DUPLICATE
+        for outcome in (RecordOutcome.LAUNCHED, RecordOutcome.WAITING, RecordOutcome.CANCELLED):
+            if outcome in outcomes:
+                return outcome
+        return RecordOutcome.DUPLICATE
 
-    def _launch_run(
+    # ------------------------------------------------------------------ one run under capacity (decisions 093-095)
+    def _run(
         self, submission: RoutedSubmission, config: ChallengeConfig, run: RunKey, message: InboundMessage
     ) -> RecordOutcome:
-        ids = {
+        """The run's item decides: none -> enqueue (WAITING), supersede, dispatch; WAITING (a duplicate delivery)
+        -> dispatch; DEAD_LETTERED (a redrive) -> back to WAITING in its place, dispatch; a slot held (ADMITTED,
+        LAUNCH_FAILED, LAUNCHING) -> the launch claim; anything else -> a duplicate."""
+        ids = self._run_ids(submission, run)
+        record = self._store.get(run.run_id)
+        if record is None:
+            enqueued = self._capacity.enqueue(
+                submission,
+                phase=run.phase,
+                scorer_type=config.scorer_type,
+                timeout_seconds=config.phase_timeout(run.phase),
+                priority_rank=config.capacity.rank(run.phase, rerun=submission.rerun),
+            )
+            record = enqueued.record if enqueued.created else self._store.get(run.run_id)
+            if record is None:  # not created: another delivery created it, and it is gone again (TTL of a final run)
+                raise RecordFailed(FailureReason.UNEXPECTED.value, f"run {run.run_id} vanished right after enqueue")
+            if enqueued.created:
+                self._metrics.count(Metric.RUNS_ENQUEUED, phase=run.phase.value)
+                self._logger.info("run enqueued for capacity", extra={"wait_order": enqueued.wait_order, **ids})
+                if self._supersede(submission, config, record, ids):
+                    return RecordOutcome.CANCELLED
+        if record.state is SubmissionState.DEAD_LETTERED:
+            record = self._requeue_redriven(record, ids)
+        if record.state is SubmissionState.WAITING:
+            return self._dispatch_run(submission, config, record, message, ids)
+        if record.state in _CLAIMABLE_STATES:
+            return self._launch_run(submission, config, run, message)
+        self._metrics.count(Metric.DUPLICATES_SKIPPED, phase=run.phase.value)
+        self._logger.info(
+            "duplicate delivery acknowledged without RunTask",
+            extra={"state": record.state.value, "task_arn": record.task_arn, **ids},
+        )
+        return RecordOutcome.DUPLICATE
+
+    @staticmethod
+    def _run_ids(submission: RoutedSubmission, run: RunKey) -> dict[str, str]:
+        return {
             "submission_id": submission.submission_id,
             "run_id": run.run_id,
             "phase": run.phase.value,
             "kafka_record": submission.correlation_id,
         }
+
+    def _requeue_redriven(self, record: LifecycleRecord, ids: dict[str, str]) -> LifecycleRecord:
+        """A redriven DEAD_LETTERED run takes its place in the capacity queue again (its original waitOrder; an
+        ambiguous attempt keeps its clientToken). Never while its dead-letter report is being sent (decision 086)."""
+        if record.report_lease_until is not None and record.report_lease_until >= self._clock():
+            self._logger.info("dead-letter report in flight; redrive handed back", extra=ids)
+            raise InFlightElsewhere(FailureReason.LAUNCH_IN_FLIGHT.value, "the run's dead-letter report is being sent")
+        requeued = self._capacity.requeue(record, reason="redriven from the DLQ")
+        self._logger.info("redriven run back in its capacity queue", extra={"requeued": requeued, **ids})
+        current = self._store.get(record.run_id)
+        if current is None:
+            raise RecordFailed(FailureReason.UNEXPECTED.value, f"run {record.run_id} vanished while requeued")
+        if current.state is SubmissionState.DEAD_LETTERED:
+            # Never acknowledge a redrive that left the run dead-lettered: its message is the operator's evidence.
+            raise RecordFailed(FailureReason.REQUEUE_FAILED.value, f"run {record.run_id} could not be requeued")
+        return current
+
+    # ------------------------------------------------------------------ superseded runs (decision 095)
+    def _supersede(
+        self, submission: RoutedSubmission, config: ChallengeConfig, record: LifecycleRecord, ids: dict[str, str]
+    ) -> bool:
+        """Right after a new run was enqueued, by the challenge's policy: cancel the member's waiting runs of the
+        same phase from an older submission (and stop their running tasks, with `cancel_waiting_and_stop_running`).
+        A late redelivery, older than a run of the member already queued or holding a slot, is cancelled itself.
+        True when this run was cancelled."""
+        policy = config.capacity.supersede
+        if policy is SupersedePolicy.NONE:
+            return False
+        waiting, holding = self._capacity.member_runs(self.challenge_id, submission.member_id)
+        waiting_ids = [run_id for run_id, phase in waiting if phase is record.phase and run_id != record.run_id]
+        holding_ids = [run_id for run_id, phase in holding if phase is record.phase and run_id != record.run_id]
+        if not waiting_ids and not holding_ids:
+            return False
+        others = self._store.get_many([*waiting_ids, *holding_ids])
+        mine = _submitted(record, submission)
+        newer = [other for other in others.values() if _older(mine, _submitted(other))]
+        if newer:
+            # Admitted meanwhile (not cancelled): it runs as any admitted run does.
+            return self._cancel_waiting(record, by=newer[0].submission_id, ids=ids)
+        for run_id in waiting_ids:
+            other = others.get(run_id)
+            if other is not None and _older(_submitted(other), mine):
+                self._cancel_waiting(other, by=submission.submission_id, ids=ids)
+        if policy is SupersedePolicy.CANCEL_WAITING_AND_STOP_RUNNING:
+            for run_id in holding_ids:
+                other = others.get(run_id)
+                if other is not None and other.state is SubmissionState.LAUNCHED and _older(_submitted(other), mine):
+                    self._stop_superseded(other, by=submission.submission_id, ids=ids)
+        return False
+
+    def _cancel_waiting(self, run: LifecycleRecord, *, by: str, ids: dict[str, str]) -> bool:
+        """WAITING -> CANCELLED (v6: its CANCELLED summation handed on). False: it was no longer waiting."""
+        reason = f"Superseded by a newer submission {by}"
+        run_ids = {**ids, "run_id": run.run_id, "superseded_submission_id": run.submission_id}
+        cancelled = self._capacity.cancel_waiting(run.run_id, reason=reason)
+        if cancelled is None:
+            self._logger.info("superseded run no longer waiting; left as is", extra=run_ids)
+            return False
+        self._metrics.count(Metric.RUNS_CANCELLED, reason=SUPERSEDED_REASON, phase=run.phase.value)
+        self._logger.info("waiting run cancelled: superseded", extra={"reason": reason, **run_ids})
+        if cancelled.platform is Platform.V6:
+            # v6: a CANCELLED summation (its report is due on the item); v5 has no cancelled review (decision 095).
+            self._send_report_due(cancelled.run_key, run_ids)
+        return True
+
+    def _stop_superseded(self, run: LifecycleRecord, *, by: str, ids: dict[str, str]) -> None:
+        """Mark the running run cancel-requested, then StopTask: its STOPPED event is recorded CANCELLED."""
+        reason = f"Superseded by a newer submission {by}"
+        run_ids = {**ids, "run_id": run.run_id, "superseded_submission_id": run.submission_id}
+        marked = self._capacity.request_cancel_running(run.run_id)
+        if marked is None or marked.task_arn is None or marked.cluster_arn is None:
+            self._logger.info("superseded run no longer running; left as is", extra=run_ids)
+            return
+        self._metrics.count(Metric.RUNS_CANCELLED, reason=SUPERSEDED_REASON, phase=run.phase.value)
+        try:
+            self._launcher.stop_task(cluster=marked.cluster_arn, task_arn=marked.task_arn, reason=reason)
+        except (BotoCoreError, ClientError) as error:
+            # The item says cancelRequested: the sweeper stops it (decision 095); the new run is not held back.
+            self._logger.warning(
+                "StopTask of a superseded run failed; left to the sweeper",
+                extra={"error_type": type(error).__name__, "task_arn": marked.task_arn, **run_ids},
+            )
+            return
+        self._logger.info(
+            "running task of a superseded run stopped", extra={"task_arn": marked.task_arn, "reason": reason, **run_ids}
+        )
+
+    def _dispatch_run(
+        self,
+        submission: RoutedSubmission,
+        config: ChallengeConfig,
+        record: LifecycleRecord,
+        message: InboundMessage,
+        ids: dict[str, str],
+    ) -> RecordOutcome:
+        """Admit what this challenge's caps allow; launch this run here if it is among them, else it waits."""
+        result = self._dispatch(prefer_run_id=record.run_id, ids=ids)
+        if result is not None and result.self_admitted is not None:
+            return self._launch_run(submission, config, record.run_key, message)
+        position = self._capacity.queue_position(self.challenge_id, record.wait_order) if record.wait_order else None
+        self._logger.info(
+            "run waits for capacity; message acknowledged",
+            extra={
+                "wait_position": position,
+                "blocked_by": result.blocked_by if result is not None else None,
+                **ids,
+            },
+        )
+        return RecordOutcome.WAITING
+
+    def _dispatch(self, *, prefer_run_id: str | None, ids: dict[str, str]) -> DispatchResult | None:
+        """This challenge's queue dispatched. The dispatcher admits nothing while the environment's caps are unusable
+        (it logs and counts CapacityConfigErrors: never admit without a cap). None: the capacity table failed. Either
+        way the runs stay WAITING, and the sweeper dispatches again."""
+        try:
+            return self._dispatcher.dispatch(challenge_id=self.challenge_id, prefer_run_id=prefer_run_id)
+        except (BotoCoreError, ClientError) as error:
+            # Never a message failure: the runs are durably WAITING and the sweeper's dispatch is the safety net.
+            self._logger.exception(
+                "dispatch failed; the runs wait for the next dispatch",
+                extra={"error_type": type(error).__name__, **ids},
+            )
+        return None
+
+    def _capacity_config_error(self, error: CapacityConfigError, ids: dict[str, str]) -> None:
+        self._metrics.count(Metric.CAPACITY_CONFIG_ERRORS)
+        self._logger.error(
+            "environment capacity unusable; runs stay WAITING until it is fixed",
+            extra={"capacity_error": str(error), **ids},
+        )
+
+    def _own_challenge_settings(self, challenge_id: str) -> ChallengeConfig | None:
+        """The dispatcher's view of challenge configs: only this challenge's (cached), None when unusable."""
+        if challenge_id != self.challenge_id:
+            return None
+        try:
+            return self._configs.get(challenge_id)
+        except ChallengeConfigError:
+            return None
+
+    def _send_admitted(self, admitted: Admitted) -> None:
+        """An admitted run that is not this message's: its routed message (with its phase) to this challenge's queue.
+        A failed send propagates to the dispatcher (logged there); the sweeper re-sends past the ADMITTED deadline."""
+        self.sqs_client.send_message(QueueUrl=self._challenge_queue_url, MessageBody=admitted_message_body(admitted))
+
+    def _launch_run(
+        self, submission: RoutedSubmission, config: ChallengeConfig, run: RunKey, message: InboundMessage
+    ) -> RecordOutcome:
+        """The launch claim of a run that holds a slot, then RunTask (paced) exactly as before capacity existed."""
+        ids = self._run_ids(submission, run)
         timeout = config.phase_timeout(run.phase)
         claim = self._store.claim_launch(
             submission,
@@ -322,6 +594,10 @@ class ChallengeProcessor:
             # (LAUNCHED: acknowledged then) or its lease has expired (re-claimed with the same clientToken).
             self._logger.info("launch in flight in another delivery; message handed back", extra=ids)
             raise InFlightElsewhere(FailureReason.LAUNCH_IN_FLIGHT.value, "another delivery holds the launch lease")
+        if claim.decision is LaunchDecision.WAITING:
+            # Put back in its queue since we read it (a concurrent throttle or redrive): it waits, durably.
+            self._logger.info("run is waiting for capacity again; message acknowledged", extra=ids)
+            return RecordOutcome.WAITING
         if not claim.granted:
             self._metrics.count(Metric.DUPLICATES_SKIPPED, phase=run.phase.value)
             self._logger.info(
@@ -347,8 +623,49 @@ class ChallengeProcessor:
                 f"phase {run.phase.value} is not among the challenge config's phases",
             )
         request = self._request(submission, config, phase_config, run, claim, message)
+        if not self._paced(ids):
+            return self._requeue_unstarted(run, claim, ThrottleReason.PACED, ids)
         result = self._launch(run, claim, request, message)
+        if result is None:
+            return self._requeue_unstarted(run, claim, ThrottleReason.THROTTLED, ids)
         return self._record_launched(run, timeout, claim, result, ids)
+
+    # ------------------------------------------------------------------ pacing (decision 094)
+    def _paced(self, ids: dict[str, str]) -> bool:
+        """One RunTask token of the env-wide pace, waiting for the next second up to PACE_MAX_WAITS times."""
+        per_second = self._run_task_per_second(ids)
+        for waited in range(PACE_MAX_WAITS + 1):
+            if self._capacity.pace(per_second):
+                return True
+            if waited < PACE_MAX_WAITS:
+                now = self._clock()
+                self._sleep(max(int(now) + 1 - now, 0.001))  # to the start of the next second
+        return False
+
+    def _run_task_per_second(self, ids: dict[str, str]) -> int:
+        try:
+            return self._environment_capacity.get().run_task_per_second
+        except CapacityConfigError as error:
+            # The run was admitted under a cap already; only the pace is unknown: the default one is safe.
+            self._capacity_config_error(error, ids)
+            return EnvironmentCapacity().run_task_per_second
+
+    def _requeue_unstarted(
+        self, run: RunKey, claim: LaunchClaim, reason: ThrottleReason, ids: dict[str, str]
+    ) -> RecordOutcome:
+        """A claimed run whose RunTask did not happen (pace) or was throttled: back to WAITING in its place, its slot
+        freed, its attempt and ambiguity kept (so its clientToken rules hold); the message is acknowledged."""
+        record = self._store.get(run.run_id)
+        requeued = record is not None and self._capacity.requeue(record, reason=f"launch {reason.value.lower()}")
+        if not requeued:
+            # The item changed under our claim: SQS retries the message, the claim decides afresh.
+            raise RecordFailed(FailureReason.REQUEUE_FAILED.value, f"run {run.run_id} ({reason.value}) not requeued")
+        self._metrics.count(Metric.LAUNCHES_THROTTLED, reason=reason.value, phase=run.phase.value)
+        self._logger.warning(
+            "launch throttled; run back to WAITING in its place",
+            extra={"throttle": reason.value, "attempt": claim.attempt, **ids},
+        )
+        return RecordOutcome.WAITING
 
     # ------------------------------------------------------------------ steps
     def _parse(self, message: InboundMessage) -> RoutedSubmission:
@@ -508,10 +825,13 @@ class ChallengeProcessor:
 
     def _launch(
         self, run: RunKey, claim: LaunchClaim, request: RunTaskRequest, message: InboundMessage
-    ) -> LaunchResult:
+    ) -> LaunchResult | None:
+        """The task, or None when ECS throttled the call (it started nothing: the caller requeues the run)."""
         try:
             return self._launcher.run_task(request)
         except LaunchRejected as error:
+            if error.kind is LaunchErrorKind.THROTTLED:
+                return None
             if error.kind is LaunchErrorKind.PERMANENT:
                 self._refresh_config = True  # e.g. the task definition named in the cached config is gone
             self._launch_failed(
@@ -566,8 +886,26 @@ class ChallengeProcessor:
             # A v6 run that cannot start gets its terminal FAILED summation now (decision 086); the message still
             # goes to the DLQ, and a redrive retries the run (its outcome then updates that summation).
             self._send_report_due(run, ids)
+        if dead_lettered and recorded:
+            self._release_dead_lettered(run, ids)
         # `from None`: the original exception (whose text may echo request values) is not chained into tracebacks.
         raise RecordFailed(reason_code, detail) from None
+
+    def _release_dead_lettered(self, run: RunKey, ids: dict[str, str]) -> None:
+        """A definite dead letter holds no slot (no task can exist): free it and admit this challenge's next run.
+        Best effort: the message fails anyway, and the sweeper's slot reconciler frees what a failure here leaves."""
+        try:
+            record = self._store.get(run.run_id)
+            if record is None or record.state is not SubmissionState.DEAD_LETTERED or record.launch_ambiguous:
+                return  # an ambiguous dead letter keeps its slot: a task may run (the reconciler decides)
+            if self._capacity.release(record):
+                self._logger.info("slot of a dead-lettered run released", extra=ids)
+                self._dispatch(prefer_run_id=None, ids=ids)
+        except (BotoCoreError, ClientError) as error:
+            self._logger.warning(
+                "slot release of a dead-lettered run failed; the reconciler frees it",
+                extra={"error_type": type(error).__name__, **ids},
+            )
 
     def _outcome_unknown(
         self,
@@ -673,6 +1011,35 @@ def _ids(message: InboundMessage) -> dict[str, str]:
     return {"message_id": message.message_id}
 
 
+@dataclass(frozen=True)
+class _Submitted:
+    """When a run's submission was made, for supersede: the submission's own time, else when the run was enqueued."""
+
+    at: datetime | None
+    enqueued_at: int | None
+
+
+def _submitted(record: LifecycleRecord, submission: RoutedSubmission | None = None) -> _Submitted:
+    if submission is None and record.routed_message:
+        try:
+            submission = RoutedSubmission.model_validate_json(record.routed_message)
+        except ValidationError:
+            submission = None
+    at = (submission.created or submission.submitted_date) if submission is not None else None
+    if at is not None and at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)  # the platforms write UTC; never compare naive with aware
+    return _Submitted(at, record.enqueued_at)
+
+
+def _older(first: _Submitted, second: _Submitted) -> bool:
+    """`first` is from an older submission than `second` (unknown or equal: not older, nothing is cancelled)."""
+    if first.at is not None and second.at is not None:
+        return first.at < second.at
+    if first.enqueued_at is not None and second.enqueued_at is not None:
+        return first.enqueued_at < second.enqueued_at
+    return False
+
+
 __all__ = [
     "DEFAULT_SKIP_PHASE",
     "ChallengeProcessor",
@@ -682,4 +1049,5 @@ __all__ = [
     "RecordFailed",
     "RecordOutcome",
     "SkipReason",
+    "ThrottleReason",
 ]

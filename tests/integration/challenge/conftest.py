@@ -1,4 +1,5 @@
-"""The challenge handler against moto: SSM config, the status table, and an ECS cluster with awsvpc networking."""
+"""The challenge handler against moto: SSM config and caps, the status and capacity tables, the challenge queue (SQS),
+and an ECS cluster with awsvpc networking."""
 
 from __future__ import annotations
 
@@ -13,10 +14,14 @@ import pytest
 
 from mm_shared import aws as aws_clients
 from tests.unit.challenge.helpers import (
+    CAPACITY_PARAMETER_NAME,
     CHALLENGE_ID,
     PARAMETER_NAME,
     TOKEN_PARAMETER_NAME,
+    capacity_document,
+    capacity_settings_env,
     config_document,
+    create_capacity_table,
 )
 
 CLUSTER = "mm-scorers"
@@ -29,6 +34,8 @@ class EcsWorld:
     subnet_ids: list[str]
     security_group_id: str
     task_definition_arn: str
+    queue_url: str = ""
+    capacity_table: str = ""
     runtask_calls: list[dict[str, Any]] = field(default_factory=list)
     ssm_get_calls: list[str] = field(default_factory=list)
     logs: io.StringIO = field(default_factory=io.StringIO)
@@ -47,6 +54,24 @@ class EcsWorld:
     def put_config(self, document: dict[str, Any] | str) -> None:
         value = document if isinstance(document, str) else json.dumps(document)
         aws_clients.client("ssm").put_parameter(Name=PARAMETER_NAME, Value=value, Type="String", Overwrite=True)
+
+    def put_capacity(self, document: dict[str, Any] | str) -> None:
+        value = document if isinstance(document, str) else json.dumps(document)
+        aws_clients.client("ssm").put_parameter(
+            Name=CAPACITY_PARAMETER_NAME, Value=value, Type="String", Overwrite=True
+        )
+
+    def queued_bodies(self) -> list[str]:
+        """Every message on the challenge queue (received and deleted: what the event source mapping would do)."""
+        sqs = aws_clients.client("sqs")
+        bodies: list[str] = []
+        while True:
+            messages = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return bodies
+            for received in messages:
+                bodies.append(received["Body"])
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=received["ReceiptHandle"])
 
     def tasks(self) -> list[dict[str, Any]]:
         ecs = aws_clients.client("ecs")
@@ -93,8 +118,16 @@ def ecs_world(status_table: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ec
         ],
     )["taskDefinition"]["taskDefinitionArn"]
 
-    world = EcsWorld(subnet_ids=subnets, security_group_id=sg, task_definition_arn=task_definition_arn)
+    queue_url = aws_clients.client("sqs").create_queue(QueueName=f"mm-dev-challenge-{CHALLENGE_ID}")["QueueUrl"]
+    world = EcsWorld(
+        subnet_ids=subnets,
+        security_group_id=sg,
+        task_definition_arn=task_definition_arn,
+        queue_url=queue_url,
+        capacity_table=create_capacity_table(),
+    )
     world.put_config(world.config())
+    world.put_capacity(capacity_document())
 
     # Spies on the very clients the handler uses (mm_shared.aws caches them per service).
     ecs.meta.events.register(
@@ -114,6 +147,7 @@ def ecs_world(status_table: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ec
         "CONFIG_CACHE_SECONDS": "300",
         "ALLOWED_URL_HOSTS": "topcoder-submissions.s3.amazonaws.com",
         "POWERTOOLS_SERVICE_NAME": "challenge-processor",
+        **capacity_settings_env(world.capacity_table, queue_url),
     }.items():
         monkeypatch.setenv(name, value)
 

@@ -22,6 +22,7 @@ from mm_shared.status_store import StatusStore
 from tests.builders import FakeLambdaContext, sqs_event, sqs_record
 from tests.integration.challenge.conftest import CLUSTER, CONTAINER, EcsWorld
 from tests.unit.challenge.helpers import (
+    CAPACITY_PARAMETER_NAME,
     CHALLENGE_ID,
     OTHER_CHALLENGE_ID,
     PARAMETER_NAME,
@@ -205,16 +206,17 @@ def test_failure_at_the_receive_limit_is_dead_lettered(ecs_world: EcsWorld, caps
     assert metric_values(capsys.readouterr().out, "SubmissionsDeadLettered")
 
 
-def test_throttling_fails_the_record_back(ecs_world: EcsWorld) -> None:
+def test_throttling_puts_the_run_back_to_waiting_and_acknowledges_the_message(ecs_world: EcsWorld, capsys: Any) -> None:
     submission = routed_submission()
     with Stubber(aws_clients.client("ecs")) as stub:
         stub.add_client_error("run_task", service_error_code="ThrottlingException", service_message="Rate exceeded")
-        response = invoke(message(submission, message_id="m-throttled"))
+        response = invoke(message(submission, receive_count=3, message_id="m-throttled"))
 
-    assert failed_ids(response) == ["m-throttled"]
+    assert response == {"batchItemFailures": []}  # never toward the DLQ
     record = status(submission)
-    assert record.state is SubmissionState.LAUNCH_FAILED
-    assert "ThrottlingException" in (record.reason or "")
+    assert (record.state, record.slot_pools) == (SubmissionState.WAITING, [])
+    assert metric_values(capsys.readouterr().out, "LaunchesThrottled")
+    assert ecs_world.tasks() == []
 
 
 def test_missing_task_definition_is_recorded_and_retried(ecs_world: EcsWorld) -> None:
@@ -234,7 +236,7 @@ def test_config_is_read_once_across_warm_invocations(ecs_world: EcsWorld) -> Non
     for _ in range(3):
         assert invoke(message(routed_submission())) == {"batchItemFailures": []}
 
-    assert ecs_world.ssm_get_calls == [PARAMETER_NAME]
+    assert sorted(ecs_world.ssm_get_calls) == sorted([PARAMETER_NAME, CAPACITY_PARAMETER_NAME])  # each once
 
 
 def test_invalid_config_fails_back_with_a_clear_reason_then_the_fix_is_read(ecs_world: EcsWorld, capsys: Any) -> None:
@@ -254,7 +256,7 @@ def test_invalid_config_fails_back_with_a_clear_reason_then_the_fix_is_read(ecs_
 
     ecs_world.put_config(ecs_world.config())
     assert invoke(message(submission, receive_count=2)) == {"batchItemFailures": []}
-    assert ecs_world.ssm_get_calls == [PARAMETER_NAME, PARAMETER_NAME]
+    assert [name for name in ecs_world.ssm_get_calls if name == PARAMETER_NAME] == [PARAMETER_NAME, PARAMETER_NAME]
     assert len(ecs_world.tasks()) == 1
 
 
@@ -308,6 +310,7 @@ def test_insecure_mode_token_never_reaches_a_log_line_or_metric(
         invoke(message(throttled))
 
     assert provider.calls == 2
+    assert status(throttled).state is SubmissionState.WAITING
     [task] = ecs_world.tasks()
     environment = {e["name"]: e["value"] for e in task["overrides"]["containerOverrides"][0]["environment"]}
     assert environment["MM_M2M_TOKEN"] == SECRET_TOKEN  # the documented risk of this mode
@@ -408,11 +411,15 @@ def test_every_log_line_of_a_record_carries_its_submission_id_as_correlation_id(
     assert {line["submission_id"] for line in lines} == {first.submission_id, second.submission_id}
     for line in lines:
         assert line["correlation_id"] == line["submission_id"]
-    # and the correlation id does not leak past its record
+    # the capacity dispatcher's lines (they name the run they admit) carry the record's correlation id ...
+    dispatcher_lines = [line for line in ecs_world.log_lines() if "runId" in line and "submission_id" not in line]
+    assert dispatcher_lines
+    assert {line["correlation_id"] for line in dispatcher_lines} <= {first.submission_id, second.submission_id}
+    # ... and the correlation id does not leak past its record
     assert all(
-        line.get("correlation_id") in (None, line.get("submission_id"))
+        line.get("correlation_id") is None
         for line in ecs_world.log_lines()
-        if "submission_id" not in line
+        if "submission_id" not in line and "runId" not in line
     )
 
 
@@ -507,3 +514,85 @@ def test_a_skipped_v6_submission_is_recorded_and_handed_to_the_completion_functi
     for phase in (ScoringPhase.EXAMPLE, ScoringPhase.PROVISIONAL):
         record = status(submission, phase)
         assert (record.state, record.reason) == (SubmissionState.FAILED, submission.skip_reason)
+
+
+# ------------------------------------------------------------------ capacity (decisions 093-095)
+def test_a_full_cap_acknowledges_the_message_and_leaves_the_run_waiting(ecs_world: EcsWorld) -> None:
+    ecs_world.put_config(ecs_world.config(capacity={"maxRunningTasks": 1}))
+    first, second = routed_submission(), routed_submission()
+
+    response = invoke(message(first), message(second, receive_count=3))
+
+    assert response == {"batchItemFailures": []}
+    assert len(ecs_world.tasks()) == 1
+    assert (status(first).state, status(second).state) == (SubmissionState.LAUNCHED, SubmissionState.WAITING)
+    assert ecs_world.queued_bodies() == []
+
+
+def test_a_run_admitted_for_another_message_goes_through_the_own_queue_and_launches_once(ecs_world: EcsWorld) -> None:
+    import os
+
+    from mm_shared.capacity.store import CapacityStore
+    from mm_shared.models.outcome import Outcome, OutcomeCode, TestStatus
+
+    ecs_world.put_config(ecs_world.config(capacity={"maxRunningTasks": 1}))
+    running, queued, newcomer = (routed_submission() for _ in range(3))
+    invoke(message(running))
+    invoke(message(queued))
+    # The running task stops: the completion function records it and releases its slot (no dispatch here).
+    recorded = StatusStore(os.environ["STATUS_TABLE_NAME"]).record_outcome(
+        status(running).run_id,
+        CHALLENGE_ID,
+        Outcome(
+            code=OutcomeCode.SUCCEEDED,
+            test_status=TestStatus.SUCCESS,
+            reason="exit 0",
+            task_arn=status(running).task_arn,
+        ),
+        report_required=False,
+    )
+    assert recorded.record is not None
+    assert CapacityStore(ecs_world.capacity_table, os.environ["STATUS_TABLE_NAME"]).release(recorded.record)
+
+    assert invoke(message(newcomer)) == {"batchItemFailures": []}
+
+    assert (status(queued).state, status(newcomer).state) == (SubmissionState.ADMITTED, SubmissionState.WAITING)
+    [body] = ecs_world.queued_bodies()
+    sent = RoutedSubmission.model_validate_json(body)
+    assert (sent.submission_id, sent.phase) == (queued.submission_id, V5_PHASE)
+    both = [sqs_record(body, message_id="copy-1"), sqs_record(body, message_id="copy-2")]  # at-least-once
+    assert invoke(*both) == {"batchItemFailures": []}
+    assert status(queued).state is SubmissionState.LAUNCHED
+    tokens = [call["clientToken"] for call in ecs_world.runtask_calls]
+    assert tokens.count(client_token(queued.submission_id, V5_PHASE, 1)) == 1
+
+
+def test_missing_environment_caps_leave_runs_waiting_without_a_dlq(ecs_world: EcsWorld, capsys: Any) -> None:
+    aws_clients.client("ssm").delete_parameter(Name=CAPACITY_PARAMETER_NAME)
+    submission = routed_submission()
+
+    response = invoke(message(submission, receive_count=3))
+
+    assert response == {"batchItemFailures": []}
+    assert status(submission).state is SubmissionState.WAITING
+    assert ecs_world.runtask_calls == []
+    assert metric_values(capsys.readouterr().out, "CapacityConfigErrors")
+
+
+def test_a_superseded_running_task_is_stopped_in_ecs(ecs_world: EcsWorld) -> None:
+    from datetime import UTC, datetime
+
+    stop_running = {"maxRunningTasks": 5, "supersede": "cancel_waiting_and_stop_running"}
+    ecs_world.put_config(ecs_world.config(capacity=stop_running))
+    older = routed_submission().model_copy(update={"created": datetime(2027, 1, 15, 11, 0, tzinfo=UTC)})
+    newer = routed_submission().model_copy(update={"created": datetime(2027, 1, 15, 11, 30, tzinfo=UTC)})
+    invoke(message(older))
+    older_task = status(older).task_arn
+
+    assert invoke(message(newer)) == {"batchItemFailures": []}
+
+    described = aws_clients.client("ecs").describe_tasks(cluster=CLUSTER, tasks=[older_task])["tasks"]
+    assert described[0]["desiredStatus"] == "STOPPED"
+    assert described[0]["stoppedReason"] == f"Superseded by a newer submission {newer.submission_id}"
+    assert status(older).cancel_requested is True
+    assert status(newer).state is SubmissionState.LAUNCHED

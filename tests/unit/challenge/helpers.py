@@ -15,6 +15,9 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from challenge_lambda.launcher import LaunchResult, RunTaskRequest
+from mm_shared import aws as aws_clients
+from mm_shared.capacity.store import CAPACITY_TABLE_TTL, capacity_table_definition
+from mm_shared.constants import capacity_parameter_name
 from mm_shared.models.phase import V6_SUBMISSION_TOPIC, Platform, ScoringPhase
 from mm_shared.models.routed import KafkaCoordinates, RoutedSubmission
 from mm_shared.observability import Metric
@@ -28,6 +31,33 @@ TOKEN_PARAMETER_NAME = "/mm-processor/auth0/token"
 SECRET_TOKEN = "eyJhbGciOiJSUzI1NiJ9.SECRET-M2M-TOKEN-do-not-leak.c2lnbmF0dXJl"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
+CAPACITY_PARAMETER_NAME = capacity_parameter_name("/mm-processor")
+CAPACITY_TABLE = "mm-test-capacity"
+CHALLENGE_QUEUE_URL = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/mm-dev-challenge-{CHALLENGE_ID}"
+
+
+def capacity_document(**overrides: Any) -> dict[str, Any]:
+    """The environment's caps (`<ssmPrefix>/capacity`, wire names): roomy unless a test narrows them."""
+    document: dict[str, Any] = {"maxRunningTasks": 20, "defaultTaskCpu": 1024, "runTaskPerSecond": 10}
+    document.update(overrides)
+    return {k: v for k, v in document.items() if v is not None}
+
+
+def capacity_settings_env(capacity_table: str, queue_url: str = CHALLENGE_QUEUE_URL) -> dict[str, str]:
+    """The challenge processor's capacity variables (ChallengeProcessorSettings)."""
+    return {
+        "CAPACITY_TABLE_NAME": capacity_table,
+        "CAPACITY_PARAMETER_NAME": CAPACITY_PARAMETER_NAME,
+        "CHALLENGE_QUEUE_URL": queue_url,
+    }
+
+
+def create_capacity_table(name: str = CAPACITY_TABLE) -> str:
+    """The capacity table (keys `pk` + `sk`, TTL `expiresAt`) in the current moto account, as the status table is."""
+    ddb = aws_clients.client("dynamodb")
+    ddb.create_table(**capacity_table_definition(name))
+    ddb.update_time_to_live(TableName=name, TimeToLiveSpecification=CAPACITY_TABLE_TTL)
+    return name
 
 
 # The phase of a config without phase configs (`testType` defaults to provisional): every v5 run's phase here.
@@ -161,6 +191,36 @@ class FakeMetrics:
         return [phase for name, phase in self.phases if name is metric]
 
 
+class FakeSqs:
+    """`send_message` recorded (admitted runs sent to the challenge queue); `error` makes every call fail."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.error = error
+
+    def send_message(self, **kwargs: Any) -> dict[str, Any]:
+        if self.error is not None:
+            raise self.error
+        self.sent.append(kwargs)
+        return {"MessageId": f"sent-{len(self.sent)}"}
+
+    def bodies(self) -> list[RoutedSubmission]:
+        return [RoutedSubmission.model_validate_json(call["MessageBody"]) for call in self.sent]
+
+
+@dataclass
+class FakeSleep:
+    """Records each sleep; advances the test clock by it (a pacing wait takes no real time)."""
+
+    clock: Callable[[float], None] | None = None
+    sleeps: list[float] = field(default_factory=list)
+
+    def __call__(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        if self.clock is not None:
+            self.clock(seconds)
+
+
 class FakeLambda:
     """`invoke` recorded (the report-due hand-off); `error` makes every call fail."""
 
@@ -189,6 +249,13 @@ class FakeLauncher:
         self.requests: list[RunTaskRequest] = []
         self.cluster_arn = cluster_arn
         self.tasks_by_token: dict[str, str] = {}
+        self.stops: list[dict[str, str]] = []
+        self.stop_error: Exception | None = None
+
+    def stop_task(self, *, cluster: str, task_arn: str, reason: str) -> None:
+        if self.stop_error is not None:
+            raise self.stop_error
+        self.stops.append({"cluster": cluster, "task_arn": task_arn, "reason": reason})
 
     def run_task(self, request: RunTaskRequest) -> LaunchResult:
         self.requests.append(request)

@@ -241,7 +241,7 @@ def test_failures_without_task_is_a_transient_rejection() -> None:
 @pytest.mark.parametrize(
     ("code", "status", "reason_code", "kind"),
     [
-        ("ThrottlingException", 400, "Throttling", LaunchErrorKind.TRANSIENT),
+        ("ThrottlingException", 400, "Throttling", LaunchErrorKind.THROTTLED),
         ("InvalidParameterException", 400, "InvalidParameterException", LaunchErrorKind.PERMANENT),
         ("ClientException", 400, "ClientException", LaunchErrorKind.PERMANENT),
         ("AccessDeniedException", 400, "AccessDeniedException", LaunchErrorKind.PERMANENT),
@@ -356,3 +356,17 @@ def test_transport_errors_are_unknown_outcomes(error: Exception) -> None:
         EcsLauncher(_RaisingClient(error)).run_task(_request())
 
     assert raised.value.reason_code == type(error).__name__
+
+
+def test_stop_task_names_the_cluster_task_and_a_bounded_reason() -> None:
+    launcher, stub = _stubbed()
+    task_arn = f"arn:aws:ecs:{REGION}:123456789012:task/mm-scorers/0123456789abcdef0123456789abcdef"
+    reason = "Superseded by a newer submission " + "x" * 300
+    stub.add_response(
+        "stop_task", {"task": {"taskArn": task_arn}}, {"cluster": CLUSTER_ARN, "task": task_arn, "reason": reason[:255]}
+    )
+
+    with stub:
+        launcher.stop_task(cluster=CLUSTER_ARN, task_arn=task_arn, reason=reason)
+
+    stub.assert_no_pending_responses()

@@ -35,6 +35,8 @@ from mm_shared.settings import ChallengeProcessorSettings
 from mm_shared.status_store import StatusStore
 from tests.conftest import Clock
 from tests.unit.challenge.helpers import (
+    CAPACITY_PARAMETER_NAME,
+    CAPACITY_TABLE,
     CHALLENGE_ID,
     OTHER_CHALLENGE_ID,
     PARAMETER_NAME,
@@ -43,8 +45,12 @@ from tests.unit.challenge.helpers import (
     V5_PHASE,
     FakeLauncher,
     FakeMetrics,
+    FakeSleep,
+    FakeSqs,
     FakeSsm,
     FakeTokenProvider,
+    capacity_document,
+    capacity_settings_env,
     captured_logger,
     config_document,
     env_of,
@@ -92,15 +98,17 @@ def settings_for(table: str, **extra: str) -> ChallengeProcessorSettings:
         "LAUNCH_LEASE_SECONDS": str(LEASE_SECONDS),
         "CONFIG_CACHE_SECONDS": "300",
         "ALLOWED_URL_HOSTS": "topcoder-submissions.s3.amazonaws.com",
+        **capacity_settings_env(CAPACITY_TABLE),
         **extra,
     }
     return ChallengeProcessorSettings.from_env(env)
 
 
 @pytest.fixture
-def world(status_table: str, clock: Clock) -> World:
+def world(status_table: str, capacity_table: str, clock: Clock) -> World:
     ssm = FakeSsm()
     ssm.put(PARAMETER_NAME, config_document())
+    ssm.put(CAPACITY_PARAMETER_NAME, capacity_document())
     launcher = FakeLauncher()
     metrics = FakeMetrics()
     tokens = FakeTokenProvider()
@@ -112,8 +120,10 @@ def world(status_table: str, clock: Clock) -> World:
         ssm_client=ssm,
         launcher=launcher,  # type: ignore[arg-type]
         token_provider_factory=lambda: tokens,
+        sqs_client=FakeSqs(),
         clock=clock,
         config_clock=clock,
+        sleep=FakeSleep(clock.advance),
     )
     store = StatusStore(status_table, clock=clock)
     return World(processor, store, ssm, launcher, metrics, tokens, logs, clock)
@@ -195,7 +205,9 @@ def test_failures_array_fails_the_record_and_records_launch_failed(world: World)
 
 def test_retry_after_a_definite_failure_uses_the_next_attempt_token(world: World) -> None:
     submission = routed_submission()
-    world.launcher.script.append(LaunchRejected("Throttling", "ThrottlingException: rate", LaunchErrorKind.TRANSIENT))
+    world.launcher.script.append(
+        LaunchRejected("RESOURCE:CPU", "failures[]: RESOURCE:CPU", LaunchErrorKind.TRANSIENT, token_settled=True)
+    )
     with pytest.raises(RecordFailed):
         world.deliver(submission, receive_count=1)
 
@@ -209,15 +221,17 @@ def test_retry_after_a_definite_failure_uses_the_next_attempt_token(world: World
     assert (record.state, record.launch_attempt) == (SubmissionState.LAUNCHED, 2)
 
 
-def test_throttling_fails_the_record_back(world: World) -> None:
+def test_throttling_puts_the_run_back_in_its_place_never_a_message_failure(world: World) -> None:
     submission = routed_submission()
-    world.launcher.script.append(LaunchRejected("Throttling", "ThrottlingException: rate", LaunchErrorKind.TRANSIENT))
+    world.launcher.script.append(LaunchRejected("Throttling", "ThrottlingException: rate", LaunchErrorKind.THROTTLED))
 
-    with pytest.raises(RecordFailed):
-        world.deliver(submission)
+    assert world.deliver(submission, receive_count=MAX_RECEIVE) is RecordOutcome.WAITING  # acknowledged, no DLQ
 
-    assert world.record(submission).state is SubmissionState.LAUNCH_FAILED
-    assert world.metrics.reasons(Metric.LAUNCH_FAILURES) == ["Throttling"]
+    record = world.record(submission)
+    assert (record.state, record.launch_attempt, record.slot_pools) == (SubmissionState.WAITING, 1, [])
+    assert world.metrics.reasons(Metric.LAUNCHES_THROTTLED) == ["Throttled"]
+    assert world.metrics.reasons(Metric.LAUNCH_FAILURES) == []
+    assert world.metrics.total(Metric.DEAD_LETTERED) == 0
 
 
 def test_failure_on_the_last_receive_is_dead_lettered(world: World) -> None:
@@ -282,11 +296,11 @@ def test_ambiguous_runtask_keeps_the_lease_and_the_retry_reuses_the_token(world:
 
 
 def test_an_ambiguous_attempt_keeps_its_token_through_a_later_refusal(world: World) -> None:
-    """Defect 1: a 5xx can follow a started task; a throttled retry proves nothing about that first call."""
+    """Defect 1: a 5xx can follow a started task; a refused retry proves nothing about that first call."""
     submission = routed_submission()
     world.launcher.script += [
         LaunchOutcomeUnknown("ServerException", "ServerException (HTTP 500): internal error"),
-        LaunchRejected("Throttling", "ThrottlingException: Rate exceeded", LaunchErrorKind.TRANSIENT),
+        LaunchRejected("AccessDeniedException", "AccessDeniedException: denied", LaunchErrorKind.PERMANENT),
     ]
 
     with pytest.raises(RecordFailed):
@@ -304,6 +318,26 @@ def test_an_ambiguous_attempt_keeps_its_token_through_a_later_refusal(world: Wor
     assert world.launcher.tokens == [token, token, token]  # ECS answers the first call's task, if it started one
     record = world.record(submission)
     assert (record.state, record.launch_attempt, record.launch_ambiguous) == (SubmissionState.LAUNCHED, 1, False)
+
+
+def test_a_throttled_retry_of_an_ambiguous_attempt_is_requeued_and_keeps_its_token(world: World) -> None:
+    """Requeued (not failed) after a throttle, the run keeps the ambiguous attempt: its relaunch reuses the token."""
+    submission = routed_submission()
+    world.launcher.script += [
+        LaunchOutcomeUnknown("ServerException", "ServerException (HTTP 500): internal error"),
+        LaunchRejected("Throttling", "ThrottlingException: Rate exceeded", LaunchErrorKind.THROTTLED),
+    ]
+    with pytest.raises(RecordFailed):
+        world.deliver(submission, receive_count=1)
+    world.clock.advance(180)
+
+    assert world.deliver(submission, receive_count=2) is RecordOutcome.WAITING
+    record = world.record(submission)
+    assert (record.state, record.launch_attempt, record.launch_ambiguous) == (SubmissionState.WAITING, 1, True)
+
+    assert world.deliver(submission, receive_count=1) is RecordOutcome.LAUNCHED  # e.g. the sweeper's dispatch
+    token = client_token(submission.submission_id, V5_PHASE, 1)
+    assert world.launcher.tokens == [token, token, token]
 
 
 def test_failures_after_an_ambiguous_attempt_settle_the_token(world: World) -> None:
@@ -483,10 +517,11 @@ def test_unparseable_body_fails_back_without_launch(world: World, body: str) -> 
     assert world.metrics.reasons(Metric.LAUNCH_FAILURES) == ["InvalidMessage"]
 
 
-def test_challenge_id_case_is_normalized_before_comparing(status_table: str, clock: Clock) -> None:
+def test_challenge_id_case_is_normalized_before_comparing(status_table: str, capacity_table: str, clock: Clock) -> None:
     logger, _ = captured_logger()
     ssm = FakeSsm()
     ssm.put(PARAMETER_NAME, config_document())
+    ssm.put(CAPACITY_PARAMETER_NAME, capacity_document())
     launcher = FakeLauncher()
     processor = ChallengeProcessor.from_settings(
         settings_for(status_table, CHALLENGE_ID=CHALLENGE_ID.upper()),

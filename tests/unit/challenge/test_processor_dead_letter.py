@@ -34,7 +34,7 @@ from tests.unit.challenge.test_processor_phases import (
 
 
 @pytest.fixture
-def world(status_table: str, clock: Clock) -> World:
+def world(status_table: str, capacity_table: str, clock: Clock) -> World:
     return _world(status_table, clock)
 
 

@@ -22,13 +22,19 @@ from mm_shared.settings import ChallengeProcessorSettings
 from mm_shared.status_store import StatusStore
 from tests.conftest import Clock
 from tests.unit.challenge.helpers import (
+    CAPACITY_PARAMETER_NAME,
+    CAPACITY_TABLE,
     CHALLENGE_ID,
     PARAMETER_NAME,
     TOKEN_PARAMETER_NAME,
     FakeLauncher,
     FakeMetrics,
+    FakeSleep,
+    FakeSqs,
     FakeSsm,
     FakeTokenProvider,
+    capacity_document,
+    capacity_settings_env,
     captured_logger,
     config_document,
     routed_submission,
@@ -50,7 +56,7 @@ class Processor:
 
 
 @pytest.fixture
-def world(status_table: str, clock: Clock) -> Processor:
+def world(status_table: str, capacity_table: str, clock: Clock) -> Processor:
     settings = ChallengeProcessorSettings.from_env(
         {
             "ENVIRONMENT_NAME": "dev",
@@ -61,10 +67,12 @@ def world(status_table: str, clock: Clock) -> Processor:
             "MAX_RECEIVE_COUNT": str(MAX_RECEIVE),
             "LAUNCH_LEASE_SECONDS": "120",
             "ALLOWED_URL_HOSTS": ALLOWED_HOSTS,
+            **capacity_settings_env(CAPACITY_TABLE),
         }
     )
     ssm = FakeSsm()
     ssm.put(PARAMETER_NAME, config_document())
+    ssm.put(CAPACITY_PARAMETER_NAME, capacity_document())
     launcher = FakeLauncher()
     metrics = FakeMetrics()
     tokens = FakeTokenProvider()
@@ -76,8 +84,10 @@ def world(status_table: str, clock: Clock) -> Processor:
         ssm_client=ssm,
         launcher=launcher,  # type: ignore[arg-type]
         token_provider_factory=lambda: tokens,
+        sqs_client=FakeSqs(),
         clock=clock,
         config_clock=clock,
+        sleep=FakeSleep(clock.advance),
     )
     return Processor(processor, StatusStore(status_table, clock=clock), launcher, metrics)
 

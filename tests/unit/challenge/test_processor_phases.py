@@ -30,6 +30,8 @@ from mm_shared.settings import ChallengeProcessorSettings
 from mm_shared.status_store import StatusStore
 from tests.conftest import Clock
 from tests.unit.challenge.helpers import (
+    CAPACITY_PARAMETER_NAME,
+    CAPACITY_TABLE,
     CHALLENGE_ID,
     PARAMETER_NAME,
     SECRET_TOKEN,
@@ -37,8 +39,12 @@ from tests.unit.challenge.helpers import (
     FakeLambda,
     FakeLauncher,
     FakeMetrics,
+    FakeSleep,
+    FakeSqs,
     FakeSsm,
     FakeTokenProvider,
+    capacity_document,
+    capacity_settings_env,
     captured_logger,
     config_document,
     env_of,
@@ -65,6 +71,7 @@ class World:
     metrics: FakeMetrics
     logs: io.StringIO
     clock: Clock
+    sqs: FakeSqs
 
     def deliver(self, body: RoutedSubmission, *, receive_count: int = 1) -> RecordOutcome:
         message = InboundMessage(message_id="m-1", body=body.to_json(), receive_count=receive_count)
@@ -92,6 +99,7 @@ def _world(table: str, clock: Clock, *, completion_function: str | None = COMPLE
         "MAX_RECEIVE_COUNT": str(MAX_RECEIVE),
         "LAUNCH_LEASE_SECONDS": "120",
         "ALLOWED_URL_HOSTS": "topcoder-submissions.s3.amazonaws.com",
+        **capacity_settings_env(CAPACITY_TABLE),
     }
     if completion_function is not None:
         env["COMPLETION_FUNCTION_NAME"] = completion_function
@@ -103,6 +111,8 @@ def _world(table: str, clock: Clock, *, completion_function: str | None = COMPLE
         FakeTokenProvider(),
     )
     ssm.put(PARAMETER_NAME, v6_config_document())
+    ssm.put(CAPACITY_PARAMETER_NAME, capacity_document())
+    sqs = FakeSqs()
     logger, logs = captured_logger()
     processor = ChallengeProcessor.from_settings(
         ChallengeProcessorSettings.from_env(env),
@@ -112,14 +122,16 @@ def _world(table: str, clock: Clock, *, completion_function: str | None = COMPLE
         lambda_client=lambda_,
         launcher=launcher,  # type: ignore[arg-type]
         token_provider_factory=lambda: tokens,
+        sqs_client=sqs,
         clock=clock,
         config_clock=clock,
+        sleep=FakeSleep(clock.advance),
     )
-    return World(processor, StatusStore(table, clock=clock), ssm, launcher, lambda_, metrics, logs, clock)
+    return World(processor, StatusStore(table, clock=clock), ssm, launcher, lambda_, metrics, logs, clock, sqs)
 
 
 @pytest.fixture
-def world(status_table: str, clock: Clock) -> World:
+def world(status_table: str, capacity_table: str, clock: Clock) -> World:
     return _world(status_table, clock)
 
 
@@ -379,7 +391,9 @@ def test_a_message_of_the_other_platform_is_refused_and_never_launched(world: Wo
     assert world.store.get_runs(body.submission_id) == []
 
 
-def test_without_a_completion_function_the_skip_is_left_to_the_sweeper(status_table: str, clock: Clock) -> None:
+def test_without_a_completion_function_the_skip_is_left_to_the_sweeper(
+    status_table: str, capacity_table: str, clock: Clock
+) -> None:
     world = _world(status_table, clock, completion_function=None)
     submission = v6_submission(skip_reason="inactive")
 
