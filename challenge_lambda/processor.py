@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn
 from uuid import UUID
 
 from aws_lambda_powertools import Logger
@@ -202,9 +202,7 @@ class ChallengeProcessor:
             environment_capacity=environment_capacity.get,
             challenge_settings=self._own_challenge_settings,
             send=self._send_admitted,
-            # The dispatcher is annotated with logging.Logger; Powertools' Logger has the same info/warning/error
-            # methods (and keeps this record's correlation id on them) without being a subclass.
-            logger=cast(Any, logger),
+            logger=logger,
             # Its second argument is a challenge id: this function's metrics carry its own already.
             metrics=lambda metric, _challenge_id: metrics.count(metric),
         )

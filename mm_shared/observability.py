@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any, Protocol
 
 METRICS_NAMESPACE = "MMProcessor"
 REASON_DIMENSION = "Reason"
@@ -60,3 +61,13 @@ class Metric(StrEnum):
     CLIENT_CERTIFICATE_DAYS_TO_EXPIRY = "ClientCertificateDaysToExpiry"  # a gauge (Unit None), daily
     # scorer-token refresher (decision 091)
     SCORER_TOKEN_SECONDS_TO_EXPIRY = "ScorerTokenSecondsToExpiry"  # a gauge: what the stored token has left
+
+
+class LogSink(Protocol):
+    """What shared logic logs through: the standard library's Logger and Powertools' Logger both fit (so the
+    shared package never imports Powertools for logging, and each function keeps its own correlation ids)."""
+
+    def info(self, msg: object, *args: object, **kwargs: Any) -> None: ...
+    def warning(self, msg: object, *args: object, **kwargs: Any) -> None: ...
+    def error(self, msg: object, *args: object, **kwargs: Any) -> None: ...
+    def exception(self, msg: object, *args: object, **kwargs: Any) -> None: ...

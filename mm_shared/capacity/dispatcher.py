@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from logging import Logger
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -31,7 +30,7 @@ from mm_shared.models.challenge import ChallengeConfig
 from mm_shared.models.lifecycle import LifecycleRecord
 from mm_shared.models.phase import ScoringPhase
 from mm_shared.models.routed import RoutedSubmission
-from mm_shared.observability import Metric
+from mm_shared.observability import LogSink, Metric
 
 CONFIG_BLOCK = "CONFIG"  # `blocked_by` when the environment's caps are unreadable: nothing is admitted
 _HEAD_PAGE = 25
@@ -102,7 +101,7 @@ class Dispatcher:
         environment_capacity: Callable[[], EnvironmentCapacity],
         challenge_settings: Callable[[str], ChallengeConfig | None],
         send: Callable[[Admitted], None],
-        logger: Logger,
+        logger: LogSink,
         metrics: Callable[[Metric, str | None], None] | None = None,
         max_admissions: int = 50,
     ) -> None:

@@ -20,11 +20,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from logging import Logger
 
 from mm_shared.capacity.store import CapacityStore, PoolSnapshot, PoolState
 from mm_shared.models.lifecycle import LifecycleRecord, SubmissionState
-from mm_shared.observability import Metric
+from mm_shared.observability import LogSink, Metric
 from mm_shared.status_store import StatusStore
 
 
@@ -91,7 +90,7 @@ class SlotReconciler:
         self,
         store: CapacityStore,
         status_store: StatusStore,
-        logger: Logger,
+        logger: LogSink,
         metrics: Callable[[Metric, str | None], None] | None = None,
         *,
         grace_seconds: int = 900,
