@@ -13,7 +13,8 @@ Static analysis over the project's own modules, no import of them and no CDK:
 An operation name two of a function's services share is refused (`AmbiguousCallError`) rather than guessed;
 a project method named like an operation is listed, with its reason, in `PROJECT_METHODS_NAMED_LIKE_OPERATIONS`.
 IAM actions are `<signing name>:<Operation>` except where the service authorizes a call under another
-action (`IAM_ACTION_EXCEPTIONS`); what the code causes without calling it is in `IMPLICIT_CALLS`.
+action (`IAM_ACTION_EXCEPTIONS`) or under the actions of its items (`ITEM_AUTHORIZED_OPERATIONS`: a DynamoDB
+transaction); what the code causes without calling it is in `IMPLICIT_CALLS`.
 """
 
 from __future__ import annotations
@@ -69,6 +70,22 @@ IAM_ACTION_EXCEPTIONS: dict[tuple[str, str], str] = {
     ("sns", "PublishBatch"): "sns:Publish",
     ("lambda", "Invoke"): "lambda:InvokeFunction",
     ("lambda", "InvokeAsync"): "lambda:InvokeFunction",
+}
+
+# Operations with no IAM action of their own, authorized per item under the actions of the items they carry:
+# "Permissions for Put, Update, Delete, and Get actions are governed by the permissions used for the underlying
+# PutItem, UpdateItem, DeleteItem, and GetItem operations. For the ConditionCheck action, you can use the
+# dynamodb:ConditionCheckItem permission" (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/
+# transaction-apis-iam.html). Which of them the code's transactions use, on which table, is the permission
+# check's mapping (`infrastructure.permissions`), held to the store's transactions by a test (decision 097).
+ITEM_AUTHORIZED_OPERATIONS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("dynamodb", "TransactWriteItems"): (
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:ConditionCheckItem",
+    ),
+    ("dynamodb", "TransactGetItems"): ("dynamodb:GetItem",),
 }
 
 
@@ -270,6 +287,11 @@ def iam_action(service: str, operation: str) -> str:
     return IAM_ACTION_EXCEPTIONS.get((service, operation), f"{_signing_name(service)}:{operation}")
 
 
+def iam_actions(service: str, operation: str) -> tuple[str, ...]:
+    """Every IAM action a call of `operation` can be authorized under (several for a transaction)."""
+    return ITEM_AUTHORIZED_OPERATIONS.get((service, operation), (iam_action(service, operation),))
+
+
 def _literal(node: ast.Call) -> str | None:
     if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
         return node.args[0].value
@@ -318,7 +340,7 @@ def calls_in(code: list[ast.AST], services: frozenset[str] | None = None) -> fro
                 "give it an explicit entry"
             )
         for service, operation in candidates:
-            found.add(AwsCall(service, operation, iam_action(service, operation)))
+            found.update(AwsCall(service, operation, action) for action in iam_actions(service, operation))
     return frozenset(found)
 
 

@@ -24,6 +24,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from mm_shared.capacity.models import ChallengeCapacity, EnvironmentCapacity
 from mm_shared.constants import DEFAULT_SUBMISSION_TOPIC, environment_ssm_prefix
 from mm_shared.models.base import CanonicalUuid
 from mm_shared.models.challenge import ChallengeConfig, ScorerCredentialsMode, ScorerEnvironment
@@ -281,7 +282,12 @@ class ChallengeSettings(_Model):
     timeout_seconds: int = Field(default=3600, ge=30, le=86_400)
     cpu: int | None = None
     memory_mb: int | None = None
-    max_concurrency: int = Field(default=5, ge=2, le=1000)  # SQS ESM maximumConcurrency (2 is the AWS minimum)
+    # SQS ESM maximumConcurrency (2 is the AWS minimum): how many invocations of the challenge function run at
+    # once. It bounds invocations, not scorer tasks: `capacity` bounds the tasks running (decision 097).
+    max_concurrency: int = Field(default=5, ge=2, le=1000)
+    # Caps on this challenge's running scorer tasks, priority order and supersede policy; carried into the SSM
+    # challenge config (`ChallengeConfig.capacity`), which operators may change at run time.
+    capacity: ChallengeCapacity = Field(default_factory=ChallengeCapacity)
     # Pin to a shard stack instead of the hashed one (to move a challenge: decision 050).
     shard: int | None = Field(default=None, ge=1, le=MAX_CHALLENGE_SHARDS)
     scorer_credentials_mode: ScorerCredentialsMode = ScorerCredentialsMode.TASK_DEFINITION_SECRETS
@@ -322,6 +328,32 @@ class ChallengeDefaults(_Model):
     reviewer_id: str | None = None
     score_card_id: int | str | None = None
     scorecard_id: str | None = None
+    capacity: ChallengeCapacity | None = None
+
+
+class CapacitySettings(EnvironmentCapacity):
+    """The environment's capacity (decision 097): `EnvironmentCapacity` (the runtime model, one source) plus the
+    thresholds of the two capacity alarms.
+
+    The runtime part is written by the core stack as the SSM parameter `<ssmPrefix>/capacity` (JSON) when
+    `writeChallengeConfig` is true; operators may change that parameter at run time (the functions cache it
+    60 s), and the next deploy writes the config's values again.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, str_strip_whitespace=True
+    )
+
+    # Alarm when the oldest waiting run of the environment has waited longer than this.
+    oldest_wait_alarm_minutes: int = Field(default=60, ge=1, le=10_080)
+    # Alarm when the environment's cap has been reached for this long (at least one sweeper interval).
+    cap_reached_alarm_minutes: int = Field(default=30, ge=1, le=1_440)
+
+    def runtime(self) -> EnvironmentCapacity:
+        """The SSM parameter's document: exactly the `EnvironmentCapacity` fields of this block."""
+        return EnvironmentCapacity.model_validate(
+            {name: getattr(self, name) for name in EnvironmentCapacity.model_fields}
+        )
 
 
 class SmokeSettings(_Model):
@@ -394,6 +426,8 @@ class EnvironmentConfig(_Model):
     # challenge queues' maximumConcurrency are validated against it (decision 052).
     account_concurrency_limit: int = Field(default=1000, ge=1)
     sweeper_interval_minutes: int = Field(default=5, ge=1, le=60)
+    # Caps on running scorer tasks environment-wide, RunTask pacing, capacity alarm thresholds (decision 097).
+    capacity: CapacitySettings = CapacitySettings()
     log_retention_days: int = Field(default=30, ge=1, le=3653)
     status_ttl_days: int = Field(default=90, ge=1, le=3650)
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -491,6 +525,7 @@ class EnvironmentConfig(_Model):
             scorecard_id=challenge.scorecard_id,
             test_type=challenge.test_type,
             report_on_success=challenge.report_on_success,
+            capacity=challenge.capacity,
         )
 
     @model_validator(mode="after")
@@ -517,6 +552,26 @@ class EnvironmentConfig(_Model):
         if platform is not None and not submission_id_fits(self.smoke.submission_id, platform):
             form = "a 14-character nanoid (A-Za-z0-9_-)" if platform is Platform.V6 else "a canonical UUID"
             raise ValueError(f"smoke.submissionId must be {form}: the smoke challenge is served by {platform.value}")
+        return self
+
+    @model_validator(mode="after")
+    def _capacity_fits(self) -> Self:
+        """Caps that name a phase the challenge never runs, and alarms shorter than one sweep, are refused: the
+        gauges the capacity alarms watch are published once per sweeper run."""
+        for challenge in self.challenges:
+            phases = {phase.phase for phase in self.challenge_config(challenge).effective_phases}
+            unknown = sorted(set(challenge.capacity.max_running_tasks_per_phase) - phases)
+            if unknown:
+                raise ValueError(
+                    f"challenges[{challenge.challenge_id}].capacity.maxRunningTasksPerPhase names "
+                    f"{', '.join(unknown)}, not a phase of this challenge ({', '.join(sorted(phases))})"
+                )
+        minutes = self.capacity.cap_reached_alarm_minutes
+        if minutes < self.sweeper_interval_minutes:
+            raise ValueError(
+                f"capacity.capReachedAlarmMinutes={minutes} is shorter than sweeperIntervalMinutes="
+                f"{self.sweeper_interval_minutes}: the CapacityFull gauge is published once per sweep"
+            )
         return self
 
     @model_validator(mode="after")

@@ -448,6 +448,9 @@ class NeedsOf:
     def _code_resources(self, kind: str, challenge: ChallengeSettings | None, action: str) -> list[str] | None:
         names, t, config = self.names, self.t, self.config
         status = t.arn("dynamodb", f"table/{names.status_table}")
+        capacity = t.arn("dynamodb", f"table/{names.capacity_table}")
+        capacity_parameter = t.arn("ssm", f"parameter/{self.plan.capacity_parameter().lstrip('/')}")
+        challenge_queues = [t.arn("sqs", names.challenge_queue(c.challenge_id)) for c in config.challenges]
         token = config.token
         static_token = [t.arn("ssm", f"parameter/{static_token_parameter_name(config.ssm_prefix).lstrip('/')}")]
         auth0_secret = [token.auth0_credentials_secret_arn] if token.auth0_credentials_secret_arn else []
@@ -456,6 +459,14 @@ class NeedsOf:
             t.arn("ssm", f"parameter/{self.plan.challenge_config_parameter(c.challenge_id).lstrip('/')}")
             for c in config.challenges
         ]
+        # Only the capacity table: its queue entries come and go (DeleteItem), its pool partition is read whole
+        # (Query), and no transaction deletes or merely checks a run item (decision 097: a test holds the
+        # store's transactions to this).
+        capacity_only = {
+            "dynamodb:DeleteItem": [capacity],
+            "dynamodb:Query": [capacity],
+            "dynamodb:ConditionCheckItem": [capacity],
+        }
         if kind == "router":
             return {
                 "sns:Publish": [t.arn("sns", names.submissions_topic)],
@@ -480,37 +491,60 @@ class NeedsOf:
                 "lambda:InvokeFunction": [t.arn("lambda", f"function:{completion_function}")]
                 if completion_function
                 else [],
-                "dynamodb:GetItem": [status],
-                "dynamodb:PutItem": [status],
-                "dynamodb:UpdateItem": [status],
+                "dynamodb:BatchGetItem": [status],  # a submission's runs (supersede reads the member's others)
+                "dynamodb:GetItem": [status, capacity],
+                # a run is created WAITING in the enqueue transaction (status) with its queue entry (capacity)
+                "dynamodb:PutItem": [status, capacity],
+                "dynamodb:UpdateItem": [status, capacity],
+                **capacity_only,
                 "ecs:RunTask": [challenge.task_definition_arn],
                 "ecs:TagResource": [self.sample_task],
+                "ecs:StopTask": [self.sample_task],  # a superseded running task (decision 095)
                 "iam:PassRole": [challenge.task_role_arn, challenge.execution_role_arn],
-                "ssm:GetParameter": [own_config, *(static_token if insecure and reads_static else [])],
+                # its admitted runs go to its own queue, never another challenge's
+                "sqs:SendMessage": [t.arn("sqs", names.challenge_queue(challenge.challenge_id))],
+                "ssm:GetParameter": [
+                    own_config,
+                    capacity_parameter,
+                    *(static_token if insecure and reads_static else []),
+                ],
                 "secretsmanager:GetSecretValue": auth0_secret if insecure and not reads_static else [],
             }.get(action)
         if kind == "completion":
             return {
                 "dynamodb:BatchGetItem": [status],  # the runs of a submission (`get_runs`, decision 084)
-                "dynamodb:GetItem": [status],
-                "dynamodb:UpdateItem": [status],
+                "dynamodb:GetItem": [status, capacity],
+                # a run's item is never created here: PutItem only for a transaction's queue entry (a requeue)
+                "dynamodb:PutItem": [capacity],
+                "dynamodb:UpdateItem": [status, capacity],
+                **capacity_only,
                 "ecs:DescribeTasks": [self.sample_task],
-                # a transient start failure goes back to its challenge's queue (decision 072)
-                "sqs:GetQueueUrl": [t.arn("sqs", names.challenge_queue(c.challenge_id)) for c in config.challenges],
-                "sqs:SendMessage": [t.arn("sqs", names.challenge_queue(c.challenge_id)) for c in config.challenges],
-                "ssm:GetParameter": [*configs, *(static_token if reads_static else [])],
+                # a transient start failure goes back to its challenge's queue (decision 072), and an admitted run
+                # of any challenge to its queue (decision 096)
+                "sqs:GetQueueUrl": challenge_queues,
+                "sqs:SendMessage": challenge_queues,
+                "ssm:GetParameter": [*configs, capacity_parameter, *(static_token if reads_static else [])],
                 "secretsmanager:GetSecretValue": [] if reads_static else auth0_secret,
             }.get(action)
         if kind == "sweeper":
             return {
-                "dynamodb:Query": [t.arn("dynamodb", f"table/{names.status_table}/index/{STATUS_TABLE_OVERDUE_INDEX}")],
-                "dynamodb:GetItem": [status],
+                **capacity_only,
+                "dynamodb:Query": [
+                    t.arn("dynamodb", f"table/{names.status_table}/index/{STATUS_TABLE_OVERDUE_INDEX}"),
+                    capacity,
+                ],
+                "dynamodb:GetItem": [status, capacity],
+                "dynamodb:PutItem": [capacity],  # a transaction's queue entry; never a run's item
                 "dynamodb:BatchGetItem": [status],
-                "dynamodb:UpdateItem": [status],
+                "dynamodb:UpdateItem": [status, capacity],
                 "ecs:DescribeTasks": [self.sample_task],
                 "ecs:StopTask": [self.sample_task],
                 "ecs:ListTasks": ["*"],  # no resource-level permission; held to the cluster by condition
                 "lambda:InvokeFunction": [t.arn("lambda", f"function:{names.completion_function}")],
+                # the safety-net dispatch and overdue admissions: any challenge's caps and queue (decision 096)
+                "sqs:GetQueueUrl": challenge_queues,
+                "sqs:SendMessage": challenge_queues,
+                "ssm:GetParameter": [*configs, capacity_parameter],
             }.get(action)
         if kind == "certificate-monitor":
             secret = config.kafka.client_certificate_secret_arn

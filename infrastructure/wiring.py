@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from infrastructure.config import ChallengeSettings, EnvironmentConfig, EnvironmentConfigError
+from mm_shared.capacity.models import EnvironmentCapacity
 from mm_shared.constants import (
     CHALLENGE_ID_ATTRIBUTE,
     PROJECT,
+    capacity_parameter_name,
     challenge_config_parameter_name,
     challenge_config_parameter_prefix,
     legacy_challenge_alias_key,
@@ -51,6 +53,9 @@ COMPLETION_TARGET_MAX_EVENT_AGE_SECONDS = 6 * 3600
 COMPLETION_TARGET_RETRY_ATTEMPTS = 20
 # SQS -> challenge function batch size (each record may be a RunTask call, about 20/s on Fargate).
 CHALLENGE_BATCH_SIZE = 5
+
+# The sweeper's Powertools service name: its metrics carry it as the `service` dimension (the capacity alarms).
+SWEEPER_SERVICE_NAME = "timeout-sweeper"
 
 # Filled in by the completion function: the challenge queues' name pattern it relaunches through (decision 072).
 CHALLENGE_ID_PLACEHOLDER = "{challenge_id}"
@@ -95,6 +100,11 @@ class ResourceNames:
     def legacy_status_table(self) -> str:
         """The status table before decision 084: kept (retainData) for operators, no longer written."""
         return self._name("submission-status")
+
+    @property
+    def capacity_table(self) -> str:
+        """Slots, waiting queues, member rounds and the RunTask pace (decision 097): a table of its own."""
+        return self._name("capacity")
 
     @property
     def audit_queue(self) -> str:
@@ -183,6 +193,8 @@ class ResourceRefs:
     challenge_table_name: str
     status_table_name: str
     audit_queue_url: str
+    # None: the planned name (`ResourceNames.capacity_table`), for callers that build refs by hand.
+    capacity_table_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -288,6 +300,19 @@ class WiringPlan:
     def challenge_config_parameter(self, challenge_id: str) -> str:
         return challenge_config_parameter_name(challenge_id, self.config.ssm_prefix)
 
+    def capacity_parameter(self) -> str:
+        """The SSM parameter `<ssmPrefix>/capacity` holding `environment_capacity()` as JSON."""
+        return capacity_parameter_name(self.config.ssm_prefix)
+
+    def environment_capacity(self) -> EnvironmentCapacity:
+        """The document the core stack writes to `capacity_parameter()` (the config's `capacity` block)."""
+        return self.config.capacity.runtime()
+
+    def challenge_queue_url(self, challenge_id: str) -> str:
+        """A challenge queue's URL as SQS forms it (the stacks pass the queue's own reference instead)."""
+        config = self.config
+        return f"https://sqs.{config.region}.amazonaws.com/{config.account}/{self.names.challenge_queue(challenge_id)}"
+
     def challenge_records(self, queue_urls: dict[str, str] | None = None) -> list[ChallengeRecord]:
         """Rows of the challenge table: one per challenge, plus an alias row per legacy numeric id."""
         return self.challenge_records_for(self.config.challenges, queue_urls)
@@ -368,10 +393,22 @@ class WiringPlan:
             allowed_url_hosts=self.config.allowed_url_hosts,
         )
 
-    def challenge_settings(self, challenge: ChallengeSettings, refs: ResourceRefs) -> ChallengeProcessorSettings:
+    def _capacity_fields(self, refs: ResourceRefs) -> dict[str, Any]:
+        return {
+            "capacity_table_name": refs.capacity_table_name or self.names.capacity_table,
+            "capacity_parameter_name": self.capacity_parameter(),
+        }
+
+    def challenge_settings(
+        self, challenge: ChallengeSettings, refs: ResourceRefs, *, queue_url: str | None = None
+    ) -> ChallengeProcessorSettings:
+        """`queue_url`: the challenge's own queue (admitted runs of its challenge are sent there); default the URL
+        SQS gives the planned name."""
         return ChallengeProcessorSettings(
             **self._common("challenge-processor"),
             **self._token_fields(),
+            **self._capacity_fields(refs),
+            challenge_queue_url=queue_url or self.challenge_queue_url(challenge.challenge_id),
             challenge_id=challenge.challenge_id,
             challenge_config_parameter=self.challenge_config_parameter(challenge.challenge_id),
             status_table_name=refs.status_table_name,
@@ -388,6 +425,7 @@ class WiringPlan:
         return CompletionSettings(
             **self._common("completion"),
             **self._token_fields(),
+            **self._capacity_fields(refs),
             status_table_name=refs.status_table_name,
             status_ttl_days=self.config.status_ttl_days,
             challenge_config_parameter_prefix=challenge_config_parameter_prefix(self.config.ssm_prefix),
@@ -403,7 +441,12 @@ class WiringPlan:
         launch_lease = processor_timeout + LEASE_MARGIN_SECONDS
         visibility = VISIBILITY_TIMEOUT_FACTOR * processor_timeout
         return TimeoutSweeperSettings(
-            **self._common("timeout-sweeper"),
+            **self._common(SWEEPER_SERVICE_NAME),
+            **self._capacity_fields(refs),
+            # The sweeper's dispatch admits runs of any challenge (the safety net, decision 096): it reads their
+            # configs and sends to their queues, as the completion function does.
+            challenge_config_parameter_prefix=challenge_config_parameter_prefix(self.config.ssm_prefix),
+            challenge_queue_name_template=self.names.challenge_queue(CHALLENGE_ID_PLACEHOLDER),
             status_table_name=refs.status_table_name,
             completion_function_name=self.names.completion_function,
             ecs_cluster_arns=(self.config.ecs.cluster_arn,),

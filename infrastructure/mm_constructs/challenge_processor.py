@@ -1,7 +1,9 @@
 """One challenge: queue + DLQ (fan-out), its processor function, its SSM config, its table rows, its alarms.
 
 IAM is scoped to this challenge: RunTask on its task-definition family (every revision) in the one
-cluster, PassRole on exactly its task and execution roles, its own config parameter, the status table.
+cluster, PassRole on exactly its task and execution roles, its own config parameter, the status table; for
+capacity (decision 097) the capacity table and parameter, SendMessage to its own queue only (its admitted runs)
+and StopTask on the cluster's tasks (a superseded running task).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from constructs import Construct
 from infrastructure.config import ChallengeSettings
 from infrastructure.mm_constructs.arns import Arns
 from infrastructure.mm_constructs.completion import token_statement
-from infrastructure.mm_constructs.data import ChallengeRows
+from infrastructure.mm_constructs.data import CAPACITY_TABLE_ACTIONS, ChallengeRows
 from infrastructure.mm_constructs.fanout import ChallengeQueue, FanOut
 from infrastructure.mm_constructs.functions import FunctionKit, FunctionSpec
 from infrastructure.mm_constructs.monitoring import AlarmFactory
@@ -45,6 +47,7 @@ class ChallengeProcessor(Construct):
         fanout: FanOut,
         refs: ResourceRefs,
         status_table_arn: str,
+        capacity_table_arn: str,
         alarms: AlarmFactory,
         rows_role: iam.IRole | None,
     ) -> None:
@@ -65,7 +68,7 @@ class ChallengeProcessor(Construct):
                 asset="challenge",
                 handler=CHALLENGE_HANDLER,
                 sizing=config.challenge_processor,
-                environment=plan.challenge_settings(challenge, refs).to_env(),
+                environment=plan.challenge_settings(challenge, refs, queue_url=self.queues.queue.queue_url).to_env(),
                 description=f"{challenge.name[:200]}: submissions -> ECS RunTask",
                 shared_security_group=SHARED_SECURITY_GROUP,
             ),
@@ -104,13 +107,33 @@ class ChallengeProcessor(Construct):
             )
         )
         role.add_to_policy(
-            iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[arns.ssm_parameter(parameter_name)])
+            iam.PolicyStatement(
+                actions=["ssm:GetParameter"],
+                resources=[arns.ssm_parameter(parameter_name), arns.ssm_parameter(plan.capacity_parameter())],
+            )
         )
         if challenge.scorer_credentials_mode in TOKEN_READING_MODES:
             role.add_to_policy(token_statement(plan, arns))
+        # The status table: its runs' items (a member's other runs read at once, BatchGetItem, for supersede),
+        # also as items of the capacity transactions (authorized per item as PutItem and UpdateItem: 097).
         role.add_to_policy(
             iam.PolicyStatement(
-                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], resources=[status_table_arn]
+                actions=["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                resources=[status_table_arn],
+            )
+        )
+        role.add_to_policy(iam.PolicyStatement(actions=list(CAPACITY_TABLE_ACTIONS), resources=[capacity_table_arn]))
+        # An admitted run of this challenge is sent to its own queue (the pipeline key encrypts it), never another.
+        role.add_to_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.queues.queue.queue_arn]))
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[fanout.key.key_arn])
+        )
+        # Supersede policy cancel_waiting_and_stop_running: a member's older running task is stopped (decision 095).
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ecs:StopTask"],
+                resources=[cluster_tasks],
+                conditions={"ArnEquals": {"ecs:cluster": cluster}},
             )
         )
         completion_function = plan.challenge_settings(challenge, refs).completion_function_name
@@ -126,7 +149,8 @@ class ChallengeProcessor(Construct):
             role,
             "AwsSolutions-IAM5",
             "RunTask on every revision of this challenge's task-definition family (conditioned on the cluster), "
-            "and tagging the tasks RunTask creates (conditioned on ecs:CreateAction=RunTask)",
+            "tagging the tasks RunTask creates (conditioned on ecs:CreateAction=RunTask), and stopping a superseded "
+            "task of the one scorer cluster (task ids are unknown in advance; conditioned on ecs:cluster)",
             applies_to=(f"Resource::{family}", f"Resource::{cluster_tasks}"),
         )
         acknowledge(

@@ -12,7 +12,7 @@ from aws_cdk import aws_lambda_destinations as destinations
 from constructs import Construct
 
 from infrastructure.mm_constructs.arns import Arns
-from infrastructure.mm_constructs.data import DataTables
+from infrastructure.mm_constructs.data import CAPACITY_TABLE_ACTIONS, DataTables
 from infrastructure.mm_constructs.fanout import FanOut, encrypted_queue
 from infrastructure.mm_constructs.functions import FunctionKit, FunctionSpec
 from infrastructure.mm_constructs.monitoring import AlarmFactory
@@ -108,8 +108,15 @@ class Completion(Construct):
                 resources=[status.table_arn],
             )
         )
+        # Releasing a finished run's slots and admitting waiting runs env-wide (decision 096): the capacity table,
+        # the environment's caps and every challenge's config (its caps).
+        capacity = tables.capacity_table
+        role.add_to_policy(iam.PolicyStatement(actions=list(CAPACITY_TABLE_ACTIONS), resources=[capacity.table_arn]))
         config_parameters = arns.ssm_parameter(challenge_config_parameter_prefix(config.ssm_prefix)) + "/*"
-        role.add_to_policy(iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[config_parameters]))
+        capacity_parameter = arns.ssm_parameter(plan.capacity_parameter())
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[config_parameters, capacity_parameter])
+        )
         role.add_to_policy(token_statement(plan, arns))
         cluster_tasks = arns.cluster_tasks(cluster)
         role.add_to_policy(
@@ -183,6 +190,20 @@ class Completion(Construct):
                 resources=[status.table_arn],
             )
         )
+        # The slot reconciler, re-sending overdue admissions and the env-wide dispatch, the safety net (096): the
+        # capacity table, the caps (environment and challenge configs), every challenge queue.
+        sweeper.role.add_to_policy(
+            iam.PolicyStatement(actions=list(CAPACITY_TABLE_ACTIONS), resources=[capacity.table_arn])
+        )
+        sweeper.role.add_to_policy(
+            iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[config_parameters, capacity_parameter])
+        )
+        sweeper.role.add_to_policy(
+            iam.PolicyStatement(actions=["sqs:GetQueueUrl", "sqs:SendMessage"], resources=[challenge_queues])
+        )
+        sweeper.role.add_to_policy(
+            iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[fanout.key.key_arn])
+        )
         # StopTask for timeouts; DescribeTasks to reconcile a STOPPED event that was never processed (decision 008).
         sweeper.role.add_to_policy(
             iam.PolicyStatement(
@@ -206,8 +227,15 @@ class Completion(Construct):
             sweeper.role,
             "AwsSolutions-IAM5",
             "Stops, describes and lists tasks of the one scorer cluster only (task ids are unknown in advance; "
-            "ListTasks takes no task resource; all conditioned on ecs:cluster)",
-            applies_to=(f"Resource::{cluster_tasks}", "Resource::*"),
+            "ListTasks takes no task resource; all conditioned on ecs:cluster); reads the config of any challenge "
+            "of this environment (the SSM prefix) and admits runs into any challenge queue of this environment "
+            "(the queue-name pattern)",
+            applies_to=(
+                f"Resource::{cluster_tasks}",
+                "Resource::*",
+                f"Resource::{config_parameters}",
+                f"Resource::{challenge_queues}",
+            ),
         )
         acknowledge(
             self.sweeper,

@@ -1,9 +1,10 @@
-"""DynamoDB: the challenge table and the status table, shaped exactly like `mm_shared.tables`; challenge rows.
+"""DynamoDB: the challenge, status and capacity tables, shaped exactly like their shared definitions; challenge rows.
 
-On-demand, point-in-time recovery, AWS-owned encryption (decision 044). With `retainData` (production) both
+On-demand, point-in-time recovery, AWS-owned encryption (decision 044). With `retainData` (production) the
 tables are RETAINed and deletion-protected: the status table is the record of what was scored and reported,
-and a deleted challenge table stops all routing. A developer's environment (`retainData: false`) destroys
-them cleanly (decision 053).
+a deleted challenge table stops all routing, and the capacity table holds the waiting runs' queue entries and
+the slots in use (decision 097). A developer's environment (`retainData: false`) destroys them cleanly
+(decision 053).
 """
 
 from __future__ import annotations
@@ -19,9 +20,22 @@ from constructs import Construct
 
 from infrastructure.mm_constructs.functions import retention
 from infrastructure.wiring import WiringPlan, dynamodb_item
-from mm_shared.constants import STATUS_TABLE_TTL_ATTRIBUTE
+from mm_shared.capacity.store import capacity_table_definition
+from mm_shared.constants import CAPACITY_TABLE_TTL_ATTRIBUTE, STATUS_TABLE_TTL_ATTRIBUTE
 from mm_shared.models.challenge import ChallengeRecord
 from mm_shared.tables import challenge_table_definition, status_table_definition
+
+# What the capacity table takes from each function that keeps slots (challenge, completion, sweeper): reads
+# (GetItem, Query of a partition), the atomic pool counters (UpdateItem), queue entries (PutItem, DeleteItem)
+# and the item actions of TransactWriteItems, which IAM authorizes per item as these actions (decision 097).
+CAPACITY_TABLE_ACTIONS = (
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:Query",
+    "dynamodb:ConditionCheckItem",
+)
 
 _TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER, "B": dynamodb.AttributeType.BINARY}
 
@@ -98,6 +112,17 @@ class DataTables(Construct):
             removal_policy=removal_policy,
             deletion_protection=retain,
             ttl=STATUS_TABLE_TTL_ATTRIBUTE,
+        )
+        # Slots, waiting queues, member rounds and RunTask pace (decision 097): a table of its own, not a GSI on
+        # the status table (CloudFormation adds one GSI per update; a GSI query is only eventually consistent).
+        # Kept like the status table: its queue entries are the waiting runs' place, and its pools the slots.
+        self.capacity_table = table_from_definition(
+            self,
+            "CapacityTable",
+            capacity_table_definition(plan.names.capacity_table),
+            removal_policy=removal_policy,
+            deletion_protection=retain,
+            ttl=CAPACITY_TABLE_TTL_ATTRIBUTE,
         )
 
 

@@ -21,8 +21,14 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infrastructure.wiring import WiringPlan
-from mm_shared.observability import ENVIRONMENT_DIMENSION, METRICS_NAMESPACE, SERVICE_DIMENSION, Metric
+from infrastructure.wiring import SWEEPER_SERVICE_NAME, WiringPlan
+from mm_shared.observability import (
+    CHALLENGE_DIMENSION,
+    ENVIRONMENT_DIMENSION,
+    METRICS_NAMESPACE,
+    SERVICE_DIMENSION,
+    Metric,
+)
 
 PERIOD = Duration.minutes(5)
 OFFSET_LAG_THRESHOLD = 1_000  # records behind, sustained for 15 minutes
@@ -41,6 +47,18 @@ RECONCILE_ALARMS = {
     Metric.ORPHAN_TASKS_STOPPED: "the sweeper stopped a scorer task no status item tracked (decision 071)",
     Metric.REPORT_RETRY_GAVE_UP: "a report is still unfinished after the sweeper's last re-drive (decision 080)",
 }
+
+
+# The sweeper's capacity gauges (decision 096), one value per sweep: the environment's line (dimensions
+# Environment + service, what the alarms watch) and one line per challenge (+ ChallengeId, the dashboard).
+CAPACITY_GAUGES = (Metric.RUNNING_TASKS, Metric.WAITING_RUNS, Metric.OLDEST_WAIT_SECONDS, Metric.CAPACITY_FULL)
+
+
+def capacity_search(metric: Metric, environment: str, period_seconds: int) -> str:
+    """A SEARCH over the per-challenge lines of one gauge: one line per ChallengeId of this environment."""
+    schema = f"{{{METRICS_NAMESPACE},{CHALLENGE_DIMENSION},{ENVIRONMENT_DIMENSION},{SERVICE_DIMENSION}}}"
+    query = f'{schema} MetricName="{metric.value}" {ENVIRONMENT_DIMENSION}="{environment}"'
+    return f"SEARCH('{query}', 'Maximum', {period_seconds})"
 
 
 def insights_query(metric: str, environment: str, *, group_by: str | None = None) -> str:
@@ -67,6 +85,8 @@ class AlarmFactory:
         description: str,
         threshold: float = 1,
         evaluation_periods: int = 1,
+        comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
     ) -> cloudwatch.Alarm:
         alarm = cloudwatch.Alarm(
             scope,
@@ -74,8 +94,8 @@ class AlarmFactory:
             metric=metric,
             threshold=threshold,
             evaluation_periods=evaluation_periods,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            comparison_operator=comparison,
+            treat_missing_data=missing,
             alarm_description=f"[mm-processor {self.environment}] {description}",
         )
         alarm.add_alarm_action(actions.SnsAction(self.topic))
@@ -122,6 +142,56 @@ class AlarmFactory:
         alarm.add_alarm_action(actions.SnsAction(self.topic))
         self.alarms.append(alarm)
         return alarm
+
+    def capacity_gauge(self, metric: Metric, period: Duration, *, label: str | None = None) -> cloudwatch.Metric:
+        """The environment's line of a sweeper capacity gauge (its maximum over one sweeper interval)."""
+        return cloudwatch.Metric(
+            namespace=METRICS_NAMESPACE,
+            metric_name=metric.value,
+            dimensions_map={ENVIRONMENT_DIMENSION: self.environment, SERVICE_DIMENSION: SWEEPER_SERVICE_NAME},
+            statistic="Maximum",
+            period=period,
+            label=label,
+        )
+
+    def capacity_alarms(
+        self, scope: Construct, *, sweep_minutes: int, oldest_wait_minutes: int, cap_reached_minutes: int
+    ) -> tuple[cloudwatch.Alarm, cloudwatch.Alarm]:
+        """Oldest wait above its threshold, and the environment's cap reached for longer than its threshold.
+
+        The gauges come once per sweep, so a period is one sweeper interval. Missing data keeps the alarm's
+        state: a period a sweep's timing left empty neither raises nor clears it (a sweeper that stops running
+        is alarmed by its own Errors alarm and the schedule's FailedInvocations).
+        """
+        period = Duration.minutes(sweep_minutes)
+        oldest = self._alarm(
+            scope,
+            "OldestWaitAlarm",
+            self.capacity_gauge(Metric.OLDEST_WAIT_SECONDS, period),
+            threshold=oldest_wait_minutes * 60,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            missing=cloudwatch.TreatMissingData.IGNORE,
+            description=(
+                f"a run has waited for capacity longer than {oldest_wait_minutes} minutes: the caps are too low for "
+                "the load, or slots are held by runs that do not finish (mm-processor status; the dashboard's "
+                "Capacity row shows which challenge)"
+            ),
+        )
+        periods = -(-cap_reached_minutes // sweep_minutes)  # ceil: at least the threshold
+        full = self._alarm(
+            scope,
+            "CapacityFullAlarm",
+            self.capacity_gauge(Metric.CAPACITY_FULL, period),
+            threshold=1,
+            evaluation_periods=periods,
+            missing=cloudwatch.TreatMissingData.IGNORE,
+            description=(
+                f"the environment's capacity cap has been reached for {periods * sweep_minutes} minutes "
+                f"({periods} sweeps): runs are waiting; raise maxRunningTasks in the capacity parameter if the "
+                "account allows, or let the queue drain"
+            ),
+        )
+        return oldest, full
 
     def queue_not_empty(self, scope: Construct, construct_id: str, queue: sqs.IQueue, what: str) -> cloudwatch.Alarm:
         metric = queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum")
@@ -220,6 +290,13 @@ class PipelineMonitoring(Construct):
             self.alarms.custom_metric(custom, metric)
         for metric, meaning in RECONCILE_ALARMS.items():
             self.alarms.custom_metric(custom, metric, meaning=meaning)
+        capacity = plan.config.capacity
+        self.capacity_alarms = self.alarms.capacity_alarms(
+            Construct(self, "Capacity"),
+            sweep_minutes=plan.config.sweeper_interval_minutes,
+            oldest_wait_minutes=capacity.oldest_wait_alarm_minutes,
+            cap_reached_minutes=capacity.cap_reached_alarm_minutes,
+        )
         self.dashboard = cloudwatch.Dashboard(
             self, "Dashboard", dashboard_name=plan.names.dashboard, default_interval=Duration.hours(6)
         )
@@ -310,6 +387,44 @@ class PipelineMonitoring(Construct):
             insights("orphan tasks stopped (no item tracked them)", Metric.ORPHAN_TASKS_STOPPED),
             insights("report re-drives gave up (an operator must look)", Metric.REPORT_RETRY_GAVE_UP),
         )
+        self._add_capacity_row()
         self.dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(title="environment alarms", alarms=self.alarms.alarms, width=24)
+        )
+
+    def _add_capacity_row(self) -> None:
+        """One graph per capacity gauge: the environment's line and one line per challenge (a SEARCH)."""
+        env = self.plan.config.environment
+        period = Duration.minutes(self.plan.config.sweeper_interval_minutes)
+        titles = {
+            Metric.RUNNING_TASKS: "capacity: running tasks",
+            Metric.WAITING_RUNS: "capacity: waiting runs",
+            Metric.OLDEST_WAIT_SECONDS: "capacity: oldest wait (s)",
+            Metric.CAPACITY_FULL: "capacity: cap reached (1 = full)",
+        }
+        self.dashboard.add_widgets(
+            cloudwatch.TextWidget(
+                markdown="## Capacity\nPer challenge and for the environment, from the sweeper's gauges "
+                "(caps: `mm-processor status`, the capacity parameter and the challenge configs)",
+                width=24,
+                height=2,
+            )
+        )
+        self.dashboard.add_widgets(
+            *(
+                cloudwatch.GraphWidget(
+                    title=titles[metric],
+                    width=6,
+                    left=[
+                        self.alarms.capacity_gauge(metric, period, label="environment"),
+                        cloudwatch.MathExpression(
+                            expression=capacity_search(metric, env, int(period.to_seconds())),
+                            using_metrics={},
+                            period=period,
+                            label="${PROP('Dim.ChallengeId')}",  # a dynamic label: each line names its challenge
+                        ),
+                    ],
+                )
+                for metric in CAPACITY_GAUGES
+            )
         )

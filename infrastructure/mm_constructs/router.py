@@ -112,6 +112,7 @@ class Router(Construct):
             challenge_table_name=tables.challenge_table.table_name,
             status_table_name=tables.status_table.table_name,
             audit_queue_url=self.audit_queue.queue_url,
+            capacity_table_name=tables.capacity_table.table_name,
         )
         built = kit.build(
             self,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from aws_cdk import CfnOutput, Environment, Stack, Tags
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from infrastructure.config import ChallengeSettings, KafkaAuthentication
@@ -54,6 +55,18 @@ class CoreStack(Stack):
         kit = FunctionKit(self, config, assets)
         self.fanout = FanOut(self, "FanOut", plan=plan)
         self.tables = DataTables(self, "Tables", plan=plan)
+        self.capacity_parameter: ssm.StringParameter | None = None
+        if config.write_challenge_config:
+            # The environment's caps (decision 097), like the challenge configs: written by every deploy from the
+            # config; operators may change it in between (put-parameter), the functions cache it 60 s.
+            self.capacity_parameter = ssm.StringParameter(
+                self,
+                "CapacityConfig",
+                parameter_name=plan.capacity_parameter(),
+                string_value=plan.environment_capacity().to_json(),
+                description=f"mm-processor {config.environment}: caps on running scorer tasks, RunTask pace",
+                tier=ssm.ParameterTier.STANDARD,
+            )
         self.monitoring = PipelineMonitoring(self, "Monitoring", plan=plan, key=self.fanout.key)
         alarms = self.monitoring.alarms
         self.router = Router(self, "Router", plan=plan, kit=kit, fanout=self.fanout, tables=self.tables, alarms=alarms)
@@ -93,6 +106,8 @@ class CoreStack(Stack):
             "SubmissionsTopicArn": self.fanout.topic.topic_arn,
             "ChallengeTableName": self.tables.challenge_table.table_name,
             "StatusTableName": self.tables.status_table.table_name,
+            "CapacityTableName": self.tables.capacity_table.table_name,
+            "CapacityParameterName": plan.capacity_parameter(),
             "AuditQueueUrl": self.router.audit_queue.queue_url,
             "RouterFailureBucketName": self.router.failure_bucket.bucket_name,
             "CompletionDlqUrl": self.completion.dlq.queue_url,
@@ -152,6 +167,7 @@ class ChallengeShardStack(Stack):
                 fanout=core.fanout,
                 refs=core.refs,
                 status_table_arn=core.tables.status_table.table_arn,
+                capacity_table_arn=core.tables.capacity_table.table_arn,
                 alarms=alarms,
                 rows_role=rows_role,
             )

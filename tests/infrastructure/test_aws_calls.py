@@ -30,23 +30,30 @@ PINNED: dict[str, set[str]] = {
         "sqs.SendMessageBatch",  # audit queue
     },
     "challenge": {
+        "dynamodb.BatchGetItem",  # a member's other runs (supersede, decision 095)
         "dynamodb.GetItem",
         "dynamodb.PutItem",
+        "dynamodb.Query",  # the capacity table's pools and queue head (decision 097)
+        "dynamodb.TransactWriteItems",  # enqueue, admit, requeue, cancel: one transaction each (decision 094)
         "dynamodb.UpdateItem",
         "ecs.RunTask",
+        "ecs.StopTask",  # a superseded running task (decision 095)
         "ecs.TagResource",  # implicit: RunTask with tags
         "iam.PassRole",  # implicit: RunTask passes the task roles
         "lambda.Invoke",  # a skipped v6 run's "report due" event to the completion function (decision 084)
-        "ssm.GetParameter",  # its config; the token in the insecure mode
+        "sqs.SendMessage",  # an admitted run of its challenge to its own queue
+        "ssm.GetParameter",  # its config, the caps; the token in the insecure mode
         "secretsmanager.GetSecretValue",  # the token via the Auth0 proxy, insecure mode only
     },
     "completion": {
         "dynamodb.BatchGetItem",  # a submission's runs (decision 084)
         "dynamodb.GetItem",
+        "dynamodb.Query",  # the capacity table (decision 097)
+        "dynamodb.TransactWriteItems",  # admissions of the env-wide dispatch (decision 096)
         "dynamodb.UpdateItem",
         "ecs.DescribeTasks",
         "sqs.GetQueueUrl",
-        "sqs.SendMessage",  # relaunch into the challenge queue (decision 072)
+        "sqs.SendMessage",  # relaunch into the challenge queue (decision 072), admitted runs (decision 096)
         "ssm.GetParameter",
         "secretsmanager.GetSecretValue",
     },
@@ -54,11 +61,15 @@ PINNED: dict[str, set[str]] = {
         "dynamodb.BatchGetItem",
         "dynamodb.GetItem",
         "dynamodb.Query",
+        "dynamodb.TransactWriteItems",  # the slot reconciler and the safety-net dispatch (decision 096)
         "dynamodb.UpdateItem",
         "ecs.DescribeTasks",
         "ecs.ListTasks",
         "ecs.StopTask",
         "lambda.Invoke",
+        "sqs.GetQueueUrl",  # admitted runs to their challenge queues, as the completion function
+        "sqs.SendMessage",
+        "ssm.GetParameter",  # the caps and the challenge configs
     },
     "certificate-monitor": {
         "secretsmanager.GetSecretValue",  # the client certificate (mTLS only)
@@ -82,11 +93,19 @@ def test_iam_actions_follow_the_service_authorization_reference() -> None:
     assert actions["SendMessageBatch"] == "sqs:SendMessage"
     assert actions["Invoke"] == "lambda:InvokeFunction"
     assert actions["Query"] == "dynamodb:Query"
+    # a transaction has no action of its own: it is authorized per item (decision 097)
+    transaction = {c.iam_action for c in aws_calls("completion") if c.operation == "TransactWriteItems"}
+    assert transaction == {
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:ConditionCheckItem",
+    }
 
 
 def test_the_vpc_endpoint_services_are_the_client_services(tmp_path: Path) -> None:
     # H4's endpoint test reads `{call.service for call in aws_calls(f)}`: boto3 client names
-    assert {c.service for c in aws_calls("sweeper")} == {"dynamodb", "ecs", "lambda"}
+    assert {c.service for c in aws_calls("sweeper")} == {"dynamodb", "ecs", "lambda", "sqs", "ssm"}
 
 
 def _scan(tmp_path: Path, source: str) -> frozenset[AwsCall]:

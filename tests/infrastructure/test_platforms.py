@@ -434,6 +434,7 @@ def test_the_ssm_config_documents_carry_platform_and_phases(profiles: dict[str, 
     documents = {
         r["Properties"]["Name"]: ChallengeConfig.model_validate_json(r["Properties"]["Value"])
         for _, _, r in _resources(synthesized, "AWS::SSM::Parameter")
+        if r["Properties"]["Name"].startswith(f"{plan.config.ssm_prefix}/challenges/")  # not the caps (097)
     }
     for challenge in plan.config.challenges:
         document = documents[plan.challenge_config_parameter(challenge.challenge_id)]

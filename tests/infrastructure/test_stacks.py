@@ -379,14 +379,23 @@ def test_challenge_roles_are_scoped_to_their_own_challenge(synthesized: Synthesi
         assert tag["Condition"] == {"StringEquals": {"ecs:CreateAction": "RunTask"}}
         (pass_role,) = statements_for(statements, "iam:PassRole")
         assert sorted(pass_role["Resource"]) == sorted([challenge.task_role_arn, challenge.execution_role_arn])
-        parameters = [s["Resource"] for s in statements_for(statements, "ssm:GetParameter")]
+        parameters = [r for s in statements_for(statements, "ssm:GetParameter") for r in as_list(s["Resource"])]
         own = "arn:aws:ssm:us-east-1:123456789012:parameter" + plan.challenge_config_parameter(challenge.challenge_id)
         token = "arn:aws:ssm:us-east-1:123456789012:parameter" + static_token_parameter_name(plan.config.ssm_prefix)
+        caps = "arn:aws:ssm:us-east-1:123456789012:parameter" + plan.capacity_parameter()  # decision 097
         # parameter_reference passes only the name: the scorer's own task role reads the token
         needs_token = challenge.scorer_credentials_mode is ScorerCredentialsMode.ENVIRONMENT_TOKEN_INSECURE
-        assert sorted(parameters) == sorted([own, token] if needs_token else [own])
-        (status,) = statements_for(statements, "dynamodb:PutItem")
-        assert sorted(as_list(status["Action"])) == ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+        assert sorted(parameters) == sorted([own, caps, token] if needs_token else [own, caps])
+        # the status table (PutItem: a run is created WAITING; BatchGetItem: a member's other runs, decision 095)
+        # and the capacity table (decision 097), each in its own statement
+        status, capacity = statements_for(statements, "dynamodb:PutItem")
+        assert sorted(as_list(status["Action"])) == [
+            "dynamodb:BatchGetItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+        ]
+        assert "dynamodb:ConditionCheckItem" in as_list(capacity["Action"])
 
 
 def test_completion_and_sweeper_ecs_calls_are_conditioned_on_the_cluster(
@@ -409,8 +418,8 @@ def test_completion_and_sweeper_ecs_calls_are_conditioned_on_the_cluster(
     (list_tasks,) = statements_for(sweeper, "ecs:ListTasks")
     assert list_tasks["Resource"] == "*"
     assert list_tasks["Condition"] == {"ArnEquals": {"ecs:cluster": cluster}}
-    (query,) = statements_for(sweeper, "dynamodb:Query")
-    assert any(str(r).endswith("/index/byStateDeadline") for r in as_list(query["Resource"]))
+    queries = [r for s in statements_for(sweeper, "dynamodb:Query") for r in as_list(s["Resource"])]
+    assert any(str(r).endswith("/index/byStateDeadline") for r in queries)
 
 
 def test_the_sweeper_may_invoke_the_completion_function_and_nothing_else(
