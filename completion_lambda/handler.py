@@ -9,12 +9,14 @@ the rule target's DLQ); every other path returns normally.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from completion_lambda.capacity import ChallengeQueues, FreedSlots, challenge_settings_of, dispatcher_metrics
 from completion_lambda.observability import (
     MetricsSink,
     PowertoolsMetricsSink,
@@ -26,6 +28,10 @@ from completion_lambda.observability import (
 from completion_lambda.reporting import ReporterUnavailableError, ReviewApi, SummationsApi
 from completion_lambda.service import CompletionPolicy, CompletionService, ConfigSource
 from mm_shared import aws
+from mm_shared.capacity.config import EnvironmentCapacityLoader
+from mm_shared.capacity.dispatcher import Admitted, Dispatcher
+from mm_shared.capacity.models import EnvironmentCapacity
+from mm_shared.capacity.store import CapacityStore
 from mm_shared.challenge_config import ChallengeConfigLoader
 from mm_shared.models.ecs_event import ECS_EVENT_SOURCE, ECS_TASK_STATE_CHANGE, EcsTaskStateChangeEvent
 from mm_shared.models.report_due import RunReportDueEvent, parse_report_due_event
@@ -63,8 +69,14 @@ class CompletionDependencies:
         ecs: Any | None = None,
         sqs: Any | None = None,
         metrics_sink: MetricsSink | None = None,
+        capacity_store: CapacityStore | None = None,
+        environment_capacity: Callable[[], EnvironmentCapacity] | None = None,
     ) -> None:
         self.settings = settings
+        self._capacity_store = capacity_store
+        self._environment_capacity = environment_capacity
+        self._queues: ChallengeQueues | None = None
+        self._freed_slots: FreedSlots | None = None
         self._store = store
         self._config_source = config_source
         self._token_provider = token_provider
@@ -134,6 +146,54 @@ class CompletionDependencies:
         return self._sqs
 
     @property
+    def capacity_store(self) -> CapacityStore:
+        if self._capacity_store is None:
+            self._capacity_store = CapacityStore(
+                self.settings.capacity_table_name,
+                self.settings.status_table_name,
+                ttl_days=self.settings.status_ttl_days,
+                clock=self.store.now,
+            )
+        return self._capacity_store
+
+    @property
+    def environment_capacity(self) -> Callable[[], EnvironmentCapacity]:
+        if self._environment_capacity is None:
+            self._environment_capacity = EnvironmentCapacityLoader(
+                self.settings.capacity_parameter_name, self.settings.capacity_cache_seconds
+            ).get
+        return self._environment_capacity
+
+    @property
+    def queues(self) -> ChallengeQueues | None:
+        """The challenge queues (relaunches and admitted runs); None without a queue name template."""
+        if self._queues is None and self.settings.challenge_queue_name_template:
+            self._queues = ChallengeQueues(self.settings.challenge_queue_name_template, self.sqs)
+        return self._queues
+
+    def _send_admitted(self, admitted: Admitted) -> None:
+        queues = self.queues
+        if queues is None:
+            # The run stays ADMITTED: the sweeper re-sends it after its admission deadline.
+            raise RuntimeError("CHALLENGE_QUEUE_NAME_TEMPLATE is not set: admitted runs cannot be sent")
+        queues.send_admitted(admitted)
+
+    @property
+    def freed_slots(self) -> FreedSlots:
+        """Release + env-wide dispatch after a final outcome (decision 096). Nothing is built until first use."""
+        if self._freed_slots is None:
+            dispatcher = Dispatcher(
+                self.capacity_store,
+                environment_capacity=self.environment_capacity,
+                challenge_settings=challenge_settings_of(self.config_source, logger=logger),
+                send=self._send_admitted,
+                logger=logger,
+                metrics=dispatcher_metrics(self.metrics_sink),
+            )
+            self._freed_slots = FreedSlots(self.capacity_store, dispatcher, logger=logger, metrics=self.metrics_sink)
+        return self._freed_slots
+
+    @property
     def metrics_sink(self) -> MetricsSink:
         if self._metrics_sink is None:
             self._metrics_sink = PowertoolsMetricsSink(self.settings.environment_name)
@@ -151,6 +211,8 @@ class CompletionDependencies:
             metrics=self.metrics_sink,
             policy=CompletionPolicy.from_settings(self.settings),
             logger=logger,
+            capacity=self.freed_slots,
+            queues=self.queues,
         )
 
 

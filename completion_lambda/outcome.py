@@ -21,6 +21,11 @@ INFRASTRUCTURE_STOP_CODES = frozenset(
 )
 
 SCORER_NOT_IDENTIFIED = "scorer container not identified"
+# The reason of a superseded run (decision 095); the challenge processor's StopTask reason starts with it and names
+# the newer submission.
+SUPERSEDED_REASON = "Superseded by a newer submission"
+# The stops a cancel request can cause: our own StopTask (UserInitiated), or one that hit the task before it started.
+CANCELLABLE_STOP_CODES = frozenset({StopCode.USER_INITIATED, StopCode.TASK_FAILED_TO_START})
 
 # TaskFailedToStart reasons that are usually transient (AWS, "Amazon ECS stopped tasks error messages":
 # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/stopped-task-error-codes.html, with the pages it
@@ -59,6 +64,7 @@ class FailureReason:
     NON_ZERO_EXIT = "non_zero_exit"
     FAILED_TO_START = "failed_to_start"
     CANCELLED = "cancelled"
+    SUPERSEDED = "superseded"  # OutcomeCode.CANCELLED: a newer submission of the member replaced the run
     INFRASTRUCTURE = "infrastructure_interrupted"
     NO_EXIT_CODE = "no_exit_code"
     TIMED_OUT = "timed_out"
@@ -102,7 +108,12 @@ def scorer_container(detail: EcsTaskStateChangeDetail, configured_name: str | No
     return None
 
 
-def decide_outcome(detail: EcsTaskStateChangeDetail, *, scorer_container_name: str | None) -> Outcome:
+def decide_outcome(
+    detail: EcsTaskStateChangeDetail, *, scorer_container_name: str | None, cancel_requested: bool = False
+) -> Outcome:
+    """`cancel_requested`: the run's item asks for a cancel (a newer submission superseded it, decision 095). A
+    task stopped for it is CANCELLED; one that ended by itself first keeps its own outcome (a scorer that exited
+    has posted what it found)."""
     container = scorer_container(detail, scorer_container_name)
     exit_code = container.exit_code if container else None
     stop_code = detail.stop_code
@@ -118,6 +129,12 @@ def decide_outcome(detail: EcsTaskStateChangeDetail, *, scorer_container_name: s
             task_arn=detail.task_arn,
         )
 
+    if cancel_requested and stop_code in CANCELLABLE_STOP_CODES:
+        return outcome(
+            OutcomeCode.CANCELLED,
+            TestStatus.CANCELLED,
+            stopped_reason if stopped_reason.startswith(SUPERSEDED_REASON) else SUPERSEDED_REASON,
+        )
     if stopped_reason.startswith(OUTCOME_UNKNOWN_STOP_REASON_PREFIX):
         # A synthetic event: ECS no longer knows the task and we did not stop it (decision 073). Never invent one.
         return outcome(
@@ -164,6 +181,8 @@ def failure_reason(outcome: Outcome) -> str | None:
         return None
     if outcome.code is OutcomeCode.TIMED_OUT:
         return FailureReason.TIMED_OUT
+    if outcome.code is OutcomeCode.CANCELLED:
+        return FailureReason.SUPERSEDED
     if outcome.reason.startswith("scorer outcome unknown"):
         return FailureReason.OUTCOME_UNKNOWN
     if outcome.stop_code == StopCode.TASK_FAILED_TO_START:

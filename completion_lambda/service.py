@@ -8,7 +8,9 @@ validate the task's identity, record the outcome on the item that tracks the tas
 the report, look before sending on a retried attempt (only once a slow commit can no longer land), then mark
 the result. The report itself goes through a `Reporter` chosen by the challenge's platform: a v5 review or a
 v6 review summation upsert (decision 086). A transient start failure is relaunched a bounded number of times
-instead (decision 072).
+instead (decision 072), keeping its slot. Once a final outcome is recorded, the run's capacity slot is released
+and waiting runs are admitted env-wide (decision 096); a run whose cancel was requested (superseded by a newer
+submission) and whose task was stopped ends CANCELLED (decision 095).
 """
 
 from __future__ import annotations
@@ -23,8 +25,15 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import ValidationError
 
+from completion_lambda.capacity import ChallengeQueues, FreedSlots
 from completion_lambda.observability import MetricsSink
-from completion_lambda.outcome import decide_outcome, failure_reason, start_failure_is_transient
+from completion_lambda.outcome import (
+    CANCELLABLE_STOP_CODES,
+    SUPERSEDED_REASON,
+    decide_outcome,
+    failure_reason,
+    start_failure_is_transient,
+)
 from completion_lambda.reporting import (
     Reporter,
     ReporterUnavailableError,
@@ -35,7 +44,7 @@ from completion_lambda.reporting import (
     SummationsApi,
 )
 from mm_shared.challenge_config import ChallengeConfigError, ConfigErrorReason
-from mm_shared.constants import CHALLENGE_ID_ATTRIBUTE, started_by_prefix
+from mm_shared.constants import started_by_prefix
 from mm_shared.models.bus import canonical_uuid
 from mm_shared.models.challenge import ChallengeConfig
 from mm_shared.models.ecs_event import EcsTaskStateChangeEvent, StopCode
@@ -195,7 +204,11 @@ _OUTCOME_METRICS = {
     OutcomeCode.SUCCEEDED: Metric.TASKS_SUCCEEDED,
     OutcomeCode.FAILED: Metric.TASKS_FAILED,
     OutcomeCode.TIMED_OUT: Metric.TASKS_TIMED_OUT,
+    OutcomeCode.CANCELLED: Metric.RUNS_CANCELLED,
 }
+# The RunsCancelled reason of a running task stopped because its run was superseded (the challenge processor
+# counts the cancel requests; this counts the stops that ended a run).
+CANCELLED_TASK_REASON = "superseded_task_stopped"
 
 
 def valid_submission_id(raw: str) -> str | None:
@@ -218,6 +231,8 @@ class CompletionService:
         sqs: Callable[[], Any] | None = None,
         summations_api: Callable[[], SummationsApi] | None = None,
         report_lease_seconds: int | None = None,
+        capacity: FreedSlots | None = None,
+        queues: ChallengeQueues | None = None,
     ) -> None:
         self._prefix = started_by_prefix(environment_name)
         self._store = store
@@ -234,7 +249,12 @@ class CompletionService:
             policy = CompletionPolicy(**{**policy.__dict__, "report_lease_seconds": report_lease_seconds})
         self._policy = policy
         self._logger = logger
-        self._queue_urls: dict[str, str] = {}
+        # Where a relaunch goes (the challenge queues); None: start failures are never relaunched.
+        if queues is None and policy.challenge_queue_name_template is not None and sqs is not None:
+            queues = ChallengeQueues(policy.challenge_queue_name_template, sqs)
+        self._queues = queues
+        # None: no capacity accounting (tests and tools that predate it); the deployed function always has it.
+        self._capacity = capacity
 
     # ------------------------------------------------------------------ entry points
     def process(self, event: EventBridgeModel | RunReportDueEvent) -> CompletionResult:
@@ -271,9 +291,20 @@ class CompletionService:
             )
         self._logger.append_keys(run_id=run.run_id, phase=run.phase.value)
 
-        outcome = decide_outcome(detail, scorer_container_name=config.scorer_container_name if config else None)
+        # Only a stop the pipeline (or ECS, before the start) caused can be a cancel: only then is the item read.
+        tracked = self._store.get(run.run_id) if detail.stop_code in CANCELLABLE_STOP_CODES else None
+        cancel_requested = tracked is not None and tracked.cancel_requested
+        outcome = decide_outcome(
+            detail,
+            scorer_container_name=config.scorer_container_name if config else None,
+            cancel_requested=cancel_requested,
+        )
         relaunches_done = 0
-        if outcome.stop_code == StopCode.TASK_FAILED_TO_START and start_failure_is_transient(detail.stopped_reason):
+        if (
+            outcome.code is not OutcomeCode.CANCELLED
+            and outcome.stop_code == StopCode.TASK_FAILED_TO_START
+            and start_failure_is_transient(detail.stopped_reason)
+        ):
             relaunched, relaunches_done = self._relaunch(run, identity, outcome, task_arn=detail.task_arn)
             if relaunched is not None:
                 return relaunched
@@ -287,6 +318,10 @@ class CompletionService:
         report_required = not (
             outcome.code is OutcomeCode.SUCCEEDED and config is not None and not config.report_on_success
         )
+        if outcome.code is OutcomeCode.CANCELLED:
+            # v6 shows the cancel as a summation; the v5 review API has no cancelled status (decision 095).
+            platform = config.platform if config is not None else tracked.platform if tracked else Platform.V5
+            report_required = platform is Platform.V6
         recorded = self._store.record_outcome(
             run.run_id,
             identity.challenge_id,
@@ -313,6 +348,8 @@ class CompletionService:
                 f"status item tracks task {record.task_arn} in state {record.state.value}",
                 submission_id=run.submission_id,
             )
+        # The run is final: its slot is free (a duplicate event releases nothing again, and dispatches harmlessly).
+        self._free_slot(record)
         if recorded.decision is OutcomeDecision.RECORDED:
             self._count_outcome(outcome)
             self._logger.info(
@@ -349,6 +386,8 @@ class CompletionService:
                 phase=run.phase,
             )
         self._logger.append_keys(challenge_id=record.challenge_id, task_arn=record.task_arn)
+        if record.state in FINAL_STATES:
+            self._free_slot(record)  # normally free already; a final run never holds a slot again
         if dead_lettered_report:
             outcome = dead_lettered_outcome(record)
         else:
@@ -445,7 +484,7 @@ class CompletionService:
         Returns (result, relaunches already done). A None result means "not relaunched: record it as usual".
         """
         policy = self._policy
-        if policy.challenge_queue_name_template is None or self._sqs is None:
+        if self._queues is None:
             return None, 0
         claim = self._store.mark_start_failed_for_relaunch(
             run.run_id,
@@ -468,11 +507,9 @@ class CompletionService:
             ), record.start_relaunches
         delay = policy.relaunch_delay(record.start_relaunches)
         assert record.routed_message is not None  # the store's condition requires it
-        self._sqs().send_message(
-            QueueUrl=self._queue_url(identity.challenge_id),
-            MessageBody=relaunch_message(record.routed_message, run.phase),
-            DelaySeconds=delay,
-            MessageAttributes={CHALLENGE_ID_ATTRIBUTE: {"DataType": "String", "StringValue": identity.challenge_id}},
+        # The run keeps its slot while it relaunches: it stays slot-holding LAUNCH_FAILED (decision 096).
+        self._queues.send(
+            identity.challenge_id, relaunch_message(record.routed_message, run.phase), delay_seconds=delay
         )
         self._store.mark_relaunch_sent(run.run_id, task_arn=task_arn, delay_seconds=delay)
         self._metrics.count(Metric.START_FAILURES_RELAUNCHED)
@@ -483,15 +520,10 @@ class CompletionService:
         summary = f"relaunch {record.start_relaunches} of {policy.max_start_relaunches} in {delay} s"
         return CompletionResult(Disposition.RELAUNCHED, summary, run.submission_id, outcome.code, phase=run.phase), 0
 
-    def _queue_url(self, challenge_id: str) -> str:
-        url = self._queue_urls.get(challenge_id)
-        if url is None:
-            template = self._policy.challenge_queue_name_template
-            assert template is not None
-            assert self._sqs is not None
-            url = str(self._sqs().get_queue_url(QueueName=template.format(challenge_id=challenge_id))["QueueUrl"])
-            self._queue_urls[challenge_id] = url
-        return url
+    def _free_slot(self, record: LifecycleRecord) -> None:
+        """Release the final run's slot and admit waiting runs env-wide; never raises (decision 096)."""
+        if self._capacity is not None:
+            self._capacity.free(record)
 
     def _report_recorded(
         self, run: RunKey, record: LifecycleRecord, outcome: Outcome, config: ChallengeConfig, correlation_id: str
@@ -584,9 +616,12 @@ class CompletionService:
         )
 
     def _not_required(self, run: RunKey, outcome: Outcome) -> CompletionResult:
-        return CompletionResult(
-            Disposition.NOT_REQUIRED, "scorer reports its own scores", run.submission_id, outcome.code, phase=run.phase
+        why = (
+            "cancelled: the v5 review API has no cancelled status (decision 095)"
+            if outcome.code is OutcomeCode.CANCELLED
+            else "scorer reports its own scores"
         )
+        return CompletionResult(Disposition.NOT_REQUIRED, why, run.submission_id, outcome.code, phase=run.phase)
 
     def _finish(self, run_id: str, summary: str) -> None:
         if not self._store.mark_reported(run_id, response_summary=summary):
@@ -601,6 +636,9 @@ class CompletionService:
 
     def _count_outcome(self, outcome: Outcome) -> None:
         metric = _OUTCOME_METRICS[outcome.code]
+        if outcome.code is OutcomeCode.CANCELLED:
+            self._metrics.count(metric, reason=CANCELLED_TASK_REASON)
+            return
         self._metrics.count(metric, reason=failure_reason(outcome) if outcome.code is OutcomeCode.FAILED else None)
 
     def _ignore(
@@ -629,7 +667,15 @@ def relaunch_message(routed_message: str, phase: ScoringPhase) -> str:
 
 
 def _unknown_outcome(record: LifecycleRecord) -> Outcome:
-    """What a report-due event falls back to where the item lacks a field: a failure with the item's reason."""
+    """What a report-due event falls back to where the item lacks a field: a failure with the item's reason (a
+    cancelled run: the cancel, with its reason)."""
+    if record.state is SubmissionState.CANCELLED:
+        return Outcome(
+            code=OutcomeCode.CANCELLED,
+            test_status=TestStatus.CANCELLED,
+            reason=record.reason or SUPERSEDED_REASON,
+            task_arn=record.task_arn,
+        )
     return Outcome(
         code=OutcomeCode.FAILED,
         test_status=TestStatus.FAILED,

@@ -29,6 +29,16 @@
    (a skipped or dead-lettered v6 run), the report-due event naming the run; a bounded number of times
    (`ReportRetryGaveUp`).
 
+Then, with capacity (decision 096), the safety net that keeps every waiting run moving when each trigger was lost:
+5. **Slots**: the slot reconciler compares the slots held with the runs and with the running tasks pass 2 listed
+   (only when that listing was complete), and corrects drift (SlotsReconciled).
+6. **ADMITTED runs past their deadline**: their message never led to a claim (lost send, lost message): the
+   deadline is pushed, then the message is sent to the challenge queue again (a duplicate is harmless: the launch
+   claim is exactly-once).
+7. **Dispatch**, environment-wide: waiting runs are admitted into whatever room there is.
+8. **Gauges**: RunningTasks, WaitingRuns, OldestWaitSeconds and CapacityFull, per challenge and for the environment.
+A definite dead-letter by pass 3 (no task can exist) releases the run's slot.
+
 Everything is by run id (`<submissionId>#<PHASE>`, decision 084): a task's run is (MM_SUBMISSION_ID, MM_PHASE).
 
 A duplicate synthetic event (the real one arrived after all) is harmless: the completion handler records an
@@ -40,7 +50,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -48,6 +58,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
+from completion_lambda.capacity import SweeperCapacity, capacity_gauges, entry_of_admitted
 from completion_lambda.observability import MetricsSink
 from completion_lambda.reconcile import (
     MISSING,
@@ -58,6 +69,9 @@ from completion_lambda.reconcile import (
     stopped_event_for_unknown_outcome,
     stopped_event_from_task,
 )
+from mm_shared.capacity.config import CapacityConfigError
+from mm_shared.capacity.dispatcher import CONFIG_BLOCK, Admitted
+from mm_shared.capacity.models import EnvironmentCapacity
 from mm_shared.constants import ORPHAN_STOP_REASON_PREFIX, TIMEOUT_STOP_REASON_PREFIX, started_by_prefix
 from mm_shared.models.lifecycle import FINAL_STATES, LAUNCHABLE_STATES, LifecycleRecord, ReportStatus, SubmissionState
 from mm_shared.models.phase import RunKey, ScoringPhase
@@ -72,6 +86,8 @@ ECS_BATCH = 100  # DescribeTasks takes at most 100 tasks; ListTasks returns at m
 # StopTask answers these when the task is unknown to ECS (already stopped and gone, or never there).
 _GONE_ERROR_CODES = frozenset({"InvalidParameterException", "ResourceNotFoundException", "ClusterNotFoundException"})
 _ASYNC_ACCEPTED = 202
+# Items that adopt a running task of their ambiguous attempt (each holds its slot already, decision 096).
+_ADOPTING_STATES = LAUNCHABLE_STATES | {SubmissionState.ADMITTED}
 
 
 def _timeout_at(record: LifecycleRecord) -> int | None:
@@ -115,6 +131,10 @@ class SweepResult:
     launches_dead_lettered: int = 0
     reports_redriven: int = 0
     report_gave_up: int = 0
+    slots_reconciled: int = 0  # slot repairs by the reconciler
+    slots_released: int = 0  # slots freed by a definite dead-letter of this sweep
+    admissions_resent: int = 0  # ADMITTED runs past their deadline whose message was sent again
+    runs_admitted: int = 0  # waiting runs admitted by this sweep's dispatch
     failed: list[str] = field(default_factory=list)  # what could not be handled (retried next run)
 
     @property
@@ -137,6 +157,10 @@ class SweepResult:
             "launchesDeadLettered": self.launches_dead_lettered,
             "reportsRedriven": self.reports_redriven,
             "reportGaveUp": self.report_gave_up,
+            "slotsReconciled": self.slots_reconciled,
+            "slotsReleased": self.slots_released,
+            "admissionsResent": self.admissions_resent,
+            "runsAdmitted": self.runs_admitted,
             "failed": len(self.failed),
         }
 
@@ -214,8 +238,14 @@ class TimeoutSweeper:
         settings: TimeoutSweeperSettings,
         logger: Logger,
         lambda_client: Callable[[], Any] | None = None,
+        capacity: SweeperCapacity | None = None,
     ) -> None:
         self._store = store
+        # None: no capacity passes (tests and tools that predate capacity); the deployed sweeper always has them.
+        self._capacity = capacity
+        # The run ids of the running tasks pass 2 listed; None when that listing was incomplete (the reconciler
+        # then judges no slot by its task).
+        self._running_run_ids: set[str] | None = None
         self._ecs = ecs
         self._metrics = metrics
         self._settings = settings
@@ -225,12 +255,20 @@ class TimeoutSweeper:
     def sweep(self) -> SweepResult:
         result = SweepResult()
         now = self._store.sweep_time()
+        self._running_run_ids = None
         passes: list[tuple[str, Callable[[float, SweepResult], None]]] = [
             ("launched items", self._sweep_launched),
             ("running tasks", self._sweep_tasks),
             ("stuck launches", self._sweep_stuck_launches),
             ("unfinished reports", self._sweep_reports),
         ]
+        if self._capacity is not None:
+            passes += [
+                ("slots", self._reconcile_slots),
+                ("admitted runs", self._resend_admitted),
+                ("dispatch", self._dispatch),
+                ("capacity gauges", self._emit_gauges),
+            ]
         for name, sweep_pass in passes:
             try:
                 sweep_pass(now, result)
@@ -423,23 +461,31 @@ class TimeoutSweeper:
     # ================================================================== 2. the pipeline's own running tasks
     def _sweep_tasks(self, now: float, result: SweepResult) -> None:
         budget = self._settings.max_tasks_listed_per_run
+        running: set[str] = set()
+        complete = bool(self._settings.ecs_cluster_arns)  # no cluster configured: nothing is known about tasks
         for cluster in self._settings.ecs_cluster_arns:
             if budget <= 0:
                 self._logger.warning("task listing budget spent: later clusters wait for the next run")
+                complete = False
                 break
             try:
                 arns = self._list_running(cluster, budget)
             except Exception:
                 result.failed.append(f"cluster: {cluster}")
                 self._logger.exception("ListTasks failed", extra={"cluster": cluster})
+                complete = False
                 continue
             budget -= len(arns)
+            if budget <= 0:
+                complete = False  # the listing may have stopped short of this cluster's last tasks
             for batch in _chunks(arns, ECS_BATCH):
                 try:
-                    self._check_task_batch(cluster, batch, now, result)
+                    running |= self._check_task_batch(cluster, batch, now, result)
                 except Exception:
+                    complete = False
                     result.failed.append(f"tasks: {cluster}")
                     self._logger.exception("could not check a batch of tasks", extra={"cluster": cluster})
+        self._running_run_ids = running if complete else None
 
     def _list_running(self, cluster: str, budget: int) -> list[str]:
         arns: list[str] = []
@@ -453,7 +499,8 @@ class TimeoutSweeper:
             request["nextToken"] = token
         return arns[:budget]
 
-    def _check_task_batch(self, cluster: str, arns: list[str], now: float, result: SweepResult) -> None:
+    def _check_task_batch(self, cluster: str, arns: list[str], now: float, result: SweepResult) -> set[str]:
+        """Check a batch of listed tasks; returns the run ids of the running tasks of ours among them."""
         # With tags: the `Phase` tag names the run when the overrides do not. A task gone since the listing
         # needs nothing.
         tasks, _failures = self._describe(cluster, arns, include_tags=True)
@@ -472,6 +519,7 @@ class TimeoutSweeper:
                 task.run_id or task.task_arn,
                 partial(self._check_task, task, record, now, result),
             )
+        return {task.run_id for task in ours if task.run_id}
 
     def _check_task(self, task: OurTask, record: LifecycleRecord | None, now: float, result: SweepResult) -> None:
         age = now - task.started_at if task.started_at is not None else 0.0
@@ -487,8 +535,18 @@ class TimeoutSweeper:
                     return  # its delivery holds a live lease and is recording this very task
                 self._adopt(task, record, result)
                 return
-            if record.state in LAUNCHABLE_STATES and record.launch_ambiguous:
+            # An ambiguous attempt whose task runs: a failed or dead-lettered launch, or one admitted again after a
+            # requeue (its slot is held in each of these states), records the task it started.
+            if record.state in _ADOPTING_STATES and record.launch_ambiguous:
                 self._adopt(task, record, result)
+                return
+            if record.state is SubmissionState.WAITING and record.launch_ambiguous:
+                # Requeued after its RunTask was throttled or crashed: it waits for a slot, and its admission's claim
+                # keeps the clientToken, so RunTask answers with this very task. Stopping it would lose the run.
+                self._logger.info(
+                    "task of a waiting run's ambiguous attempt left running for its admission",
+                    extra={"run_id": record.run_id, "task_arn": task.task_arn},
+                )
                 return
         if age < self._settings.orphan_settle_seconds:
             return  # too young to judge: a launch may still be recording it
@@ -655,6 +713,10 @@ class TimeoutSweeper:
         )
         if not marked:
             return  # a delivery re-claimed it in between
+        if self._capacity is not None and record.state is SubmissionState.LAUNCH_FAILED and not record.launch_ambiguous:
+            # Definite: no task of the run can exist, so its slot is free now (an ambiguous one keeps it until a
+            # redrive requeues it, or the reconciler finds no task after its grace).
+            self._guarded(result, record.run_id, partial(self._release_dead_lettered, record, result))
         result.launches_dead_lettered += 1
         self._metrics.count(Metric.STUCK_LAUNCHES_DEAD_LETTERED)
         keys = {"run_id": record.run_id, "was": record.state.value, "attempt": attempt}
@@ -669,6 +731,12 @@ class TimeoutSweeper:
                 self._send(report_due_event(record.run_id))
             except Exception:
                 self._logger.warning("report-due send failed; the unfinished-report pass re-drives it", extra=keys)
+
+    def _release_dead_lettered(self, record: LifecycleRecord, result: SweepResult) -> None:
+        assert self._capacity is not None
+        if record.slot_pools and self._capacity.store.release(record):
+            result.slots_released += 1
+            self._logger.info("slot of a dead-lettered launch released", extra={"run_id": record.run_id})
 
     # ================================================================== 4. unfinished reports
     def _sweep_reports(self, now: float, result: SweepResult) -> None:
@@ -742,6 +810,80 @@ class TimeoutSweeper:
             now=self._at(now),
             cluster_arn=clusters[0] if clusters else None,
         )
+
+    # ================================================================== 5-8. capacity (decision 096)
+    def _reconcile_slots(self, now: float, result: SweepResult) -> None:
+        assert self._capacity is not None
+        repairs = self._capacity.reconciler.reconcile(self._running_run_ids)
+        result.slots_reconciled += len(repairs)
+
+    def _resend_admitted(self, now: float, result: SweepResult) -> None:
+        due = self._store.find_due(SubmissionState.ADMITTED, before=now, limit=self._settings.max_stops_per_run)
+        if not due:
+            return
+        records = self._store.get_many(entry.run_id for entry in due)
+        for entry in due:
+            record = records.get(entry.run_id)
+            if record is None or record.state is not SubmissionState.ADMITTED or record.deadline_at is None:
+                continue  # claimed (or cancelled) since the index listed it
+            if record.deadline_at != entry.deadline_at or record.deadline_at >= now:
+                continue
+            self._guarded(result, record.run_id, partial(self._resend, record, result))
+
+    def _resend(self, record: LifecycleRecord, result: SweepResult) -> None:
+        assert self._capacity is not None
+        assert record.deadline_at is not None
+        # Push the deadline first: of two overlapping sweeps only one re-sends, and a send lost now is re-sent
+        # after the new deadline.
+        if not self._capacity.store.mark_admission_resent(record.run_id, observed_deadline=record.deadline_at):
+            return
+        self._capacity.send(Admitted(entry_of_admitted(record), record))
+        result.admissions_resent += 1
+        self._logger.warning(
+            "admitted run never claimed: its message was sent to the challenge queue again",
+            extra={"run_id": record.run_id, "challenge_id": record.challenge_id},
+        )
+
+    def _dispatch(self, now: float, result: SweepResult) -> None:
+        assert self._capacity is not None
+        dispatched = self._capacity.dispatcher.dispatch()
+        if dispatched.blocked_by == CONFIG_BLOCK:
+            # Counted (CapacityConfigErrors) and logged by the dispatcher; failing the sweep makes it an Error too.
+            result.failed.append("capacity: environment caps unreadable, nothing admitted")
+        result.runs_admitted += len(dispatched.admitted)
+        if dispatched.admitted:
+            self._logger.info(
+                "sweeper admitted waiting runs",
+                extra={"admitted": len(dispatched.admitted), "blocked_by": dispatched.blocked_by},
+            )
+
+    def _emit_gauges(self, now: float, result: SweepResult) -> None:
+        capacity = self._capacity
+        assert capacity is not None
+        snapshot = capacity.store.pools()
+        caps: dict[str, int | None] = {}
+        oldest: dict[str, int] = {}
+        shown: list[str] = []
+        for challenge_id, pool in snapshot.challenges.items():
+            config = capacity.challenge_settings(challenge_id)
+            if config is None and pool.used == 0 and pool.waiting == 0:
+                continue  # an idle challenge without a config (ended): its line stops
+            shown.append(challenge_id)
+            caps[challenge_id] = config.capacity.max_running_tasks if config is not None else pool.cap
+            if pool.waiting > 0:
+                entries = capacity.store.queue_entries(challenge_id)
+                if entries:
+                    oldest[challenge_id] = min(entry.enqueued_at for entry in entries)
+        environment: EnvironmentCapacity | None
+        try:
+            environment = capacity.environment_capacity()
+        except CapacityConfigError:
+            environment = None  # counted by the dispatch pass; the gauges without the environment's cap
+        shown_snapshot = replace(snapshot, challenges={cid: snapshot.challenges[cid] for cid in shown})
+        for gauge in capacity_gauges(
+            shown_snapshot, challenge_caps=caps, oldest_enqueued_at=oldest, environment=environment, now=now
+        ):
+            capacity.gauges.gauge(gauge.metric, gauge.value, challenge_id=gauge.challenge_id, seconds=gauge.seconds)
 
     # ================================================================== plumbing
     @property

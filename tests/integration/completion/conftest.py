@@ -19,7 +19,8 @@ from completion_lambda.observability import MetricsSink, RecordingMetricsSink, l
 from completion_lambda.service import ConfigSource, ReviewApi
 from completion_lambda.timeout_sweeper import SweeperDependencies
 from mm_shared import aws as aws_clients
-from mm_shared.constants import started_by
+from mm_shared.capacity.store import CAPACITY_TABLE_TTL, CapacityStore, capacity_table_definition
+from mm_shared.constants import capacity_parameter_name, started_by
 from mm_shared.models.lifecycle import LifecycleRecord
 from mm_shared.models.phase import Platform, ScoringPhase, run_id
 from mm_shared.models.routed import KafkaCoordinates, RoutedSubmission
@@ -35,6 +36,31 @@ CLUSTER_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/mm-scorers"
 # The single phase of the test challenge's config (no `phases`: its `testType`, provisional): a task that names
 # no phase is a run of this phase.
 DEFAULT_PHASE = ScoringPhase.PROVISIONAL
+CAPACITY_TABLE = "mm-test-capacity"
+SSM_PREFIX = "/mm-processor"
+CAPACITY_PARAMETER = capacity_parameter_name(SSM_PREFIX)
+CHALLENGE_CONFIG_PREFIX = f"{SSM_PREFIX}/challenges"
+QUEUE_NAME_TEMPLATE = f"mm-{ENVIRONMENT}-ch-{{challenge_id}}"
+
+
+def create_capacity_table(name: str = CAPACITY_TABLE) -> str:
+    """The capacity table (decision 093: `pk` + `sk`, TTL `expiresAt`), in moto."""
+    ddb = aws_clients.client("dynamodb")
+    ddb.create_table(**capacity_table_definition(name))
+    ddb.update_time_to_live(TableName=name, TimeToLiveSpecification=CAPACITY_TABLE_TTL)
+    return name
+
+
+def put_environment_capacity(**caps: Any) -> None:
+    """The environment's caps parameter (camelCase JSON, as CDK writes it)."""
+    aws_clients.client("ssm").put_parameter(
+        Name=CAPACITY_PARAMETER, Value=json.dumps(caps), Type="String", Overwrite=True
+    )
+
+
+@pytest.fixture
+def capacity_table(aws: None) -> str:
+    return create_capacity_table()
 
 
 def rid(submission_id: str, phase: ScoringPhase = DEFAULT_PHASE) -> str:
@@ -77,6 +103,8 @@ def completion_settings(
         submission_api_url=api_url,
         review_api_url=review_api_url,
         report_lease_seconds=120,
+        capacity_table_name=CAPACITY_TABLE,
+        capacity_parameter_name=CAPACITY_PARAMETER,
     )
 
 
@@ -178,11 +206,25 @@ def completion(status_table: str, clock: Clock, lambda_context: Any) -> Iterator
 COMPLETION_FUNCTION = f"mm-{ENVIRONMENT}-completion"
 
 
-@pytest.fixture
-def sweeper_settings(status_table: str) -> TimeoutSweeperSettings:
+def sweeper_settings_for(status_table: str, **values: Any) -> TimeoutSweeperSettings:
     return TimeoutSweeperSettings(
-        environment_name=ENVIRONMENT, status_table_name=status_table, completion_function_name=COMPLETION_FUNCTION
+        environment_name=ENVIRONMENT,
+        status_table_name=status_table,
+        completion_function_name=COMPLETION_FUNCTION,
+        capacity_table_name=CAPACITY_TABLE,
+        capacity_parameter_name=CAPACITY_PARAMETER,
+        challenge_config_parameter_prefix=CHALLENGE_CONFIG_PREFIX,
+        challenge_queue_name_template=QUEUE_NAME_TEMPLATE,
+        **values,
     )
+
+
+@pytest.fixture
+def sweeper_settings(status_table: str, capacity_table: str) -> TimeoutSweeperSettings:
+    """The sweeper's settings, with the capacity table and the environment's caps in place (its capacity passes
+    then find nothing to do unless a test sets runs up)."""
+    put_environment_capacity(maxRunningTasks=20)
+    return sweeper_settings_for(status_table)
 
 
 class FakeLambda:
@@ -220,6 +262,10 @@ def install_sweeper(sweeper_settings: TimeoutSweeperSettings) -> Iterator[Any]:
         ecs: Any,
         metrics: MetricsSink,
         lambda_client: Any | None = None,
+        *,
+        config_source: ConfigSource | None = None,
+        capacity_store: CapacityStore | None = None,
+        sqs: Any | None = None,
         **settings: Any,
     ) -> None:
         timeout_sweeper.use_dependencies(
@@ -229,6 +275,9 @@ def install_sweeper(sweeper_settings: TimeoutSweeperSettings) -> Iterator[Any]:
                 ecs=ecs,
                 lambda_client=lambda_client if lambda_client is not None else FakeLambda(),
                 metrics_sink=metrics,
+                config_source=config_source or FakeConfigSource(),
+                capacity_store=capacity_store,
+                sqs=sqs,
             )
         )
 

@@ -26,7 +26,16 @@ from mm_shared.status_store import StatusStore
 from mm_shared.topcoder.submission_api import ApiOutcomeUnknownError
 from tests.builders import new_uuid
 from tests.conftest import Clock
-from tests.integration.completion.conftest import CLUSTER_ARN, ENVIRONMENT, launch_task, rid, stopped_event, task_arn
+from tests.integration.completion.conftest import (
+    CAPACITY_PARAMETER,
+    CAPACITY_TABLE,
+    CLUSTER_ARN,
+    ENVIRONMENT,
+    launch_task,
+    rid,
+    stopped_event,
+    task_arn,
+)
 from tests.unit.completion.fakes import CHALLENGE_ID, challenge_config
 from topcoder_standin import TopcoderStandIn
 
@@ -89,6 +98,8 @@ def harness(status_table: str, clock: Clock, lambda_context: Any) -> Iterator[Ha
             token_source=TokenSource.AUTH0_PROXY,
             auth0_proxy_url=standin.token_url,
             auth0_credentials_secret_arn=secret_arn,
+            capacity_table_name=CAPACITY_TABLE,
+            capacity_parameter_name=CAPACITY_PARAMETER,
         )
         store = StatusStore(status_table, clock=clock)
         metrics = RecordingMetricsSink()

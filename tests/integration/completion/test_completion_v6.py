@@ -30,7 +30,15 @@ from mm_shared.settings import CompletionSettings, TokenSource
 from mm_shared.status_store import StatusStore
 from tests.builders import ecs_task_stopped_event
 from tests.conftest import Clock
-from tests.integration.completion.conftest import CLUSTER_ARN, ENVIRONMENT, launch_task, routed, task_arn
+from tests.integration.completion.conftest import (
+    CAPACITY_PARAMETER,
+    CAPACITY_TABLE,
+    CLUSTER_ARN,
+    ENVIRONMENT,
+    launch_task,
+    routed,
+    task_arn,
+)
 from tests.unit.completion.fakes import CHALLENGE_ID, challenge_config
 from topcoder_standin import TopcoderStandIn
 
@@ -121,6 +129,8 @@ def settings_for(standin: TopcoderStandIn, status_table: str, secret_arn: str, *
         "token_source": TokenSource.AUTH0_PROXY,
         "auth0_proxy_url": standin.token_url,
         "auth0_credentials_secret_arn": secret_arn,
+        "capacity_table_name": CAPACITY_TABLE,
+        "capacity_parameter_name": CAPACITY_PARAMETER,
     }
     return CompletionSettings(**{**base, **values})
 

@@ -92,7 +92,7 @@ def test_the_task_of_an_ambiguous_attempt_with_a_dead_lettered_item_is_adopted_n
     task = h.ecs.run(submission_id=submission_id, attempt=1, timeout=3600, age=SETTLE + 500)
 
     # When the sweeper scans the cluster
-    assert h.sweep() == summary(tasksSeen=1, adopted=1)
+    assert h.sweep() == summary(slotsReconciled=1, tasksSeen=1, adopted=1)
 
     # Then the item tracks the task (its timeout counted from the task's own start), and nothing was stopped
     record = h.completion.record(submission_id)
@@ -103,7 +103,8 @@ def test_the_task_of_an_ambiguous_attempt_with_a_dead_lettered_item_is_adopted_n
     assert record.launch_ambiguous is False
     assert h.ecs.stops() == []
     assert h.metrics.reasons(Metric.ORPHAN_TASKS_ADOPTED) == [None]
-    assert "adopted running task" in record.history[-1].detail
+    # (the slot reconciler then gives the adopted task the slot it runs in: the item's last entry)
+    assert any("adopted running task" in entry.detail for entry in record.history)
     # and a redrive of its message finds it launched: no second task
     again = store.claim_launch(routed(submission_id), phase=PHASE, scorer_type="example-scorer", lease_seconds=60)
     assert again.decision is LaunchDecision.DUPLICATE_LAUNCHED
@@ -121,7 +122,7 @@ def test_a_launching_item_is_adopted_only_once_its_lease_expired(harness: Harnes
     assert h.completion.record(submission_id).state is SubmissionState.LAUNCHING
     # the delivery crashed: once the lease expired, the task is adopted
     h.clock.advance(601)
-    assert h.sweep() == summary(tasksSeen=1, adopted=1)
+    assert h.sweep() == summary(slotsReconciled=1, tasksSeen=1, adopted=1)
     record = h.completion.record(submission_id)
     assert (record.state, record.task_arn, record.lease_until) == (SubmissionState.LAUNCHED, task.task_arn, None)
     assert h.ecs.stops() == []
@@ -154,7 +155,7 @@ def test_a_second_task_beside_the_tracked_one_is_stopped_and_the_tracked_one_kep
     tracked = h.ecs.run(submission_id=submission_id, arn=tracked_arn, attempt=1, age=SETTLE + 10)
     twin = h.ecs.run(submission_id=submission_id, attempt=1, age=SETTLE + 10)
 
-    assert h.sweep() == summary(tasksSeen=2, orphansStopped=1)
+    assert h.sweep() == summary(slotsReconciled=1, tasksSeen=2, orphansStopped=1)
 
     assert [s["task"] for s in h.ecs.stops()] == [twin.task_arn]
     assert "tracks another task" in h.ecs.stops()[0]["reason"]
@@ -189,7 +190,7 @@ def test_a_tracked_task_far_past_its_own_timeout_is_stopped_for_its_timeout(harn
     )
     h.ecs.run(submission_id=submission_id, arn=arn, timeout=600, age=600 + 900 + 10)
 
-    assert h.sweep() == summary(tasksSeen=1, stopped=1)
+    assert h.sweep() == summary(slotsReconciled=1, tasksSeen=1, stopped=1)
 
     [stop] = h.ecs.stops()
     assert stop["reason"].startswith(TIMEOUT_STOP_REASON_PREFIX)
@@ -238,7 +239,7 @@ def test_the_task_of_one_phase_is_adopted_by_that_phases_run_only(harness: Harne
         )
     task = h.ecs.run(submission_id=submission_id, phase=ScoringPhase.EXAMPLE, age=SETTLE + 10)
 
-    assert h.sweep() == summary(tasksSeen=1, adopted=1)
+    assert h.sweep() == summary(slotsReconciled=1, tasksSeen=1, adopted=1)
 
     example = h.completion.record(submission_id, ScoringPhase.EXAMPLE)
     provisional = h.completion.record(submission_id, ScoringPhase.PROVISIONAL)
@@ -255,7 +256,7 @@ def test_the_phase_tag_names_the_run_when_the_overrides_do_not(harness: Harness)
     )
     task = h.ecs.run(submission_id=submission_id, phase=None, phase_tag=ScoringPhase.SYSTEM, age=SETTLE + 10)
 
-    assert h.sweep() == summary(tasksSeen=1, adopted=1)
+    assert h.sweep() == summary(slotsReconciled=1, tasksSeen=1, adopted=1)
 
     # FakeEcs describes tags only when asked (include=["TAGS"]): the adoption shows the scan asked
     assert h.completion.record(submission_id, ScoringPhase.SYSTEM).task_arn == task.task_arn

@@ -79,7 +79,7 @@ def test_a_stuck_launching_item_whose_task_runs_is_adopted_instead(harness: Harn
     submission_id = claimed(h.completion.store, lease=60)
     task = h.ecs.run(submission_id=submission_id, attempt=1, age=0)
     h.clock.advance(60 + STUCK_AFTER + 1)
-    assert h.sweep() == summary(tasksSeen=1, adopted=1)
+    assert h.sweep() == summary(slotsReconciled=1, tasksSeen=1, adopted=1)
     record = h.completion.record(submission_id)
     assert (record.state, record.task_arn) == (SubmissionState.LAUNCHED, task.task_arn)
 

@@ -1,4 +1,4 @@
-"""In-memory fakes of the completion function's ports (Submission API, challenge config)."""
+"""In-memory fakes of the completion function's ports (Submission API, review summations, challenge config)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 
 from mm_shared.challenge_config import ChallengeConfigError, ConfigErrorReason
 from mm_shared.models.challenge import ChallengeConfig
-from mm_shared.topcoder.models import ReviewCreate
+from mm_shared.models.phase import ScoringPhase
+from mm_shared.topcoder.models import ReviewCreate, ReviewSummationRequest, ReviewSummationUpdate
 
 CHALLENGE_ID = "5f0a4ac9-3c0f-4fd4-9bd1-34c7bd9cf0a1"
 REVIEW_TYPE_ID = "c56a4180-65aa-42ec-a945-5fd21dec0503"
@@ -76,3 +77,46 @@ class FakeReviewApi:
 
     def reviews_for(self, submission_id: str) -> list[dict[str, Any]]:
         return [r for r in self.reviews if r["submissionId"] == submission_id]
+
+
+class ConfigsByChallenge:
+    """A config source with one config per challenge; an unknown challenge's config is missing."""
+
+    def __init__(self, *configs: ChallengeConfig) -> None:
+        self.configs = {config.challenge_id: config for config in configs}
+
+    def get(self, challenge_id: str, *, force_refresh: bool = False) -> ChallengeConfig:
+        config = self.configs.get(challenge_id)
+        if config is None:
+            raise ChallengeConfigError(
+                challenge_id, f"/mm/{challenge_id}/config", ConfigErrorReason.PARAMETER_MISSING, "fake"
+            )
+        return config
+
+
+class FakeSummationsApi:
+    """review-api-v6 summations in memory: what was created or patched, by id."""
+
+    def __init__(self) -> None:
+        self.summations: dict[str, dict[str, Any]] = {}
+        self.posts = 0
+        self.patches = 0
+
+    def list_summations(self, *, submission_id: str, phase: ScoringPhase) -> list[dict[str, Any]]:
+        return [
+            s for s in self.summations.values() if s["submissionId"] == submission_id and s.get(phase.summation_flag)
+        ]
+
+    def create_summation(self, body: ReviewSummationRequest) -> dict[str, Any]:
+        self.posts += 1
+        created = {"id": str(uuid.uuid4()), "createdAt": f"2027-01-01T00:00:{self.posts:02d}Z", **body.to_wire()}
+        self.summations[created["id"]] = created
+        return created
+
+    def patch_summation(self, summation_id: str, body: ReviewSummationUpdate) -> dict[str, Any]:
+        self.patches += 1
+        self.summations[summation_id] = {**self.summations[summation_id], **body.to_wire()}
+        return self.summations[summation_id]
+
+    def of(self, submission_id: str) -> list[dict[str, Any]]:
+        return [s for s in self.summations.values() if s["submissionId"] == submission_id]

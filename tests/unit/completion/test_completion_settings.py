@@ -14,6 +14,8 @@ REQUIRED = {
     "status_table_name": "t",
     "challenge_config_parameter_prefix": "/mm-processor/challenges",
     "submission_api_url": "https://api.topcoder-dev.com/v5",
+    "capacity_table_name": "mm-example-capacity",
+    "capacity_parameter_name": "/mm-processor/capacity",
 }
 
 

@@ -157,6 +157,8 @@ def _settings(**values: Any) -> CompletionSettings:
         environment_name="example",
         status_table_name="t",
         challenge_config_parameter_prefix="/mm-processor/challenges",
+        capacity_table_name="mm-example-capacity",
+        capacity_parameter_name="/mm-processor/capacity",
         **values,
     )
 

@@ -23,6 +23,8 @@ ENV = {
     "STATUS_TABLE_NAME": "mm-example-status",
     "CHALLENGE_CONFIG_PARAMETER_PREFIX": "/mm-processor/challenges",
     "SUBMISSION_API_URL": "https://api.topcoder-dev.com/v5",
+    "CAPACITY_TABLE_NAME": "mm-example-capacity",
+    "CAPACITY_PARAMETER_NAME": "/mm-processor/capacity",
 }
 
 
@@ -82,6 +84,10 @@ SWEEPER_ENV = {
     "POWERTOOLS_SERVICE_NAME": "timeout-sweeper",
     "STATUS_TABLE_NAME": "mm-example-status",
     "COMPLETION_FUNCTION_NAME": "mm-example-completion",
+    "CAPACITY_TABLE_NAME": "mm-example-capacity",
+    "CAPACITY_PARAMETER_NAME": "/mm-processor/capacity",
+    "CHALLENGE_CONFIG_PARAMETER_PREFIX": "/mm-processor/challenges",
+    "CHALLENGE_QUEUE_NAME_TEMPLATE": "mm-example-ch-{challenge_id}",
 }
 
 
@@ -105,6 +111,7 @@ def test_sweeper_lambda_client_is_built_lazily_once(monkeypatch: pytest.MonkeyPa
     assert deps._lambda_client is None  # building the sweeper does not build it either
     deps.sweeper()
     assert deps._lambda_client is None
+    assert deps._sqs is None  # nor the capacity passes' queue client: built on the first send
     client = deps.lambda_client()
     assert client.meta.service_model.service_name == "lambda"
     assert deps.lambda_client() is client
@@ -161,3 +168,17 @@ def test_success_review_is_queued_with_the_challenge_test_type() -> None:
 )
 def test_is_review_of_task(review: dict[str, object], ours: bool) -> None:
     assert is_review_of_task(review, "arn:task/1") is ours
+
+
+def test_the_completion_capacity_ports_are_built_once_without_an_aws_call(
+    monkeypatch: pytest.MonkeyPatch, fresh_handler_state: None
+) -> None:
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    deps = completion_handler.dependencies()
+
+    deps.service()
+
+    assert deps.freed_slots is deps.freed_slots
+    assert deps.capacity_store is deps.capacity_store
+    assert deps._sqs is None
