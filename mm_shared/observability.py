@@ -53,7 +53,7 @@ class Metric(StrEnum):
     LAUNCHES_THROTTLED = "LaunchesThrottled"  # RunTask throttled (or no pace token): the run waits again
     SLOTS_RECONCILED = "SlotsReconciled"  # + Reason: slot drift the reconciler corrected (non-zero: a crash)
     CAPACITY_CONFIG_ERRORS = "CapacityConfigErrors"  # the environment's caps are unreadable: nothing is admitted
-    CAPACITY_ERRORS = "CapacityErrors"  # + Reason (release | dispatch): the slot work after an outcome failed; the sweeper repairs
+    CAPACITY_ERRORS = "CapacityErrors"  # + Reason (release, dispatch) failed after an outcome; the sweeper repairs
     # capacity gauges, emitted by the sweeper each run (Environment, and again Environment + ChallengeId)
     RUNNING_TASKS = "RunningTasks"
     WAITING_RUNS = "WaitingRuns"
