@@ -1,9 +1,9 @@
 """`mm-processor`: run the whole pipeline locally, and look up a submission's lifecycle.
 
-    mm-processor local run [--env example [--env dev ...]] [--messages FILE | --generate N]
+    mm-processor local run [--env example [--env dev ...]] [--messages FILE | --generate N [--challenge ID]]
                            [--scorer ID=BEHAVIOUR ...] [--fault ID=KIND[:COUNT][@START-END][,NAME=VALUE...] ...]
                            [--report FILE] [--timeout SECONDS] [--stall SECONDS]
-    mm-processor status SUBMISSION_ID|RUN_ID [--table NAME | --env ENV] [--json]
+    mm-processor status SUBMISSION_ID|RUN_ID [--table NAME [--capacity-table NAME] | --env ENV] [--json]
     mm-processor smoke --env ENV [--health-only] [--endpoint-url URL] [--region R] [--profile P]
                        [--timeout SECONDS] [--keep] [--json]      (operator_tools, decision 083)
 
@@ -21,6 +21,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--messages", type=Path, help="one Kafka record value per line, as the producer wrote it")
     source.add_argument("--generate", type=int, metavar="N", help="N synthetic valid submissions (load)")
     run.add_argument(
+        "--challenge",
+        metavar="ID",
+        help="with --generate: every generated submission goes to this challenge (a flood on one challenge: the "
+        "report shows each challenge's most tasks running at once against its cap, and the waits)",
+    )
+    run.add_argument(
         "--scorer",
         action="append",
         default=[],
@@ -123,7 +130,12 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("submission_id", help="a submission id (every run of it) or one run id <submissionId>#<PHASE>")
     where = status.add_mutually_exclusive_group()
     where.add_argument("--table", help="status table name")
-    where.add_argument("--env", help="environment config name (the table is mm-<env>-submission-status)")
+    where.add_argument("--env", help="environment config name (the tables are mm-<env>-runs and mm-<env>-capacity)")
+    status.add_argument(
+        "--capacity-table",
+        help="capacity table name (default: mm-<env>-capacity beside a --table mm-<env>-runs), for a waiting run's "
+        "place in its challenge's queue and the challenge's running/waiting counts and caps",
+    )
     status.add_argument("--json", action="store_true", help="print the runs' records as JSON")
 
     from operator_tools.command import add_arguments as add_smoke_arguments
@@ -222,10 +234,17 @@ def _records_of(args: argparse.Namespace, config: Any, configs: list[Any]) -> tu
             owner = {topic: next(c for c in configs if topic in c.accepted_topics) for topic in topics}
             records = [r for r in records if owner[record_topic(r.value, topics)] is config]
         return records, Scenario(), str(args.messages)
+    flood = getattr(args, "challenge", None)
     if args.generate is not None:
         if args.generate < 1:
             raise ScenarioError("--generate N needs N >= 1")
-        return generate(config, args.generate), Scenario(), f"{args.generate} generated submissions"
+        if flood is not None and len(configs) > 1 and not any(c.challenge_id == flood for c in config.challenges):
+            return [], Scenario(), f"no generated submissions (challenge {flood} is another environment's)"
+        records = generate(config, args.generate, challenge_id=flood)
+        where = f" to challenge {flood}" if flood is not None else ""
+        return records, Scenario(), f"{args.generate} generated submissions{where}"
+    if flood is not None:
+        raise ScenarioError("--challenge goes with --generate N")
     records, scenario = example_set_for(config)
     return records, scenario, f"the built-in {config.platforms[0].value} example set"
 
@@ -303,6 +322,7 @@ def status_command(args: argparse.Namespace, console: Console | None = None) -> 
 
     console = console or _console()
     table_name = args.table
+    capacity_table = getattr(args, "capacity_table", None)
     if not table_name:
         try:
             config = load_environment(args.env or os.environ.get("MM_ENV", DEFAULT_ENVIRONMENT))
@@ -311,7 +331,9 @@ def status_command(args: argparse.Namespace, console: Console | None = None) -> 
             return EXIT_USAGE
         from infrastructure.wiring import ResourceNames
 
-        table_name = ResourceNames(config.environment).status_table
+        names = ResourceNames(config.environment)
+        table_name = names.status_table
+        capacity_table = capacity_table or names.capacity_table
         os.environ.setdefault("AWS_DEFAULT_REGION", config.region)
     try:
         records = _runs_of(StatusStore(table_name, dynamodb_client=aws.client("dynamodb")), args.submission_id)
@@ -319,6 +341,8 @@ def status_command(args: argparse.Namespace, console: Console | None = None) -> 
         console.print(f"[red]error:[/red] could not read {table_name}: {type(error).__name__}: {error}")
         return EXIT_USAGE
     environment = _environment_of(table_name)
+    capacity_table = capacity_table or _capacity_table_beside(table_name)
+    capacity = _capacity_of(records, table_name, capacity_table, console)
     if not records:
         console.print(f"no lifecycle record for submission {args.submission_id} in {table_name}")
         for line in _not_found_hints(args.submission_id.partition(RUN_ID_SEPARATOR)[0], environment):
@@ -326,7 +350,10 @@ def status_command(args: argparse.Namespace, console: Console | None = None) -> 
         return EXIT_UNACCOUNTED
     if args.json:
         runs = [json.loads(record.to_json()) for record in records]
-        console.print_json(json.dumps({"submissionId": records[0].submission_id, "runs": runs}))
+        document: dict[str, Any] = {"submissionId": records[0].submission_id, "runs": runs}
+        if capacity:
+            document["capacity"] = {run_id: view.to_dict() for run_id, view in capacity.items()}
+        console.print_json(json.dumps(document))
         return EXIT_OK
     overview = Table(title=f"submission {records[0].submission_id}: {len(records)} run(s)")
     for column in ("run", "phase", "state", "report", "reason"):
@@ -336,8 +363,108 @@ def status_command(args: argparse.Namespace, console: Console | None = None) -> 
         overview.add_row(record.run_id, record.phase.value, record.state.value, report, record.reason or "")
     console.print(overview)
     for record in records:
-        _print_run(record, environment, console)
+        _print_run(record, environment, console, capacity.get(record.run_id))
     return EXIT_OK
+
+
+@dataclass(frozen=True)
+class CapacityView:
+    """A waiting run's place in its challenge's queue, and the counts and caps it waits on (decision 098)."""
+
+    challenge_id: str
+    position: int | None  # 1-based place in the challenge's queue (WAITING runs only)
+    challenge_running: int
+    challenge_waiting: int
+    challenge_cap: int | None  # the cap the dispatcher last applied (None: it has not looked yet)
+    environment_running: int
+    environment_cap: int | None
+    phase_running: int | None = None  # the run's phase pool, when the challenge caps its phase
+    phase_cap: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "challengeId": self.challenge_id,
+            "queuePosition": self.position,
+            "challenge": {
+                "running": self.challenge_running,
+                "waiting": self.challenge_waiting,
+                "cap": self.challenge_cap,
+            },
+            "environment": {"running": self.environment_running, "cap": self.environment_cap},
+        }
+        if self.phase_running is not None:
+            document["phase"] = {"running": self.phase_running, "cap": self.phase_cap}
+        return document
+
+    def rows(self) -> list[tuple[str, str]]:
+        def cap(value: int | None) -> str:
+            return "not yet applied" if value is None else str(value)
+
+        rows = []
+        if self.position is not None:
+            rows.append(("queue position", f"{self.position} of {self.challenge_waiting} waiting in its challenge"))
+        rows.append(
+            (
+                "challenge capacity",
+                f"running {self.challenge_running}, waiting {self.challenge_waiting}, cap {cap(self.challenge_cap)}",
+            )
+        )
+        if self.phase_running is not None:
+            rows.append(("phase capacity", f"running {self.phase_running}, cap {cap(self.phase_cap)}"))
+        rows.append(("environment capacity", f"running {self.environment_running}, cap {cap(self.environment_cap)}"))
+        return rows
+
+
+def _capacity_table_beside(status_table: str) -> str | None:
+    """`mm-<env>-runs` -> `mm-<env>-capacity` (the stacks' naming), else None."""
+    prefix, suffix = "mm-", "-runs"
+    if status_table.startswith(prefix) and status_table.endswith(suffix):
+        return f"{status_table[: -len(suffix)]}-capacity"
+    return None
+
+
+def _capacity_of(
+    records: list[Any], status_table: str, capacity_table: str | None, console: Console
+) -> dict[str, CapacityView]:
+    """For each WAITING or ADMITTED run: where it stands in the capacity table. A capacity table that cannot be
+    read never fails the command (the lifecycle above is the answer); it is said once."""
+    from mm_shared import aws
+    from mm_shared.capacity.store import CapacityStore
+    from mm_shared.models.lifecycle import SubmissionState
+
+    waiting = [r for r in records if r.state in (SubmissionState.WAITING, SubmissionState.ADMITTED)]
+    if not waiting:
+        return {}
+    if capacity_table is None:
+        console.print("(capacity not shown: pass --capacity-table for a waiting run's place in its queue)")
+        return {}
+    try:
+        store = CapacityStore(capacity_table, status_table, dynamodb_client=aws.client("dynamodb"))
+        snapshot = store.pools()
+        views = {}
+        for record in waiting:
+            pool = snapshot.challenge(record.challenge_id)
+            phase_pool = snapshot.phases.get((record.challenge_id, record.phase))
+            position = (
+                store.queue_position(record.challenge_id, record.wait_order)
+                if record.state is SubmissionState.WAITING and record.wait_order
+                else None
+            )
+            views[record.run_id] = CapacityView(
+                challenge_id=record.challenge_id,
+                position=position,
+                challenge_running=pool.used,
+                challenge_waiting=pool.waiting,
+                challenge_cap=pool.cap,
+                environment_running=snapshot.env.used,
+                environment_cap=snapshot.env.cap,
+                phase_running=phase_pool.used if phase_pool is not None else None,
+                phase_cap=phase_pool.cap if phase_pool is not None else None,
+            )
+        return views
+    except Exception as error:  # credentials, a missing table (an environment before capacity): say so, go on
+        console.print(f"(capacity not shown: could not read {capacity_table}: {type(error).__name__}: {error})")
+        return {}
 
 
 def _runs_of(store: Any, wanted: str) -> list[Any]:
@@ -355,7 +482,7 @@ def _runs_of(store: Any, wanted: str) -> list[Any]:
     return sorted(runs, key=lambda record: record.phase.priority)
 
 
-def _print_run(record: Any, environment: str, console: Console) -> None:
+def _print_run(record: Any, environment: str, console: Console, capacity: CapacityView | None = None) -> None:
     details = Table(title=f"run {record.run_id} ({record.phase.value})", show_header=False)
     details.add_column("field", style="bold")
     details.add_column("value", overflow="fold")
@@ -372,11 +499,16 @@ def _print_run(record: Any, environment: str, console: Console) -> None:
         ("API response", record.report_response),
         ("launch attempts", record.launch_attempt),
         ("correlation id", record.correlation_id),
+        ("wait reason", record.wait_reason),
+        ("waiting since", _epoch_iso(record.enqueued_at)),
+        ("admitted", _epoch_iso(record.admitted_at)),
         ("created", record.created_at.isoformat()),
         ("updated", record.updated_at.isoformat()),
     ):
         if value not in (None, ""):
             details.add_row(label, str(value))
+    for label, value in capacity.rows() if capacity is not None else []:
+        details.add_row(label, value)
     console.print(details)
     history = Table(title=f"history of {record.run_id}")
     history.add_column("at")
@@ -390,11 +522,19 @@ def _print_run(record: Any, environment: str, console: Console) -> None:
         console.print(f"next step ({record.phase.value}): {hint}", markup=False, highlight=False)
 
 
+def _epoch_iso(epoch: int | None) -> str | None:
+    from datetime import UTC, datetime
+
+    return None if epoch is None else datetime.fromtimestamp(epoch, tz=UTC).isoformat()
+
+
 def _environment_of(table_name: str) -> str:
-    """`mm-<env>-submission-status` -> `<env>` (the stacks' naming), else a placeholder for the hints."""
-    prefix, suffix = "mm-", "-submission-status"
-    if table_name.startswith(prefix) and table_name.endswith(suffix):
-        return table_name[len(prefix) : -len(suffix)]
+    """`mm-<env>-runs` (or the older `mm-<env>-submission-status`) -> `<env>` (the stacks' naming), else a
+    placeholder for the hints."""
+    prefix = "mm-"
+    for suffix in ("-runs", "-submission-status"):
+        if table_name.startswith(prefix) and table_name.endswith(suffix):
+            return table_name[len(prefix) : -len(suffix)]
     return "<env>"
 
 
@@ -417,6 +557,18 @@ def _next_step(record: Any, environment: str) -> str | None:
     from mm_shared.models.lifecycle import ReportStatus, SubmissionState
 
     dlq = f"mm-{environment}-ch-{record.challenge_id}-dlq"
+    if record.state is SubmissionState.WAITING:
+        return (
+            "nothing: the run waits durably for a slot (no queue message, no DLQ) and starts as soon as one frees. "
+            "If it waits long, compare the counts above with the caps (docs/operations.md 'Capacity'); raise a cap "
+            "at run time with put-parameter of <ssmPrefix>/capacity (by default "
+            f"/mm-processor/{environment}/capacity) or of the challenge's config parameter."
+        )
+    if record.state is SubmissionState.ADMITTED:
+        return (
+            "nothing: a slot is reserved and the launch message was sent to the challenge queue; if it is still "
+            "ADMITTED after deadlineAt, the sweeper sends it again."
+        )
     if record.state is SubmissionState.DEAD_LETTERED:
         return (
             f"the message is parked in {dlq}; fix the reason above, then redrive it "

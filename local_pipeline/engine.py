@@ -33,7 +33,7 @@ from fault_injection import BOTOCORE_KINDS, FAULT_PLAN_ENV, HTTP_KINDS, FaultKin
 from infrastructure.config import EnvironmentConfig
 from infrastructure.wiring import CHALLENGE_BATCH_SIZE, WiringPlan
 from local_pipeline.awsenv import LocalAws
-from local_pipeline.fargate import TASK_FAULTS, FakeFargate, TaskDefinitionSim
+from local_pipeline.fargate import ALL_CHALLENGES, TASK_FAULTS, FakeFargate, TaskDefinitionSim
 from local_pipeline.kafka import FeedStats, KafkaFeeder, KafkaMessage, assign_to_topics, on_failure_offsets
 from local_pipeline.lambda_endpoint import FakeLambda
 from local_pipeline.limits import (
@@ -147,6 +147,22 @@ class RunOutcome:
     # review-api-v6 on the stand-in: every summation as it ended, and the calls by method (decision 090)
     summations: list[dict[str, Any]] = field(default_factory=list)
     summation_calls: dict[str, int] = field(default_factory=dict)
+    # Capacity (decision 098): the most tasks not yet STOPPED at any one instant, per challenge and in total
+    # (`fargate.ALL_CHALLENGES`), exact, from the fake Fargate; the caps in force at the start (the configured
+    # ones: challenge id -> maxRunningTasks, ALL_CHALLENGES -> the environment's); slots still held at the end.
+    running_most: dict[str, int] = field(default_factory=dict)
+    caps: dict[str, int] = field(default_factory=dict)
+    slots_held_at_end: dict[str, int] = field(default_factory=dict)  # pool sort key -> used (non-zero only)
+
+    @property
+    def cap_violations(self) -> list[str]:
+        """A challenge (or the environment) that ran more tasks at once than its cap allows: never expected."""
+        return [
+            f"{'the environment' if key == ALL_CHALLENGES else 'challenge ' + key} ran {most} tasks at once, "
+            f"cap {self.caps[key]}"
+            for key, most in sorted(self.running_most.items())
+            if key in self.caps and most > self.caps[key]
+        ]
 
     @property
     def unaccounted(self) -> list[RecordResult]:
@@ -163,6 +179,8 @@ class RunOutcome:
             self.quiescent
             and not self.unaccounted
             and not self.violations
+            and not self.cap_violations
+            and not self.slots_held_at_end
             and not self.api_violations
             and not self.secret_leaks
         )
@@ -1050,7 +1068,28 @@ class LocalPipeline:
             settle_seconds=settle,
             summations=v6_summations(self.standin),
             summation_calls=summation_calls(self.standin),
+            running_most=dict(self.fargate.running.most),
+            caps=self.configured_caps(),
+            slots_held_at_end=self._slots_held(ddb) if not (deadline_hit or stalled) else {},
         )
+
+    def configured_caps(self) -> dict[str, int]:
+        """The caps as configured (the SSM documents the run started with): per challenge, and the environment's."""
+        caps = {
+            c.challenge_id: self.config.challenge_config(c).capacity.max_running_tasks for c in self.config.challenges
+        }
+        caps[ALL_CHALLENGES] = self.plan.environment_capacity().max_running_tasks
+        return caps
+
+    def _slots_held(self, ddb: Any) -> dict[str, int]:
+        """Pools whose `used` is not 0 once the run is quiet: a leaked slot (the reconciler would correct it)."""
+        from mm_shared.capacity.store import CapacityStore
+
+        assert self.resources is not None
+        resources = self.resources
+        snapshot = CapacityStore(resources.capacity_table, resources.status_table, dynamodb_client=ddb).pools()
+        pools = [snapshot.env, *snapshot.challenges.values(), *snapshot.phases.values()]
+        return {pool.sk: pool.used for pool in pools if pool.used or pool.holders}
 
 
 def run_local(

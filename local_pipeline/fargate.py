@@ -158,6 +158,30 @@ def _iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+ALL_CHALLENGES = "*"  # the RunningGauge key of every task at once (the environment's total)
+
+
+class RunningGauge:
+    """Tasks not yet STOPPED, per challenge and in total: now, and the most at any one instant.
+
+    Updated at the two moments the number changes (RunTask accepted a task, the task stopped), under the fake's
+    lock, so the maxima are exact, not sampled: what the capacity caps must never be exceeded by.
+    """
+
+    def __init__(self) -> None:
+        self.now: dict[str, int] = {}
+        self.most: dict[str, int] = {}
+
+    def started(self, challenge_id: str | None) -> None:
+        for key in (challenge_id or "?", ALL_CHALLENGES):
+            self.now[key] = self.now.get(key, 0) + 1
+            self.most[key] = max(self.most.get(key, 0), self.now[key])
+
+    def stopped(self, challenge_id: str | None) -> None:
+        for key in (challenge_id or "?", ALL_CHALLENGES):
+            self.now[key] = max(0, self.now.get(key, 0) - 1)
+
+
 def _override_env(overrides: dict[str, Any]) -> dict[str, str]:
     env: dict[str, str] = {}
     for container in overrides.get("containerOverrides") or []:
@@ -203,6 +227,7 @@ class FakeFargate:
         self.leaks: list[str] = []  # overrides that carried a secret value (names only)
         self.event_errors: list[str] = []
         self.lost_events: list[str] = []  # task ARNs whose STOPPED event the `lose-stopped-event` fault dropped
+        self.running = RunningGauge()  # tasks not STOPPED per challenge: the capacity caps bound these
         self._pending: queue.Queue[FakeTask | None] = queue.Queue()
         self._max_running = max_running_tasks
         self._runners: list[threading.Thread] = []
@@ -434,6 +459,7 @@ class FakeFargate:
                 faults=task_faults,
             )
             self.tasks[task.arn] = task
+            self.running.started(challenge_id)
             if token is not None:
                 self._tokens[(cluster_arn, token)] = task.arn
         self._pending.put(task)
@@ -654,6 +680,8 @@ class FakeFargate:
     ) -> None:
         with self._lock:
             now = time.time()
+            if task.last_status != "STOPPED":
+                self.running.stopped(task.challenge_id)
             task.last_status = "STOPPED"
             task.desired_status = "STOPPED"
             task.exit_code = exit_code

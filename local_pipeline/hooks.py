@@ -35,11 +35,15 @@ class AdvancedDeadlineStore(StatusStore):
 def advance_sweeper_deadlines(advance_seconds: float) -> None:
     """Sweeper worker: install the real sweeper dependencies with the advanced overdue query."""
     from completion_lambda import timeout_sweeper
+    from mm_shared.capacity.store import CapacityStore
 
     settings = timeout_sweeper.settings()
     timeout_sweeper.use_dependencies(
         timeout_sweeper.SweeperDependencies(
-            settings, store=AdvancedDeadlineStore(settings.status_table_name, advance_seconds=advance_seconds)
+            settings,
+            store=AdvancedDeadlineStore(settings.status_table_name, advance_seconds=advance_seconds),
+            # Its capacity writes (admission times, deadlines) keep the real clock, like every other write.
+            capacity_store=CapacityStore(settings.capacity_table_name, settings.status_table_name),
         )
     )
 

@@ -1,7 +1,9 @@
 """Create the emulated resources from the wiring plan, the same plan the CDK stacks are built from.
 
-Names, queue settings, redrive, filter policies, the rule pattern, the SSM challenge documents, the
-challenge-table rows and every function's environment come from `infrastructure.wiring.WiringPlan`.
+Names, queue settings, redrive, filter policies, the rule pattern, the SSM challenge documents (with each
+challenge's capacity), the environment's caps parameter `<ssmPrefix>/capacity`, the capacity table, the
+challenge-table rows and every function's environment come from `infrastructure.wiring.WiringPlan`, so the local
+functions enforce the deployed caps with the same code (decision 098).
 What differs locally is explicit in `LocalDeviations` (time compressed so a run takes seconds) and in
 the few local-only resources named `*-local-*` (an observation tap on the topic, and the queue that
 stands in for EventBridge's Lambda target: moto delivers rule matches to SQS, not to Lambda).
@@ -24,6 +26,7 @@ from infrastructure.wiring import (
     dynamodb_item,
 )
 from local_pipeline.awsenv import LocalAws
+from mm_shared.capacity.store import CAPACITY_TABLE_TTL, capacity_table_definition
 from mm_shared.constants import static_token_parameter_name
 from mm_shared.settings import (
     ChallengeProcessorSettings,
@@ -102,6 +105,12 @@ class LocalDeviations:
     sweeper_liveness_check_seconds: int = 60  # the settings' minimum
     # Deployed: the Kafka plan's batch size (None keeps it).
     kafka_batch_size: int | None = None
+    # Deployed: capacity_cache_seconds 60 (every function's cache of `<ssmPrefix>/capacity`). A cap changed with
+    # put-parameter during a local run takes effect within this long. The caps themselves are never changed.
+    capacity_cache_seconds: int = 5
+    # Deployed: TimeoutSweeperSettings.slot_reconcile_grace_seconds (900 s; 60 is the settings' minimum): an
+    # ambiguous dead-lettered run's slot is freed this long after its last change when no task of it runs.
+    slot_reconcile_grace_seconds: int = 60
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -124,6 +133,8 @@ class LocalDeviations:
             "sweeperReportRetryIntervalSeconds": self.sweeper_report_retry_interval_seconds,
             "sweeperLivenessCheckSeconds": self.sweeper_liveness_check_seconds,
             "kafkaBatchSize": self.kafka_batch_size,
+            "capacityCacheSeconds": self.capacity_cache_seconds,
+            "slotReconcileGraceSeconds": self.slot_reconcile_grace_seconds,
         }
 
 
@@ -168,6 +179,8 @@ class LocalResources:
     topic_arn: str
     status_table: str
     challenge_table: str
+    capacity_table: str
+    capacity_parameter_name: str  # `<ssmPrefix>/capacity`: the environment's caps (JSON)
     audit_queue_url: str
     router_failure_bucket: str  # the Kafka on-failure destination (decision 055)
     completion_events_queue_url: str
@@ -210,6 +223,8 @@ def provision(
     ddb.create_table(**challenge_table_definition(names.challenge_table))
     ddb.create_table(**audit_marks_table_definition(names.audit_marks_table))
     ddb.update_time_to_live(TableName=names.audit_marks_table, TimeToLiveSpecification=AUDIT_MARKS_TTL)
+    ddb.create_table(**capacity_table_definition(names.capacity_table))
+    ddb.update_time_to_live(TableName=names.capacity_table, TimeToLiveSpecification=CAPACITY_TABLE_TTL)
 
     # ---- topic, router queues
     topic_arn = sns.create_topic(Name=names.submissions_topic)["TopicArn"]
@@ -233,7 +248,13 @@ def provision(
         challenge_table_name=names.challenge_table,
         status_table_name=names.status_table,
         audit_queue_url=audit_url,
+        capacity_table_name=names.capacity_table,
     )
+    # The environment's caps, as the core stack writes them (the config's `capacity` block).
+    ssm.put_parameter(
+        Name=plan.capacity_parameter(), Value=plan.environment_capacity().to_json(), Type="String", Overwrite=True
+    )
+    capacity_values = {"capacity_cache_seconds": deviations.capacity_cache_seconds}
 
     # ---- token: the static parameter holds a token the stand-in issued; auth0 mode gets a client secret
     token_parameter = static_token_parameter_name(config.ssm_prefix)
@@ -303,9 +324,10 @@ def provision(
             Overwrite=True,
         )
         settings = _with(
-            plan.challenge_settings(challenge, refs),
+            plan.challenge_settings(challenge, refs, queue_url=queue_url),
             **token_updates,
             **_known(ChallengeProcessorSettings, {"launch_lease_seconds": deviations.launch_lease_seconds}),
+            **capacity_values,
         )
         function_name = names.challenge_function(challenge.challenge_id)
         challenges[challenge.challenge_id] = ChallengeResources(
@@ -366,6 +388,7 @@ def provision(
         **_known(CompletionSettings, api_urls),
         **token_updates,
         **_known(CompletionSettings, completion_values),
+        **capacity_values,
     )
     sweeper_values = {
         "reconcile_grace_seconds": deviations.reconcile_grace_seconds,
@@ -375,6 +398,8 @@ def provision(
         "launch_stuck_after_seconds": deviations.sweeper_launch_stuck_after_seconds,
         "report_retry_interval_seconds": deviations.sweeper_report_retry_interval_seconds,
         "liveness_check_seconds": deviations.sweeper_liveness_check_seconds,
+        "slot_reconcile_grace_seconds": deviations.slot_reconcile_grace_seconds,
+        **capacity_values,
     }
     sweeper_settings: TimeoutSweeperSettings = _with(
         plan.sweeper_settings(refs), **_known(TimeoutSweeperSettings, sweeper_values)
@@ -401,6 +426,8 @@ def provision(
         topic_arn=topic_arn,
         status_table=names.status_table,
         challenge_table=names.challenge_table,
+        capacity_table=names.capacity_table,
+        capacity_parameter_name=plan.capacity_parameter(),
         audit_queue_url=audit_url,
         router_failure_bucket=router_failure_bucket,
         completion_events_queue_url=completion_events_url,

@@ -12,13 +12,15 @@ from rich.console import Console
 from rich.table import Table
 
 from local_pipeline.engine import RunOutcome
-from local_pipeline.tracker import FINAL_STATES, PENDING, SCORED
+from local_pipeline.fargate import ALL_CHALLENGES
+from local_pipeline.tracker import FINAL_STATES, PENDING, SCORED, RunResult
 
 STAGES = ("route", "launch", "run", "report", "endToEnd")
 _STATE_STYLE = {
     "scored": "green",
     "failed-reported": "yellow",
     "timed-out": "yellow",
+    "cancelled": "cyan",
     "skipped": "cyan",
     "rejected": "magenta",
     "dead-lettered": "red",
@@ -114,6 +116,43 @@ def summation_counts(outcome: RunOutcome) -> dict[str, Any]:
     }
 
 
+def _unique_runs(outcome: RunOutcome) -> list[RunResult]:
+    seen: dict[str, RunResult] = {}
+    for record in outcome.records:
+        for run in record.runs:
+            seen.setdefault(run.run_id, run)
+    return list(seen.values())
+
+
+def capacity_figures(outcome: RunOutcome) -> dict[str, Any]:
+    """Per challenge (and the environment): the cap, the most tasks running at once, how many runs waited for a
+    slot and how long (admission - enqueue, whole seconds); and any cap exceeded or slot still held at the end."""
+    runs = _unique_runs(outcome)
+    keys = sorted({*outcome.caps, *outcome.running_most} - {ALL_CHALLENGES})
+
+    def waits(selected: list[RunResult]) -> dict[str, Any]:
+        waited = [float(r.waited_seconds) for r in selected if r.waited_seconds is not None]
+        return {"runsAdmitted": len(waited), "runsThatWaited": sum(1 for w in waited if w > 0), **_stat(waited)}
+
+    return {
+        "environment": {
+            "cap": outcome.caps.get(ALL_CHALLENGES),
+            "maxRunning": outcome.running_most.get(ALL_CHALLENGES, 0),
+            "waitSeconds": waits(runs),
+        },
+        "challenges": {
+            key: {
+                "cap": outcome.caps.get(key),
+                "maxRunning": outcome.running_most.get(key, 0),
+                "waitSeconds": waits([r for r in runs if r.challenge_id == key]),
+            }
+            for key in keys
+        },
+        "capViolations": outcome.cap_violations,
+        "slotsHeldAtEnd": outcome.slots_held_at_end,
+    }
+
+
 def throughput(outcome: RunOutcome) -> float:
     seconds = max(1e-6, outcome.finished_at - outcome.feeding_started_at)
     return round(len(outcome.records) / seconds, 2)
@@ -157,6 +196,7 @@ def to_report(outcome: RunOutcome) -> dict[str, Any]:
         "lostStoppedEvents": outcome.lost_stopped_events,
         "reconcileInvocations": outcome.async_invocations,
         "timings": stage_timings(outcome),
+        "capacity": capacity_figures(outcome),
         "kafka": {
             "invocations": outcome.feed.invocations,
             "functionErrors": outcome.feed.function_errors,
@@ -199,6 +239,27 @@ def _short(value: str | None, keep: int = 8) -> str:
     if not value:
         return "-"
     return value if len(value) <= keep else value[:keep] + "…"
+
+
+def _print_capacity(outcome: RunOutcome, console: Console) -> None:
+    """Each challenge's most tasks at once against its cap, and how long runs waited for a slot."""
+    figures = capacity_figures(outcome)
+    table = Table(title="capacity: most tasks running at once vs cap; waits for a slot (s)")
+    for column in ("challenge", "max running", "cap", "admitted", "waited", "wait p50", "wait p95", "wait max"):
+        table.add_column(column, justify="left" if column == "challenge" else "right")
+    rows = [*figures["challenges"].items(), ("environment", figures["environment"])]
+    for name, row in rows:
+        wait = row["waitSeconds"]
+        over = row["cap"] is not None and row["maxRunning"] > row["cap"]
+        table.add_row(
+            name,
+            f"[bold red]{row['maxRunning']}[/bold red]" if over else str(row["maxRunning"]),
+            "-" if row["cap"] is None else str(row["cap"]),
+            str(wait["runsAdmitted"]),
+            str(wait["runsThatWaited"]),
+            *("-" if wait[k] is None else f"{wait[k]:g}" for k in ("p50", "p95", "max")),
+        )
+    console.print(table)
 
 
 def print_summary(outcome: RunOutcome, console: Console, report_path: Path | None = None) -> None:
@@ -256,6 +317,7 @@ def print_summary(outcome: RunOutcome, console: Console, report_path: Path | Non
             + (f"[bold red]runs with more than one: {', '.join(twice)}[/bold red]" if twice else "one per run")
         )
 
+    _print_capacity(outcome, console)
     timings = stage_timings(outcome)
     end_to_end = timings["endToEnd"]
     console.print(
@@ -264,7 +326,9 @@ def print_summary(outcome: RunOutcome, console: Console, report_path: Path | Non
         f"end to end p50 {end_to_end['p50']}s p95 {end_to_end['p95']}s; "
         f"{outcome.tasks_started} tasks for {runs['total']} runs of {outcome.routed_submissions} routed submissions"
     )
-    for problem in outcome.violations + outcome.secret_leaks + outcome.event_errors:
+    held = ", ".join(f"{pool} {used}" for pool, used in outcome.slots_held_at_end.items())
+    problems = outcome.violations + outcome.cap_violations + outcome.secret_leaks + outcome.event_errors
+    for problem in problems + ([f"capacity slots still held at the end: {held}"] if held else []):
         console.print(f"[bold red]violation:[/bold red] {problem}")
     for api in outcome.api_violations:
         console.print(f"[bold red]API contract violation:[/bold red] {api['method']} {api['path']}: {api['errors']}")

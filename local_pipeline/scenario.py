@@ -213,9 +213,19 @@ def example_set_for(config: EnvironmentConfig) -> tuple[list[InputRecord], Scena
 _NANOID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 
 
-def generate(config: EnvironmentConfig, count: int, *, seed: int = 7) -> list[InputRecord]:
-    """`count` valid submissions (bus envelopes) spread round-robin over the active challenges."""
+def generate(
+    config: EnvironmentConfig, count: int, *, seed: int = 7, challenge_id: str | None = None
+) -> list[InputRecord]:
+    """`count` valid submissions (bus envelopes) spread round-robin over the active challenges, or all of them to
+    one (`challenge_id`: a flood on one challenge, to watch its cap and the others' share)."""
     active = [c for c in config.challenges if c.active]
+    if challenge_id is not None:
+        active = [c for c in active if c.challenge_id == challenge_id]
+        if not active:
+            known = ", ".join(c.challenge_id for c in config.challenges if c.active)
+            raise ScenarioError(
+                f"--challenge {challenge_id}: not an active challenge of environment {config.environment} ({known})"
+            )
     if active and all(c.served_by is Platform.V6 for c in active):
         return _generate_v6(config, active, count, seed=seed)
     active = [c for c in active if c.served_by is Platform.V5]

@@ -13,9 +13,11 @@ own final state; the record's state is the most severe of its runs' (all of them
 A v6 submission the router will not score (`skipReason`) is `skipped` once each run's terminal FAILED
 summation is reported (decision 090).
 
-Final states: scored | failed-reported | timed-out | skipped | rejected | dead-lettered | report-rejected
-(the outcome is recorded but the API answered the review 400/404: final by design, never retried; decision
-079). Anything else is `pending`, with the reason naming where the record is stuck.
+Final states: scored | failed-reported | timed-out | cancelled | skipped | rejected | dead-lettered |
+report-rejected (the outcome is recorded but the API answered the review 400/404: final by design, never
+retried; decision 079). `cancelled`: a run superseded by the member's newer submission (decision 095), final once
+its report is settled (v6: the CANCELLED summation; v5: none is required). Anything else is `pending`, with the
+reason naming where the record is stuck (a run WAITING for capacity or ADMITTED is pending too).
 """
 
 from __future__ import annotations
@@ -37,12 +39,13 @@ SKIPPED = "skipped"
 REJECTED = "rejected"
 DEAD_LETTERED = "dead-lettered"
 REPORT_REJECTED = "report-rejected"  # final by design: the API answered 400/404, the report is not retried
+CANCELLED = "cancelled"  # superseded by the member's newer submission (decision 095)
 PENDING = "pending"
-FINAL_STATES = (SCORED, FAILED_REPORTED, TIMED_OUT, SKIPPED, REJECTED, DEAD_LETTERED, REPORT_REJECTED)
+FINAL_STATES = (SCORED, FAILED_REPORTED, TIMED_OUT, CANCELLED, SKIPPED, REJECTED, DEAD_LETTERED, REPORT_REJECTED)
 
 _REPORT_DONE = {ReportStatus.REPORTED, ReportStatus.NOT_REQUIRED}
 # A record with runs in different final states takes the most severe (first here).
-_SEVERITY = (PENDING, DEAD_LETTERED, REPORT_REJECTED, TIMED_OUT, FAILED_REPORTED, SKIPPED, SCORED)
+_SEVERITY = (PENDING, DEAD_LETTERED, REPORT_REJECTED, TIMED_OUT, FAILED_REPORTED, CANCELLED, SKIPPED, SCORED)
 
 
 Coordinates = tuple[str, int, int]  # topic, partition, offset
@@ -106,6 +109,16 @@ class RunResult:
     stopped_at: float | None = None
     done_at: float | None = None
     updated_at: float | None = None
+    challenge_id: str | None = None
+    enqueued_at: int | None = None  # capacity: when the run first waited (epoch s), None if it never did
+    admitted_at: int | None = None  # when its slot was reserved
+
+    @property
+    def waited_seconds(self) -> int | None:
+        """How long the run waited for a slot (admission - enqueue), None when it was never admitted."""
+        if self.enqueued_at is None or self.admitted_at is None:
+            return None
+        return max(0, self.admitted_at - self.enqueued_at)
 
     @property
     def final(self) -> bool:
@@ -122,6 +135,7 @@ class RunResult:
             "lifecycleState": self.lifecycle_state,
             "exitCode": self.exit_code,
             "reportStatus": self.report_status,
+            "waitedSeconds": self.waited_seconds,
             "sentToApi": self.reviews,
         }
 
@@ -217,15 +231,29 @@ def _lifecycle_state(record: LifecycleRecord, in_dlq: bool) -> tuple[str, str]:
         if report is ReportStatus.REPORTED:
             return final, reason
         return PENDING, f"{record.state.value}, report {report.value if report else 'missing'}"
+    if record.state is SubmissionState.CANCELLED:
+        # v6: the CANCELLED summation is the report; v5 has no cancelled review (NOT_REQUIRED, decision 095).
+        if report in _REPORT_DONE:
+            return CANCELLED, reason or "superseded by a newer submission"
+        return PENDING, f"cancelled, report {report.value if report else 'missing'}"
     where = {
+        SubmissionState.WAITING: "waiting for capacity",
+        SubmissionState.ADMITTED: "admitted (slot reserved), its launch message sent",
         SubmissionState.LAUNCHING: "launch in progress",
         SubmissionState.LAUNCH_FAILED: "launch failed, waiting for redelivery",
         SubmissionState.LAUNCHED: "task running, waiting for its STOPPED event",
     }.get(record.state, record.state.value)
+    if record.state is SubmissionState.WAITING and record.wait_reason:
+        reason = record.wait_reason
     return PENDING, f"{where}{': ' + reason if reason else ''}"
 
 
-_FINAL_LIFECYCLE = {SubmissionState.SUCCEEDED, SubmissionState.FAILED, SubmissionState.TIMED_OUT}
+_FINAL_LIFECYCLE = {
+    SubmissionState.SUCCEEDED,
+    SubmissionState.FAILED,
+    SubmissionState.TIMED_OUT,
+    SubmissionState.CANCELLED,
+}
 _REJECTED_STATUS = re.compile(r"\b([1-5]\d\d)\b")
 
 
@@ -291,6 +319,9 @@ def _run_result(
         result.stopped_at if record.state is SubmissionState.SUCCEEDED else None
     )
     result.updated_at = _epoch(record.updated_at)
+    result.challenge_id = record.challenge_id
+    result.enqueued_at = record.enqueued_at
+    result.admitted_at = record.admitted_at
     return result
 
 

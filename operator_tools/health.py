@@ -126,6 +126,21 @@ class _Checker:
             )
         return True, name
 
+    def capacity(self) -> tuple[bool, str]:
+        """The environment's caps parameter: readable, valid, and admitting something (a cap of 0 holds every run,
+        the smoke's included; decision 098)."""
+        from mm_shared.capacity.config import CapacityConfigError, EnvironmentCapacityLoader
+
+        name = self.plan.capacity_parameter()
+        try:
+            caps = EnvironmentCapacityLoader(name, 0, self.clients.client("ssm")).get()
+        except CapacityConfigError as error:
+            return False, f"{name}: {error.reason.value}: {error.detail} (nothing is admitted until it is fixed)"
+        summary = f"{name}: maxRunningTasks {caps.max_running_tasks}, runTaskPerSecond {caps.run_task_per_second}"
+        if caps.max_running_tasks == 0:
+            return False, f"{summary}: a cap of 0 admits no run"
+        return True, summary
+
     def task_definition(self, challenge: ChallengeSettings) -> tuple[bool, str]:
         arn = challenge.task_definition_arn
         try:
@@ -217,6 +232,7 @@ def check_environment(plan: WiringPlan, clients: ClientSource) -> HealthReport:
         return True, f"{names.submissions_topic}: {len(subscriptions)} subscription(s)"
 
     checker.run("topic", topic)
+    checker.run("capacity", checker.capacity)
     for challenge in plan.config.challenges:
         label = challenge.challenge_id
         checker.run(f"config {label}", functools.partial(checker.challenge_config, challenge))

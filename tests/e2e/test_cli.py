@@ -116,3 +116,25 @@ def test_bad_arguments_exit_with_usage_status(tmp_path: Path, capsys: pytest.Cap
     out = capsys.readouterr().out
     assert "ID=BEHAVIOUR" in out
     assert "capacity" in out
+
+
+def test_generate_can_flood_one_challenge(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from infrastructure.config import load_environment
+    from local_pipeline.scenario import generate
+
+    # Given the example environment's two active challenges
+    config = load_environment("example")
+    # When N submissions are generated for one of them, then without a target
+    flood = generate(config, 6, challenge_id=ROUTE_PLANNER)
+    spread = generate(config, 6)
+    # Then every flooded submission is that challenge's, while the default spreads them round-robin
+    assert {json.loads(r.value)["payload"]["challengeId"] for r in flood} == {ROUTE_PLANNER}
+    assert len({json.loads(r.value)["payload"]["challengeId"] for r in spread}) == 2
+    # And a challenge the environment does not serve (or --challenge without --generate) is a usage error
+    unknown = "99999999-9999-4999-8999-999999999999"
+    assert main(["local", "run", "--generate", "3", "--challenge", unknown]) == EXIT_USAGE
+    assert "not an active challenge" in capsys.readouterr().out
+    assert main(["local", "run", "--challenge", ROUTE_PLANNER]) == EXIT_USAGE
+    assert "--challenge goes with --generate" in capsys.readouterr().out

@@ -10,6 +10,7 @@ from typing import Any
 
 from local_pipeline.kafka import KafkaMessage
 from local_pipeline.tracker import (
+    CANCELLED,
     FAILED_REPORTED,
     PENDING,
     SCORED,
@@ -151,3 +152,44 @@ def test_a_v6_duplicate_record_is_skipped_once_the_first_is_final() -> None:
     assert duplicate.state == SKIPPED
     assert duplicate.duplicate_of == 0
     assert json.dumps(primary.to_dict())  # the report's form
+
+
+def test_a_waiting_run_is_pending_with_its_wait_and_a_cancelled_one_final_once_reported() -> None:
+    # Given a v6 submission whose EXAMPLE run was superseded (CANCELLED) and whose PROVISIONAL run waits for a slot
+    cancelled = _run(
+        ScoringPhase.EXAMPLE,
+        SubmissionState.CANCELLED,
+        ReportStatus.PENDING,
+        reason="Superseded by a newer submission",
+        enqueued_at=100,
+    )
+    waiting = _run(ScoringPhase.PROVISIONAL, SubmissionState.WAITING, None, wait_reason="CHALLENGE cap 5 reached")
+    messages, obs = _observations(cancelled, waiting)
+    # When the records are classified
+    (result,) = classify(messages, obs, feeding_done=True)
+    # Then the record is pending: the cancelled run's summation is not in yet, the other run waits (and says why)
+    runs = {r.phase: r for r in result.runs}
+    assert result.state == PENDING
+    assert runs["EXAMPLE"].reason == "cancelled, report PENDING"
+    assert runs["PROVISIONAL"].reason == "waiting for capacity: CHALLENGE cap 5 reached"
+    assert runs["PROVISIONAL"].waited_seconds is None  # not admitted yet
+
+    # and once its CANCELLED summation is reported and the other run admitted and scored, both are final
+    obs.lifecycle = {
+        cancelled.run_id: _run(
+            ScoringPhase.EXAMPLE, SubmissionState.CANCELLED, ReportStatus.REPORTED, reason="Superseded by N2"
+        ),
+        waiting.run_id: _run(
+            ScoringPhase.PROVISIONAL,
+            SubmissionState.SUCCEEDED,
+            ReportStatus.NOT_REQUIRED,
+            enqueued_at=100,
+            admitted_at=160,
+        ),
+    }
+    (result,) = classify(messages, obs, feeding_done=True)
+    runs = {r.phase: r for r in result.runs}
+    assert result.state == CANCELLED  # the most severe of (cancelled, scored)
+    assert runs["EXAMPLE"].state == CANCELLED
+    assert runs["PROVISIONAL"].state == SCORED
+    assert runs["PROVISIONAL"].waited_seconds == 60

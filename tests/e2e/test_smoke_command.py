@@ -114,6 +114,25 @@ class TestExampleEnvironment:
         finally:
             sqs.purge_queue(QueueUrl=pipeline.resources.completion_dlq_url)
 
+    def test_the_health_check_fails_on_caps_that_admit_nothing(
+        self, pipeline: LocalPipeline, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        # Given an operator's put-parameter of the environment's caps with maxRunningTasks 0
+        ssm = pipeline.aws.client("ssm")
+        name = pipeline.plan.capacity_parameter()
+        good = ssm.get_parameter(Name=name)["Parameter"]["Value"]
+        ssm.put_parameter(Name=name, Value=json.dumps({"maxRunningTasks": 0}), Type="String", Overwrite=True)
+        try:
+            # When the health check runs
+            status, document = _smoke(pipeline, capsys, "--health-only")
+            # Then it fails on the capacity check alone, saying why
+            failing = [c for c in document["health"]["checks"] if not c["ok"]]
+            assert status == 1
+            assert [c["name"] for c in failing] == ["capacity"]
+            assert "admits no run" in json.dumps(failing)
+        finally:
+            ssm.put_parameter(Name=name, Value=good, Type="String", Overwrite=True)
+
 
 class TestV6Environment:
     """v6: a run per phase the challenge launches on a new submission."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,7 @@ from tests.builders import new_uuid
 V6_SUBMISSION = "B-7z0m074qy7du"  # a real v6 id form (nanoid 14)
 TASK_ARN = "arn:aws:ecs:us-east-1:123456789012:task/mm-scorers/0123456789abcdef"
 CLUSTER_ARN = "arn:aws:ecs:us-east-1:123456789012:cluster/mm-scorers"
+CAPACITY_TABLE = "mm-test-capacity"
 
 
 @pytest.fixture(autouse=True)
@@ -131,3 +133,77 @@ def test_status_of_an_unknown_submission_says_so(status_table: str, capsys: pyte
 def test_status_of_a_malformed_run_id_finds_nothing(status_table: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", f"{V6_SUBMISSION}#FINAL", "--table", status_table]) == 1
     assert "no lifecycle record" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------- capacity (issue 11)
+def _capacity_store(status_table: str) -> Any:
+    from mm_shared.capacity.store import CapacityStore, capacity_table_definition
+
+    client = aws_clients.client("dynamodb")
+    client.create_table(**capacity_table_definition(CAPACITY_TABLE))
+    return CapacityStore(CAPACITY_TABLE, status_table, dynamodb_client=client)
+
+
+def _waiting(store: Any, challenge_id: str, member_id: int) -> str:
+    submission_id = new_uuid()
+    routed = _routed(submission_id).model_copy(update={"challenge_id": challenge_id, "member_id": member_id})
+    result = store.enqueue(
+        routed, phase=ScoringPhase.PROVISIONAL, scorer_type="route-planner", timeout_seconds=60, priority_rank=1
+    )
+    assert result.created
+    return submission_id
+
+
+def test_status_of_a_waiting_run_shows_its_place_and_its_challenges_counts_and_caps(
+    status_table: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mm_shared.capacity.store import AdmissionLimits
+
+    # Given a challenge whose one slot (cap 1) is taken and three runs waiting behind it, of three members
+    store = _capacity_store(status_table)
+    challenge_id = new_uuid()
+    running = _waiting(store, challenge_id, 40_000_001)
+    head = store.queue_head(challenge_id, limit=1)[0]
+    limits = AdmissionLimits(challenge_cap=1, phase_cap=None, env_cap=10, env_cpu_cap_units=None, cpu_units=1024)
+    assert store.admit(head, limits).outcome.value == "admitted"
+    waiting = [_waiting(store, challenge_id, member) for member in (40_000_002, 40_000_003, 40_000_004)]
+    # When the operator asks about the third waiting run
+    status = main(["status", waiting[2], "--table", status_table, "--capacity-table", CAPACITY_TABLE])
+    out = capsys.readouterr().out
+    # Then the run is WAITING, third of the three waiting, and the challenge shows 1 running of cap 1, 3 waiting
+    assert status == 0
+    assert "WAITING" in out
+    assert "3 of 3 waiting in its challenge" in out
+    assert "running 1, waiting 3, cap 1" in out
+    assert "running 1, cap 10" in out  # the environment
+    assert "waits durably for a slot" in out  # the next step
+    assert running not in out
+
+
+def test_status_json_of_a_waiting_run_adds_its_capacity(status_table: str, capsys: pytest.CaptureFixture[str]) -> None:
+    store = _capacity_store(status_table)
+    challenge_id = new_uuid()
+    first, second = _waiting(store, challenge_id, 40_000_001), _waiting(store, challenge_id, 40_000_002)
+
+    assert main(["status", second, "--table", status_table, "--capacity-table", CAPACITY_TABLE, "--json"]) == 0
+
+    document = json.loads(capsys.readouterr().out)
+    assert [run["state"] for run in document["runs"]] == ["WAITING"]
+    view = document["capacity"][run_id(second, ScoringPhase.PROVISIONAL)]
+    assert view["queuePosition"] == 2
+    assert view["challenge"] == {"running": 0, "waiting": 2, "cap": None}
+    assert first != second
+
+
+def test_status_without_a_capacity_table_still_answers(status_table: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a waiting run, and a status table whose name does not say where its capacity table is
+    store = _capacity_store(status_table)
+    submission_id = _waiting(store, new_uuid(), 40_000_001)
+    # When the operator asks without --capacity-table, then with a table that does not exist
+    assert main(["status", submission_id, "--table", status_table]) == 0
+    assert "pass --capacity-table" in capsys.readouterr().out
+    assert main(["status", submission_id, "--table", status_table, "--capacity-table", "mm-none-capacity"]) == 0
+    out = capsys.readouterr().out
+    # Then the lifecycle is shown either way, with a note on the capacity it could not read
+    assert "WAITING" in out
+    assert "could not read mm-none-capacity" in out

@@ -35,6 +35,7 @@ TOKEN_VALIDITY_SECONDS = 24 * 3600
 FORGET_STOPPED_AFTER_SECONDS = 3600
 PROVISIONING_SECONDS = 20.0
 STOP_SECONDS = 5.0  # SIGTERM to STOPPED
+ALL = "*"  # running_now / running_most key of every task
 _STARTED_BY = re.compile(r"^[A-Za-z0-9/_-]{1,128}$")
 
 
@@ -118,6 +119,11 @@ class FakeEcs:
         self.on_stopped = on_stopped or (lambda _task: None)
         self.container_names = container_names
         self.tasks: dict[str, FakeTask] = {}
+        # Tasks not STOPPED, per challenge (MM_CHALLENGE_ID) and in total (ALL): now and the most at any instant,
+        # updated at each start and stop, so the maxima are exact (what capacity caps bound).
+        self.running_now: dict[str, int] = {}
+        self.running_most: dict[str, int] = {}
+        self.running_changes: list[tuple[float, str, int]] = []  # (at, challenge id, running after the change)
         self._tokens: dict[tuple[str, str], tuple[str, str, float]] = {}  # (cluster, token) -> (arn, fingerprint, at)
         self.run_task_calls: list[dict[str, Any]] = []
 
@@ -136,6 +142,12 @@ class FakeEcs:
 
     def running(self) -> list[FakeTask]:
         return [t for t in self.tasks.values() if t.last_status != "STOPPED"]
+
+    def _count_running(self, task: FakeTask, delta: int) -> None:
+        for key in (task.environment.get(TaskEnv.CHALLENGE_ID.value, "?"), ALL):
+            self.running_now[key] = self.running_now.get(key, 0) + delta
+            self.running_most[key] = max(self.running_most.get(key, 0), self.running_now[key])
+            self.running_changes.append((self.clock(), key, self.running_now[key]))
 
     def _known(self, task: FakeTask) -> bool:
         return task.forgotten_at is None or task.forgotten_at > self.clock()
@@ -190,6 +202,7 @@ class FakeEcs:
             container_names=[*([script.sidecar] if script.sidecar else []), *self.container_names],
         )
         self.tasks[task.arn] = task
+        self._count_running(task, +1)
         if token:
             self._tokens[(cluster_arn, str(token))] = (task.arn, fingerprint, now)
         self._schedule(now + PROVISIONING_SECONDS, lambda: self._start(task), f"ecs start {task.arn[-6:]}")
@@ -229,6 +242,8 @@ class FakeEcs:
         containers: bool = True,
     ) -> None:
         now = self.clock()
+        if task.last_status != "STOPPED":
+            self._count_running(task, -1)
         task.last_status = task.desired_status = "STOPPED"
         task.stopping_at = task.stopping_at or now
         task.stopped_at = now

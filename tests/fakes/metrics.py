@@ -1,4 +1,5 @@
-"""A metrics sink that records every count (both functions' `MetricsSink` protocol)."""
+"""A metrics sink that records every count (both functions' `MetricsSink` protocol) and every gauge (the
+sweeper's capacity gauges, `GaugeSink`)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,20 @@ class RecordingMetrics:
     def __init__(self) -> None:
         self.counts: Counter[tuple[str, str | None]] = Counter()
         self.phases: Counter[tuple[str, str | None]] = Counter()  # (metric, phase) of per-run counts
+        # (metric, challenge id or None for the environment's line) -> every value published, in order
+        self.gauges: dict[tuple[str, str | None], list[float]] = {}
 
     def count(self, metric: Metric, *, reason: str | None = None, phase: str | None = None) -> None:
         self.counts[(metric.value, reason)] += 1
         if phase is not None:
             self.phases[(metric.value, phase)] += 1
+
+    def gauge(self, metric: Metric, value: float, *, challenge_id: str | None = None, seconds: bool = False) -> None:
+        self.gauges.setdefault((metric.value, challenge_id), []).append(value)
+
+    def last_gauge(self, metric: Metric, challenge_id: str | None = None) -> float | None:
+        values = self.gauges.get((metric.value, challenge_id))
+        return values[-1] if values else None
 
     def total(self, metric: Metric) -> int:
         return sum(n for (name, _), n in self.counts.items() if name == metric.value)

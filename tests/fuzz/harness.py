@@ -334,27 +334,46 @@ def isolated_aws() -> Iterator[str]:
     from moto import mock_aws
 
     from mm_shared import aws as aws_clients
+    from mm_shared.capacity.store import capacity_table_definition
     from mm_shared.tables import status_table_definition
 
     aws_clients.reset_clients()
     with mock_aws():
         name = "mm-fuzz-status"
         aws_clients.client("dynamodb").create_table(**status_table_definition(name))
+        aws_clients.client("dynamodb").create_table(**capacity_table_definition(CAPACITY_TABLE))
         yield name
     aws_clients.reset_clients()
 
 
 def _empty_table(table: str) -> list[dict[str, Any]]:
-    """Every item of the table (wire form), then none: the next input starts from a clean table."""
+    """Every item of the table (wire form), then none: the next input starts from a clean table (and a clean
+    capacity table: no slot or queue entry of an earlier input)."""
     from mm_shared import aws as aws_clients
 
     ddb = aws_clients.client("dynamodb")
-    from mm_shared.constants import STATUS_TABLE_PARTITION_KEY
+    from mm_shared.constants import CAPACITY_TABLE_PARTITION_KEY, CAPACITY_TABLE_SORT_KEY, STATUS_TABLE_PARTITION_KEY
 
     items: list[dict[str, Any]] = ddb.scan(TableName=table).get("Items", [])
     for item in items:
         ddb.delete_item(TableName=table, Key={STATUS_TABLE_PARTITION_KEY: item[STATUS_TABLE_PARTITION_KEY]})
+    keys = (CAPACITY_TABLE_PARTITION_KEY, CAPACITY_TABLE_SORT_KEY)
+    for item in ddb.scan(TableName=CAPACITY_TABLE).get("Items", []):
+        ddb.delete_item(TableName=CAPACITY_TABLE, Key={key: item[key] for key in keys})
     return items
+
+
+# The capacity table and caps of the fuzzed functions: roomy, so every valid run is admitted and launched at once
+# (admission itself is the capacity tests' subject; here a cap must never hide a launch the input asks for).
+CAPACITY_TABLE = "mm-fuzz-capacity"
+ROOMY_CAPACITY = {"maxRunningTasks": 5000, "runTaskPerSecond": 100}
+ROOMY_CHALLENGE_CAPACITY = {"maxRunningTasks": 1000}
+
+
+def _capacity_parameter() -> str:
+    from mm_shared.constants import capacity_parameter_name
+
+    return capacity_parameter_name()
 
 
 # ---------------------------------------------------------------- router
@@ -489,13 +508,14 @@ class ProcessorChecker:
         from tests.unit.challenge.helpers import config_document, v6_config_document
 
         if self._platform is Platform.V5:
-            return config_document(challenge_id=KNOWN_CHALLENGE)
+            return {**config_document(challenge_id=KNOWN_CHALLENGE), "capacity": ROOMY_CHALLENGE_CAPACITY}
         return v6_config_document(
             challengeId=KNOWN_CHALLENGE,
             phases=[
                 {"phase": "EXAMPLE", "startSeed": 1, "numberOfTests": 10, "timeout": 600},
                 {"phase": "PROVISIONAL", "startSeed": 1001, "numberOfTests": 100, "timeout": 2400},
             ],
+            capacity=ROOMY_CHALLENGE_CAPACITY,
         )
 
     def _world(self) -> _ProcessorWorld:
@@ -518,11 +538,15 @@ class ProcessorChecker:
             "STATUS_TABLE_NAME": self._table,
             "MAX_RECEIVE_COUNT": "3",
             "LAUNCH_LEASE_SECONDS": "60",
+            "CAPACITY_TABLE_NAME": CAPACITY_TABLE,
+            "CAPACITY_PARAMETER_NAME": _capacity_parameter(),
+            "CHALLENGE_QUEUE_URL": f"https://sqs.us-east-1.amazonaws.com/123456789012/mm-fuzz-{KNOWN_CHALLENGE}",
         }
         if "allowed_url_hosts" in ChallengeProcessorSettings.model_fields:
             env["ALLOWED_URL_HOSTS"] = ",".join(ALLOWED_URL_HOSTS)
         ssm = FakeSsm()
         ssm.put(PARAMETER_NAME, self._config_document())
+        ssm.put(_capacity_parameter(), ROOMY_CAPACITY)
         launcher = FakeLauncher()
         clock = Clock()
         logger, _ = captured_logger()
@@ -537,6 +561,7 @@ class ProcessorChecker:
             token_provider_factory=lambda: tokens,
             clock=clock,
             config_clock=clock,
+            sleep=clock.advance,  # pacing waits in the fuzz clock's time, never the machine's
         )
         return _ProcessorWorld(processor, launcher)
 
@@ -624,6 +649,20 @@ def _run_of(request: Any) -> tuple[str, str]:
 
 
 # ---------------------------------------------------------------- completion
+def _completion_capacity_settings() -> dict[str, Any]:
+    return {"capacity_table_name": CAPACITY_TABLE, "capacity_parameter_name": _capacity_parameter()}
+
+
+def _completion_capacity(status_table: str, clock: Any) -> dict[str, Any]:
+    """The completion function's capacity ports on the fuzz tables: the real store, roomy caps (no SSM)."""
+    from mm_shared.capacity.models import EnvironmentCapacity
+    from mm_shared.capacity.store import CapacityStore
+
+    caps = EnvironmentCapacity.model_validate(ROOMY_CAPACITY)
+    store = CapacityStore(CAPACITY_TABLE, status_table, clock=clock)
+    return {"capacity_store": store, "environment_capacity": lambda: caps}
+
+
 @dataclass
 class _FakeEcs:
     """DescribeTasks as ECS answers it: tags only for the task the pipeline launched."""
@@ -720,9 +759,11 @@ class CompletionChecker:
             status_table_name=self._table,
             challenge_config_parameter_prefix="/mm-processor/challenges",
             submission_api_url="http://127.0.0.1:9/v5",
+            **_completion_capacity_settings(),
         )
         deps = CompletionDependencies(
             settings,
+            **_completion_capacity(self._table, clock),
             store=store,
             config_source=FakeConfigSource(challenge_config(challenge_id=KNOWN_CHALLENGE, report_on_success=True)),
             review_api=api,
@@ -958,9 +999,11 @@ class V6CompletionChecker:
             status_table_name=self._table,
             challenge_config_parameter_prefix="/mm-processor/challenges",
             review_api_url="http://127.0.0.1:9/v6",
+            **_completion_capacity_settings(),
         )
         deps = CompletionDependencies(
             settings,
+            **_completion_capacity(self._table, clock),
             store=store,
             config_source=FakeConfigSource(config),
             review_api=FakeReviewApi(),

@@ -151,6 +151,47 @@ def _bad_record_in_outage(world: World) -> None:
     world.submit_to_kafka([S1], extra=[KafkaRecord(review_envelope(S2))])
 
 
+# ---------------------------------------------------------------- capacity (issue 11): slot accounting
+ONE_SLOT: dict[str, object] = {"capacity": {"maxRunningTasks": 1}}  # a second run must wait for the first's slot
+
+
+def _second_waits(world: World) -> None:
+    """S2 (another member) arrives while S1 holds the challenge's only slot: it waits, then takes that slot."""
+    world.submit_to_queue(S2, at=10, member_id=40_158_995)
+
+
+def _redrive_at(seconds: float) -> Callable[[World], None]:
+    """The operator redrives the challenge DLQ (every message back to its queue) `seconds` after the start."""
+
+    def setup(world: World) -> None:
+        def redrive() -> None:
+            for message in list(world.queue.dead_letters):
+                world.queue.dead_letters.remove(message)
+                world.queue.send(message.body, attributes=message.attributes)
+
+        world.scheduler.at(world.clock.start + seconds, redrive, "operator redrives the DLQ")
+
+    return setup
+
+
+def _redriven_once(world: World) -> list[str]:
+    sends = [m for m in world.queue.sent if S1 in m.body]
+    return [] if len(sends) >= 2 else ["the DLQ was never redriven (vacuous case)"]
+
+
+def _s2_waited(world: World) -> list[str]:
+    """S2 really waited for S1's slot (else the case shows nothing about slots)."""
+    records = world.records()
+    first, second = records.get(run_id(S1, "PROVISIONAL")), records.get(run_id(S2, "PROVISIONAL"))
+    if first is None or second is None or second.admitted_at is None or first.stopped_at is None:
+        return ["S1 or S2 has no admission or stop recorded"]
+    if second.admitted_at < first.stopped_at.timestamp():
+        return [f"S2 was admitted at {second.admitted_at}, before S1 stopped: it never waited for the slot"]
+    if world.ecs_fake.running_most.get(CHALLENGE_ID, 0) > 1:
+        return [f"{world.ecs_fake.running_most[CHALLENGE_ID]} tasks ran at once under a cap of 1"]
+    return []
+
+
 # ---------------------------------------------------------------- v6 expectations and setups
 def v6_scored(**kwargs: object) -> Expect:
     """A v6 run that succeeded: the scorer's own summation is the phase's one; we write none."""
@@ -541,6 +582,44 @@ CASES: tuple[Case, ...] = (
         {**ok(), S2: Expect(None, reviews=0, completions=0, tasks_started=0, dead_lettered_message=True)},
         defect="8 (processor launches any URL)",
         setup=_bad_url,
+    ),
+    # ---- capacity: slots never leak or double-free (every case also checks the drained pools, test_matrix)
+    Case(
+        "capacity 1: S1's STOPPED event duplicated while S2 waits: the slot is freed once, S2 takes it",
+        (K.STOPPED_EVENT_DUPLICATE,),
+        (rule(K.STOPPED_EVENT_DUPLICATE),),
+        {**ok(tasks_started=1), S2: Expect(SUCCEEDED, EXITED_0, report=ReportStatus.REPORTED, tasks_started=1)},
+        config=ONE_SLOT,
+        setup=_second_waits,
+        extra_check=_s2_waited,
+    ),
+    Case(
+        "capacity 1: S1's STOPPED event lost while S2 waits: the sweeper reconciles it and frees the slot",
+        (K.STOPPED_EVENT_LOST,),
+        (rule(K.STOPPED_EVENT_LOST),),
+        {**ok(completions=1), S2: Expect(SUCCEEDED, EXITED_0, report=ReportStatus.REPORTED, tasks_started=1)},
+        config={**ONE_SLOT, "timeout": 3600},
+        setup=_second_waits,
+        extra_check=_s2_waited,
+    ),
+    Case(
+        "capacity 1: crash between S1's RunTask and its record while S2 waits: one task, the slot kept, then S2",
+        (K.CRASH_AFTER_RUN_TASK,),
+        (rule(K.CRASH_AFTER_RUN_TASK),),
+        {**ok(tasks_started=1, completions=1), S2: Expect(SUCCEEDED, EXITED_0, tasks_started=1)},
+        config=ONE_SLOT,
+        scripts={S1: LONG},
+        setup=_second_waits,
+        extra_check=_s2_waited,
+    ),
+    Case(
+        "RunTask failures[] until DEAD_LETTERED, then the DLQ redriven: back to waiting, admitted, one task",
+        (K.RUN_TASK_FAILURES,),
+        (rule(K.RUN_TASK_FAILURES, first_n=3),),
+        ok(tasks_started=1),
+        config=ONE_SLOT,
+        setup=_redrive_at(1500),
+        extra_check=_redriven_once,
     ),
     Case(
         "an oversized memberId: rejected by the router, never routed",

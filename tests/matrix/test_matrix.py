@@ -4,7 +4,9 @@ Each case asserts, for every submission (v5) or run (v6: `<submissionId>#<PHASE>
 the expected reason; no record lost (every routed submission has its item, every message is accounted for); never
 two tasks that ran the scorer to completion; never two reviews (v6: never two summations of one phase, and every
 request the client sent valid by the v6 spec); a report exactly where one is required; no task left running; the
-world quiescent before the horizon. A case whose expectation fails names the issue's defect it shows.
+world quiescent before the horizon; and once drained, every capacity slot free (each pool's `used` 0, no
+holder left) and no run still WAITING or ADMITTED (issue 11: slots never leak or double-free under any fault).
+A case whose expectation fails names the issue's defect it shows.
 """
 
 from __future__ import annotations
@@ -150,6 +152,26 @@ def v6_problems(world: World) -> list[str]:
     return problems
 
 
+def capacity_problems(world: World) -> list[str]:
+    """The drained world's slots: every pool at 0 with no holder, no queue entry, no run waiting or admitted."""
+    problems = []
+    store = world.capacity_store(admin=True)
+    snapshot = store.pools()
+    for pool in snapshot.all_pools():
+        if pool.used != 0 or pool.holders:
+            problems.append(f"capacity pool {pool.sk}: used {pool.used}, holders {sorted(pool.holders)} after drain")
+        if pool.waiting != 0:
+            problems.append(f"capacity pool {pool.sk}: waiting {pool.waiting} after drain")
+    for challenge_id in world.challenge_ids:
+        entries = store.queue_entries(challenge_id)
+        if entries:
+            left = [entry.run_id for entry in entries][:3]
+            problems.append(f"{len(entries)} queue entries left for {challenge_id[:8]}: {left}")
+    stuck = [r for r in world.records().values() if r.state in (SubmissionState.WAITING, SubmissionState.ADMITTED)]
+    problems += [f"{r.run_id[-16:]}: still {r.state.value} after drain" for r in stuck]
+    return problems
+
+
 def case_problems(case: Case, world: World) -> list[str]:
     """Everything wrong with one case's run (empty: survived). Shared with `benchmarks/matrix_benchmark.py`."""
     problems = []
@@ -167,6 +189,7 @@ def case_problems(case: Case, world: World) -> list[str]:
         problems.append(f"{len(world.queue.messages)} message(s) still in the challenge queue")
     if world.scheduler.busy or not world._quiescent():
         problems.append("not quiescent at the horizon (something is stuck or loops)")
+    problems += capacity_problems(world)
     if any(won > 1 for won in world.interleaver.claims_won):
         problems.append(f"concurrent deliveries both won the launch claim: {world.interleaver.claims_won}")
     if case.must_fire:

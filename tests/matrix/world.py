@@ -37,16 +37,22 @@ from challenge_lambda.processor import ChallengeProcessor
 from completion_lambda import handler as completion_handler
 from completion_lambda.handler import CompletionDependencies
 from completion_lambda.sweeper import TimeoutSweeper
+from completion_lambda.timeout_sweeper import SweeperDependencies
 from fault_injection import FaultKind, FaultPlan, SimulatedCrash, install_botocore_faults, install_http_faults
+from mm_shared.capacity.config import EnvironmentCapacityLoader
+from mm_shared.capacity.models import EnvironmentCapacity
+from mm_shared.capacity.store import CAPACITY_TABLE_TTL, CapacityStore, capacity_table_definition
 from mm_shared.challenge_config import ChallengeConfigLoader
 from mm_shared.constants import (
     CHALLENGE_ID_ATTRIBUTE,
     STATUS_TABLE_PARTITION_KEY,
+    capacity_parameter_name,
     challenge_config_parameter_name,
+    challenge_config_parameter_prefix,
     started_by,
     started_by_prefix,
 )
-from mm_shared.models.lifecycle import LifecycleRecord
+from mm_shared.models.lifecycle import LifecycleRecord, SubmissionState
 from mm_shared.models.phase import RUN_ID_SEPARATOR, V6_SUBMISSION_TOPIC, Platform, ScoringPhase, run_id
 from mm_shared.models.routed import KafkaCoordinates, RoutedSubmission
 from mm_shared.models.task import TaskEnv
@@ -84,6 +90,8 @@ CLUSTER = "mm-scorers"
 CLUSTER_ARN = f"arn:aws:ecs:{REGION}:123456789012:cluster/{CLUSTER}"
 CONTAINER = "scorer"
 STATUS_TABLE = "mm-matrix-status"
+CAPACITY_TABLE = "mm-matrix-capacity"
+CAPACITY_PARAMETER = capacity_parameter_name()
 CHALLENGE_TABLE = "mm-matrix-challenges"
 AUDIT_MARKS_TABLE = "mm-matrix-audit-marks"
 QUEUE_NAME = f"mm-{ENVIRONMENT}-{CHALLENGE_ID}"
@@ -94,15 +102,21 @@ ALLOWED_HOST = "topcoder-submissions.s3.amazonaws.com"
 TOPIC = "submission.notification.create"
 SCORECARD_ID = "Sc0rEcArD-v6_1"
 MEMBER_HANDLE = "tourist"
+MEMBER_ID = 40_158_994
 V6_PHASES = (
     {"phase": "EXAMPLE", "startSeed": 1, "numberOfTests": 10, "onSubmission": True},
     {"phase": "PROVISIONAL", "startSeed": 11, "numberOfTests": 50, "onSubmission": True},
 )
 
 
-def v5_config_document() -> dict[str, Any]:
+def queue_name(challenge_id: str) -> str:
+    """A challenge's queue (`mm-<env>-<challengeId>`: the completion function's relaunch template fills it)."""
+    return f"mm-{ENVIRONMENT}-{challenge_id}"
+
+
+def v5_config_document(challenge_id: str = CHALLENGE_ID) -> dict[str, Any]:
     return {
-        "challengeId": CHALLENGE_ID,
+        "challengeId": challenge_id,
         "scorerType": "mm-scorer-java",
         "ecsCluster": CLUSTER,
         "ecsTaskDefinition": "mm-scorer-example:3",
@@ -117,10 +131,10 @@ def v5_config_document() -> dict[str, Any]:
     }
 
 
-def v6_config_document() -> dict[str, Any]:
+def v6_config_document(challenge_id: str = CHALLENGE_ID) -> dict[str, Any]:
     """Two phases per new submission; a success is the scorer's to report (no `reportOnSuccess`)."""
     return {
-        "challengeId": CHALLENGE_ID,
+        "challengeId": challenge_id,
         "platform": "v6",
         "scorerType": "mm-scorer-java",
         "ecsCluster": CLUSTER,
@@ -150,6 +164,8 @@ class Timings:
     eventbridge_delay_seconds: float = 1.0
     kafka_retry_seconds: float = 10.0
     kafka_max_retries: int = 10
+    capacity_cache_seconds: int = 60  # every function's cache of the environment's caps parameter
+    config_cache_seconds: int = 300  # the completion function's and the sweeper's challenge config cache
     horizon_seconds: float = 3 * 86_400  # a case that is not quiescent by then is stuck
 
 
@@ -240,6 +256,17 @@ def _is_launch_claim(operation: str, params: dict[str, Any]) -> bool:
     return False
 
 
+@dataclass
+class ChallengeSide:
+    """One challenge of the world: its queue (+ DLQ), its config document and its own challenge processor."""
+
+    challenge_id: str
+    queue: FakeQueue
+    config_document: dict[str, Any]
+    processor_settings: ChallengeProcessorSettings | None = None
+    processor: ChallengeProcessor | None = None
+
+
 class World:
     def __init__(
         self,
@@ -249,9 +276,20 @@ class World:
         config: dict[str, Any] | None = None,
         timings: Timings | None = None,
         platform: Platform = Platform.V5,
+        challenges: tuple[str, ...] = (CHALLENGE_ID,),
+        challenge_configs: dict[str, dict[str, Any]] | None = None,
+        environment_capacity: dict[str, Any] | None = None,
+        fault_services: tuple[str, ...] = ("dynamodb", "ssm", "sns", "ecs"),
     ) -> None:
+        """`config` overrides every challenge's document, `challenge_configs` one challenge's on top; the first of
+        `challenges` is the one the single-challenge cases use (`queue`, `processor`, `config_document`).
+        `environment_capacity`: the `<ssmPrefix>/capacity` document (default: `EnvironmentCapacity()`'s).
+        `fault_services`: the AWS clients the plan's botocore faults are installed on (a plan with only ECS kinds
+        can skip the rest: every call of a faulted client checks every rule)."""
         self.plan = plan
         self.platform = platform
+        self.fault_services = fault_services
+        self.challenge_ids = tuple(dict.fromkeys(challenges))
         self.report_due_invokes: list[dict[str, Any]] = []  # the processor's, as sent (lost ones included)
         self.lose_report_due_invokes = 0  # this many of the processor's report-due invokes never arrive
         self.timings = timings or Timings()
@@ -266,7 +304,7 @@ class World:
         self.held_events: dict[str, list[dict[str, Any]]] = {}  # reordered: released after the next one
         self.crashes: list[str] = []
         self.interleaver = Interleaver()
-        self._poll_times: set[float] = set()
+        self._poll_times: set[tuple[str, float]] = set()
         self.kafka_offsets = 100
 
         # ---- AWS clients on moto (DynamoDB, SSM), each with the plan's faults
@@ -280,24 +318,32 @@ class World:
         self.admin_ddb.create_table(**challenge_table_definition(CHALLENGE_TABLE))
         self.admin_ddb.create_table(**audit_marks_table_definition(AUDIT_MARKS_TABLE))
         self.admin_ddb.update_time_to_live(TableName=AUDIT_MARKS_TABLE, TimeToLiveSpecification=AUDIT_MARKS_TTL)
-        self.set_challenge_active(True)
-        base = v6_config_document() if platform is Platform.V6 else v5_config_document()
-        self.config_document = {**base, **(config or {})}
-        self.put_config(self.config_document)
+        self.admin_ddb.create_table(**capacity_table_definition(CAPACITY_TABLE))
+        self.admin_ddb.update_time_to_live(TableName=CAPACITY_TABLE, TimeToLiveSpecification=CAPACITY_TABLE_TTL)
+        self.put_environment_capacity(environment_capacity or {})
+        self.sides: dict[str, ChallengeSide] = {}
+        for challenge_id in self.challenge_ids:
+            base = v6_config_document(challenge_id) if platform is Platform.V6 else v5_config_document(challenge_id)
+            document = {**base, **(config or {}), **(challenge_configs or {}).get(challenge_id, {})}
+            queue = FakeQueue(
+                queue_name(challenge_id),
+                self.clock,
+                partial(self._schedule_poll, challenge_id),
+                visibility_seconds=self.timings.visibility_seconds,
+                max_receive_count=self.timings.max_receive_count,
+            )
+            self.sides[challenge_id] = ChallengeSide(challenge_id, queue, document)
+            self.set_challenge_active(True, challenge_id)
+            self.put_config(document, challenge_id)
 
         # ---- fakes
-        self.queue = FakeQueue(
-            QUEUE_NAME,
-            self.clock,
-            self._schedule_poll,
-            visibility_seconds=self.timings.visibility_seconds,
-            max_receive_count=self.timings.max_receive_count,
-        )
-        self.sqs = FakeSqsClient({QUEUE_NAME: self.queue})
+        self.sqs = FakeSqsClient({queue_name(c): side.queue for c, side in self.sides.items()})
         self.sns_fake = FakeSns()
-        self.sns_fake.subscribe(CHALLENGE_ID, self.queue)
+        for challenge_id, side in self.sides.items():
+            self.sns_fake.subscribe(challenge_id, side.queue)
         self.sns = fake_sns_client(self.sns_fake)
-        install_botocore_faults(self.sns, plan, clock=self.clock)
+        if "sns" in fault_services:
+            install_botocore_faults(self.sns, plan, clock=self.clock)
         self.audit = RecordingSqs()
         self.ecs_fake = FakeEcs(
             self.clock,
@@ -307,7 +353,8 @@ class World:
             container_names=(CONTAINER,),
         )
         self.ecs = fake_ecs_client(self.ecs_fake)
-        install_botocore_faults(self.ecs, plan, clock=self.clock)
+        if "ecs" in fault_services:
+            install_botocore_faults(self.ecs, plan, clock=self.clock)
         self.api = FakeSubmissionApi(self.clock)
         self.tokens = FakeTokenProvider()
         session = fake_api_session(self.api)
@@ -325,27 +372,9 @@ class World:
 
         # ---- the functions
         self.context = FakeLambdaContext()
-        self.processor_settings = ChallengeProcessorSettings(
-            environment_name=ENVIRONMENT,
-            challenge_id=CHALLENGE_ID,
-            challenge_config_parameter=challenge_config_parameter_name(CHALLENGE_ID),
-            status_table_name=STATUS_TABLE,
-            max_receive_count=self.timings.max_receive_count,
-            launch_lease_seconds=self.timings.launch_lease_seconds,
-            allowed_url_hosts=(ALLOWED_HOST,),
-            completion_function_name=COMPLETION_FUNCTION,
-        )
-        self.processor = ChallengeProcessor.from_settings(
-            self.processor_settings,
-            metrics=self.metrics,
-            logger=Logger(service="challenge-processor"),
-            ssm_client=self.ssm,
-            dynamodb_client=self.ddb,
-            lambda_client=_ProcessorLambda(self),
-            launcher=EcsLauncher(self.ecs),
-            clock=self.clock,
-            config_clock=self.clock,
-        )
+        for side in self.sides.values():
+            side.processor_settings = self._processor_settings(side)
+            side.processor = self._processor(side.processor_settings)
         self.store = StatusStore(STATUS_TABLE, clock=self.clock, dynamodb_client=self.ddb)
         self._completion_deps = self._completion_dependencies()
         self.sweeper = self._sweeper()
@@ -354,23 +383,100 @@ class World:
     # ------------------------------------------------------------------ construction
     def _client(self, service: str) -> Any:
         client = boto_session().client(service, region_name=REGION)
-        install_botocore_faults(client, self.plan, clock=self.clock)
+        if service in self.fault_services:
+            install_botocore_faults(client, self.plan, clock=self.clock)
         return client
 
-    def set_challenge_active(self, active: bool) -> None:
+    # The first challenge: what the single-challenge cases read and change.
+    @property
+    def queue(self) -> FakeQueue:
+        return self.sides[self.challenge_ids[0]].queue
+
+    @property
+    def processor(self) -> ChallengeProcessor:
+        processor = self.sides[self.challenge_ids[0]].processor
+        assert processor is not None
+        return processor
+
+    @property
+    def processor_settings(self) -> ChallengeProcessorSettings:
+        settings = self.sides[self.challenge_ids[0]].processor_settings
+        assert settings is not None
+        return settings
+
+    @property
+    def config_document(self) -> dict[str, Any]:
+        return self.sides[self.challenge_ids[0]].config_document
+
+    @property
+    def queues(self) -> list[FakeQueue]:
+        return [side.queue for side in self.sides.values()]
+
+    def _processor_settings(self, side: ChallengeSide) -> ChallengeProcessorSettings:
+        return ChallengeProcessorSettings(
+            environment_name=ENVIRONMENT,
+            challenge_id=side.challenge_id,
+            challenge_config_parameter=challenge_config_parameter_name(side.challenge_id),
+            status_table_name=STATUS_TABLE,
+            max_receive_count=self.timings.max_receive_count,
+            launch_lease_seconds=self.timings.launch_lease_seconds,
+            allowed_url_hosts=(ALLOWED_HOST,),
+            completion_function_name=COMPLETION_FUNCTION,
+            capacity_table_name=CAPACITY_TABLE,
+            capacity_parameter_name=CAPACITY_PARAMETER,
+            capacity_cache_seconds=self.timings.capacity_cache_seconds,
+            challenge_queue_url=side.queue.url,
+        )
+
+    def _processor(self, settings: ChallengeProcessorSettings) -> ChallengeProcessor:
+        return ChallengeProcessor.from_settings(
+            settings,
+            metrics=self.metrics,
+            logger=Logger(service="challenge-processor"),
+            ssm_client=self.ssm,
+            dynamodb_client=self.ddb,
+            lambda_client=_ProcessorLambda(self),
+            sqs_client=self.sqs,
+            launcher=EcsLauncher(self.ecs),
+            clock=self.clock,
+            config_clock=self.clock,
+            sleep=self.clock.sleep,  # pacing waits for the next second's RunTask token in virtual time
+        )
+
+    def capacity_store(self, *, admin: bool = False) -> CapacityStore:
+        """The capacity table through a function's client (faults) or the operator's (`admin`: none)."""
+        client = self.admin_ddb if admin else self.ddb
+        return CapacityStore(CAPACITY_TABLE, STATUS_TABLE, clock=self.clock, dynamodb_client=client)
+
+    def _environment_capacity(self) -> Any:
+        return EnvironmentCapacityLoader(
+            CAPACITY_PARAMETER, self.timings.capacity_cache_seconds, self.ssm, clock=self.clock
+        ).get
+
+    def put_environment_capacity(self, document: dict[str, Any]) -> None:
+        """The operator's put-parameter of `<ssmPrefix>/capacity` (validated as the functions will read it)."""
+        self.admin_ssm.put_parameter(
+            Name=CAPACITY_PARAMETER,
+            Value=EnvironmentCapacity.model_validate(document).to_json(),
+            Type="String",
+            Overwrite=True,
+        )
+
+    def set_challenge_active(self, active: bool, challenge_id: str | None = None) -> None:
         """The router's challenge table item (the operator's write: no faults)."""
         self.admin_ddb.put_item(
             TableName=CHALLENGE_TABLE,
             Item={
-                "challengeId": {"S": CHALLENGE_ID},
+                "challengeId": {"S": challenge_id or self.challenge_ids[0]},
                 "active": {"BOOL": active},
                 "platform": {"S": self.platform.value},
             },
         )
 
-    def put_config(self, document: dict[str, Any]) -> None:
+    def put_config(self, document: dict[str, Any], challenge_id: str | None = None) -> None:
+        challenge_id = challenge_id or self.challenge_ids[0]
         self.admin_ssm.put_parameter(
-            Name=challenge_config_parameter_name(CHALLENGE_ID),
+            Name=challenge_config_parameter_name(challenge_id),
             Value=json.dumps(document),
             Type="String",
             Overwrite=True,
@@ -385,6 +491,10 @@ class World:
             "submission_api_url": BASE_URL,
             "review_api_url": V6_BASE_URL,
             "report_lease_seconds": self.timings.report_lease_seconds,
+            "capacity_table_name": CAPACITY_TABLE,
+            "capacity_parameter_name": CAPACITY_PARAMETER,
+            "capacity_cache_seconds": self.timings.capacity_cache_seconds,
+            "config_cache_seconds": self.timings.config_cache_seconds,
         }
         if "challenge_queue_name_template" in fields:
             values["challenge_queue_name_template"] = f"mm-{ENVIRONMENT}-{{challenge_id}}"
@@ -405,38 +515,42 @@ class World:
             "sqs": self.sqs,
             "sqs_client": self.sqs,
             "clock": self.clock,
+            "capacity_store": self.capacity_store(),
+            "environment_capacity": self._environment_capacity(),
         }
         accepted = inspect.signature(CompletionDependencies.__init__).parameters
         return CompletionDependencies(settings, **{k: v for k, v in offered.items() if k in accepted})
 
     def _sweeper(self) -> TimeoutSweeper:
+        """The sweeper as its handler builds it (`SweeperDependencies`), on the world's clients and clock."""
         settings = TimeoutSweeperSettings(
             environment_name=ENVIRONMENT,
             status_table_name=STATUS_TABLE,
             completion_function_name=COMPLETION_FUNCTION,
             reconcile_grace_seconds=self.timings.reconcile_grace_seconds,
             ecs_cluster_arns=(CLUSTER_ARN,),
+            capacity_table_name=CAPACITY_TABLE,
+            capacity_parameter_name=CAPACITY_PARAMETER,
+            capacity_cache_seconds=self.timings.capacity_cache_seconds,
+            challenge_config_parameter_prefix=challenge_config_parameter_prefix(),
+            config_cache_seconds=self.timings.config_cache_seconds,
+            challenge_queue_name_template=queue_name("{challenge_id}"),
         )
-        offered: dict[str, Any] = {
-            "store": StatusStore(STATUS_TABLE, clock=self.clock, dynamodb_client=self.ddb),
-            "ecs": self.ecs,
-            "metrics": self.metrics,
-            "logger": Logger(service="timeout-sweeper"),
-            "lambda_client": lambda: self,
-            "clock": self.clock,
-            "sqs": self.sqs,
-            "sqs_client": self.sqs,
-        }
-        accepted = inspect.signature(TimeoutSweeper.__init__).parameters
-        kwargs = {k: v for k, v in offered.items() if k in accepted}
-        for name in accepted:
-            if name not in kwargs and name in TimeoutSweeperSettings.model_fields:
-                kwargs[name] = getattr(settings, name)
-        if "max_stops_per_run" in accepted:
-            kwargs["max_stops_per_run"] = settings.max_stops_per_run
-        if "settings" in accepted:
-            kwargs["settings"] = settings
-        return TimeoutSweeper(**kwargs)
+        store = StatusStore(STATUS_TABLE, clock=self.clock, dynamodb_client=self.ddb)
+        deps = SweeperDependencies(
+            settings,
+            store=store,
+            ecs=self.ecs,
+            lambda_client=self,
+            metrics_sink=self.metrics,
+            capacity_store=self.capacity_store(),
+            config_source=ChallengeConfigLoader(
+                challenge_config_parameter_name, settings.config_cache_seconds, self.ssm, clock=self.clock
+            ),
+            environment_capacity=self._environment_capacity(),
+            sqs=self.sqs,
+        )
+        return deps.sweeper()
 
     def _router(self) -> Any:
         from router_lambda.router import Router
@@ -506,38 +620,66 @@ class World:
         events.register_last("after-call.dynamodb", after, unique_id="matrix-after")
 
     # ------------------------------------------------------------------ inputs
-    def routed(self, submission_id: str, *, offset: int | None = None) -> RoutedSubmission:
+    def routed(
+        self,
+        submission_id: str,
+        *,
+        offset: int | None = None,
+        challenge_id: str | None = None,
+        member_id: int = MEMBER_ID,
+        phase: ScoringPhase | None = None,
+        rerun: bool = False,
+    ) -> RoutedSubmission:
+        """What the router publishes for a submission (`phase`: a message for that one run, e.g. SYSTEM;
+        `rerun`: an operator's rerun, queued after new work)."""
         v6 = self.platform is Platform.V6
         topic = V6_SUBMISSION_TOPIC if v6 else TOPIC
         source = KafkaCoordinates(topic=topic, partition=0, offset=offset if offset is not None else self._offset())
+        now = datetime.fromtimestamp(self.clock(), tz=UTC)
+        extra: dict[str, Any] = {"phase": phase} if phase is not None else {}
+        if rerun:
+            extra["rerun"] = True
         return RoutedSubmission(
             platform=self.platform,
             member_handle=MEMBER_HANDLE if v6 else None,
             submission_id=submission_id,
-            challenge_id=CHALLENGE_ID,
-            member_id=40_158_994,
+            challenge_id=challenge_id or self.challenge_ids[0],
+            member_id=member_id,
             url=f"https://{ALLOWED_HOST}/mm/{submission_id}.zip",
             submission_type="Contest Submission",
+            submitted_date=now,
             correlation_id=source.correlation_id,
             source=source,
-            routed_at=datetime.fromtimestamp(self.clock(), tz=UTC),
+            routed_at=now,
+            **extra,
         )
 
     def _offset(self) -> int:
         self.kafka_offsets += 1
         return self.kafka_offsets
 
-    def submit_to_queue(self, submission_id: str, *, at: float = 0.0) -> None:
-        """As the router would have: one routed message on the challenge queue."""
-        self.scheduler.at(
-            self.clock.start + at,
-            lambda: self.queue.send(self.routed(submission_id).to_json(), attributes=self._attributes()),
-            f"sqs send {submission_id[:8]}",
-        )
+    def submit_to_queue(
+        self,
+        submission_id: str,
+        *,
+        at: float = 0.0,
+        challenge_id: str | None = None,
+        member_id: int = MEMBER_ID,
+        phase: ScoringPhase | None = None,
+        rerun: bool = False,
+    ) -> None:
+        """As the router would have: one routed message on the challenge queue (`at` seconds after the start)."""
+        challenge = challenge_id or self.challenge_ids[0]
 
-    @staticmethod
-    def _attributes() -> dict[str, Any]:
-        return {CHALLENGE_ID_ATTRIBUTE: {"DataType": "String", "StringValue": CHALLENGE_ID}}
+        def send() -> None:
+            routed = self.routed(submission_id, challenge_id=challenge, member_id=member_id, phase=phase, rerun=rerun)
+            self.sides[challenge].queue.send(routed.to_json(), attributes=self._attributes(challenge))
+
+        self.scheduler.at(self.clock.start + at, send, f"sqs send {submission_id[:8]}")
+
+    def _attributes(self, challenge_id: str | None = None) -> dict[str, Any]:
+        value = challenge_id or self.challenge_ids[0]
+        return {CHALLENGE_ID_ATTRIBUTE: {"DataType": "String", "StringValue": value}}
 
     def submit_to_kafka(
         self, submission_ids: list[str], *, at: float = 0.0, extra: list[KafkaRecord] | None = None
@@ -556,12 +698,14 @@ class World:
     def _submission_envelope(self, submission_id: str) -> dict[str, Any]:
         url = f"https://{ALLOWED_HOST}/mm/{submission_id}.zip"
         if self.platform is Platform.V5:
-            return bus_envelope(submission_payload(submission_id=submission_id, challenge_id=CHALLENGE_ID, url=url))
+            return bus_envelope(
+                submission_payload(submission_id=submission_id, challenge_id=self.challenge_ids[0], url=url)
+            )
         # What review-api-v6 publishes after the virus scan (v6-platform.md): the envelope and its payload.
         stamp = datetime.fromtimestamp(self.clock(), tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         payload = {
             "submissionId": submission_id,
-            "challengeId": CHALLENGE_ID,
+            "challengeId": self.challenge_ids[0],
             "submissionUrl": url,
             "memberHandle": MEMBER_HANDLE,
             "memberId": "40158994",
@@ -601,41 +745,43 @@ class World:
             )
             if not submission_id:
                 continue
-            rule = self.plan.fire(FaultKind.KAFKA_REDELIVERY, ids=(CHALLENGE_ID, submission_id), now=self.clock())
+            ids = (self.challenge_ids[0], submission_id)
+            rule = self.plan.fire(FaultKind.KAFKA_REDELIVERY, ids=ids, now=self.clock())
             if rule is not None:
                 self.scheduler.after(
                     rule.param("delay_seconds", 600.0), partial(self._kafka_batch, [record], 0), "kafka again"
                 )
 
     # ------------------------------------------------------------------ SQS -> challenge function
-    def _schedule_poll(self, instant: float) -> None:
-        if instant in self._poll_times:
+    def _schedule_poll(self, challenge_id: str, instant: float) -> None:
+        if (challenge_id, instant) in self._poll_times:
             return
-        self._poll_times.add(instant)
-        self.scheduler.at(instant, lambda: self._poll(instant), "sqs poll")
+        self._poll_times.add((challenge_id, instant))
+        self.scheduler.at(instant, lambda: self._poll(challenge_id, instant), "sqs poll")
 
-    def _poll(self, instant: float) -> None:
-        self._poll_times.discard(instant)
+    def _poll(self, challenge_id: str, instant: float) -> None:
+        self._poll_times.discard((challenge_id, instant))
+        side = self.sides[challenge_id]
         while True:
-            batch = self.queue.receive(self.timings.sqs_batch_size)
+            batch = side.queue.receive(self.timings.sqs_batch_size)
             if not batch:
                 return
             concurrent = []
             for message in batch:
-                ids = (CHALLENGE_ID, _submission_of(message.body))
+                ids = (challenge_id, _submission_of(message.body))
                 if self.plan.fire(FaultKind.SQS_DUPLICATE_DELIVERY, ids=ids, now=self.clock()):
                     concurrent.append(message)
             singles = [m for m in batch if m not in concurrent]
             if singles:
-                self._invoke_challenge(singles)
+                self._invoke_challenge(singles, side)
             for message in concurrent:
-                copy = self._duplicate_of(message)
+                copy = self._duplicate_of(message, side.queue)
                 errors = self.interleaver.run(
-                    [partial(self._invoke_challenge, [message]), partial(self._invoke_challenge, [copy])]
+                    [partial(self._invoke_challenge, [message], side), partial(self._invoke_challenge, [copy], side)]
                 )
                 self.crashes += [f"interleaved delivery: {e!r}" for e in errors if e is not None]
 
-    def _duplicate_of(self, message: QueuedMessage) -> QueuedMessage:
+    def _duplicate_of(self, message: QueuedMessage, queue: FakeQueue) -> QueuedMessage:
         """The second copy SQS hands out: the same body, its own receipt (an independent message here)."""
         copy = QueuedMessage(
             str(uuid.uuid4()),
@@ -645,11 +791,15 @@ class World:
             receive_count=message.receive_count,
             attributes=dict(message.attributes),
         )
-        self.queue.messages[copy.message_id] = copy
+        queue.messages[copy.message_id] = copy
         return copy
 
-    def _invoke_challenge(self, messages: list[QueuedMessage]) -> None:
-        event = {"Records": [_sqs_record(m) for m in messages]}
+    def _invoke_challenge(self, messages: list[QueuedMessage], side: ChallengeSide | None = None) -> None:
+        side = side or self.sides[self.challenge_ids[0]]
+        assert side.processor is not None
+        # One handler module, one processor per challenge function: this invocation is the challenge's own.
+        challenge_handler.use_processor(side.processor)
+        event = {"Records": [_sqs_record(m, side.queue.name) for m in messages]}
         try:
             response = challenge_handler.handler(event, self.context)
             failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
@@ -658,9 +808,9 @@ class World:
             failed = {m.message_id for m in messages}
         for message in messages:
             if message.message_id in failed:
-                self.queue.return_later(message)
+                side.queue.return_later(message)
             else:
-                self.queue.delete(message.message_id)
+                side.queue.delete(message.message_id)
 
     def install_processor(self) -> None:
         """The handler's processor for this environment is ours (clients, clock, metrics)."""
@@ -671,7 +821,7 @@ class World:
     def _script_for(self, env: dict[str, str]) -> TaskScript:
         submission_id = env.get(TaskEnv.SUBMISSION_ID.value, "")
         run_of_task = _run_of(submission_id, env.get(TaskEnv.PHASE.value, ""))
-        ids = (CHALLENGE_ID, submission_id, run_of_task)
+        ids = (env.get(TaskEnv.CHALLENGE_ID.value) or self.challenge_ids[0], submission_id, run_of_task)
         script = self.scripts.get(run_of_task) or self.scripts.get(submission_id, TaskScript())
         if self.plan.fire(FaultKind.TASK_FAILED_TO_START, ids=ids, now=self.clock()):
             script = TaskScript(fail_to_start=True, forget_after=script.forget_after)
@@ -699,7 +849,8 @@ class World:
             self._scorer_posts_its_summation(task)
         event = _stopped_event(self.ecs_fake._describe(task), self.clock())
         self.stopped_events.append(event)
-        ids = (CHALLENGE_ID, task.submission_id, task.arn, _run_of(task.submission_id, task.phase))
+        challenge_id = task.environment.get(TaskEnv.CHALLENGE_ID.value) or self.challenge_ids[0]
+        ids = (challenge_id, task.submission_id, task.arn, _run_of(task.submission_id, task.phase))
         now = self.clock()
         delay = self.timings.eventbridge_delay_seconds
         if self.plan.fire(FaultKind.STOPPED_EVENT_LOST, ids=ids, now=now):
@@ -785,16 +936,20 @@ class World:
             completion_handler.use_dependencies(None)
 
     def _quiescent(self) -> bool:
-        """Nothing left that could ever change: no pending events but the sweep, no message in the queue, no task
-        running, no status item the sweeper still has to look at (`deadlineAt`)."""
-        if not self.queue.empty or self.ecs_fake.running() or self.held_events:
+        """Nothing left that could ever change: no pending events but the sweep, no message in any queue, no task
+        running, no status item the sweeper still has to look at (`deadlineAt`) or admit (WAITING, ADMITTED)."""
+        if not all(queue.empty for queue in self.queues) or self.ecs_fake.running() or self.held_events:
             return False
-        return all(record.deadline_at is None for record in self.records().values())
+        # A run WAITING for a slot (or ADMITTED, its message on the way) is work the sweeper's dispatch still does.
+        waiting = (SubmissionState.WAITING, SubmissionState.ADMITTED)
+        return all(r.deadline_at is None and r.state not in waiting for r in self.records().values())
 
     # ------------------------------------------------------------------ observing
     def records(self) -> dict[str, LifecycleRecord]:
         """The status items by run id (`<submissionId>#<PHASE>`)."""
-        items = self.admin_ddb.scan(TableName=STATUS_TABLE, ConsistentRead=True).get("Items", [])
+        items: list[dict[str, Any]] = []
+        for page in self.admin_ddb.get_paginator("scan").paginate(TableName=STATUS_TABLE, ConsistentRead=True):
+            items += page.get("Items", [])  # a scan answers at most 1 MB a page: a big world has several
         return {r.run_id: r for r in (StatusStore.record_from_item(item) for item in items)}
 
     def record_of(self, key: str) -> LifecycleRecord | None:
@@ -807,8 +962,8 @@ class World:
             raise AssertionError(f"{key} has {len(runs)} runs: name the run ({[r.run_id for r in runs]})")
         return runs[0] if runs else None
 
-    def started_by_value(self) -> str:
-        return started_by(ENVIRONMENT, CHALLENGE_ID)
+    def started_by_value(self, challenge_id: str | None = None) -> str:
+        return started_by(ENVIRONMENT, challenge_id or self.challenge_ids[0])
 
 
 def _run_of(submission_id: str, phase: str) -> str:
@@ -841,7 +996,7 @@ def _submission_of(body: str) -> str:
         return ""
 
 
-def _sqs_record(message: QueuedMessage) -> dict[str, Any]:
+def _sqs_record(message: QueuedMessage, queue: str = QUEUE_NAME) -> dict[str, Any]:
     millis = str(int(message.sent_at * 1000))
     return {
         "messageId": message.message_id,
@@ -864,7 +1019,7 @@ def _sqs_record(message: QueuedMessage) -> dict[str, Any]:
         },
         "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
         "eventSource": "aws:sqs",
-        "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:{QUEUE_NAME}",
+        "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:{queue}",
         "awsRegion": REGION,
     }
 
