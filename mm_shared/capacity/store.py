@@ -246,6 +246,16 @@ class CapacityStore:
             op["ExpressionAttributeNames"] = names
         return {"Update": op}
 
+    def _update_if(self, **request: Any) -> dict[str, Any] | None:
+        """UpdateItem; None when its condition failed (nothing was written)."""
+        try:
+            response: dict[str, Any] = self.client.update_item(**request)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return None
+            raise
+        return response
+
     def _transact(self, items: list[dict[str, Any]]) -> list[str] | None:
         """TransactWriteItems; None when it committed, else the per-item cancellation codes."""
         try:
@@ -539,29 +549,19 @@ class CapacityStore:
         """The challenge's virtual time only moves forward. Outside the admission transaction: it orders new runs
         fairly but guards nothing, and a crash that skips it only leaves the next runs a round earlier."""
         fair_round = wait_order_round(entry.wait_order)
-        try:
-            self.client.update_item(
-                TableName=self._table,
-                Key=self._pool_key(challenge_pool_key(entry.challenge_id)),
-                UpdateExpression="SET dispatchedRound = :round",
-                ConditionExpression="attribute_not_exists(dispatchedRound) OR dispatchedRound < :round",
-                ExpressionAttributeValues=_values({":round": fair_round}),
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
+        self._update_if(
+            TableName=self._table,
+            Key=self._pool_key(challenge_pool_key(entry.challenge_id)),
+            UpdateExpression="SET dispatchedRound = :round",
+            ConditionExpression="attribute_not_exists(dispatchedRound) OR dispatchedRound < :round",
+            ExpressionAttributeValues=_values({":round": fair_round}),
+        )  # a failed condition: nothing to do
 
     # ------------------------------------------------------------------ releasing
     def release_holder(self, pool_sk: str, run_id: str, cpu_units: int) -> bool:
         """Free one pool's slot of `run_id`; a no-op (False) when it holds none there (never a double free)."""
         op = self._release_op(pool_sk, run_id, cpu_units, self._clock())["Update"]
-        try:
-            self.client.update_item(**op)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self._update_if(**op) is not None
 
     def release(self, run: LifecycleRecord) -> bool:
         """Free every slot the run holds (`slot_pools`); True if any was freed. Idempotent: a repeat frees none."""
@@ -569,17 +569,13 @@ class CapacityStore:
         for sk in run.slot_pools:
             freed = self.release_holder(sk, run.run_id, run.slot_cpu or 0) or freed
         if run.member_id is not None:
-            try:
-                self.client.update_item(
-                    TableName=self._table,
-                    Key=self._key(member_partition(run.challenge_id, run.member_id), MEMBER_SORT_KEY),
-                    UpdateExpression="REMOVE #r",
-                    ConditionExpression="attribute_exists(#r)",  # never create an empty member item
-                    ExpressionAttributeNames={"#r": f"r#{run.run_id}"},
-                )
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                    raise
+            self._update_if(
+                TableName=self._table,
+                Key=self._key(member_partition(run.challenge_id, run.member_id), MEMBER_SORT_KEY),
+                UpdateExpression="REMOVE #r",
+                ConditionExpression="attribute_exists(#r)",  # never create an empty member item
+                ExpressionAttributeNames={"#r": f"r#{run.run_id}"},
+            )  # a failed condition: nothing to do
         return freed
 
     def requeue(self, run: LifecycleRecord, *, reason: str) -> bool:
@@ -719,29 +715,26 @@ class CapacityStore:
     def request_cancel_running(self, run_id: str) -> LifecycleRecord | None:
         """LAUNCHED: `cancelRequested` = true (the caller stops the task; its STOPPED event records CANCELLED)."""
         now = self._clock()
-        try:
-            response = self.client.update_item(
-                TableName=self._status_table,
-                Key=self._run_key(run_id),
-                UpdateExpression="SET cancelRequested = :true, updatedAt = :now, "
-                "history = list_append(if_not_exists(history, :empty), :entry)",
-                ConditionExpression="#state = :launched",
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues=_values(
-                    {
-                        ":true": True,
-                        ":launched": SubmissionState.LAUNCHED.value,
-                        ":now": _iso(now),
-                        ":empty": [],
-                        ":entry": self._history(now, "CANCEL_REQUESTED", "superseded by a newer submission"),
-                    }
-                ),
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return None
-            raise
+        response = self._update_if(
+            TableName=self._status_table,
+            Key=self._run_key(run_id),
+            UpdateExpression="SET cancelRequested = :true, updatedAt = :now, "
+            "history = list_append(if_not_exists(history, :empty), :entry)",
+            ConditionExpression="#state = :launched",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues=_values(
+                {
+                    ":true": True,
+                    ":launched": SubmissionState.LAUNCHED.value,
+                    ":now": _iso(now),
+                    ":empty": [],
+                    ":entry": self._history(now, "CANCEL_REQUESTED", "superseded by a newer submission"),
+                }
+            ),
+            ReturnValues="ALL_NEW",
+        )
+        if response is None:
+            return None
         return StatusStore.record_from_item(response["Attributes"])
 
     def member_runs(
@@ -818,8 +811,8 @@ class CapacityStore:
             ":observed_used": pool.used,
             ":observed_cpu": pool.cpu_used,
         }
-        try:
-            self.client.update_item(
+        return (
+            self._update_if(
                 TableName=self._table,
                 Key=self._pool_key(pool.sk),
                 UpdateExpression="SET used = :used, cpuUsed = :cpu_used",
@@ -827,11 +820,8 @@ class CapacityStore:
                 "(attribute_not_exists(cpuUsed) OR cpuUsed = :observed_cpu)",
                 ExpressionAttributeValues=_values(values),
             )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+            is not None
+        )
 
     # ------------------------------------------------------------------ reading
     def pools(self) -> PoolSnapshot:
@@ -892,8 +882,8 @@ class CapacityStore:
     def mark_admission_resent(self, run_id: str, *, observed_deadline: int) -> bool:
         """The sweeper re-sent an ADMITTED run's message: look again `ADMISSION_RESEND_SECONDS` later."""
         now = self._clock()
-        try:
-            self.client.update_item(
+        return (
+            self._update_if(
                 TableName=self._status_table,
                 Key=self._run_key(run_id),
                 UpdateExpression="SET deadlineAt = :deadline, updatedAt = :now, "
@@ -911,18 +901,15 @@ class CapacityStore:
                     }
                 ),
             )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+            is not None
+        )
 
     # ------------------------------------------------------------------ pace
     def pace(self, per_second: int) -> bool:
         """Take one RunTask token of the current second, environment-wide; False when that second's are spent."""
         second = int(self._clock())
-        try:
-            self.client.update_item(
+        return (
+            self._update_if(
                 TableName=self._table,
                 Key=self._key(PACE_PARTITION, str(second)),
                 UpdateExpression="SET expiresAt = :expires ADD n :one",
@@ -931,11 +918,8 @@ class CapacityStore:
                     {":one": 1, ":per_second": per_second, ":expires": second + _PACE_TTL_SECONDS}
                 ),
             )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+            is not None
+        )
 
 
 def _pool_state(item: dict[str, Any]) -> PoolState:
