@@ -406,11 +406,11 @@ class ChallengeProcessor:
                 self._logger.info("run enqueued for capacity", extra={"wait_order": enqueued.wait_order, **ids})
                 if self._supersede(submission, config, record, ids):
                     return RecordOutcome.CANCELLED
-        if record.state is SubmissionState.DEAD_LETTERED:
+        if record.state is SubmissionState.DEAD_LETTERED and not self._holds_its_slot(record):
             record = self._requeue_redriven(record, ids)
         if record.state is SubmissionState.WAITING:
             return self._dispatch_run(submission, config, record, message, ids)
-        if record.state in _CLAIMABLE_STATES:
+        if record.state in _CLAIMABLE_STATES or record.state is SubmissionState.DEAD_LETTERED:  # dead: slot held
             return self._launch_run(submission, config, run, message)
         self._metrics.count(Metric.DUPLICATES_SKIPPED, phase=run.phase.value)
         self._logger.info(
@@ -427,6 +427,12 @@ class ChallengeProcessor:
             "phase": run.phase.value,
             "kafka_record": submission.correlation_id,
         }
+
+    def _holds_its_slot(self, record: LifecycleRecord) -> bool:
+        """An ambiguous dead letter keeps its slot while its task may run: its redrive retries the same clientToken
+        at once (never WAITING, where the token could outlive ECS's 24 h); once the slot reconciler freed it (no task
+        seen after its grace), the redrive queues like any other."""
+        return record.launch_ambiguous and record.run_id in self._capacity.pools().env.holders
 
     def _requeue_redriven(self, record: LifecycleRecord, ids: dict[str, str]) -> LifecycleRecord:
         """A redriven DEAD_LETTERED run takes its place in the capacity queue again (its original waitOrder; an
@@ -621,9 +627,14 @@ class ChallengeProcessor:
                 f"phase {run.phase.value} is not among the challenge config's phases",
             )
         request = self._request(submission, config, phase_config, run, claim, message)
-        if not self._paced(ids):
+        # An ambiguous attempt (an earlier RunTask of this clientToken may have started a task) is never put back
+        # to WAITING: its slot stays held for the task that may be running, and only a retry of this very token
+        # finds it (a token outlives no 24 h wait). It skips the pace (ECS answers a known token with its task), and
+        # a throttle goes back to SQS as before capacity, the ambiguity kept.
+        ambiguous = _attempt_is_ambiguous(claim)
+        if not ambiguous and not self._paced(ids):
             return self._requeue_unstarted(run, claim, ThrottleReason.PACED, ids)
-        result = self._launch(run, claim, request, message)
+        result = self._launch(run, claim, request, message, requeue_on_throttle=not ambiguous)
         if result is None:
             return self._requeue_unstarted(run, claim, ThrottleReason.THROTTLED, ids)
         return self._record_launched(run, timeout, claim, result, ids)
@@ -822,13 +833,19 @@ class ChallengeProcessor:
         )
 
     def _launch(
-        self, run: RunKey, claim: LaunchClaim, request: RunTaskRequest, message: InboundMessage
+        self,
+        run: RunKey,
+        claim: LaunchClaim,
+        request: RunTaskRequest,
+        message: InboundMessage,
+        *,
+        requeue_on_throttle: bool = True,
     ) -> LaunchResult | None:
         """The task, or None when ECS throttled the call (it started nothing: the caller requeues the run)."""
         try:
             return self._launcher.run_task(request)
         except LaunchRejected as error:
-            if error.kind is LaunchErrorKind.THROTTLED:
+            if error.kind is LaunchErrorKind.THROTTLED and requeue_on_throttle:
                 return None
             if error.kind is LaunchErrorKind.PERMANENT:
                 self._refresh_config = True  # e.g. the task definition named in the cached config is gone
@@ -992,6 +1009,12 @@ class ChallengeProcessor:
                 **_ids(message),
             },
         )
+
+
+def _attempt_is_ambiguous(claim: LaunchClaim) -> bool:
+    """The claimed attempt may already have a task: it was marked ambiguous, or re-claimed from an expired lease."""
+    record = claim.record
+    return record is not None and (record.launch_ambiguous or record.state is SubmissionState.LAUNCHING)
 
 
 def _report_still_due(record: LifecycleRecord | None) -> bool:

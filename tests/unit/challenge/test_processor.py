@@ -320,8 +320,8 @@ def test_an_ambiguous_attempt_keeps_its_token_through_a_later_refusal(world: Wor
     assert (record.state, record.launch_attempt, record.launch_ambiguous) == (SubmissionState.LAUNCHED, 1, False)
 
 
-def test_a_throttled_retry_of_an_ambiguous_attempt_is_requeued_and_keeps_its_token(world: World) -> None:
-    """Requeued (not failed) after a throttle, the run keeps the ambiguous attempt: its relaunch reuses the token."""
+def test_a_throttled_retry_of_an_ambiguous_attempt_stays_in_sqs_and_keeps_its_token(world: World) -> None:
+    """An ambiguous attempt is never requeued (its task may run): a throttle is retried through SQS, same token."""
     submission = routed_submission()
     world.launcher.script += [
         LaunchOutcomeUnknown("ServerException", "ServerException (HTTP 500): internal error"),
@@ -331,11 +331,13 @@ def test_a_throttled_retry_of_an_ambiguous_attempt_is_requeued_and_keeps_its_tok
         world.deliver(submission, receive_count=1)
     world.clock.advance(180)
 
-    assert world.deliver(submission, receive_count=2) is RecordOutcome.WAITING
+    with pytest.raises(RecordFailed):
+        world.deliver(submission, receive_count=2)
     record = world.record(submission)
-    assert (record.state, record.launch_attempt, record.launch_ambiguous) == (SubmissionState.WAITING, 1, True)
+    assert (record.state, record.launch_attempt, record.launch_ambiguous) == (SubmissionState.LAUNCH_FAILED, 1, True)
+    world.clock.advance(180)
 
-    assert world.deliver(submission, receive_count=1) is RecordOutcome.LAUNCHED  # e.g. the sweeper's dispatch
+    assert world.deliver(submission, receive_count=3) is RecordOutcome.LAUNCHED
     token = client_token(submission.submission_id, V5_PHASE, 1)
     assert world.launcher.tokens == [token, token, token]
 

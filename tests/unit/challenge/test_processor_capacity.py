@@ -213,6 +213,55 @@ def test_an_ambiguous_dead_letter_keeps_its_slot(cap: Capacity) -> None:
     assert cap.world.sqs.sent == []
 
 
+def test_a_redriven_ambiguous_dead_letter_holding_its_slot_retries_its_token_at_once(cap: Capacity) -> None:
+    """Never WAITING while its first task may run: a wait could outlive ECS's 24 h clientToken and start a second."""
+    from challenge_lambda.launcher import LaunchOutcomeUnknown
+
+    cap.caps(maxRunningTasks=1)
+    submission = member_submission(1, 0)
+    cap.world.launcher.script.append(LaunchOutcomeUnknown("ServerException", "RunTask 500"))
+    with pytest.raises(RecordFailed):
+        cap.deliver(submission, receive_count=MAX_RECEIVE)
+
+    assert cap.deliver(submission) is RecordOutcome.LAUNCHED  # the operator's redrive
+
+    token = client_token(submission.submission_id, EXAMPLE, 1)
+    assert cap.world.launcher.tokens == [token, token]
+    record = cap.world.run(submission, EXAMPLE)
+    assert record.state is SubmissionState.LAUNCHED
+    assert [entry.state for entry in record.history].count("WAITING") == 1  # only its first enqueue
+    assert run_id(submission.submission_id, EXAMPLE) in cap.capacity.pools().env.holders
+
+
+def test_an_ambiguous_retry_skips_the_pace_and_a_throttle_sends_it_back_to_sqs_holding_its_slot(cap: Capacity) -> None:
+    from challenge_lambda.launcher import LaunchOutcomeUnknown
+
+    cap.world.ssm.put(CAPACITY_PARAMETER_NAME, capacity_document(runTaskPerSecond=1))
+    stalled = FakeSleep()
+    cap.world.processor._sleep = stalled
+    submission = member_submission(1, 0)
+    cap.world.launcher.script += [
+        LaunchOutcomeUnknown("ServerException", "RunTask 500"),
+        LaunchRejected("Throttling", "ThrottlingException: Rate exceeded", LaunchErrorKind.THROTTLED),
+    ]
+    with pytest.raises(RecordFailed):
+        cap.deliver(submission)
+    cap.world.clock.advance(180)
+    assert cap.capacity.pace(1)  # this second's one RunTask token is spent
+
+    with pytest.raises(RecordFailed):  # back to SQS, as before capacity: never WAITING with an ambiguous token
+        cap.deliver(submission, receive_count=2, advance=0)
+
+    record = cap.world.run(submission, EXAMPLE)
+    assert (record.state, record.launch_attempt, record.launch_ambiguous) == (SubmissionState.LAUNCH_FAILED, 1, True)
+    assert stalled.sleeps == []  # the known token skips the pace
+    assert run_id(submission.submission_id, EXAMPLE) in cap.capacity.pools().env.holders
+    cap.world.clock.advance(180)
+    assert cap.deliver(submission, receive_count=3) is RecordOutcome.LAUNCHED
+    token = client_token(submission.submission_id, EXAMPLE, 1)
+    assert cap.world.launcher.tokens == [token, token, token]
+
+
 def test_a_redriven_dead_letter_waits_in_its_place_when_the_cap_is_full(cap: Capacity) -> None:
     cap.caps(maxRunningTasks=1)
     doomed, running = member_submission(1, 0), member_submission(2, 1)
