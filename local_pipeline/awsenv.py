@@ -6,6 +6,11 @@ counting middleware reads the SigV4 credential scope of each request, so the ben
 AWS calls each function made per submission, by service, without touching the functions' code.
 
 moto keeps its state in module globals: one emulator per process at a time (reset on start and stop).
+
+DynamoDB requests are served one at a time. moto's TransactWriteItems is not isolated: it deep-copies each table
+it touches and, when a condition fails, puts the copy back, so a write another worker made meanwhile would vanish
+(a queue entry gone, a run left WAITING for ever). DynamoDB itself serializes conflicting transactions
+(TransactionConflict); one lock gives the emulator the same guarantee (decision 098).
 """
 
 from __future__ import annotations
@@ -63,17 +68,21 @@ def caller_and_service(authorization: str | None) -> tuple[str, str]:
 
 
 class _CountingApp:
-    """WSGI middleware: count, then hand the request to moto unchanged."""
+    """WSGI middleware: count, then hand the request to moto unchanged (DynamoDB's one at a time, see above)."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]], counter: RequestCounter) -> None:
         self._app = app
         self._counter = counter
+        self._dynamodb = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         caller, service = caller_and_service(environ.get("HTTP_AUTHORIZATION"))
         if not environ.get("PATH_INFO", "").startswith("/moto-api"):
             self._counter.add(caller, service)
-        return self._app(environ, start_response)
+        if service != "dynamodb":
+            return self._app(environ, start_response)
+        with self._dynamodb:
+            return list(self._app(environ, start_response))  # the whole answer inside the lock
 
 
 class CountingMotoServer(ThreadedMotoServer):
