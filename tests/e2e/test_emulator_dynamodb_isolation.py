@@ -8,6 +8,7 @@ so the emulator must too, or a run's queue entry can vanish and the run wait for
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -36,7 +37,7 @@ def emulator() -> Iterator[LocalAws]:
 def _failing_transactions(client: Any, stop: threading.Event) -> None:
     # A condition that never holds: each call snapshots the table and puts the snapshot back.
     while not stop.is_set():
-        try:
+        with contextlib.suppress(client.exceptions.TransactionCanceledException):
             client.transact_write_items(
                 TransactItems=[
                     {
@@ -50,8 +51,6 @@ def _failing_transactions(client: Any, stop: threading.Event) -> None:
                     }
                 ]
             )
-        except client.exceptions.TransactionCanceledException:
-            pass
 
 
 def _writer(client: Any, index: int) -> None:
