@@ -8,7 +8,9 @@
      again when the grace is over.
    - still running and past its timeout: `ecs:StopTask` with `TIMEOUT_STOP_REASON_PREFIX`, `mark_stop_requested`
      (the deadline moves out by the reconcile grace). Still running after an earlier stop: StopTask again.
-     Still running before its timeout: `deadlineAt = min(timeoutAt, now + liveness interval)`.
+     Still running before its timeout: `deadlineAt = min(timeoutAt, now + liveness interval)`. Still running
+     with `cancelRequested` (superseded, and the challenge processor's StopTask failed; decision 095): StopTask
+     with the superseded reason, so its STOPPED event records CANCELLED (looked at by its next liveness check).
    - unknown to ECS (MISSING): a synthetic TIMED_OUT event if the pipeline stopped it for its timeout,
      otherwise a synthetic "outcome unknown" event (`OUTCOME_UNKNOWN_STOP_REASON_PREFIX`): never an invented
      timeout.
@@ -34,7 +36,9 @@ Then, with capacity (decision 096), the safety net that keeps every waiting run 
    (only when that listing was complete), and corrects drift (SlotsReconciled).
 6. **ADMITTED runs past their deadline**: their message never led to a claim (lost send, lost message): the
    deadline is pushed, then the message is sent to the challenge queue again (a duplicate is harmless: the launch
-   claim is exactly-once).
+   claim is exactly-once). After `MAX_ADMISSION_RESENDS` re-sends the message is presumed unprocessable (its
+   queue gone, its config unusable): the run becomes DEAD_LETTERED with its slot freed (else it would hold it
+   forever), for an operator to redrive; a v6 run's terminal report is handed on as pass 3 does.
 7. **Dispatch**, environment-wide: waiting runs are admitted into whatever room there is.
 8. **Gauges**: RunningTasks, WaitingRuns, OldestWaitSeconds and CapacityFull, per challenge and for the environment.
 A definite dead-letter by pass 3 (no task can exist) releases the run's slot.
@@ -60,6 +64,7 @@ from botocore.exceptions import ClientError
 
 from completion_lambda.capacity import SweeperCapacity, capacity_gauges, entry_of_admitted
 from completion_lambda.observability import MetricsSink
+from completion_lambda.outcome import SUPERSEDED_REASON
 from completion_lambda.reconcile import (
     MISSING,
     STOPPED,
@@ -74,7 +79,7 @@ from mm_shared.capacity.dispatcher import CONFIG_BLOCK, Admitted
 from mm_shared.capacity.models import EnvironmentCapacity
 from mm_shared.constants import ORPHAN_STOP_REASON_PREFIX, TIMEOUT_STOP_REASON_PREFIX, started_by_prefix
 from mm_shared.models.lifecycle import FINAL_STATES, LAUNCHABLE_STATES, LifecycleRecord, ReportStatus, SubmissionState
-from mm_shared.models.phase import RunKey, ScoringPhase
+from mm_shared.models.phase import Platform, RunKey, ScoringPhase
 from mm_shared.models.report_due import report_due_event
 from mm_shared.models.task import TaskEnv, TaskTag
 from mm_shared.observability import Metric
@@ -88,6 +93,17 @@ _GONE_ERROR_CODES = frozenset({"InvalidParameterException", "ResourceNotFoundExc
 _ASYNC_ACCEPTED = 202
 # Items that adopt a running task of their ambiguous attempt (each holds its slot already, decision 096).
 _ADOPTING_STATES = LAUNCHABLE_STATES | {SubmissionState.ADMITTED}
+
+
+# Re-sends of an ADMITTED run's message before the sweeper gives up on it (dead-letters it, freeing its slot):
+# three sends over ~15 minutes that a healthy challenge processor would each have claimed within seconds.
+MAX_ADMISSION_RESENDS = 3
+ADMISSION_DEAD_LETTER_REASON = (
+    f"admitted but never launched: its message was not processed after {MAX_ADMISSION_RESENDS} sends; "
+    "redrive it from the challenge DLQ"
+)
+# The StuckLaunchesDeadLettered reason of such a run (the stuck launches of pass 3 count without one).
+ADMISSION_NEVER_CLAIMED = "admission_never_claimed"
 
 
 def _timeout_at(record: LifecycleRecord) -> int | None:
@@ -119,6 +135,7 @@ class ReconcileError(RuntimeError):
 class SweepResult:
     overdue: int = 0  # due LAUNCHED items
     stopped: int = 0  # StopTask for a timeout
+    superseded_stopped: int = 0  # StopTask of a superseded run's task whose first StopTask failed (decision 095)
     already_gone: int = 0
     reconciled: int = 0  # synthetic STOPPED events sent to the completion function
     stopped_again: int = 0  # stop requested earlier, task still running: StopTask repeated
@@ -145,6 +162,7 @@ class SweepResult:
         return {
             "overdue": self.overdue,
             "stopped": self.stopped,
+            "supersededStopped": self.superseded_stopped,
             "alreadyGone": self.already_gone,
             "reconciled": self.reconciled,
             "stoppedAgain": self.stopped_again,
@@ -373,13 +391,18 @@ class TimeoutSweeper:
         timeout_at = _timeout_at(record)
         if record.stop_requested_at is not None:
             # Stopped earlier and still not STOPPED a grace later: stop again (counts a reconcile attempt).
-            self._ecs.stop_task(cluster=record.cluster_arn, task=record.task_arn, reason=stop_reason(record))
+            self._ecs.stop_task(cluster=record.cluster_arn, task=record.task_arn, reason=self._stop_reason_of(record))
             result.stopped_again += 1
             self._logger.warning(
                 "task still not stopped after StopTask: stopped again", extra={**keys, "status": status}
             )
             detail = f"attempt {record.reconcile_attempt + 1}: task still {status} after StopTask; StopTask repeated"
             self._mark_reconcile(record, detail, keys)
+            return
+        if record.cancel_requested:
+            # Superseded, and the challenge processor's StopTask failed (decision 095): stop it now, before its
+            # timeout. Its STOPPED event (or, once ECS forgets it, the missing-task event) records CANCELLED.
+            self._stop(record, result, superseded=True)
             return
         if timeout_at is None or now >= timeout_at:
             self._stop(record, result)
@@ -388,9 +411,15 @@ class TimeoutSweeper:
         next_check = min(timeout_at, int(now) + self._settings.liveness_check_seconds)
         self._store.mark_liveness_checked(record.run_id, task_arn=record.task_arn, next_check_at=next_check)
 
-    def _stop(self, record: LifecycleRecord, result: SweepResult) -> None:
+    @staticmethod
+    def _stop_reason_of(record: LifecycleRecord) -> str:
+        """A superseded run's task is stopped with the superseded reason (the completion function records it as the
+        CANCELLED outcome's reason), any other with the timeout reason."""
+        return SUPERSEDED_REASON if record.cancel_requested else stop_reason(record)
+
+    def _stop(self, record: LifecycleRecord, result: SweepResult, *, superseded: bool = False) -> None:
         assert record.task_arn is not None
-        reason = stop_reason(record)
+        reason = SUPERSEDED_REASON if superseded else stop_reason(record)
         note = reason
         try:
             self._ecs.stop_task(cluster=record.cluster_arn, task=record.task_arn, reason=reason)
@@ -406,9 +435,17 @@ class TimeoutSweeper:
                 extra={"run_id": record.run_id, "error_code": code},
             )
         else:
-            result.stopped += 1
-            self._metrics.count(Metric.TASKS_STOPPED_FOR_TIMEOUT)
-            self._logger.info("stopped overdue task", extra={"run_id": record.run_id, "task_arn": record.task_arn})
+            if superseded:
+                # RunsCancelled was counted when the challenge processor requested the cancel.
+                result.superseded_stopped += 1
+                self._logger.warning(
+                    "task of a superseded run stopped by the sweeper (the challenge processor's StopTask had failed)",
+                    extra={"run_id": record.run_id, "task_arn": record.task_arn},
+                )
+            else:
+                result.stopped += 1
+                self._metrics.count(Metric.TASKS_STOPPED_FOR_TIMEOUT)
+                self._logger.info("stopped overdue task", extra={"run_id": record.run_id, "task_arn": record.task_arn})
         if not self._store.mark_stop_requested(
             record.run_id,
             task_arn=record.task_arn,
@@ -833,6 +870,9 @@ class TimeoutSweeper:
     def _resend(self, record: LifecycleRecord, result: SweepResult) -> None:
         assert self._capacity is not None
         assert record.deadline_at is not None
+        if record.admission_resends >= MAX_ADMISSION_RESENDS:
+            self._dead_letter_admission(record, result)
+            return
         # Push the deadline first: of two overlapping sweeps only one re-sends, and a send lost now is re-sent
         # after the new deadline.
         if not self._capacity.store.mark_admission_resent(record.run_id, observed_deadline=record.deadline_at):
@@ -843,6 +883,33 @@ class TimeoutSweeper:
             "admitted run never claimed: its message was sent to the challenge queue again",
             extra={"run_id": record.run_id, "challenge_id": record.challenge_id},
         )
+
+    def _dead_letter_admission(self, record: LifecycleRecord, result: SweepResult) -> None:
+        """Its message was sent again and again and never processed: DEAD_LETTERED, slot freed (one transaction),
+        so the run neither holds its slot forever nor is re-sent forever. The dispatch pass of this same sweep
+        hands the slot to the next waiting run."""
+        assert self._capacity is not None
+        keys = {"run_id": record.run_id, "challenge_id": record.challenge_id, "resends": record.admission_resends}
+        dead = self._capacity.store.dead_letter_admission(record, reason=ADMISSION_DEAD_LETTER_REASON)
+        if dead is None:
+            self._logger.info("admitted run moved on before it could be dead-lettered", extra=keys)
+            return
+        result.launches_dead_lettered += 1
+        if record.slot_pools:
+            result.slots_released += 1
+        self._metrics.count(Metric.STUCK_LAUNCHES_DEAD_LETTERED, reason=ADMISSION_NEVER_CLAIMED)
+        report_due = dead.platform is Platform.V6 and dead.report_status is ReportStatus.PENDING
+        self._logger.error(
+            "admitted run never claimed after its last re-send: DEAD_LETTERED, slot freed; redrive the challenge DLQ",
+            extra={**keys, "report_due": report_due},
+        )
+        if report_due:
+            # A v6 run: its terminal summation is owed now (decision 086), as for a definite dead-letter of pass 3.
+            # If this send is lost, the unfinished-report pass re-drives it (the item carries the report's deadline).
+            try:
+                self._send(report_due_event(record.run_id))
+            except Exception:
+                self._logger.warning("report-due send failed; the unfinished-report pass re-drives it", extra=keys)
 
     def _dispatch(self, now: float, result: SweepResult) -> None:
         assert self._capacity is not None

@@ -33,7 +33,8 @@ from mm_shared.models.routed import RoutedSubmission
 from mm_shared.observability import LogSink, Metric
 
 CONFIG_BLOCK = "CONFIG"  # `blocked_by` when the environment's caps are unreadable: nothing is admitted
-_HEAD_PAGE = 25
+_HEAD_PAGE = 25  # the first page of a challenge's queue; each further page doubles, up to _MAX_PAGE
+_MAX_PAGE = 400  # entries are ~200 bytes: a page stays far below a Query's 1 MB, so a short page is the end
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,22 @@ def admitted_message_body(admitted: Admitted) -> str:
 
 
 @dataclass
+class _Progress:
+    """What one dispatch has done so far (kept when it stops early)."""
+
+    env_used: int
+    env_cpu: int
+    taken: int = 0  # slots taken in this dispatch (an admitted run that could not be re-read counts too)
+    admitted: list[Admitted] = field(default_factory=list)
+    self_admitted: Admitted | None = None
+    blocked_by: str | None = None
+
+
+def _error_text(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"[:300]
+
+
+@dataclass
 class _Lane:
     """One challenge's queue during a dispatch: its config, what it uses, and the head entries read so far."""
 
@@ -69,10 +86,12 @@ class _Lane:
     config: ChallengeConfig
     used: int
     phase_used: dict[ScoringPhase, int]
-    entries: list[WaitEntry] = field(default_factory=list)
-    skipped: set[str] = field(default_factory=set)  # admitted, gone, or blocked by their phase's cap
+    entries: list[WaitEntry] = field(default_factory=list)  # the queue read so far, in order
+    cursor: int = 0  # entries before it are taken, gone or blocked by their phase's cap for this whole dispatch
+    pages: int = 0
+    read_to_end: bool = False
+    skipped: set[str] = field(default_factory=set)  # admitted or gone
     full_phases: set[ScoringPhase] = field(default_factory=set)
-    loaded: bool = False
     done: bool = False
 
     @property
@@ -128,30 +147,46 @@ class Dispatcher:
             self._metrics(Metric.CAPACITY_CONFIG_ERRORS, None)
             return DispatchResult((), None, CONFIG_BLOCK)
         snapshot = self._store.pools()
-        lanes = self._lanes(snapshot, challenge_id)
-        env_used, env_cpu = snapshot.env.used, snapshot.env.cpu_used
+        progress = _Progress(env_used=snapshot.env.used, env_cpu=snapshot.env.cpu_used)
+        try:
+            self._admit_while_room(progress, self._lanes(snapshot, challenge_id), environment, prefer_run_id)
+        except Exception as error:
+            if not progress.admitted:
+                raise
+            # The runs admitted so far hold their slots: reporting them (and the caller's own) matters more
+            # than the rest of this pass; the next dispatch, or the sweeper's, admits the others.
+            self._logger.error(
+                "dispatch stopped early; the runs admitted so far are returned",
+                extra={"admitted": len(progress.admitted), "error": _error_text(error)},
+            )
+        return DispatchResult(tuple(progress.admitted), progress.self_admitted, progress.blocked_by)
+
+    def _admit_while_room(
+        self,
+        progress: _Progress,
+        lanes: list[_Lane],
+        environment: EnvironmentCapacity,
+        prefer_run_id: str | None,
+    ) -> None:
         cpu_cap = environment.max_running_cpu_units
-        admitted: list[Admitted] = []
-        self_admitted: Admitted | None = None
-        blocked_by: str | None = None
-        while len(admitted) < self._max_admissions:
-            if env_used >= environment.max_running_tasks:
-                blocked_by = ENV_POOL
-                break
+        while progress.taken < self._max_admissions:
+            if progress.env_used >= environment.max_running_tasks:
+                progress.blocked_by = ENV_POOL
+                return
             lane = self._next_lane(lanes)
             if lane is None:
-                break
+                return
             if lane.used >= lane.cap:
-                lane.done, blocked_by = True, challenge_pool_key(lane.challenge_id)
+                lane.done, progress.blocked_by = True, challenge_pool_key(lane.challenge_id)
                 continue
             entry = self._next_entry(lane)
             if entry is None:
                 lane.done = True
                 continue
             cpu = lane.config.cpu or environment.default_task_cpu
-            if cpu_cap is not None and env_cpu + cpu > cpu_cap:
+            if cpu_cap is not None and progress.env_cpu + cpu > cpu_cap:
                 # The environment's vCPU is spent for a task this heavy; a lighter challenge's may still fit.
-                lane.done, blocked_by = True, ENV_POOL
+                lane.done, progress.blocked_by = True, ENV_POOL
                 continue
             limits = AdmissionLimits(
                 challenge_cap=lane.cap,
@@ -165,7 +200,7 @@ class Dispatcher:
             except (ClientError, BotoCoreError, RuntimeError) as error:
                 self._logger.warning(
                     "admission failed; the run keeps waiting",
-                    extra={"runId": entry.run_id, "error": f"{type(error).__name__}: {error}"[:300]},
+                    extra={"runId": entry.run_id, "error": _error_text(error)},
                 )
                 lane.done = True
                 continue
@@ -173,34 +208,49 @@ class Dispatcher:
                 lane.skipped.add(entry.run_id)
                 continue
             if result.outcome is AdmitOutcome.FULL:
-                blocked_by = result.full_pool
+                progress.blocked_by = result.full_pool
                 if result.full_pool == ENV_POOL:
-                    if env_used + 1 <= environment.max_running_tasks and cpu_cap is not None:
+                    if progress.env_used + 1 <= environment.max_running_tasks and cpu_cap is not None:
                         lane.done = True  # the CPU condition, not the count: another challenge may fit
                         continue
-                    break
+                    return
                 if result.full_pool == phase_pool_key(lane.challenge_id, entry.phase):
                     lane.full_phases.add(entry.phase)
                 else:
                     lane.done = True
                 continue
-            assert result.record is not None
+            # Admitted (committed): it holds its slots whatever happens next.
             lane.skipped.add(entry.run_id)
             lane.used += 1
             lane.phase_used[entry.phase] = lane.phase_used.get(entry.phase, 0) + 1
-            env_used, env_cpu = env_used + 1, env_cpu + cpu
-            item = Admitted(entry, result.record)
-            admitted.append(item)
+            progress.env_used, progress.env_cpu = progress.env_used + 1, progress.env_cpu + cpu
+            progress.taken += 1
             self._metrics(Metric.RUNS_ADMITTED, entry.challenge_id)
+            record = result.record or self._reread(entry)
+            if record is None:
+                # Unreadable now: the run is ADMITTED with its `deadlineAt`, so the sweeper re-sends its message.
+                self._logger.warning(
+                    "run admitted but not readable; the sweeper re-sends it",
+                    extra={"runId": entry.run_id, "challengeId": entry.challenge_id},
+                )
+                continue
+            item = Admitted(entry, record)
+            progress.admitted.append(item)
             self._logger.info(
                 "run admitted",
                 extra={"runId": entry.run_id, "challengeId": entry.challenge_id, "waitOrder": entry.wait_order},
             )
             if entry.run_id == prefer_run_id:
-                self_admitted = item
+                progress.self_admitted = item
             else:
                 self._send_admitted(item)
-        return DispatchResult(tuple(admitted), self_admitted, blocked_by)
+
+    def _reread(self, entry: WaitEntry) -> LifecycleRecord | None:
+        try:
+            return self._store.run(entry.run_id)
+        except Exception as error:
+            self._logger.warning("admitted run not re-read", extra={"runId": entry.run_id, "error": _error_text(error)})
+            return None
 
     def _lanes(self, snapshot: PoolSnapshot, challenge_id: str | None) -> list[_Lane]:
         if challenge_id is not None:
@@ -236,19 +286,23 @@ class Dispatcher:
         return chosen
 
     def _next_entry(self, lane: _Lane) -> WaitEntry | None:
-        """The first queued entry of the lane not yet taken and whose phase has room."""
-        for reload in (False, True):
-            if not lane.loaded or reload:
-                lane.entries = self._store.queue_head(lane.challenge_id, limit=len(lane.skipped) + _HEAD_PAGE)
-                lane.loaded = True
-            for entry in lane.entries:
-                if entry.run_id in lane.skipped:
-                    continue
-                if lane.phase_has_room(entry.phase):
+        """The first queued entry of the lane not yet taken and whose phase has room, reading the queue page by
+        page: any number of entries blocked by their phase's cap may stand ahead of a run that fits."""
+        while True:
+            while lane.cursor < len(lane.entries):
+                entry = lane.entries[lane.cursor]
+                if entry.run_id not in lane.skipped and lane.phase_has_room(entry.phase):
                     return entry
-            if len(lane.entries) < len(lane.skipped) + _HEAD_PAGE:
-                return None  # the whole queue was read
-        return None
+                # Within one dispatch slots are only taken, never freed: a skipped entry stays skipped.
+                lane.cursor += 1
+            if lane.read_to_end:
+                return None
+            limit = min(_HEAD_PAGE << lane.pages, _MAX_PAGE)
+            after = lane.entries[-1].wait_order if lane.entries else None
+            page = self._store.queue_head(lane.challenge_id, limit=limit, after=after)
+            lane.pages += 1
+            lane.entries.extend(page)
+            lane.read_to_end = len(page) < limit
 
     def _send_admitted(self, admitted: Admitted) -> None:
         try:
@@ -256,7 +310,7 @@ class Dispatcher:
         except Exception as error:
             self._logger.warning(
                 "admitted run's message not sent; the sweeper re-sends it",
-                extra={"runId": admitted.entry.run_id, "error": f"{type(error).__name__}: {error}"[:300]},
+                extra={"runId": admitted.entry.run_id, "error": _error_text(error)},
             )
 
 

@@ -3,7 +3,7 @@
 A state change and the release of its slot are separate writes (the release is idempotent, never transactional
 with the outcome), so a crash between them leaves a holder behind; the sweeper runs this each time. The plan is a
 pure function of what was read; applying it is conditional writes only, so a repair that raced a real transition
-does nothing.
+does nothing: a release is one transaction with a check that the run is still in the state the plan read.
 
 Repairs:
 - `run_not_holding`: a pool holds a slot for a run that is absent or in a state that holds none -> release it.
@@ -131,7 +131,13 @@ class SlotReconciler:
             assert run is not None
             return self._store.force_hold(run, cpu_units=repair.cpu_units)
         assert repair.pool is not None
-        return self._store.release_holder(repair.pool, repair.run_id, repair.cpu_units)
+        # Conditioned on the run as the plan read it: a run re-admitted since then keeps its new slot. Its
+        # member's `r#` goes with the slot, or supersede would see the finished run as still holding one.
+        run = runs.get(repair.run_id)
+        member = (run.challenge_id, run.member_id) if run is not None and run.member_id is not None else None
+        return self._store.release_holder_if(
+            repair.pool, repair.run_id, repair.cpu_units, run.state if run is not None else None, member=member
+        )
 
 
 __all__ = ["SlotReconciler", "SlotRepair", "SlotRepairReason", "plan_slot_repairs"]

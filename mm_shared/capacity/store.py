@@ -18,6 +18,7 @@ that is how `admit` names the full pool or sees that the run is no longer waitin
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ _MAX_DETAIL = 500
 _CONDITION_FAILED = "ConditionalCheckFailed"
 _CONFLICT = "TransactionConflict"
 _serializer = TypeSerializer()
+_logger = logging.getLogger(__name__)
 _deserializer = TypeDeserializer()
 
 
@@ -122,7 +124,8 @@ class AdmitOutcome(StrEnum):
 class AdmitResult:
     outcome: AdmitOutcome
     full_pool: str | None = None  # "ENV", "CHALLENGE#..", "PHASE#.."
-    record: LifecycleRecord | None = None  # the ADMITTED run
+    # The ADMITTED run; None if it could not be re-read after the admission committed (it is admitted all the same)
+    record: LifecycleRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,10 @@ def _plain(value: Any) -> Any:
     return int(plain) if hasattr(plain, "to_integral_value") else plain
 
 
+def _error_text(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"[:300]
+
+
 def _cancellation_codes(error: ClientError) -> list[str] | None:
     """The per-item codes of a cancelled transaction, or None for any other error."""
     if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
@@ -213,6 +220,10 @@ class CapacityStore:
 
     def now(self) -> float:
         return self._clock()
+
+    def run(self, run_id: str) -> LifecycleRecord | None:
+        """The run's status item (strongly consistent), as `StatusStore.get` reads it."""
+        return self._status.get(run_id)
 
     @staticmethod
     def _key(pk: str, sk: str) -> dict[str, Any]:
@@ -534,8 +545,7 @@ class CapacityStore:
             )
             codes = self._transact(items)
             if codes is None:
-                self._raise_dispatched_round(entry)
-                return AdmitResult(AdmitOutcome.ADMITTED, record=self._status.get(entry.run_id))
+                return self._admitted(entry)
             if codes and codes[0] == _CONDITION_FAILED:
                 return AdmitResult(AdmitOutcome.GONE)
             for index, (sk, _) in enumerate(pools, start=2):
@@ -544,6 +554,22 @@ class CapacityStore:
             if _CONFLICT not in codes:
                 raise RuntimeError(f"admission of {entry.run_id} cancelled: {codes}")
         raise RuntimeError(f"admission of {entry.run_id}: conflicting transactions {_MAX_RACE_RETRIES} times")
+
+    def _admitted(self, entry: WaitEntry) -> AdmitResult:
+        """After the admission committed the run IS admitted, holding its slots, whatever fails next: nothing
+        here may turn it back into "still waiting" for the caller (it would then neither send nor launch it)."""
+        try:
+            self._raise_dispatched_round(entry)
+        except Exception as error:
+            # e.g. TransactionConflict on the busy challenge pool; the round guards nothing (see below).
+            _logger.warning("dispatched round not raised", extra={"runId": entry.run_id, "error": _error_text(error)})
+        try:
+            record = self._status.get(entry.run_id)
+        except Exception as error:
+            # The caller re-reads it; failing that, the sweeper re-sends the run past its `deadlineAt`.
+            _logger.warning("admitted run not re-read", extra={"runId": entry.run_id, "error": _error_text(error)})
+            record = None
+        return AdmitResult(AdmitOutcome.ADMITTED, record=record)
 
     def _raise_dispatched_round(self, entry: WaitEntry) -> None:
         """The challenge's virtual time only moves forward. Outside the admission transaction: it orders new runs
@@ -562,6 +588,59 @@ class CapacityStore:
         """Free one pool's slot of `run_id`; a no-op (False) when it holds none there (never a double free)."""
         op = self._release_op(pool_sk, run_id, cpu_units, self._clock())["Update"]
         return self._update_if(**op) is not None
+
+    def release_holder_if(
+        self,
+        pool_sk: str,
+        run_id: str,
+        cpu_units: int,
+        observed_state: SubmissionState | None,
+        *,
+        member: tuple[str, int] | None = None,
+    ) -> bool:
+        """The reconciler's release: free one pool's slot of `run_id` only while its run is still in the state the
+        plan read (`observed_state`; None: the run item still absent), in one transaction with a ConditionCheck on
+        the status item, so a run re-admitted since the snapshot keeps the slot it legitimately holds again.
+        `member` (challenge id, member id): its `r#<runId>` goes too (if there). False: nothing freed."""
+        if observed_state is None:
+            check: dict[str, Any] = {
+                "TableName": self._status_table,
+                "Key": self._run_key(run_id),
+                "ConditionExpression": f"attribute_not_exists({STATUS_TABLE_PARTITION_KEY})",
+            }
+        else:
+            check = {
+                "TableName": self._status_table,
+                "Key": self._run_key(run_id),
+                "ConditionExpression": "#state = :observed_state",
+                "ExpressionAttributeNames": {"#state": "state"},
+                "ExpressionAttributeValues": _values({":observed_state": observed_state.value}),
+            }
+        for _ in range(_MAX_RACE_RETRIES):
+            items = [{"ConditionCheck": check}, self._release_op(pool_sk, run_id, cpu_units, self._clock())]
+            if member is not None:
+                challenge_id, member_id = member
+                held = self._get(member_partition(challenge_id, member_id), MEMBER_SORT_KEY) or {}
+                if f"r#{run_id}" in held:
+                    items.append(
+                        self._member_op(
+                            challenge_id,
+                            member_id,
+                            "REMOVE #r",
+                            {},
+                            {"#r": f"r#{run_id}"},
+                            condition="attribute_exists(#r)",
+                        )
+                    )
+            codes = self._transact(items)
+            if codes is None:
+                return True
+            if _CONDITION_FAILED in codes[:2]:
+                return False  # the run moved on, or the slot is free already
+            if _CONDITION_FAILED not in codes and _CONFLICT not in codes:
+                raise RuntimeError(f"release of {run_id} from {pool_sk} cancelled: {codes}")
+            # The member's r# vanished in between, or a conflict: read again.
+        return False
 
     def release(self, run: LifecycleRecord) -> bool:
         """Free every slot the run holds (`slot_pools`); True if any was freed. Idempotent: a repeat frees none."""
@@ -844,14 +923,19 @@ class CapacityStore:
                 phases[(challenge_id, ScoringPhase(phase))] = state
         return PoolSnapshot(env=env, challenges=challenges, phases=phases)
 
-    def queue_head(self, challenge_id: str, *, limit: int = 10) -> list[WaitEntry]:
-        response = self.client.query(
-            TableName=self._table,
-            ConsistentRead=True,
-            KeyConditionExpression=f"{CAPACITY_TABLE_PARTITION_KEY} = :pk",
-            ExpressionAttributeValues=_values({":pk": queue_partition(challenge_id)}),
-            Limit=limit,
-        )
+    def queue_head(self, challenge_id: str, *, limit: int = 10, after: str | None = None) -> list[WaitEntry]:
+        """Up to `limit` entries in queue order, from the front or from just after the entry `after` (a wait
+        order): the next page of a queue being read page by page."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "ConsistentRead": True,
+            "KeyConditionExpression": f"{CAPACITY_TABLE_PARTITION_KEY} = :pk",
+            "ExpressionAttributeValues": _values({":pk": queue_partition(challenge_id)}),
+            "Limit": limit,
+        }
+        if after is not None:
+            request["ExclusiveStartKey"] = self._key(queue_partition(challenge_id), after)
+        response = self.client.query(**request)
         return [_wait_entry(item) for item in response.get("Items", [])]
 
     def queue_entries(self, challenge_id: str) -> list[WaitEntry]:
@@ -880,14 +964,15 @@ class CapacityStore:
             request["ExclusiveStartKey"] = last
 
     def mark_admission_resent(self, run_id: str, *, observed_deadline: int) -> bool:
-        """The sweeper re-sent an ADMITTED run's message: look again `ADMISSION_RESEND_SECONDS` later."""
+        """The sweeper re-sent an ADMITTED run's message: look again `ADMISSION_RESEND_SECONDS` later, and count
+        the re-send (`admissionResends`: the sweeper dead-letters a run whose message is never processed)."""
         now = self._clock()
         return (
             self._update_if(
                 TableName=self._status_table,
                 Key=self._run_key(run_id),
                 UpdateExpression="SET deadlineAt = :deadline, updatedAt = :now, "
-                "history = list_append(if_not_exists(history, :empty), :entry)",
+                "history = list_append(if_not_exists(history, :empty), :entry) ADD admissionResends :one",
                 ConditionExpression="#state = :admitted AND deadlineAt = :observed",
                 ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues=_values(
@@ -895,6 +980,7 @@ class CapacityStore:
                         ":deadline": int(now) + ADMISSION_RESEND_SECONDS,
                         ":admitted": SubmissionState.ADMITTED.value,
                         ":observed": observed_deadline,
+                        ":one": 1,
                         ":now": _iso(now),
                         ":empty": [],
                         ":entry": self._history(now, "ADMISSION_RESENT", "admitted run's message sent again"),
@@ -903,6 +989,86 @@ class CapacityStore:
             )
             is not None
         )
+
+    def dead_letter_admission(self, run: LifecycleRecord, *, reason: str) -> LifecycleRecord | None:
+        """An ADMITTED run whose message was re-sent and never processed -> DEAD_LETTERED with `reason`, its
+        slots released and the member's `r#` removed, in one transaction (conditioned on the state and attempt of
+        `run`). It never called RunTask for this admission, so its launch is definite: a v6 run that is not
+        `launchAmbiguous` from an earlier attempt has its terminal report due now (PENDING, FAILED, as StatusStore's
+        definite dead-letter writes it, decision 086); otherwise no deadline (an operator's redrive requeues it).
+        `launchAmbiguous` stays as it is. None: the run moved on (nothing written)."""
+        if run.state is not SubmissionState.ADMITTED:
+            return None
+        report_due = run.platform is Platform.V6 and not run.launch_ambiguous
+        for _ in range(_MAX_RACE_RETRIES):
+            now = self._clock()
+            values: dict[str, Any] = {
+                ":dead": SubmissionState.DEAD_LETTERED.value,
+                ":admitted": SubmissionState.ADMITTED.value,
+                ":observed_attempt": run.launch_attempt,
+                ":reason": reason[:_MAX_DETAIL],
+                ":now": _iso(now),
+                ":empty": [],
+                ":entry": self._history(now, SubmissionState.DEAD_LETTERED, reason),
+            }
+            sets = (
+                "#state = :dead, reason = :reason, updatedAt = :now, "
+                "history = list_append(if_not_exists(history, :empty), :entry)"
+            )
+            removes = "leaseUntil"
+            if report_due:
+                values.update(
+                    {
+                        ":pending": ReportStatus.PENDING.value,
+                        ":failed": TestStatus.FAILED.value,
+                        ":report_deadline": int(now),
+                    }
+                )
+                sets += ", reportStatus = :pending, testStatus = :failed, deadlineAt = :report_deadline"
+            else:
+                removes += ", deadlineAt"  # in the DLQ: an operator's redrive is the next step, not the sweeper
+            items = [
+                self._update_op(
+                    self._status_table,
+                    self._run_key(run.run_id),
+                    f"SET {sets} REMOVE {removes}",
+                    values,
+                    condition="#state = :admitted AND launchAttempt = :observed_attempt",
+                    names={"#state": "state"},
+                ),
+                *self._release_ops_for(run, now),
+            ]
+            codes = self._transact(items)
+            if codes is None:
+                return self._status.get(run.run_id)
+            if codes and codes[0] == _CONDITION_FAILED:
+                return None
+            # A holder (or the member's r#) vanished in between (a concurrent release): read them again.
+        raise RuntimeError(f"dead-letter of admitted {run.run_id}: lost the race {_MAX_RACE_RETRIES} times")
+
+    def _release_ops_for(self, run: LifecycleRecord, now: float) -> list[dict[str, Any]]:
+        """Transaction items freeing the slots `run` still holds and removing its member `r#` (each conditioned
+        on being there, so only what exists now is included: read just before)."""
+        cpu = run.slot_cpu or 0
+        items = [
+            self._release_op(sk, run.run_id, cpu, now)
+            for sk in run.slot_pools
+            if f"h#{run.run_id}" in (self._get(POOL_PARTITION, sk) or {})
+        ]
+        if run.member_id is not None:
+            member = self._get(member_partition(run.challenge_id, run.member_id), MEMBER_SORT_KEY) or {}
+            if f"r#{run.run_id}" in member:
+                items.append(
+                    self._member_op(
+                        run.challenge_id,
+                        run.member_id,
+                        "REMOVE #r",
+                        {},
+                        {"#r": f"r#{run.run_id}"},
+                        condition="attribute_exists(#r)",
+                    )
+                )
+        return items
 
     # ------------------------------------------------------------------ pace
     def pace(self, per_second: int) -> bool:

@@ -119,6 +119,7 @@ class LifecycleRecord(ContractModel):
     rerun: bool = False  # an operator's rerun: queued after new work by default
     cancel_requested: bool = False  # supersede: its task is being stopped; the STOPPED event records CANCELLED
     wait_reason: str | None = None  # why it waits (the cap that was full, a throttled RunTask, a redrive)
+    admission_resends: int = 0  # sweeper re-sends of an ADMITTED run's message (past its deadline) so far
     history: list[LifecycleEvent] = Field(default_factory=list)
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from mm_shared import aws as aws_clients
 from mm_shared.capacity.store import (
@@ -182,7 +183,11 @@ def test_an_admitted_run_past_its_deadline_is_found_for_a_resend(
     clock.advance(ADMISSION_RESEND_SECONDS + 1)
     assert capacity.mark_admission_resent(entry.run_id, observed_deadline=deadline)
     assert not capacity.mark_admission_resent(entry.run_id, observed_deadline=deadline)  # deadline moved on
-    assert current(status, entry.run_id).deadline_at == int(clock.now) + ADMISSION_RESEND_SECONDS
+    resent = current(status, entry.run_id)
+    assert resent.deadline_at == int(clock.now) + ADMISSION_RESEND_SECONDS
+    assert resent.admission_resends == 1
+    assert capacity.mark_admission_resent(entry.run_id, observed_deadline=resent.deadline_at)
+    assert current(status, entry.run_id).admission_resends == 2
 
 
 @pytest.mark.parametrize(
@@ -243,6 +248,23 @@ def test_a_second_admission_of_the_same_entry_is_gone(capacity: CapacityStore) -
     assert capacity.admit(entry, limits()).outcome is AdmitOutcome.ADMITTED
     assert capacity.admit(entry, limits()).outcome is AdmitOutcome.GONE
     assert capacity.pools().env.used == 1
+
+
+def test_a_committed_admission_is_admitted_whatever_fails_after_it(
+    capacity: CapacityStore, status: StatusStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = enqueue(capacity, submission())
+
+    def busy(*args: Any, **kwargs: Any) -> Any:
+        raise ClientError({"Error": {"Code": "TransactionConflictException", "Message": "busy"}}, "UpdateItem")
+
+    monkeypatch.setattr(capacity, "_update_if", busy)  # raising the dispatched round fails
+    monkeypatch.setattr(capacity._status, "get", busy)  # and so does the re-read
+    result = capacity.admit(entry, limits())
+    assert (result.outcome, result.record) == (AdmitOutcome.ADMITTED, None)
+    monkeypatch.undo()
+    assert current(status, entry.run_id).state is SubmissionState.ADMITTED
+    assert capacity.pools().env.holders == {entry.run_id: 1024}
 
 
 # ------------------------------------------------------------------ claim, release
@@ -359,6 +381,66 @@ def test_a_redriven_definite_dead_letter_waits_again_with_a_new_token(
     again = status.claim_launch(sub, phase=PHASE, scorer_type="java", lease_seconds=120)
     assert again.granted
     assert again.attempt == 2
+
+
+# ------------------------------------------------------------------ dead-lettering an admission never claimed
+@pytest.mark.parametrize(
+    ("platform", "ambiguous", "report_due"),
+    [(Platform.V5, False, False), (Platform.V6, False, True), (Platform.V6, True, False)],
+    ids=["v5", "v6", "v6-ambiguous"],
+)
+def test_dead_letter_admission_frees_the_slots_in_one_transaction(
+    capacity: CapacityStore,
+    status: StatusStore,
+    clock: Clock,
+    platform: Platform,
+    ambiguous: bool,
+    report_due: bool,
+) -> None:
+    sub = submission(platform=platform)
+    entry = enqueue(capacity, sub)
+    capacity.admit(entry, limits(phase_cap=3))
+    if ambiguous:  # an earlier attempt may have started a task; requeued, then admitted again
+        claim = status.claim_launch(sub, phase=PHASE, scorer_type="java", lease_seconds=120)
+        assert status.mark_launch_outcome_unknown(
+            entry.run_id, attempt=claim.attempt, reason="5xx", dead_lettered=False
+        )
+        assert capacity.requeue(current(status, entry.run_id), reason="RunTask throttled")
+        [again] = capacity.queue_entries(CHALLENGE_A)
+        capacity.admit(again, limits(phase_cap=3))
+    admitted = current(status, entry.run_id)
+    assert admitted.state is SubmissionState.ADMITTED
+    dead = capacity.dead_letter_admission(admitted, reason="admitted run never claimed")
+    assert dead is not None
+    assert dead == current(status, entry.run_id)
+    assert dead.state is SubmissionState.DEAD_LETTERED
+    assert dead.reason == "admitted run never claimed"
+    assert dead.launch_ambiguous is ambiguous
+    assert dead.launch_attempt == admitted.launch_attempt
+    if report_due:
+        assert (dead.report_status, dead.test_status) == (ReportStatus.PENDING, TestStatus.FAILED.value)
+        assert dead.deadline_at == int(clock.now)
+    else:
+        assert (dead.report_status, dead.test_status, dead.deadline_at) == (None, None, None)
+    for pool in capacity.pools().all_pools():
+        assert (pool.used, pool.cpu_used, pool.holders) == (0, 0, {})
+    assert capacity.member_runs(CHALLENGE_A, sub.member_id) == ([], [])
+    assert capacity.dead_letter_admission(admitted, reason="again") is None  # moved on: nothing written
+    # a redrive of its message puts it back in the queue
+    assert capacity.requeue(dead, reason="redriven")
+    assert current(status, entry.run_id).state is SubmissionState.WAITING
+    assert [e.run_id for e in capacity.queue_entries(CHALLENGE_A)] == [entry.run_id]
+
+
+def test_dead_letter_admission_leaves_a_claimed_run_alone(capacity: CapacityStore, status: StatusStore) -> None:
+    sub = submission()
+    capacity.admit(enqueue(capacity, sub), limits())
+    admitted = current(status, run_id(sub.submission_id, PHASE))
+    assert status.claim_launch(sub, phase=PHASE, scorer_type="java", lease_seconds=120).granted
+    assert capacity.dead_letter_admission(admitted, reason="never claimed") is None
+    assert current(status, admitted.run_id).state is SubmissionState.LAUNCHING
+    assert capacity.pools().env.holders == {admitted.run_id: 1024}
+    assert capacity.member_runs(CHALLENGE_A, sub.member_id) == ([], [(admitted.run_id, PHASE)])
 
 
 # ------------------------------------------------------------------ cancel

@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from mm_shared.capacity.config import CapacityConfigError
 from mm_shared.capacity.dispatcher import CONFIG_BLOCK, Admitted, Dispatcher, admitted_message_body
@@ -261,3 +262,98 @@ def test_the_admitted_message_names_its_phase(world: World) -> None:
     assert body["phase"] == "EXAMPLE"
     assert body["submissionId"] == sub.submission_id
     assert RoutedSubmission.model_validate(body).model_copy(update={"phase": None}) == sub
+
+
+def test_a_run_behind_any_number_of_phase_blocked_runs_is_admitted(world: World) -> None:
+    # 80 SYSTEM runs under a SYSTEM cap of 1 fill more than three pages of the queue ahead of the PROVISIONAL ones.
+    world.configs = {
+        CHALLENGE_A: config(CHALLENGE_A, max_running_tasks=5, max_running_tasks_per_phase={ScoringPhase.SYSTEM: 1})
+    }
+    for member in range(80):
+        world.wait(submission(CHALLENGE_A, member_id=member + 1), ScoringPhase.SYSTEM)
+    provisional = [world.wait(submission(CHALLENGE_A, member_id=900 + n)) for n in range(2)]
+    result = world.dispatcher().dispatch(challenge_id=CHALLENGE_A)
+    assert Counter(item.entry.phase for item in result.admitted) == {
+        ScoringPhase.SYSTEM: 1,
+        ScoringPhase.PROVISIONAL: 2,
+    }
+    assert {item.entry.run_id for item in result.admitted} >= set(provisional)
+    # a phase capped at 0 blocks only its own runs too
+    world.configs[CHALLENGE_A] = config(
+        CHALLENGE_A, max_running_tasks=5, max_running_tasks_per_phase={ScoringPhase.SYSTEM: 0}
+    )
+    late = world.wait(submission(CHALLENGE_A, member_id=999))
+    assert [item.entry.run_id for item in world.dispatcher().dispatch().admitted] == [late]
+
+
+def _conflict(operation: str) -> ClientError:
+    return ClientError({"Error": {"Code": "TransactionConflictException", "Message": "busy"}}, operation)
+
+
+def test_a_committed_admission_is_sent_even_when_the_store_cannot_re_read_it_at_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.configs = {CHALLENGE_A: config(CHALLENGE_A, max_running_tasks=2)}
+    first = world.wait(submission(CHALLENGE_A, member_id=1))
+    second = world.wait(submission(CHALLENGE_A, member_id=2))
+    third = world.wait(submission(CHALLENGE_A, member_id=3))
+    status_get = world.store._status.get
+    failures = {first: 1, second: 2}  # first: only the store's re-read fails; second: the dispatcher's too
+
+    def flaky_get(run: str) -> Any:
+        if failures.get(run, 0) > 0:
+            failures[run] -= 1
+            raise _conflict("GetItem")
+        return status_get(run)
+
+    def busy_pool(entry: Any) -> None:
+        raise _conflict("UpdateItem")
+
+    monkeypatch.setattr(world.store._status, "get", flaky_get)
+    monkeypatch.setattr(world.store, "_raise_dispatched_round", busy_pool)
+    result = world.dispatcher().dispatch(challenge_id=CHALLENGE_A, prefer_run_id=second)
+    assert [item.entry.run_id for item in result.admitted] == [first]
+    assert [item.entry.run_id for item in world.sent] == [first]
+    assert result.self_admitted is None  # unreadable: left to the sweeper's re-send, never taken for waiting
+    assert result.blocked_by == challenge_pool_key(CHALLENGE_A)  # its slot counts: the third run waits
+    states = {run: status_get(run) for run in (first, second, third)}
+    assert [record.state if record else None for record in states.values()] == [
+        SubmissionState.ADMITTED,
+        SubmissionState.ADMITTED,
+        SubmissionState.WAITING,
+    ]
+    assert (Metric.RUNS_ADMITTED, CHALLENGE_A) in world.metrics
+
+
+def test_a_failure_mid_dispatch_keeps_what_was_admitted(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    world.configs = {CHALLENGE_A: config(CHALLENGE_A)}
+    mine = world.wait(submission(CHALLENGE_A, member_id=1))
+    world.wait(submission(CHALLENGE_A, member_id=2))
+    world.wait(submission(CHALLENGE_A, member_id=3))
+    monkeypatch.setattr("mm_shared.capacity.dispatcher._HEAD_PAGE", 1)  # one entry a page: a second read follows
+    queue_head = world.store.queue_head
+    calls: list[str | None] = []
+
+    def failing_after_the_first_page(challenge_id: str, *, limit: int = 10, after: str | None = None) -> Any:
+        calls.append(after)
+        if len(calls) > 1:
+            raise _conflict("Query")
+        return queue_head(challenge_id, limit=limit, after=after)
+
+    monkeypatch.setattr(world.store, "queue_head", failing_after_the_first_page)
+    result = world.dispatcher().dispatch(challenge_id=CHALLENGE_A, prefer_run_id=mine)
+    assert result.self_admitted is not None
+    assert result.self_admitted.entry.run_id == mine
+    assert [item.entry.run_id for item in result.admitted] == [mine]
+    assert len(calls) == 2
+    # nothing admitted yet: the error is the caller's to see
+    with pytest.raises(ClientError):
+        world.dispatcher().dispatch(challenge_id=CHALLENGE_A)
+
+
+def test_the_queue_is_read_on_past_entries_admitted_meanwhile(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pages of one entry: each next page starts after an entry this dispatch admitted (deleted) already.
+    monkeypatch.setattr("mm_shared.capacity.dispatcher._HEAD_PAGE", 1)
+    world.configs = {CHALLENGE_A: config(CHALLENGE_A)}
+    runs = [world.wait(submission(CHALLENGE_A, member_id=member + 1)) for member in range(4)]
+    assert [item.entry.run_id for item in world.dispatcher().dispatch().admitted] == runs

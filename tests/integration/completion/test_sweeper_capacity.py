@@ -15,15 +15,18 @@ import pytest
 
 from completion_lambda import timeout_sweeper
 from completion_lambda.observability import RecordingMetricsSink
+from completion_lambda.outcome import SUPERSEDED_REASON
+from completion_lambda.sweeper import ADMISSION_DEAD_LETTER_REASON, ADMISSION_NEVER_CLAIMED, MAX_ADMISSION_RESENDS
 from completion_lambda.timeout_sweeper import SweeperDependencies
 from mm_shared import aws as aws_clients
 from mm_shared.capacity.store import ADMISSION_RESEND_SECONDS, AdmissionLimits, AdmitOutcome
-from mm_shared.models.lifecycle import SubmissionState
+from mm_shared.models.lifecycle import ReportStatus, SubmissionState
 from mm_shared.models.outcome import Outcome, OutcomeCode, TestStatus
+from mm_shared.models.phase import Platform
 from mm_shared.observability import Metric
 from mm_shared.status_store import DEFAULT_LIVENESS_CHECK_SECONDS
 from tests.conftest import Clock
-from tests.integration.completion.capacity_world import OTHER_CHALLENGE, World, capacity_world
+from tests.integration.completion.capacity_world import OTHER_CHALLENGE, World, capacity_world, config_of
 from tests.integration.completion.conftest import CLUSTER_ARN, FakeLambda, sweeper_settings_for
 from tests.integration.completion.test_sweeper_describe_first import FakeEcs
 from tests.unit.completion.fakes import CHALLENGE_ID
@@ -239,3 +242,134 @@ def test_the_task_of_a_requeued_ambiguous_attempt_is_kept_while_it_waits_and_ado
 
 
 SETTLE = 180  # TimeoutSweeperSettings.orphan_settle_seconds (default)
+
+
+def test_a_superseded_task_whose_stop_failed_is_stopped_by_its_next_liveness_check(
+    world: World, sweeps: Sweeps
+) -> None:
+    # Given a running run superseded by its member's newer submission, whose StopTask by the challenge processor
+    # failed (only cancelRequested is on the item), and a run waiting for the environment's only slot
+    mine = world.submission(CHALLENGE_ID)
+    mine_id, arn = world.launched(mine)
+    sweeps.ecs.run(submission_id=mine.submission_id, arn=arn)
+    assert world.capacity.request_cancel_running(mine_id) is not None
+    theirs_id = world.waiting(world.submission(OTHER_CHALLENGE, member_id=7))
+
+    # When the sweeper looks at it at its next liveness check, long before its one-hour timeout
+    world.clock.advance(DEFAULT_LIVENESS_CHECK_SECONDS + 1)
+    result = sweeps.sweep()
+
+    # Then its task is stopped with the superseded reason (not as a timeout)
+    assert (result["supersededStopped"], result["stopped"]) == (1, 0)
+    assert [stop["reason"] for stop in sweeps.ecs.stops()] == [SUPERSEDED_REASON]
+    assert sweeps.metrics.reasons(Metric.TASKS_STOPPED_FOR_TIMEOUT) == []
+
+    # and when its STOPPED event arrives, the run is CANCELLED and its slot goes to the waiting run
+    task = sweeps.ecs.tasks[arn]
+    assert (task.stop_code, task.stopped_reason) == ("UserInitiated", SUPERSEDED_REASON)
+    outcome = world.invoke(world.stopped(mine, arn, stop_code="UserInitiated", stopped_reason=SUPERSEDED_REASON))
+    assert outcome["outcome"] == OutcomeCode.CANCELLED.value
+    assert world.state(mine_id) is SubmissionState.CANCELLED
+    assert world.state(theirs_id) is SubmissionState.ADMITTED
+    assert world.holders() == {theirs_id}
+
+
+def test_a_superseded_task_still_running_after_the_stop_is_stopped_again_as_superseded(
+    world: World, sweeps: Sweeps
+) -> None:
+    # Given a superseded run's task that the sweeper stopped, and that ECS still shows running a grace later
+    mine = world.submission(CHALLENGE_ID)
+    mine_id, arn = world.launched(mine)
+    sweeps.ecs.run(submission_id=mine.submission_id, arn=arn)
+    assert world.capacity.request_cancel_running(mine_id) is not None
+    world.clock.advance(DEFAULT_LIVENESS_CHECK_SECONDS + 1)
+    assert sweeps.sweep()["supersededStopped"] == 1
+    sweeps.ecs.tasks[arn].last_status = "DEACTIVATING"
+    record = world.status.get(mine_id)
+    assert record is not None
+    assert record.deadline_at is not None
+    world.clock.advance(record.deadline_at - world.clock.now + 1)
+
+    # When the sweeper looks again
+    result = sweeps.sweep()
+
+    # Then it stops it again, still as superseded (its outcome is a cancel, never a timeout)
+    assert result["stoppedAgain"] == 1
+    assert [stop["reason"] for stop in sweeps.ecs.stops()] == [SUPERSEDED_REASON, SUPERSEDED_REASON]
+
+
+def admitted_never_claimed(world: World, submission: Any) -> str:
+    """A run admitted (the environment's only slot) whose message no challenge processor will ever process."""
+    rid = world.waiting(submission)
+    entry = next(e for e in world.capacity.queue_entries(submission.challenge_id) if e.run_id == rid)
+    limits = AdmissionLimits(challenge_cap=5, phase_cap=None, env_cap=1, env_cpu_cap_units=None, cpu_units=1024)
+    assert world.capacity.admit(entry, limits).outcome is AdmitOutcome.ADMITTED
+    return rid
+
+
+def test_an_admitted_run_never_claimed_after_its_last_resend_is_dead_lettered_and_frees_its_slot(
+    world: World, sweeps: Sweeps
+) -> None:
+    # Given a run admitted into the environment's only slot whose message is never processed (its queue is
+    # not consumed), and a run waiting behind it
+    mine = world.submission(OTHER_CHALLENGE, member_id=7)
+    mine_id = admitted_never_claimed(world, mine)
+    theirs_id = world.waiting(world.submission(CHALLENGE_ID))
+
+    # When the sweeper finds it past its deadline MAX_ADMISSION_RESENDS times: each time its message is re-sent
+    for resend in range(1, MAX_ADMISSION_RESENDS + 1):
+        world.clock.advance(ADMISSION_RESEND_SECONDS + 1)
+        result = sweeps.sweep()
+        assert (result["admissionsResent"], result["launchesDeadLettered"]) == (1, 0)
+        record = world.status.get(mine_id)
+        assert record is not None
+        assert (record.state, record.admission_resends) == (SubmissionState.ADMITTED, resend)
+        assert world.state(theirs_id) is SubmissionState.WAITING  # the slot is still held
+    assert len(world.messages(OTHER_CHALLENGE)) == MAX_ADMISSION_RESENDS
+
+    # When it is past its deadline once more
+    world.clock.advance(ADMISSION_RESEND_SECONDS + 1)
+    result = sweeps.sweep()
+
+    # Then it is not re-sent but DEAD_LETTERED for an operator, its slot freed, and the waiting run admitted
+    assert (result["admissionsResent"], result["launchesDeadLettered"], result["runsAdmitted"]) == (0, 1, 1)
+    record = world.status.get(mine_id)
+    assert record is not None
+    assert (record.state, record.reason) == (SubmissionState.DEAD_LETTERED, ADMISSION_DEAD_LETTER_REASON)
+    assert world.state(theirs_id) is SubmissionState.ADMITTED
+    assert world.holders() == {theirs_id}
+    assert sweeps.metrics.reasons(Metric.STUCK_LAUNCHES_DEAD_LETTERED) == [ADMISSION_NEVER_CLAIMED]
+    assert world.review_api.posts == 0  # v5: nothing to report for a run that never ran
+
+    # and later sweeps leave it alone (no more sends, no second dead-letter)
+    world.clock.advance(ADMISSION_RESEND_SECONDS + 1)
+    assert sweeps.sweep()["launchesDeadLettered"] == 0
+    assert world.messages(OTHER_CHALLENGE) == []
+    later = world.status.get(mine_id)
+    assert later is not None
+    assert (later.state, later.admission_resends) == (SubmissionState.DEAD_LETTERED, MAX_ADMISSION_RESENDS)
+
+
+def test_a_v6_admitted_run_dead_lettered_after_its_resends_gets_its_failed_summation(
+    world: World, sweeps: Sweeps
+) -> None:
+    # Given a v6 run admitted whose message is never processed
+    world.configs.configs[OTHER_CHALLENGE] = config_of(OTHER_CHALLENGE, platform=Platform.V6)
+    mine = world.submission(OTHER_CHALLENGE, member_id=7, platform=Platform.V6)
+    mine_id = admitted_never_claimed(world, mine)
+    for _ in range(MAX_ADMISSION_RESENDS):
+        world.clock.advance(ADMISSION_RESEND_SECONDS + 1)
+        assert sweeps.sweep()["admissionsResent"] == 1
+
+    # When the sweeper dead-letters it
+    world.clock.advance(ADMISSION_RESEND_SECONDS + 1)
+    assert sweeps.sweep()["launchesDeadLettered"] == 1
+
+    # Then its terminal report was handed to the completion function at once: one FAILED summation
+    [summation] = world.summations.of(mine.submission_id)
+    assert summation["aggregateScore"] == -1
+    assert (summation["metadata"]["testStatus"], summation["metadata"]["outcome"]) == ("FAILED", "FAILED")
+    record = world.status.get(mine_id)
+    assert record is not None
+    assert (record.state, record.report_status) == (SubmissionState.DEAD_LETTERED, ReportStatus.REPORTED)
+    assert world.holders() == set()
