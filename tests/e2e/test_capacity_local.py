@@ -17,6 +17,7 @@ import pytest
 from infrastructure.config import load_environment
 from local_pipeline.engine import LocalPipeline, RunOutcome
 from local_pipeline.fargate import ALL_CHALLENGES
+from local_pipeline.provision import LocalDeviations
 from local_pipeline.report import capacity_figures, to_report
 from local_pipeline.scenario import InputRecord, Scenario, generate
 from local_pipeline.tracker import TIMED_OUT
@@ -44,7 +45,10 @@ def flood_run(tmp_path_factory: pytest.TempPathFactory) -> FloodRun:
     # Every scorer runs past its timeout: a slot is held until the sweeper stops the task (a few seconds here).
     scenario = Scenario(scorers={ROUTE_PLANNER: "run-long", IMAGE_DENOISE: "run-long"})
     log_dir: Path = tmp_path_factory.mktemp("capacity-local") / "logs"
-    with LocalPipeline(config, log_dir=log_dir, max_running_tasks=12) as pipeline:
+    # Each task runs ~12 s before the sweeper stops it (not ~3 s): long enough that the flood fills its cap of 5 even
+    # when the machine is loaded and the one local worker launches slowly; the graces stay as lenient or more.
+    deviations = LocalDeviations(sweeper_deadline_advance_seconds=18.0)
+    with LocalPipeline(config, deviations=deviations, log_dir=log_dir, max_running_tasks=12) as pipeline:
         outcome = pipeline.run(records, scenario, deadline_seconds=240)
     ids = {r.position: r.submission_id for r in outcome.records}
     return FloodRun(
@@ -77,9 +81,12 @@ def test_the_other_challenge_starts_while_the_flood_waits(flood_run: FloodRun) -
     flooded = [r for r in runs.values() if r.run_id.partition("#")[0] in flood_run.flooded]
     other = [r for r in runs.values() if r.run_id.partition("#")[0] in flood_run.other]
     last_flooded_admission = max(r.admitted_at or 0 for r in flooded)
+    longest_flooded_wait = max(r.waited_seconds or 0 for r in flooded)
     assert len(other) == 2
     for run in other:
         assert run.admitted_at is not None
         assert run.waited_seconds is not None
-        assert run.waited_seconds <= 1  # admitted on arrival: its challenge had room
+        # admitted on arrival (its challenge had room), not behind the flood: how long "on arrival" takes depends on
+        # the machine's load, so it is compared with the flood's own waits rather than a number of seconds
+        assert run.waited_seconds < longest_flooded_wait
         assert run.admitted_at <= last_flooded_admission  # while the flood still had runs waiting
