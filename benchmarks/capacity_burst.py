@@ -37,9 +37,9 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")
 from moto import mock_aws
 
 from fault_injection import FaultKind, FaultPlan, FaultRule
-from mm_shared import aws as aws_clients
-from mm_shared.models.lifecycle import FINAL_STATES, LifecycleRecord, SubmissionState
-from mm_shared.models.phase import Platform, ScoringPhase, run_id
+from mm_adapters import aws as aws_clients
+from mm_contracts.models.lifecycle import FINAL_STATES, LifecycleRecord, SubmissionState
+from mm_contracts.models.phase import Platform, ScoringPhase, run_id
 from tests.fakes import fast_transactions
 from tests.fakes.ecs import ALL, TaskScript
 from tests.matrix.world import V6_PHASES, Timings, World
@@ -274,7 +274,7 @@ def figures(burst: Burst, world: World, samples: dict[str, int], wall: float) ->
 
 
 def _metric(name: str) -> Any:
-    from mm_shared.observability import Metric
+    from mm_contracts.metric_names import Metric
 
     return getattr(Metric, name)
 

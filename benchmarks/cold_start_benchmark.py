@@ -18,7 +18,7 @@ HANDLERS = {
     "router": "router_lambda.handler",
     "challenge-processor": "challenge_lambda.handler",
     "completion": "completion_lambda.handler",
-    "timeout-sweeper": "completion_lambda.timeout_sweeper",
+    "timeout-sweeper": "sweeper_lambda.handler",
 }
 # Handlers read settings lazily, but Powertools wants a service name and region at import.
 ENV = {"AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "true", "PATH": "/usr/bin:/bin"}

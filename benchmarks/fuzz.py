@@ -28,7 +28,7 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from mm_shared.models.phase import Platform
+from mm_contracts.models.phase import Platform
 from tests.fuzz.harness import (
     CompletionChecker,
     Finding,

@@ -18,7 +18,7 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")
 from moto import mock_aws
 
 from fault_injection import FaultKind
-from mm_shared import aws as aws_clients
+from mm_adapters import aws as aws_clients
 from tests.matrix.cases import CASES
 from tests.matrix.test_matrix import case_problems, run_case
 

@@ -16,9 +16,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from certificate_monitor.expiry import CertificateExpiry, certificate_expiry
-from mm_shared import aws
-from mm_shared.observability import ENVIRONMENT_DIMENSION, SERVICE_DIMENSION, Metric
-from mm_shared.settings import CertificateMonitorSettings
+from mm_adapters import aws
+from mm_contracts.metric_names import ENVIRONMENT_DIMENSION, SERVICE_DIMENSION, Metric
+from mm_contracts.settings import CertificateMonitorSettings
 
 logger = Logger()
 tracer = Tracer()

@@ -11,13 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from mm_shared.models.challenge import ScorerCredentialsMode
-from mm_shared.models.task import TaskEnv
-from mm_shared.settings import TokenSettings
+from mm_contracts.models.challenge import ScorerCredentialsMode
+from mm_contracts.models.task import TaskEnv
+from mm_contracts.settings import TokenSettings
 
 
 class TokenProvider(Protocol):
-    """The contract of `mm_shared.topcoder.token` (written by the completion helper)."""
+    """The contract of `mm_adapters.topcoder.token` (written by the completion helper)."""
 
     def get_token(self, force_refresh: bool = False) -> str: ...
 
@@ -40,7 +40,7 @@ def default_token_provider_factory(settings: TokenSettings) -> TokenProviderFact
     """Build the shared token provider only when first needed (insecure mode only)."""
 
     def build() -> TokenProvider:
-        from mm_shared.topcoder.token import build_token_provider
+        from mm_adapters.topcoder.token import build_token_provider
 
         provider: TokenProvider = build_token_provider(settings)
         return provider

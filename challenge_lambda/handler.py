@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from challenge_lambda.observability import PowertoolsMetricsSink
 from challenge_lambda.processor import ChallengeProcessor, InboundMessage
-from mm_shared.settings import ChallengeProcessorSettings
+from mm_contracts.settings import ChallengeProcessorSettings
 
 _SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "challenge-processor"
 logger = Logger(service=_SERVICE)

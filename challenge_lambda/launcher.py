@@ -23,12 +23,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mm_shared import aws
-from mm_shared.constants import PROJECT, client_token, started_by
-from mm_shared.models.challenge import ChallengeConfig, ScorerEnvironment
-from mm_shared.models.phase import PhaseConfig
-from mm_shared.models.routed import RoutedSubmission
-from mm_shared.models.task import EcsRunnerEnv, TaskEnv, TaskTag
+from mm_adapters import aws
+from mm_contracts.models.challenge import ChallengeConfig, ScorerEnvironment
+from mm_contracts.models.phase import PhaseConfig
+from mm_contracts.models.routed import RoutedSubmission
+from mm_contracts.models.task import EcsRunnerEnv, TaskEnv, TaskTag
+from mm_contracts.names import PROJECT, client_token, started_by
 
 _MAX_REASON = 300
 _MAX_DIMENSION = 64

@@ -6,7 +6,7 @@ from typing import Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from mm_shared.observability import (
+from mm_contracts.metric_names import (
     CHALLENGE_DIMENSION,
     ENVIRONMENT_DIMENSION,
     METRICS_NAMESPACE,

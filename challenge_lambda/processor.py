@@ -49,21 +49,21 @@ from challenge_lambda.launcher import (
     build_run_task_request,
 )
 from challenge_lambda.observability import MetricsSink
-from mm_shared import aws
-from mm_shared.capacity.config import CapacityConfigError, EnvironmentCapacityLoader
-from mm_shared.capacity.dispatcher import Admitted, Dispatcher, DispatchResult, admitted_message_body
-from mm_shared.capacity.models import EnvironmentCapacity, SupersedePolicy
-from mm_shared.capacity.store import CapacityStore
-from mm_shared.challenge_config import ChallengeConfigError, ChallengeConfigLoader, ConfigErrorReason
-from mm_shared.models.challenge import ChallengeConfig
-from mm_shared.models.lifecycle import FINAL_STATES, LifecycleRecord, ReportStatus, SubmissionState
-from mm_shared.models.phase import PhaseConfig, Platform, RunKey, ScoringPhase
-from mm_shared.models.report_due import report_due_event
-from mm_shared.models.routed import RoutedSubmission
-from mm_shared.observability import Metric
-from mm_shared.settings import ChallengeProcessorSettings
-from mm_shared.status_store import LaunchClaim, LaunchDecision, StatusStore
-from mm_shared.url_policy import url_refusal
+from mm_adapters import aws
+from mm_adapters.challenge_config import ChallengeConfigError, ChallengeConfigLoader, ConfigErrorReason
+from mm_adapters.status_store import LaunchClaim, LaunchDecision, StatusStore
+from mm_capacity.config import CapacityConfigError, EnvironmentCapacityLoader
+from mm_capacity.dispatcher import Admitted, Dispatcher, DispatchResult, admitted_message_body
+from mm_capacity.store import CapacityStore
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.capacity import EnvironmentCapacity, SupersedePolicy
+from mm_contracts.models.challenge import ChallengeConfig
+from mm_contracts.models.lifecycle import FINAL_STATES, LifecycleRecord, ReportStatus, SubmissionState
+from mm_contracts.models.phase import PhaseConfig, Platform, RunKey, ScoringPhase
+from mm_contracts.models.report_due import report_due_event
+from mm_contracts.models.routed import RoutedSubmission
+from mm_contracts.settings import ChallengeProcessorSettings
+from mm_contracts.url_policy import url_refusal
 
 _MAX_DETAIL = 300
 # The phase a v6 skip is reported on when the config cannot say which phases would have run: the one Topcoder's

@@ -16,15 +16,15 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from completion_lambda.observability import GaugeSink, MetricsSink
-from mm_shared.capacity.dispatcher import Admitted, Dispatcher, DispatchResult, admitted_message_body
-from mm_shared.capacity.models import EnvironmentCapacity
-from mm_shared.capacity.reconciler import SlotReconciler
-from mm_shared.capacity.store import CapacityStore, PoolSnapshot, PoolState, WaitEntry
-from mm_shared.challenge_config import ChallengeConfigError
-from mm_shared.constants import CHALLENGE_ID_ATTRIBUTE
-from mm_shared.models.challenge import ChallengeConfig
-from mm_shared.models.lifecycle import LifecycleRecord
-from mm_shared.observability import Metric
+from mm_adapters.challenge_config import ChallengeConfigError
+from mm_capacity.dispatcher import Admitted, Dispatcher, DispatchResult, admitted_message_body
+from mm_capacity.reconciler import SlotReconciler
+from mm_capacity.store import CapacityStore, PoolSnapshot, PoolState, WaitEntry
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.capacity import EnvironmentCapacity
+from mm_contracts.models.challenge import ChallengeConfig
+from mm_contracts.models.lifecycle import LifecycleRecord
+from mm_contracts.names import CHALLENGE_ID_ATTRIBUTE
 
 __all__ = [
     "CapacityGauge",

@@ -1,6 +1,6 @@
 """Completion Lambda: EventBridge "ECS Task State Change" (STOPPED) -> outcome -> one report of the run.
 
-Also accepts the asynchronous "Run Report Due" payload (`mm_shared.models.report_due`) for a run that has no
+Also accepts the asynchronous "Run Report Due" payload (`mm_contracts.models.report_due`) for a run that has no
 task (a v6 skip). Thin glue: settings, lazily built clients, parsing, then `CompletionService.process`. A raised error
 fails the invocation on purpose (EventBridge target retries, then the function's async retries, then
 the rule target's DLQ); every other path returns normally.
@@ -27,19 +27,19 @@ from completion_lambda.observability import (
 )
 from completion_lambda.reporting import ReporterUnavailableError, ReviewApi, SummationsApi
 from completion_lambda.service import CompletionPolicy, CompletionService, ConfigSource
-from mm_shared import aws
-from mm_shared.capacity.config import EnvironmentCapacityLoader
-from mm_shared.capacity.dispatcher import Admitted, Dispatcher
-from mm_shared.capacity.models import EnvironmentCapacity
-from mm_shared.capacity.store import CapacityStore
-from mm_shared.challenge_config import ChallengeConfigLoader
-from mm_shared.models.ecs_event import ECS_EVENT_SOURCE, ECS_TASK_STATE_CHANGE, EcsTaskStateChangeEvent
-from mm_shared.models.report_due import RunReportDueEvent, parse_report_due_event
-from mm_shared.settings import CompletionSettings
-from mm_shared.status_store import StatusStore
-from mm_shared.topcoder.review_summations import ReviewSummationsClient
-from mm_shared.topcoder.submission_api import SubmissionApiClient
-from mm_shared.topcoder.token import TokenProvider, build_token_provider
+from mm_adapters import aws
+from mm_adapters.challenge_config import ChallengeConfigLoader
+from mm_adapters.status_store import StatusStore
+from mm_adapters.topcoder.review_summations import ReviewSummationsClient
+from mm_adapters.topcoder.submission_api import SubmissionApiClient
+from mm_adapters.topcoder.token import TokenProvider, build_token_provider
+from mm_capacity.config import EnvironmentCapacityLoader
+from mm_capacity.dispatcher import Admitted, Dispatcher
+from mm_capacity.store import CapacityStore
+from mm_contracts.models.capacity import EnvironmentCapacity
+from mm_contracts.models.ecs_event import ECS_EVENT_SOURCE, ECS_TASK_STATE_CHANGE, EcsTaskStateChangeEvent
+from mm_contracts.models.report_due import RunReportDueEvent, parse_report_due_event
+from mm_contracts.settings import CompletionSettings
 
 
 class InvalidEventError(ValueError):

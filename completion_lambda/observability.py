@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 
-from mm_shared.observability import CHALLENGE_DIMENSION, ENVIRONMENT_DIMENSION, REASON_DIMENSION, Metric
+from mm_contracts.metric_names import CHALLENGE_DIMENSION, ENVIRONMENT_DIMENSION, REASON_DIMENSION, Metric
 
 # Expected, not a fault: an invocation that only emits Reason-dimensioned metrics (own EMF lines) or
 # none at all (an ignored event) leaves the batched set empty.

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 
-from mm_shared.constants import OUTCOME_UNKNOWN_STOP_REASON_PREFIX, TIMEOUT_STOP_REASON_PREFIX
-from mm_shared.models.ecs_event import EcsContainer, EcsTaskStateChangeDetail, StopCode
-from mm_shared.models.outcome import Outcome, OutcomeCode, TestStatus
-from mm_shared.models.task import TaskEnv
+from mm_contracts.models.ecs_event import EcsContainer, EcsTaskStateChangeDetail, StopCode
+from mm_contracts.models.outcome import Outcome, OutcomeCode, TestStatus
+from mm_contracts.models.task import TaskEnv
+from mm_contracts.names import OUTCOME_UNKNOWN_STOP_REASON_PREFIX, TIMEOUT_STOP_REASON_PREFIX
 
 # Stops caused by the platform, not by the submission or by us (decision 036).
 INFRASTRUCTURE_STOP_CODES = frozenset(

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from mm_shared.constants import PROJECT
-from mm_shared.models.challenge import ChallengeConfig
-from mm_shared.models.outcome import Outcome, OutcomeCode
-from mm_shared.models.phase import RunKey, ScoringPhase
-from mm_shared.topcoder.models import (
+from mm_contracts.models.challenge import ChallengeConfig
+from mm_contracts.models.outcome import Outcome, OutcomeCode
+from mm_contracts.models.phase import RunKey, ScoringPhase
+from mm_contracts.names import PROJECT
+from mm_contracts.topcoder import (
     ReviewCreate,
     ReviewStatus,
     ReviewSummationRequest,
@@ -151,7 +151,7 @@ class ReviewReporter:
 
 # ------------------------------------------------------------------------------------------ v6 review summations
 class SummationsApi(Protocol):
-    """`mm_shared.topcoder.review_summations.ReviewSummationsClient`."""
+    """`mm_adapters.topcoder.review_summations.ReviewSummationsClient`."""
 
     def list_summations(self, *, submission_id: str, phase: ScoringPhase) -> list[dict[str, Any]]: ...
 

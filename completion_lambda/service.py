@@ -3,7 +3,7 @@
 Plain class with injected ports (status store, config source, the Topcoder reporting clients, ECS and SQS
 clients, metrics), so the handler, the tests and the local pipeline all drive the same code. A run is
 (submission, phase) and every store call is by its run id (decision 084). Exactly-once reporting rests on the
-status store's conditional writes (see `mm_shared.status_store`); this module only follows the protocol:
+status store's conditional writes (see `mm_adapters.status_store`); this module only follows the protocol:
 validate the task's identity, record the outcome on the item that tracks the task (never create one), claim
 the report, look before sending on a retried attempt (only once a slow commit can no longer land), then mark
 the result. The report itself goes through a `Reporter` chosen by the challenge's platform: a v5 review or a
@@ -43,26 +43,26 @@ from completion_lambda.reporting import (
     SummationReporter,
     SummationsApi,
 )
-from mm_shared.challenge_config import ChallengeConfigError, ConfigErrorReason
-from mm_shared.constants import started_by_prefix
-from mm_shared.models.bus import canonical_uuid
-from mm_shared.models.challenge import ChallengeConfig
-from mm_shared.models.ecs_event import EcsTaskStateChangeEvent, StopCode
-from mm_shared.models.lifecycle import FINAL_STATES, LifecycleRecord, ReportStatus, SubmissionState
-from mm_shared.models.outcome import Outcome, OutcomeCode, TestStatus
-from mm_shared.models.phase import V6_SUBMISSION_ID, Platform, RunKey, ScoringPhase
-from mm_shared.models.report_due import RunReportDueEvent
-from mm_shared.models.routed import RoutedSubmission
-from mm_shared.models.task import TaskEnv, TaskTag
-from mm_shared.observability import Metric
-from mm_shared.settings import CompletionSettings
-from mm_shared.status_store import OutcomeDecision, RelaunchDecision, ReportClaim, StatusStore
-from mm_shared.topcoder.submission_api import (
+from mm_adapters.challenge_config import ChallengeConfigError, ConfigErrorReason
+from mm_adapters.status_store import OutcomeDecision, RelaunchDecision, ReportClaim, StatusStore
+from mm_adapters.topcoder.submission_api import (
     ApiAuthError,
     ApiOutcomeUnknownError,
     ApiRejectedError,
     ApiTransientError,
 )
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.bus import canonical_uuid
+from mm_contracts.models.challenge import ChallengeConfig
+from mm_contracts.models.ecs_event import EcsTaskStateChangeEvent, StopCode
+from mm_contracts.models.lifecycle import FINAL_STATES, LifecycleRecord, ReportStatus, SubmissionState
+from mm_contracts.models.outcome import Outcome, OutcomeCode, TestStatus
+from mm_contracts.models.phase import V6_SUBMISSION_ID, Platform, RunKey, ScoringPhase
+from mm_contracts.models.report_due import RunReportDueEvent
+from mm_contracts.models.routed import RoutedSubmission
+from mm_contracts.models.task import TaskEnv, TaskTag
+from mm_contracts.names import started_by_prefix
+from mm_contracts.settings import CompletionSettings
 
 __all__ = [
     "CompletionPolicy",

@@ -27,9 +27,9 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 
 from fault_injection.kinds import FaultKind
 from fault_injection.plan import FaultPlan, FaultRule
-from mm_shared.constants import CHALLENGE_ID_ATTRIBUTE, STATUS_TABLE_PARTITION_KEY
-from mm_shared.models.phase import RUN_ID_SEPARATOR, ScoringPhase
-from mm_shared.models.task import TaskEnv
+from mm_contracts.models.phase import RUN_ID_SEPARATOR, ScoringPhase
+from mm_contracts.models.task import TaskEnv
+from mm_contracts.names import CHALLENGE_ID_ATTRIBUTE, STATUS_TABLE_PARTITION_KEY
 
 _CONTEXT_KEY = "mm_fault_injection"
 _CAPACITY_REASON = "Capacity is unavailable at this time. Please try again later or in a different availability zone"

@@ -28,6 +28,7 @@ from pathlib import Path
 import botocore.session
 from botocore import xform_name
 
+from infrastructure.packaging import SHARED_PACKAGES
 from infrastructure.wiring import (
     CERTIFICATE_MONITOR_HANDLER,
     CHALLENGE_HANDLER,
@@ -38,14 +39,13 @@ from infrastructure.wiring import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_PACKAGE = "mm_shared"
 
 # function key -> the package that holds its code (the asset) and its handler ("module.function").
 FUNCTION_PACKAGES_BY_FUNCTION: dict[str, str] = {
     "router": "router_lambda",
     "challenge": "challenge_lambda",
     "completion": "completion_lambda",
-    "sweeper": "completion_lambda",
+    "sweeper": "sweeper_lambda",
     "certificate-monitor": "certificate_monitor",
     "scorer-token-refresher": "scorer_token_refresher",
 }
@@ -146,7 +146,7 @@ def _module_file(module: str) -> Path | None:
 
 
 def _project_packages() -> frozenset[str]:
-    return frozenset({SHARED_PACKAGE, *FUNCTION_PACKAGES_BY_FUNCTION.values()})
+    return frozenset({*SHARED_PACKAGES, *FUNCTION_PACKAGES_BY_FUNCTION.values()})
 
 
 @functools.cache
@@ -169,7 +169,7 @@ def _imported_modules(module: str, tree: ast.Module) -> Iterator[str]:
             else:
                 origin = node.module or ""
             yield origin
-            for alias in node.names:  # `from mm_shared import aws` imports the module mm_shared.aws
+            for alias in node.names:  # `from mm_adapters import aws` imports the module mm_adapters.aws
                 yield f"{origin}.{alias.name}"
 
 

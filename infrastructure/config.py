@@ -24,13 +24,13 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from mm_shared.capacity.models import ChallengeCapacity, EnvironmentCapacity
-from mm_shared.constants import DEFAULT_SUBMISSION_TOPIC, environment_ssm_prefix
-from mm_shared.models.base import CanonicalUuid
-from mm_shared.models.challenge import ChallengeConfig, ScorerCredentialsMode, ScorerEnvironment
-from mm_shared.models.phase import V6_SUBMISSION_TOPIC, PhaseConfig, Platform, ScoringPhase, submission_id_fits
-from mm_shared.settings import TokenSource
-from mm_shared.url_policy import url_refusal
+from mm_contracts.models.base import CanonicalUuid
+from mm_contracts.models.capacity import ChallengeCapacity, EnvironmentCapacity
+from mm_contracts.models.challenge import ChallengeConfig, ScorerCredentialsMode, ScorerEnvironment
+from mm_contracts.models.phase import V6_SUBMISSION_TOPIC, PhaseConfig, Platform, ScoringPhase, submission_id_fits
+from mm_contracts.names import DEFAULT_SUBMISSION_TOPIC, environment_ssm_prefix
+from mm_contracts.settings import TokenSource
+from mm_contracts.url_policy import url_refusal
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 DEFAULT_ENVIRONMENT = "example"
@@ -246,7 +246,7 @@ class TokenConfig(_Model):
 
 
 class PhaseSettings(_Model):
-    """One phase config of a challenge (runtime: `mm_shared.models.phase.PhaseConfig`)."""
+    """One phase config of a challenge (runtime: `mm_contracts.models.phase.PhaseConfig`)."""
 
     phase: ScoringPhase
     start_seed: int = Field(default=1, ge=0, le=2**63 - 1)

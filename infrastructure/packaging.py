@@ -28,7 +28,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUILD_DIR = REPO_ROOT / "build"
 ASSETS_DIR = BUILD_DIR / "assets"
-SHARED_PACKAGE = "mm_shared"
+# The shared packages every function asset holds: contracts, adapters and the capacity engine.
+SHARED_PACKAGES = ("mm_contracts", "mm_adapters", "mm_capacity")
 
 # Lambda runtime the layer is built for. Keep in step with the function runtime (stacks use this too).
 LAMBDA_PYTHON_VERSION = "3.12"
@@ -36,7 +37,7 @@ LAMBDA_PLATFORM = "manylinux2014_aarch64"
 # The interpreter matching Lambda's Python, for the host-platform layer (falls back to the current one).
 LAMBDA_LIKE_INTERPRETER = Path("/root/.pyenv/versions/3.12.1/bin/python3.12")
 
-# Function asset name -> the package its handler lives in (completion and sweeper share one asset).
+# Function asset name -> the package its handler lives in.
 FUNCTION_PACKAGES: dict[str, str] = {
     "router": "router_lambda",
     "challenge": "challenge_lambda",
@@ -44,6 +45,10 @@ FUNCTION_PACKAGES: dict[str, str] = {
     "certificate-monitor": "certificate_monitor",  # synthesized only with kafka.authentication = mtls
     "scorer-token-refresher": "scorer_token_refresher",  # synthesized only with token.scorerTokenParameter
 }
+
+# Packages staged beside an asset's own: the sweeper still runs from the completion asset (it imports
+# completion_lambda) until it has an asset of its own.
+ASSET_COMPANIONS: dict[str, tuple[str, ...]] = {"completion": ("sweeper_lambda",)}
 
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".mypy_cache", ".pytest_cache", "tests")
 
@@ -74,10 +79,10 @@ ASSET_RETENTION_SECONDS = 24 * 3600
 
 
 def stage_function_asset(name: str, *, root: Path = REPO_ROOT, assets_dir: Path = ASSETS_DIR) -> Path:
-    """Copy the function's package and `mm_shared/` into `assets_dir/<name>-<content hash>/` (immutable)."""
+    """Copy the function's package and the shared packages into `assets_dir/<name>-<content hash>/` (immutable)."""
     if name not in FUNCTION_PACKAGES:
         raise PackagingError(f"unknown function asset {name!r} (known: {', '.join(FUNCTION_PACKAGES)})")
-    packages = (FUNCTION_PACKAGES[name], SHARED_PACKAGE)
+    packages = (FUNCTION_PACKAGES[name], *ASSET_COMPANIONS.get(name, ()), *SHARED_PACKAGES)
     assets_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=assets_dir))
     try:

@@ -22,9 +22,9 @@ from typing import Any
 from infrastructure.aws_calls import aws_calls
 from infrastructure.config import ChallengeSettings, EnvironmentConfig
 from infrastructure.wiring import ResourceRefs, WiringPlan
-from mm_shared.constants import STATUS_TABLE_OVERDUE_INDEX, static_token_parameter_name
-from mm_shared.models.challenge import ScorerCredentialsMode
-from mm_shared.settings import TokenSource
+from mm_contracts.models.challenge import ScorerCredentialsMode
+from mm_contracts.names import STATUS_TABLE_OVERDUE_INDEX, static_token_parameter_name
+from mm_contracts.settings import TokenSource
 
 ENI_ACTIONS_ON_INTERFACES = (
     "ec2:DeleteNetworkInterface",

@@ -14,8 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from infrastructure.config import ChallengeSettings, EnvironmentConfig, EnvironmentConfigError
-from mm_shared.capacity.models import EnvironmentCapacity
-from mm_shared.constants import (
+from mm_contracts.metric_names import METRICS_NAMESPACE
+from mm_contracts.models.capacity import EnvironmentCapacity
+from mm_contracts.models.challenge import ChallengeConfig, ChallengeRecord, ScorerEnvironment
+from mm_contracts.models.phase import Platform
+from mm_contracts.names import (
     CHALLENGE_ID_ATTRIBUTE,
     PROJECT,
     capacity_parameter_name,
@@ -26,10 +29,7 @@ from mm_shared.constants import (
     started_by_prefix,
     static_token_parameter_name,
 )
-from mm_shared.models.challenge import ChallengeConfig, ChallengeRecord, ScorerEnvironment
-from mm_shared.models.phase import Platform
-from mm_shared.observability import METRICS_NAMESPACE
-from mm_shared.settings import (
+from mm_contracts.settings import (
     LAMBDA_ASYNC_RETRY_WINDOW_SECONDS,
     CertificateMonitorSettings,
     ChallengeProcessorSettings,
@@ -64,7 +64,7 @@ CHALLENGE_ID_PLACEHOLDER = "{challenge_id}"
 ROUTER_HANDLER = "router_lambda.handler.handler"
 CHALLENGE_HANDLER = "challenge_lambda.handler.handler"
 COMPLETION_HANDLER = "completion_lambda.handler.handler"
-SWEEPER_HANDLER = "completion_lambda.timeout_sweeper.handler"
+SWEEPER_HANDLER = "sweeper_lambda.handler.handler"
 CERTIFICATE_MONITOR_HANDLER = "certificate_monitor.handler.handler"
 SCORER_TOKEN_REFRESHER_HANDLER = "scorer_token_refresher.handler.handler"
 # The scorer token must outlive the longest run by this much more (the task's start, image pull, clock skew).

@@ -45,7 +45,7 @@ from local_pipeline.scenario import (
     parse_fault,
     parse_scorer,
 )
-from mm_shared.models.phase import RUN_ID_SEPARATOR, Platform
+from mm_contracts.models.phase import RUN_ID_SEPARATOR, Platform
 
 EXIT_OK = 0
 EXIT_UNACCOUNTED = 1
@@ -317,8 +317,8 @@ def _progress_printer(console: Console, total: int) -> Any:
 
 # ---------------------------------------------------------------------- status
 def status_command(args: argparse.Namespace, console: Console | None = None) -> int:
-    from mm_shared import aws
-    from mm_shared.status_store import StatusStore
+    from mm_adapters import aws
+    from mm_adapters.status_store import StatusStore
 
     console = console or _console()
     table_name = args.table
@@ -428,9 +428,9 @@ def _capacity_of(
 ) -> dict[str, CapacityView]:
     """For each WAITING or ADMITTED run: where it stands in the capacity table. A capacity table that cannot be
     read never fails the command (the lifecycle above is the answer); it is said once."""
-    from mm_shared import aws
-    from mm_shared.capacity.store import CapacityStore
-    from mm_shared.models.lifecycle import SubmissionState
+    from mm_adapters import aws
+    from mm_capacity.store import CapacityStore
+    from mm_contracts.models.lifecycle import SubmissionState
 
     waiting = [r for r in records if r.state in (SubmissionState.WAITING, SubmissionState.ADMITTED)]
     if not waiting:
@@ -469,7 +469,7 @@ def _capacity_of(
 
 def _runs_of(store: Any, wanted: str) -> list[Any]:
     """The runs `wanted` names: one run id (`<submissionId>#<PHASE>`), or every run of a submission."""
-    from mm_shared.models.phase import RunKey
+    from mm_contracts.models.phase import RunKey
 
     if RUN_ID_SEPARATOR in wanted:
         try:
@@ -554,7 +554,7 @@ def _not_found_hints(submission_id: str, environment: str) -> list[str]:
 
 def _next_step(record: Any, environment: str) -> str | None:
     """The operator action a state calls for, if any."""
-    from mm_shared.models.lifecycle import ReportStatus, SubmissionState
+    from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
 
     dlq = f"mm-{environment}-ch-{record.challenge_id}-dlq"
     if record.state is SubmissionState.WAITING:

@@ -53,10 +53,10 @@ from local_pipeline.provision import (
 from local_pipeline.scenario import SCORER_SCRIPT, InputRecord, Scenario
 from local_pipeline.tracker import FINAL_STATES, Observations, RecordResult, classify, violations
 from local_pipeline.workers import FunctionWorker, Invocation, WorkerSpec, runtime_env, start_all, stop_all
-from mm_shared.models.bus import FlatSubmission, SubmissionPayload
-from mm_shared.models.phase import V6_SUBMISSION_ID, Platform, ScoringPhase, run_id, run_ids_of
-from mm_shared.models.task import TaskEnv, TaskTag
-from mm_shared.status_store import StatusStore
+from mm_adapters.status_store import StatusStore
+from mm_contracts.models.bus import FlatSubmission, SubmissionPayload
+from mm_contracts.models.phase import V6_SUBMISSION_ID, Platform, ScoringPhase, run_id, run_ids_of
+from mm_contracts.models.task import TaskEnv, TaskTag
 from topcoder_standin import TopcoderStandIn
 
 ProgressCallback = Callable[[int, int, dict[str, int]], None]
@@ -1083,7 +1083,7 @@ class LocalPipeline:
 
     def _slots_held(self, ddb: Any) -> dict[str, int]:
         """Pools whose `used` is not 0 once the run is quiet: a leaked slot (the reconciler would correct it)."""
-        from mm_shared.capacity.store import CapacityStore
+        from mm_capacity.store import CapacityStore
 
         assert self.resources is not None
         resources = self.resources

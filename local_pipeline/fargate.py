@@ -45,8 +45,8 @@ from typing import Any
 
 from fault_injection import FaultKind, FaultPlan, FaultRule
 from local_pipeline.awsenv import RequestCounter, caller_and_service
-from mm_shared.models.phase import RUN_ID_SEPARATOR
-from mm_shared.models.task import TaskEnv, TaskTag
+from mm_contracts.models.phase import RUN_ID_SEPARATOR
+from mm_contracts.models.task import TaskEnv, TaskTag
 
 TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
 CAPACITY_REASON = "Capacity is unavailable at this time. Please try again later or in a different availability zone"

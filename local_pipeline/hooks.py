@@ -2,14 +2,14 @@
 
 Each one is a documented local deviation (docs/decisions/064, 079), installed through the handler module's
 own dependency-injection seam (`use_dependencies`) or on the clients the handlers build themselves
-(`mm_shared.aws.client`, cached per process), never by editing the function's code.
+(`mm_adapters.aws.client`, cached per process), never by editing the function's code.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from mm_shared.status_store import StatusStore
+from mm_adapters.status_store import StatusStore
 
 # The services whose faults the botocore adapter injects (fault_injection.BOTOCORE_KINDS).
 FAULT_SERVICES = ("ecs", "dynamodb", "ssm", "sns")
@@ -34,8 +34,8 @@ class AdvancedDeadlineStore(StatusStore):
 
 def advance_sweeper_deadlines(advance_seconds: float) -> None:
     """Sweeper worker: install the real sweeper dependencies with the advanced overdue query."""
-    from completion_lambda import timeout_sweeper
-    from mm_shared.capacity.store import CapacityStore
+    from mm_capacity.store import CapacityStore
+    from sweeper_lambda import handler as timeout_sweeper
 
     settings = timeout_sweeper.settings()
     timeout_sweeper.use_dependencies(
@@ -50,11 +50,11 @@ def advance_sweeper_deadlines(advance_seconds: float) -> None:
 
 def install_fault_plan(role: str = "") -> int:
     """Install the run's fault plan (`MM_FAULT_PLAN`, fault_injection) in this worker; returns the number
-    of clients given faults. AWS faults go on the handlers' own cached clients (`mm_shared.aws.client`,
+    of clients given faults. AWS faults go on the handlers' own cached clients (`mm_adapters.aws.client`,
     the only way the functions build clients): what they fire is what the handler sees. The completion
     worker's Topcoder session gets the one HTTP fault the API side cannot play (a crash after the POST)."""
     from fault_injection import BOTOCORE_KINDS, FaultKind, FaultPlan, install_botocore_faults
-    from mm_shared import aws
+    from mm_adapters import aws
 
     for installation in _installed:
         installation.uninstall()
@@ -77,9 +77,9 @@ def _install_review_post_crash(plan: Any) -> None:
 
     from completion_lambda import handler
     from fault_injection import install_http_faults
-    from mm_shared.topcoder.review_summations import ReviewSummationsClient
-    from mm_shared.topcoder.submission_api import SubmissionApiClient
-    from mm_shared.topcoder.token import build_token_provider
+    from mm_adapters.topcoder.review_summations import ReviewSummationsClient
+    from mm_adapters.topcoder.submission_api import SubmissionApiClient
+    from mm_adapters.topcoder.token import build_token_provider
 
     settings = handler.settings()
     session = requests.Session()

@@ -24,8 +24,8 @@ from typing import Any
 
 from local_pipeline.scenario import InputRecord
 from local_pipeline.workers import Invocation
-from mm_shared.kafka_failures import RETRIES_EXHAUSTED, FailureRecordError, KafkaFailureRecord
-from mm_shared.models.phase import V6_SUBMISSION_TOPIC
+from mm_adapters.kafka_failures import RETRIES_EXHAUSTED, FailureRecordError, KafkaFailureRecord
+from mm_contracts.models.phase import V6_SUBMISSION_TOPIC
 
 FIRST_OFFSET = 1000
 LOCAL_BOOTSTRAP_SERVERS = "b-1.local.kafka.us-east-1.amazonaws.com:9098"

@@ -26,9 +26,9 @@ from infrastructure.wiring import (
     dynamodb_item,
 )
 from local_pipeline.awsenv import LocalAws
-from mm_shared.capacity.store import CAPACITY_TABLE_TTL, capacity_table_definition
-from mm_shared.constants import static_token_parameter_name
-from mm_shared.settings import (
+from mm_capacity.store import CAPACITY_TABLE_TTL, capacity_table_definition
+from mm_contracts.names import static_token_parameter_name
+from mm_contracts.settings import (
     ChallengeProcessorSettings,
     CompletionSettings,
     EnvSettings,
@@ -36,7 +36,7 @@ from mm_shared.settings import (
     TimeoutSweeperSettings,
     TokenSource,
 )
-from mm_shared.tables import (
+from mm_contracts.tables import (
     AUDIT_MARKS_TTL,
     STATUS_TABLE_TTL,
     audit_marks_table_definition,

@@ -21,7 +21,7 @@ from typing import Any
 from fault_injection import ANY_TARGET, FaultKind, FaultRule, FaultWindow
 from infrastructure.config import EnvironmentConfig
 from local_pipeline.fargate import FAIL_TO_START
-from mm_shared.models.phase import V6_SUBMISSION_TOPIC, Platform
+from mm_contracts.models.phase import V6_SUBMISSION_TOPIC, Platform
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 EXAMPLE_SET = EXAMPLES_DIR / "messages" / "example-set.jsonl"

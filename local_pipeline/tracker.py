@@ -29,8 +29,8 @@ from datetime import datetime
 from typing import Any
 
 from local_pipeline.kafka import KafkaMessage
-from mm_shared.models.lifecycle import LifecycleRecord, ReportStatus, SubmissionState
-from mm_shared.models.phase import Platform, ScoringPhase, run_id
+from mm_contracts.models.lifecycle import LifecycleRecord, ReportStatus, SubmissionState
+from mm_contracts.models.phase import Platform, ScoringPhase, run_id
 
 SCORED = "scored"
 FAILED_REPORTED = "failed-reported"

@@ -1,6 +1,6 @@
 """Lazy boto3 clients for the operator tools, from one session (profile, region, endpoint).
 
-`mm_shared.aws.client` serves the functions: one process, the default session, endpoints from the standard
+`mm_adapters.aws.client` serves the functions: one process, the default session, endpoints from the standard
 `AWS_ENDPOINT_URL*` variables. An operator names a profile and, for a local emulator, an endpoint on the
 command line, so the tools build their own session; the retry policy is the same kind (standard, bounded).
 """

@@ -28,7 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from infrastructure.config import ChallengeSettings
 from infrastructure.mm_constructs.arns import Arns
 from infrastructure.wiring import WiringPlan
-from mm_shared.challenge_config import ChallengeConfigError, ChallengeConfigLoader
+from mm_adapters.challenge_config import ChallengeConfigError, ChallengeConfigLoader
 from operator_tools.clients import ClientSource
 
 # As `infrastructure/mm_constructs/monitoring.py` writes every alarm description.
@@ -129,7 +129,7 @@ class _Checker:
     def capacity(self) -> tuple[bool, str]:
         """The environment's caps parameter: readable, valid, and admitting something (a cap of 0 holds every run,
         the smoke's included; decision 098)."""
-        from mm_shared.capacity.config import CapacityConfigError, EnvironmentCapacityLoader
+        from mm_capacity.config import CapacityConfigError, EnvironmentCapacityLoader
 
         name = self.plan.capacity_parameter()
         try:

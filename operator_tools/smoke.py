@@ -26,11 +26,11 @@ from botocore.exceptions import ClientError
 
 from infrastructure.config import SmokeSettings
 from infrastructure.wiring import WiringPlan
-from mm_shared.constants import STATUS_TABLE_PARTITION_KEY
-from mm_shared.models.lifecycle import FINAL_STATES, LifecycleRecord, ReportStatus, SubmissionState
-from mm_shared.models.phase import Platform, ScoringPhase, run_id, submission_id_fits
-from mm_shared.models.routed import KafkaCoordinates, RoutedSubmission
-from mm_shared.status_store import StatusStore
+from mm_adapters.status_store import StatusStore
+from mm_contracts.models.lifecycle import FINAL_STATES, LifecycleRecord, ReportStatus, SubmissionState
+from mm_contracts.models.phase import Platform, ScoringPhase, run_id, submission_id_fits
+from mm_contracts.models.routed import KafkaCoordinates, RoutedSubmission
+from mm_contracts.names import STATUS_TABLE_PARTITION_KEY
 from operator_tools.clients import ClientSource
 from operator_tools.health import submissions_topic_arn
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mm_shared.models.audit import AuditRecord
+from mm_contracts.models.audit import AuditRecord
 from router_lambda.batching import backoff_seconds, pack
 from router_lambda.observability import logger
 from router_lambda.records import MskRecord, Verdict

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mm_shared.tables import AUDIT_MARKS_PARTITION_KEY, AUDIT_MARKS_TTL_ATTRIBUTE
+from mm_contracts.tables import AUDIT_MARKS_PARTITION_KEY, AUDIT_MARKS_TTL_ATTRIBUTE
 from router_lambda.batching import backoff_seconds
 from router_lambda.observability import logger
 from router_lambda.records import MskRecord

@@ -24,10 +24,10 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from mm_shared.constants import CHALLENGE_TABLE_PARTITION_KEY, legacy_challenge_alias_key
-from mm_shared.models.bus import InboundSubmission, canonical_uuid
-from mm_shared.models.challenge import ChallengeRecord
-from mm_shared.models.phase import Platform
+from mm_contracts.models.bus import InboundSubmission, canonical_uuid
+from mm_contracts.models.challenge import ChallengeRecord
+from mm_contracts.models.phase import Platform
+from mm_contracts.names import CHALLENGE_TABLE_PARTITION_KEY, legacy_challenge_alias_key
 from router_lambda.batching import backoff_seconds
 from router_lambda.observability import logger
 from router_lambda.reasons import Reason

@@ -11,8 +11,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mm_shared.observability import ENVIRONMENT_DIMENSION
-from mm_shared.settings import RouterSettings
+from mm_contracts.metric_names import ENVIRONMENT_DIMENSION
+from mm_contracts.settings import RouterSettings
 from router_lambda.observability import PowertoolsMetrics, logger, metrics, tracer
 from router_lambda.router import Router
 

@@ -13,7 +13,7 @@ from typing import Protocol
 from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 
-from mm_shared.observability import ENVIRONMENT_DIMENSION, METRICS_NAMESPACE, REASON_DIMENSION, Metric
+from mm_contracts.metric_names import ENVIRONMENT_DIMENSION, METRICS_NAMESPACE, REASON_DIMENSION, Metric
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "router")
 

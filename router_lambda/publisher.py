@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mm_shared.constants import CHALLENGE_ID_ATTRIBUTE
+from mm_contracts.names import CHALLENGE_ID_ATTRIBUTE
 from router_lambda.batching import backoff_seconds, pack
 from router_lambda.observability import logger
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from mm_shared.models.audit import AuditDisposition
-from mm_shared.models.bus import BusErrorCode
-from mm_shared.url_policy import UrlRefusal
+from mm_contracts.models.audit import AuditDisposition
+from mm_contracts.models.bus import BusErrorCode
+from mm_contracts.url_policy import UrlRefusal
 
 
 class Reason(StrEnum):

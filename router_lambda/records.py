@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mm_shared.models.bus import (
+from mm_contracts.models.bus import (
     SUBMISSION_RESOURCE,
     BusEnvelope,
     BusErrorCode,
@@ -29,10 +29,10 @@ from mm_shared.models.bus import (
     SubmissionPayload,
     V6SubmissionPayload,
 )
-from mm_shared.models.phase import V6_SUBMISSION_TOPIC, Platform
-from mm_shared.models.routed import KafkaCoordinates
-from mm_shared.settings import RouterSettings
-from mm_shared.url_policy import host_is_allowed
+from mm_contracts.models.phase import V6_SUBMISSION_TOPIC, Platform
+from mm_contracts.models.routed import KafkaCoordinates
+from mm_contracts.settings import RouterSettings
+from mm_contracts.url_policy import host_is_allowed
 from router_lambda.reasons import Reason
 
 _MAX_DETAIL = 600

@@ -28,12 +28,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse, PartialItemFailures
 from pydantic import ValidationError
 
-from mm_shared import aws
-from mm_shared.models.audit import AuditDisposition
-from mm_shared.models.bus import InboundSubmission, V6SubmissionPayload
-from mm_shared.models.routed import RoutedSubmission
-from mm_shared.observability import Metric
-from mm_shared.settings import RouterSettings
+from mm_adapters import aws
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.audit import AuditDisposition
+from mm_contracts.models.bus import InboundSubmission, V6SubmissionPayload
+from mm_contracts.models.routed import RoutedSubmission
+from mm_contracts.settings import RouterSettings
 from router_lambda.audit import AuditItem, AuditSender, SqsSendMessageBatch, build_audit_record
 from router_lambda.audit_marks import AuditMarks, DynamoDBBatch, mark_key
 from router_lambda.challenges import ChallengeCache, ChallengeResolver, Resolution
@@ -98,7 +98,7 @@ class Router:
         sqs: Callable[[], SqsSendMessageBatch] | None = None,
         dynamodb: Callable[[], DynamoDBBatch] | None = None,  # the challenge table and the audit marks
     ) -> Router:
-        """Real clients unless given; fetched lazily on each call (mm_shared.aws caches them)."""
+        """Real clients unless given; fetched lazily on each call (mm_adapters.aws caches them)."""
         return cls(
             settings,
             resolver=ChallengeResolver(

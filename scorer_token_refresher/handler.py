@@ -17,10 +17,10 @@ from aws_lambda_powertools import Logger, Tracer, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mm_shared import aws
-from mm_shared.observability import ENVIRONMENT_DIMENSION, SERVICE_DIMENSION, Metric
-from mm_shared.settings import ScorerTokenRefresherSettings
-from mm_shared.topcoder.token import Auth0ProxyTokenProvider, TokenProvider
+from mm_adapters import aws
+from mm_adapters.topcoder.token import Auth0ProxyTokenProvider, TokenProvider
+from mm_contracts.metric_names import ENVIRONMENT_DIMENSION, SERVICE_DIMENSION, Metric
+from mm_contracts.settings import ScorerTokenRefresherSettings
 from scorer_token_refresher.refresh import (
     Action,
     RefreshOutcome,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from mm_shared.constants import DEFAULT_SUBMISSION_TOPIC
+from mm_contracts.names import DEFAULT_SUBMISSION_TOPIC
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

@@ -32,7 +32,7 @@ def aws() -> Iterator[None]:
     """A fresh moto account for one test; cached boto3 clients are dropped before and after."""
     from moto import mock_aws
 
-    from mm_shared import aws as aws_clients
+    from mm_adapters import aws as aws_clients
 
     aws_clients.reset_clients()
     with mock_aws():
@@ -42,8 +42,8 @@ def aws() -> Iterator[None]:
 
 @pytest.fixture
 def status_table(aws: None) -> str:
-    from mm_shared import aws as aws_clients
-    from mm_shared.tables import STATUS_TABLE_TTL, status_table_definition
+    from mm_adapters import aws as aws_clients
+    from mm_contracts.tables import STATUS_TABLE_TTL, status_table_definition
 
     name = "mm-test-status"
     ddb = aws_clients.client("dynamodb")
@@ -54,8 +54,8 @@ def status_table(aws: None) -> str:
 
 @pytest.fixture
 def challenge_table(aws: None) -> str:
-    from mm_shared import aws as aws_clients
-    from mm_shared.tables import challenge_table_definition
+    from mm_adapters import aws as aws_clients
+    from mm_contracts.tables import challenge_table_definition
 
     name = "mm-test-challenges"
     aws_clients.client("dynamodb").create_table(**challenge_table_definition(name))

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Example Marathon Match scorer: what the pipeline's Fargate task runs, as a plain local process.
 
-Contract (mm_shared.models.task.TaskEnv): the container overrides carry MM_SUBMISSION_ID,
+Contract (mm_contracts.models.task.TaskEnv): the container overrides carry MM_SUBMISSION_ID,
 MM_CHALLENGE_ID, MM_SUBMISSION_URL, MM_MEMBER_ID, MM_SCORER_TYPE, MM_CORRELATION_ID,
 MM_TIMEOUT_SECONDS, MM_ENVIRONMENT, and the run's phase: MM_PHASE (EXAMPLE | PROVISIONAL | SYSTEM),
 MM_PHASE_START_SEED, MM_PHASE_NUMBER_OF_TESTS, MM_PLATFORM (v5 | v6). The task definition adds where the

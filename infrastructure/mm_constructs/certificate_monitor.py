@@ -15,7 +15,7 @@ from infrastructure.mm_constructs.functions import FunctionKit, FunctionSpec, ru
 from infrastructure.mm_constructs.monitoring import AlarmFactory
 from infrastructure.mm_constructs.router import secret_decrypt_statement
 from infrastructure.wiring import CERTIFICATE_MONITOR_HANDLER, WiringPlan
-from mm_shared.observability import Metric
+from mm_contracts.metric_names import Metric
 
 # Two runs per alarm period: one late or failed run does not leave the day without a value.
 CHECK_INTERVAL = Duration.hours(12)

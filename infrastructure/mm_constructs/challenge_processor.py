@@ -23,8 +23,8 @@ from infrastructure.mm_constructs.functions import FunctionKit, FunctionSpec
 from infrastructure.mm_constructs.monitoring import AlarmFactory
 from infrastructure.mm_constructs.nag import acknowledge
 from infrastructure.wiring import CHALLENGE_BATCH_SIZE, CHALLENGE_HANDLER, ResourceRefs, WiringPlan
-from mm_shared.constants import CHALLENGE_ID_ATTRIBUTE
-from mm_shared.models.challenge import ScorerCredentialsMode
+from mm_contracts.models.challenge import ScorerCredentialsMode
+from mm_contracts.names import CHALLENGE_ID_ATTRIBUTE
 
 # Credentials modes in which the processor itself reads the token source.
 # (parameter_reference passes only the parameter's name: the scorer task reads it with its own task role).

@@ -25,12 +25,12 @@ from infrastructure.wiring import (
     ResourceRefs,
     WiringPlan,
 )
-from mm_shared.constants import (
+from mm_contracts.names import (
     STATUS_TABLE_OVERDUE_INDEX,
     challenge_config_parameter_prefix,
     static_token_parameter_name,
 )
-from mm_shared.settings import TokenSource
+from mm_contracts.settings import TokenSource
 
 
 def event_pattern(pattern: dict[str, Any]) -> events.EventPattern:

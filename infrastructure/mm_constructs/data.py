@@ -20,10 +20,10 @@ from constructs import Construct
 
 from infrastructure.mm_constructs.functions import retention
 from infrastructure.wiring import WiringPlan, dynamodb_item
-from mm_shared.capacity.store import capacity_table_definition
-from mm_shared.constants import CAPACITY_TABLE_TTL_ATTRIBUTE, STATUS_TABLE_TTL_ATTRIBUTE
-from mm_shared.models.challenge import ChallengeRecord
-from mm_shared.tables import challenge_table_definition, status_table_definition
+from mm_capacity.store import capacity_table_definition
+from mm_contracts.models.challenge import ChallengeRecord
+from mm_contracts.names import CAPACITY_TABLE_TTL_ATTRIBUTE, STATUS_TABLE_TTL_ATTRIBUTE
+from mm_contracts.tables import challenge_table_definition, status_table_definition
 
 # What the capacity table takes from each function that keeps slots (challenge, completion, sweeper): reads
 # (GetItem, Query of a partition), the atomic pool counters (UpdateItem), queue entries (PutItem, DeleteItem)
@@ -62,7 +62,7 @@ def table_from_definition(
     ttl: str | None,
     deletion_protection: bool = False,
 ) -> dynamodb.Table:
-    """A CDK table from a `mm_shared.tables` definition: same keys, GSIs and projections."""
+    """A CDK table from a `mm_contracts.tables` definition: same keys, GSIs and projections."""
     table = dynamodb.Table(
         scope,
         construct_id,

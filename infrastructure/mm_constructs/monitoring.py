@@ -3,7 +3,7 @@
 Alarms by default: every DLQ not empty, each function's errors and throttles (one combined alarm per challenge:
 its DLQ, errors and throttles, decision 081), the Kafka offset lag, the
 completion rule's failed invocations, the sweeper's reconciliation of lost STOPPED events (any synthetic event,
-any give-up), and the custom EMF metrics of `mm_shared.observability` (queried with
+any give-up), and the custom EMF metrics of `mm_contracts.metric_names` (queried with
 CloudWatch Metrics Insights, so every `Reason` dimension value is covered). Per-challenge alarms are made
 in the shard stack that owns the challenge.
 """
@@ -22,7 +22,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infrastructure.wiring import SWEEPER_SERVICE_NAME, WiringPlan
-from mm_shared.observability import (
+from mm_contracts.metric_names import (
     CHALLENGE_DIMENSION,
     ENVIRONMENT_DIMENSION,
     METRICS_NAMESPACE,

@@ -29,8 +29,8 @@ from infrastructure.mm_constructs.functions import FunctionKit, FunctionSpec
 from infrastructure.mm_constructs.monitoring import PERIOD, AlarmFactory
 from infrastructure.mm_constructs.nag import acknowledge
 from infrastructure.wiring import DLQ_RETENTION_DAYS, ROUTER_HANDLER, ResourceRefs, WiringPlan
-from mm_shared.models.phase import Platform
-from mm_shared.tables import AUDIT_MARKS_TTL_ATTRIBUTE, audit_marks_table_definition
+from mm_contracts.models.phase import Platform
+from mm_contracts.tables import AUDIT_MARKS_TTL_ATTRIBUTE, audit_marks_table_definition
 
 MSK_EXECUTION_POLICY = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaMSKExecutionRole"
 # Event source mapping metrics (namespace AWS/Lambda, dimension EventSourceMappingUUID), opt-in per group:

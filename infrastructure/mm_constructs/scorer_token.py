@@ -20,7 +20,7 @@ from infrastructure.mm_constructs.completion import token_statement
 from infrastructure.mm_constructs.functions import FunctionKit, FunctionSpec, run_on_schedule
 from infrastructure.mm_constructs.monitoring import AlarmFactory
 from infrastructure.wiring import SCORER_TOKEN_REFRESHER_HANDLER, WiringPlan
-from mm_shared.observability import Metric
+from mm_contracts.metric_names import Metric
 
 # Two runs per alarm period: one late run does not leave a period without a value.
 RUNS_PER_ALARM_PERIOD = 2

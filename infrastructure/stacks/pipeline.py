@@ -26,7 +26,7 @@ from infrastructure.mm_constructs.nag import acknowledge
 from infrastructure.mm_constructs.router import Router
 from infrastructure.mm_constructs.scorer_token import ScorerTokenRefresher
 from infrastructure.wiring import WiringPlan
-from mm_shared.constants import PROJECT
+from mm_contracts.names import PROJECT
 
 AWS_CUSTOM_RESOURCE_ID = "AWS679f53fac002430cb0da5b7982bd2287"  # AwsCustomResource's singleton provider
 

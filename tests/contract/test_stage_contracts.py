@@ -18,11 +18,11 @@ import pytest
 from challenge_lambda.launcher import build_run_task_request
 from infrastructure.config import load_environment
 from infrastructure.wiring import ResourceRefs, WiringPlan, dynamodb_item
-from mm_shared import aws as aws_clients
-from mm_shared.constants import CHALLENGE_ID_ATTRIBUTE, started_by_prefix
-from mm_shared.models import RoutedSubmission, TaskEnv
-from mm_shared.models.ecs_event import EcsTaskStateChangeEvent
-from mm_shared.tables import challenge_table_definition
+from mm_adapters import aws as aws_clients
+from mm_contracts.models import RoutedSubmission, TaskEnv
+from mm_contracts.models.ecs_event import EcsTaskStateChangeEvent
+from mm_contracts.names import CHALLENGE_ID_ATTRIBUTE, started_by_prefix
+from mm_contracts.tables import challenge_table_definition
 from tests.builders import (
     FakeLambdaContext,
     KafkaRecord,

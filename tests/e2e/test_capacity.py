@@ -17,9 +17,9 @@ import pytest
 from moto import mock_aws
 
 from fault_injection import FaultKind, FaultPlan, FaultRule
-from mm_shared import aws as aws_clients
-from mm_shared.models.lifecycle import LifecycleRecord, SubmissionState
-from mm_shared.models.phase import Platform, run_id
+from mm_adapters import aws as aws_clients
+from mm_contracts.models.lifecycle import LifecycleRecord, SubmissionState
+from mm_contracts.models.phase import Platform, run_id
 from tests.fakes.ecs import ALL, TaskScript
 from tests.matrix.test_matrix import capacity_problems
 from tests.matrix.world import World

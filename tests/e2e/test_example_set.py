@@ -11,9 +11,9 @@ import pytest
 from local_pipeline.cli import main
 from local_pipeline.report import write_report
 from local_pipeline.tracker import FINAL_STATES
-from mm_shared import aws as aws_clients
-from mm_shared.constants import TIMEOUT_STOP_REASON_PREFIX
-from mm_shared.models.task import TaskEnv
+from mm_adapters import aws as aws_clients
+from mm_contracts.models.task import TaskEnv
+from mm_contracts.names import TIMEOUT_STOP_REASON_PREFIX
 from tests.e2e.conftest import ExampleRun
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-example")]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from local_pipeline.engine import task_run_key
-from mm_shared.models.phase import ScoringPhase, run_id
+from mm_contracts.models.phase import ScoringPhase, run_id
 from tests.e2e.conftest import ExampleRun
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-example-v6")]

@@ -18,9 +18,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from completion_lambda.reconcile import stopped_event_from_task
 from local_pipeline.fargate import CAPACITY_REASON, LOSE_STOPPED_EVENT, FakeFargate, TaskDefinitionSim
-from mm_shared.models.ecs_event import EcsTaskStateChangeEvent
+from mm_contracts.models.ecs_event import EcsTaskStateChangeEvent
+from sweeper_lambda.reconcile import stopped_event_from_task
 
 CLUSTER = "arn:aws:ecs:us-east-1:123456789012:cluster/mm-scorers"
 TASK_DEFINITION = "arn:aws:ecs:us-east-1:123456789012:task-definition/mm-scorer-test:3"

@@ -16,7 +16,7 @@ from local_pipeline.engine import LocalPipeline, RunOutcome
 from local_pipeline.fargate import LOSE_STOPPED_EVENT
 from local_pipeline.scenario import FaultSpec, InputRecord, Scenario
 from local_pipeline.tracker import RecordResult
-from mm_shared.status_store import StatusStore
+from mm_adapters.status_store import StatusStore
 from tests.builders import bus_envelope, submission_payload
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-lost-stopped-event")]

@@ -19,8 +19,8 @@ from local_pipeline.tracker import (
     classify,
     violations,
 )
-from mm_shared.models.lifecycle import LifecycleRecord, ReportStatus, SubmissionState
-from mm_shared.models.phase import ScoringPhase, run_id
+from mm_contracts.models.lifecycle import LifecycleRecord, ReportStatus, SubmissionState
+from mm_contracts.models.phase import ScoringPhase, run_id
 
 TOPIC = "marathonmatch.submission.received"
 CHALLENGE = "30a1c2d4-5b6e-4f70-8a91-b2c3d4e5f601"

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from local_pipeline.cli import main
-from mm_shared import aws as aws_clients
-from mm_shared.models.phase import Platform, ScoringPhase, run_id
-from mm_shared.models.routed import KafkaCoordinates, RoutedSubmission
-from mm_shared.status_store import StatusStore
+from mm_adapters import aws as aws_clients
+from mm_adapters.status_store import StatusStore
+from mm_contracts.models.phase import Platform, ScoringPhase, run_id
+from mm_contracts.models.routed import KafkaCoordinates, RoutedSubmission
 from tests.builders import new_uuid
 
 V6_SUBMISSION = "B-7z0m074qy7du"  # a real v6 id form (nanoid 14)
@@ -137,7 +137,7 @@ def test_status_of_a_malformed_run_id_finds_nothing(status_table: str, capsys: p
 
 # ---------------------------------------------------------------------- capacity (issue 11)
 def _capacity_store(status_table: str) -> Any:
-    from mm_shared.capacity.store import CapacityStore, capacity_table_definition
+    from mm_capacity.store import CapacityStore, capacity_table_definition
 
     client = aws_clients.client("dynamodb")
     client.create_table(**capacity_table_definition(CAPACITY_TABLE))
@@ -157,7 +157,7 @@ def _waiting(store: Any, challenge_id: str, member_id: int) -> str:
 def test_status_of_a_waiting_run_shows_its_place_and_its_challenges_counts_and_caps(
     status_table: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from mm_shared.capacity.store import AdmissionLimits
+    from mm_capacity.store import AdmissionLimits
 
     # Given a challenge whose one slot (cap 1) is taken and three runs waiting behind it, of three members
     store = _capacity_store(status_table)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from local_pipeline.cli import main
-from mm_shared import aws as aws_clients
-from mm_shared.models import Outcome, OutcomeCode, TestStatus
-from mm_shared.models.phase import ScoringPhase, run_id
-from mm_shared.models.routed import KafkaCoordinates, RoutedSubmission
-from mm_shared.status_store import StatusStore
+from mm_adapters import aws as aws_clients
+from mm_adapters.status_store import StatusStore
+from mm_contracts.models import Outcome, OutcomeCode, TestStatus
+from mm_contracts.models.phase import ScoringPhase, run_id
+from mm_contracts.models.routed import KafkaCoordinates, RoutedSubmission
 from tests.builders import new_uuid
 
 TABLE = "mm-dev-submission-status"  # the stacks' naming: the environment is read back from it
@@ -17,7 +17,7 @@ TABLE = "mm-dev-submission-status"  # the stacks' naming: the environment is rea
 
 @pytest.fixture
 def store(aws: None) -> StatusStore:
-    from mm_shared.tables import status_table_definition
+    from mm_contracts.tables import status_table_definition
 
     aws_clients.client("dynamodb").create_table(**status_table_definition(TABLE))
     return StatusStore(TABLE, dynamodb_client=aws_clients.client("dynamodb"))

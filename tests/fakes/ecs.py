@@ -25,7 +25,7 @@ from typing import Any
 
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-from mm_shared.models.task import TaskEnv, TaskTag
+from mm_contracts.models.task import TaskEnv, TaskTag
 from tests.fakes import boto_session
 from tests.fakes.clock import VirtualClock
 

@@ -1,11 +1,10 @@
-"""A metrics sink that records every count (both functions' `MetricsSink` protocol) and every gauge (the
-sweeper's capacity gauges, `GaugeSink`)."""
+"""The one metrics fake: `mm_contracts.ports.MetricsSink`, recording every count and every gauge."""
 
 from __future__ import annotations
 
 from collections import Counter
 
-from mm_shared.observability import Metric
+from mm_contracts.metric_names import Metric
 
 
 class RecordingMetrics:
@@ -15,10 +14,10 @@ class RecordingMetrics:
         # (metric, challenge id or None for the environment's line) -> every value published, in order
         self.gauges: dict[tuple[str, str | None], list[float]] = {}
 
-    def count(self, metric: Metric, *, reason: str | None = None, phase: str | None = None) -> None:
-        self.counts[(metric.value, reason)] += 1
+    def count(self, metric: Metric, value: int = 1, *, reason: str | None = None, phase: str | None = None) -> None:
+        self.counts[(metric.value, reason)] += value
         if phase is not None:
-            self.phases[(metric.value, phase)] += 1
+            self.phases[(metric.value, phase)] += value
 
     def gauge(self, metric: Metric, value: float, *, challenge_id: str | None = None, seconds: bool = False) -> None:
         self.gauges.setdefault((metric.value, challenge_id), []).append(value)

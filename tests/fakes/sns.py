@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-from mm_shared.constants import CHALLENGE_ID_ATTRIBUTE
+from mm_contracts.names import CHALLENGE_ID_ATTRIBUTE
 from tests.fakes import boto_session
 from tests.fakes.queues import FakeQueue
 

@@ -24,7 +24,7 @@ import requests
 from requests.adapters import BaseAdapter
 
 from fault_injection.http_faults import json_response
-from mm_shared.models.phase import ScoringPhase
+from mm_contracts.models.phase import ScoringPhase
 
 BASE_URL = "https://api.topcoder.fake/v5"
 V6_BASE_URL = "https://api.topcoder.fake/v6"

@@ -30,8 +30,8 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
-from mm_shared.constants import DEFAULT_SUBMISSION_TOPIC
-from mm_shared.models.phase import V6_SUBMISSION_TOPIC, Platform, ScoringPhase, run_id
+from mm_contracts.models.phase import V6_SUBMISSION_TOPIC, Platform, ScoringPhase, run_id
+from mm_contracts.names import DEFAULT_SUBMISSION_TOPIC
 from tests.fuzz.strategies import (
     ALLOWED_URL_HOSTS,
     CANARY_TOKEN,
@@ -105,7 +105,7 @@ def _safe(text: str, limit: int = 160) -> str:
 def url_refused_because(url: str) -> str | None:
     """Why the URL policy must refuse `url` (None: it may be fetched).
 
-    The shared policy (mm_shared.url_policy) when present, plus hard rules the fuzz checks on its own so a
+    The shared policy (mm_contracts.url_policy) when present, plus hard rules the fuzz checks on its own so a
     hole in the policy shows up too: https only, no userinfo, port 443, an allow-listed host, never the
     instance-metadata address, text that can be encoded at all.
     """
@@ -127,14 +127,14 @@ def url_refused_because(url: str) -> str | None:
         return "port"
     if any(marker in host for marker in _METADATA_HOSTS):
         return "instance-metadata address"
-    from mm_shared.models.bus import host_is_allowed
+    from mm_contracts.models.bus import host_is_allowed
 
     if not host_is_allowed(host, ALLOWED_URL_HOSTS):
         return "host not allowed"
     try:
-        from mm_shared.url_policy import url_refusal
+        from mm_contracts.url_policy import url_refusal
     except ImportError:  # before the shared policy existed: decision 014's rules live in the bus model
-        from mm_shared.models.bus import FlatSubmission
+        from mm_contracts.models.bus import FlatSubmission
 
         try:
             FlatSubmission.model_validate(
@@ -149,7 +149,7 @@ def url_refused_because(url: str) -> str | None:
 
 def routed_refused_because(body: str | dict[str, Any], *, challenge_id: str) -> str | None:
     """Why a RoutedSubmission body must not be acted on by the processor of `challenge_id` (None: valid)."""
-    from mm_shared.models.routed import RoutedSubmission
+    from mm_contracts.models.routed import RoutedSubmission
 
     try:
         if isinstance(body, str):
@@ -333,9 +333,9 @@ def isolated_aws() -> Iterator[str]:
         os.environ.setdefault(name, value)
     from moto import mock_aws
 
-    from mm_shared import aws as aws_clients
-    from mm_shared.capacity.store import capacity_table_definition
-    from mm_shared.tables import status_table_definition
+    from mm_adapters import aws as aws_clients
+    from mm_capacity.store import capacity_table_definition
+    from mm_contracts.tables import status_table_definition
 
     aws_clients.reset_clients()
     with mock_aws():
@@ -349,10 +349,10 @@ def isolated_aws() -> Iterator[str]:
 def _empty_table(table: str) -> list[dict[str, Any]]:
     """Every item of the table (wire form), then none: the next input starts from a clean table (and a clean
     capacity table: no slot or queue entry of an earlier input)."""
-    from mm_shared import aws as aws_clients
+    from mm_adapters import aws as aws_clients
 
     ddb = aws_clients.client("dynamodb")
-    from mm_shared.constants import CAPACITY_TABLE_PARTITION_KEY, CAPACITY_TABLE_SORT_KEY, STATUS_TABLE_PARTITION_KEY
+    from mm_contracts.names import CAPACITY_TABLE_PARTITION_KEY, CAPACITY_TABLE_SORT_KEY, STATUS_TABLE_PARTITION_KEY
 
     items: list[dict[str, Any]] = ddb.scan(TableName=table).get("Items", [])
     for item in items:
@@ -371,7 +371,7 @@ ROOMY_CHALLENGE_CAPACITY = {"maxRunningTasks": 1000}
 
 
 def _capacity_parameter() -> str:
-    from mm_shared.constants import capacity_parameter_name
+    from mm_contracts.names import capacity_parameter_name
 
     return capacity_parameter_name()
 
@@ -383,7 +383,7 @@ class RouterChecker:
     name = "router"
 
     def __init__(self) -> None:
-        from mm_shared.settings import RouterSettings
+        from mm_contracts.settings import RouterSettings
         from tests.unit.router.support import alias_item, challenge_item, router_settings
 
         extra = {"audit_marks_table_name": "mm-fuzz-audit-marks"}  # once-per-record audit (defect 9), when present
@@ -520,7 +520,7 @@ class ProcessorChecker:
 
     def _world(self) -> _ProcessorWorld:
         from challenge_lambda.processor import ChallengeProcessor
-        from mm_shared.settings import ChallengeProcessorSettings
+        from mm_contracts.settings import ChallengeProcessorSettings
         from tests.conftest import Clock
         from tests.unit.challenge.helpers import (
             PARAMETER_NAME,
@@ -570,7 +570,7 @@ class ProcessorChecker:
 
     def _expected_phases(self, body: str) -> tuple[str | None, set[str]]:
         """(why nothing may be launched, the phases the body's first delivery must launch)."""
-        from mm_shared.models.routed import RoutedSubmission
+        from mm_contracts.models.routed import RoutedSubmission
 
         why_not = routed_refused_because(body, challenge_id=KNOWN_CHALLENGE)
         if why_not is not None:
@@ -655,8 +655,8 @@ def _completion_capacity_settings() -> dict[str, Any]:
 
 def _completion_capacity(status_table: str, clock: Any) -> dict[str, Any]:
     """The completion function's capacity ports on the fuzz tables: the real store, roomy caps (no SSM)."""
-    from mm_shared.capacity.models import EnvironmentCapacity
-    from mm_shared.capacity.store import CapacityStore
+    from mm_capacity.store import CapacityStore
+    from mm_contracts.models.capacity import EnvironmentCapacity
 
     caps = EnvironmentCapacity.model_validate(ROOMY_CAPACITY)
     store = CapacityStore(CAPACITY_TABLE, status_table, clock=clock)
@@ -670,7 +670,7 @@ class _FakeEcs:
     calls: list[dict[str, Any]] = field(default_factory=list)
 
     def describe_tasks(self, **kwargs: Any) -> dict[str, Any]:
-        from mm_shared.models.task import TaskTag
+        from mm_contracts.models.task import TaskTag
 
         self.calls.append(kwargs)
         tasks = [
@@ -698,8 +698,8 @@ def _reviews_of_seeded(api: Any) -> int:
 
 def _may_act(event: Any) -> bool:
     """True for the launched task's own STOPPED event, the only one allowed to change its item."""
-    from mm_shared.constants import started_by_prefix
-    from mm_shared.models.task import TaskEnv
+    from mm_contracts.models.task import TaskEnv
+    from mm_contracts.names import started_by_prefix
 
     if not isinstance(event, dict) or event.get("source") != "aws.ecs":
         return False
@@ -746,8 +746,8 @@ class CompletionChecker:
     def _service(self) -> tuple[Any, Any, Any]:
         from completion_lambda.handler import CompletionDependencies
         from completion_lambda.observability import RecordingMetricsSink
-        from mm_shared.settings import CompletionSettings
-        from mm_shared.status_store import StatusStore
+        from mm_adapters.status_store import StatusStore
+        from mm_contracts.settings import CompletionSettings
         from tests.conftest import Clock
         from tests.unit.completion.fakes import FakeConfigSource, FakeReviewApi, challenge_config
 
@@ -774,7 +774,7 @@ class CompletionChecker:
 
     @staticmethod
     def _seed(store: Any) -> None:
-        from mm_shared.models.routed import RoutedSubmission
+        from mm_contracts.models.routed import RoutedSubmission
         from tests.fuzz.strategies import routed_body
 
         submission = RoutedSubmission.model_validate(routed_body(SEEDED_SUBMISSION))
@@ -882,7 +882,7 @@ class _FakeV6Ecs(_FakeEcs):
     """DescribeTasks for the launched v6 task: its tags name its submission, challenge and phase."""
 
     def describe_tasks(self, **kwargs: Any) -> dict[str, Any]:
-        from mm_shared.models.task import TaskTag
+        from mm_contracts.models.task import TaskTag
 
         self.calls.append(kwargs)
         tags = {
@@ -914,8 +914,8 @@ def _first_env(event: dict[str, Any], name: str) -> Any:
 def _may_act_on_launched(event: Any) -> bool:
     """The launched v6 run's own task's STOPPED event: `_may_act`'s rules, its task, its nanoid and its phase
     (from the overrides, or the task's tags when the overrides name no submission)."""
-    from mm_shared.constants import started_by_prefix
-    from mm_shared.models.task import TaskEnv
+    from mm_contracts.models.task import TaskEnv
+    from mm_contracts.names import started_by_prefix
 
     if not isinstance(event, dict) or event.get("source") != "aws.ecs":
         return False
@@ -979,9 +979,9 @@ class V6CompletionChecker:
     def _service(self) -> tuple[Any, Any, _FakeSummations]:
         from completion_lambda.handler import CompletionDependencies
         from completion_lambda.observability import RecordingMetricsSink
-        from mm_shared.models.phase import PhaseConfig
-        from mm_shared.settings import CompletionSettings
-        from mm_shared.status_store import StatusStore
+        from mm_adapters.status_store import StatusStore
+        from mm_contracts.models.phase import PhaseConfig
+        from mm_contracts.settings import CompletionSettings
         from tests.conftest import Clock
         from tests.unit.completion.fakes import FakeConfigSource, FakeReviewApi, challenge_config
 
@@ -1015,7 +1015,7 @@ class V6CompletionChecker:
 
     @staticmethod
     def _seed(store: Any) -> None:
-        from mm_shared.models.routed import RoutedSubmission
+        from mm_contracts.models.routed import RoutedSubmission
         from tests.fuzz.strategies import v6_routed_body
 
         launched = RoutedSubmission.model_validate(v6_routed_body(V6_LAUNCHED_SUBMISSION))

@@ -15,10 +15,10 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from mm_shared.constants import DEFAULT_SUBMISSION_TOPIC, started_by
-from mm_shared.models.phase import V6_SUBMISSION_TOPIC, ScoringPhase, run_id
-from mm_shared.models.report_due import report_due_event
-from mm_shared.models.task import TaskEnv
+from mm_contracts.models.phase import V6_SUBMISSION_TOPIC, ScoringPhase, run_id
+from mm_contracts.models.report_due import report_due_event
+from mm_contracts.models.task import TaskEnv
+from mm_contracts.names import DEFAULT_SUBMISSION_TOPIC, started_by
 from tests.builders import (
     ACCOUNT,
     REGION,

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mm_shared.models.phase import Platform
+from mm_contracts.models.phase import Platform
 from tests.fuzz.harness import (
     CompletionChecker,
     Finding,

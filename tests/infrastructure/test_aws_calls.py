@@ -116,11 +116,11 @@ def _scan(tmp_path: Path, source: str) -> frozenset[AwsCall]:
 
 
 def test_the_scanner_finds_a_newly_added_call_in_a_module(tmp_path: Path) -> None:
-    # Given a module that builds clients lazily, as mm_shared.aws does, and calls them
+    # Given a module that builds clients lazily, as mm_adapters.aws does, and calls them
     calls = _scan(
         tmp_path,
         """
-        from mm_shared import aws
+        from mm_adapters import aws
 
         class Store:
             def delete(self, key):

@@ -22,11 +22,11 @@ from infrastructure.config import (
 )
 from infrastructure.permissions import NeedsOf, Templates
 from infrastructure.wiring import CHALLENGE_ID_PLACEHOLDER, ResourceRefs, WiringPlan
-from mm_shared.capacity.models import ChallengeCapacity, EnvironmentCapacity, PriorityClass, SupersedePolicy
-from mm_shared.capacity.store import AdmissionLimits, CapacityStore
-from mm_shared.models.challenge import ChallengeConfig
-from mm_shared.models.phase import ScoringPhase, run_id
-from mm_shared.settings import ChallengeProcessorSettings, CompletionSettings, TimeoutSweeperSettings
+from mm_capacity.store import AdmissionLimits, CapacityStore
+from mm_contracts.models.capacity import ChallengeCapacity, EnvironmentCapacity, PriorityClass, SupersedePolicy
+from mm_contracts.models.challenge import ChallengeConfig
+from mm_contracts.models.phase import ScoringPhase, run_id
+from mm_contracts.settings import ChallengeProcessorSettings, CompletionSettings, TimeoutSweeperSettings
 from tests.conftest import Clock
 from tests.integration.capacity.conftest import CHALLENGE_A, capacity_table, submission
 

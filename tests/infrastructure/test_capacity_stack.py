@@ -11,10 +11,10 @@ import pytest
 from infrastructure.config import CONFIG_DIR
 from infrastructure.mm_constructs.data import CAPACITY_TABLE_ACTIONS
 from infrastructure.wiring import SWEEPER_SERVICE_NAME, WiringPlan
-from mm_shared.capacity.models import EnvironmentCapacity
-from mm_shared.capacity.store import capacity_table_definition
-from mm_shared.constants import CAPACITY_TABLE_TTL_ATTRIBUTE
-from mm_shared.observability import Metric
+from mm_capacity.store import capacity_table_definition
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.capacity import EnvironmentCapacity
+from mm_contracts.names import CAPACITY_TABLE_TTL_ATTRIBUTE
 from tests.synth import Synthesized, synth_environment, synth_example
 
 pytestmark = [pytest.mark.synth, pytest.mark.xdist_group("synth")]

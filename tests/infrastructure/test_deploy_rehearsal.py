@@ -78,7 +78,7 @@ def _drain_counts(region: str) -> dict[str, int]:
 
 
 def _publish(region: str, topic_arn: str, challenge_id: str) -> None:
-    from mm_shared.constants import CHALLENGE_ID_ATTRIBUTE
+    from mm_contracts.names import CHALLENGE_ID_ATTRIBUTE
 
     boto3.client("sns", region_name=region).publish(
         TopicArn=topic_arn,

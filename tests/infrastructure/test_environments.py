@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from infrastructure.wiring import WiringPlan
-from mm_shared.constants import static_token_parameter_name
-from mm_shared.models.phase import Platform
+from mm_contracts.models.phase import Platform
+from mm_contracts.names import static_token_parameter_name
 from tests.synth import Synthesized, synth_environment, synth_example
 
 pytestmark = [pytest.mark.synth, pytest.mark.xdist_group("synth")]

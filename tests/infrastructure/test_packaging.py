@@ -41,9 +41,10 @@ def _files(root: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize(("asset", "package"), sorted(packaging.FUNCTION_PACKAGES.items()))
-def test_function_asset_holds_only_its_package_and_mm_shared(asset: str, package: str) -> None:
+def test_function_asset_holds_only_its_package_and_the_shared_ones(asset: str, package: str) -> None:
     directory = packaging.stage_function_asset(asset)
-    assert sorted(p.name for p in directory.iterdir()) == sorted([package, "mm_shared"])
+    expected = [package, *packaging.ASSET_COMPANIONS.get(asset, ()), *packaging.SHARED_PACKAGES]
+    assert sorted(p.name for p in directory.iterdir()) == sorted(expected)
     for path in _files(directory):
         assert "__pycache__" not in path.parts
         assert path.suffix != ".pyc"
@@ -57,7 +58,7 @@ def test_an_unknown_asset_is_refused_by_name() -> None:
 
 
 def _fake_repo(root: Path, body: str = "VALUE = 1\n") -> Path:
-    for package in ("router_lambda", "mm_shared"):
+    for package in ("router_lambda", *packaging.SHARED_PACKAGES):
         (root / package).mkdir(parents=True, exist_ok=True)
         (root / package / "__init__.py").write_text(body)
     return root

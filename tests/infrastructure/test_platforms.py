@@ -17,9 +17,9 @@ import pytest
 from infrastructure.config import EnvironmentConfig, EnvironmentConfigError, load_environment, parse_environment
 from infrastructure.permissions import Templates, check
 from infrastructure.wiring import ResourceRefs, WiringPlan
-from mm_shared.constants import DEFAULT_SUBMISSION_TOPIC, STATUS_TABLE_PARTITION_KEY
-from mm_shared.models.challenge import ChallengeConfig, ScorerEnvironment
-from mm_shared.models.phase import V6_SUBMISSION_TOPIC, Platform, ScoringPhase
+from mm_contracts.models.challenge import ChallengeConfig, ScorerEnvironment
+from mm_contracts.models.phase import V6_SUBMISSION_TOPIC, Platform, ScoringPhase
+from mm_contracts.names import DEFAULT_SUBMISSION_TOPIC, STATUS_TABLE_PARTITION_KEY
 from tests.synth import Synthesized, synth, synth_environment, synth_example
 
 REFS = ResourceRefs(sns_topic_arn="arn:topic", challenge_table_name="c", status_table_name="s", audit_queue_url="q")

@@ -12,7 +12,7 @@ import pytest
 
 from infrastructure.config import EnvironmentConfigError, load_environment, parse_environment
 from infrastructure.wiring import SCORER_TOKEN_SLACK_SECONDS, WiringPlan
-from mm_shared.constants import scorer_token_parameter_name
+from mm_contracts.names import scorer_token_parameter_name
 from tests.synth import (
     AUTH0_CREDENTIALS_SECRET_ARN,
     Synthesized,

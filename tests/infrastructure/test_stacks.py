@@ -26,17 +26,17 @@ from infrastructure.wiring import (
     WiringPlan,
     dynamodb_item,
 )
-from mm_shared.constants import STATUS_TABLE_TTL_ATTRIBUTE, static_token_parameter_name
-from mm_shared.models.challenge import ScorerCredentialsMode
-from mm_shared.observability import Metric
-from mm_shared.settings import (
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.challenge import ScorerCredentialsMode
+from mm_contracts.names import STATUS_TABLE_TTL_ATTRIBUTE, static_token_parameter_name
+from mm_contracts.settings import (
     ChallengeProcessorSettings,
     CompletionSettings,
     EnvSettings,
     RouterSettings,
     TimeoutSweeperSettings,
 )
-from mm_shared.tables import (
+from mm_contracts.tables import (
     AUDIT_MARKS_TTL_ATTRIBUTE,
     audit_marks_table_definition,
     challenge_table_definition,

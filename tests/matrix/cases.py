@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fault_injection import FaultKind, FaultPlan, FaultRule, FaultWindow
-from mm_shared.models.lifecycle import ReportStatus, SubmissionState
-from mm_shared.models.phase import Platform, run_id
+from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
+from mm_contracts.models.phase import Platform, run_id
 from tests.fakes.ecs import TaskScript
 from tests.matrix.world import CHALLENGE_ID, World
 

@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from mm_shared.capacity.store import capacity_table_definition
+from mm_capacity.store import capacity_table_definition
 from tests.fakes import boto_session, fast_transactions
 
 TABLE = "mm-matrix-capacity"

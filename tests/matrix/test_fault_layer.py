@@ -24,8 +24,8 @@ from fault_injection import (
     install_http_faults,
     parse_cli,
 )
-from mm_shared.constants import STATUS_TABLE_PARTITION_KEY
-from mm_shared.tables import status_table_definition
+from mm_contracts.names import STATUS_TABLE_PARTITION_KEY
+from mm_contracts.tables import status_table_definition
 from tests.fakes import boto_session
 from tests.fakes.clock import Scheduler, VirtualClock
 from tests.fakes.ecs import FakeEcs, fake_ecs_client

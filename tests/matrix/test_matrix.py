@@ -18,9 +18,9 @@ import pytest
 from moto import mock_aws
 
 from fault_injection import FaultKind
-from mm_shared import aws as aws_clients
-from mm_shared.models.lifecycle import SubmissionState
-from mm_shared.models.phase import RUN_ID_SEPARATOR, Platform, ScoringPhase
+from mm_adapters import aws as aws_clients
+from mm_contracts.models.lifecycle import SubmissionState
+from mm_contracts.models.phase import RUN_ID_SEPARATOR, Platform, ScoringPhase
 from tests.matrix.cases import CASES, N1, S1, Case, Expect
 from tests.matrix.world import World
 

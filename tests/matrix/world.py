@@ -36,14 +36,19 @@ from challenge_lambda.launcher import EcsLauncher
 from challenge_lambda.processor import ChallengeProcessor
 from completion_lambda import handler as completion_handler
 from completion_lambda.handler import CompletionDependencies
-from completion_lambda.sweeper import TimeoutSweeper
-from completion_lambda.timeout_sweeper import SweeperDependencies
 from fault_injection import FaultKind, FaultPlan, SimulatedCrash, install_botocore_faults, install_http_faults
-from mm_shared.capacity.config import EnvironmentCapacityLoader
-from mm_shared.capacity.models import EnvironmentCapacity
-from mm_shared.capacity.store import CAPACITY_TABLE_TTL, CapacityStore, capacity_table_definition
-from mm_shared.challenge_config import ChallengeConfigLoader
-from mm_shared.constants import (
+from mm_adapters.challenge_config import ChallengeConfigLoader
+from mm_adapters.status_store import StatusStore
+from mm_adapters.topcoder.review_summations import ReviewSummationsClient
+from mm_adapters.topcoder.submission_api import SubmissionApiClient
+from mm_capacity.config import EnvironmentCapacityLoader
+from mm_capacity.store import CAPACITY_TABLE_TTL, CapacityStore, capacity_table_definition
+from mm_contracts.models.capacity import EnvironmentCapacity
+from mm_contracts.models.lifecycle import LifecycleRecord, SubmissionState
+from mm_contracts.models.phase import RUN_ID_SEPARATOR, V6_SUBMISSION_TOPIC, Platform, ScoringPhase, run_id
+from mm_contracts.models.routed import KafkaCoordinates, RoutedSubmission
+from mm_contracts.models.task import TaskEnv
+from mm_contracts.names import (
     CHALLENGE_ID_ATTRIBUTE,
     STATUS_TABLE_PARTITION_KEY,
     capacity_parameter_name,
@@ -52,21 +57,16 @@ from mm_shared.constants import (
     started_by,
     started_by_prefix,
 )
-from mm_shared.models.lifecycle import LifecycleRecord, SubmissionState
-from mm_shared.models.phase import RUN_ID_SEPARATOR, V6_SUBMISSION_TOPIC, Platform, ScoringPhase, run_id
-from mm_shared.models.routed import KafkaCoordinates, RoutedSubmission
-from mm_shared.models.task import TaskEnv
-from mm_shared.settings import ChallengeProcessorSettings, CompletionSettings, RouterSettings, TimeoutSweeperSettings
-from mm_shared.status_store import StatusStore
-from mm_shared.tables import (
+from mm_contracts.settings import ChallengeProcessorSettings, CompletionSettings, RouterSettings, TimeoutSweeperSettings
+from mm_contracts.tables import (
     AUDIT_MARKS_TTL,
     STATUS_TABLE_TTL,
     audit_marks_table_definition,
     challenge_table_definition,
     status_table_definition,
 )
-from mm_shared.topcoder.review_summations import ReviewSummationsClient
-from mm_shared.topcoder.submission_api import SubmissionApiClient
+from sweeper_lambda.handler import SweeperDependencies
+from sweeper_lambda.sweeper import TimeoutSweeper
 from tests.builders import FakeLambdaContext, KafkaRecord, bus_envelope, msk_event, submission_payload
 from tests.fakes import boto_session
 from tests.fakes.clock import Scheduler, VirtualClock

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mm_shared.capacity.store import CapacityStore
-from mm_shared.models.phase import Platform
-from mm_shared.models.routed import KafkaCoordinates, RoutedSubmission
-from mm_shared.status_store import StatusStore
+from mm_adapters.status_store import StatusStore
+from mm_capacity.store import CapacityStore
+from mm_contracts.models.phase import Platform
+from mm_contracts.models.routed import KafkaCoordinates, RoutedSubmission
 from tests.builders import new_uuid
 from tests.conftest import Clock
 
@@ -20,8 +20,8 @@ CHALLENGE_C = "7c2e2f79-ad92-4c4d-9b5a-3e4f5a6b7c8d"
 
 @pytest.fixture
 def capacity_table(aws: None) -> str:
-    from mm_shared import aws as aws_clients
-    from mm_shared.capacity.store import CAPACITY_TABLE_TTL, capacity_table_definition
+    from mm_adapters import aws as aws_clients
+    from mm_capacity.store import CAPACITY_TABLE_TTL, capacity_table_definition
 
     name = "mm-test-capacity"
     ddb = aws_clients.client("dynamodb")

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from mm_shared import aws as aws_clients
-from mm_shared.capacity.store import (
+from mm_adapters import aws as aws_clients
+from mm_adapters.status_store import LaunchDecision, OutcomeDecision, StatusStore
+from mm_capacity.store import (
     ADMISSION_RESEND_SECONDS,
     ENV_POOL,
     AdmissionLimits,
@@ -18,11 +19,10 @@ from mm_shared.capacity.store import (
     challenge_pool_key,
     phase_pool_key,
 )
-from mm_shared.models.lifecycle import LifecycleRecord, ReportStatus, SubmissionState
-from mm_shared.models.outcome import Outcome, OutcomeCode, TestStatus
-from mm_shared.models.phase import Platform, ScoringPhase, run_id
-from mm_shared.models.routed import RoutedSubmission
-from mm_shared.status_store import LaunchDecision, OutcomeDecision, StatusStore
+from mm_contracts.models.lifecycle import LifecycleRecord, ReportStatus, SubmissionState
+from mm_contracts.models.outcome import Outcome, OutcomeCode, TestStatus
+from mm_contracts.models.phase import Platform, ScoringPhase, run_id
+from mm_contracts.models.routed import RoutedSubmission
 from tests.conftest import Clock
 from tests.integration.capacity.conftest import CHALLENGE_A, submission
 

@@ -10,17 +10,17 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from mm_shared.capacity.config import CapacityConfigError
-from mm_shared.capacity.dispatcher import CONFIG_BLOCK, Admitted, Dispatcher, admitted_message_body
-from mm_shared.capacity.models import ChallengeCapacity, EnvironmentCapacity, PriorityClass
-from mm_shared.capacity.store import ENV_POOL, CapacityStore, challenge_pool_key
-from mm_shared.challenge_config import ConfigErrorReason
-from mm_shared.models.challenge import ChallengeConfig
-from mm_shared.models.lifecycle import SubmissionState
-from mm_shared.models.phase import Platform, ScoringPhase, run_id
-from mm_shared.models.routed import RoutedSubmission
-from mm_shared.observability import Metric
-from mm_shared.status_store import StatusStore
+from mm_adapters.challenge_config import ConfigErrorReason
+from mm_adapters.status_store import StatusStore
+from mm_capacity.config import CapacityConfigError
+from mm_capacity.dispatcher import CONFIG_BLOCK, Admitted, Dispatcher, admitted_message_body
+from mm_capacity.store import ENV_POOL, CapacityStore, challenge_pool_key
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.capacity import ChallengeCapacity, EnvironmentCapacity, PriorityClass
+from mm_contracts.models.challenge import ChallengeConfig
+from mm_contracts.models.lifecycle import SubmissionState
+from mm_contracts.models.phase import Platform, ScoringPhase, run_id
+from mm_contracts.models.routed import RoutedSubmission
 from tests.conftest import Clock
 from tests.integration.capacity.conftest import CHALLENGE_A, CHALLENGE_B, CHALLENGE_C, submission
 
@@ -330,7 +330,7 @@ def test_a_failure_mid_dispatch_keeps_what_was_admitted(world: World, monkeypatc
     mine = world.wait(submission(CHALLENGE_A, member_id=1))
     world.wait(submission(CHALLENGE_A, member_id=2))
     world.wait(submission(CHALLENGE_A, member_id=3))
-    monkeypatch.setattr("mm_shared.capacity.dispatcher._HEAD_PAGE", 1)  # one entry a page: a second read follows
+    monkeypatch.setattr("mm_capacity.dispatcher._HEAD_PAGE", 1)  # one entry a page: a second read follows
     queue_head = world.store.queue_head
     calls: list[str | None] = []
 
@@ -353,7 +353,7 @@ def test_a_failure_mid_dispatch_keeps_what_was_admitted(world: World, monkeypatc
 
 def test_the_queue_is_read_on_past_entries_admitted_meanwhile(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     # Pages of one entry: each next page starts after an entry this dispatch admitted (deleted) already.
-    monkeypatch.setattr("mm_shared.capacity.dispatcher._HEAD_PAGE", 1)
+    monkeypatch.setattr("mm_capacity.dispatcher._HEAD_PAGE", 1)
     world.configs = {CHALLENGE_A: config(CHALLENGE_A)}
     runs = [world.wait(submission(CHALLENGE_A, member_id=member + 1)) for member in range(4)]
     assert [item.entry.run_id for item in world.dispatcher().dispatch().admitted] == runs

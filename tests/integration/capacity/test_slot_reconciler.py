@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from mm_shared import aws as aws_clients
-from mm_shared.capacity.reconciler import SlotReconciler, SlotRepairReason
-from mm_shared.capacity.store import AdmissionLimits, AdmitOutcome, CapacityStore
-from mm_shared.models.lifecycle import SubmissionState
-from mm_shared.models.outcome import Outcome, OutcomeCode, TestStatus
-from mm_shared.models.phase import ScoringPhase, run_id
-from mm_shared.observability import Metric
-from mm_shared.status_store import StatusStore
+from mm_adapters import aws as aws_clients
+from mm_adapters.status_store import StatusStore
+from mm_capacity.reconciler import SlotReconciler, SlotRepairReason
+from mm_capacity.store import AdmissionLimits, AdmitOutcome, CapacityStore
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.lifecycle import SubmissionState
+from mm_contracts.models.outcome import Outcome, OutcomeCode, TestStatus
+from mm_contracts.models.phase import ScoringPhase, run_id
 from tests.conftest import Clock
 from tests.integration.capacity.conftest import CHALLENGE_A, submission
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from mm_shared import aws as aws_clients
+from mm_adapters import aws as aws_clients
 from tests.unit.challenge.helpers import (
     CAPACITY_PARAMETER_NAME,
     CHALLENGE_ID,
@@ -129,7 +129,7 @@ def ecs_world(status_table: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ec
     world.put_config(world.config())
     world.put_capacity(capacity_document())
 
-    # Spies on the very clients the handler uses (mm_shared.aws caches them per service).
+    # Spies on the very clients the handler uses (mm_adapters.aws caches them per service).
     ecs.meta.events.register(
         "provide-client-params.ecs.RunTask", lambda params, **_: world.runtask_calls.append(params)
     )

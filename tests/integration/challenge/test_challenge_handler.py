@@ -12,13 +12,13 @@ import pytest
 from botocore.stub import Stubber
 
 from challenge_lambda import handler
-from mm_shared import aws as aws_clients
-from mm_shared.constants import STATUS_TABLE_PARTITION_KEY, client_token, started_by
-from mm_shared.models.lifecycle import LifecycleRecord, SubmissionState
-from mm_shared.models.phase import ScoringPhase, run_id
-from mm_shared.models.routed import RoutedSubmission
-from mm_shared.settings import SettingsError
-from mm_shared.status_store import StatusStore
+from mm_adapters import aws as aws_clients
+from mm_adapters.status_store import StatusStore
+from mm_contracts.models.lifecycle import LifecycleRecord, SubmissionState
+from mm_contracts.models.phase import ScoringPhase, run_id
+from mm_contracts.models.routed import RoutedSubmission
+from mm_contracts.names import STATUS_TABLE_PARTITION_KEY, client_token, started_by
+from mm_contracts.settings import SettingsError
 from tests.builders import FakeLambdaContext, sqs_event, sqs_record
 from tests.integration.challenge.conftest import CLUSTER, CONTAINER, EcsWorld
 from tests.unit.challenge.helpers import (
@@ -532,8 +532,8 @@ def test_a_full_cap_acknowledges_the_message_and_leaves_the_run_waiting(ecs_worl
 def test_a_run_admitted_for_another_message_goes_through_the_own_queue_and_launches_once(ecs_world: EcsWorld) -> None:
     import os
 
-    from mm_shared.capacity.store import CapacityStore
-    from mm_shared.models.outcome import Outcome, OutcomeCode, TestStatus
+    from mm_capacity.store import CapacityStore
+    from mm_contracts.models.outcome import Outcome, OutcomeCode, TestStatus
 
     ecs_world.put_config(ecs_world.config(capacity={"maxRunningTasks": 1}))
     running, queued, newcomer = (routed_submission() for _ in range(3))

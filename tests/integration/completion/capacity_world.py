@@ -12,16 +12,16 @@ from typing import Any
 from completion_lambda import handler as completion_handler
 from completion_lambda.handler import CompletionDependencies
 from completion_lambda.observability import RecordingMetricsSink
-from mm_shared import aws as aws_clients
-from mm_shared.capacity.models import ChallengeCapacity
-from mm_shared.capacity.store import AdmissionLimits, AdmitOutcome, CapacityStore
-from mm_shared.constants import started_by
-from mm_shared.models.challenge import ChallengeConfig
-from mm_shared.models.lifecycle import SubmissionState
-from mm_shared.models.phase import Platform, ScoringPhase, run_id
-from mm_shared.models.routed import RoutedSubmission
-from mm_shared.models.task import TaskEnv
-from mm_shared.status_store import StatusStore
+from mm_adapters import aws as aws_clients
+from mm_adapters.status_store import StatusStore
+from mm_capacity.store import AdmissionLimits, AdmitOutcome, CapacityStore
+from mm_contracts.models.capacity import ChallengeCapacity
+from mm_contracts.models.challenge import ChallengeConfig
+from mm_contracts.models.lifecycle import SubmissionState
+from mm_contracts.models.phase import Platform, ScoringPhase, run_id
+from mm_contracts.models.routed import RoutedSubmission
+from mm_contracts.models.task import TaskEnv
+from mm_contracts.names import started_by
 from tests.builders import new_uuid
 from tests.conftest import Clock
 from tests.integration.completion.conftest import (

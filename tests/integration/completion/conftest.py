@@ -13,20 +13,20 @@ from typing import Any
 import pytest
 
 from completion_lambda import handler as completion_handler
-from completion_lambda import timeout_sweeper
 from completion_lambda.handler import CompletionDependencies
 from completion_lambda.observability import MetricsSink, RecordingMetricsSink, logger
 from completion_lambda.service import ConfigSource, ReviewApi
-from completion_lambda.timeout_sweeper import SweeperDependencies
-from mm_shared import aws as aws_clients
-from mm_shared.capacity.store import CAPACITY_TABLE_TTL, CapacityStore, capacity_table_definition
-from mm_shared.constants import capacity_parameter_name, started_by
-from mm_shared.models.lifecycle import LifecycleRecord
-from mm_shared.models.phase import Platform, ScoringPhase, run_id
-from mm_shared.models.routed import KafkaCoordinates, RoutedSubmission
-from mm_shared.models.task import TaskEnv
-from mm_shared.settings import CompletionSettings, TimeoutSweeperSettings
-from mm_shared.status_store import StatusStore
+from mm_adapters import aws as aws_clients
+from mm_adapters.status_store import StatusStore
+from mm_capacity.store import CAPACITY_TABLE_TTL, CapacityStore, capacity_table_definition
+from mm_contracts.models.lifecycle import LifecycleRecord
+from mm_contracts.models.phase import Platform, ScoringPhase, run_id
+from mm_contracts.models.routed import KafkaCoordinates, RoutedSubmission
+from mm_contracts.models.task import TaskEnv
+from mm_contracts.names import capacity_parameter_name, started_by
+from mm_contracts.settings import CompletionSettings, TimeoutSweeperSettings
+from sweeper_lambda import handler as timeout_sweeper
+from sweeper_lambda.handler import SweeperDependencies
 from tests.builders import ACCOUNT, REGION, ecs_task_stopped_event, new_uuid
 from tests.conftest import Clock
 from tests.unit.completion.fakes import CHALLENGE_ID, FakeConfigSource, FakeReviewApi

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from completion_lambda import handler as completion_handler
-from mm_shared.capacity.store import CapacityStore
-from mm_shared.models.lifecycle import ReportStatus, SubmissionState
-from mm_shared.models.outcome import OutcomeCode, TestStatus
-from mm_shared.models.phase import Platform
-from mm_shared.models.report_due import report_due_event
-from mm_shared.observability import Metric
+from mm_capacity.store import CapacityStore
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
+from mm_contracts.models.outcome import OutcomeCode, TestStatus
+from mm_contracts.models.phase import Platform
+from mm_contracts.models.report_due import report_due_event
 from tests.conftest import Clock
 from tests.integration.completion.capacity_world import (
     OTHER_CHALLENGE,

@@ -15,12 +15,12 @@ from completion_lambda.handler import InvalidEventError
 from completion_lambda.observability import PowertoolsMetricsSink
 from completion_lambda.outcome import FailureReason
 from completion_lambda.service import ReportDeferredError, ReportInProgressError, ReportOutcomeUnsettledError
-from mm_shared import aws as aws_clients
-from mm_shared.challenge_config import ConfigErrorReason
-from mm_shared.models.lifecycle import ReportStatus, SubmissionState
-from mm_shared.models.task import TaskEnv, TaskTag
-from mm_shared.observability import Metric
-from mm_shared.topcoder.submission_api import ApiAuthError, ApiRejectedError, ApiTransientError
+from mm_adapters import aws as aws_clients
+from mm_adapters.challenge_config import ConfigErrorReason
+from mm_adapters.topcoder.submission_api import ApiAuthError, ApiRejectedError, ApiTransientError
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
+from mm_contracts.models.task import TaskEnv, TaskTag
 from tests.builders import new_uuid
 from tests.integration.completion.conftest import (
     CLUSTER_ARN,

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from mm_shared.models.lifecycle import ReportStatus, SubmissionState
-from mm_shared.models.routed import RoutedSubmission
-from mm_shared.models.task import TaskEnv
-from mm_shared.observability import Metric
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
+from mm_contracts.models.routed import RoutedSubmission
+from mm_contracts.models.task import TaskEnv
 from tests.builders import new_uuid
 from tests.integration.completion.conftest import (
     CLUSTER_ARN,

@@ -16,12 +16,12 @@ import pytest
 from completion_lambda import handler as completion_handler
 from completion_lambda.handler import CompletionDependencies
 from completion_lambda.observability import RecordingMetricsSink
-from mm_shared import aws as aws_clients
-from mm_shared.models.lifecycle import ReportStatus, SubmissionState
-from mm_shared.models.routed import KafkaCoordinates, RoutedSubmission
-from mm_shared.models.task import TaskEnv
-from mm_shared.observability import Metric
-from mm_shared.status_store import StatusStore
+from mm_adapters import aws as aws_clients
+from mm_adapters.status_store import StatusStore
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
+from mm_contracts.models.routed import KafkaCoordinates, RoutedSubmission
+from mm_contracts.models.task import TaskEnv
 from tests.builders import new_uuid
 from tests.conftest import Clock
 from tests.integration.completion.conftest import (

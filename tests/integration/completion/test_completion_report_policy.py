@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from completion_lambda.service import ReportDeferredError
-from mm_shared.challenge_config import ConfigErrorReason
-from mm_shared.models.lifecycle import ReportStatus, SubmissionState
-from mm_shared.models.task import TaskEnv
+from mm_adapters.challenge_config import ConfigErrorReason
+from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
+from mm_contracts.models.task import TaskEnv
 from tests.integration.completion.conftest import install_completion, stopped_event, task_environment
 from tests.unit.completion.fakes import FakeConfigSource, FakeReviewApi, challenge_config
 
@@ -165,7 +165,7 @@ def test_a_required_report_has_a_deadline_until_it_is_reported(completion: Any) 
 
 
 def test_a_rejected_report_leaves_no_deadline(completion: Any) -> None:
-    from mm_shared.topcoder.submission_api import ApiRejectedError
+    from mm_adapters.topcoder.submission_api import ApiRejectedError
 
     submission_id, arn = completion.launched()
     completion.api.fail_next(ApiRejectedError(400, "bad"))

@@ -16,10 +16,10 @@ from completion_lambda import handler as completion_handler
 from completion_lambda.handler import CompletionDependencies
 from completion_lambda.observability import RecordingMetricsSink
 from completion_lambda.service import ReportOutcomeUnsettledError
-from mm_shared.models.lifecycle import ReportStatus
-from mm_shared.observability import Metric
-from mm_shared.status_store import StatusStore
-from mm_shared.topcoder.submission_api import ApiOutcomeUnknownError, SubmissionApiClient
+from mm_adapters.status_store import StatusStore
+from mm_adapters.topcoder.submission_api import ApiOutcomeUnknownError, SubmissionApiClient
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.lifecycle import ReportStatus
 from tests.builders import new_uuid
 from tests.integration.completion.conftest import (
     CLUSTER_ARN,

@@ -17,13 +17,13 @@ from completion_lambda import handler as completion_handler
 from completion_lambda.handler import CompletionDependencies
 from completion_lambda.observability import RecordingMetricsSink
 from completion_lambda.service import ReportOutcomeUnsettledError
-from mm_shared import aws as aws_clients
-from mm_shared.constants import challenge_config_parameter_name
-from mm_shared.models.lifecycle import ReportStatus, SubmissionState
-from mm_shared.observability import Metric
-from mm_shared.settings import CompletionSettings, TokenSource
-from mm_shared.status_store import StatusStore
-from mm_shared.topcoder.submission_api import ApiOutcomeUnknownError
+from mm_adapters import aws as aws_clients
+from mm_adapters.status_store import StatusStore
+from mm_adapters.topcoder.submission_api import ApiOutcomeUnknownError
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
+from mm_contracts.names import challenge_config_parameter_name
+from mm_contracts.settings import CompletionSettings, TokenSource
 from tests.builders import new_uuid
 from tests.conftest import Clock
 from tests.integration.completion.conftest import (

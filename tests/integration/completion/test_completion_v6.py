@@ -18,16 +18,16 @@ import pytest
 from completion_lambda import handler as completion_handler
 from completion_lambda.handler import CompletionDependencies
 from completion_lambda.observability import RecordingMetricsSink
-from mm_shared import aws as aws_clients
-from mm_shared.constants import TIMEOUT_STOP_REASON_PREFIX, challenge_config_parameter_name, started_by
-from mm_shared.models.challenge import ChallengeConfig
-from mm_shared.models.lifecycle import LifecycleRecord, ReportStatus, SubmissionState
-from mm_shared.models.phase import PhaseConfig, Platform, ScoringPhase, run_id
-from mm_shared.models.report_due import report_due_event
-from mm_shared.models.task import TaskEnv
-from mm_shared.observability import Metric
-from mm_shared.settings import CompletionSettings, TokenSource
-from mm_shared.status_store import StatusStore
+from mm_adapters import aws as aws_clients
+from mm_adapters.status_store import StatusStore
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.challenge import ChallengeConfig
+from mm_contracts.models.lifecycle import LifecycleRecord, ReportStatus, SubmissionState
+from mm_contracts.models.phase import PhaseConfig, Platform, ScoringPhase, run_id
+from mm_contracts.models.report_due import report_due_event
+from mm_contracts.models.task import TaskEnv
+from mm_contracts.names import TIMEOUT_STOP_REASON_PREFIX, challenge_config_parameter_name, started_by
+from mm_contracts.settings import CompletionSettings, TokenSource
 from tests.builders import ecs_task_stopped_event
 from tests.conftest import Clock
 from tests.integration.completion.conftest import (

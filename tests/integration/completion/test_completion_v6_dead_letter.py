@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from completion_lambda.service import DEAD_LETTERED_NOTE
-from mm_shared.models.lifecycle import ReportStatus, SubmissionState
-from mm_shared.models.phase import Platform, ScoringPhase, run_id
-from mm_shared.models.report_due import report_due_event
+from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
+from mm_contracts.models.phase import Platform, ScoringPhase, run_id
+from mm_contracts.models.report_due import report_due_event
 from tests.builders import new_uuid
 from tests.integration.completion.conftest import CLUSTER_ARN, routed, task_arn
 from tests.integration.completion.test_completion_v6 import Harness, nanoid, stopped

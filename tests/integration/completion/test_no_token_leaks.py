@@ -14,9 +14,9 @@ import pytest
 
 from completion_lambda.handler import InvalidEventError
 from completion_lambda.observability import PowertoolsMetricsSink
-from mm_shared import aws as aws_clients
-from mm_shared.models.task import TaskEnv
-from mm_shared.topcoder.submission_api import ApiRejectedError, ApiTransientError
+from mm_adapters import aws as aws_clients
+from mm_adapters.topcoder.submission_api import ApiRejectedError, ApiTransientError
+from mm_contracts.models.task import TaskEnv
 from tests.conftest import Clock
 from tests.integration.completion.conftest import install_completion, stopped_event, task_environment
 from tests.unit.completion.fakes import FakeReviewApi

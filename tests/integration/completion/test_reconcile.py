@@ -11,16 +11,16 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from completion_lambda import timeout_sweeper
 from completion_lambda.observability import RecordingMetricsSink
-from completion_lambda.sweeper import SweepResult
-from completion_lambda.timeout_sweeper import SweepIncompleteError
-from mm_shared import aws as aws_clients
-from mm_shared.constants import TIMEOUT_STOP_REASON_PREFIX
-from mm_shared.models.lifecycle import FINAL_STATES, LifecycleRecord, ReportStatus, SubmissionState
-from mm_shared.models.task import TaskEnv, TaskTag
-from mm_shared.observability import Metric
-from mm_shared.settings import TimeoutSweeperSettings
+from mm_adapters import aws as aws_clients
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.lifecycle import FINAL_STATES, LifecycleRecord, ReportStatus, SubmissionState
+from mm_contracts.models.task import TaskEnv, TaskTag
+from mm_contracts.names import TIMEOUT_STOP_REASON_PREFIX
+from mm_contracts.settings import TimeoutSweeperSettings
+from sweeper_lambda import handler as timeout_sweeper
+from sweeper_lambda.handler import SweepIncompleteError
+from sweeper_lambda.sweeper import SweepResult
 from tests.builders import new_uuid
 from tests.conftest import Clock
 from tests.integration.completion.conftest import (

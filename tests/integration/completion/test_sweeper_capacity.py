@@ -13,18 +13,18 @@ from typing import Any
 
 import pytest
 
-from completion_lambda import timeout_sweeper
 from completion_lambda.observability import RecordingMetricsSink
 from completion_lambda.outcome import SUPERSEDED_REASON
-from completion_lambda.sweeper import ADMISSION_DEAD_LETTER_REASON, ADMISSION_NEVER_CLAIMED, MAX_ADMISSION_RESENDS
-from completion_lambda.timeout_sweeper import SweeperDependencies
-from mm_shared import aws as aws_clients
-from mm_shared.capacity.store import ADMISSION_RESEND_SECONDS, AdmissionLimits, AdmitOutcome
-from mm_shared.models.lifecycle import ReportStatus, SubmissionState
-from mm_shared.models.outcome import Outcome, OutcomeCode, TestStatus
-from mm_shared.models.phase import Platform
-from mm_shared.observability import Metric
-from mm_shared.status_store import DEFAULT_LIVENESS_CHECK_SECONDS
+from mm_adapters import aws as aws_clients
+from mm_adapters.status_store import DEFAULT_LIVENESS_CHECK_SECONDS
+from mm_capacity.store import ADMISSION_RESEND_SECONDS, AdmissionLimits, AdmitOutcome
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
+from mm_contracts.models.outcome import Outcome, OutcomeCode, TestStatus
+from mm_contracts.models.phase import Platform
+from sweeper_lambda import handler as timeout_sweeper
+from sweeper_lambda.handler import SweeperDependencies
+from sweeper_lambda.sweeper import ADMISSION_DEAD_LETTER_REASON, ADMISSION_NEVER_CLAIMED, MAX_ADMISSION_RESENDS
 from tests.conftest import Clock
 from tests.integration.completion.capacity_world import OTHER_CHALLENGE, World, capacity_world, config_of
 from tests.integration.completion.conftest import CLUSTER_ARN, FakeLambda, sweeper_settings_for

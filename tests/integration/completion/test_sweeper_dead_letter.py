@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from completion_lambda.observability import RecordingMetricsSink
-from mm_shared.models.lifecycle import ReportStatus, SubmissionState
-from mm_shared.models.phase import Platform
-from mm_shared.models.report_due import report_due_event
-from mm_shared.status_store import StatusStore
+from mm_adapters.status_store import StatusStore
+from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
+from mm_contracts.models.phase import Platform
+from mm_contracts.models.report_due import report_due_event
 from tests.builders import new_uuid
 from tests.conftest import Clock
 from tests.integration.completion.conftest import CLUSTER_ARN, Completion, FakeLambda, rid, routed

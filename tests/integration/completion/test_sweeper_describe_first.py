@@ -14,20 +14,20 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from completion_lambda import timeout_sweeper
 from completion_lambda.observability import RecordingMetricsSink
-from completion_lambda.sweeper import SweepResult
-from mm_shared.constants import (
+from mm_adapters.status_store import DEFAULT_LIVENESS_CHECK_SECONDS
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
+from mm_contracts.models.phase import ScoringPhase, run_id
+from mm_contracts.models.task import TaskEnv, TaskTag
+from mm_contracts.names import (
     OUTCOME_UNKNOWN_STOP_REASON_PREFIX,
     STATUS_TABLE_PARTITION_KEY,
     TIMEOUT_STOP_REASON_PREFIX,
     started_by,
 )
-from mm_shared.models.lifecycle import ReportStatus, SubmissionState
-from mm_shared.models.phase import ScoringPhase, run_id
-from mm_shared.models.task import TaskEnv, TaskTag
-from mm_shared.observability import Metric
-from mm_shared.status_store import DEFAULT_LIVENESS_CHECK_SECONDS
+from sweeper_lambda import handler as timeout_sweeper
+from sweeper_lambda.sweeper import SweepResult
 from tests.builders import new_uuid
 from tests.conftest import Clock
 from tests.integration.completion.conftest import (

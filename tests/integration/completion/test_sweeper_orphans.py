@@ -8,20 +8,20 @@ from typing import Any
 
 import pytest
 
-from completion_lambda import timeout_sweeper
 from completion_lambda.observability import RecordingMetricsSink
-from completion_lambda.timeout_sweeper import SweepIncompleteError
-from mm_shared.constants import (
+from mm_adapters.status_store import LaunchDecision, StatusStore
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.lifecycle import SubmissionState
+from mm_contracts.models.phase import ScoringPhase
+from mm_contracts.models.routed import RoutedSubmission
+from mm_contracts.names import (
     ORPHAN_STOP_REASON_PREFIX,
     STATUS_TABLE_PARTITION_KEY,
     TIMEOUT_STOP_REASON_PREFIX,
     started_by,
 )
-from mm_shared.models.lifecycle import SubmissionState
-from mm_shared.models.phase import ScoringPhase
-from mm_shared.models.routed import RoutedSubmission
-from mm_shared.observability import Metric
-from mm_shared.status_store import LaunchDecision, StatusStore
+from sweeper_lambda import handler as timeout_sweeper
+from sweeper_lambda.handler import SweepIncompleteError
 from tests.builders import new_uuid
 from tests.conftest import Clock
 from tests.integration.completion.conftest import CLUSTER_ARN, Completion, FakeLambda, launch_task, rid, task_arn

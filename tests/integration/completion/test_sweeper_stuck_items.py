@@ -10,14 +10,14 @@ import pytest
 
 from completion_lambda.handler import parse_event
 from completion_lambda.observability import RecordingMetricsSink
-from completion_lambda.reconcile import RECORDED_OUTCOME_CONTAINER
-from mm_shared.models.ecs_event import EcsTaskStateChangeEvent
-from mm_shared.models.lifecycle import ReportStatus, SubmissionState
-from mm_shared.models.outcome import Outcome, OutcomeCode, TestStatus
-from mm_shared.models.phase import Platform, ScoringPhase
-from mm_shared.models.report_due import parse_report_due_event, report_due_event
-from mm_shared.models.task import TaskEnv
-from mm_shared.observability import Metric
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.ecs_event import EcsTaskStateChangeEvent
+from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
+from mm_contracts.models.outcome import Outcome, OutcomeCode, TestStatus
+from mm_contracts.models.phase import Platform, ScoringPhase
+from mm_contracts.models.report_due import parse_report_due_event, report_due_event
+from mm_contracts.models.task import TaskEnv
+from sweeper_lambda.reconcile import RECORDED_OUTCOME_CONTAINER
 from tests.builders import new_uuid
 from tests.conftest import Clock
 from tests.integration.completion.conftest import (

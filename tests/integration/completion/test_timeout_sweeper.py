@@ -7,17 +7,17 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
-from completion_lambda import timeout_sweeper
 from completion_lambda.observability import RecordingMetricsSink
-from completion_lambda.sweeper import MAX_STOP_REASON, SweepResult, stop_reason
-from completion_lambda.timeout_sweeper import SweepIncompleteError
-from mm_shared import aws as aws_clients
-from mm_shared.constants import TIMEOUT_STOP_REASON_PREFIX
-from mm_shared.models.lifecycle import ReportStatus, SubmissionState
-from mm_shared.models.task import TaskTag
-from mm_shared.observability import Metric
-from mm_shared.settings import TimeoutSweeperSettings
-from mm_shared.status_store import StatusStore
+from mm_adapters import aws as aws_clients
+from mm_adapters.status_store import StatusStore
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
+from mm_contracts.models.task import TaskTag
+from mm_contracts.names import TIMEOUT_STOP_REASON_PREFIX
+from mm_contracts.settings import TimeoutSweeperSettings
+from sweeper_lambda import handler as timeout_sweeper
+from sweeper_lambda.handler import SweepIncompleteError
+from sweeper_lambda.sweeper import MAX_STOP_REASON, SweepResult, stop_reason
 from tests.builders import new_uuid
 from tests.conftest import Clock
 from tests.integration.completion.conftest import (
@@ -169,7 +169,7 @@ def test_one_failing_stop_does_not_stop_the_rest(
 
 
 def test_stop_reason_is_marked_and_within_the_stoptask_limit() -> None:
-    from mm_shared.models.lifecycle import LifecycleRecord
+    from mm_contracts.models.lifecycle import LifecycleRecord
 
     record = LifecycleRecord.model_validate(
         {

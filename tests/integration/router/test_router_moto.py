@@ -12,12 +12,12 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from mm_shared import aws as aws_clients
-from mm_shared.constants import CHALLENGE_ID_ATTRIBUTE
-from mm_shared.models.audit import AuditRecord
-from mm_shared.models.routed import RoutedSubmission
-from mm_shared.observability import Metric
-from mm_shared.tables import AUDIT_MARKS_TTL, audit_marks_table_definition
+from mm_adapters import aws as aws_clients
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.audit import AuditRecord
+from mm_contracts.models.routed import RoutedSubmission
+from mm_contracts.names import CHALLENGE_ID_ATTRIBUTE
+from mm_contracts.tables import AUDIT_MARKS_TTL, audit_marks_table_definition
 from router_lambda import handler as handler_module
 from router_lambda.router import Router
 from tests.builders import KafkaRecord, flat_submission, new_uuid, review_envelope

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from mm_shared import aws as aws_clients
-from mm_shared.constants import CHALLENGE_ID_ATTRIBUTE
-from mm_shared.models.audit import AuditRecord
-from mm_shared.models.phase import V6_SUBMISSION_TOPIC, Platform
-from mm_shared.models.routed import RoutedSubmission
-from mm_shared.tables import AUDIT_MARKS_TTL, audit_marks_table_definition
+from mm_adapters import aws as aws_clients
+from mm_contracts.models.audit import AuditRecord
+from mm_contracts.models.phase import V6_SUBMISSION_TOPIC, Platform
+from mm_contracts.models.routed import RoutedSubmission
+from mm_contracts.names import CHALLENGE_ID_ATTRIBUTE
+from mm_contracts.tables import AUDIT_MARKS_TTL, audit_marks_table_definition
 from router_lambda import handler as handler_module
 from tests.builders import new_uuid
 from tests.integration.router.test_router_moto import drain

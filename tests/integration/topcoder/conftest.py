@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mm_shared.topcoder import Auth0ProxyTokenProvider, ReviewSummationsClient, SubmissionApiClient
+from mm_adapters.topcoder import Auth0ProxyTokenProvider, ReviewSummationsClient, SubmissionApiClient
 from tests.integration.topcoder.support import (
     CHALLENGE_ID,
     CLIENT_ID,

@@ -7,8 +7,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from mm_shared.models.phase import ScoringPhase
-from mm_shared.topcoder import ReviewCreate, ReviewSummationRequest
+from mm_adapters.topcoder import ReviewCreate, ReviewSummationRequest
+from mm_contracts.models.phase import ScoringPhase
 
 CLIENT_ID = "mm-processor-dev-client"
 CLIENT_SECRET = "never-log-this-client-secret"

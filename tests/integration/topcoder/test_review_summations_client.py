@@ -11,8 +11,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from fault_injection import FaultKind, FaultPlan, FaultRule, SimulatedCrash, install_http_faults
-from mm_shared.models.phase import ScoringPhase
-from mm_shared.topcoder import (
+from mm_adapters.topcoder import (
     ApiAuthError,
     ApiOutcomeUnknownError,
     ApiRejectedError,
@@ -22,6 +21,7 @@ from mm_shared.topcoder import (
     ReviewSummationUpdate,
     review_summations,
 )
+from mm_contracts.models.phase import ScoringPhase
 from tests.integration.topcoder.support import (
     CHALLENGE_ID,
     CLIENT_ID,
@@ -258,7 +258,7 @@ def test_token_and_bodies_are_never_logged(
     tokens: Auth0ProxyTokenProvider,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="mm_shared")
+    caplog.set_level(logging.DEBUG, logger="mm_adapters")
     caplog.set_level(logging.DEBUG, logger="urllib3")
     standin.fail_next("POST", SUMMATIONS, status=500)
     with pytest.raises(ApiOutcomeUnknownError):
@@ -272,7 +272,7 @@ def test_token_and_bodies_are_never_logged(
     assert "Bearer" not in logged
     assert CLIENT_SECRET not in logged
     assert "OutOfMemory" not in logged  # the body's reason
-    api_records = [r for r in caplog.records if r.name == "mm_shared.topcoder.review_summations"]
+    api_records = [r for r in caplog.records if r.name == "mm_adapters.topcoder.review_summations"]
     logged_calls = {(r.__dict__["method"], r.__dict__["path"], r.__dict__["status"]) for r in api_records}
     assert logged_calls >= {
         ("POST", "/reviewSummations", 500),

@@ -8,14 +8,14 @@ import socket
 
 import pytest
 
-from mm_shared.topcoder import (
+from mm_adapters.topcoder import (
     ApiAuthError,
     ApiRejectedError,
     ApiTransientError,
     Auth0ProxyTokenProvider,
     SubmissionApiClient,
 )
-from mm_shared.topcoder.submission_api import ApiOutcomeUnknownError
+from mm_adapters.topcoder.submission_api import ApiOutcomeUnknownError
 from tests.integration.topcoder.support import (
     CLIENT_SECRET,
     OTHER_REVIEW_TYPE_ID,
@@ -248,7 +248,7 @@ def test_token_and_authorization_header_are_never_logged(
     tokens: Auth0ProxyTokenProvider,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="mm_shared")
+    caplog.set_level(logging.DEBUG, logger="mm_adapters")
     caplog.set_level(logging.DEBUG, logger="urllib3")
     standin.fail_next("POST", REVIEWS, status=500)
     with pytest.raises(ApiOutcomeUnknownError):
@@ -265,6 +265,6 @@ def test_token_and_authorization_header_are_never_logged(
     assert CLIENT_SECRET not in logged
     assert token not in str(caught.value)
     # What is logged: method, path, status and latency
-    api_records = [r for r in caplog.records if r.name == "mm_shared.topcoder.submission_api"]
+    api_records = [r for r in caplog.records if r.name == "mm_adapters.topcoder.submission_api"]
     assert {(r.method, r.path, r.status) for r in api_records} >= {("POST", "/reviews", 500), ("POST", "/reviews", 200)}
     assert all(isinstance(r.latency_ms, float) for r in api_records)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mm_shared.topcoder.submission_api import (
+from mm_adapters.topcoder.submission_api import (
     ApiOutcomeUnknownError,
     ApiTransientError,
     SubmissionApiClient,
@@ -56,7 +56,7 @@ def test_find_reviews_reads_every_page() -> None:
 
 def test_find_reviews_past_the_page_cap_is_an_error_not_a_partial_answer(monkeypatch: pytest.MonkeyPatch) -> None:
     # A look that decides whether to post must never miss the page holding our review
-    from mm_shared.topcoder import submission_api
+    from mm_adapters.topcoder import submission_api
 
     monkeypatch.setattr(submission_api, "MAX_PAGES", 2)
     clock = VirtualClock()

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from mm_shared.capacity.models import ChallengeCapacity, EnvironmentCapacity, PriorityClass, SupersedePolicy
-from mm_shared.models.challenge import ChallengeConfig
-from mm_shared.models.lifecycle import FINAL_STATES, LifecycleRecord, SubmissionState
-from mm_shared.models.phase import Platform, ScoringPhase
-from mm_shared.models.routed import KafkaCoordinates, RoutedSubmission
+from mm_contracts.models.capacity import ChallengeCapacity, EnvironmentCapacity, PriorityClass, SupersedePolicy
+from mm_contracts.models.challenge import ChallengeConfig
+from mm_contracts.models.lifecycle import FINAL_STATES, LifecycleRecord, SubmissionState
+from mm_contracts.models.phase import Platform, ScoringPhase
+from mm_contracts.models.routed import KafkaCoordinates, RoutedSubmission
 
 CHALLENGE = "5a0c0f57-8b70-4a2b-9f3e-1c2d3e4f5a6b"
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from mm_shared import aws as aws_clients
-from mm_shared.capacity.config import CapacityConfigError, EnvironmentCapacityLoader
-from mm_shared.challenge_config import ConfigErrorReason
+from mm_adapters import aws as aws_clients
+from mm_adapters.challenge_config import ConfigErrorReason
+from mm_capacity.config import CapacityConfigError, EnvironmentCapacityLoader
 from tests.conftest import Clock
 
 NAME = "/mm-processor/test/capacity"

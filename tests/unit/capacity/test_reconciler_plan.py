@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from mm_shared.capacity.reconciler import SlotRepair, SlotRepairReason, plan_slot_repairs
-from mm_shared.capacity.store import ENV_POOL, PoolSnapshot, PoolState, challenge_pool_key
-from mm_shared.models.lifecycle import LifecycleRecord, SubmissionState
-from mm_shared.models.phase import ScoringPhase
+from mm_capacity.reconciler import SlotRepair, SlotRepairReason, plan_slot_repairs
+from mm_capacity.store import ENV_POOL, PoolSnapshot, PoolState, challenge_pool_key
+from mm_contracts.models.lifecycle import LifecycleRecord, SubmissionState
+from mm_contracts.models.phase import ScoringPhase
 
 CHALLENGE = "5a0c0f57-8b70-4a2b-9f3e-1c2d3e4f5a6b"
 NOW = 1_800_000_000.0

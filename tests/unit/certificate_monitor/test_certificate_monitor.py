@@ -15,8 +15,8 @@ from cryptography.x509.oid import NameOID
 
 from certificate_monitor import handler as monitor
 from certificate_monitor.expiry import CertificateSecretError, certificate_expiry
-from mm_shared import aws as aws_clients
-from mm_shared.settings import CertificateMonitorSettings
+from mm_adapters import aws as aws_clients
+from mm_contracts.settings import CertificateMonitorSettings
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 SECRET_NAME = "mm-processor/test/kafka-client-certificate"

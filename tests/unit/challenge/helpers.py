@@ -15,12 +15,12 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from challenge_lambda.launcher import LaunchResult, RunTaskRequest
-from mm_shared import aws as aws_clients
-from mm_shared.capacity.store import CAPACITY_TABLE_TTL, capacity_table_definition
-from mm_shared.constants import capacity_parameter_name
-from mm_shared.models.phase import V6_SUBMISSION_TOPIC, Platform, ScoringPhase
-from mm_shared.models.routed import KafkaCoordinates, RoutedSubmission
-from mm_shared.observability import Metric
+from mm_adapters import aws as aws_clients
+from mm_capacity.store import CAPACITY_TABLE_TTL, capacity_table_definition
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.phase import V6_SUBMISSION_TOPIC, Platform, ScoringPhase
+from mm_contracts.models.routed import KafkaCoordinates, RoutedSubmission
+from mm_contracts.names import capacity_parameter_name
 
 CHALLENGE_ID = "5a0c0f57-8b70-4a2b-9f3e-1c2d3e4f5a6b"
 OTHER_CHALLENGE_ID = "0f9e8d7c-6b5a-4f3e-8d2c-1b0a9f8e7d6c"

@@ -1,4 +1,4 @@
-"""mm_shared.challenge_config: SSM config loading, per-challenge TTL cache, typed errors."""
+"""mm_adapters.challenge_config: SSM config loading, per-challenge TTL cache, typed errors."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from mm_shared.challenge_config import ChallengeConfigError, ChallengeConfigLoader, ConfigErrorReason
-from mm_shared.constants import challenge_config_parameter_name
+from mm_adapters.challenge_config import ChallengeConfigError, ChallengeConfigLoader, ConfigErrorReason
+from mm_contracts.names import challenge_config_parameter_name
 from tests.conftest import Clock
 from tests.unit.challenge.helpers import CHALLENGE_ID, OTHER_CHALLENGE_ID, PARAMETER_NAME, FakeSsm, config_document
 
@@ -156,7 +156,7 @@ def test_a_failure_is_not_cached_and_drops_the_stale_entry(clock: Clock) -> None
 
 
 def test_against_moto_ssm_with_the_lazy_default_client(aws: None, clock: Clock) -> None:
-    from mm_shared import aws as aws_clients
+    from mm_adapters import aws as aws_clients
 
     aws_clients.client("ssm").put_parameter(Name=PARAMETER_NAME, Value=json.dumps(config_document()), Type="String")
 

@@ -17,9 +17,9 @@ from challenge_lambda.launcher import (
     RunTaskRequest,
     build_run_task_request,
 )
-from mm_shared.models.challenge import ChallengeConfig
-from mm_shared.models.phase import ScoringPhase
-from mm_shared.models.task import EcsRunnerEnv
+from mm_contracts.models.challenge import ChallengeConfig
+from mm_contracts.models.phase import ScoringPhase
+from mm_contracts.models.task import EcsRunnerEnv
 from tests.unit.challenge.helpers import (
     ACCOUNT,
     CHALLENGE_ID,

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from challenge_lambda.observability import PowertoolsMetricsSink
-from mm_shared.observability import Metric
+from mm_contracts.metric_names import Metric
 from tests.unit.challenge.helpers import CHALLENGE_ID, OTHER_CHALLENGE_ID
 
 

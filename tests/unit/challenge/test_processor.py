@@ -25,14 +25,14 @@ from challenge_lambda.processor import (
     RecordFailed,
     RecordOutcome,
 )
-from mm_shared.constants import client_token
-from mm_shared.models.lifecycle import LifecycleRecord, SubmissionState
-from mm_shared.models.outcome import Outcome, OutcomeCode, TestStatus
-from mm_shared.models.phase import ScoringPhase, run_id
-from mm_shared.models.routed import RoutedSubmission
-from mm_shared.observability import Metric
-from mm_shared.settings import ChallengeProcessorSettings
-from mm_shared.status_store import StatusStore
+from mm_adapters.status_store import StatusStore
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.lifecycle import LifecycleRecord, SubmissionState
+from mm_contracts.models.outcome import Outcome, OutcomeCode, TestStatus
+from mm_contracts.models.phase import ScoringPhase, run_id
+from mm_contracts.models.routed import RoutedSubmission
+from mm_contracts.names import client_token
+from mm_contracts.settings import ChallengeProcessorSettings
 from tests.conftest import Clock
 from tests.unit.challenge.helpers import (
     CAPACITY_PARAMETER_NAME,

@@ -13,14 +13,14 @@ import pytest
 
 from challenge_lambda.launcher import LaunchErrorKind, LaunchRejected
 from challenge_lambda.processor import PACE_MAX_WAITS, RecordFailed, RecordOutcome
-from mm_shared.capacity.store import CapacityStore
-from mm_shared.constants import client_token
-from mm_shared.models.lifecycle import ReportStatus, SubmissionState
-from mm_shared.models.outcome import Outcome, OutcomeCode, TestStatus
-from mm_shared.models.phase import ScoringPhase, run_id
-from mm_shared.models.report_due import report_due_event
-from mm_shared.models.routed import RoutedSubmission
-from mm_shared.observability import Metric
+from mm_capacity.store import CapacityStore
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
+from mm_contracts.models.outcome import Outcome, OutcomeCode, TestStatus
+from mm_contracts.models.phase import ScoringPhase, run_id
+from mm_contracts.models.report_due import report_due_event
+from mm_contracts.models.routed import RoutedSubmission
+from mm_contracts.names import client_token
 from tests.conftest import Clock
 from tests.unit.challenge.helpers import (
     CAPACITY_PARAMETER_NAME,

@@ -16,10 +16,10 @@ from challenge_lambda.launcher import (
     RunTaskRequest,
 )
 from challenge_lambda.processor import RecordFailed, RecordOutcome
-from mm_shared.constants import client_token
-from mm_shared.models.lifecycle import ReportStatus, SubmissionState
-from mm_shared.models.phase import run_id
-from mm_shared.models.report_due import report_due_event
+from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
+from mm_contracts.models.phase import run_id
+from mm_contracts.models.report_due import report_due_event
+from mm_contracts.names import client_token
 from tests.conftest import Clock
 from tests.unit.challenge.helpers import V5_PHASE, config_document, env_of, log_lines, routed_submission, v6_submission
 from tests.unit.challenge.test_processor_phases import (

@@ -2,7 +2,7 @@
 
 A queue can hand the processor a body the router never wrote (a hand-sent message, a redrive of an old
 one, a compromised publisher). Before anything is claimed or launched, the body must be a RoutedSubmission
-whose memberId is in range and whose URL passes the same policy as the router's (mm_shared.url_policy),
+whose memberId is in range and whose URL passes the same policy as the router's (mm_contracts.url_policy),
 with the allow list from ALLOWED_URL_HOSTS. A refusal is a permanent message error: RecordFailed, a
 LaunchFailures count with its reason, no status item, no RunTask; on the last receive the message goes
 to the DLQ like any InvalidMessage.
@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import pytest
 
 from challenge_lambda.processor import ChallengeProcessor, FailureReason, InboundMessage, RecordFailed, RecordOutcome
-from mm_shared.models.routed import MAX_MEMBER_ID, RoutedSubmission
-from mm_shared.observability import Metric
-from mm_shared.settings import ChallengeProcessorSettings
-from mm_shared.status_store import StatusStore
+from mm_adapters.status_store import StatusStore
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.routed import MAX_MEMBER_ID, RoutedSubmission
+from mm_contracts.settings import ChallengeProcessorSettings
 from tests.conftest import Clock
 from tests.unit.challenge.helpers import (
     CAPACITY_PARAMETER_NAME,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from mm_shared.challenge_config import ChallengeConfigError, ConfigErrorReason
-from mm_shared.models.challenge import ChallengeConfig
-from mm_shared.models.phase import ScoringPhase
-from mm_shared.topcoder.models import ReviewCreate, ReviewSummationRequest, ReviewSummationUpdate
+from mm_adapters.challenge_config import ChallengeConfigError, ConfigErrorReason
+from mm_contracts.models.challenge import ChallengeConfig
+from mm_contracts.models.phase import ScoringPhase
+from mm_contracts.topcoder import ReviewCreate, ReviewSummationRequest, ReviewSummationUpdate
 
 CHALLENGE_ID = "5f0a4ac9-3c0f-4fd4-9bd1-34c7bd9cf0a1"
 REVIEW_TYPE_ID = "c56a4180-65aa-42ec-a945-5fd21dec0503"

@@ -10,11 +10,11 @@ import pytest
 from completion_lambda.capacity import CapacityGauge, capacity_gauges, entry_of_admitted
 from completion_lambda.observability import PowertoolsMetricsSink
 from completion_lambda.outcome import SUPERSEDED_REASON, FailureReason, decide_outcome, failure_reason
-from mm_shared.capacity.models import EnvironmentCapacity
-from mm_shared.capacity.store import PoolSnapshot, PoolState
-from mm_shared.models.ecs_event import EcsTaskStateChangeEvent, StopCode
-from mm_shared.models.outcome import OutcomeCode, TestStatus
-from mm_shared.observability import Metric
+from mm_capacity.store import PoolSnapshot, PoolState
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.capacity import EnvironmentCapacity
+from mm_contracts.models.ecs_event import EcsTaskStateChangeEvent, StopCode
+from mm_contracts.models.outcome import OutcomeCode, TestStatus
 from tests.builders import ecs_task_stopped_event
 
 A = "5a0c0f57-8b70-4a2b-9f3e-1c2d3e4f5a6b"
@@ -171,7 +171,7 @@ def test_a_gauge_is_an_emf_line_with_the_environment_and_optionally_the_challeng
 
 
 def test_an_admitted_runs_queue_entry_is_rebuilt_from_its_item() -> None:
-    from mm_shared.models.lifecycle import LifecycleRecord
+    from mm_contracts.models.lifecycle import LifecycleRecord
 
     record = LifecycleRecord.model_validate(
         {

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from mm_shared.settings import LAMBDA_ASYNC_RETRY_WINDOW_SECONDS, CompletionSettings, SettingsError
+from mm_contracts.settings import LAMBDA_ASYNC_RETRY_WINDOW_SECONDS, CompletionSettings, SettingsError
 
 REQUIRED = {
     "environment_name": "example",

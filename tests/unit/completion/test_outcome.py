@@ -13,10 +13,10 @@ from completion_lambda.outcome import (
     scorer_container,
     start_failure_is_transient,
 )
-from mm_shared.constants import OUTCOME_UNKNOWN_STOP_REASON_PREFIX, TIMEOUT_STOP_REASON_PREFIX
-from mm_shared.models.ecs_event import EcsTaskStateChangeDetail
-from mm_shared.models.outcome import OutcomeCode, TestStatus
-from mm_shared.models.task import TaskEnv
+from mm_contracts.models.ecs_event import EcsTaskStateChangeDetail
+from mm_contracts.models.outcome import OutcomeCode, TestStatus
+from mm_contracts.models.task import TaskEnv
+from mm_contracts.names import OUTCOME_UNKNOWN_STOP_REASON_PREFIX, TIMEOUT_STOP_REASON_PREFIX
 from tests.builders import ecs_task_stopped_event
 
 SCORER = "scorer"

@@ -8,7 +8,13 @@ from typing import Any
 
 from completion_lambda.handler import parse_event
 from completion_lambda.outcome import decide_outcome
-from completion_lambda.reconcile import (
+from mm_contracts.models.ecs_event import EcsTaskStateChangeEvent
+from mm_contracts.models.lifecycle import LifecycleRecord
+from mm_contracts.models.outcome import OutcomeCode
+from mm_contracts.models.phase import Platform, ScoringPhase, run_id
+from mm_contracts.models.task import TaskEnv
+from mm_contracts.names import OUTCOME_UNKNOWN_STOP_REASON_PREFIX, TIMEOUT_STOP_REASON_PREFIX, started_by
+from sweeper_lambda.reconcile import (
     MISSING_TASK_NOTE,
     RECORDED_OUTCOME_CONTAINER,
     REPORT_REDRIVE_NOTE,
@@ -19,12 +25,6 @@ from completion_lambda.reconcile import (
     stopped_event_for_unknown_outcome,
     stopped_event_from_task,
 )
-from mm_shared.constants import OUTCOME_UNKNOWN_STOP_REASON_PREFIX, TIMEOUT_STOP_REASON_PREFIX, started_by
-from mm_shared.models.ecs_event import EcsTaskStateChangeEvent
-from mm_shared.models.lifecycle import LifecycleRecord
-from mm_shared.models.outcome import OutcomeCode
-from mm_shared.models.phase import Platform, ScoringPhase, run_id
-from mm_shared.models.task import TaskEnv
 from tests.builders import ACCOUNT, REGION, ecs_task_stopped_event, new_uuid
 from tests.unit.completion.fakes import CHALLENGE_ID
 

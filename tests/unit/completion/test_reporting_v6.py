@@ -17,12 +17,12 @@ from completion_lambda.reporting import (
     success_metadata_patch,
     upsert_target,
 )
-from mm_shared.models.outcome import Outcome, OutcomeCode, TestStatus
-from mm_shared.models.phase import Platform, RunKey, ScoringPhase
-from mm_shared.models.report_due import parse_report_due_event, report_due_event
-from mm_shared.settings import CompletionSettings
-from mm_shared.topcoder.models import ReviewSummationRequest, ReviewSummationUpdate
-from mm_shared.topcoder.review_summations import ReviewSummationsClient
+from mm_adapters.topcoder.review_summations import ReviewSummationsClient
+from mm_contracts.models.outcome import Outcome, OutcomeCode, TestStatus
+from mm_contracts.models.phase import Platform, RunKey, ScoringPhase
+from mm_contracts.models.report_due import parse_report_due_event, report_due_event
+from mm_contracts.settings import CompletionSettings
+from mm_contracts.topcoder import ReviewSummationRequest, ReviewSummationUpdate
 from tests.unit.completion.fakes import challenge_config
 
 SUBMISSION = "3G9RNcDiRX4ioW"

@@ -12,8 +12,8 @@ from infrastructure.wiring import (
     ResourceRefs,
     WiringPlan,
 )
-from mm_shared.settings import LAMBDA_ASYNC_RETRY_WINDOW_SECONDS, TimeoutSweeperSettings
-from mm_shared.status_store import DEFAULT_LIVENESS_CHECK_SECONDS
+from mm_adapters.status_store import DEFAULT_LIVENESS_CHECK_SECONDS
+from mm_contracts.settings import LAMBDA_ASYNC_RETRY_WINDOW_SECONDS, TimeoutSweeperSettings
 
 REFS = ResourceRefs("arn:aws:sns:us-east-1:123456789012:ref", "ref", "ref", "https://ref")
 

@@ -7,14 +7,14 @@ from collections.abc import Iterator
 import pytest
 
 from completion_lambda import handler as completion_handler
-from completion_lambda import timeout_sweeper
 from completion_lambda.reporting import build_review, is_review_of_task
-from mm_shared.challenge_config import ChallengeConfigLoader
-from mm_shared.models.outcome import Outcome, OutcomeCode, TestStatus
-from mm_shared.settings import SettingsError
-from mm_shared.status_store import StatusStore
-from mm_shared.topcoder.models import ReviewStatus
-from mm_shared.topcoder.submission_api import SubmissionApiClient
+from mm_adapters.challenge_config import ChallengeConfigLoader
+from mm_adapters.status_store import StatusStore
+from mm_adapters.topcoder.submission_api import SubmissionApiClient
+from mm_contracts.models.outcome import Outcome, OutcomeCode, TestStatus
+from mm_contracts.settings import SettingsError
+from mm_contracts.topcoder import ReviewStatus
+from sweeper_lambda import handler as timeout_sweeper
 from tests.unit.completion.fakes import REVIEW_TYPE_ID, challenge_config
 
 ENV = {

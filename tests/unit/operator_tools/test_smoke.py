@@ -14,10 +14,10 @@ import pytest
 
 from infrastructure.config import CONFIG_DIR, EnvironmentConfigError, load_environment, parse_environment
 from infrastructure.wiring import WiringPlan
-from mm_shared.models.lifecycle import ReportStatus, SubmissionState
-from mm_shared.models.phase import V6_SUBMISSION_TOPIC, Platform, ScoringPhase, run_id
-from mm_shared.models.routed import RoutedSubmission
-from mm_shared.status_store import StatusStore
+from mm_adapters.status_store import StatusStore
+from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
+from mm_contracts.models.phase import V6_SUBMISSION_TOPIC, Platform, ScoringPhase, run_id
+from mm_contracts.models.routed import RoutedSubmission
 from operator_tools.smoke import (
     SmokeNotConfiguredError,
     SmokeOutcome,

@@ -9,10 +9,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mm_shared.constants import legacy_challenge_alias_key
-from mm_shared.models.phase import V6_SUBMISSION_TOPIC, Platform
-from mm_shared.observability import Metric
-from mm_shared.settings import RouterSettings
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.phase import V6_SUBMISSION_TOPIC, Platform
+from mm_contracts.names import legacy_challenge_alias_key
+from mm_contracts.settings import RouterSettings
 from router_lambda.router import Router
 from tests.builders import KafkaRecord, bus_envelope, iso_now, msk_event, new_uuid, submission_payload
 

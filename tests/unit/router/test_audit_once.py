@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from mm_shared.observability import Metric
+from mm_contracts.metric_names import Metric
 from router_lambda.audit_marks import mark_key
 from router_lambda.records import MskEvent
 from tests.builders import KafkaRecord, new_uuid, review_envelope

@@ -6,7 +6,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from mm_shared.models.bus import SubmissionFields, SubmissionPayload
+from mm_contracts.models.bus import SubmissionFields, SubmissionPayload
 from router_lambda.challenges import ChallengeCache, ChallengeResolver, Resolution
 from router_lambda.reasons import Reason
 from tests.builders import new_uuid, submission_payload

@@ -13,7 +13,7 @@ import pytest
 from local_pipeline.kafka import KafkaFeeder, assign
 from local_pipeline.scenario import InputRecord
 from local_pipeline.workers import Invocation
-from mm_shared.kafka_failures import (
+from mm_adapters.kafka_failures import (
     PAYLOAD_TOO_LARGE,
     FailureRecordError,
     KafkaFailureRecord,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mm_shared.settings import RouterSettings, SettingsError
+from mm_contracts.settings import RouterSettings, SettingsError
 from router_lambda import handler as handler_module
 from tests.builders import msk_event
 from tests.unit.router.support import router_env

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from mm_shared.constants import CHALLENGE_ID_ATTRIBUTE
+from mm_contracts.names import CHALLENGE_ID_ATTRIBUTE
 from router_lambda.batching import MAX_BATCH_BYTES, backoff_seconds, pack
 from router_lambda.publisher import OutboundMessage, Publisher
 from tests.builders import new_uuid

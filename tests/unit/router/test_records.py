@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mm_shared.models.audit import AuditDisposition
-from mm_shared.models.bus import (
+from mm_contracts.models.audit import AuditDisposition
+from mm_contracts.models.bus import (
     BusErrorCode,
     FlatSubmission,
     InboundSubmission,

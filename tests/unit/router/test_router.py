@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from mm_shared.models.audit import AuditRecord
-from mm_shared.models.routed import RoutedSubmission
-from mm_shared.observability import Metric
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.audit import AuditRecord
+from mm_contracts.models.routed import RoutedSubmission
 from router_lambda import router as router_module
 from router_lambda.audit import MAX_AUDIT_RAW_BASE64
 from router_lambda.reasons import Reason

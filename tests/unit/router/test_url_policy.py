@@ -1,4 +1,4 @@
-"""mm_shared.url_policy: the one URL policy the router (at entry) and the challenge processor (before launch) apply."""
+"""mm_contracts.url_policy: the one URL policy the router (at entry) and the challenge processor (pre-launch) apply."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from mm_shared.models.routed import MAX_MEMBER_ID, RoutedSubmission
-from mm_shared.url_policy import UrlRefusal, is_ip_literal, url_refusal
+from mm_contracts.models.routed import MAX_MEMBER_ID, RoutedSubmission
+from mm_contracts.url_policy import UrlRefusal, is_ip_literal, url_refusal
 from router_lambda.reasons import Reason
 from router_lambda.records import MskRecord, Verdict, classify_record
 from tests.builders import bus_envelope, new_uuid, submission_payload

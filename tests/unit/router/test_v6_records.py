@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mm_shared.models.audit import AuditDisposition
-from mm_shared.models.bus import SubmissionFields, V6SubmissionPayload
-from mm_shared.models.phase import V6_SUBMISSION_TOPIC, Platform
-from mm_shared.models.routed import MAX_MEMBER_ID
+from mm_contracts.models.audit import AuditDisposition
+from mm_contracts.models.bus import SubmissionFields, V6SubmissionPayload
+from mm_contracts.models.phase import V6_SUBMISSION_TOPIC, Platform
+from mm_contracts.models.routed import MAX_MEMBER_ID
 from router_lambda.reasons import Reason
 from router_lambda.records import MskRecord, Verdict, classify_record
 from tests.builders import bus_envelope, flat_submission, new_uuid, submission_payload

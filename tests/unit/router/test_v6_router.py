@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from mm_shared.models.audit import AuditRecord
-from mm_shared.models.phase import V6_SUBMISSION_TOPIC, Platform
-from mm_shared.models.routed import RoutedSubmission
-from mm_shared.observability import Metric
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.audit import AuditRecord
+from mm_contracts.models.phase import V6_SUBMISSION_TOPIC, Platform
+from mm_contracts.models.routed import RoutedSubmission
 from router_lambda.reasons import Reason
 from tests.builders import new_uuid
 from tests.unit.router.support import (

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from mm_shared import aws as aws_clients
-from mm_shared.settings import ScorerTokenRefresherSettings
+from mm_adapters import aws as aws_clients
+from mm_contracts.settings import ScorerTokenRefresherSettings
 from scorer_token_refresher import handler as refresher
 from scorer_token_refresher.refresh import Action, ScorerTokenError, Why
 from tests.conftest import Clock

@@ -1,4 +1,4 @@
-"""mm_shared.status_store against moto DynamoDB: every transition of the lifecycle / idempotency record."""
+"""mm_adapters.status_store against moto DynamoDB: every transition of the lifecycle / idempotency record."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mm_shared.models.lifecycle import LifecycleRecord, ReportStatus, SubmissionState
-from mm_shared.models.outcome import Outcome, OutcomeCode, TestStatus
-from mm_shared.models.phase import ScoringPhase, run_id
-from mm_shared.models.routed import KafkaCoordinates, RoutedSubmission
-from mm_shared.status_store import DEFAULT_RECONCILE_GRACE_SECONDS, LaunchDecision, OutcomeDecision, StatusStore
+from mm_adapters.status_store import DEFAULT_RECONCILE_GRACE_SECONDS, LaunchDecision, OutcomeDecision, StatusStore
+from mm_contracts.models.lifecycle import LifecycleRecord, ReportStatus, SubmissionState
+from mm_contracts.models.outcome import Outcome, OutcomeCode, TestStatus
+from mm_contracts.models.phase import ScoringPhase, run_id
+from mm_contracts.models.routed import KafkaCoordinates, RoutedSubmission
 from tests.builders import new_uuid
 from tests.conftest import Clock
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from mm_shared.models.lifecycle import ReportStatus, SubmissionState
-from mm_shared.models.outcome import OutcomeCode
-from mm_shared.models.phase import ScoringPhase, run_id
-from mm_shared.models.routed import RoutedSubmission
-from mm_shared.status_store import DEFAULT_MESSAGE_LIFETIME_SECONDS, LaunchDecision, StatusStore
+from mm_adapters.status_store import DEFAULT_MESSAGE_LIFETIME_SECONDS, LaunchDecision, StatusStore
+from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
+from mm_contracts.models.outcome import OutcomeCode
+from mm_contracts.models.phase import ScoringPhase, run_id
+from mm_contracts.models.routed import RoutedSubmission
 from tests.conftest import Clock
 from tests.unit.shared.test_status_store import CLUSTER_ARN, LEASE, current, outcome, submission, task_arn
 from tests.unit.shared.test_status_store_launch import StaleReadStore

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mm_shared.models.lifecycle import LifecycleRecord, SubmissionState
-from mm_shared.status_store import DEFAULT_LIVENESS_CHECK_SECONDS, LaunchDecision, StatusStore
+from mm_adapters.status_store import DEFAULT_LIVENESS_CHECK_SECONDS, LaunchDecision, StatusStore
+from mm_contracts.models.lifecycle import LifecycleRecord, SubmissionState
 from tests.conftest import Clock
 from tests.unit.shared.test_status_store import CLUSTER_ARN, LEASE, PHASE, current, run_of, submission, task_arn
 

@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mm_shared.models.lifecycle import ReportStatus, SubmissionState
-from mm_shared.models.outcome import OutcomeCode
-from mm_shared.models.phase import Platform, ScoringPhase, run_id
-from mm_shared.models.routed import KafkaCoordinates, RoutedSubmission
-from mm_shared.status_store import LaunchDecision, OutcomeDecision, StatusStore
+from mm_adapters.status_store import LaunchDecision, OutcomeDecision, StatusStore
+from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
+from mm_contracts.models.outcome import OutcomeCode
+from mm_contracts.models.phase import Platform, ScoringPhase, run_id
+from mm_contracts.models.routed import KafkaCoordinates, RoutedSubmission
 from tests.conftest import Clock
 from tests.unit.shared.test_status_store import CHALLENGE, CLUSTER_ARN, LEASE, current, outcome, submission, task_arn
 

@@ -10,8 +10,8 @@ import yaml
 from openapi_core import OpenAPI
 from pydantic import ValidationError
 
-from mm_shared.models.phase import ScoringPhase
-from mm_shared.topcoder import ReviewSummationRequest, ReviewSummationUpdate
+from mm_adapters.topcoder import ReviewSummationRequest, ReviewSummationUpdate
+from mm_contracts.models.phase import ScoringPhase
 from tests.integration.topcoder.support import failed_summation
 from topcoder_standin.spec import V6_API_PREFIX, default_v6_spec_path, load_openapi, validate_api_request
 

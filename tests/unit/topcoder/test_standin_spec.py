@@ -62,7 +62,7 @@ def test_review_create_refuses_what_the_api_would_refuse() -> None:
     import pytest
     from pydantic import ValidationError
 
-    from mm_shared.topcoder import ReviewCreate
+    from mm_adapters.topcoder import ReviewCreate
 
     with pytest.raises(ValidationError):
         failure_review(type_id="not-a-uuid")  # the API checks typeId as a GUID

@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from mm_shared.settings import TokenSettings
-from mm_shared.topcoder.token import (
+from mm_adapters.topcoder.token import (
     Auth0ProxyTokenProvider,
     StaticParameterTokenProvider,
     TokenError,
     build_token_provider,
     jwt_expiry,
 )
+from mm_contracts.settings import TokenSettings
 from tests.conftest import Clock
 from tests.unit.topcoder.fakes import CountingClient, FakeProxySession, make_jwt
 
@@ -29,7 +29,7 @@ CLIENT_SECRET = "s3cr3t-value-that-must-never-leak"
 
 @pytest.fixture
 def ssm(aws: None) -> CountingClient:
-    from mm_shared import aws as aws_clients
+    from mm_adapters import aws as aws_clients
 
     return CountingClient(aws_clients.client("ssm"))
 
@@ -40,7 +40,7 @@ def put_token(ssm: CountingClient, value: str) -> None:
 
 @pytest.fixture
 def secrets(aws: None) -> tuple[CountingClient, str]:
-    from mm_shared import aws as aws_clients
+    from mm_adapters import aws as aws_clients
 
     client = CountingClient(aws_clients.client("secretsmanager"))
     arn = client._client.create_secret(
@@ -286,7 +286,7 @@ def test_proxy_malformed_200_is_a_token_error(secrets: tuple[CountingClient, str
 
 
 def test_incomplete_credentials_name_the_field_but_not_the_values(aws: None, clock: Clock) -> None:
-    from mm_shared import aws as aws_clients
+    from mm_adapters import aws as aws_clients
 
     client = aws_clients.client("secretsmanager")
     arn = client.create_secret(
@@ -307,7 +307,7 @@ def test_secret_credentials_and_token_never_reach_logs_or_errors(
     secrets: tuple[CountingClient, str], clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Our loggers at DEBUG (botocore's own DEBUG wire dumps are out of scope and off in Lambda).
-    caplog.set_level(logging.DEBUG, logger="mm_shared")
+    caplog.set_level(logging.DEBUG, logger="mm_adapters")
     session = FakeProxySession(clock)
     provider = proxy_provider(secrets, clock, session)
     token = provider.get_token()

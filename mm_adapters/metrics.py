@@ -1,0 +1,64 @@
+"""The one metrics adapter: each count or gauge is its own CloudWatch EMF line with its dimensions spelled out.
+
+Why one line per call, not Powertools' batched `Metrics`: that class keeps its metric set and default dimensions
+in class-level state shared by every instance in the process, so a `ChallengeId` or `Reason` set there leaks onto
+other metrics of the invocation (and onto other functions hosted in one process, as in the local pipeline).
+Explicit dimensions per line make each metric exactly the dimension set the alarms query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from mm_contracts.metric_names import (
+    CHALLENGE_DIMENSION,
+    ENVIRONMENT_DIMENSION,
+    METRICS_NAMESPACE,
+    PHASE_DIMENSION,
+    REASON_DIMENSION,
+    SERVICE_DIMENSION,
+    Metric,
+)
+
+
+class EmfMetricsSink:
+    """`mm_contracts.ports.MetricsSink` as EMF. `dimensions`: the function's own (Environment, and for a challenge
+    function ChallengeId), added to every line; `service` becomes the `service` dimension when given."""
+
+    def __init__(
+        self,
+        *,
+        environment_name: str,
+        namespace: str = METRICS_NAMESPACE,
+        service: str | None = None,
+        dimensions: Mapping[str, str] | None = None,
+    ) -> None:
+        self._namespace = namespace
+        self._dimensions = {ENVIRONMENT_DIMENSION: environment_name, **(dimensions or {})}
+        if service:
+            self._dimensions[SERVICE_DIMENSION] = service
+
+    def count(self, metric: Metric, value: int = 1, *, reason: str | None = None, phase: str | None = None) -> None:
+        extra = {}
+        if reason is not None:
+            extra[REASON_DIMENSION] = reason
+        if phase is not None:
+            extra[PHASE_DIMENSION] = phase
+        self._emit(metric, value, MetricUnit.Count, extra)
+
+    def gauge(self, metric: Metric, value: float, *, challenge_id: str | None = None, seconds: bool = False) -> None:
+        # The environment's line and each challenge's line are different metrics in CloudWatch.
+        extra = {CHALLENGE_DIMENSION: challenge_id} if challenge_id is not None else {}
+        self._emit(metric, value, MetricUnit.Seconds if seconds else MetricUnit.Count, extra)
+
+    def _emit(self, metric: Metric, value: float, unit: MetricUnit, extra: Mapping[str, str]) -> None:
+        with single_metric(
+            name=metric.value,
+            unit=unit,
+            value=value,
+            namespace=self._namespace,
+            default_dimensions={**self._dimensions, **extra},
+        ):
+            pass

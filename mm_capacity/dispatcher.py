@@ -1,0 +1,318 @@
+"""Which waiting runs get the free slots (decision 094): fair across challenges, members and priorities.
+
+Within a challenge the queue's sort key already orders runs by priority rank, then the member's fair round, then
+enqueue time, so the head of the queue is the next run. Across challenges (env-wide dispatch) the challenge with
+waiting runs and room under its own cap that uses the smallest share of its cap goes next (ties: the older head),
+so one challenge's flood cannot take the environment from another.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from mm_capacity.config import CapacityConfigError
+from mm_capacity.store import (
+    ENV_POOL,
+    AdmissionLimits,
+    AdmitOutcome,
+    CapacityStore,
+    PoolSnapshot,
+    WaitEntry,
+    challenge_pool_key,
+    phase_pool_key,
+)
+from mm_contracts.metric_names import Metric
+from mm_contracts.models.capacity import EnvironmentCapacity
+from mm_contracts.models.challenge import ChallengeConfig
+from mm_contracts.models.lifecycle import LifecycleRecord
+from mm_contracts.models.phase import ScoringPhase
+from mm_contracts.models.routed import RoutedSubmission
+from mm_contracts.ports import LogSink
+
+CONFIG_BLOCK = "CONFIG"  # `blocked_by` when the environment's caps are unreadable: nothing is admitted
+_HEAD_PAGE = 25  # the first page of a challenge's queue; each further page doubles, up to _MAX_PAGE
+_MAX_PAGE = 400  # entries are ~200 bytes: a page stays far below a Query's 1 MB, so a short page is the end
+
+
+@dataclass(frozen=True)
+class Admitted:
+    entry: WaitEntry
+    record: LifecycleRecord
+
+
+@dataclass(frozen=True)
+class DispatchResult:
+    admitted: tuple[Admitted, ...]
+    self_admitted: Admitted | None
+    blocked_by: str | None  # the pool (or CONFIG) that stopped this dispatch; None: the queues ran dry first
+
+
+def admitted_message_body(admitted: Admitted) -> str:
+    """What the challenge queue receives for an admitted run: its stored routed message, fixed to its phase.
+
+    The processor then claims and launches exactly that run (the message names its phase).
+    """
+    record = admitted.record
+    if not record.routed_message:
+        raise ValueError(f"run {record.run_id} has no routed message to send")
+    submission = RoutedSubmission.model_validate(json.loads(record.routed_message))
+    return submission.model_copy(update={"phase": record.phase}).to_json()
+
+
+@dataclass
+class _Progress:
+    """What one dispatch has done so far (kept when it stops early)."""
+
+    env_used: int
+    env_cpu: int
+    taken: int = 0  # slots taken in this dispatch (an admitted run that could not be re-read counts too)
+    admitted: list[Admitted] = field(default_factory=list)
+    self_admitted: Admitted | None = None
+    blocked_by: str | None = None
+
+
+def _error_text(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"[:300]
+
+
+@dataclass
+class _Lane:
+    """One challenge's queue during a dispatch: its config, what it uses, and the head entries read so far."""
+
+    challenge_id: str
+    config: ChallengeConfig
+    used: int
+    phase_used: dict[ScoringPhase, int]
+    entries: list[WaitEntry] = field(default_factory=list)  # the queue read so far, in order
+    cursor: int = 0  # entries before it are taken, gone or blocked by their phase's cap for this whole dispatch
+    pages: int = 0
+    read_to_end: bool = False
+    skipped: set[str] = field(default_factory=set)  # admitted or gone
+    full_phases: set[ScoringPhase] = field(default_factory=set)
+    done: bool = False
+
+    @property
+    def cap(self) -> int:
+        return self.config.capacity.max_running_tasks
+
+    def phase_cap(self, phase: ScoringPhase) -> int | None:
+        return self.config.capacity.max_running_tasks_per_phase.get(phase)
+
+    def phase_has_room(self, phase: ScoringPhase) -> bool:
+        cap = self.phase_cap(phase)
+        return phase not in self.full_phases and (cap is None or self.phase_used.get(phase, 0) < cap)
+
+
+class Dispatcher:
+    """Admits waiting runs into free slots and sends each admitted run's message to its challenge queue.
+
+    `challenge_settings(challenge_id)` returns None when a challenge's config is unusable: its runs keep waiting.
+    `metrics(metric, challenge_id)` counts RunsAdmitted per challenge and CapacityConfigErrors (challenge None).
+    """
+
+    def __init__(
+        self,
+        store: CapacityStore,
+        *,
+        environment_capacity: Callable[[], EnvironmentCapacity],
+        challenge_settings: Callable[[str], ChallengeConfig | None],
+        send: Callable[[Admitted], None],
+        logger: LogSink,
+        metrics: Callable[[Metric, str | None], None] | None = None,
+        max_admissions: int = 50,
+    ) -> None:
+        self._store = store
+        self._environment_capacity = environment_capacity
+        self._challenge_settings = challenge_settings
+        self._send = send
+        self._logger = logger
+        self._metrics = metrics or (lambda metric, dimension: None)
+        self._max_admissions = max_admissions
+
+    def dispatch(self, *, challenge_id: str | None = None, prefer_run_id: str | None = None) -> DispatchResult:
+        """Admit waiting runs while slots are free: `challenge_id` given, only that challenge's queue (the
+        challenge processor); None, every challenge's, fairly (completion, sweeper). The admitted run whose id is
+        `prefer_run_id` is not sent but returned as `self_admitted`: the caller launches it under its own message."""
+        try:
+            environment = self._environment_capacity()
+        except CapacityConfigError as error:
+            # Never admit without a known cap: everything keeps waiting (nothing is lost) until it is readable.
+            self._logger.error(
+                "capacity config unusable: nothing admitted",
+                extra={"parameter": error.parameter_name, "reason": error.reason.value, "detail": error.detail},
+            )
+            self._metrics(Metric.CAPACITY_CONFIG_ERRORS, None)
+            return DispatchResult((), None, CONFIG_BLOCK)
+        snapshot = self._store.pools()
+        progress = _Progress(env_used=snapshot.env.used, env_cpu=snapshot.env.cpu_used)
+        try:
+            self._admit_while_room(progress, self._lanes(snapshot, challenge_id), environment, prefer_run_id)
+        except Exception as error:
+            if not progress.admitted:
+                raise
+            # The runs admitted so far hold their slots: reporting them (and the caller's own) matters more
+            # than the rest of this pass; the next dispatch, or the sweeper's, admits the others.
+            self._logger.error(
+                "dispatch stopped early; the runs admitted so far are returned",
+                extra={"admitted": len(progress.admitted), "error": _error_text(error)},
+            )
+        return DispatchResult(tuple(progress.admitted), progress.self_admitted, progress.blocked_by)
+
+    def _admit_while_room(
+        self,
+        progress: _Progress,
+        lanes: list[_Lane],
+        environment: EnvironmentCapacity,
+        prefer_run_id: str | None,
+    ) -> None:
+        cpu_cap = environment.max_running_cpu_units
+        while progress.taken < self._max_admissions:
+            if progress.env_used >= environment.max_running_tasks:
+                progress.blocked_by = ENV_POOL
+                return
+            lane = self._next_lane(lanes)
+            if lane is None:
+                return
+            if lane.used >= lane.cap:
+                lane.done, progress.blocked_by = True, challenge_pool_key(lane.challenge_id)
+                continue
+            entry = self._next_entry(lane)
+            if entry is None:
+                lane.done = True
+                continue
+            cpu = lane.config.cpu or environment.default_task_cpu
+            if cpu_cap is not None and progress.env_cpu + cpu > cpu_cap:
+                # The environment's vCPU is spent for a task this heavy; a lighter challenge's may still fit.
+                lane.done, progress.blocked_by = True, ENV_POOL
+                continue
+            limits = AdmissionLimits(
+                challenge_cap=lane.cap,
+                phase_cap=lane.phase_cap(entry.phase),
+                env_cap=environment.max_running_tasks,
+                env_cpu_cap_units=cpu_cap,
+                cpu_units=cpu,
+            )
+            try:
+                result = self._store.admit(entry, limits)
+            except (ClientError, BotoCoreError, RuntimeError) as error:
+                self._logger.warning(
+                    "admission failed; the run keeps waiting",
+                    extra={"runId": entry.run_id, "error": _error_text(error)},
+                )
+                lane.done = True
+                continue
+            if result.outcome is AdmitOutcome.GONE:
+                lane.skipped.add(entry.run_id)
+                continue
+            if result.outcome is AdmitOutcome.FULL:
+                progress.blocked_by = result.full_pool
+                if result.full_pool == ENV_POOL:
+                    if progress.env_used + 1 <= environment.max_running_tasks and cpu_cap is not None:
+                        lane.done = True  # the CPU condition, not the count: another challenge may fit
+                        continue
+                    return
+                if result.full_pool == phase_pool_key(lane.challenge_id, entry.phase):
+                    lane.full_phases.add(entry.phase)
+                else:
+                    lane.done = True
+                continue
+            # Admitted (committed): it holds its slots whatever happens next.
+            lane.skipped.add(entry.run_id)
+            lane.used += 1
+            lane.phase_used[entry.phase] = lane.phase_used.get(entry.phase, 0) + 1
+            progress.env_used, progress.env_cpu = progress.env_used + 1, progress.env_cpu + cpu
+            progress.taken += 1
+            self._metrics(Metric.RUNS_ADMITTED, entry.challenge_id)
+            record = result.record or self._reread(entry)
+            if record is None:
+                # Unreadable now: the run is ADMITTED with its `deadlineAt`, so the sweeper re-sends its message.
+                self._logger.warning(
+                    "run admitted but not readable; the sweeper re-sends it",
+                    extra={"runId": entry.run_id, "challengeId": entry.challenge_id},
+                )
+                continue
+            item = Admitted(entry, record)
+            progress.admitted.append(item)
+            self._logger.info(
+                "run admitted",
+                extra={"runId": entry.run_id, "challengeId": entry.challenge_id, "waitOrder": entry.wait_order},
+            )
+            if entry.run_id == prefer_run_id:
+                progress.self_admitted = item
+            else:
+                self._send_admitted(item)
+
+    def _reread(self, entry: WaitEntry) -> LifecycleRecord | None:
+        try:
+            return self._store.run(entry.run_id)
+        except Exception as error:
+            self._logger.warning("admitted run not re-read", extra={"runId": entry.run_id, "error": _error_text(error)})
+            return None
+
+    def _lanes(self, snapshot: PoolSnapshot, challenge_id: str | None) -> list[_Lane]:
+        if challenge_id is not None:
+            ids = [challenge_id]
+        else:
+            ids = sorted(cid for cid, pool in snapshot.challenges.items() if pool.waiting > 0)
+        lanes = []
+        for cid in ids:
+            config = self._challenge_settings(cid)
+            if config is None:
+                self._logger.warning("challenge config unusable: its runs keep waiting", extra={"challengeId": cid})
+                continue
+            phase_used = {phase: pool.used for (owner, phase), pool in snapshot.phases.items() if owner == cid}
+            lanes.append(_Lane(cid, config, snapshot.challenge(cid).used, phase_used))
+        return lanes
+
+    def _next_lane(self, lanes: list[_Lane]) -> _Lane | None:
+        """The challenge that uses the smallest share of its cap; ties: the one whose head waited longest."""
+        best: tuple[float, int, str] | None = None
+        chosen: _Lane | None = None
+        for lane in lanes:
+            if lane.done:
+                continue
+            if lane.cap <= 0 or lane.used >= lane.cap:
+                return lane  # settle it first: marked full (and named in blocked_by) without an admission
+            head = self._next_entry(lane)
+            if head is None:
+                lane.done = True
+                continue
+            key = (lane.used / lane.cap, head.enqueued_at, lane.challenge_id)
+            if best is None or key < best:
+                best, chosen = key, lane
+        return chosen
+
+    def _next_entry(self, lane: _Lane) -> WaitEntry | None:
+        """The first queued entry of the lane not yet taken and whose phase has room, reading the queue page by
+        page: any number of entries blocked by their phase's cap may stand ahead of a run that fits."""
+        while True:
+            while lane.cursor < len(lane.entries):
+                entry = lane.entries[lane.cursor]
+                if entry.run_id not in lane.skipped and lane.phase_has_room(entry.phase):
+                    return entry
+                # Within one dispatch slots are only taken, never freed: a skipped entry stays skipped.
+                lane.cursor += 1
+            if lane.read_to_end:
+                return None
+            limit = min(_HEAD_PAGE << lane.pages, _MAX_PAGE)
+            after = lane.entries[-1].wait_order if lane.entries else None
+            page = self._store.queue_head(lane.challenge_id, limit=limit, after=after)
+            lane.pages += 1
+            lane.entries.extend(page)
+            lane.read_to_end = len(page) < limit
+
+    def _send_admitted(self, admitted: Admitted) -> None:
+        try:
+            self._send(admitted)
+        except Exception as error:
+            self._logger.warning(
+                "admitted run's message not sent; the sweeper re-sends it",
+                extra={"runId": admitted.entry.run_id, "error": _error_text(error)},
+            )
+
+
+__all__ = ["CONFIG_BLOCK", "Admitted", "DispatchResult", "Dispatcher", "admitted_message_body"]

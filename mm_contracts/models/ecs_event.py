@@ -1,0 +1,119 @@
+"""The EventBridge "ECS Task State Change" event (the `detail` the completion handler reads).
+
+Only the fields the pipeline uses are modelled; everything else AWS sends is ignored, so a new field in
+the event never breaks parsing. The event carries the RunTask overrides: in the insecure compatibility
+credentials mode they hold the scorer's token in plain text, so sensitive variable values are redacted
+*while parsing* and a parsed event can be logged or put in an exception without leaking it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+from mm_contracts.models.task import TaskEnv
+
+ECS_EVENT_SOURCE = "aws.ecs"
+ECS_TASK_STATE_CHANGE = "ECS Task State Change"
+REDACTED = "***redacted***"
+
+# Variable names whose values must never be logged. MM_TOKEN_PARAMETER is an SSM parameter *name*.
+_SENSITIVE_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|CREDENTIAL|PRIVATE_KEY|API_KEY)", re.IGNORECASE)
+_NOT_SENSITIVE = frozenset({TaskEnv.TOKEN_PARAMETER.value})
+
+
+def is_sensitive_variable(name: str) -> bool:
+    return name == TaskEnv.M2M_TOKEN.value or (name not in _NOT_SENSITIVE and bool(_SENSITIVE_NAME.search(name)))
+
+
+class StopCode:
+    """ECS `stopCode` values (strings, not an enum: AWS adds new ones and the event must still parse)."""
+
+    TASK_FAILED_TO_START = "TaskFailedToStart"
+    ESSENTIAL_CONTAINER_EXITED = "EssentialContainerExited"
+    USER_INITIATED = "UserInitiated"
+    SERVICE_SCHEDULER_INITIATED = "ServiceSchedulerInitiated"
+    SPOT_INTERRUPTION = "SpotInterruption"
+    TERMINATION_NOTICE = "TerminationNotice"
+
+
+class _EcsModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore")
+
+
+class KeyValuePair(_EcsModel):
+    name: str
+    value: str = ""
+
+
+class ContainerOverride(_EcsModel):
+    name: str | None = None
+    environment: list[KeyValuePair] = Field(default_factory=list)
+
+    @field_validator("environment", mode="after")
+    @classmethod
+    def _redact(cls, pairs: list[KeyValuePair]) -> list[KeyValuePair]:
+        return [KeyValuePair(name=p.name, value=REDACTED) if is_sensitive_variable(p.name) else p for p in pairs]
+
+
+class TaskOverrides(_EcsModel):
+    container_overrides: list[ContainerOverride] = Field(default_factory=list)
+
+
+class EcsContainer(_EcsModel):
+    name: str
+    exit_code: int | None = None
+    reason: str | None = None
+    last_status: str | None = None
+
+
+class EcsTaskStateChangeDetail(_EcsModel):
+    task_arn: str
+    cluster_arn: str
+    last_status: str
+    desired_status: str | None = None
+    started_by: str | None = None
+    group: str | None = None
+    task_definition_arn: str | None = None
+    containers: list[EcsContainer] = Field(default_factory=list)
+    overrides: TaskOverrides = Field(default_factory=TaskOverrides)
+    stop_code: str | None = None
+    stopped_reason: str | None = None
+    stopped_at: datetime | None = None
+    version: int | None = None
+
+    def environment(self) -> dict[str, str]:
+        """All container override variables (redacted where sensitive); the first value of a name wins."""
+        merged: dict[str, str] = {}
+        for override in self.overrides.container_overrides:
+            for pair in override.environment:
+                merged.setdefault(pair.name, pair.value)
+        return merged
+
+    def container(self, name: str) -> EcsContainer | None:
+        return next((c for c in self.containers if c.name == name), None)
+
+
+class EcsTaskStateChangeEvent(EventBridgeModel):
+    """Powertools' EventBridge envelope with the typed ECS detail."""
+
+    detail: EcsTaskStateChangeDetail
+
+
+__all__ = [
+    "ECS_EVENT_SOURCE",
+    "ECS_TASK_STATE_CHANGE",
+    "REDACTED",
+    "ContainerOverride",
+    "EcsContainer",
+    "EcsTaskStateChangeDetail",
+    "EcsTaskStateChangeEvent",
+    "KeyValuePair",
+    "StopCode",
+    "TaskOverrides",
+    "is_sensitive_variable",
+]

@@ -1,0 +1,101 @@
+"""The normalized submission: what the router publishes to SNS and each challenge queue delivers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
+
+from mm_contracts.models.base import CanonicalUuid, ContractModel
+from mm_contracts.models.phase import Platform, ScoringPhase, submission_id_fits
+
+# The largest memberId any stage accepts: a signed 64-bit integer, which every later store holds exactly
+# (a DynamoDB number keeps 38 digits, a Java scorer's `long`, a bigint column). Topcoder's member ids are
+# far smaller; an integer above this is a producer bug or an attack (decision 076).
+MAX_MEMBER_ID = 2**63 - 1
+
+
+class KafkaCoordinates(ContractModel):
+    """Where the record came from; the correlation id is derived from it."""
+
+    topic: str
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+    timestamp: int | None = None  # Kafka record timestamp (ms since epoch)
+
+    @property
+    def correlation_id(self) -> str:
+        return f"{self.topic}-{self.partition}-{self.offset}"
+
+
+class RoutedSubmission(ContractModel):
+    """Body of the SNS message (raw delivery: also the SQS body). Schema changes bump `schema_version`.
+
+    Version 1 gained optional fields only (platform, member handle, phase, skip reason): a version-1 message
+    written before them still parses, with the v5 defaults (decision 084).
+    """
+
+    schema_version: Literal[1] = 1
+    platform: Platform = Platform.V5
+    # v5: a canonical UUID; v6: the platform's 14-character nanoid (checked below).
+    submission_id: str = Field(min_length=1, max_length=64)
+    challenge_id: CanonicalUuid  # always the v5 UUID after routing
+    legacy_challenge_id: int | None = None
+    member_id: int = Field(ge=1, le=MAX_MEMBER_ID)
+    url: str
+    submission_type: str | None = None
+    file_type: str = "zip"
+    submission_phase_id: int | None = None
+    created: datetime | None = None
+    submitted_date: datetime | None = None
+    member_handle: str | None = Field(default=None, max_length=64)
+    correlation_id: str
+    source: KafkaCoordinates
+    routed_at: datetime
+    # None: launch the phases a new submission triggers (the challenge config's onSubmission phases).
+    # Set: exactly this phase (a relaunch after a transient start failure; later, reruns and SYSTEM dispatch).
+    phase: ScoringPhase | None = None
+    # Set by the router for a v6 submission it will not score (for example its challenge is inactive): the
+    # challenge processor records each triggered phase as failed with this reason, and the completion function
+    # posts the terminal FAILED summation, so no member sees a run "in queue forever" (decision 086).
+    skip_reason: str | None = Field(default=None, min_length=1, max_length=300)
+    # An operator's rerun of a run already scored: it waits behind new work by default (priority class RERUN).
+    rerun: bool = False
+
+    @model_serializer(mode="wrap")
+    def _omit_default_rerun(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A message that is not a rerun is written exactly as before the field existed, so a reader deployed
+        # earlier (extra fields forbidden) still parses every message during a rolling deployment.
+        data: dict[str, Any] = handler(self)
+        if not self.rerun:
+            data.pop("rerun", None)
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _canonical_v5_id(cls, data: Any) -> Any:
+        # A v5 id is written in its canonical UUID form, whatever case the producer used.
+        if isinstance(data, dict) and str(data.get("platform", Platform.V5.value)) == Platform.V5.value:
+            for name in ("submissionId", "submission_id"):
+                value = data.get(name)
+                canonical = _canonical_uuid(value) if isinstance(value, str) else None
+                if canonical:
+                    data = {**data, name: canonical}
+        return data
+
+    @model_validator(mode="after")
+    def _submission_id_of_platform(self) -> RoutedSubmission:
+        if not submission_id_fits(self.submission_id, self.platform):
+            if self.platform is Platform.V6:
+                raise ValueError("v6 submissionId must be 14 characters of A-Za-z0-9_-")
+            raise ValueError("v5 submissionId must be a canonical (lower-case, hyphenated) UUID")
+        return self
+
+
+def _canonical_uuid(value: str) -> str | None:
+    try:
+        return str(UUID(value))
+    except ValueError:
+        return None
