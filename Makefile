@@ -12,10 +12,10 @@ ENV ?= example
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: help install test lint typecheck unit synth diff run bench layer clean
+.PHONY: help install test lint format typecheck imports unit integration e2e infra synth diff run bench layer clean
 
 help:  ## List the targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools && .tools/bin/pip install --quiet uv==$(UV_VERSION)
@@ -30,18 +30,38 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(VENV)/.installed node_modules/.installed  ## Install the locked Python env and the CDK CLI
 
-lint: install  ## ruff (lint + format check)
+lint: install  ## ruff (lint + format check) and the import contracts
 	$(RUN)/ruff check .
 	$(RUN)/ruff format --check .
+	$(RUN)/lint-imports --no-logo
+
+format: install  ## Rewrite the tree in the house style: ruff format, then ruff check --fix
+	$(RUN)/ruff format .
+	$(RUN)/ruff check --fix .
+
+imports: install  ## Only the import contracts (pyproject.toml [tool.importlinter], decision 104)
+	$(RUN)/lint-imports --no-logo
 
 typecheck: install  ## mypy with the pydantic plugin
 	$(RUN)/mypy
 
-test: install lint typecheck  ## THE test command: lint, typecheck, the whole pytest suite (incl. CDK synth, cdk-nag, cfn-lint)
-	$(RUN)/pytest -n 2 --dist loadgroup
+# Coverage of the project packages ([tool.coverage.run] in pyproject.toml) is printed, never gated.
+COVERAGE := --cov --cov-report=term:skip-covered
 
-unit: install  ## Only the fast unit tests
-	$(RUN)/pytest tests/unit
+test: install lint typecheck  ## THE test command: lint, typecheck, the whole pytest suite (incl. CDK synth, cdk-nag, cfn-lint), coverage printed
+	$(RUN)/pytest -n 2 --dist loadgroup $(COVERAGE)
+
+unit: install  ## Only the fast unit tests and the stage contracts
+	$(RUN)/pytest tests/unit tests/contract
+
+integration: install  ## Only the integration tests (handlers against moto)
+	$(RUN)/pytest -n 2 --dist loadgroup tests/integration
+
+e2e: install  ## Only the local pipeline: the harness's own tests and the end-to-end tests through it
+	$(RUN)/pytest -n 2 --dist loadgroup $(wildcard tests/local_pipeline) tests/e2e
+
+infra: install  ## Only the infrastructure tests (CDK synth, cdk-nag, cfn-lint, IAM)
+	$(RUN)/pytest -n 2 --dist loadgroup tests/infrastructure
 
 run: install  ## THE main job: the whole pipeline locally, v5 (example) and v6 (dev) side by side; ENV=x runs only x
 	$(RUN)/mm-processor local run $(if $(filter command line environment,$(origin ENV)),--env $(ENV),--env example --env dev) --report reports/local-run.json $(ARGS)

@@ -42,7 +42,8 @@ from mm_contracts.models.lifecycle import FINAL_STATES, LifecycleRecord, Submiss
 from mm_contracts.models.phase import Platform, ScoringPhase, run_id
 from tests.fakes import fast_transactions
 from tests.fakes.ecs import ALL, TaskScript
-from tests.matrix.world import V6_PHASES, Timings, World
+from tests.matrix.deployment import V6_PHASES, Timings
+from tests.matrix.world import World
 
 CHALLENGES = {  # challenge id -> (cap, share of the submissions)
     "7c2e0a11-0b1c-4d2e-8f3a-4b5c6d7e8f01": (5, 0.4),

@@ -9,18 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from mm_contracts.models.challenge import ScorerCredentialsMode
 from mm_contracts.models.task import TaskEnv
+from mm_contracts.ports import TokenProvider
 from mm_contracts.settings import TokenSettings
-
-
-class TokenProvider(Protocol):
-    """The contract of `mm_adapters.topcoder.token` (written by the completion helper)."""
-
-    def get_token(self, force_refresh: bool = False) -> str: ...
-
 
 TokenProviderFactory = Callable[[], TokenProvider]
 
@@ -78,7 +71,6 @@ class ScorerCredentialResolver:
 __all__ = [
     "ScorerCredentialResolver",
     "ScorerCredentials",
-    "TokenProvider",
     "TokenProviderFactory",
     "TokenUnavailableError",
     "default_token_provider_factory",

@@ -131,8 +131,8 @@ def build_run_task_request(
     }
     if config.cpu is not None:
         overrides["cpu"] = str(config.cpu)
-    if config.memory_limit is not None:
-        overrides["memory"] = str(config.memory_limit)
+    if config.memory_mb is not None:
+        overrides["memory"] = str(config.memory_mb)
 
     vpc: dict[str, Any] = {"subnets": list(config.subnets), "assignPublicIp": "DISABLED"}
     if config.security_groups:

@@ -1,60 +1,18 @@
-"""Counting metrics: a small port so the logic can be tested with a fake and run with Powertools EMF."""
+"""The challenge processor's Powertools logger and tracer (service name from POWERTOOLS_SERVICE_NAME).
+
+Metrics go through `mm_contracts.ports.MetricsSink` (`mm_adapters.metrics.EmfMetricsSink`, built in
+`challenge_lambda.wiring` with this function's ChallengeId dimension). The run's phase is a dimension of per-run
+counts (decision 085); the alarms and the dashboard query with Metrics Insights, summed over every dimension set,
+so the extra dimension splits no alarm.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+import os
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools import Logger, Tracer
 
-from mm_contracts.metric_names import (
-    CHALLENGE_DIMENSION,
-    ENVIRONMENT_DIMENSION,
-    METRICS_NAMESPACE,
-    PHASE_DIMENSION,
-    REASON_DIMENSION,
-    Metric,
-)
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "challenge-processor"
 
-# The run's phase on per-run counts (decision 085). The alarms and the dashboard query with Metrics Insights, summed
-# over every dimension set, so the extra dimension splits no alarm.
-
-
-class MetricsSink(Protocol):
-    def count(self, metric: Metric, *, reason: str | None = None, phase: str | None = None) -> None: ...
-
-
-class PowertoolsMetricsSink:
-    """One EMF line per count, with this function's dimensions spelled out on each.
-
-    Powertools' `Metrics` keeps its metric set and default dimensions in class-level state shared by every
-    instance in the process; setting `ChallengeId` there would leak it onto other functions hosted in the same
-    process (the local pipeline), and a `Reason` would attach to every metric of the invocation.
-    """
-
-    def __init__(
-        self, *, environment_name: str, challenge_id: str, service: str, namespace: str = METRICS_NAMESPACE
-    ) -> None:
-        self._namespace = namespace
-        self._dimensions = {
-            ENVIRONMENT_DIMENSION: environment_name,
-            CHALLENGE_DIMENSION: challenge_id,
-            "service": service,
-        }
-
-    def count(self, metric: Metric, *, reason: str | None = None, phase: str | None = None) -> None:
-        dimensions = dict(self._dimensions)
-        if reason is not None:
-            dimensions[REASON_DIMENSION] = reason
-        if phase is not None:
-            dimensions[PHASE_DIMENSION] = phase
-        with single_metric(
-            name=metric.value,
-            unit=MetricUnit.Count,
-            value=1,
-            namespace=self._namespace,
-            default_dimensions=dimensions,
-        ):
-            pass
-
-
-__all__ = ["PHASE_DIMENSION", "MetricsSink", "PowertoolsMetricsSink"]
+logger = Logger(service=SERVICE)
+tracer = Tracer(service=SERVICE)

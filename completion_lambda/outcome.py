@@ -9,9 +9,10 @@ the documented `stoppedReason` texts of ECS start failures (`start_failure_is_tr
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from mm_contracts.models.ecs_event import EcsContainer, EcsTaskStateChangeDetail, StopCode
-from mm_contracts.models.outcome import Outcome, OutcomeCode, TestStatus
+from mm_contracts.models.outcome import SUPERSEDED_REASON, Outcome, OutcomeCode, TestStatus
 from mm_contracts.models.task import TaskEnv
 from mm_contracts.names import OUTCOME_UNKNOWN_STOP_REASON_PREFIX, TIMEOUT_STOP_REASON_PREFIX
 
@@ -21,9 +22,6 @@ INFRASTRUCTURE_STOP_CODES = frozenset(
 )
 
 SCORER_NOT_IDENTIFIED = "scorer container not identified"
-# The reason of a superseded run (decision 095); the challenge processor's StopTask reason starts with it and names
-# the newer submission.
-SUPERSEDED_REASON = "Superseded by a newer submission"
 # The stops a cancel request can cause: our own StopTask (UserInitiated), or one that hit the task before it started.
 CANCELLABLE_STOP_CODES = frozenset({StopCode.USER_INITIATED, StopCode.TASK_FAILED_TO_START})
 
@@ -116,8 +114,6 @@ def decide_outcome(
     has posted what it found)."""
     container = scorer_container(detail, scorer_container_name)
     exit_code = container.exit_code if container else None
-    stop_code = detail.stop_code
-    stopped_reason = (detail.stopped_reason or "").strip()
 
     def outcome(code: OutcomeCode, status: TestStatus, reason: str) -> Outcome:
         return Outcome(
@@ -125,10 +121,42 @@ def decide_outcome(
             test_status=status,
             reason=reason,
             exit_code=exit_code,
-            stop_code=stop_code,
+            stop_code=detail.stop_code,
             task_arn=detail.task_arn,
         )
 
+    stopped = _stopped_before_its_end(detail, outcome, cancel_requested=cancel_requested)
+    if stopped is not None:
+        return stopped
+    if container is None and len(detail.containers) > 1:
+        return outcome(
+            OutcomeCode.FAILED,
+            TestStatus.FAILED,
+            f"{SCORER_NOT_IDENTIFIED} among {len(detail.containers)} containers ({detail.stop_code or 'no stop code'})",
+        )
+    # EssentialContainerExited (or a stop code AWS adds later): the scorer's exit code decides.
+    if exit_code == 0:
+        return outcome(OutcomeCode.SUCCEEDED, TestStatus.SUCCESS, "scorer exited 0")
+    if exit_code is not None:
+        return outcome(OutcomeCode.FAILED, TestStatus.FAILED, f"scorer exited with code {exit_code}")
+    container_reason = f" ({container.reason})" if container and container.reason else ""
+    return outcome(
+        OutcomeCode.FAILED,
+        TestStatus.FAILED,
+        f"scorer container stopped without an exit code ({detail.stop_code or 'no stop code'}){container_reason}",
+    )
+
+
+def _stopped_before_its_end(
+    detail: EcsTaskStateChangeDetail,
+    outcome: Callable[[OutcomeCode, TestStatus, str], Outcome],
+    *,
+    cancel_requested: bool,
+) -> Outcome | None:
+    """The outcome of a task that did not run to its own end: cancelled, unknown (a synthetic event), failed to
+    start, stopped by us or an operator, interrupted by the platform. None: the scorer's exit decides."""
+    stop_code = detail.stop_code
+    stopped_reason = (detail.stopped_reason or "").strip()
     if cancel_requested and stop_code in CANCELLABLE_STOP_CODES:
         return outcome(
             OutcomeCode.CANCELLED,
@@ -156,23 +184,7 @@ def decide_outcome(
             TestStatus.FAILED,
             f"the infrastructure interrupted the scorer run ({stop_code}): {stopped_reason}; please resubmit",
         )
-    if container is None and len(detail.containers) > 1:
-        return outcome(
-            OutcomeCode.FAILED,
-            TestStatus.FAILED,
-            f"{SCORER_NOT_IDENTIFIED} among {len(detail.containers)} containers ({stop_code or 'no stop code'})",
-        )
-    # EssentialContainerExited (or a stop code AWS adds later): the scorer's exit code decides.
-    if exit_code == 0:
-        return outcome(OutcomeCode.SUCCEEDED, TestStatus.SUCCESS, "scorer exited 0")
-    if exit_code is not None:
-        return outcome(OutcomeCode.FAILED, TestStatus.FAILED, f"scorer exited with code {exit_code}")
-    container_reason = f" ({container.reason})" if container and container.reason else ""
-    return outcome(
-        OutcomeCode.FAILED,
-        TestStatus.FAILED,
-        f"scorer container stopped without an exit code ({stop_code or 'no stop code'}){container_reason}",
-    )
+    return None
 
 
 def failure_reason(outcome: Outcome) -> str | None:

@@ -273,28 +273,37 @@ def _before_kinds(service: str, operation: str, params: dict[str, Any]) -> tuple
 
 
 def _ids_of(service: str, operation: str, params: dict[str, Any]) -> Iterator[str]:
+    """The ids a call is about (submission, run, task, parameter name, challenge), for a rule's `ids` to match."""
     if service == "ecs":
         yield from _run_task_ids(params)
         for arn in params.get("tasks") or []:
             yield str(arn)
     elif service == "dynamodb":
-        # The status key is the run id `<submissionId>#<PHASE>` (decision 084): a rule may name the run or the
-        # submission (every run of it); an item also carries `submissionId` itself.
-        for container in ("Key", "Item"):
-            for attribute in (STATUS_TABLE_PARTITION_KEY, "submissionId"):
-                value = (params.get(container) or {}).get(attribute) or {}
-                if isinstance(value, dict) and value.get("S"):
-                    yield str(value["S"])
-                    yield str(value["S"]).partition(RUN_ID_SEPARATOR)[0]
+        yield from _status_item_ids(params)
     elif service == "ssm":
-        names = [params.get("Name"), *(params.get("Names") or [])]
-        for name in names:
-            if name:
-                yield str(name)
-                yield from (part for part in str(name).split("/") if part)
+        yield from _parameter_ids(params)
     elif service == "sns":
         for entry in params.get("PublishBatchRequestEntries") or [params]:
             yield from _sns_entry_ids(entry)
+
+
+def _status_item_ids(params: dict[str, Any]) -> Iterator[str]:
+    # The status key is the run id `<submissionId>#<PHASE>` (decision 084): a rule may name the run or the
+    # submission (every run of it); an item also carries `submissionId` itself.
+    for container in ("Key", "Item"):
+        for attribute in (STATUS_TABLE_PARTITION_KEY, "submissionId"):
+            value = (params.get(container) or {}).get(attribute) or {}
+            if isinstance(value, dict) and value.get("S"):
+                yield str(value["S"])
+                yield str(value["S"]).partition(RUN_ID_SEPARATOR)[0]
+
+
+def _parameter_ids(params: dict[str, Any]) -> Iterator[str]:
+    """A parameter's name and each of its path segments (a rule may name the challenge in the path)."""
+    for name in [params.get("Name"), *(params.get("Names") or [])]:
+        if name:
+            yield str(name)
+            yield from (part for part in str(name).split("/") if part)
 
 
 def _run_task_ids(params: dict[str, Any]) -> Iterator[str]:

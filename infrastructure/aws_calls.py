@@ -28,7 +28,7 @@ from pathlib import Path
 import botocore.session
 from botocore import xform_name
 
-from infrastructure.packaging import SHARED_PACKAGES
+from infrastructure.packaging import FUNCTION_PACKAGES, SHARED_PACKAGES
 from infrastructure.wiring import (
     CERTIFICATE_MONITOR_HANDLER,
     CHALLENGE_HANDLER,
@@ -40,15 +40,8 @@ from infrastructure.wiring import (
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# function key -> the package that holds its code (the asset) and its handler ("module.function").
-FUNCTION_PACKAGES_BY_FUNCTION: dict[str, str] = {
-    "router": "router_lambda",
-    "challenge": "challenge_lambda",
-    "completion": "completion_lambda",
-    "sweeper": "sweeper_lambda",
-    "certificate-monitor": "certificate_monitor",
-    "scorer-token-refresher": "scorer_token_refresher",
-}
+# function key -> the package that holds its code: one source, the asset names (`packaging.FUNCTION_PACKAGES`).
+FUNCTION_PACKAGES_BY_FUNCTION: dict[str, str] = FUNCTION_PACKAGES
 HANDLERS_BY_FUNCTION: dict[str, str] = {
     "router": ROUTER_HANDLER,
     "challenge": CHALLENGE_HANDLER,

@@ -1,12 +1,14 @@
 """Docker-free Lambda assets: one staging directory per function and one dependency layer directory.
 
-- `stage_function_asset("router")` -> `build/assets/router-<content hash>/` holding `router_lambda/` and `mm_shared/`
+- `stage_function_asset("router")` -> `build/assets/router-<content hash>/` holding `router_lambda/` and the shared
+  packages `mm_contracts/`, `mm_adapters/`, `mm_capacity/`
   (sources only: no tests, no infrastructure, no `__pycache__`).
 - `build_layer()` -> `build/layer/` whose `python/` holds the runtime dependencies from uv.lock, installed
   for Lambda (`manylinux2014_aarch64`, CPython 3.12, wheels only). The build is cached by a hash of the
   requirement set and the target, so repeated synths reuse it (docs/decisions/041).
-- `build_layer(LayerTarget.HOST)` -> `build/layer-host/`: the same requirement set for this machine, used
-  by a test that imports every handler with only its asset and the layer on `sys.path`.
+- `build_layer(LayerTarget.HOST)` -> `build/layer-host/`: the same requirement set for this machine's
+  interpreter (`host_python()`), used by a test that imports every handler with only its asset and the layer on
+  `sys.path`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
@@ -34,21 +36,18 @@ SHARED_PACKAGES = ("mm_contracts", "mm_adapters", "mm_capacity")
 # Lambda runtime the layer is built for. Keep in step with the function runtime (stacks use this too).
 LAMBDA_PYTHON_VERSION = "3.12"
 LAMBDA_PLATFORM = "manylinux2014_aarch64"
-# The interpreter matching Lambda's Python, for the host-platform layer (falls back to the current one).
-LAMBDA_LIKE_INTERPRETER = Path("/root/.pyenv/versions/3.12.1/bin/python3.12")
+# Names the interpreter the host layer is built for (and the handler import test runs), when set.
+HOST_PYTHON_VARIABLE = "MM_HOST_PYTHON"
 
 # Function asset name -> the package its handler lives in.
 FUNCTION_PACKAGES: dict[str, str] = {
     "router": "router_lambda",
     "challenge": "challenge_lambda",
     "completion": "completion_lambda",
+    "sweeper": "sweeper_lambda",
     "certificate-monitor": "certificate_monitor",  # synthesized only with kafka.authentication = mtls
     "scorer-token-refresher": "scorer_token_refresher",  # synthesized only with token.scorerTokenParameter
 }
-
-# Packages staged beside an asset's own: the sweeper still runs from the completion asset (it imports
-# completion_lambda) until it has an asset of its own.
-ASSET_COMPANIONS: dict[str, tuple[str, ...]] = {"completion": ("sweeper_lambda",)}
 
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".mypy_cache", ".pytest_cache", "tests")
 
@@ -82,7 +81,7 @@ def stage_function_asset(name: str, *, root: Path = REPO_ROOT, assets_dir: Path 
     """Copy the function's package and the shared packages into `assets_dir/<name>-<content hash>/` (immutable)."""
     if name not in FUNCTION_PACKAGES:
         raise PackagingError(f"unknown function asset {name!r} (known: {', '.join(FUNCTION_PACKAGES)})")
-    packages = (FUNCTION_PACKAGES[name], *ASSET_COMPANIONS.get(name, ()), *SHARED_PACKAGES)
+    packages = (FUNCTION_PACKAGES[name], *SHARED_PACKAGES)
     assets_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=assets_dir))
     try:
@@ -164,8 +163,62 @@ def _layer_dir(target: LayerTarget) -> Path:
     return BUILD_DIR / ("layer" if target is LayerTarget.LAMBDA else "layer-host")
 
 
-def _host_python() -> str:
-    return str(LAMBDA_LIKE_INTERPRETER) if LAMBDA_LIKE_INTERPRETER.is_file() else sys.executable
+def _runs(python: str) -> bool:
+    """True when `python` starts (a pyenv shim on PATH may exist and still refuse to run)."""
+    try:
+        probe = subprocess.run([python, "-c", "pass"], capture_output=True, check=False, timeout=30)  # noqa: S603 (fixed argv, no shell)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+def _output(argv: list[str]) -> str:
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)  # noqa: S603 (fixed argv)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return result.stdout if result.returncode == 0 else ""
+
+
+def _pyenv_python(which: Callable[[str], str | None], output: Callable[[list[str]], str]) -> list[str]:
+    """Lambda's Python among pyenv's installed versions, newest first (pyenv's shim on PATH only runs the
+    versions selected for the directory, so `python3.12` on PATH may refuse to start while 3.12 is installed)."""
+    pyenv = which("pyenv")
+    if pyenv is None:
+        return []
+    prefix = f"{LAMBDA_PYTHON_VERSION}."
+    versions = [v for v in output([pyenv, "versions", "--bare"]).split() if v.startswith(prefix)]
+    versions.sort(key=lambda v: tuple(int(part) if part.isdigit() else -1 for part in v.split(".")), reverse=True)
+    root = output([pyenv, "root"]).strip()
+    return [f"{root}/versions/{v}/bin/python{LAMBDA_PYTHON_VERSION}" for v in versions] if root else []
+
+
+def host_python(
+    environ: Mapping[str, str] = os.environ,
+    which: Callable[[str], str | None] = shutil.which,
+    runs: Callable[[str], bool] = _runs,
+    output: Callable[[list[str]], str] = _output,
+) -> str:
+    """The interpreter the host layer is built for, by one portable rule (docs/decisions/041):
+
+    1. `$MM_HOST_PYTHON` when set: it must start, else `PackagingError` (a typo never falls through silently);
+    2. else `python<LAMBDA_PYTHON_VERSION>` (`python3.12`) found on PATH, when it starts: Lambda's version;
+    3. else Lambda's version installed by pyenv (`pyenv versions`), when one starts;
+    4. else the running interpreter, `sys.executable` (the project supports 3.11 and 3.12).
+    """
+    chosen = environ.get(HOST_PYTHON_VARIABLE, "").strip()
+    if chosen:
+        found = which(chosen)
+        if found is None or not runs(found):
+            raise PackagingError(f"layer (host): {HOST_PYTHON_VARIABLE}={chosen!r} is not an interpreter that runs")
+        return found
+    lambda_like = which(f"python{LAMBDA_PYTHON_VERSION}")
+    if lambda_like is not None and runs(lambda_like):
+        return lambda_like
+    for candidate in _pyenv_python(which, output):
+        if runs(candidate):
+            return candidate
+    return sys.executable
 
 
 def _has_pip(python: str) -> bool:
@@ -176,11 +229,11 @@ def _has_pip(python: str) -> bool:
 def _install_command(target: LayerTarget, requirements_file: Path, destination: Path) -> list[str]:
     common = ["--target", str(destination), "--requirement", str(requirements_file), "--no-deps"]
     if target is LayerTarget.HOST:
-        python = _host_python()
+        python = host_python()
         if _has_pip(python):
             return [python, "-m", "pip", "install", "--quiet", "--no-compile", "--disable-pip-version-check", *common]
         return [_uv(), "pip", "install", "--quiet", "--python", python, "--no-compile", *common]
-    for python in (_host_python(), sys.executable):
+    for python in (host_python(), sys.executable):
         if _has_pip(python):
             return [
                 python,
@@ -216,7 +269,7 @@ def _install_command(target: LayerTarget, requirements_file: Path, destination: 
 
 
 def layer_fingerprint(requirements: tuple[str, ...], target: LayerTarget) -> str:
-    platform = f"{LAMBDA_PLATFORM}/cp{LAMBDA_PYTHON_VERSION}" if target is LayerTarget.LAMBDA else _host_python()
+    platform = f"{LAMBDA_PLATFORM}/cp{LAMBDA_PYTHON_VERSION}" if target is LayerTarget.LAMBDA else host_python()
     digest = hashlib.sha256("\n".join((platform, *requirements)).encode())
     return digest.hexdigest()
 

@@ -1,4 +1,4 @@
-"""The embedded AWS: moto's ThreadedMotoServer on loopback, with a request counter in front of it.
+"""The embedded AWS: moto's WSGI app on loopback (werkzeug's threaded server), with a request counter in front.
 
 Worker processes reach it over HTTP (`AWS_ENDPOINT_URL`), exactly as a Lambda function reaches AWS.
 Every caller gets its own fake access key (`local-<env>-router`, `local-<env>-ch-...`, `local-engine`), and the
@@ -6,6 +6,9 @@ counting middleware reads the SigV4 credential scope of each request, so the ben
 AWS calls each function made per submission, by service, without touching the functions' code.
 
 moto keeps its state in module globals: one emulator per process at a time (reset on start and stop).
+The server is built from moto's public pieces only (`DomainDispatcherApplication(create_backend_app)`, the app
+moto's own server runs, and its `MotoRequestHandler`), served by werkzeug's `make_server`: nothing here
+overrides a private method of moto (decision 102).
 
 DynamoDB requests are served one at a time. moto's TransactWriteItems is not isolated: it deep-copies each table
 it touches and, when a condition fails, puts the copy back, so a write another worker made meanwhile would vanish
@@ -26,8 +29,8 @@ from typing import Any
 import boto3
 import requests
 from botocore.config import Config
-from moto.server import ThreadedMotoServer
-from werkzeug.serving import make_server
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
 
 REGION = "us-east-1"
 FAKE_SECRET = "local-secret"  # moto accepts any key pair; never a real credential
@@ -85,28 +88,42 @@ class _CountingApp:
             return list(self._app(environ, start_response))  # the whole answer inside the lock
 
 
-class CountingMotoServer(ThreadedMotoServer):
-    """ThreadedMotoServer whose WSGI app is wrapped by the request counter; quiet (no access log)."""
+class _QuietHandler(MotoRequestHandler):
+    """moto's request handler without werkzeug's access log line per request."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return None
+
+
+class CountingEmulator:
+    """moto's WSGI app behind the counting middleware, on werkzeug's threaded server in a daemon thread."""
 
     def __init__(self, counter: RequestCounter, ip_address: str = "127.0.0.1", port: int = 0) -> None:
-        super().__init__(ip_address=ip_address, port=port, verbose=False)
         self.counter = counter
+        self._address = (ip_address, port)
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
 
-    def _server_entry(self) -> None:
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
-
-        class _QuietHandler(MotoRequestHandler):
-            def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-                return None
-
+    def start(self) -> CountingEmulator:
         app = _CountingApp(DomainDispatcherApplication(create_backend_app), self.counter)
-        self._server = make_server(self._ip_address, self._port, app, True, request_handler=_QuietHandler)
-        self._server_ready_event.set()
-        self._server.serve_forever()
+        host, port = self._address
+        self._server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def host_and_port(self) -> tuple[str, int]:
+        assert self._server is not None, "start() first"
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._server, self._thread = None, None
 
 
 class LocalAws:
@@ -115,14 +132,13 @@ class LocalAws:
     def __init__(self, region: str = REGION) -> None:
         self.region = region
         self.counter = RequestCounter()
-        self._server: CountingMotoServer | None = None
+        self._server: CountingEmulator | None = None
         self.endpoint = ""
 
     def start(self) -> LocalAws:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = CountingMotoServer(self.counter)
-        self._server.start()
-        host, port = self._server.get_host_and_port()
+        self._server = CountingEmulator(self.counter).start()
+        host, port = self._server.host_and_port()
         self.endpoint = f"http://{host}:{port}"
         self.reset()
         return self

@@ -35,11 +35,12 @@ class AdvancedDeadlineStore(StatusStore):
 def advance_sweeper_deadlines(advance_seconds: float) -> None:
     """Sweeper worker: install the real sweeper dependencies with the advanced overdue query."""
     from mm_capacity.store import CapacityStore
-    from sweeper_lambda import handler as timeout_sweeper
+    from mm_contracts.settings import TimeoutSweeperSettings
+    from sweeper_lambda import wiring
 
-    settings = timeout_sweeper.settings()
-    timeout_sweeper.use_dependencies(
-        timeout_sweeper.SweeperDependencies(
+    settings = TimeoutSweeperSettings.from_env()
+    wiring.use_dependencies(
+        wiring.SweeperDependencies(
             settings,
             store=AdvancedDeadlineStore(settings.status_table_name, advance_seconds=advance_seconds),
             # Its capacity writes (admission times, deadlines) keep the real clock, like every other write.
@@ -75,13 +76,14 @@ def _install_review_post_crash(plan: Any) -> None:
     v5 review POST or a v6 summation POST (whichever platforms the environment serves)."""
     import requests
 
-    from completion_lambda import handler
+    from completion_lambda import wiring
     from fault_injection import install_http_faults
     from mm_adapters.topcoder.review_summations import ReviewSummationsClient
     from mm_adapters.topcoder.submission_api import SubmissionApiClient
     from mm_adapters.topcoder.token import build_token_provider
+    from mm_contracts.settings import CompletionSettings
 
-    settings = handler.settings()
+    settings = CompletionSettings.from_env()
     session = requests.Session()
     install_http_faults(session, plan)
     token_provider = build_token_provider(settings)
@@ -98,10 +100,10 @@ def _install_review_post_crash(plan: Any) -> None:
     summations_api = (
         ReviewSummationsClient(settings.review_api_url, token_provider, **limits) if settings.review_api_url else None
     )
-    deps = handler.CompletionDependencies(
+    deps = wiring.CompletionDependencies(
         settings, token_provider=token_provider, review_api=review_api, summations_api=summations_api
     )
-    handler.use_dependencies(deps)
+    wiring.use_dependencies(deps)
 
 
 def worker_setup(role: str = "", advance_seconds: float = 0.0) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from local_pipeline.scenario import InputRecord
 from local_pipeline.workers import Invocation
-from mm_adapters.kafka_failures import RETRIES_EXHAUSTED, FailureRecordError, KafkaFailureRecord
+from mm_contracts.models.kafka_failure import RETRIES_EXHAUSTED, FailureRecordError, KafkaFailureRecord
 from mm_contracts.models.phase import V6_SUBMISSION_TOPIC
 
 FIRST_OFFSET = 1000

@@ -19,11 +19,11 @@ import json
 import threading
 import uuid
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from local_pipeline.awsenv import RequestCounter, caller_and_service
+from loopback import LoopbackServer, Request, Response
 
 INVOKE_PATH_PREFIX = "/2015-03-31/functions/"
 INVOKE_PATH_SUFFIX = "/invocations"
@@ -53,8 +53,7 @@ class FakeLambda:
         self._lock = threading.Lock()
         self._functions: dict[str, Callable[[bytes], None]] = {}
         self.invocations: list[dict[str, Any]] = []  # function, type, caller, resources (never the payload)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server = LoopbackServer(self._answer, name="fake-lambda", methods=("POST",))
 
     def register(self, function_name: str, deliver: Callable[[bytes], None]) -> None:
         with self._lock:
@@ -62,27 +61,14 @@ class FakeLambda:
 
     @property
     def endpoint(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._server.url
 
     def start(self) -> FakeLambda:
-        owner = self
-
-        class Handler(_LambdaHandler):
-            fake = owner
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-lambda", daemon=True)
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        self._server = None
+        self._server.stop()
 
     def invoke(self, path: str, invocation_type: str, payload: bytes, caller: str) -> int:
         """Handle one Invoke; returns the HTTP status (raises `LambdaError`)."""
@@ -125,37 +111,19 @@ class FakeLambda:
             )
         return 202
 
-
-class _LambdaHandler(BaseHTTPRequestHandler):
-    fake: FakeLambda
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent (the request counter keeps the numbers)."""
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        payload = self.rfile.read(length) if length else b""
-        caller, _ = caller_and_service(self.headers.get("Authorization"))
-        self.fake.counter.add(caller, "lambda")
-        invocation_type = self.headers.get("X-Amz-Invocation-Type") or "RequestResponse"
-        body = b""
+    def _answer(self, request: Request) -> Response:
+        """One HTTP request: count it by caller, invoke, and answer as Lambda does (errors as
+        `x-amzn-ErrorType` and a JSON body)."""
+        caller, _ = caller_and_service(request.headers.get("Authorization"))
+        self.counter.add(caller, "lambda")
+        invocation_type = request.headers.get("X-Amz-Invocation-Type") or "RequestResponse"
         headers = {"x-amzn-RequestId": str(uuid.uuid4())}
         try:
-            status = self.fake.invoke(self.path, invocation_type, payload, caller)
+            status = self.invoke(request.target, invocation_type, request.body, caller)
         except LambdaError as error:
-            status = error.status
             headers["x-amzn-ErrorType"] = error.code
-            body = json.dumps({"Type": "User", "message": error.message}).encode()
+            return Response.json(error.status, {"Type": "User", "message": error.message}, headers=headers)
         except Exception as error:  # a bug here must look like a 5xx to the caller, not hang it
-            status = 500
             headers["x-amzn-ErrorType"] = "ServiceException"
-            body = json.dumps({"Type": "Service", "message": type(error).__name__}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if body:
-            self.wfile.write(body)
+            return Response.json(500, {"Type": "Service", "message": type(error).__name__}, headers=headers)
+        return Response(status, headers=headers)

@@ -11,9 +11,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from local_pipeline.engine import RunOutcome
 from local_pipeline.fargate import ALL_CHALLENGES
-from local_pipeline.tracker import FINAL_STATES, PENDING, SCORED, RunResult
+from local_pipeline.outcome import RunOutcome
+from local_pipeline.tracker import PENDING, REPORT_FINAL_STATES, SCORED, RunResult
 
 STAGES = ("route", "launch", "run", "report", "endToEnd")
 _STATE_STYLE = {
@@ -56,10 +56,10 @@ def _iso(epoch: float) -> str:
 
 
 def state_counts(outcome: RunOutcome) -> dict[str, int]:
-    counts = dict.fromkeys(FINAL_STATES, 0)
+    counts = dict.fromkeys(REPORT_FINAL_STATES, 0)
     for record in outcome.records:
         counts[record.state] = counts.get(record.state, 0) + 1
-    return {k: v for k, v in counts.items() if v or k in FINAL_STATES}
+    return {k: v for k, v in counts.items() if v or k in REPORT_FINAL_STATES}
 
 
 def stage_timings(outcome: RunOutcome) -> dict[str, dict[str, Any]]:
@@ -96,7 +96,7 @@ def run_counts(outcome: RunOutcome) -> dict[str, Any]:
 
 def summation_counts(outcome: RunOutcome) -> dict[str, Any]:
     """The stand-in's review-api-v6 summations: how many, by phase and testStatus, and any run with two."""
-    from local_pipeline.engine import summation_run_id
+    from local_pipeline.results import summation_run_id
 
     by_phase: dict[str, dict[str, int]] = {}
     per_run: dict[str, int] = {}
@@ -262,7 +262,8 @@ def _print_capacity(outcome: RunOutcome, console: Console) -> None:
     console.print(table)
 
 
-def print_summary(outcome: RunOutcome, console: Console, report_path: Path | None = None) -> None:
+def _print_records(outcome: RunOutcome, console: Console) -> None:
+    """Every record (above `_DETAIL_LIMIT` records, only those not scored) with its state and reason."""
     records = outcome.records
     shown = records if len(records) <= _DETAIL_LIMIT else [r for r in records if r.state != SCORED]
     table = Table(title=f"mm-processor local run: {outcome.environment}")
@@ -274,26 +275,27 @@ def print_summary(outcome: RunOutcome, console: Console, report_path: Path | Non
     table.add_column("reason", no_wrap=True, overflow="ellipsis", max_width=max(30, console.width - 80))
     table.add_column("reports", justify="right", no_wrap=True, min_width=7)  # v5 reviews or v6 summations
     for r in shown:
-        style = _STATE_STYLE.get(r.state, "")
         table.add_row(
-            str(r.position),
-            _short(r.submission_id, keep=36),
-            f"[{style}]{r.state}[/{style}]" if style else r.state,
-            r.reason,
-            str(len(r.reviews)),
+            str(r.position), _short(r.submission_id, keep=36), _styled(r.state), r.reason, str(len(r.reviews))
         )
     console.print(table)
     if len(shown) < len(records):
         console.print(f"({len(records) - len(shown)} scored records not listed; see the JSON report)")
 
+
+def _styled(state: str) -> str:
+    style = _STATE_STYLE.get(state, "")
+    return f"[{style}]{state}[/{style}]" if style else state
+
+
+def _print_counts(outcome: RunOutcome, console: Console) -> dict[str, Any]:
+    """Records per final state, then runs per phase and state; returns the run counts."""
     counts = Table(title="records per final state")
     counts.add_column("state")
     counts.add_column("records", justify="right")
     for state, count in state_counts(outcome).items():
-        style = _STATE_STYLE.get(state, "")
-        counts.add_row(f"[{style}]{state}[/{style}]" if style else state, str(count))
+        counts.add_row(_styled(state), str(count))
     console.print(counts)
-
     runs = run_counts(outcome)
     if runs["total"]:
         by_phase = Table(title="runs (submission, phase) per final state")
@@ -304,28 +306,27 @@ def print_summary(outcome: RunOutcome, console: Console, report_path: Path | Non
             summary = ", ".join(f"{state} {count}" for state, count in sorted(states.items()))
             by_phase.add_row(phase, str(sum(states.values())), summary)
         console.print(by_phase)
-    summations = summation_counts(outcome)
-    if summations["count"] or summations["calls"]:
-        statuses = "; ".join(
-            f"{phase}: " + ", ".join(f"{status} {n}" for status, n in sorted(counts.items()))
-            for phase, counts in summations["byPhase"].items()
-        )
-        calls = ", ".join(f"{method} {n}" for method, n in summations["calls"].items())
-        twice = summations["runsWithMoreThanOne"]
-        console.print(
-            f"review-api-v6 summations: {summations['count']} ({statuses or 'none'}); calls: {calls or 'none'}; "
-            + (f"[bold red]runs with more than one: {', '.join(twice)}[/bold red]" if twice else "one per run")
-        )
+    return runs
 
-    _print_capacity(outcome, console)
-    timings = stage_timings(outcome)
-    end_to_end = timings["endToEnd"]
-    console.print(
-        f"{len(records)} records in {outcome.finished_at - outcome.feeding_started_at:.1f}s "
-        f"({throughput(outcome)} records/s; startup {outcome.feeding_started_at - outcome.started_at:.1f}s); "
-        f"end to end p50 {end_to_end['p50']}s p95 {end_to_end['p95']}s; "
-        f"{outcome.tasks_started} tasks for {runs['total']} runs of {outcome.routed_submissions} routed submissions"
+
+def _print_summations(outcome: RunOutcome, console: Console) -> None:
+    summations = summation_counts(outcome)
+    if not (summations["count"] or summations["calls"]):
+        return
+    statuses = "; ".join(
+        f"{phase}: " + ", ".join(f"{status} {n}" for status, n in sorted(counts.items()))
+        for phase, counts in summations["byPhase"].items()
     )
+    calls = ", ".join(f"{method} {n}" for method, n in summations["calls"].items())
+    twice = summations["runsWithMoreThanOne"]
+    console.print(
+        f"review-api-v6 summations: {summations['count']} ({statuses or 'none'}); calls: {calls or 'none'}; "
+        + (f"[bold red]runs with more than one: {', '.join(twice)}[/bold red]" if twice else "one per run")
+    )
+
+
+def _print_problems(outcome: RunOutcome, console: Console) -> None:
+    """Violations (exactly-once, caps, secrets, events, slots held, the API contract) and unaccounted records."""
     held = ", ".join(f"{pool} {used}" for pool, used in outcome.slots_held_at_end.items())
     problems = outcome.violations + outcome.cap_violations + outcome.secret_leaks + outcome.event_errors
     for problem in problems + ([f"capacity slots still held at the end: {held}"] if held else []):
@@ -333,19 +334,36 @@ def print_summary(outcome: RunOutcome, console: Console, report_path: Path | Non
     for api in outcome.api_violations:
         console.print(f"[bold red]API contract violation:[/bold red] {api['method']} {api['path']}: {api['errors']}")
     unaccounted = outcome.unaccounted
-    if unaccounted:
-        why = (
-            f"the hard cap ({outcome.deadline_seconds:.0f}s) passed"
-            if outcome.deadline_hit
-            else f"no record changed state for {outcome.stall_seconds:.0f}s"
-            if outcome.stalled
-            else "the run ended"
-        )
-        console.print(f"[bold red]{len(unaccounted)} record(s) unaccounted when {why}:[/bold red]")
-        for r in unaccounted:
-            console.print(f"  record {r.position} (submission {r.submission_id or '-'}): {r.reason}")
+    if not unaccounted:
+        return
+    why = (
+        f"the hard cap ({outcome.deadline_seconds:.0f}s) passed"
+        if outcome.deadline_hit
+        else f"no record changed state for {outcome.stall_seconds:.0f}s"
+        if outcome.stalled
+        else "the run ended"
+    )
+    console.print(f"[bold red]{len(unaccounted)} record(s) unaccounted when {why}:[/bold red]")
+    for r in unaccounted:
+        console.print(f"  record {r.position} (submission {r.submission_id or '-'}): {r.reason}")
+
+
+def print_summary(outcome: RunOutcome, console: Console, report_path: Path | None = None) -> None:
+    records = outcome.records
+    _print_records(outcome, console)
+    runs = _print_counts(outcome, console)
+    _print_summations(outcome, console)
+    _print_capacity(outcome, console)
+    end_to_end = stage_timings(outcome)["endToEnd"]
+    console.print(
+        f"{len(records)} records in {outcome.finished_at - outcome.feeding_started_at:.1f}s "
+        f"({throughput(outcome)} records/s; startup {outcome.feeding_started_at - outcome.started_at:.1f}s); "
+        f"end to end p50 {end_to_end['p50']}s p95 {end_to_end['p95']}s; "
+        f"{outcome.tasks_started} tasks for {runs['total']} runs of {outcome.routed_submissions} routed submissions"
+    )
+    _print_problems(outcome, console)
     console.print(f"logs: {outcome.log_dir}" + (f"; report: {report_path}" if report_path else ""))
-    if not unaccounted and not outcome.quiescent:
+    if not outcome.unaccounted and not outcome.quiescent:
         console.print(
             "[bold red]every record is final, but the pipeline never went quiet[/bold red] (a queue, a task or an "
             "API request still busy when the run stopped): a late duplicate could have been missed"

@@ -24,170 +24,51 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from local_pipeline.kafka import KafkaMessage
+from local_pipeline.record_results import (
+    CANCELLED,
+    DEAD_LETTERED,
+    FAILED_REPORTED,
+    PENDING,
+    REJECTED,
+    REPORT_FINAL_STATES,
+    REPORT_REJECTED,
+    SCORED,
+    SKIPPED,
+    TIMED_OUT,
+    Coordinates,
+    Observations,
+    RecordResult,
+    RunResult,
+)
 from mm_contracts.models.lifecycle import LifecycleRecord, ReportStatus, SubmissionState
 from mm_contracts.models.phase import Platform, ScoringPhase, run_id
 
-SCORED = "scored"
-FAILED_REPORTED = "failed-reported"
-TIMED_OUT = "timed-out"
-SKIPPED = "skipped"
-REJECTED = "rejected"
-DEAD_LETTERED = "dead-lettered"
-REPORT_REJECTED = "report-rejected"  # final by design: the API answered 400/404, the report is not retried
-CANCELLED = "cancelled"  # superseded by the member's newer submission (decision 095)
-PENDING = "pending"
-FINAL_STATES = (SCORED, FAILED_REPORTED, TIMED_OUT, CANCELLED, SKIPPED, REJECTED, DEAD_LETTERED, REPORT_REJECTED)
+__all__ = [
+    "CANCELLED",
+    "DEAD_LETTERED",
+    "FAILED_REPORTED",
+    "PENDING",
+    "REJECTED",
+    "REPORT_FINAL_STATES",
+    "REPORT_REJECTED",
+    "SCORED",
+    "SKIPPED",
+    "TIMED_OUT",
+    "Coordinates",
+    "Observations",
+    "RecordResult",
+    "RunResult",
+    "classify",
+    "violations",
+]
 
 _REPORT_DONE = {ReportStatus.REPORTED, ReportStatus.NOT_REQUIRED}
 # A record with runs in different final states takes the most severe (first here).
 _SEVERITY = (PENDING, DEAD_LETTERED, REPORT_REJECTED, TIMED_OUT, FAILED_REPORTED, CANCELLED, SKIPPED, SCORED)
-
-
-Coordinates = tuple[str, int, int]  # topic, partition, offset
-
-
-@dataclass
-class Observations:
-    audited: dict[Coordinates, dict[str, Any]] = field(default_factory=dict)  # AuditRecord (wire form)
-    routed: dict[Coordinates, dict[str, Any]] = field(default_factory=dict)  # RoutedSubmission (wire form)
-    routed_seen_at: dict[Coordinates, float] = field(default_factory=dict)
-    router_failed: set[tuple[str, int]] = field(default_factory=set)  # ("topic-partition", offset)
-    lifecycle: dict[str, LifecycleRecord] = field(default_factory=dict)  # by run id
-    # DLQ bodies: run id (a body naming its phase) or submission id -> challenge id
-    dead_letters: dict[str, str] = field(default_factory=dict)
-    reviews: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # v5 reviews by submission id
-    summations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # v6 review summations by run id
-    summation_posts: dict[str, int] = field(default_factory=dict)  # run id -> POST /reviewSummations answered 2xx
-    tasks: dict[str, list[str]] = field(default_factory=dict)  # run id (or submission id: no phase) -> task ARNs
-    # challenge id -> the phases a new submission triggers (the challenge config's onSubmission phases)
-    expected_phases: dict[str, tuple[ScoringPhase, ...]] = field(default_factory=dict)
-    first_invoked_at: dict[int, float] = field(default_factory=dict)  # position -> epoch
-
-    def add_audit(self, body: dict[str, Any]) -> None:
-        source = body.get("source") or {}
-        key = (str(source.get("topic")), int(source.get("partition", -1)), int(source.get("offset", -1)))
-        self.audited.setdefault(key, body)
-
-    def add_routed(self, body: dict[str, Any], seen_at: float) -> None:
-        source = body.get("source") or {}
-        key = (str(source.get("topic")), int(source.get("partition", -1)), int(source.get("offset", -1)))
-        self.routed.setdefault(key, body)
-        try:  # the router's own publish time; the engine's observation time only as a fallback
-            routed_at = datetime.fromisoformat(str(body["routedAt"]).replace("Z", "+00:00")).timestamp()
-        except (KeyError, ValueError):
-            routed_at = seen_at
-        self.routed_seen_at.setdefault(key, routed_at)
-
-    def runs_by_submission(self) -> dict[str, list[LifecycleRecord]]:
-        grouped: dict[str, list[LifecycleRecord]] = {}
-        for record in self.lifecycle.values():
-            grouped.setdefault(record.submission_id, []).append(record)
-        return grouped
-
-
-@dataclass
-class RunResult:
-    """One run (submission, phase) of a routed record: its own final state, tasks and reports."""
-
-    run_id: str
-    phase: str
-    state: str
-    reason: str
-    task_arn: str | None = None
-    task_count: int = 0
-    lifecycle_state: str | None = None
-    exit_code: int | None = None
-    report_status: str | None = None
-    reviews: list[dict[str, Any]] = field(default_factory=list)  # v5 reviews or v6 summations of this run
-    summation_posts: int = 0
-    launched_at: float | None = None
-    stopped_at: float | None = None
-    done_at: float | None = None
-    updated_at: float | None = None
-    challenge_id: str | None = None
-    enqueued_at: int | None = None  # capacity: when the run first waited (epoch s), None if it never did
-    admitted_at: int | None = None  # when its slot was reserved
-
-    @property
-    def waited_seconds(self) -> int | None:
-        """How long the run waited for a slot (admission - enqueue), None when it was never admitted."""
-        if self.enqueued_at is None or self.admitted_at is None:
-            return None
-        return max(0, self.admitted_at - self.enqueued_at)
-
-    @property
-    def final(self) -> bool:
-        return self.state in FINAL_STATES
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "runId": self.run_id,
-            "phase": self.phase,
-            "state": self.state,
-            "reason": self.reason,
-            "taskArn": self.task_arn,
-            "tasksStarted": self.task_count,
-            "lifecycleState": self.lifecycle_state,
-            "exitCode": self.exit_code,
-            "reportStatus": self.report_status,
-            "waitedSeconds": self.waited_seconds,
-            "sentToApi": self.reviews,
-        }
-
-
-@dataclass
-class RecordResult:
-    position: int
-    partition: int
-    offset: int
-    state: str
-    reason: str
-    submission_id: str | None = None
-    challenge_id: str | None = None
-    platform: str | None = None
-    task_arn: str | None = None  # of the first run (launch order)
-    task_count: int = 0  # over every run
-    lifecycle_state: str | None = None  # of the first run
-    exit_code: int | None = None
-    report_status: str | None = None
-    reviews: list[dict[str, Any]] = field(default_factory=list)  # over every run
-    runs: list[RunResult] = field(default_factory=list)  # launch order (SYSTEM, PROVISIONAL, EXAMPLE)
-    duplicate_of: int | None = None
-    timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
-
-    @property
-    def final(self) -> bool:
-        return self.state in FINAL_STATES
-
-    def run(self, phase: ScoringPhase | str) -> RunResult | None:
-        return next((r for r in self.runs if r.phase == ScoringPhase(phase).value), None)
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "position": self.position,
-            "kafka": {"partition": self.partition, "offset": self.offset},
-            "submissionId": self.submission_id,
-            "challengeId": self.challenge_id,
-            "platform": self.platform,
-            "state": self.state,
-            "reason": self.reason,
-            "taskArn": self.task_arn,
-            "tasksStarted": self.task_count,
-            "lifecycleState": self.lifecycle_state,
-            "exitCode": self.exit_code,
-            "reportStatus": self.report_status,
-            "sentToApi": self.reviews,
-            "runs": [r.to_dict() for r in self.runs],
-            "timings": {k: round(v, 4) for k, v in self.timings.items()},
-        }
-        if self.duplicate_of is not None:
-            data["duplicateOf"] = self.duplicate_of
-        return data
 
 
 def _epoch(value: datetime | None) -> float | None:
@@ -343,76 +224,112 @@ def _combined(runs: list[RunResult], skip_reason: str | None) -> tuple[str, str]
     return state, reason
 
 
+def _first_look(message: KafkaMessage, obs: Observations, *, feeding_done: bool) -> RecordResult:
+    """A record's state from the router's side alone: routed (its runs come next), audited, failed, or waiting."""
+    key = (message.topic, message.partition, message.offset)
+    result = RecordResult(message.position, message.partition, message.offset, PENDING, "")
+    audit = obs.audited.get(key)
+    routed = obs.routed.get(key)
+    if routed is not None:
+        result.submission_id = routed.get("submissionId")
+        result.challenge_id = routed.get("challengeId")
+        result.platform = str(routed.get("platform") or "v5")
+        fed = obs.first_invoked_at.get(message.position)
+        if fed is not None:
+            result.timings["route"] = obs.routed_seen_at.get(key, fed) - fed
+    elif audit is not None:
+        disposition = str(audit.get("disposition"))
+        result.state = SKIPPED if disposition == "skipped" else REJECTED
+        result.reason = f"{audit.get('reason')}: {audit.get('detail', '')}".rstrip(": ")
+        result.submission_id = audit.get("submissionId")
+        result.challenge_id = audit.get("challengeId")
+    elif (f"{message.topic}-{message.partition}", message.offset) in obs.router_failed:
+        result.state = DEAD_LETTERED
+        result.reason = "router retries exhausted: batch written to the router failure bucket (Kafka on-failure)"
+    elif feeding_done:
+        result.reason = "router answered, but the record was neither published nor audited"
+    else:
+        result.reason = "waiting for the router"
+    return result
+
+
+def _submission_runs(
+    submission_id: str,
+    group: list[KafkaMessage],
+    records: dict[ScoringPhase, LifecycleRecord],
+    routed_bodies: dict[int, dict[str, Any]],
+    obs: Observations,
+) -> list[RunResult]:
+    """Every run of a routed submission: the phases its records ask for and any phase it has a record of."""
+    expected: list[ScoringPhase] = []
+    for message in group:
+        expected += [p for p in _phases_of(routed_bodies[message.position], obs) if p not in expected]
+    expected += [p for p in records if p not in expected]
+    expected.sort(key=lambda p: p.priority)
+    single_run = len(expected) == 1
+    return [_run_result(submission_id, p, records.get(p), obs, single_run=single_run) for p in expected]
+
+
+def _share_runs(result: RecordResult, runs: list[RunResult]) -> None:
+    """Every record of a submission shows its runs (the first run's figures as the record's)."""
+    result.runs = runs
+    result.task_count = sum(r.task_count for r in runs)
+    result.reviews = [review for r in runs for review in r.reviews]
+    if runs and runs[0].lifecycle_state is not None:
+        result.task_arn = runs[0].task_arn
+        result.lifecycle_state = runs[0].lifecycle_state
+        result.exit_code = runs[0].exit_code
+        result.report_status = runs[0].report_status
+
+
+def _classify_submission(
+    submission_id: str,
+    group: list[KafkaMessage],
+    results: dict[int, RecordResult],
+    routed_bodies: dict[int, dict[str, Any]],
+    obs: Observations,
+    runs_by_submission: dict[str, list[LifecycleRecord]],
+) -> None:
+    """The records of one routed submission: the primary (the one its lifecycle records name, else the first)
+    takes the runs' combined state; any other is a duplicate of it."""
+    records = {r.phase: r for r in runs_by_submission.get(submission_id, [])}
+    primary = min(group, key=lambda m: m.position)
+    correlations = {r.correlation_id for r in records.values() if r.correlation_id}
+    primary = next((m for m in group if m.correlation_id in correlations), primary)
+    runs = _submission_runs(submission_id, group, records, routed_bodies, obs)
+    main = results[primary.position]
+    main.state, main.reason = _combined(runs, routed_bodies[primary.position].get("skipReason"))
+    for message in group:
+        _share_runs(results[message.position], runs)
+    _timings(main, runs, obs.first_invoked_at.get(primary.position))
+    for message in group:
+        if message.position == primary.position:
+            continue
+        result = results[message.position]
+        result.duplicate_of = primary.position
+        if main.final:
+            result.state = SKIPPED
+            result.reason = f"duplicate_submission: same submission as record {primary.position}"
+        else:
+            result.reason = f"duplicate of record {primary.position}, which is still {main.state}"
+
+
 def classify(messages: Iterable[KafkaMessage], obs: Observations, *, feeding_done: bool) -> list[RecordResult]:
+    """Every input record's result, in input order, from what the pipeline left (`obs`)."""
     messages = list(messages)
     results: dict[int, RecordResult] = {}
     routed_positions: dict[str, list[KafkaMessage]] = {}
     routed_bodies: dict[int, dict[str, Any]] = {}
     for message in messages:
-        key = (message.topic, message.partition, message.offset)
-        result = RecordResult(message.position, message.partition, message.offset, PENDING, "")
+        result = _first_look(message, obs, feeding_done=feeding_done)
         results[message.position] = result
-        fed = obs.first_invoked_at.get(message.position)
-        audit = obs.audited.get(key)
-        routed = obs.routed.get(key)
+        routed = obs.routed.get((message.topic, message.partition, message.offset))
         if routed is not None:
             routed_bodies[message.position] = routed
-            result.submission_id = routed.get("submissionId")
-            result.challenge_id = routed.get("challengeId")
-            result.platform = str(routed.get("platform") or "v5")
-            if fed is not None:
-                result.timings["route"] = obs.routed_seen_at.get(key, fed) - fed
             routed_positions.setdefault(str(result.submission_id), []).append(message)
-        elif audit is not None:
-            disposition = str(audit.get("disposition"))
-            result.state = SKIPPED if disposition == "skipped" else REJECTED
-            result.reason = f"{audit.get('reason')}: {audit.get('detail', '')}".rstrip(": ")
-            result.submission_id = audit.get("submissionId")
-            result.challenge_id = audit.get("challengeId")
-        elif (f"{message.topic}-{message.partition}", message.offset) in obs.router_failed:
-            result.state = DEAD_LETTERED
-            result.reason = "router retries exhausted: batch written to the router failure bucket (Kafka on-failure)"
-        elif feeding_done:
-            result.reason = "router answered, but the record was neither published nor audited"
-        else:
-            result.reason = "waiting for the router"
-
     runs_by_submission = obs.runs_by_submission()
     for submission_id, group in routed_positions.items():
-        records = {r.phase: r for r in runs_by_submission.get(submission_id, [])}
-        primary = min(group, key=lambda m: m.position)
-        correlations = {r.correlation_id for r in records.values() if r.correlation_id}
-        primary = next((m for m in group if m.correlation_id in correlations), primary)
-        expected: list[ScoringPhase] = []
-        for message in group:
-            expected += [p for p in _phases_of(routed_bodies[message.position], obs) if p not in expected]
-        expected += [p for p in records if p not in expected]
-        expected.sort(key=lambda p: p.priority)
-        single_run = len(expected) == 1
-        runs = [_run_result(submission_id, p, records.get(p), obs, single_run=single_run) for p in expected]
-        main = results[primary.position]
-        main.state, main.reason = _combined(runs, routed_bodies[primary.position].get("skipReason"))
-        for message in group:
-            result = results[message.position]
-            result.runs = runs
-            result.task_count = sum(r.task_count for r in runs)
-            result.reviews = [review for r in runs for review in r.reviews]
-            if runs and runs[0].lifecycle_state is not None:
-                result.task_arn = runs[0].task_arn
-                result.lifecycle_state = runs[0].lifecycle_state
-                result.exit_code = runs[0].exit_code
-                result.report_status = runs[0].report_status
-        _timings(main, runs, obs.first_invoked_at.get(primary.position))
-        for message in group:
-            if message.position == primary.position:
-                continue
-            result = results[message.position]
-            result.duplicate_of = primary.position
-            if main.final:
-                result.state = SKIPPED
-                result.reason = f"duplicate_submission: same submission as record {primary.position}"
-            else:
-                result.reason = f"duplicate of record {primary.position}, which is still {main.state}"
+        _classify_submission(submission_id, group, results, routed_bodies, obs, runs_by_submission)
     return [results[m.position] for m in messages]
 
 

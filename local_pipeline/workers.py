@@ -80,12 +80,35 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def serve(conn: Connection) -> None:
-    """The worker process: receive the spec, import the handler, then invoke until told to stop.
+def _setup_again(conn: Connection, spec: WorkerSpec, updates: dict[str, str]) -> None:
+    """New environment values (a fault plan), then the setup hook again; the answer goes back on `conn`."""
+    os.environ.update(updates)
+    try:
+        if spec.setup:
+            _resolve(spec.setup)(**spec.setup_args)
+        conn.send(("ok", None, 0.0))
+    except BaseException as error:
+        traceback.print_exc()
+        conn.send(("error", type(error).__name__, str(error)[:500], 0.0))
 
-    The engine started it with exactly the function's environment; stdout/stderr are the log file.
-    """
-    spec: WorkerSpec = conn.recv()
+
+def _invoke_once(spec: WorkerSpec, handler: Callable[..., Any], request_id: str, event: Any) -> tuple[Any, ...]:
+    """One invocation of the handler, as the Lambda runtime makes it: its result, or the error it raised."""
+    context = LambdaContext(spec.function_name, spec.memory_mb, spec.timeout_seconds, request_id)
+    began = time.monotonic()
+    try:
+        result = handler(event, context)
+        return ("ok", result, (time.monotonic() - began) * 1000)
+    except BaseException as error:  # Lambda reports any exception as a function error
+        traceback.print_exc()
+        return ("error", type(error).__name__, str(error)[:500], (time.monotonic() - began) * 1000)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+def _init(conn: Connection, spec: WorkerSpec) -> Callable[..., Any] | None:
+    """Import the handler and run the setup hook (the cold start); tell the engine ready, or the init error."""
     started = time.monotonic()
     try:
         handler = _resolve(spec.handler)
@@ -94,8 +117,20 @@ def serve(conn: Connection) -> None:
     except BaseException as error:
         traceback.print_exc()
         conn.send(("init_error", type(error).__name__, str(error)[:500]))
-        return
+        return None
     conn.send(("ready", (time.monotonic() - started) * 1000))
+    return handler
+
+
+def serve(conn: Connection) -> None:
+    """The worker process: receive the spec, import the handler, then invoke until told to stop.
+
+    The engine started it with exactly the function's environment; stdout/stderr are the log file.
+    """
+    spec: WorkerSpec = conn.recv()
+    handler = _init(conn, spec)
+    if handler is None:
+        return
     while True:
         try:
             message = conn.recv()
@@ -103,29 +138,11 @@ def serve(conn: Connection) -> None:
             return
         if message[0] == "stop":
             return
-        if message[0] == "setup":  # new environment values (a fault plan), then the setup hook again
-            _, updates = message
-            os.environ.update(updates)
-            try:
-                if spec.setup:
-                    _resolve(spec.setup)(**spec.setup_args)
-                conn.send(("ok", None, 0.0))
-            except BaseException as error:
-                traceback.print_exc()
-                conn.send(("error", type(error).__name__, str(error)[:500], 0.0))
+        if message[0] == "setup":
+            _setup_again(conn, spec, message[1])
             continue
         _, request_id, event = message
-        context = LambdaContext(spec.function_name, spec.memory_mb, spec.timeout_seconds, request_id)
-        began = time.monotonic()
-        try:
-            result = handler(event, context)
-            reply: tuple[Any, ...] = ("ok", result, (time.monotonic() - began) * 1000)
-        except BaseException as error:  # Lambda reports any exception as a function error
-            traceback.print_exc()
-            reply = ("error", type(error).__name__, str(error)[:500], (time.monotonic() - began) * 1000)
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
+        reply = _invoke_once(spec, handler, request_id, event)
         try:
             conn.send(reply)
         except (EOFError, OSError):

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from mm_adapters import aws
 from mm_contracts.models.challenge import ChallengeConfig
+from mm_contracts.ports import Clock
 
 _MAX_DETAIL = 400
 
@@ -65,7 +66,7 @@ class ChallengeConfigLoader:
         max_age_seconds: int,
         ssm_client: Any | None = None,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = time.monotonic,  # only differences matter: a monotonic clock suits the TTL
     ) -> None:
         self._name_for = name_for
         self._max_age = max_age_seconds

@@ -21,11 +21,13 @@ from mm_contracts.metric_names import (
     SERVICE_DIMENSION,
     Metric,
 )
+from mm_contracts.settings import EnvSettings
 
 
 class EmfMetricsSink:
     """`mm_contracts.ports.MetricsSink` as EMF. `dimensions`: the function's own (Environment, and for a challenge
-    function ChallengeId), added to every line; `service` becomes the `service` dimension when given."""
+    function ChallengeId), added to every line; `service` becomes the `service` dimension when given;
+    `gauge_unit`: the unit of a gauge that is not in seconds (the certificate monitor's days are Unit None)."""
 
     def __init__(
         self,
@@ -34,11 +36,30 @@ class EmfMetricsSink:
         namespace: str = METRICS_NAMESPACE,
         service: str | None = None,
         dimensions: Mapping[str, str] | None = None,
+        gauge_unit: MetricUnit = MetricUnit.Count,
     ) -> None:
         self._namespace = namespace
+        self._gauge_unit = gauge_unit
         self._dimensions = {ENVIRONMENT_DIMENSION: environment_name, **(dimensions or {})}
         if service:
             self._dimensions[SERVICE_DIMENSION] = service
+
+    @classmethod
+    def for_function(
+        cls,
+        settings: EnvSettings,
+        *,
+        dimensions: Mapping[str, str] | None = None,
+        gauge_unit: MetricUnit = MetricUnit.Count,
+    ) -> EmfMetricsSink:
+        """The sink of one function: its environment, namespace and service from its settings."""
+        return cls(
+            environment_name=settings.environment_name,
+            namespace=settings.powertools_metrics_namespace,
+            service=settings.powertools_service_name,
+            dimensions=dimensions,
+            gauge_unit=gauge_unit,
+        )
 
     def count(self, metric: Metric, value: int = 1, *, reason: str | None = None, phase: str | None = None) -> None:
         extra = {}
@@ -51,7 +72,7 @@ class EmfMetricsSink:
     def gauge(self, metric: Metric, value: float, *, challenge_id: str | None = None, seconds: bool = False) -> None:
         # The environment's line and each challenge's line are different metrics in CloudWatch.
         extra = {CHALLENGE_DIMENSION: challenge_id} if challenge_id is not None else {}
-        self._emit(metric, value, MetricUnit.Seconds if seconds else MetricUnit.Count, extra)
+        self._emit(metric, value, MetricUnit.Seconds if seconds else self._gauge_unit, extra)
 
     def _emit(self, metric: Metric, value: float, unit: MetricUnit, extra: Mapping[str, str]) -> None:
         with single_metric(

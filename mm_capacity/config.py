@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -18,6 +17,7 @@ from pydantic import ValidationError
 from mm_adapters import aws
 from mm_adapters.challenge_config import ConfigErrorReason
 from mm_contracts.models.capacity import EnvironmentCapacity
+from mm_contracts.ports import Clock
 
 _MAX_DETAIL = 400
 
@@ -41,7 +41,7 @@ class EnvironmentCapacityLoader:
         cache_seconds: int,
         ssm_client: Any | None = None,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = time.monotonic,
     ) -> None:
         self._name = parameter_name
         self._max_age = cache_seconds

@@ -169,82 +169,109 @@ class Dispatcher:
         environment: EnvironmentCapacity,
         prefer_run_id: str | None,
     ) -> None:
+        while progress.taken < self._max_admissions and self._admit_next(progress, lanes, environment, prefer_run_id):
+            pass
+
+    def _admit_next(
+        self, progress: _Progress, lanes: list[_Lane], environment: EnvironmentCapacity, prefer_run_id: str | None
+    ) -> bool:
+        """One step: pick the fairest lane and try its next run. False: nothing more can be admitted now."""
+        if progress.env_used >= environment.max_running_tasks:
+            progress.blocked_by = ENV_POOL
+            return False
+        lane = self._next_lane(lanes)
+        if lane is None:
+            return False
+        if lane.used >= lane.cap:
+            lane.done, progress.blocked_by = True, challenge_pool_key(lane.challenge_id)
+            return True
+        entry = self._next_entry(lane)
+        if entry is None:
+            lane.done = True
+            return True
+        cpu = lane.config.cpu or environment.default_task_cpu
         cpu_cap = environment.max_running_cpu_units
-        while progress.taken < self._max_admissions:
-            if progress.env_used >= environment.max_running_tasks:
-                progress.blocked_by = ENV_POOL
-                return
-            lane = self._next_lane(lanes)
-            if lane is None:
-                return
-            if lane.used >= lane.cap:
-                lane.done, progress.blocked_by = True, challenge_pool_key(lane.challenge_id)
-                continue
-            entry = self._next_entry(lane)
-            if entry is None:
-                lane.done = True
-                continue
-            cpu = lane.config.cpu or environment.default_task_cpu
-            if cpu_cap is not None and progress.env_cpu + cpu > cpu_cap:
-                # The environment's vCPU is spent for a task this heavy; a lighter challenge's may still fit.
-                lane.done, progress.blocked_by = True, ENV_POOL
-                continue
-            limits = AdmissionLimits(
-                challenge_cap=lane.cap,
-                phase_cap=lane.phase_cap(entry.phase),
-                env_cap=environment.max_running_tasks,
-                env_cpu_cap_units=cpu_cap,
-                cpu_units=cpu,
+        if cpu_cap is not None and progress.env_cpu + cpu > cpu_cap:
+            # The environment's vCPU is spent for a task this heavy; a lighter challenge's may still fit.
+            lane.done, progress.blocked_by = True, ENV_POOL
+            return True
+        limits = AdmissionLimits(
+            challenge_cap=lane.cap,
+            phase_cap=lane.phase_cap(entry.phase),
+            env_cap=environment.max_running_tasks,
+            env_cpu_cap_units=cpu_cap,
+            cpu_units=cpu,
+        )
+        try:
+            result = self._store.admit(entry, limits)
+        except (ClientError, BotoCoreError, RuntimeError) as error:
+            self._logger.warning(
+                "admission failed; the run keeps waiting",
+                extra={"runId": entry.run_id, "error": _error_text(error)},
             )
-            try:
-                result = self._store.admit(entry, limits)
-            except (ClientError, BotoCoreError, RuntimeError) as error:
-                self._logger.warning(
-                    "admission failed; the run keeps waiting",
-                    extra={"runId": entry.run_id, "error": _error_text(error)},
-                )
-                lane.done = True
-                continue
-            if result.outcome is AdmitOutcome.GONE:
-                lane.skipped.add(entry.run_id)
-                continue
-            if result.outcome is AdmitOutcome.FULL:
-                progress.blocked_by = result.full_pool
-                if result.full_pool == ENV_POOL:
-                    if progress.env_used + 1 <= environment.max_running_tasks and cpu_cap is not None:
-                        lane.done = True  # the CPU condition, not the count: another challenge may fit
-                        continue
-                    return
-                if result.full_pool == phase_pool_key(lane.challenge_id, entry.phase):
-                    lane.full_phases.add(entry.phase)
-                else:
-                    lane.done = True
-                continue
-            # Admitted (committed): it holds its slots whatever happens next.
+            lane.done = True
+            return True
+        if result.outcome is AdmitOutcome.GONE:
             lane.skipped.add(entry.run_id)
-            lane.used += 1
-            lane.phase_used[entry.phase] = lane.phase_used.get(entry.phase, 0) + 1
-            progress.env_used, progress.env_cpu = progress.env_used + 1, progress.env_cpu + cpu
-            progress.taken += 1
-            self._metrics(Metric.RUNS_ADMITTED, entry.challenge_id)
-            record = result.record or self._reread(entry)
-            if record is None:
-                # Unreadable now: the run is ADMITTED with its `deadlineAt`, so the sweeper re-sends its message.
-                self._logger.warning(
-                    "run admitted but not readable; the sweeper re-sends it",
-                    extra={"runId": entry.run_id, "challengeId": entry.challenge_id},
-                )
-                continue
-            item = Admitted(entry, record)
-            progress.admitted.append(item)
-            self._logger.info(
-                "run admitted",
-                extra={"runId": entry.run_id, "challengeId": entry.challenge_id, "waitOrder": entry.wait_order},
+            return True
+        if result.outcome is AdmitOutcome.FULL:
+            return self._pool_was_full(progress, lane, entry, result.full_pool, environment)
+        self._admitted(progress, lane, entry, result.record, cpu, prefer_run_id)
+        return True
+
+    @staticmethod
+    def _pool_was_full(
+        progress: _Progress, lane: _Lane, entry: WaitEntry, full_pool: str | None, environment: EnvironmentCapacity
+    ) -> bool:
+        """The admission met a full pool: the environment's ends the dispatch (unless only its CPU condition failed:
+        another challenge's lighter task may fit), a phase's skips that phase, the challenge's ends the lane."""
+        progress.blocked_by = full_pool
+        if full_pool == ENV_POOL:
+            if progress.env_used + 1 <= environment.max_running_tasks and environment.max_running_cpu_units is not None:
+                lane.done = True  # the CPU condition, not the count: another challenge may fit
+                return True
+            return False
+        if full_pool == phase_pool_key(lane.challenge_id, entry.phase):
+            lane.full_phases.add(entry.phase)
+        else:
+            lane.done = True
+        return True
+
+    def _admitted(
+        self,
+        progress: _Progress,
+        lane: _Lane,
+        entry: WaitEntry,
+        record: LifecycleRecord | None,
+        cpu: int,
+        prefer_run_id: str | None,
+    ) -> None:
+        """Admitted (committed): it holds its slots whatever happens next. Counted, then sent (or kept for the
+        caller when it is the caller's own run)."""
+        lane.skipped.add(entry.run_id)
+        lane.used += 1
+        lane.phase_used[entry.phase] = lane.phase_used.get(entry.phase, 0) + 1
+        progress.env_used, progress.env_cpu = progress.env_used + 1, progress.env_cpu + cpu
+        progress.taken += 1
+        self._metrics(Metric.RUNS_ADMITTED, entry.challenge_id)
+        record = record or self._reread(entry)
+        if record is None:
+            # Unreadable now: the run is ADMITTED with its `deadlineAt`, so the sweeper re-sends its message.
+            self._logger.warning(
+                "run admitted but not readable; the sweeper re-sends it",
+                extra={"runId": entry.run_id, "challengeId": entry.challenge_id},
             )
-            if entry.run_id == prefer_run_id:
-                progress.self_admitted = item
-            else:
-                self._send_admitted(item)
+            return
+        item = Admitted(entry, record)
+        progress.admitted.append(item)
+        self._logger.info(
+            "run admitted",
+            extra={"runId": entry.run_id, "challengeId": entry.challenge_id, "waitOrder": entry.wait_order},
+        )
+        if entry.run_id == prefer_run_id:
+            progress.self_admitted = item
+        else:
+            self._send_admitted(item)
 
     def _reread(self, entry: WaitEntry) -> LifecycleRecord | None:
         try:

@@ -141,42 +141,47 @@ class ChallengeResolver:
         return legacy_challenge_alias_key(submission.challenge_id)
 
     def _resolution(self, submission: InboundSubmission, found: dict[str, Lookup]) -> Resolution:
-        legacy = submission.legacy_challenge_number or submission.legacy_challenge_id
         key = self._first_key(submission)
         first = found[key]
         if first is Absent.UNAVAILABLE:
             return Resolution(unavailable=True)
-        uuid = key
-        if key.startswith("legacy:"):
-            target = _alias_target(first)
-            if target is None:
-                why = "no alias item" if first is Absent.NOT_FOUND else "alias item without a valid aliasOf"
-                return Resolution(
-                    verdict=Verdict(
-                        Reason.LEGACY_CHALLENGE_UNRESOLVED,
-                        f"legacy challenge id {submission.challenge_id} has no v5ChallengeId and {why} ({key})",
-                        submission.id,
-                        submission.challenge_id,
-                        submission.platform,
-                    )
-                )
-            uuid = target
+        uuid = self._through_alias(submission, key, first) if key.startswith("legacy:") else key
+        if isinstance(uuid, Resolution):
+            return uuid
         record = found.get(uuid, Absent.UNAVAILABLE)
         if record is Absent.UNAVAILABLE:
             return Resolution(unavailable=True)
-        v6 = submission.platform is Platform.V6
-        if record is Absent.NOT_FOUND:
-            if v6:  # the v6 topic carries every Marathon Match on the platform: most are not ours
-                return self._reject(
-                    Reason.CHALLENGE_NOT_SERVED, f"challenge {uuid} is not in the challenge table", submission, uuid
-                )
-            return self._reject(
-                Reason.CHALLENGE_UNKNOWN, f"challenge {uuid} is not in the challenge table", submission, uuid
+        if isinstance(record, Absent):
+            return self._absent(submission, uuid, record)
+        return self._routable(submission, uuid, record)
+
+    @staticmethod
+    def _through_alias(submission: InboundSubmission, key: str, alias: Lookup) -> str | Resolution:
+        """The UUID a `legacy:<n>` alias item points to, or the rejection when it points nowhere."""
+        target = _alias_target(alias)
+        if target is not None:
+            return target
+        why = "no alias item" if alias is Absent.NOT_FOUND else "alias item without a valid aliasOf"
+        return Resolution(
+            verdict=Verdict(
+                Reason.LEGACY_CHALLENGE_UNRESOLVED,
+                f"legacy challenge id {submission.challenge_id} has no v5ChallengeId and {why} ({key})",
+                submission.id,
+                submission.challenge_id,
+                submission.platform,
             )
+        )
+
+    def _absent(self, submission: InboundSubmission, uuid: str, record: Absent) -> Resolution:
         if record is Absent.INVALID:
             return self._reject(
                 Reason.CHALLENGE_RECORD_INVALID, f"challenge table item {uuid} is malformed", submission, uuid
             )
+        # the v6 topic carries every Marathon Match on the platform: most are not ours
+        reason = Reason.CHALLENGE_NOT_SERVED if submission.platform is Platform.V6 else Reason.CHALLENGE_UNKNOWN
+        return self._reject(reason, f"challenge {uuid} is not in the challenge table", submission, uuid)
+
+    def _routable(self, submission: InboundSubmission, uuid: str, record: ChallengeRecord) -> Resolution:
         if record.platform is not submission.platform:
             return self._reject(
                 Reason.PLATFORM_MISMATCH,
@@ -185,9 +190,9 @@ class ChallengeResolver:
                 submission,
                 uuid,
             )
-        legacy_id = legacy or record.legacy_id
+        legacy_id = submission.legacy_challenge_number or submission.legacy_challenge_id or record.legacy_id
         if not record.active:
-            if v6:  # ours but inactive: the member still gets a terminal FAILED summation (decision 088)
+            if submission.platform is Platform.V6:  # ours but inactive: still a terminal FAILED summation (088)
                 return Resolution(
                     challenge_id=uuid, legacy_challenge_id=legacy_id, skip_reason=Reason.CHALLENGE_INACTIVE.value
                 )

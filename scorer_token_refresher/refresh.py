@@ -15,7 +15,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mm_adapters.topcoder.token import TokenError, TokenProvider, jwt_expiry
+from mm_adapters.topcoder.token import TokenError, jwt_expiry
+from mm_contracts.ports import TokenProvider
 
 PARAMETER_DESCRIPTION = "Topcoder M2M token for scorer tasks (ACCESS_TOKEN), kept fresh by mm-processor (091)"
 

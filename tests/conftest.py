@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.clock import VirtualClock as Clock  # the one test clock (tests/fakes); `Clock` for its importers
+
 # Before anything imports boto3: a fake account, a fixed region, no credential lookups, and no
 # endpoint overrides leaking in from a developer's shell.
 os.environ.update(
@@ -52,6 +54,26 @@ def status_table(aws: None) -> str:
     return name
 
 
+CAPACITY_TABLE = "mm-test-capacity"
+
+
+def create_capacity_table(name: str = CAPACITY_TABLE) -> str:
+    """The capacity table (decision 093: `pk` + `sk`, TTL `expiresAt`), in moto, as the stacks define it."""
+    from mm_adapters import aws as aws_clients
+    from mm_capacity.store import CAPACITY_TABLE_TTL, capacity_table_definition
+
+    ddb = aws_clients.client("dynamodb")
+    ddb.create_table(**capacity_table_definition(name))
+    ddb.update_time_to_live(TableName=name, TimeToLiveSpecification=CAPACITY_TABLE_TTL)
+    return name
+
+
+@pytest.fixture
+def capacity_table(aws: None) -> str:
+    """The capacity table beside the status table (the same moto account)."""
+    return create_capacity_table()
+
+
 @pytest.fixture
 def challenge_table(aws: None) -> str:
     from mm_adapters import aws as aws_clients
@@ -60,19 +82,6 @@ def challenge_table(aws: None) -> str:
     name = "mm-test-challenges"
     aws_clients.client("dynamodb").create_table(**challenge_table_definition(name))
     return name
-
-
-class Clock:
-    """A controllable clock for leases, TTLs and token expiry."""
-
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

@@ -218,6 +218,13 @@ def validate_proxy_body(body: Any) -> list[str]:
     """The proxy's joi rules (auth0-proxy-contract.json). Messages name fields, never their values."""
     if not isinstance(body, dict):
         return ["body must be a JSON object"]
+    errors = [*_proxy_credential_errors(body), *_proxy_option_errors(body)]
+    errors.extend(f'"{name}" is not allowed' for name in sorted(set(body) - _PROXY_KNOWN_FIELDS))
+    return errors
+
+
+def _proxy_credential_errors(body: Mapping[str, Any]) -> list[str]:
+    """The required strings, the grant type, and exactly one of audience or scope."""
     errors: list[str] = []
     for name in _PROXY_STRING_FIELDS:
         value = body.get(name)
@@ -230,18 +237,23 @@ def validate_proxy_body(body: Any) -> list[str]:
     has_audience, has_scope = body.get("audience") is not None, body.get("scope") is not None
     if has_audience == has_scope:
         errors.append('exactly one of "audience" or "scope" is required')
-    for name in ("audience", "scope", "provider"):
-        if body.get(name) is not None and not isinstance(body[name], str):
-            errors.append(f'"{name}" must be a string')
+    return errors
+
+
+def _proxy_option_errors(body: Mapping[str, Any]) -> list[str]:
+    """The optional fields' types and values."""
+    errors = [
+        f'"{name}" must be a string'
+        for name in ("audience", "scope", "provider")
+        if body.get(name) is not None and not isinstance(body[name], str)
+    ]
     if "fresh_token" in body and not isinstance(body["fresh_token"], bool):
         errors.append('"fresh_token" must be a boolean')
     if "content_type" in body and body["content_type"] not in ("application/json", "application/x-www-form-urlencoded"):
         errors.append('"content_type" must be application/json or application/x-www-form-urlencoded')
+    expires_in = body.get("expires_in")
     if "expires_in" in body and (
-        isinstance(body["expires_in"], bool)
-        or not isinstance(body["expires_in"], int | float)
-        or body["expires_in"] < 1
+        isinstance(expires_in, bool) or not isinstance(expires_in, int | float) or expires_in < 1
     ):
         errors.append('"expires_in" must be a number >= 1')
-    errors.extend(f'"{name}" is not allowed' for name in sorted(set(body) - _PROXY_KNOWN_FIELDS))
     return errors

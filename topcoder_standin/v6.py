@@ -17,9 +17,21 @@ What it imitates, from `topcoder-platform/review-api-v6` (snapshot of 2026-07-03
 from __future__ import annotations
 
 import math
+import threading
 import uuid
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from openapi_core import OpenAPI
+
+from loopback import Request
+from topcoder_standin.records import RecordedRequest, Reply, now_iso
+from topcoder_standin.spec import V6_API_PREFIX, validate_api_request, validate_api_response
+
+if TYPE_CHECKING:
+    from topcoder_standin.faults import Fault
+    from topcoder_standin.tokens import Issued, TokenAuthority
+    from topcoder_standin.v5 import SubmissionApiV5
 
 SUMMATIONS_ROUTE = "/reviewSummations"
 CREATE_SCOPE = "create:review_summation"
@@ -158,3 +170,93 @@ class SummationStore:
             )
         if not known_submission:
             raise V6Error(404, f"Submission with ID {submission_id} not found.")
+
+
+class SummationsApiV6:
+    """review-api-v6's summation routes: authenticate (401), check the route's scope (403), validate (400), in
+    the order of its guards and pipes; then answer, and check the answer against the v6 spec too."""
+
+    def __init__(
+        self,
+        openapi: OpenAPI,
+        *,
+        tokens: TokenAuthority,
+        submissions: SubmissionApiV5,
+        lock: threading.RLock,
+        clock: Callable[[], float],
+        max_per_page: int,
+    ) -> None:
+        self._openapi = openapi
+        self._tokens = tokens
+        self._submissions = submissions
+        self._lock = lock
+        self._clock = clock
+        self._max_per_page = max_per_page
+        self.store = SummationStore()
+
+    def answer(self, record: RecordedRequest, request: Request, body: Any, fault: Fault | None) -> Reply:
+        reply = self._answer(record, request, body, fault)
+        record.response_errors = validate_api_response(
+            self._openapi,
+            request.method,
+            request.path,
+            request.query_string,
+            request.headers,
+            request.body or None,
+            status=reply.status,
+            response_body=reply.body,
+            response_headers=reply.headers,
+        )
+        return reply
+
+    def _answer(self, record: RecordedRequest, request: Request, body: Any, fault: Fault | None) -> Reply:
+        method, path = request.method, request.path
+        result = validate_api_request(
+            self._openapi, method, path, request.query_string, request.headers, request.body or None
+        )
+        record.valid, record.errors = result.valid, list(result.errors)
+        route = path[len(V6_API_PREFIX) :]
+        scope = required_scope(method, route)
+        if not result.route_found or scope is None:
+            record.breach(record.errors or [f"{method} {path} is not served by the stand-in"])
+            return Reply(404, {"message": f"Cannot {method} {path}", "statusCode": 404})
+        issued = self._tokens.bearer(request.headers)
+        record.authorized = issued is not None
+        if issued is None:
+            return Reply(401, {"message": "Missing or invalid token!", "statusCode": 401})
+        if scope not in expand_scopes(issued.scopes):
+            # A valid request with too little grant is the caller's configuration, not a contract breach.
+            return Reply(403, {"message": f"Forbidden: requires scope {scope}", "statusCode": 403})
+        if not result.valid:
+            return Reply(400, {"message": "; ".join(result.errors), "statusCode": 400})
+        early = fault.before_store() if fault is not None else None
+        if early is not None:
+            return early  # failed before doing anything
+        try:
+            reply = self._route(method, route, request.query, body, issued)
+        except V6Error as refused:
+            if refused.status == 400:  # the API's own rules beyond the spec: also a breach by the client
+                record.valid = False
+                record.errors.append(str(refused))
+            return Reply(refused.status, refused.body)
+        late = fault.after_storing() if fault is not None else None
+        return late if late is not None else reply  # processed, then (a commit-then-fail fault) failed
+
+    def _route(self, method: str, route: str, query: Mapping[str, list[str]], body: Any, issued: Issued) -> Reply:
+        now = now_iso(self._clock)
+        machine = bool(issued.scopes)  # jwt.service.ts: a token with a scope claim is a machine's
+        with self._lock:
+            if method == "GET":
+                include_metadata = machine and query.get("metadata", [""])[0].lower() == "true"
+                challenge_of = self._submissions.challenge_of()
+                found = self.store.search(query, challenge_of, max_per_page=self._max_per_page)
+                found["data"] = [public_view(item, include_metadata=include_metadata) for item in found["data"]]
+                return Reply(200, found)
+            known = self._submissions.knows(str(body.get("submissionId")))
+            if method == "POST":
+                item = self.store.create(body, subject=issued.subject, now=now, known_submission=known)
+                return Reply(201, public_view(item, include_metadata=False))
+            item = self.store.update(
+                summation_id_of(route), body, subject=issued.subject, now=now, known_submission=known
+            )
+            return Reply(200, public_view(item, include_metadata=False))

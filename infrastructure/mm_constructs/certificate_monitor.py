@@ -11,9 +11,10 @@ from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from infrastructure.mm_constructs.functions import FunctionKit, FunctionSpec, run_on_schedule
-from infrastructure.mm_constructs.monitoring import AlarmFactory
+from infrastructure.mm_constructs.alarms import AlarmFactory
+from infrastructure.mm_constructs.functions import FunctionKit, FunctionSpec
 from infrastructure.mm_constructs.router import secret_decrypt_statement
+from infrastructure.mm_constructs.scheduled_check import CheckAlarm, CheckSchedule, build_scheduled_check
 from infrastructure.wiring import CERTIFICATE_MONITOR_HANDLER, WiringPlan
 from mm_contracts.metric_names import Metric
 
@@ -30,48 +31,50 @@ class CertificateMonitor(Construct):
         names = plan.names
         config = plan.config
         settings = plan.certificate_monitor_settings()
-        built = kit.build(
+        secret_arn = settings.client_certificate_secret_arn
+        check = build_scheduled_check(
             self,
             "Monitor",
-            FunctionSpec(
+            kit=kit,
+            alarms=alarms,
+            spec=FunctionSpec(
                 function_name=names.certificate_monitor_function,
                 asset="certificate-monitor",
                 handler=CERTIFICATE_MONITOR_HANDLER,
                 sizing=config.certificate_monitor,
                 environment=settings.to_env(),
                 description="Days until the Kafka mTLS client certificate expires -> CloudWatch",
-                extra={"retry_attempts": 0},  # the next scheduled run is the retry
+            ),
+            statements=(
+                iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[secret_arn]),
+                secret_decrypt_statement(config, secret_arn),
+            ),
+            schedule=CheckSchedule(
+                rule_name=names.certificate_monitor_schedule,
+                description="Check the Kafka client certificate's expiry",
+                rate=CHECK_INTERVAL,
+                why_nothing_waits=(
+                    "A missed check is repeated by the next one; a day without any value raises the expiry alarm"
+                ),
+                why_no_function_dlq=(
+                    "A failed scheduled check has nothing to keep: the next run repeats it, and the missing metric "
+                    "raises the expiry alarm"
+                ),
+            ),
+            alarm=CheckAlarm(
+                metric=Metric.CLIENT_CERTIFICATE_DAYS_TO_EXPIRY,
+                service=settings.powertools_service_name,
+                period=ALARM_PERIOD,
+                threshold=settings.expiry_warning_days,
+                inclusive=False,
+                description=(
+                    f"the Kafka client certificate expires in fewer than {settings.expiry_warning_days} days, or "
+                    "the certificate monitor reported nothing for a day: rotate the secret or fix the monitor "
+                    "(decision 056)"
+                ),
+                health_label="certificate monitor",
             ),
         )
-        self.function = built.function
-        secret_arn = settings.client_certificate_secret_arn
-        built.role.add_to_policy(iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[secret_arn]))
-        built.role.add_to_policy(secret_decrypt_statement(config, secret_arn))
-        self.schedule = run_on_schedule(
-            self,
-            self.function,
-            rule_name=names.certificate_monitor_schedule,
-            description="Check the Kafka client certificate's expiry",
-            rate=CHECK_INTERVAL,
-            why_nothing_waits=(
-                "A missed check is repeated by the next one; a day without any value raises the expiry alarm"
-            ),
-            why_no_function_dlq=(
-                "A failed scheduled check has nothing to keep: the next run repeats it, and the missing metric "
-                "raises the expiry alarm"
-            ),
-        )
-        self.expiry_alarm = alarms.gauge_low_or_silent(
-            self,
-            "ExpiryAlarm",
-            metric=Metric.CLIENT_CERTIFICATE_DAYS_TO_EXPIRY,
-            service=settings.powertools_service_name,
-            period=ALARM_PERIOD,
-            threshold=settings.expiry_warning_days,
-            inclusive=False,
-            description=(
-                f"the Kafka client certificate expires in fewer than {settings.expiry_warning_days} days, or the "
-                "certificate monitor reported nothing for a day: rotate the secret or fix the monitor (decision 056)"
-            ),
-        )
-        alarms.function_health(built, self.function, "certificate monitor")
+        self.function = check.function
+        self.schedule = check.schedule
+        self.expiry_alarm = check.expiry_alarm

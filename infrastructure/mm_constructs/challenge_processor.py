@@ -15,12 +15,12 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from infrastructure.config import ChallengeSettings
+from infrastructure.mm_constructs.alarms import AlarmFactory
 from infrastructure.mm_constructs.arns import Arns
 from infrastructure.mm_constructs.completion import token_statement
 from infrastructure.mm_constructs.data import CAPACITY_TABLE_ACTIONS, ChallengeRows
 from infrastructure.mm_constructs.fanout import ChallengeQueue, FanOut
 from infrastructure.mm_constructs.functions import FunctionKit, FunctionSpec
-from infrastructure.mm_constructs.monitoring import AlarmFactory
 from infrastructure.mm_constructs.nag import acknowledge
 from infrastructure.wiring import CHALLENGE_BATCH_SIZE, CHALLENGE_HANDLER, ResourceRefs, WiringPlan
 from mm_contracts.models.challenge import ScorerCredentialsMode

@@ -1,4 +1,4 @@
-"""Completion: the ECS "task STOPPED" rule -> completion function (retry policy + DLQ), and the timeout sweeper."""
+"""Completion: the ECS "task STOPPED" rule -> completion function (retry policy + DLQ); the sweeper beside it."""
 
 from __future__ import annotations
 
@@ -11,25 +11,21 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_destinations as destinations
 from constructs import Construct
 
+from infrastructure.mm_constructs.alarms import AlarmFactory
 from infrastructure.mm_constructs.arns import Arns
 from infrastructure.mm_constructs.data import CAPACITY_TABLE_ACTIONS, DataTables
 from infrastructure.mm_constructs.fanout import FanOut, encrypted_queue
 from infrastructure.mm_constructs.functions import FunctionKit, FunctionSpec
-from infrastructure.mm_constructs.monitoring import AlarmFactory
 from infrastructure.mm_constructs.nag import acknowledge
+from infrastructure.mm_constructs.sweeper import build_timeout_sweeper
 from infrastructure.wiring import (
     COMPLETION_HANDLER,
     COMPLETION_TARGET_MAX_EVENT_AGE_SECONDS,
     COMPLETION_TARGET_RETRY_ATTEMPTS,
-    SWEEPER_HANDLER,
     ResourceRefs,
     WiringPlan,
 )
-from mm_contracts.names import (
-    STATUS_TABLE_OVERDUE_INDEX,
-    challenge_config_parameter_prefix,
-    static_token_parameter_name,
-)
+from mm_contracts.names import challenge_config_parameter_prefix, static_token_parameter_name
 from mm_contracts.settings import TokenSource
 
 
@@ -166,107 +162,19 @@ class Completion(Construct):
             ],
         )
 
-        # ---------------------------------------------------------------- timeout sweeper
-        sweeper = kit.build(
-            self,
-            "Sweeper",
-            FunctionSpec(
-                function_name=names.sweeper_function,
-                asset="completion",
-                handler=SWEEPER_HANDLER,
-                sizing=config.timeout_sweeper,
-                environment=plan.sweeper_settings(refs).to_env(),
-                description="Times out, reconciles, adopts or stops scorer tasks; sweeps stuck launches and reports",
-                extra={"retry_attempts": 0},  # the next scheduled run is the retry
-            ),
+        # Health alarms before the sweeper's: the dashboard lists alarms in the order they are made.
+        alarms.function_health(built, self.function, "completion")
+        # The timeout sweeper, built into this construct's scope (its logical ids stay those of a deployed stack).
+        sweeper = build_timeout_sweeper(
+            self, plan=plan, kit=kit, refs=refs, alarms=alarms, tables=tables, key=fanout.key, completion=self.function
         )
         self.sweeper = sweeper.function
-        # The one index the sweeper reads (a literal ARN: the table name is fixed per environment).
-        index_arn = arns.dynamodb_index(names.status_table, STATUS_TABLE_OVERDUE_INDEX)
-        sweeper.role.add_to_policy(iam.PolicyStatement(actions=["dynamodb:Query"], resources=[index_arn]))
-        sweeper.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem"],
-                resources=[status.table_arn],
-            )
-        )
-        # The slot reconciler, re-sending overdue admissions and the env-wide dispatch, the safety net (096): the
-        # capacity table, the caps (environment and challenge configs), every challenge queue.
-        sweeper.role.add_to_policy(
-            iam.PolicyStatement(actions=list(CAPACITY_TABLE_ACTIONS), resources=[capacity.table_arn])
-        )
-        sweeper.role.add_to_policy(
-            iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[config_parameters, capacity_parameter])
-        )
-        sweeper.role.add_to_policy(
-            iam.PolicyStatement(actions=["sqs:GetQueueUrl", "sqs:SendMessage"], resources=[challenge_queues])
-        )
-        sweeper.role.add_to_policy(
-            iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[fanout.key.key_arn])
-        )
-        # StopTask for timeouts; DescribeTasks to reconcile a STOPPED event that was never processed (decision 008).
-        sweeper.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["ecs:StopTask", "ecs:DescribeTasks"],
-                resources=[cluster_tasks],
-                conditions={"ArnEquals": {"ecs:cluster": cluster}},
-            )
-        )
-        # The orphan sweep lists the cluster's running tasks (decision 071). ListTasks names no task, so it takes
-        # no task ARN: it is scoped by the ecs:cluster condition key instead.
-        sweeper.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["ecs:ListTasks"], resources=["*"], conditions={"ArnEquals": {"ecs:cluster": cluster}}
-            )
-        )
-        # The synthetic STOPPED event goes to the completion function only (its unqualified ARN: no versions).
-        sweeper.role.add_to_policy(
-            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function_arn])
-        )
-        acknowledge(
-            sweeper.role,
-            "AwsSolutions-IAM5",
-            "Stops, describes and lists tasks of the one scorer cluster only (task ids are unknown in advance; "
-            "ListTasks takes no task resource; all conditioned on ecs:cluster); reads the config of any challenge "
-            "of this environment (the SSM prefix) and admits runs into any challenge queue of this environment "
-            "(the queue-name pattern)",
-            applies_to=(
-                f"Resource::{cluster_tasks}",
-                "Resource::*",
-                f"Resource::{config_parameters}",
-                f"Resource::{challenge_queues}",
-            ),
-        )
-        acknowledge(
-            self.sweeper,
-            "Serverless-LambdaAsyncFailureDestination",
-            "The sweeper is idempotent and scheduled: a failed run is retried by the next run, nothing is lost",
-        )
-        acknowledge(
-            self.sweeper,
-            "Serverless-LambdaDLQ",
-            "The sweeper is idempotent and scheduled: a failed run is retried by the next run, nothing is lost",
-        )
-        self.schedule = events.Rule(
-            self,
-            "SweepSchedule",
-            rule_name=names.sweeper_schedule,
-            description="Run the timeout sweeper",
-            schedule=events.Schedule.rate(Duration.minutes(config.sweeper_interval_minutes)),
-            targets=[targets.LambdaFunction(self.sweeper, retry_attempts=2)],
-        )
-        acknowledge(
-            self.schedule,
-            "Serverless-EventBusDLQ",
-            "A missed scheduled sweep is repeated by the next one minutes later; nothing would wait in a DLQ",
-        )
+        self.schedule = sweeper.schedule
         acknowledge(
             self.function,
             "Serverless-LambdaDLQ",
             "Failed async invocations go to an on-failure destination (the completion DLQ), which supersedes a DLQ",
         )
 
-        alarms.function_health(built, self.function, "completion")
-        alarms.function_health(sweeper, self.sweeper, "timeout sweeper")
         alarms.queue_not_empty(self, "DlqAlarm", self.dlq, "completion DLQ")
         alarms.rule_failed_invocations(self, "RuleFailedInvocationsAlarm", self.rule)

@@ -18,8 +18,6 @@ from typing import Any
 
 from aws_cdk import Annotations, Duration, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -222,33 +220,6 @@ class PipelineFunction(Construct):
             "of this account and region; the subnets and the security group are named exactly",
             applies_to=(f"Resource::{interfaces}",),
         )
-
-
-def run_on_schedule(
-    scope: Construct,
-    function: lambda_.IFunction,
-    *,
-    rule_name: str,
-    description: str,
-    rate: Duration,
-    why_nothing_waits: str,
-    why_no_function_dlq: str,
-) -> events.Rule:
-    """A scheduled check (the certificate monitor, the scorer-token refresher): an EventBridge rule at `rate`, and
-    the cdk-nag acknowledgements such a function earns, since the next run is its retry and its alarm watches for
-    silence, so neither the rule nor the function has anything for a DLQ to keep."""
-    rule = events.Rule(
-        scope,
-        "Schedule",
-        rule_name=rule_name,
-        description=description,
-        schedule=events.Schedule.rate(rate),
-        targets=[targets.LambdaFunction(function, retry_attempts=2)],
-    )
-    acknowledge(rule, "Serverless-EventBusDLQ", why_nothing_waits)
-    for finding in ("Serverless-LambdaDLQ", "Serverless-LambdaAsyncFailureDestination"):
-        acknowledge(function, finding, why_no_function_dlq)
-    return rule
 
 
 def https_only_security_group(scope: Construct, construct_id: str, vpc: ec2.IVpc, user: str) -> ec2.SecurityGroup:

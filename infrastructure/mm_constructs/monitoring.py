@@ -1,4 +1,4 @@
-"""Monitoring: the alarm topic, the dashboard, and `AlarmFactory`, which every construct uses for its alarms.
+"""Monitoring: the alarm topic, the environment-wide alarms and the dashboard (`AlarmFactory`: `alarms.py`).
 
 Alarms by default: every DLQ not empty, each function's errors and throttles (one combined alarm per challenge:
 its DLQ, errors and throttles, decision 081), the Kafka offset lag, the
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as actions
-from aws_cdk import aws_events as events
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
@@ -21,251 +19,19 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infrastructure.wiring import SWEEPER_SERVICE_NAME, WiringPlan
+from infrastructure.mm_constructs.alarms import (
+    ALARMED_METRICS,
+    CAPACITY_GAUGES,
+    PERIOD,
+    RECONCILE_ALARMS,
+    AlarmFactory,
+    capacity_search,
+    insights_query,
+)
+from infrastructure.wiring import WiringPlan
 from mm_contracts.metric_names import (
-    CHALLENGE_DIMENSION,
-    ENVIRONMENT_DIMENSION,
-    METRICS_NAMESPACE,
-    SERVICE_DIMENSION,
     Metric,
 )
-
-PERIOD = Duration.minutes(5)
-OFFSET_LAG_THRESHOLD = 1_000  # records behind, sustained for 15 minutes
-# Custom metrics that mean "a submission did not get its result": alarm on any occurrence.
-ALARMED_METRICS = (Metric.LAUNCH_FAILURES, Metric.TASKS_FAILED, Metric.REPORT_FAILURES, Metric.RECORDS_REJECTED)
-# The timeout sweeper's reconciliation of lost STOPPED events (decision 008): what each occurrence means.
-RECONCILE_ALARMS = {
-    Metric.STOPPED_EVENTS_RECONCILED: (
-        "a STOPPED event was not processed and the sweeper sent a synthetic one: ECS -> EventBridge -> completion "
-        "delivery is broken (check the task-stopped rule, its target and the completion DLQ)"
-    ),
-    Metric.RECONCILE_GAVE_UP: (
-        "the sweeper gave up reconciling a submission (left LAUNCHED, off the overdue index): an operator must "
-        "look (the sweeper's ERROR log names the submission)"
-    ),
-    Metric.ORPHAN_TASKS_STOPPED: "the sweeper stopped a scorer task no status item tracked (decision 071)",
-    Metric.REPORT_RETRY_GAVE_UP: "a report is still unfinished after the sweeper's last re-drive (decision 080)",
-}
-
-
-# The sweeper's capacity gauges (decision 096), one value per sweep: the environment's line (dimensions
-# Environment + service, what the alarms watch) and one line per challenge (+ ChallengeId, the dashboard).
-CAPACITY_GAUGES = (Metric.RUNNING_TASKS, Metric.WAITING_RUNS, Metric.OLDEST_WAIT_SECONDS, Metric.CAPACITY_FULL)
-
-
-def capacity_search(metric: Metric, environment: str, period_seconds: int) -> str:
-    """A SEARCH over the per-challenge lines of one gauge: one line per ChallengeId of this environment."""
-    schema = f"{{{METRICS_NAMESPACE},{CHALLENGE_DIMENSION},{ENVIRONMENT_DIMENSION},{SERVICE_DIMENSION}}}"
-    query = f'{schema} MetricName="{metric.value}" {ENVIRONMENT_DIMENSION}="{environment}"'
-    return f"SEARCH('{query}', 'Maximum', {period_seconds})"
-
-
-def insights_query(metric: str, environment: str, *, group_by: str | None = None) -> str:
-    """Metrics Insights: the metric summed over every dimension set of this environment."""
-    # Not SQL: a CloudWatch Metrics Insights query over our own constants and the validated env name.
-    query = f"SELECT SUM({metric}) FROM {METRICS_NAMESPACE} WHERE {ENVIRONMENT_DIMENSION} = '{environment}'"  # noqa: S608
-    return f"{query} GROUP BY {group_by}" if group_by else query
-
-
-class AlarmFactory:
-    """Creates alarms that notify one SNS topic; usable from any stack (the topic is passed by reference)."""
-
-    def __init__(self, topic: sns.ITopic, environment: str) -> None:
-        self.topic = topic
-        self.environment = environment
-        self.alarms: list[cloudwatch.Alarm] = []
-
-    def _alarm(
-        self,
-        scope: Construct,
-        construct_id: str,
-        metric: cloudwatch.IMetric,
-        *,
-        description: str,
-        threshold: float = 1,
-        evaluation_periods: int = 1,
-        comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
-    ) -> cloudwatch.Alarm:
-        alarm = cloudwatch.Alarm(
-            scope,
-            construct_id,
-            metric=metric,
-            threshold=threshold,
-            evaluation_periods=evaluation_periods,
-            comparison_operator=comparison,
-            treat_missing_data=missing,
-            alarm_description=f"[mm-processor {self.environment}] {description}",
-        )
-        alarm.add_alarm_action(actions.SnsAction(self.topic))
-        self.alarms.append(alarm)
-        return alarm
-
-    def gauge_low_or_silent(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        metric: Metric,
-        service: str,
-        period: Duration,
-        threshold: float,
-        inclusive: bool,
-        description: str,
-    ) -> cloudwatch.Alarm:
-        """A scheduled function's gauge (dimensions Environment and service): in alarm when its minimum over the
-        period is below the threshold (or at it, `inclusive`) and when it published nothing (missing = breaching:
-        silence never looks healthy). The certificate monitor's and the scorer-token refresher's expiry alarms."""
-        gauge = cloudwatch.Metric(
-            namespace=METRICS_NAMESPACE,
-            metric_name=metric.value,
-            dimensions_map={ENVIRONMENT_DIMENSION: self.environment, SERVICE_DIMENSION: service},
-            statistic="Minimum",
-            period=period,
-        )
-        comparison = (
-            cloudwatch.ComparisonOperator.LESS_THAN_OR_EQUAL_TO_THRESHOLD
-            if inclusive
-            else cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
-        )
-        alarm = cloudwatch.Alarm(
-            scope,
-            construct_id,
-            metric=gauge,
-            threshold=threshold,
-            evaluation_periods=1,
-            comparison_operator=comparison,
-            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
-            alarm_description=f"[mm-processor {self.environment}] {description}",
-        )
-        alarm.add_alarm_action(actions.SnsAction(self.topic))
-        self.alarms.append(alarm)
-        return alarm
-
-    def capacity_gauge(self, metric: Metric, period: Duration, *, label: str | None = None) -> cloudwatch.Metric:
-        """The environment's line of a sweeper capacity gauge (its maximum over one sweeper interval)."""
-        return cloudwatch.Metric(
-            namespace=METRICS_NAMESPACE,
-            metric_name=metric.value,
-            dimensions_map={ENVIRONMENT_DIMENSION: self.environment, SERVICE_DIMENSION: SWEEPER_SERVICE_NAME},
-            statistic="Maximum",
-            period=period,
-            label=label,
-        )
-
-    def capacity_alarms(
-        self, scope: Construct, *, sweep_minutes: int, oldest_wait_minutes: int, cap_reached_minutes: int
-    ) -> tuple[cloudwatch.Alarm, cloudwatch.Alarm]:
-        """Oldest wait above its threshold, and the environment's cap reached for longer than its threshold.
-
-        The gauges come once per sweep, so a period is one sweeper interval. Missing data keeps the alarm's
-        state: a period a sweep's timing left empty neither raises nor clears it (a sweeper that stops running
-        is alarmed by its own Errors alarm and the schedule's FailedInvocations).
-        """
-        period = Duration.minutes(sweep_minutes)
-        oldest = self._alarm(
-            scope,
-            "OldestWaitAlarm",
-            self.capacity_gauge(Metric.OLDEST_WAIT_SECONDS, period),
-            threshold=oldest_wait_minutes * 60,
-            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            missing=cloudwatch.TreatMissingData.IGNORE,
-            description=(
-                f"a run has waited for capacity longer than {oldest_wait_minutes} minutes: the caps are too low for "
-                "the load, or slots are held by runs that do not finish (mm-processor status; the dashboard's "
-                "Capacity row shows which challenge)"
-            ),
-        )
-        periods = -(-cap_reached_minutes // sweep_minutes)  # ceil: at least the threshold
-        full = self._alarm(
-            scope,
-            "CapacityFullAlarm",
-            self.capacity_gauge(Metric.CAPACITY_FULL, period),
-            threshold=1,
-            evaluation_periods=periods,
-            missing=cloudwatch.TreatMissingData.IGNORE,
-            description=(
-                f"the environment's capacity cap has been reached for {periods * sweep_minutes} minutes "
-                f"({periods} sweeps): runs are waiting; raise maxRunningTasks in the capacity parameter if the "
-                "account allows, or let the queue drain"
-            ),
-        )
-        return oldest, full
-
-    def queue_not_empty(self, scope: Construct, construct_id: str, queue: sqs.IQueue, what: str) -> cloudwatch.Alarm:
-        metric = queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum")
-        return self._alarm(scope, construct_id, metric, description=f"{what} is not empty: inspect and redrive")
-
-    def function_health(self, scope: Construct, function: lambda_.IFunction, what: str) -> None:
-        self._alarm(
-            scope,
-            "ErrorsAlarm",
-            function.metric_errors(period=PERIOD, statistic="Sum"),
-            description=f"{what} function errors",
-        )
-        self._alarm(
-            scope,
-            "ThrottlesAlarm",
-            function.metric_throttles(period=PERIOD, statistic="Sum"),
-            description=f"{what} function throttled",
-        )
-
-    def challenge_health(
-        self, scope: Construct, construct_id: str, function: lambda_.IFunction, dlq: sqs.IQueue, what: str
-    ) -> cloudwatch.Alarm:
-        """One alarm per challenge (resources per challenge, decision 081): DLQ not empty, errors or throttles."""
-        # FILL: a metric without data points counts as 0, so the other two still decide.
-        expression = cloudwatch.MathExpression(
-            expression="MAX([FILL(dlq, 0), FILL(errors, 0), FILL(throttles, 0)])",
-            using_metrics={
-                "dlq": dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
-                "errors": function.metric_errors(period=PERIOD, statistic="Sum"),
-                "throttles": function.metric_throttles(period=PERIOD, statistic="Sum"),
-            },
-            period=PERIOD,
-            label=f"{what}: max of DLQ messages, errors, throttles",
-        )
-        description = (
-            f"{what}: its DLQ is not empty or its function has errors or throttles. Check first the DLQ "
-            "(messages that failed every receive: inspect, fix, redrive), then the function's Errors "
-            "(its log group) and Throttles (reserved/queue concurrency)"
-        )
-        return self._alarm(scope, construct_id, expression, description=description)
-
-    def offset_lag(self, scope: Construct, function: lambda_.IFunction) -> cloudwatch.Alarm:
-        metric = cloudwatch.Metric(
-            namespace="AWS/Lambda",
-            metric_name="OffsetLag",
-            dimensions_map={"FunctionName": function.function_name},
-            statistic="Maximum",
-            period=PERIOD,
-        )
-        return self._alarm(
-            scope,
-            "OffsetLagAlarm",
-            metric,
-            threshold=OFFSET_LAG_THRESHOLD,
-            evaluation_periods=3,
-            description=f"router is more than {OFFSET_LAG_THRESHOLD} Kafka records behind for 15 minutes",
-        )
-
-    def rule_failed_invocations(self, scope: Construct, construct_id: str, rule: events.IRule) -> cloudwatch.Alarm:
-        metric = cloudwatch.Metric(
-            namespace="AWS/Events",
-            metric_name="FailedInvocations",
-            dimensions_map={"RuleName": rule.rule_name},
-            statistic="Sum",
-            period=PERIOD,
-        )
-        return self._alarm(scope, construct_id, metric, description="EventBridge could not invoke its target")
-
-    def custom_metric(self, scope: Construct, metric: Metric, *, meaning: str | None = None) -> cloudwatch.Alarm:
-        expression = cloudwatch.MathExpression(
-            expression=insights_query(metric.value, self.environment), using_metrics={}, period=PERIOD, label=metric
-        )
-        description = f"{metric.value} occurred" + (f": {meaning}" if meaning else "")
-        return self._alarm(scope, f"{metric.value}Alarm", expression, description=description)
 
 
 class PipelineMonitoring(Construct):

@@ -22,11 +22,11 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infrastructure.config import EnvironmentConfig, KafkaAuthentication
+from infrastructure.mm_constructs.alarms import PERIOD, AlarmFactory
 from infrastructure.mm_constructs.arns import Arns
 from infrastructure.mm_constructs.data import DataTables, table_from_definition
 from infrastructure.mm_constructs.fanout import FanOut, encrypted_queue
 from infrastructure.mm_constructs.functions import FunctionKit, FunctionSpec
-from infrastructure.mm_constructs.monitoring import PERIOD, AlarmFactory
 from infrastructure.mm_constructs.nag import acknowledge
 from infrastructure.wiring import DLQ_RETENTION_DAYS, ROUTER_HANDLER, ResourceRefs, WiringPlan
 from mm_contracts.models.phase import Platform

@@ -15,10 +15,11 @@ from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from infrastructure.mm_constructs.alarms import AlarmFactory
 from infrastructure.mm_constructs.arns import Arns
 from infrastructure.mm_constructs.completion import token_statement
-from infrastructure.mm_constructs.functions import FunctionKit, FunctionSpec, run_on_schedule
-from infrastructure.mm_constructs.monitoring import AlarmFactory
+from infrastructure.mm_constructs.functions import FunctionKit, FunctionSpec
+from infrastructure.mm_constructs.scheduled_check import CheckAlarm, CheckSchedule, build_scheduled_check
 from infrastructure.wiring import SCORER_TOKEN_REFRESHER_HANDLER, WiringPlan
 from mm_contracts.metric_names import Metric
 
@@ -35,56 +36,54 @@ class ScorerTokenRefresher(Construct):
         config = plan.config
         settings = plan.scorer_token_refresher_settings()
         arns = Arns.of(config)
-        built = kit.build(
+        self.parameter_arn = arns.ssm_parameter(settings.scorer_token_parameter_name)
+        margin = settings.refresh_margin_seconds
+        check = build_scheduled_check(
             self,
             "Refresher",
-            FunctionSpec(
+            kit=kit,
+            alarms=alarms,
+            spec=FunctionSpec(
                 function_name=names.scorer_token_refresher_function,
                 asset="scorer-token-refresher",
                 handler=SCORER_TOKEN_REFRESHER_HANDLER,
                 sizing=config.scorer_token_refresher,  # reserved 1: one run at a time
                 environment=settings.to_env(),
                 description="Keeps the scorer tasks' Topcoder M2M token (ACCESS_TOKEN) fresh in SSM",
-                extra={"retry_attempts": 0},  # the next scheduled run is the retry
+            ),
+            statements=(
+                # Read, then create or overwrite: the one parameter. Under the AWS managed key (alias/aws/ssm) the
+                # key policy admits any principal of the account through SSM, so no kms statement is needed.
+                iam.PolicyStatement(actions=["ssm:GetParameter", "ssm:PutParameter"], resources=[self.parameter_arn]),
+                token_statement(plan, arns),  # the Auth0 credentials, as the completion reads them
+            ),
+            schedule=CheckSchedule(
+                rule_name=names.scorer_token_refresh_schedule,
+                description="Refresh the scorer tasks' M2M token parameter when it nears expiry",
+                rate=Duration.minutes(config.token.scorer_token_refresh_minutes),
+                why_nothing_waits=(
+                    "A missed refresh is repeated by the next scheduled run; a period without its metric raises "
+                    "the scorer-token alarm"
+                ),
+                why_no_function_dlq=(
+                    "A failed scheduled refresh has nothing to keep: the next run repeats it, and the failure's "
+                    "metric (or its absence) raises the scorer-token alarm"
+                ),
+            ),
+            alarm=CheckAlarm(
+                metric=Metric.SCORER_TOKEN_SECONDS_TO_EXPIRY,
+                service=settings.powertools_service_name,
+                period=Duration.minutes(RUNS_PER_ALARM_PERIOD * config.token.scorer_token_refresh_minutes),
+                threshold=margin,
+                inclusive=True,
+                description=(
+                    f"the scorer token in {settings.scorer_token_parameter_name} expires within {margin} s (a "
+                    "task started now could outlive it), or the refresher failed or reported nothing: read the "
+                    "refresher's log (decision 091)"
+                ),
+                health_label="scorer token refresher",
             ),
         )
-        self.function = built.function
-        self.parameter_arn = arns.ssm_parameter(settings.scorer_token_parameter_name)
-        # Read, then create or overwrite: the one parameter. Under the AWS managed key (alias/aws/ssm) the key
-        # policy admits any principal of the account through SSM, so no kms statement is needed.
-        built.role.add_to_policy(
-            iam.PolicyStatement(actions=["ssm:GetParameter", "ssm:PutParameter"], resources=[self.parameter_arn])
-        )
-        built.role.add_to_policy(token_statement(plan, arns))  # the Auth0 credentials, as the completion reads them
-        interval = Duration.minutes(config.token.scorer_token_refresh_minutes)
-        self.schedule = run_on_schedule(
-            self,
-            self.function,
-            rule_name=names.scorer_token_refresh_schedule,
-            description="Refresh the scorer tasks' M2M token parameter when it nears expiry",
-            rate=interval,
-            why_nothing_waits=(
-                "A missed refresh is repeated by the next scheduled run; a period without its metric raises the "
-                "scorer-token alarm"
-            ),
-            why_no_function_dlq=(
-                "A failed scheduled refresh has nothing to keep: the next run repeats it, and the failure's metric "
-                "(or its absence) raises the scorer-token alarm"
-            ),
-        )
-        margin = settings.refresh_margin_seconds
-        self.expiry_alarm = alarms.gauge_low_or_silent(
-            self,
-            "ExpiryAlarm",
-            metric=Metric.SCORER_TOKEN_SECONDS_TO_EXPIRY,
-            service=settings.powertools_service_name,
-            period=Duration.minutes(RUNS_PER_ALARM_PERIOD * config.token.scorer_token_refresh_minutes),
-            threshold=margin,
-            inclusive=True,
-            description=(
-                f"the scorer token in {settings.scorer_token_parameter_name} expires within {margin} s (a task "
-                "started now could outlive it), or the refresher failed or reported nothing: read the refresher's "
-                "log (decision 091)"
-            ),
-        )
-        alarms.function_health(built, self.function, "scorer token refresher")
+        self.function = check.function
+        self.schedule = check.schedule
+        self.expiry_alarm = check.expiry_alarm

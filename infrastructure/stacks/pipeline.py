@@ -15,13 +15,14 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from infrastructure.config import ChallengeSettings, KafkaAuthentication
+from infrastructure.mm_constructs.alarms import AlarmFactory
 from infrastructure.mm_constructs.certificate_monitor import CertificateMonitor
 from infrastructure.mm_constructs.challenge_processor import ChallengeProcessor
 from infrastructure.mm_constructs.completion import Completion
 from infrastructure.mm_constructs.data import ChallengeRowsRole, DataTables
 from infrastructure.mm_constructs.fanout import FanOut
 from infrastructure.mm_constructs.functions import FunctionKit, PipelineAssets
-from infrastructure.mm_constructs.monitoring import AlarmFactory, PipelineMonitoring
+from infrastructure.mm_constructs.monitoring import PipelineMonitoring
 from infrastructure.mm_constructs.nag import acknowledge
 from infrastructure.mm_constructs.router import Router
 from infrastructure.mm_constructs.scorer_token import ScorerTokenRefresher

@@ -8,7 +8,8 @@ summations client (`ReviewSummationsClient`, same failure model).
     client.create_review(ReviewCreate(score=0, type_id=..., reviewer_id=..., score_card_id=...,
                                       submission_id=..., metadata={"testType": "provisional", ...}))
 
-Nothing here talks to AWS or the network at import time.
+The token port they take is `mm_contracts.ports.TokenProvider`. Nothing here talks to AWS or the network at
+import time.
 """
 
 from mm_adapters.topcoder.http import (
@@ -24,7 +25,6 @@ from mm_adapters.topcoder.token import (
     Auth0ProxyTokenProvider,
     StaticParameterTokenProvider,
     TokenError,
-    TokenProvider,
     build_token_provider,
     jwt_expiry,
 )
@@ -54,7 +54,6 @@ __all__ = [
     "StaticParameterTokenProvider",
     "SubmissionApiClient",
     "TokenError",
-    "TokenProvider",
     "build_token_provider",
     "jwt_expiry",
 ]

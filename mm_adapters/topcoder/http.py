@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import requests
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
-from mm_adapters.topcoder.token import TokenProvider
+from mm_contracts.ports import TokenProvider
 
 MAX_ERROR_BODY_CHARS = 1000
 BACKOFF_BASE_SECONDS = 0.25

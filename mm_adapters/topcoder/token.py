@@ -7,6 +7,7 @@ Two sources (`TOKEN_SOURCE`):
 
 Neither the token, nor the client secret, nor the credentials JSON ever reaches a log line, an exception
 message or a repr. Callers keep one provider per process (module level) and pass it to the API client.
+Both providers are `mm_contracts.ports.TokenProvider`s (the one token port); callers type against the port.
 """
 
 from __future__ import annotations
@@ -17,15 +18,15 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import requests
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from mm_adapters import aws
+from mm_contracts.ports import Clock, TokenProvider
 from mm_contracts.settings import TokenSettings, TokenSource
 from mm_contracts.topcoder import Auth0Credentials, Auth0TokenResponse
 
@@ -40,11 +41,6 @@ _MAX_ERROR_BODY = 200
 
 class TokenError(RuntimeError):
     """A token could not be obtained. The message names the source, never a secret or the token."""
-
-
-@runtime_checkable
-class TokenProvider(Protocol):
-    def get_token(self, force_refresh: bool = False) -> str: ...
 
 
 def jwt_expiry(token: str) -> float | None:
@@ -84,7 +80,7 @@ class StaticParameterTokenProvider:
         self,
         parameter_name: str,
         ssm_client: Any | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
         max_age_seconds: float = 300,
     ) -> None:
         self.parameter_name = parameter_name
@@ -156,7 +152,7 @@ class Auth0ProxyTokenProvider:
         credentials_secret_arn: str,
         secrets_client: Any | None = None,
         session: requests.Session | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
         refresh_margin_seconds: float = DEFAULT_REFRESH_MARGIN_SECONDS,
         timeout_seconds: float = 10,
     ) -> None:

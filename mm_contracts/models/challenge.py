@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, ConfigDict, Field, field_validator, model_validator
 
 from mm_contracts.models.base import CanonicalUuid, ContractModel
 from mm_contracts.models.phase import PhaseConfig, Platform, ScoringPhase
@@ -98,9 +98,21 @@ class ChallengeConfig(ContractModel):
     ecs_cluster: str = Field(min_length=1)  # name or ARN
     ecs_task_definition: str = Field(min_length=1)  # family, family:revision or ARN
     scorer_container_name: str = Field(min_length=1)
-    timeout: int = Field(default=3600, ge=30, le=86_400, description="seconds before the sweeper stops the task")
+    # Spelled as the deploy-time config spells them (`timeoutSeconds`, `memoryMb`); configs written before
+    # decision 101 say `timeout` and `memoryLimit`, and still load.
+    timeout_seconds: int = Field(
+        default=3600,
+        ge=30,
+        le=86_400,
+        validation_alias=AliasChoices("timeoutSeconds", "timeout_seconds", "timeout"),
+        description="seconds before the sweeper stops the task",
+    )
     cpu: int | None = Field(default=None, description="task-level CPU override (units)")
-    memory_limit: int | None = Field(default=None, description="task-level memory override (MiB)")
+    memory_mb: int | None = Field(
+        default=None,
+        validation_alias=AliasChoices("memoryMb", "memory_mb", "memoryLimit"),
+        description="task-level memory override (MiB)",
+    )
     subnets: list[str] = Field(default_factory=list)
     security_groups: list[str] = Field(default_factory=list)
     scorer_credentials_mode: ScorerCredentialsMode = ScorerCredentialsMode.TASK_DEFINITION_SECRETS
@@ -155,7 +167,7 @@ class ChallengeConfig(ContractModel):
         """The phase configs, or the single `test_type` phase of a config that names none."""
         if self.phases:
             return self.phases
-        return (PhaseConfig(phase=ScoringPhase(self.test_type.upper()), timeout=self.timeout),)
+        return (PhaseConfig(phase=ScoringPhase(self.test_type.upper()), timeout_seconds=self.timeout_seconds),)
 
     @property
     def submission_phases(self) -> tuple[PhaseConfig, ...]:
@@ -168,7 +180,9 @@ class ChallengeConfig(ContractModel):
 
     def phase_timeout(self, phase: ScoringPhase) -> int:
         entry = self.phase_config(phase)
-        return entry.timeout if entry is not None and entry.timeout is not None else self.timeout
+        if entry is not None and entry.timeout_seconds is not None:
+            return entry.timeout_seconds
+        return self.timeout_seconds
 
 
 class ChallengeRecord(ContractModel):

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any
 
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
@@ -98,8 +98,26 @@ class EcsTaskStateChangeDetail(_EcsModel):
         return next((c for c in self.containers if c.name == name), None)
 
 
-class EcsTaskStateChangeEvent(EventBridgeModel):
-    """Powertools' EventBridge envelope with the typed ECS detail."""
+class EventBridgeEnvelope(BaseModel):
+    """An EventBridge event's envelope (the fields of Powertools' `EventBridgeModel`, so the contracts need no
+    Powertools): what the completion function reads before it knows which kind of event it has."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    version: str
+    id: str
+    source: str
+    account: str
+    time: datetime
+    region: str
+    resources: list[str]
+    detail_type: str = Field(alias="detail-type")
+    detail: dict[str, Any] | BaseModel
+    replay_name: str | None = Field(default=None, alias="replay-name")
+
+
+class EcsTaskStateChangeEvent(EventBridgeEnvelope):
+    """The EventBridge envelope with the typed ECS detail."""
 
     detail: EcsTaskStateChangeDetail
 
@@ -112,6 +130,7 @@ __all__ = [
     "EcsContainer",
     "EcsTaskStateChangeDetail",
     "EcsTaskStateChangeEvent",
+    "EventBridgeEnvelope",
     "KeyValuePair",
     "StopCode",
     "TaskOverrides",

@@ -6,6 +6,10 @@ from enum import StrEnum
 
 from mm_contracts.models.base import ContractModel
 
+# The reason of a superseded run (decision 095): the challenge processor's StopTask reason starts with it (and names
+# the newer submission), the sweeper stops a superseded run's task with it, the completion function records it.
+SUPERSEDED_REASON = "Superseded by a newer submission"
+
 
 class OutcomeCode(StrEnum):
     SUCCEEDED = "SUCCEEDED"  # essential container exited 0

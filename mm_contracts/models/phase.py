@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from mm_contracts.models.base import ContractModel
 
@@ -83,8 +83,11 @@ class PhaseConfig(ContractModel):
     phase: ScoringPhase
     start_seed: int = Field(default=1, ge=0, le=2**63 - 1)
     number_of_tests: int = Field(default=1, ge=1, le=1_000_000)
-    # Seconds before the sweeper stops the task; None: the challenge's `timeout`.
-    timeout: int | None = Field(default=None, ge=30, le=86_400)
+    # Seconds before the sweeper stops the task; None: the challenge's `timeoutSeconds`. Configs written before
+    # decision 101 say `timeout`, and still load.
+    timeout_seconds: int | None = Field(
+        default=None, ge=30, le=86_400, validation_alias=AliasChoices("timeoutSeconds", "timeout_seconds", "timeout")
+    )
     # A new submission launches a run of this phase (EXAMPLE and PROVISIONAL during the Submission phase);
     # SYSTEM is usually dispatched after the match instead.
     on_submission: bool = True

@@ -40,7 +40,7 @@ ACTIVE = [c for c in PLAN.config.challenges if c.active]
 @pytest.fixture
 def routed_queues(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """Topic, per-challenge queues subscribed with the plan's filter policies, challenge table, router env."""
-    import router_lambda.handler as router_handler
+    from router_lambda import wiring as router_wiring
 
     sns, sqs, ddb = (aws_clients.client(name) for name in ("sns", "sqs", "dynamodb"))
     topic_arn = sns.create_topic(Name=PLAN.names.submissions_topic)["TopicArn"]
@@ -63,9 +63,9 @@ def routed_queues(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[s
     refs = ResourceRefs(topic_arn, PLAN.names.challenge_table, PLAN.names.status_table, audit_url)
     for name, value in PLAN.router_settings(refs).to_env().items():
         monkeypatch.setenv(name, value)
-    router_handler.reset()
+    router_wiring.use_dependencies(None)
     yield queue_urls
-    router_handler.reset()
+    router_wiring.use_dependencies(None)
 
 
 def _receive_all(url: str) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from local_pipeline.cli import EXIT_UNACCOUNTED, EXIT_USAGE, main
+from operator_tools.cli import EXIT_UNACCOUNTED, EXIT_USAGE, main
 from tests.builders import bus_envelope, review_envelope, submission_payload
 
 pytestmark = pytest.mark.e2e

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from local_pipeline.cli import main
 from local_pipeline.report import write_report
-from local_pipeline.tracker import FINAL_STATES
+from local_pipeline.tracker import REPORT_FINAL_STATES
 from mm_adapters import aws as aws_clients
 from mm_contracts.models.task import TaskEnv
 from mm_contracts.names import TIMEOUT_STOP_REASON_PREFIX
+from operator_tools.cli import main
 from tests.e2e.conftest import ExampleRun
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-example")]
@@ -144,7 +144,7 @@ def test_the_json_report_has_one_entry_per_record(example_run: ExampleRun, tmp_p
     on_disk = json.loads((tmp_path / "report.json").read_text())
     assert on_disk == report
     assert [r["position"] for r in report["records"]] == list(range(15))
-    assert all(r["state"] in FINAL_STATES for r in report["records"])
+    assert all(r["state"] in REPORT_FINAL_STATES for r in report["records"])
     assert sum(report["totals"]["byState"].values()) == 15
     assert report["totals"]["unaccounted"] == 0
     dead = report["records"][11]

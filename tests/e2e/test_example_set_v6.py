@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from local_pipeline.engine import task_run_key
+from local_pipeline.results import task_run_key
 from mm_contracts.models.phase import ScoringPhase, run_id
 from tests.e2e.conftest import ExampleRun
 

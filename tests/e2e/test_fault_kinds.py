@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from local_pipeline.cli import EXIT_OK, EXIT_UNACCOUNTED, EXIT_USAGE, main
 from local_pipeline.scenario import ScenarioError, parse_fault
+from operator_tools.cli import EXIT_OK, EXIT_UNACCOUNTED, EXIT_USAGE, main
 from tests.builders import bus_envelope, submission_payload
 
 pytestmark = pytest.mark.e2e

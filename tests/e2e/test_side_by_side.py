@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from local_pipeline.cli import EXIT_OK, main
+from operator_tools.cli import EXIT_OK, main
 from tests.builders import bus_envelope, submission_payload
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-side-by-side")]

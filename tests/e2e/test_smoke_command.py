@@ -11,7 +11,6 @@ v6 pipeline each live for one test class only and never at the same time.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from infrastructure.config import EnvironmentConfig, load_environment, parse_environment
-from local_pipeline.cli import main
 from local_pipeline.engine import LocalPipeline
 from local_pipeline.scenario import Scenario
+from operator_tools.cli import main
 from tests.unit.operator_tools.conftest import raw_v6_environment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-smoke")]
@@ -51,12 +50,7 @@ def _serving(config: EnvironmentConfig, log_dir: Path) -> Iterator[LocalPipeline
         _register_task_definitions(running)
         running.apply_scenario(Scenario())
         running.standin.add_submission(config.smoke.submission_id, config.smoke.challenge_id, config.smoke.member_id)
-        for challenge in running.resources.challenges.values():
-            running._thread(
-                f"esm-{challenge.challenge_id[:8]}", functools.partial(running._poll_challenge_queue, challenge)
-            )
-        running._thread("completion-target", running._poll_completion_events)
-        running._thread("sweeper-schedule", running._sweep_on_schedule)
+        running.start_event_sources()
         yield running
 
 
@@ -145,7 +139,7 @@ class TestV6Environment:
         # `dev` (v6: EXAMPLE and PROVISIONAL on every new submission) with a smoke block (dev.json has none yet)
         config = parse_environment(raw_v6_environment())
         assert config.smoke is not None
-        monkeypatch.setattr("operator_tools.command.load_environment", lambda name: config)
+        monkeypatch.setattr("operator_tools.smoke_command.load_environment", lambda name: config)
         with _serving(config, tmp_path / "logs") as running:
             assert running.fargate is not None
             assert running.standin is not None

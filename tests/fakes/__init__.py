@@ -1,5 +1,6 @@
-"""Fakes shared by the fault matrix (and any test that wants them): one clock, one metrics sink, one fake per
-AWS service the matrix cannot take from moto (ECS, SQS, Lambda async invoke) and one per Topcoder API."""
+"""The one folder of fakes: one clock (`clock.VirtualClock`, with the matrix's scheduler), one metrics sink
+(`metrics.RecordingMetrics`, the `MetricsSink` port), one fake per AWS service moto cannot play as the tests need
+(ECS, SQS, SNS) and one per Topcoder API. Any test may use them; the fault matrix uses them all."""
 
 import functools
 from typing import Any

@@ -180,7 +180,7 @@ class FakeEcs:
                         "The specified client token has already been used with different parameters",
                         resourceIds=[arn],
                     )
-                return {"tasks": [self._describe(self.tasks[arn])], "failures": []}
+                return {"tasks": [self.describe(self.tasks[arn])], "failures": []}
         env: dict[str, str] = {}
         for override in (params.get("overrides") or {}).get("containerOverrides") or []:
             for variable in override.get("environment") or []:
@@ -206,7 +206,7 @@ class FakeEcs:
         if token:
             self._tokens[(cluster_arn, str(token))] = (task.arn, fingerprint, now)
         self._schedule(now + PROVISIONING_SECONDS, lambda: self._start(task), f"ecs start {task.arn[-6:]}")
-        return {"tasks": [self._describe(task)], "failures": []}
+        return {"tasks": [self.describe(task)], "failures": []}
 
     def _start(self, task: FakeTask) -> None:
         if task.last_status == "STOPPED":
@@ -272,7 +272,7 @@ class FakeEcs:
                     self._stop(task, stop_code="UserInitiated", reason=reason, codes=codes)
 
             self._schedule(self.clock() + STOP_SECONDS, stopped, f"ecs stopped {arn[-6:]}")
-        return {"task": self._describe(task)}
+        return {"task": self.describe(task)}
 
     def describe_tasks(self, params: dict[str, Any]) -> dict[str, Any]:
         include_tags = "TAGS" in (params.get("include") or [])
@@ -282,7 +282,7 @@ class FakeEcs:
             if task is None or not self._known(task):
                 failures.append({"arn": str(arn), "reason": "MISSING"})
             else:
-                tasks.append(self._describe(task, include_tags=include_tags))
+                tasks.append(self.describe(task, include_tags=include_tags))
         return {"tasks": tasks, "failures": failures}
 
     def list_tasks(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -305,7 +305,8 @@ class FakeEcs:
             response["nextToken"] = str(start + size)
         return response
 
-    def _describe(self, task: FakeTask, *, include_tags: bool = False) -> dict[str, Any]:
+    def describe(self, task: FakeTask, *, include_tags: bool = False) -> dict[str, Any]:
+        """The task as DescribeTasks shows it now (the shape of an ECS task-state-change event's `detail`)."""
         containers = []
         for name in task.container_names:
             container: dict[str, Any] = {

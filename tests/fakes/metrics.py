@@ -31,3 +31,7 @@ class RecordingMetrics:
 
     def reasons(self, metric: Metric) -> dict[str | None, int]:
         return {reason: n for (name, reason), n in self.counts.items() if name == metric.value}
+
+    def counted(self) -> list[tuple[str, str | None]]:
+        """Every (metric, reason) counted, one entry per unit, in the order each pair was first counted."""
+        return list(self.counts.elements())

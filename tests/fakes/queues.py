@@ -1,9 +1,11 @@
-"""SQS as the matrix needs it: visibility timeout, receive counts, redrive to a DLQ after maxReceiveCount,
-delay seconds; and a boto3-shaped client for code that sends to a queue (a relaunch)."""
+"""SQS as the tests need it: a queue with visibility timeout, receive counts, redrive to a DLQ after
+maxReceiveCount and delay seconds; a boto3-shaped client for code that sends to a queue (a relaunch); and
+`RecordingSqs`, an audit queue's client that records what was sent (and can fail entries or calls)."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -108,13 +110,33 @@ class FakeSqsClient:
         return {"Successful": successful, "Failed": []}
 
 
+@dataclass
 class RecordingSqs:
-    """An audit queue: keeps every entry sent (the router's audit records)."""
+    """An audit queue's client (SendMessageBatch): keeps every entry sent and its decoded body (the router's audit
+    records). `error` makes every call raise it; entries whose `Id` is in `fail_ids` come back in `Failed`."""
 
-    def __init__(self) -> None:
-        self.entries: list[dict[str, Any]] = []
+    error: Exception | None = None
+    fail_ids: set[str] = field(default_factory=set)
+    calls: list[list[dict[str, Any]]] = field(default_factory=list)  # every call's entries, as sent
+    entries: list[dict[str, Any]] = field(default_factory=list)  # the entries accepted
+    messages: list[dict[str, Any]] = field(default_factory=list)  # their bodies, decoded
 
     def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
         entries: list[dict[str, Any]] = kwargs["Entries"]
-        self.entries.extend(entries)
-        return {"Successful": [{"Id": e["Id"], "MessageId": str(uuid.uuid4())} for e in entries], "Failed": []}
+        self.calls.append(entries)
+        if self.error is not None:
+            raise self.error
+        accepted = [e for e in entries if e["Id"] not in self.fail_ids]
+        self.entries.extend(accepted)
+        self.messages.extend(json.loads(e["MessageBody"]) for e in accepted)
+        return {
+            "Successful": [{"Id": e["Id"], "MessageId": str(uuid.uuid4()), "MD5OfMessageBody": "x"} for e in accepted],
+            "Failed": [
+                {"Id": e["Id"], "SenderFault": False, "Code": "InternalError"}
+                for e in entries
+                if e["Id"] in self.fail_ids
+            ],
+        }
+
+    def reasons(self) -> list[str]:
+        return [m["reason"] for m in self.messages]

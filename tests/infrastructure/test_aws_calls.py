@@ -12,13 +12,16 @@ from pathlib import Path
 import pytest
 
 from infrastructure import aws_calls as scanner
+from infrastructure import packaging
 from infrastructure.aws_calls import (
+    HANDLERS_BY_FUNCTION,
     PROJECT_METHODS_NAMED_LIKE_OPERATIONS,
     AmbiguousCallError,
     AwsCall,
     UnknownFunctionError,
     aws_calls,
     calls_in,
+    module_graph,
     reachable_code,
 )
 
@@ -192,3 +195,13 @@ def test_reachability_starts_at_the_handler() -> None:
     names = {node.name for node in code if isinstance(node, ast.FunctionDef)}
     assert "handler" in names
     assert "find_due" not in names  # the sweeper's query is not the completion's
+
+
+@pytest.mark.parametrize("function", sorted(HANDLERS_BY_FUNCTION))
+def test_every_module_a_function_can_run_ships_in_its_own_asset(function: str) -> None:
+    # Given the modules the handler imports, transitively (lazy imports included)
+    entry = HANDLERS_BY_FUNCTION[function].rpartition(".")[0]
+    packages = {module.split(".")[0] for module in module_graph(entry)}
+    # Then each is in the function's asset: its own package and the shared ones, never another function's
+    assert packages <= {packaging.FUNCTION_PACKAGES[function], *packaging.SHARED_PACKAGES}
+    assert packaging.FUNCTION_PACKAGES[function] in packages

@@ -28,11 +28,10 @@ from mm_contracts.models.challenge import ChallengeConfig
 from mm_contracts.models.phase import ScoringPhase, run_id
 from mm_contracts.settings import ChallengeProcessorSettings, CompletionSettings, TimeoutSweeperSettings
 from tests.conftest import Clock
-from tests.integration.capacity.conftest import CHALLENGE_A, capacity_table, submission
+from tests.integration.capacity.conftest import CHALLENGE_A, submission
 
 SHIPPED = sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
 REFS = ResourceRefs("arn:aws:sns:us-east-1:123456789012:t", "c", "s", "https://sqs.us-east-1.amazonaws.com/1/q")
-_ = capacity_table  # the moto capacity table fixture, used by the transaction test below
 
 
 def example(**settings: Any) -> dict[str, Any]:
@@ -265,7 +264,7 @@ def test_the_store_transactions_use_only_the_item_actions_the_roles_are_granted(
             for table, kind in pairs:
                 kinds_seen.add((table, kind))
                 # Then the permission check's mapping (what the role must grant) covers each item on its table
-                resources = needs._code_resources(function, config.challenges[0], ITEM_ACTIONS[kind]) or []
+                resources = needs.code.of(function, config.challenges[0], ITEM_ACTIONS[kind]) or []
                 assert tables[table] in resources, (function, method, table, kind)
     # not vacuous: run items are created and updated, queue entries put and deleted, pools updated
     assert {(status_table, "Put"), (status_table, "Update"), (capacity_table, "Delete")} <= kinds_seen

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from infrastructure.wiring import ResourceRefs, WiringPlan
-from tests.infrastructure.test_stacks import as_list, functions, role_statements, statements_for
+from tests.infrastructure.templates import as_list, functions, role_statements, statements_for
 from tests.synth import Synthesized, synth_example
 
 pytestmark = [pytest.mark.synth, pytest.mark.xdist_group("synth")]

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,7 @@ def _files(root: Path) -> list[Path]:
 @pytest.mark.parametrize(("asset", "package"), sorted(packaging.FUNCTION_PACKAGES.items()))
 def test_function_asset_holds_only_its_package_and_the_shared_ones(asset: str, package: str) -> None:
     directory = packaging.stage_function_asset(asset)
-    expected = [package, *packaging.ASSET_COMPANIONS.get(asset, ()), *packaging.SHARED_PACKAGES]
+    expected = [package, *packaging.SHARED_PACKAGES]
     assert sorted(p.name for p in directory.iterdir()) == sorted(expected)
     for path in _files(directory):
         assert "__pycache__" not in path.parts
@@ -128,6 +129,46 @@ def test_lambda_layer_is_cached_and_built_for_aarch64_with_the_locked_distributi
     assert packaging.layer_distributions(second.directory) == packaging.requirement_versions(second.requirements)
 
 
+def _which(found: dict[str, str]) -> Callable[[str], str | None]:
+    return found.get
+
+
+def test_host_python_is_the_named_interpreter_when_mm_host_python_is_set() -> None:
+    python = packaging.host_python(
+        {"MM_HOST_PYTHON": "python3.13"},
+        which=_which({"python3.13": "/opt/py/bin/python3.13", "python3.12": "/usr/bin/python3.12"}),
+        runs=lambda _: True,
+    )
+    assert python == "/opt/py/bin/python3.13"
+
+
+def test_a_named_interpreter_that_does_not_run_is_refused_by_name() -> None:
+    with pytest.raises(packaging.PackagingError, match="MM_HOST_PYTHON='python9'"):
+        packaging.host_python({"MM_HOST_PYTHON": "python9"}, which=_which({}), runs=lambda _: True)
+    with pytest.raises(packaging.PackagingError, match="MM_HOST_PYTHON='/opt/broken'"):
+        packaging.host_python(
+            {"MM_HOST_PYTHON": "/opt/broken"}, which=_which({"/opt/broken": "/opt/broken"}), runs=lambda _: False
+        )
+
+
+def test_host_python_is_lambdas_version_on_path_when_it_runs() -> None:
+    which = _which({f"python{packaging.LAMBDA_PYTHON_VERSION}": "/usr/bin/python3.12"})
+    assert packaging.host_python({}, which=which, runs=lambda _: True) == "/usr/bin/python3.12"
+
+
+def test_host_python_falls_back_to_the_running_interpreter() -> None:
+    # Given no python3.12 on PATH, or one that does not start (a pyenv shim for a version not selected)
+    shim = _which({"python3.12": "/root/.pyenv/shims/python3.12"})
+    assert packaging.host_python({}, which=_which({}), runs=lambda _: True) == sys.executable
+    assert packaging.host_python({}, which=shim, runs=lambda _: False) == sys.executable
+    assert packaging.host_python({"MM_HOST_PYTHON": " "}, which=_which({}), runs=lambda _: True) == sys.executable
+
+
+def test_the_host_interpreter_check_runs_the_interpreter() -> None:
+    assert packaging._runs(sys.executable) is True
+    assert packaging._runs("/nonexistent/python") is False
+
+
 def mtls_plan() -> WiringPlan:
     raw = json.loads(load_environment("example").model_dump_json(by_alias=True, exclude_none=True))
     raw["kafka"].update(
@@ -149,7 +190,7 @@ def test_each_handler_imports_with_only_its_asset_and_the_layer(tmp_path: Path) 
         ROUTER_HANDLER: ("router", plan.router_settings(REFS).to_env()),
         CHALLENGE_HANDLER: ("challenge", plan.challenge_settings(challenge, REFS).to_env()),
         COMPLETION_HANDLER: ("completion", plan.completion_settings(REFS).to_env()),
-        SWEEPER_HANDLER: ("completion", plan.sweeper_settings(REFS).to_env()),
+        SWEEPER_HANDLER: ("sweeper", plan.sweeper_settings(REFS).to_env()),
         CERTIFICATE_MONITOR_HANDLER: ("certificate-monitor", mtls_plan().certificate_monitor_settings().to_env()),
         SCORER_TOKEN_REFRESHER_HANDLER: (
             "scorer-token-refresher",
@@ -157,7 +198,7 @@ def test_each_handler_imports_with_only_its_asset_and_the_layer(tmp_path: Path) 
         ),
     }
     assert set(cases) == set(HANDLERS_BY_FUNCTION.values())  # every function the stacks deploy
-    python = packaging._host_python()
+    python = packaging.host_python()
     failures: dict[str, str] = {}
     for handler, (asset, environment) in cases.items():
         module, _, function = handler.rpartition(".")
@@ -189,3 +230,21 @@ def test_each_handler_imports_with_only_its_asset_and_the_layer(tmp_path: Path) 
     # Then every handler imports (a missing handler module fails here, as it should)
     assert failures == {}
     assert sys.version_info >= (3, 11)
+
+
+def test_host_python_is_lambdas_version_installed_by_pyenv_when_the_shim_refuses() -> None:
+    # Given pyenv's shim for python3.12 on PATH that refuses (3.12 is installed but not selected here)
+    which = _which({"python3.12": "/pyenv/shims/python3.12", "pyenv": "/usr/bin/pyenv"})
+    answers = {
+        ("/usr/bin/pyenv", "versions", "--bare"): "3.10.13\n3.11.9\n3.12.1\n3.12.10\n",
+        ("/usr/bin/pyenv", "root"): "/pyenv\n",
+    }
+
+    def runs(python: str) -> bool:
+        return python.startswith("/pyenv/versions/")
+
+    # Then the newest installed 3.12 is the host layer's interpreter
+    chosen = packaging.host_python({}, which=which, runs=runs, output=lambda argv: answers.get(tuple(argv), ""))
+    assert chosen == "/pyenv/versions/3.12.10/bin/python3.12"
+    # And without pyenv the running interpreter is
+    assert packaging.host_python({}, which=_which({}), runs=runs, output=lambda argv: "") == sys.executable

@@ -26,7 +26,7 @@ EXTRA_CHALLENGE_ID = "30a1c2d4-5b6e-4f70-8a91-b2c3d4e5f6ff"
 
 @functools.cache
 def synth_example() -> Synthesized:
-    """The example environment without cdk-nag (counted here; test_stacks holds the nag findings)."""
+    """The example environment without cdk-nag (counted here; test_construct_nag.py holds the nag findings)."""
     return synth(load_environment("example"), label="budget-example", checks=False)
 
 

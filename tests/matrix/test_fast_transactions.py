@@ -3,8 +3,8 @@ the same CancellationReasons, and a cancelled transaction leaves every item as i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import pytest
 from botocore.exceptions import ClientError
@@ -14,6 +14,7 @@ from mm_capacity.store import capacity_table_definition
 from tests.fakes import boto_session, fast_transactions
 
 TABLE = "mm-matrix-capacity"
+T = TypeVar("T")
 
 
 def _item(pk: str, sk: str, used: int) -> dict[str, Any]:
@@ -60,15 +61,21 @@ def table() -> Iterator[Any]:
         yield client
 
 
-def test_a_cancelled_transaction_is_answered_and_rolled_back_as_stock_moto_does(table: Any) -> None:
-    stock = _cancelled_transaction(table)
-    table.delete_table(TableName=TABLE)
-    table.create_table(**capacity_table_definition(TABLE))
+def _stock_and_fast(client: Any, scenario: Callable[[Any], T]) -> tuple[T, T]:
+    """The scenario's answer under stock moto, then on a fresh table with the fast transactions installed."""
+    stock = scenario(client)
+    client.delete_table(TableName=TABLE)
+    client.create_table(**capacity_table_definition(TABLE))
     fast_transactions.install()
     try:
-        fast = _cancelled_transaction(table)
+        fast = scenario(client)
     finally:
         fast_transactions.uninstall()
+    return stock, fast
+
+
+def test_a_cancelled_transaction_is_answered_and_rolled_back_as_stock_moto_does(table: Any) -> None:
+    stock, fast = _stock_and_fast(table, _cancelled_transaction)
     assert fast == stock
     codes, items = fast
     assert codes == ["None", "None", "ConditionalCheckFailed"]
@@ -92,14 +99,7 @@ def _queries(client: Any) -> list[Any]:
 
 
 def test_a_partition_query_answers_as_stock_moto_does(table: Any) -> None:
-    stock = _queries(table)
-    table.delete_table(TableName=TABLE)
-    table.create_table(**capacity_table_definition(TABLE))
-    fast_transactions.install()
-    try:
-        fast = _queries(table)
-    finally:
-        fast_transactions.uninstall()
+    stock, fast = _stock_and_fast(table, _queries)
     assert fast == stock
     assert [item["sk"]["S"] for item in fast[0]] == ["01#000", "01#001", "01#002"]
     assert fast[1:] == [3, []]

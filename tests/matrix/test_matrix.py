@@ -12,25 +12,14 @@ A case whose expectation fails names the issue's defect it shows.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
-from moto import mock_aws
 
 from fault_injection import FaultKind
-from mm_adapters import aws as aws_clients
-from mm_contracts.models.lifecycle import SubmissionState
+from mm_contracts.models.lifecycle import LifecycleRecord, SubmissionState
 from mm_contracts.models.phase import RUN_ID_SEPARATOR, Platform, ScoringPhase
 from tests.matrix.cases import CASES, N1, S1, Case, Expect
 from tests.matrix.world import World
-
-
-@pytest.fixture
-def fresh_aws() -> Iterator[None]:
-    aws_clients.reset_clients()
-    with mock_aws():
-        yield
-    aws_clients.reset_clients()
 
 
 def run_case(case: Case) -> World:
@@ -73,28 +62,43 @@ def describe(world: World) -> str:
 
 def check(world: World, key: str, expect: Expect) -> list[str]:
     """`key`: a submission id (v5: its one run) or a run id (the run of that phase only)."""
-    problems = []
     sid, _, phase = key.partition(RUN_ID_SEPARATOR)
-    record = world.record_of(key)
+    problems = record_problems(world.record_of(key), expect)
     reviews = world.api.reviews_of(sid)
-    tasks = world.ecs_fake.tasks_of(sid, phase or None)
-    completed = [t for t in tasks if t.ran_to_completion]
-    if expect.state is None:
-        if record is not None:
-            problems.append(f"an item exists ({record.state.value}) for a submission the pipeline must not track")
-    elif record is None:
-        problems.append(f"no item (expected {expect.state.value}): the record was lost")
-    else:
-        if record.state is not expect.state:
-            problems.append(f"state {record.state.value}, expected {expect.state.value} (reason {record.reason!r})")
-        if expect.reason and not re.search(expect.reason, record.reason or "", re.IGNORECASE):
-            problems.append(f"reason {record.reason!r} does not match {expect.reason!r}")
-        if expect.report is not None and record.report_status is not expect.report:
-            problems.append(f"report status {record.report_status}, expected {expect.report.value}")
     if len(reviews) != expect.reviews:
         problems.append(f"{len(reviews)} reviews, expected {expect.reviews}")
     if expect.summations is not None:
         problems += check_summations(world, sid, ScoringPhase(phase), expect)
+    problems += task_problems(world, sid, phase, expect)
+    in_dlq = any(sid in m.body for m in world.queue.dead_letters)
+    if expect.dead_lettered_message is not None and in_dlq != expect.dead_lettered_message:
+        problems.append(f"routed message in the challenge DLQ: {in_dlq}, expected {expect.dead_lettered_message}")
+    return problems
+
+
+def record_problems(record: LifecycleRecord | None, expect: Expect) -> list[str]:
+    """The run's status item against the expectation: there (or not), its state, reason and report status."""
+    if expect.state is None:
+        if record is not None:
+            return [f"an item exists ({record.state.value}) for a submission the pipeline must not track"]
+        return []
+    if record is None:
+        return [f"no item (expected {expect.state.value}): the record was lost"]
+    problems = []
+    if record.state is not expect.state:
+        problems.append(f"state {record.state.value}, expected {expect.state.value} (reason {record.reason!r})")
+    if expect.reason and not re.search(expect.reason, record.reason or "", re.IGNORECASE):
+        problems.append(f"reason {record.reason!r} does not match {expect.reason!r}")
+    if expect.report is not None and record.report_status is not expect.report:
+        problems.append(f"report status {record.report_status}, expected {expect.report.value}")
+    return problems
+
+
+def task_problems(world: World, sid: str, phase: str, expect: Expect) -> list[str]:
+    """The run's tasks: at most one ran the scorer to completion (exactly as expected), and how many started."""
+    problems = []
+    tasks = world.ecs_fake.tasks_of(sid, phase or None)
+    completed = [t for t in tasks if t.ran_to_completion]
     wanted = expect.completions
     if wanted is None:
         wanted = 1 if expect.state is SubmissionState.SUCCEEDED else None
@@ -104,9 +108,6 @@ def check(world: World, key: str, expect: Expect) -> list[str]:
         problems.append(f"{len(completed)} tasks ran the scorer to completion, expected {wanted}")
     if expect.tasks_started is not None and len(tasks) != expect.tasks_started:
         problems.append(f"{len(tasks)} tasks started, expected {expect.tasks_started}")
-    in_dlq = any(sid in m.body for m in world.queue.dead_letters)
-    if expect.dead_lettered_message is not None and in_dlq != expect.dead_lettered_message:
-        problems.append(f"routed message in the challenge DLQ: {in_dlq}, expected {expect.dead_lettered_message}")
     return problems
 
 
@@ -183,12 +184,7 @@ def case_problems(case: Case, world: World) -> list[str]:
         problems += [f"{key}: a run the case does not expect" for key in unexpected]
     if case.extra_check is not None:
         problems += case.extra_check(world)
-    if world.ecs_fake.running():
-        problems.append(f"{len(world.ecs_fake.running())} task(s) still running at the end")
-    if not world.queue.empty:
-        problems.append(f"{len(world.queue.messages)} message(s) still in the challenge queue")
-    if world.scheduler.busy or not world._quiescent():
-        problems.append("not quiescent at the horizon (something is stuck or loops)")
+    problems += drained_problems(world)
     problems += capacity_problems(world)
     if any(won > 1 for won in world.interleaver.claims_won):
         problems.append(f"concurrent deliveries both won the launch claim: {world.interleaver.claims_won}")
@@ -201,6 +197,18 @@ def case_problems(case: Case, world: World) -> list[str]:
     return problems
 
 
+def drained_problems(world: World) -> list[str]:
+    """The world at the end: no task running, no message queued, nothing pending."""
+    problems = []
+    if world.ecs_fake.running():
+        problems.append(f"{len(world.ecs_fake.running())} task(s) still running at the end")
+    if not world.queue.empty:
+        problems.append(f"{len(world.queue.messages)} message(s) still in the challenge queue")
+    if world.scheduler.busy or not world.quiescent():
+        problems.append("not quiescent at the horizon (something is stuck or loops)")
+    return problems
+
+
 def _param(case: Case) -> object:
     if case.open_defect:
         return pytest.param(case, id=case.name, marks=pytest.mark.xfail(reason=case.open_defect, strict=True))
@@ -208,7 +216,7 @@ def _param(case: Case) -> object:
 
 
 @pytest.mark.parametrize("case", [_param(c) for c in CASES])
-def test_fault_matrix(case: Case, fresh_aws: None) -> None:
+def test_fault_matrix(case: Case, aws: None) -> None:
     # Given one submission (or a few) and one fault kind (or a pair); When the world runs until quiescent
     world = run_case(case)
     # Then every submission is in its one expected final state, nothing lost, nothing twice

@@ -1,13 +1,13 @@
 """The matrix's world: the real functions on moto (DynamoDB, SSM) and the fakes, on one virtual clock.
 
 A discrete-event simulation (decision 078). Everything that happens is an event on the `Scheduler`:
-- Kafka -> router (Router.handle, real) -> fake SNS -> the challenge queue (FakeQueue: visibility 180 s,
+- Kafka -> router (SubmissionRouter.handle, real) -> fake SNS -> the challenge queue (FakeQueue: visibility 180 s,
   maxReceiveCount 3 -> DLQ) -> the Lambda SQS poller (batches of 5) -> challenge_lambda.handler (real, batch
   path) -> RunTask on the fake ECS;
 - the fake ECS runs each task PROVISIONING -> RUNNING -> STOPPED and puts its STOPPED event on EventBridge ->
   completion_lambda.handler (real) as an async invocation: a failed one is retried at +60 s and +120 s, then
   kept in the completion DLQ;
-- the timeout sweeper (real TimeoutSweeper) every 300 s; its synthetic events go the same async way.
+- the timeout sweeper (real Sweeper) every 300 s; its synthetic events go the same async way.
 A v6 world (`platform=Platform.V6`) hosts a v6 challenge instead: EXAMPLE and PROVISIONAL on each new submission
 (two runs, `<submissionId>#<PHASE>`), nanoid submission ids, reports as review-api-v6 summations through the real
 `ReviewSummationsClient` on `FakeReviewSummationsApi`, a skipped run handed to the completion function by the
@@ -15,49 +15,44 @@ processor's "Run Report Due" invoke (which the world may lose: `lose_report_due_
 posts its own summation when it exits 0 (as Topcoder's scorers do).
 Faults come from one FaultPlan: botocore faults on every AWS client, HTTP faults on the API session, and the
 delivery/task faults decided here with `plan.fire`. Wall time never enters: every clock is the virtual one.
+The world's parts live beside it: `deployment` (names, config documents, timings), `functions` (each function as
+its wiring builds it), `interleaver` (concurrent deliveries), `lambda_events` (the events in AWS's shapes).
+World stays one module of ~650 lines on purpose: every method schedules on, or reads, the same scheduler, fakes
+and fault plan, and a case reads as a sequence of its calls.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
-import threading
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
 from challenge_lambda import handler as challenge_handler
-from challenge_lambda.launcher import EcsLauncher
+from challenge_lambda import wiring as challenge_wiring
 from challenge_lambda.processor import ChallengeProcessor
 from completion_lambda import handler as completion_handler
-from completion_lambda.handler import CompletionDependencies
+from completion_lambda import wiring as completion_wiring
 from fault_injection import FaultKind, FaultPlan, SimulatedCrash, install_botocore_faults, install_http_faults
-from mm_adapters.challenge_config import ChallengeConfigLoader
-from mm_adapters.status_store import StatusStore
+from mm_adapters.status_store import StatusStore, record_from_item
 from mm_adapters.topcoder.review_summations import ReviewSummationsClient
 from mm_adapters.topcoder.submission_api import SubmissionApiClient
 from mm_capacity.config import EnvironmentCapacityLoader
 from mm_capacity.store import CAPACITY_TABLE_TTL, CapacityStore, capacity_table_definition
 from mm_contracts.models.capacity import EnvironmentCapacity
 from mm_contracts.models.lifecycle import LifecycleRecord, SubmissionState
-from mm_contracts.models.phase import RUN_ID_SEPARATOR, V6_SUBMISSION_TOPIC, Platform, ScoringPhase, run_id
+from mm_contracts.models.phase import RUN_ID_SEPARATOR, V6_SUBMISSION_TOPIC, Platform, ScoringPhase
 from mm_contracts.models.routed import KafkaCoordinates, RoutedSubmission
 from mm_contracts.models.task import TaskEnv
 from mm_contracts.names import (
     CHALLENGE_ID_ATTRIBUTE,
-    STATUS_TABLE_PARTITION_KEY,
-    capacity_parameter_name,
     challenge_config_parameter_name,
-    challenge_config_parameter_prefix,
     started_by,
     started_by_prefix,
 )
-from mm_contracts.settings import ChallengeProcessorSettings, CompletionSettings, RouterSettings, TimeoutSweeperSettings
+from mm_contracts.settings import ChallengeProcessorSettings
 from mm_contracts.tables import (
     AUDIT_MARKS_TTL,
     STATUS_TABLE_TTL,
@@ -65,8 +60,6 @@ from mm_contracts.tables import (
     challenge_table_definition,
     status_table_definition,
 )
-from sweeper_lambda.handler import SweeperDependencies
-from sweeper_lambda.sweeper import TimeoutSweeper
 from tests.builders import FakeLambdaContext, KafkaRecord, bus_envelope, msk_event, submission_payload
 from tests.fakes import boto_session
 from tests.fakes.clock import Scheduler, VirtualClock
@@ -82,91 +75,29 @@ from tests.fakes.topcoder import (
     FakeTokenProvider,
     fake_api_session,
 )
-
-REGION = "us-east-1"
-ENVIRONMENT = "matrix"
-CHALLENGE_ID = "5a0c0f57-8b70-4a2b-9f3e-1c2d3e4f5a6b"
-CLUSTER = "mm-scorers"
-CLUSTER_ARN = f"arn:aws:ecs:{REGION}:123456789012:cluster/{CLUSTER}"
-CONTAINER = "scorer"
-STATUS_TABLE = "mm-matrix-status"
-CAPACITY_TABLE = "mm-matrix-capacity"
-CAPACITY_PARAMETER = capacity_parameter_name()
-CHALLENGE_TABLE = "mm-matrix-challenges"
-AUDIT_MARKS_TABLE = "mm-matrix-audit-marks"
-QUEUE_NAME = f"mm-{ENVIRONMENT}-{CHALLENGE_ID}"
-COMPLETION_FUNCTION = f"mm-{ENVIRONMENT}-completion"
-REVIEW_TYPE_ID = "c56a4180-65aa-42ec-a945-5fd21dec0503"
-REVIEWER_ID = "2b8f3c1e-6a6d-4d2a-9b39-3e1f4b5c6d7e"
-ALLOWED_HOST = "topcoder-submissions.s3.amazonaws.com"
-TOPIC = "submission.notification.create"
-SCORECARD_ID = "Sc0rEcArD-v6_1"
-MEMBER_HANDLE = "tourist"
-MEMBER_ID = 40_158_994
-V6_PHASES = (
-    {"phase": "EXAMPLE", "startSeed": 1, "numberOfTests": 10, "onSubmission": True},
-    {"phase": "PROVISIONAL", "startSeed": 11, "numberOfTests": 50, "onSubmission": True},
+from tests.matrix.deployment import (
+    ALLOWED_HOST,
+    AUDIT_MARKS_TABLE,
+    CAPACITY_PARAMETER,
+    CAPACITY_TABLE,
+    CHALLENGE_ID,
+    CHALLENGE_TABLE,
+    CONTAINER,
+    ENVIRONMENT,
+    MEMBER_HANDLE,
+    MEMBER_ID,
+    REGION,
+    SCORECARD_ID,
+    STATUS_TABLE,
+    TOPIC,
+    Timings,
+    queue_name,
+    v5_config_document,
+    v6_config_document,
 )
-
-
-def queue_name(challenge_id: str) -> str:
-    """A challenge's queue (`mm-<env>-<challengeId>`: the completion function's relaunch template fills it)."""
-    return f"mm-{ENVIRONMENT}-{challenge_id}"
-
-
-def v5_config_document(challenge_id: str = CHALLENGE_ID) -> dict[str, Any]:
-    return {
-        "challengeId": challenge_id,
-        "scorerType": "mm-scorer-java",
-        "ecsCluster": CLUSTER,
-        "ecsTaskDefinition": "mm-scorer-example:3",
-        "scorerContainerName": CONTAINER,
-        "timeout": 1800,
-        "subnets": ["subnet-0a1b2c3d"],
-        "securityGroups": ["sg-0123456789abcdef0"],
-        "reviewTypeId": REVIEW_TYPE_ID,
-        "reviewerId": REVIEWER_ID,
-        "scoreCardId": 30_001_852,
-        "reportOnSuccess": True,
-    }
-
-
-def v6_config_document(challenge_id: str = CHALLENGE_ID) -> dict[str, Any]:
-    """Two phases per new submission; a success is the scorer's to report (no `reportOnSuccess`)."""
-    return {
-        "challengeId": challenge_id,
-        "platform": "v6",
-        "scorerType": "mm-scorer-java",
-        "ecsCluster": CLUSTER,
-        "ecsTaskDefinition": "mm-scorer-example:3",
-        "scorerContainerName": CONTAINER,
-        "timeout": 1800,
-        "subnets": ["subnet-0a1b2c3d"],
-        "securityGroups": ["sg-0123456789abcdef0"],
-        "scorecardId": SCORECARD_ID,
-        "phases": [dict(phase) for phase in V6_PHASES],
-        "reportOnSuccess": False,
-    }
-
-
-@dataclass(frozen=True)
-class Timings:
-    """The deployed values (common brief); the matrix runs on them, in virtual time."""
-
-    visibility_seconds: int = 180
-    max_receive_count: int = 3
-    launch_lease_seconds: int = 60
-    report_lease_seconds: int = 90
-    async_retry_delays: tuple[int, ...] = (60, 120)
-    sweep_seconds: int = 300
-    reconcile_grace_seconds: int = 900
-    sqs_batch_size: int = 5
-    eventbridge_delay_seconds: float = 1.0
-    kafka_retry_seconds: float = 10.0
-    kafka_max_retries: int = 10
-    capacity_cache_seconds: int = 60  # every function's cache of the environment's caps parameter
-    config_cache_seconds: int = 300  # the completion function's and the sweeper's challenge config cache
-    horizon_seconds: float = 3 * 86_400  # a case that is not quiescent by then is stuck
+from tests.matrix.functions import challenge_processor, completion_dependencies, processor_settings, router, sweeper
+from tests.matrix.interleaver import Interleaver, install_launch_interleaving
+from tests.matrix.lambda_events import run_of, sqs_record, stopped_event, submission_of
 
 
 @dataclass
@@ -176,84 +107,6 @@ class CompletionCall:
     event: dict[str, Any]
     result: dict[str, Any] | None = None
     error: str | None = None
-
-
-class Interleaver:
-    """Runs deliveries "at once": each in a thread, one thread running at any time, switching at the launch
-    claim. Order: every delivery reads up to its claim write, then each writes in turn (and pauses just after),
-    then each runs to its end. That is the interleaving in which two deliveries that saw the same state race."""
-
-    BEFORE_WRITE, AFTER_WRITE, END = 1, 2, 3
-
-    @dataclass
-    class _Worker:
-        fn: Callable[[], object]
-        go: threading.Event = field(default_factory=threading.Event)
-        yielded: threading.Event = field(default_factory=threading.Event)
-        position: int = 0
-        error: BaseException | None = None
-
-    def __init__(self) -> None:
-        self._workers: dict[int, Interleaver._Worker] = {}
-        self.claims_won: list[int] = []  # per concurrent run: how many deliveries' claim writes succeeded
-
-    def claim_won(self) -> None:
-        """A delivery's first claim write succeeded (a later one, after the other delivery released, is fair)."""
-        worker = self._workers.get(threading.get_ident())
-        if worker is not None and worker.position < self.AFTER_WRITE and self.claims_won:
-            self.claims_won[-1] += 1
-
-    def pause(self, point: int) -> None:
-        worker = self._workers.get(threading.get_ident())
-        if worker is None or worker.position >= point:
-            return
-        worker.position = point
-        worker.go.clear()
-        worker.yielded.set()
-        if not worker.go.wait(timeout=60):
-            raise RuntimeError("interleaver: never resumed")
-
-    def run(self, fns: list[Callable[[], object]]) -> list[BaseException | None]:
-        workers = [Interleaver._Worker(fn) for fn in fns]
-        self.claims_won.append(0)
-        threads = []
-        for worker in workers:
-
-            def body(w: Interleaver._Worker = worker) -> None:
-                self._workers[threading.get_ident()] = w
-                w.go.wait()
-                try:
-                    w.fn()
-                except BaseException as error:  # a crash is an outcome here, not an error of the harness
-                    w.error = error
-                finally:
-                    w.position = Interleaver.END
-                    w.yielded.set()
-
-            thread = threading.Thread(target=body, daemon=True)
-            thread.start()
-            threads.append(thread)
-        for point in (self.BEFORE_WRITE, self.AFTER_WRITE, self.END):
-            for worker in workers:
-                while worker.position < point:
-                    worker.yielded.clear()
-                    worker.go.set()
-                    if not worker.yielded.wait(timeout=60):
-                        raise RuntimeError("interleaver: a delivery never yielded")
-        for thread in threads:
-            thread.join(timeout=60)
-        self._workers.clear()
-        return [w.error for w in workers]
-
-
-def _is_launch_claim(operation: str, params: dict[str, Any]) -> bool:
-    """The conditional write that claims a launch (create LAUNCHING, or re-claim with a new lease)."""
-    if operation == "PutItem":
-        return (params.get("Item") or {}).get("state", {}).get("S") == "LAUNCHING"
-    if operation == "UpdateItem":
-        values = json.dumps(params.get("ExpressionAttributeValues") or {})
-        return "LAUNCHING" in values and "leaseUntil = " in str(params.get("UpdateExpression", ""))
-    return False
 
 
 @dataclass
@@ -368,17 +221,17 @@ class World:
         self.summations_client = ReviewSummationsClient(
             V6_BASE_URL, self.tokens, timeout_seconds=10.0, max_retries=2, session=v6_session, sleep=self.clock.sleep
         )
-        self._install_launch_interleaving()
+        install_launch_interleaving(self.ddb, self.admin_ddb, self.interleaver)
 
         # ---- the functions
         self.context = FakeLambdaContext()
         for side in self.sides.values():
-            side.processor_settings = self._processor_settings(side)
-            side.processor = self._processor(side.processor_settings)
+            side.processor_settings = processor_settings(self, side)
+            side.processor = challenge_processor(self, side.processor_settings)
         self.store = StatusStore(STATUS_TABLE, clock=self.clock, dynamodb_client=self.ddb)
-        self._completion_deps = self._completion_dependencies()
-        self.sweeper = self._sweeper()
-        self.router = self._router()
+        self._completion_deps = completion_dependencies(self)
+        self.sweeper = sweeper(self)
+        self.router = router(self)
 
     # ------------------------------------------------------------------ construction
     def _client(self, service: str) -> Any:
@@ -412,43 +265,12 @@ class World:
     def queues(self) -> list[FakeQueue]:
         return [side.queue for side in self.sides.values()]
 
-    def _processor_settings(self, side: ChallengeSide) -> ChallengeProcessorSettings:
-        return ChallengeProcessorSettings(
-            environment_name=ENVIRONMENT,
-            challenge_id=side.challenge_id,
-            challenge_config_parameter=challenge_config_parameter_name(side.challenge_id),
-            status_table_name=STATUS_TABLE,
-            max_receive_count=self.timings.max_receive_count,
-            launch_lease_seconds=self.timings.launch_lease_seconds,
-            allowed_url_hosts=(ALLOWED_HOST,),
-            completion_function_name=COMPLETION_FUNCTION,
-            capacity_table_name=CAPACITY_TABLE,
-            capacity_parameter_name=CAPACITY_PARAMETER,
-            capacity_cache_seconds=self.timings.capacity_cache_seconds,
-            challenge_queue_url=side.queue.url,
-        )
-
-    def _processor(self, settings: ChallengeProcessorSettings) -> ChallengeProcessor:
-        return ChallengeProcessor.from_settings(
-            settings,
-            metrics=self.metrics,
-            logger=Logger(service="challenge-processor"),
-            ssm_client=self.ssm,
-            dynamodb_client=self.ddb,
-            lambda_client=_ProcessorLambda(self),
-            sqs_client=self.sqs,
-            launcher=EcsLauncher(self.ecs),
-            clock=self.clock,
-            config_clock=self.clock,
-            sleep=self.clock.sleep,  # pacing waits for the next second's RunTask token in virtual time
-        )
-
     def capacity_store(self, *, admin: bool = False) -> CapacityStore:
         """The capacity table through a function's client (faults) or the operator's (`admin`: none)."""
         client = self.admin_ddb if admin else self.ddb
         return CapacityStore(CAPACITY_TABLE, STATUS_TABLE, clock=self.clock, dynamodb_client=client)
 
-    def _environment_capacity(self) -> Any:
+    def environment_capacity(self) -> Any:
         return EnvironmentCapacityLoader(
             CAPACITY_PARAMETER, self.timings.capacity_cache_seconds, self.ssm, clock=self.clock
         ).get
@@ -482,143 +304,6 @@ class World:
             Overwrite=True,
         )
 
-    def _completion_dependencies(self) -> CompletionDependencies:
-        fields = CompletionSettings.model_fields
-        values: dict[str, Any] = {
-            "environment_name": ENVIRONMENT,
-            "status_table_name": STATUS_TABLE,
-            "challenge_config_parameter_prefix": "/mm-processor/challenges",
-            "submission_api_url": BASE_URL,
-            "review_api_url": V6_BASE_URL,
-            "report_lease_seconds": self.timings.report_lease_seconds,
-            "capacity_table_name": CAPACITY_TABLE,
-            "capacity_parameter_name": CAPACITY_PARAMETER,
-            "capacity_cache_seconds": self.timings.capacity_cache_seconds,
-            "config_cache_seconds": self.timings.config_cache_seconds,
-        }
-        if "challenge_queue_name_template" in fields:
-            values["challenge_queue_name_template"] = f"mm-{ENVIRONMENT}-{{challenge_id}}"
-        settings = CompletionSettings(**values)
-        offered: dict[str, Any] = {
-            "store": StatusStore(STATUS_TABLE, clock=self.clock, dynamodb_client=self.ddb),
-            "config_source": ChallengeConfigLoader(
-                lambda challenge_id: challenge_config_parameter_name(challenge_id),
-                settings.config_cache_seconds,
-                self.ssm,
-                clock=self.clock,
-            ),
-            "token_provider": self.tokens,
-            "review_api": self.review_client,
-            "summations_api": self.summations_client,
-            "ecs": self.ecs,
-            "metrics_sink": self.metrics,
-            "sqs": self.sqs,
-            "sqs_client": self.sqs,
-            "clock": self.clock,
-            "capacity_store": self.capacity_store(),
-            "environment_capacity": self._environment_capacity(),
-        }
-        accepted = inspect.signature(CompletionDependencies.__init__).parameters
-        return CompletionDependencies(settings, **{k: v for k, v in offered.items() if k in accepted})
-
-    def _sweeper(self) -> TimeoutSweeper:
-        """The sweeper as its handler builds it (`SweeperDependencies`), on the world's clients and clock."""
-        settings = TimeoutSweeperSettings(
-            environment_name=ENVIRONMENT,
-            status_table_name=STATUS_TABLE,
-            completion_function_name=COMPLETION_FUNCTION,
-            reconcile_grace_seconds=self.timings.reconcile_grace_seconds,
-            ecs_cluster_arns=(CLUSTER_ARN,),
-            capacity_table_name=CAPACITY_TABLE,
-            capacity_parameter_name=CAPACITY_PARAMETER,
-            capacity_cache_seconds=self.timings.capacity_cache_seconds,
-            challenge_config_parameter_prefix=challenge_config_parameter_prefix(),
-            config_cache_seconds=self.timings.config_cache_seconds,
-            challenge_queue_name_template=queue_name("{challenge_id}"),
-        )
-        store = StatusStore(STATUS_TABLE, clock=self.clock, dynamodb_client=self.ddb)
-        deps = SweeperDependencies(
-            settings,
-            store=store,
-            ecs=self.ecs,
-            lambda_client=self,
-            metrics_sink=self.metrics,
-            capacity_store=self.capacity_store(),
-            config_source=ChallengeConfigLoader(
-                challenge_config_parameter_name, settings.config_cache_seconds, self.ssm, clock=self.clock
-            ),
-            environment_capacity=self._environment_capacity(),
-            sqs=self.sqs,
-        )
-        return deps.sweeper()
-
-    def _router(self) -> Any:
-        from router_lambda.router import Router
-
-        settings = RouterSettings(
-            environment_name=ENVIRONMENT,
-            sns_topic_arn=f"arn:aws:sns:{REGION}:123456789012:mm-{ENVIRONMENT}-submissions",
-            challenge_table_name=CHALLENGE_TABLE,
-            audit_queue_url=f"https://sqs.{REGION}.amazonaws.com/123456789012/mm-{ENVIRONMENT}-audit",
-            audit_marks_table_name=AUDIT_MARKS_TABLE,
-            allowed_url_hosts=(ALLOWED_HOST,),
-            platforms=(Platform.V5, Platform.V6),
-        )
-
-        class _RouterMetrics:
-            def __init__(self, sink: RecordingMetrics) -> None:
-                self.sink = sink
-
-            def count(self, metric: Any, value: int, *, reason: str | None = None) -> None:
-                for _ in range(value):
-                    self.sink.count(metric, reason=reason)
-
-        return Router.from_settings(
-            settings,
-            metrics=_RouterMetrics(self.metrics),
-            clock=self.clock,
-            sleep=self.clock.sleep,
-            jitter=lambda: 0.5,
-            sns=lambda: self.sns,
-            sqs=lambda: self.audit,
-            dynamodb=lambda: self.ddb,
-        )
-
-    def _install_launch_interleaving(self) -> None:
-        """Pause points for `Interleaver` around the launch claim write (no-ops outside a concurrent delivery)."""
-        key = "matrix_params"
-
-        def remember(params: dict[str, Any], context: dict[str, Any], model: Any, **_: Any) -> None:
-            context[key] = (model.name, json.loads(json.dumps(params, default=str)))
-
-        def race_point(context: dict[str, Any]) -> bool:
-            name, params = context.get(key, ("", {}))
-            if not _is_launch_claim(name, params):
-                return False
-            if name == "PutItem" and "race_point" not in context:
-                # Creating an item that exists is a probe that fails whatever happens: the race is the re-claim.
-                partition = STATUS_TABLE_PARTITION_KEY
-                found = self.admin_ddb.get_item(
-                    TableName=params["TableName"], Key={partition: params["Item"][partition]}
-                )
-                context["race_point"] = "Item" not in found
-            return bool(context.get("race_point", True))
-
-        def before(context: dict[str, Any], **_: Any) -> None:
-            if race_point(context):
-                self.interleaver.pause(Interleaver.BEFORE_WRITE)
-
-        def after(context: dict[str, Any], http_response: Any, **_: Any) -> None:
-            if race_point(context):
-                if http_response.status_code < 300:
-                    self.interleaver.claim_won()
-                self.interleaver.pause(Interleaver.AFTER_WRITE)
-
-        events = self.ddb.meta.events
-        events.register("before-parameter-build.dynamodb", remember, unique_id="matrix-remember")
-        events.register_first("before-call.dynamodb", before, unique_id="matrix-before")
-        events.register_last("after-call.dynamodb", after, unique_id="matrix-after")
-
     # ------------------------------------------------------------------ inputs
     def routed(
         self,
@@ -634,7 +319,7 @@ class World:
         `rerun`: an operator's rerun, queued after new work)."""
         v6 = self.platform is Platform.V6
         topic = V6_SUBMISSION_TOPIC if v6 else TOPIC
-        source = KafkaCoordinates(topic=topic, partition=0, offset=offset if offset is not None else self._offset())
+        source = KafkaCoordinates(topic=topic, partition=0, offset=offset if offset is not None else self.next_offset())
         now = datetime.fromtimestamp(self.clock(), tz=UTC)
         extra: dict[str, Any] = {"phase": phase} if phase is not None else {}
         if rerun:
@@ -654,7 +339,7 @@ class World:
             **extra,
         )
 
-    def _offset(self) -> int:
+    def next_offset(self) -> int:
         self.kafka_offsets += 1
         return self.kafka_offsets
 
@@ -686,14 +371,14 @@ class World:
     ) -> None:
         """One Kafka batch with a submission record per id (and any `extra` records)."""
         records = [
-            KafkaRecord(self._submission_envelope(sid), offset=self._offset(), timestamp=int(self.clock() * 1000))
+            KafkaRecord(self._submission_envelope(sid), offset=self.next_offset(), timestamp=int(self.clock() * 1000))
             for sid in submission_ids
         ]
         for record in extra or []:  # after the submissions in the partition
-            record.offset = self._offset() if record.offset is None else record.offset
+            record.offset = self.next_offset() if record.offset is None else record.offset
             record.timestamp = record.timestamp or int(self.clock() * 1000)
             records.append(record)
-        self.scheduler.at(self.clock.start + at, lambda: self._kafka_batch(records, 0), "kafka batch")
+        self.scheduler.at(self.clock.start + at, lambda: self.kafka_batch(records, 0), "kafka batch")
 
     def _submission_envelope(self, submission_id: str) -> dict[str, Any]:
         url = f"https://{ALLOWED_HOST}/mm/{submission_id}.zip"
@@ -719,21 +404,23 @@ class World:
             "payload": payload,
         }
 
-    def _kafka_batch(self, records: list[KafkaRecord], attempt: int) -> None:
+    def kafka_batch(self, records: list[KafkaRecord], attempt: int) -> None:
         try:
-            response = self.router.handle(msk_event(records))
-            failed_offsets = {item["itemIdentifier"]["offset"] for item in response.get("batchItemFailures", [])}
+            response: dict[str, Any] = dict(self.router.handle(msk_event(records)))  # Kafka: identifiers are dicts
+            failed_offsets: set[int | None] = {
+                item["itemIdentifier"]["offset"] for item in response.get("batchItemFailures", [])
+            }
         except Exception as error:  # the whole batch is retried
             self.crashes.append(f"router: {type(error).__name__}: {error}")
             failed_offsets = {r.offset for r in records}
         # Lambda's Kafka event source re-delivers a partition from its first failed offset on: that record and
         # every later one of the batch, processed or not (one partition in the matrix).
-        first_failed = min(failed_offsets, default=None)
+        first_failed = min((o for o in failed_offsets if o is not None), default=None)
         failed = [r for r in records if first_failed is not None and (r.offset or 0) >= first_failed]
         if failed and attempt < self.timings.kafka_max_retries:
             self.scheduler.after(
                 self.timings.kafka_retry_seconds * (attempt + 1),
-                lambda: self._kafka_batch(failed, attempt + 1),
+                lambda: self.kafka_batch(failed, attempt + 1),
                 "kafka retry",
             )
         for record in records:
@@ -749,7 +436,7 @@ class World:
             rule = self.plan.fire(FaultKind.KAFKA_REDELIVERY, ids=ids, now=self.clock())
             if rule is not None:
                 self.scheduler.after(
-                    rule.param("delay_seconds", 600.0), partial(self._kafka_batch, [record], 0), "kafka again"
+                    rule.param("delay_seconds", 600.0), partial(self.kafka_batch, [record], 0), "kafka again"
                 )
 
     # ------------------------------------------------------------------ SQS -> challenge function
@@ -768,7 +455,7 @@ class World:
                 return
             concurrent = []
             for message in batch:
-                ids = (challenge_id, _submission_of(message.body))
+                ids = (challenge_id, submission_of(message.body))
                 if self.plan.fire(FaultKind.SQS_DUPLICATE_DELIVERY, ids=ids, now=self.clock()):
                     concurrent.append(message)
             singles = [m for m in batch if m not in concurrent]
@@ -797,9 +484,12 @@ class World:
     def _invoke_challenge(self, messages: list[QueuedMessage], side: ChallengeSide | None = None) -> None:
         side = side or self.sides[self.challenge_ids[0]]
         assert side.processor is not None
+        assert side.processor_settings is not None
         # One handler module, one processor per challenge function: this invocation is the challenge's own.
-        challenge_handler.use_processor(side.processor)
-        event = {"Records": [_sqs_record(m, side.queue.name) for m in messages]}
+        challenge_wiring.use_dependencies(
+            challenge_wiring.ChallengeDependencies(side.processor_settings, processor=side.processor)
+        )
+        event = {"Records": [sqs_record(m, side.queue.name) for m in messages]}
         try:
             response = challenge_handler.handler(event, self.context)
             failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
@@ -814,13 +504,14 @@ class World:
 
     def install_processor(self) -> None:
         """The handler's processor for this environment is ours (clients, clock, metrics)."""
-        challenge_handler.reset()
-        challenge_handler.use_processor(self.processor)
+        challenge_wiring.use_dependencies(
+            challenge_wiring.ChallengeDependencies(self.processor_settings, processor=self.processor)
+        )
 
     # ------------------------------------------------------------------ ECS -> EventBridge -> completion
     def _script_for(self, env: dict[str, str]) -> TaskScript:
         submission_id = env.get(TaskEnv.SUBMISSION_ID.value, "")
-        run_of_task = _run_of(submission_id, env.get(TaskEnv.PHASE.value, ""))
+        run_of_task = run_of(submission_id, env.get(TaskEnv.PHASE.value, ""))
         ids = (env.get(TaskEnv.CHALLENGE_ID.value) or self.challenge_ids[0], submission_id, run_of_task)
         script = self.scripts.get(run_of_task) or self.scripts.get(submission_id, TaskScript())
         if self.plan.fire(FaultKind.TASK_FAILED_TO_START, ids=ids, now=self.clock()):
@@ -847,10 +538,10 @@ class World:
             return  # the rule's pattern: only our tasks
         if self.platform is Platform.V6 and task.phase and task.ran_to_completion and task.script.exit_code == 0:
             self._scorer_posts_its_summation(task)
-        event = _stopped_event(self.ecs_fake._describe(task), self.clock())
+        event = stopped_event(self.ecs_fake.describe(task), self.clock())
         self.stopped_events.append(event)
         challenge_id = task.environment.get(TaskEnv.CHALLENGE_ID.value) or self.challenge_ids[0]
-        ids = (challenge_id, task.submission_id, task.arn, _run_of(task.submission_id, task.phase))
+        ids = (challenge_id, task.submission_id, task.arn, run_of(task.submission_id, task.phase))
         now = self.clock()
         delay = self.timings.eventbridge_delay_seconds
         if self.plan.fire(FaultKind.STOPPED_EVENT_LOST, ids=ids, now=now):
@@ -890,7 +581,7 @@ class World:
     def invoke_completion_async(self, event: dict[str, Any], attempt: int = 0) -> None:
         call = CompletionCall(self.clock(), attempt, event)
         self.completion_calls.append(call)
-        completion_handler.use_dependencies(self._completion_deps)
+        completion_wiring.use_dependencies(self._completion_deps)
         try:
             call.result = completion_handler.handler(json.loads(json.dumps(event)), self.context)
         except (Exception, SimulatedCrash) as error:
@@ -928,14 +619,14 @@ class World:
                 upcoming = self.scheduler.next_at()
                 if upcoming is None or upcoming > limit:
                     break
-                if not self.scheduler.busy and self._quiescent():
+                if not self.scheduler.busy and self.quiescent():
                     break
                 self.scheduler.run_one()
         finally:
-            challenge_handler.reset()
-            completion_handler.use_dependencies(None)
+            challenge_wiring.use_dependencies(None)
+            completion_wiring.use_dependencies(None)
 
-    def _quiescent(self) -> bool:
+    def quiescent(self) -> bool:
         """Nothing left that could ever change: no pending events but the sweep, no message in any queue, no task
         running, no status item the sweeper still has to look at (`deadlineAt`) or admit (WAITING, ADMITTED)."""
         if not all(queue.empty for queue in self.queues) or self.ecs_fake.running() or self.held_events:
@@ -950,7 +641,7 @@ class World:
         items: list[dict[str, Any]] = []
         for page in self.admin_ddb.get_paginator("scan").paginate(TableName=STATUS_TABLE, ConsistentRead=True):
             items += page.get("Items", [])  # a scan answers at most 1 MB a page: a big world has several
-        return {r.run_id: r for r in (StatusStore.record_from_item(item) for item in items)}
+        return {r.run_id: r for r in (record_from_item(item) for item in items)}
 
     def record_of(self, key: str) -> LifecycleRecord | None:
         """The run named by a run id, or by a submission id when the submission has one run (v5)."""
@@ -964,89 +655,3 @@ class World:
 
     def started_by_value(self, challenge_id: str | None = None) -> str:
         return started_by(ENVIRONMENT, challenge_id or self.challenge_ids[0])
-
-
-def _run_of(submission_id: str, phase: str) -> str:
-    """A task's run id; a task naming no phase (or an unknown one) is known by its submission id only."""
-    try:
-        return run_id(submission_id, phase)
-    except ValueError:
-        return submission_id
-
-
-class _ProcessorLambda:
-    """The challenge processor's Lambda client: its report-due invokes of the completion function (async)."""
-
-    def __init__(self, world: World) -> None:
-        self._world = world
-
-    def invoke(self, **kwargs: Any) -> dict[str, Any]:
-        world = self._world
-        world.report_due_invokes.append(json.loads(kwargs["Payload"]))
-        if world.lose_report_due_invokes > 0:  # accepted (202), never run: only the sweeper can re-drive it
-            world.lose_report_due_invokes -= 1
-            return {"StatusCode": 202}
-        return world.invoke(**kwargs)
-
-
-def _submission_of(body: str) -> str:
-    try:
-        return str(json.loads(body).get("submissionId", ""))
-    except (ValueError, AttributeError):
-        return ""
-
-
-def _sqs_record(message: QueuedMessage, queue: str = QUEUE_NAME) -> dict[str, Any]:
-    millis = str(int(message.sent_at * 1000))
-    return {
-        "messageId": message.message_id,
-        "receiptHandle": "AQEB" + uuid.uuid4().hex,
-        "body": message.body,
-        "attributes": {
-            "ApproximateReceiveCount": str(message.receive_count),
-            "SentTimestamp": millis,
-            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
-            "ApproximateFirstReceiveTimestamp": millis,
-        },
-        "messageAttributes": {
-            name: {
-                "stringValue": value.get("StringValue"),
-                "stringListValues": [],
-                "binaryListValues": [],
-                "dataType": "String",
-            }
-            for name, value in message.attributes.items()
-        },
-        "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:{queue}",
-        "awsRegion": REGION,
-    }
-
-
-def _iso(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    if isinstance(value, dict):
-        return {k: _iso(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_iso(v) for v in value]
-    return value
-
-
-def _stopped_event(described: dict[str, Any], now: float) -> dict[str, Any]:
-    """The EventBridge "ECS Task State Change" event ECS puts for a stopped task."""
-    detail = _iso(described)
-    stamp = _iso(datetime.fromtimestamp(now, tz=UTC))
-    detail["updatedAt"] = stamp
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "ECS Task State Change",
-        "source": "aws.ecs",
-        "account": "123456789012",
-        "time": stamp,
-        "region": REGION,
-        "resources": [detail["taskArn"]],
-        "detail": detail,
-    }

@@ -13,15 +13,15 @@ from typing import Any
 import pytest
 
 from mm_adapters import aws as aws_clients
+from tests.conftest import create_capacity_table
 from tests.unit.challenge.helpers import (
     CAPACITY_PARAMETER_NAME,
     CHALLENGE_ID,
     PARAMETER_NAME,
-    TOKEN_PARAMETER_NAME,
     capacity_document,
     capacity_settings_env,
     config_document,
-    create_capacity_table,
+    processor_env,
 )
 
 CLUSTER = "mm-scorers"
@@ -87,7 +87,7 @@ class EcsWorld:
 
 @pytest.fixture
 def ecs_world(status_table: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[EcsWorld]:
-    from challenge_lambda import handler
+    from challenge_lambda import handler, wiring
 
     ec2 = aws_clients.client("ec2")
     vpc_id = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
@@ -137,26 +137,21 @@ def ecs_world(status_table: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ec
         "provide-client-params.ssm.GetParameter", lambda params, **_: world.ssm_get_calls.append(params["Name"])
     )
 
-    for name, value in {
-        "ENVIRONMENT_NAME": "dev",
-        "CHALLENGE_ID": CHALLENGE_ID,
-        "CHALLENGE_CONFIG_PARAMETER": PARAMETER_NAME,
-        "STATUS_TABLE_NAME": status_table,
-        "TOKEN_PARAMETER_NAME": TOKEN_PARAMETER_NAME,
-        "MAX_RECEIVE_COUNT": "3",
-        "CONFIG_CACHE_SECONDS": "300",
-        "ALLOWED_URL_HOSTS": "topcoder-submissions.s3.amazonaws.com",
-        "POWERTOOLS_SERVICE_NAME": "challenge-processor",
+    environment = processor_env(
+        status_table,
+        CONFIG_CACHE_SECONDS="300",
+        POWERTOOLS_SERVICE_NAME="challenge-processor",
         **capacity_settings_env(world.capacity_table, queue_url),
-    }.items():
+    )
+    for name, value in environment.items():
         monkeypatch.setenv(name, value)
 
     log_handler = logging.StreamHandler(world.logs)
     log_handler.setFormatter(handler.logger.registered_formatter)
     handler.logger.addHandler(log_handler)
-    handler.reset()
+    wiring.use_dependencies(None)
     try:
         yield world
     finally:
-        handler.reset()
+        wiring.use_dependencies(None)
         logging.getLogger(handler.logger.name).removeHandler(log_handler)

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from completion_lambda import handler as completion_handler
-from completion_lambda.handler import CompletionDependencies
-from completion_lambda.observability import RecordingMetricsSink
+from completion_lambda import wiring as completion_wiring
+from completion_lambda.wiring import CompletionDependencies
 from mm_adapters import aws as aws_clients
 from mm_adapters.status_store import StatusStore
 from mm_capacity.store import AdmissionLimits, AdmitOutcome, CapacityStore
@@ -24,6 +24,7 @@ from mm_contracts.models.task import TaskEnv
 from mm_contracts.names import started_by
 from tests.builders import new_uuid
 from tests.conftest import Clock
+from tests.fakes.metrics import RecordingMetrics
 from tests.integration.completion.conftest import (
     CLUSTER_ARN,
     DEFAULT_PHASE,
@@ -59,7 +60,7 @@ class World:
     context: Any
     review_api: FakeReviewApi
     summations: FakeSummationsApi
-    metrics: RecordingMetricsSink
+    metrics: RecordingMetrics
     configs: ConfigsByChallenge
     queues: dict[str, str] = field(default_factory=dict)
 
@@ -144,14 +145,14 @@ def capacity_world(status_table: str, capacity_table: str, clock: Clock, lambda_
         lambda_context,
         FakeReviewApi(),
         FakeSummationsApi(),
-        RecordingMetricsSink(),
+        RecordingMetrics(),
         configs,
         queues,
     )
     settings = completion_settings(status_table, review_api_url="http://127.0.0.1:9/v6").model_copy(
         update={"challenge_queue_name_template": QUEUE_NAME_TEMPLATE, "capacity_cache_seconds": 0}
     )
-    completion_handler.use_dependencies(
+    completion_wiring.use_dependencies(
         CompletionDependencies(
             settings,
             store=status,
@@ -164,4 +165,4 @@ def capacity_world(status_table: str, capacity_table: str, clock: Clock, lambda_
         )
     )
     yield built
-    completion_handler.use_dependencies(None)
+    completion_wiring.use_dependencies(None)

@@ -6,29 +6,35 @@ import io
 import json
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from completion_lambda import handler as completion_handler
-from completion_lambda.handler import CompletionDependencies
-from completion_lambda.observability import MetricsSink, RecordingMetricsSink, logger
-from completion_lambda.service import ConfigSource, ReviewApi
+from completion_lambda import wiring as completion_wiring
+from completion_lambda.observability import logger
+from completion_lambda.reporting import ReviewApi
+from completion_lambda.service import ConfigSource
+from completion_lambda.wiring import CompletionDependencies
+from infrastructure.config import load_environment
+from infrastructure.wiring import CHALLENGE_ID_PLACEHOLDER, ResourceRefs, WiringPlan
 from mm_adapters import aws as aws_clients
 from mm_adapters.status_store import StatusStore
-from mm_capacity.store import CAPACITY_TABLE_TTL, CapacityStore, capacity_table_definition
+from mm_capacity.store import CapacityStore
 from mm_contracts.models.lifecycle import LifecycleRecord
 from mm_contracts.models.phase import Platform, ScoringPhase, run_id
 from mm_contracts.models.routed import KafkaCoordinates, RoutedSubmission
 from mm_contracts.models.task import TaskEnv
-from mm_contracts.names import capacity_parameter_name, started_by
+from mm_contracts.names import started_by
+from mm_contracts.ports import MetricsSink
 from mm_contracts.settings import CompletionSettings, TimeoutSweeperSettings
-from sweeper_lambda import handler as timeout_sweeper
-from sweeper_lambda.handler import SweeperDependencies
+from sweeper_lambda import wiring as sweeper_wiring
+from sweeper_lambda.wiring import SweeperDependencies
 from tests.builders import ACCOUNT, REGION, ecs_task_stopped_event, new_uuid
-from tests.conftest import Clock
+from tests.conftest import CAPACITY_TABLE, Clock
+from tests.fakes.metrics import RecordingMetrics
 from tests.unit.completion.fakes import CHALLENGE_ID, FakeConfigSource, FakeReviewApi
 
 ENVIRONMENT = "example"
@@ -36,19 +42,41 @@ CLUSTER_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/mm-scorers"
 # The single phase of the test challenge's config (no `phases`: its `testType`, provisional): a task that names
 # no phase is a run of this phase.
 DEFAULT_PHASE = ScoringPhase.PROVISIONAL
-CAPACITY_TABLE = "mm-test-capacity"
-SSM_PREFIX = "/mm-processor"
-CAPACITY_PARAMETER = capacity_parameter_name(SSM_PREFIX)
-CHALLENGE_CONFIG_PREFIX = f"{SSM_PREFIX}/challenges"
-QUEUE_NAME_TEMPLATE = f"mm-{ENVIRONMENT}-ch-{{challenge_id}}"
+# The wiring plan of the example environment, as the stacks and the local pipeline use it: the functions' settings
+# and names come from it, and a test changes only the values it names (`_with`).
+PLAN = WiringPlan(load_environment(ENVIRONMENT))
+REFS = ResourceRefs(
+    sns_topic_arn=f"arn:aws:sns:{REGION}:{ACCOUNT}:mm-{ENVIRONMENT}-submissions",
+    challenge_table_name=f"mm-{ENVIRONMENT}-challenges",
+    status_table_name="mm-test-status",
+    audit_queue_url=f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/mm-{ENVIRONMENT}-audit",
+    capacity_table_name=CAPACITY_TABLE,
+)
+CAPACITY_PARAMETER = PLAN.capacity_parameter()
+CHALLENGE_CONFIG_PREFIX = PLAN.completion_settings(REFS).challenge_config_parameter_prefix
+QUEUE_NAME_TEMPLATE = PLAN.names.challenge_queue(CHALLENGE_ID_PLACEHOLDER)
+COMPLETION_FUNCTION = PLAN.names.completion_function
 
 
-def create_capacity_table(name: str = CAPACITY_TABLE) -> str:
-    """The capacity table (decision 093: `pk` + `sk`, TTL `expiresAt`), in moto."""
-    ddb = aws_clients.client("dynamodb")
-    ddb.create_table(**capacity_table_definition(name))
-    ddb.update_time_to_live(TableName=name, TimeToLiveSpecification=CAPACITY_TABLE_TTL)
-    return name
+def _with(settings: Any, **updates: Any) -> Any:
+    """A settings copy with the test's values, validated again (as the local pipeline's provisioning does)."""
+    return type(settings).model_validate({**settings.model_dump(), **updates})
+
+
+def create_auth0_secret() -> str:
+    """The Auth0 client credentials an AUTH0_PROXY token provider reads (moto Secrets Manager); returns its ARN."""
+    response = aws_clients.client("secretsmanager").create_secret(
+        Name="mm-processor/auth0",
+        SecretString=json.dumps(
+            {
+                "client_id": "mm-processor-client",
+                "client_secret": "s3cr3t-client-secret",
+                "auth0_url": "https://topcoder-dev.auth0.com/oauth/token",
+                "audience": "https://m2m.topcoder-dev.com/",
+            }
+        ),
+    )
+    return str(response["ARN"])
 
 
 def put_environment_capacity(**caps: Any) -> None:
@@ -56,11 +84,6 @@ def put_environment_capacity(**caps: Any) -> None:
     aws_clients.client("ssm").put_parameter(
         Name=CAPACITY_PARAMETER, Value=json.dumps(caps), Type="String", Overwrite=True
     )
-
-
-@pytest.fixture
-def capacity_table(aws: None) -> str:
-    return create_capacity_table()
 
 
 def rid(submission_id: str, phase: ScoringPhase = DEFAULT_PHASE) -> str:
@@ -73,9 +96,15 @@ def task_arn() -> str:
 
 
 def task_environment(
-    submission_id: str, *, challenge_id: str = CHALLENGE_ID, phase: ScoringPhase | None = DEFAULT_PHASE, **extra: str
+    submission_id: str,
+    *,
+    challenge_id: str = CHALLENGE_ID,
+    phase: ScoringPhase | None = DEFAULT_PHASE,
+    overrides: dict[str, str] | None = None,
+    **extra: str,
 ) -> dict[str, str]:
-    """The overrides the challenge processor sets (task contract); `phase=None`: a task that names no phase."""
+    """The overrides the challenge processor sets (task contract); `phase=None`: a task that names no phase.
+    `overrides`: variables by their task names (`TaskEnv` values), added last."""
     phase_env = {TaskEnv.PHASE.value: phase.value} if phase is not None else {}
     return {
         TaskEnv.SUBMISSION_ID.value: submission_id,
@@ -83,6 +112,7 @@ def task_environment(
         **phase_env,
         TaskEnv.CORRELATION_ID.value: f"submission.notification.create-0-{abs(hash(submission_id)) % 10_000}",
         **extra,
+        **(overrides or {}),
     }
 
 
@@ -96,16 +126,16 @@ def stopped_event(submission_id: str, arn: str, *, cluster_arn: str = CLUSTER_AR
 def completion_settings(
     status_table: str, api_url: str | None = "http://127.0.0.1:9/v5", review_api_url: str | None = None
 ) -> CompletionSettings:
-    return CompletionSettings(
-        environment_name=ENVIRONMENT,
-        status_table_name=status_table,
-        challenge_config_parameter_prefix="/mm-processor/challenges",
+    """The plan's completion settings with the test's API stand-ins; no challenge queue template (a start failure
+    is not relaunched and admitted runs are not sent) unless a test sets one."""
+    settings: CompletionSettings = _with(
+        PLAN.completion_settings(replace(REFS, status_table_name=status_table)),
         submission_api_url=api_url,
         review_api_url=review_api_url,
         report_lease_seconds=120,
-        capacity_table_name=CAPACITY_TABLE,
-        capacity_parameter_name=CAPACITY_PARAMETER,
+        challenge_queue_name_template=None,
     )
+    return settings
 
 
 @dataclass
@@ -182,8 +212,8 @@ def install_completion(
 ) -> Completion:
     store = StatusStore(status_table, clock=clock)
     config = config or FakeConfigSource()
-    sink = metrics if metrics is not None else RecordingMetricsSink()
-    completion_handler.use_dependencies(
+    sink = metrics if metrics is not None else RecordingMetrics()
+    completion_wiring.use_dependencies(
         CompletionDependencies(
             completion_settings(status_table, api_url),
             store=store,
@@ -200,23 +230,21 @@ def install_completion(
 def completion(status_table: str, clock: Clock, lambda_context: Any) -> Iterator[Completion]:
     """Handler with a fake Submission API and a fake config source."""
     yield install_completion(status_table, clock, lambda_context, api=FakeReviewApi())
-    completion_handler.use_dependencies(None)
-
-
-COMPLETION_FUNCTION = f"mm-{ENVIRONMENT}-completion"
+    completion_wiring.use_dependencies(None)
 
 
 def sweeper_settings_for(status_table: str, **values: Any) -> TimeoutSweeperSettings:
-    return TimeoutSweeperSettings(
-        environment_name=ENVIRONMENT,
-        status_table_name=status_table,
-        completion_function_name=COMPLETION_FUNCTION,
-        capacity_table_name=CAPACITY_TABLE,
-        capacity_parameter_name=CAPACITY_PARAMETER,
-        challenge_config_parameter_prefix=CHALLENGE_CONFIG_PREFIX,
-        challenge_queue_name_template=QUEUE_NAME_TEMPLATE,
+    """The plan's sweeper settings, but no ECS cluster to list (a test that scans tasks names its clusters) and the
+    settings model's own orphan settle period (what the task-scan tests count with), then the test's `values`."""
+    test_values: dict[str, Any] = {
+        "ecs_cluster_arns": (),
+        "orphan_settle_seconds": TimeoutSweeperSettings.model_fields["orphan_settle_seconds"].default,
         **values,
+    }
+    settings: TimeoutSweeperSettings = _with(
+        PLAN.sweeper_settings(replace(REFS, status_table_name=status_table)), **test_values
     )
+    return settings
 
 
 @pytest.fixture
@@ -268,7 +296,7 @@ def install_sweeper(sweeper_settings: TimeoutSweeperSettings) -> Iterator[Any]:
         sqs: Any | None = None,
         **settings: Any,
     ) -> None:
-        timeout_sweeper.use_dependencies(
+        sweeper_wiring.use_dependencies(
             SweeperDependencies(
                 sweeper_settings.model_copy(update=settings),
                 store=store,
@@ -282,7 +310,7 @@ def install_sweeper(sweeper_settings: TimeoutSweeperSettings) -> Iterator[Any]:
         )
 
     yield install
-    timeout_sweeper.use_dependencies(None)
+    sweeper_wiring.use_dependencies(None)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from completion_lambda import handler as completion_handler
+from completion_lambda import wiring as completion_wiring
 from mm_capacity.store import CapacityStore
 from mm_contracts.metric_names import Metric
 from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
@@ -126,7 +126,7 @@ def test_a_superseded_v5_task_stopped_ends_cancelled_without_a_review_and_frees_
     )
     assert record.reason == SUPERSEDED_STOP
     assert world.review_api.posts == 0
-    assert world.metrics.reasons(Metric.RUNS_CANCELLED) == ["superseded_task_stopped"]
+    assert world.metrics.reasons(Metric.RUNS_CANCELLED) == {"superseded_task_stopped": 1}
     assert world.holders() == {theirs_id}
 
 
@@ -137,7 +137,7 @@ def test_an_operator_stop_without_a_cancel_request_is_not_a_cancel(world: World)
     result = world.invoke(world.stopped(mine, arn, stop_code="UserInitiated", stopped_reason="operator: bad image"))
 
     assert (result["disposition"], result["outcome"]) == ("reported", "FAILED")
-    assert world.metrics.reasons(Metric.RUNS_CANCELLED) == []
+    assert world.metrics.reasons(Metric.RUNS_CANCELLED) == {}
 
 
 def test_a_superseded_v6_task_stopped_is_reported_as_a_cancelled_summation(world: World) -> None:
@@ -193,7 +193,7 @@ def test_a_failed_release_loses_neither_the_outcome_nor_the_report(
     world: World, status_table: str, capacity_table: str
 ) -> None:
     broken = _BrokenRelease(capacity_table, status_table, clock=world.clock)
-    deps = completion_handler.dependencies()
+    deps = completion_wiring.dependencies()
     deps._capacity_store = broken  # the dependencies build the dispatcher from it on first use
     mine = world.submission(CHALLENGE_ID)
     mine_id, arn = world.launched(mine)
@@ -202,5 +202,5 @@ def test_a_failed_release_loses_neither_the_outcome_nor_the_report(
 
     assert result["disposition"] == "reported"
     assert world.state(mine_id) is SubmissionState.FAILED
-    assert world.metrics.reasons(Metric.CAPACITY_ERRORS) == ["release"]
+    assert world.metrics.reasons(Metric.CAPACITY_ERRORS) == {"release": 1}
     assert world.holders() == {mine_id}  # left for the sweeper's reconciler (run_not_holding)

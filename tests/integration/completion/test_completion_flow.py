@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
-from completion_lambda.handler import InvalidEventError
-from completion_lambda.observability import PowertoolsMetricsSink
+from completion_lambda.events import InvalidEventError
 from completion_lambda.outcome import FailureReason
-from completion_lambda.service import ReportDeferredError, ReportInProgressError, ReportOutcomeUnsettledError
+from completion_lambda.results import ReportDeferredError, ReportInProgressError, ReportOutcomeUnsettledError
 from mm_adapters import aws as aws_clients
 from mm_adapters.challenge_config import ConfigErrorReason
+from mm_adapters.metrics import EmfMetricsSink
 from mm_adapters.topcoder.submission_api import ApiAuthError, ApiRejectedError, ApiTransientError
 from mm_contracts.metric_names import Metric
 from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
@@ -59,7 +59,7 @@ def test_exit_0_records_succeeded_and_reports_nothing_by_default(completion: Com
     assert record.exit_code == 0
     assert completion.api.posts == 0
     assert result["disposition"] == "not_required"
-    assert completion.metrics.counts == [(Metric.TASKS_SUCCEEDED, None)]
+    assert completion.metrics.counted() == [(Metric.TASKS_SUCCEEDED, None)]
 
 
 def test_exit_0_with_report_on_success_posts_one_queued_review(
@@ -168,8 +168,8 @@ def test_the_same_stopped_event_twice_reports_once(completion: Completion) -> No
     assert len(completion.api.reviews_for(submission_id)) == 1
     assert completion.api.posts == 1
     assert (first["disposition"], second["disposition"]) == ("reported", "duplicate")
-    assert completion.metrics.counts.count((Metric.DUPLICATE_EVENTS, None)) == 1
-    assert completion.metrics.counts.count((Metric.TASKS_FAILED, FailureReason.NON_ZERO_EXIT)) == 1
+    assert completion.metrics.counts[(Metric.DUPLICATE_EVENTS, None)] == 1
+    assert completion.metrics.counts[(Metric.TASKS_FAILED, FailureReason.NON_ZERO_EXIT)] == 1
 
 
 def test_api_500_fails_the_invocation_and_the_redelivery_reports_once(completion: Completion) -> None:
@@ -283,7 +283,7 @@ def test_rejection_metric_is_emitted_as_emf_with_reason_and_environment(
     status_table: str, clock: Any, lambda_context: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     completion = install_completion(
-        status_table, clock, lambda_context, api=FakeReviewApi(), metrics=PowertoolsMetricsSink("example")
+        status_table, clock, lambda_context, api=FakeReviewApi(), metrics=EmfMetricsSink(environment_name="example")
     )
     submission_id, arn = completion.launched()
     completion.api.fail_next(ApiRejectedError(400, "bad"))
@@ -310,7 +310,7 @@ def test_event_for_a_foreign_task_is_ignored(completion: Completion) -> None:
     assert result["reason"] == "foreign_task"
     assert completion.record(submission_id).state is SubmissionState.LAUNCHED
     assert completion.api.posts == 0
-    assert completion.metrics.counts == [(Metric.EVENTS_IGNORED, "foreign_task")]
+    assert completion.metrics.counted() == [(Metric.EVENTS_IGNORED, "foreign_task")]
 
 
 def test_event_of_another_environment_is_ignored(completion: Completion) -> None:
@@ -452,4 +452,4 @@ def test_stopped_event_for_a_submission_never_launched_creates_nothing_and_posts
     assert (result["disposition"], result["reason"]) == ("ignored", "unknown_submission")
     assert completion.store.get(rid(submission_id)) is None
     assert completion.api.posts == 0
-    assert completion.metrics.counts == [(Metric.EVENTS_IGNORED, "unknown_submission")]
+    assert completion.metrics.counted() == [(Metric.EVENTS_IGNORED, "unknown_submission")]

@@ -33,7 +33,7 @@ def routed(submission_id: str) -> RoutedSubmission:
 def event_of(submission_id: str, arn: str, *, attempt: int | None, **kwargs: Any) -> dict[str, Any]:
     extra = {} if attempt is None else {TaskEnv.LAUNCH_ATTEMPT.value: str(attempt)}
     kwargs.setdefault("exit_code", 1)
-    return stopped_event(submission_id, arn, environment=task_environment(submission_id, **extra), **kwargs)
+    return stopped_event(submission_id, arn, environment=task_environment(submission_id, overrides=extra), **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -52,14 +52,14 @@ def test_malformed_submission_id_is_ignored_with_a_reason_and_never_reaches_the_
     result = completion.invoke(stopped_event(submission_id, task_arn(), exit_code=1))
 
     assert (result["disposition"], result["reason"]) == ("ignored", "submission_id_invalid")
-    assert completion.metrics.counts == [(Metric.EVENTS_IGNORED, "submission_id_invalid")]
+    assert completion.metrics.counted() == [(Metric.EVENTS_IGNORED, "submission_id_invalid")]
     assert completion.api.posts == 0
 
 
 @pytest.mark.parametrize("attempt", ["0", "-1", "1.0", "one", " 2", "9" * 40])
 def test_malformed_launch_attempt_is_ignored(completion: Completion, attempt: str) -> None:
     submission_id, arn = completion.launched()
-    env = task_environment(submission_id, **{TaskEnv.LAUNCH_ATTEMPT.value: attempt})
+    env = task_environment(submission_id, overrides={TaskEnv.LAUNCH_ATTEMPT.value: attempt})
 
     result = completion.invoke(stopped_event(submission_id, arn, environment=env, exit_code=1))
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from completion_lambda import handler as completion_handler
-from completion_lambda.handler import CompletionDependencies
-from completion_lambda.observability import RecordingMetricsSink
+from completion_lambda import wiring as completion_wiring
+from completion_lambda.wiring import CompletionDependencies
 from mm_adapters import aws as aws_clients
 from mm_adapters.status_store import StatusStore
 from mm_contracts.metric_names import Metric
@@ -24,6 +24,7 @@ from mm_contracts.models.routed import KafkaCoordinates, RoutedSubmission
 from mm_contracts.models.task import TaskEnv
 from tests.builders import new_uuid
 from tests.conftest import Clock
+from tests.fakes.metrics import RecordingMetrics
 from tests.integration.completion.conftest import (
     CLUSTER_ARN,
     DEFAULT_PHASE,
@@ -74,7 +75,7 @@ class Harness:
         self.context = context
         self.store = StatusStore(status_table, clock=clock)
         self.api = FakeReviewApi()
-        self.metrics = RecordingMetricsSink()
+        self.metrics = RecordingMetrics()
         self.queue_url = aws_clients.client("sqs").create_queue(QueueName=f"mm-{ENVIRONMENT}-ch-{CHALLENGE_ID}")[
             "QueueUrl"
         ]
@@ -82,7 +83,7 @@ class Harness:
         settings = completion_settings(status_table).model_copy(
             update={"challenge_queue_name_template": QUEUE_NAME_TEMPLATE}
         )
-        completion_handler.use_dependencies(
+        completion_wiring.use_dependencies(
             CompletionDependencies(
                 settings,
                 store=self.store,
@@ -111,7 +112,7 @@ class Harness:
         return arn, claim.attempt
 
     def start_failure(self, submission_id: str, arn: str, attempt: int, reason: str = PULL_TIMEOUT) -> dict[str, Any]:
-        env = task_environment(submission_id, **{TaskEnv.LAUNCH_ATTEMPT.value: str(attempt)})
+        env = task_environment(submission_id, overrides={TaskEnv.LAUNCH_ATTEMPT.value: str(attempt)})
         return stopped_event(
             submission_id, arn, environment=env, containers=[], stop_code="TaskFailedToStart", stopped_reason=reason
         )
@@ -120,7 +121,7 @@ class Harness:
 @pytest.fixture
 def harness(status_table: str, clock: Clock, lambda_context: Any) -> Iterator[Harness]:
     yield Harness(status_table, clock, lambda_context)
-    completion_handler.use_dependencies(None)
+    completion_wiring.use_dependencies(None)
 
 
 def routed() -> RoutedSubmission:
@@ -160,7 +161,7 @@ def test_a_transient_start_failure_is_relaunched_through_the_challenge_queue(har
     assert sent["MessageAttributes"]["challengeId"]["StringValue"] == CHALLENGE_ID
     attributes = harness.sqs.client.get_queue_attributes(QueueUrl=harness.queue_url, AttributeNames=["All"])
     assert int(attributes["Attributes"]["ApproximateNumberOfMessagesDelayed"]) == 1
-    assert harness.metrics.counts == [(Metric.START_FAILURES_RELAUNCHED, None)]
+    assert harness.metrics.counted() == [(Metric.START_FAILURES_RELAUNCHED, None)]
 
 
 def test_relaunches_are_bounded_with_backoff_then_reported_as_a_failure(harness: Harness) -> None:

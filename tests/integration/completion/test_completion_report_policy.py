@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from completion_lambda.service import ReportDeferredError
+from completion_lambda.results import ReportDeferredError
 from mm_adapters.challenge_config import ConfigErrorReason
 from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
 from mm_contracts.models.task import TaskEnv

@@ -13,14 +13,16 @@ from typing import Any
 import pytest
 
 from completion_lambda import handler as completion_handler
-from completion_lambda.handler import CompletionDependencies
-from completion_lambda.observability import RecordingMetricsSink
-from completion_lambda.service import ReportOutcomeUnsettledError
+from completion_lambda import wiring as completion_wiring
+from completion_lambda.results import ReportOutcomeUnsettledError
+from completion_lambda.wiring import CompletionDependencies
 from mm_adapters.status_store import StatusStore
 from mm_adapters.topcoder.submission_api import ApiOutcomeUnknownError, SubmissionApiClient
 from mm_contracts.metric_names import Metric
 from mm_contracts.models.lifecycle import ReportStatus
 from tests.builders import new_uuid
+from tests.fakes.clock import VirtualClock
+from tests.fakes.metrics import RecordingMetrics
 from tests.integration.completion.conftest import (
     CLUSTER_ARN,
     completion_settings,
@@ -29,7 +31,7 @@ from tests.integration.completion.conftest import (
     stopped_event,
     task_arn,
 )
-from tests.integration.topcoder.slow_commit import SlowCommitApi, StaticTokens, VirtualClock
+from tests.integration.topcoder.slow_commit import SlowCommitApi, StaticTokens
 from tests.unit.completion.fakes import FakeConfigSource
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")
@@ -43,7 +45,7 @@ class Flow:
         self.clock = VirtualClock()
         self.api = SlowCommitApi(self.clock, commit_delay=commit_delay, **api)
         self.store = StatusStore(status_table, clock=self.clock)
-        self.metrics = RecordingMetricsSink()
+        self.metrics = RecordingMetrics()
         self.context = context
         client = SubmissionApiClient(
             "https://api.topcoder-dev.com/v5",
@@ -53,7 +55,7 @@ class Flow:
             sleep=self.clock.sleep,
         )
         settings = completion_settings(status_table).model_copy(update={"report_lease_seconds": 90})
-        completion_handler.use_dependencies(
+        completion_wiring.use_dependencies(
             CompletionDependencies(
                 settings,
                 store=self.store,
@@ -70,7 +72,7 @@ class Flow:
 @pytest.fixture
 def flow_factory(status_table: str, lambda_context: Any) -> Iterator[Any]:
     yield lambda commit_delay, **api: Flow(status_table, lambda_context, commit_delay, **api)
-    completion_handler.use_dependencies(None)
+    completion_wiring.use_dependencies(None)
 
 
 @pytest.mark.parametrize("commit_delay", [0.5, 30.0], ids=["commits-0.5s-later", "commits-30s-later"])

@@ -7,16 +7,15 @@ challenge config from (moto) SSM. Only the status store's clock and the metrics 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from completion_lambda import handler as completion_handler
-from completion_lambda.handler import CompletionDependencies
-from completion_lambda.observability import RecordingMetricsSink
-from completion_lambda.service import ReportOutcomeUnsettledError
+from completion_lambda import wiring as completion_wiring
+from completion_lambda.results import ReportOutcomeUnsettledError
+from completion_lambda.wiring import CompletionDependencies
 from mm_adapters import aws as aws_clients
 from mm_adapters.status_store import StatusStore
 from mm_adapters.topcoder.submission_api import ApiOutcomeUnknownError
@@ -26,11 +25,13 @@ from mm_contracts.names import challenge_config_parameter_name
 from mm_contracts.settings import CompletionSettings, TokenSource
 from tests.builders import new_uuid
 from tests.conftest import Clock
+from tests.fakes.metrics import RecordingMetrics
 from tests.integration.completion.conftest import (
     CAPACITY_PARAMETER,
     CAPACITY_TABLE,
     CLUSTER_ARN,
     ENVIRONMENT,
+    create_auth0_secret,
     launch_task,
     rid,
     stopped_event,
@@ -46,7 +47,7 @@ REVIEWS = "/v5/reviews"
 
 class Harness:
     def __init__(
-        self, standin: TopcoderStandIn, store: StatusStore, metrics: RecordingMetricsSink, context: Any, clock: Clock
+        self, standin: TopcoderStandIn, store: StatusStore, metrics: RecordingMetrics, context: Any, clock: Clock
     ):
         self.standin = standin
         self.clock = clock
@@ -71,17 +72,7 @@ class Harness:
 
 @pytest.fixture
 def harness(status_table: str, clock: Clock, lambda_context: Any) -> Iterator[Harness]:
-    secret_arn = aws_clients.client("secretsmanager").create_secret(
-        Name="mm-processor/auth0",
-        SecretString=json.dumps(
-            {
-                "client_id": "mm-processor-client",
-                "client_secret": "s3cr3t-client-secret",
-                "auth0_url": "https://topcoder-dev.auth0.com/oauth/token",
-                "audience": "https://m2m.topcoder-dev.com/",
-            }
-        ),
-    )["ARN"]
+    secret_arn = create_auth0_secret()
     aws_clients.client("ssm").put_parameter(
         Name=challenge_config_parameter_name(CHALLENGE_ID),
         Type="String",
@@ -102,10 +93,10 @@ def harness(status_table: str, clock: Clock, lambda_context: Any) -> Iterator[Ha
             capacity_parameter_name=CAPACITY_PARAMETER,
         )
         store = StatusStore(status_table, clock=clock)
-        metrics = RecordingMetricsSink()
-        completion_handler.use_dependencies(CompletionDependencies(settings, store=store, metrics_sink=metrics))
+        metrics = RecordingMetrics()
+        completion_wiring.use_dependencies(CompletionDependencies(settings, store=store, metrics_sink=metrics))
         yield Harness(standin, store, metrics, lambda_context, clock)
-        completion_handler.use_dependencies(None)
+        completion_wiring.use_dependencies(None)
         assert standin.violations() == [], [(r.method, r.path, r.errors) for r in standin.violations()]
 
 

@@ -7,7 +7,6 @@ and checks the token's scopes; the fixture fails a test that sent anything the s
 
 from __future__ import annotations
 
-import json
 import random
 import string
 from collections.abc import Iterator
@@ -16,8 +15,8 @@ from typing import Any
 import pytest
 
 from completion_lambda import handler as completion_handler
-from completion_lambda.handler import CompletionDependencies
-from completion_lambda.observability import RecordingMetricsSink
+from completion_lambda import wiring as completion_wiring
+from completion_lambda.wiring import CompletionDependencies
 from mm_adapters import aws as aws_clients
 from mm_adapters.status_store import StatusStore
 from mm_contracts.metric_names import Metric
@@ -30,11 +29,13 @@ from mm_contracts.names import TIMEOUT_STOP_REASON_PREFIX, challenge_config_para
 from mm_contracts.settings import CompletionSettings, TokenSource
 from tests.builders import ecs_task_stopped_event
 from tests.conftest import Clock
+from tests.fakes.metrics import RecordingMetrics
 from tests.integration.completion.conftest import (
     CAPACITY_PARAMETER,
     CAPACITY_TABLE,
     CLUSTER_ARN,
     ENVIRONMENT,
+    create_auth0_secret,
     launch_task,
     routed,
     task_arn,
@@ -69,13 +70,13 @@ class Harness:
         self.store = store
         self.context = context
         self.clock = clock
-        self.metrics = RecordingMetricsSink()
+        self.metrics = RecordingMetrics()
 
     def install(self, config: ChallengeConfig, settings: CompletionSettings) -> None:
         aws_clients.client("ssm").put_parameter(
             Name=challenge_config_parameter_name(CHALLENGE_ID), Type="String", Value=config.to_json(), Overwrite=True
         )
-        completion_handler.use_dependencies(
+        completion_wiring.use_dependencies(
             CompletionDependencies(settings, store=self.store, metrics_sink=self.metrics)
         )
 
@@ -137,17 +138,7 @@ def settings_for(standin: TopcoderStandIn, status_table: str, secret_arn: str, *
 
 @pytest.fixture
 def v6(status_table: str, clock: Clock, lambda_context: Any) -> Iterator[tuple[Harness, Any]]:
-    secret_arn = aws_clients.client("secretsmanager").create_secret(
-        Name="mm-processor/auth0",
-        SecretString=json.dumps(
-            {
-                "client_id": "mm-processor-client",
-                "client_secret": "s3cr3t-client-secret",
-                "auth0_url": "https://topcoder-dev.auth0.com/oauth/token",
-                "audience": "https://m2m.topcoder-dev.com/",
-            }
-        ),
-    )["ARN"]
+    secret_arn = create_auth0_secret()
     with TopcoderStandIn() as standin:
         harness = Harness(standin, StatusStore(status_table, clock=clock), lambda_context, clock)
 
@@ -156,7 +147,7 @@ def v6(status_table: str, clock: Clock, lambda_context: Any) -> Iterator[tuple[H
             return harness
 
         yield harness, install
-        completion_handler.use_dependencies(None)
+        completion_wiring.use_dependencies(None)
         assert standin.violations() == [], [(r.method, r.path, r.errors) for r in standin.violations()]
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from completion_lambda.service import DEAD_LETTERED_NOTE
+from completion_lambda.recorded_outcomes import DEAD_LETTERED_NOTE
 from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
 from mm_contracts.models.phase import Platform, ScoringPhase, run_id
 from mm_contracts.models.report_due import report_due_event

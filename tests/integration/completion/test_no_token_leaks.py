@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from completion_lambda.handler import InvalidEventError
-from completion_lambda.observability import PowertoolsMetricsSink
+from completion_lambda.events import InvalidEventError
 from mm_adapters import aws as aws_clients
+from mm_adapters.metrics import EmfMetricsSink
 from mm_adapters.topcoder.submission_api import ApiRejectedError, ApiTransientError
 from mm_contracts.models.task import TaskEnv
 from tests.conftest import Clock
@@ -35,7 +35,7 @@ def test_insecure_mode_token_never_appears_in_logs_metrics_errors_or_records(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     completion = install_completion(
-        status_table, clock, lambda_context, api=FakeReviewApi(), metrics=PowertoolsMetricsSink("example")
+        status_table, clock, lambda_context, api=FakeReviewApi(), metrics=EmfMetricsSink(environment_name="example")
     )
     errors: list[str] = []
 
@@ -46,7 +46,7 @@ def test_insecure_mode_token_never_appears_in_logs_metrics_errors_or_records(
             errors.append(f"{type(error).__name__}: {error!r} {error}")
 
     def insecure_event(submission_id: str, arn: str, **kwargs: Any) -> dict[str, Any]:
-        env = task_environment(submission_id, **{TaskEnv.M2M_TOKEN.value: TOKEN})
+        env = task_environment(submission_id, overrides={TaskEnv.M2M_TOKEN.value: TOKEN})
         return stopped_event(submission_id, arn, environment=env, **kwargs)
 
     # A transient failure, then the redelivery that reports

@@ -11,7 +11,6 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from completion_lambda.observability import RecordingMetricsSink
 from mm_adapters import aws as aws_clients
 from mm_contracts.metric_names import Metric
 from mm_contracts.models.lifecycle import FINAL_STATES, LifecycleRecord, ReportStatus, SubmissionState
@@ -20,9 +19,10 @@ from mm_contracts.names import TIMEOUT_STOP_REASON_PREFIX
 from mm_contracts.settings import TimeoutSweeperSettings
 from sweeper_lambda import handler as timeout_sweeper
 from sweeper_lambda.handler import SweepIncompleteError
-from sweeper_lambda.sweeper import SweepResult
+from sweeper_lambda.result import SweepResult
 from tests.builders import new_uuid
 from tests.conftest import Clock
+from tests.fakes.metrics import RecordingMetrics
 from tests.integration.completion.conftest import (
     CLUSTER_ARN,
     COMPLETION_FUNCTION,
@@ -114,7 +114,7 @@ def test_a_lost_stopped_event_is_reconciled_from_describe_tasks_and_reported_exa
     environment = {**task_environment(submission_id), TaskEnv.M2M_TOKEN.value: INSECURE_TOKEN}
     ecs = aws_clients.client("ecs")
     lam = FakeLambda(deliver=completion.invoke)  # Lambda runs the completion handler with the payload
-    metrics = RecordingMetricsSink()
+    metrics = RecordingMetrics()
     install_sweeper(completion.store, ecs, metrics, lam)
     with Stubber(ecs) as stub:
         add_running(stub, submission_id, arn)
@@ -148,7 +148,7 @@ def test_a_lost_stopped_event_is_reconciled_from_describe_tasks_and_reported_exa
     assert history(record)[-4:] == ["STOP_REQUESTED", "RECONCILE_REQUESTED", "FAILED", "REPORT_REPORTED"]
     [review] = completion.api.reviews_for(submission_id)
     assert review["metadata"]["exitCode"] == 1
-    assert metrics.counts == [(Metric.TASKS_STOPPED_FOR_TIMEOUT, None), (Metric.STOPPED_EVENTS_RECONCILED, None)]
+    assert metrics.counted() == [(Metric.TASKS_STOPPED_FOR_TIMEOUT, None), (Metric.STOPPED_EVENTS_RECONCILED, None)]
 
     # When the real event turns up after all, and the sweeper runs again
     completion.invoke(stopped_event(submission_id, arn, environment=environment, exit_code=1))
@@ -165,7 +165,7 @@ def test_a_task_ecs_no_longer_describes_is_reported_timed_out(
     submission_id, arn = launched(completion)
     ecs = aws_clients.client("ecs")
     lam = FakeLambda(deliver=completion.invoke)
-    metrics = RecordingMetricsSink()
+    metrics = RecordingMetrics()
     install_sweeper(completion.store, ecs, metrics, lam)
     with Stubber(ecs) as stub:
         add_running(stub, submission_id, arn)
@@ -197,7 +197,7 @@ def test_a_task_still_running_after_its_stop_is_stopped_again_without_an_event(
     submission_id, arn = launched(completion)
     ecs = aws_clients.client("ecs")
     lam = FakeLambda(deliver=completion.invoke)
-    install_sweeper(completion.store, ecs, RecordingMetricsSink(), lam)
+    install_sweeper(completion.store, ecs, RecordingMetrics(), lam)
     with Stubber(ecs) as stub:
         add_running(stub, submission_id, arn)
         stub.add_response("stop_task", {"task": {}})
@@ -223,7 +223,7 @@ def test_after_the_last_attempt_the_sweeper_gives_up_loudly_and_stops_resending(
     submission_id, arn = launched(completion)
     ecs = aws_clients.client("ecs")
     lam = FakeLambda()  # accepted (202) but never runs
-    metrics = RecordingMetricsSink()
+    metrics = RecordingMetrics()
     install_sweeper(completion.store, ecs, metrics, lam, max_reconcile_attempts=2)
     stopped = {"tasks": [described(submission_id, arn)], "failures": []}
     with Stubber(ecs) as stub:
@@ -244,8 +244,8 @@ def test_after_the_last_attempt_the_sweeper_gives_up_loudly_and_stops_resending(
         summary(),
     ]
     assert len(lam.calls) == 2
-    assert metrics.reasons(Metric.RECONCILE_GAVE_UP) == [None]
-    assert metrics.reasons(Metric.STOPPED_EVENTS_RECONCILED) == [None, None]
+    assert metrics.reasons(Metric.RECONCILE_GAVE_UP) == {None: 1}
+    assert metrics.reasons(Metric.STOPPED_EVENTS_RECONCILED) == {None: 2}
     record = completion.record(submission_id)
     assert (record.state, record.deadline_at, record.reconcile_attempt) == (SubmissionState.LAUNCHED, None, 2)
     assert history(record)[-1] == "RECONCILE_GAVE_UP"
@@ -265,7 +265,7 @@ def test_the_token_in_the_described_overrides_never_reaches_a_log_or_a_metric(
     environment = {**task_environment(submission_id), TaskEnv.M2M_TOKEN.value: INSECURE_TOKEN}
     ecs = aws_clients.client("ecs")
     lam = FakeLambda(deliver=completion.invoke)
-    metrics = RecordingMetricsSink()
+    metrics = RecordingMetrics()
     install_sweeper(completion.store, ecs, metrics, lam, max_reconcile_attempts=1)
     task = described(submission_id, arn, environment=environment, exit_code=0)
     with Stubber(ecs) as stub:
@@ -291,7 +291,7 @@ def test_a_real_moto_task_description_is_accepted_by_the_completion_handler(
     task = moto_ecs_task(environment=environment, tags={TaskTag.SUBMISSION_ID.value: submission_id})
     launch_task(completion.store, submission_id, task.task_arn, task.cluster_arn, timeout=TIMEOUT)
     lam = FakeLambda(deliver=completion.invoke)
-    install_sweeper(completion.store, aws_clients.client("ecs"), RecordingMetricsSink(), lam)
+    install_sweeper(completion.store, aws_clients.client("ecs"), RecordingMetrics(), lam)
 
     # When the sweeper stops it (moto marks it STOPPED) and reconciles after the grace
     assert sweeps.after_deadline()["stopped"] == 1
@@ -316,7 +316,7 @@ def test_the_invoke_request_is_valid_for_the_lambda_api_and_a_refusal_is_retried
     submission_id, arn = launched(completion)
     ecs = aws_clients.client("ecs")
     lam = boto3.client("lambda", region_name="us-east-1")
-    install_sweeper(completion.store, ecs, RecordingMetricsSink(), lam)
+    install_sweeper(completion.store, ecs, RecordingMetrics(), lam)
     missing = {"tasks": [], "failures": [{"arn": arn, "reason": "MISSING"}]}
     with Stubber(ecs) as ecs_stub, Stubber(lam) as lambda_stub:
         add_running(ecs_stub, submission_id, arn)
@@ -345,7 +345,7 @@ def test_an_unexpected_describe_answer_fails_that_item_only(
     submission_id, arn = launched(completion)
     ecs = aws_clients.client("ecs")
     lam = FakeLambda(deliver=completion.invoke)
-    install_sweeper(completion.store, ecs, RecordingMetricsSink(), lam)
+    install_sweeper(completion.store, ecs, RecordingMetrics(), lam)
     with Stubber(ecs) as stub:
         add_running(stub, submission_id, arn)
         stub.add_response("stop_task", {"task": {}})
@@ -374,7 +374,7 @@ def test_an_item_settled_between_the_index_read_and_the_item_read_is_left_alone(
     lagging = LaggingIndexStore(store._table, clock=clock)
     completion.invoke(stopped_event(submission_id, arn, exit_code=0))
     ecs = aws_clients.client("ecs")
-    install_sweeper(lagging, ecs, RecordingMetricsSink())
+    install_sweeper(lagging, ecs, RecordingMetrics())
     with Stubber(ecs):  # no ECS call expected (an unexpected call fails)
         assert timeout_sweeper.handler({}, lambda_context) == summary(overdue=1)
     assert completion.record(submission_id).state is SubmissionState.SUCCEEDED

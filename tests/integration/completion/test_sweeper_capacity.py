@@ -13,19 +13,19 @@ from typing import Any
 
 import pytest
 
-from completion_lambda.observability import RecordingMetricsSink
-from completion_lambda.outcome import SUPERSEDED_REASON
 from mm_adapters import aws as aws_clients
 from mm_adapters.status_store import DEFAULT_LIVENESS_CHECK_SECONDS
 from mm_capacity.store import ADMISSION_RESEND_SECONDS, AdmissionLimits, AdmitOutcome
 from mm_contracts.metric_names import Metric
 from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
-from mm_contracts.models.outcome import Outcome, OutcomeCode, TestStatus
+from mm_contracts.models.outcome import SUPERSEDED_REASON, Outcome, OutcomeCode, TestStatus
 from mm_contracts.models.phase import Platform
 from sweeper_lambda import handler as timeout_sweeper
-from sweeper_lambda.handler import SweeperDependencies
-from sweeper_lambda.sweeper import ADMISSION_DEAD_LETTER_REASON, ADMISSION_NEVER_CLAIMED, MAX_ADMISSION_RESENDS
+from sweeper_lambda import wiring as sweeper_wiring
+from sweeper_lambda.capacity_passes import ADMISSION_DEAD_LETTER_REASON, ADMISSION_NEVER_CLAIMED, MAX_ADMISSION_RESENDS
+from sweeper_lambda.wiring import SweeperDependencies
 from tests.conftest import Clock
+from tests.fakes.metrics import RecordingMetrics
 from tests.integration.completion.capacity_world import OTHER_CHALLENGE, World, capacity_world, config_of
 from tests.integration.completion.conftest import CLUSTER_ARN, FakeLambda, sweeper_settings_for
 from tests.integration.completion.test_sweeper_describe_first import FakeEcs
@@ -41,8 +41,8 @@ class Sweeps:
         self.world = world
         self.ecs = FakeEcs(world.clock)
         self.lam = FakeLambda(deliver=world.invoke)
-        self.metrics = RecordingMetricsSink()
-        timeout_sweeper.use_dependencies(
+        self.metrics = RecordingMetrics()
+        sweeper_wiring.use_dependencies(
             SweeperDependencies(
                 sweeper_settings_for(status_table, ecs_cluster_arns=(CLUSTER_ARN,)),
                 store=world.status,
@@ -69,7 +69,7 @@ def world(status_table: str, capacity_table: str, clock: Clock, lambda_context: 
 @pytest.fixture
 def sweeps(world: World, status_table: str) -> Iterator[Sweeps]:
     yield Sweeps(world, status_table)
-    timeout_sweeper.use_dependencies(None)
+    sweeper_wiring.use_dependencies(None)
 
 
 def test_a_lost_stopped_event_still_frees_its_slot_for_the_waiting_run(world: World, sweeps: Sweeps) -> None:
@@ -262,7 +262,7 @@ def test_a_superseded_task_whose_stop_failed_is_stopped_by_its_next_liveness_che
     # Then its task is stopped with the superseded reason (not as a timeout)
     assert (result["supersededStopped"], result["stopped"]) == (1, 0)
     assert [stop["reason"] for stop in sweeps.ecs.stops()] == [SUPERSEDED_REASON]
-    assert sweeps.metrics.reasons(Metric.TASKS_STOPPED_FOR_TIMEOUT) == []
+    assert sweeps.metrics.reasons(Metric.TASKS_STOPPED_FOR_TIMEOUT) == {}
 
     # and when its STOPPED event arrives, the run is CANCELLED and its slot goes to the waiting run
     task = sweeps.ecs.tasks[arn]
@@ -338,7 +338,7 @@ def test_an_admitted_run_never_claimed_after_its_last_resend_is_dead_lettered_an
     assert (record.state, record.reason) == (SubmissionState.DEAD_LETTERED, ADMISSION_DEAD_LETTER_REASON)
     assert world.state(theirs_id) is SubmissionState.ADMITTED
     assert world.holders() == {theirs_id}
-    assert sweeps.metrics.reasons(Metric.STUCK_LAUNCHES_DEAD_LETTERED) == [ADMISSION_NEVER_CLAIMED]
+    assert sweeps.metrics.reasons(Metric.STUCK_LAUNCHES_DEAD_LETTERED) == {ADMISSION_NEVER_CLAIMED: 1}
     assert world.review_api.posts == 0  # v5: nothing to report for a run that never ran
 
     # and later sweeps leave it alone (no more sends, no second dead-letter)

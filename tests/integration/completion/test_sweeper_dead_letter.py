@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from completion_lambda.observability import RecordingMetricsSink
 from mm_adapters.status_store import StatusStore
 from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
 from mm_contracts.models.phase import Platform
 from mm_contracts.models.report_due import report_due_event
 from tests.builders import new_uuid
 from tests.conftest import Clock
+from tests.fakes.metrics import RecordingMetrics
 from tests.integration.completion.conftest import CLUSTER_ARN, Completion, FakeLambda, rid, routed
 from tests.integration.completion.test_sweeper_describe_first import PHASE, FakeEcs, Harness, summary
 
@@ -22,7 +22,7 @@ LIFETIME = 900  # the message lifetime a LAUNCH_FAILED item is given
 
 @pytest.fixture
 def harness(completion: Completion, install_sweeper: object, clock: Clock, lambda_context: object) -> Harness:
-    ecs, lam, metrics = FakeEcs(clock), FakeLambda(), RecordingMetricsSink()
+    ecs, lam, metrics = FakeEcs(clock), FakeLambda(), RecordingMetrics()
     install_sweeper(completion.store, ecs, metrics, lam, ecs_cluster_arns=(CLUSTER_ARN,))  # type: ignore[operator]
     return Harness(completion, clock, ecs, lam, metrics, lambda_context)
 

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from completion_lambda.observability import RecordingMetricsSink
 from mm_adapters.status_store import DEFAULT_LIVENESS_CHECK_SECONDS
 from mm_contracts.metric_names import Metric
 from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
@@ -27,9 +26,10 @@ from mm_contracts.names import (
     started_by,
 )
 from sweeper_lambda import handler as timeout_sweeper
-from sweeper_lambda.sweeper import SweepResult
+from sweeper_lambda.result import SweepResult
 from tests.builders import new_uuid
 from tests.conftest import Clock
+from tests.fakes.metrics import RecordingMetrics
 from tests.integration.completion.conftest import (
     CLUSTER_ARN,
     DEFAULT_PHASE,
@@ -204,7 +204,7 @@ class Harness:
     clock: Clock
     ecs: FakeEcs
     lam: FakeLambda
-    metrics: RecordingMetricsSink
+    metrics: RecordingMetrics
     context: Any
 
     def sweep(self) -> dict[str, Any]:
@@ -225,7 +225,7 @@ class Harness:
 def harness(completion: Completion, install_sweeper: Any, clock: Clock, lambda_context: Any) -> Harness:
     ecs = FakeEcs(clock)
     lam = FakeLambda(deliver=completion.invoke)
-    metrics = RecordingMetricsSink()
+    metrics = RecordingMetrics()
     install_sweeper(completion.store, ecs, metrics, lam)
     return Harness(completion, clock, ecs, lam, metrics, lambda_context)
 
@@ -254,7 +254,7 @@ def test_a_scorer_that_exited_0_with_its_event_lost_is_reconciled_succeeded_befo
     assert (record.state, record.exit_code) == (SubmissionState.SUCCEEDED, 0)
     assert record.report_status in {ReportStatus.REPORTED, ReportStatus.NOT_REQUIRED}
     assert h.ecs.stops() == []
-    assert h.metrics.reasons(Metric.STOPPED_EVENTS_RECONCILED) == [None]
+    assert h.metrics.reasons(Metric.STOPPED_EVENTS_RECONCILED) == {None: 1}
     assert len(h.lam.calls) == 1
     assert len(h.completion.api.reviews_for(submission_id)) <= 1
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from completion_lambda.observability import RecordingMetricsSink
 from mm_adapters.status_store import LaunchDecision, StatusStore
 from mm_contracts.metric_names import Metric
 from mm_contracts.models.lifecycle import SubmissionState
@@ -24,6 +23,7 @@ from sweeper_lambda import handler as timeout_sweeper
 from sweeper_lambda.handler import SweepIncompleteError
 from tests.builders import new_uuid
 from tests.conftest import Clock
+from tests.fakes.metrics import RecordingMetrics
 from tests.integration.completion.conftest import CLUSTER_ARN, Completion, FakeLambda, launch_task, rid, task_arn
 from tests.integration.completion.conftest import routed as routed_submission
 from tests.integration.completion.test_sweeper_describe_first import PHASE, FakeEcs, Harness, summary
@@ -39,7 +39,7 @@ OTHER_CLUSTER = CLUSTER_ARN.replace("mm-scorers", "other-scorers")
 def harness(completion: Completion, install_sweeper: Any, clock: Clock, lambda_context: Any) -> Harness:
     ecs = FakeEcs(clock)
     lam = FakeLambda(deliver=completion.invoke)
-    metrics = RecordingMetricsSink()
+    metrics = RecordingMetrics()
     install_sweeper(completion.store, ecs, metrics, lam, ecs_cluster_arns=(CLUSTER_ARN,))
     return Harness(completion, clock, ecs, lam, metrics, lambda_context)
 
@@ -76,7 +76,7 @@ def test_a_running_task_of_ours_with_no_item_is_stopped_as_an_orphan(harness: Ha
     assert stop["reason"].startswith(ORPHAN_STOP_REASON_PREFIX)
     assert "no status item" in stop["reason"]
     assert len(stop["reason"]) <= 255
-    assert h.metrics.reasons(Metric.ORPHAN_TASKS_STOPPED) == [None]
+    assert h.metrics.reasons(Metric.ORPHAN_TASKS_STOPPED) == {None: 1}
     assert {t.last_status for t in (young, foreign, other_env)} == {"RUNNING"}
 
 
@@ -102,7 +102,7 @@ def test_the_task_of_an_ambiguous_attempt_with_a_dead_lettered_item_is_adopted_n
     assert record.deadline_at == min(started + 3600, int(h.clock.now) + 900)
     assert record.launch_ambiguous is False
     assert h.ecs.stops() == []
-    assert h.metrics.reasons(Metric.ORPHAN_TASKS_ADOPTED) == [None]
+    assert h.metrics.reasons(Metric.ORPHAN_TASKS_ADOPTED) == {None: 1}
     # (the slot reconciler then gives the adopted task the slot it runs in: the item's last entry)
     assert any("adopted running task" in entry.detail for entry in record.history)
     # and a redrive of its message finds it launched: no second task

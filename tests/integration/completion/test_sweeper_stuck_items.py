@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from completion_lambda.handler import parse_event
-from completion_lambda.observability import RecordingMetricsSink
+from completion_lambda.events import parse_event
 from mm_contracts.metric_names import Metric
 from mm_contracts.models.ecs_event import EcsTaskStateChangeEvent
 from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
@@ -17,9 +16,10 @@ from mm_contracts.models.outcome import Outcome, OutcomeCode, TestStatus
 from mm_contracts.models.phase import Platform, ScoringPhase
 from mm_contracts.models.report_due import parse_report_due_event, report_due_event
 from mm_contracts.models.task import TaskEnv
-from sweeper_lambda.reconcile import RECORDED_OUTCOME_CONTAINER
+from sweeper_lambda.synthetic_events import RECORDED_OUTCOME_CONTAINER
 from tests.builders import new_uuid
 from tests.conftest import Clock
+from tests.fakes.metrics import RecordingMetrics
 from tests.integration.completion.conftest import (
     CLUSTER_ARN,
     Completion,
@@ -44,7 +44,7 @@ RETRY_INTERVAL = 900  # TimeoutSweeperSettings.report_retry_interval_seconds (de
 def harness(completion: Completion, install_sweeper: Any, clock: Clock, lambda_context: Any) -> Harness:
     ecs = FakeEcs(clock)
     lam = FakeLambda()  # accepted, not run: the tests look at what was sent
-    metrics = RecordingMetricsSink()
+    metrics = RecordingMetrics()
     install_sweeper(completion.store, ecs, metrics, lam, ecs_cluster_arns=(CLUSTER_ARN,))
     return Harness(completion, clock, ecs, lam, metrics, lambda_context)
 
@@ -70,7 +70,7 @@ def test_a_launching_item_whose_message_can_no_longer_come_back_becomes_dead_let
         assert words in record.reason
     assert record.launch_ambiguous is True  # a redrive reuses the clientToken: a task it did start is not doubled
     assert (record.deadline_at, record.lease_until) == (None, None)
-    assert h.metrics.reasons(Metric.STUCK_LAUNCHES_DEAD_LETTERED) == [None]
+    assert h.metrics.reasons(Metric.STUCK_LAUNCHES_DEAD_LETTERED) == {None: 1}
     assert h.sweep() == summary()  # off the index
 
 
@@ -171,7 +171,7 @@ def test_a_report_stuck_in_reporting_is_re_driven_with_an_event_that_identifies_
     assert record.report_retry_attempt == 1
     assert record.deadline_at == int(h.clock.now) + RETRY_INTERVAL
     assert record.history[-1].state == "REPORT_REDRIVEN"
-    assert h.metrics.reasons(Metric.REPORTS_REDRIVEN) == [None]
+    assert h.metrics.reasons(Metric.REPORTS_REDRIVEN) == {None: 1}
 
 
 def test_a_report_being_sent_right_now_is_not_re_driven(harness: Harness) -> None:
@@ -215,7 +215,7 @@ def test_after_the_last_re_drive_the_sweeper_gives_up_loudly(
         results.append(h.sweep())
     assert results == [summary(reportsRedriven=1), summary(reportsRedriven=1), summary(reportGaveUp=1), summary()]
     assert len(h.lam.calls) == 2
-    assert h.metrics.reasons(Metric.REPORT_RETRY_GAVE_UP) == [None]
+    assert h.metrics.reasons(Metric.REPORT_RETRY_GAVE_UP) == {None: 1}
     record = h.completion.record(submission_id)
     assert (record.report_status, record.deadline_at, record.report_retry_attempt) == (ReportStatus.PENDING, None, 2)
     assert record.history[-1].state == "REPORT_RETRY_GAVE_UP"

@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
-from completion_lambda.observability import RecordingMetricsSink
 from mm_adapters import aws as aws_clients
 from mm_adapters.status_store import StatusStore
 from mm_contracts.metric_names import Metric
@@ -17,9 +16,12 @@ from mm_contracts.names import TIMEOUT_STOP_REASON_PREFIX
 from mm_contracts.settings import TimeoutSweeperSettings
 from sweeper_lambda import handler as timeout_sweeper
 from sweeper_lambda.handler import SweepIncompleteError
-from sweeper_lambda.sweeper import MAX_STOP_REASON, SweepResult, stop_reason
+from sweeper_lambda.launched_runs import stop_reason
+from sweeper_lambda.result import SweepResult
+from sweeper_lambda.sweep_pass import MAX_STOP_REASON
 from tests.builders import new_uuid
 from tests.conftest import Clock
+from tests.fakes.metrics import RecordingMetrics
 from tests.integration.completion.conftest import (
     CLUSTER_ARN,
     DEFAULT_PHASE,
@@ -60,7 +62,7 @@ def test_sweeper_stops_an_overdue_task_and_its_stopped_event_is_reported_as_time
     )
     launch_task(completion.store, submission_id, task.task_arn, task.cluster_arn, timeout=60)
     ecs = aws_clients.client("ecs")
-    sweeper_metrics = RecordingMetricsSink()
+    sweeper_metrics = RecordingMetrics()
     install_sweeper(completion.store, ecs, sweeper_metrics)
 
     # When the sweeper runs before the deadline, nothing happens
@@ -79,7 +81,7 @@ def test_sweeper_stops_an_overdue_task_and_its_stopped_event_is_reported_as_time
     assert record.stop_requested_at is not None
     # the deadline moves out by the reconcile grace: overdue again only if the STOPPED event is never processed
     assert record.deadline_at == int(clock.now) + sweeper_settings.reconcile_grace_seconds
-    assert sweeper_metrics.counts == [(Metric.TASKS_STOPPED_FOR_TIMEOUT, None)]
+    assert sweeper_metrics.counted() == [(Metric.TASKS_STOPPED_FOR_TIMEOUT, None)]
     assert timeout_sweeper.handler({}, lambda_context)["overdue"] == 0  # not stopped twice
 
     # When ECS emits the STOPPED event (UserInitiated, with our reason)
@@ -121,7 +123,7 @@ def test_a_task_already_stopped_is_marked_stop_requested_with_a_note(
     store = StatusStore(status_table, clock=clock)
     [(submission_id, arn)] = _overdue(store, clock, 1)
     ecs = aws_clients.client("ecs")
-    metrics = RecordingMetricsSink()
+    metrics = RecordingMetrics()
     install_sweeper(store, ecs, metrics)
     with Stubber(ecs) as stub:
         # running when described, gone when stopped (it stopped in between)
@@ -137,7 +139,7 @@ def test_a_task_already_stopped_is_marked_stop_requested_with_a_note(
     assert record is not None
     assert record.stop_requested_at is not None
     assert "InvalidParameterException" in record.history[-1].detail
-    assert metrics.counts == []  # nothing was stopped by us
+    assert metrics.counted() == []  # nothing was stopped by us
 
 
 def test_one_failing_stop_does_not_stop_the_rest(
@@ -146,7 +148,7 @@ def test_one_failing_stop_does_not_stop_the_rest(
     store = StatusStore(status_table, clock=clock)
     items = _overdue(store, clock, 3)
     ecs = aws_clients.client("ecs")
-    metrics = RecordingMetricsSink()
+    metrics = RecordingMetrics()
     install_sweeper(store, ecs, metrics)
     order = [record.submission_id for record in store.find_overdue()]  # the index projects submissionId
     arns = dict(items)
@@ -162,7 +164,7 @@ def test_one_failing_stop_does_not_stop_the_rest(
     failed, *stopped = order
     assert all(store.get(rid(s)).stop_requested_at is not None for s in stopped)  # type: ignore[union-attr]
     assert store.get(rid(failed)).stop_requested_at is None  # type: ignore[union-attr]
-    assert metrics.counts == [(Metric.TASKS_STOPPED_FOR_TIMEOUT, None)] * 2
+    assert metrics.counted() == [(Metric.TASKS_STOPPED_FOR_TIMEOUT, None)] * 2
     # The failed one is still overdue: the next run retries it
     assert [r.submission_id for r in store.find_overdue()] == [failed]
     assert len(items) == 3

@@ -17,14 +17,14 @@ from mm_contracts.metric_names import Metric
 from mm_contracts.models.audit import AuditRecord
 from mm_contracts.models.routed import RoutedSubmission
 from mm_contracts.names import CHALLENGE_ID_ATTRIBUTE
-from mm_contracts.tables import AUDIT_MARKS_TTL, audit_marks_table_definition
-from router_lambda import handler as handler_module
-from router_lambda.router import Router
+from router_lambda import wiring
+from router_lambda.wiring import RouterDependencies
 from tests.builders import KafkaRecord, flat_submission, new_uuid, review_envelope
+from tests.fakes.metrics import RecordingMetrics
+from tests.integration.router.topology import create_audit_marks_table, drain, fan_out, invoke, set_router_env
 from tests.unit.router.support import (
     AUDIT_MARKS_TABLE,
     LogCapture,
-    RecordingMetrics,
     alias_item,
     challenge_item,
     event_of,
@@ -52,53 +52,15 @@ class Stack:
         return self.calls.get(operation, 0)
 
 
-def _queue(name: str) -> tuple[str, str]:
-    sqs = aws_clients.client("sqs")
-    url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    return url, arn
-
-
-def drain(queue_url: str) -> list[dict[str, Any]]:
-    sqs = aws_clients.client("sqs")
-    messages: list[dict[str, Any]] = []
-    while True:
-        batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get(
-            "Messages", []
-        )
-        if not batch:
-            return messages
-        messages.extend(batch)
-        sqs.delete_message_batch(
-            QueueUrl=queue_url,
-            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
-        )
-
-
 def audits(stack: Stack) -> list[AuditRecord]:
     return [AuditRecord.model_validate_json(m["Body"]) for m in drain(stack.audit_queue_url)]
 
 
 @pytest.fixture
 def stack(challenge_table: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    sns = aws_clients.client("sns")
     ddb = aws_clients.client("dynamodb")
-    topic_arn = sns.create_topic(Name="mm-test-submissions")["TopicArn"]
-    audit_url, _ = _queue("mm-test-audit")
     a, b = new_uuid(), new_uuid()
-    queues = {}
-    for challenge in (a, b):
-        url, arn = _queue(f"mm-test-challenge-{challenge[:8]}")
-        sns.subscribe(
-            TopicArn=topic_arn,
-            Protocol="sqs",
-            Endpoint=arn,
-            Attributes={
-                "RawMessageDelivery": "true",
-                "FilterPolicy": json.dumps({CHALLENGE_ID_ATTRIBUTE: [challenge]}),
-            },
-        )
-        queues[challenge] = url
+    topic_arn, audit_url, queues = fan_out((a, b))
     for item in (
         challenge_item(a, legacy_id=30_054_321),
         challenge_item(b),
@@ -106,26 +68,22 @@ def stack(challenge_table: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sta
         alias_item(30_054_321, a),
     ):
         ddb.put_item(TableName=challenge_table, Item=item)
-    ddb.create_table(**audit_marks_table_definition(AUDIT_MARKS_TABLE))
-    ddb.update_time_to_live(TableName=AUDIT_MARKS_TABLE, TimeToLiveSpecification=AUDIT_MARKS_TTL)
-    settings = router_settings(sns_topic_arn=topic_arn, audit_queue_url=audit_url, challenge_table_name=challenge_table)
-    for name, value in settings.to_env().items():
-        monkeypatch.setenv(name, value)
+    create_audit_marks_table()
+    set_router_env(
+        monkeypatch,
+        router_settings(sns_topic_arn=topic_arn, audit_queue_url=audit_url, challenge_table_name=challenge_table),
+    )
     result = Stack(topic_arn, audit_url, challenge_table, a, b, queues[a], queues[b])
 
     def count(model: Any, **_: Any) -> None:
         result.calls[model.name] = result.calls.get(model.name, 0) + 1
 
-    sns.meta.events.register("before-call.sns.PublishBatch", count)
+    aws_clients.client("sns").meta.events.register("before-call.sns.PublishBatch", count)
     ddb.meta.events.register("before-call.dynamodb.BatchGetItem", count)
     aws_clients.client("sqs").meta.events.register("before-call.sqs.SendMessageBatch", count)
-    handler_module.reset()
+    wiring.use_dependencies(None)
     yield result
-    handler_module.reset()
-
-
-def invoke(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return dict(handler_module.handler(event, context))
+    wiring.use_dependencies(None)
 
 
 def test_multi_partition_event_is_routed_in_ceil_n_over_10_publish_calls(stack: Stack, lambda_context: Any) -> None:
@@ -238,14 +196,14 @@ def test_one_batch_get_per_batch_and_none_within_the_cache_ttl(stack: Stack, lam
 
 def test_cache_expires_after_ttl(stack: Stack) -> None:
     now = [1_800_000_000.0]
-    router = Router.from_settings(
+    router = RouterDependencies(
         router_settings(
             sns_topic_arn=stack.topic_arn, audit_queue_url=stack.audit_queue_url, challenge_table_name=stack.table
         ),
         metrics=RecordingMetrics(),
         clock=lambda: now[0],
         sleep=lambda _: None,
-    )
+    ).router
     router.handle(event_of(submission_record(stack.challenge_a)))
     now[0] += 30
     router.handle(event_of(submission_record(stack.challenge_a)))
@@ -269,7 +227,7 @@ def test_publish_batch_partial_failure_is_retried_and_then_succeeds(stack: Stack
     stubber.add_response("publish_batch", {"Successful": [{"Id": "r1", "MessageId": new_uuid()}], "Failed": []})
     sleeps: list[float] = []
     metrics = RecordingMetrics()
-    router = Router.from_settings(
+    router = RouterDependencies(
         router_settings(
             sns_topic_arn=stack.topic_arn, audit_queue_url=stack.audit_queue_url, challenge_table_name=stack.table
         ),
@@ -277,7 +235,7 @@ def test_publish_batch_partial_failure_is_retried_and_then_succeeds(stack: Stack
         sleep=sleeps.append,
         jitter=lambda: 0.5,
         sns=lambda: client,
-    )
+    ).router
     # When two submissions are routed
     with stubber:
         response = router.handle(event_of(submission_record(stack.challenge_a), submission_record(stack.challenge_a)))
@@ -344,8 +302,10 @@ def test_handler_logs_never_hold_the_raw_value_and_emit_reason_metrics(
         ("resource_not_submission", "RecordsSkipped"),
     }
     assert all(b["Environment"] == "test" for b in emf if "Reason" in b)
-    (totals,) = [b for b in emf if "RecordsReceived" in b]
-    assert (totals["RecordsReceived"], totals["RecordsRouted"]) == ([4.0], [1.0])
+    totals = {name: b[name] for b in emf for name in ("RecordsReceived", "RecordsRouted") if name in b}
+    assert totals == {"RecordsReceived": [4.0], "RecordsRouted": [1.0]}
+    # every line carries the dimensions the alarms sum over (Environment) and the function's service
+    assert all((b["Environment"], b["service"]) == ("test", "router") for b in emf)
     assert marker not in "".join(json.dumps(b) for b in emf)
 
 
@@ -353,13 +313,13 @@ def test_a_batch_retried_eleven_times_in_an_sns_outage_is_audited_once_on_real_t
     # Given SNS is down for every delivery (the topic is gone) and a batch mixing routable and bad records
     aws_clients.client("sns").delete_topic(TopicArn=stack.topic_arn)
     metrics = RecordingMetrics()
-    router = Router.from_settings(
+    router = RouterDependencies(
         router_settings(
             sns_topic_arn=stack.topic_arn, audit_queue_url=stack.audit_queue_url, challenge_table_name=stack.table
         ),
         metrics=metrics,
         sleep=lambda _: None,
-    )
+    ).router
     event = event_of(
         submission_record(stack.challenge_a, partition=0),
         KafkaRecord(review_envelope(), partition=0),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,12 +13,10 @@ from mm_contracts.models.audit import AuditRecord
 from mm_contracts.models.phase import V6_SUBMISSION_TOPIC, Platform
 from mm_contracts.models.routed import RoutedSubmission
 from mm_contracts.names import CHALLENGE_ID_ATTRIBUTE
-from mm_contracts.tables import AUDIT_MARKS_TTL, audit_marks_table_definition
-from router_lambda import handler as handler_module
+from router_lambda import wiring
 from tests.builders import new_uuid
-from tests.integration.router.test_router_moto import drain
+from tests.integration.router.topology import create_audit_marks_table, drain, fan_out, invoke, set_router_env
 from tests.unit.router.support import (
-    AUDIT_MARKS_TABLE,
     challenge_item,
     event_of,
     new_nanoid,
@@ -49,54 +46,26 @@ class Stack:
         ]
 
 
-def _queue(name: str) -> tuple[str, str]:
-    sqs = aws_clients.client("sqs")
-    url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    return url, arn
-
-
 @pytest.fixture
 def stack(challenge_table: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     """An environment in migration (PLATFORMS=v5,v6): two v6 challenges (one inactive) and a v5 one."""
-    sns = aws_clients.client("sns")
     ddb = aws_clients.client("dynamodb")
-    topic_arn = sns.create_topic(Name="mm-test-submissions")["TopicArn"]
-    audit_url, _ = _queue("mm-test-audit")
     v6_active, v6_inactive, v5_active = new_uuid(), new_uuid(), new_uuid()
-    queues = {}
-    for challenge in (v6_active, v6_inactive, v5_active):
-        url, arn = _queue(f"mm-test-challenge-{challenge[:8]}")
-        sns.subscribe(
-            TopicArn=topic_arn,
-            Protocol="sqs",
-            Endpoint=arn,
-            Attributes={
-                "RawMessageDelivery": "true",
-                "FilterPolicy": json.dumps({CHALLENGE_ID_ATTRIBUTE: [challenge]}),
-            },
-        )
-        queues[challenge] = url
+    topic_arn, audit_url, queues = fan_out((v6_active, v6_inactive, v5_active))
     for item in (
         challenge_item(v6_active, platform=Platform.V6),
         challenge_item(v6_inactive, active=False, platform=Platform.V6),
         challenge_item(v5_active),
     ):
         ddb.put_item(TableName=challenge_table, Item=item)
-    ddb.create_table(**audit_marks_table_definition(AUDIT_MARKS_TABLE))
-    ddb.update_time_to_live(TableName=AUDIT_MARKS_TABLE, TimeToLiveSpecification=AUDIT_MARKS_TTL)
+    create_audit_marks_table()
     settings = router_settings(
         sns_topic_arn=topic_arn, audit_queue_url=audit_url, challenge_table_name=challenge_table, platforms="v5,v6"
     )
-    for name, value in settings.to_env().items():
-        monkeypatch.setenv(name, value)
-    handler_module.reset()
+    set_router_env(monkeypatch, settings)
+    wiring.use_dependencies(None)
     yield Stack(audit_url, v6_active, v6_inactive, v5_active, queues)
-    handler_module.reset()
-
-
-def invoke(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return dict(handler_module.handler(event, context))
+    wiring.use_dependencies(None)
 
 
 def test_a_v6_envelope_and_a_bare_v6_payload_land_in_their_challenge_queue(stack: Stack, lambda_context: Any) -> None:

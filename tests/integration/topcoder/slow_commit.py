@@ -15,19 +15,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-
-@dataclass
-class VirtualClock:
-    now: float = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.fakes.clock import VirtualClock
 
 
 @dataclass

@@ -12,7 +12,6 @@ from requests.adapters import HTTPAdapter
 
 from fault_injection import FaultKind, FaultPlan, FaultRule, SimulatedCrash, install_http_faults
 from mm_adapters.topcoder import (
-    ApiAuthError,
     ApiOutcomeUnknownError,
     ApiRejectedError,
     ApiTransientError,
@@ -125,31 +124,6 @@ def test_more_pages_than_the_bound_is_transient_not_a_partial_list(
 
     with pytest.raises(ApiTransientError, match="more than 1 pages"):
         client.list_summations(submission_id=V6_SUBMISSION_ID, phase=ScoringPhase.PROVISIONAL)
-
-
-def test_expired_token_401_refreshes_the_token_exactly_once_then_succeeds(
-    standin: TopcoderStandIn, v6_client: ReviewSummationsClient
-) -> None:
-    v6_client.list_summations(submission_id=V6_SUBMISSION_ID, phase=ScoringPhase.PROVISIONAL)
-    standin.expire_all_tokens()
-
-    v6_client.create_summation(failed_summation())
-
-    assert [r.status for r in standin.requests_to("POST", SUMMATIONS)] == [401, 201]
-    assert [r.json["fresh_token"] for r in standin.requests_to("POST", "/token")] == [False, True]
-    assert len(standin.summations) == 1
-
-
-def test_401_twice_is_an_api_auth_error_after_one_refresh(
-    standin: TopcoderStandIn, v6_client: ReviewSummationsClient
-) -> None:
-    standin.fail_next("POST", SUMMATIONS, status=401, times=5, body={"message": "Invalid Token."})
-
-    with pytest.raises(ApiAuthError):
-        v6_client.create_summation(failed_summation())
-
-    assert len(standin.requests_to("POST", SUMMATIONS)) == 2
-    assert [r.json["fresh_token"] for r in standin.requests_to("POST", "/token")] == [False, True]
 
 
 def test_an_ambiguous_post_is_outcome_unknown_and_never_repeated(

@@ -205,7 +205,7 @@ def test_get_reviews_paginates_with_headers() -> None:
             standin.add_review(**failure_review(score=score).to_wire())
         answer = requests.get(
             f"{standin.base_url}/reviews",
-            params={"submissionId": SUBMISSION_ID, "perPage": 100},
+            params={"submissionId": SUBMISSION_ID, "perPage": "100"},
             headers=bearer(standin),
             timeout=5,
         )

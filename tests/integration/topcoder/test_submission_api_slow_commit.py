@@ -9,7 +9,8 @@ from mm_adapters.topcoder.submission_api import (
     ApiTransientError,
     SubmissionApiClient,
 )
-from tests.integration.topcoder.slow_commit import SlowCommitApi, StaticTokens, VirtualClock
+from tests.fakes.clock import VirtualClock
+from tests.integration.topcoder.slow_commit import SlowCommitApi, StaticTokens
 from tests.integration.topcoder.support import REVIEW_TYPE_ID, SUBMISSION_ID, failure_review
 
 BASE = "https://api.topcoder-dev.com/v5"

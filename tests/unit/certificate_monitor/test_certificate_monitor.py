@@ -14,7 +14,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from certificate_monitor import handler as monitor
+from certificate_monitor import wiring
+from certificate_monitor.check import check
 from certificate_monitor.expiry import CertificateSecretError, certificate_expiry
+from certificate_monitor.observability import logger
 from mm_adapters import aws as aws_clients
 from mm_contracts.settings import CertificateMonitorSettings
 
@@ -97,14 +100,20 @@ def settings_for(arn: str) -> CertificateMonitorSettings:
     )
 
 
+def run(settings: CertificateMonitorSettings) -> Any:
+    """One check with the function's own sink (EMF on stdout) and moto's Secrets Manager."""
+    deps = wiring.CertificateMonitorDependencies(settings)
+    return check(settings, secrets=deps.secrets, metrics=deps.metrics, now=NOW)
+
+
 def emf_documents(output: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in output.splitlines() if line.startswith('{"_aws"')]
 
 
 def log_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
     """The monitor's log lines as Powertools writes them (its JSON formatter over the captured records)."""
-    formatter = monitor.logger.registered_formatter
-    return [json.loads(formatter.format(r)) for r in caplog.records if r.name == monitor.logger.name]
+    formatter = logger.registered_formatter
+    return [json.loads(formatter.format(r)) for r in caplog.records if r.name == logger.name]
 
 
 @pytest.mark.parametrize(("days_left", "level"), [(90, "INFO"), (10, "WARNING")])
@@ -114,7 +123,7 @@ def test_the_monitor_publishes_days_to_expiry_and_logs_the_date_never_the_secret
     pem, key = certificate(days_left)
     arn = store_secret(secret_string([pem], key))
 
-    expiry = monitor.check(settings_for(arn), secrets=aws_clients.client("secretsmanager"), now=NOW)
+    expiry = run(settings_for(arn))
 
     assert expiry.days_to_expiry == pytest.approx(days_left)
     output = capsys.readouterr().out
@@ -139,7 +148,7 @@ def test_an_unusable_secret_fails_the_run_and_publishes_nothing(
     _, key = certificate(90)
     arn = store_secret(json.dumps({"certificate": "garbage", "privateKey": key}))
     with pytest.raises(CertificateSecretError):
-        monitor.check(settings_for(arn), secrets=aws_clients.client("secretsmanager"), now=NOW)
+        run(settings_for(arn))
     output = capsys.readouterr().out
     assert emf_documents(output) == []  # the missing metric is what the alarm catches
     assert key.splitlines()[1] not in output + json.dumps(log_lines(caplog))
@@ -152,7 +161,7 @@ def test_the_handler_reads_its_settings_and_returns_the_expiry(
     arn = store_secret(secret_string([pem], key))
     for name, value in settings_for(arn).to_env().items():
         monkeypatch.setenv(name, value)
-    monitor.settings.cache_clear()
+    wiring.use_dependencies(None)
 
     class Context:
         function_name = "mm-test-certificate-monitor"
@@ -163,7 +172,7 @@ def test_the_handler_reads_its_settings_and_returns_the_expiry(
     try:
         result = monitor.handler({}, Context())
     finally:
-        monitor.settings.cache_clear()
+        wiring.use_dependencies(None)
     assert 44 < result["daysToExpiry"] <= 45  # the handler reads the real clock
     output = capsys.readouterr().out
     assert len(emf_documents(output)) == 1

@@ -15,12 +15,15 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from challenge_lambda.launcher import LaunchResult, RunTaskRequest
-from mm_adapters import aws as aws_clients
-from mm_capacity.store import CAPACITY_TABLE_TTL, capacity_table_definition
+from challenge_lambda.processor import ChallengeProcessor
+from challenge_lambda.wiring import ChallengeDependencies
 from mm_contracts.metric_names import Metric
 from mm_contracts.models.phase import V6_SUBMISSION_TOPIC, Platform, ScoringPhase
 from mm_contracts.models.routed import KafkaCoordinates, RoutedSubmission
 from mm_contracts.names import capacity_parameter_name
+from mm_contracts.settings import ChallengeProcessorSettings
+from tests.conftest import CAPACITY_TABLE, Clock
+from tests.fakes.metrics import RecordingMetrics
 
 CHALLENGE_ID = "5a0c0f57-8b70-4a2b-9f3e-1c2d3e4f5a6b"
 OTHER_CHALLENGE_ID = "0f9e8d7c-6b5a-4f3e-8d2c-1b0a9f8e7d6c"
@@ -32,7 +35,6 @@ SECRET_TOKEN = "eyJhbGciOiJSUzI1NiJ9.SECRET-M2M-TOKEN-do-not-leak.c2lnbmF0dXJl"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 CAPACITY_PARAMETER_NAME = capacity_parameter_name("/mm-processor")
-CAPACITY_TABLE = "mm-test-capacity"
 CHALLENGE_QUEUE_URL = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/mm-dev-challenge-{CHALLENGE_ID}"
 
 
@@ -50,14 +52,6 @@ def capacity_settings_env(capacity_table: str, queue_url: str = CHALLENGE_QUEUE_
         "CAPACITY_PARAMETER_NAME": CAPACITY_PARAMETER_NAME,
         "CHALLENGE_QUEUE_URL": queue_url,
     }
-
-
-def create_capacity_table(name: str = CAPACITY_TABLE) -> str:
-    """The capacity table (keys `pk` + `sk`, TTL `expiresAt`) in the current moto account, as the status table is."""
-    ddb = aws_clients.client("dynamodb")
-    ddb.create_table(**capacity_table_definition(name))
-    ddb.update_time_to_live(TableName=name, TimeToLiveSpecification=CAPACITY_TABLE_TTL)
-    return name
 
 
 # The phase of a config without phase configs (`testType` defaults to provisional): every v5 run's phase here.
@@ -122,8 +116,8 @@ def v6_config_document(**overrides: Any) -> dict[str, Any]:
         scoreCardId=None,
         scorecardId="Wd8mC2bNkq1Zt0",
         phases=[
-            {"phase": "EXAMPLE", "startSeed": 1, "numberOfTests": 10, "timeout": 600},
-            {"phase": "PROVISIONAL", "startSeed": 1001, "numberOfTests": 100, "timeout": 2400},
+            {"phase": "EXAMPLE", "startSeed": 1, "numberOfTests": 10, "timeoutSeconds": 600},
+            {"phase": "PROVISIONAL", "startSeed": 1001, "numberOfTests": 100, "timeoutSeconds": 2400},
             {"phase": "SYSTEM", "startSeed": 5001, "numberOfTests": 2000, "onSubmission": False},
         ],
     )
@@ -139,7 +133,7 @@ def config_document(challenge_id: str = CHALLENGE_ID, **overrides: Any) -> dict[
         "ecsCluster": "mm-scorers",
         "ecsTaskDefinition": "mm-scorer-example:3",
         "scorerContainerName": "scorer",
-        "timeout": 1800,
+        "timeoutSeconds": 1800,
         "subnets": ["subnet-0a1b2c3d", "subnet-4e5f6a7b"],
         "securityGroups": ["sg-0123456789abcdef0"],
         "reviewTypeId": REVIEW_TYPE_ID,
@@ -172,23 +166,9 @@ class FakeSsm:
         return sum(1 for called in self.calls if called == name)
 
 
-@dataclass
-class FakeMetrics:
-    counts: list[tuple[Metric, str | None]] = field(default_factory=list)
-    phases: list[tuple[Metric, str | None]] = field(default_factory=list)
-
-    def count(self, metric: Metric, *, reason: str | None = None, phase: str | None = None) -> None:
-        self.counts.append((metric, reason))
-        self.phases.append((metric, phase))
-
-    def total(self, metric: Metric) -> int:
-        return sum(1 for name, _ in self.counts if name is metric)
-
-    def reasons(self, metric: Metric) -> list[str | None]:
-        return [reason for name, reason in self.counts if name is metric]
-
-    def phases_of(self, metric: Metric) -> list[str | None]:
-        return [phase for name, phase in self.phases if name is metric]
+def phases_of(metrics: RecordingMetrics, metric: Metric) -> dict[str | None, int]:
+    """How often `metric` was counted per run phase (the Phase dimension of per-run counts, decision 085)."""
+    return {phase: n for (name, phase), n in metrics.phases.items() if name == metric.value}
 
 
 class FakeSqs:
@@ -317,3 +297,63 @@ def iter_strings(value: Any) -> Iterator[str]:
     elif isinstance(value, list | tuple):
         for item in value:
             yield from iter_strings(item)
+
+
+def processor_env(status_table: str, **extra: str) -> dict[str, str]:
+    """The challenge processor's environment in these tests (`ChallengeProcessorSettings` variables)."""
+    return {
+        "ENVIRONMENT_NAME": "dev",
+        "CHALLENGE_ID": CHALLENGE_ID,
+        "CHALLENGE_CONFIG_PARAMETER": PARAMETER_NAME,
+        "STATUS_TABLE_NAME": status_table,
+        "TOKEN_PARAMETER_NAME": TOKEN_PARAMETER_NAME,
+        "MAX_RECEIVE_COUNT": "3",
+        "LAUNCH_LEASE_SECONDS": "120",
+        "ALLOWED_URL_HOSTS": "topcoder-submissions.s3.amazonaws.com",
+        **capacity_settings_env(CAPACITY_TABLE),
+        **extra,
+    }
+
+
+@dataclass
+class Fakes:
+    """The processor's outside world as fakes (SSM holding the config and the caps, ECS, the token provider, the
+    metrics, a captured logger) and the real processor built over them, on the test clock."""
+
+    ssm: FakeSsm
+    launcher: FakeLauncher
+    metrics: RecordingMetrics
+    tokens: FakeTokenProvider
+    logger: Logger
+    logs: io.StringIO
+
+    @classmethod
+    def with_config(cls, config: dict[str, Any]) -> Fakes:
+        ssm = FakeSsm()
+        ssm.put(PARAMETER_NAME, config)
+        ssm.put(CAPACITY_PARAMETER_NAME, capacity_document())
+        logger, logs = captured_logger()
+        return cls(ssm, FakeLauncher(), RecordingMetrics(), FakeTokenProvider(), logger, logs)
+
+    def processor(
+        self,
+        settings: ChallengeProcessorSettings,
+        clock: Clock,
+        *,
+        sqs: FakeSqs | None = None,
+        lambda_: FakeLambda | None = None,
+    ) -> ChallengeProcessor:
+        """Over the moto tables; pacing waits advance the test clock."""
+        return ChallengeDependencies(
+            settings,
+            metrics=self.metrics,
+            logger=self.logger,
+            ssm_client=self.ssm,
+            lambda_client=lambda_,
+            launcher=self.launcher,  # type: ignore[arg-type]
+            token_provider_factory=lambda: self.tokens,
+            sqs_client=sqs or FakeSqs(),
+            clock=clock,
+            config_clock=clock,
+            sleep=FakeSleep(clock.advance),
+        ).processor

@@ -18,7 +18,7 @@ def _loader(ssm: FakeSsm, clock: Clock, max_age: int = 300) -> ChallengeConfigLo
 
 def test_loads_and_parses_the_parameter_named_by_name_for(clock: Clock) -> None:
     ssm = FakeSsm()
-    ssm.put(PARAMETER_NAME, config_document(timeout=900, cpu=2048, memoryLimit=4096))
+    ssm.put(PARAMETER_NAME, config_document(timeoutSeconds=900, cpu=2048, memoryMb=4096))
 
     config = _loader(ssm, clock).get(CHALLENGE_ID)
 
@@ -28,7 +28,7 @@ def test_loads_and_parses_the_parameter_named_by_name_for(clock: Clock) -> None:
         "mm-scorer-java",
         "mm-scorers",
     )
-    assert (config.timeout, config.cpu, config.memory_limit) == (900, 2048, 4096)
+    assert (config.timeout_seconds, config.cpu, config.memory_mb) == (900, 2048, 4096)
 
 
 def test_cached_per_challenge_until_max_age(clock: Clock) -> None:
@@ -101,7 +101,7 @@ def test_json_that_is_not_an_object_is_a_config_error(clock: Clock) -> None:
 
 
 def test_invalid_fields_are_named(clock: Clock) -> None:
-    document = config_document(scorerType="has spaces!", timeout=5)
+    document = config_document(scorerType="has spaces!", timeoutSeconds=5)
     del document["ecsCluster"]
     ssm = FakeSsm()
     ssm.put(PARAMETER_NAME, document)
@@ -110,7 +110,7 @@ def test_invalid_fields_are_named(clock: Clock) -> None:
         _loader(ssm, clock).get(CHALLENGE_ID)
 
     assert raised.value.reason is ConfigErrorReason.INVALID_FIELDS
-    for name in ("ecsCluster", "scorerType", "timeout"):
+    for name in ("ecsCluster", "scorerType", "timeoutSeconds"):
         assert name in raised.value.detail
 
 
@@ -149,9 +149,9 @@ def test_a_failure_is_not_cached_and_drops_the_stale_entry(clock: Clock) -> None
         loader.get(CHALLENGE_ID, force_refresh=True)
     with pytest.raises(ChallengeConfigError):
         loader.get(CHALLENGE_ID)  # not served from the old cache entry
-    ssm.put(PARAMETER_NAME, config_document(timeout=600))
+    ssm.put(PARAMETER_NAME, config_document(timeoutSeconds=600))
 
-    assert loader.get(CHALLENGE_ID).timeout == 600
+    assert loader.get(CHALLENGE_ID).timeout_seconds == 600
     assert ssm.calls_for(PARAMETER_NAME) == 4
 
 

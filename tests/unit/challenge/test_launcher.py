@@ -101,7 +101,7 @@ def test_container_override_environment() -> None:
 def test_cpu_and_memory_overrides_only_when_configured() -> None:
     assert set(_request().kwargs["overrides"]) == {"containerOverrides"}
 
-    overrides = _request(cpu=2048, memoryLimit=8192).kwargs["overrides"]
+    overrides = _request(cpu=2048, memoryMb=8192).kwargs["overrides"]
 
     assert (overrides["cpu"], overrides["memory"]) == ("2048", "8192")
 

@@ -1,13 +1,33 @@
-"""challenge_lambda.observability: EMF lines with this function's dimensions, and no shared state."""
+"""The challenge function's metrics (`ChallengeDependencies.metrics`, an `EmfMetricsSink`): EMF lines with this
+function's dimensions, and no state shared between two functions in one process."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from challenge_lambda.observability import PowertoolsMetricsSink
+from challenge_lambda.wiring import ChallengeDependencies
+from mm_adapters.metrics import EmfMetricsSink
 from mm_contracts.metric_names import Metric
-from tests.unit.challenge.helpers import CHALLENGE_ID, OTHER_CHALLENGE_ID
+from mm_contracts.settings import ChallengeProcessorSettings
+from tests.unit.challenge.helpers import CHALLENGE_ID, OTHER_CHALLENGE_ID, PARAMETER_NAME, capacity_settings_env
+
+
+def _sink(challenge_id: str = CHALLENGE_ID) -> Any:
+    settings = ChallengeProcessorSettings.from_env(
+        {
+            "ENVIRONMENT_NAME": "dev",
+            "CHALLENGE_ID": challenge_id,
+            "CHALLENGE_CONFIG_PARAMETER": PARAMETER_NAME,
+            "STATUS_TABLE_NAME": "mm-dev-status",
+            "ALLOWED_URL_HOSTS": "topcoder-submissions.s3.amazonaws.com",
+            "POWERTOOLS_SERVICE_NAME": "challenge-processor",
+            **capacity_settings_env("mm-dev-capacity"),
+        }
+    )
+    sink = ChallengeDependencies(settings).metrics
+    assert isinstance(sink, EmfMetricsSink)  # the one metrics adapter
+    return sink
 
 
 def _emf(out: str) -> list[dict[str, Any]]:
@@ -15,7 +35,7 @@ def _emf(out: str) -> list[dict[str, Any]]:
 
 
 def test_each_count_is_an_emf_line_with_environment_challenge_and_reason(capsys: Any) -> None:
-    sink = PowertoolsMetricsSink(environment_name="dev", challenge_id=CHALLENGE_ID, service="challenge-processor")
+    sink = _sink()
 
     sink.count(Metric.TASKS_LAUNCHED)
     sink.count(Metric.LAUNCH_FAILURES, reason="Throttling")
@@ -31,10 +51,8 @@ def test_each_count_is_an_emf_line_with_environment_challenge_and_reason(capsys:
 
 
 def test_two_sinks_in_one_process_keep_their_own_challenge(capsys: Any) -> None:
-    first = PowertoolsMetricsSink(environment_name="dev", challenge_id=CHALLENGE_ID, service="challenge-processor")
-    second = PowertoolsMetricsSink(
-        environment_name="dev", challenge_id=OTHER_CHALLENGE_ID, service="challenge-processor"
-    )
+    first = _sink(CHALLENGE_ID)
+    second = _sink(OTHER_CHALLENGE_ID)
 
     first.count(Metric.TASKS_LAUNCHED)
     second.count(Metric.TASKS_LAUNCHED)
@@ -43,7 +61,7 @@ def test_two_sinks_in_one_process_keep_their_own_challenge(capsys: Any) -> None:
 
 
 def test_a_per_run_count_carries_its_phase(capsys: Any) -> None:
-    sink = PowertoolsMetricsSink(environment_name="dev", challenge_id=CHALLENGE_ID, service="challenge-processor")
+    sink = _sink()
 
     sink.count(Metric.LAUNCH_FAILURES, reason="Throttling", phase="EXAMPLE")
     sink.count(Metric.CONFIG_ERRORS)

@@ -13,18 +13,15 @@ import pytest
 
 from challenge_lambda.launcher import (
     LaunchErrorKind,
-    LaunchOutcomeUnknown,
     LaunchRejected,
-    LaunchResult,
-    RunTaskRequest,
 )
 from challenge_lambda.processor import (
     ChallengeProcessor,
     InboundMessage,
-    InFlightElsewhere,
     RecordFailed,
     RecordOutcome,
 )
+from challenge_lambda.wiring import ChallengeDependencies
 from mm_adapters.status_store import StatusStore
 from mm_contracts.metric_names import Metric
 from mm_contracts.models.lifecycle import LifecycleRecord, SubmissionState
@@ -34,28 +31,23 @@ from mm_contracts.models.routed import RoutedSubmission
 from mm_contracts.names import client_token
 from mm_contracts.settings import ChallengeProcessorSettings
 from tests.conftest import Clock
+from tests.fakes.metrics import RecordingMetrics
 from tests.unit.challenge.helpers import (
     CAPACITY_PARAMETER_NAME,
-    CAPACITY_TABLE,
     CHALLENGE_ID,
     OTHER_CHALLENGE_ID,
     PARAMETER_NAME,
-    SECRET_TOKEN,
-    TOKEN_PARAMETER_NAME,
     V5_PHASE,
     FakeLauncher,
-    FakeMetrics,
-    FakeSleep,
-    FakeSqs,
+    Fakes,
     FakeSsm,
     FakeTokenProvider,
     capacity_document,
-    capacity_settings_env,
     captured_logger,
     config_document,
     env_of,
-    iter_strings,
     log_lines,
+    processor_env,
     routed_submission,
 )
 
@@ -69,7 +61,7 @@ class World:
     store: StatusStore
     ssm: FakeSsm
     launcher: FakeLauncher
-    metrics: FakeMetrics
+    metrics: RecordingMetrics
     tokens: FakeTokenProvider
     logs: io.StringIO
     clock: Clock
@@ -88,45 +80,23 @@ class World:
 
 
 def settings_for(table: str, **extra: str) -> ChallengeProcessorSettings:
-    env = {
-        "ENVIRONMENT_NAME": "dev",
-        "CHALLENGE_ID": CHALLENGE_ID,
-        "CHALLENGE_CONFIG_PARAMETER": PARAMETER_NAME,
-        "STATUS_TABLE_NAME": table,
-        "TOKEN_PARAMETER_NAME": TOKEN_PARAMETER_NAME,
-        "MAX_RECEIVE_COUNT": str(MAX_RECEIVE),
-        "LAUNCH_LEASE_SECONDS": str(LEASE_SECONDS),
-        "CONFIG_CACHE_SECONDS": "300",
-        "ALLOWED_URL_HOSTS": "topcoder-submissions.s3.amazonaws.com",
-        **capacity_settings_env(CAPACITY_TABLE),
-        **extra,
-    }
-    return ChallengeProcessorSettings.from_env(env)
+    env = processor_env(
+        table, MAX_RECEIVE_COUNT=str(MAX_RECEIVE), LAUNCH_LEASE_SECONDS=str(LEASE_SECONDS), CONFIG_CACHE_SECONDS="300"
+    )
+    return ChallengeProcessorSettings.from_env({**env, **extra})
 
 
 @pytest.fixture
 def world(status_table: str, capacity_table: str, clock: Clock) -> World:
-    ssm = FakeSsm()
-    ssm.put(PARAMETER_NAME, config_document())
-    ssm.put(CAPACITY_PARAMETER_NAME, capacity_document())
-    launcher = FakeLauncher()
-    metrics = FakeMetrics()
-    tokens = FakeTokenProvider()
-    logger, logs = captured_logger()
-    processor = ChallengeProcessor.from_settings(
-        settings_for(status_table),
-        metrics=metrics,
-        logger=logger,
-        ssm_client=ssm,
-        launcher=launcher,  # type: ignore[arg-type]
-        token_provider_factory=lambda: tokens,
-        sqs_client=FakeSqs(),
-        clock=clock,
-        config_clock=clock,
-        sleep=FakeSleep(clock.advance),
-    )
+    return v5_world(status_table, clock)
+
+
+def v5_world(status_table: str, clock: Clock) -> World:
+    """A v5 challenge's processor over the fakes (roomy caps), on the moto status and capacity tables."""
+    fakes = Fakes.with_config(config_document())
+    processor = fakes.processor(settings_for(status_table), clock)
     store = StatusStore(status_table, clock=clock)
-    return World(processor, store, ssm, launcher, metrics, tokens, logs, clock)
+    return World(processor, store, fakes.ssm, fakes.launcher, fakes.metrics, fakes.tokens, fakes.logs, clock)
 
 
 # ------------------------------------------------------------------ the happy path
@@ -199,7 +169,7 @@ def test_failures_array_fails_the_record_and_records_launch_failed(world: World)
     assert record.task_arn is None
     assert "Capacity is unavailable" in (record.reason or "")
     assert SubmissionState.LAUNCHED.value not in [entry.state for entry in record.history]
-    assert world.metrics.reasons(Metric.LAUNCH_FAILURES) == ["Capacity is unavailable at this time"]
+    assert world.metrics.reasons(Metric.LAUNCH_FAILURES) == {"Capacity is unavailable at this time": 1}
     assert world.metrics.total(Metric.TASKS_LAUNCHED) == 0
 
 
@@ -229,8 +199,8 @@ def test_throttling_puts_the_run_back_in_its_place_never_a_message_failure(world
 
     record = world.record(submission)
     assert (record.state, record.launch_attempt, record.slot_pools) == (SubmissionState.WAITING, 1, [])
-    assert world.metrics.reasons(Metric.LAUNCHES_THROTTLED) == ["Throttled"]
-    assert world.metrics.reasons(Metric.LAUNCH_FAILURES) == []
+    assert world.metrics.reasons(Metric.LAUNCHES_THROTTLED) == {"Throttled": 1}
+    assert world.metrics.reasons(Metric.LAUNCH_FAILURES) == {}
     assert world.metrics.total(Metric.DEAD_LETTERED) == 0
 
 
@@ -269,167 +239,6 @@ def test_permanent_runtask_error_records_reason_and_forces_config_refresh(world:
     assert world.launcher.requests[-1].kwargs["taskDefinition"] == "mm-scorer-example:4"
 
 
-# ------------------------------------------------------------------ ambiguous outcomes
-def test_ambiguous_runtask_keeps_the_lease_and_the_retry_reuses_the_token(world: World) -> None:
-    submission = routed_submission()
-    world.launcher.script.append(LaunchOutcomeUnknown("ReadTimeoutError", "RunTask transport error: read timeout"))
-
-    with pytest.raises(RecordFailed):
-        world.deliver(submission)
-    record = world.record(submission)
-    assert record.state is SubmissionState.LAUNCHING
-    assert record.lease_until == int(world.clock.now) + LEASE_SECONDS
-    assert world.metrics.reasons(Metric.LAUNCH_FAILURES) == ["ReadTimeoutError"]
-
-    # A duplicate delivery while the lease is live does not call RunTask, and is handed back to the queue
-    # (it may be a copy of the very message whose retry must still happen).
-    with pytest.raises(InFlightElsewhere):
-        world.deliver(submission)
-    assert len(world.launcher.requests) == 1
-
-    world.clock.advance(LEASE_SECONDS + 1)  # the SQS retry comes after the visibility timeout
-    assert world.deliver(submission, receive_count=2) is RecordOutcome.LAUNCHED
-
-    token = client_token(submission.submission_id, V5_PHASE, 1)
-    assert world.launcher.tokens == [token, token]
-    assert world.record(submission).launch_attempt == 1
-
-
-def test_an_ambiguous_attempt_keeps_its_token_through_a_later_refusal(world: World) -> None:
-    """Defect 1: a 5xx can follow a started task; a refused retry proves nothing about that first call."""
-    submission = routed_submission()
-    world.launcher.script += [
-        LaunchOutcomeUnknown("ServerException", "ServerException (HTTP 500): internal error"),
-        LaunchRejected("AccessDeniedException", "AccessDeniedException: denied", LaunchErrorKind.PERMANENT),
-    ]
-
-    with pytest.raises(RecordFailed):
-        world.deliver(submission, receive_count=1)
-    assert world.record(submission).launch_ambiguous is True
-    world.clock.advance(180)
-    with pytest.raises(RecordFailed):
-        world.deliver(submission, receive_count=2)
-    record = world.record(submission)
-    assert (record.state, record.launch_ambiguous) == (SubmissionState.LAUNCH_FAILED, True)
-    world.clock.advance(180)
-    assert world.deliver(submission, receive_count=3) is RecordOutcome.LAUNCHED
-
-    token = client_token(submission.submission_id, V5_PHASE, 1)
-    assert world.launcher.tokens == [token, token, token]  # ECS answers the first call's task, if it started one
-    record = world.record(submission)
-    assert (record.state, record.launch_attempt, record.launch_ambiguous) == (SubmissionState.LAUNCHED, 1, False)
-
-
-def test_a_throttled_retry_of_an_ambiguous_attempt_stays_in_sqs_and_keeps_its_token(world: World) -> None:
-    """An ambiguous attempt is never requeued (its task may run): a throttle is retried through SQS, same token."""
-    submission = routed_submission()
-    world.launcher.script += [
-        LaunchOutcomeUnknown("ServerException", "ServerException (HTTP 500): internal error"),
-        LaunchRejected("Throttling", "ThrottlingException: Rate exceeded", LaunchErrorKind.THROTTLED),
-    ]
-    with pytest.raises(RecordFailed):
-        world.deliver(submission, receive_count=1)
-    world.clock.advance(180)
-
-    with pytest.raises(RecordFailed):
-        world.deliver(submission, receive_count=2)
-    record = world.record(submission)
-    assert (record.state, record.launch_attempt, record.launch_ambiguous) == (SubmissionState.LAUNCH_FAILED, 1, True)
-    world.clock.advance(180)
-
-    assert world.deliver(submission, receive_count=3) is RecordOutcome.LAUNCHED
-    token = client_token(submission.submission_id, V5_PHASE, 1)
-    assert world.launcher.tokens == [token, token, token]
-
-
-def test_failures_after_an_ambiguous_attempt_settle_the_token(world: World) -> None:
-    """failures[] means ECS evaluated this clientToken and placed nothing: the next attempt may take a new one."""
-    submission = routed_submission()
-    world.launcher.script += [
-        LaunchOutcomeUnknown("ReadTimeoutError", "RunTask transport error: read timeout"),
-        LaunchRejected(
-            "RESOURCE:MEMORY", "RunTask failures[]: RESOURCE:MEMORY", LaunchErrorKind.TRANSIENT, token_settled=True
-        ),
-    ]
-
-    with pytest.raises(RecordFailed):
-        world.deliver(submission, receive_count=1)
-    world.clock.advance(180)
-    with pytest.raises(RecordFailed):
-        world.deliver(submission, receive_count=2)
-    world.clock.advance(180)
-    assert world.deliver(submission, receive_count=3) is RecordOutcome.LAUNCHED
-
-    first, second = (
-        client_token(submission.submission_id, V5_PHASE, 1),
-        client_token(submission.submission_id, V5_PHASE, 2),
-    )
-    assert world.launcher.tokens == [first, first, second]
-
-
-def test_ambiguous_outcome_on_the_last_receive_is_dead_lettered_and_a_redrive_reuses_the_token(world: World) -> None:
-    """Defect 3: the item shows its true state (not LAUNCHING forever); a redrive cannot start a second task."""
-    submission = routed_submission()
-    world.launcher.script.append(LaunchOutcomeUnknown("ServerException", "ServerException (HTTP 500)"))
-
-    with pytest.raises(RecordFailed):
-        world.deliver(submission, receive_count=MAX_RECEIVE)
-    record = world.record(submission)
-    assert (record.state, record.launch_ambiguous) == (SubmissionState.DEAD_LETTERED, True)
-    assert "launch outcome unknown" in (record.reason or "")
-    assert record.lease_until is None
-    assert record.deadline_at is None
-
-    world.clock.advance(3600)  # an operator redrives the DLQ
-    assert world.deliver(submission, receive_count=1) is RecordOutcome.LAUNCHED
-    token = client_token(submission.submission_id, V5_PHASE, 1)
-    assert world.launcher.tokens == [token, token]
-
-
-def test_unexpected_launcher_exception_is_treated_as_ambiguous(world: World) -> None:
-    submission = routed_submission()
-    world.launcher.script.append(RuntimeError("boom"))
-
-    with pytest.raises(RecordFailed) as raised:
-        world.deliver(submission)
-
-    assert raised.value.reason_code == "RuntimeError"
-    assert world.record(submission).state is SubmissionState.LAUNCHING
-
-
-def test_adopted_conflict_task_is_recorded_as_launched(world: World) -> None:
-    submission = routed_submission()
-    task_arn = "arn:aws:ecs:us-east-1:123456789012:task/mm-scorers/feedfacefeedfacefeedfacefeedface"
-    world.launcher.script.append(
-        LaunchResult(
-            task_arn=task_arn, cluster_arn="arn:aws:ecs:us-east-1:123456789012:cluster/mm-scorers", adopted=True
-        )
-    )
-
-    assert world.deliver(submission) is RecordOutcome.LAUNCHED
-    assert world.record(submission).task_arn == task_arn
-
-
-def test_stopped_event_overtaking_the_launch_is_kept(world: World) -> None:
-    submission = routed_submission()
-
-    def launch_and_finish_at_once(request: RunTaskRequest) -> LaunchResult:
-        task_arn = "arn:aws:ecs:us-east-1:123456789012:task/mm-scorers/0badc0de0badc0de0badc0de0badc0de"
-        world.store.record_outcome(
-            run_id(submission.submission_id, V5_PHASE),
-            CHALLENGE_ID,
-            Outcome(code=OutcomeCode.FAILED, test_status=TestStatus.FAILED, reason="exit 1", task_arn=task_arn),
-            report_required=True,
-            launch_attempt=1,  # the event names the attempt the item is on (MM_LAUNCH_ATTEMPT)
-        )
-        return LaunchResult(task_arn=task_arn, cluster_arn="arn:aws:ecs:us-east-1:123456789012:cluster/mm-scorers")
-
-    world.launcher.script.append(launch_and_finish_at_once)
-
-    assert world.deliver(submission) is RecordOutcome.LAUNCHED
-    assert world.record(submission).state is SubmissionState.FAILED
-
-
 # ------------------------------------------------------------------ config
 def test_missing_config_fails_back_with_a_clear_reason_and_no_claim(world: World) -> None:
     submission = routed_submission()
@@ -452,7 +261,7 @@ def test_invalid_config_names_the_fields_and_the_fix_is_picked_up_at_once(world:
     submission = routed_submission()
     world.deliver(routed_submission())  # cached, valid
     world.set_config(scorerType="bad type!")
-    world.processor._configs.invalidate()  # the cache expired meanwhile
+    world.processor.configs.invalidate()  # the cache expired meanwhile
 
     with pytest.raises(RecordFailed) as raised:
         world.deliver(submission)
@@ -498,7 +307,7 @@ def test_wrong_challenge_message_never_launches_or_touches_the_table(world: Worl
     assert world.launcher.requests == []
     assert world.ssm.calls == []
     assert world.store.get_runs(submission.submission_id) == []
-    assert world.metrics.reasons(Metric.LAUNCH_FAILURES) == ["WrongChallenge"]
+    assert world.metrics.reasons(Metric.LAUNCH_FAILURES) == {"WrongChallenge": 1}
     assert world.metrics.total(Metric.DEAD_LETTERED) == 1
 
 
@@ -516,7 +325,7 @@ def test_unparseable_body_fails_back_without_launch(world: World, body: str) -> 
 
     assert raised.value.reason_code == "InvalidMessage"
     assert world.launcher.requests == []
-    assert world.metrics.reasons(Metric.LAUNCH_FAILURES) == ["InvalidMessage"]
+    assert world.metrics.reasons(Metric.LAUNCH_FAILURES) == {"InvalidMessage": 1}
 
 
 def test_challenge_id_case_is_normalized_before_comparing(status_table: str, capacity_table: str, clock: Clock) -> None:
@@ -525,81 +334,15 @@ def test_challenge_id_case_is_normalized_before_comparing(status_table: str, cap
     ssm.put(PARAMETER_NAME, config_document())
     ssm.put(CAPACITY_PARAMETER_NAME, capacity_document())
     launcher = FakeLauncher()
-    processor = ChallengeProcessor.from_settings(
+    processor = ChallengeDependencies(
         settings_for(status_table, CHALLENGE_ID=CHALLENGE_ID.upper()),
-        metrics=FakeMetrics(),
+        metrics=RecordingMetrics(),
         logger=logger,
         ssm_client=ssm,
         launcher=launcher,  # type: ignore[arg-type]
         clock=clock,
-    )
+    ).processor
 
     outcome = processor.process(InboundMessage("m", routed_submission().to_json(), 1))
 
     assert outcome is RecordOutcome.LAUNCHED
-
-
-# ------------------------------------------------------------------ credentials
-def test_default_mode_passes_no_token_and_no_reference(world: World) -> None:
-    world.deliver(routed_submission())
-
-    env = env_of(world.launcher.requests[0])
-    assert "MM_M2M_TOKEN" not in env
-    assert "MM_TOKEN_PARAMETER" not in env
-    assert world.tokens.calls == 0
-
-
-def test_parameter_reference_mode_passes_only_the_parameter_name(world: World) -> None:
-    world.set_config(scorerCredentialsMode="parameter_reference")
-
-    world.deliver(routed_submission())
-
-    env = env_of(world.launcher.requests[0])
-    assert env["MM_TOKEN_PARAMETER"] == TOKEN_PARAMETER_NAME
-    assert "MM_M2M_TOKEN" not in env
-    assert world.tokens.calls == 0
-    assert SECRET_TOKEN not in list(iter_strings(world.launcher.requests[0].kwargs))
-
-
-def test_insecure_mode_puts_the_token_in_the_environment_but_never_in_logs_or_metrics(world: World) -> None:
-    world.set_config(scorerCredentialsMode="environment_token_insecure")
-
-    world.deliver(routed_submission())
-
-    assert env_of(world.launcher.requests[0])["MM_M2M_TOKEN"] == SECRET_TOKEN
-    assert SECRET_TOKEN not in world.logs.getvalue()
-    assert SECRET_TOKEN not in repr(world.metrics.counts)
-    assert any("environment_token_insecure" in line["message"] for line in log_lines(world.logs))
-
-
-def test_insecure_mode_redacts_a_token_echoed_by_an_ecs_error(world: World) -> None:
-    submission = routed_submission()
-    world.set_config(scorerCredentialsMode="environment_token_insecure")
-    world.launcher.script.append(
-        LaunchRejected(
-            "InvalidParameterException",
-            f"InvalidParameterException: bad value {SECRET_TOKEN}",
-            LaunchErrorKind.PERMANENT,
-        )
-    )
-
-    with pytest.raises(RecordFailed) as raised:
-        world.deliver(submission)
-
-    assert SECRET_TOKEN not in str(raised.value)
-    assert SECRET_TOKEN not in (world.record(submission).reason or "")
-    assert SECRET_TOKEN not in world.logs.getvalue()
-
-
-def test_insecure_mode_without_a_token_fails_definitely_without_runtask(world: World) -> None:
-    submission = routed_submission()
-    world.set_config(scorerCredentialsMode="environment_token_insecure")
-    world.tokens.error = ConnectionError(f"proxy said {SECRET_TOKEN}")
-
-    with pytest.raises(RecordFailed) as raised:
-        world.deliver(submission)
-
-    assert raised.value.reason_code == "TokenUnavailable"
-    assert world.launcher.requests == []
-    assert world.record(submission).state is SubmissionState.LAUNCH_FAILED
-    assert SECRET_TOKEN not in world.logs.getvalue()

@@ -1,4 +1,5 @@
-"""challenge_lambda.processor under capacity: enqueue, dispatch, pacing, supersede (decisions 093-095).
+"""challenge_lambda.processor under capacity: enqueue, dispatch, pacing (decisions 093, 094; supersede: 095,
+`test_processor_supersede.py`).
 
 The real StatusStore and CapacityStore on moto DynamoDB; the launcher, SSM, SQS and Lambda are fakes; the clock is
 controlled (a pacing sleep advances it)."""
@@ -15,10 +16,9 @@ from challenge_lambda.launcher import LaunchErrorKind, LaunchRejected
 from challenge_lambda.processor import PACE_MAX_WAITS, RecordFailed, RecordOutcome
 from mm_capacity.store import CapacityStore
 from mm_contracts.metric_names import Metric
-from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
+from mm_contracts.models.lifecycle import SubmissionState
 from mm_contracts.models.outcome import Outcome, OutcomeCode, TestStatus
 from mm_contracts.models.phase import ScoringPhase, run_id
-from mm_contracts.models.report_due import report_due_event
 from mm_contracts.models.routed import RoutedSubmission
 from mm_contracts.names import client_token
 from tests.conftest import Clock
@@ -31,6 +31,7 @@ from tests.unit.challenge.helpers import (
     capacity_document,
     config_document,
     log_lines,
+    phases_of,
     routed_submission,
     v6_config_document,
     v6_submission,
@@ -55,7 +56,7 @@ class Capacity:
         """The challenge config with these `capacity` fields (wire names)."""
         document = v6_config_document(capacity=capacity) if v6 else config_document(capacity=capacity)
         self.world.set_config(document)
-        self.world.processor._configs.invalidate()
+        self.world.processor.configs.invalidate()
 
     def state(self, submission: RoutedSubmission, phase: ScoringPhase) -> SubmissionState:
         return self.world.run(submission, phase).state
@@ -81,8 +82,12 @@ class Capacity:
 
 @pytest.fixture
 def cap(status_table: str, capacity_table: str, clock: Clock) -> Capacity:
-    world = _world(status_table, clock)
-    return Capacity(world, CapacityStore(CAPACITY_TABLE, status_table, clock=clock))
+    return capacity_world(status_table, clock)
+
+
+def capacity_world(status_table: str, clock: Clock) -> Capacity:
+    """The v6 processor world with the capacity store beside it."""
+    return Capacity(_world(status_table, clock), CapacityStore(CAPACITY_TABLE, status_table, clock=clock))
 
 
 def member_submission(member_id: int, minutes: int, phase: ScoringPhase | None = EXAMPLE) -> RoutedSubmission:
@@ -113,7 +118,8 @@ def test_a_run_with_room_is_enqueued_admitted_and_launched_under_its_own_message
     assert record.wait_order is not None
     assert cap.world.sqs.sent == []  # no extra hop through the queue when nothing contends
     assert len(cap.world.launcher.requests) == 1
-    assert cap.world.metrics.phases_of(Metric.RUNS_ENQUEUED) == ["EXAMPLE"]
+    metrics = cap.world.metrics
+    assert (phases_of(metrics, Metric.RUNS_ENQUEUED), metrics.total(Metric.RUNS_ENQUEUED)) == ({"EXAMPLE": 1}, 1)
     pools = cap.capacity.pools()
     assert (pools.env.used, pools.challenges[CHALLENGE_ID].used) == (1, 1)
 
@@ -238,7 +244,7 @@ def test_an_ambiguous_retry_skips_the_pace_and_a_throttle_sends_it_back_to_sqs_h
 
     cap.world.ssm.put(CAPACITY_PARAMETER_NAME, capacity_document(runTaskPerSecond=1))
     stalled = FakeSleep()
-    cap.world.processor._sleep = stalled
+    cap.world.processor.admission.sleep = stalled
     submission = member_submission(1, 0)
     cap.world.launcher.script += [
         LaunchOutcomeUnknown("ServerException", "RunTask 500"),
@@ -311,14 +317,14 @@ def test_a_spent_pace_waits_for_the_next_second_then_launches(cap: Capacity) -> 
     assert cap.deliver(submission) is RecordOutcome.LAUNCHED
 
     assert len(cap.world.launcher.requests) == 2
-    [slept] = cap.world.processor._sleep.sleeps  # type: ignore[attr-defined]
+    [slept] = cap.world.processor.admission.sleep.sleeps  # type: ignore[attr-defined]
     assert 0 < slept <= 1  # to the next second, once
 
 
 def test_no_pace_token_within_the_wait_requeues_the_run_never_a_failure(cap: Capacity) -> None:
     cap.world.ssm.put(CAPACITY_PARAMETER_NAME, capacity_document(runTaskPerSecond=1))
     stalled = FakeSleep()  # time does not move: the second's one token stays spent
-    cap.world.processor._sleep = stalled
+    cap.world.processor.admission.sleep = stalled
     second = member_submission(2, 1)
     cap.world.clock.advance(1)
     assert cap.capacity.pace(1)  # this second's one RunTask token is spent
@@ -329,9 +335,9 @@ def test_no_pace_token_within_the_wait_requeues_the_run_never_a_failure(cap: Cap
     assert (record.state, record.slot_pools, record.launch_attempt) == (SubmissionState.WAITING, [], 1)
     assert len(stalled.sleeps) == PACE_MAX_WAITS
     assert cap.world.launcher.requests == []
-    assert cap.world.metrics.reasons(Metric.LAUNCHES_THROTTLED) == ["Paced"]
+    assert cap.world.metrics.reasons(Metric.LAUNCHES_THROTTLED) == {"Paced": 1}
     assert cap.world.metrics.total(Metric.DEAD_LETTERED) == 0
-    assert cap.world.metrics.reasons(Metric.LAUNCH_FAILURES) == []
+    assert cap.world.metrics.reasons(Metric.LAUNCH_FAILURES) == {}
 
     cap.world.clock.advance(1)
     assert cap.deliver(second) is RecordOutcome.LAUNCHED  # its next dispatch: attempt 2, never used before
@@ -349,111 +355,6 @@ def test_an_ecs_throttle_requeues_the_run_and_frees_its_slot_for_the_queue(cap: 
 
     assert cap.state(throttled, EXAMPLE) is SubmissionState.WAITING
     assert cap.capacity.pools().challenges[CHALLENGE_ID].used == 0
-    assert cap.world.metrics.reasons(Metric.LAUNCHES_THROTTLED) == ["Throttled"]
+    assert cap.world.metrics.reasons(Metric.LAUNCHES_THROTTLED) == {"Throttled": 1}
     assert cap.deliver(queued) is RecordOutcome.WAITING  # the requeued run kept its place: it goes first
     assert cap.sent_run_ids() == [run_id(throttled.submission_id, EXAMPLE)]
-
-
-# ------------------------------------------------------------------ superseded runs (decision 095)
-def test_cancel_waiting_cancels_the_members_older_waiting_run_of_the_phase_and_reports_it_v6(cap: Capacity) -> None:
-    cap.caps(maxRunningTasks=0, supersede="cancel_waiting")  # everything waits
-    older, other_member, newer = member_submission(7, 0), member_submission(8, 1), member_submission(7, 5)
-    older_provisional = member_submission(7, 0, phase=PROVISIONAL)
-    for submission in (older, older_provisional, other_member):
-        assert cap.deliver(submission) is RecordOutcome.WAITING
-
-    assert cap.deliver(newer) is RecordOutcome.WAITING
-
-    cancelled = cap.world.run(older, EXAMPLE)
-    assert (cancelled.state, cancelled.test_status, cancelled.report_status) == (
-        SubmissionState.CANCELLED,
-        "CANCELLED",
-        ReportStatus.PENDING,
-    )
-    assert newer.submission_id in (cancelled.reason or "")
-    assert cap.state(older_provisional, PROVISIONAL) is SubmissionState.WAITING  # another phase: kept
-    assert cap.state(other_member, EXAMPLE) is SubmissionState.WAITING  # another member: kept
-    assert cap.state(newer, EXAMPLE) is SubmissionState.WAITING
-    assert cap.world.lambda_.payloads() == [report_due_event(cancelled.run_id)]
-    assert cap.world.metrics.reasons(Metric.RUNS_CANCELLED) == ["superseded"]
-    assert cap.capacity.queue_position(CHALLENGE_ID, cap.world.run(newer, EXAMPLE).wait_order or "") == 3
-
-
-def test_a_superseded_v5_run_is_cancelled_without_a_report(cap: Capacity) -> None:
-    cap.caps(v6=False, maxRunningTasks=0, supersede="cancel_waiting")
-    older, newer = v5_member_submission(7, 0), v5_member_submission(7, 5)
-    cap.deliver(older)
-
-    cap.deliver(newer)
-
-    record = cap.world.run(older, ScoringPhase.PROVISIONAL)
-    assert (record.state, record.report_status) == (SubmissionState.CANCELLED, ReportStatus.NOT_REQUIRED)
-    assert cap.world.lambda_.invocations == []
-
-
-def test_without_a_supersede_policy_older_runs_keep_waiting(cap: Capacity) -> None:
-    cap.caps(maxRunningTasks=0)
-    older, newer = member_submission(7, 0), member_submission(7, 5)
-    cap.deliver(older)
-
-    cap.deliver(newer)
-
-    assert cap.state(older, EXAMPLE) is SubmissionState.WAITING
-    assert cap.world.metrics.total(Metric.RUNS_CANCELLED) == 0
-
-
-def test_a_late_redelivery_of_an_older_submission_is_cancelled_itself(cap: Capacity) -> None:
-    cap.caps(maxRunningTasks=0, supersede="cancel_waiting")
-    older, newer = member_submission(7, 0), member_submission(7, 5)
-    cap.deliver(newer)
-
-    assert cap.deliver(older) is RecordOutcome.CANCELLED
-
-    assert cap.state(older, EXAMPLE) is SubmissionState.CANCELLED
-    assert cap.state(newer, EXAMPLE) is SubmissionState.WAITING
-    assert cap.world.metrics.reasons(Metric.RUNS_CANCELLED) == ["superseded"]
-
-
-def test_cancel_waiting_leaves_a_running_task_alone(cap: Capacity) -> None:
-    cap.caps(maxRunningTasks=5, supersede="cancel_waiting")
-    older, newer = member_submission(7, 0), member_submission(7, 5)
-    cap.deliver(older)
-
-    assert cap.deliver(newer) is RecordOutcome.LAUNCHED
-
-    assert cap.state(older, EXAMPLE) is SubmissionState.LAUNCHED
-    assert cap.world.launcher.stops == []
-
-
-def test_cancel_waiting_and_stop_running_stops_the_older_running_task(cap: Capacity) -> None:
-    cap.caps(maxRunningTasks=5, supersede="cancel_waiting_and_stop_running")
-    older, newer = member_submission(7, 0), member_submission(7, 5)
-    cap.deliver(older)
-    running = cap.world.run(older, EXAMPLE)
-
-    assert cap.deliver(newer) is RecordOutcome.LAUNCHED
-
-    assert cap.world.launcher.stops == [
-        {
-            "cluster": running.cluster_arn,
-            "task_arn": running.task_arn,
-            "reason": f"Superseded by a newer submission {newer.submission_id}",
-        }
-    ]
-    stopped = cap.world.run(older, EXAMPLE)
-    assert (stopped.state, stopped.cancel_requested) == (SubmissionState.LAUNCHED, True)  # CANCELLED on STOPPED
-    assert cap.world.metrics.reasons(Metric.RUNS_CANCELLED) == ["superseded"]
-
-
-def test_a_failed_stop_of_a_superseded_task_never_fails_the_new_run(cap: Capacity) -> None:
-    from botocore.exceptions import ClientError
-
-    cap.caps(maxRunningTasks=5, supersede="cancel_waiting_and_stop_running")
-    older, newer = member_submission(7, 0), member_submission(7, 5)
-    cap.deliver(older)
-    cap.world.launcher.stop_error = ClientError({"Error": {"Code": "ServerException", "Message": "x"}}, "StopTask")
-
-    assert cap.deliver(newer) is RecordOutcome.LAUNCHED
-
-    assert cap.world.run(older, EXAMPLE).cancel_requested is True
-    assert any(line["message"].startswith("StopTask of a superseded run failed") for line in log_lines(cap.world.logs))

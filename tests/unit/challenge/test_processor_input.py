@@ -21,22 +21,12 @@ from mm_contracts.metric_names import Metric
 from mm_contracts.models.routed import MAX_MEMBER_ID, RoutedSubmission
 from mm_contracts.settings import ChallengeProcessorSettings
 from tests.conftest import Clock
+from tests.fakes.metrics import RecordingMetrics
 from tests.unit.challenge.helpers import (
-    CAPACITY_PARAMETER_NAME,
-    CAPACITY_TABLE,
-    CHALLENGE_ID,
-    PARAMETER_NAME,
-    TOKEN_PARAMETER_NAME,
     FakeLauncher,
-    FakeMetrics,
-    FakeSleep,
-    FakeSqs,
-    FakeSsm,
-    FakeTokenProvider,
-    capacity_document,
-    capacity_settings_env,
-    captured_logger,
+    Fakes,
     config_document,
+    processor_env,
     routed_submission,
 )
 
@@ -49,7 +39,7 @@ class Processor:
     processor: ChallengeProcessor
     store: StatusStore
     launcher: FakeLauncher
-    metrics: FakeMetrics
+    metrics: RecordingMetrics
 
     def deliver(self, body: str, *, receive_count: int = 1) -> RecordOutcome:
         return self.processor.process(InboundMessage(message_id="m-1", body=body, receive_count=receive_count))
@@ -58,38 +48,11 @@ class Processor:
 @pytest.fixture
 def world(status_table: str, capacity_table: str, clock: Clock) -> Processor:
     settings = ChallengeProcessorSettings.from_env(
-        {
-            "ENVIRONMENT_NAME": "dev",
-            "CHALLENGE_ID": CHALLENGE_ID,
-            "CHALLENGE_CONFIG_PARAMETER": PARAMETER_NAME,
-            "STATUS_TABLE_NAME": status_table,
-            "TOKEN_PARAMETER_NAME": TOKEN_PARAMETER_NAME,
-            "MAX_RECEIVE_COUNT": str(MAX_RECEIVE),
-            "LAUNCH_LEASE_SECONDS": "120",
-            "ALLOWED_URL_HOSTS": ALLOWED_HOSTS,
-            **capacity_settings_env(CAPACITY_TABLE),
-        }
+        processor_env(status_table, MAX_RECEIVE_COUNT=str(MAX_RECEIVE), ALLOWED_URL_HOSTS=ALLOWED_HOSTS)
     )
-    ssm = FakeSsm()
-    ssm.put(PARAMETER_NAME, config_document())
-    ssm.put(CAPACITY_PARAMETER_NAME, capacity_document())
-    launcher = FakeLauncher()
-    metrics = FakeMetrics()
-    tokens = FakeTokenProvider()
-    logger, _ = captured_logger()
-    processor = ChallengeProcessor.from_settings(
-        settings,
-        metrics=metrics,
-        logger=logger,
-        ssm_client=ssm,
-        launcher=launcher,  # type: ignore[arg-type]
-        token_provider_factory=lambda: tokens,
-        sqs_client=FakeSqs(),
-        clock=clock,
-        config_clock=clock,
-        sleep=FakeSleep(clock.advance),
-    )
-    return Processor(processor, StatusStore(status_table, clock=clock), launcher, metrics)
+    fakes = Fakes.with_config(config_document())
+    processor = fakes.processor(settings, clock)
+    return Processor(processor, StatusStore(status_table, clock=clock), fakes.launcher, fakes.metrics)
 
 
 def body_with(submission: RoutedSubmission, **wire_overrides: object) -> str:
@@ -134,7 +97,7 @@ def test_a_url_outside_the_policy_is_refused_before_claim_or_runtask(world: Proc
     assert url not in failed.value.detail  # the URL itself (maybe with credentials) is never echoed
     assert world.launcher.requests == []
     assert world.store.get_runs(submission.submission_id) == []  # nothing claimed
-    assert world.metrics.reasons(Metric.LAUNCH_FAILURES) == ["UrlNotAllowed"]
+    assert world.metrics.reasons(Metric.LAUNCH_FAILURES) == {"UrlNotAllowed": 1}
 
 
 def test_a_refused_url_is_dead_lettered_on_its_last_receive(world: Processor) -> None:
@@ -146,7 +109,7 @@ def test_a_refused_url_is_dead_lettered_on_its_last_receive(world: Processor) ->
             world.deliver(body, receive_count=receive)
 
     assert world.metrics.total(Metric.DEAD_LETTERED) == 1  # SQS moves it to the DLQ after the last receive
-    assert world.metrics.reasons(Metric.LAUNCH_FAILURES) == ["UrlNotAllowed"] * MAX_RECEIVE
+    assert world.metrics.reasons(Metric.LAUNCH_FAILURES) == {"UrlNotAllowed": MAX_RECEIVE}
     assert world.launcher.requests == []
 
 
@@ -178,7 +141,7 @@ def test_a_member_id_beyond_64_bits_is_an_invalid_message_not_a_claim_failure(wo
     assert "memberId" in failed.value.detail
     assert world.store.get_runs(submission.submission_id) == []
     assert world.launcher.requests == []
-    assert world.metrics.reasons(Metric.LAUNCH_FAILURES) == ["InvalidMessage"]
+    assert world.metrics.reasons(Metric.LAUNCH_FAILURES) == {"InvalidMessage": 1}
 
 
 def test_the_largest_member_id_is_launched(world: Processor) -> None:

@@ -29,27 +29,21 @@ from mm_contracts.models.task import EcsRunnerEnv
 from mm_contracts.names import client_token
 from mm_contracts.settings import ChallengeProcessorSettings
 from tests.conftest import Clock
+from tests.fakes.metrics import RecordingMetrics
 from tests.unit.challenge.helpers import (
-    CAPACITY_PARAMETER_NAME,
-    CAPACITY_TABLE,
-    CHALLENGE_ID,
     PARAMETER_NAME,
     SECRET_TOKEN,
-    TOKEN_PARAMETER_NAME,
     FakeLambda,
     FakeLauncher,
-    FakeMetrics,
-    FakeSleep,
+    Fakes,
     FakeSqs,
     FakeSsm,
-    FakeTokenProvider,
-    capacity_document,
-    capacity_settings_env,
-    captured_logger,
     config_document,
     env_of,
     iter_strings,
     log_lines,
+    phases_of,
+    processor_env,
     routed_submission,
     v6_config_document,
     v6_submission,
@@ -68,7 +62,7 @@ class World:
     ssm: FakeSsm
     launcher: FakeLauncher
     lambda_: FakeLambda
-    metrics: FakeMetrics
+    metrics: RecordingMetrics
     logs: io.StringIO
     clock: Clock
     sqs: FakeSqs
@@ -90,44 +84,14 @@ class World:
 
 
 def _world(table: str, clock: Clock, *, completion_function: str | None = COMPLETION_FUNCTION) -> World:
-    env = {
-        "ENVIRONMENT_NAME": "dev",
-        "CHALLENGE_ID": CHALLENGE_ID,
-        "CHALLENGE_CONFIG_PARAMETER": PARAMETER_NAME,
-        "STATUS_TABLE_NAME": table,
-        "TOKEN_PARAMETER_NAME": TOKEN_PARAMETER_NAME,
-        "MAX_RECEIVE_COUNT": str(MAX_RECEIVE),
-        "LAUNCH_LEASE_SECONDS": "120",
-        "ALLOWED_URL_HOSTS": "topcoder-submissions.s3.amazonaws.com",
-        **capacity_settings_env(CAPACITY_TABLE),
-    }
+    env = processor_env(table, MAX_RECEIVE_COUNT=str(MAX_RECEIVE))
     if completion_function is not None:
         env["COMPLETION_FUNCTION_NAME"] = completion_function
-    ssm, launcher, lambda_, metrics, tokens = (
-        FakeSsm(),
-        FakeLauncher(),
-        FakeLambda(),
-        FakeMetrics(),
-        FakeTokenProvider(),
-    )
-    ssm.put(PARAMETER_NAME, v6_config_document())
-    ssm.put(CAPACITY_PARAMETER_NAME, capacity_document())
-    sqs = FakeSqs()
-    logger, logs = captured_logger()
-    processor = ChallengeProcessor.from_settings(
-        ChallengeProcessorSettings.from_env(env),
-        metrics=metrics,
-        logger=logger,
-        ssm_client=ssm,
-        lambda_client=lambda_,
-        launcher=launcher,  # type: ignore[arg-type]
-        token_provider_factory=lambda: tokens,
-        sqs_client=sqs,
-        clock=clock,
-        config_clock=clock,
-        sleep=FakeSleep(clock.advance),
-    )
-    return World(processor, StatusStore(table, clock=clock), ssm, launcher, lambda_, metrics, logs, clock, sqs)
+    fakes = Fakes.with_config(v6_config_document())
+    lambda_, sqs = FakeLambda(), FakeSqs()
+    processor = fakes.processor(ChallengeProcessorSettings.from_env(env), clock, sqs=sqs, lambda_=lambda_)
+    store = StatusStore(table, clock=clock)
+    return World(processor, store, fakes.ssm, fakes.launcher, lambda_, fakes.metrics, fakes.logs, clock, sqs)
 
 
 @pytest.fixture
@@ -162,7 +126,8 @@ def test_a_v6_submission_launches_one_task_per_submission_phase(world: World) ->
         assert record.timeout_seconds == timeout
         assert tags["Phase"] == phase.value
     assert world.store.get(run_id(submission.submission_id, SYSTEM)) is None
-    assert sorted(p or "" for p in world.metrics.phases_of(Metric.TASKS_LAUNCHED)) == ["EXAMPLE", "PROVISIONAL"]
+    assert phases_of(world.metrics, Metric.TASKS_LAUNCHED) == {"EXAMPLE": 1, "PROVISIONAL": 1}
+    assert world.metrics.total(Metric.TASKS_LAUNCHED) == 2
     launched = [line for line in log_lines(world.logs) if line["message"] == "scorer task launched"]
     assert sorted((line["run_id"], line["phase"]) for line in launched) == [
         (run_id(submission.submission_id, EXAMPLE), "EXAMPLE"),
@@ -205,7 +170,8 @@ def test_a_failing_phase_is_retried_alone_after_the_other_launched(world: World)
         EXAMPLE_TASK,
     )
     assert world.run(submission, PROVISIONAL).state is SubmissionState.LAUNCH_FAILED
-    assert world.metrics.phases_of(Metric.LAUNCH_FAILURES) == ["PROVISIONAL"]
+    assert phases_of(world.metrics, Metric.LAUNCH_FAILURES) == {"PROVISIONAL": 1}
+    assert world.metrics.total(Metric.LAUNCH_FAILURES) == 1
 
     assert world.deliver(submission, receive_count=2) is RecordOutcome.LAUNCHED
 

@@ -7,14 +7,15 @@ from typing import Any
 
 import pytest
 
-from completion_lambda.capacity import CapacityGauge, capacity_gauges, entry_of_admitted
-from completion_lambda.observability import PowertoolsMetricsSink
-from completion_lambda.outcome import SUPERSEDED_REASON, FailureReason, decide_outcome, failure_reason
+from completion_lambda.outcome import FailureReason, decide_outcome, failure_reason
+from mm_adapters.metrics import EmfMetricsSink
+from mm_capacity.queues import entry_of_admitted
 from mm_capacity.store import PoolSnapshot, PoolState
 from mm_contracts.metric_names import Metric
 from mm_contracts.models.capacity import EnvironmentCapacity
 from mm_contracts.models.ecs_event import EcsTaskStateChangeEvent, StopCode
-from mm_contracts.models.outcome import OutcomeCode, TestStatus
+from mm_contracts.models.outcome import SUPERSEDED_REASON, OutcomeCode, TestStatus
+from sweeper_lambda.capacity import CapacityGauge, capacity_gauges
 from tests.builders import ecs_task_stopped_event
 
 A = "5a0c0f57-8b70-4a2b-9f3e-1c2d3e4f5a6b"
@@ -153,7 +154,7 @@ def test_a_gauge_is_an_emf_line_with_the_environment_and_optionally_the_challeng
 ) -> None:
     # The sweeper's lines as its alarms and dashboard read them: Environment + service, and with ChallengeId
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "timeout-sweeper")
-    sink = PowertoolsMetricsSink("dev")
+    sink = EmfMetricsSink(environment_name="dev")
 
     sink.gauge(Metric.WAITING_RUNS, 7)
     sink.gauge(Metric.OLDEST_WAIT_SECONDS, 42.0, challenge_id=A, seconds=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from completion_lambda.handler import InvalidEventError, parse_event
+from completion_lambda.events import InvalidEventError, parse_event
 from mm_contracts.models.ecs_event import REDACTED, EcsTaskStateChangeEvent, is_sensitive_variable
 from mm_contracts.models.task import TaskEnv
 from tests.builders import ecs_task_stopped_event

@@ -6,7 +6,7 @@ import copy
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from completion_lambda.handler import parse_event
+from completion_lambda.events import parse_event
 from completion_lambda.outcome import decide_outcome
 from mm_contracts.models.ecs_event import EcsTaskStateChangeEvent
 from mm_contracts.models.lifecycle import LifecycleRecord
@@ -14,7 +14,7 @@ from mm_contracts.models.outcome import OutcomeCode
 from mm_contracts.models.phase import Platform, ScoringPhase, run_id
 from mm_contracts.models.task import TaskEnv
 from mm_contracts.names import OUTCOME_UNKNOWN_STOP_REASON_PREFIX, TIMEOUT_STOP_REASON_PREFIX, started_by
-from sweeper_lambda.reconcile import (
+from sweeper_lambda.synthetic_events import (
     MISSING_TASK_NOTE,
     RECORDED_OUTCOME_CONTAINER,
     REPORT_REDRIVE_NOTE,

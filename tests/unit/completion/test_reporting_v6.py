@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from completion_lambda import handler as completion_handler
+from completion_lambda import wiring as completion_wiring
+from completion_lambda.events import parse_event
 from completion_lambda.reporting import (
     ReporterUnavailableError,
     RunReport,
@@ -147,7 +148,7 @@ def test_the_report_due_event_round_trips_and_rejects_what_is_not_a_run() -> Non
 
 
 def test_the_handler_parses_a_report_due_event() -> None:
-    assert parse_report_due_event(report_due_event(f"{SUBMISSION}#SYSTEM")) == completion_handler.parse_event(
+    assert parse_report_due_event(report_due_event(f"{SUBMISSION}#SYSTEM")) == parse_event(
         report_due_event(f"{SUBMISSION}#SYSTEM")
     )
 
@@ -164,13 +165,13 @@ def _settings(**values: Any) -> CompletionSettings:
 
 
 def test_only_the_configured_clients_are_built() -> None:
-    v6_only = completion_handler.CompletionDependencies(_settings(review_api_url="https://api.topcoder-dev.com/v6"))
+    v6_only = completion_wiring.CompletionDependencies(_settings(review_api_url="https://api.topcoder-dev.com/v6"))
     client = v6_only.summations_api()
     assert isinstance(client, ReviewSummationsClient)
     assert client is v6_only.summations_api()
     with pytest.raises(ReporterUnavailableError, match="SUBMISSION_API_URL"):
         v6_only.review_api()
 
-    v5_only = completion_handler.CompletionDependencies(_settings(submission_api_url="https://api.topcoder-dev.com/v5"))
+    v5_only = completion_wiring.CompletionDependencies(_settings(submission_api_url="https://api.topcoder-dev.com/v5"))
     with pytest.raises(ReporterUnavailableError, match="REVIEW_API_URL"):
         v5_only.summations_api()

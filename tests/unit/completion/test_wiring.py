@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from completion_lambda import handler as completion_handler
+from completion_lambda import wiring as completion_wiring
 from completion_lambda.reporting import build_review, is_review_of_task
 from mm_adapters.challenge_config import ChallengeConfigLoader
 from mm_adapters.status_store import StatusStore
@@ -14,7 +14,7 @@ from mm_adapters.topcoder.submission_api import SubmissionApiClient
 from mm_contracts.models.outcome import Outcome, OutcomeCode, TestStatus
 from mm_contracts.settings import SettingsError
 from mm_contracts.topcoder import ReviewStatus
-from sweeper_lambda import handler as timeout_sweeper
+from sweeper_lambda import wiring as sweeper_wiring
 from tests.unit.completion.fakes import REVIEW_TYPE_ID, challenge_config
 
 ENV = {
@@ -30,15 +30,11 @@ ENV = {
 
 @pytest.fixture
 def fresh_handler_state() -> Iterator[None]:
-    completion_handler.settings.cache_clear()
-    completion_handler.use_dependencies(None)
-    timeout_sweeper.settings.cache_clear()
-    timeout_sweeper.use_dependencies(None)
+    completion_wiring.use_dependencies(None)
+    sweeper_wiring.use_dependencies(None)
     yield
-    completion_handler.settings.cache_clear()
-    completion_handler.use_dependencies(None)
-    timeout_sweeper.settings.cache_clear()
-    timeout_sweeper.use_dependencies(None)
+    completion_wiring.use_dependencies(None)
+    sweeper_wiring.use_dependencies(None)
 
 
 def test_dependencies_come_from_the_environment_and_are_built_once(
@@ -47,9 +43,9 @@ def test_dependencies_come_from_the_environment_and_are_built_once(
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
 
-    deps = completion_handler.dependencies()
+    deps = completion_wiring.dependencies()
 
-    assert deps is completion_handler.dependencies()
+    assert deps is completion_wiring.dependencies()
     assert deps.settings.submission_api_url == ENV["SUBMISSION_API_URL"]
     assert isinstance(deps.store, StatusStore)
     assert deps.store is deps.store
@@ -63,7 +59,7 @@ def test_dependencies_come_from_the_environment_and_are_built_once(
 def test_config_parameter_names_follow_the_prefix(monkeypatch: pytest.MonkeyPatch, fresh_handler_state: None) -> None:
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
-    loader = completion_handler.dependencies().config_source
+    loader = completion_wiring.dependencies().config_source
     assert isinstance(loader, ChallengeConfigLoader)
     assert loader._name_for("abc") == "/mm-processor/challenges/abc/config"
 
@@ -76,7 +72,7 @@ def test_missing_environment_fails_loudly_naming_the_variable(
             monkeypatch.setenv(name, value)
     monkeypatch.delenv("SUBMISSION_API_URL", raising=False)
     with pytest.raises(SettingsError, match="SUBMISSION_API_URL"):
-        completion_handler.dependencies()
+        completion_wiring.dependencies()
 
 
 SWEEPER_ENV = {
@@ -96,18 +92,18 @@ def test_sweeper_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch, 
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("MAX_STOPS_PER_RUN", "7")
     monkeypatch.setenv("RECONCILE_GRACE_SECONDS", "600")
-    deps = timeout_sweeper.dependencies()
+    deps = sweeper_wiring.dependencies()
     assert deps.settings.max_stops_per_run == 7
     assert deps.settings.completion_function_name == "mm-example-completion"
     assert deps.settings.reconcile_grace_seconds == 600
     assert deps.settings.max_reconcile_attempts == 3  # default
-    assert deps is timeout_sweeper.dependencies()
+    assert deps is sweeper_wiring.dependencies()
 
 
 def test_sweeper_lambda_client_is_built_lazily_once(monkeypatch: pytest.MonkeyPatch, fresh_handler_state: None) -> None:
     for name, value in SWEEPER_ENV.items():
         monkeypatch.setenv(name, value)
-    deps = timeout_sweeper.dependencies()
+    deps = sweeper_wiring.dependencies()
     assert deps._lambda_client is None  # building the sweeper does not build it either
     deps.sweeper()
     assert deps._lambda_client is None
@@ -125,7 +121,7 @@ def test_sweeper_without_completion_function_name_fails_naming_it(
             monkeypatch.setenv(name, value)
     monkeypatch.delenv("COMPLETION_FUNCTION_NAME", raising=False)
     with pytest.raises(SettingsError, match="COMPLETION_FUNCTION_NAME"):
-        timeout_sweeper.dependencies()
+        sweeper_wiring.dependencies()
 
 
 def _outcome(code: OutcomeCode, status: TestStatus) -> Outcome:
@@ -175,7 +171,7 @@ def test_the_completion_capacity_ports_are_built_once_without_an_aws_call(
 ) -> None:
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
-    deps = completion_handler.dependencies()
+    deps = completion_wiring.dependencies()
 
     deps.service()
 

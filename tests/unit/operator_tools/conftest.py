@@ -13,7 +13,10 @@ import pytest
 from infrastructure.config import CONFIG_DIR, EnvironmentConfig, load_environment, parse_environment
 from infrastructure.wiring import WiringPlan
 from local_pipeline.provision import LocalResources, TopcoderEndpoints, provision
+from mm_contracts.models.phase import V6_SUBMISSION_TOPIC, Platform
+from mm_contracts.models.routed import KafkaCoordinates, RoutedSubmission
 from operator_tools.clients import AwsClients
+from tests.builders import new_uuid
 
 ROUTE_PLANNER = "30a1c2d4-5b6e-4f70-8a91-b2c3d4e5f601"
 IMAGE_DENOISE = "30a1c2d4-5b6e-4f70-8a91-b2c3d4e5f602"
@@ -91,3 +94,19 @@ def deployed(aws: None) -> Deployed:
 @pytest.fixture
 def deployed_v6(aws: None) -> Deployed:
     return deploy(parse_environment(raw_v6_environment()))
+
+
+def routed_submission(submission_id: str | None = None, platform: Platform = Platform.V5) -> RoutedSubmission:
+    """A routed submission as the router hands it on (a new challenge id each time), for status-table tests."""
+    topic = V6_SUBMISSION_TOPIC if platform is Platform.V6 else "submission.notification.create"
+    source = KafkaCoordinates(topic=topic, partition=0, offset=7)
+    return RoutedSubmission(
+        platform=platform,
+        submission_id=submission_id or new_uuid(),
+        challenge_id=new_uuid(),
+        member_id=40158994,
+        url="https://topcoder-submissions.s3.amazonaws.com/mm/x.zip",
+        correlation_id=source.correlation_id,
+        source=source,
+        routed_at="2026-03-02T10:15:00Z",
+    )

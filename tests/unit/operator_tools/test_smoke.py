@@ -81,17 +81,7 @@ class PipelineStandIn:
             )
         elif self.step == 3 and self.routed is not None and self.final is not None:
             state, report = self.final
-            self.deployed.client("dynamodb").update_item(
-                TableName=self.deployed.plan.names.status_table,
-                Key={"runId": {"S": run_id(self.routed.submission_id, ScoringPhase.PROVISIONAL)}},
-                UpdateExpression="SET #state = :state, reportStatus = :report, reason = :reason",
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={
-                    ":state": {"S": state.value},
-                    ":report": {"S": report.value},
-                    ":reason": {"S": "scorer exited 0" if state is SubmissionState.SUCCEEDED else "scorer exited 3"},
-                },
-            )
+            _set_final(self.deployed, run_id(self.routed.submission_id, ScoringPhase.PROVISIONAL), state, report)
 
 
 def _smoke(deployed: Deployed, final: tuple[SubmissionState, ReportStatus] | None) -> tuple[SmokeRun, PipelineStandIn]:

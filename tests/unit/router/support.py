@@ -9,12 +9,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mm_contracts.metric_names import Metric
 from mm_contracts.models.phase import V6_SUBMISSION_TOPIC, Platform
 from mm_contracts.names import legacy_challenge_alias_key
 from mm_contracts.settings import RouterSettings
-from router_lambda.router import Router
+from router_lambda.routing import SubmissionRouter
+from router_lambda.wiring import RouterDependencies
 from tests.builders import KafkaRecord, bus_envelope, iso_now, msk_event, new_uuid, submission_payload
+from tests.fakes.clock import VirtualClock
+from tests.fakes.metrics import RecordingMetrics
+from tests.fakes.queues import RecordingSqs as FakeSqs
 
 ALLOWED_HOST = "topcoder-submissions.s3.amazonaws.com"
 TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:mm-test-submissions"
@@ -198,59 +201,13 @@ class FakeSns:
 
 
 @dataclass
-class FakeSqs:
-    error: Exception | None = None
-    fail_ids: set[str] = field(default_factory=set)
-    calls: list[list[dict[str, Any]]] = field(default_factory=list)
-    messages: list[dict[str, Any]] = field(default_factory=list)
-
-    def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
-        entries = kwargs["Entries"]
-        self.calls.append(entries)
-        if self.error is not None:
-            raise self.error
-        ok = [e for e in entries if e["Id"] not in self.fail_ids]
-        self.messages.extend(json.loads(e["MessageBody"]) for e in ok)
-        return {
-            "Successful": [{"Id": e["Id"], "MessageId": new_uuid(), "MD5OfMessageBody": "x"} for e in ok],
-            "Failed": [
-                {"Id": e["Id"], "SenderFault": False, "Code": "InternalError"}
-                for e in entries
-                if e["Id"] in self.fail_ids
-            ],
-        }
-
-    def reasons(self) -> list[str]:
-        return [m["reason"] for m in self.messages]
-
-
-@dataclass
-class RecordingMetrics:
-    counts: list[tuple[Metric, int, str | None]] = field(default_factory=list)
-
-    def count(self, metric: Metric, value: int, *, reason: str | None = None) -> None:
-        self.counts.append((metric, value, reason))
-
-    def total(self, metric: Metric, reason: str | None = None) -> int:
-        return sum(v for m, v, r in self.counts if m is metric and (reason is None or r == reason))
-
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@dataclass
 class Harness:
-    router: Router
+    router: SubmissionRouter
     ddb: FakeDynamoDB
     sns: FakeSns
     sqs: FakeSqs
     metrics: RecordingMetrics
-    clock: Clock
+    clock: VirtualClock
     sleeps: list[float]
 
 
@@ -267,9 +224,9 @@ def harness(
     sns = sns or FakeSns()
     sqs = sqs or FakeSqs()
     metrics = RecordingMetrics()
-    clock = Clock()
+    clock = VirtualClock()
     sleeps: list[float] = []
-    router = Router.from_settings(
+    router = RouterDependencies(
         settings or router_settings(),
         metrics=metrics,
         clock=clock,
@@ -278,7 +235,7 @@ def harness(
         sns=lambda: sns,
         sqs=lambda: sqs,
         dynamodb=lambda: ddb,
-    )
+    ).router
     return Harness(router, ddb, sns, sqs, metrics, clock, sleeps)
 
 

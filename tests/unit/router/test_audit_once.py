@@ -83,7 +83,7 @@ def test_a_batch_delivered_eleven_times_in_an_sns_outage_is_audited_once() -> No
         ["resource_not_submission", "value_not_object", "value_not_utf8", "value_not_json", "member_id_out_of_range"]
     )
     assert not_routed(h) == 5
-    assert h.metrics.total(Metric.RECORDS_REJECTED, reason="member_id_out_of_range") == 1
+    assert h.metrics.reasons(Metric.RECORDS_REJECTED)["member_id_out_of_range"] == 1
     assert len(h.sqs.calls) == 1
 
 

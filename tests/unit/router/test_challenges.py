@@ -10,7 +10,8 @@ from mm_contracts.models.bus import SubmissionFields, SubmissionPayload
 from router_lambda.challenges import ChallengeCache, ChallengeResolver, Resolution
 from router_lambda.reasons import Reason
 from tests.builders import new_uuid, submission_payload
-from tests.unit.router.support import CHALLENGE_TABLE, Clock, FakeDynamoDB, alias_item, challenge_item
+from tests.fakes.clock import VirtualClock
+from tests.unit.router.support import CHALLENGE_TABLE, FakeDynamoDB, alias_item, challenge_item
 
 
 def submission(challenge_id: Any, **overrides: Any) -> SubmissionFields:
@@ -20,10 +21,10 @@ def submission(challenge_id: Any, **overrides: Any) -> SubmissionFields:
 
 
 def resolver(
-    ddb: FakeDynamoDB, *, ttl: float = 60, clock: Clock | None = None
+    ddb: FakeDynamoDB, *, ttl: float = 60, clock: VirtualClock | None = None
 ) -> tuple[ChallengeResolver, list[float]]:
     sleeps: list[float] = []
-    clock = clock or Clock()
+    clock = clock or VirtualClock()
     return (
         ChallengeResolver(
             CHALLENGE_TABLE,
@@ -105,7 +106,7 @@ def test_one_read_per_distinct_key_per_batch() -> None:
 def test_warm_cache_avoids_a_second_read_within_ttl_and_expires_after() -> None:
     cid, missing = new_uuid(), new_uuid()
     ddb = FakeDynamoDB().add(challenge_item(cid))
-    clock = Clock()
+    clock = VirtualClock()
     res, _ = resolver(ddb, ttl=60, clock=clock)
     res.resolve([submission(cid), submission(missing)])
     assert len(ddb.calls) == 1

@@ -13,13 +13,8 @@ import pytest
 from local_pipeline.kafka import KafkaFeeder, assign
 from local_pipeline.scenario import InputRecord
 from local_pipeline.workers import Invocation
-from mm_adapters.kafka_failures import (
-    PAYLOAD_TOO_LARGE,
-    FailureRecordError,
-    KafkaFailureRecord,
-    main,
-    replay_events,
-)
+from mm_adapters.kafka_failures import main, replay_events
+from mm_contracts.models.kafka_failure import PAYLOAD_TOO_LARGE, FailureRecordError, KafkaFailureRecord
 
 CLUSTER = "arn:aws:kafka:us-east-1:123456789012:cluster/tc-bus/6f1c5d2e-1234-4f4e-9c1d-0a1b2c3d4e5f-2"
 TOPIC = "submission.notification.create"

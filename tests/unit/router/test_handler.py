@@ -1,4 +1,4 @@
-"""The handler is glue: settings once per environment, a SettingsError names the bad variable."""
+"""The handler is glue: dependencies once per environment (the one seam), a SettingsError names the bad variable."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 
 from mm_contracts.settings import RouterSettings, SettingsError
 from router_lambda import handler as handler_module
+from router_lambda import wiring
 from tests.builders import msk_event
 from tests.unit.router.support import router_env
 
@@ -17,9 +18,9 @@ from tests.unit.router.support import router_env
 def clean_router(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     for name in RouterSettings.env_var_names():
         monkeypatch.delenv(name, raising=False)
-    handler_module.reset()
+    wiring.use_dependencies(None)
     yield monkeypatch
-    handler_module.reset()
+    wiring.use_dependencies(None)
 
 
 @pytest.mark.parametrize(
@@ -38,14 +39,23 @@ def test_malformed_variable_is_named(clean_router: pytest.MonkeyPatch) -> None:
     for name, value in router_env(PUBLISH_MAX_ATTEMPTS="zero").items():
         clean_router.setenv(name, value)
     with pytest.raises(SettingsError, match="PUBLISH_MAX_ATTEMPTS"):
-        handler_module.get_router()
+        wiring.dependencies()
 
 
 def test_settings_are_loaded_once_per_environment(clean_router: pytest.MonkeyPatch) -> None:
     for name, value in router_env().items():
         clean_router.setenv(name, value)
-    first = handler_module.get_router()
+    first = wiring.dependencies().router
     clean_router.setenv("SNS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:other")
-    assert handler_module.get_router() is first  # warm: same router, same cache
-    handler_module.reset()
-    assert handler_module.get_router().settings.sns_topic_arn.endswith(":other")
+    assert wiring.dependencies().router is first  # warm: same router, same cache
+    wiring.use_dependencies(None)  # forget: the next call rebuilds from the environment
+    assert wiring.dependencies().router.settings.sns_topic_arn.endswith(":other")
+
+
+def test_installed_dependencies_are_what_the_handler_uses(clean_router: pytest.MonkeyPatch) -> None:
+    for name, value in router_env().items():
+        clean_router.setenv(name, value)
+    installed = wiring.RouterDependencies(RouterSettings.from_env())
+    wiring.use_dependencies(installed)
+    assert wiring.dependencies() is installed
+    assert installed.router is installed.router  # built once, on first use

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from mm_contracts.metric_names import Metric
 from mm_contracts.models.audit import AuditRecord
 from mm_contracts.models.routed import RoutedSubmission
-from router_lambda import router as router_module
+from router_lambda import routing as routing_module
 from router_lambda.audit import MAX_AUDIT_RAW_BASE64
 from router_lambda.reasons import Reason
 from tests.builders import KafkaRecord, bus_envelope, flat_submission, new_uuid, review_envelope, submission_payload
@@ -72,7 +72,7 @@ def test_review_is_skipped_audited_and_counted_with_its_reason() -> None:
     assert h.ddb.calls == []
     (audit,) = [AuditRecord.model_validate(m) for m in h.sqs.messages]
     assert (audit.disposition.value, audit.reason) == ("skipped", "resource_not_submission")
-    assert h.metrics.counts[-1] == (Metric.RECORDS_SKIPPED, 1, "resource_not_submission")
+    assert h.metrics.reasons(Metric.RECORDS_SKIPPED) == {"resource_not_submission": 1}
 
 
 def test_audit_record_carries_coordinates_ids_and_the_raw_value() -> None:
@@ -114,14 +114,12 @@ def test_each_reason_is_its_own_metric_dimension_value() -> None:
             submission_record(new_uuid()),  # unknown challenge
         )
     )
-    assert sorted(c for c in h.metrics.counts if c[2] is not None) == sorted(
-        [
-            (Metric.RECORDS_SKIPPED, 2, "resource_not_submission"),
-            (Metric.RECORDS_REJECTED, 1, "value_not_utf8"),
-            (Metric.RECORDS_REJECTED, 1, "value_not_object"),
-            (Metric.RECORDS_REJECTED, 1, "challenge_unknown"),
-        ]
-    )
+    assert {key: n for key, n in h.metrics.counts.items() if key[1] is not None} == {
+        (Metric.RECORDS_SKIPPED, "resource_not_submission"): 2,
+        (Metric.RECORDS_REJECTED, "value_not_utf8"): 1,
+        (Metric.RECORDS_REJECTED, "value_not_object"): 1,
+        (Metric.RECORDS_REJECTED, "challenge_unknown"): 1,
+    }
 
 
 def test_duplicate_submission_in_batch_routes_the_first_and_skips_the_rest() -> None:
@@ -235,14 +233,14 @@ def test_audit_queue_outage_fails_every_skipped_and_rejected_record() -> None:
 def test_a_crash_on_one_record_fails_only_that_record(monkeypatch: pytest.MonkeyPatch) -> None:
     cid = new_uuid()
     h = harness(challenges=[challenge_item(cid)])
-    real = router_module.classify_record
+    real = routing_module.classify_record
 
     def flaky(record: Any, settings: Any) -> Any:
         if record.offset == 101:
             raise RuntimeError("bug")
         return real(record, settings)
 
-    monkeypatch.setattr(router_module, "classify_record", flaky)
+    monkeypatch.setattr(routing_module, "classify_record", flaky)
     response = h.router.handle(event_of(submission_record(cid), submission_record(cid), submission_record(cid)))
     assert failure_ids(response) == [(f"{TOPIC}-0", 101)]
     assert len(h.sns.published) == 2

@@ -82,7 +82,7 @@ def test_ordinary_host_names_are_not_ip_literals(host: str) -> None:
     assert not is_ip_literal(host)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)  # what it proves is "never raises", not a time: a loaded machine flaked it
 @given(st.text(max_size=300))
 def test_arbitrary_text_never_raises(text: str) -> None:
     assert url_refusal(text, ALLOWED) is None or isinstance(url_refusal(text, ALLOWED), UrlRefusal)

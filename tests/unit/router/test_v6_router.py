@@ -77,7 +77,7 @@ def test_a_record_of_the_other_platform_is_skipped_as_a_platform_mismatch() -> N
     assert sorted((a.disposition.value, a.reason, a.challenge_id) for a in audits(h)) == sorted(
         [("skipped", "platform_mismatch", v5_challenge), ("skipped", "platform_mismatch", v6_challenge)]
     )
-    assert h.metrics.total(Metric.RECORDS_SKIPPED, Reason.PLATFORM_MISMATCH) == 2
+    assert h.metrics.reasons(Metric.RECORDS_SKIPPED)[Reason.PLATFORM_MISMATCH] == 2
     assert h.metrics.total(Metric.RECORDS_REJECTED) == 0
 
 
@@ -134,7 +134,7 @@ def test_a_rejected_v6_record_is_audited_with_its_ids(router_logs: LogCapture) -
     (audit,) = audits(h)
     assert (audit.reason, audit.submission_id, audit.challenge_id) == ("member_id_not_positive_integer", sid, cid)
     assert audit.platform is Platform.V6  # the audit record says which platform's contract the record broke
-    assert h.metrics.total(Metric.RECORDS_REJECTED, "member_id_not_positive_integer") == 1
+    assert h.metrics.reasons(Metric.RECORDS_REJECTED)["member_id_not_positive_integer"] == 1
     (line,) = [line for line in router_logs.lines() if line.get("reason") == "member_id_not_positive_integer"]
     assert line["platform"] == "v6"
 

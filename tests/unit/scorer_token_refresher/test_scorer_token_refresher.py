@@ -15,6 +15,9 @@ from botocore.exceptions import ClientError
 from mm_adapters import aws as aws_clients
 from mm_contracts.settings import ScorerTokenRefresherSettings
 from scorer_token_refresher import handler as refresher
+from scorer_token_refresher import wiring
+from scorer_token_refresher.check import check
+from scorer_token_refresher.observability import logger
 from scorer_token_refresher.refresh import Action, ScorerTokenError, Why
 from tests.conftest import Clock
 from tests.unit.topcoder.fakes import FakeProxySession, make_jwt
@@ -60,8 +63,10 @@ def session(clock: Clock) -> FakeProxySession:
 
 
 def run(settings: ScorerTokenRefresherSettings, session: FakeProxySession, clock: Clock, ssm: Any = None) -> Any:
-    provider = refresher.token_provider_for(settings, session=session, clock=clock)
-    return refresher.check(settings, ssm=ssm or aws_clients.client("ssm"), provider=provider, now=clock())
+    deps = wiring.ScorerTokenRefresherDependencies(
+        settings, ssm=ssm, token_provider=wiring.token_provider_for(settings, session=session, clock=clock)
+    )
+    return check(settings, ssm=deps.ssm, provider=deps.token_provider, metrics=deps.metrics, now=clock())
 
 
 def stored() -> dict[str, Any]:
@@ -85,8 +90,8 @@ def gauges(output: str) -> list[float]:
 
 
 def log_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
-    formatter = refresher.logger.registered_formatter
-    return [json.loads(formatter.format(r)) for r in caplog.records if r.name == refresher.logger.name]
+    formatter = logger.registered_formatter
+    return [json.loads(formatter.format(r)) for r in caplog.records if r.name == logger.name]
 
 
 def assert_no_secret_in(text: str, tokens: list[str]) -> None:
@@ -290,12 +295,11 @@ def test_the_handler_reads_its_settings_and_returns_the_outcome(
 ) -> None:
     for name, value in settings.to_env().items():
         monkeypatch.setenv(name, value)
-    refresher.settings.cache_clear()
-    refresher.token_provider.cache_clear()
+    wiring.use_dependencies(None)
     # the real clock decides (the handler's `now`); the fake proxy issues a day-long token from it
     monkeypatch.setattr(clock, "now", time.time())
-    real_builder = refresher.token_provider_for
-    monkeypatch.setattr(refresher, "token_provider_for", lambda config: real_builder(config, session=session))
+    real_builder = wiring.token_provider_for
+    monkeypatch.setattr(wiring, "token_provider_for", lambda config: real_builder(config, session=session))
 
     class Context:
         function_name = "mm-test-scorer-token-refresher"
@@ -307,8 +311,7 @@ def test_the_handler_reads_its_settings_and_returns_the_outcome(
         first = refresher.handler({}, Context())
         second = refresher.handler({}, Context())
     finally:
-        refresher.settings.cache_clear()
-        refresher.token_provider.cache_clear()
+        wiring.use_dependencies(None)
     assert (first["action"], first["why"]) == ("refreshed", "missing")
     assert LIFETIME - 5 <= first["secondsToExpiry"] <= LIFETIME
     assert (second["action"], second["why"]) == ("kept", "fresh")

@@ -293,8 +293,11 @@ def test_incomplete_credentials_name_the_field_but_not_the_values(aws: None, clo
         Name="bad", SecretString=json.dumps({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
     )["ARN"]
     provider = Auth0ProxyTokenProvider(
-        "https://proxy/token", arn, secrets_client=client, session=FakeProxySession(clock)
-    )  # type: ignore[arg-type]
+        "https://proxy/token",
+        arn,
+        secrets_client=client,
+        session=FakeProxySession(clock),  # type: ignore[arg-type]
+    )
     with pytest.raises(TokenError) as caught:
         provider.get_token()
     message = str(caught.value)
@@ -334,7 +337,7 @@ def test_secret_credentials_and_token_never_reach_logs_or_errors(
 
 def test_build_token_provider_selects_by_token_source() -> None:
     base = {"environment_name": "dev", "powertools_service_name": "completion"}
-    static = build_token_provider(TokenSettings(**base))  # type: ignore[arg-type]
+    static = build_token_provider(TokenSettings(**base))
     assert isinstance(static, StaticParameterTokenProvider)
     assert static.parameter_name == "/mm-processor/auth0/token"
 

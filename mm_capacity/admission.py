@@ -1,0 +1,283 @@
+"""Waiting and admission (decisions 093, 094): `enqueue` creates a run WAITING with its queue entry and fair round,
+`admit` makes it ADMITTED holding a slot in every pool below its cap, each ONE transaction; `pace` spends a RunTask
+token of the current second."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from mm_adapters.status_store import StatusStore
+from mm_capacity.keys import (
+    ADMISSION_RESEND_SECONDS,
+    ENV_POOL,
+    MEMBER_SORT_KEY,
+    PACE_PARTITION,
+    POOL_PARTITION,
+    challenge_pool_key,
+    make_wait_order,
+    member_partition,
+    phase_pool_key,
+    wait_order_round,
+)
+from mm_capacity.records import (
+    AdmissionLimits,
+    AdmitOutcome,
+    AdmitResult,
+    EnqueueResult,
+    WaitEntry,
+)
+from mm_capacity.table import (
+    CONDITION_FAILED,
+    CONFLICT,
+    MAX_DETAIL,
+    MAX_RACE_RETRIES,
+    CapacityTable,
+    ddb_values,
+    error_text,
+    iso,
+    plain,
+)
+from mm_contracts.models.lifecycle import SubmissionState
+from mm_contracts.models.phase import RunKey, ScoringPhase
+from mm_contracts.models.routed import RoutedSubmission
+from mm_contracts.names import (
+    STATUS_TABLE_PARTITION_KEY,
+)
+
+_PACE_TTL_SECONDS = 3600
+# The historical logger name of the capacity store (operators' log filters use it).
+_logger = logging.getLogger("mm_capacity.store")
+
+
+class CapacityAdmission(CapacityTable):
+    """Waiting and admission: a run enqueued WAITING, admitted with its slots below every cap, and the RunTask pace."""
+
+    def enqueue(
+        self,
+        submission: RoutedSubmission,
+        *,
+        phase: ScoringPhase,
+        scorer_type: str,
+        timeout_seconds: int | None,
+        priority_rank: int,
+        wait_reason: str = "",
+    ) -> EnqueueResult:
+        """The run's item created WAITING (never over an existing item), its queue entry, the challenge's waiting
+        count and the member's fair round, in one transaction. `created=False` (nothing written): a duplicate."""
+        key = RunKey(submission.submission_id, phase)
+        challenge_id = submission.challenge_id
+        for _ in range(MAX_RACE_RETRIES):
+            now = self._clock()
+            member = self._get(member_partition(challenge_id, submission.member_id), MEMBER_SORT_KEY) or {}
+            last_round = int(plain(member["lastRound"])) if "lastRound" in member else 0
+            pool = self._get(POOL_PARTITION, challenge_pool_key(challenge_id)) or {}
+            virtual_time = int(plain(pool["dispatchedRound"])) if "dispatchedRound" in pool else 0
+            # Start-time fair queuing: a member's next run is one round after their previous one or after the
+            # round being dispatched now, whichever is later; so members take turns whatever their queue length.
+            fair_round = max(last_round, virtual_time) + 1
+            entry = WaitEntry(
+                challenge_id=challenge_id,
+                run_id=key.run_id,
+                submission_id=key.submission_id,
+                phase=phase,
+                member_id=submission.member_id,
+                wait_order=make_wait_order(priority_rank, fair_round, int(now * 1000), key.run_id),
+                enqueued_at=int(now),
+                rerun=submission.rerun,
+            )
+            item: dict[str, Any] = {
+                STATUS_TABLE_PARTITION_KEY: key.run_id,
+                "submissionId": key.submission_id,
+                "phase": phase.value,
+                "platform": submission.platform.value,
+                "challengeId": challenge_id,
+                "state": SubmissionState.WAITING.value,
+                "correlationId": submission.correlation_id,
+                "memberId": submission.member_id,
+                "scorerType": scorer_type,
+                "launchAttempt": 0,
+                "launchAmbiguous": False,
+                "routedMessage": submission.to_json(),
+                "waitOrder": entry.wait_order,
+                "enqueuedAt": entry.enqueued_at,
+                "priorityRank": priority_rank,
+                "rerun": submission.rerun,
+                "createdAt": iso(now),
+                "updatedAt": iso(now),
+                # No expiresAt: a TTL must never delete a waiting run. Admission sets it.
+                "history": self._history(now, SubmissionState.WAITING, wait_reason or "waiting for a slot"),
+            }
+            if wait_reason:
+                item["waitReason"] = wait_reason[:MAX_DETAIL]
+            if timeout_seconds is not None:
+                item["timeoutSeconds"] = timeout_seconds
+            member_values: dict[str, Any] = {
+                ":w": f"{phase.value}|{entry.wait_order}",
+                ":round": fair_round,
+                ":observed_round": last_round,
+                ":now": iso(now),
+            }
+            codes = self._transact(
+                [
+                    {
+                        "Put": {
+                            "TableName": self._status_table,
+                            "Item": ddb_values(item),
+                            "ConditionExpression": f"attribute_not_exists({STATUS_TABLE_PARTITION_KEY})",
+                        }
+                    },
+                    self._queue_put_op(entry),
+                    self._waiting_op(challenge_id, 1, now),
+                    # Two enqueues of one member at once must not share a round: the second one retries.
+                    self._member_op(
+                        challenge_id,
+                        submission.member_id,
+                        "SET #w = :w, lastRound = :round, updatedAt = :now",
+                        member_values,
+                        {"#w": f"w#{key.run_id}"},
+                        condition="attribute_not_exists(lastRound) OR lastRound = :observed_round",
+                    ),
+                ]
+            )
+            if codes is None:
+                return EnqueueResult(True, entry.wait_order, StatusStore.record_from_item(ddb_values(item)))
+            if codes and codes[0] == CONDITION_FAILED:
+                return EnqueueResult(False, None, self._status.get(key.run_id))
+            if CONDITION_FAILED not in codes and CONFLICT not in codes:
+                raise RuntimeError(f"enqueue of {key.run_id} cancelled: {codes}")
+        raise RuntimeError(f"enqueue of {key.run_id}: lost the race {MAX_RACE_RETRIES} times")
+
+    def admit(self, entry: WaitEntry, limits: AdmissionLimits) -> AdmitResult:
+        """WAITING -> ADMITTED with its slots in every pool (below each cap), in one transaction."""
+        pools = _admission_pools(entry, limits)
+        refused = _refused_before_trying(pools, limits)
+        if refused is not None:
+            return refused
+        for _ in range(MAX_RACE_RETRIES):
+            codes = self._transact(self._admission_items(entry, limits, pools, self._clock()))
+            if codes is None:
+                return self._admitted(entry)
+            if codes and codes[0] == CONDITION_FAILED:
+                return AdmitResult(AdmitOutcome.GONE)
+            for index, (sk, _) in enumerate(pools, start=2):
+                if index < len(codes) and codes[index] == CONDITION_FAILED:
+                    return AdmitResult(AdmitOutcome.FULL, sk)
+            if CONFLICT not in codes:
+                raise RuntimeError(f"admission of {entry.run_id} cancelled: {codes}")
+        raise RuntimeError(f"admission of {entry.run_id}: conflicting transactions {MAX_RACE_RETRIES} times")
+
+    def _admission_items(
+        self, entry: WaitEntry, limits: AdmissionLimits, pools: list[tuple[str, int]], now: float
+    ) -> list[dict[str, Any]]:
+        """The run's update (conditioned on its wait), its queue entry's delete, a slot in each pool, the member's
+        holding mark: item 0 is the run, items 2.. the pools (what `admit` reads the cancellation codes by)."""
+        challenge_pool = challenge_pool_key(entry.challenge_id)
+        run_update = self._update_op(
+            self._status_table,
+            self._run_key(entry.run_id),
+            "SET #state = :admitted, admittedAt = :now_epoch, deadlineAt = :deadline, slotPools = :pools, "
+            "slotCpu = :cpu, expiresAt = :expires, updatedAt = :now, "
+            "history = list_append(if_not_exists(history, :empty), :entry) REMOVE waitReason",
+            {
+                ":admitted": SubmissionState.ADMITTED.value,
+                ":waiting": SubmissionState.WAITING.value,
+                ":wait_order": entry.wait_order,
+                ":now_epoch": int(now),
+                ":deadline": int(now) + ADMISSION_RESEND_SECONDS,
+                ":pools": [sk for sk, _ in pools],
+                ":cpu": limits.cpu_units,
+                ":expires": int(now) + self._ttl_seconds,
+                ":now": iso(now),
+                ":empty": [],
+                ":entry": self._history(now, SubmissionState.ADMITTED, f"slot reserved ({limits.cpu_units} CPU)"),
+            },
+            condition="#state = :waiting AND waitOrder = :wait_order",
+            names={"#state": "state"},
+        )
+        items = [run_update, self._queue_delete_op(entry.challenge_id, entry.wait_order)]
+        for sk, cap in pools:
+            items.append(
+                self._acquire_op(
+                    sk,
+                    entry.run_id,
+                    limits.cpu_units,
+                    now,
+                    cap=cap,
+                    waiting_delta=-1 if sk == challenge_pool else 0,
+                    cpu_cap=limits.env_cpu_cap_units if sk == ENV_POOL else None,
+                )
+            )
+        items.append(
+            self._member_op(
+                entry.challenge_id,
+                entry.member_id,
+                "SET #r = :phase, updatedAt = :now REMOVE #w",
+                {":phase": entry.phase.value, ":now": iso(now)},
+                {"#r": f"r#{entry.run_id}", "#w": f"w#{entry.run_id}"},
+            )
+        )
+        return items
+
+    def _admitted(self, entry: WaitEntry) -> AdmitResult:
+        """After the admission committed the run IS admitted, holding its slots, whatever fails next: nothing
+        here may turn it back into "still waiting" for the caller (it would then neither send nor launch it)."""
+        try:
+            self._raise_dispatched_round(entry)
+        except Exception as error:
+            # e.g. TransactionConflict on the busy challenge pool; the round guards nothing (see below).
+            _logger.warning("dispatched round not raised", extra={"runId": entry.run_id, "error": error_text(error)})
+        try:
+            record = self._status.get(entry.run_id)
+        except Exception as error:
+            # The caller re-reads it; failing that, the sweeper re-sends the run past its `deadlineAt`.
+            _logger.warning("admitted run not re-read", extra={"runId": entry.run_id, "error": error_text(error)})
+            record = None
+        return AdmitResult(AdmitOutcome.ADMITTED, record=record)
+
+    def _raise_dispatched_round(self, entry: WaitEntry) -> None:
+        """The challenge's virtual time only moves forward. Outside the admission transaction: it orders new runs
+        fairly but guards nothing, and a crash that skips it only leaves the next runs a round earlier."""
+        fair_round = wait_order_round(entry.wait_order)
+        self._update_if(
+            TableName=self._table,
+            Key=self._pool_key(challenge_pool_key(entry.challenge_id)),
+            UpdateExpression="SET dispatchedRound = :round",
+            ConditionExpression="attribute_not_exists(dispatchedRound) OR dispatchedRound < :round",
+            ExpressionAttributeValues=ddb_values({":round": fair_round}),
+        )  # a failed condition: nothing to do
+
+    def pace(self, per_second: int) -> bool:
+        """Take one RunTask token of the current second, environment-wide; False when that second's are spent."""
+        second = int(self._clock())
+        return (
+            self._update_if(
+                TableName=self._table,
+                Key=self._key(PACE_PARTITION, str(second)),
+                UpdateExpression="SET expiresAt = :expires ADD n :one",
+                ConditionExpression="attribute_not_exists(n) OR n < :per_second",
+                ExpressionAttributeValues=ddb_values(
+                    {":one": 1, ":per_second": per_second, ":expires": second + _PACE_TTL_SECONDS}
+                ),
+            )
+            is not None
+        )
+
+
+def _admission_pools(entry: WaitEntry, limits: AdmissionLimits) -> list[tuple[str, int]]:
+    """(pool, cap) of every pool the run takes a slot in: the environment, its challenge, its phase if capped."""
+    pools = [(ENV_POOL, limits.env_cap), (challenge_pool_key(entry.challenge_id), limits.challenge_cap)]
+    if limits.phase_cap is not None:
+        pools.append((phase_pool_key(entry.challenge_id, entry.phase), limits.phase_cap))
+    return pools
+
+
+def _refused_before_trying(pools: list[tuple[str, int]], limits: AdmissionLimits) -> AdmitResult | None:
+    """A cap of 0, or a task heavier than the CPU cap, admits nothing: a pool that does not exist yet would pass
+    `attribute_not_exists(used)`, so these never reach the transaction."""
+    for sk, cap in pools:
+        if cap <= 0:
+            return AdmitResult(AdmitOutcome.FULL, sk)
+    if limits.env_cpu_cap_units is not None and limits.cpu_units > limits.env_cpu_cap_units:
+        return AdmitResult(AdmitOutcome.FULL, ENV_POOL)
+    return None
