@@ -76,10 +76,8 @@ class CompletionDependencies:
     @property
     def config_source(self) -> ConfigSource:
         if self._config_source is None:
-            prefix = self.settings.challenge_config_parameter_prefix.rstrip("/")
-            self._config_source = ChallengeConfigLoader(
-                name_for=lambda challenge_id: f"{prefix}/{challenge_id}/config",
-                max_age_seconds=self.settings.config_cache_seconds,
+            self._config_source = ChallengeConfigLoader.under_prefix(
+                self.settings.challenge_config_parameter_prefix, self.settings.config_cache_seconds
             )
         return self._config_source
 
@@ -178,7 +176,7 @@ class CompletionDependencies:
     def metrics_sink(self) -> MetricsSink:
         """EMF lines with the Environment (and, from POWERTOOLS_SERVICE_NAME, service) dimensions."""
         if self._metrics_sink is None:
-            self._metrics_sink = EmfMetricsSink(environment_name=self.settings.environment_name)
+            self._metrics_sink = EmfMetricsSink.for_function(self.settings)
         return self._metrics_sink
 
     def service(self) -> CompletionService:

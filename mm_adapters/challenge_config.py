@@ -74,6 +74,12 @@ class ChallengeConfigLoader:
         self._clock = clock
         self._cache: dict[str, _Entry] = {}
 
+    @classmethod
+    def under_prefix(cls, parameter_prefix: str, max_age_seconds: int) -> ChallengeConfigLoader:
+        """The loader of every challenge's `<parameter_prefix>/<challenge id>/config` (completion, sweeper)."""
+        prefix = parameter_prefix.rstrip("/")
+        return cls(lambda challenge_id: f"{prefix}/{challenge_id}/config", max_age_seconds)
+
     @property
     def client(self) -> Any:
         return self._client if self._client is not None else aws.client("ssm")

@@ -81,7 +81,7 @@ class SweeperDependencies:
         """EMF lines with the Environment (and, from POWERTOOLS_SERVICE_NAME, service) dimensions: the capacity
         gauges' environment line is what the alarms watch."""
         if self._metrics_sink is None:
-            self._metrics_sink = EmfMetricsSink(environment_name=self.settings.environment_name)
+            self._metrics_sink = EmfMetricsSink.for_function(self.settings)
         return self._metrics_sink
 
     @property
@@ -96,10 +96,8 @@ class SweeperDependencies:
     @property
     def config_source(self) -> Any:
         if self._config_source is None:
-            prefix = self.settings.challenge_config_parameter_prefix.rstrip("/")
-            self._config_source = ChallengeConfigLoader(
-                name_for=lambda challenge_id: f"{prefix}/{challenge_id}/config",
-                max_age_seconds=self.settings.config_cache_seconds,
+            self._config_source = ChallengeConfigLoader.under_prefix(
+                self.settings.challenge_config_parameter_prefix, self.settings.config_cache_seconds
             )
         return self._config_source
 

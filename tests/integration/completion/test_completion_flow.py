@@ -1,6 +1,8 @@
 """Completion handler end to end over a moto status table, with a fake Submission API.
 
 (The same flows against the spec-validating Topcoder stand-in live in test_completion_standin.py.)
+Longer than ~400 lines on purpose: one file per flow table keeps each outcome's arrange/act/assert beside the
+others it must stay consistent with (success, failure, timeout, duplicate event, report retry).
 """
 
 from __future__ import annotations

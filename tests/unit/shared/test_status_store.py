@@ -1,4 +1,8 @@
-"""mm_adapters.status_store against moto DynamoDB: every transition of the lifecycle / idempotency record."""
+"""mm_adapters.status_store against moto DynamoDB: every transition of the lifecycle / idempotency record.
+
+Longer than ~400 lines on purpose: the transitions are one state machine, and reading them in one file is how a
+change to one transition is checked against its neighbours.
+"""
 
 from __future__ import annotations
 
