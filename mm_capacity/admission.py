@@ -46,7 +46,7 @@ from mm_contracts.names import (
 )
 
 _PACE_TTL_SECONDS = 3600
-# The historical logger name of the capacity store (operators' log filters use it).
+# One logger name for the whole capacity store, whichever of its modules logs (the store is split by job).
 _logger = logging.getLogger("mm_capacity.store")
 
 

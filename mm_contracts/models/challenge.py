@@ -98,19 +98,23 @@ class ChallengeConfig(ContractModel):
     ecs_cluster: str = Field(min_length=1)  # name or ARN
     ecs_task_definition: str = Field(min_length=1)  # family, family:revision or ARN
     scorer_container_name: str = Field(min_length=1)
-    # Spelled as the deploy-time config spells them (`timeoutSeconds`, `memoryMb`); configs written before
-    # decision 101 say `timeout` and `memoryLimit`, and still load.
+    # One Python spelling with the deploy-time config (`timeout_seconds`, `memory_mb`). The SSM document keeps the
+    # keys code already deployed reads (`timeout`, `memoryLimit`): that code ignores unknown keys, so a document
+    # with new keys would silently give it the defaults during a deploy or a code rollback (decision 101).
+    # Either spelling loads.
     timeout_seconds: int = Field(
         default=3600,
         ge=30,
         le=86_400,
         validation_alias=AliasChoices("timeoutSeconds", "timeout_seconds", "timeout"),
+        serialization_alias="timeout",
         description="seconds before the sweeper stops the task",
     )
     cpu: int | None = Field(default=None, description="task-level CPU override (units)")
     memory_mb: int | None = Field(
         default=None,
         validation_alias=AliasChoices("memoryMb", "memory_mb", "memoryLimit"),
+        serialization_alias="memoryLimit",
         description="task-level memory override (MiB)",
     )
     subnets: list[str] = Field(default_factory=list)

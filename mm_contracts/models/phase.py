@@ -83,10 +83,14 @@ class PhaseConfig(ContractModel):
     phase: ScoringPhase
     start_seed: int = Field(default=1, ge=0, le=2**63 - 1)
     number_of_tests: int = Field(default=1, ge=1, le=1_000_000)
-    # Seconds before the sweeper stops the task; None: the challenge's `timeoutSeconds`. Configs written before
-    # decision 101 say `timeout`, and still load.
+    # Seconds before the sweeper stops the task; None: the challenge's timeout. Written as `timeout`, the key
+    # deployed code reads (its phase model forbids unknown keys); `timeoutSeconds` loads too (decision 101).
     timeout_seconds: int | None = Field(
-        default=None, ge=30, le=86_400, validation_alias=AliasChoices("timeoutSeconds", "timeout_seconds", "timeout")
+        default=None,
+        ge=30,
+        le=86_400,
+        validation_alias=AliasChoices("timeoutSeconds", "timeout_seconds", "timeout"),
+        serialization_alias="timeout",
     )
     # A new submission launches a run of this phase (EXAMPLE and PROVISIONAL during the Submission phase);
     # SYSTEM is usually dispatched after the match instead.

@@ -1,12 +1,14 @@
-"""One spelling per field (decision 101): the runtime challenge config says `timeoutSeconds` and `memoryMb`, as the
-deploy-time config does, and configs already in SSM with the old keys (`timeout`, `memoryLimit`) still load."""
+"""One spelling per field (decision 101): in Python the runtime challenge config says `timeout_seconds` and
+`memory_mb`, as the deploy-time config does; either JSON spelling loads; the SSM document is written with the keys
+code already deployed reads (`timeout`, `memoryLimit`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
 
 from mm_contracts.models.challenge import ChallengeConfig
 from mm_contracts.models.phase import PhaseConfig, ScoringPhase
@@ -56,17 +58,42 @@ def test_the_old_and_new_documents_are_the_same_config() -> None:
     assert old == new
 
 
-def test_written_with_the_new_keys_only() -> None:
+class _DeployedPhase(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel)
+
+    phase: str
+    start_seed: int = 1
+    number_of_tests: int = 1
+    timeout: int | None = None
+    on_submission: bool = True
+
+
+class _DeployedChallengeConfig(BaseModel):
+    """The challenge config as code deployed before decision 101 reads it: unknown keys ignored at the top level,
+    forbidden in a phase (what makes a silently defaulted timeout possible if the document's keys changed)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    timeout: int = 3600
+    memory_limit: int | None = Field(default=None, alias="memoryLimit")
+    phases: list[_DeployedPhase] = []
+
+
+def test_written_with_the_keys_deployed_code_reads() -> None:
+    # Given a config loaded from the new spelling
     config = ChallengeConfig.model_validate(
-        _document(timeout=900, memoryLimit=4096, phases=[{"phase": "PROVISIONAL", "timeout": 600}])
+        _document(timeoutSeconds=900, memoryMb=4096, phases=[{"phase": "PROVISIONAL", "timeoutSeconds": 600}])
     )
 
     wire = config.to_wire()
 
-    assert (wire["timeoutSeconds"], wire["memoryMb"]) == (900, 4096)
-    assert wire["phases"][0]["timeoutSeconds"] == 600
-    assert not {"timeout", "memoryLimit"} & set(wire)
-    assert "timeout" not in wire["phases"][0]
+    # Then the SSM document keeps the keys code already deployed reads (a deploy in flight, a code rollback)
+    assert (wire["timeout"], wire["memoryLimit"]) == (900, 4096)
+    assert wire["phases"][0]["timeout"] == 600
+    assert not {"timeoutSeconds", "memoryMb"} & set(wire)
+    deployed = _DeployedChallengeConfig.model_validate_json(config.to_json())
+    assert (deployed.timeout, deployed.memory_limit, deployed.phases[0].timeout) == (900, 4096, 600)
+    # And it reads back as the same config
     assert ChallengeConfig.model_validate_json(config.to_json()) == config
 
 
