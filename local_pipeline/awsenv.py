@@ -19,12 +19,16 @@ it touches and, when a condition fails, puts the copy back, so a write another w
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import logging
 import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import Any
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any, Protocol
 
 import boto3
 import requests
@@ -70,16 +74,96 @@ def caller_and_service(authorization: str | None) -> tuple[str, str]:
     return match.group(1), match.group(3)
 
 
+class LambdaRoute(Protocol):
+    """A fake Lambda that serves some functions' Invoke (`local_pipeline.lambda_endpoint.FakeLambda`)."""
+
+    def serves(self, target: str) -> bool: ...
+
+    def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]: ...
+
+
+ECS_TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
+# The calls the fake Fargate serves (`local_pipeline.fargate`): the tasks. Everything else of ECS (task
+# definitions, clusters) stays moto's.
+ECS_TASK_ACTIONS = frozenset({"RunTask", "DescribeTasks", "StopTask", "ListTasks"})
+_FORWARDED_HEADERS = ("CONTENT_TYPE", "HTTP_X_AMZ_TARGET", "HTTP_AUTHORIZATION", "HTTP_X_AMZ_DATE", "HTTP_USER_AGENT")
+
+
+@dataclass(frozen=True)
+class EcsRoute:
+    """The task calls of one cluster, served by a fake Fargate on `endpoint` (the workers reach it directly through
+    `AWS_ENDPOINT_URL_ECS`; a client with one endpoint for every service, the operator tool's `--endpoint-url`,
+    reaches it through the emulator, which forwards the request over HTTP as it came)."""
+
+    endpoint: str
+    cluster_arn: str
+
+    def serves(self, action: str, body: dict[str, Any]) -> bool:
+        cluster = body.get("cluster")
+        return action in ECS_TASK_ACTIONS and cluster in (self.cluster_arn, self.cluster_arn.rsplit("/", 1)[-1])
+
+    def forward(self, environ: dict[str, Any], body: bytes, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        headers = {
+            name[5:].replace("_", "-") if name.startswith("HTTP_") else "Content-Type": str(environ[name])
+            for name in _FORWARDED_HEADERS
+            if environ.get(name)
+        }
+        answer = requests.post(f"{self.endpoint}/", data=body, headers=headers, timeout=30)
+        kept = [(name, value) for name, value in answer.headers.items() if name.lower() in ("content-type",)]
+        request_id = answer.headers.get("x-amzn-RequestId")
+        if request_id:
+            kept.append(("x-amzn-RequestId", request_id))
+        kept.append(("Content-Length", str(len(answer.content))))
+        start_response(f"{answer.status_code} {HTTPStatus(answer.status_code).phrase}", kept)
+        return [answer.content]
+
+
+def _ecs_call(environ: dict[str, Any]) -> tuple[str, dict[str, Any], bytes]:
+    """(action, JSON body, raw body) of an ECS request; the body is put back for whoever reads it next."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    raw = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(raw)
+    target = str(environ.get("HTTP_X_AMZ_TARGET") or "")
+    action = target[len(ECS_TARGET_PREFIX) :] if target.startswith(ECS_TARGET_PREFIX) else ""
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        body = {}
+    return action, body if isinstance(body, dict) else {}, raw
+
+
 class _CountingApp:
-    """WSGI middleware: count, then hand the request to moto unchanged (DynamoDB's one at a time, see above)."""
+    """WSGI middleware: count, then hand the request to moto unchanged (DynamoDB's one at a time, see above); an
+    Invoke of a function a fake Lambda serves goes to that fake Lambda (which counts it itself)."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]], counter: RequestCounter) -> None:
         self._app = app
         self._counter = counter
         self._dynamodb = threading.Lock()
+        self.lambda_routes: list[LambdaRoute] = []
+        self.ecs_routes: list[EcsRoute] = []
+
+    def _ecs_forwarded(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes] | None:
+        """The fake Fargate's answer to a task call of its cluster (it counts the request itself), else None."""
+        if not self.ecs_routes:
+            return None
+        action, body, raw = _ecs_call(environ)
+        route = next((route for route in list(self.ecs_routes) if route.serves(action, body)), None)
+        return None if route is None else route.forward(environ, raw, start_response)
+
+    def _lambda_route(self, environ: dict[str, Any]) -> LambdaRoute | None:
+        query = environ.get("QUERY_STRING")
+        target = environ.get("PATH_INFO", "") + (f"?{query}" if query else "")
+        return next((route for route in list(self.lambda_routes) if route.serves(target)), None)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         caller, service = caller_and_service(environ.get("HTTP_AUTHORIZATION"))
+        route = self._lambda_route(environ) if service == "lambda" else None
+        if route is not None:
+            return route.wsgi(environ, start_response)
+        forwarded = self._ecs_forwarded(environ, start_response) if service == "ecs" else None
+        if forwarded is not None:
+            return forwarded
         if not environ.get("PATH_INFO", "").startswith("/moto-api"):
             self._counter.add(caller, service)
         if service != "dynamodb":
@@ -103,9 +187,13 @@ class CountingEmulator:
         self._address = (ip_address, port)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self.lambda_routes: list[LambdaRoute] = []  # shared with the app: routes added before or after start
+        self.ecs_routes: list[EcsRoute] = []
 
     def start(self) -> CountingEmulator:
         app = _CountingApp(DomainDispatcherApplication(create_backend_app), self.counter)
+        app.lambda_routes = self.lambda_routes
+        app.ecs_routes = self.ecs_routes
         host, port = self._address
         self._server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-emulator", daemon=True)
@@ -152,6 +240,26 @@ class LocalAws:
                 self.reset()
             self._server.stop()
             self._server = None
+
+    def route_lambda_invocations(self, route: LambdaRoute) -> None:
+        """An Invoke on the emulator's endpoint of a function `route` serves goes to it (one `--endpoint-url` for
+        every service, as the operator tool uses it, reaches the functions of the local pipeline)."""
+        assert self._server is not None, "start() first"
+        self._server.lambda_routes.append(route)
+
+    def unroute_lambda_invocations(self, route: LambdaRoute) -> None:
+        if self._server is not None and route in self._server.lambda_routes:
+            self._server.lambda_routes.remove(route)
+
+    def route_ecs_tasks(self, route: EcsRoute) -> None:
+        """A task call (RunTask, DescribeTasks, StopTask, ListTasks) of `route`'s cluster on the emulator's endpoint
+        goes to its fake Fargate, where the local pipeline's tasks are (moto's ECS has none of them)."""
+        assert self._server is not None, "start() first"
+        self._server.ecs_routes.append(route)
+
+    def unroute_ecs_tasks(self, route: EcsRoute) -> None:
+        if self._server is not None and route in self._server.ecs_routes:
+            self._server.ecs_routes.remove(route)
 
     def __enter__(self) -> LocalAws:
         return self.start()

@@ -22,6 +22,7 @@ that follows them share the same handles (`_started()`); everything else the eng
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import sys
 import tempfile
@@ -35,7 +36,7 @@ from typing import Any
 from fault_injection import BOTOCORE_KINDS, FAULT_PLAN_ENV, HTTP_KINDS, FaultKind, FaultPlan
 from infrastructure.config import EnvironmentConfig
 from infrastructure.wiring import WiringPlan
-from local_pipeline.awsenv import LocalAws
+from local_pipeline.awsenv import EcsRoute, LocalAws
 from local_pipeline.event_sources import ENGINE_FAULTS, ESM_KEY, EventSources
 from local_pipeline.fakes import ECS_AGENT_KEY, FARGATE_KEY, start_fake_fargate, start_fake_lambda
 from local_pipeline.fargate import TASK_FAULTS, FakeFargate
@@ -139,6 +140,7 @@ class LocalPipeline:
         self.fault_plan = FaultPlan()
         self._worker_plan_installed = False
         self.busy_at_stall: str | None = None
+        self._sweeps_now: list[threading.Thread] = []  # sweeps an asynchronous Invoke of the sweeper started
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> LocalPipeline:
@@ -178,6 +180,8 @@ class LocalPipeline:
             max_running_tasks=self.max_running_tasks,
             secret_values=lambda: [self._token],
         )
+        # The operator tool's one --endpoint-url reaches the tasks here too (`mm-processor stop`, decision 107).
+        self.aws.route_ecs_tasks(EcsRoute(self.fargate.endpoint, self.fargate.cluster_arn))
         self.lambda_endpoint = start_fake_lambda(self.aws, self.plan, self.resources)
         self.reader = ResultReader(self.aws, self.resources, self.standin, self.fargate)
         self.sources = EventSources(
@@ -198,15 +202,39 @@ class LocalPipeline:
             )
             self.workers[spec.name] = FunctionWorker(self.worker_specs[spec.name])
         start_all(self.workers.values())
+        self._serve_sweeper_invocations(self.lambda_endpoint)
+
+    def _serve_sweeper_invocations(self, endpoint: FakeLambda) -> None:
+        """An asynchronous Invoke of the sweeper (the operator's dispatch trigger, decision 109) runs one sweep now,
+        in its worker (one at a time, as its reserved concurrency of 1 has it), beside the schedule's. Reached on the
+        fake Lambda's endpoint and, for a client with one endpoint for every service, on the emulator's."""
+        name = self.plan.names.sweeper_function
+
+        def sweep_now(payload: bytes) -> None:
+            event = json.loads(payload or b"{}")
+            thread = threading.Thread(target=self._sweep_once, args=(name, event), name="sweep-now", daemon=True)
+            self._sweeps_now.append(thread)
+            thread.start()
+
+        endpoint.register(name, sweep_now)
+        self.aws.route_lambda_invocations(endpoint)
+
+    def _sweep_once(self, name: str, event: dict[str, Any]) -> None:
+        with contextlib.suppress(Exception):  # the pipeline stopping under it: the schedule's sweep is the net
+            self.invoke(name, event)
 
     def stop(self) -> None:
         self._serving.set()
         if self.sources is not None:
             self.sources.stop()
         if self.fargate is not None:
+            self.aws.unroute_ecs_tasks(EcsRoute(self.fargate.endpoint, self.fargate.cluster_arn))
             self.fargate.stop()
         stop_all([*self.workers.values(), *self.twins.values()])
+        for thread in self._sweeps_now:
+            thread.join(timeout=5)
         if self.lambda_endpoint is not None:
+            self.aws.unroute_lambda_invocations(self.lambda_endpoint)
             self.lambda_endpoint.stop()
         if self.standin is not None:
             self.standin.stop()

@@ -1,8 +1,11 @@
-"""A fake Lambda endpoint: the Invoke REST call on loopback, for the function that is invoked asynchronously.
+"""A fake Lambda endpoint: the Invoke REST call on loopback, for the functions that are invoked asynchronously.
 
 moto's Lambda runs function code only in Docker (not available here), and the functions here run as worker
 processes anyway. The timeout sweeper reconciles a lost STOPPED event by invoking the completion function
-asynchronously (decision 008); its worker's `AWS_ENDPOINT_URL_LAMBDA` points here. This endpoint:
+asynchronously (decision 008); its worker's `AWS_ENDPOINT_URL_LAMBDA` points here. The operator tool triggers a
+sweep now by invoking the sweeper asynchronously (decision 109); with one `--endpoint-url` for every service (the
+emulator's), the emulator hands an Invoke of a function registered here to `wsgi` (`LocalAws.route_lambda_invocations`).
+This endpoint:
 
 - speaks `POST /2015-03-31/functions/{FunctionName}/invocations` (name, partial or full ARN; an optional
   `Qualifier`), errors as `x-amzn-ErrorType` plus a JSON body, which botocore turns into ClientError codes;
@@ -18,9 +21,12 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from requests.structures import CaseInsensitiveDict
 
 from local_pipeline.awsenv import RequestCounter, caller_and_service
 from loopback import LoopbackServer, Request, Response
@@ -69,6 +75,30 @@ class FakeLambda:
 
     def stop(self) -> None:
         self._server.stop()
+
+    def serves(self, target: str) -> bool:
+        """Whether `target` (path and query) is an Invoke of a function registered here."""
+        path = urlsplit(target).path
+        if not (path.startswith(INVOKE_PATH_PREFIX) and path.endswith(INVOKE_PATH_SUFFIX)):
+            return False
+        name = function_name_of(unquote(path[len(INVOKE_PATH_PREFIX) : -len(INVOKE_PATH_SUFFIX)]))
+        with self._lock:
+            return name in self._functions
+
+    def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """The same answer as over loopback, for an Invoke the emulator's endpoint received (see the docstring)."""
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(
+            {key[5:].replace("_", "-"): str(value) for key, value in environ.items() if key.startswith("HTTP_")}
+        )
+        query = environ.get("QUERY_STRING")
+        target = environ.get("PATH_INFO", "") + (f"?{query}" if query else "")
+        response = self._answer(Request(environ.get("REQUEST_METHOD", "POST"), target, headers, body))
+        response_headers = [("Content-Type", response.content_type), *response.headers.items()]
+        response_headers.append(("Content-Length", str(len(response.body))))
+        start_response(f"{response.status} {HTTPStatus(response.status).phrase}", response_headers)
+        return [response.body]
 
     def invoke(self, path: str, invocation_type: str, payload: bytes, caller: str) -> int:
         """Handle one Invoke; returns the HTTP status (raises `LambdaError`)."""

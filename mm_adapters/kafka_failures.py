@@ -19,18 +19,22 @@ from typing import Any
 from mm_contracts.models.kafka_failure import FailureRecordError, KafkaFailureRecord
 
 
-def replay_events(records: Iterable[KafkaFailureRecord]) -> list[dict[str, Any]]:
+def replay_events(
+    records: Iterable[KafkaFailureRecord], *, seen: set[tuple[str, int, int]] | None = None
+) -> list[dict[str, Any]]:
     """MSK events to invoke the router with, one per failure record, each Kafka record at most once.
 
     Records are taken in order of their first offset per partition; a Kafka record already in an earlier event
     (the same object stored twice, or overlapping batches) is dropped, and an event left empty is skipped.
+    `seen` (topic, partition, offset) carries that across calls: a caller replaying one object at a time (to mark
+    each object once its events went in) passes the same set to every call, and it is updated in place.
     """
 
     def first_offset(record: KafkaFailureRecord) -> tuple[str, int]:
         spans = record.spans()
         return (spans[0][0], spans[0][1]) if spans else ("", 0)
 
-    seen: set[tuple[str, int, int]] = set()
+    seen = set() if seen is None else seen
     events: list[dict[str, Any]] = []
     for index, record in enumerate(sorted(records, key=first_offset)):
         event = record.original_event(source=f"failure record {index}")

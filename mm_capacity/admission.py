@@ -32,12 +32,15 @@ from mm_capacity.table import (
     CONFLICT,
     MAX_DETAIL,
     MAX_RACE_RETRIES,
+    PAUSED_WAIT_REASON,
     CapacityTable,
     ddb_values,
     error_text,
     iso,
+    operator_entry,
     plain,
 )
+from mm_contracts.models.audit import OperatorChange
 from mm_contracts.models.lifecycle import SubmissionState
 from mm_contracts.models.phase import RunKey, ScoringPhase
 from mm_contracts.models.routed import RoutedSubmission
@@ -62,9 +65,12 @@ class CapacityAdmission(CapacityTable):
         timeout_seconds: int | None,
         priority_rank: int,
         wait_reason: str = "",
+        change: OperatorChange | None = None,
     ) -> EnqueueResult:
         """The run's item created WAITING (never over an existing item), its queue entry, the challenge's waiting
-        count and the member's fair round, in one transaction. `created=False` (nothing written): a duplicate."""
+        count and the member's fair round, in one transaction. `created=False` (nothing written): a duplicate.
+        `change`: an operator's change that created the run (a rerun of a phase that had none): its audit entry
+        comes first in the run's history. A run of a paused challenge waits "challenge paused by an operator"."""
         key = RunKey(submission.submission_id, phase)
         challenge_id = submission.challenge_id
         for _ in range(MAX_RACE_RETRIES):
@@ -73,6 +79,7 @@ class CapacityAdmission(CapacityTable):
             last_round = int(plain(member["lastRound"])) if "lastRound" in member else 0
             pool = self._get(POOL_PARTITION, challenge_pool_key(challenge_id)) or {}
             virtual_time = int(plain(pool["dispatchedRound"])) if "dispatchedRound" in pool else 0
+            reason = wait_reason or (PAUSED_WAIT_REASON if "paused" in pool else "")
             # Start-time fair queuing: a member's next run is one round after their previous one or after the
             # round being dispatched now, whichever is later; so members take turns whatever their queue length.
             fair_round = max(last_round, virtual_time) + 1
@@ -86,38 +93,13 @@ class CapacityAdmission(CapacityTable):
                 enqueued_at=int(now),
                 rerun=submission.rerun,
             )
-            item: dict[str, Any] = {
-                STATUS_TABLE_PARTITION_KEY: key.run_id,
-                "submissionId": key.submission_id,
-                "phase": phase.value,
-                "platform": submission.platform.value,
-                "challengeId": challenge_id,
-                "state": SubmissionState.WAITING.value,
-                "correlationId": submission.correlation_id,
-                "memberId": submission.member_id,
-                "scorerType": scorer_type,
-                "launchAttempt": 0,
-                "launchAmbiguous": False,
-                "routedMessage": submission.to_json(),
-                "waitOrder": entry.wait_order,
-                "enqueuedAt": entry.enqueued_at,
-                "priorityRank": priority_rank,
-                "rerun": submission.rerun,
-                "createdAt": iso(now),
-                "updatedAt": iso(now),
-                # No expiresAt: a TTL must never delete a waiting run. Admission sets it.
-                "history": self._history(now, SubmissionState.WAITING, wait_reason or "waiting for a slot"),
-            }
-            if wait_reason:
-                item["waitReason"] = wait_reason[:MAX_DETAIL]
-            if timeout_seconds is not None:
-                item["timeoutSeconds"] = timeout_seconds
-            member_values: dict[str, Any] = {
-                ":w": f"{phase.value}|{entry.wait_order}",
-                ":round": fair_round,
-                ":observed_round": last_round,
-                ":now": iso(now),
-            }
+            item = self._waiting_item(submission, entry, scorer_type, timeout_seconds, priority_rank, now)
+            history = self._history(now, SubmissionState.WAITING, reason or "waiting for a slot")
+            if change is not None:
+                history = operator_entry(change) + history
+            item["history"] = history
+            if reason:
+                item["waitReason"] = reason[:MAX_DETAIL]
             codes = self._transact(
                 [
                     {
@@ -127,17 +109,7 @@ class CapacityAdmission(CapacityTable):
                             "ConditionExpression": f"attribute_not_exists({STATUS_TABLE_PARTITION_KEY})",
                         }
                     },
-                    self._queue_put_op(entry),
-                    self._waiting_op(challenge_id, 1, now),
-                    # Two enqueues of one member at once must not share a round: the second one retries.
-                    self._member_op(
-                        challenge_id,
-                        submission.member_id,
-                        "SET #w = :w, lastRound = :round, updatedAt = :now",
-                        member_values,
-                        {"#w": f"w#{key.run_id}"},
-                        condition="attribute_not_exists(lastRound) OR lastRound = :observed_round",
-                    ),
+                    *self._waiting_ops(entry, fair_round, last_round, now),
                 ]
             )
             if codes is None:
@@ -147,6 +119,64 @@ class CapacityAdmission(CapacityTable):
             if CONDITION_FAILED not in codes and CONFLICT not in codes:
                 raise RuntimeError(f"enqueue of {key.run_id} cancelled: {codes}")
         raise RuntimeError(f"enqueue of {key.run_id}: lost the race {MAX_RACE_RETRIES} times")
+
+    @staticmethod
+    def _waiting_item(
+        submission: RoutedSubmission,
+        entry: WaitEntry,
+        scorer_type: str,
+        timeout_seconds: int | None,
+        priority_rank: int,
+        now: float,
+    ) -> dict[str, Any]:
+        """A new WAITING status item (without its history)."""
+        item: dict[str, Any] = {
+            STATUS_TABLE_PARTITION_KEY: entry.run_id,
+            "submissionId": entry.submission_id,
+            "phase": entry.phase.value,
+            "platform": submission.platform.value,
+            "challengeId": entry.challenge_id,
+            "state": SubmissionState.WAITING.value,
+            "correlationId": submission.correlation_id,
+            "memberId": submission.member_id,
+            "scorerType": scorer_type,
+            "launchAttempt": 0,
+            "launchAmbiguous": False,
+            "routedMessage": submission.to_json(),
+            "waitOrder": entry.wait_order,
+            "enqueuedAt": entry.enqueued_at,
+            "priorityRank": priority_rank,
+            "rerun": submission.rerun,
+            "createdAt": iso(now),
+            "updatedAt": iso(now),
+            # No expiresAt: a TTL must never delete a waiting run. Admission sets it.
+        }
+        if timeout_seconds is not None:
+            item["timeoutSeconds"] = timeout_seconds
+        return item
+
+    def _waiting_ops(self, entry: WaitEntry, fair_round: int, last_round: int, now: float) -> list[dict[str, Any]]:
+        """The capacity side of a run that starts waiting: its queue entry, the challenge's waiting count + 1, the
+        member's waiting mark and fair round (conditioned on the round read: two enqueues of one member at once
+        must not share a round, the second one retries)."""
+        member_values: dict[str, Any] = {
+            ":w": f"{entry.phase.value}|{entry.wait_order}",
+            ":round": fair_round,
+            ":observed_round": last_round,
+            ":now": iso(now),
+        }
+        return [
+            self._queue_put_op(entry),
+            self._waiting_op(entry.challenge_id, 1, now),
+            self._member_op(
+                entry.challenge_id,
+                entry.member_id,
+                "SET #w = :w, lastRound = :round, updatedAt = :now",
+                member_values,
+                {"#w": f"w#{entry.run_id}"},
+                condition="attribute_not_exists(lastRound) OR lastRound = :observed_round",
+            ),
+        ]
 
     def admit(self, entry: WaitEntry, limits: AdmissionLimits) -> AdmitResult:
         """WAITING -> ADMITTED with its slots in every pool (below each cap), in one transaction."""
@@ -206,6 +236,8 @@ class CapacityAdmission(CapacityTable):
                     cap=cap,
                     waiting_delta=-1 if sk == challenge_pool else 0,
                     cpu_cap=limits.env_cpu_cap_units if sk == ENV_POOL else None,
+                    # Pause holds in the admission itself (decision 105): a paused challenge pool admits nothing.
+                    refuse_paused=sk == challenge_pool,
                 )
             )
         items.append(

@@ -287,6 +287,10 @@ class Dispatcher:
             ids = sorted(cid for cid, pool in snapshot.challenges.items() if pool.waiting > 0)
         lanes = []
         for cid in ids:
+            if snapshot.challenge(cid).paused:
+                # Paused by an operator (decision 105): its runs wait; the admission would refuse them anyway.
+                self._logger.info("challenge paused: its runs keep waiting", extra={"challengeId": cid})
+                continue
             config = self._challenge_settings(cid)
             if config is None:
                 self._logger.warning("challenge config unusable: its runs keep waiting", extra={"challengeId": cid})

@@ -31,6 +31,11 @@ def queue_partition(challenge_id: str) -> str:
     return f"QUEUE#{challenge_id}"
 
 
+def audit_partition(challenge_id: str) -> str:
+    """The partition of a challenge's audit log of operator changes (decision 105)."""
+    return f"AUDIT#{challenge_id}"
+
+
 def member_partition(challenge_id: str, member_id: int) -> str:
     return f"MEMBER#{challenge_id}#{member_id}"
 

@@ -52,6 +52,7 @@ class PoolState:
     holders: dict[str, int]  # run id -> CPU units held
     cap: int | None
     dispatched_round: int
+    paused: bool = False  # a challenge pool paused by an operator: admits nothing (decision 105)
 
     @classmethod
     def empty(cls, sk: str) -> PoolState:

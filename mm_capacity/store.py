@@ -5,10 +5,12 @@ items, so a crash never leaves half of one: a run is WAITING with a queue entry,
 neither. Items of the table (`pk`, `sk`):
 
     POOL / ENV | CHALLENGE#<id> | PHASE#<id>#<PHASE>   used, cpuUsed, waiting (challenge), h#<runId> = CPU units
-                                                       per holder, dispatchedRound (challenge), cap, updatedAt
+                                                       per holder, dispatchedRound (challenge), cap, updatedAt,
+                                                       paused, pausedBy, pausedAt, pauseReason (challenge, 105)
     QUEUE#<challengeId> / <waitOrder>                  one per waiting run; the queue's order is the sort key
     MEMBER#<challengeId>#<memberId> / -                lastRound, w#<runId> (waiting), r#<runId> (holding)
     PACE / <epochSecond>                               n: RunTask tokens spent in that second (TTL)
+    AUDIT#<challengeId> / <iso at>#<requestId>         an operator's challenge-scoped change (no TTL, 105)
 
 A pool condition admits a run only below the cap and only if the run is not a holder yet; a release removes the
 holder and decrements in one conditional UpdateItem, so a second release is a no-op (never a double free).
@@ -17,13 +19,15 @@ that is how `admit` names the full pool or sees that the run is no longer waitin
 
 `CapacityStore` is assembled from one class per job, each its own module over the shared plumbing of
 `mm_capacity.table`: `admission` (enqueue, admit, pace), `slots` (release, repair), `run_changes` (requeue, cancel,
-dead-letter) and `reads`. The table's keys are `mm_capacity.keys`, its values `mm_capacity.records`; this module is
+dead-letter), `controls` (an operator's pause, resume and audit log, decision 105), `reruns` (an operator's rerun,
+decision 106) and `reads`. The table's keys are `mm_capacity.keys`, its values `mm_capacity.records`; this module is
 the one place callers import them from.
 """
 
 from __future__ import annotations
 
 from mm_capacity.admission import CapacityAdmission
+from mm_capacity.controls import CapacityControls, ChallengeControls
 from mm_capacity.keys import (
     ADMISSION_RESEND_SECONDS,
     CAPACITY_TABLE_TTL,
@@ -43,11 +47,14 @@ from mm_capacity.records import (
     PoolState,
     WaitEntry,
 )
+from mm_capacity.reruns import CapacityReruns, RerunOutcome, RerunResult
 from mm_capacity.run_changes import CapacityRunChanges
 from mm_capacity.slots import CapacitySlots
 
 
-class CapacityStore(CapacityAdmission, CapacitySlots, CapacityRunChanges, CapacityReads):
+class CapacityStore(
+    CapacityReruns, CapacityAdmission, CapacitySlots, CapacityRunChanges, CapacityControls, CapacityReads
+):
     """The capacity table and every slot transition (see the module docstring); one instance per function."""
 
 
@@ -59,9 +66,12 @@ __all__ = [
     "AdmitOutcome",
     "AdmitResult",
     "CapacityStore",
+    "ChallengeControls",
     "EnqueueResult",
     "PoolSnapshot",
     "PoolState",
+    "RerunOutcome",
+    "RerunResult",
     "WaitEntry",
     "capacity_table_definition",
     "challenge_pool_key",

@@ -21,6 +21,7 @@ from mm_capacity.keys import (
     queue_partition,
 )
 from mm_capacity.records import PoolState, WaitEntry
+from mm_contracts.models.audit import OPERATOR_HISTORY_STATE, OperatorChange
 from mm_contracts.models.lifecycle import LifecycleRecord
 from mm_contracts.models.phase import ScoringPhase
 from mm_contracts.names import (
@@ -34,6 +35,8 @@ MAX_RACE_RETRIES = 3
 MAX_DETAIL = 500
 CONDITION_FAILED = "ConditionalCheckFailed"
 CONFLICT = "TransactionConflict"
+# The wait reason of a run that starts waiting while its challenge is paused (decision 105).
+PAUSED_WAIT_REASON = "challenge paused by an operator"
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -49,6 +52,11 @@ def ddb_values(values: dict[str, Any]) -> dict[str, Any]:
 def plain(value: Any) -> Any:
     plain = _deserializer.deserialize(value)
     return int(plain) if hasattr(plain, "to_integral_value") else plain
+
+
+def operator_entry(change: OperatorChange) -> list[dict[str, str]]:
+    """The one-entry history list of an operator's change (state OPERATOR, at the change's time)."""
+    return [{"at": iso(change.at.timestamp()), "state": OPERATOR_HISTORY_STATE, "detail": change.history_detail()}]
 
 
 def error_text(error: Exception) -> str:
@@ -75,6 +83,7 @@ def pool_state_of(item: dict[str, Any]) -> PoolState:
         holders=holders,
         cap=int(plain(item["cap"])) if "cap" in item else None,
         dispatched_round=number("dispatchedRound"),
+        paused="paused" in item,
     )
 
 
@@ -211,8 +220,10 @@ class CapacityTable:
         cap: int | None,
         waiting_delta: int = 0,
         cpu_cap: int | None = None,
+        refuse_paused: bool = False,
     ) -> dict[str, Any]:
-        """Take a slot of pool `sk` for `run_id` (below `cap`, None: ignore caps) if it does not hold one yet."""
+        """Take a slot of pool `sk` for `run_id` (below `cap`, None: ignore caps) if it does not hold one yet;
+        with `refuse_paused`, only while the pool carries no operator's `paused` flag (decision 105)."""
         values: dict[str, Any] = {":cpu": cpu, ":one": 1, ":now": iso(now)}
         update_set = "SET #h = :cpu, updatedAt = :now"
         adds = "ADD used :one, cpuUsed :cpu"
@@ -228,6 +239,8 @@ class CapacityTable:
         if cpu_cap is not None:
             values[":cpu_cap_minus_c"] = cpu_cap - cpu
             condition += " AND (attribute_not_exists(cpuUsed) OR cpuUsed <= :cpu_cap_minus_c)"
+        if refuse_paused:
+            condition += " AND attribute_not_exists(paused)"
         return self._update_op(
             self._table,
             self._pool_key(sk),

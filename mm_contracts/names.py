@@ -81,6 +81,8 @@ OUTCOME_UNKNOWN_STOP_REASON_PREFIX = "mm-processor outcome-unknown:"
 # table was keyed by `submissionId`); docs/deploy.md says how an environment moves to it.
 STATUS_TABLE_PARTITION_KEY = "runId"
 STATUS_TABLE_OVERDUE_INDEX = "byStateDeadline"  # GSI: partition `state`, sort `deadlineAt` (epoch s)
+# GSI: partition `challengeId`, sort `createdAt` (ISO 8601): a challenge's runs, for the operator (decision 108).
+STATUS_TABLE_CHALLENGE_INDEX = "byChallenge"
 STATUS_TABLE_TTL_ATTRIBUTE = "expiresAt"
 CHALLENGE_TABLE_PARTITION_KEY = "challengeId"
 # The capacity table (decisions 093, 094): pools, queue entries, member items and pace items under `pk` + `sk`.

@@ -10,10 +10,16 @@ from typing import Any
 
 from mm_contracts.names import (
     CHALLENGE_TABLE_PARTITION_KEY,
+    STATUS_TABLE_CHALLENGE_INDEX,
     STATUS_TABLE_OVERDUE_INDEX,
     STATUS_TABLE_PARTITION_KEY,
     STATUS_TABLE_TTL_ATTRIBUTE,
 )
+
+# What the `byChallenge` index projects besides its keys and `runId`: written when a run's item is created, never
+# changed after (a rerun reopens the item and keeps them). A write that changes none of an index's attributes
+# writes nothing to the index (decision 108).
+CHALLENGE_INDEX_ATTRIBUTES = ("submissionId", "phase", "memberId", "platform")
 
 
 def status_table_definition(table_name: str) -> dict[str, Any]:
@@ -24,6 +30,8 @@ def status_table_definition(table_name: str) -> dict[str, Any]:
             {"AttributeName": STATUS_TABLE_PARTITION_KEY, "AttributeType": "S"},
             {"AttributeName": "state", "AttributeType": "S"},
             {"AttributeName": "deadlineAt", "AttributeType": "N"},
+            {"AttributeName": "challengeId", "AttributeType": "S"},
+            {"AttributeName": "createdAt", "AttributeType": "S"},
         ],
         "KeySchema": [{"AttributeName": STATUS_TABLE_PARTITION_KEY, "KeyType": "HASH"}],
         "GlobalSecondaryIndexes": [
@@ -46,7 +54,17 @@ def status_table_definition(table_name: str) -> dict[str, Any]:
                         "updatedAt",
                     ],
                 },
-            }
+            },
+            {
+                "IndexName": STATUS_TABLE_CHALLENGE_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "challengeId", "KeyType": "HASH"},
+                    {"AttributeName": "createdAt", "KeyType": "RANGE"},
+                ],
+                # Only what never changes after the item is created (decision 108): every later write of a run
+                # (claims, state, deadline, report) leaves the index untouched, so it costs one write per run.
+                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(CHALLENGE_INDEX_ATTRIBUTES)},
+            },
         ],
     }
 

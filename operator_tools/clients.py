@@ -29,7 +29,7 @@ class AwsClients:
         self._region = region
         self._endpoint_url = endpoint_url
         self._session: boto3.session.Session | None = None
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[tuple[str, int | None, int | None], Any] = {}
 
     def _session_once(self) -> boto3.session.Session:
         # ProfileNotFound surfaces here, on the first call, not when the command parses its arguments.
@@ -37,9 +37,29 @@ class AwsClients:
             self._session = boto3.session.Session(profile_name=self._profile, region_name=self._region)
         return self._session
 
-    def client(self, service_name: str) -> Any:
-        if service_name not in self._clients:
-            self._clients[service_name] = self._session_once().client(  # type: ignore[call-overload]
-                service_name, endpoint_url=self._endpoint_url, config=_CLIENT_CONFIG
+    def client(
+        self, service_name: str, *, read_timeout: int | None = None, total_max_attempts: int | None = None
+    ) -> Any:
+        """The service's client; `read_timeout` (s) and `total_max_attempts` (every attempt, the first included:
+        1 sends a request once) override the tools' defaults for a call that needs them (a synchronous invoke
+        longer than the default read timeout, which must not be sent twice). Each combination is its own client,
+        built once."""
+        key = (service_name, read_timeout, total_max_attempts)
+        if key not in self._clients:
+            config = _CLIENT_CONFIG
+            if read_timeout is not None or total_max_attempts is not None:
+                config = config.merge(_override(read_timeout, total_max_attempts))
+            self._clients[key] = self._session_once().client(  # type: ignore[call-overload]
+                service_name, endpoint_url=self._endpoint_url, config=config
             )
-        return self._clients[service_name]
+        return self._clients[key]
+
+
+def _override(read_timeout: int | None, total_max_attempts: int | None) -> Config:
+    options: dict[str, Any] = {}
+    if read_timeout is not None:
+        options["read_timeout"] = read_timeout
+    if total_max_attempts is not None:
+        # botocore's `max_attempts` counts retries only; `total_max_attempts` counts the first attempt too.
+        options["retries"] = {"mode": "standard", "total_max_attempts": total_max_attempts}
+    return Config(**options)

@@ -8,7 +8,15 @@ Checks, each a name, a verdict and a detail an operator can act on:
   may be deregistered), its queue's subscription on the submissions topic with the plan's filter policy and
   raw delivery, its DLQ empty;
 - the fan-out and completion DLQs empty;
-- no alarm of this environment in ALARM (its alarms carry `[mm-processor <env>]` in their description).
+- no alarm of this environment in ALARM (its alarms carry `[mm-processor <env>]` in their description);
+- no run stuck (decision 111; GSI `byStateDeadline`, whose sort key `deadlineAt` is the lease end of a LAUNCHING
+  item and the report re-drive time of a final one): none LAUNCHING whose lease ended longer ago than the
+  sweeper's own stuck-launch threshold (`launch_stuck_after_seconds` of the sweeper settings the wiring plan
+  builds: SQS may still redeliver the message until then) plus one sweep interval; none final (or dead-lettered
+  with its report due) whose report is still PENDING/REPORTING past its deadline by more than one sweep interval
+  (`sweeperIntervalMinutes`). The sweeper acts on an item at its first run after that threshold, so only one it
+  has not acted on is "stuck". A report the sweeper gave up on (`ReportRetryGaveUp`) has its deadline cleared and
+  is off the index: this check cannot see it, and says so (the alarm fires, the sweeper's ERROR log names it).
 
 ARNs are built from the environment config (account, region) and the plan's names: one source per fact, and the
 credentials check refuses to go on when the caller is in another account. Every AWS error becomes a failed
@@ -19,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -27,13 +36,27 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from infrastructure.config import ChallengeSettings
 from infrastructure.mm_constructs.arns import Arns
-from infrastructure.wiring import WiringPlan
+from infrastructure.wiring import ResourceRefs, WiringPlan
 from mm_adapters.challenge_config import ChallengeConfigError, ChallengeConfigLoader
+from mm_adapters.status_store import StatusStore
+from mm_contracts.models.lifecycle import FINAL_STATES, LifecycleRecord, ReportStatus, SubmissionState
 from operator_tools.clients import ClientSource
 
 # As `infrastructure/mm_constructs/monitoring.py` writes every alarm description.
 ALARM_DESCRIPTION_PREFIX = "[mm-processor {environment}]"
 CREDENTIALS_CHECK = "credentials"
+STUCK_LAUNCHES_CHECK = "stuck launches"
+STUCK_REPORTS_CHECK = "stuck reports"
+# Final states whose report may be due, and a dead-lettered v6 run's (its FAILED summation; decision 086).
+REPORT_STATES = (*sorted(FINAL_STATES), SubmissionState.DEAD_LETTERED)
+UNFINISHED_REPORTS = frozenset({ReportStatus.PENDING, ReportStatus.REPORTING})
+MAX_STUCK_LISTED = 5
+STUCK_QUERY_LIMIT = 100  # index entries read per state (one Query page of LIMIT + 1 tells whether there are more)
+# A report the sweeper gave up on has its deadline cleared (off the index): said, not searched for with a Scan.
+GAVE_UP_NOTE = (
+    "reports given up by the sweeper are not listed here: the ReportRetryGaveUp alarm fires for them and the "
+    "sweeper's ERROR log names them"
+)
 
 
 @dataclass(frozen=True)
@@ -89,11 +112,38 @@ def alarm_description_prefix(environment: str) -> str:
     return ALARM_DESCRIPTION_PREFIX.format(environment=environment)
 
 
+def launch_stuck_after_seconds(plan: WiringPlan) -> int:
+    """How long after its lease end the deployed sweeper takes a LAUNCHING item for stuck (decision 080): from the
+    sweeper settings the wiring plan builds for it, so the two never disagree."""
+    names = plan.names
+    refs = ResourceRefs(
+        sns_topic_arn="-", challenge_table_name="-", status_table_name=names.status_table, audit_queue_url="-"
+    )
+    return plan.sweeper_settings(refs).launch_stuck_after_seconds
+
+
+def _how_many(count: int, truncated: bool) -> str:
+    """`count`, or "at least `count`" when the index had more entries than were read."""
+    return f"at least {count}" if truncated else str(count)
+
+
+def _listed(records: list[LifecycleRecord], now: float) -> str:
+    shown = [f"{r.run_id} ({int(now - (r.deadline_at or now))} s past)" for r in records[:MAX_STUCK_LISTED]]
+    more = f" and {len(records) - MAX_STUCK_LISTED} more" if len(records) > MAX_STUCK_LISTED else ""
+    return ", ".join(shown) + more
+
+
 class _Checker:
-    def __init__(self, plan: WiringPlan, clients: ClientSource) -> None:
+    def __init__(self, plan: WiringPlan, clients: ClientSource, now: float | None = None) -> None:
         self.plan = plan
         self.clients = clients
         self.report = HealthReport(plan.config.environment)
+        self.now = time.time() if now is None else now
+        self.grace_seconds = plan.config.sweeper_interval_minutes * 60
+        self.launch_grace_seconds = launch_stuck_after_seconds(plan) + self.grace_seconds
+
+    def _store(self) -> StatusStore:
+        return StatusStore(self.plan.names.status_table, dynamodb_client=self.clients.client("dynamodb"))
 
     def run(self, name: str, check: Callable[[], tuple[bool, str]]) -> None:
         try:
@@ -202,6 +252,53 @@ class _Checker:
             return False, f"{len(firing)} in ALARM: {', '.join(firing)}"
         return True, f"none of this environment's alarms ({prefix}) in ALARM"
 
+    def _due(self, store: StatusStore, state: SubmissionState, cutoff: float) -> tuple[list[LifecycleRecord], bool]:
+        """(up to STUCK_QUERY_LIMIT index entries of `state` due before `cutoff`, whether the index has more)."""
+        due = store.find_due(state, before=cutoff, limit=STUCK_QUERY_LIMIT + 1)
+        return due[:STUCK_QUERY_LIMIT], len(due) > STUCK_QUERY_LIMIT
+
+    def stuck_launches(self) -> tuple[bool, str]:
+        """LAUNCHING items whose lease ended longer ago than the sweeper's stuck-launch threshold plus one sweep
+        (the sweeper's stuck-launch pass should have dead-lettered them)."""
+        store = self._store()
+        grace = self.launch_grace_seconds
+        cutoff = self.now - grace
+        due, truncated = self._due(store, SubmissionState.LAUNCHING, cutoff)
+        found = store.get_many(r.run_id for r in due)
+        stuck = [r for r in found.values() if r.state is SubmissionState.LAUNCHING and (r.deadline_at or 0) < cutoff]
+        if stuck:
+            return False, (
+                f"{_how_many(len(stuck), truncated)} run(s) LAUNCHING past their lease by more than {grace} s: "
+                f"{_listed(stuck, self.now)} (mm-processor status <run>; then the challenge DLQ)"
+            )
+        return True, f"no run LAUNCHING past its lease by more than {grace} s"
+
+    def stuck_reports(self) -> tuple[bool, str]:
+        """Final items whose report is PENDING/REPORTING past its re-drive deadline by more than the grace."""
+        store = self._store()
+        cutoff = self.now - self.grace_seconds
+        run_ids: list[str] = []
+        truncated = False
+        for state in REPORT_STATES:
+            due, more = self._due(store, state, cutoff)
+            run_ids.extend(r.run_id for r in due)
+            truncated = truncated or more
+        found = store.get_many(run_ids)
+        stuck = sorted(
+            (r for r in found.values() if r.report_status in UNFINISHED_REPORTS and (r.deadline_at or 0) < cutoff),
+            key=lambda r: r.deadline_at or 0,
+        )
+        if stuck:
+            return False, (
+                f"{_how_many(len(stuck), truncated)} report(s) PENDING/REPORTING past their deadline by more than "
+                f"{self.grace_seconds} s: {_listed(stuck, self.now)} (mm-processor status <run>; then the completion "
+                f"DLQ); {GAVE_UP_NOTE}"
+            )
+        return (
+            True,
+            f"no report PENDING/REPORTING past its deadline by more than {self.grace_seconds} s; {GAVE_UP_NOTE}",
+        )
+
     def _alarms_in_alarm(self) -> Iterator[dict[str, Any]]:
         paginator = self.clients.client("cloudwatch").get_paginator("describe_alarms")
         for page in paginator.paginate(StateValue="ALARM", AlarmTypes=["MetricAlarm", "CompositeAlarm"]):
@@ -218,9 +315,10 @@ class _Checker:
         return found
 
 
-def check_environment(plan: WiringPlan, clients: ClientSource) -> HealthReport:
-    """Every check of the environment `plan` describes; stops after the credentials check if that fails."""
-    checker = _Checker(plan, clients)
+def check_environment(plan: WiringPlan, clients: ClientSource, *, now: float | None = None) -> HealthReport:
+    """Every check of the environment `plan` describes; stops after the credentials check if that fails.
+    `now` (epoch s, default the time) is what the stuck checks compare deadlines with."""
+    checker = _Checker(plan, clients, now)
     checker.run(CREDENTIALS_CHECK, checker.credentials)
     if not checker.report.ok:
         return checker.report
@@ -243,4 +341,6 @@ def check_environment(plan: WiringPlan, clients: ClientSource) -> HealthReport:
     checker.run("dlq fan-out", functools.partial(checker.queue_empty, names.fanout_dlq))
     checker.run("dlq completion", functools.partial(checker.queue_empty, names.completion_dlq))
     checker.run("alarms", checker.alarms)
+    checker.run(STUCK_LAUNCHES_CHECK, checker.stuck_launches)
+    checker.run(STUCK_REPORTS_CHECK, checker.stuck_reports)
     return checker.report

@@ -1,23 +1,24 @@
 """`mm-processor status SUBMISSION_ID|RUN_ID`: where is submission X (each of its runs), and why did it fail.
 
-Reads the run table (`--table`, or `mm-<env>-runs` of `--env`) and, for a WAITING or ADMITTED run, the capacity
-table beside it (decision 098); prints each run's record, history and the operator's next step
-(`status_hints.py`), or `--json`. Exit status: 0 found, 1 no record (with where to look upstream), 2 could not
-read (unknown environment, credentials, a missing table).
+Reads the run table (the environment's `mm-<env>-runs` of `--env`/`$MM_ENV`, or `--table`) and, for a WAITING or
+ADMITTED run, the capacity table beside it (decision 098); prints each run's record, history and the operator's next
+step (`status_hints.py`), or `--json`. The AWS session takes `--profile`, `--region`, `--endpoint-url`.
+Exit status: 0 found, 1 no record (with where to look upstream), 2 could not read (unknown environment,
+credentials, a missing table).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from infrastructure.config import DEFAULT_ENVIRONMENT, EnvironmentConfigError, load_environment
 from mm_contracts.models.phase import RUN_ID_SEPARATOR
+from operator_tools.clients import AwsClients, ClientSource
 from operator_tools.console import Output, make_console, table_for
+from operator_tools.context import OperatorContext, OperatorError, add_environment_options
 from operator_tools.status_hints import capacity_table_beside, environment_of, next_step, not_found_hints
 
 EXIT_OK = 0
@@ -27,15 +28,13 @@ EXIT_COULD_NOT_READ = 2
 
 def add_arguments(status: argparse.ArgumentParser) -> None:
     status.add_argument("submission_id", help="a submission id (every run of it) or one run id <submissionId>#<PHASE>")
-    where = status.add_mutually_exclusive_group()
-    where.add_argument("--table", help="status table name")
-    where.add_argument("--env", help="environment config name (the tables are mm-<env>-runs and mm-<env>-capacity)")
+    add_environment_options(status)
+    status.add_argument("--table", help="status table name (default: the environment's, mm-<env>-runs)")
     status.add_argument(
         "--capacity-table",
-        help="capacity table name (default: mm-<env>-capacity beside a --table mm-<env>-runs), for a waiting run's "
-        "place in its challenge's queue and the challenge's running/waiting counts and caps",
+        help="capacity table name (default: the environment's; mm-<env>-capacity beside a --table mm-<env>-runs), "
+        "for a waiting run's place in its challenge's queue and the challenge's running/waiting counts and caps",
     )
-    status.add_argument("--json", action="store_true", help="print the runs' records as JSON")
 
 
 @dataclass(frozen=True)
@@ -46,21 +45,27 @@ class Tables:
     capacity: str | None
 
 
+def run(args: argparse.Namespace, console: Output | None = None) -> int:
+    return status_command(args, console)
+
+
 def status_command(args: argparse.Namespace, console: Output | None = None) -> int:
-    from mm_adapters import aws
     from mm_adapters.status_store import StatusStore
 
     console = console or make_console()
-    tables = _tables_of(args, console)
-    if tables is None:
-        return EXIT_COULD_NOT_READ
     try:
-        records = runs_of(StatusStore(tables.status, dynamodb_client=aws.client("dynamodb")), args.submission_id)
+        tables, clients = _tables_and_clients(args, console)
+    except OperatorError as error:
+        console.print(f"[red]error:[/red] {error}")
+        return EXIT_COULD_NOT_READ
+    dynamodb = clients.client("dynamodb")
+    try:
+        records = runs_of(StatusStore(tables.status, dynamodb_client=dynamodb), args.submission_id)
     except Exception as error:  # credentials, network, missing table: say which, briefly
         console.print(f"[red]error:[/red] could not read {tables.status}: {type(error).__name__}: {error}")
         return EXIT_COULD_NOT_READ
     environment = environment_of(tables.status)
-    capacity = capacity_of(records, tables.status, tables.capacity, console)
+    capacity = capacity_of(records, tables.status, tables.capacity, console, dynamodb)
     if not records:
         console.print(f"no lifecycle record for submission {args.submission_id} in {tables.status}")
         for line in not_found_hints(args.submission_id.partition(RUN_ID_SEPARATOR)[0], environment):
@@ -73,21 +78,22 @@ def status_command(args: argparse.Namespace, console: Output | None = None) -> i
     return EXIT_OK
 
 
-def _tables_of(args: argparse.Namespace, console: Output) -> Tables | None:
-    """`--table` (and `--capacity-table`), or the tables of `--env` (default `$MM_ENV`); None: said why not."""
+def _tables_and_clients(args: argparse.Namespace, console: Output) -> tuple[Tables, ClientSource]:
+    """`--table` (and `--capacity-table`) without `--env`: those tables, in the session's region (`--region`, else
+    the profile's or AWS_REGION), no environment config loaded (a stale $MM_ENV cannot stop the read). Otherwise
+    the tables of the environment (`--env`, default `$MM_ENV`), in its region unless `--region` says otherwise."""
     capacity_table = getattr(args, "capacity_table", None)
+    if args.table and not getattr(args, "env", None):
+        clients = AwsClients(
+            profile=getattr(args, "profile", None),
+            region=getattr(args, "region", None),
+            endpoint_url=getattr(args, "endpoint_url", None),
+        )
+        return Tables(args.table, capacity_table or capacity_table_beside(args.table)), clients
+    context = OperatorContext.from_args(args, console)
     if args.table:
-        return Tables(args.table, capacity_table or capacity_table_beside(args.table))
-    try:
-        config = load_environment(args.env or os.environ.get("MM_ENV", DEFAULT_ENVIRONMENT))
-    except EnvironmentConfigError as error:
-        console.print(f"[red]error:[/red] {error}")
-        return None
-    from infrastructure.wiring import ResourceNames
-
-    names = ResourceNames(config.environment)
-    os.environ.setdefault("AWS_DEFAULT_REGION", config.region)
-    return Tables(names.status_table, capacity_table or names.capacity_table)
+        return Tables(args.table, capacity_table or capacity_table_beside(args.table)), context.clients
+    return Tables(context.names.status_table, capacity_table or context.names.capacity_table), context.clients
 
 
 def _print_json(records: list[Any], capacity: dict[str, CapacityView], console: Output) -> None:
@@ -159,7 +165,7 @@ class CapacityView:
 
 
 def capacity_of(
-    records: list[Any], status_table: str, capacity_table: str | None, console: Output
+    records: list[Any], status_table: str, capacity_table: str | None, console: Output, dynamodb: Any = None
 ) -> dict[str, CapacityView]:
     """For each WAITING or ADMITTED run: where it stands in the capacity table. A capacity table that cannot be
     read never fails the command (the lifecycle above is the answer); it is said once."""
@@ -172,18 +178,19 @@ def capacity_of(
         console.print("(capacity not shown: pass --capacity-table for a waiting run's place in its queue)")
         return {}
     try:
-        return _capacity_views(waiting, status_table, capacity_table)
+        return _capacity_views(waiting, status_table, capacity_table, dynamodb)
     except Exception as error:  # credentials, a missing table (an environment before capacity): say so, go on
         console.print(f"(capacity not shown: could not read {capacity_table}: {type(error).__name__}: {error})")
         return {}
 
 
-def _capacity_views(waiting: list[Any], status_table: str, capacity_table: str) -> dict[str, CapacityView]:
-    from mm_adapters import aws
+def _capacity_views(
+    waiting: list[Any], status_table: str, capacity_table: str, dynamodb: Any
+) -> dict[str, CapacityView]:
     from mm_capacity.store import CapacityStore
     from mm_contracts.models.lifecycle import SubmissionState
 
-    store = CapacityStore(capacity_table, status_table, dynamodb_client=aws.client("dynamodb"))
+    store = CapacityStore(capacity_table, status_table, dynamodb_client=dynamodb)
     snapshot = store.pools()
     views = {}
     for record in waiting:

@@ -3,12 +3,14 @@
 Alarms on DLQs not empty, function errors and throttles (one combined alarm per challenge: its DLQ, errors and
 throttles, decision 081), the Kafka offset lag, a rule's failed invocations, capacity gauges, and the custom
 EMF metrics of `mm_contracts.metric_names` (queried with CloudWatch Metrics Insights, so every `Reason`
-dimension value is covered). Every alarm notifies the pipeline's alarm topic.
+dimension value is covered). Every alarm notifies the pipeline's alarm topic, and its description ends with the
+operator command to run next (`... Next: mm-processor <command> --env <env> ...`, the `mm-processor` tool of
+`operator_tools.cli`): `AlarmFactory.describe`.
 """
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_events as events
@@ -27,6 +29,10 @@ from mm_contracts.metric_names import (
 )
 
 PERIOD = Duration.minutes(5)
+# CloudWatch's limit on AlarmDescription (PutMetricAlarm: "Length Constraints: Minimum length of 0. Maximum length
+# of 1024."): https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html
+MAX_ALARM_DESCRIPTION = 1024
+OPERATOR_COMMAND = "mm-processor"
 OFFSET_LAG_THRESHOLD = 1_000  # records behind, sustained for 15 minutes
 # Custom metrics that mean "a submission did not get its result": alarm on any occurrence.
 ALARMED_METRICS = (Metric.LAUNCH_FAILURES, Metric.TASKS_FAILED, Metric.REPORT_FAILURES, Metric.RECORDS_REJECTED)
@@ -72,6 +78,21 @@ class AlarmFactory:
         self.environment = environment
         self.alarms: list[cloudwatch.Alarm] = []
 
+    def cli(self, command: str) -> str:
+        """An operator command as an alarm names it: `mm-processor <command> --env <this environment>`."""
+        return f"{OPERATOR_COMMAND} {command} --env {self.environment}"
+
+    def describe(self, description: str, next_step: str) -> str:
+        """`[mm-processor <env>] <description>. Next: <next_step>`: what happened, then the operator command to run
+        (`next_step` starts with one, `cli(...)`). The prefix is what `mm-processor health` selects the environment's
+        alarms by (`operator_tools.health.ALARM_DESCRIPTION_PREFIX`). Refuses a text over CloudWatch's limit."""
+        if not next_step.startswith(f"{OPERATOR_COMMAND} "):
+            raise ValueError(f"an alarm's next step starts with an {OPERATOR_COMMAND} command: {next_step!r}")
+        text = f"[{OPERATOR_COMMAND} {self.environment}] {description}. Next: {next_step}"
+        if len(text) > MAX_ALARM_DESCRIPTION:
+            raise ValueError(f"alarm description of {len(text)} characters (at most {MAX_ALARM_DESCRIPTION}): {text}")
+        return text
+
     def _alarm(
         self,
         scope: Construct,
@@ -79,6 +100,7 @@ class AlarmFactory:
         metric: cloudwatch.IMetric,
         *,
         description: str,
+        next_step: str,
         threshold: float = 1,
         evaluation_periods: int = 1,
         comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -92,7 +114,7 @@ class AlarmFactory:
             evaluation_periods=evaluation_periods,
             comparison_operator=comparison,
             treat_missing_data=missing,
-            alarm_description=f"[mm-processor {self.environment}] {description}",
+            alarm_description=self.describe(description, next_step),
         )
         alarm.add_alarm_action(actions.SnsAction(self.topic))
         self.alarms.append(alarm)
@@ -109,6 +131,7 @@ class AlarmFactory:
         threshold: float,
         inclusive: bool,
         description: str,
+        next_step: str,
     ) -> cloudwatch.Alarm:
         """A scheduled function's gauge (dimensions Environment and service): in alarm when its minimum over the
         period is below the threshold (or at it, `inclusive`) and when it published nothing (missing = breaching:
@@ -133,7 +156,7 @@ class AlarmFactory:
             evaluation_periods=1,
             comparison_operator=comparison,
             treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
-            alarm_description=f"[mm-processor {self.environment}] {description}",
+            alarm_description=self.describe(description, next_step),
         )
         alarm.add_alarm_action(actions.SnsAction(self.topic))
         self.alarms.append(alarm)
@@ -169,8 +192,13 @@ class AlarmFactory:
             missing=cloudwatch.TreatMissingData.IGNORE,
             description=(
                 f"a run has waited for capacity longer than {oldest_wait_minutes} minutes: the caps are too low for "
-                "the load, or slots are held by runs that do not finish (mm-processor status; the dashboard's "
-                "Capacity row shows which challenge)"
+                "the load, or slots are held by runs that do not finish (the dashboard's Capacity row shows which "
+                "challenge)"
+            ),
+            next_step=(
+                f"{self.cli('caps show')} (the caps and what runs now), then {self.cli('queue <challengeId>')} "
+                "(its waiting runs, in order); slots held by runs that do not finish: "
+                f"{self.cli('runs <challengeId> --state LAUNCHED')}"
             ),
         )
         periods = -(-cap_reached_minutes // sweep_minutes)  # ceil: at least the threshold
@@ -183,32 +211,52 @@ class AlarmFactory:
             missing=cloudwatch.TreatMissingData.IGNORE,
             description=(
                 f"the environment's capacity cap has been reached for {periods * sweep_minutes} minutes "
-                f"({periods} sweeps): runs are waiting; raise maxRunningTasks in the capacity parameter if the "
-                "account allows, or let the queue drain"
+                f"({periods} sweeps): runs are waiting; raise maxRunningTasks if the account allows, or let the "
+                "queue drain"
+            ),
+            next_step=(
+                f"{self.cli('caps show')}, then, if the account's Fargate quota allows, "
+                f"{self.cli('caps set --environment --max-running N --reason TEXT')}"
             ),
         )
         return oldest, full
 
-    def queue_not_empty(self, scope: Construct, construct_id: str, queue: sqs.IQueue, what: str) -> cloudwatch.Alarm:
+    def queue_not_empty(
+        self, scope: Construct, construct_id: str, queue: sqs.IQueue, what: str, *, dlq: str
+    ) -> cloudwatch.Alarm:
+        """`dlq`: the queue as `mm-processor dlq` names it (a challenge id, `fanout` or `completion`)."""
         metric = queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum")
-        return self._alarm(scope, construct_id, metric, description=f"{what} is not empty: inspect and redrive")
+        next_step = f"{self.cli(f'dlq show {dlq}')}, then after the fix {self.cli(f'dlq redrive {dlq} --reason TEXT')}"
+        return self._alarm(
+            scope, construct_id, metric, description=f"{what} is not empty: inspect and redrive", next_step=next_step
+        )
 
     def function_health(self, scope: Construct, function: lambda_.IFunction, what: str) -> None:
+        next_step = f"{self.cli('health')}, then the function's log group {log_group_of(function)}"
         self._alarm(
             scope,
             "ErrorsAlarm",
             function.metric_errors(period=PERIOD, statistic="Sum"),
             description=f"{what} function errors",
+            next_step=next_step,
         )
         self._alarm(
             scope,
             "ThrottlesAlarm",
             function.metric_throttles(period=PERIOD, statistic="Sum"),
             description=f"{what} function throttled",
+            next_step=f"{next_step} (throttles: its reserved concurrency)",
         )
 
     def challenge_health(
-        self, scope: Construct, construct_id: str, function: lambda_.IFunction, dlq: sqs.IQueue, what: str
+        self,
+        scope: Construct,
+        construct_id: str,
+        function: lambda_.IFunction,
+        dlq: sqs.IQueue,
+        what: str,
+        *,
+        challenge_id: str,
     ) -> cloudwatch.Alarm:
         """One alarm per challenge (resources per challenge, decision 081): DLQ not empty, errors or throttles."""
         # FILL: a metric without data points counts as 0, so the other two still decide.
@@ -227,7 +275,11 @@ class AlarmFactory:
             "(messages that failed every receive: inspect, fix, redrive), then the function's Errors "
             "(its log group) and Throttles (reserved/queue concurrency)"
         )
-        return self._alarm(scope, construct_id, expression, description=description)
+        next_step = (
+            f"{self.cli(f'dlq show {challenge_id}')}, then {self.cli('health')} and the function's log group "
+            f"{log_group_of(function)}; after the fix {self.cli(f'dlq redrive {challenge_id} --reason TEXT')}"
+        )
+        return self._alarm(scope, construct_id, expression, description=description, next_step=next_step)
 
     def offset_lag(self, scope: Construct, function: lambda_.IFunction) -> cloudwatch.Alarm:
         metric = cloudwatch.Metric(
@@ -244,9 +296,12 @@ class AlarmFactory:
             threshold=OFFSET_LAG_THRESHOLD,
             evaluation_periods=3,
             description=f"router is more than {OFFSET_LAG_THRESHOLD} Kafka records behind for 15 minutes",
+            next_step=f"{self.cli('health')}, then the router's log group {log_group_of(function)}",
         )
 
-    def rule_failed_invocations(self, scope: Construct, construct_id: str, rule: events.IRule) -> cloudwatch.Alarm:
+    def rule_failed_invocations(
+        self, scope: Construct, construct_id: str, rule: events.IRule, *, next_step: str
+    ) -> cloudwatch.Alarm:
         metric = cloudwatch.Metric(
             namespace="AWS/Events",
             metric_name="FailedInvocations",
@@ -254,11 +309,25 @@ class AlarmFactory:
             statistic="Sum",
             period=PERIOD,
         )
-        return self._alarm(scope, construct_id, metric, description="EventBridge could not invoke its target")
+        return self._alarm(
+            scope, construct_id, metric, description="EventBridge could not invoke its target", next_step=next_step
+        )
 
-    def custom_metric(self, scope: Construct, metric: Metric, *, meaning: str | None = None) -> cloudwatch.Alarm:
+    def custom_metric(
+        self, scope: Construct, metric: Metric, *, next_step: str, meaning: str | None = None
+    ) -> cloudwatch.Alarm:
         expression = cloudwatch.MathExpression(
             expression=insights_query(metric.value, self.environment), using_metrics={}, period=PERIOD, label=metric
         )
         description = f"{metric.value} occurred" + (f": {meaning}" if meaning else "")
-        return self._alarm(scope, f"{metric.value}Alarm", expression, description=description)
+        return self._alarm(scope, f"{metric.value}Alarm", expression, description=description, next_step=next_step)
+
+
+def log_group_of(function: lambda_.IFunction) -> str:
+    """The log group of one of our functions (`PipelineFunction`: `/aws/lambda/<function name>`), as plain text."""
+    child = function.node.default_child
+    if isinstance(child, lambda_.CfnFunction):
+        name = child.function_name
+        if isinstance(name, str) and not Token.is_unresolved(name):
+            return f"/aws/lambda/{name}"
+    return "/aws/lambda/<its function name>"

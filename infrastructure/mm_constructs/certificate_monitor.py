@@ -72,6 +72,12 @@ class CertificateMonitor(Construct):
                     "the certificate monitor reported nothing for a day: rotate the secret or fix the monitor "
                     "(decision 056)"
                 ),
+                next_step=(
+                    f"{alarms.cli('health')}; expiring: put the renewed certificate chain and key as a new value of "
+                    f"the secret {secret_arn} (the next check, or an invoke of {names.certificate_monitor_function}, "
+                    "reports the new expiry); nothing reported: the monitor's log group "
+                    f"/aws/lambda/{names.certificate_monitor_function}"
+                ),
                 health_label="certificate monitor",
             ),
         )

@@ -182,4 +182,6 @@ class ChallengeProcessor(Construct):
                     role=rows_role,
                 )
 
-        alarms.challenge_health(self, "HealthAlarm", self.function, self.queues.dlq, f"challenge {cid}")
+        alarms.challenge_health(
+            self, "HealthAlarm", self.function, self.queues.dlq, f"challenge {cid}", challenge_id=cid
+        )

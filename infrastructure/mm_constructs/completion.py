@@ -176,5 +176,8 @@ class Completion(Construct):
             "Failed async invocations go to an on-failure destination (the completion DLQ), which supersedes a DLQ",
         )
 
-        alarms.queue_not_empty(self, "DlqAlarm", self.dlq, "completion DLQ")
-        alarms.rule_failed_invocations(self, "RuleFailedInvocationsAlarm", self.rule)
+        alarms.queue_not_empty(self, "DlqAlarm", self.dlq, "completion DLQ", dlq="completion")
+        # Events the rule could not deliver after its retries land in the completion DLQ (its target's DLQ).
+        alarms.rule_failed_invocations(
+            self, "RuleFailedInvocationsAlarm", self.rule, next_step=alarms.cli("dlq show completion")
+        )

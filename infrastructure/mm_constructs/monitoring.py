@@ -34,6 +34,34 @@ from mm_contracts.metric_names import (
 )
 
 
+def custom_metric_next_steps(alarms: AlarmFactory, *, audit_queue: str) -> dict[Metric, str]:
+    """The operator command(s) each custom-metric alarm names (its description's `Next:`). The alarms are the
+    environment's, so a command that takes a challenge says `<challengeId>`: the dashboard's graph shows which."""
+    cli = alarms.cli
+    health = cli("health")
+    then_status = f"then {cli('status <submissionId>')} of a submission it lists"
+    return {
+        Metric.LAUNCH_FAILURES: (
+            f"{cli('runs <challengeId> --state LAUNCH_FAILED')} (the dashboard's launch failures by reason), then "
+            f"{cli('dlq list')} (a run that failed every launch is in its challenge's DLQ)"
+        ),
+        Metric.TASKS_FAILED: (
+            f"{cli('runs <challengeId> --state FAILED')}, then {cli('status <submissionId>')} (why it failed)"
+        ),
+        Metric.REPORT_FAILURES: f"{cli('dlq show completion')}, then {health} (stuck reports)",
+        Metric.RECORDS_REJECTED: (
+            f"{health}; each rejected record and its reason is a message in the router audit queue {audit_queue} "
+            "(kept 14 days; nothing consumes it)"
+        ),
+        Metric.STOPPED_EVENTS_RECONCILED: (
+            f"{cli('dlq show completion')} (the task-stopped rule's undelivered events), then {health}"
+        ),
+        Metric.RECONCILE_GAVE_UP: f"{health} (it lists stuck launches), {then_status} or the sweeper's ERROR log names",
+        Metric.ORPHAN_TASKS_STOPPED: f"{health} (it lists stuck launches and reports), {then_status}",
+        Metric.REPORT_RETRY_GAVE_UP: f"{health} (it lists stuck reports), {then_status}",
+    }
+
+
 class PipelineMonitoring(Construct):
     """The alarm topic (optional email subscription), environment-wide alarms and the dashboard."""
 
@@ -52,10 +80,11 @@ class PipelineMonitoring(Construct):
             self.topic.add_subscription(subscriptions.EmailSubscription(plan.config.alarm_email))
         self.alarms = AlarmFactory(self.topic, plan.config.environment)
         custom = Construct(self, "CustomMetrics")
+        next_steps = custom_metric_next_steps(self.alarms, audit_queue=plan.names.audit_queue)
         for metric in ALARMED_METRICS:
-            self.alarms.custom_metric(custom, metric)
+            self.alarms.custom_metric(custom, metric, next_step=next_steps[metric])
         for metric, meaning in RECONCILE_ALARMS.items():
-            self.alarms.custom_metric(custom, metric, meaning=meaning)
+            self.alarms.custom_metric(custom, metric, meaning=meaning, next_step=next_steps[metric])
         capacity = plan.config.capacity
         self.capacity_alarms = self.alarms.capacity_alarms(
             Construct(self, "Capacity"),

@@ -22,7 +22,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infrastructure.config import EnvironmentConfig, KafkaAuthentication
-from infrastructure.mm_constructs.alarms import PERIOD, AlarmFactory
+from infrastructure.mm_constructs.alarms import PERIOD, AlarmFactory, log_group_of
 from infrastructure.mm_constructs.arns import Arns
 from infrastructure.mm_constructs.data import DataTables, table_from_definition
 from infrastructure.mm_constructs.fanout import FanOut, encrypted_queue
@@ -296,18 +296,23 @@ class Router(Construct):
                 period=PERIOD,
             )
 
-        for construct_id, name, description in (
+        for construct_id, name, description, next_step in (
             (
                 "FailureRecordsAlarm",
                 FAILURE_DELIVERED_METRIC,
                 "Kafka records the router gave up on are in the failure bucket: fix the cause, then replay them "
                 "(decision 055)",
+                f"{alarms.cli('dlq list')} (the failure bucket's objects), then after the fix "
+                f"{alarms.cli('dlq replay-router --reason TEXT')}",
             ),
             (
                 "DroppedRecordsAlarm",
                 DROPPED_METRIC,
                 "Kafka records were dropped without reaching the failure bucket (delivery failed: check the bucket, "
                 "its key and the router role): replay them from Kafka by offset",
+                f"{alarms.cli('health')} and {alarms.cli('dlq list')} (the failure bucket), then the router's log "
+                f"group {log_group_of(self.function)} for the dropped offsets; what did reach the bucket: "
+                f"{alarms.cli('dlq replay-router --reason TEXT')}",
             ),
         ):
             alarm = cloudwatch.Alarm(
@@ -318,7 +323,7 @@ class Router(Construct):
                 evaluation_periods=1,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                alarm_description=f"[mm-processor {alarms.environment}] {label}{description}",
+                alarm_description=alarms.describe(f"{label}{description}", next_step),
             )
             alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarms.topic))
             alarms.alarms.append(alarm)

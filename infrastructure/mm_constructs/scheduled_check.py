@@ -42,6 +42,7 @@ class CheckAlarm:
     threshold: float
     inclusive: bool
     description: str
+    next_step: str  # the operator command(s) to run when it fires (`AlarmFactory.cli`)
     health_label: str  # names the function in its errors/throttles alarms
 
 
@@ -78,6 +79,7 @@ def build_scheduled_check(
         threshold=alarm.threshold,
         inclusive=alarm.inclusive,
         description=alarm.description,
+        next_step=alarm.next_step,
     )
     alarms.function_health(built, built.function, alarm.health_label)
     return ScheduledCheck(built.function, rule, expiry_alarm)

@@ -81,6 +81,12 @@ class ScorerTokenRefresher(Construct):
                     "task started now could outlive it), or the refresher failed or reported nothing: read the "
                     "refresher's log (decision 091)"
                 ),
+                next_step=(
+                    f"{alarms.cli('health')}, then the refresher's log group "
+                    f"/aws/lambda/{names.scorer_token_refresher_function}; after the fix invoke "
+                    f"{names.scorer_token_refresher_function} once to refresh now. Still on while the proxy's tokens "
+                    "live shorter than the margin: shorten the runner phases' timeouts or ask for longer-lived tokens"
+                ),
                 health_label="scorer token refresher",
             ),
         )

@@ -82,7 +82,9 @@ class CoreStack(Stack):
             refs=self.refs,
             alarms=alarms,
         )
-        alarms.queue_not_empty(self.fanout, "SubscriptionDlqAlarm", self.fanout.subscription_dlq, "fan-out DLQ")
+        alarms.queue_not_empty(
+            self.fanout, "SubscriptionDlqAlarm", self.fanout.subscription_dlq, "fan-out DLQ", dlq="fanout"
+        )
         if config.kafka.authentication is KafkaAuthentication.MTLS:  # client certificate expiry (decision 056)
             self.certificate_monitor = CertificateMonitor(self, "CertificateMonitor", plan=plan, kit=kit, alarms=alarms)
         plan.scorer_token_parameter()  # refuses topcoder_ecs_runner challenges without a token parameter (091)

@@ -43,7 +43,8 @@ launch clear it. A re-claim is conditioned on the lease the delivery observed. `
 only for the task it tracks or, from LAUNCHING, for the attempt it is on, and never creates an item (076).
 
 The package holds one module per consumer, each a part of the one class callers build (`StatusStore`):
-`launch` (the challenge processor), `outcome` (the completion function), `sweep` (the sweeper), over `table`
+`launch` (the challenge processor), `outcome` (the completion function), `sweep` (the sweeper), `operator` (the
+operator tool's audit entries), `challenge_index` (a challenge's runs, index `byChallenge`), over `table`
 (client, clock, reads, conditional writes) and `items` (the item's (de)serialization: `record_from_item`). The
 answers (`LaunchClaim`, `ReportClaim`, ...) are contracts (`mm_contracts.models.ledger`); the narrow interfaces a
 consumer may be typed against are `mm_contracts.ports.LaunchLedger`, `OutcomeLedger` and `SweepLedger`.
@@ -53,8 +54,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mm_adapters.status_store.challenge_index import ChallengeIndexReads
 from mm_adapters.status_store.items import REPORT_ATTRIBUTES, record_from_item
 from mm_adapters.status_store.launch import LaunchStore
+from mm_adapters.status_store.operator import OperatorStore
 from mm_adapters.status_store.outcome import OutcomeStore
 from mm_adapters.status_store.sweep import SweepStore
 from mm_adapters.status_store.table import (
@@ -78,7 +81,7 @@ if TYPE_CHECKING:
     from mm_contracts.ports import LaunchLedger, OutcomeLedger, SweepLedger
 
 
-class StatusStore(LaunchStore, OutcomeStore, SweepStore):
+class StatusStore(LaunchStore, OutcomeStore, SweepStore, OperatorStore, ChallengeIndexReads):
     """The status table for every function: `StatusStore(table_name, ttl_days=, clock=, dynamodb_client=)`."""
 
 

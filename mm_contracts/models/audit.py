@@ -1,9 +1,12 @@
-"""What the router keeps for every record it does not route (audit queue message body)."""
+"""Audit shapes: what the router keeps for every record it does not route (audit queue message body), and what an
+operator's change leaves behind (`OperatorChange`, issue 12)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+
+from pydantic import Field
 
 from mm_contracts.models.base import ContractModel
 from mm_contracts.models.phase import Platform
@@ -27,3 +30,27 @@ class AuditRecord(ContractModel):
     raw_value_base64: str | None = None  # the record value as received (truncated, see `truncated`)
     truncated: bool = False
     recorded_at: datetime
+
+
+# The `LifecycleEvent.state` of an operator's audit entry in a run's `history`.
+OPERATOR_HISTORY_STATE = "OPERATOR"
+# A history entry's detail is cut to this many characters (as the status store cuts every detail).
+MAX_DETAIL = 500
+# The actions an operator's change may name (`OperatorChange.action`).
+OPERATOR_ACTIONS = frozenset({"rerun", "dispatch-system", "stop", "pause", "resume", "set-caps", "redrive", "replay"})
+
+
+class OperatorChange(ContractModel):
+    """Who changed what, when and why: one per change an operator makes (decisions 105-107). A run-scoped change
+    (rerun, dispatch, stop, redrive) leaves it in the run's `history`; a challenge-scoped one (pause, resume,
+    set-caps) in the capacity table's audit log of the challenge."""
+
+    actor: str = Field(min_length=1, max_length=300)  # STS GetCallerIdentity Arn, else "<user>@<host>"
+    at: datetime
+    action: str = Field(min_length=1, max_length=40)
+    reason: str = Field(min_length=1, max_length=300)  # the operator's --reason
+    request_id: str = Field(min_length=1, max_length=64)  # one id per command invocation, in every entry it leaves
+
+    def history_detail(self) -> str:
+        """The entry's detail in a run's history: "operator <action> by <actor> [request <id>]: <reason>"."""
+        return f"operator {self.action} by {self.actor} [request {self.request_id}]: {self.reason}"[:MAX_DETAIL]

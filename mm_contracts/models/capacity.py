@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from mm_contracts.models.base import ContractModel
 
@@ -25,6 +25,10 @@ CPU_UNITS_PER_VCPU = 1024
 
 class EnvironmentCapacity(ContractModel):
     """The SSM parameter `<ssmPrefix>/capacity` (JSON): the environment's caps and RunTask pace."""
+
+    # inf passes `ge=0.25` and NaN compares false to every bound; neither is a cap, and JSON cannot hold either
+    # (a value written as Infinity makes every admission's arithmetic raise): refused as a value.
+    model_config = ConfigDict(allow_inf_nan=False)
 
     max_running_tasks: int = Field(default=20, ge=0, le=5000)
     # Optional cap in vCPU over every running task of the environment (the account's Fargate vCPU quota).

@@ -120,6 +120,7 @@ class LifecycleRecord(ContractModel):
     cancel_requested: bool = False  # supersede: its task is being stopped; the STOPPED event records CANCELLED
     wait_reason: str | None = None  # why it waits (the cap that was full, a throttled RunTask, a redrive)
     admission_resends: int = 0  # sweeper re-sends of an ADMITTED run's message (past its deadline) so far
+    rerun_count: int = 0  # an operator's reruns of this run (each reopened the final item WAITING, decision 106)
     history: list[LifecycleEvent] = Field(default_factory=list)
 
     @property

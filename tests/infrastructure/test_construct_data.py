@@ -12,8 +12,8 @@ import json
 import pytest
 
 from infrastructure.wiring import WiringPlan, dynamodb_item
-from mm_contracts.names import STATUS_TABLE_TTL_ATTRIBUTE
-from mm_contracts.tables import challenge_table_definition, status_table_definition
+from mm_contracts.names import STATUS_TABLE_CHALLENGE_INDEX, STATUS_TABLE_TTL_ATTRIBUTE
+from mm_contracts.tables import CHALLENGE_INDEX_ATTRIBUTES, challenge_table_definition, status_table_definition
 from tests.infrastructure.templates import all_resources, by_name
 from tests.synth import Synthesized
 
@@ -58,3 +58,17 @@ def test_each_challenge_config_parameter_and_rows_are_written_from_the_plan(
             for key, value in item.items():
                 if key != "queueUrl":
                     assert json.dumps({key: value}, separators=(",", ":"))[1:-1] in body.replace('\\"', '"')
+
+
+def test_the_challenge_index_projects_only_what_never_changes(synthesized: Synthesized, plan: WiringPlan) -> None:
+    """Decision 108: `byChallenge` keys on the challenge and creation time and carries only attributes written
+    once, so a run's state changes never write the index; `state` in particular is not projected."""
+    _, _, table = by_name(synthesized, "AWS::DynamoDB::Table", "TableName")[plan.names.status_table]
+    indexes = {i["IndexName"]: i for i in table["Properties"]["GlobalSecondaryIndexes"]}
+    index = indexes[STATUS_TABLE_CHALLENGE_INDEX]
+    assert index["KeySchema"] == [
+        {"AttributeName": "challengeId", "KeyType": "HASH"},
+        {"AttributeName": "createdAt", "KeyType": "RANGE"},
+    ]
+    assert index["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(CHALLENGE_INDEX_ATTRIBUTES)}
+    assert "state" not in index["Projection"]["NonKeyAttributes"]

@@ -88,3 +88,29 @@ def test_what_lambda_refuses_is_refused_with_its_error_code(
 
 def test_function_name_of_every_reference_form() -> None:
     assert {function_name_of(r) for r in (FUNCTION, ARN, f"{ARN}:3", f"{FUNCTION}:prod")} == {FUNCTION}
+
+
+def test_an_invoke_on_the_emulators_endpoint_reaches_the_fake_lambda(delivered: list[bytes]) -> None:
+    """One `--endpoint-url` for every service (the operator tool's): an Invoke of a function the fake Lambda serves
+    goes to it, counted once; any other Lambda call is still moto's."""
+    from local_pipeline.awsenv import LocalAws
+
+    with LocalAws() as aws:
+        fake = FakeLambda(counter=aws.counter).start()
+        try:
+            fake.register(FUNCTION, delivered.append)
+            aws.route_lambda_invocations(fake)
+            client = loopback_client("lambda", aws.endpoint, "local-operator")
+            response = client.invoke(FunctionName=FUNCTION, InvocationType="Event", Payload=b'{"detail": {}}')
+            assert response["StatusCode"] == 202
+            assert delivered == [b'{"detail": {}}']
+            assert aws.counter.by_caller()["local-operator"] == {"lambda": 1}
+            with pytest.raises(ClientError) as missing:
+                client.invoke(FunctionName="mm-example-router", InvocationType="Event", Payload=b"{}")
+            assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"  # moto: no such function
+            aws.unroute_lambda_invocations(fake)
+            with pytest.raises(ClientError):
+                client.invoke(FunctionName=FUNCTION, InvocationType="Event", Payload=b"{}")
+            assert len(delivered) == 1
+        finally:
+            fake.stop()

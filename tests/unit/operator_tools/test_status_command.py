@@ -192,3 +192,23 @@ def test_status_without_a_capacity_table_still_answers(status_table: str, capsys
     # Then the lifecycle is shown either way, with a note on the capacity it could not read
     assert "WAITING" in out
     assert "could not read mm-none-capacity" in out
+
+
+# ---------------------------------------------------------------------- the environment's tables (issue 12)
+def test_status_reads_the_environments_table_by_default(
+    deployed: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.unit.operator_tools.operator_helpers import launched_run
+
+    # Given a launched run in the `example` environment's run table, and MM_ENV naming that environment
+    the_run = launched_run(deployed, new_uuid(), 1)
+    monkeypatch.setenv("MM_ENV", "example")
+    # When the operator asks without --table (and without --env)
+    assert main(["status", the_run, "--json"]) == 0
+    # Then the run is found in mm-example-runs
+    assert [run["runId"] for run in json.loads(capsys.readouterr().out)["runs"]] == [the_run]
+
+
+def test_status_of_an_unknown_environment_could_not_read(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", new_uuid(), "--env", "no-such-env"]) == 2
+    assert "no-such-env" in capsys.readouterr().out

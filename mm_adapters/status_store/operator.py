@@ -1,0 +1,28 @@
+"""The operator tool's part of the status store: an operator's change leaves an audit entry in the run's `history`
+(`OperatorChange`, issue 12); the change itself is made by the part that owns the transition (a rerun by the
+capacity store, a stop by the sweeper's path)."""
+
+from __future__ import annotations
+
+from mm_adapters.status_store.table import StatusTable
+from mm_contracts.models.audit import OPERATOR_HISTORY_STATE, OperatorChange
+from mm_contracts.names import STATUS_TABLE_PARTITION_KEY
+
+
+class OperatorStore(StatusTable):
+    """`append_operator_entry`: the audit entry of a run-scoped change, appended to an existing run only."""
+
+    def append_operator_entry(self, run_id: str, change: OperatorChange) -> bool:
+        """Append "operator <action> by <actor> ..." (state OPERATOR, at the change's time) to the run's history;
+        False (nothing written) when the run has no item: an audit entry never creates a run."""
+        return self._note(
+            run_id,
+            f"attribute_exists({STATUS_TABLE_PARTITION_KEY})",
+            {},
+            change.at.timestamp(),
+            OPERATOR_HISTORY_STATE,
+            change.history_detail(),
+        )
+
+
+__all__ = ["OperatorStore"]
