@@ -40,6 +40,7 @@ class RunReport:
     outcome: Outcome
     config: ChallengeConfig
     correlation_id: str
+    launched_at: datetime | None = None  # when the run's current task launched (the record's launchedAt)
 
 
 @dataclass(frozen=True)
@@ -255,13 +256,62 @@ def is_summation_of_run(summation: dict[str, Any], run_report: RunReport) -> boo
     )
 
 
-def upsert_target(summations: list[dict[str, Any]], run_report: RunReport) -> dict[str, Any] | None:
-    """The summation to update: one this run wrote before, else the phase's oldest (normally the scorer's)."""
-    candidates = [s for s in summations if isinstance(s.get("id"), str) and s["id"]]
-    if not candidates:
+def _created(summation: dict[str, Any]) -> datetime | None:
+    """A summation's `createdAt` (review-api-v6), as an aware datetime; None when absent or unreadable."""
+    value = summation.get("createdAt")
+    if not isinstance(value, str) or not value:
         return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _created_key(summation: dict[str, Any]) -> str:
+    return str(summation.get("createdAt") or "")
+
+
+def _posted_since_launch(summation: dict[str, Any], launched_at: datetime | None) -> bool:
+    created = _created(summation)
+    if launched_at is None or created is None:
+        return True
+    launched = launched_at if launched_at.tzinfo is not None else launched_at.replace(tzinfo=UTC)
+    return created >= launched
+
+
+def upsert_target(summations: list[dict[str, Any]], run_report: RunReport) -> dict[str, Any] | None:
+    """The summation to update (decision 106), in this order:
+    (a) one whose metadata names the current task (this run's report, written before by an earlier attempt);
+    (b) the newest summation of the phase the scorer posted (no metadata of ours), created after the current task
+        launched when both times are known: a rerun's scorer posts its own score, and that is the one to describe;
+    (c) this run's own earlier summation (a rerun without a summation of its own: it updates the run's, so one
+        summation per run stays).
+    A summation naming another task of ours is never chosen while (a) or (b) has one."""
+    candidates = [s for s in summations if isinstance(s.get("id"), str) and s["id"]]
+    task = run_report.outcome.task_arn
+    current = [s for s in candidates if task is not None and _metadata(s).get("taskArn") == task]
+    if current:
+        return sorted(current, key=_created_key)[0]
+    scorers = [
+        s
+        for s in candidates
+        if _metadata(s).get("reportedBy") != REPORTED_BY and _posted_since_launch(s, run_report.launched_at)
+    ]
+    if scorers:
+        return sorted(scorers, key=_created_key)[-1]
     own = [s for s in candidates if _metadata(s).get("runId") == run_report.run.run_id]
-    return sorted(own or candidates, key=lambda s: str(s.get("createdAt") or ""))[0]
+    return sorted(own, key=_created_key)[-1] if own else None
+
+
+def is_earlier_task_summation(summation: dict[str, Any], run_report: RunReport) -> bool:
+    """Ours, for this run, but written for another (an earlier) task: its score is not this task's."""
+    metadata = _metadata(summation)
+    return (
+        metadata.get("reportedBy") == REPORTED_BY
+        and metadata.get("runId") == run_report.run.run_id
+        and metadata.get("taskArn") != run_report.outcome.task_arn
+    )
 
 
 class SummationReporter:
@@ -293,7 +343,11 @@ class SummationReporter:
             summation_id = str(created.get("id", ""))
             return SentReport(summation_id, f"summation {summation_id} created ({status})", "summation_created")
         summation_id = str(target["id"])
-        if succeeded:
+        if succeeded and is_earlier_task_summation(target, run_report):
+            # A rerun succeeded, its scorer posted nothing (yet): the earlier task's score must not stand under
+            # this task's metadata, so the run's summation says "done, scores to come", as a new one would.
+            update = {k: v for k, v in pending_success_summation(run_report).items() if k != "submissionId"}
+        elif succeeded:
             update = success_metadata_patch(run_report, target)
         else:
             update = {k: v for k, v in failed_summation(run_report, now=self._now()).items() if k != "submissionId"}

@@ -24,10 +24,13 @@ from mm_capacity.table import (
     ddb_values,
     iso,
 )
-from mm_contracts.models.lifecycle import LifecycleRecord, SubmissionState
+from mm_contracts.models.lifecycle import FINAL_STATES, LifecycleRecord, SubmissionState
 from mm_contracts.names import (
     STATUS_TABLE_PARTITION_KEY,
 )
+
+# A run in one of these states has ended: no task of its current admission runs, its slot is free to release.
+ENDED_STATES = FINAL_STATES | {SubmissionState.DEAD_LETTERED}
 
 
 class CapacitySlots(CapacityTable):
@@ -58,15 +61,34 @@ class CapacitySlots(CapacityTable):
                 "ConditionExpression": f"attribute_not_exists({STATUS_TABLE_PARTITION_KEY})",
             }
         else:
-            check = {
-                "TableName": self._status_table,
-                "Key": self._run_key(run_id),
-                "ConditionExpression": "#state = :observed_state",
-                "ExpressionAttributeNames": {"#state": "state"},
-                "ExpressionAttributeValues": ddb_values({":observed_state": observed_state.value}),
-            }
+            check = self._state_check(run_id, frozenset({observed_state}))
+        return self._checked_release(check, pool_sk, run_id, cpu_units, member)
+
+    def _state_check(self, run_id: str, states: frozenset[SubmissionState]) -> dict[str, Any]:
+        """A ConditionCheck: the run's item is in one of `states`."""
+        names = {f":observed_state{i}": state.value for i, state in enumerate(sorted(states))}
+        return {
+            "TableName": self._status_table,
+            "Key": self._run_key(run_id),
+            "ConditionExpression": f"#state IN ({', '.join(names)})",
+            "ExpressionAttributeNames": {"#state": "state"},
+            "ExpressionAttributeValues": ddb_values(names),
+        }
+
+    def _checked_release(
+        self,
+        check: dict[str, Any],
+        pool_sk: str | None,
+        run_id: str,
+        cpu_units: int,
+        member: tuple[str, int] | None,
+    ) -> bool:
+        """Free the pool's slot (and the member's `r#`, if there) in one transaction with `check`. False: nothing
+        freed (the check failed, or nothing was held)."""
         for _ in range(MAX_RACE_RETRIES):
-            items = [{"ConditionCheck": check}, self._release_op(pool_sk, run_id, cpu_units, self._clock())]
+            items: list[dict[str, Any]] = [{"ConditionCheck": check}]
+            if pool_sk is not None:
+                items.append(self._release_op(pool_sk, run_id, cpu_units, self._clock()))
             if member is not None:
                 challenge_id, member_id = member
                 held = self._get(member_partition(challenge_id, member_id), MEMBER_SORT_KEY) or {}
@@ -81,6 +103,8 @@ class CapacitySlots(CapacityTable):
                             condition="attribute_exists(#r)",
                         )
                     )
+            if len(items) == 1:
+                return False  # nothing held
             codes = self._transact(items)
             if codes is None:
                 return True
@@ -92,7 +116,13 @@ class CapacitySlots(CapacityTable):
         return False
 
     def release(self, run: LifecycleRecord) -> bool:
-        """Free every slot the run holds (`slot_pools`); True if any was freed. Idempotent: a repeat frees none."""
+        """Free every slot the run holds (`slot_pools`); True if any was freed. Idempotent: a repeat frees none.
+
+        A run read as ended (final, or dead-lettered) is released only while its item still is: each pool's
+        release is one transaction with a ConditionCheck on the run's state, so a late release (after the run
+        was reopened by a rerun and admitted again) never frees the slot its new admission holds."""
+        if run.state in ENDED_STATES:
+            return self._release_ended(run)
         freed = False
         for sk in run.slot_pools:
             freed = self.release_holder(sk, run.run_id, run.slot_cpu or 0) or freed
@@ -104,6 +134,16 @@ class CapacitySlots(CapacityTable):
                 ConditionExpression="attribute_exists(#r)",  # never create an empty member item
                 ExpressionAttributeNames={"#r": f"r#{run.run_id}"},
             )  # a failed condition: nothing to do
+        return freed
+
+    def _release_ended(self, run: LifecycleRecord) -> bool:
+        check = self._state_check(run.run_id, ENDED_STATES)
+        member = (run.challenge_id, run.member_id) if run.member_id is not None else None
+        freed = False
+        for sk in run.slot_pools:
+            freed = self._checked_release(check, sk, run.run_id, run.slot_cpu or 0, member) or freed
+        if member is not None:  # an r# a pool's release left (its slot was free already): only while still ended
+            self._checked_release(check, None, run.run_id, 0, member)
         return freed
 
     def force_hold(self, run: LifecycleRecord, *, cpu_units: int) -> bool:

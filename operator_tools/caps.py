@@ -11,8 +11,10 @@ asks, writes it back (Overwrite, the same type and key), and leaves an audit ite
 the environment's caps, 300 s for a challenge config). The parameters belong to the stacks: the next deploy that
 changes the parameter's value in the template writes the environment config's value over this one, and a deploy
 that does not leaves it drifted (CloudFormation compares templates, not the live value), so a lasting change
-belongs in `infrastructure/config/<env>.json` too (decision 107). Exit status: 0, 1 the document is missing or
-would be invalid, 2 could not run.
+belongs in `infrastructure/config/<env>.json` too (decision 107). A challenge id is canonicalised and `set` refuses
+one the environment's config does not list; the audit item follows the write (it names the version written), and
+one that cannot be written is said (exit 1), the change standing. Exit status: 0, 1 the document is missing or
+would be invalid, an unknown challenge, or the change was made but not audited, 2 could not run.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mm_contracts.models.lifecycle import FINAL_STATES, LifecycleRecord, ReportStatus, SubmissionState
-from mm_contracts.models.phase import ScoringPhase
+from mm_contracts.models.phase import ScoringPhase, run_id
 from operator_tools.context import (
     EXIT_FAILED,
     EXIT_OK,
@@ -37,7 +37,14 @@ from operator_tools.context import (
     run_guarded,
 )
 from operator_tools.dispatch import trigger_dispatch
-from operator_tools.rerun import RunTarget, apply, latest_submission_runs, target_for, was_queued
+from operator_tools.rerun import (
+    RunTarget,
+    apply,
+    latest_submission_choice,
+    latest_submission_runs,
+    target_for,
+    was_queued,
+)
 
 if TYPE_CHECKING:
     from mm_contracts.models.challenge import ChallengeConfig
@@ -134,10 +141,13 @@ class DispatchPlan:
         return [*(t.plan_line() for t in self.targets), *self.left]
 
 
-def plan_dispatch(grouped: dict[str, list[LifecycleRecord]], *, rerun_final: bool) -> DispatchPlan:
-    """A SYSTEM target for each latest submission without one (or with a final one, with `rerun_final`)."""
+def plan_dispatch(
+    grouped: dict[str, list[LifecycleRecord]], *, rerun_final: bool, left_out: list[str] | None = None
+) -> DispatchPlan:
+    """A SYSTEM target for each latest submission without one (or with a final one, with `rerun_final`);
+    `left_out`: the plan lines of the skipped submissions the choice of the latest left out."""
     targets: list[RunTarget] = []
-    left: list[str] = []
+    left: list[str] = list(left_out or [])
     for runs in grouped.values():
         record = system_run(runs)
         if record is None or (rerun_final and record.state in FINAL_STATES):
@@ -185,20 +195,47 @@ def _system_config(context: OperatorContext, challenge_id: str) -> ChallengeConf
     return config
 
 
+def system_run_ids(grouped: dict[str, list[LifecycleRecord]]) -> list[str]:
+    """The SYSTEM run id of each latest submission (the runs a dispatch creates or leaves)."""
+    return [run_id(submission_id, SYSTEM) for submission_id in grouped]
+
+
+def with_system_runs(
+    grouped: dict[str, list[LifecycleRecord]], found: dict[str, LifecycleRecord]
+) -> dict[str, list[LifecycleRecord]]:
+    """`grouped` with each submission's SYSTEM run replaced by the one read now (`found`, by run id)."""
+    updated: dict[str, list[LifecycleRecord]] = {}
+    for submission_id, runs in grouped.items():
+        system = found.get(run_id(submission_id, SYSTEM))
+        updated[submission_id] = [r for r in runs if r.phase is not SYSTEM] + ([system] if system else [])
+    return updated
+
+
+def poll_summary(
+    context: OperatorContext, challenge_id: str, grouped: dict[str, list[LifecycleRecord]]
+) -> SystemSummary:
+    """The summary with the SYSTEM runs read again (one consistent BatchGetItem of those ids only); the
+    members' latest submissions stay as the dispatch read them."""
+    found = context.status_store().get_many(system_run_ids(grouped))
+    return summarize(challenge_id, with_system_runs(grouped, found))
+
+
 def wait_for(
     context: OperatorContext,
     challenge_id: str,
+    grouped: dict[str, list[LifecycleRecord]],
     seconds: float,
     *,
     sleep: Callable[[float], None],
     clock: Callable[[], float],
 ) -> SystemSummary:
-    """The summary, polled until complete or `seconds` are up."""
+    """The summary, polled until complete or `seconds` are up: each poll reads only the SYSTEM runs of the
+    latest submissions the dispatch read (`grouped`), never the whole challenge again."""
     deadline = clock() + seconds
-    summary = read_summary(context, challenge_id)
+    summary = poll_summary(context, challenge_id, grouped)
     while not summary.complete and clock() < deadline:
         sleep(min(POLL_SECONDS, max(deadline - clock(), 0.0)))
-        summary = read_summary(context, challenge_id)
+        summary = poll_summary(context, challenge_id, grouped)
     return summary
 
 
@@ -223,10 +260,10 @@ def dispatch_system_command(
         _show_summary(context, read_summary(context, challenge_id), {"challengeId": challenge_id})
         return EXIT_OK
     config = _system_config(context, challenge_id)
-    grouped = latest_submission_runs(context.status_store().runs_of_challenge(challenge_id))
+    grouped, left_out = latest_submission_choice(context.status_store().runs_of_challenge(challenge_id))
     if not grouped:
         raise OperatorError(f"no runs of challenge {challenge_id} in {context.names.status_table}", EXIT_FAILED)
-    plan = plan_dispatch(grouped, rerun_final=args.rerun_final)
+    plan = plan_dispatch(grouped, rerun_final=args.rerun_final, left_out=left_out)
     change = (gate or ChangeGate.from_args(args, context)).approve(ACTION, plan.lines())
     if change is None:
         return EXIT_OK  # the gate said so (under --json: {"dryRun": true, "action", "plan"})
@@ -237,9 +274,9 @@ def dispatch_system_command(
     if dispatch:
         context.say(dispatch)
     summary = (
-        wait_for(context, challenge_id, args.wait, sleep=sleep, clock=clock)
+        wait_for(context, challenge_id, grouped, args.wait, sleep=sleep, clock=clock)
         if args.wait > 0
-        else read_summary(context, challenge_id)
+        else poll_summary(context, challenge_id, grouped)
     )
     document = {
         "requestId": change.request_id,
@@ -260,6 +297,7 @@ __all__ = [
     "dispatch_system_command",
     "latest_submission_runs",
     "plan_dispatch",
+    "poll_summary",
     "read_summary",
     "run",
     "summarize",

@@ -167,14 +167,22 @@ def apply(
 
 def latest_submission_runs(runs: list[LifecycleRecord]) -> dict[str, list[LifecycleRecord]]:
     """submission id -> its runs, for each member's latest submission among `runs`."""
-    from mm_adapters.status_store.challenge_index import latest_by_member
+    return latest_submission_choice(runs)[0]
 
-    latest = set(latest_by_member(runs).values())
+
+def latest_submission_choice(runs: list[LifecycleRecord]) -> tuple[dict[str, list[LifecycleRecord]], list[str]]:
+    """(`latest_submission_runs`, a plan line for each submission left out of the choice because the pipeline
+    skipped it: a skipped submission never stands for a member's latest, so it gets no run)."""
+    from mm_adapters.status_store.challenge_index import latest_and_skipped
+
+    chosen, skipped = latest_and_skipped(runs)
+    latest = set(chosen.values())
     grouped: dict[str, list[LifecycleRecord]] = {submission_id: [] for submission_id in sorted(latest)}
     for record in runs:
         if record.submission_id in latest:
             grouped[record.submission_id].append(record)
-    return grouped
+    left_out = [f"submission {s}: skipped by the pipeline -> left out (not a member's latest)" for s in skipped]
+    return grouped, left_out
 
 
 def was_queued(result: TargetResult) -> bool:
@@ -225,32 +233,36 @@ def _config(context: OperatorContext, challenge_id: str, cache: dict[str, Challe
     return cache[challenge_id]
 
 
-def _submission_runs(context: OperatorContext, args: argparse.Namespace) -> list[list[LifecycleRecord]]:
-    """The runs of each submission to rerun, grouped by submission."""
+def _submission_runs(
+    context: OperatorContext, args: argparse.Namespace
+) -> tuple[list[list[LifecycleRecord]], list[str]]:
+    """The runs of each submission to rerun, grouped by submission, and the plan lines of the skipped submissions
+    left out (with --latest-per-member)."""
     if args.latest_per_member:
         if not args.challenge or args.submission_id:
             raise OperatorError("--latest-per-member takes --challenge C and no submission id")
-        grouped = latest_submission_runs(context.status_store().runs_of_challenge(args.challenge))
+        grouped, left_out = latest_submission_choice(context.status_store().runs_of_challenge(args.challenge))
         if not grouped:
             raise OperatorError(f"no runs of challenge {args.challenge} in {context.names.status_table}", EXIT_FAILED)
-        return list(grouped.values())
+        return list(grouped.values()), left_out
     if not args.submission_id or args.challenge:
         raise OperatorError("give a SUBMISSION_ID, or --challenge C --latest-per-member")
     runs = context.status_store().get_runs(args.submission_id)
     if not runs:
         raise OperatorError(f"no run of submission {args.submission_id} in {context.names.status_table}", EXIT_FAILED)
-    return [runs]
+    return [runs], []
 
 
 def rerun_command(args: argparse.Namespace, context: OperatorContext, gate: ChangeGate | None = None) -> int:
     phase = chosen_phase(args)
     configs: dict[str, ChallengeConfig] = {}
     targets: list[RunTarget] = []
-    for runs in _submission_runs(context, args):
+    submissions, left_out = _submission_runs(context, args)
+    for runs in submissions:
         config = _config(context, runs[0].challenge_id, configs)
         targets.extend(targets_of_submission(runs, phase, config))
     gate = gate or ChangeGate.from_args(args, context)
-    change = gate.approve(ACTION, [t.plan_line() for t in targets])
+    change = gate.approve(ACTION, [*(t.plan_line() for t in targets), *left_out])
     if change is None:
         return EXIT_OK  # the gate said so (under --json: {"dryRun": true, "action", "plan"})
     results = apply(context, targets, configs, change)
@@ -259,6 +271,7 @@ def rerun_command(args: argparse.Namespace, context: OperatorContext, gate: Chan
         "requestId": change.request_id,
         "runs": [r.to_json() for r in results],
         "dispatch": dispatch,
+        "leftOut": left_out,
     }
 
     def human() -> None:
@@ -276,6 +289,7 @@ __all__ = [
     "TargetResult",
     "add_arguments",
     "apply",
+    "latest_submission_choice",
     "latest_submission_runs",
     "queue_target",
     "rerun_command",

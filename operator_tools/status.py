@@ -2,7 +2,8 @@
 
 Reads the run table (the environment's `mm-<env>-runs` of `--env`/`$MM_ENV`, or `--table`) and, for a WAITING or
 ADMITTED run, the capacity table beside it (decision 098); prints each run's record, history and the operator's next
-step (`status_hints.py`), or `--json`. The AWS session takes `--profile`, `--region`, `--endpoint-url`.
+step (`status_hints.py`), or `--json`. The AWS session takes `--profile`, `--region`, `--endpoint-url`; with
+`--table` and no `--env` no environment is loaded and the session's own region applies.
 Exit status: 0 found, 1 no record (with where to look upstream), 2 could not read (unknown environment,
 credentials, a missing table).
 """

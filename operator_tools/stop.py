@@ -5,7 +5,10 @@ StopTask of the run's task (the cluster from its item) with the reason "Stopped 
 handler maps a UserInitiated stop whose reason is not the sweeper's timeout marker to "stopped by an operator":
 the run ends FAILED with testStatus CANCELLED and the reason "scorer run was stopped by an operator: <the reason>"
 (`completion_lambda.outcome`), and that outcome is reported like any other. The audit entry (who, when, why, the
-request id) goes into the run's history. Only a LAUNCHED run has a task to stop: any other state is refused, named.
+request id) goes into the run's history. Only a LAUNCHED run has a task to stop: any other state is refused,
+named. After the confirmation the run is read again and must still be LAUNCHED on the same task (else nothing is
+stopped). An audit entry that cannot be written after the stop is said as "changed ..., audit entry not recorded"
+(exit 1): the stop stands.
 Exit status: 0 stopped (or --dry-run), 1 no such run / not LAUNCHED / StopTask failed, 2 could not run.
 """
 

@@ -56,9 +56,16 @@ def custom_metric_next_steps(alarms: AlarmFactory, *, audit_queue: str) -> dict[
         Metric.STOPPED_EVENTS_RECONCILED: (
             f"{cli('dlq show completion')} (the task-stopped rule's undelivered events), then {health}"
         ),
-        Metric.RECONCILE_GAVE_UP: f"{health} (it lists stuck launches), {then_status} or the sweeper's ERROR log names",
+        # A given-up item is off the byStateDeadline index, so `health` cannot list it: the sweeper's log names it.
+        Metric.RECONCILE_GAVE_UP: (
+            f"{cli('status <submissionId>')} of the run the sweeper's ERROR log names (its history says "
+            f"RECONCILE_GAVE_UP), then {cli('dlq show completion')} (the synthesized STOPPED events that failed)"
+        ),
         Metric.ORPHAN_TASKS_STOPPED: f"{health} (it lists stuck launches and reports), {then_status}",
-        Metric.REPORT_RETRY_GAVE_UP: f"{health} (it lists stuck reports), {then_status}",
+        Metric.REPORT_RETRY_GAVE_UP: (
+            f"{cli('status <submissionId>')} of the run the sweeper's ERROR log names (\"report still unfinished after "
+            f'the last re-drive"), then {cli("dlq show completion")}'
+        ),
     }
 
 
@@ -200,7 +207,7 @@ class PipelineMonitoring(Construct):
         self.dashboard.add_widgets(
             cloudwatch.TextWidget(
                 markdown="## Capacity\nPer challenge and for the environment, from the sweeper's gauges "
-                "(caps: `mm-processor status`, the capacity parameter and the challenge configs)",
+                "(caps: `mm-processor caps show`; a challenge's queue: `mm-processor queue <challengeId>`)",
                 width=24,
                 height=2,
             )

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mm_adapters.status_store.table import StatusTable
-from mm_contracts.models.lifecycle import LifecycleRecord
+from mm_contracts.models.lifecycle import LifecycleRecord, SubmissionState
 from mm_contracts.models.routed import RoutedSubmission
 from mm_contracts.names import STATUS_TABLE_CHALLENGE_INDEX, STATUS_TABLE_PARTITION_KEY
 
@@ -70,14 +70,36 @@ def submission_created(records: Iterable[LifecycleRecord]) -> datetime | None:
     return min((_aware(r.created_at) for r in records), default=None)
 
 
+def skipped_submission(runs: Iterable[LifecycleRecord]) -> bool:
+    """Whether the pipeline refused to score this submission: its routed message carries a `skip_reason` (e.g. a
+    v6 submission to an inactive challenge), or every run of it is a skip record (FAILED, never launched: launch
+    attempt 0 and no task, e.g. "no phase triggered"). Such a submission is never a member's latest."""
+    runs = list(runs)
+    if any((routed := _routed(run)) is not None and routed.skip_reason for run in runs):
+        return True
+    return bool(runs) and all(
+        run.state is SubmissionState.FAILED and run.launch_attempt == 0 and not run.task_arn for run in runs
+    )
+
+
 def latest_by_member(records: Iterable[LifecycleRecord]) -> dict[int, str]:
-    """memberId -> their latest submission among `records` (ties: the larger submission id, so it is stable)."""
+    """memberId -> their latest submission among `records` (ties: the larger submission id, so it is stable);
+    submissions the pipeline skipped are left out (`skipped_submission`)."""
+    return latest_and_skipped(records)[0]
+
+
+def latest_and_skipped(records: Iterable[LifecycleRecord]) -> tuple[dict[int, str], list[str]]:
+    """(`latest_by_member`, the ids of the skipped submissions left out of the choice, sorted)."""
     by_submission: dict[str, list[LifecycleRecord]] = {}
     for record in records:
         if record.member_id is not None:
             by_submission.setdefault(record.submission_id, []).append(record)
     latest: dict[int, tuple[datetime, str]] = {}
+    skipped: list[str] = []
     for submission_id, runs in by_submission.items():
+        if skipped_submission(runs):
+            skipped.append(submission_id)
+            continue
         created = submission_created(runs)
         member_id = runs[0].member_id
         if created is None or member_id is None:
@@ -85,7 +107,8 @@ def latest_by_member(records: Iterable[LifecycleRecord]) -> dict[int, str]:
         candidate = (created, submission_id)
         if member_id not in latest or candidate > latest[member_id]:
             latest[member_id] = candidate
-    return {member_id: submission_id for member_id, (_, submission_id) in sorted(latest.items())}
+    chosen = {member_id: submission_id for member_id, (_, submission_id) in sorted(latest.items())}
+    return chosen, sorted(skipped)
 
 
 def _aware(moment: datetime) -> datetime:
@@ -102,4 +125,10 @@ def _routed(record: LifecycleRecord) -> RoutedSubmission | None:
         return None
 
 
-__all__ = ["ChallengeIndexReads", "latest_by_member", "submission_created"]
+__all__ = [
+    "ChallengeIndexReads",
+    "latest_and_skipped",
+    "latest_by_member",
+    "skipped_submission",
+    "submission_created",
+]

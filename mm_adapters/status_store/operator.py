@@ -4,6 +4,7 @@ capacity store, a stop by the sweeper's path)."""
 
 from __future__ import annotations
 
+from mm_adapters.status_store.items import now_iso
 from mm_adapters.status_store.table import StatusTable
 from mm_contracts.models.audit import OPERATOR_HISTORY_STATE, OperatorChange
 from mm_contracts.names import STATUS_TABLE_PARTITION_KEY
@@ -14,15 +15,21 @@ class OperatorStore(StatusTable):
 
     def append_operator_entry(self, run_id: str, change: OperatorChange) -> bool:
         """Append "operator <action> by <actor> ..." (state OPERATOR, at the change's time) to the run's history;
-        False (nothing written) when the run has no item: an audit entry never creates a run."""
-        return self._note(
+        False (nothing written) when the run has no item: an audit entry never creates a run.
+
+        `updatedAt` is the store's clock, not the change's time: it is the run's concurrency token (a rerun is
+        conditioned on it), and the change was approved before this write, so it would move it backwards."""
+        updated = self._update(
             run_id,
+            "SET updatedAt = :now, history = list_append(if_not_exists(history, :empty), :entry)",
             f"attribute_exists({STATUS_TABLE_PARTITION_KEY})",
-            {},
-            change.at.timestamp(),
-            OPERATOR_HISTORY_STATE,
-            change.history_detail(),
+            {
+                ":now": now_iso(self._clock()),
+                ":empty": [],
+                ":entry": self._history_entry(change.at.timestamp(), OPERATOR_HISTORY_STATE, change.history_detail()),
+            },
         )
+        return updated is not None
 
 
 __all__ = ["OperatorStore"]

@@ -26,7 +26,12 @@ KNOWN_COMMANDS = {command.name for command in COMMANDS} | {SMOKE_COMMAND}
 # One command as an alarm writes it (`AlarmFactory.cli`): `mm-processor <command ...> --env <env>`.
 COMMAND_PATTERN = re.compile(r"mm-processor (?P<words>.+?) --env (?P<env>[a-z0-9-]+)")
 # What the text leaves for the operator to fill in, and a value the parser accepts in its place.
-PLACEHOLDERS = {"<challengeId>": "30001234", "<submissionId>": "sub-1", "N": "5", "TEXT": "why"}
+PLACEHOLDERS = {
+    "<challengeId>": "30a1c2d4-5b6e-4f70-8a91-b2c3d4e5f601",
+    "<submissionId>": "sub-1",
+    "N": "5",
+    "TEXT": "why",
+}
 
 SYNTHS: dict[str, Callable[[], Synthesized]] = {
     "example": synth_example,
@@ -123,9 +128,14 @@ def test_each_alarm_kind_names_its_own_next_command() -> None:
     (rejected,) = next_step_of(synthesized, "RecordsRejectedAlarm")
     assert rejected.startswith(f"mm-processor health {env}")
     assert "mm-example-router-audit" in rejected
-    for gave_up in ("ReconcileGaveUpAlarm", "OrphanTasksStoppedAlarm", "ReportRetryGaveUpAlarm"):
+    (orphans,) = next_step_of(synthesized, "OrphanTasksStoppedAlarm")
+    assert orphans.index(f"mm-processor health {env}") < orphans.index("mm-processor status <submissionId>")
+    # A run the sweeper gave up on is off its index, so `health` cannot list it: the alarm starts at `status`.
+    for gave_up in ("ReconcileGaveUpAlarm", "ReportRetryGaveUpAlarm"):
         (step,) = next_step_of(synthesized, gave_up)
-        assert step.index(f"mm-processor health {env}") < step.index("mm-processor status <submissionId>")
+        assert step.startswith(f"mm-processor status <submissionId> {env}")
+        assert "mm-processor dlq show completion" in step
+        assert "mm-processor health" not in step
 
 
 def test_function_alarms_name_the_functions_log_group() -> None:

@@ -165,3 +165,82 @@ def test_a_rerun_is_admitted_launched_on_the_next_attempt_and_reported_once(worl
     assert world.holders() == set()
     if platform is Platform.V6:
         assert len(world.summations.summations) == 1  # the phase's summation upserted, not a second one
+        # the failed rerun (no summation of its own) updated the run's own summation
+        (summation,) = world.summations.summations.values()
+        assert (summation["metadata"]["taskArn"], summation["metadata"]["testStatus"]) == (second, "FAILED")
+
+
+def scorer_posts(world: World, sub: RoutedSubmission, score: float) -> str:
+    """The scorer's own summation of the phase (as examples/scorer POSTs it each run): no metadata of ours."""
+    summation_id = f"scorer-{len(world.summations.summations)}"
+    created = datetime.fromtimestamp(world.clock(), tz=UTC).isoformat().replace("+00:00", "Z")
+    world.summations.summations[summation_id] = {
+        "id": summation_id,
+        "createdAt": created,
+        "submissionId": sub.submission_id,
+        "aggregateScore": score,
+        "isPassing": True,
+        DEFAULT_PHASE.summation_flag: True,
+        "metadata": {"scorer": "example"},
+    }
+    return summation_id
+
+
+def relaunched(world: World, sub: RoutedSubmission, rid: str) -> str:
+    """The run reopened by a rerun, admitted and launched on attempt 2: the new task's ARN."""
+    world.clock.advance(60)
+    rerun(world, sub, record_of(world, rid))
+    (admitted,) = dispatch(world)
+    message = RoutedSubmission.model_validate_json(admitted_message_body(admitted))
+    claim = world.status.claim_launch(message, phase=DEFAULT_PHASE, scorer_type="example-scorer", lease_seconds=120)
+    assert claim.granted
+    assert claim.attempt == 2
+    second = task_arn()
+    assert world.status.mark_launched(rid, attempt=2, task_arn=second, cluster_arn=CLUSTER_ARN, timeout_seconds=3600)
+    world.clock.advance(60)
+    return second
+
+
+def metadata_of(world: World, summation_id: str) -> dict[str, Any]:
+    metadata = world.summations.summations[summation_id].get("metadata")
+    assert isinstance(metadata, dict)
+    return metadata
+
+
+def test_a_successful_v6_rerun_describes_the_summation_its_scorer_posted(world: World) -> None:
+    # Given a v6 run whose scorer posted its summation, completed and described by the pipeline
+    world.configs.configs[CHALLENGE_ID] = config_of(CHALLENGE_ID, platform=Platform.V6, report_on_success=True)
+    sub = world.submission(CHALLENGE_ID, platform=Platform.V6)
+    rid, first = world.launched(sub)
+    earlier = scorer_posts(world, sub, 90.0)
+    assert world.invoke(stopped(world, sub, first, 1, exit_code=0))["disposition"] == "reported"
+    assert metadata_of(world, earlier)["taskArn"] == first
+
+    # When it is rerun and the new task's scorer posts its own summation
+    second = relaunched(world, sub, rid)
+    newer = scorer_posts(world, sub, 95.0)
+    assert world.invoke(stopped(world, sub, second, 2, exit_code=0))["disposition"] == "reported"
+
+    # Then the new summation carries the new task's metadata; the earlier one keeps its score and its task
+    assert (metadata_of(world, newer)["taskArn"], metadata_of(world, newer)["runId"]) == (second, rid)
+    assert metadata_of(world, earlier)["taskArn"] == first
+    assert world.summations.summations[earlier]["aggregateScore"] == 90.0
+    assert world.summations.summations[newer]["aggregateScore"] == 95.0
+    assert world.summations.posts == 0
+
+
+def test_a_successful_v6_rerun_without_a_scorer_summation_never_keeps_the_earlier_score(world: World) -> None:
+    world.configs.configs[CHALLENGE_ID] = config_of(CHALLENGE_ID, platform=Platform.V6, report_on_success=True)
+    sub = world.submission(CHALLENGE_ID, platform=Platform.V6)
+    rid, first = world.launched(sub)
+    earlier = scorer_posts(world, sub, 90.0)
+    assert world.invoke(stopped(world, sub, first, 1, exit_code=0))["disposition"] == "reported"
+
+    second = relaunched(world, sub, rid)
+    assert world.invoke(stopped(world, sub, second, 2, exit_code=0))["disposition"] == "reported"
+
+    # The run's one summation now describes the new task, its score to come (not the earlier task's 90)
+    assert len(world.summations.summations) == 1
+    summation = world.summations.summations[earlier]
+    assert (summation["metadata"]["taskArn"], summation["metadata"]["scoresPending"]) == (second, True)
+    assert summation["aggregateScore"] != 90.0

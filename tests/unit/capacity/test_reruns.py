@@ -293,3 +293,58 @@ def test_an_operator_entry_is_appended_to_an_existing_run_only(
     missing = run_id(submission().submission_id, PHASE)
     assert not status.append_operator_entry(missing, note)
     assert status.get(missing) is None  # an audit entry never creates a run
+
+
+def test_a_late_release_after_a_rerun_was_admitted_again_keeps_the_new_slot(
+    capacity: CapacityStore, status: StatusStore, clock: Clock
+) -> None:
+    # Given a run final (its outcome recorded), whose completion has not released its slot yet
+    sub = submission()
+    entry = enqueue(capacity, sub)
+    capacity.admit(entry, limits(phase_cap=3))
+    claim = status.claim_launch(sub, phase=PHASE, scorer_type="java", lease_seconds=120)
+    status.mark_launched(entry.run_id, attempt=claim.attempt, task_arn=TASK, cluster_arn=CLUSTER, timeout_seconds=600)
+    outcome = Outcome(code=OutcomeCode.SUCCEEDED, test_status=TestStatus.SUCCESS, reason="exit 0", task_arn=TASK)
+    status.record_outcome(entry.run_id, CHALLENGE_A, outcome, report_required=False, launch_attempt=1)
+    final = get(status, entry.run_id)
+    # When it is reopened by a rerun and admitted again before that release arrives
+    assert rerun(capacity, clock, sub, final).outcome is RerunOutcome.QUEUED
+    (waiting,) = capacity.queue_entries(CHALLENGE_A)
+    assert capacity.admit(waiting, limits(phase_cap=3)).outcome is AdmitOutcome.ADMITTED
+    # Then the late release of the earlier outcome (the final record it read) frees nothing
+    assert not capacity.release(final)
+    pools = capacity.pools()
+    assert set(pools.env.holders) == {entry.run_id}
+    assert set(pools.challenge(CHALLENGE_A).holders) == {entry.run_id}
+    assert capacity.member_runs(CHALLENGE_A, sub.member_id) == ([], [(entry.run_id, PHASE)])  # holding again
+    # And the rerun's own final release frees it
+    clock.advance(30)
+    status.claim_launch(sub.model_copy(update={"rerun": True}), phase=PHASE, scorer_type="java", lease_seconds=120)
+    again = get(status, entry.run_id)
+    status.mark_launched(
+        entry.run_id, attempt=again.launch_attempt, task_arn=TASK + "2", cluster_arn=CLUSTER, timeout_seconds=600
+    )
+    second = outcome.model_copy(update={"task_arn": TASK + "2"})
+    status.record_outcome(entry.run_id, CHALLENGE_A, second, report_required=False, launch_attempt=again.launch_attempt)
+    assert capacity.release(get(status, entry.run_id))
+    assert all(pool.holders == {} for pool in capacity.pools().all_pools())
+
+
+def test_an_operator_entry_keeps_its_time_in_history_but_never_moves_updated_at_back(
+    capacity: CapacityStore, status: StatusStore, clock: Clock
+) -> None:
+    sub = submission()
+    entry = enqueue(capacity, sub)
+    approved = change(clock, "approved a while ago")  # the change's time: when the operator approved it
+    clock.advance(120)  # the run changed since (its updatedAt is newer than the approval)
+    status.claim_launch(sub, phase=PHASE, scorer_type="java", lease_seconds=120)
+    before = get(status, entry.run_id).updated_at
+    clock.advance(5)
+
+    assert status.append_operator_entry(entry.run_id, approved)
+
+    record = get(status, entry.run_id)
+    assert record.updated_at > before  # the store's clock, not the approval time
+    assert record.updated_at == datetime.fromtimestamp(clock(), tz=UTC)
+    last = record.history[-1]
+    assert (last.state, last.at) == (OPERATOR_HISTORY_STATE, approved.at)

@@ -89,13 +89,14 @@ def test_a_pending_success_has_no_score_and_says_so() -> None:
     assert (body["aggregateScore"], body["isPassing"], body["metadata"]["scoresPending"]) == (0, False, True)
 
 
-def test_the_upsert_prefers_this_runs_summation_then_the_oldest() -> None:
+def test_the_upsert_prefers_this_tasks_summation_then_the_newest_scorers() -> None:
+    # Decision 106: (a) the summation naming the current task, (b) the newest the scorer posted, (c) the run's own.
     report = run_report()
     scorer_new = {"id": "b", "createdAt": "2027-01-02"}
     scorer_old = {"id": "a", "createdAt": "2027-01-01"}
-    ours = {"id": "c", "createdAt": "2027-01-03", "metadata": {"runId": report.run.run_id}}
+    ours = {"id": "c", "createdAt": "2027-01-03", "metadata": {"runId": report.run.run_id, "taskArn": ARN}}
 
-    assert upsert_target([scorer_new, scorer_old], report) == scorer_old
+    assert upsert_target([scorer_new, scorer_old], report) == scorer_new
     assert upsert_target([scorer_new, ours, scorer_old], report) == ours
     assert upsert_target([{"createdAt": "x"}], report) is None  # nothing with an id to patch
 

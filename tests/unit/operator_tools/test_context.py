@@ -19,6 +19,8 @@ from operator_tools.context import (
     OperatorError,
     add_change_options,
     add_environment_options,
+    challenge_id_argument,
+    finite_number,
     local_actor,
 )
 
@@ -166,3 +168,56 @@ def test_the_session_takes_profile_region_and_endpoint_from_the_options() -> Non
     other = OperatorContext.from_args(_args("--env", "example", "--region", "eu-west-1"), PlainConsole()).clients
     assert isinstance(other, AwsClients)
     assert other._region == "eu-west-1"
+
+
+def test_a_challenge_id_is_taken_in_its_canonical_form() -> None:
+    typed = " 30A1C2D4-5B6E-4F70-8A91-B2C3D4E5F601 "
+    assert challenge_id_argument(typed) == "30a1c2d4-5b6e-4f70-8a91-b2c3d4e5f601"
+    assert challenge_id_argument("30a1c2d45b6e4f708a91b2c3d4e5f601") == "30a1c2d4-5b6e-4f70-8a91-b2c3d4e5f601"
+
+
+def test_an_argument_that_is_not_a_uuid_is_a_usage_error_with_a_sentence(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser(prog="mm-processor pause")
+    parser.add_argument("challenge_id", type=challenge_id_argument)
+    with pytest.raises(SystemExit) as raised:
+        parser.parse_args(["route-planner"])
+    assert raised.value.code == EXIT_USAGE
+    assert "'route-planner' is not a challenge id (a UUID)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "Infinity", "nan", "NaN", "four"])
+def test_a_number_argument_must_be_finite(value: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        finite_number(value)
+    assert finite_number("2.5") == 2.5
+
+
+def test_a_change_names_a_challenge_of_the_config_and_a_read_only_warns(capsys: pytest.CaptureFixture[str]) -> None:
+    context = _context()
+    context.require_known_challenge("30a1c2d4-5b6e-4f70-8a91-b2c3d4e5f601")
+    with pytest.raises(OperatorError) as raised:
+        context.require_known_challenge("00000000-0000-4000-8000-000000000000")
+    assert raised.value.exit_code == EXIT_FAILED
+    assert "is not a challenge of example's config" in str(raised.value)
+    context.warn_unknown_challenge("00000000-0000-4000-8000-000000000000")
+    assert "warning: 00000000-0000-4000-8000-000000000000 is not a challenge" in capsys.readouterr().err
+
+
+def test_a_dry_run_under_json_prints_the_plan_as_one_document(capsys: pytest.CaptureFixture[str]) -> None:
+    context = _context(None, "--json")
+    assert _gate(context, "--dry-run").approve("pause", ["pause X", "runs wait"]) is None
+    assert json.loads(capsys.readouterr().out) == {
+        "dryRun": True,
+        "environment": "example",
+        "action": "pause",
+        "plan": ["pause X", "runs wait"],
+    }
+
+
+def test_under_json_the_plan_to_confirm_goes_to_stderr_before_the_prompt(capsys: pytest.CaptureFixture[str]) -> None:
+    context = _context(None, "--json")
+    change = _gate(context, "--reason", "why", stdin=_Terminal("y\n")).approve("stop", ["StopTask arn:task/1"])
+    assert change is not None
+    out = capsys.readouterr()
+    assert out.out == ""  # stdout keeps only the command's one result document
+    assert out.err.index("stop in example:") < out.err.index("  StopTask arn:task/1") < out.err.index("proceed?")

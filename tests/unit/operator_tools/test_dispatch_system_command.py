@@ -14,6 +14,7 @@ from mm_contracts.models.phase import ScoringPhase, run_id
 from operator_tools.cli import main
 from tests.unit.operator_tools.conftest import ROUTE_PLANNER, Deployed
 from tests.unit.operator_tools.rerun_helpers import cli, scored, status_store, submission_id
+from tests.unit.operator_tools.rerun_skips import skipped
 from tests.unit.operator_tools.test_rerun_command import deployed_config
 
 SYSTEM = ScoringPhase.SYSTEM
@@ -119,3 +120,59 @@ def test_a_challenge_without_a_system_phase_is_refused(deployed: Deployed, capsy
         == 1
     )
     assert "has no SYSTEM phase" in capsys.readouterr().err
+
+
+def test_a_skipped_later_submission_is_left_out_and_the_last_valid_one_gets_the_system_run(
+    deployed_v6: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scored(deployed_v6, 30, member_id=31, minutes=0)  # member 31's last valid submission
+    skipped(deployed_v6, 31, member_id=31, minutes=10, skip_reason="The challenge is not active.")
+    skipped(deployed_v6, 32, member_id=31, minutes=20, skip_reason=None)  # no phase triggered
+
+    assert cli("dispatch-system", ROUTE_PLANNER, "--json") == 0
+
+    document = output(capsys)
+    assert {r["runId"]: r["outcome"] for r in document["runs"]} == {system_of(30): "created"}
+    assert status_store(deployed_v6).get(system_of(31)) is None
+    assert status_store(deployed_v6).get(system_of(32)) is None
+    assert [line for line in document["left"] if "skipped" in line] == [
+        f"submission {submission_id(31)}: skipped by the pipeline -> left out (not a member's latest)",
+        f"submission {submission_id(32)}: skipped by the pipeline -> left out (not a member's latest)",
+    ]
+    assert document["summary"]["members"] == 1
+
+
+def test_wait_polls_only_the_dispatched_system_runs(
+    deployed_v6: Deployed, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mm_adapters.status_store import StatusStore
+    from operator_tools import dispatch_system
+
+    scored(deployed_v6, 50, member_id=51, minutes=0)
+    scored(deployed_v6, 51, member_id=51, minutes=10)
+    scored(deployed_v6, 52, member_id=52, minutes=5)
+    listings: list[str] = []
+    batches: list[set[str]] = []
+    runs_of_challenge, get_many = StatusStore.runs_of_challenge, StatusStore.get_many
+
+    def listing(self: StatusStore, challenge_id: str) -> Any:
+        listings.append(challenge_id)
+        return runs_of_challenge(self, challenge_id)
+
+    def batch(self: StatusStore, run_ids: Any) -> Any:
+        ids = list(run_ids)
+        batches.append(set(ids))
+        return get_many(self, ids)
+
+    monkeypatch.setattr(StatusStore, "runs_of_challenge", listing)
+    monkeypatch.setattr(StatusStore, "get_many", batch)
+    monkeypatch.setattr(dispatch_system, "POLL_SECONDS", 0.05)
+
+    assert cli("dispatch-system", ROUTE_PLANNER, "--wait", "0.3", "--json") == 1  # nothing runs them here
+
+    assert listings == [ROUTE_PLANNER]  # the challenge is read once, before the dispatch
+    polls = batches[1:]  # the first batch is that listing's own read
+    assert len(polls) >= 1
+    assert all(ids == {system_of(51), system_of(52)} for ids in polls)
+    summary = output(capsys)["summary"]
+    assert (summary["members"], summary["dispatched"], summary["waiting"]) == (2, 2, 2)

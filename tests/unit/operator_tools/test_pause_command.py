@@ -88,3 +88,39 @@ def test_without_yes_on_a_pipe_the_pause_is_refused(deployed: Deployed, capsys: 
     assert cli("pause", ROUTE_PLANNER, "--reason", "x") == 2
     assert "--yes" in capsys.readouterr().err
     assert not capacity_store(deployed).controls(ROUTE_PLANNER).paused
+
+
+def test_a_challenge_id_typed_in_upper_case_pauses_the_challenge_itself(deployed: Deployed) -> None:
+    assert cli("pause", ROUTE_PLANNER.upper(), "--yes", "--reason", "maintenance") == 0
+    store = capacity_store(deployed)
+    assert store.controls(ROUTE_PLANNER).paused
+    waiting_run(deployed, ROUTE_PLANNER, 1)
+    head = store.queue_head(ROUTE_PLANNER, limit=1)[0]
+    assert store.admit(head, LIMITS).outcome.value == "full"
+
+
+@pytest.mark.parametrize("command", ["pause", "resume"])
+def test_a_challenge_not_in_the_config_is_refused(
+    deployed: Deployed, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    unknown = "00000000-0000-4000-8000-000000000000"
+    assert cli(command, unknown, "--yes", "--reason", "typo") == 1
+    assert "is not a challenge of example's config" in capsys.readouterr().err
+    store = capacity_store(deployed)
+    assert not store.controls(unknown).paused
+    assert store.challenge_changes(unknown) == []
+
+
+def test_an_id_that_is_not_a_uuid_is_a_usage_error(deployed: Deployed, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as raised:
+        cli("pause", "route-planner", "--yes", "--reason", "r")
+    assert raised.value.code == 2
+    assert "is not a challenge id (a UUID)" in capsys.readouterr().err
+
+
+def test_a_dry_run_under_json_prints_its_plan(deployed: Deployed, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli("pause", ROUTE_PLANNER, "--dry-run", "--json") == 0
+    document = output_json(capsys)
+    assert (document["dryRun"], document["action"]) == (True, "pause")
+    assert any(line.startswith(f"challenge {ROUTE_PLANNER}:") for line in document["plan"])
+    assert not capacity_store(deployed).controls(ROUTE_PLANNER).paused

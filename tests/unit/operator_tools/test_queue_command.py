@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from mm_capacity.store import AdmissionLimits
@@ -79,3 +81,16 @@ def test_an_empty_queue(deployed: Deployed, capsys: pytest.CaptureFixture[str]) 
 )
 def test_waited_for_a_person(seconds: int, shown: str) -> None:
     assert waited(seconds) == shown
+
+
+def test_a_challenge_id_in_upper_case_reads_the_challenges_queue_and_an_unknown_one_warns(
+    deployed: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    waiting = waiting_run(deployed, ROUTE_PLANNER, 1)
+    assert cli("queue", ROUTE_PLANNER.upper(), "--json") == 0
+    document = output_json(capsys)
+    assert (document["challengeId"], [row["runId"] for row in document["queue"]]) == (ROUTE_PLANNER, [waiting])
+    assert cli("queue", "00000000-0000-4000-8000-000000000000", "--json") == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["queue"] == []
+    assert "warning: 00000000-0000-4000-8000-000000000000 is not a challenge of example's config" in out.err

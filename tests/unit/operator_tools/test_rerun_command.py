@@ -14,6 +14,7 @@ from mm_contracts.models.lifecycle import SubmissionState
 from mm_contracts.models.phase import ScoringPhase, run_id
 from tests.unit.operator_tools.conftest import ROUTE_PLANNER, Deployed
 from tests.unit.operator_tools.rerun_helpers import cli, launched, scored, status_store, submission_id
+from tests.unit.operator_tools.rerun_skips import skipped
 
 
 def deployed_config(deployed: Deployed) -> ChallengeConfig:
@@ -137,3 +138,19 @@ def test_a_real_rerun_needs_a_reason(deployed_v6: Deployed, capsys: pytest.Captu
     scored(deployed_v6, 9, member_id=18)
     assert main(["rerun", submission_id(9), "--yes", "--env", "dev"]) == 2
     assert "--reason" in capsys.readouterr().err
+
+
+def test_latest_per_member_leaves_out_a_skipped_submission_and_says_so(
+    deployed_v6: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    valid = scored(deployed_v6, 40, member_id=41, minutes=0)
+    skipped_run = skipped(deployed_v6, 41, member_id=41, minutes=10, skip_reason="The challenge is not active.")
+
+    assert cli("rerun", "--challenge", ROUTE_PLANNER, "--latest-per-member", "--json") == 0
+
+    document = output(capsys)
+    assert {r["runId"]: r["outcome"] for r in document["runs"]} == {valid: "queued"}
+    assert document["leftOut"] == [
+        f"submission {submission_id(41)}: skipped by the pipeline -> left out (not a member's latest)"
+    ]
+    assert state_of(deployed_v6, skipped_run) is SubmissionState.FAILED

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
+from mm_contracts.models.audit import OperatorChange
 from tests.builders import new_uuid
 from tests.unit.operator_tools.conftest import ROUTE_PLANNER, Deployed
-from tests.unit.operator_tools.operator_helpers import cli, launched_run, output_json, skipped_run, waiting_run
+from tests.unit.operator_tools.operator_helpers import (
+    cli,
+    launched_run,
+    output_json,
+    skipped_run,
+    status_store,
+    waiting_run,
+)
 
 
 def test_runs_counts_every_state_and_lists_the_runs(deployed: Deployed, capsys: pytest.CaptureFixture[str]) -> None:
@@ -38,13 +48,27 @@ def test_state_filters_keep_the_counts_whole(deployed: Deployed, capsys: pytest.
     assert document["total"] == 3
 
 
-def test_limit_shows_the_newest_runs(deployed: Deployed, capsys: pytest.CaptureFixture[str]) -> None:
+def test_limit_shows_the_newest_runs_newest_first(deployed: Deployed, capsys: pytest.CaptureFixture[str]) -> None:
     runs = [waiting_run(deployed, ROUTE_PLANNER, member) for member in (1, 2, 3)]
-    assert cli("runs", ROUTE_PLANNER, "--limit", "1", "--json") == 0
+    # the first run is the one updated last (an entry an hour from now), the second the one before it
+    store = status_store(deployed)
+    for hours, the_run in ((1, runs[1]), (2, runs[0])):
+        change = OperatorChange(
+            actor="ops", at=datetime.now(UTC) + timedelta(hours=hours), action="stop", reason="r", request_id="r1"
+        )
+        assert store.append_operator_entry(the_run, change)
+    assert cli("runs", ROUTE_PLANNER, "--limit", "2", "--json") == 0
     document = output_json(capsys)
-    assert len(document["runs"]) == 1
-    assert document["runs"][0]["runId"] in runs
+    assert [row["runId"] for row in document["runs"]] == [runs[0], runs[1]]
     assert document["total"] == 3
+
+
+def test_a_challenge_id_in_upper_case_lists_the_challenges_runs(
+    deployed: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    the_run = waiting_run(deployed, ROUTE_PLANNER, 1)
+    assert cli("runs", ROUTE_PLANNER.upper(), "--json") == 0
+    assert [row["runId"] for row in output_json(capsys)["runs"]] == [the_run]
 
 
 def test_the_table_for_a_person(deployed: Deployed, capsys: pytest.CaptureFixture[str]) -> None:

@@ -212,3 +212,28 @@ def test_status_reads_the_environments_table_by_default(
 def test_status_of_an_unknown_environment_could_not_read(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", new_uuid(), "--env", "no-such-env"]) == 2
     assert "no-such-env" in capsys.readouterr().out
+
+
+def test_status_with_a_table_and_no_env_loads_no_environment_and_reads_the_sessions_region(
+    aws: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    from mm_contracts.tables import status_table_definition
+
+    # Given a run table in the session's region (not the example environment's us-east-1), and a stale $MM_ENV
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("MM_ENV", "no-longer-an-env")
+    table = "mm-elsewhere-runs"
+    boto3.client("dynamodb", region_name="eu-west-1").create_table(**status_table_definition(table))
+    store = StatusStore(table, dynamodb_client=boto3.client("dynamodb", region_name="eu-west-1"))
+    submission_id = new_uuid()
+    assert store.record_skipped(
+        routed_submission(submission_id), phase=ScoringPhase.PROVISIONAL, scorer_type="route-planner", reason="r"
+    )
+    # When the operator names the table (and no --env)
+    assert main(["status", submission_id, "--table", table, "--json"]) == 0
+    # Then the run is found there
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    assert [run["runId"] for run in runs] == [run_id(submission_id, ScoringPhase.PROVISIONAL)]

@@ -5,22 +5,32 @@ moto's Fargate RunTask cannot start a task here, so ECS is the repository's ECS 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from completion_lambda.outcome import decide_outcome
+from mm_adapters.status_store import StatusStore
 from mm_contracts.models.audit import OPERATOR_HISTORY_STATE
 from mm_contracts.models.ecs_event import EcsTaskStateChangeDetail
 from mm_contracts.models.lifecycle import SubmissionState
 from mm_contracts.models.outcome import OutcomeCode, TestStatus
 from operator_tools.clients import AwsClients
+from operator_tools.context import ChangeGate
 from operator_tools.stop import MAX_STOP_REASON, stop_reason
 from tests.fakes.clock import VirtualClock
 from tests.fakes.ecs import FakeEcs, fake_ecs_client
 from tests.unit.operator_tools.conftest import ROUTE_PLANNER, Deployed
-from tests.unit.operator_tools.operator_helpers import cli, launched_run, output_json, status_store, waiting_run
+from tests.unit.operator_tools.operator_helpers import (
+    NAMES,
+    cli,
+    launched_run,
+    output_json,
+    status_store,
+    waiting_run,
+)
 
 _Scheduled = list[tuple[float, Callable[[], None], str]]
 
@@ -124,3 +134,54 @@ def test_the_stop_reason_fits_stoptask_and_reads_as_an_operators_stop() -> None:
     assert len(reason) == MAX_STOP_REASON == 255
     assert reason.startswith("Stopped by operator arn:aws:sts::123456789012:assumed-role/ops/alice: x")
     assert not reason.startswith(TIMEOUT_STOP_REASON_PREFIX)  # else the completion would record TIMED_OUT
+
+
+def test_a_stop_whose_audit_write_fails_says_it_stopped_and_exits_1(
+    deployed: Deployed,
+    ecs: tuple[FakeEcs, _Scheduled],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake, _ = ecs
+    task_arn, cluster_arn = _running_task(fake)
+    the_run = launched_run(deployed, ROUTE_PLANNER, 1, task_arn=task_arn, cluster_arn=cluster_arn)
+
+    def refuse(*_: Any, **__: Any) -> bool:
+        raise RuntimeError("throttled")
+
+    monkeypatch.setattr(StatusStore, "append_operator_entry", refuse)
+    assert cli("stop", the_run, "--yes", "--reason", "why", "--json") == 1
+    out = capsys.readouterr()
+    assert json.loads(out.out)["stopped"] is True
+    assert f"changed (the task of {the_run} is stopping), audit entry not recorded: RuntimeError: throttled" in out.err
+    assert fake.tasks[task_arn].desired_status == "STOPPED"
+
+
+def test_a_run_that_changed_while_the_stop_was_confirmed_is_not_stopped(
+    deployed: Deployed,
+    ecs: tuple[FakeEcs, _Scheduled],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake, _ = ecs
+    task_arn, cluster_arn = _running_task(fake)
+    the_run = launched_run(deployed, ROUTE_PLANNER, 1, task_arn=task_arn, cluster_arn=cluster_arn)
+    approve = ChangeGate.approve
+
+    def approve_while_a_rerun_launches_another_task(self: ChangeGate, action: str, lines: list[str]) -> Any:
+        change = approve(self, action, lines)
+        deployed.client("dynamodb").update_item(
+            TableName=NAMES.status_table,
+            Key={"runId": {"S": the_run}},
+            UpdateExpression="SET taskArn = :other",
+            ExpressionAttributeValues={":other": {"S": task_arn + "-rerun"}},
+        )
+        return change
+
+    monkeypatch.setattr(ChangeGate, "approve", approve_while_a_rerun_launches_another_task)
+    assert cli("stop", the_run, "--yes", "--reason", "why") == 1
+    assert "changed while the stop was confirmed" in capsys.readouterr().err
+    assert fake.tasks[task_arn].desired_status == "RUNNING"
+    record = status_store(deployed).get(the_run)
+    assert record is not None
+    assert not [event for event in record.history if event.state == OPERATOR_HISTORY_STATE]

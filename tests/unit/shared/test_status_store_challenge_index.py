@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from mm_adapters.status_store import StatusStore
-from mm_adapters.status_store.challenge_index import latest_by_member
+from mm_adapters.status_store.challenge_index import latest_and_skipped, latest_by_member
 from mm_contracts.models.phase import Platform, ScoringPhase, run_id
 from mm_contracts.models.routed import KafkaCoordinates, RoutedSubmission
 from mm_contracts.tables import CHALLENGE_INDEX_ATTRIBUTES
@@ -122,3 +122,22 @@ def test_latest_by_member_ignores_runs_without_a_member(store: StatusStore) -> N
     anonymous = [r.model_copy(update={"member_id": None}) for r in records]
     assert latest_by_member(anonymous) == {}
     assert latest_by_member(records) == {3: "someSubmissi01"}
+
+
+def test_a_skipped_submission_is_never_a_members_latest(store: StatusStore) -> None:
+    # Member 4's last valid submission, then two the pipeline refused to score: one whose routed message carries the
+    # router's skip reason (a v6 submission to an inactive challenge), one skipped by the processor (no phase
+    # triggered: FAILED, never launched, and no skip reason in the message).
+    valid = v6("validSubmis401", 4, created=datetime(2027, 1, 15, 11, 0, tzinfo=UTC))
+    claim(store, valid)
+    inactive = v6("inactiveSub401", 4, created=datetime(2027, 1, 15, 12, 0, tzinfo=UTC)).model_copy(
+        update={"skip_reason": "The challenge is not active."}
+    )
+    assert store.record_skipped(inactive, phase=PROVISIONAL, scorer_type="route-planner", reason="inactive")
+    untriggered = v6("noPhaseSub4001", 4, created=datetime(2027, 1, 15, 13, 0, tzinfo=UTC))
+    assert store.record_skipped(untriggered, phase=PROVISIONAL, scorer_type="route-planner", reason="no phase")
+
+    records = store.runs_of_challenge(CHALLENGE)
+    assert latest_by_member(records) == {4: "validSubmis401"}
+    assert latest_and_skipped(records) == ({4: "validSubmis401"}, ["inactiveSub401", "noPhaseSub4001"])
+    assert store.latest_submissions(CHALLENGE) == {4: "validSubmis401"}
