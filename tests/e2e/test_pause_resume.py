@@ -10,17 +10,12 @@ them is launched once and reported once.
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import replace
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from infrastructure.config import load_environment
-from local_pipeline.deviations import LocalDeviations
 from local_pipeline.engine import LocalPipeline
 from local_pipeline.scenario import generate
 from mm_adapters.status_store import StatusStore
@@ -28,6 +23,7 @@ from mm_capacity.store import CapacityStore
 from mm_contracts.models.lifecycle import FINAL_STATES, LifecycleRecord, ReportStatus, SubmissionState
 from mm_contracts.models.phase import ScoringPhase, run_id
 from operator_tools.cli import main
+from tests.e2e import operator_pipeline
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-pause-resume")]
 
@@ -39,22 +35,8 @@ _SETTLED = frozenset({ReportStatus.REPORTED, ReportStatus.NOT_REQUIRED})
 
 @pytest.fixture
 def serving(tmp_path: Path) -> Iterator[LocalPipeline]:
-    deviations = replace(LocalDeviations(), sweep_interval_seconds=3600.0)
-    with LocalPipeline(load_environment("example"), deviations=deviations, log_dir=tmp_path / "logs") as pipeline:
-        thread = threading.Thread(target=pipeline.serve, name="serve", daemon=True)
-        thread.start()
-        try:
-            yield pipeline
-        finally:
-            pipeline.stop_serving()
-            thread.join(timeout=30)
-
-
-def _wait_until(check: Callable[[], bool], what: str, seconds: float = 120.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.5)
+    with operator_pipeline.serving("example", tmp_path / "logs") as pipeline:
+        yield pipeline
 
 
 def _operator(pipeline: LocalPipeline, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
@@ -98,7 +80,9 @@ def test_a_paused_challenge_holds_its_arrivals_and_scores_each_once_after_resume
     submissions = _submission_ids([record.value for record in records])
     runs = [run_id(submission, ScoringPhase.PROVISIONAL) for submission in submissions]
     pipeline.feed(records)
-    _wait_until(lambda: all(_paused_and_waiting(store.get(r)) for r in runs), "every arrival waits, paused")
+    operator_pipeline.wait_until(
+        lambda: all(_paused_and_waiting(store.get(r)) for r in runs), "every arrival waits, paused"
+    )
     # and a sweep runs while it is paused
     pipeline.invoke(names.sweeper_function, {"source": "test"})
 
@@ -117,7 +101,7 @@ def test_a_paused_challenge_holds_its_arrivals_and_scores_each_once_after_resume
     assert document["dispatch"].startswith("sweep started"), document["dispatch"]
 
     # Then every arrival is launched once and reported once
-    _wait_until(lambda: all(_done(store.get(r)) for r in runs), "every arrival is final and reported")
+    operator_pipeline.wait_until(lambda: all(_done(store.get(r)) for r in runs), "every arrival is final and reported")
     assert pipeline.standin is not None
     for submission in submissions:
         assert len(_tasks(pipeline, submission)) == 1

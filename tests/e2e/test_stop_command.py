@@ -11,16 +11,11 @@ ends it, its STOPPED event (UserInitiated, the operator's reason) reaches the co
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from infrastructure.config import load_environment
-from local_pipeline.deviations import LocalDeviations
 from local_pipeline.engine import LocalPipeline
 from local_pipeline.scenario import generate
 from mm_adapters.status_store import StatusStore
@@ -28,6 +23,7 @@ from mm_contracts.models.audit import OPERATOR_HISTORY_STATE
 from mm_contracts.models.lifecycle import FINAL_STATES, LifecycleRecord, ReportStatus, SubmissionState
 from mm_contracts.models.phase import ScoringPhase, run_id
 from operator_tools.cli import main
+from tests.e2e import operator_pipeline
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-stop-command")]
 
@@ -36,24 +32,14 @@ OPERATOR_STOP = "stopped by an operator"
 _SETTLED = frozenset({ReportStatus.REPORTED, ReportStatus.NOT_REQUIRED})
 
 
+def _wait_until(check: Callable[[], bool], what: str, seconds: float = 45.0) -> None:
+    operator_pipeline.wait_until(check, what, seconds, poll=0.25)
+
+
 @pytest.fixture
 def serving(tmp_path: Path) -> Iterator[LocalPipeline]:
-    deviations = replace(LocalDeviations(), sweep_interval_seconds=3600.0)
-    with LocalPipeline(load_environment("example"), deviations=deviations, log_dir=tmp_path / "logs") as pipeline:
-        thread = threading.Thread(target=pipeline.serve, name="serve", daemon=True)
-        thread.start()
-        try:
-            yield pipeline
-        finally:
-            pipeline.stop_serving()
-            thread.join(timeout=30)
-
-
-def _wait_until(check: Callable[[], bool], what: str, seconds: float = 45.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.25)
+    with operator_pipeline.serving("example", tmp_path / "logs") as pipeline:
+        yield pipeline
 
 
 def _launched(record: LifecycleRecord | None) -> bool:

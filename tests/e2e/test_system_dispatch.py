@@ -11,17 +11,12 @@ asynchronous Invoke of the sweeper through the emulator, decision 109), then the
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import replace
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from infrastructure.config import load_environment
-from local_pipeline.deviations import LocalDeviations
 from local_pipeline.engine import LocalPipeline
 from local_pipeline.results import task_run_key
 from local_pipeline.scenario import InputRecord
@@ -29,6 +24,7 @@ from mm_adapters.status_store import StatusStore
 from mm_contracts.models.lifecycle import FINAL_STATES, LifecycleRecord, ReportStatus
 from mm_contracts.models.phase import ScoringPhase, run_id
 from operator_tools.cli import main
+from tests.e2e import operator_pipeline
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-system-dispatch")]
 
@@ -59,20 +55,13 @@ def _record(position: int, submission_id: str, member_id: int, submitted: str) -
 
 @pytest.fixture
 def serving(tmp_path: Path) -> Iterator[LocalPipeline]:
-    deviations = replace(LocalDeviations(), sweep_interval_seconds=3600.0)
     records = [
         _record(0, EARLIER, 88770001, "2027-01-15T10:00:00.000Z"),
         _record(1, LATER, 88770001, "2027-01-15T11:00:00.000Z"),
         _record(2, OTHER, 88770002, "2027-01-15T10:30:00.000Z"),
     ]
-    with LocalPipeline(load_environment("dev"), deviations=deviations, log_dir=tmp_path / "logs") as pipeline:
-        thread = threading.Thread(target=pipeline.serve, args=(records,), name="serve", daemon=True)
-        thread.start()
-        try:
-            yield pipeline
-        finally:
-            pipeline.stop_serving()
-            thread.join(timeout=30)
+    with operator_pipeline.serving("dev", tmp_path / "logs", records) as pipeline:
+        yield pipeline
 
 
 def _store(pipeline: LocalPipeline) -> StatusStore:
@@ -81,13 +70,6 @@ def _store(pipeline: LocalPipeline) -> StatusStore:
 
 def _done(record: LifecycleRecord | None) -> bool:
     return record is not None and record.state in FINAL_STATES and record.report_status in _SETTLED
-
-
-def _wait_until(check: Callable[[], bool], what: str, seconds: float = 120.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.5)
 
 
 def _operator(pipeline: LocalPipeline, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
@@ -118,7 +100,9 @@ def test_system_dispatch_and_a_rerun_through_the_local_pipeline(
     store = _store(pipeline)
     arrival = [run_id(s, p) for s in (EARLIER, LATER, OTHER) for p in ON_ARRIVAL]
     # Given three submissions (member A twice, member B once), each scored EXAMPLE and PROVISIONAL and reported
-    _wait_until(lambda: all(_done(store.get(r)) for r in arrival), "every arrival run is final and reported")
+    operator_pipeline.wait_until(
+        lambda: all(_done(store.get(r)) for r in arrival), "every arrival run is final and reported"
+    )
 
     # When the operator dispatches SYSTEM for the challenge and waits for it
     status, document = _operator(pipeline, capsys, "dispatch-system", ROUTE_PLANNER, "--wait", "120")
@@ -153,7 +137,7 @@ def test_system_dispatch_and_a_rerun_through_the_local_pipeline(
     status, document = _operator(pipeline, capsys, "rerun", OTHER, "--phase", "PROVISIONAL")
     assert status == 0, document
     assert [r["outcome"] for r in document["runs"]] == ["queued"]
-    _wait_until(
+    operator_pipeline.wait_until(
         lambda: _done(store.get(provisional)) and len(_summations(pipeline, OTHER, ScoringPhase.PROVISIONAL)) == 2,
         "the rerun is final and reported",
     )
