@@ -18,6 +18,7 @@ nothing printed, human or JSON, holds it.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -123,6 +124,32 @@ def _runs(store: StatusStore, run_ids: list[str]) -> dict[str, str]:
     return {run_id: (_run_summary(found[run_id]) if run_id in found else "no status item") for run_id in run_ids}
 
 
+def _letter(
+    message: PeekedMessage,
+    store: StatusStore,
+    about: tuple[str | None, str | None, Any],
+    reason_of: Callable[[dict[str, str]], str],
+    document: Any,
+    event: dict[str, Any] | None = None,
+) -> DeadLetter:
+    """A dead letter about (submission, challenge, phase): its runs read from the status table, its reason from them."""
+    submission_id, challenge_id, phase = about
+    run_ids = _run_ids_of(store, submission_id, challenge_id, phase) if submission_id else []
+    runs = _runs(store, run_ids)
+    return DeadLetter(
+        message.message_id,
+        message.sent_at,
+        message.receive_count,
+        submission_id,
+        challenge_id,
+        run_ids,
+        reason_of(runs)[:MAX_REASON],
+        document,
+        event=event,
+        runs=runs,
+    )
+
+
 def _routed(message: PeekedMessage, store: StatusStore) -> DeadLetter:
     document = routed_document(message.body)
     if document is None:
@@ -138,21 +165,11 @@ def _routed(message: PeekedMessage, store: StatusStore) -> DeadLetter:
         )
     submission_id = str(document.get("submissionId") or "") or None
     challenge_id = str(document.get("challengeId") or "") or None
-    phase = document.get("phase")
-    run_ids = _run_ids_of(store, submission_id, challenge_id, phase) if submission_id else []
-    runs = _runs(store, run_ids)
-    reason = "; ".join(f"{k}: {v}" for k, v in runs.items()) if runs else "no run recorded for this submission"
-    return DeadLetter(
-        message.message_id,
-        message.sent_at,
-        message.receive_count,
-        submission_id,
-        challenge_id,
-        run_ids,
-        reason[:MAX_REASON],
-        document,
-        runs=runs,
-    )
+
+    def reason_of(runs: dict[str, str]) -> str:
+        return "; ".join(f"{k}: {v}" for k, v in runs.items()) if runs else "no run recorded for this submission"
+
+    return _letter(message, store, (submission_id, challenge_id, document.get("phase")), reason_of, document)
 
 
 def _event_run(event: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
@@ -203,22 +220,13 @@ def _completion(message: PeekedMessage, store: StatusStore) -> DeadLetter:
         ]
         why = "target DLQ: " + ", ".join(errors) if errors else "no error attributes (a redriven or local event)"
     submission_id, phase, challenge_id = _event_run(event) if event else (None, None, None)
-    run_ids = _run_ids_of(store, submission_id, challenge_id, phase) if submission_id else []
-    runs = _runs(store, run_ids)
-    reason = why + ("; " + "; ".join(f"{k}: {v}" for k, v in runs.items()) if runs else "")
-    return DeadLetter(
-        message.message_id,
-        message.sent_at,
-        message.receive_count,
-        submission_id,
-        challenge_id,
-        run_ids,
-        reason[:MAX_REASON],
-        # A body that is not JSON cannot be redacted: only its length is shown.
-        document if document is not None else f"<not JSON: {len(message.body)} characters>",
-        event=event,
-        runs=runs,
-    )
+
+    def reason_of(runs: dict[str, str]) -> str:
+        return why + ("; " + "; ".join(f"{k}: {v}" for k, v in runs.items()) if runs else "")
+
+    # A body that is not JSON cannot be redacted: only its length is shown.
+    shown = document if document is not None else f"<not JSON: {len(message.body)} characters>"
+    return _letter(message, store, (submission_id, challenge_id, phase), reason_of, shown, event=event)
 
 
 def decode(kind: QueueKind, message: PeekedMessage, store: StatusStore) -> DeadLetter:

@@ -7,6 +7,7 @@ redrive policy of its own, so the receive count a peek adds changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -136,24 +137,31 @@ def _peeked(message: dict[str, Any]) -> PeekedMessage:
     )
 
 
-def receive(clients: ClientSource, url: str, *, limit: int, visibility_seconds: int) -> list[dict[str, Any]]:
-    """Up to `limit` messages, each received once (they stay invisible for `visibility_seconds`)."""
-    sqs = clients.client("sqs")
-    received: dict[str, dict[str, Any]] = {}
-    while len(received) < limit:
+def fresh_batches(sqs: Any, url: str, *, limit: int, visibility_seconds: int) -> Iterator[list[dict[str, Any]]]:
+    """Receive batches until `limit` messages or the queue gives no message not seen yet in this call; each batch
+    holds only fresh messages (they stay invisible for `visibility_seconds`). The one receive loop of the peek and
+    the move."""
+    seen: set[str] = set()
+    while len(seen) < limit:
         batch = sqs.receive_message(
             QueueUrl=url,
-            MaxNumberOfMessages=min(MAX_RECEIVE_BATCH, limit - len(received)),
+            MaxNumberOfMessages=min(MAX_RECEIVE_BATCH, limit - len(seen)),
             VisibilityTimeout=visibility_seconds,
             WaitTimeSeconds=0,
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
         ).get("Messages", [])
-        fresh = [m for m in batch if m["MessageId"] not in received]
+        fresh = [m for m in batch if m["MessageId"] not in seen]
         if not fresh:
-            break
-        received.update((m["MessageId"], m) for m in fresh)
-    return list(received.values())
+            return
+        seen.update(m["MessageId"] for m in fresh)
+        yield fresh
+
+
+def receive(clients: ClientSource, url: str, *, limit: int, visibility_seconds: int) -> list[dict[str, Any]]:
+    """Up to `limit` messages, each received once (they stay invisible for `visibility_seconds`)."""
+    sqs = clients.client("sqs")
+    return [m for batch in fresh_batches(sqs, url, limit=limit, visibility_seconds=visibility_seconds) for m in batch]
 
 
 def release(clients: ClientSource, url: str, messages: list[dict[str, Any]]) -> None:

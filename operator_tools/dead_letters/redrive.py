@@ -26,7 +26,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from infrastructure.wiring import WiringPlan
 from operator_tools.clients import ClientSource
 from operator_tools.dead_letters.decode import completion_event, routed_document
-from operator_tools.dead_letters.queues import MAX_RECEIVE_BATCH, DeadLetterQueue, QueueKind, queue_arn, queue_url
+from operator_tools.dead_letters.queues import (
+    DeadLetterQueue,
+    QueueKind,
+    fresh_batches,
+    queue_arn,
+    queue_url,
+)
 
 MOVE_VISIBILITY_SECONDS = 60
 # An API the endpoint does not implement: moto answers an HTML 500 (so the code reads "500", which AWS, whose errors
@@ -147,26 +153,19 @@ def move_messages(
 ) -> RedriveResult:
     """Receive, hand on, delete: up to `limit` messages, each at most once in this call."""
     sqs = clients.client("sqs")
-    seen: set[str] = set()
-    while len(seen) < limit:
+    moved = 0
+    batches = fresh_batches(sqs, dlq_url, limit=limit, visibility_seconds=MOVE_VISIBILITY_SECONDS)
+    while True:
         try:
-            batch = sqs.receive_message(
-                QueueUrl=dlq_url,
-                MaxNumberOfMessages=min(MAX_RECEIVE_BATCH, limit - len(seen)),
-                VisibilityTimeout=MOVE_VISIBILITY_SECONDS,
-                WaitTimeSeconds=0,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            ).get("Messages", [])
+            batch = next(batches, None)
         except (ClientError, BotoCoreError) as error:
             result.interrupted = True
-            result.errors.append(f"ReceiveMessage failed ({_error(error)}): stopped after {len(seen)} message(s)")
+            result.errors.append(f"ReceiveMessage failed ({_error(error)}): stopped after {moved} message(s)")
             break
-        fresh = [m for m in batch if m["MessageId"] not in seen]
-        if not fresh:
+        if batch is None:
             break
-        for message in fresh:
-            seen.add(message["MessageId"])
+        for message in batch:
+            moved += 1
             _move_one(sqs, dlq_url, message, deliver, result)
             if max_per_second:
                 sleep(1.0 / max_per_second)
