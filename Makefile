@@ -12,7 +12,7 @@ ENV ?= example
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: help install test lint format typecheck imports unit integration e2e infra synth diff run bench layer clean
+.PHONY: help install test lint format typecheck imports unit integration e2e infra synth diff run bench bench-long layer clean
 
 help:  ## List the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -72,8 +72,11 @@ synth: install  ## Synthesize every stack of ENV with the pinned CDK CLI (offlin
 diff: install  ## cdk diff against the account in your AWS credentials
 	npx cdk diff -c env=$(ENV)
 
-bench: install  ## Benchmarks: print figures (never asserted)
+bench: install  ## The issue-13 figures beside their floors, a few minutes (never asserted); README block: run_all --update-readme
 	$(RUN)/python -m benchmarks.run_all
+
+bench-long: install  ## The long benchmarks (10-30 min each): fault matrix, burst, capacity burst, fuzz
+	$(RUN)/python -m benchmarks.run_all --long
 
 clean:  ## Remove build outputs
 	rm -rf build cdk.out reports .mypy_cache .ruff_cache

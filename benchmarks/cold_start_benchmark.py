@@ -1,6 +1,19 @@
-"""Cold-start import time of each handler: a fresh interpreter per sample, like a new Lambda container.
+"""Cold-start import time of each handler beside its floor, `import boto3`, measured in the same run.
 
-Prints figures (median and max over N samples, and the heaviest imports from `-X importtime`); asserts nothing.
+Every sample is a fresh interpreter, like a new Lambda execution environment. A handler's sample imports the
+handler module and then boto3 (a no-op when the handler already did): every function's first invocation calls AWS,
+so a handler that defers boto3 to its first call pays it there, and the figure counts it either way. The floor
+sample imports boto3 alone. Samples are interleaved (boto3, router, ..., boto3, router, ...) so machine load
+falls on the floor and the handlers alike; one warm-up round first writes the bytecode caches.
+
+The figure is the CPU time of the import (`time.process_time()` in the child): on a shared machine it is far
+steadier than wall time, which is printed beside it; an import is CPU-bound, so the two agree on an idle machine.
+Also printed (and published without a goal): `cold_start.pydantic_floor`, boto3 plus pydantic with one model built
+plus the Powertools Logger, the least a handler that validates its event with pydantic can import.
+
+Publishes `cold_start.<function>` (median ms; floor = the boto3 median; goal 1.3 x, issue 13) and prints, per
+handler, the packages beyond the floor that cost the most import time (self time summed per top-level package,
+from `-X importtime`). Asserts nothing.
 Run: `.venv/bin/python -m benchmarks.cold_start_benchmark [--samples N]`.
 """
 
@@ -11,30 +24,68 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.figures import Figure, publish
+
 ROOT = Path(__file__).resolve().parent.parent
+# Figure key suffix -> handler module.
 HANDLERS = {
     "router": "router_lambda.handler",
-    "challenge-processor": "challenge_lambda.handler",
+    "challenge_processor": "challenge_lambda.handler",
     "completion": "completion_lambda.handler",
-    "timeout-sweeper": "sweeper_lambda.handler",
+    "timeout_sweeper": "sweeper_lambda.handler",
+    "certificate_monitor": "certificate_monitor.handler",
+    "scorer_token_refresher": "scorer_token_refresher.handler",
 }
-# Handlers read settings lazily, but Powertools wants a service name and region at import.
-ENV = {"AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "true", "PATH": "/usr/bin:/bin"}
+GOAL_RATIO = 1.3
+FLOOR = "import boto3"
+PYDANTIC_FLOOR = (
+    "import boto3, pydantic; from aws_lambda_powertools import Logger; Logger(service='floor'); "
+    "pydantic.create_model('Event', id=(str, ...))(id='x')"
+)
+# Handlers read their settings on the first call; only the region is read at import (by nothing we own).
+ENV = {"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"}
 
 
-def _sample(module: str) -> float:
-    code = f"import time; t=time.perf_counter(); import {module}; print(time.perf_counter()-t)"
+def handler_statement(module: str) -> str:
+    return f"import {module}; import boto3"
+
+
+@dataclass
+class Samples:
+    cpu_ms: list[float] = field(default_factory=list)
+    wall_ms: list[float] = field(default_factory=list)
+
+    @property
+    def cpu(self) -> float:
+        return statistics.median(self.cpu_ms)
+
+    @property
+    def wall(self) -> float:
+        return statistics.median(self.wall_ms)
+
+
+def _sample(statement: str) -> tuple[float, float]:
+    """(CPU ms, wall ms) of `statement` in a fresh interpreter."""
+    code = (
+        "import time; c=time.process_time(); w=time.perf_counter()\n"
+        f"{statement}\n"
+        "print(time.process_time()-c, time.perf_counter()-w)"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True, check=True, timeout=60
     )
-    return float(out.stdout.strip().splitlines()[-1])
+    cpu, wall = (float(part) * 1000 for part in out.stdout.strip().splitlines()[-1].split())
+    return cpu, wall
 
 
-def _heaviest(module: str, top: int = 5) -> list[tuple[int, str]]:
+def package_self_times(statement: str) -> dict[str, float]:
+    """Import self time (ms) per top-level package when `statement` runs cold (`-X importtime`)."""
     out = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+        [sys.executable, "-X", "importtime", "-c", statement],
         cwd=ROOT,
         env=ENV,
         capture_output=True,
@@ -42,31 +93,92 @@ def _heaviest(module: str, top: int = 5) -> list[tuple[int, str]]:
         check=True,
         timeout=60,
     )
-    rows: list[tuple[int, str]] = []
+    self_us: dict[str, int] = defaultdict(int)
     for line in out.stderr.splitlines():
         if not line.startswith("import time:") or "cumulative" in line:
             continue
-        _, cumulative, name = (part.strip() for part in line.removeprefix("import time:").split("|"))
-        if not name.startswith(" "):  # top-level imports only (no indentation)
-            rows.append((int(cumulative), name.strip()))
-    return sorted(rows, reverse=True)[:top]
+        own, _, name = (part.strip() for part in line.removeprefix("import time:").split("|"))
+        self_us[name.split(".")[0]] += int(own)
+    return {package: us / 1000 for package, us in self_us.items()}
+
+
+def heaviest_beyond_floor(module: str, floor_packages: set[str], top: int = 5) -> list[tuple[str, float]]:
+    """The packages `module` imports that `import boto3` does not, by import self time (ms)."""
+    times = package_self_times(handler_statement(module))
+    beyond = [(package, ms) for package, ms in times.items() if package not in floor_packages]
+    return sorted(beyond, key=lambda item: item[1], reverse=True)[:top]
+
+
+def measure(statements: dict[str, str], samples: int) -> dict[str, Samples]:
+    """Interleaved samples of every statement; one that fails to run is reported and left out."""
+    results = {name: Samples() for name in statements}
+    for round_number in range(samples + 1):
+        for name in list(results):
+            try:
+                cpu, wall = _sample(statements[name])
+            except subprocess.CalledProcessError as error:
+                print(f"{name}: import failed: {error.stderr.strip().splitlines()[-1:]}")
+                del results[name]
+                continue
+            if round_number:  # round 0 warms the bytecode caches
+                results[name].cpu_ms.append(cpu)
+                results[name].wall_ms.append(wall)
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--samples", type=int, default=5)
+    parser.add_argument("--samples", type=int, default=7)
     args = parser.parse_args(argv)
-    print(f"cold-start import time ({args.samples} fresh interpreters each, {sys.version.split()[0]})")
-    print(f"{'function':<22}{'median ms':>12}{'max ms':>10}   heaviest top-level imports (cumulative ms)")
     started = time.perf_counter()
-    for name, module in HANDLERS.items():
-        try:
-            samples = [_sample(module) * 1000 for _ in range(args.samples)]
-            heavy = ", ".join(f"{mod} {us / 1000:.0f}" for us, mod in _heaviest(module, 3))
-        except subprocess.CalledProcessError as error:
-            print(f"{name:<22}{'import failed':>22}   {error.stderr.strip().splitlines()[-1:]}")
+    print(f"cold-start import time ({args.samples} fresh interpreters each, interleaved, {sys.version.split()[0]})")
+    statements = {
+        "boto3": FLOOR,
+        "pydantic floor": PYDANTIC_FLOOR,
+        **{module: handler_statement(module) for module in HANDLERS.values()},
+    }
+    results = measure(statements, args.samples)
+    if "boto3" not in results:
+        print("the floor (import boto3) could not be measured")
+        return 1
+    floor = results["boto3"].cpu
+    floor_packages = set(package_self_times(FLOOR))
+    print(f"{'import':<32}{'CPU ms':>8}{'wall ms':>9}{'x boto3':>9}   heaviest beyond boto3 (import self ms)")
+    for name in ("boto3", "pydantic floor"):
+        if name in results:
+            print(f"{name:<32}{results[name].cpu:>8.1f}{results[name].wall:>9.1f}{results[name].cpu / floor:>9.2f}")
+    figures: list[Figure] = []
+    if "pydantic floor" in results:
+        figures.append(
+            Figure(
+                "cold_start.pydantic_floor",
+                "cold import: boto3 + pydantic (one model) + Logger",
+                round(results["pydantic floor"].cpu, 1),
+                "ms",
+                floor=round(floor, 1),
+                floor_label="import boto3, same run",
+                note="the least a handler validating its event with pydantic imports; no goal",
+            )
+        )
+    for key, module in HANDLERS.items():
+        if module not in results:
             continue
-        print(f"{name:<22}{statistics.median(samples):>12.1f}{max(samples):>10.1f}   {heavy}")
+        sample = results[module]
+        heavy = ", ".join(f"{package} {ms:.0f}" for package, ms in heaviest_beyond_floor(module, floor_packages))
+        print(f"{module:<32}{sample.cpu:>8.1f}{sample.wall:>9.1f}{sample.cpu / floor:>9.2f}   {heavy}")
+        figures.append(
+            Figure(
+                f"cold_start.{key}",
+                f"cold import: {key.replace('_', ' ')}",
+                round(sample.cpu, 1),
+                "ms",
+                floor=round(floor, 1),
+                floor_label="import boto3, same run",
+                goal_ratio=GOAL_RATIO,
+                note=f"median CPU of {args.samples} fresh interpreters (wall {sample.wall:.0f} ms); handler then boto3",
+            )
+        )
+    publish("cold_start", figures)
     print(f"(took {time.perf_counter() - started:.1f} s)")
     return 0
 

@@ -1,8 +1,12 @@
-"""End-to-end figures of the local pipeline under load: `--generate N` valid submissions (default 1000)
+"""End-to-end figures of the local pipeline under load: `--submissions N` valid submissions (default 1000)
 spread over the example environment's active challenges, every one through the real functions.
 
-Prints, never asserts: submissions per second end to end, per-stage latency (p50/p95), and the AWS calls
-the functions made per routed submission, by service (counted at the emulator and the fake Fargate).
+Prints, never asserts: submissions per second end to end, per-stage latency (p50/p95), the AWS calls
+the functions made per routed submission, by service (counted at the emulator and the fake Fargate), and where
+the CPU went: seconds per process (the engine, the emulator's processes, each function's instances, the scorer
+tasks), so the next engineer sees what to cut. Publishes (`benchmarks.figures`): `local_pipeline.seconds_1000`
+(seconds for 1,000 submissions end to end, beside the issue's bound of 60 s; a run of another size is scaled
+linearly and says so) and `local_pipeline.throughput` (submissions per second).
 Run: `.venv/bin/python -m benchmarks.local_pipeline_benchmark [--submissions N]`.
 
 Time compression is off here (real challenge timeouts, 30 s visibility): a queued scorer must not be
@@ -12,14 +16,96 @@ mistaken for an overdue one.
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import time
 
+from benchmarks.figures import Figure, publish
 from infrastructure.config import load_environment
-from local_pipeline.engine import run_local
+from local_pipeline.engine import LocalPipeline
+from local_pipeline.outcome import RunOutcome
 from local_pipeline.provision import LocalDeviations
 from local_pipeline.report import STAGES, calls_per_submission, function_calls, stage_timings, state_counts
 from local_pipeline.scenario import generate
+
+ISSUE_BOUND_SECONDS = 60.0  # issue 13: 1,000 submissions end to end in under 60 s on this machine
+FIGURE_SUBMISSIONS = 1000
+
+
+def _cpu_seconds(usage: resource.struct_rusage) -> float:
+    return usage.ru_utime + usage.ru_stime
+
+
+def print_cpu(outcome: RunOutcome, submissions: int, engine_seconds: float, children_seconds: float) -> None:
+    """CPU seconds per process (user + system), and per submission: where the machine's two cores went."""
+    rows: list[tuple[str, float, str]] = [
+        ("engine (this process: ESMs, fake Fargate, stand-in, observation)", engine_seconds, "")
+    ]
+    for name, seconds in sorted(outcome.process_cpu_seconds.items()):
+        if name != "engine":
+            rows.append((name, seconds, "at the report"))
+    for w in outcome.workers:
+        if w.cpu_seconds is not None:
+            detail = f"{w.instances} instance(s), at most {w.busy_most} busy, {w.cold_starts} cold start(s)"
+            rows.append((f"function {w.name}", w.cpu_seconds, detail))
+    rows.append(("scorer tasks", outcome.task_cpu_seconds, f"{outcome.tasks_started} tasks"))
+    print(f"CPU seconds by process (user + system; {submissions} submissions):")
+    for name, seconds, detail in rows:
+        per = seconds / max(1, submissions) * 1000
+        print(f"  {name:<72}{seconds:>8.1f} s {per:>8.1f} ms/submission  {detail}")
+    counted = sum(seconds for name, seconds, _ in rows if not name.startswith("engine"))
+    print(
+        f"  {'all child processes (reaped, whole life)':<72}{children_seconds:>8.1f} s; counted above "
+        f"{counted:.1f} s (the rest: start-up and stop after the report)"
+    )
+    if outcome.pollers_most:
+        print(f"challenge mappings' most pollers at once: {outcome.pollers_most}")
+
+
+def _emulator_cpu(pipeline: LocalPipeline) -> dict[str, float]:
+    """moto's CPU seconds per `service.Operation`, when the emulator runs in its own processes (decision 115)."""
+    read = getattr(pipeline.aws, "emulator_cpu", None)
+    if not callable(read):
+        return {}
+    try:
+        groups = read()
+    except Exception:  # a benchmark prints what it can
+        return {}
+    return {
+        f"{service}.{operation}": seconds for ops in groups.values() for (service, operation), seconds in ops.items()
+    }
+
+
+def publish_figures(outcome: RunOutcome, submissions: int, run_seconds: float) -> None:
+    scaled = run_seconds * FIGURE_SUBMISSIONS / max(1, submissions)
+    size_note = (
+        f"{submissions} submissions measured"
+        if submissions == FIGURE_SUBMISSIONS
+        else f"{submissions} submissions measured, scaled linearly to {FIGURE_SUBMISSIONS}"
+    )
+    ok_note = "" if outcome.ok else "; the run was NOT ok (see its report)"
+    publish(
+        "local_pipeline",
+        [
+            Figure(
+                "local_pipeline.seconds_1000",
+                "local pipeline: 1,000 submissions end to end",
+                round(scaled, 1),
+                "s",
+                floor=ISSUE_BOUND_SECONDS,
+                floor_label="the issue's bound",
+                goal_ratio=1.0,
+                note=size_note + ok_note,
+            ),
+            Figure(
+                "local_pipeline.throughput",
+                "local pipeline: submissions end to end per second",
+                round(submissions / run_seconds, 2),
+                "submissions/s",
+                note=f"the bound is {FIGURE_SUBMISSIONS / ISSUE_BOUND_SECONDS:.1f}/s; {size_note}{ok_note}",
+            ),
+        ],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,14 +132,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  ... {final}/{total} final", flush=True)
 
     print(f"local pipeline benchmark: {len(records)} generated submissions, environment {config.environment}")
-    outcome = run_local(
-        config,
-        records,
-        deadline_seconds=120 + 1.0 * len(records),
-        deviations=deviations,
-        progress=progress,
-        max_running_tasks=args.max_tasks,
-    )
+    with LocalPipeline(config, deviations=deviations, max_running_tasks=args.max_tasks) as pipeline:
+        outcome = pipeline.run(records, deadline_seconds=120 + 1.0 * len(records), progress=progress)
+        emulator_cpu = _emulator_cpu(pipeline)
     run_seconds = outcome.finished_at - outcome.feeding_started_at
     print(f"wall time {time.monotonic() - began:.1f}s (startup {outcome.feeding_started_at - outcome.started_at:.1f}s)")
     print(f"final states: {state_counts(outcome)}; unaccounted {len(outcome.unaccounted)}; ok {outcome.ok}")
@@ -76,6 +157,13 @@ def main(argv: list[str] | None = None) -> int:
         f"RunTask calls {outcome.run_task_calls}, tasks {outcome.tasks_started}; Kafka invocations "
         f"{outcome.feed.invocations}; function errors {sum(w.errors for w in outcome.workers)}"
     )
+    engine = _cpu_seconds(resource.getrusage(resource.RUSAGE_SELF))
+    children = _cpu_seconds(resource.getrusage(resource.RUSAGE_CHILDREN))
+    print_cpu(outcome, len(records), engine, children)
+    if emulator_cpu:
+        top = sorted(emulator_cpu.items(), key=lambda item: -item[1])[:8]
+        print("emulator CPU by operation (moto's own, s): " + ", ".join(f"{op} {sec:.1f}" for op, sec in top))
+    publish_figures(outcome, len(records), run_seconds)
     return 0
 
 

@@ -13,12 +13,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from certificate_monitor.check import check
-from certificate_monitor.observability import logger, tracer
+from certificate_monitor.observability import logger
 from certificate_monitor.wiring import dependencies
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deps = dependencies()
     expiry = check(deps.settings, secrets=deps.secrets, metrics=deps.metrics, now=datetime.now(tz=UTC))

@@ -119,12 +119,17 @@ class Admission:
         return current
 
     # ------------------------------------------------------------------ dispatch
-    def dispatch(self, *, prefer_run_id: str | None, ids: dict[str, str]) -> DispatchResult | None:
-        """This challenge's queue dispatched. The dispatcher admits nothing while the environment's caps are unusable
-        (it logs and counts CapacityConfigErrors: never admit without a cap). None: the capacity table failed. Either
-        way the runs stay WAITING, and the sweeper dispatches again."""
+    def dispatch(self, *, prefer: LifecycleRecord | None, ids: dict[str, str]) -> DispatchResult | None:
+        """This challenge's queue dispatched; `prefer`: this message's WAITING run, returned as `self_admitted` (not
+        sent) when it is admitted. The dispatcher admits nothing while the environment's caps are unusable (it logs
+        and counts CapacityConfigErrors: never admit without a cap). None: the capacity table failed. Either way the
+        runs stay WAITING, and the sweeper dispatches again."""
         try:
-            return self._dispatcher.dispatch(challenge_id=self._challenge_id, prefer_run_id=prefer_run_id)
+            return self._dispatcher.dispatch(
+                challenge_id=self._challenge_id,
+                prefer_run_id=prefer.run_id if prefer is not None else None,
+                prefer_record=prefer,
+            )
         except (BotoCoreError, ClientError) as error:
             # Never a message failure: the runs are durably WAITING and the sweeper's dispatch is the safety net.
             self._logger.exception(
@@ -132,9 +137,6 @@ class Admission:
                 extra={"error_type": type(error).__name__, **ids},
             )
         return None
-
-    def queue_position(self, record: LifecycleRecord) -> int | None:
-        return self._capacity.queue_position(self._challenge_id, record.wait_order) if record.wait_order else None
 
     def _send_admitted(self, admitted: Admitted) -> None:
         """An admitted run that is not this message's: its routed message (with its phase) to this challenge's queue.
@@ -192,7 +194,7 @@ class Admission:
                 return  # an ambiguous dead letter keeps its slot: a task may run (the reconciler decides)
             if self._capacity.release(record):
                 self._logger.info("slot of a dead-lettered run released", extra=ids)
-                self.dispatch(prefer_run_id=None, ids=ids)
+                self.dispatch(prefer=None, ids=ids)
         except (BotoCoreError, ClientError) as error:
             self._logger.warning(
                 "slot release of a dead-lettered run failed; the reconciler frees it",

@@ -274,7 +274,7 @@ class ChallengeProcessor:
         if record.state is SubmissionState.WAITING:
             return self._dispatch_run(submission, config, record, message, ids)
         if record.state in _CLAIMABLE_STATES or record.state is SubmissionState.DEAD_LETTERED:  # dead: slot held
-            return self.run_launch.launch(submission, config, run, message)
+            return self.run_launch.launch(submission, config, run, message, observed=record)
         self._metrics.count(Metric.DUPLICATES_SKIPPED, phase=run.phase.value)
         self._logger.info(
             "duplicate delivery acknowledged without RunTask",
@@ -291,13 +291,16 @@ class ChallengeProcessor:
         ids: dict[str, str],
     ) -> RecordOutcome:
         """Admit what this challenge's caps allow; launch this run here if it is among them, else it waits."""
-        result = self.admission.dispatch(prefer_run_id=record.run_id, ids=ids)
+        result = self.admission.dispatch(prefer=record, ids=ids)
         if result is not None and result.self_admitted is not None:
-            return self.run_launch.launch(submission, config, record.run_key, message)
+            admitted = result.self_admitted.record
+            return self.run_launch.launch(submission, config, record.run_key, message, observed=admitted)
+        # The wait order, not the position: counting the entries ahead is a Query per waiting run, and
+        # `mm-processor status` shows the position when an operator asks (decision 114).
         self._logger.info(
             "run waits for capacity; message acknowledged",
             extra={
-                "wait_position": self.admission.queue_position(record),
+                "wait_order": record.wait_order,
                 "blocked_by": result.blocked_by if result is not None else None,
                 **ids,
             },

@@ -34,7 +34,7 @@ from challenge_lambda.outcomes import (
 from mm_adapters.status_store import LaunchClaim, LaunchDecision, StatusStore
 from mm_contracts.metric_names import Metric
 from mm_contracts.models.challenge import ChallengeConfig
-from mm_contracts.models.lifecycle import FINAL_STATES, SubmissionState
+from mm_contracts.models.lifecycle import FINAL_STATES, LifecycleRecord, SubmissionState
 from mm_contracts.models.phase import PhaseConfig, RunKey
 from mm_contracts.models.routed import RoutedSubmission
 from mm_contracts.ports import MetricsSink
@@ -67,9 +67,16 @@ class RunLaunch:
         self._logger = logger
 
     def launch(
-        self, submission: RoutedSubmission, config: ChallengeConfig, run: RunKey, message: InboundMessage
+        self,
+        submission: RoutedSubmission,
+        config: ChallengeConfig,
+        run: RunKey,
+        message: InboundMessage,
+        *,
+        observed: LifecycleRecord | None = None,
     ) -> RecordOutcome:
-        """The launch claim of a run that holds a slot, then RunTask (paced) exactly as before capacity existed."""
+        """The launch claim of a run that holds a slot, then RunTask (paced) exactly as before capacity existed.
+        `observed`: the run's item as this message just read or admitted it (the claim starts from it)."""
         ids = run_log_ids(submission, run)
         timeout = config.phase_timeout(run.phase)
         claim = self._store.claim_launch(
@@ -78,6 +85,7 @@ class RunLaunch:
             scorer_type=config.scorer_type,
             lease_seconds=self._lease_seconds,
             timeout_seconds=timeout,
+            observed=observed,
         )
         if not claim.granted:
             return self._not_granted(claim, run, ids)

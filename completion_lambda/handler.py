@@ -13,12 +13,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from completion_lambda.events import InvalidEventError, parse_event
-from completion_lambda.observability import logger, tracer
+from completion_lambda.observability import logger
 from completion_lambda.wiring import dependencies
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)  # never log the event: it may hold a token
-@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deps = dependencies()
     try:

@@ -1,19 +1,24 @@
-"""The embedded AWS: moto's WSGI app on loopback (werkzeug's threaded server), with a request counter in front.
+"""The embedded AWS: moto in its own processes on loopback, each request counted, and the engine's front door.
 
-Worker processes reach it over HTTP (`AWS_ENDPOINT_URL`), exactly as a Lambda function reaches AWS.
-Every caller gets its own fake access key (`local-<env>-router`, `local-<env>-ch-...`, `local-engine`), and the
-counting middleware reads the SigV4 credential scope of each request, so the benchmark can say how many
-AWS calls each function made per submission, by service, without touching the functions' code.
+    engine process                       emulator processes (local_pipeline.emulator, decision 115)
+      LocalAws.client(service) ------->    dynamodb:  moto's DynamoDB, one request at a time (decision 098)
+      front door (LocalAws.endpoint) -->   services:  SNS, SQS, EventBridge, ECS, SSM, Lambda, Logs, S3, ...
+        Invoke of a routed function -> fake Lambda;  ECS task call of a routed cluster -> fake Fargate
 
-moto keeps its state in module globals: one emulator per process at a time (reset on start and stop).
-The server is built from moto's public pieces only (`DomainDispatcherApplication(create_backend_app)`, the app
-moto's own server runs, and its `MotoRequestHandler`), served by werkzeug's `make_server`: nothing here
-overrides a private method of moto (decision 102).
+Worker processes reach moto over HTTP exactly as a Lambda function reaches AWS: `AWS_ENDPOINT_URL` (the services
+process) and the service-specific `AWS_ENDPOINT_URL_DYNAMODB` (botocore's service-specific endpoint variables),
+beside the fake Fargate's and fake Lambda's own (`local_pipeline.function_env`). Every caller gets its own fake
+access key (`local-<env>-router`, `local-<env>-ch-...`, `local-engine`); the emulator processes read the SigV4
+credential scope of each request and count it by caller, service and operation, so the benchmark can say how many
+AWS calls each function made per submission without touching the functions' code. `LocalAws.counter` merges
+their counts with the ones the fakes in this process keep.
 
-DynamoDB requests are served one at a time. moto's TransactWriteItems is not isolated: it deep-copies each table
-it touches and, when a condition fails, puts the copy back, so a write another worker made meanwhile would vanish
-(a queue entry gone, a run left WAITING for ever). DynamoDB itself serializes conflicting transactions
-(TransactionConflict); one lock gives the emulator the same guarantee (decision 098).
+The front door (`LocalAws.endpoint`) is for a client with one endpoint for every service (the operator tool's
+`--endpoint-url`, a test): it serves what this process fakes (an Invoke of a function a fake Lambda serves, a task
+call of the fake Fargate's cluster) and passes everything else to the emulator process of its service, as it came.
+The engine's own clients and the workers go to the emulator processes directly. Nothing here overrides a private
+method of moto (decision 102); the two places the emulator reaches into moto, in its DynamoDB process, are
+`local_pipeline.emulator.dynamodb_transactions` and `local_pipeline.emulator.dynamodb_responses`.
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ import contextlib
 import io
 import json
 import logging
-import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -33,45 +37,33 @@ from typing import Any, Protocol
 import boto3
 import requests
 from botocore.config import Config
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from local_pipeline.emulator.counting import OperationCounts, RequestCounter, caller_and_service
+from local_pipeline.emulator.processes import EmulatorProcess, forward
+
+__all__ = [
+    "ECS_TASK_ACTIONS",
+    "ENGINE_KEY",
+    "FAKE_SECRET",
+    "REGION",
+    "EcsRoute",
+    "EmulatorCounter",
+    "LambdaRoute",
+    "LocalAws",
+    "RequestCounter",
+    "caller_and_service",
+]
 
 REGION = "us-east-1"
 FAKE_SECRET = "local-secret"  # moto accepts any key pair; never a real credential
 ENGINE_KEY = "local-engine"
+DYNAMODB_GROUP, SERVICES_GROUP = "dynamodb", "services"  # the emulator processes (local_pipeline.emulator.server)
 
-_SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
-_ENGINE_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30)
-
-
-class RequestCounter:
-    """Thread-safe counts of requests by (caller access key, service)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: Counter[tuple[str, str]] = Counter()
-
-    def add(self, caller: str, service: str, n: int = 1) -> None:
-        with self._lock:
-            self._counts[(caller, service)] += n
-
-    def snapshot(self) -> dict[tuple[str, str], int]:
-        with self._lock:
-            return dict(self._counts)
-
-    def by_caller(self) -> dict[str, dict[str, int]]:
-        result: dict[str, dict[str, int]] = {}
-        for (caller, service), count in sorted(self.snapshot().items()):
-            result.setdefault(caller, {})[service] = count
-        return result
-
-
-def caller_and_service(authorization: str | None) -> tuple[str, str]:
-    """(access key, service) from a SigV4 Authorization header; ("anonymous", "unknown") without one."""
-    match = _SCOPE.search(authorization or "")
-    if not match:
-        return "anonymous", "unknown"
-    return match.group(1), match.group(3)
+# Shared by the engine's threads (one client per service and key): a pool for each poller and reader at once.
+_ENGINE_CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30, max_pool_connections=64
+)
 
 
 class LambdaRoute(Protocol):
@@ -93,7 +85,7 @@ _FORWARDED_HEADERS = ("CONTENT_TYPE", "HTTP_X_AMZ_TARGET", "HTTP_AUTHORIZATION",
 class EcsRoute:
     """The task calls of one cluster, served by a fake Fargate on `endpoint` (the workers reach it directly through
     `AWS_ENDPOINT_URL_ECS`; a client with one endpoint for every service, the operator tool's `--endpoint-url`,
-    reaches it through the emulator, which forwards the request over HTTP as it came)."""
+    reaches it through the front door, which forwards the request over HTTP as it came)."""
 
     endpoint: str
     cluster_arn: str
@@ -132,14 +124,12 @@ def _ecs_call(environ: dict[str, Any]) -> tuple[str, dict[str, Any], bytes]:
     return action, body if isinstance(body, dict) else {}, raw
 
 
-class _CountingApp:
-    """WSGI middleware: count, then hand the request to moto unchanged (DynamoDB's one at a time, see above); an
-    Invoke of a function a fake Lambda serves goes to that fake Lambda (which counts it itself)."""
+class _FrontDoor:
+    """WSGI app of the one endpoint for every service: what this process fakes, else the service's emulator process
+    (which counts the request; the fakes count their own)."""
 
-    def __init__(self, app: Callable[..., Iterable[bytes]], counter: RequestCounter) -> None:
-        self._app = app
-        self._counter = counter
-        self._dynamodb = threading.Lock()
+    def __init__(self, backend_for: Callable[[str], str]) -> None:
+        self._backend_for = backend_for
         self.lambda_routes: list[LambdaRoute] = []
         self.ecs_routes: list[EcsRoute] = []
 
@@ -157,109 +147,142 @@ class _CountingApp:
         return next((route for route in list(self.lambda_routes) if route.serves(target)), None)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        caller, service = caller_and_service(environ.get("HTTP_AUTHORIZATION"))
+        _, service = caller_and_service(environ.get("HTTP_AUTHORIZATION"))
         route = self._lambda_route(environ) if service == "lambda" else None
         if route is not None:
             return route.wsgi(environ, start_response)
         forwarded = self._ecs_forwarded(environ, start_response) if service == "ecs" else None
         if forwarded is not None:
             return forwarded
-        if not environ.get("PATH_INFO", "").startswith("/moto-api"):
-            self._counter.add(caller, service)
-        if service != "dynamodb":
-            return self._app(environ, start_response)
-        with self._dynamodb:
-            return list(self._app(environ, start_response))  # the whole answer inside the lock
+        return forward(self._backend_for(service), environ, start_response)
 
 
-class _QuietHandler(MotoRequestHandler):
-    """moto's request handler without werkzeug's access log line per request."""
+class _QuietHandler(WSGIRequestHandler):
+    """werkzeug's request handler without its access log line per request."""
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         return None
 
 
-class CountingEmulator:
-    """moto's WSGI app behind the counting middleware, on werkzeug's threaded server in a daemon thread."""
+class EmulatorCounter(RequestCounter):
+    """The counts of this process (the fakes add theirs) plus the emulator processes' (fetched on each read;
+    kept as last read once they stop)."""
 
-    def __init__(self, counter: RequestCounter, ip_address: str = "127.0.0.1", port: int = 0) -> None:
-        self.counter = counter
-        self._address = (ip_address, port)
+    def __init__(self) -> None:
+        super().__init__()
+        self.sources: list[Callable[[], OperationCounts]] = []
+
+    def _remote_counts(self) -> Counter[tuple[str, str, str]]:
+        merged: Counter[tuple[str, str, str]] = Counter()
+        for source in list(self.sources):
+            merged.update(source())
+        return merged
+
+    def operation_counts(self) -> OperationCounts:
+        return dict(Counter(super().operation_counts()) + self._remote_counts())
+
+    def freeze(self) -> None:
+        """Keep the emulator processes' counts as they are now (before the processes stop)."""
+        final = dict(self._remote_counts())
+        self.sources = [lambda: final]
+
+
+class LocalAws:
+    """Start/stop the emulator processes and the front door; build engine-side clients bound to them."""
+
+    def __init__(self, region: str = REGION) -> None:
+        self.region = region
+        self.counter = EmulatorCounter()
+        self.endpoint = ""  # the front door: one endpoint for every service
+        self.endpoints: dict[str, str] = {}  # emulator process group -> its URL
+        self._processes: dict[str, EmulatorProcess] = {}
+        self._front_door: _FrontDoor | None = None
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
-        self.lambda_routes: list[LambdaRoute] = []  # shared with the app: routes added before or after start
-        self.ecs_routes: list[EcsRoute] = []
+        self._session: boto3.session.Session | None = None
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients_lock = threading.Lock()
 
-    def start(self) -> CountingEmulator:
-        app = _CountingApp(DomainDispatcherApplication(create_backend_app), self.counter)
-        app.lambda_routes = self.lambda_routes
-        app.ecs_routes = self.ecs_routes
-        host, port = self._address
-        self._server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="moto-emulator", daemon=True)
+    def start(self) -> LocalAws:
+        """Spawn both emulator processes (they load moto side by side; a request sent before waits for it) and
+        serve the front door. Fresh processes: nothing to reset."""
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._processes = {group: EmulatorProcess(group) for group in (DYNAMODB_GROUP, SERVICES_GROUP)}
+        try:
+            for process in self._processes.values():
+                process.spawn()
+            self.endpoints = {group: process.wait_port() for group, process in self._processes.items()}
+        except BaseException:
+            self.stop()
+            raise
+        self.counter.sources = [process.counts for process in self._processes.values()]
+        self._front_door = _FrontDoor(self.endpoint_for)
+        self._server = make_server("127.0.0.1", 0, self._front_door, threaded=True, request_handler=_QuietHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="aws-front-door", daemon=True)
         self._thread.start()
+        host, port = self._server.server_address[:2]
+        self.endpoint = f"http://{host!s}:{port}"
         return self
 
-    def host_and_port(self) -> tuple[str, int]:
-        assert self._server is not None, "start() first"
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
+    def wait_ready(self) -> None:
+        """Until moto is loaded in both processes (a caller timing its own first request wants this)."""
+        for process in self._processes.values():
+            process.wait_ready()
+
+    def endpoint_for(self, service: str) -> str:
+        """The emulator process serving `service` (a SigV4 signing name)."""
+        assert self.endpoints, "start() first"
+        return self.endpoints[DYNAMODB_GROUP if service == "dynamodb" else SERVICES_GROUP]
+
+    @property
+    def pids(self) -> dict[str, int]:
+        """Emulator process group -> pid (for CPU accounting)."""
+        return {group: p.pid for group, p in self._processes.items() if p.pid is not None}
+
+    def emulator_cpu(self) -> dict[str, dict[tuple[str, str], float]]:
+        """Emulator process group -> CPU seconds moto spent per (service, operation) (while the processes run)."""
+        return {group: process.cpu() for group, process in self._processes.items()}
+
+    def reset(self) -> None:
+        """moto's state back to empty in every emulator process (the counts stay)."""
+        for process in self._processes.values():
+            process.reset()
 
     def stop(self) -> None:
+        if self._processes:
+            with contextlib.suppress(requests.RequestException, ValueError, KeyError):
+                self.counter.freeze()  # the counts outlive the processes (a report read after stop)
+        for process in self._processes.values():
+            process.stop()
+        self._processes = {}
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        self._server, self._thread = None, None
-
-
-class LocalAws:
-    """Start/stop the emulator; build engine-side clients bound to it."""
-
-    def __init__(self, region: str = REGION) -> None:
-        self.region = region
-        self.counter = RequestCounter()
-        self._server: CountingEmulator | None = None
-        self.endpoint = ""
-
-    def start(self) -> LocalAws:
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = CountingEmulator(self.counter).start()
-        host, port = self._server.host_and_port()
-        self.endpoint = f"http://{host}:{port}"
-        self.reset()
-        return self
-
-    def reset(self) -> None:
-        requests.post(f"{self.endpoint}/moto-api/reset", timeout=10)
-
-    def stop(self) -> None:
-        if self._server is not None:
-            with contextlib.suppress(requests.RequestException):
-                self.reset()
-            self._server.stop()
-            self._server = None
+        self._server, self._thread, self._front_door = None, None, None
+        with self._clients_lock:
+            self._clients.clear()
 
     def route_lambda_invocations(self, route: LambdaRoute) -> None:
-        """An Invoke on the emulator's endpoint of a function `route` serves goes to it (one `--endpoint-url` for
-        every service, as the operator tool uses it, reaches the functions of the local pipeline)."""
-        assert self._server is not None, "start() first"
-        self._server.lambda_routes.append(route)
+        """An Invoke on the front door of a function `route` serves goes to it (one `--endpoint-url` for every
+        service, as the operator tool uses it, reaches the functions of the local pipeline)."""
+        assert self._front_door is not None, "start() first"
+        self._front_door.lambda_routes.append(route)
 
     def unroute_lambda_invocations(self, route: LambdaRoute) -> None:
-        if self._server is not None and route in self._server.lambda_routes:
-            self._server.lambda_routes.remove(route)
+        if self._front_door is not None and route in self._front_door.lambda_routes:
+            self._front_door.lambda_routes.remove(route)
 
     def route_ecs_tasks(self, route: EcsRoute) -> None:
-        """A task call (RunTask, DescribeTasks, StopTask, ListTasks) of `route`'s cluster on the emulator's endpoint
-        goes to its fake Fargate, where the local pipeline's tasks are (moto's ECS has none of them)."""
-        assert self._server is not None, "start() first"
-        self._server.ecs_routes.append(route)
+        """A task call (RunTask, DescribeTasks, StopTask, ListTasks) of `route`'s cluster on the front door goes to
+        its fake Fargate, where the local pipeline's tasks are (moto's ECS has none of them)."""
+        assert self._front_door is not None, "start() first"
+        self._front_door.ecs_routes.append(route)
 
     def unroute_ecs_tasks(self, route: EcsRoute) -> None:
-        if self._server is not None and route in self._server.ecs_routes:
-            self._server.ecs_routes.remove(route)
+        if self._front_door is not None and route in self._front_door.ecs_routes:
+            self._front_door.ecs_routes.remove(route)
 
     def __enter__(self) -> LocalAws:
         return self.start()
@@ -268,22 +291,32 @@ class LocalAws:
         self.stop()
 
     def client(self, service: str, access_key: str = ENGINE_KEY) -> Any:
-        return boto3.session.Session().client(  # type: ignore[call-overload]
-            service,
-            region_name=self.region,
-            endpoint_url=self.endpoint,
-            aws_access_key_id=access_key,
-            aws_secret_access_key=FAKE_SECRET,
-            config=_ENGINE_CLIENT_CONFIG,
-        )
+        """The engine's client of `service` as `access_key`, bound to its emulator process: one per (service, key),
+        shared by the engine's threads (botocore clients are thread-safe; register no event handler on one)."""
+        key = (service, access_key)
+        with self._clients_lock:
+            client = self._clients.get(key)
+            if client is None:
+                if self._session is None:
+                    self._session = boto3.session.Session()
+                client = self._clients[key] = self._session.client(  # type: ignore[call-overload]
+                    service,
+                    region_name=self.region,
+                    endpoint_url=self.endpoint_for(service),
+                    aws_access_key_id=access_key,
+                    aws_secret_access_key=FAKE_SECRET,
+                    config=_ENGINE_CLIENT_CONFIG,
+                )
+        return client
 
     def credentials_env(self, access_key: str) -> dict[str, str]:
-        """What a worker process gets: fake credentials, the region, and the emulator endpoint."""
+        """What a worker process gets: fake credentials, the region, and the emulator processes' endpoints."""
         return {
             "AWS_ACCESS_KEY_ID": access_key,
             "AWS_SECRET_ACCESS_KEY": FAKE_SECRET,
             "AWS_SESSION_TOKEN": "local-session",
             "AWS_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
-            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ENDPOINT_URL": self.endpoints[SERVICES_GROUP],
+            "AWS_ENDPOINT_URL_DYNAMODB": self.endpoints[DYNAMODB_GROUP],
         }

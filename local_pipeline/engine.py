@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -58,7 +59,15 @@ from local_pipeline.record_ids import submission_of
 from local_pipeline.results import ResultReader, review_api_url, summation_calls, v6_summations
 from local_pipeline.scenario import SCORER_SCRIPT, InputRecord, Scenario
 from local_pipeline.tracker import Observations, RecordResult, classify, violations
-from local_pipeline.workers import FunctionWorker, Invocation, WorkerSpec, start_all, stop_all
+from local_pipeline.workers import (
+    FunctionPool,
+    FunctionWorker,
+    Invocation,
+    WorkerSpec,
+    process_cpu_seconds,
+    start_all,
+    stop_all,
+)
 from mm_contracts.settings import RouterSettings
 from topcoder_standin import TopcoderStandIn
 
@@ -129,7 +138,7 @@ class LocalPipeline:
         self.resources: LocalResources | None = None
         self.sources: EventSources | None = None
         self.reader: ResultReader | None = None
-        self.workers: dict[str, FunctionWorker] = {}
+        self.workers: dict[str, FunctionPool] = {}  # each function's instances, up to its concurrency
         self.worker_specs: dict[str, WorkerSpec] = {}
         self.twins: dict[str, FunctionWorker] = {}  # second challenge-processor instances (SQS duplicates)
         self._token = ""
@@ -192,6 +201,7 @@ class LocalPipeline:
             resources=self.resources,
             invoke=self.invoke,
             twins=self.twins,
+            instances=lambda name: self.workers[name].size if name in self.workers else 1,
         )
         for spec in self.resources.functions.values():
             env = function_environment(
@@ -200,7 +210,7 @@ class LocalPipeline:
             self.worker_specs[spec.name] = worker_spec(
                 spec, env, plan=self.plan, deviations=self.deviations, log_dir=self.log_dir
             )
-            self.workers[spec.name] = FunctionWorker(self.worker_specs[spec.name])
+            self.workers[spec.name] = FunctionPool(self.worker_specs[spec.name], spec.concurrency)
         start_all(self.workers.values())
         self._serve_sweeper_invocations(self.lambda_endpoint)
 
@@ -323,6 +333,10 @@ class LocalPipeline:
             for worker in self.workers.values():
                 worker.configure(worker_plan.to_env())
             self._worker_plan_installed = bool(worker_plan.rules)
+        # "The first N calls" is counted in each worker process: such a plan keeps one instance per function.
+        counted = any(rule.first_n is not None for rule in worker_plan.rules)
+        for pool in self.workers.values():
+            pool.limit_instances(1 if counted else None)
         sources.delivery_plan = only(ENGINE_FAULTS)
         if sources.delivery_plan.has(FaultKind.SQS_DUPLICATE_DELIVERY):
             self._start_twins()
@@ -377,7 +391,9 @@ class LocalPipeline:
     def _look(self, feeding: Feeding, obs: Observations, pending: set[str] | None, drain_limit: int = 100) -> Any:
         """One look at everything the pipeline left, then every record's state."""
         reader = self._started()[4]
-        reader.observe(obs, time.time(), pending, drain_limit)
+        # The failure bucket is listed while the feed put a batch there not seen yet (always at the last look).
+        failure_batches = feeding.stats.on_failure_batches if pending is not None else None
+        reader.observe(obs, time.time(), pending, drain_limit, failure_batches)
         reader.observe_api_and_tasks(obs)
         return classify(feeding.messages, obs, feeding_done=feeding.done.is_set())
 
@@ -490,7 +506,21 @@ class LocalPipeline:
             running_most=dict(fargate.running.most),
             caps=configured_caps(self.config, self.plan),
             slots_held_at_end=reader.slots_held() if quiet else {},
+            task_cpu_seconds=fargate.task_cpu_seconds,
+            process_cpu_seconds=self._process_cpu_seconds(),
+            pollers_most=dict(self.sources.pollers_most) if self.sources is not None else {},
         )
+
+    def _process_cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds so far of the processes beside the workers: this one, the emulator's, the task zygote."""
+        pids = {"engine": os.getpid()}
+        emulator_pids = getattr(self.aws, "pids", None)  # an emulator in its own processes (decision 115)
+        if isinstance(emulator_pids, dict):
+            pids.update({f"emulator {group}": pid for group, pid in emulator_pids.items()})
+        if self.fargate is not None:
+            pids.update({f"task zygote {i}": pid for i, pid in enumerate(self.fargate.runner.zygote_pids())})
+        seconds = {name: process_cpu_seconds(pid) for name, pid in pids.items()}
+        return {name: value for name, value in seconds.items() if value is not None}
 
 
 def run_local(

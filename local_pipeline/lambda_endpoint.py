@@ -4,7 +4,8 @@ moto's Lambda runs function code only in Docker (not available here), and the fu
 processes anyway. The timeout sweeper reconciles a lost STOPPED event by invoking the completion function
 asynchronously (decision 008); its worker's `AWS_ENDPOINT_URL_LAMBDA` points here. The operator tool triggers a
 sweep now by invoking the sweeper asynchronously (decision 109); with one `--endpoint-url` for every service (the
-emulator's), the emulator hands an Invoke of a function registered here to `wsgi` (`LocalAws.route_lambda_invocations`).
+emulator's front door), the front door hands an Invoke of a function registered here to `wsgi`
+(`LocalAws.route_lambda_invocations`).
 This endpoint:
 
 - speaks `POST /2015-03-31/functions/{FunctionName}/invocations` (name, partial or full ARN; an optional
@@ -13,7 +14,7 @@ This endpoint:
   `deliver` callable (the engine puts it where the completion rule's target puts events, so the completion
   worker takes it exactly like an EventBridge delivery, with the same retries and DLQ);
 - answers `DryRun` with 204, and `RequestResponse` (not needed by the pipeline) with an error;
-- counts each request by caller, like every other local AWS call.
+- counts each request by caller (operation `Invoke`), like every other local AWS call.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class FakeLambda:
             return name in self._functions
 
     def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        """The same answer as over loopback, for an Invoke the emulator's endpoint received (see the docstring)."""
+        """The same answer as over loopback, for an Invoke the emulator's front door received (see the docstring)."""
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
         headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(
@@ -145,7 +146,9 @@ class FakeLambda:
         """One HTTP request: count it by caller, invoke, and answer as Lambda does (errors as
         `x-amzn-ErrorType` and a JSON body)."""
         caller, _ = caller_and_service(request.headers.get("Authorization"))
-        self.counter.add(caller, "lambda")
+        path = request.path
+        invoke = path.startswith(INVOKE_PATH_PREFIX) and path.endswith(INVOKE_PATH_SUFFIX)
+        self.counter.add(caller, "lambda", operation="Invoke" if invoke else "")
         invocation_type = request.headers.get("X-Amz-Invocation-Type") or "RequestResponse"
         headers = {"x-amzn-RequestId": str(uuid.uuid4())}
         try:

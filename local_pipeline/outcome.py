@@ -3,7 +3,7 @@ emulator goes away (`RunOutcome`), and each function's invocation figures (`Work
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from local_pipeline.function_env import function_access_key
 from local_pipeline.kafka import FeedStats
 from local_pipeline.provision import LocalDeviations
 from local_pipeline.tracker import REPORT_FINAL_STATES, RecordResult
-from local_pipeline.workers import FunctionWorker
+from local_pipeline.workers import FunctionPool, FunctionWorker
 
 
 @dataclass
@@ -27,6 +27,10 @@ class WorkerStats:
     cold_starts: int
     init_ms: list[float]
     durations_ms: list[float] = field(default_factory=list)
+    # Not in the report (its shape is kept): for the benchmark's account of where the CPU goes.
+    instances: int = 1  # instances spawned (the function's concurrency reached)
+    busy_most: int = 0  # the most invocations at once
+    cpu_seconds: float | None = None  # user + system of its processes (None: not measurable here)
 
 
 @dataclass
@@ -70,6 +74,11 @@ class RunOutcome:
     running_most: dict[str, int] = field(default_factory=dict)
     caps: dict[str, int] = field(default_factory=dict)
     slots_held_at_end: dict[str, int] = field(default_factory=dict)  # pool sort key -> used (non-zero only)
+    # Not in the report: the scorer tasks' CPU seconds (forked tasks, decision 116) and each challenge
+    # mapping's most pollers at once, for the benchmark.
+    task_cpu_seconds: float = 0.0
+    pollers_most: dict[str, int] = field(default_factory=dict)
+    process_cpu_seconds: dict[str, float] = field(default_factory=dict)  # the engine, emulator processes, zygote
 
     @property
     def cap_violations(self) -> list[str]:
@@ -103,8 +112,10 @@ class RunOutcome:
         )
 
 
-def worker_stats(workers: dict[str, FunctionWorker], durations: dict[str, list[float]]) -> list[WorkerStats]:
-    """Each function's invocations, errors, cold starts and durations."""
+def worker_stats(
+    workers: Mapping[str, FunctionPool | FunctionWorker], durations: dict[str, list[float]]
+) -> list[WorkerStats]:
+    """Each function's invocations, errors, cold starts and durations (over all its instances)."""
     return [
         WorkerStats(
             name=name,
@@ -113,6 +124,9 @@ def worker_stats(workers: dict[str, FunctionWorker], durations: dict[str, list[f
             cold_starts=w.cold_starts,
             init_ms=list(w.init_ms),
             durations_ms=list(durations.get(name, [])),
+            instances=len(w.instances) if isinstance(w, FunctionPool) else 1,
+            busy_most=w.busy_most if isinstance(w, FunctionPool) else 1,
+            cpu_seconds=w.cpu_seconds,
         )
         for name, w in workers.items()
     ]

@@ -88,6 +88,9 @@ class LocalFunction:
     settings: EnvSettings
     timeout_seconds: int
     memory_mb: int
+    # How many invocations may run at once, as deployed: a challenge processor's queue mapping's maximum
+    # concurrency (within the function's reserved concurrency, if any), else the function's reserved concurrency.
+    concurrency: int = 1
 
     def env(self) -> dict[str, str]:
         return self.settings.to_env()
@@ -266,6 +269,10 @@ def provision(
             settings=settings,
             timeout_seconds=config.challenge_processor.timeout_seconds,
             memory_mb=config.challenge_processor.memory_mb,
+            concurrency=min(
+                plan.queue_plan(challenge).max_concurrency,
+                config.challenge_processor.reserved_concurrency or config.account_concurrency_limit,
+            ),
         )
 
     for record in plan.challenge_records(queue_urls):
@@ -340,6 +347,7 @@ def provision(
             settings=settings,
             timeout_seconds=sizing.timeout_seconds,
             memory_mb=sizing.memory_mb,
+            concurrency=sizing.reserved_concurrency or config.account_concurrency_limit,
         )
 
     return LocalResources(

@@ -5,6 +5,11 @@ bucket, the status table through the status store itself, the challenge DLQs); `
 reviews and summations the stand-in received and the tasks the fake Fargate started. `busy` names what is still
 in flight (None: quiet), `slots_held` the capacity slots a quiet run still holds. Nothing here changes what the
 functions see: the queues it drains (audit, tap) are the engine's own observation points.
+
+A look during the run costs at most a bounded amount, whatever the run's size (decision 116): the status items
+of at most `LIFECYCLE_SUBMISSIONS_PER_LOOK` pending submissions (those whose task has stopped first: the runs
+about to end; then the others in turn), and the failure bucket only while the feed reports an on-failure batch not
+yet seen. The last look reads everything, so the report is what a full read says.
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ from mm_contracts.models.phase import ScoringPhase, run_id, run_ids_of
 from mm_contracts.models.task import TaskEnv, TaskTag
 from topcoder_standin import TopcoderStandIn
 
+# Status items read per look, in submissions (3 run ids each, one BatchGetItem of 75 keys): the pending ones with
+# a stopped task first, then the other pending ones in turn (each read at least every `pending / this` looks);
+# every pending one when there are no more than this.
+LIFECYCLE_SUBMISSIONS_PER_LOOK = 25
 # review-api-v6's phase flags, in the order a summation is read (a summation sets exactly one).
 _PHASE_OF_FLAG = {phase.summation_flag: phase for phase in ScoringPhase}
 V6_API_PREFIX = "/v6"
@@ -113,10 +122,14 @@ class ResultReader:
     fargate: FakeFargate
     dead_letter_counts: dict[str, int] = field(default_factory=dict)  # challenge id -> messages in its DLQ
     _failure_keys_seen: set[str] = field(default_factory=set)  # failure-bucket objects already observed
+    _rotation: int = 0  # where the next look's turn of pending submissions starts
 
     def __post_init__(self) -> None:
+        # One client per service for the reader's life: building one costs ~50 ms of CPU (botocore's models).
         self.sqs = self.aws.client("sqs")
         self.ddb = self.aws.client("dynamodb")
+        self.s3 = self.aws.client("s3")
+        self.store = StatusStore(self.resources.status_table, dynamodb_client=self.ddb)
 
     # ------------------------------------------------------------------ queues
     def drain(self, url: str, max_receives: int = 100) -> list[str]:
@@ -163,9 +176,13 @@ class ResultReader:
         return self.visible_messages(self.resources.completion_dlq_url)
 
     # ------------------------------------------------------------------ observing
-    def new_failure_records(self) -> list[str]:
-        """Objects put into the failure bucket since the last look (the bucket keeps them, like AWS's)."""
-        s3 = self.aws.client("s3")
+    def new_failure_records(self, batches_put: int | None = None) -> list[str]:
+        """Objects put into the failure bucket since the last look (the bucket keeps them, like AWS's). With
+        `batches_put` (the feed's on-failure batches, one object each), the bucket is listed only while some
+        of them were not seen yet."""
+        if batches_put is not None and batches_put <= len(self._failure_keys_seen):
+            return []
+        s3 = self.s3
         bucket = self.resources.router_failure_bucket
         bodies: list[str] = []
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
@@ -177,17 +194,37 @@ class ResultReader:
 
     def read_lifecycle(self, obs: Observations, pending: set[str] | None) -> None:
         """The status items of every run the routed submissions can have (`run_ids_of`), read through the
-        store itself (BatchGetItem); only the submissions in `pending` once some are final."""
+        store itself (BatchGetItem); once some are final, only submissions in `pending`, at most
+        `LIFECYCLE_SUBMISSIONS_PER_LOOK` of them (`_this_look`)."""
         submissions = {str(r.get("submissionId")) for r in obs.routed.values() if r.get("submissionId")}
         if pending is not None:
-            submissions &= pending
-        store = StatusStore(self.resources.status_table, dynamodb_client=self.ddb)
+            submissions = self._this_look(submissions & pending)
         ids = [key for submission in sorted(submissions) for key in run_ids_of(submission)]
         try:
-            found = store.get_many(ids)
+            found = self.store.get_many(ids)
         except ValidationError:  # an item mid-write by another version: next look
             return
         obs.lifecycle.update(found)
+
+    def _this_look(self, pending: set[str]) -> set[str]:
+        """The pending submissions one look reads: all of them when few; else those with a stopped task (about to
+        end: the completion function is recording them) and, in turn, the others, `limit` in all."""
+        limit = LIFECYCLE_SUBMISSIONS_PER_LOOK
+        if len(pending) <= limit:
+            return pending
+        stopped = {
+            task.submission_id
+            for task in list(self.fargate.tasks.values())
+            if task.last_status == "STOPPED" and task.submission_id in pending
+        }
+        chosen = set(sorted(stopped)[:limit])
+        others = sorted(pending - chosen)
+        if others and len(chosen) < limit:
+            start = self._rotation % len(others)
+            turn = (others[start:] + others[:start])[: limit - len(chosen)]
+            self._rotation = start + len(turn)
+            chosen.update(turn)
+        return chosen
 
     def observe_dead_letters(self, obs: Observations, challenge: ChallengeResources) -> None:
         """A challenge DLQ whose count changed is read again (peeked): each body names its run."""
@@ -200,11 +237,18 @@ class ResultReader:
             if key is not None:
                 obs.dead_letters[key] = challenge.challenge_id
 
-    def observe(self, obs: Observations, now: float, pending: set[str] | None = None, drain_limit: int = 100) -> None:
+    def observe(
+        self,
+        obs: Observations,
+        now: float,
+        pending: set[str] | None = None,
+        drain_limit: int = 100,
+        failure_batches: int | None = None,
+    ) -> None:
         """One look at the AWS side: audits, routed submissions, failure records, lifecycle items, DLQs."""
         _add_each(self.drain(self.resources.audit_queue_url, drain_limit), obs.add_audit)
         _add_each(self.drain(self.resources.tap_queue_url, drain_limit), lambda body: obs.add_routed(body, now))
-        for body in self.new_failure_records():
+        for body in self.new_failure_records(failure_batches):
             obs.router_failed.update(on_failure_offsets(body))
         if obs.routed:
             self.read_lifecycle(obs, pending)

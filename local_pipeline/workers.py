@@ -6,6 +6,11 @@ start) and then serves invocations over a pipe (warm: module caches, clients and
 stdout/stderr (Powertools' JSON logs and EMF metrics) go to a per-function log file, the local
 CloudWatch Logs. An invocation that outlives the function's timeout kills the process, as Lambda does;
 the next invocation is a cold start.
+
+A function runs up to its concurrency in instances at once (`FunctionPool`, decision 116): an invocation takes
+a warm idle instance, and a new instance (a cold start) is spawned only when every instance stayed busy for a
+moment (`SCALE_UP_WAIT_SECONDS`) and the machine has CPU to spare for it (`MachineLoad`): on a two-core machine
+a cold start costs ~0.6 s of CPU, and another instance of a function waiting on a saturated CPU only adds to it.
 """
 
 from __future__ import annotations
@@ -33,6 +38,62 @@ _KEEP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "SYSTEMROOT", "PY
 _READY_TIMEOUT_SECONDS = 120.0
 _SIMULATED_CRASH = "SimulatedCrash"  # fault_injection's "the function instance died here"
 _REPO_ROOT = str(Path(__file__).resolve().parent.parent)  # many workers importing at once on a busy machine
+# How long an invocation waits for a busy instance before the pool spawns another (a cold start costs ~0.6 s of
+# CPU; a warm instance usually frees up within one invocation, tens of milliseconds).
+SCALE_UP_WAIT_SECONDS = 0.25
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+# Another instance is spawned only while at least this share of the machine's CPU time was idle lately.
+SCALE_UP_IDLE_SHARE = 0.2
+_LOAD_SAMPLE_SECONDS = 0.5
+
+
+class MachineLoad:
+    """The share of this machine's CPU time that was idle lately, from /proc/stat (None where there is none)."""
+
+    def __init__(self, path: str = "/proc/stat") -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._last: tuple[float, int, int] | None = None  # (when, idle ticks, all ticks)
+        self._idle_share: float | None = None
+
+    def _ticks(self) -> tuple[int, int] | None:
+        try:
+            with open(self._path, "rb") as stat:
+                fields = [int(v) for v in stat.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        return fields[3] + (fields[4] if len(fields) > 4 else 0), sum(fields)  # idle + iowait, all
+
+    def idle_share(self) -> float | None:
+        with self._lock:
+            now = time.monotonic()
+            if self._last is not None and now - self._last[0] < _LOAD_SAMPLE_SECONDS:
+                return self._idle_share
+            ticks = self._ticks()
+            if ticks is None:
+                return None
+            if self._last is not None and ticks[1] > self._last[2]:
+                self._idle_share = (ticks[0] - self._last[1]) / (ticks[1] - self._last[2])
+            self._last = (now, *ticks)
+            return self._idle_share
+
+    def has_room(self) -> bool:
+        """True unless the machine was lately busier than SCALE_UP_IDLE_SHARE allows (unknown: room)."""
+        share = self.idle_share()
+        return share is None or share >= SCALE_UP_IDLE_SHARE
+
+
+MACHINE_LOAD = MachineLoad()
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a live (or not yet reaped) process, from /proc; None where there is none."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime (fields 14 and 15 of stat)
 
 
 @dataclass(frozen=True)
@@ -164,6 +225,7 @@ class FunctionWorker:
         self.errors = 0
         self.cold_starts = 0
         self.init_ms: list[float] = []
+        self._retired_cpu_seconds = 0.0  # of the processes this instance had before its current one
 
     # ------------------------------------------------------------------ lifecycle
     def spawn(self) -> None:
@@ -226,8 +288,19 @@ class FunctionWorker:
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU seconds of this instance's processes so far (the live one read from /proc)."""
+        live = process_cpu_seconds(self._process.pid) if self._process is not None else None
+        return self._retired_cpu_seconds + (live or 0.0)
+
+    def _retire_cpu(self) -> None:
+        if self._process is not None:
+            self._retired_cpu_seconds += process_cpu_seconds(self._process.pid) or 0.0
+
     def _kill(self) -> None:
         if self._process is not None:
+            self._retire_cpu()
             self._process.kill()
             self._process.wait(timeout=5)
         if self._conn is not None:
@@ -243,11 +316,16 @@ class FunctionWorker:
     def stop(self, grace_seconds: float = 0.5) -> None:
         """Like a sandbox being reclaimed: a short grace period, then the process is killed."""
         with self._lock:
+            self._retire_cpu()
             self.request_stop()
             if self._process is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     self._process.wait(timeout=grace_seconds)
-            self._kill()
+                self._process.kill()
+                self._process.wait(timeout=5)
+            if self._conn is not None:
+                self._conn.close()
+            self._process, self._conn = None, None
 
     # ------------------------------------------------------------------ invoke
     def invoke(self, event: dict[str, Any]) -> Invocation:
@@ -300,7 +378,132 @@ class FunctionWorker:
             )
 
 
-def start_all(workers: Iterable[FunctionWorker]) -> None:
+class FunctionPool:
+    """The instances of one function, as Lambda scales it: at most `max_instances` invocations at once, each on an
+    instance of its own; a warm idle instance is reused (the most recently used first), and another instance is
+    spawned only when every one stayed busy `scale_up_wait` seconds and the machine has CPU to spare (else the
+    invocation keeps waiting for a warm one). Instances stay warm until the pool stops.
+    Quacks like one `FunctionWorker` for the engine (invoke, configure, the figures summed over instances)."""
+
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        max_instances: int = 1,
+        *,
+        scale_up_wait: float = SCALE_UP_WAIT_SECONDS,
+        machine: MachineLoad = MACHINE_LOAD,
+    ) -> None:
+        self.spec = spec
+        self.concurrency = max(1, max_instances)  # the function's, as deployed
+        self.max_instances = self.concurrency  # what the pool may use now (`limit_instances`)
+        self.scale_up_wait = scale_up_wait
+        self._machine = machine
+        self.instances: list[FunctionWorker] = [FunctionWorker(spec)]
+        self._idle: list[FunctionWorker] = list(self.instances)
+        self._free = threading.Condition()
+        self.busy_most = 0  # the most instances invoked at once (the report's concurrency, per function)
+        self._busy = 0
+
+    # ------------------------------------------------------------------ the figures, over every instance
+    @property
+    def invocations(self) -> int:
+        return sum(w.invocations for w in self.instances)
+
+    @property
+    def errors(self) -> int:
+        return sum(w.errors for w in self.instances)
+
+    @property
+    def cold_starts(self) -> int:
+        return sum(w.cold_starts for w in self.instances)
+
+    @property
+    def init_ms(self) -> list[float]:
+        return [ms for w in self.instances for ms in w.init_ms]
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(w.cpu_seconds for w in self.instances)
+
+    @property
+    def alive(self) -> bool:
+        return any(w.alive for w in self.instances)
+
+    @property
+    def size(self) -> int:
+        """Instances now (idle or busy)."""
+        return len(self.instances)
+
+    # ------------------------------------------------------------------ lifecycle
+    def spawn(self) -> None:
+        """The first instance's process (the pool's start; `wait_ready` waits for it)."""
+        self.instances[0].spawn()
+
+    def wait_ready(self, timeout: float = _READY_TIMEOUT_SECONDS) -> None:
+        self.instances[0].wait_ready(timeout)
+
+    def start(self) -> FunctionPool:
+        self.spawn()
+        self.wait_ready()
+        return self
+
+    def limit_instances(self, limit: int | None) -> None:
+        """Use at most `limit` instances from now on (None: the function's concurrency again). A fault plan that
+        counts calls ("the first N") keeps its count per process, so such a run keeps one instance per function,
+        as the count means; instances beyond the limit stay idle until the pool stops."""
+        with self._free:
+            self.max_instances = self.concurrency if limit is None else max(1, min(limit, self.concurrency))
+
+    def configure(self, env_updates: dict[str, str]) -> None:
+        """New environment values for every instance, live and to come."""
+        with self._free:
+            self.spec = replace(self.spec, env={**self.spec.env, **env_updates})
+            instances = list(self.instances)
+        for worker in instances:
+            worker.configure(env_updates)
+
+    def request_stop(self) -> None:
+        for worker in list(self.instances):
+            worker.request_stop()
+
+    def stop(self, grace_seconds: float = 0.5) -> None:
+        for worker in list(self.instances):
+            worker.stop(grace_seconds=grace_seconds)
+
+    # ------------------------------------------------------------------ invoke
+    def _acquire(self) -> FunctionWorker:
+        with self._free:
+            waited = False
+            while True:
+                usable = [w for w in self._idle if self.instances.index(w) < self.max_instances]
+                if usable:
+                    worker = usable[-1]
+                    self._idle.remove(worker)
+                    break
+                if len(self.instances) < self.max_instances and waited and self._machine.has_room():
+                    worker = FunctionWorker(self.spec)  # its first invocation is its cold start
+                    self.instances.append(worker)
+                    break
+                waited = not self._free.wait(self.scale_up_wait) or waited
+            self._busy += 1
+            self.busy_most = max(self.busy_most, self._busy)
+            return worker
+
+    def _release(self, worker: FunctionWorker) -> None:
+        with self._free:
+            self._busy -= 1
+            self._idle.append(worker)
+            self._free.notify()
+
+    def invoke(self, event: dict[str, Any]) -> Invocation:
+        worker = self._acquire()
+        try:
+            return worker.invoke(event)
+        finally:
+            self._release(worker)
+
+
+def start_all(workers: Iterable[FunctionWorker | FunctionPool]) -> None:
     """Spawn every worker first, then wait: cold starts overlap instead of adding up."""
     started = list(workers)
     for worker in started:
@@ -309,7 +512,7 @@ def start_all(workers: Iterable[FunctionWorker]) -> None:
         worker.wait_ready()
 
 
-def stop_all(workers: Iterable[FunctionWorker]) -> None:
+def stop_all(workers: Iterable[FunctionWorker | FunctionPool]) -> None:
     stopping = list(workers)
     for worker in stopping:
         worker.request_stop()
@@ -324,8 +527,6 @@ def runtime_env(function_name: str, memory_mb: int) -> dict[str, str]:
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function_name}",
-        # No X-Ray daemon locally: Powertools' tracer stays a no-op.
-        "POWERTOOLS_TRACE_DISABLED": "true",
     }
 
 

@@ -4,13 +4,22 @@ Why one line per call, not Powertools' batched `Metrics`: that class keeps its m
 in class-level state shared by every instance in the process, so a `ChallengeId` or `Reason` set there leaks onto
 other metrics of the invocation (and onto other functions hosted in one process, as in the local pipeline).
 Explicit dimensions per line make each metric exactly the dimension set the alarms query.
+
+The line is built here with `json.dumps`, in exactly the shape Powertools' `single_metric` prints (namespace,
+one dimension set, `Name: [value]`, `service` from POWERTOOLS_SERVICE_NAME when not given): ~5 µs a line instead of
+~20 µs through its metric-set objects and validation (decision 113; `tests/unit/shared/test_metrics_emf.py` holds
+the two to the same document).
 """
 
 from __future__ import annotations
 
+import json
+import numbers
+import os
+import time
 from collections.abc import Mapping
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 
 from mm_contracts.metric_names import (
     CHALLENGE_DIMENSION,
@@ -22,6 +31,8 @@ from mm_contracts.metric_names import (
     Metric,
 )
 from mm_contracts.settings import EnvSettings
+
+_SERVICE_NAME_ENV = "POWERTOOLS_SERVICE_NAME"
 
 
 class EmfMetricsSink:
@@ -75,11 +86,25 @@ class EmfMetricsSink:
         self._emit(metric, value, MetricUnit.Seconds if seconds else self._gauge_unit, extra)
 
     def _emit(self, metric: Metric, value: float, unit: MetricUnit, extra: Mapping[str, str]) -> None:
-        with single_metric(
-            name=metric.value,
-            unit=unit,
-            value=value,
-            namespace=self._namespace,
-            default_dimensions={**self._dimensions, **extra},
-        ):
-            pass
+        if not isinstance(value, numbers.Number):
+            raise ValueError(f"{value} is not a valid number")
+        dimensions = {**self._dimensions, **extra}
+        if SERVICE_DIMENSION not in dimensions:
+            service = os.environ.get(_SERVICE_NAME_ENV)
+            if service:  # as Powertools does: the function's service name is a dimension of every line
+                dimensions[SERVICE_DIMENSION] = service
+        document = {
+            "_aws": {
+                "Timestamp": int(time.time() * 1000),
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": self._namespace,
+                        "Dimensions": [list(dimensions)],
+                        "Metrics": [{"Name": metric.value, "Unit": unit.value}],
+                    }
+                ],
+            },
+            **dimensions,
+            metric.value: [float(value)],
+        }
+        print(json.dumps(document, separators=(",", ":")))

@@ -41,7 +41,7 @@ from mm_capacity.table import (
     plain,
 )
 from mm_contracts.models.audit import OperatorChange
-from mm_contracts.models.lifecycle import SubmissionState
+from mm_contracts.models.lifecycle import LifecycleRecord, SubmissionState
 from mm_contracts.models.phase import RunKey, ScoringPhase
 from mm_contracts.models.routed import RoutedSubmission
 from mm_contracts.names import (
@@ -178,16 +178,24 @@ class CapacityAdmission(CapacityTable):
             ),
         ]
 
-    def admit(self, entry: WaitEntry, limits: AdmissionLimits) -> AdmitResult:
-        """WAITING -> ADMITTED with its slots in every pool (below each cap), in one transaction."""
+    def admit(
+        self, entry: WaitEntry, limits: AdmissionLimits, *, waiting: LifecycleRecord | None = None
+    ) -> AdmitResult:
+        """WAITING -> ADMITTED with its slots in every pool (below each cap), in one transaction.
+
+        `waiting`: the run's WAITING item as the caller holds it (the challenge processor's own run): the admitted
+        record is then what the transaction wrote onto it, not a read after it (decision 114)."""
         pools = _admission_pools(entry, limits)
         refused = _refused_before_trying(pools, limits)
         if refused is not None:
             return refused
         for _ in range(MAX_RACE_RETRIES):
-            codes = self._transact(self._admission_items(entry, limits, pools, self._clock()))
+            now = self._clock()
+            codes = self._transact(self._admission_items(entry, limits, pools, now))
             if codes is None:
-                return self._admitted(entry)
+                if limits.dispatched_round is None:
+                    self._raise_dispatched_round(entry)
+                return self._admitted(entry, _as_admitted(waiting, entry, limits, pools, now, self._ttl_seconds))
             if codes and codes[0] == CONDITION_FAILED:
                 return AdmitResult(AdmitOutcome.GONE)
             for index, (sk, _) in enumerate(pools, start=2):
@@ -226,6 +234,8 @@ class CapacityAdmission(CapacityTable):
             names={"#state": "state"},
         )
         items = [run_update, self._queue_delete_op(entry.challenge_id, entry.wait_order)]
+        fair_round = wait_order_round(entry.wait_order)
+        raise_round = limits.dispatched_round is not None and fair_round > limits.dispatched_round
         for sk, cap in pools:
             items.append(
                 self._acquire_op(
@@ -238,6 +248,7 @@ class CapacityAdmission(CapacityTable):
                     cpu_cap=limits.env_cpu_cap_units if sk == ENV_POOL else None,
                     # Pause holds in the admission itself (decision 105): a paused challenge pool admits nothing.
                     refuse_paused=sk == challenge_pool,
+                    dispatched_round=fair_round if raise_round and sk == challenge_pool else None,
                 )
             )
         items.append(
@@ -251,14 +262,11 @@ class CapacityAdmission(CapacityTable):
         )
         return items
 
-    def _admitted(self, entry: WaitEntry) -> AdmitResult:
+    def _admitted(self, entry: WaitEntry, known: LifecycleRecord | None) -> AdmitResult:
         """After the admission committed the run IS admitted, holding its slots, whatever fails next: nothing
         here may turn it back into "still waiting" for the caller (it would then neither send nor launch it)."""
-        try:
-            self._raise_dispatched_round(entry)
-        except Exception as error:
-            # e.g. TransactionConflict on the busy challenge pool; the round guards nothing (see below).
-            _logger.warning("dispatched round not raised", extra={"runId": entry.run_id, "error": error_text(error)})
+        if known is not None:
+            return AdmitResult(AdmitOutcome.ADMITTED, record=known)
         try:
             record = self._status.get(entry.run_id)
         except Exception as error:
@@ -268,16 +276,21 @@ class CapacityAdmission(CapacityTable):
         return AdmitResult(AdmitOutcome.ADMITTED, record=record)
 
     def _raise_dispatched_round(self, entry: WaitEntry) -> None:
-        """The challenge's virtual time only moves forward. Outside the admission transaction: it orders new runs
-        fairly but guards nothing, and a crash that skips it only leaves the next runs a round earlier."""
+        """The challenge's virtual time only moves forward, for a caller that did not say which round the pool is
+        at (with `AdmissionLimits.dispatched_round` it is set in the admission transaction). Outside it: it orders
+        new runs fairly but guards nothing, and a crash that skips it only leaves the next runs a round earlier."""
         fair_round = wait_order_round(entry.wait_order)
-        self._update_if(
-            TableName=self._table,
-            Key=self._pool_key(challenge_pool_key(entry.challenge_id)),
-            UpdateExpression="SET dispatchedRound = :round",
-            ConditionExpression="attribute_not_exists(dispatchedRound) OR dispatchedRound < :round",
-            ExpressionAttributeValues=ddb_values({":round": fair_round}),
-        )  # a failed condition: nothing to do
+        try:
+            self._update_if(
+                TableName=self._table,
+                Key=self._pool_key(challenge_pool_key(entry.challenge_id)),
+                UpdateExpression="SET dispatchedRound = :round",
+                ConditionExpression="attribute_not_exists(dispatchedRound) OR dispatchedRound < :round",
+                ExpressionAttributeValues=ddb_values({":round": fair_round}),
+            )  # a failed condition: nothing to do
+        except Exception as error:
+            # e.g. TransactionConflict on the busy challenge pool; the round guards nothing (see above).
+            _logger.warning("dispatched round not raised", extra={"runId": entry.run_id, "error": error_text(error)})
 
     def pace(self, per_second: int) -> bool:
         """Take one RunTask token of the current second, environment-wide; False when that second's are spent."""
@@ -294,6 +307,33 @@ class CapacityAdmission(CapacityTable):
             )
             is not None
         )
+
+
+def _as_admitted(
+    waiting: LifecycleRecord | None,
+    entry: WaitEntry,
+    limits: AdmissionLimits,
+    pools: list[tuple[str, int]],
+    now: float,
+    ttl_seconds: int,
+) -> LifecycleRecord | None:
+    """The caller's WAITING item with what the admission's run update wrote (`_admission_items`), or None when
+    the caller holds no such item (the admitted run is then read back)."""
+    if waiting is None or waiting.run_id != entry.run_id or waiting.wait_order != entry.wait_order:
+        return None
+    if waiting.state is not SubmissionState.WAITING:
+        return None
+    return waiting.model_copy(
+        update={
+            "state": SubmissionState.ADMITTED,
+            "admitted_at": int(now),
+            "deadline_at": int(now) + ADMISSION_RESEND_SECONDS,
+            "slot_pools": [sk for sk, _ in pools],
+            "slot_cpu": limits.cpu_units,
+            "expires_at": int(now) + ttl_seconds,
+            "wait_reason": None,
+        }
+    )
 
 
 def _admission_pools(entry: WaitEntry, limits: AdmissionLimits) -> list[tuple[str, int]]:

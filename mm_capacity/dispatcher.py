@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mm_capacity.config import CapacityConfigError
+from mm_capacity.keys import wait_order_round
 from mm_capacity.store import (
     ENV_POOL,
     AdmissionLimits,
@@ -87,6 +88,7 @@ class _Lane:
     config: ChallengeConfig
     used: int
     phase_used: dict[ScoringPhase, int]
+    dispatched_round: int = 0  # the pool's fair-queuing virtual time, raised as this dispatch admits
     entries: list[WaitEntry] = field(default_factory=list)  # the queue read so far, in order
     cursor: int = 0  # entries before it are taken, gone or blocked by their phase's cap for this whole dispatch
     pages: int = 0
@@ -133,10 +135,17 @@ class Dispatcher:
         self._metrics = metrics or (lambda metric, dimension: None)
         self._max_admissions = max_admissions
 
-    def dispatch(self, *, challenge_id: str | None = None, prefer_run_id: str | None = None) -> DispatchResult:
+    def dispatch(
+        self,
+        *,
+        challenge_id: str | None = None,
+        prefer_run_id: str | None = None,
+        prefer_record: LifecycleRecord | None = None,
+    ) -> DispatchResult:
         """Admit waiting runs while slots are free: `challenge_id` given, only that challenge's queue (the
         challenge processor); None, every challenge's, fairly (completion, sweeper). The admitted run whose id is
-        `prefer_run_id` is not sent but returned as `self_admitted`: the caller launches it under its own message."""
+        `prefer_run_id` is not sent but returned as `self_admitted`: the caller launches it under its own message;
+        `prefer_record`, its WAITING item as the caller holds it, spares reading it back once admitted."""
         try:
             environment = self._environment_capacity()
         except CapacityConfigError as error:
@@ -150,7 +159,8 @@ class Dispatcher:
         snapshot = self._store.pools()
         progress = _Progress(env_used=snapshot.env.used, env_cpu=snapshot.env.cpu_used)
         try:
-            self._admit_while_room(progress, self._lanes(snapshot, challenge_id), environment, prefer_run_id)
+            lanes = self._lanes(snapshot, challenge_id)
+            self._admit_while_room(progress, lanes, environment, prefer_run_id, prefer_record)
         except Exception as error:
             if not progress.admitted:
                 raise
@@ -168,12 +178,20 @@ class Dispatcher:
         lanes: list[_Lane],
         environment: EnvironmentCapacity,
         prefer_run_id: str | None,
+        prefer_record: LifecycleRecord | None = None,
     ) -> None:
-        while progress.taken < self._max_admissions and self._admit_next(progress, lanes, environment, prefer_run_id):
+        while progress.taken < self._max_admissions and self._admit_next(
+            progress, lanes, environment, prefer_run_id, prefer_record
+        ):
             pass
 
     def _admit_next(
-        self, progress: _Progress, lanes: list[_Lane], environment: EnvironmentCapacity, prefer_run_id: str | None
+        self,
+        progress: _Progress,
+        lanes: list[_Lane],
+        environment: EnvironmentCapacity,
+        prefer_run_id: str | None,
+        prefer_record: LifecycleRecord | None = None,
     ) -> bool:
         """One step: pick the fairest lane and try its next run. False: nothing more can be admitted now."""
         if progress.env_used >= environment.max_running_tasks:
@@ -201,9 +219,11 @@ class Dispatcher:
             env_cap=environment.max_running_tasks,
             env_cpu_cap_units=cpu_cap,
             cpu_units=cpu,
+            dispatched_round=lane.dispatched_round,
         )
+        waiting = prefer_record if entry.run_id == prefer_run_id else None
         try:
-            result = self._store.admit(entry, limits)
+            result = self._store.admit(entry, limits, waiting=waiting)
         except (ClientError, BotoCoreError, RuntimeError) as error:
             self._logger.warning(
                 "admission failed; the run keeps waiting",
@@ -249,6 +269,7 @@ class Dispatcher:
         """Admitted (committed): it holds its slots whatever happens next. Counted, then sent (or kept for the
         caller when it is the caller's own run)."""
         lane.skipped.add(entry.run_id)
+        lane.dispatched_round = max(lane.dispatched_round, wait_order_round(entry.wait_order))
         lane.used += 1
         lane.phase_used[entry.phase] = lane.phase_used.get(entry.phase, 0) + 1
         progress.env_used, progress.env_cpu = progress.env_used + 1, progress.env_cpu + cpu
@@ -296,7 +317,8 @@ class Dispatcher:
                 self._logger.warning("challenge config unusable: its runs keep waiting", extra={"challengeId": cid})
                 continue
             phase_used = {phase: pool.used for (owner, phase), pool in snapshot.phases.items() if owner == cid}
-            lanes.append(_Lane(cid, config, snapshot.challenge(cid).used, phase_used))
+            pool = snapshot.challenge(cid)
+            lanes.append(_Lane(cid, config, pool.used, phase_used, pool.dispatched_round))
         return lanes
 
     def _next_lane(self, lanes: list[_Lane]) -> _Lane | None:

@@ -79,3 +79,6 @@ class AdmissionLimits:
     env_cap: int
     env_cpu_cap_units: int | None
     cpu_units: int  # the run's weight
+    # The challenge pool's dispatchedRound as the caller's snapshot read it. Known: a higher round of the admitted
+    # run is set in the admission transaction itself (no UpdateItem after it). None: raised after it, as before.
+    dispatched_round: int | None = None

@@ -139,12 +139,47 @@ class CapacitySlots(CapacityTable):
     def _release_ended(self, run: LifecycleRecord) -> bool:
         check = self._state_check(run.run_id, ENDED_STATES)
         member = (run.challenge_id, run.member_id) if run.member_id is not None else None
+        at_once = self._release_all_at_once(check, run, member)
+        if at_once is not None:
+            return at_once
         freed = False
         for sk in run.slot_pools:
             freed = self._checked_release(check, sk, run.run_id, run.slot_cpu or 0, member) or freed
         if member is not None:  # an r# a pool's release left (its slot was free already): only while still ended
             self._checked_release(check, None, run.run_id, 0, member)
         return freed
+
+    def _release_all_at_once(
+        self, check: dict[str, Any], run: LifecycleRecord, member: tuple[str, int] | None
+    ) -> bool | None:
+        """The usual release of an ended run, unread: ONE transaction of the state check, every pool's release and
+        the member's `r#` removal, each conditioned on being held (decision 114). True: all freed. False: the run
+        is no longer ended (nothing freed, as the per-pool path would find). None: something was free already or
+        a conflict; the caller frees what is still held pool by pool, reading first."""
+        if not run.slot_pools:
+            return None
+        now = self._clock()
+        cpu = run.slot_cpu or 0
+        items: list[dict[str, Any]] = [{"ConditionCheck": check}]
+        items += [self._release_op(sk, run.run_id, cpu, now) for sk in run.slot_pools]
+        if member is not None:
+            challenge_id, member_id = member
+            items.append(
+                self._member_op(
+                    challenge_id,
+                    member_id,
+                    "REMOVE #r",
+                    {},
+                    {"#r": f"r#{run.run_id}"},
+                    condition="attribute_exists(#r)",
+                )
+            )
+        codes = self._transact(items)
+        if codes is None:
+            return True
+        if codes and codes[0] == CONDITION_FAILED:
+            return False
+        return None
 
     def force_hold(self, run: LifecycleRecord, *, cpu_units: int) -> bool:
         """A running task that holds no slot takes one in its challenge and the environment (and its phase pool

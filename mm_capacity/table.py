@@ -221,11 +221,16 @@ class CapacityTable:
         waiting_delta: int = 0,
         cpu_cap: int | None = None,
         refuse_paused: bool = False,
+        dispatched_round: int | None = None,
     ) -> dict[str, Any]:
         """Take a slot of pool `sk` for `run_id` (below `cap`, None: ignore caps) if it does not hold one yet;
-        with `refuse_paused`, only while the pool carries no operator's `paused` flag (decision 105)."""
+        with `refuse_paused`, only while the pool carries no operator's `paused` flag (decision 105);
+        `dispatched_round`: the challenge's fair-queuing virtual time set to it in the same write."""
         values: dict[str, Any] = {":cpu": cpu, ":one": 1, ":now": iso(now)}
         update_set = "SET #h = :cpu, updatedAt = :now"
+        if dispatched_round is not None:
+            values[":round"] = dispatched_round
+            update_set += ", dispatchedRound = :round"
         adds = "ADD used :one, cpuUsed :cpu"
         if waiting_delta:
             values[":waiting_delta"] = waiting_delta

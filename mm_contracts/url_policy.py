@@ -27,6 +27,9 @@ HTTPS_PORT = 443
 
 _HOST = re.compile(r"^[a-z0-9.-]+$")  # ASCII host names only (no IDN look-alikes, no IPv6 literals)
 _NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")  # decimal, octal (leading 0) or hex spellings
+# Whitespace (str.isspace's set: `\s` of a str pattern is the same), control characters, DEL and the backslash.
+# One regex search instead of a Python loop over the characters: the router checks every record's URL.
+_FORBIDDEN_CHARACTER = re.compile(r"[\s\x00-\x1f\x7f\\]")
 # Names that resolve to the machine itself or to a cloud metadata service, whatever the allow list says.
 _RESERVED_HOSTS = frozenset(
     {
@@ -88,7 +91,7 @@ def url_shape_refusal(url: str) -> UrlRefusal | None:
     """Every rule that does not depend on configuration; None when the URL passes them."""
     if len(url) > MAX_URL_LENGTH:
         return UrlRefusal.URL_INVALID
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F or ch == "\\" for ch in url):
+    if _FORBIDDEN_CHARACTER.search(url):
         return UrlRefusal.URL_INVALID  # parsers disagree on `\` and on embedded whitespace
     try:
         parts = urlsplit(url)

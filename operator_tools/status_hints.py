@@ -33,7 +33,9 @@ def not_found_hints(submission_id: str, environment: str) -> list[str]:
         f"  - the router skipped or rejected it: its reason is in the audit queue mm-{environment}-router-audit and",
         f"    in the router's log; CloudWatch Logs Insights on /aws/lambda/mm-{environment}-router:",
         "      fields @timestamp, message, reason, detail, correlation_id",
-        f'      | filter submission_id = "{submission_id}" | sort @timestamp desc',
+        # Routed records are named in the router's per-chunk "records routed" lines (decision 113): match the text too.
+        f'      | filter submission_id = "{submission_id}" or @message like "{submission_id}"',
+        "      | sort @timestamp desc",
         f"  - or it is still waiting in its challenge queue mm-{environment}-ch-<challengeId> (see the dashboard",
         f"    mm-{environment}-pipeline), or in the router's failure bucket mm-{environment}-router-failures-*;",
         "  - or the Kafka record never reached the router (check the MSK offset lag alarm).",

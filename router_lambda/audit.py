@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -39,7 +40,9 @@ class AuditItem:
     def entry_id(self) -> str:
         return f"a{self.key}"
 
+    @cached_property
     def body(self) -> str:
+        """The message body, serialized once (batch packing measures it, the request carries it)."""
         return self.record.to_json()
 
 
@@ -91,7 +94,7 @@ class AuditSender:
         delivered: set[int] = set()
         failed: dict[int, str] = {}
         unavailable = False
-        for chunk in pack(items, lambda item: len(item.body().encode())):
+        for chunk in pack(items, lambda item: len(item.body.encode())):
             if unavailable:
                 failed.update({item.key: "SQS unavailable earlier in this invocation" for item in chunk})
                 continue
@@ -104,7 +107,7 @@ class AuditSender:
             try:
                 response = self._client().send_message_batch(
                     QueueUrl=self._queue_url,
-                    Entries=[{"Id": item.entry_id, "MessageBody": item.body()} for item in pending.values()],
+                    Entries=[{"Id": item.entry_id, "MessageBody": item.body} for item in pending.values()],
                 )
             except (ClientError, BotoCoreError) as error:
                 logger.error("audit SendMessageBatch failed", extra={"error": type(error).__name__})

@@ -10,13 +10,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from router_lambda.observability import logger, tracer
+from router_lambda.observability import logger
 from router_lambda.records import MskEvent
 from router_lambda.wiring import dependencies
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     deps = dependencies()
     batch = MskEvent.model_validate(event)

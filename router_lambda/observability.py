@@ -1,5 +1,6 @@
-"""The router's Powertools logger and tracer (service name from POWERTOOLS_SERVICE_NAME), and the log keys of one
-record. Metrics go through `mm_contracts.ports.MetricsSink` (built in `router_lambda.wiring`).
+"""The router's Powertools logger (service name from POWERTOOLS_SERVICE_NAME) and the log keys of one record.
+Tracing is Lambda's own (active tracing, or OpenTelemetry by config: decision 112), nothing on the import path.
+Metrics go through `mm_contracts.ports.MetricsSink` (built in `router_lambda.wiring`).
 
 Logic modules import from here (never from the handler module), so they stay callable without Lambda.
 """
@@ -10,12 +11,11 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "router")
 
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
 
 CORRELATION_KEY = "correlation_id"
 

@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -56,7 +57,7 @@ class MskRecord(BaseModel):
     value: Any = None  # base64 text; absent/None for a tombstone
     key: Any = None  # optional base64; unused
 
-    @property
+    @cached_property  # built once per record (the routed message and the audit record both carry it)
     def coordinates(self) -> KafkaCoordinates:
         return KafkaCoordinates(
             topic=self.topic, partition=self.partition, offset=self.offset, timestamp=self.timestamp

@@ -15,12 +15,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from scorer_token_refresher.check import check
-from scorer_token_refresher.observability import logger, tracer
+from scorer_token_refresher.observability import logger
 from scorer_token_refresher.wiring import dependencies
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deps = dependencies()
     outcome = check(deps.settings, ssm=deps.ssm, provider=deps.token_provider, metrics=deps.metrics, now=time.time())

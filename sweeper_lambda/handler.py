@@ -13,7 +13,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sweeper_lambda.observability import logger, tracer
+from sweeper_lambda.observability import logger
 from sweeper_lambda.wiring import dependencies
 
 
@@ -22,7 +22,6 @@ class SweepIncompleteError(RuntimeError):
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deps = dependencies()
     result = deps.sweeper().sweep()

@@ -95,12 +95,16 @@ def synth_variant() -> Synthesized:
     return synth(parse_environment(raw), label="variant", checks=False)
 
 
+# The shape of AWS's ADOT Lambda layer for Python in the example's region (a reference: nothing is fetched).
+ADOT_LAYER_ARN = "arn:aws:lambda:us-east-1:615299751070:layer:AWSOpenTelemetryDistroPython:16"
+
 AUTH0_CREDENTIALS_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:mm-processor/example/auth0-AbCdEf"
 
 
 def scorer_token_variant_config() -> EnvironmentConfig:
     """The example with the Auth0-proxy token source, a Topcoder ecs-runner challenge and the scorer-token
-    refresher that its task definition's ACCESS_TOKEN needs (decision 091)."""
+    refresher that its task definition's ACCESS_TOKEN needs (decision 091); traced with OpenTelemetry through the
+    ADOT layer (decision 112), so cdk-nag sees that mode too."""
     from infrastructure.config import parse_environment
 
     raw: dict[str, Any] = json.loads(load_environment("example").model_dump_json(by_alias=True, exclude_none=True))
@@ -111,6 +115,7 @@ def scorer_token_variant_config() -> EnvironmentConfig:
         "scorerTokenParameter": True,
     }
     raw["challenges"][0]["scorerEnvironment"] = "topcoder_ecs_runner"
+    raw["tracing"] = {"mode": "otel", "adotLayerArn": ADOT_LAYER_ARN}
     return parse_environment(raw)
 
 

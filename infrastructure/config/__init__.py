@@ -10,7 +10,7 @@ An invalid or missing setting raises `EnvironmentConfigError` naming the setting
 message a platform engineer can act on.
 
 One module per section: `base` (the base model, the error, limits), `kafka`, `network` (VPC and ECS placement),
-`token`, `challenges` (challenges, phases, shards), `capacity`, `sizing`, `smoke`; `environment` holds
+`token`, `tracing`, `challenges` (challenges, phases, shards), `capacity`, `sizing`, `smoke`; `environment` holds
 `EnvironmentConfig` and the checks spanning sections; `loading` reads the JSON and applies overrides. Import
 from this package (`from infrastructure.config import EnvironmentConfig, load_environment`), not its modules.
 """
@@ -40,6 +40,7 @@ from infrastructure.config.network import EcsSettings, NetworkSettings
 from infrastructure.config.sizing import SIZING_DEFAULTS, FunctionSizing
 from infrastructure.config.smoke import SmokeSettings
 from infrastructure.config.token import TokenConfig
+from infrastructure.config.tracing import TracingMode, TracingSettings
 
 __all__ = [
     "CONFIG_DIR",
@@ -65,6 +66,8 @@ __all__ = [
     "SmokeSettings",
     "StartingPosition",
     "TokenConfig",
+    "TracingMode",
+    "TracingSettings",
     "environment_from_os",
     "load_environment",
     "overrides_from",

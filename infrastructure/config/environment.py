@@ -27,6 +27,7 @@ from infrastructure.config.network import EcsSettings, NetworkSettings
 from infrastructure.config.sizing import SIZING_DEFAULTS, FunctionSizing
 from infrastructure.config.smoke import SmokeSettings
 from infrastructure.config.token import TokenConfig
+from infrastructure.config.tracing import TracingSettings
 from mm_contracts.models.challenge import ChallengeConfig
 from mm_contracts.models.phase import Platform, submission_id_fits
 from mm_contracts.names import environment_ssm_prefix
@@ -64,6 +65,8 @@ class EnvironmentConfig(ConfigModel):
     # Caps on running scorer tasks environment-wide, RunTask pacing, capacity alarm thresholds (decision 097).
     capacity: CapacitySettings = CapacitySettings()
     log_retention_days: int = Field(default=30, ge=1, le=3653)
+    # Lambda's active tracing, or OpenTelemetry through the ADOT layer (decision 112).
+    tracing: TracingSettings = TracingSettings()
     status_ttl_days: int = Field(default=90, ge=1, le=3650)
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     # About 15 resources per challenge: 30 keeps a shard stack under CloudFormation's 500 (decision 040).
@@ -207,6 +210,13 @@ class EnvironmentConfig(ConfigModel):
                 f"capacity.capReachedAlarmMinutes={minutes} is shorter than sweeperIntervalMinutes="
                 f"{self.sweeper_interval_minutes}: the CapacityFull gauge is published once per sweep"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _tracing_layer_in_region(self) -> Self:
+        refusal = self.tracing.layer_refusal(self.region)
+        if refusal is not None:
+            raise ValueError(refusal)
         return self
 
     @model_validator(mode="after")

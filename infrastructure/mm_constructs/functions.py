@@ -1,9 +1,9 @@
 """`FunctionKit.build()`: the one place a Lambda function is defined (role, log group, security group, function).
 
-Every function: Python 3.12 on arm64 (the layer is built for exactly that), X-Ray active, an explicit log
-group with the environment's retention, its own role and (in the VPC) its own security group or one shared
-by the functions of a stack that ask for it, memory and timeout from config, and an environment built by a
-settings model (never by hand).
+Every function: Python 3.12 on arm64 (the layer is built for exactly that), X-Ray active (plus the ADOT layer
+with `tracing.mode` otel, decision 112), an explicit log group with the environment's retention, its own role
+and (in the VPC) its own security group or one shared by the functions of a stack that ask for it, memory and
+timeout from config, and an environment built by a settings model (never by hand).
 
 Every statement of a function role lives inline in the `AWS::IAM::Role` (decision 048): Lambda checks the
 network-interface permissions at CreateFunction, and an inline policy exists as soon as the role does, so no
@@ -159,10 +159,11 @@ class PipelineFunction(Construct):
             memory_size=spec.sizing.memory_mb,
             timeout=Duration.seconds(spec.sizing.timeout_seconds),
             reserved_concurrent_executions=spec.sizing.reserved_concurrency,
-            tracing=lambda_.Tracing.ACTIVE,
+            tracing=lambda_.Tracing.ACTIVE,  # in both tracing modes (decision 112)
             log_group=self.log_group,
-            environment=spec.environment,
-            layers=[kit.layer],
+            # The settings model's names, plus what Lambda's runtime itself reads for the tracing mode.
+            environment={**spec.environment, **kit.config.tracing.exec_environment},
+            layers=[kit.layer, *kit.tracing_layers],
             role=self.role,
             **network,
             **spec.extra,
@@ -251,6 +252,12 @@ class FunctionKit:
             compatible_architectures=[ARCHITECTURE],
             description="mm-processor runtime dependencies (uv.lock, manylinux2014_aarch64, cp312)",
         )
+        # tracing.mode otel: AWS's ADOT layer, one reference per stack (decision 112).
+        self.tracing_layers: list[lambda_.ILayerVersion] = []
+        if config.tracing.adot_layer_arn:
+            self.tracing_layers.append(
+                lambda_.LayerVersion.from_layer_version_arn(scope, "AdotLayer", config.tracing.adot_layer_arn)
+            )
         self._scope = scope
         self._shared_groups: dict[str, ec2.SecurityGroup] = {}
         self.vpc: ec2.IVpc | None = None

@@ -57,6 +57,7 @@ class FakeFargate:
         region: str = "us-east-1",
         account: str = "123456789012",
         secret_values: Callable[[], list[str]] | None = None,
+        fork_tasks: bool = True,
     ) -> None:
         self.cluster_arn = cluster_arn
         self.cluster_name = cluster_arn.rsplit("/", 1)[1]
@@ -84,6 +85,7 @@ class FakeFargate:
             resolve_secret=resolve_secret,
             log_dir=log_dir,
             max_running=max_running_tasks,
+            fork_tasks=fork_tasks,
         )
         self._endpoint = EcsEndpoint(self.dispatch, self.counter)
 
@@ -95,6 +97,11 @@ class FakeFargate:
     def lost_events(self) -> list[str]:
         """Task ARNs whose STOPPED event the `lose-stopped-event` fault dropped."""
         return self.events.lost_events
+
+    @property
+    def task_cpu_seconds(self) -> float:
+        """CPU seconds the scorer task processes used (the forked ones, as they exited)."""
+        return self.runner.task_cpu_seconds
 
     def events_in_flight(self) -> int:
         """STOPPED events held back by a delay fault and not yet put (the pipeline is not quiet meanwhile)."""
@@ -141,7 +148,7 @@ class FakeFargate:
 
     def start(self) -> FakeFargate:
         self._endpoint.start()
-        self.runner.start()
+        self.runner.start(definition.command for definition in self.definitions)
         return self
 
     def stop(self) -> None:

@@ -1,6 +1,6 @@
 """The fake ECS's HTTP endpoint on loopback (`loopback.LoopbackServer`): the ECS JSON 1.1 protocol,
 `X-Amz-Target: AmazonEC2ContainerServiceV20141113.<Action>`, errors as `{"__type", "message"}` (which botocore
-turns into ClientError codes), each request counted by caller."""
+turns into ClientError codes), each request counted by caller and action."""
 
 from __future__ import annotations
 
@@ -48,7 +48,8 @@ class EcsEndpoint:
 
     def answer(self, request: Request) -> Response:
         caller, _ = caller_and_service(request.headers.get("Authorization"))
-        self.counter.add(caller, "ecs")
+        target = request.headers.get("X-Amz-Target") or ""
+        self.counter.add(caller, "ecs", operation=target.rsplit(".", 1)[-1])
         status, payload = 200, {}
         try:
             payload = self._payload(request)

@@ -1,7 +1,8 @@
 """Running the scorer: each task a real local process (the challenge's scorer command), with the container
 overrides' environment, the task definition's environment, and its `secrets` resolved from the emulated SSM, as
 the ECS agent injects them. StopTask sends SIGTERM, then SIGKILL after a grace period. `max_running` runner
-threads take the tasks RunTask accepted, in order."""
+threads take the tasks RunTask accepted, in order. A Python scorer command is forked from a warm interpreter
+(`zygote`, decision 116) instead of starting one per task; any other command is started as it is."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from local_pipeline.fargate.events import TaskEvents
 from local_pipeline.fargate.gauge import RunningGauge
-from local_pipeline.fargate.tasks import FakeTask, override_env
+from local_pipeline.fargate.tasks import FakeTask, TaskProcess, override_env
+from local_pipeline.fargate.zygote import Zygote, forkable
 
 BEHAVIOUR_ENV = "EXAMPLE_SCORER_BEHAVIOUR"
 FAIL_TO_START = "fail-to-start"  # handled here: the container never starts
@@ -28,12 +30,12 @@ STOP_GRACE_SECONDS = 2.0  # ECS waits stopTimeout (30 s default) between SIGTERM
 _KEEP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "SYSTEMROOT")
 
 
-def kill_if_running(process: subprocess.Popen[bytes]) -> None:
+def kill_if_running(process: TaskProcess) -> None:
     if process.poll() is None:
         process.kill()
 
 
-def terminate(process: subprocess.Popen[bytes]) -> None:
+def terminate(process: TaskProcess) -> None:
     """SIGTERM now, SIGKILL after the grace period (as ECS stops a container)."""
     process.send_signal(signal.SIGTERM)
     threading.Timer(STOP_GRACE_SECONDS, kill_if_running, args=(process,)).start()
@@ -51,6 +53,7 @@ class TaskRunner:
         resolve_secret: Callable[[str], str],
         log_dir: Path,
         max_running: int,
+        fork_tasks: bool = True,
     ) -> None:
         self._lock = lock
         self._events = events
@@ -61,13 +64,44 @@ class TaskRunner:
         self._pending: queue.Queue[FakeTask | None] = queue.Queue()
         self._runners: list[threading.Thread] = []
         self.stopping = threading.Event()
+        self._fork_tasks = fork_tasks
+        self._zygotes: dict[str, Zygote] = {}  # interpreter -> its zygote
+        self._zygote_lock = threading.Lock()
+        self._retired_cpu_seconds = 0.0  # of zygotes replaced after they died
 
-    def start(self) -> None:
+    def start(self, commands: Iterable[tuple[str, ...]] = ()) -> None:
+        """The runner threads, and a warm zygote for each Python scorer command among `commands`."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        for command in commands:
+            zygote = self._zygote(command) if self._fork_tasks and forkable(command) else None
+            if zygote is not None and command[1] != "-c":
+                zygote.warm(command[1])
         for index in range(self._max_running):
             runner = threading.Thread(target=self._run_loop, name=f"fargate-runner-{index}", daemon=True)
             runner.start()
             self._runners.append(runner)
+
+    def _zygote(self, command: tuple[str, ...] | list[str]) -> Zygote:
+        """The zygote of the command's interpreter (started, or started again after it died)."""
+        interpreter = command[0]
+        with self._zygote_lock:
+            zygote = self._zygotes.get(interpreter)
+            if zygote is None or not zygote.alive:
+                if zygote is not None:
+                    self._retired_cpu_seconds += zygote.cpu_seconds
+                base = {name: os.environ[name] for name in _KEEP_ENV if name in os.environ}
+                zygote = self._zygotes[interpreter] = Zygote(interpreter, base).start()
+            return zygote
+
+    def zygote_pids(self) -> list[int]:
+        with self._zygote_lock:
+            return [z.pid for z in self._zygotes.values() if z.pid is not None]
+
+    @property
+    def task_cpu_seconds(self) -> float:
+        """CPU seconds (user + system) of the forked tasks that exited (tasks started with Popen are not counted)."""
+        with self._zygote_lock:
+            return self._retired_cpu_seconds + sum(z.cpu_seconds for z in self._zygotes.values())
 
     def submit(self, task: FakeTask) -> None:
         self._pending.put(task)
@@ -84,6 +118,10 @@ class TaskRunner:
             self._pending.put(None)
         for runner in self._runners:
             runner.join(timeout=5)
+        with self._zygote_lock:
+            zygotes = list(self._zygotes.values())
+        for zygote in zygotes:
+            zygote.stop()
 
     def _run_loop(self) -> None:
         while True:
@@ -140,11 +178,14 @@ class TaskRunner:
             return True
         return False
 
-    def _spawn(self, task: FakeTask) -> subprocess.Popen[bytes] | None:
+    def _spawn(self, task: FakeTask) -> TaskProcess | None:
         """The scorer process of the task (its output to the task's log), or None when it cannot start."""
         log_path = self.log_dir / f"{task.task_id}.log"
         try:
             env = self._task_env(task)
+            command = list(task.definition.command)
+            if self._fork_tasks and forkable(command):
+                return self._zygote(command).spawn(command, env, str(log_path))
             with log_path.open("wb") as log:
                 return subprocess.Popen(
                     list(task.definition.command), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

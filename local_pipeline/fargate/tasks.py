@@ -8,10 +8,9 @@ Callers hold the fake's lock around the transitions.
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from fault_injection import FaultKind, FaultRule
 
@@ -34,6 +33,20 @@ DEFAULT_EVENT_DELAY_SECONDS = 5.0  # stopped-event-delayed
 DEFAULT_REORDER_DELAY_SECONDS = 1.0  # stopped-event-reordered: RUNNING put this long after STOPPED
 DEFAULT_ECS_MEMORY_SECONDS = 2.0  # ecs-forgets-stopped-task (deployed: about an hour)
 DEFAULT_OVERRUN_SECONDS = 600.0  # scorer-overrun: far past any local timeout
+
+
+class TaskProcess(Protocol):
+    """A task's process: a `subprocess.Popen`, or a `zygote.ForkedProcess` (the same calls)."""
+
+    pid: int
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+    def kill(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -79,7 +92,7 @@ class FakeTask:
     exit_code: int | None = None
     container_reason: str | None = None
     version: int = 1
-    process: subprocess.Popen[bytes] | None = None
+    process: TaskProcess | None = None
     stop_requested: bool = False
     container_arn: str = ""
     # Faults decided at RunTask (FaultKind -> the rule that fired), applied as the task runs and stops.
@@ -107,7 +120,7 @@ class FakeTask:
         self.version += 1
         return True
 
-    def mark_running(self, process: subprocess.Popen[bytes], now: float) -> bool:
+    def mark_running(self, process: TaskProcess, now: float) -> bool:
         """The container started; True when a stop was requested meanwhile (signal it now)."""
         self.process = process
         self.started_at = now

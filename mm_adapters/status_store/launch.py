@@ -38,22 +38,31 @@ class LaunchStore(StatusTable):
         scorer_type: str,
         lease_seconds: int,
         timeout_seconds: int | None = None,
+        observed: LifecycleRecord | None = None,
     ) -> LaunchClaim:
-        """Claim the right to call RunTask for this run (submission, phase) (see the module docstring)."""
+        """Claim the right to call RunTask for this run (submission, phase) (see the module docstring).
+
+        `observed`: the run's item as the caller just read or wrote it (under capacity a run always has an item
+        before its launch). The claim then starts from it: one conditional write instead of a failed create and a
+        read first. The write is conditioned on exactly what was observed, so a stale observation only costs the
+        read it saved (decision 114)."""
         key = RunKey(submission.submission_id, phase)
+        record = observed if observed is not None and observed.run_id == key.run_id else None
         for _ in range(MAX_RACE_RETRIES):
             now = self._clock()
-            created = self._create_launching(submission, key, scorer_type, now, lease_seconds, timeout_seconds)
-            if created:
-                return LaunchClaim(LaunchDecision.GRANTED, attempt=1)
-            record = self.get(key.run_id)
             if record is None:
-                continue  # expired by TTL between the two calls: create again
+                created = self._create_launching(submission, key, scorer_type, now, lease_seconds, timeout_seconds)
+                if created:
+                    return LaunchClaim(LaunchDecision.GRANTED, attempt=1)
+                record = self.get(key.run_id)
+                if record is None:
+                    continue  # expired by TTL between the two calls: create again
             decision, next_attempt = self._decide_launch(record, now)
             if decision is not LaunchDecision.GRANTED:
                 return LaunchClaim(decision, attempt=record.launch_attempt, record=record)
             if self._reclaim_launching(record, next_attempt, now, lease_seconds, timeout_seconds):
                 return LaunchClaim(LaunchDecision.GRANTED, attempt=next_attempt, record=record)
+            record = self.get(key.run_id)  # lost a race: decide again on what won it (None: create)
         # Lost the race every time: another delivery is working on it right now.
         return LaunchClaim(LaunchDecision.DUPLICATE_IN_FLIGHT, attempt=0)
 

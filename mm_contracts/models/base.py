@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
+# The canonical form of a UUID: lower-case hex, hyphenated 8-4-4-4-12 (what `str(uuid.UUID(...))` writes).
+CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def canonical_uuid_form(value: str) -> str:
+    """`str(UUID(value))`, without parsing a value already in that form (the common case, on every message)."""
+    return value if CANONICAL_UUID.fullmatch(value) else str(UUID(value))
+
+
 # A UUID in its canonical lower-case, hyphenated form; anything `uuid.UUID` cannot parse is rejected.
-CanonicalUuid = Annotated[str, AfterValidator(lambda value: str(UUID(value)))]
+CanonicalUuid = Annotated[str, AfterValidator(canonical_uuid_form)]
 
 
 class ContractModel(BaseModel):

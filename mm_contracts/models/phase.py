@@ -11,11 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from uuid import UUID
 
 from pydantic import AliasChoices, Field
 
-from mm_contracts.models.base import ContractModel
+from mm_contracts.models.base import CANONICAL_UUID, ContractModel
 
 
 class Platform(StrEnum):
@@ -35,10 +34,7 @@ def submission_id_fits(submission_id: str, platform: Platform) -> bool:
     """Whether an id has the form its platform gives submissions: a canonical UUID (v5) or a nanoid (v6)."""
     if platform is Platform.V6:
         return bool(V6_SUBMISSION_ID.match(submission_id))
-    try:
-        return str(UUID(submission_id)) == submission_id
-    except ValueError:
-        return False
+    return CANONICAL_UUID.fullmatch(submission_id) is not None  # str(UUID(id)) == id, without parsing it
 
 
 class ScoringPhase(StrEnum):

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
-from uuid import UUID
 
-from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
+from pydantic import Field, model_validator
 
-from mm_contracts.models.base import CanonicalUuid, ContractModel
+from mm_contracts.models.base import CanonicalUuid, ContractModel, canonical_uuid_form
 from mm_contracts.models.phase import Platform, ScoringPhase, submission_id_fits
 
 # The largest memberId any stage accepts: a signed 64-bit integer, which every later store holds exactly
@@ -62,16 +61,10 @@ class RoutedSubmission(ContractModel):
     # posts the terminal FAILED summation, so no member sees a run "in queue forever" (decision 086).
     skip_reason: str | None = Field(default=None, min_length=1, max_length=300)
     # An operator's rerun of a run already scored: it waits behind new work by default (priority class RERUN).
-    rerun: bool = False
-
-    @model_serializer(mode="wrap")
-    def _omit_default_rerun(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # A message that is not a rerun is written exactly as before the field existed, so a reader deployed
-        # earlier (extra fields forbidden) still parses every message during a rolling deployment.
-        data: dict[str, Any] = handler(self)
-        if not self.rerun:
-            data.pop("rerun", None)
-        return data
+    # A message that is not a rerun is written exactly as before the field existed, so a reader deployed earlier
+    # (extra fields forbidden) still parses every message during a rolling deployment. (`exclude_if`, not a wrap
+    # serializer: the router writes one of these per record, and a Python serializer doubles the cost.)
+    rerun: bool = Field(default=False, exclude_if=lambda rerun: not rerun)
 
     @model_validator(mode="before")
     @classmethod
@@ -81,7 +74,7 @@ class RoutedSubmission(ContractModel):
             for name in ("submissionId", "submission_id"):
                 value = data.get(name)
                 canonical = _canonical_uuid(value) if isinstance(value, str) else None
-                if canonical:
+                if canonical and canonical != value:  # already canonical (every router message): nothing to copy
                     data = {**data, name: canonical}
         return data
 
@@ -96,6 +89,6 @@ class RoutedSubmission(ContractModel):
 
 def _canonical_uuid(value: str) -> str | None:
     try:
-        return str(UUID(value))
+        return canonical_uuid_form(value)
     except ValueError:
         return None

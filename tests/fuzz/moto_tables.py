@@ -32,7 +32,6 @@ def isolated_aws() -> Iterator[str]:
         "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_REGION": "us-east-1",
-        "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "MMProcessor",
     }.items():
         os.environ.setdefault(name, value)

@@ -214,7 +214,6 @@ def test_each_handler_imports_with_only_its_asset_and_the_layer(tmp_path: Path) 
             "PATH": os.environ.get("PATH", ""),
             "AWS_REGION": "us-east-1",
             "AWS_DEFAULT_REGION": "us-east-1",
-            "POWERTOOLS_TRACE_DISABLED": "true",
             **environment,
         }
         result = subprocess.run(

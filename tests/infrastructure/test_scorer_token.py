@@ -127,7 +127,9 @@ def test_the_refresher_runs_on_its_schedule_without_retries(variant: Synthesized
     plan = WiringPlan(variant.config)
     lid, fn = function_of(core, FUNCTION)
     assert fn["Handler"] == "scorer_token_refresher.handler.handler"
-    assert fn["Environment"]["Variables"] == plan.scorer_token_refresher_settings().to_env()
+    # Its settings model's names, and the ADOT wrapper: this variant traces with OpenTelemetry (decision 112).
+    expected = {**plan.scorer_token_refresher_settings().to_env(), **variant.config.tracing.exec_environment}
+    assert fn["Environment"]["Variables"] == expected
     assert fn["ReservedConcurrentExecutions"] == 1  # never two writers
     assert "VpcConfig" in fn  # like every function (network.functionsInVpc); the proxy needs a NAT
     (invoke,) = [

@@ -139,7 +139,9 @@ def test_a_full_cap_leaves_the_run_waiting_with_its_position_and_acknowledges_th
         assert record.wait_order is not None
         assert cap.capacity.queue_position(CHALLENGE_ID, record.wait_order) == position
     waiting = [line for line in log_lines(cap.world.logs) if line["message"].startswith("run waits for capacity")]
-    assert [line["wait_position"] for line in waiting] == [1, 2]
+    # The log names the wait order (the queue's sort key), not the position: no Query per waiting run (114).
+    orders = [cap.world.run(s, EXAMPLE).wait_order for s in (second, third)]
+    assert [line["wait_order"] for line in waiting] == orders
     assert {line["blocked_by"] for line in waiting} == {f"CHALLENGE#{CHALLENGE_ID}"}
     assert cap.world.metrics.total(Metric.DEAD_LETTERED) == 0
 

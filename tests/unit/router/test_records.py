@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -17,8 +18,10 @@ from mm_contracts.models.bus import (
     InboundSubmission,
     SubmissionFields,
     SubmissionPayload,
+    canonical_uuid,
     host_is_allowed,
 )
+from mm_contracts.models.phase import Platform, submission_id_fits
 from router_lambda.reasons import Reason
 from router_lambda.records import MskRecord, Verdict, classify_record, decode_value
 from tests.builders import bus_envelope, flat_submission, new_uuid, review_envelope, submission_payload
@@ -396,3 +399,28 @@ def test_deeply_nested_json_is_rejected_not_raised() -> None:
     verdict = classify_record(record(deep), router_settings(max_record_bytes=65_536))
     assert isinstance(verdict, Verdict)
     assert verdict.reason in {Reason.VALUE_NOT_JSON, Reason.VALUE_NOT_OBJECT}
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(
+        st.uuids().map(str),
+        st.uuids().map(lambda u: str(u).upper()),
+        st.uuids().map(lambda u: u.hex),
+        st.uuids().map(lambda u: "{" + str(u) + "}"),
+        st.uuids().map(lambda u: f"urn:uuid:{u}"),
+        st.text(alphabet="0123456789abcdefABCDEF-{}:urn\u0130\u212a\u0660", min_size=30, max_size=40),
+        st.text(max_size=40),
+    )
+)
+def test_canonical_uuid_accepts_exactly_what_uuid_parsing_did(value: str) -> None:
+    # The regex (decision 113) against the rule it replaced: UUID() parses it and writes it back as value.lower().
+    def by_parsing(text: str) -> str | None:
+        try:
+            parsed = uuid.UUID(text)
+        except ValueError:
+            return None
+        return str(parsed) if len(text) == 36 and str(parsed) == text.lower() else None
+
+    assert canonical_uuid(value) == by_parsing(value)
+    assert submission_id_fits(value, Platform.V5) is (by_parsing(value) == value)

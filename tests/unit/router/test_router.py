@@ -268,10 +268,13 @@ def test_log_lines_carry_the_correlation_id_and_never_the_raw_value(router_logs:
     event = event_of(*records)
     # When routed
     h.router.handle(event)
-    # Then every per-record line names its record, and no line holds the value (plain or base64)
+    # Then each skipped or rejected record has its own line naming it, the routed one is named in the batch's
+    # "records routed" line (decision 113), and no line holds the value (plain or base64)
     lines = router_logs.lines()
     per_record = [line for line in lines if "correlation_id" in line]
-    assert {line["correlation_id"] for line in per_record} == {f"{TOPIC}-0-{o}" for o in range(100, 106)}
+    assert {line["correlation_id"] for line in per_record} == {f"{TOPIC}-0-{o}" for o in range(100, 105)}
+    (routed_line,) = [line for line in lines if line["message"] == "records routed"]
+    assert [entry["correlation_id"] for entry in routed_line["routed"]] == [f"{TOPIC}-0-105"]
     assert marker not in router_logs.text
     for group in event["records"].values():
         for item in group:
@@ -288,3 +291,64 @@ def test_a_value_with_a_lone_surrogate_is_audited_not_a_crash() -> None:
     [audit] = h.sqs.messages
     assert audit["reason"] == "value_not_base64"
     assert audit["rawValueBase64"] == "abc\\ud800"
+
+
+def test_the_crash_line_and_the_failure_line_name_the_record(
+    monkeypatch: pytest.MonkeyPatch, router_logs: LogCapture
+) -> None:
+    # Given a classification bug on one record (its lines carry the id without per-record logger keys, decision 113)
+    def crash(record: Any, settings: Any) -> Any:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(routing_module, "classify_record", crash)
+    h = harness()
+    h.router.handle(event_of(raw_record(b"{}")))
+    # Then both its lines name it, and no later line inherits its id
+    lines = router_logs.lines()
+    crashed = [line for line in lines if line["message"] == "record classification crashed"]
+    failed = [line for line in lines if line["message"] == "record failed; Kafka will re-deliver it"]
+    assert [line["correlation_id"] for line in crashed + failed] == [f"{TOPIC}-0-100"] * 2
+    assert all("correlation_id" not in line for line in lines if line not in crashed + failed)
+
+
+def test_routed_records_are_named_a_hundred_a_line(router_logs: LogCapture) -> None:
+    # Given 250 routable records and one rejected
+    cid = new_uuid()
+    h = harness(challenges=[challenge_item(cid)])
+    records = [submission_record(cid, partition=p % 2) for p in range(250)]
+    h.router.handle(event_of(*records, raw_record(b"not json")))
+    # Then three "records routed" lines name the 250 (submission and challenge ids, the record's coordinates),
+    lines = router_logs.lines()
+    routed_lines = [line for line in lines if line["message"] == "records routed"]
+    assert [line["count"] for line in routed_lines] == [100, 100, 50]
+    entries = [entry for line in routed_lines for entry in line["routed"]]
+    published = {body["correlationId"]: body for body in h.sns.bodies()}
+    assert {entry["correlation_id"] for entry in entries} == set(published)
+    assert all(entry["submission_id"] == published[entry["correlation_id"]]["submissionId"] for entry in entries)
+    assert all(
+        (entry["challenge_id"], entry["platform"], entry["skip_reason"]) == (cid, "v5", None) for entry in entries
+    )
+    # and the rejected record keeps a line of its own
+    (rejected,) = [line for line in lines if line.get("reason") == "value_not_json"]
+    assert rejected["correlation_id"] == f"{TOPIC}-0-225"
+
+
+def test_a_ten_thousand_record_batch_is_routed_and_audited_record_by_record() -> None:
+    # Given Lambda's largest MSK batch: 10,000 records over 4 partitions, a tenth of them not submissions
+    cid = new_uuid()
+    h = harness(challenges=[challenge_item(cid)])
+    records = [
+        KafkaRecord(review_envelope(), partition=i % 4) if i % 10 == 0 else submission_record(cid, partition=i % 4)
+        for i in range(10_000)
+    ]
+    # When it is routed
+    response = h.router.handle(event_of(*records))
+    # Then every record ends in exactly one state: 9,000 published in 900 PublishBatch calls, 1,000 audited once
+    assert response == {"batchItemFailures": []}
+    assert len(h.sns.published) == 9_000
+    assert len(h.sns.calls) == 900
+    assert len({json.loads(entry["Message"])["correlationId"] for entry in h.sns.published}) == 9_000
+    assert h.sqs.reasons() == ["resource_not_submission"] * 1_000
+    assert len({message["correlationId"] for message in h.sqs.messages}) == 1_000
+    assert h.metrics.total(Metric.RECORDS_ROUTED) == 9_000
+    assert h.metrics.reasons(Metric.RECORDS_SKIPPED) == {"resource_not_submission": 1_000}

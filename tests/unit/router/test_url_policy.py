@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -104,3 +105,17 @@ def test_routed_submission_bounds_member_id_with_the_same_constant() -> None:
     for bad in (int("9" * 40), MAX_MEMBER_ID + 1, 0, -1):
         with pytest.raises(ValidationError, match="memberId"):
             RoutedSubmission.model_validate({**base, "memberId": bad})
+
+
+def test_every_whitespace_control_character_and_backslash_makes_a_url_invalid_and_nothing_else_does() -> None:
+    # The character rule is one regex (decision 113); it must refuse exactly what the rule says, for every code
+    # point that could matter: the Basic Multilingual Plane's first 0x3100 and every whitespace anywhere.
+    def refused_by_rule(ch: str) -> bool:
+        return ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F or ch == "\\"
+
+    whitespace = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
+    for ch in [chr(c) for c in range(0x3100)] + whitespace:
+        if ch in "#?/:@[]%" or 0xD800 <= ord(ch) <= 0xDFFF:
+            continue  # URL syntax of their own (tested above), or lone surrogates (no URL text carries one)
+        refusal = url_refusal(f"https://files.topcoder.com/mm/a{ch}b.zip", ALLOWED)
+        assert (refusal is UrlRefusal.URL_INVALID) is refused_by_rule(ch), hex(ord(ch))

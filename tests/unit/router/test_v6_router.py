@@ -143,8 +143,10 @@ def test_log_lines_carry_the_platform(router_logs: LogCapture) -> None:
     cid = new_uuid()
     h = harness(challenges=[challenge_item(cid, active=False, platform=Platform.V6)], settings=BOTH)
     h.router.handle(event_of(v6_record(v6_payload(challenge_id=cid))))
-    (line,) = [line for line in router_logs.lines() if str(line.get("message", "")).startswith("record routed")]
-    assert (line["platform"], line["skip_reason"]) == ("v6", "challenge_inactive")
+    (line,) = [line for line in router_logs.lines() if line.get("message") == "records routed"]
+    (entry,) = line["routed"]
+    assert (entry["platform"], entry["skip_reason"]) == ("v6", "challenge_inactive")
+    assert line["to_be_recorded_as_skipped"] == 1
 
 
 def test_v6_records_are_skipped_in_the_default_v5_profile() -> None:

@@ -1,0 +1,10 @@
+"""The embedded AWS's own processes (decision 115): moto off the engine's interpreter.
+
+    server                 one emulator process: moto's apps for a group of services, each request counted
+    processes              the parent's side: spawn, counts, stop; `forward` (the engine's front door)
+    counting               `RequestCounter`: requests by caller, service and operation
+    dynamodb_transactions  TransactWriteItems rolling back only the items it names (a reach into moto, pinned)
+    dynamodb_responses     items in DynamoDB answers serialized as JSON (the other reach into moto, pinned)
+
+`local_pipeline.awsenv.LocalAws` starts them and is what the rest of the harness uses.
+"""

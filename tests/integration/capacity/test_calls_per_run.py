@@ -1,0 +1,66 @@
+"""AWS calls per run (issue 13, decision 114): one run (submission, phase) through the real functions in the fault
+matrix's world, its calls counted by function and operation. A count is behaviour: each cut of decision 114 is an
+operation that no longer appears here, and a regression that adds a call fails the test that names it."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from fault_injection import FaultPlan
+from mm_contracts.models.lifecycle import ReportStatus, SubmissionState
+from tests.integration.capacity.call_counter import CallCounter
+from tests.matrix.case import S1, S2
+from tests.matrix.setups import ONE_SLOT
+from tests.matrix.world import World
+
+OTHER_MEMBER = 40_158_995
+
+
+def test_an_uncontended_run_is_launched_with_ten_dynamodb_calls_and_finished_with_five(aws: None) -> None:
+    # Given one submission and free capacity
+    world = World(FaultPlan())
+    calls = CallCounter.install(world)
+    world.submit_to_queue(S1)
+    # When it runs to its report
+    world.run()
+    record = world.record_of(S1)
+    assert record is not None
+    assert (record.state, record.report_status) == (SubmissionState.SUCCEEDED, ReportStatus.REPORTED)
+    # Then the challenge processor: one read of the run and two of its fair round (member, pool), the enqueue and
+    # the admission transactions, the pools and the queue head, the launch claim, the RunTask pace, the task
+    # recorded. No failed create nor read before the claim, no read after the admission, no round update of its own.
+    assert calls.of("challenge", "dynamodb") == Counter(
+        {"GetItem": 3, "TransactWriteItems": 2, "Query": 2, "UpdateItem": 3}
+    )
+    assert calls.of("challenge", "ecs") == Counter({"RunTask": 1})
+    # And the completion function: the outcome, the report claim and its mark, ONE release transaction (no
+    # member reads, no per-pool transactions), one pools read for the dispatch.
+    assert calls.of("completion", "dynamodb") == Counter({"UpdateItem": 3, "TransactWriteItems": 1, "Query": 1})
+    # And each function read SSM once per parameter (its challenge config, the environment's caps): cold only.
+    assert calls.of("challenge", "ssm") == Counter({"GetParameter": 2})
+    assert calls.of("completion", "ssm") == Counter({"GetParameter": 2})
+
+
+def test_a_waiting_run_costs_no_position_query_and_its_admitted_message_claims_without_a_create(aws: None) -> None:
+    # Given a challenge with one slot, S1 in it, and S2 (another member) arriving while it runs
+    world = World(FaultPlan(), config=ONE_SLOT)
+    calls = CallCounter.install(world)
+    world.submit_to_queue(S1)
+    world.submit_to_queue(S2, at=10, member_id=OTHER_MEMBER)
+    # When both run: S2 waits, S1's completion admits it and sends its message, which launches it
+    world.run()
+    assert [world.record_of(s).state for s in (S1, S2)] == [SubmissionState.SUCCEEDED] * 2  # type: ignore[union-attr]
+    assert len(world.ecs_fake.tasks) == 2
+    challenge = calls.of("challenge", "dynamodb")
+    # Then no launch claim started with a create that must fail (every run has its item before its launch)
+    assert challenge["PutItem"] == 0
+    # And S2's message read only the pools (its challenge full: no queue read) and no position in the queue
+    assert challenge["Query"] == 2 + 1
+    # And S2's admitted message: one read of its run, then the claim, the pace and the task recorded
+    assert challenge == Counter({"GetItem": 3 + 3 + 1, "TransactWriteItems": 2 + 1, "Query": 3, "UpdateItem": 3 + 3})
+    # And the completion admitted S2 inside its dispatch with one transaction and one read back (its message needs
+    # the routed message), the round of fair queuing set in that transaction, not after it
+    completion = calls.of("completion", "dynamodb")
+    assert completion["TransactWriteItems"] == 2 + 1  # two releases, one admission
+    assert completion["GetItem"] == 1
+    assert completion["UpdateItem"] == 2 * 3
