@@ -94,6 +94,12 @@ class ReportSender:
             )
         return self._report(RunReport(run, outcome, config, correlation_id), claim)
 
+    def report_claimed(
+        self, run: RunKey, outcome: Outcome, config: ChallengeConfig, correlation_id: str, claim: ReportClaim
+    ) -> CompletionResult:
+        """Send the report whose claim the outcome write took (decision 114); the rest of the protocol as above."""
+        return self._report(RunReport(run, outcome, config, correlation_id), claim)
+
     def _reporter(self, config: ChallengeConfig) -> Reporter:
         if config.platform is Platform.V6:
             if self._summations_api is None:

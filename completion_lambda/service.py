@@ -177,14 +177,18 @@ class CompletionService:
         if isinstance(relaunched, CompletionResult):
             return relaunched
         outcome = relaunched
+        report_required = _report_required(outcome, config, tracked)
         recorded = self._store.record_outcome(
             run.run_id,
             identity.challenge_id,
             outcome,
-            report_required=_report_required(outcome, config, tracked),
+            report_required=report_required,
             launch_attempt=identity.launch_attempt,
             report_check_seconds=self._policy.report_check_delay_seconds,
             stopped_at=detail.stopped_at,
+            # A report this invocation sends at once is claimed in the outcome write (one status write fewer,
+            # decision 114); without a usable config it stays PENDING for a retry, as before.
+            report_lease_seconds=self._policy.report_lease_seconds if report_required and config else None,
         )
         not_ours = self._not_recorded(recorded, run, identity)
         if not_ours is not None:
@@ -208,6 +212,9 @@ class CompletionService:
         if config is None:
             raise ReportDeferredError(f"no usable config for challenge {identity.challenge_id}; report left PENDING")
         correlation_id = identity.correlation_id or record.correlation_id or run.submission_id
+        claim = self._store.claim_taken_with_outcome(recorded)
+        if claim is not None:
+            return self._reports.report_claimed(run, outcome, config, correlation_id, claim)
         return self._reports.report_recorded(run, record, outcome, config, correlation_id)
 
     def _not_recorded(

@@ -17,8 +17,8 @@ The front door (`LocalAws.endpoint`) is for a client with one endpoint for every
 `--endpoint-url`, a test): it serves what this process fakes (an Invoke of a function a fake Lambda serves, a task
 call of the fake Fargate's cluster) and passes everything else to the emulator process of its service, as it came.
 The engine's own clients and the workers go to the emulator processes directly. Nothing here overrides a private
-method of moto (decision 102); the two places the emulator reaches into moto, in its DynamoDB process, are
-`local_pipeline.emulator.dynamodb_transactions` and `local_pipeline.emulator.dynamodb_responses`.
+method of moto (decision 102); the three places the emulator reaches into moto, in its DynamoDB process, are
+`local_pipeline.emulator.dynamodb_transactions`, `.dynamodb_responses` and `.dynamodb_queries`.
 """
 
 from __future__ import annotations

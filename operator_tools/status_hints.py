@@ -32,8 +32,9 @@ def not_found_hints(submission_id: str, environment: str) -> list[str]:
         "The status table starts when a challenge processor first receives the submission. No record means:",
         f"  - the router skipped or rejected it: its reason is in the audit queue mm-{environment}-router-audit and",
         f"    in the router's log; CloudWatch Logs Insights on /aws/lambda/mm-{environment}-router:",
-        "      fields @timestamp, message, reason, detail, correlation_id",
-        # Routed records are named in the router's per-chunk "records routed" lines (decision 113): match the text too.
+        "      fields @timestamp, message, reasons, correlation_id",
+        # Routed, skipped and rejected records are named in the router's per-chunk lines (`records routed` /
+        # `records skipped` / `records rejected`, decision 113): match the text.
         f'      | filter submission_id = "{submission_id}" or @message like "{submission_id}"',
         "      | sort @timestamp desc",
         f"  - or it is still waiting in its challenge queue mm-{environment}-ch-<challengeId> (see the dashboard",

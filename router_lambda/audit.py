@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mm_contracts.models.audit import AuditRecord
-from router_lambda.batching import backoff_seconds, pack
+from router_lambda.batching import backoff_seconds, pack, utf8_length
 from router_lambda.observability import logger
 from router_lambda.records import MskRecord, Verdict
 
@@ -94,7 +94,7 @@ class AuditSender:
         delivered: set[int] = set()
         failed: dict[int, str] = {}
         unavailable = False
-        for chunk in pack(items, lambda item: len(item.body.encode())):
+        for chunk in pack(items, lambda item: utf8_length(item.body)):
             if unavailable:
                 failed.update({item.key: "SQS unavailable earlier in this invocation" for item in chunk})
                 continue

@@ -13,6 +13,11 @@ MAX_BATCH_ENTRIES = 10  # SNS PublishBatch and SQS SendMessageBatch
 MAX_BATCH_BYTES = 262_144  # both services: the sum of all messages in one batch call
 
 
+def utf8_length(text: str) -> int:
+    """Bytes of `text` in UTF-8, without encoding it when it is ASCII (`str.isascii` is a flag check)."""
+    return len(text) if text.isascii() else len(text.encode())
+
+
 def backoff_seconds(attempt: int, jitter: Callable[[], float]) -> float:
     """Delay after failed attempt `attempt` (1-based): full jitter in [0, min(cap, base * 2^(attempt-1)))."""
     return min(CAP_SECONDS, BASE_SECONDS * 2 ** (attempt - 1)) * jitter()

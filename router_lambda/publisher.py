@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mm_contracts.names import CHALLENGE_ID_ATTRIBUTE
-from router_lambda.batching import backoff_seconds, pack
+from router_lambda.batching import backoff_seconds, pack, utf8_length
 from router_lambda.observability import logger
 
 
@@ -44,7 +44,7 @@ class OutboundMessage:
         }
 
     def size(self) -> int:
-        return len(self.body.encode()) + len(CHALLENGE_ID_ATTRIBUTE) + len(self.challenge_id.encode()) + len("String")
+        return utf8_length(self.body) + len(CHALLENGE_ID_ATTRIBUTE) + utf8_length(self.challenge_id) + len("String")
 
 
 @dataclass

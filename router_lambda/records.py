@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -205,9 +205,14 @@ def _describe(err: Any) -> str:
 # ---------------------------------------------------------------- topic -> platform
 def v5_topics(settings: RouterSettings) -> tuple[str, ...]:
     """The topics read as v5: ACCEPTED_TOPICS when PLATFORMS has v5 (never the v6 topic)."""
-    if Platform.V5 not in settings.platforms:
+    return _v5_topics(settings.accepted_topics, settings.platforms)
+
+
+@lru_cache(maxsize=8)  # asked twice per record (Kafka topic, envelope topic); settings are frozen
+def _v5_topics(accepted_topics: tuple[str, ...], platforms: tuple[Platform, ...]) -> tuple[str, ...]:
+    if Platform.V5 not in platforms:
         return ()
-    return tuple(topic for topic in settings.accepted_topics if topic != V6_SUBMISSION_TOPIC)
+    return tuple(topic for topic in accepted_topics if topic != V6_SUBMISSION_TOPIC)
 
 
 def topic_platform(topic: str, settings: RouterSettings) -> Platform | None:

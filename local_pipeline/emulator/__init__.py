@@ -4,7 +4,8 @@
     processes              the parent's side: spawn, counts, stop; `forward` (the engine's front door)
     counting               `RequestCounter`: requests by caller, service and operation
     dynamodb_transactions  TransactWriteItems rolling back only the items it names (a reach into moto, pinned)
-    dynamodb_responses     items in DynamoDB answers serialized as JSON (the other reach into moto, pinned)
+    dynamodb_responses     items in DynamoDB answers serialized as JSON (a reach into moto, pinned)
+    dynamodb_queries       a table-key Query reads its partition, not the whole table (a reach into moto, pinned)
 
 `local_pipeline.awsenv.LocalAws` starts them and is what the rest of the harness uses.
 """

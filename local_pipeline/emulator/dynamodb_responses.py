@@ -1,4 +1,4 @@
-"""DynamoDB answers serialized at JSON speed: the second place the emulator reaches into moto (decision 115).
+"""DynamoDB answers serialized at JSON speed: a second place the emulator reaches into moto (decision 115).
 
 moto 5.2.5 serializes every DynamoDB answer (`DynamoResult.execute_result`, moto/dynamodb/responses.py) with its
 generic model-driven serializer, which walks botocore's output shape member by member and, for each attribute

@@ -1,5 +1,5 @@
-"""TransactWriteItems without a copy of every table it touches: one of the two places the emulator reaches into
-moto (the other: `dynamodb_responses`), both in the DynamoDB emulator process only (decision 115).
+"""TransactWriteItems without a copy of every table it touches: one of the three places the emulator reaches into
+moto (the others: `dynamodb_responses`, `dynamodb_queries`), both in the DynamoDB emulator process only (decision 115).
 
 moto 5.2.5's `DynamoDBBackend.transact_write_items` (moto/dynamodb/models/__init__.py) backs up each table a
 transaction names with `copy.deepcopy(table)` (once per item of the transaction), applies the items one by one,

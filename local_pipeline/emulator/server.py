@@ -9,8 +9,9 @@ Each request goes straight to the moto app of its service, known from the SigV4 
 directory and of every backend's URL patterns); a request the fast path does not know (unsigned, or a service
 whose routing moto decides from the request itself) goes through moto's own `DomainDispatcherApplication`, which
 shares the same apps. The `dynamodb` group serves one request at a time (decision 098) and installs the
-item-level rollback of TransactWriteItems (`dynamodb_transactions`) and the JSON-speed serialization of items
-(`dynamodb_responses`), the two places the emulator reaches into moto; the `services` group holds every other
+item-level rollback of TransactWriteItems (`dynamodb_transactions`), the JSON-speed serialization of items
+(`dynamodb_responses`) and partition reads for table-key queries (`dynamodb_queries`), the three places the
+emulator reaches into moto; the `services` group holds every other
 service, so that SNS -> SQS and EventBridge -> SQS deliveries, which moto makes in process, stay in one process.
 
 `GET /_emulator/counts` answers the counts (caller, service, operation), `GET /_emulator/cpu` the CPU seconds
@@ -282,10 +283,11 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     if args.group == "dynamodb":
-        from local_pipeline.emulator import dynamodb_responses, dynamodb_transactions
+        from local_pipeline.emulator import dynamodb_queries, dynamodb_responses, dynamodb_transactions
 
         dynamodb_transactions.install()
         dynamodb_responses.install()
+        dynamodb_queries.install()
     app = EmulatorApp(RequestCounter(), serialize=args.group == "dynamodb")
     host, port = listener.getsockname()[:2]
     server = make_server(host, port, app, threaded=True, request_handler=keep_alive_handler(), fd=listener.fileno())

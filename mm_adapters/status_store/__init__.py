@@ -17,7 +17,10 @@ A live LAUNCHING lease, LAUNCHED, or a final state means the delivery is a dupli
 
 Report exactly once: the outcome is recorded once per task; the report is claimed with a lease
 (`reportStatus` PENDING -> REPORTING -> REPORTED | REJECTED). A claim whose `reportAttempt` is above 1
-tells the caller an earlier attempt may have reached the API, so it must look before it posts.
+tells the caller an earlier attempt may have reached the API, so it must look before it posts. The invocation that
+records the outcome and sends the report at once takes that claim in the outcome write itself
+(`record_outcome(report_lease_seconds=)`, decision 114): an outcome write that crashed before its post is a claim
+never finished, taken over after its lease as any other.
 
 Timeouts and lost STOPPED events: a LAUNCHED item carries `timeoutAt` and `deadlineAt` (GSI `byStateDeadline`: the
 earlier of the timeout and the next liveness check). The sweeper describes a due task first: running before its

@@ -65,12 +65,17 @@ class OutcomeStore(StatusTable):
         launch_attempt: int | None = None,
         report_check_seconds: int = 600,
         stopped_at: datetime | None = None,
+        report_lease_seconds: int | None = None,
     ) -> OutcomeRecordResult:
         """Record the task's final state once, only on the item that tracks this task; never create an item.
 
         `report_required` is False only when the challenge's policy is known to need no report (a success
         without `report_on_success`); a required report carries `deadlineAt` = now + `report_check_seconds`, so
         the sweeper re-drives it if it is left PENDING or REPORTING.
+
+        `report_lease_seconds` (with a required report the caller sends at once): the same write takes the report
+        claim `claim_report` would take next (REPORTING, `reportLeaseUntil`, `reportAttempt` + 1), one status
+        write fewer (decision 114). `claim_taken_with_outcome` reads that claim from the RECORDED record.
         """
         if outcome.task_arn is None:
             raise ValueError("record_outcome records a task's STOPPED event: the outcome must name its task")
@@ -101,12 +106,21 @@ class OutcomeStore(StatusTable):
         if outcome.exit_code is not None:
             values[":exit"] = outcome.exit_code
             sets += ", exitCode = :exit"
+        adds = ""
         if report_required:
             values[":deadline"] = int(now) + report_check_seconds
             sets += ", deadlineAt = :deadline"
+            if report_lease_seconds is not None:
+                # The claim's own fields: a crash after this write leaves a REPORTING lease that expires, and the
+                # retry or the sweeper's re-drive takes it over exactly as it does a claim never finished.
+                values[":report"] = ReportStatus.REPORTING.value
+                values[":report_lease"] = int(now) + report_lease_seconds
+                values[":one"] = 1
+                sets += ", reportLeaseUntil = :report_lease"
+                adds = " ADD reportAttempt :one"
         else:
             removes += ", deadlineAt"
-        updated = self._update(run_id, f"SET {sets} REMOVE {removes}", condition, values)
+        updated = self._update(run_id, f"SET {sets}{adds} REMOVE {removes}", condition, values)
         if updated is not None:
             return OutcomeRecordResult(OutcomeDecision.RECORDED, self.record_from_item(updated))
         record = self.get(run_id)
@@ -132,6 +146,19 @@ class OutcomeStore(StatusTable):
             )
             return OutcomeRecordResult(OutcomeDecision.STALE_TASK, record)
         return OutcomeRecordResult(OutcomeDecision.OTHER_TASK, record)
+
+    @staticmethod
+    def claim_taken_with_outcome(recorded: OutcomeRecordResult) -> ReportClaim | None:
+        """The report claim `record_outcome(report_lease_seconds=)` took in its write, or None (not recorded by
+        this call, or no report claimed). Read from the item the write returned, as `claim_report` reads its own."""
+        record = recorded.record
+        if (
+            recorded.decision is not OutcomeDecision.RECORDED
+            or record is None
+            or record.report_status is not ReportStatus.REPORTING
+        ):
+            return None
+        return ReportClaim(True, record.report_attempt, ReportStatus.REPORTING, record.report_ambiguous_at)
 
     def settle_report_not_required(self, run_id: str, *, task_arn: str) -> bool:
         """PENDING -> NOT_REQUIRED for a success recorded before the challenge's report policy was known."""

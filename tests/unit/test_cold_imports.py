@@ -24,7 +24,7 @@ DEV_TOOLS = frozenset({"fault_injection", "local_pipeline", "loopback", "topcode
 # An HTTP client only where the first invocation may call Topcoder; the X.509 parser only in the monitor; no
 # asyncio where the handler builds its partial batch response itself (Powertools' batch utility imports it).
 NOT_NEEDED = {
-    "router_lambda.handler": frozenset({"requests", "cryptography"}),
+    "router_lambda.handler": frozenset({"requests", "cryptography", "asyncio"}),
     "challenge_lambda.handler": frozenset({"requests", "cryptography", "asyncio"}),
     "completion_lambda.handler": frozenset({"cryptography"}),
     "sweeper_lambda.handler": frozenset({"requests", "cryptography"}),

@@ -16,7 +16,7 @@ from tests.matrix.world import World
 OTHER_MEMBER = 40_158_995
 
 
-def test_an_uncontended_run_is_launched_with_ten_dynamodb_calls_and_finished_with_five(aws: None) -> None:
+def test_an_uncontended_run_is_launched_with_ten_dynamodb_calls_and_finished_with_four(aws: None) -> None:
     # Given one submission and free capacity
     world = World(FaultPlan())
     calls = CallCounter.install(world)
@@ -33,9 +33,9 @@ def test_an_uncontended_run_is_launched_with_ten_dynamodb_calls_and_finished_wit
         {"GetItem": 3, "TransactWriteItems": 2, "Query": 2, "UpdateItem": 3}
     )
     assert calls.of("challenge", "ecs") == Counter({"RunTask": 1})
-    # And the completion function: the outcome, the report claim and its mark, ONE release transaction (no
-    # member reads, no per-pool transactions), one pools read for the dispatch.
-    assert calls.of("completion", "dynamodb") == Counter({"UpdateItem": 3, "TransactWriteItems": 1, "Query": 1})
+    # And the completion function: the outcome with the report claim in the same write, the report's mark, ONE
+    # release transaction (no member reads, no per-pool transactions), one pools read for the dispatch.
+    assert calls.of("completion", "dynamodb") == Counter({"UpdateItem": 2, "TransactWriteItems": 1, "Query": 1})
     # And each function read SSM once per parameter (its challenge config, the environment's caps): cold only.
     assert calls.of("challenge", "ssm") == Counter({"GetParameter": 2})
     assert calls.of("completion", "ssm") == Counter({"GetParameter": 2})
@@ -63,4 +63,4 @@ def test_a_waiting_run_costs_no_position_query_and_its_admitted_message_claims_w
     completion = calls.of("completion", "dynamodb")
     assert completion["TransactWriteItems"] == 2 + 1  # two releases, one admission
     assert completion["GetItem"] == 1
-    assert completion["UpdateItem"] == 2 * 3
+    assert completion["UpdateItem"] == 2 * 2  # per run: the outcome (with the report claim), the report marked

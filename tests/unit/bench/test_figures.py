@@ -36,15 +36,26 @@ def fixed_reports(directory: Path) -> None:
         [
             _figure("calls.per_run.ssm", "SSM calls per run", 0, "calls", floor=0, goal_ratio=1.0),
             _figure("calls.per_run.sns", "SNS publishes per run", 0.1, "calls", floor=0, goal_ratio=1.0),
-            _figure("local_pipeline.throughput", "throughput", 4.8, "submissions/s", note="one process | function"),
+            _figure("local_pipeline.seconds_1000", "1,000 submissions", 120, "s", floor=60, goal_ratio=1.0),
+            _figure("local_pipeline.throughput", "throughput", 8.3, "submissions/s"),  # no floor: counted only
         ],
-    )
+    )  # fmt: skip
     # A later publication of a key replaces the earlier one.
     write_report(
         directory,
         "rerun",
         "2026-12-02T04:00:00Z",
-        [_figure("local_pipeline.throughput", "throughput", 12.5, "submissions/s")],
+        [
+            _figure(
+                "local_pipeline.seconds_1000",
+                "1,000 submissions",
+                45.5,
+                "s",
+                floor=60,
+                goal_ratio=1.0,
+                note="a | b",
+            )
+        ],
     )
     (directory / "not-figures.json").write_text('{"something": "else"}')
 
@@ -52,11 +63,13 @@ def fixed_reports(directory: Path) -> None:
 EXPECTED_MARKDOWN = """\
 | figure | measured | floor | ratio | goal |
 |---|---|---|---|---|
-| router import (`cold_start.router`) | 652 ms | 500 ms (import boto3) | 1.30 | <= 1.3 (met) |
-| completion import (`cold_start.completion`) | 700 ms | 500 ms | 1.40 | <= 1.3 (not met) |
-| SSM calls per run (`calls.per_run.ssm`) | 0 calls | 0 calls | 1.00 | <= 1 (met) |
-| SNS publishes per run (`calls.per_run.sns`) | 0.1 calls | 0 calls | inf | <= 1 (not met) |
-| throughput (`local_pipeline.throughput`) | 12.5 submissions/s | - | - | - |
+| router import (<code>cold_start.router</code>) | 652 ms | 500 ms (import boto3) | 1.30 | <= 1.3 (met) |
+| completion import (<code>cold_start.completion</code>) | 700 ms | 500 ms | 1.40 | <= 1.3 (not met) |
+| SSM calls per run (<code>calls.per_run.ssm</code>) | 0 calls | 0 calls | 1.00 | <= 1 (met) |
+| SNS publishes per run (<code>calls.per_run.sns</code>) | 0.1 calls | 0 calls | inf | <= 1 (not met) |
+| 1,000 submissions (<code>local_pipeline.seconds_1000</code>) | 45.5 s; a \\| b | 60 s | 0.76 | <= 1 (met) |
+
+Not in the table (no floor): <code>local_pipeline.*</code> 1; `python -m benchmarks.figures` prints them.
 
 Measured with `make bench` on 2 CPUs, Python 3.11.7 (2026-12-02).
 """

@@ -99,3 +99,15 @@ def test_a_scored_submission_needs_no_next_step(store: StatusStore, capsys: pyte
     out = capsys.readouterr().out
     assert "SUCCEEDED" in out
     assert "next step" not in out
+
+
+def test_the_not_found_query_matches_a_record_the_router_names_in_a_chunk_line() -> None:
+    from operator_tools.status_hints import not_found_hints
+
+    # Given a submission the router skipped: it is named inside a `records skipped` line (decision 113)
+    submission_id = new_uuid()
+    # When the operator reads the hints for "no record"
+    query = "\n".join(not_found_hints(submission_id, "dev"))
+    # Then the Logs Insights query matches the id anywhere in the line's text, not only as a top-level field
+    assert f'@message like "{submission_id}"' in query
+    assert "/aws/lambda/mm-dev-router" in query

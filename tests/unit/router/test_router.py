@@ -31,6 +31,7 @@ from tests.unit.router.support import (
 )
 
 TOPIC = "submission.notification.create"
+AUDITED_LINES = ("records skipped", "records rejected")
 
 
 def test_routes_every_partition_and_keeps_coordinates() -> None:
@@ -268,11 +269,11 @@ def test_log_lines_carry_the_correlation_id_and_never_the_raw_value(router_logs:
     event = event_of(*records)
     # When routed
     h.router.handle(event)
-    # Then each skipped or rejected record has its own line naming it, the routed one is named in the batch's
+    # Then each skipped or rejected record is named in its disposition's line, the routed one in the batch's
     # "records routed" line (decision 113), and no line holds the value (plain or base64)
     lines = router_logs.lines()
-    per_record = [line for line in lines if "correlation_id" in line]
-    assert {line["correlation_id"] for line in per_record} == {f"{TOPIC}-0-{o}" for o in range(100, 105)}
+    audited = [entry for line in lines if line["message"] in AUDITED_LINES for entry in line["records"]]
+    assert {entry["correlation_id"] for entry in audited} == {f"{TOPIC}-0-{o}" for o in range(100, 105)}
     (routed_line,) = [line for line in lines if line["message"] == "records routed"]
     assert [entry["correlation_id"] for entry in routed_line["routed"]] == [f"{TOPIC}-0-105"]
     assert marker not in router_logs.text
@@ -328,9 +329,36 @@ def test_routed_records_are_named_a_hundred_a_line(router_logs: LogCapture) -> N
     assert all(
         (entry["challenge_id"], entry["platform"], entry["skip_reason"]) == (cid, "v5", None) for entry in entries
     )
-    # and the rejected record keeps a line of its own
-    (rejected,) = [line for line in lines if line.get("reason") == "value_not_json"]
-    assert rejected["correlation_id"] == f"{TOPIC}-0-225"
+    # and the rejected record is named in the "records rejected" line
+    (rejected_line,) = [line for line in lines if line["message"] == "records rejected"]
+    assert [entry["correlation_id"] for entry in rejected_line["records"]] == [f"{TOPIC}-0-225"]
+
+
+def test_skipped_and_rejected_records_are_named_with_their_reasons_twenty_five_a_line(
+    router_logs: LogCapture,
+) -> None:
+    # Given 30 records that are not JSON (rejected) and 3 review events (skipped)
+    h = harness()
+    records = [raw_record(b"not json") for _ in range(30)] + [KafkaRecord(review_envelope()) for _ in range(3)]
+    h.router.handle(event_of(*records))
+    lines = router_logs.lines()
+    # Then the rejected are named 25 a line at WARNING, the skipped at INFO (decision 113), each with its reason,
+    rejected = [line for line in lines if line["message"] == "records rejected"]
+    (skipped,) = [line for line in lines if line["message"] == "records skipped"]
+    assert [(line["level"], line["count"], line["reasons"]) for line in rejected] == [
+        ("WARNING", 25, {"value_not_json": 25}),
+        ("WARNING", 5, {"value_not_json": 5}),
+    ]
+    assert (skipped["level"], skipped["count"], skipped["reasons"]) == ("INFO", 3, {"resource_not_submission": 3})
+    entries = {entry["correlation_id"]: entry for line in [*rejected, skipped] for entry in line["records"]}
+    audits = {audit["correlationId"]: audit for audit in h.sqs.messages}
+    assert set(entries) == set(audits) == {f"{TOPIC}-0-{offset}" for offset in range(100, 133)}
+    # the same reason and detail as its audit message, and whether that message was sent
+    for correlation_id, entry in entries.items():
+        audit = audits[correlation_id]
+        assert (entry["reason"], entry["detail"], entry["audited"]) == (audit["reason"], audit["detail"], True)
+    # and no line per record
+    assert all("correlation_id" not in line for line in lines)
 
 
 def test_a_ten_thousand_record_batch_is_routed_and_audited_record_by_record() -> None:

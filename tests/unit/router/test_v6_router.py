@@ -135,8 +135,9 @@ def test_a_rejected_v6_record_is_audited_with_its_ids(router_logs: LogCapture) -
     assert (audit.reason, audit.submission_id, audit.challenge_id) == ("member_id_not_positive_integer", sid, cid)
     assert audit.platform is Platform.V6  # the audit record says which platform's contract the record broke
     assert h.metrics.reasons(Metric.RECORDS_REJECTED)["member_id_not_positive_integer"] == 1
-    (line,) = [line for line in router_logs.lines() if line.get("reason") == "member_id_not_positive_integer"]
-    assert line["platform"] == "v6"
+    (line,) = [line for line in router_logs.lines() if line.get("message") == "records rejected"]
+    (entry,) = line["records"]
+    assert (entry["reason"], entry["platform"]) == ("member_id_not_positive_integer", "v6")
 
 
 def test_log_lines_carry_the_platform(router_logs: LogCapture) -> None:

@@ -1,0 +1,116 @@
+"""A table-key Query in the DynamoDB emulator (local_pipeline.emulator.dynamodb_queries) reads only its partition
+and answers what moto answers: items, order, counts, pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.dynamodb.models.table import Table
+
+from local_pipeline.emulator import dynamodb_queries
+
+RUNS, CONFIGS = "runs", "configs"
+PHASES = ("EXAMPLE", "PROVISIONAL", "SYSTEM", "ZZZ")
+QUERIES: dict[str, dict[str, Any]] = {
+    "partition": {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "sub-2"}}},
+    "descending, first page": {
+        "KeyConditionExpression": "pk = :p",
+        "ExpressionAttributeValues": {":p": {"S": "sub-2"}},
+        "ScanIndexForward": False,
+        "Limit": 2,
+    },
+    "next page": {
+        "KeyConditionExpression": "pk = :p",
+        "ExpressionAttributeValues": {":p": {"S": "sub-2"}},
+        "Limit": 2,
+        "ExclusiveStartKey": {"pk": {"S": "sub-2"}, "sk": {"S": "PROVISIONAL"}},
+    },
+    "range condition and filter": {
+        "KeyConditionExpression": "pk = :p AND begins_with(sk, :s)",
+        "FilterExpression": "attempt > :one",
+        "ExpressionAttributeValues": {":p": {"S": "sub-3"}, ":s": {"S": "S"}, ":one": {"N": "1"}},
+    },
+    "absent partition": {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "nope"}}},
+    "index": {
+        "IndexName": "byState",
+        "KeyConditionExpression": "#s = :s",
+        "ExpressionAttributeNames": {"#s": "state"},
+        "ExpressionAttributeValues": {":s": {"S": "WAITING"}},
+    },
+}
+
+
+def _answers() -> list[Any]:
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName=RUNS,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "state")],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "byState",
+                    "KeySchema": [{"AttributeName": "state", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        client.create_table(
+            TableName=CONFIGS,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        for n in range(5):
+            client.put_item(TableName=CONFIGS, Item={"pk": {"S": f"c{n}"}, "v": {"N": str(n)}})
+            for attempt, phase in enumerate(reversed(PHASES)):  # written out of order
+                state = "WAITING" if (n + attempt) % 2 else "RUNNING"
+                item = {
+                    "pk": {"S": f"sub-{n}"},
+                    "sk": {"S": phase},
+                    "state": {"S": state},
+                    "attempt": {"N": str(attempt)},
+                }
+                client.put_item(TableName=RUNS, Item=item)
+        answers: list[Any] = [
+            {k: v for k, v in client.query(TableName=RUNS, **query).items() if k != "ResponseMetadata"}
+            for query in QUERIES.values()
+        ]
+        answers.append(
+            client.query(
+                TableName=CONFIGS, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "c3"}}
+            )["Items"]
+        )
+        return answers
+
+
+def test_a_table_key_query_answers_what_moto_answers() -> None:
+    unwrapped = _answers()
+    assert dynamodb_queries.install()
+    try:
+        assert _answers() == unwrapped
+    finally:
+        dynamodb_queries.uninstall()
+    assert [item["sk"]["S"] for item in unwrapped[0]["Items"]] == sorted(PHASES)  # moto's order, kept
+
+
+def test_a_table_key_query_never_reads_the_whole_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto sorts every item of the table for each table-key query; wrapped, only index queries do."""
+    whole_table_reads: list[str] = []
+    moto_all_items = Table.all_items
+
+    def counted(self: Table) -> Any:
+        whole_table_reads.append(self.name)
+        return moto_all_items(self)
+
+    monkeypatch.setattr(Table, "all_items", counted)
+    assert dynamodb_queries.install()
+    try:
+        _answers()
+    finally:
+        dynamodb_queries.uninstall()
+    assert whole_table_reads == [RUNS]  # the index query's
