@@ -4,7 +4,9 @@ One room per job (decision 102):
 
     engine           the lifecycle: start and stop everything, apply a scenario, run records to their final
                      states (`LocalPipeline.run`) or serve until stopped (`LocalPipeline.serve`)
-    awsenv           moto's WSGI app on loopback (werkzeug's threaded server), with per-caller request counting
+    awsenv           the embedded AWS: moto in its own processes (emulator/), the engine's clients and front door
+    emulator/        the emulator processes: moto per service group, counted by caller, service and operation;
+                     the pinned reaches into moto (DynamoDB transactions, answers, queries; decision 115)
     provision        the emulated resources, created from infrastructure.wiring.WiringPlan
     deviations       where the local run knowingly differs from the deployed wiring (time compressed)
     function_env     each worker's environment (the stack's, the runtime's, the local endpoints) and setup hook

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from mm_contracts.names import DEFAULT_SUBMISSION_TOPIC
 
 REGION = "us-east-1"
@@ -249,13 +251,22 @@ def ecs_task_stopped_event(
 
 
 # ---------------------------------------------------------------- Lambda context
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "mm-example-function"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:mm-example-function"
-    aws_request_id: str = field(default_factory=new_uuid)
-    remaining_ms: int = 60_000
+class FakeLambdaContext(LambdaContext):
+    """A Lambda context as the runtime passes it (Powertools' `LambdaContext`, so a handler's type holds)."""
+
+    def __init__(
+        self,
+        function_name: str = "mm-example-function",
+        memory_limit_in_mb: int = 256,
+        invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:mm-example-function",
+        aws_request_id: str | None = None,
+        remaining_ms: int = 60_000,
+    ) -> None:
+        self._function_name = function_name
+        self._memory_limit_in_mb = memory_limit_in_mb
+        self._invoked_function_arn = invoked_function_arn
+        self._aws_request_id = aws_request_id or new_uuid()
+        self.remaining_ms = remaining_ms
 
     def get_remaining_time_in_millis(self) -> int:
         return self.remaining_ms

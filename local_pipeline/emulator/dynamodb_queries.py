@@ -6,8 +6,14 @@ item of the table (`Table.all_items()`) and keeping those whose hash key matches
 status table's per-submission queries cost O(n^2 log n) over a run. For such a query (no index, a string hash key)
 `install()` makes `all_items()` answer, for that one call, the items of the queried partition, in moto's own
 order; moto then does everything else itself (the range-key sort, the conditions, the filter, the pages and
-`LastEvaluatedKey`), and since it keeps only that partition's items anyway, the answer is moto's. Index queries
-and any other key type take moto's path unchanged.
+`LastEvaluatedKey`), and since it keeps only that partition's items anyway, the answer is moto's.
+
+An index query (the sweeper's, the completion's) is found by a pass over `all_items()` keeping the items whose
+index hash-key attributes equal the query's (`hash_key_conditions`), and then sorted again by moto
+(`Table.sorted_items`: index keys, then the table's hash and range key, which no two items share, so a total
+order). `all_items()` answers, for that call, only the items whose hash-key attributes match, in no sorted order:
+one tight pass without the whole-table sort or moto's per-item checks. moto repeats its own checks on them and
+sorts them, so the answer is moto's. Any other key type or a query without hash-key conditions takes moto's path.
 
 Pinned like the others: nothing changes unless moto is exactly `PINNED_MOTO_VERSION`;
 tests/local_pipeline/test_emulator_dynamodb_queries.py compares wrapped and unwrapped answers.
@@ -41,13 +47,33 @@ def partition_items(table: Table, hash_key: DynamoType) -> list[Item]:
     return [partition]  # type: ignore[list-item]
 
 
+def index_candidates(table: Table, hash_key_conditions: list[tuple[str, DynamoType]]) -> list[Item]:
+    """The items whose attributes equal every index hash-key condition, unsorted (moto sorts them itself)."""
+    conditions = list(hash_key_conditions)
+    candidates: list[Item] = []
+    for stored in table.items.values():
+        for item in stored.values() if table.range_key_attr else (stored,):
+            attrs = item.attrs
+            # moto's own test, so no item it would keep is left out
+            if all(attrs.get(name) and attrs[name] == value for name, value in conditions):
+                candidates.append(item)
+    return candidates
+
+
 def _wrap(original: Callable[..., Any]) -> Callable[..., Any]:
     def query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -> Any:
         index_name = kwargs.get("index_name") if len(args) < 7 else args[6]
-        if index_name or not isinstance(hash_key, DynamoType) or hash_key.type != "S":
+        hash_key_conditions = kwargs.get("hash_key_conditions")
+        if index_name:
+            if not hash_key_conditions:
+                return original(self, hash_key, *args, **kwargs)
+        elif not isinstance(hash_key, DynamoType) or hash_key.type != "S":
             return original(self, hash_key, *args, **kwargs)
         with _lock:
-            items = partition_items(self, hash_key)
+            if index_name:
+                items = index_candidates(self, hash_key_conditions)
+            else:
+                items = partition_items(self, hash_key)
             self.all_items = lambda: items  # type: ignore[method-assign]
             try:
                 return original(self, hash_key, *args, **kwargs)

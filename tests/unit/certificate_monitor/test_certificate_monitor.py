@@ -20,6 +20,7 @@ from certificate_monitor.expiry import CertificateSecretError, certificate_expir
 from certificate_monitor.observability import logger
 from mm_adapters import aws as aws_clients
 from mm_contracts.settings import CertificateMonitorSettings
+from tests.builders import FakeLambdaContext
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 SECRET_NAME = "mm-processor/test/kafka-client-certificate"
@@ -163,14 +164,15 @@ def test_the_handler_reads_its_settings_and_returns_the_expiry(
         monkeypatch.setenv(name, value)
     wiring.use_dependencies(None)
 
-    class Context:
-        function_name = "mm-test-certificate-monitor"
-        memory_limit_in_mb = 128
-        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:mm-test-certificate-monitor"
-        aws_request_id = "request-1"
+    context = FakeLambdaContext(
+        function_name="mm-test-certificate-monitor",
+        memory_limit_in_mb=128,
+        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:mm-test-certificate-monitor",
+        aws_request_id="request-1",
+    )
 
     try:
-        result = monitor.handler({}, Context())
+        result = monitor.handler({}, context)
     finally:
         wiring.use_dependencies(None)
     assert 44 < result["daysToExpiry"] <= 45  # the handler reads the real clock

@@ -19,6 +19,7 @@ from scorer_token_refresher import wiring
 from scorer_token_refresher.check import check
 from scorer_token_refresher.observability import logger
 from scorer_token_refresher.refresh import Action, ScorerTokenError, Why
+from tests.builders import FakeLambdaContext
 from tests.conftest import Clock
 from tests.unit.topcoder.fakes import FakeProxySession, make_jwt
 
@@ -301,15 +302,16 @@ def test_the_handler_reads_its_settings_and_returns_the_outcome(
     real_builder = wiring.token_provider_for
     monkeypatch.setattr(wiring, "token_provider_for", lambda config: real_builder(config, session=session))
 
-    class Context:
-        function_name = "mm-test-scorer-token-refresher"
-        memory_limit_in_mb = 128
-        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:mm-test-scorer-token-refresher"
-        aws_request_id = "request-1"
+    context = FakeLambdaContext(
+        function_name="mm-test-scorer-token-refresher",
+        memory_limit_in_mb=128,
+        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:mm-test-scorer-token-refresher",
+        aws_request_id="request-1",
+    )
 
     try:
-        first = refresher.handler({}, Context())
-        second = refresher.handler({}, Context())
+        first = refresher.handler({}, context)
+        second = refresher.handler({}, context)
     finally:
         wiring.use_dependencies(None)
     assert (first["action"], first["why"]) == ("refreshed", "missing")
