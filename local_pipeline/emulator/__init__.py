@@ -5,7 +5,9 @@
     counting               `RequestCounter`: requests by caller, service and operation
     dynamodb_transactions  TransactWriteItems rolling back only the items it names (a reach into moto, pinned)
     dynamodb_responses     items in DynamoDB answers serialized as JSON (a reach into moto, pinned)
-    dynamodb_queries       a table-key Query reads its partition, not the whole table (a reach into moto, pinned)
+    dynamodb_queries       a Query reads its partition or index matches, not the whole table sorted (a reach, pinned)
+    dynamodb_expressions   each update expression parsed once (a reach into moto, pinned)
+    sqs_receive            ReceiveMessage without a pass over the queue per message (a reach into moto, pinned)
 
 `local_pipeline.awsenv.LocalAws` starts them and is what the rest of the harness uses.
 """

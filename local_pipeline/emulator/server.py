@@ -10,9 +10,11 @@ directory and of every backend's URL patterns); a request the fast path does not
 whose routing moto decides from the request itself) goes through moto's own `DomainDispatcherApplication`, which
 shares the same apps. The `dynamodb` group serves one request at a time (decision 098) and installs the
 item-level rollback of TransactWriteItems (`dynamodb_transactions`), the JSON-speed serialization of items
-(`dynamodb_responses`) and partition reads for table-key queries (`dynamodb_queries`), the three places the
-emulator reaches into moto; the `services` group holds every other
-service, so that SNS -> SQS and EventBridge -> SQS deliveries, which moto makes in process, stay in one process.
+(`dynamodb_responses`), partition or index-match reads for queries (`dynamodb_queries`) and update expressions
+parsed once per string (`dynamodb_expressions`); the `services` group
+holds every other service, so that SNS -> SQS and EventBridge -> SQS deliveries, which moto makes in process, stay
+in one process, and installs ReceiveMessage's cheap retention check (`sqs_receive`): the five places the emulator
+reaches into moto.
 
 `GET /_emulator/counts` answers the counts (caller, service, operation), `GET /_emulator/cpu` the CPU seconds
 moto spent per (service, operation), `GET /_emulator/ready` 200 once the apps are built. Connections are kept
@@ -283,11 +285,21 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     if args.group == "dynamodb":
-        from local_pipeline.emulator import dynamodb_queries, dynamodb_responses, dynamodb_transactions
+        from local_pipeline.emulator import (
+            dynamodb_expressions,
+            dynamodb_queries,
+            dynamodb_responses,
+            dynamodb_transactions,
+        )
 
         dynamodb_transactions.install()
         dynamodb_responses.install()
         dynamodb_queries.install()
+        dynamodb_expressions.install()
+    else:
+        from local_pipeline.emulator import sqs_receive
+
+        sqs_receive.install()
     app = EmulatorApp(RequestCounter(), serialize=args.group == "dynamodb")
     host, port = listener.getsockname()[:2]
     server = make_server(host, port, app, threaded=True, request_handler=keep_alive_handler(), fd=listener.fileno())
