@@ -25,7 +25,7 @@ import importlib.metadata
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
@@ -51,6 +51,7 @@ def index_candidates(table: Table, hash_key_conditions: list[tuple[str, DynamoTy
     """The items whose attributes equal every index hash-key condition, unsorted (moto sorts them itself)."""
     conditions = list(hash_key_conditions)
     candidates: list[Item] = []
+    stored: Any
     for stored in table.items.values():
         for item in stored.values() if table.range_key_attr else (stored,):
             attrs = item.attrs
@@ -63,17 +64,18 @@ def index_candidates(table: Table, hash_key_conditions: list[tuple[str, DynamoTy
 def _wrap(original: Callable[..., Any]) -> Callable[..., Any]:
     def query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -> Any:
         index_name = kwargs.get("index_name") if len(args) < 7 else args[6]
-        hash_key_conditions = kwargs.get("hash_key_conditions")
+        hash_key_conditions: list[tuple[str, DynamoType]] = kwargs.get("hash_key_conditions") or []
         if index_name:
             if not hash_key_conditions:
                 return original(self, hash_key, *args, **kwargs)
         elif not isinstance(hash_key, DynamoType) or hash_key.type != "S":
             return original(self, hash_key, *args, **kwargs)
         with _lock:
-            if index_name:
-                items = index_candidates(self, hash_key_conditions)
-            else:
-                items = partition_items(self, hash_key)
+            items = (
+                index_candidates(self, hash_key_conditions)
+                if index_name
+                else partition_items(self, cast(DynamoType, hash_key))
+            )
             self.all_items = lambda: items  # type: ignore[method-assign]
             try:
                 return original(self, hash_key, *args, **kwargs)

@@ -33,7 +33,8 @@ _log = logging.getLogger(__name__)
 
 def _wrap(original: Callable[..., bool]) -> Callable[..., bool]:
     def is_message_valid_based_on_retention_period(self: SQSBackend, queue_name: str, message: Message) -> bool:
-        retention_period = self.get_queue(queue_name).message_retention_period
+        queue: Any = self.get_queue(queue_name)
+        retention_period = queue.message_retention_period
         if retention_period is None:  # moto's attribute lookup would fail: let it
             return original(self, queue_name, message)
         retain_until = retention_period + message.sent_timestamp / 1000  # type: ignore[operator]

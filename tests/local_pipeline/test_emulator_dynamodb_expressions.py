@@ -10,6 +10,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
+from moto.dynamodb.comparisons import ConditionExpressionParser
 from moto.dynamodb.parsing.tokens import ExpressionTokenizer
 
 from local_pipeline.emulator import dynamodb_expressions
@@ -64,22 +65,52 @@ def _answers() -> list[Any]:
                 ExpressionAttributeValues=_values("NOPE", 9),
             )
         )
+        for expected in ("LAUNCHED", "NEW", "DONE", "DONE"):  # one condition string, other values: pass and fail
+            answers.append(
+                _update(
+                    client,
+                    "a",
+                    UpdateExpression="SET checkedAt = :u",
+                    ConditionExpression="#s = :expected AND attribute_exists(pk)",
+                    ExpressionAttributeNames={"#s": "state"},
+                    ExpressionAttributeValues={":expected": {"S": expected}, ":u": {"N": "5"}},
+                    ReturnValues="ALL_OLD",
+                )
+            )
+        answers.append(  # a name the condition does not use: moto's error
+            _update(
+                client,
+                "a",
+                UpdateExpression="SET checkedAt = :u",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames={"#unused": "state"},
+                ExpressionAttributeValues={":u": {"N": "6"}},
+            )
+        )
         for _ in range(2):  # a parse error, twice: moto's error each time
             answers.append(
                 _update(client, "a", UpdateExpression="SET = :s", ExpressionAttributeValues={":s": {"S": "x"}})
             )
-        update = {
+        update: Any = {
             "TableName": TABLE,
             "UpdateExpression": SET_STATE,
             "ExpressionAttributeNames": {"#s": "state"},
         }
-        client.transact_write_items(
-            TransactItems=[
-                {"Update": {**update, "Key": {"pk": {"S": "a"}}, "ExpressionAttributeValues": _values("T1", 20)}},
-                {"Update": {**update, "Key": {"pk": {"S": "c"}}, "ExpressionAttributeValues": _values("T2", 21)}},
-            ]
-        )
+        transaction: Any = [
+            {"Update": {**update, "Key": {"pk": {"S": "a"}}, "ExpressionAttributeValues": _values("T1", 20)}},
+            {"Update": {**update, "Key": {"pk": {"S": "c"}}, "ExpressionAttributeValues": _values("T2", 21)}},
+        ]
+        client.transact_write_items(TransactItems=transaction)
         answers.append(sorted(client.scan(TableName=TABLE)["Items"], key=lambda item: item["pk"]["S"]))
+        for state in ("T1", "T2", "T1"):  # a filter: the same string, other values
+            answers.append(
+                client.scan(
+                    TableName=TABLE,
+                    FilterExpression="#s = :s",
+                    ExpressionAttributeNames={"#s": "state"},
+                    ExpressionAttributeValues={":s": {"S": state}},
+                )["Items"]
+            )
         return answers
 
 
@@ -91,7 +122,11 @@ def test_the_answers_and_the_items_are_motos_own() -> None:
     finally:
         dynamodb_expressions.uninstall()
     assert unwrapped[4][1] == "ConditionalCheckFailedException"
-    assert unwrapped[5] == unwrapped[6] and unwrapped[5][0] == "error"
+    assert [isinstance(answer, tuple) for answer in unwrapped[5:9]] == [True, True, False, False]
+    assert unwrapped[9][1] == "ValidationException"
+    assert unwrapped[10] == unwrapped[11]
+    assert unwrapped[10][0] == "error"
+    assert unwrapped[-3] == unwrapped[-1] != unwrapped[-2]
 
 
 def test_an_update_expression_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -111,6 +146,25 @@ def test_an_update_expression_is_parsed_once(monkeypatch: pytest.MonkeyPatch) ->
         dynamodb_expressions.uninstall()
     assert parses.count(SET_STATE) == 1
     assert parses.count("SET = :s") == 2  # not kept: it raised
+
+
+def test_a_condition_is_parsed_once_per_expression_names_and_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto parses a condition in the handler and again in the backend, every call."""
+    parses: list[str | None] = []
+    moto_lex = ConditionExpressionParser._lex_condition_expression
+
+    def counted(self: ConditionExpressionParser) -> Any:
+        parses.append(self.condition_expression)
+        return moto_lex(self)
+
+    monkeypatch.setattr(ConditionExpressionParser, "_lex_condition_expression", counted)
+    assert dynamodb_expressions.install()
+    try:
+        _answers()
+    finally:
+        dynamodb_expressions.uninstall()
+    assert parses.count("#s = :expected AND attribute_exists(pk)") == 3  # three distinct values maps
+    assert parses.count("#s = :s") == 1 + 2  # the failed condition; the filter with two states
 
 
 def test_install_is_a_no_op_on_another_moto_version(monkeypatch: pytest.MonkeyPatch) -> None:

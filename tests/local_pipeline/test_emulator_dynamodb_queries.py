@@ -83,8 +83,10 @@ def _answers() -> list[Any]:
         client.create_table(
             TableName=RUNS,
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "state")]
-            + [{"AttributeName": "deadlineAt", "AttributeType": "N"}],
+            AttributeDefinitions=[
+                {"AttributeName": name, "AttributeType": "N" if name == "deadlineAt" else "S"}
+                for name in ("pk", "sk", "state", "deadlineAt")
+            ],
             GlobalSecondaryIndexes=[
                 {
                     "IndexName": "byState",

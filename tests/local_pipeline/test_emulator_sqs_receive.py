@@ -46,7 +46,7 @@ def _answers() -> dict[str, Any]:
         short_url = client.create_queue(QueueName="short", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
         client.send_message(QueueUrl=short_url, MessageBody="old")
         now = sqs_models.unix_time()
-        with mock.patch.object(sqs_models, "unix_time", lambda: now + 120):
+        with mock.patch.object(sqs_models, "unix_time", return_value=now + 120):
             answers["expired"] = _receive_all(client, short_url, 1)
         answers["kept"] = _receive_all(client, short_url, 1)
         return answers
@@ -59,7 +59,8 @@ def test_receive_answers_what_moto_answers() -> None:
         assert _answers() == unwrapped
     finally:
         sqs_receive.uninstall()
-    assert unwrapped["dead"] and unwrapped["expired"] == [[]]
+    assert unwrapped["dead"]
+    assert unwrapped["expired"] == [[]]
     assert unwrapped["kept"] == [[("old", "2")]]  # moto counts the receive that found it expired, too
 
 
