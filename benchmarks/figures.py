@@ -191,7 +191,8 @@ def _quantity(value: float | None, unit: str) -> str:
 def _ratio(figure: Figure) -> str:
     if figure.floor is None:
         return "-"
-    return "inf" if figure.ratio is None else f"{figure.ratio:.{RATIO_DECIMALS}f}"
+    # A floor of 0 with a value above it has no finite ratio: "above 0" says what the figure misses by.
+    return "above 0" if figure.ratio is None else f"{figure.ratio:.{RATIO_DECIMALS}f}"
 
 
 def _goal(figure: Figure) -> str:
@@ -237,10 +238,33 @@ def _markdown_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+# The cost model's answer beside its alternative; its parts are printed by `python -m benchmarks.figures`.
+README_COSTS = ("cost.per_million.total", "cost.per_million.step_functions_alternative")
+# Figures measured again for v6 runs end in this; the README names them in one line under the table.
+V6_SUFFIX = ".v6"
+
+
 def in_readme(figure: Figure) -> bool:
-    """The README's table holds what the issue judges (a figure with a floor) and the costs; the rest (the cost
-    model's inputs, throughput) is counted under it and printed by `python -m benchmarks.figures`."""
-    return figure.floor is not None or figure.key.startswith("cost.")
+    """The README's table holds what the issue judges (a figure with a goal, v5) and the cost beside its alternative;
+    the rest (floors without a goal, the cost model's inputs and parts) is counted under it."""
+    if figure.key in README_COSTS:
+        return True
+    return figure.goal_ratio is not None and not figure.key.endswith(V6_SUFFIX)
+
+
+def _v6_line(figures: Sequence[Figure]) -> str | None:
+    """One line for the v6 repeats of goal figures: how many meet their goal, and each one that does not."""
+    judged = [figure for figure in figures if figure.key.endswith(V6_SUFFIX) and figure.met is not None]
+    if not judged:
+        return None
+    missed = [
+        f"<code>{figure.key}</code> {_quantity(figure.value, figure.unit)}"
+        f" (floor {_quantity(figure.floor, figure.unit)})"
+        for figure in judged
+        if not figure.met
+    ]
+    line = f"v6 runs: {sum(1 for figure in judged if figure.met)} of {len(judged)} goal figures met"
+    return line + (f"; not met: {', '.join(missed)}." if missed else ".")
 
 
 def _markdown_row(figure: Figure) -> str:
@@ -263,13 +287,20 @@ def render_markdown(reports: Sequence[PublishedReport]) -> str:
     counting the others by their first key part, then where they were measured."""
     latest = {figure.key: (figure, report) for report in reports for figure in report.figures}
     lines = ["| figure | measured | floor | ratio | goal |", "|---|---|---|---|---|"]
-    lines += [_markdown_row(figure) for figure, _ in latest.values() if in_readme(figure)]
-    others = Counter(figure.key.split(".", 1)[0] for figure, _ in latest.values() if not in_readme(figure))
+    figures = [figure for figure, _ in latest.values()]
+    lines += [_markdown_row(figure) for figure in figures if in_readme(figure)]
+    judged = [figure for figure in figures if figure.met is not None]
+    lines += ["", f"Goals met: {sum(1 for figure in judged if figure.met)} of {len(judged)} figures with a goal."]
+    v6_line = _v6_line(figures)
+    if v6_line:
+        lines += ["", v6_line]
+    unlisted = [figure for figure in figures if not in_readme(figure) and not figure.key.endswith(V6_SUFFIX)]
+    others = Counter(figure.key.split(".", 1)[0] for figure in unlisted)
     if others:
         counted = ", ".join(f"<code>{prefix}.*</code> {count}" for prefix, count in others.items())
         lines += [
             "",
-            f"Not in the table (no floor): {counted}; `python -m benchmarks.figures` prints them.",
+            f"Not in the table (no goal): {counted}; `python -m benchmarks.figures` prints them.",
         ]
     machines = sorted({report.machine.describe() for _, report in latest.values()})
     dates = sorted({report.published_at.date().isoformat() for _, report in latest.values()})
