@@ -8,7 +8,8 @@ counted with botocore's event system (`tests/integration/capacity/call_counter.p
 local pipeline (being made concurrent in the same session) counts the same calls at its emulator by service only.
 Warm: the calls of each function's first (cold) invocation are subtracted, and so are its runs.
 
-Prints, never asserts. Run: `.venv/bin/python -m benchmarks.aws_calls_benchmark [--submissions 50] [--v6 10]`.
+Prints, never asserts. Run: `.venv/bin/python -m benchmarks.aws_calls_benchmark [--submissions 50] [--v6 10]
+[--contended 20]` (the last: a challenge cap of 2 that binds, what a run that waits costs, beside the floor).
 """
 
 from __future__ import annotations
@@ -40,10 +41,12 @@ COST_NAMES = {
 }
 STATUS_WRITE_OPS = ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems")
 # The floors (decision 114), per run of an uncontended challenge.
-RUN_STATUS_WRITES_FLOOR = 3  # launch claim, task recorded, outcome
+RUN_STATUS_WRITES_FLOOR = 3  # run created LAUNCHING holding its slots (one transaction), task recorded, outcome
 REPORT_STATUS_WRITES_FLOOR = 1  # report marked (its claim rides on the outcome write): a run that needs a report
-CAPACITY_WRITES_FLOOR = 4  # run enqueued WAITING, slot taken, RunTask pace token, slot released
+CAPACITY_WRITES_FLOOR = 2  # RunTask pace token, slot released (the slot is taken in the run's creating write)
+REQUIRED_READS_FLOOR = 2  # the new run's one read (its member's fair round), the release's one read of who waits
 KB = 1024
+CONTENDED = ".contended"  # the label of the figures of a world whose challenge cap binds
 SWEEPS_PER_MONTH = 30 * 24 * 12  # the sweeper's deployed schedule: every 5 minutes
 COST_MODEL_RUNS_PER_MONTH = 1_000_000  # what the cost model (117) prices
 
@@ -135,7 +138,13 @@ class _CountingStream(io.TextIOBase):
 
 
 def _run_world(
-    submissions: int, *, v6: bool, spacing: float, kafka_batch: int, report: Callable[[_Meter, Any], list[Figure]]
+    submissions: int,
+    *,
+    v6: bool,
+    spacing: float,
+    kafka_batch: int,
+    report: Callable[[_Meter, Any], list[Figure]],
+    challenge_cap: int = 1000,
 ) -> list[Figure]:
     """The world run (its function output counted, not shown), then `report(meter, world)` while moto still holds
     its tables."""
@@ -154,7 +163,7 @@ def _run_world(
         world = World(
             FaultPlan(),
             platform=Platform.V6 if v6 else Platform.V5,
-            config={"capacity": {"maxRunningTasks": 1000}},
+            config={"capacity": {"maxRunningTasks": challenge_cap}},
             environment_capacity={"maxRunningTasks": 1000, "runTaskPerSecond": 100},
         )
         stream = _CountingStream(meter)
@@ -182,6 +191,10 @@ def _measure(world: Any, meter: _Meter, submissions: int, *, v6: bool, spacing: 
     meter.attribute(world.sweeper, "sweep", "sweeper")
     # A cold warm-up submission first (its calls are the cold ones), then the measured ones in Kafka batches.
     world.submit_to_kafka([_submission_id(0, v6)])
+    # Then one sweep: a deployed environment's pool items carry the config and caps versions the sweeper stamps
+    # (decision 121); the warm functions read SSM only when a version changes. The sweep is per sweep, not per run.
+    world.run()
+    world.sweeper.sweep()
     for start in range(0, submissions, kafka_batch):
         ids = [_submission_id(i + 1, v6) for i in range(start, min(start + kafka_batch, submissions))]
         world.submit_to_kafka(ids, at=60.0 + start * spacing)
@@ -266,6 +279,13 @@ def _figures(meter: _Meter, world: Any, label: str) -> list[Figure]:
     tasks = len(world.ecs_fake.tasks)
     submissions = world.measured_submissions
 
+    def warm_runs(function: str | None) -> int:
+        # A completion invocation handles one run's event: its cold one handled one of the warm-up runs, not
+        # every one of them (a v6 warm-up submission has two), so its warm calls are per its own warm runs.
+        if function == "completion":
+            return max(1, len(world.records()) - 1)
+        return runs
+
     def per_run(function: str | None, service: str, operation: str | None = None) -> float:
         total = sum(
             count
@@ -275,11 +295,11 @@ def _figures(meter: _Meter, world: Any, label: str) -> list[Figure]:
             and svc == service
             and (operation is None or op == operation)
         )
-        return total / runs
+        return total / warm_runs(function)
 
     functions = ("challenge", "completion")  # the per-run functions; the router's and the sweeper's apart
     dynamodb = sum(per_run(fn, "dynamodb") for fn in functions)
-    status_writes = sum(meter.status_writes[fn] for fn in functions) / runs
+    status_writes = sum(meter.status_writes[fn] / warm_runs(fn) for fn in functions)
     reports = _reports_needed(world, runs)
     status_floor = RUN_STATUS_WRITES_FLOOR + REPORT_STATUS_WRITES_FLOOR * reports
     figures = [
@@ -288,8 +308,8 @@ def _figures(meter: _Meter, world: Any, label: str) -> list[Figure]:
             "DynamoDB calls per run (challenge + completion)",
             dynamodb,
             "calls",
-            status_floor + CAPACITY_WRITES_FLOOR,
-            "status writes exactly-once needs + capacity writes a cap needs (114)",
+            status_floor + CAPACITY_WRITES_FLOOR + REQUIRED_READS_FLOOR,
+            "status writes exactly-once needs + pace and release + the fair round's and the release's reads (114)",
             1.0,
         ),
         Figure(
@@ -298,7 +318,8 @@ def _figures(meter: _Meter, world: Any, label: str) -> list[Figure]:
             status_writes,
             "writes",
             status_floor,
-            "claim, task recorded, outcome (+ report claim in it, report marked where a report is due) (114)",
+            "created LAUNCHING with its slots, task recorded, outcome (+ report claim in it, report marked where "
+            "a report is due) (114)",
             1.0,
         ),
         Figure(
@@ -313,12 +334,13 @@ def _figures(meter: _Meter, world: Any, label: str) -> list[Figure]:
         Figure(
             f"calls.per_run.ssm{label}",
             "SSM calls per run, warm",
-            per_run(None, "ssm"),
+            # The per-run functions only, as for DynamoDB; the sweeper's per-sweep reads are `sweeper.calls_per_sweep`.
+            sum(per_run(fn, "ssm") for fn in ("router", *functions)),
             "calls",
             0.0,
-            "0 on a warm function (cached: config 300 s, caps 60 s)",
+            "0 on a warm function (cached by the SSM version stamped on the pool items, decision 121)",
             1.0,
-            note="re-reads at cache expiry only; amortized over the runs of one cache lifetime",
+            note="a re-read only when a version stamped on the pool items changes (121); the sweeper's reads are per sweep",
         ),
         Figure(
             f"calls.per_run.token{label}",
@@ -366,6 +388,25 @@ def _figures(meter: _Meter, world: Any, label: str) -> list[Figure]:
             1.0,
         ),
     ]
+    if label == CONTENDED:
+        # What a run that meets a queue costs (enqueue, admit and claim apart, an admitted run's message): beside
+        # the uncontended floor, never against it.
+        return [
+            Figure(
+                f"calls.per_run.dynamodb{label}",
+                "DynamoDB calls per run, challenge cap binding",
+                dynamodb,
+                "calls",
+                note="most runs wait: enqueue, admit, claim apart, and the admitted run's message (114)",
+            ),
+            Figure(
+                f"calls.per_run.status_writes{label}",
+                "status-table writes per run, challenge cap binding",
+                status_writes,
+                "writes",
+                note="a run that waits: enqueue, admit, claim, task recorded, outcome, report marked (114)",
+            ),
+        ]
     if label:
         return figures
     figures += _cost_figures(meter, world, runs, tasks)
@@ -509,6 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--submissions", type=int, default=50, help="v5 submissions (one run each)")
     parser.add_argument("--v6", type=int, default=10, help="v6 submissions (two runs each); 0: none")
     parser.add_argument("--spacing", type=float, default=2.0, help="virtual seconds between submissions")
+    parser.add_argument("--contended", type=int, default=20, help="v5 submissions under a challenge cap of 2; 0: none")
     args = parser.parse_args(argv)
     began = time.monotonic()
 
@@ -525,6 +567,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.v6:
         title = f"\nv6: {args.v6} submissions, EXAMPLE + PROVISIONAL each"
         figures += _run_world(args.v6, v6=True, spacing=args.spacing, kafka_batch=10, report=report(".v6", title))
+    if args.contended:
+        title = f"\nv5 contended: {args.contended} submissions, challenge cap 2 (most runs wait)"
+        report_contended = report(CONTENDED, title)
+        figures += _run_world(
+            args.contended, v6=False, spacing=args.spacing, kafka_batch=10, report=report_contended, challenge_cap=2
+        )
     print(f"\nwall time {time.monotonic() - began:.1f} s")
     publish("aws_calls", figures)
     return 0

@@ -26,9 +26,19 @@ from challenge_lambda.outcomes import (
 from mm_adapters.status_store import LaunchClaim, StatusStore
 from mm_capacity.config import CapacityConfigError, EnvironmentCapacityLoader
 from mm_capacity.dispatcher import Admitted, Dispatcher, DispatchResult, admitted_message_body
-from mm_capacity.store import CapacityStore
+from mm_capacity.store import (
+    ENV_POOL,
+    AdmissionLimits,
+    CapacityStore,
+    DirectLaunchOutcome,
+    DirectLaunchResult,
+    NewRunView,
+    PoolSnapshot,
+    challenge_pool_key,
+    phase_pool_key,
+)
 from mm_contracts.metric_names import Metric
-from mm_contracts.models.capacity import EnvironmentCapacity
+from mm_contracts.models.capacity import EnvironmentCapacity, SupersedePolicy
 from mm_contracts.models.challenge import ChallengeConfig
 from mm_contracts.models.lifecycle import LifecycleRecord, SubmissionState
 from mm_contracts.models.phase import RunKey
@@ -60,6 +70,7 @@ class Admission:
         self._store = store
         self._capacity = capacity
         self._environment_capacity = environment_capacity
+        self._configs = configs
         self._challenge_queue_url = challenge_queue_url
         self._sqs_client = sqs_client
         self._metrics = metrics
@@ -74,18 +85,107 @@ class Admission:
             logger=logger,
             # Its second argument is a challenge id: this function's metrics carry its own already.
             metrics=lambda metric, _challenge_id: metrics.count(metric),
+            observe_snapshot=self._observe_snapshot,
         )
 
     # ------------------------------------------------------------------ a new run
-    def enqueue(self, submission: RoutedSubmission, config: ChallengeConfig, run: RunKey) -> LifecycleRecord | None:
+    def new_run_view(self, submission: RoutedSubmission, run: RunKey) -> NewRunView:
+        """The run's item, its member and its pools: one BatchGetItem (decision 114). The versions stamped on the
+        pools go to the loaders: the caps read next are current; this challenge's config, read before (its phases
+        name the run), is checked from the next message on."""
+        view = self._capacity.new_run_view(submission, run.phase)
+        self._environment_capacity.observe(view.env.caps_version or view.challenge.caps_version)
+        self._configs.observe(view.challenge.config_version)
+        return view
+
+    def _observe_snapshot(self, snapshot: PoolSnapshot) -> None:
+        """The dispatcher's pools: the caps' version and this challenge's config version, to the loaders."""
+        self._environment_capacity.observe(snapshot.env.caps_version)
+        self._configs.observe(snapshot.challenge(self._challenge_id).config_version)
+
+    def launch_directly(
+        self,
+        submission: RoutedSubmission,
+        config: ChallengeConfig,
+        run: RunKey,
+        view: NewRunView,
+        *,
+        lease_seconds: int,
+        ids: dict[str, str],
+    ) -> DirectLaunchResult:
+        """A new run straight to LAUNCHING with its slots when nothing waits and every cap has room (one
+        transaction, `CapacityStore.launch_directly`); NOT_NOW, without a write, when the view already shows it
+        would be refused, when the caps are unreadable or when supersede may act on the member's other runs of
+        this phase (the caller enqueues it then, as before)."""
+        limits = self._direct_limits(config, run, view)
+        if limits is None:
+            return DirectLaunchResult(DirectLaunchOutcome.NOT_NOW)
+        result = self._capacity.launch_directly(
+            submission,
+            phase=run.phase,
+            scorer_type=config.scorer_type,
+            timeout_seconds=config.phase_timeout(run.phase),
+            priority_rank=config.capacity.rank(run.phase, rerun=submission.rerun),
+            limits=limits,
+            lease_seconds=lease_seconds,
+            view=view,
+            config_version=self._configs.version,
+        )
+        if result.outcome is DirectLaunchOutcome.CLAIMED:
+            # Counted as every new run and every admission is: RunsEnqueued stays "runs entering capacity".
+            self._metrics.count(Metric.RUNS_ENQUEUED, phase=run.phase.value)
+            self._metrics.count(Metric.RUNS_ADMITTED)
+            self._logger.info("run admitted and claimed without waiting", extra=ids)
+        elif result.outcome is DirectLaunchOutcome.NOT_NOW:
+            self._logger.info("run not admitted at once; enqueued", extra={"refused_by": result.refused_by, **ids})
+        return result
+
+    def _direct_limits(self, config: ChallengeConfig, run: RunKey, view: NewRunView) -> AdmissionLimits | None:
+        """The caps of a run admitted without waiting; None when the view shows a refusal (no write is tried)."""
+        if config.capacity.supersede is not SupersedePolicy.NONE and view.member_has_phase_runs:
+            return None  # supersede decides between the member's runs of this phase: through the queue
+        try:
+            environment = self._environment_capacity.get()
+        except CapacityConfigError:
+            return None  # never admit without a cap; the dispatch after the enqueue logs and counts it
+        challenge = config.capacity.max_running_tasks
+        phase_cap = config.capacity.max_running_tasks_per_phase.get(run.phase)
+        cpu = config.cpu or environment.default_task_cpu
+        cpu_cap = environment.max_running_cpu_units
+        full = {
+            challenge_pool_key(self._challenge_id): view.challenge.used >= challenge or view.challenge.waiting != 0,
+            phase_pool_key(self._challenge_id, run.phase): phase_cap is not None and view.phase.used >= phase_cap,
+            ENV_POOL: view.env.used >= environment.max_running_tasks
+            or (cpu_cap is not None and view.env.cpu_used + cpu > cpu_cap),
+        }
+        if view.challenge.paused or any(full.values()):
+            return None
+        return AdmissionLimits(
+            challenge_cap=challenge,
+            phase_cap=phase_cap,
+            env_cap=environment.max_running_tasks,
+            env_cpu_cap_units=cpu_cap,
+            cpu_units=cpu,
+            dispatched_round=view.challenge.dispatched_round,
+        )
+
+    def enqueue(
+        self,
+        submission: RoutedSubmission,
+        config: ChallengeConfig,
+        run: RunKey,
+        *,
+        observed: NewRunView | None = None,
+    ) -> LifecycleRecord | None:
         """The run's new item, WAITING in its challenge's capacity queue (one transaction, before the message is
-        acknowledged). None when another delivery created it first."""
+        acknowledged). None when another delivery created it first. `observed`: the member and pool just read."""
         enqueued = self._capacity.enqueue(
             submission,
             phase=run.phase,
             scorer_type=config.scorer_type,
             timeout_seconds=config.phase_timeout(run.phase),
             priority_rank=config.capacity.rank(run.phase, rerun=submission.rerun),
+            observed=observed,
         )
         if not enqueued.created:
             return None

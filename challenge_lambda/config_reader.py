@@ -1,5 +1,9 @@
 """This challenge's config, as the processor acts on it: read from SSM through the cached loader, checked for what
-a launch needs, and re-read (never trusted from the cache) after an error that may be the config's fault."""
+a launch needs, and re-read (never trusted from the cache) after an error that may be the config's fault.
+
+The processor hands in the version it read in its challenge pool item (`observe`, decision 121): the cached config
+of that version is used whatever its age, so a warm function reads SSM only when the version changes; `version` is
+the version of the config last returned (the launch records it on the run item)."""
 
 from __future__ import annotations
 
@@ -21,6 +25,15 @@ class ChallengeConfigReader:
         # Set after a config error or a configuration-class RunTask error: the next message (on this
         # warm instance) re-reads the parameter instead of trusting the cache.
         self._refresh = False
+
+    def observe(self, version: int | None) -> None:
+        """This challenge's config version as its pool item names it (`configVersion`); None changes nothing."""
+        self.loader.observe(self.challenge_id, version)
+
+    @property
+    def version(self) -> int | None:
+        """The SSM version of this challenge's cached config (None before a read, or when SSM named none)."""
+        return self.loader.version_of(self.challenge_id)
 
     def refresh_next(self) -> None:
         """The next read goes to SSM (the cached config may be what failed)."""

@@ -10,8 +10,10 @@ will not score is recorded as skipped runs and handed to the completion function
 run that definitely could not be started on its last receive (its message still goes to the DLQ for a redrive).
 See docs/decisions/020-029, 085, 086, 087.
 
-Capacity (decisions 093-095): a new run is first written WAITING into its challenge's capacity queue (one
-transaction, before the message is acknowledged), then this challenge's queue is dispatched. The run this message
+Capacity (decisions 093-095, 114): a new run whose challenge has nothing waiting and room under every cap goes
+straight to LAUNCHING holding its slots (one transaction after one BatchGetItem: the direct launch). Otherwise it
+is first written WAITING into its challenge's capacity queue (one transaction, before the message is
+acknowledged), then this challenge's queue is dispatched. The run this message
 carries, when admitted, is launched right here under this message (no extra hop when nothing contends); any other
 run admitted on the way is sent to this challenge's queue, whose message then launches it. A run that meets a full
 cap simply stays WAITING and its message is deleted: the completion function and the sweeper admit it when a slot
@@ -56,9 +58,9 @@ from challenge_lambda.skips import SkipRecorder
 from challenge_lambda.supersede import Superseder
 from mm_adapters import aws
 from mm_adapters.challenge_config import ChallengeConfigLoader
-from mm_adapters.status_store import StatusStore
+from mm_adapters.status_store import LaunchClaim, LaunchDecision, StatusStore
 from mm_capacity.config import EnvironmentCapacityLoader
-from mm_capacity.store import CapacityStore
+from mm_capacity.store import CapacityStore, DirectLaunchOutcome
 from mm_contracts.metric_names import Metric
 from mm_contracts.models.challenge import ChallengeConfig
 from mm_contracts.models.lifecycle import LifecycleRecord, SubmissionState
@@ -96,6 +98,7 @@ class ChallengeProcessor:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.challenge_id = str(UUID(challenge_id))  # canonical form, as the router writes it
+        self._lease_seconds = lease_seconds
         self._store = status_store
         self._capacity = capacity_store
         self._metrics = metrics
@@ -257,13 +260,24 @@ class ChallengeProcessor:
     def _run(
         self, submission: RoutedSubmission, config: ChallengeConfig, run: RunKey, message: InboundMessage
     ) -> RecordOutcome:
-        """The run's item decides: none -> enqueue (WAITING), supersede, dispatch; WAITING (a duplicate delivery)
+        """The run's item (one BatchGetItem with its member and pools) decides: none -> straight to LAUNCHING with
+        its slots when nothing waits and the caps have room (one transaction, decision 114), else enqueue
+        (WAITING), supersede, dispatch; WAITING (a duplicate delivery)
         -> dispatch; DEAD_LETTERED (a redrive) -> back to WAITING in its place, dispatch; a slot held (ADMITTED,
         LAUNCH_FAILED, LAUNCHING) -> the launch claim; anything else -> a duplicate."""
         ids = run_log_ids(submission, run)
-        record = self._store.get(run.run_id)
+        view = self.admission.new_run_view(submission, run)
+        record = view.record
         if record is None:
-            created = self.admission.enqueue(submission, config, run)
+            direct = self.admission.launch_directly(
+                submission, config, run, view, lease_seconds=self._lease_seconds, ids=ids
+            )
+            if direct.outcome is DirectLaunchOutcome.CLAIMED:
+                granted = LaunchClaim(LaunchDecision.GRANTED, attempt=1)
+                return self.run_launch.launch_claimed(submission, config, run, message, granted)
+            # Refused (something waits, a cap is full, a race): enqueued as before. Created meanwhile: read it.
+            fresh = direct.outcome is DirectLaunchOutcome.NOT_NOW
+            created = self.admission.enqueue(submission, config, run, observed=view) if fresh else None
             record = created or self._store.get(run.run_id)
             if record is None:  # not created: another delivery created it, and it is gone again (TTL of a final run)
                 raise RecordFailed(FailureReason.UNEXPECTED.value, f"run {run.run_id} vanished right after enqueue")

@@ -86,9 +86,24 @@ class RunLaunch:
             lease_seconds=self._lease_seconds,
             timeout_seconds=timeout,
             observed=observed,
+            config_version=self._configs.version,
         )
         if not claim.granted:
             return self._not_granted(claim, run, ids)
+        return self.launch_claimed(submission, config, run, message, claim)
+
+    def launch_claimed(
+        self,
+        submission: RoutedSubmission,
+        config: ChallengeConfig,
+        run: RunKey,
+        message: InboundMessage,
+        claim: LaunchClaim,
+    ) -> RecordOutcome:
+        """RunTask (paced) for a granted claim: `launch`'s own, or the one a run admitted without waiting took in
+        its creating transaction (decision 114)."""
+        ids = run_log_ids(submission, run)
+        timeout = config.phase_timeout(run.phase)
         phase_config = config.phase_config(run.phase)
         if phase_config is None:
             # A relaunch (or a later dispatch) of a phase the config no longer lists: perhaps mid-edit, so it is

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from completion_lambda.results import (
     IgnoreReason,
 )
-from mm_contracts.models.bus import canonical_uuid
+from mm_contracts.models.base import canonical_uuid
 from mm_contracts.models.ecs_event import EcsTaskStateChangeEvent
 from mm_contracts.models.phase import V6_SUBMISSION_ID, ScoringPhase
 from mm_contracts.models.task import TaskEnv, TaskTag

@@ -23,7 +23,7 @@ from mm_adapters.topcoder.review_summations import ReviewSummationsClient
 from mm_adapters.topcoder.submission_api import SubmissionApiClient
 from mm_adapters.topcoder.token import build_token_provider
 from mm_capacity.callbacks import challenge_settings_of, dispatcher_metrics
-from mm_capacity.config import EnvironmentCapacityLoader
+from mm_capacity.config import EnvironmentCapacityLoader, SnapshotObserver
 from mm_capacity.dispatcher import Admitted, Dispatcher
 from mm_capacity.queues import ChallengeQueues
 from mm_capacity.store import CapacityStore
@@ -144,6 +144,18 @@ class CompletionDependencies:
         return self._environment_capacity
 
     @property
+    def snapshot_observer(self) -> SnapshotObserver:
+        """The dispatch's pool snapshot to the loaders (decision 121): the versions stamped on the pool items tell
+        them whether their caps and configs are current, so a warm function reads SSM only when one changed.
+        An injected plain callable or fake config source observes nothing (it keeps its own caching)."""
+        caps = getattr(self.environment_capacity, "__self__", None)
+        configs = self.config_source
+        return SnapshotObserver(
+            caps if isinstance(caps, EnvironmentCapacityLoader) else None,
+            configs if isinstance(configs, ChallengeConfigLoader) else None,
+        )
+
+    @property
     def queues(self) -> ChallengeQueues | None:
         """The challenge queues (relaunches and admitted runs); None without a queue name template."""
         if self._queues is None and self.settings.challenge_queue_name_template:
@@ -168,6 +180,7 @@ class CompletionDependencies:
                 send=self._send_admitted,
                 logger=logger,
                 metrics=dispatcher_metrics(self.metrics_sink),
+                observe_snapshot=self.snapshot_observer,
             )
             self._freed_slots = FreedSlots(self.capacity_store, dispatcher, logger=logger, metrics=self.metrics_sink)
         return self._freed_slots

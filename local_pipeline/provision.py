@@ -296,6 +296,14 @@ def provision(
         Rule=names.completion_rule,
         Targets=[{"Id": COMPLETION_TARGET_ID, "Arn": _queue_arn(sqs, completion_events_url)}],
     )
+    # ---- the sweeper's Parameter Store change rule (decision 121), for parity with the stacks. moto's SSM emits no
+    # change events, so it has no target here: locally `caps set` stamps the versions itself and the engine's
+    # scheduled sweeps stamp the rest.
+    events.put_rule(
+        Name=names.parameter_change_rule,
+        EventPattern=json.dumps(plan.parameter_change_rule_pattern()),
+        State="ENABLED",
+    )
 
     router_settings: RouterSettings = plan.router_settings(refs)
     completion_values = {

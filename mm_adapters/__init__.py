@@ -1,2 +1,2 @@
 """Adapters: the code that talks to AWS and Topcoder for the functions (status store, config loader,
-Topcoder clients, boto3 clients). Depends on `mm_contracts`; nothing here builds a client at import time."""
+Topcoder clients, botocore clients). Depends on `mm_contracts`; nothing here builds a client at import time."""

@@ -25,6 +25,7 @@ from mm_capacity.records import (
     AdmitOutcome,
     AdmitResult,
     EnqueueResult,
+    NewRunView,
     WaitEntry,
 )
 from mm_capacity.table import (
@@ -66,20 +67,28 @@ class CapacityAdmission(CapacityTable):
         priority_rank: int,
         wait_reason: str = "",
         change: OperatorChange | None = None,
+        observed: NewRunView | None = None,
     ) -> EnqueueResult:
         """The run's item created WAITING (never over an existing item), its queue entry, the challenge's waiting
         count and the member's fair round, in one transaction. `created=False` (nothing written): a duplicate.
         `change`: an operator's change that created the run (a rerun of a phase that had none): its audit entry
-        comes first in the run's history. A run of a paused challenge waits "challenge paused by an operator"."""
+        comes first in the run's history. A run of a paused challenge waits "challenge paused by an operator".
+        `observed`: the member and challenge pool as the caller just read them (`new_run_view`): the first try
+        starts from them (the member's round condition catches a stale one; a retry reads afresh)."""
         key = RunKey(submission.submission_id, phase)
         challenge_id = submission.challenge_id
         for _ in range(MAX_RACE_RETRIES):
             now = self._clock()
-            member = self._get(member_partition(challenge_id, submission.member_id), MEMBER_SORT_KEY) or {}
-            last_round = int(plain(member["lastRound"])) if "lastRound" in member else 0
-            pool = self._get(POOL_PARTITION, challenge_pool_key(challenge_id)) or {}
-            virtual_time = int(plain(pool["dispatchedRound"])) if "dispatchedRound" in pool else 0
-            reason = wait_reason or (PAUSED_WAIT_REASON if "paused" in pool else "")
+            if observed is not None:
+                last_round, virtual_time, paused = (
+                    observed.last_round,
+                    observed.challenge.dispatched_round,
+                    observed.challenge.paused,
+                )
+                observed = None
+            else:
+                last_round, virtual_time, paused = self._fair_round_inputs(challenge_id, submission.member_id)
+            reason = wait_reason or (PAUSED_WAIT_REASON if paused else "")
             # Start-time fair queuing: a member's next run is one round after their previous one or after the
             # round being dispatched now, whichever is later; so members take turns whatever their queue length.
             fair_round = max(last_round, virtual_time) + 1
@@ -119,6 +128,14 @@ class CapacityAdmission(CapacityTable):
             if CONDITION_FAILED not in codes and CONFLICT not in codes:
                 raise RuntimeError(f"enqueue of {key.run_id} cancelled: {codes}")
         raise RuntimeError(f"enqueue of {key.run_id}: lost the race {MAX_RACE_RETRIES} times")
+
+    def _fair_round_inputs(self, challenge_id: str, member_id: int) -> tuple[int, int, bool]:
+        """The member's last round, the challenge's virtual time and its pause flag, read now."""
+        member = self._get(member_partition(challenge_id, member_id), MEMBER_SORT_KEY) or {}
+        last_round = int(plain(member["lastRound"])) if "lastRound" in member else 0
+        pool = self._get(POOL_PARTITION, challenge_pool_key(challenge_id)) or {}
+        virtual_time = int(plain(pool["dispatchedRound"])) if "dispatchedRound" in pool else 0
+        return last_round, virtual_time, "paused" in pool
 
     @staticmethod
     def _waiting_item(

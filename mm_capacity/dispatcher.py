@@ -126,6 +126,7 @@ class Dispatcher:
         logger: LogSink,
         metrics: Callable[[Metric, str | None], None] | None = None,
         max_admissions: int = 50,
+        observe_snapshot: Callable[[PoolSnapshot], None] | None = None,
     ) -> None:
         self._store = store
         self._environment_capacity = environment_capacity
@@ -134,6 +135,7 @@ class Dispatcher:
         self._logger = logger
         self._metrics = metrics or (lambda metric, dimension: None)
         self._max_admissions = max_admissions
+        self._observe_snapshot = observe_snapshot or (lambda snapshot: None)
 
     def dispatch(
         self,
@@ -145,7 +147,11 @@ class Dispatcher:
         """Admit waiting runs while slots are free: `challenge_id` given, only that challenge's queue (the
         challenge processor); None, every challenge's, fairly (completion, sweeper). The admitted run whose id is
         `prefer_run_id` is not sent but returned as `self_admitted`: the caller launches it under its own message;
-        `prefer_record`, its WAITING item as the caller holds it, spares reading it back once admitted."""
+        `prefer_record`, its WAITING item as the caller holds it, spares reading it back once admitted.
+        The pools are read first: the versions stamped on them tell the caps and config loaders (`observe_snapshot`)
+        whether their cache is current, before the caps are read."""
+        snapshot = self._store.pools()
+        self._observe_snapshot(snapshot)
         try:
             environment = self._environment_capacity()
         except CapacityConfigError as error:
@@ -156,7 +162,6 @@ class Dispatcher:
             )
             self._metrics(Metric.CAPACITY_CONFIG_ERRORS, None)
             return DispatchResult((), None, CONFIG_BLOCK)
-        snapshot = self._store.pools()
         progress = _Progress(env_used=snapshot.env.used, env_cpu=snapshot.env.cpu_used)
         try:
             lanes = self._lanes(snapshot, challenge_id)

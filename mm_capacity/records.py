@@ -53,6 +53,10 @@ class PoolState:
     cap: int | None
     dispatched_round: int
     paused: bool = False  # a challenge pool paused by an operator: admits nothing (decision 105)
+    # The SSM versions of the caps (ENV, CHALLENGE#) and of the challenge's config (CHALLENGE#) the sweeper stamped
+    # on the item: the loaders re-read a parameter only when its version moved. None: not stamped yet.
+    caps_version: int | None = None
+    config_version: int | None = None
 
     @classmethod
     def empty(cls, sk: str) -> PoolState:
@@ -82,3 +86,29 @@ class AdmissionLimits:
     # The challenge pool's dispatchedRound as the caller's snapshot read it. Known: a higher round of the admitted
     # run is set in the admission transaction itself (no UpdateItem after it). None: raised after it, as before.
     dispatched_round: int | None = None
+
+
+@dataclass(frozen=True)
+class NewRunView:
+    """What one BatchGetItem read before a run's first write (decision 114): the run's item (None: not created yet),
+    its member's fair round and runs of the run's phase, and the pools it would take a slot in (empty if absent)."""
+
+    record: LifecycleRecord | None
+    last_round: int  # the member's `lastRound` (0: none yet)
+    member_has_phase_runs: bool  # the member waits for or holds another run of this phase (supersede may act)
+    env: PoolState
+    challenge: PoolState
+    phase: PoolState
+
+
+class DirectLaunchOutcome(StrEnum):
+    CLAIMED = "claimed"  # LAUNCHING attempt 1, holding its slots: the caller calls RunTask
+    RUN_EXISTS = "run_exists"  # another delivery created the run first: nothing written
+    NOT_NOW = "not_now"  # something waits, a cap is full, the challenge is paused or a race: nothing written
+
+
+@dataclass(frozen=True)
+class DirectLaunchResult:
+    outcome: DirectLaunchOutcome
+    record: LifecycleRecord | None = None  # CLAIMED: the item as the transaction wrote it
+    refused_by: str | None = None  # NOT_NOW: the pool (or "MEMBER", "CONFLICT") whose condition refused it

@@ -18,16 +18,17 @@ holder and decrements in one conditional UpdateItem, so a second release is a no
 that is how `admit` names the full pool or sees that the run is no longer waiting.
 
 `CapacityStore` is assembled from one class per job, each its own module over the shared plumbing of
-`mm_capacity.table`: `admission` (enqueue, admit, pace), `slots` (release, repair), `run_changes` (requeue, cancel,
-dead-letter), `controls` (an operator's pause, resume and audit log, decision 105), `reruns` (an operator's rerun,
-decision 106) and `reads`. The table's keys are `mm_capacity.keys`, its values `mm_capacity.records`; this module is
-the one place callers import them from.
+`mm_capacity.table`: `admission` (enqueue, admit, pace), `direct_launch` (a run launched without waiting, 114),
+`slots` (release, repair), `run_changes` (requeue, cancel, dead-letter), `controls` (an operator's pause, resume and
+audit log, decision 105), `reruns` (an operator's rerun, decision 106) and `reads`. The table's keys are
+`mm_capacity.keys`, its values `mm_capacity.records`; this module is the one place callers import them from.
 """
 
 from __future__ import annotations
 
 from mm_capacity.admission import CapacityAdmission
 from mm_capacity.controls import CapacityControls, ChallengeControls
+from mm_capacity.direct_launch import MEMBER_REFUSED, CapacityDirectLaunch
 from mm_capacity.keys import (
     ADMISSION_RESEND_SECONDS,
     CAPACITY_TABLE_TTL,
@@ -42,7 +43,10 @@ from mm_capacity.records import (
     AdmissionLimits,
     AdmitOutcome,
     AdmitResult,
+    DirectLaunchOutcome,
+    DirectLaunchResult,
     EnqueueResult,
+    NewRunView,
     PoolSnapshot,
     PoolState,
     WaitEntry,
@@ -53,7 +57,13 @@ from mm_capacity.slots import CapacitySlots
 
 
 class CapacityStore(
-    CapacityReruns, CapacityAdmission, CapacitySlots, CapacityRunChanges, CapacityControls, CapacityReads
+    CapacityReruns,
+    CapacityDirectLaunch,
+    CapacityAdmission,
+    CapacitySlots,
+    CapacityRunChanges,
+    CapacityControls,
+    CapacityReads,
 ):
     """The capacity table and every slot transition (see the module docstring); one instance per function."""
 
@@ -62,12 +72,16 @@ __all__ = [
     "ADMISSION_RESEND_SECONDS",
     "CAPACITY_TABLE_TTL",
     "ENV_POOL",
+    "MEMBER_REFUSED",
     "AdmissionLimits",
     "AdmitOutcome",
     "AdmitResult",
     "CapacityStore",
     "ChallengeControls",
+    "DirectLaunchOutcome",
+    "DirectLaunchResult",
     "EnqueueResult",
+    "NewRunView",
     "PoolSnapshot",
     "PoolState",
     "RerunOutcome",

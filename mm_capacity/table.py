@@ -8,11 +8,12 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from mm_adapters import aws
+from mm_adapters.dynamodb_types import TypeDeserializer, TypeSerializer
 from mm_adapters.status_store import StatusStore
+from mm_capacity.config import observed_versions
 from mm_capacity.keys import (
     MEMBER_SORT_KEY,
     POOL_PARTITION,
@@ -75,6 +76,7 @@ def pool_state_of(item: dict[str, Any]) -> PoolState:
         return int(plain(item[name])) if name in item else 0
 
     holders = {name[2:]: int(plain(value)) for name, value in item.items() if name.startswith("h#")}
+    caps_version, config_version = observed_versions(item)
     return PoolState(
         sk=str(plain(item[CAPACITY_TABLE_SORT_KEY])),
         used=number("used"),
@@ -84,6 +86,8 @@ def pool_state_of(item: dict[str, Any]) -> PoolState:
         cap=int(plain(item["cap"])) if "cap" in item else None,
         dispatched_round=number("dispatchedRound"),
         paused="paused" in item,
+        caps_version=caps_version,
+        config_version=config_version,
     )
 
 
@@ -222,10 +226,13 @@ class CapacityTable:
         cpu_cap: int | None = None,
         refuse_paused: bool = False,
         dispatched_round: int | None = None,
+        refuse_waiting: bool = False,
     ) -> dict[str, Any]:
         """Take a slot of pool `sk` for `run_id` (below `cap`, None: ignore caps) if it does not hold one yet;
         with `refuse_paused`, only while the pool carries no operator's `paused` flag (decision 105);
-        `dispatched_round`: the challenge's fair-queuing virtual time set to it in the same write."""
+        `dispatched_round`: the challenge's fair-queuing virtual time set to it in the same write;
+        `refuse_waiting`: only while the challenge's queue is empty (`waiting` moves with every queue entry in the
+        same transaction, so 0 proves no run waits: a run admitted without waiting never overtakes one)."""
         values: dict[str, Any] = {":cpu": cpu, ":one": 1, ":now": iso(now)}
         update_set = "SET #h = :cpu, updatedAt = :now"
         if dispatched_round is not None:
@@ -246,6 +253,9 @@ class CapacityTable:
             condition += " AND (attribute_not_exists(cpuUsed) OR cpuUsed <= :cpu_cap_minus_c)"
         if refuse_paused:
             condition += " AND attribute_not_exists(paused)"
+        if refuse_waiting:
+            values[":no_waiting"] = 0
+            condition += " AND (attribute_not_exists(waiting) OR waiting = :no_waiting)"
         return self._update_op(
             self._table,
             self._pool_key(sk),

@@ -15,20 +15,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from mm_contracts.metric_names import Metric
-from mm_contracts.models.ledger import (
-    DeadLetterResult,
-    LaunchClaim,
-    OutcomeRecordResult,
-    RelaunchClaim,
-    ReportClaim,
-)
-from mm_contracts.models.lifecycle import LifecycleRecord, SubmissionState
-from mm_contracts.models.outcome import Outcome
-from mm_contracts.models.phase import ScoringPhase
-from mm_contracts.models.routed import RoutedSubmission
+
+if TYPE_CHECKING:
+    # Annotations only: a function that takes just the metrics port (the certificate monitor, the token
+    # refresher) must not build the status-table models at import (decision 112).
+    from mm_contracts.models.ledger import (
+        DeadLetterResult,
+        LaunchClaim,
+        OutcomeRecordResult,
+        RelaunchClaim,
+        ReportClaim,
+    )
+    from mm_contracts.models.lifecycle import LifecycleRecord, SubmissionState
+    from mm_contracts.models.outcome import Outcome
+    from mm_contracts.models.phase import ScoringPhase
+    from mm_contracts.models.routed import RoutedSubmission
 
 
 @runtime_checkable

@@ -5,15 +5,18 @@ Two SSM documents hold the caps the functions apply (decisions 093, 094): the en
 (`<ssmPrefix>/challenges/<id>/config`, its `capacity` block: maxRunningTasks, maxRunningTasksPerPhase). `show`
 prints them with the live counts of the capacity table (and the challenge's paused flag). `set` reads the document,
 changes only the named fields (every other field, known or not, stays as written), validates the result with the
-same pydantic model the functions load it with (an invalid document is never written), shows before -> after,
-asks, writes it back (Overwrite, the same type and key), and leaves an audit item in the challenge's change log
-(challenge id `ENV` for the environment's caps). The functions see the change when their cache ages out (60 s for
-the environment's caps, 300 s for a challenge config). The parameters belong to the stacks: the next deploy that
-changes the parameter's value in the template writes the environment config's value over this one, and a deploy
-that does not leaves it drifted (CloudFormation compares templates, not the live value), so a lasting change
-belongs in `infrastructure/config/<env>.json` too (decision 107). A challenge id is canonicalised and `set` refuses
-one the environment's config does not list; the audit item follows the write (it names the version written), and
-one that cannot be written is said (exit 1), the change standing. Exit status: 0, 1 the document is missing or
+same pydantic model the functions load it with (an invalid document is never written), shows before -> after, asks,
+writes it back (Overwrite, the same type and key), stamps the version written on the capacity pool items
+(`capsVersion` on every pool item for the environment's caps, `configVersion` on the challenge's pool item: decision
+121), and leaves an audit item in the challenge's change log (challenge id `ENV` for the environment's caps). The
+functions compare their cache with those stamps, so they apply the change at their next run that reads its pool item
+(at the latest when their cache ages out: 60 s for the environment's caps, 300 s for a challenge config); a stamp
+that cannot be written is said, and the sweeper stamps it within one sweep. The parameters belong to the stacks: the
+next deploy that changes the parameter's value in the template writes the environment config's value over this one,
+and a deploy that does not leaves it drifted (CloudFormation compares templates, not the live value), so a lasting
+change belongs in `infrastructure/config/<env>.json` too (decision 107). A challenge id is canonicalised and `set`
+refuses one the environment's config does not list; the audit item follows the write (it names the version written),
+and one that cannot be written is said (exit 1), the change standing. Exit status: 0, 1 the document is missing or
 would be invalid, an unknown challenge, or the change was made but not audited, 2 could not run.
 """
 
@@ -265,6 +268,7 @@ def set_caps(context: OperatorContext, args: argparse.Namespace) -> int:
         return EXIT_OK
     version = write_parameter(context, parameter, after)
     raced = version != parameter.version + 1
+    stamped, stamp_error = stamp_version(context, None if args.environment else audit_id, version)
     detail = f"{name} v{parameter.version} -> v{version}: " + "; ".join(diff)
     audit_error = record_change(context, audit_id, change, detail)
     document = {
@@ -275,9 +279,12 @@ def set_caps(context: OperatorContext, args: argparse.Namespace) -> int:
         "version": version,
         "requestId": change.request_id,
         "concurrentWrite": raced,
+        "stampedPoolItems": stamped,
+        "stampError": stamp_error,
         "audited": audit_error is None,
     }
-    context.emit(document, lambda: _say_set(context, name, version, cache, raced, change.request_id))
+    applied = _applied_when(context, stamped, stamp_error, cache)
+    context.emit(document, lambda: _say_set(context, name, version, applied, raced, change.request_id))
     if audit_error is not None:
         raise OperatorError(
             f"changed ({name} is now version {version}), audit entry not recorded: {audit_error}; "
@@ -285,6 +292,38 @@ def set_caps(context: OperatorContext, args: argparse.Namespace) -> int:
             EXIT_FAILED,
         )
     return EXIT_OK
+
+
+def stamp_version(context: OperatorContext, challenge_id: str | None, version: int) -> tuple[int, str | None]:
+    """The version just written, on the pool items whose readers compare their cache with it (decision 121):
+    `capsVersion` on the ENV and every challenge pool item (challenge_id None), else `configVersion` on the
+    challenge's. Only forward (a concurrent newer write is never lowered), only on existing items. Returns how many
+    were stamped and, when the stamp failed, why (the change stands: the sweeper stamps it within one sweep)."""
+    from mm_capacity.config import CAPS_VERSION_ATTRIBUTE, CONFIG_VERSION_ATTRIBUTE, VersionStamps
+    from mm_capacity.keys import challenge_pool_key
+
+    stamps = VersionStamps(context.names.capacity_table, lambda: context.client("dynamodb"))
+    try:
+        if challenge_id is None:
+            return stamps.stamp_forward(list(stamps.pool_versions()), CAPS_VERSION_ATTRIBUTE, version), None
+        return stamps.stamp_forward([challenge_pool_key(challenge_id)], CONFIG_VERSION_ATTRIBUTE, version), None
+    except Exception as error:  # throttling, credentials expired between the two calls
+        return 0, f"{type(error).__name__}: {error}"
+
+
+def _applied_when(context: OperatorContext, stamped: int, stamp_error: str | None, cache: int) -> str:
+    if stamp_error is not None:
+        minutes = context.config.sweeper_interval_minutes
+        return (
+            f"its version could not be stamped on the capacity pool items ({stamp_error}): the functions apply it "
+            f"once the sweeper stamps it, within {minutes} min"
+        )
+    if stamped:
+        return (
+            f"the functions apply it at their next run (its version is stamped on {stamped} capacity pool "
+            f"item(s)), at the latest within {cache} s"
+        )
+    return f"the functions apply it within {cache} s (no pool item yet: their cache of it ages out)"
 
 
 def record_change(context: OperatorContext, audit_id: str, change: OperatorChange, detail: str) -> str | None:
@@ -298,11 +337,11 @@ def record_change(context: OperatorContext, audit_id: str, change: OperatorChang
     return None
 
 
-def _say_set(context: OperatorContext, name: str, version: int, cache: int, raced: bool, request_id: str) -> None:
+def _say_set(context: OperatorContext, name: str, version: int, applied: str, raced: bool, request_id: str) -> None:
     context.say(f"wrote {name} (version {version}) [request {request_id}]")
     if raced:
         context.say("note: another write landed between the read and this one; check with `mm-processor caps show`")
-    context.say(f"the functions apply it within {cache} s (their cache of it ages out)")
+    context.say(applied)
     context.say(
         f"this is drift from infrastructure/config/{context.config.environment}.json: the next deploy that changes "
         "this parameter writes the config's value over it; make a lasting change in the config too"

@@ -62,7 +62,7 @@ def build_audit_record(record: MskRecord, verdict: Verdict, now: float) -> Audit
         disposition=verdict.reason.disposition,
         reason=verdict.reason.value,
         detail=verdict.detail,
-        source=record.coordinates,
+        source=record.source,
         correlation_id=record.correlation_id,
         submission_id=verdict.submission_id,
         challenge_id=verdict.challenge_id,

@@ -20,10 +20,10 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any, Protocol
 
-from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
+from mm_adapters.dynamodb_types import TypeDeserializer
 from mm_contracts.models.bus import InboundSubmission, canonical_uuid
 from mm_contracts.models.challenge import ChallengeRecord
 from mm_contracts.models.phase import Platform

@@ -316,7 +316,7 @@ def routed_submission(
         "challenge_id": resolution.challenge_id,
         "legacy_challenge_id": resolution.legacy_challenge_id,
         "correlation_id": record.correlation_id,
-        "source": record.coordinates,
+        "source": record.source,
         "routed_at": now,
         "skip_reason": resolution.skip_reason,
     }

@@ -9,7 +9,8 @@
    is re-driven instead).
 4. **Unfinished reports** (`unfinished_reports`; decision 080): re-driven through the completion function.
 
-Then, with capacity (decision 096), the safety net that keeps every waiting run moving when each trigger was lost:
+Then, with capacity (decision 096), the safety net that keeps every waiting run moving when each trigger was lost
+(after the **config versions** pass, `config_versions`, decision 121: the SSM versions stamped on the pool items):
 5. **Slots** (here): the slot reconciler compares the slots held with the runs and with the running tasks pass 2
    listed (only when that listing was complete), and corrects drift (SlotsReconciled).
 6. **ADMITTED runs past their deadline**, 7. **dispatch**, 8. **gauges** (`capacity_passes`).
@@ -31,6 +32,7 @@ from mm_contracts.ports import MetricsSink
 from mm_contracts.settings import TimeoutSweeperSettings
 from sweeper_lambda.capacity import SweeperCapacity
 from sweeper_lambda.capacity_passes import CapacityPasses
+from sweeper_lambda.config_versions import ConfigVersionsPass
 from sweeper_lambda.launched_runs import LaunchedRunsPass
 from sweeper_lambda.result import SweepResult
 from sweeper_lambda.running_tasks import RunningTasksPass
@@ -52,6 +54,7 @@ class Sweeper:
         logger: Logger,
         lambda_client: Callable[[], Any] | None = None,
         capacity: SweeperCapacity | None = None,
+        config_versions: ConfigVersionsPass | None = None,
     ) -> None:
         ports = SweepPorts(
             store=store,
@@ -70,6 +73,7 @@ class Sweeper:
         self._stuck = StuckLaunchesPass(ports)
         self._reports = UnfinishedReportsPass(ports)
         self._capacity_passes = CapacityPasses(ports)
+        self._config_versions = config_versions
 
     def sweep(self) -> SweepResult:
         result = SweepResult()
@@ -81,6 +85,9 @@ class Sweeper:
             ("stuck launches", self._stuck.run),
             ("unfinished reports", self._reports.run),
         ]
+        if self._config_versions is not None:
+            # Before the capacity passes: their dispatch then uses the versions this sweep read.
+            passes.append(("config versions", self._config_versions.run))
         if self._capacity is not None:
             passes += [
                 ("slots", self._reconcile_slots),

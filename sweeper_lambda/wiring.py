@@ -15,7 +15,7 @@ from mm_adapters.dependency_slot import DependencySlot
 from mm_adapters.metrics import EmfMetricsSink
 from mm_adapters.status_store import StatusStore
 from mm_capacity.callbacks import challenge_settings_of, dispatcher_metrics
-from mm_capacity.config import EnvironmentCapacityLoader
+from mm_capacity.config import EnvironmentCapacityLoader, SnapshotObserver, VersionStamps
 from mm_capacity.dispatcher import Dispatcher
 from mm_capacity.queues import ChallengeQueues
 from mm_capacity.reconciler import SlotReconciler
@@ -24,6 +24,7 @@ from mm_contracts.models.capacity import EnvironmentCapacity
 from mm_contracts.ports import MetricsSink
 from mm_contracts.settings import TimeoutSweeperSettings
 from sweeper_lambda.capacity import SweeperCapacity
+from sweeper_lambda.config_versions import ConfigVersionsPass
 from sweeper_lambda.observability import logger
 from sweeper_lambda.sweep import Sweeper
 
@@ -43,6 +44,7 @@ class SweeperDependencies:
         config_source: Any | None = None,
         environment_capacity: Callable[[], EnvironmentCapacity] | None = None,
         sqs: Any | None = None,
+        ssm: Any | None = None,
     ) -> None:
         self.settings = settings
         self._store = store
@@ -53,6 +55,7 @@ class SweeperDependencies:
         self._config_source = config_source
         self._environment_capacity = environment_capacity
         self._sqs = sqs
+        self._ssm = ssm
         self._capacity: SweeperCapacity | None = None
 
     def lambda_client(self) -> Any:
@@ -64,6 +67,12 @@ class SweeperDependencies:
         if self._sqs is None:
             self._sqs = aws.client("sqs")
         return self._sqs
+
+    def ssm(self) -> Any:
+        """For the config versions pass (GetParameters); the loaders keep their own client."""
+        if self._ssm is None:
+            self._ssm = aws.client("ssm")
+        return self._ssm
 
     def ecs(self) -> Any:
         if self._ecs is None:
@@ -110,6 +119,17 @@ class SweeperDependencies:
         return self._environment_capacity
 
     @property
+    def snapshot_observer(self) -> SnapshotObserver:
+        """The dispatch's pool snapshot to the loaders (decision 121), as in the completion function; an injected
+        plain callable or fake config source observes nothing."""
+        caps = getattr(self.environment_capacity, "__self__", None)
+        configs = self.config_source
+        return SnapshotObserver(
+            caps if isinstance(caps, EnvironmentCapacityLoader) else None,
+            configs if isinstance(configs, ChallengeConfigLoader) else None,
+        )
+
+    @property
     def capacity(self) -> SweeperCapacity:
         """The capacity passes' ports (decision 096); built once, no AWS call until a pass uses them."""
         if self._capacity is None:
@@ -125,6 +145,7 @@ class SweeperDependencies:
                     send=queues.send_admitted,
                     logger=logger,
                     metrics=count,
+                    observe_snapshot=self.snapshot_observer,
                 ),
                 reconciler=SlotReconciler(
                     self.capacity_store,
@@ -140,6 +161,21 @@ class SweeperDependencies:
             )
         return self._capacity
 
+    def config_versions(self) -> ConfigVersionsPass:
+        """The config versions pass (decision 121): the versions of the caps and the configs stamped on the pool
+        items; its loaders observe them (an injected plain callable or fake observes nothing)."""
+        store = self.capacity_store
+        prefix = self.settings.challenge_config_parameter_prefix.rstrip("/")
+        return ConfigVersionsPass(
+            VersionStamps(self.settings.capacity_table_name, lambda: store.client),
+            ssm=self.ssm,
+            caps_parameter=self.settings.capacity_parameter_name,
+            config_name_for=lambda challenge_id: f"{prefix}/{challenge_id}/config",
+            logger=logger,
+            caps_loader=getattr(self.environment_capacity, "__self__", None),
+            config_loader=self.config_source,
+        )
+
     def sweeper(self) -> Sweeper:
         return Sweeper(
             store=self.store,
@@ -149,6 +185,7 @@ class SweeperDependencies:
             logger=logger,
             lambda_client=self.lambda_client,
             capacity=self.capacity,
+            config_versions=self.config_versions(),
         )
 
 

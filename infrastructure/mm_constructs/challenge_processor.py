@@ -123,6 +123,8 @@ class ChallengeProcessor(Construct):
             )
         )
         role.add_to_policy(iam.PolicyStatement(actions=list(CAPACITY_TABLE_ACTIONS), resources=[capacity_table_arn]))
+        # A new run's item, its member and its pools are ONE BatchGetItem over both tables (decision 114).
+        role.add_to_policy(iam.PolicyStatement(actions=["dynamodb:BatchGetItem"], resources=[capacity_table_arn]))
         # An admitted run of this challenge is sent to its own queue (the pipeline key encrypts it), never another.
         role.add_to_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.queues.queue.queue_arn]))
         role.add_to_policy(

@@ -1,5 +1,7 @@
 """The timeout sweeper: a scheduled function (its own asset, `sweeper_lambda`) that stops tasks past their phase
-timeout, reconciles lost STOPPED events and slots, re-drives stuck launches and reports, and admits waiting runs.
+timeout, reconciles lost STOPPED events and slots, re-drives stuck launches and reports, and admits waiting runs;
+invoked also by the environment's Parameter Store changes (`ParameterChangeRule`: the config versions pass only,
+decision 121).
 
 Built into the completion construct's scope (`build_timeout_sweeper(completion, ...)`: paths `.../Sweeper`,
 `.../SweepSchedule`) rather than a construct of its own, on purpose: the logical ids of a deployed stack stay
@@ -31,6 +33,7 @@ from mm_contracts.names import STATUS_TABLE_OVERDUE_INDEX, challenge_config_para
 class TimeoutSweeper:
     function: lambda_.IFunction
     schedule: events.Rule
+    parameter_changes: events.Rule
 
 
 def build_timeout_sweeper(
@@ -84,8 +87,27 @@ def build_timeout_sweeper(
         "Serverless-EventBusDLQ",
         "A missed scheduled sweep is repeated by the next one minutes later; nothing would wait in a DLQ",
     )
+    parameter_changes = events.Rule(
+        scope,
+        "ParameterChangeRule",
+        rule_name=names.parameter_change_rule,
+        description="Stamp the new SSM versions on the capacity pool items when the caps or a challenge config change",
+        event_pattern=parameter_change_pattern(plan),
+        targets=[targets.LambdaFunction(sweeper.function, retry_attempts=2)],
+    )
+    acknowledge(
+        parameter_changes,
+        "Serverless-EventBusDLQ",
+        "A lost parameter change event is stamped by the next scheduled sweep (decision 121); nothing would wait",
+    )
     alarms.function_health(sweeper, sweeper.function, "timeout sweeper")
-    return TimeoutSweeper(sweeper.function, schedule)
+    return TimeoutSweeper(sweeper.function, schedule, parameter_changes)
+
+
+def parameter_change_pattern(plan: WiringPlan) -> events.EventPattern:
+    """The plan's Parameter Store change pattern (one source with the local pipeline's rule; decision 121)."""
+    pattern = plan.parameter_change_rule_pattern()
+    return events.EventPattern(source=pattern["source"], detail_type=pattern["detail-type"], detail=pattern["detail"])
 
 
 def _grant(
@@ -114,8 +136,11 @@ def _grant(
     role.add_to_policy(
         iam.PolicyStatement(actions=list(CAPACITY_TABLE_ACTIONS), resources=[tables.capacity_table.table_arn])
     )
+    # GetParameters: the config versions pass reads the versions of the caps and the configs (decision 121).
     role.add_to_policy(
-        iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[config_parameters, capacity_parameter])
+        iam.PolicyStatement(
+            actions=["ssm:GetParameter", "ssm:GetParameters"], resources=[config_parameters, capacity_parameter]
+        )
     )
     role.add_to_policy(
         iam.PolicyStatement(actions=["sqs:GetQueueUrl", "sqs:SendMessage"], resources=[challenge_queues])

@@ -92,7 +92,8 @@ class CodeResources:
             "lambda:InvokeFunction": [self.t.arn("lambda", f"function:{completion_function}")]
             if completion_function
             else [],
-            "dynamodb:BatchGetItem": [status],  # a submission's runs (supersede reads the member's others)
+            # a submission's runs (supersede reads the member's others); a new run with its member and pools (114)
+            "dynamodb:BatchGetItem": [status, capacity],
             "dynamodb:GetItem": [status, capacity],
             # a run is created WAITING in the enqueue transaction (status) with its queue entry (capacity)
             "dynamodb:PutItem": [status, capacity],
@@ -154,6 +155,8 @@ class CodeResources:
             "sqs:GetQueueUrl": self.challenge_queues,
             "sqs:SendMessage": self.challenge_queues,
             "ssm:GetParameter": [*self.configs, self.capacity_parameter],
+            # the config versions pass: versions of the caps and every challenge's config (decision 121)
+            "ssm:GetParameters": [*self.configs, self.capacity_parameter],
         }
 
     def _certificate_monitor(self) -> ResourceMap:

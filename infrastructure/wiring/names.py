@@ -125,6 +125,11 @@ class ResourceNames:
     def sweeper_schedule(self) -> str:
         return self._name("timeout-sweep")
 
+    @property
+    def parameter_change_rule(self) -> str:
+        """The rule invoking the sweeper on Parameter Store changes of the caps and challenge configs (121)."""
+        return f"{self.sweeper_schedule}-ssm-change"
+
     def challenge_queue(self, challenge_id: str) -> str:
         return self._name(f"ch-{challenge_id}")  # <= 80 chars
 

@@ -16,6 +16,7 @@ from mm_contracts.names import (
     PROJECT,
     capacity_parameter_name,
     challenge_config_parameter_name,
+    challenge_config_parameter_prefix,
     legacy_challenge_alias_key,
     started_by_prefix,
 )
@@ -127,6 +128,19 @@ class ResourcePlan:
             minimum_pollers=kafka.minimum_pollers,
             maximum_pollers=kafka.maximum_pollers,
         )
+
+    def parameter_change_rule_pattern(self) -> dict[str, Any]:
+        """Parameter Store changes of this environment's caps and challenge configs (decision 121): prefix matching
+        on `detail.name` (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern-operators.html),
+        but only the two kinds of parameter the functions cache: the token parameters under the same prefix are
+        rewritten by the refresher and must not invoke the sweeper. The sweeper's handler recognises the same two
+        (`sweeper_lambda.parameter_change`; a test holds them equal)."""
+        config_prefix = challenge_config_parameter_prefix(self.config.ssm_prefix).rstrip("/") + "/"
+        return {
+            "source": ["aws.ssm"],
+            "detail-type": ["Parameter Store Change"],
+            "detail": {"name": [self.capacity_parameter(), {"prefix": config_prefix}]},
+        }
 
     def completion_rule_pattern(self) -> dict[str, Any]:
         """STOPPED tasks of the scorer cluster that this pipeline (this environment) started."""

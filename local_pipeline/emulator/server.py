@@ -10,10 +10,12 @@ directory and of every backend's URL patterns); a request the fast path does not
 whose routing moto decides from the request itself) goes through moto's own `DomainDispatcherApplication`, which
 shares the same apps. The `dynamodb` group serves one request at a time (decision 098) and installs the
 item-level rollback of TransactWriteItems (`dynamodb_transactions`), the JSON-speed serialization of items
-(`dynamodb_responses`), partition or index-match reads for queries (`dynamodb_queries`) and update expressions
-parsed once per string (`dynamodb_expressions`); the `services` group
+(`dynamodb_responses`), partition or index-match reads for queries (`dynamodb_queries`), update expressions
+parsed once per string (`dynamodb_expressions`) and validated without moto's per-node overheads
+(`dynamodb_validation`); the `services` group
 holds every other service, so that SNS -> SQS and EventBridge -> SQS deliveries, which moto makes in process, stay
-in one process, and installs ReceiveMessage's cheap retention check (`sqs_receive`): the five places the emulator
+in one process, and installs ReceiveMessage's cheap retention check (`sqs_receive`) and SendMessage without counting
+the queue's messages, EventBridge input paths parsed once (`services_delivery`): the seven places the emulator
 reaches into moto.
 
 `GET /_emulator/counts` answers the counts (caller, service, operation), `GET /_emulator/cpu` the CPU seconds
@@ -290,16 +292,19 @@ def main(argv: list[str] | None = None) -> int:
             dynamodb_queries,
             dynamodb_responses,
             dynamodb_transactions,
+            dynamodb_validation,
         )
 
         dynamodb_transactions.install()
         dynamodb_responses.install()
         dynamodb_queries.install()
         dynamodb_expressions.install()
+        dynamodb_validation.install()
     else:
-        from local_pipeline.emulator import sqs_receive
+        from local_pipeline.emulator import services_delivery, sqs_receive
 
         sqs_receive.install()
+        services_delivery.install()
     app = EmulatorApp(RequestCounter(), serialize=args.group == "dynamodb")
     host, port = listener.getsockname()[:2]
     server = make_server(host, port, app, threaded=True, request_handler=keep_alive_handler(), fd=listener.fileno())

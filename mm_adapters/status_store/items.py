@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from mm_adapters.dynamodb_types import TypeDeserializer, TypeSerializer
 from mm_contracts.models.lifecycle import LifecycleRecord
 
 _serializer = TypeSerializer()

@@ -39,19 +39,23 @@ class LaunchStore(StatusTable):
         lease_seconds: int,
         timeout_seconds: int | None = None,
         observed: LifecycleRecord | None = None,
+        config_version: int | None = None,
     ) -> LaunchClaim:
         """Claim the right to call RunTask for this run (submission, phase) (see the module docstring).
 
         `observed`: the run's item as the caller just read or wrote it (under capacity a run always has an item
         before its launch). The claim then starts from it: one conditional write instead of a failed create and a
         read first. The write is conditioned on exactly what was observed, so a stale observation only costs the
-        read it saved (decision 114)."""
+        read it saved (decision 114). `config_version`: the SSM version of the config this launch uses, recorded
+        as `configVersion` (the completion function's report can then ask its loader for exactly that one)."""
         key = RunKey(submission.submission_id, phase)
         record = observed if observed is not None and observed.run_id == key.run_id else None
         for _ in range(MAX_RACE_RETRIES):
             now = self._clock()
             if record is None:
-                created = self._create_launching(submission, key, scorer_type, now, lease_seconds, timeout_seconds)
+                created = self._create_launching(
+                    submission, key, scorer_type, now, lease_seconds, timeout_seconds, config_version
+                )
                 if created:
                     return LaunchClaim(LaunchDecision.GRANTED, attempt=1)
                 record = self.get(key.run_id)
@@ -60,7 +64,7 @@ class LaunchStore(StatusTable):
             decision, next_attempt = self._decide_launch(record, now)
             if decision is not LaunchDecision.GRANTED:
                 return LaunchClaim(decision, attempt=record.launch_attempt, record=record)
-            if self._reclaim_launching(record, next_attempt, now, lease_seconds, timeout_seconds):
+            if self._reclaim_launching(record, next_attempt, now, lease_seconds, timeout_seconds, config_version):
                 return LaunchClaim(LaunchDecision.GRANTED, attempt=next_attempt, record=record)
             record = self.get(key.run_id)  # lost a race: decide again on what won it (None: create)
         # Lost the race every time: another delivery is working on it right now.
@@ -84,6 +88,7 @@ class LaunchStore(StatusTable):
         now: float,
         lease_seconds: int,
         timeout_seconds: int | None,
+        config_version: int | None = None,
     ) -> bool:
         item: dict[str, Any] = {
             **self._run_identity(submission, key),
@@ -104,6 +109,8 @@ class LaunchStore(StatusTable):
         }
         if timeout_seconds is not None:
             item["timeoutSeconds"] = timeout_seconds
+        if config_version is not None:
+            item["configVersion"] = config_version
         return self._create_item(item)
 
     def record_skipped(
@@ -176,6 +183,7 @@ class LaunchStore(StatusTable):
         now: float,
         lease_seconds: int,
         timeout_seconds: int | None,
+        config_version: int | None = None,
     ) -> bool:
         same_token = attempt == record.launch_attempt
         detail = (
@@ -201,6 +209,9 @@ class LaunchStore(StatusTable):
         if timeout_seconds is not None:
             values[":timeout_seconds"] = timeout_seconds
             update += ", timeoutSeconds = :timeout_seconds"
+        if config_version is not None:
+            values[":config_version"] = config_version
+            update += ", configVersion = :config_version"
         if record.state is SubmissionState.LAUNCHING:
             # The holder of the expired lease vanished (crash, timeout) and may have called RunTask: its
             # attempt is ambiguous from now on, whatever this delivery's RunTask answers.

@@ -10,6 +10,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from mm_adapters import aws
+from mm_adapters.batch_get import batch_get_all
 from mm_adapters.status_store.items import (
     attribute_values,
     history_entry,
@@ -35,7 +36,6 @@ DEFAULT_LIVENESS_CHECK_SECONDS = 900
 DEFAULT_MESSAGE_LIFETIME_SECONDS = 900
 # BatchGetItem: at most 100 keys a call; a partition key is at most 2048 bytes (ours are far shorter).
 _BATCH_GET_KEYS = 100
-_MAX_BATCH_ROUNDS = 5
 _MAX_KEY_BYTES = 1024
 
 
@@ -144,16 +144,9 @@ class StatusTable:
                     "ConsistentRead": True,
                 }
             }
-            for _ in range(_MAX_BATCH_ROUNDS):
-                response = self.client.batch_get_item(RequestItems=request)
-                for item in response.get("Responses", {}).get(self._table, []):
-                    record = self.record_from_item(item)
-                    found[record.run_id] = record
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-            else:
-                raise RuntimeError(f"BatchGetItem left keys unprocessed after {_MAX_BATCH_ROUNDS} rounds (throttled)")
+            for item in batch_get_all(self.client, request)[self._table]:
+                record = self.record_from_item(item)
+                found[record.run_id] = record
         return found
 
     def now(self) -> float:

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from mm_adapters import aws
 from mm_contracts.ports import Clock, TokenProvider
 from mm_contracts.settings import TokenSettings, TokenSource
-from mm_contracts.topcoder import Auth0Credentials, Auth0TokenResponse
+from mm_contracts.topcoder_auth import Auth0Credentials, Auth0TokenResponse
 
 logger = logging.getLogger(__name__)
 

@@ -18,6 +18,19 @@ def canonical_uuid_form(value: str) -> str:
     return value if CANONICAL_UUID.fullmatch(value) else str(UUID(value))
 
 
+def canonical_uuid(value: str) -> str | None:
+    """`value` lower-cased when it is a UUID in the canonical 36-character hyphenated form (any case), else None.
+
+    Exactly what `str(UUID(value)) == value.lower()` accepts for a 36-character value (UUID() alone also takes
+    braces, "urn:uuid:" and missing hyphens), as one regex match. Here, beside the pattern, so that a function
+    that checks an id does not build the router's inbound Kafka models (`models.bus`) to do it (decision 112).
+    """
+    if not isinstance(value, str) or len(value) != 36:
+        return None
+    lowered = value.lower()
+    return lowered if CANONICAL_UUID.fullmatch(lowered) else None
+
+
 # A UUID in its canonical lower-case, hyphenated form; anything `uuid.UUID` cannot parse is rejected.
 CanonicalUuid = Annotated[str, AfterValidator(canonical_uuid_form)]
 

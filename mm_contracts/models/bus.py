@@ -21,12 +21,12 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from mm_contracts.models.base import CANONICAL_UUID, ContractModel
+from mm_contracts.models.base import ContractModel, canonical_uuid
 from mm_contracts.models.phase import V6_SUBMISSION_ID, Platform
 from mm_contracts.models.routed import MAX_MEMBER_ID
 from mm_contracts.url_policy import MAX_URL_LENGTH, UrlRefusal, host_is_allowed, url_host, url_shape_refusal
@@ -76,18 +76,6 @@ _URL_MESSAGES = {
 
 def _error(code: BusErrorCode, message: str) -> PydanticCustomError:
     return PydanticCustomError(code.value, message)
-
-
-def canonical_uuid(value: str) -> str | None:
-    """`value` lower-cased when it is a UUID in the canonical 36-character hyphenated form (any case), else None.
-
-    Exactly what `str(UUID(value)) == value.lower()` accepts for a 36-character value (UUID() alone also takes
-    braces, "urn:uuid:" and missing hyphens), as one regex match: the router checks ids of every record.
-    """
-    if not isinstance(value, str) or len(value) != 36:
-        return None
-    lowered = value.lower()
-    return lowered if CANONICAL_UUID.fullmatch(lowered) else None
 
 
 def _positive_int(value: Any) -> int | None:
@@ -222,7 +210,9 @@ class SubmissionFields(_BusModel):
 class SubmissionPayload(SubmissionFields):
     """`payload` of a bus envelope with `resource == "submission"`."""
 
-    resource: str = Field(pattern=f"^{SUBMISSION_RESOURCE}$")
+    # Exactly "submission", not stripped first (a Literal is compared as sent): what the router's own check asks
+    # before it validates a payload, so the one-pass envelope below accepts no payload that check would skip.
+    resource: Literal["submission"]
 
 
 class FlatSubmission(SubmissionFields):
@@ -363,6 +353,22 @@ class BusEnvelope(_BusModel):
     key: str | None = None
 
 
+class SubmissionEnvelope(BusEnvelope):
+    """A v5 envelope and its submission payload in one validation, from the JSON bytes (decision 113).
+
+    Accepts exactly the records `BusEnvelope` and then `SubmissionPayload` both accept; the router uses it
+    only to route a good record without a second pass, and names every refusal with the two-step path.
+    """
+
+    payload: SubmissionPayload  # type: ignore[assignment]  # the dict, validated as the payload it must be
+
+
+class V6SubmissionEnvelope(BusEnvelope):
+    """The v6 counterpart of `SubmissionEnvelope`: a `marathonmatch.submission.received` envelope in one pass."""
+
+    payload: V6SubmissionPayload  # type: ignore[assignment]
+
+
 __all__ = [
     "MAX_URL_LENGTH",
     "SUBMISSION_RESOURCE",
@@ -370,8 +376,10 @@ __all__ = [
     "BusErrorCode",
     "FlatSubmission",
     "InboundSubmission",
+    "SubmissionEnvelope",
     "SubmissionFields",
     "SubmissionPayload",
+    "V6SubmissionEnvelope",
     "V6SubmissionPayload",
     "canonical_uuid",
     "host_is_allowed",

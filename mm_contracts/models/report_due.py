@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from mm_contracts.models.bus import canonical_uuid
+from mm_contracts.models.base import canonical_uuid
 from mm_contracts.models.phase import V6_SUBMISSION_ID, RunKey
 from mm_contracts.names import PROJECT
 

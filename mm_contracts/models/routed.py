@@ -7,13 +7,14 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from mm_contracts.models.base import CanonicalUuid, ContractModel, canonical_uuid_form
+from mm_contracts.models.base import CANONICAL_UUID, CanonicalUuid, ContractModel, canonical_uuid_form
 from mm_contracts.models.phase import Platform, ScoringPhase, submission_id_fits
 
 # The largest memberId any stage accepts: a signed 64-bit integer, which every later store holds exactly
 # (a DynamoDB number keeps 38 digits, a Java scorer's `long`, a bigint column). Topcoder's member ids are
 # far smaller; an integer above this is a producer bug or an attack (decision 076).
 MAX_MEMBER_ID = 2**63 - 1
+_V5 = Platform.V5.value  # read once: an enum member's `.value` is a descriptor call, and every message asks
 
 
 class KafkaCoordinates(ContractModel):
@@ -70,11 +71,13 @@ class RoutedSubmission(ContractModel):
     @classmethod
     def _canonical_v5_id(cls, data: Any) -> Any:
         # A v5 id is written in its canonical UUID form, whatever case the producer used.
-        if isinstance(data, dict) and str(data.get("platform", Platform.V5.value)) == Platform.V5.value:
+        if isinstance(data, dict) and str(data.get("platform", _V5)) == _V5:
             for name in ("submissionId", "submission_id"):
                 value = data.get(name)
-                canonical = _canonical_uuid(value) if isinstance(value, str) else None
-                if canonical and canonical != value:  # already canonical (every router message): nothing to copy
+                if not isinstance(value, str) or CANONICAL_UUID.fullmatch(value):
+                    continue  # already canonical (every router message): nothing to parse, nothing to copy
+                canonical = _canonical_uuid(value)
+                if canonical and canonical != value:
                     data = {**data, name: canonical}
         return data
 

@@ -73,6 +73,7 @@ PINNED: dict[str, set[str]] = {
         "sqs.GetQueueUrl",  # admitted runs to their challenge queues, as the completion function
         "sqs.SendMessage",
         "ssm.GetParameter",  # the caps and the challenge configs
+        "ssm.GetParameters",  # their versions, stamped on the pool items (decision 121)
     },
     "certificate-monitor": {
         "secretsmanager.GetSecretValue",  # the client certificate (mTLS only)

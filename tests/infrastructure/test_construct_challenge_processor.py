@@ -48,6 +48,9 @@ def test_challenge_roles_are_scoped_to_their_own_challenge(synthesized: Synthesi
             "dynamodb:UpdateItem",
         ]
         assert "dynamodb:ConditionCheckItem" in as_list(capacity["Action"])
+        # and BatchGetItem on both: a new run's item, its member and its pools are one read (decision 114)
+        batch_resources = [s["Resource"] for s in statements_for(statements, "dynamodb:BatchGetItem")]
+        assert batch_resources == [status["Resource"], capacity["Resource"]]
 
 
 def test_challenge_processors_consume_their_queue_with_partial_batch_responses(

@@ -51,7 +51,7 @@ def test_stacks_and_local_pipeline_wire_the_same_system(local_wiring: Wiring) ->
     # both sides really contain the wiring (not two empty sets agreeing)
     assert len(stacks.subscriptions) == 3
     assert len(stacks.redrive) == 3
-    assert len(stacks.rules) == 1
+    assert len(stacks.rules) == 2  # task stopped -> completion; parameter changes -> sweeper (121)
     assert len(stacks.functions) == 6
     assert compare(stacks, local_wiring) == []
 

@@ -155,3 +155,42 @@ def test_moto_serializes_no_item_once_installed(monkeypatch: pytest.MonkeyPatch)
     assert DynamoResult.execute_result is MOTO_EXECUTE
     with_items = [r for r in handed if isinstance(r, dict) and {"Item", "Items", "Attributes", "Responses"} & set(r)]
     assert all('"B"' in json.dumps(r, default=str) for r in with_items)  # only the binary item's answer
+
+
+def test_items_are_made_dynamodb_json_as_moto_makes_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's `dynamo_to_dict` tests every node for five kinds in turn; the plain kinds are handled directly, the
+    rest (binary values, datetimes, objects with `to_json`) by moto's own."""
+    from datetime import UTC, datetime
+
+    from moto.dynamodb import responses as handlers
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.utilities import dynamo_to_dict
+
+    item = {
+        "pk": DynamoType({"S": "run-1"}),
+        "n": DynamoType({"N": "3"}),
+        "flag": DynamoType({"BOOL": True}),
+        "nothing": DynamoType({"NULL": True}),
+        "tags": DynamoType({"SS": ["a", "b"]}),
+        "nested": DynamoType({"M": {"l": {"L": [{"S": "x"}, {"M": {"deep": {"N": "1"}}}]}}}),
+        "blob": DynamoType({"B": "aGVsbG8="}),
+        "blobs": DynamoType({"BS": ["aGVsbG8="]}),
+    }
+    result = {"Items": [item, item], "Count": 2, "ScannedCount": 2, "When": datetime(2026, 1, 1, tzinfo=UTC)}
+    converted: list[Any] = []
+
+    def counted(obj: Any) -> Any:
+        converted.append(type(obj))
+        return dynamo_to_dict(obj)
+
+    monkeypatch.setattr(handlers, "dynamo_to_dict", counted)  # moto's, as the wrapper will fall back to it
+    assert dynamodb_responses.install()
+    try:
+        fast = handlers.dynamo_to_dict
+        assert fast is not counted
+        assert fast(result) == dynamo_to_dict(result)
+    finally:
+        dynamodb_responses.uninstall()
+    assert handlers.dynamo_to_dict is counted
+    assert set(converted) == {DynamoType, datetime}  # only the binary values and the datetime reached moto's
+    assert len(converted) == 5  # B and BS in each of the two items, the datetime

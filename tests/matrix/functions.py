@@ -133,6 +133,7 @@ def sweeper(world: World) -> Sweeper:
         ),
         environment_capacity=world.environment_capacity(),
         sqs=world.sqs,
+        ssm=world.ssm,
     )
     return deps.sweeper()
 

@@ -19,6 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # The X-Ray SDK (in maintenance mode) and its wrapt dependency: tracing is Lambda's active tracing or the ADOT
 # layer, configured outside the code, so no function imports a tracing SDK.
 TRACING_SDK = frozenset({"aws_xray_sdk", "wrapt"})
+# boto3 and what it brings: the functions build botocore clients (`mm_adapters.aws`) and read DynamoDB values with
+# `mm_adapters.dynamodb_types`; `import boto3` (even `boto3.dynamodb.types`) loads s3transfer and multiprocessing.
+BOTO3 = frozenset({"boto3", "s3transfer", "multiprocessing"})
 # Dev tools never ship in an asset (the import contracts hold the code to it; this holds the import graph).
 DEV_TOOLS = frozenset({"fault_injection", "local_pipeline", "loopback", "topcoder_standin", "moto", "tests"})
 # An HTTP client only where the first invocation may call Topcoder; the X.509 parser only in the monitor; no
@@ -53,12 +56,84 @@ def imported_packages(module: str) -> set[str]:
 
 
 @pytest.mark.parametrize("handler_module", sorted(NOT_NEEDED))
-def test_a_cold_handler_import_loads_no_tracing_sdk_and_nothing_its_first_call_does_not_need(
+def test_a_cold_handler_import_loads_no_tracing_sdk_no_boto3_and_nothing_its_first_call_does_not_need(
     handler_module: str,
 ) -> None:
     # When the handler is imported cold
     packages = imported_packages(handler_module)
-    # Then no tracing SDK, no dev tool and nothing its first invocation does not need is loaded
-    assert packages & (TRACING_SDK | DEV_TOOLS | NOT_NEEDED[handler_module]) == set()
+    # Then no tracing SDK, no boto3, no dev tool and nothing its first invocation does not need is loaded
+    assert packages & (TRACING_SDK | BOTO3 | DEV_TOOLS | NOT_NEEDED[handler_module]) == set()
     # And the function's own package is there (the check above saw a real import)
     assert handler_module.partition(".")[0] in packages
+
+
+def imported_modules(module: str, package: str) -> set[str]:
+    """The modules of `package` in `sys.modules` after importing `module` in a fresh interpreter."""
+    code = (
+        "import importlib, json, sys; importlib.import_module(sys.argv[1]); "
+        "print(json.dumps(sorted(name for name in sys.modules if name.split('.')[0] == sys.argv[2])))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, module, package],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return set(json.loads(result.stdout.splitlines()[-1]))
+
+
+# The status-table and capacity models: built only by the functions that read or write those tables. The ports
+# name them in annotations only, and `mm_contracts.models` loads a name on first use, not every model at once.
+STATUS_MODELS = frozenset(
+    f"mm_contracts.models.{name}" for name in ("lifecycle", "ledger", "outcome", "capacity", "report_due", "ecs_event")
+)
+# The router's inbound Kafka models: only the router parses bus messages (the others check ids with
+# `models.base.canonical_uuid`).
+BUS_MODELS = frozenset({"mm_contracts.models.bus"})
+MODELS_NOT_BUILT = {
+    "router_lambda.handler": STATUS_MODELS | {"mm_contracts.models.task"},
+    "challenge_lambda.handler": BUS_MODELS | {"mm_contracts.models.ecs_event"},
+    "completion_lambda.handler": BUS_MODELS,
+    "sweeper_lambda.handler": BUS_MODELS,
+    "certificate_monitor.handler": STATUS_MODELS
+    | {f"mm_contracts.models.{name}" for name in ("audit", "bus", "challenge", "routed", "task")},
+    # The refresher needs a token, not the review shapes (`mm_contracts.topcoder_auth` holds the Auth0 ones).
+    "scorer_token_refresher.handler": STATUS_MODELS
+    | {f"mm_contracts.models.{name}" for name in ("audit", "bus", "challenge", "routed", "task")}
+    | {"mm_contracts.topcoder"},
+}
+
+
+@pytest.mark.parametrize("handler_module", sorted(MODELS_NOT_BUILT))
+def test_a_cold_handler_import_builds_only_the_models_its_function_uses(handler_module: str) -> None:
+    # When the handler is imported cold
+    modules = imported_modules(handler_module, "mm_contracts")
+    # Then no model module of a table or stage the function does not touch is loaded
+    assert modules & MODELS_NOT_BUILT[handler_module] == set()
+    # And the contracts are there (the check above saw a real import: every function reads its settings)
+    assert "mm_contracts.env_settings.base" in modules
+
+
+# Each function's settings model, in its module of `mm_contracts.env_settings` (beside `base` and `token`).
+OWN_SETTINGS = {
+    "router_lambda.handler": "router",
+    "challenge_lambda.handler": "challenge_processor",
+    "completion_lambda.handler": "completion",
+    "sweeper_lambda.handler": "timeout_sweeper",
+    "certificate_monitor.handler": "certificate_monitor",
+    "scorer_token_refresher.handler": "scorer_token_refresher",
+}
+
+
+@pytest.mark.parametrize("handler_module", sorted(OWN_SETTINGS))
+def test_a_cold_handler_import_builds_its_own_settings_model_and_no_other_functions(handler_module: str) -> None:
+    # When the handler is imported cold
+    modules = imported_modules(handler_module, "mm_contracts")
+    # Then of the functions' settings models only its own is loaded (`mm_contracts.settings` loads each on use)
+    prefix = "mm_contracts.env_settings."
+    loaded = {name.removeprefix(prefix) for name in modules if name.startswith(prefix)} - {"base", "token"}
+    assert loaded == {OWN_SETTINGS[handler_module]}

@@ -16,7 +16,7 @@ from tests.matrix.world import World
 OTHER_MEMBER = 40_158_995
 
 
-def test_an_uncontended_run_is_launched_with_ten_dynamodb_calls_and_finished_with_four(aws: None) -> None:
+def test_an_uncontended_run_is_launched_with_four_dynamodb_calls_and_finished_with_four(aws: None) -> None:
     # Given one submission and free capacity
     world = World(FaultPlan())
     calls = CallCounter.install(world)
@@ -26,12 +26,10 @@ def test_an_uncontended_run_is_launched_with_ten_dynamodb_calls_and_finished_wit
     record = world.record_of(S1)
     assert record is not None
     assert (record.state, record.report_status) == (SubmissionState.SUCCEEDED, ReportStatus.REPORTED)
-    # Then the challenge processor: one read of the run and two of its fair round (member, pool), the enqueue and
-    # the admission transactions, the pools and the queue head, the launch claim, the RunTask pace, the task
-    # recorded. No failed create nor read before the claim, no read after the admission, no round update of its own.
-    assert calls.of("challenge", "dynamodb") == Counter(
-        {"GetItem": 3, "TransactWriteItems": 2, "Query": 2, "UpdateItem": 3}
-    )
+    # Then the challenge processor: ONE read of the run, its member and its pools (BatchGetItem), ONE transaction
+    # from no item to LAUNCHING holding its slots (nothing waits), the RunTask pace, the task recorded. No enqueue,
+    # no admission, no separate claim, no pools or queue Query (decision 114).
+    assert calls.of("challenge", "dynamodb") == Counter({"BatchGetItem": 1, "TransactWriteItems": 1, "UpdateItem": 2})
     assert calls.of("challenge", "ecs") == Counter({"RunTask": 1})
     # And the completion function: the outcome with the report claim in the same write, the report's mark, ONE
     # release transaction (no member reads, no per-pool transactions), one pools read for the dispatch.
@@ -41,7 +39,7 @@ def test_an_uncontended_run_is_launched_with_ten_dynamodb_calls_and_finished_wit
     assert calls.of("completion", "ssm") == Counter({"GetParameter": 2})
 
 
-def test_a_waiting_run_costs_no_position_query_and_its_admitted_message_claims_without_a_create(aws: None) -> None:
+def test_a_waiting_run_costs_no_position_query_nor_a_refused_transaction_and_claims_without_a_create(aws: None) -> None:
     # Given a challenge with one slot, S1 in it, and S2 (another member) arriving while it runs
     world = World(FaultPlan(), config=ONE_SLOT)
     calls = CallCounter.install(world)
@@ -54,10 +52,15 @@ def test_a_waiting_run_costs_no_position_query_and_its_admitted_message_claims_w
     challenge = calls.of("challenge", "dynamodb")
     # Then no launch claim started with a create that must fail (every run has its item before its launch)
     assert challenge["PutItem"] == 0
-    # And S2's message read only the pools (its challenge full: no queue read) and no position in the queue
-    assert challenge["Query"] == 2 + 1
+    # And S1 went straight to LAUNCHING; S2's message saw the full challenge in its one read (no transaction tried
+    # that must fail), enqueued from that read (no member or pool GetItem), read the pools once (its challenge
+    # full: no queue read) and no position in the queue
+    assert challenge["Query"] == 1
+    assert challenge["GetItem"] == 0
     # And S2's admitted message: one read of its run, then the claim, the pace and the task recorded
-    assert challenge == Counter({"GetItem": 3 + 3 + 1, "TransactWriteItems": 2 + 1, "Query": 3, "UpdateItem": 3 + 3})
+    assert challenge == Counter(
+        {"BatchGetItem": 1 + 1 + 1, "TransactWriteItems": 1 + 1, "Query": 1, "UpdateItem": 2 + 3}
+    )
     # And the completion admitted S2 inside its dispatch with one transaction and one read back (its message needs
     # the routed message), the round of fair queuing set in that transaction, not after it
     completion = calls.of("completion", "dynamodb")
