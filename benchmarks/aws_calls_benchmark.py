@@ -340,7 +340,7 @@ def _figures(meter: _Meter, world: Any, label: str) -> list[Figure]:
             0.0,
             "0 on a warm function (cached by the SSM version stamped on the pool items, decision 121)",
             1.0,
-            note="a re-read only when a version stamped on the pool items changes (121); the sweeper's reads are per sweep",
+            note="a re-read only when a version stamped on the pool items changes (121); the sweeper reads per sweep",
         ),
         Figure(
             f"calls.per_run.token{label}",

@@ -13,8 +13,9 @@ This module is the index: each model lives in `mm_contracts/env_settings/` and l
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mm_contracts.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from mm_contracts.env_settings.base import LAMBDA_ASYNC_RETRY_WINDOW_SECONDS, EnvSettings, SettingsError
@@ -42,11 +43,7 @@ _MODULE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"mm_contracts.env_settings.{module}"), name)
+__getattr__ = lazy_exports(__name__, {name: f"mm_contracts.env_settings.{module}" for name, module in _MODULE.items()})
 
 
 __all__ = [

@@ -16,8 +16,9 @@ provider (the scorer-token refresher imports `mm_adapters.topcoder.token`) build
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mm_contracts.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from mm_adapters.topcoder.http import (
@@ -68,11 +69,7 @@ _MODULE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _MODULE)
 
 
 __all__ = [

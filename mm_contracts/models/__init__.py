@@ -8,8 +8,9 @@ package-level index serves the tests and tools that prefer one import line.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mm_contracts.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from mm_contracts.models.audit import AuditDisposition, AuditRecord
@@ -49,11 +50,7 @@ _SUBMODULE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    submodule = _SUBMODULE.get(name)
-    if submodule is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{submodule}"), name)
+__getattr__ = lazy_exports(__name__, {name: f"{__name__}.{module}" for name, module in _SUBMODULE.items()})
 
 
 __all__ = [
