@@ -23,7 +23,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from mm_contracts.models.ecs_event import ECS_EVENT_SOURCE, ECS_TASK_STATE_CHANGE, StopCode
+from mm_contracts.models.ecs_names import ECS_EVENT_SOURCE, ECS_TASK_STATE_CHANGE, StopCode
 from mm_contracts.models.lifecycle import LifecycleRecord
 from mm_contracts.models.task import TaskEnv
 from mm_contracts.names import OUTCOME_UNKNOWN_STOP_REASON_PREFIX, TIMEOUT_STOP_REASON_PREFIX, started_by

@@ -8,37 +8,19 @@ credentials mode they hold the scorer's token in plain text, so sensitive variab
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from mm_contracts.models.task import TaskEnv
-
-ECS_EVENT_SOURCE = "aws.ecs"
-ECS_TASK_STATE_CHANGE = "ECS Task State Change"
-REDACTED = "***redacted***"
-
-# Variable names whose values must never be logged. MM_TOKEN_PARAMETER is an SSM parameter *name*.
-_SENSITIVE_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|CREDENTIAL|PRIVATE_KEY|API_KEY)", re.IGNORECASE)
-_NOT_SENSITIVE = frozenset({TaskEnv.TOKEN_PARAMETER.value})
-
-
-def is_sensitive_variable(name: str) -> bool:
-    return name == TaskEnv.M2M_TOKEN.value or (name not in _NOT_SENSITIVE and bool(_SENSITIVE_NAME.search(name)))
-
-
-class StopCode:
-    """ECS `stopCode` values (strings, not an enum: AWS adds new ones and the event must still parse)."""
-
-    TASK_FAILED_TO_START = "TaskFailedToStart"
-    ESSENTIAL_CONTAINER_EXITED = "EssentialContainerExited"
-    USER_INITIATED = "UserInitiated"
-    SERVICE_SCHEDULER_INITIATED = "ServiceSchedulerInitiated"
-    SPOT_INTERRUPTION = "SpotInterruption"
-    TERMINATION_NOTICE = "TerminationNotice"
+from mm_contracts.models.ecs_names import (
+    ECS_EVENT_SOURCE,
+    ECS_TASK_STATE_CHANGE,
+    REDACTED,
+    StopCode,
+    is_sensitive_variable,
+)
 
 
 class _EcsModel(BaseModel):

@@ -98,7 +98,7 @@ MODELS_NOT_BUILT = {
     "router_lambda.handler": STATUS_MODELS | {"mm_contracts.models.task"},
     "challenge_lambda.handler": BUS_MODELS | {"mm_contracts.models.ecs_event"},
     "completion_lambda.handler": BUS_MODELS,
-    "sweeper_lambda.handler": BUS_MODELS,
+    "sweeper_lambda.handler": BUS_MODELS | {"mm_contracts.models.ecs_event"},
     "certificate_monitor.handler": STATUS_MODELS
     | {f"mm_contracts.models.{name}" for name in ("audit", "bus", "challenge", "routed", "task")},
     # The refresher needs a token, not the review shapes (`mm_contracts.topcoder_auth` holds the Auth0 ones).
