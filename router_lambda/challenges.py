@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
+from functools import lru_cache
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -130,7 +131,7 @@ class ChallengeResolver:
             if key.startswith("legacy:") and (target := _alias_target(found[key])) is not None
         }
         found.update(self._lookup(targets - found.keys()))
-        return [self._resolution(submission, found) for submission in submissions]
+        return [self._resolution(submission, self._first_key(submission), found) for submission in submissions]
 
     @staticmethod
     def _first_key(submission: InboundSubmission) -> str:
@@ -140,8 +141,7 @@ class ChallengeResolver:
             return submission.v5_challenge_id
         return legacy_challenge_alias_key(submission.challenge_id)
 
-    def _resolution(self, submission: InboundSubmission, found: dict[str, Lookup]) -> Resolution:
-        key = self._first_key(submission)
+    def _resolution(self, submission: InboundSubmission, key: str, found: dict[str, Lookup]) -> Resolution:
         first = found[key]
         if first is Absent.UNAVAILABLE:
             return Resolution(unavailable=True)
@@ -193,11 +193,9 @@ class ChallengeResolver:
         legacy_id = submission.legacy_challenge_number or submission.legacy_challenge_id or record.legacy_id
         if not record.active:
             if submission.platform is Platform.V6:  # ours but inactive: still a terminal FAILED summation (088)
-                return Resolution(
-                    challenge_id=uuid, legacy_challenge_id=legacy_id, skip_reason=Reason.CHALLENGE_INACTIVE.value
-                )
+                return _routable(uuid, legacy_id, Reason.CHALLENGE_INACTIVE.value)
             return self._reject(Reason.CHALLENGE_INACTIVE, f"challenge {uuid} is not active", submission, uuid)
-        return Resolution(challenge_id=uuid, legacy_challenge_id=legacy_id)
+        return _routable(uuid, legacy_id, None)
 
     @staticmethod
     def _reject(reason: Reason, detail: str, submission: InboundSubmission, uuid: str) -> Resolution:
@@ -267,6 +265,11 @@ class ChallengeResolver:
             logger.warning("challenge table left keys unprocessed", extra={"keys": len(pending)})
             result.update(dict.fromkeys(pending, Absent.UNAVAILABLE))
         return result, False
+
+
+@lru_cache(maxsize=1024)  # a few challenges, thousands of records each: one immutable Resolution per destination
+def _routable(challenge_id: str, legacy_challenge_id: int | None, skip_reason: str | None) -> Resolution:
+    return Resolution(challenge_id=challenge_id, legacy_challenge_id=legacy_challenge_id, skip_reason=skip_reason)
 
 
 def _alias_target(value: Lookup) -> str | None:

@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -26,8 +26,7 @@ class SnsPublishBatch(Protocol):
     def publish_batch(self, **kwargs: Any) -> dict[str, Any]: ...
 
 
-@dataclass(frozen=True)
-class OutboundMessage:
+class OutboundMessage(NamedTuple):  # one per routed record: a tuple is built in a third of a frozen dataclass's time
     key: int  # the record's index in the batch: unique, so also a unique entry Id
     body: str
     challenge_id: str

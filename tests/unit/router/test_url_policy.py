@@ -7,7 +7,7 @@ import json
 import sys
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -119,3 +119,82 @@ def test_every_whitespace_control_character_and_backslash_makes_a_url_invalid_an
             continue  # URL syntax of their own (tested above), or lone surrogates (no URL text carries one)
         refusal = url_refusal(f"https://files.topcoder.com/mm/a{ch}b.zip", ALLOWED)
         assert (refusal is UrlRefusal.URL_INVALID) is refused_by_rule(ch), hex(ord(ch))
+
+
+# URLs built from the parts the fast path looks at: the scheme's case, userinfo, the host's characters (U+017F and
+# U+212A fold to ASCII letters under IGNORECASE), the port, and what follows the authority.
+_URLS = st.builds(
+    "".join,
+    st.tuples(
+        st.sampled_from(["https://", "HTTPS://", "hTtPs://", "http://", "https:/", "https:", "", "ftp://"]),
+        st.sampled_from(["", "u@", "u:p@", "@"]),
+        st.lists(
+            st.sampled_from(
+                [
+                    "files",
+                    "topcoder",
+                    "com",
+                    "Com",
+                    ".",
+                    "-",
+                    "127",
+                    "0x1f",
+                    "\u017f",
+                    "\u212a",
+                    "\xe9",
+                    "localhost",
+                    "internal",
+                    "[::1]",
+                    "%41",
+                    "_",
+                ]
+            ),
+            max_size=5,
+        ).map("".join),
+        st.sampled_from(["", ":443", ":0443", ":8443", ":", ":x", ":99999", ":443:443"]),
+        st.sampled_from(["", "/", "/a.zip", "?q=1", "#f", "\\x", " x", "/a b", "@evil.net/", ";p"]),
+    ),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(_URLS, _URLS, st.text(max_size=80), st.text(max_size=40).map(lambda tail: "https://" + tail)))
+@example("https://\u017f.topcoder.com/a.zip")  # U+017F: IGNORECASE's `[a-z]` takes it; urlsplit keeps it
+@example("https://files.topcoder.com:8443/a.zip")
+@example("https://u@files.topcoder.com/a.zip")
+@example("HTTPS://Files.TopCoder.com.:443?x")
+def test_the_one_match_fast_path_answers_exactly_what_the_full_parse_does(url: str) -> None:
+    # The router's common URL is judged by one regex (decision 113); `urlsplit` is the reference for every URL.
+    from mm_contracts.url_policy import _parsed_shape_refusal, _parsed_url_host, url_host, url_shape_refusal
+
+    assert url_shape_refusal(url) is _parsed_shape_refusal(url)
+    assert url_host(url) == _parsed_url_host(url)
+
+
+def _allowed_by_the_plain_loop(host: str, allowed_hosts: tuple[str, ...]) -> bool:
+    # The rule as written before the allow list was normalized once per environment (decision 113).
+    host = host.lower().rstrip(".")
+    for entry in allowed_hosts:
+        entry = entry.strip().lower().rstrip(".")
+        if not entry or entry == ".":
+            continue
+        if entry.startswith("."):
+            if host.endswith(entry) and len(host) > len(entry):
+                return True
+        elif host == entry:
+            return True
+    return False
+
+
+_HOST_PIECES = st.lists(st.sampled_from(["files", "topcoder", "com", ".", "Com", "s3", "x", " ", ""]), max_size=5).map(
+    "".join
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_HOST_PIECES, st.lists(_HOST_PIECES, max_size=4).map(tuple))
+def test_the_normalized_allow_list_allows_exactly_what_the_plain_rule_does(host: str, allowed: tuple[str, ...]) -> None:
+    from mm_contracts.url_policy import host_is_allowed
+
+    assert host_is_allowed(host, allowed) is _allowed_by_the_plain_loop(host, allowed)
+    assert host_is_allowed(host, list(allowed)) is _allowed_by_the_plain_loop(host, allowed)
