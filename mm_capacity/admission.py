@@ -5,7 +5,7 @@ token of the current second."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mm_adapters.status_store import StatusStore
 from mm_capacity.keys import (
@@ -41,13 +41,15 @@ from mm_capacity.table import (
     operator_entry,
     plain,
 )
-from mm_contracts.models.audit import OperatorChange
 from mm_contracts.models.lifecycle import LifecycleRecord, SubmissionState
 from mm_contracts.models.phase import RunKey, ScoringPhase
 from mm_contracts.models.routed import RoutedSubmission
 from mm_contracts.names import (
     STATUS_TABLE_PARTITION_KEY,
 )
+
+if TYPE_CHECKING:
+    from mm_contracts.models.audit import OperatorChange
 
 _PACE_TTL_SECONDS = 3600
 # One logger name for the whole capacity store, whichever of its modules logs (the store is split by job).

@@ -18,12 +18,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mm_capacity.keys import POOL_PARTITION, audit_partition, challenge_pool_key
 from mm_capacity.table import CONDITION_FAILED, MAX_DETAIL, CapacityTable, ddb_values, iso, plain
-from mm_contracts.models.audit import OperatorChange
 from mm_contracts.names import CAPACITY_TABLE_PARTITION_KEY, CAPACITY_TABLE_SORT_KEY
+
+if TYPE_CHECKING:
+    from mm_contracts.models.audit import OperatorChange
 
 _MAX_AUDIT_PAGE = 200
 
@@ -108,6 +110,9 @@ class CapacityControls(CapacityTable):
 
     def challenge_changes(self, challenge_id: str, limit: int = 50) -> list[tuple[OperatorChange, str]]:
         """The challenge's audit log, newest first: (change, detail), at most `limit`."""
+        # Imported here: only the operator tools read the log, so no function builds the model on its cold start.
+        from mm_contracts.models.audit import OperatorChange
+
         request: dict[str, Any] = {
             "TableName": self._table,
             "ConsistentRead": True,

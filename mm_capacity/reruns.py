@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mm_capacity.admission import CapacityAdmission
 from mm_capacity.keys import (
@@ -37,10 +37,12 @@ from mm_capacity.table import (
     operator_entry,
     plain,
 )
-from mm_contracts.models.audit import OperatorChange
 from mm_contracts.models.lifecycle import FINAL_STATES, LifecycleRecord, ReportStatus, SubmissionState
 from mm_contracts.models.phase import ScoringPhase
 from mm_contracts.models.routed import RoutedSubmission
+
+if TYPE_CHECKING:
+    from mm_contracts.models.audit import OperatorChange
 
 # What a reopened run forgets of its previous attempt (the history keeps it): the task, its outcome and report, and
 # every lease, deadline and TTL (a TTL must never delete a waiting run).

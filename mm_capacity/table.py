@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -22,7 +22,7 @@ from mm_capacity.keys import (
     queue_partition,
 )
 from mm_capacity.records import PoolState, WaitEntry
-from mm_contracts.models.audit import OPERATOR_HISTORY_STATE, OperatorChange
+from mm_contracts.models.audit_names import OPERATOR_HISTORY_STATE
 from mm_contracts.models.lifecycle import LifecycleRecord
 from mm_contracts.models.phase import ScoringPhase
 from mm_contracts.names import (
@@ -31,6 +31,9 @@ from mm_contracts.names import (
     STATUS_TABLE_PARTITION_KEY,
 )
 from mm_contracts.ports import Clock
+
+if TYPE_CHECKING:
+    from mm_contracts.models.audit import OperatorChange
 
 MAX_RACE_RETRIES = 3
 MAX_DETAIL = 500

@@ -4,10 +4,15 @@ capacity store, a stop by the sweeper's path)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mm_adapters.status_store.items import now_iso
 from mm_adapters.status_store.table import StatusTable
-from mm_contracts.models.audit import OPERATOR_HISTORY_STATE, OperatorChange
+from mm_contracts.models.audit_names import OPERATOR_HISTORY_STATE
 from mm_contracts.names import STATUS_TABLE_PARTITION_KEY
+
+if TYPE_CHECKING:
+    from mm_contracts.models.audit import OperatorChange
 
 
 class OperatorStore(StatusTable):

@@ -1,5 +1,6 @@
 """Audit shapes: what the router keeps for every record it does not route (audit queue message body), and what an
-operator's change leaves behind (`OperatorChange`, issue 12)."""
+operator's change leaves behind (`OperatorChange`, issue 12). The entry's names are `audit_names`' (re-exported
+here), so a function that writes an operator's history entry builds none of these models (issue 13)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
+from mm_contracts.models.audit_names import MAX_DETAIL, OPERATOR_ACTIONS, OPERATOR_HISTORY_STATE
 from mm_contracts.models.base import ContractModel
 from mm_contracts.models.phase import Platform
 from mm_contracts.models.routed import KafkaCoordinates
@@ -32,14 +34,6 @@ class AuditRecord(ContractModel):
     recorded_at: datetime
 
 
-# The `LifecycleEvent.state` of an operator's audit entry in a run's `history`.
-OPERATOR_HISTORY_STATE = "OPERATOR"
-# A history entry's detail is cut to this many characters (as the status store cuts every detail).
-MAX_DETAIL = 500
-# The actions an operator's change may name (`OperatorChange.action`).
-OPERATOR_ACTIONS = frozenset({"rerun", "dispatch-system", "stop", "pause", "resume", "set-caps", "redrive", "replay"})
-
-
 class OperatorChange(ContractModel):
     """Who changed what, when and why: one per change an operator makes (decisions 105-107). A run-scoped change
     (rerun, dispatch, stop, redrive) leaves it in the run's `history`; a challenge-scoped one (pause, resume,
@@ -54,3 +48,13 @@ class OperatorChange(ContractModel):
     def history_detail(self) -> str:
         """The entry's detail in a run's history: "operator <action> by <actor> [request <id>]: <reason>"."""
         return f"operator {self.action} by {self.actor} [request {self.request_id}]: {self.reason}"[:MAX_DETAIL]
+
+
+__all__ = [
+    "MAX_DETAIL",
+    "OPERATOR_ACTIONS",
+    "OPERATOR_HISTORY_STATE",
+    "AuditDisposition",
+    "AuditRecord",
+    "OperatorChange",
+]

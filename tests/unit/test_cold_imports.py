@@ -94,11 +94,14 @@ STATUS_MODELS = frozenset(
 # The router's inbound Kafka models: only the router parses bus messages (the others check ids with
 # `models.base.canonical_uuid`).
 BUS_MODELS = frozenset({"mm_contracts.models.bus"})
+# The audit shapes: the router's audit record and an operator's change, built by the router and the operator tools;
+# the others write an operator's history entry with the pydantic-free `mm_contracts.models.audit_names`.
+AUDIT_MODELS = frozenset({"mm_contracts.models.audit"})
 MODELS_NOT_BUILT = {
     "router_lambda.handler": STATUS_MODELS | {"mm_contracts.models.task"},
-    "challenge_lambda.handler": BUS_MODELS | {"mm_contracts.models.ecs_event"},
-    "completion_lambda.handler": BUS_MODELS,
-    "sweeper_lambda.handler": BUS_MODELS | {"mm_contracts.models.ecs_event"},
+    "challenge_lambda.handler": BUS_MODELS | AUDIT_MODELS | {"mm_contracts.models.ecs_event"},
+    "completion_lambda.handler": BUS_MODELS | AUDIT_MODELS,
+    "sweeper_lambda.handler": BUS_MODELS | AUDIT_MODELS | {"mm_contracts.models.ecs_event"},
     "certificate_monitor.handler": STATUS_MODELS
     | {f"mm_contracts.models.{name}" for name in ("audit", "bus", "challenge", "routed", "task")},
     # The refresher needs a token, not the review shapes (`mm_contracts.topcoder_auth` holds the Auth0 ones).
