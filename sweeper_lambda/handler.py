@@ -7,7 +7,7 @@ The scheduled event carries nothing the sweep needs. Returns a summary; raises a
 failed, so the function's Errors metric shows it (the failed items stay due and are retried by the next run).
 
 A Parameter Store change event (`aws.ssm`, the environment's parameter-change rule, decision 121) runs only the
-config versions pass: no ECS, no status table, no dispatch (`sweeper_lambda.parameter_change`).
+config versions pass: no ECS, no status table, no dispatch (`sweeper_lambda.parameter_change`, imported only then).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sweeper_lambda.observability import logger
-from sweeper_lambda.parameter_change import IgnoredEvent, is_ssm_event, parameter_change_of
+from sweeper_lambda.ssm_event_names import is_ssm_event
 from sweeper_lambda.wiring import SweeperDependencies, dependencies
 
 
@@ -41,6 +41,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 def _on_parameter_change(deps: SweeperDependencies, event: dict[str, Any]) -> dict[str, Any]:
     """The config versions pass alone; a failure raises (Errors metric) and the next scheduled sweep stamps it."""
+    # Imported here: a scheduled sweep, the common invocation, builds none of the event's models (issue 13).
+    from sweeper_lambda.parameter_change import IgnoredEvent, parameter_change_of
+
     settings = deps.settings
     change = parameter_change_of(
         event,

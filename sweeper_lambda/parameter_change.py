@@ -17,8 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-SSM_EVENT_SOURCE = "aws.ssm"
-PARAMETER_STORE_CHANGE = "Parameter Store Change"
+from sweeper_lambda.ssm_event_names import PARAMETER_STORE_CHANGE, SSM_EVENT_SOURCE, is_ssm_event
 
 
 class ParameterStoreChangeDetail(BaseModel):
@@ -53,10 +52,6 @@ class IgnoredEvent:
     reason: str
 
 
-def is_ssm_event(event: Any) -> bool:
-    return isinstance(event, dict) and event.get("source") == SSM_EVENT_SOURCE
-
-
 def parameter_change_of(
     event: dict[str, Any], *, caps_parameter: str, config_prefix: str
 ) -> ParameterChange | IgnoredEvent:
@@ -75,3 +70,15 @@ def parameter_change_of(
     if name != caps_parameter and not (name.startswith(configs) and name.endswith("/config")):
         return IgnoredEvent(f"parameter {name} is neither the caps nor a challenge config of this environment")
     return ParameterChange(name=name, operation=parsed.detail.operation)
+
+
+__all__ = [
+    "PARAMETER_STORE_CHANGE",
+    "SSM_EVENT_SOURCE",
+    "IgnoredEvent",
+    "ParameterChange",
+    "ParameterStoreChangeDetail",
+    "ParameterStoreChangeEvent",
+    "is_ssm_event",
+    "parameter_change_of",
+]
