@@ -5,7 +5,7 @@ A validation error is reported by location only: the input may hold a plain-text
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -15,7 +15,10 @@ from mm_contracts.models.ecs_event import (
     EcsTaskStateChangeEvent,
     EventBridgeEnvelope,
 )
-from mm_contracts.models.report_due import RunReportDueEvent, parse_report_due_event
+from mm_contracts.models.report_due_names import is_report_due_event
+
+if TYPE_CHECKING:
+    from mm_contracts.models.report_due import RunReportDueEvent
 
 
 class InvalidEventError(ValueError):
@@ -29,9 +32,11 @@ def parse_event(event: dict[str, Any]) -> EventBridgeEnvelope | RunReportDueEven
     failing detail validation.
     """
     try:
-        report_due = parse_report_due_event(event)
-        if report_due is not None:
-            return report_due
+        if is_report_due_event(event):
+            # Imported here: an ECS event, the common invocation, builds none of the report-due models (issue 13).
+            from mm_contracts.models.report_due import RunReportDueEvent
+
+            return RunReportDueEvent.model_validate(event)
         envelope = EventBridgeEnvelope.model_validate(event)
         if envelope.source != ECS_EVENT_SOURCE or envelope.detail_type != ECS_TASK_STATE_CHANGE:
             return envelope

@@ -17,7 +17,7 @@ submission) and whose task was stopped ends CANCELLED (decision 095).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools import Logger
 
@@ -53,9 +53,11 @@ from mm_contracts.models.ecs_event import (
 from mm_contracts.models.lifecycle import FINAL_STATES, LifecycleRecord, ReportStatus, SubmissionState
 from mm_contracts.models.outcome import Outcome, OutcomeCode
 from mm_contracts.models.phase import Platform, RunKey, ScoringPhase
-from mm_contracts.models.report_due import RunReportDueEvent
 from mm_contracts.names import started_by_prefix
 from mm_contracts.ports import MetricsSink
+
+if TYPE_CHECKING:
+    from mm_contracts.models.report_due import RunReportDueEvent
 
 __all__ = ["CompletionService", "ConfigSource"]
 
@@ -129,7 +131,7 @@ class CompletionService:
     def process(self, event: EventBridgeEnvelope | RunReportDueEvent) -> CompletionResult:
         """`event` is an `EcsTaskStateChangeEvent` for ECS task state changes, or a `RunReportDueEvent` (see
         `completion_lambda.events.parse_event`); anything else is ignored."""
-        if isinstance(event, RunReportDueEvent):
+        if not isinstance(event, EventBridgeEnvelope):  # a `RunReportDueEvent`, not imported unless one comes
             return self.process_report_due(event)
         if not isinstance(event, EcsTaskStateChangeEvent):
             return self._ignore(IgnoreReason.NOT_TASK_STATE_CHANGE, "not an ECS Task State Change")

@@ -16,10 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mm_contracts.models.base import canonical_uuid
 from mm_contracts.models.phase import V6_SUBMISSION_ID, RunKey
-from mm_contracts.names import PROJECT
+from mm_contracts.models.report_due_names import REPORT_DUE_DETAIL_TYPE, REPORT_DUE_SOURCE, is_report_due_event
 
-REPORT_DUE_SOURCE = PROJECT
-REPORT_DUE_DETAIL_TYPE = "Run Report Due"
 _MAX_RUN_ID = 64
 
 
@@ -64,11 +62,6 @@ def report_due_event(run_id: str) -> dict[str, Any]:
         detail=RunReportDueDetail(run_id=run_id),
     )
     return event.model_dump(mode="json", by_alias=True)
-
-
-def is_report_due_event(event: Mapping[str, Any]) -> bool:
-    """Whether `event` claims to be a report-due event (then `RunReportDueEvent.model_validate` must accept it)."""
-    return event.get("source") == REPORT_DUE_SOURCE and event.get("detail-type") == REPORT_DUE_DETAIL_TYPE
 
 
 def parse_report_due_event(event: Mapping[str, Any]) -> RunReportDueEvent | None:

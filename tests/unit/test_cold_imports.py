@@ -89,7 +89,8 @@ AUDIT_MODELS = frozenset({"mm_contracts.models.audit"})
 MODELS_NOT_BUILT = {
     "router_lambda.handler": STATUS_MODELS | {"mm_contracts.models.task"},
     "challenge_lambda.handler": BUS_MODELS | AUDIT_MODELS | {"mm_contracts.models.ecs_event"},
-    "completion_lambda.handler": BUS_MODELS | AUDIT_MODELS,
+    # An ECS event is its common invocation: it tells a report-due one by `mm_contracts.models.report_due_names`.
+    "completion_lambda.handler": BUS_MODELS | AUDIT_MODELS | {"mm_contracts.models.report_due"},
     "sweeper_lambda.handler": BUS_MODELS | AUDIT_MODELS | {"mm_contracts.models.ecs_event"},
     "certificate_monitor.handler": STATUS_MODELS
     | {f"mm_contracts.models.{name}" for name in ("audit", "bus", "challenge", "routed", "task")},
