@@ -67,10 +67,14 @@ class UrlRefusal(StrEnum):
 
 def url_host(url: str) -> str:
     """The URL's host, lower-case, without a trailing dot ("" when there is none or it cannot be parsed)."""
+    host = _plain_https_host(url)
+    return host if host is not None else _parsed_url_host(url)
+
+
+def _plain_https_host(url: str) -> str | None:
+    """The host of a URL of the plain form (`_PLAIN_HTTPS`), as `urlsplit` would give it; None: not that form."""
     plain = _PLAIN_HTTPS.match(url)
-    if plain is not None:
-        return plain.group(1).lower().rstrip(".")
-    return _parsed_url_host(url)
+    return plain.group(1).lower().rstrip(".") if plain is not None else None
 
 
 def _parsed_url_host(url: str) -> str:
@@ -107,10 +111,9 @@ def url_shape_refusal(url: str) -> UrlRefusal | None:
         return UrlRefusal.URL_INVALID
     if _FORBIDDEN_CHARACTER.search(url):
         return UrlRefusal.URL_INVALID  # parsers disagree on `\` and on embedded whitespace
-    plain = _PLAIN_HTTPS.match(url)
-    if plain is None:
+    host = _plain_https_host(url)
+    if host is None:
         return _parsed_shape_refusal(url)
-    host = plain.group(1).lower().rstrip(".")
     if not host:
         return UrlRefusal.URL_INVALID
     return _host_refusal(host)

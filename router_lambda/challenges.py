@@ -123,7 +123,8 @@ class ChallengeResolver:
 
     # ------------------------------------------------------------ resolution
     def resolve(self, submissions: Sequence[InboundSubmission]) -> list[Resolution]:
-        first_keys = {self._first_key(submission) for submission in submissions}
+        keys = [self._first_key(submission) for submission in submissions]  # once per submission
+        first_keys = set(keys)
         found = self._lookup(first_keys)
         targets = {
             target
@@ -131,7 +132,7 @@ class ChallengeResolver:
             if key.startswith("legacy:") and (target := _alias_target(found[key])) is not None
         }
         found.update(self._lookup(targets - found.keys()))
-        return [self._resolution(submission, self._first_key(submission), found) for submission in submissions]
+        return [self._resolution(submission, key, found) for submission, key in zip(submissions, keys, strict=True)]
 
     @staticmethod
     def _first_key(submission: InboundSubmission) -> str:
