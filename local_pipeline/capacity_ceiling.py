@@ -1,10 +1,10 @@
 """An environment's capacity raised to what AWS Fargate itself allows: what the throughput benchmark runs under.
 
 A run cannot start faster than its environment's RunTask pace (`runTaskPerSecond`, decision 094): the example
-environment's 10 a second, half of Fargate's sustained launch rate to leave the account room for its other
-launches, put 1,000 runs at 100 s or more however fast the pipeline is. To measure the pipeline rather than that
-setting, `at_fargate_ceiling` sets the pace to Fargate's documented sustained rate and every running-task cap to
-Fargate's burst, so the account's own limits are the only ones left. Everything else (challenges, phases, the
+environment's 10 a second (the default, kept below Fargate's sustained 20) puts 1,000 runs at 100 s or more
+however fast the pipeline is. To measure the pipeline rather than that setting, `at_fargate_ceiling` sets the pace
+to Fargate's documented sustained rate and every running-task cap to Fargate's burst, so the account's own limits
+are the only ones left. Everything else (challenges, phases, the
 processors' Lambda concurrency, the faults, the report) is the environment's. Decision 116 says why.
 
 Fargate launches tasks from a token bucket of 100 with a refill of 20 a second per account and Region, and
