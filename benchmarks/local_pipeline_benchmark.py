@@ -148,7 +148,7 @@ def publish_figures(main_run: Measured, contended: Measured | None) -> None:
             "local pipeline: the run beside the least its RunTask pace allows",
             round(run_seconds, 1),
             "s",
-            floor=round(main_run.pace_floor, 1),
+            floor=round(main_run.pace_floor, 1) or None,  # no RunTask call: no floor
             floor_label=f"{outcome.run_task_calls} RunTask calls at {main_run.config.capacity.run_task_per_second}/s",
             note=f"{submissions} submissions; {caps}",
         ),
@@ -161,7 +161,7 @@ def publish_figures(main_run: Measured, contended: Measured | None) -> None:
                 f"{contended.config.environment}'s own caps",
                 round(contended.run_seconds, 1),
                 "s",
-                floor=round(contended.pace_floor, 1),
+                floor=round(contended.pace_floor, 1) or None,
                 floor_label=f"{contended.outcome.run_task_calls} RunTask calls at "
                 f"{contended.config.capacity.run_task_per_second}/s",
                 note=f"{capacity_note(contended.config)}{'' if contended.outcome.ok else '; the run was NOT ok'}",
@@ -202,7 +202,7 @@ def measure(config: EnvironmentConfig, submissions: int, max_tasks: int) -> Meas
     print(
         f"throughput: {len(records) / run_seconds:.1f} submissions/s end to end "
         f"({run_seconds:.1f}s for {len(records)}); "
-        f"the pace's floor {measured.pace_floor:.1f}s ({run_seconds / measured.pace_floor:.2f} x)"
+        f"the pace's floor {measured.pace_floor:.1f}s ({run_seconds / max(measured.pace_floor, 1e-9):.2f} x)"
     )
     print(f"{'stage':<10}{'p50 s':>10}{'p95 s':>10}{'max s':>10}{'n':>7}")
     timings = stage_timings(outcome)
