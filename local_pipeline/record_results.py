@@ -86,7 +86,7 @@ class RunResult:
     done_at: float | None = None
     updated_at: float | None = None
     challenge_id: str | None = None
-    enqueued_at: int | None = None  # capacity: when the run first waited (epoch s), None if it never did
+    enqueued_at: int | None = None  # capacity: when the run entered it (epoch s; a direct launch too), None if never
     admitted_at: int | None = None  # when its slot was reserved
 
     @property

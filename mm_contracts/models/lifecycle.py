@@ -111,7 +111,7 @@ class LifecycleRecord(ContractModel):
     expires_at: int | None = None  # TTL (epoch seconds); absent while WAITING (a TTL must never drop a waiting run)
     # Capacity (decisions 093, 094)
     wait_order: str | None = None  # the queue entry's sort key (rank, fair round, enqueue time): kept on requeue
-    enqueued_at: int | None = None  # epoch s: when the run first waited
+    enqueued_at: int | None = None  # epoch s: when the run entered capacity (a direct launch: its launch time too)
     admitted_at: int | None = None  # epoch s: when its slot was reserved
     slot_cpu: int | None = None  # CPU units its slot weighs (the task's CPU)
     slot_pools: list[str] = Field(default_factory=list)  # pool sort keys it holds (`ENV`, `CHALLENGE#..`, `PHASE#..`)
