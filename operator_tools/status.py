@@ -246,8 +246,7 @@ def _run_fields(record: Any) -> list[tuple[str, Any]]:
         ("launch attempts", record.launch_attempt),
         ("correlation id", record.correlation_id),
         ("wait reason", record.wait_reason),
-        ("waiting since", _epoch_iso(record.enqueued_at)),
-        ("admitted", _epoch_iso(record.admitted_at)),
+        *_capacity_times(record),
         ("created", record.created_at.isoformat()),
         ("updated", record.updated_at.isoformat()),
     ]
@@ -274,6 +273,17 @@ def print_run(record: Any, environment: str, console: Output, capacity: Capacity
     hint = next_step(record, environment)
     if hint:
         console.print(f"next step ({record.phase.value}): {hint}", markup=False, highlight=False)
+
+
+def _capacity_times(record: Any) -> list[tuple[str, Any]]:
+    """When the run entered capacity and when its slot was reserved. Every run that enters capacity gets
+    `enqueued_at`, a direct launch too (in the second it is admitted), so only a WAITING run is "waiting since" it;
+    an admitted run says how long it waited, which is 0 s for a direct launch."""
+    entered = "waiting since" if record.state.value == "WAITING" else "entered capacity"
+    admitted = _epoch_iso(record.admitted_at)
+    if admitted is not None and record.enqueued_at is not None:
+        admitted = f"{admitted} (after {max(record.admitted_at - record.enqueued_at, 0)} s waiting)"
+    return [(entered, _epoch_iso(record.enqueued_at)), ("admitted", admitted)]
 
 
 def _epoch_iso(epoch: int | None) -> str | None:

@@ -121,12 +121,14 @@ def test_status_of_a_malformed_run_id_finds_nothing(status_table: str, capsys: p
 
 
 # ---------------------------------------------------------------------- capacity (issue 11)
-def _capacity_store(status_table: str) -> Any:
+def _capacity_store(status_table: str, clock: Any = None) -> Any:
     from mm_capacity.store import CapacityStore, capacity_table_definition
 
     client = aws_clients.client("dynamodb")
     client.create_table(**capacity_table_definition(CAPACITY_TABLE))
-    return CapacityStore(CAPACITY_TABLE, status_table, dynamodb_client=client)
+    if clock is None:
+        return CapacityStore(CAPACITY_TABLE, status_table, dynamodb_client=client)
+    return CapacityStore(CAPACITY_TABLE, status_table, dynamodb_client=client, clock=clock)
 
 
 def _waiting(store: Any, challenge_id: str, member_id: int) -> str:
@@ -162,7 +164,67 @@ def test_status_of_a_waiting_run_shows_its_place_and_its_challenges_counts_and_c
     assert "running 1, waiting 3, cap 1" in out
     assert "running 1, cap 10" in out  # the environment
     assert "waits durably for a slot" in out  # the next step
+    assert "waiting since" in out
     assert running not in out
+
+
+def _field(out: str, label: str) -> str:
+    """The value of a field row of `status`'s run table ("" when the row is absent)."""
+    rows = [line for line in out.splitlines() if f" {label} " in line]
+    return rows[0].split(label, 1)[1].strip(" │|") if rows else ""
+
+
+def test_status_of_an_admitted_run_says_how_long_it_waited_not_that_it_is_waiting(
+    status_table: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mm_capacity.store import AdmissionLimits
+
+    # Given a run that entered capacity, waited 42 s and was then admitted
+    now = [1_800_000_000.0]
+    store = _capacity_store(status_table, clock=lambda: now[0])
+    challenge_id = new_uuid()
+    submission_id = _waiting(store, challenge_id, 40_000_001)
+    head = store.queue_head(challenge_id, limit=1)[0]
+    now[0] += 42
+    limits = AdmissionLimits(challenge_cap=1, phase_cap=None, env_cap=10, env_cpu_cap_units=None, cpu_units=1024)
+    assert store.admit(head, limits).outcome.value == "admitted"
+    # When the operator asks about it
+    assert main(["status", submission_id, "--table", status_table, "--capacity-table", CAPACITY_TABLE]) == 0
+    out = capsys.readouterr().out
+    # Then it is not "waiting since" anything: it entered capacity, and was admitted after 42 s of waiting
+    assert "ADMITTED" in out
+    assert "waiting since" not in out
+    assert _field(out, "entered capacity").startswith("2027-01-15T08:00:00")
+    assert _field(out, "admitted") == "2027-01-15T08:00:42+00:00 (after 42 s waiting)"
+
+
+def test_status_of_a_direct_launch_says_it_waited_0_s(status_table: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from mm_capacity.store import AdmissionLimits
+
+    # Given a run that took a free slot at once (the uncontended path: no queue entry, no wait)
+    store = _capacity_store(status_table, clock=lambda: 1_800_000_000.0)
+    submission_id = new_uuid()
+    routed = routed_submission(submission_id)
+    limits = AdmissionLimits(challenge_cap=5, phase_cap=None, env_cap=10, env_cpu_cap_units=None, cpu_units=1024)
+    view = store.new_run_view(routed, ScoringPhase.PROVISIONAL)
+    launched = store.launch_directly(
+        routed,
+        phase=ScoringPhase.PROVISIONAL,
+        scorer_type="route-planner",
+        timeout_seconds=60,
+        priority_rank=1,
+        limits=limits,
+        lease_seconds=60,
+        view=view,
+    )
+    assert launched.outcome.value == "claimed", launched
+    # When the operator asks about it
+    assert main(["status", submission_id, "--table", status_table, "--capacity-table", CAPACITY_TABLE]) == 0
+    out = capsys.readouterr().out
+    # Then it is LAUNCHING, never said to be waiting, and was admitted after 0 s
+    assert "LAUNCHING" in out
+    assert "waiting since" not in out
+    assert _field(out, "admitted") == "2027-01-15T08:00:00+00:00 (after 0 s waiting)"
 
 
 def test_status_json_of_a_waiting_run_adds_its_capacity(status_table: str, capsys: pytest.CaptureFixture[str]) -> None:
