@@ -2,7 +2,7 @@
 
 - `FaultKind`: every fault by name; `FaultRule` / `FaultPlan`: which fire, for whom, when.
 - `install_botocore_faults(client, plan)`: AWS faults (SNS, DynamoDB, SSM, RunTask) on a boto3 client.
-- `install_http_faults(session, plan)`: Topcoder API faults on a `requests.Session`.
+- `with_http_faults(transport, plan)`: Topcoder API faults in front of a Topcoder transport.
 - Delivery and task faults (SQS, Kafka, STOPPED events, task behaviour) are decided by the driver
   (the matrix simulator, the local engine) with `plan.fire(kind, ids=..., now=...)`.
 See fault_injection/README.md.
@@ -14,7 +14,7 @@ from fault_injection.botocore_faults import (
     SimulatedCrash,
     install_botocore_faults,
 )
-from fault_injection.http_faults import FaultInjectingAdapter, install_http_faults
+from fault_injection.http_faults import FaultInjectingTransport, with_http_faults
 from fault_injection.kinds import BOTOCORE_KINDS, FAULT_KIND_ALIASES, HTTP_KINDS, FaultKind, FaultLayer
 from fault_injection.plan import (
     ANY_TARGET,
@@ -34,7 +34,7 @@ __all__ = [
     "FAULT_PLAN_ENV",
     "HTTP_KINDS",
     "FaultFiring",
-    "FaultInjectingAdapter",
+    "FaultInjectingTransport",
     "FaultInstallation",
     "FaultKind",
     "FaultLayer",
@@ -43,6 +43,6 @@ __all__ = [
     "FaultWindow",
     "SimulatedCrash",
     "install_botocore_faults",
-    "install_http_faults",
     "parse_cli",
+    "with_http_faults",
 ]

@@ -1,7 +1,8 @@
-"""Faults in Topcoder API calls, injected by a `requests` transport adapter (decision 077).
+"""Faults in Topcoder API calls, injected by a transport around the clients' own (decisions 077, 122).
 
-`install_http_faults(session, plan)` wraps every adapter mounted on the session (the real transport, or a
-fake API mounted as an adapter) in a `FaultInjectingAdapter`. Targeting ids come from the request: the
+`with_http_faults(transport, plan)` wraps a `mm_adapters.topcoder.transport.Transport` (the real
+`Urllib3Transport`, or a fake API) in a `FaultInjectingTransport`, which the Topcoder clients take as theirs.
+Targeting ids come from the request: the
 path segments (`/submissions/{id}`), the `submissionId` query parameter and the JSON body's
 `submissionId`. Scope by default: 400, 404, slow commit and crash-after-POST act on writes
 (POST/PUT/PATCH), the others on every call; a rule's `method` and `path` params (a path prefix after
@@ -17,12 +18,10 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import requests
-from requests.adapters import BaseAdapter
-
 from fault_injection.botocore_faults import SimulatedCrash
 from fault_injection.kinds import FaultKind
 from fault_injection.plan import FaultPlan, FaultRule
+from mm_adapters.topcoder.transport import HttpRequest, HttpResponse, ReadTimedOut, Transport, case_insensitive
 
 Defer = Callable[[float, Callable[[], None]], None]  # run fn after `delay` seconds (virtual or real)
 
@@ -54,16 +53,17 @@ def _timer_defer(delay: float, fn: Callable[[], None]) -> None:
     timer.start()
 
 
-class FaultInjectingAdapter(BaseAdapter):
+class FaultInjectingTransport:
+    """Answers (or fails) a call as the plan says; otherwise passes it to the transport it wraps."""
+
     def __init__(
         self,
         plan: FaultPlan,
-        inner: BaseAdapter,
+        inner: Transport,
         *,
         clock: Callable[[], float] = time.time,
         defer: Defer = _timer_defer,
     ) -> None:
-        super().__init__()
         self._plan = plan
         self._inner = inner
         self._clock = clock
@@ -71,9 +71,9 @@ class FaultInjectingAdapter(BaseAdapter):
         self._stale_tokens: set[str] = set()  # 401-rotated: tokens the server no longer accepts
         self._lock = threading.Lock()
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        method = (request.method or "GET").upper()
-        path = _api_path(request.url or "")
+    def send(self, request: HttpRequest, *, timeout: float) -> HttpResponse:
+        method = request.method.upper()
+        path = _api_path(request.url)
         ids = tuple(_request_ids(request))
         now = self._clock()
 
@@ -86,7 +86,7 @@ class FaultInjectingAdapter(BaseAdapter):
         with self._lock:
             stale = token in self._stale_tokens
         if stale:
-            return json_response(request, 401, {"message": "token expired (injected rotation)"})
+            return json_response(401, {"message": "token expired (injected rotation)"})
         kinds = _ANY_METHOD + (_WRITE_ONLY if method in _WRITES else ())
         for kind in kinds:
             rule = self._plan.fire(kind, ids=ids, now=now, accept=accept)
@@ -96,17 +96,16 @@ class FaultInjectingAdapter(BaseAdapter):
                 with self._lock:
                     self._stale_tokens.add(token)
             if kind is FaultKind.TOPCODER_TIMEOUT:
-                raise requests.ReadTimeout("injected read timeout (nothing committed)", request=request)
+                raise ReadTimedOut("injected read timeout (nothing committed)")
             if kind is FaultKind.TOPCODER_SLOW_COMMIT:
-                delayed = request.copy()
                 self._defer(
                     rule.param("commit_delay_seconds", DEFAULT_COMMIT_DELAY_SECONDS),
-                    lambda delayed=delayed: self._commit_late(delayed, kwargs),  # type: ignore[misc]
+                    lambda: self._commit_late(request, timeout),
                 )
-                raise requests.ReadTimeout("injected read timeout (the write commits later)", request=request)
+                raise ReadTimedOut("injected read timeout (the write commits later)")
             headers = {"Retry-After": f"{rule.param('retry_after', DEFAULT_RETRY_AFTER_SECONDS):g}"}
-            return json_response(request, _STATUS[kind], {"message": f"injected {kind.value}"}, headers)
-        response = self._inner.send(request, **kwargs)
+            return json_response(_STATUS[kind], {"message": f"injected {kind.value}"}, headers)
+        response = self._inner.send(request, timeout=timeout)
         if (
             method == "POST"
             and path.startswith(_POSTS_THAT_REPORT)
@@ -116,27 +115,19 @@ class FaultInjectingAdapter(BaseAdapter):
             raise SimulatedCrash("injected: the function died after the review POST returned")
         return response
 
-    def _commit_late(self, request: requests.PreparedRequest, kwargs: Mapping[str, Any]) -> None:
-        self._inner.send(request, **dict(kwargs))
-
-    def close(self) -> None:
-        self._inner.close()
+    def _commit_late(self, request: HttpRequest, timeout: float) -> None:
+        self._inner.send(request, timeout=timeout)
 
 
-def install_http_faults(
-    session: requests.Session,
+def with_http_faults(
+    transport: Transport,
     plan: FaultPlan,
     *,
     clock: Callable[[], float] = time.time,
     defer: Defer = _timer_defer,
-) -> list[FaultInjectingAdapter]:
-    """Wrap every adapter mounted on `session`; returns the wrappers."""
-    wrappers = []
-    for prefix, adapter in list(session.adapters.items()):
-        wrapper = FaultInjectingAdapter(plan, adapter, clock=clock, defer=defer)
-        session.mount(prefix, wrapper)
-        wrappers.append(wrapper)
-    return wrappers
+) -> FaultInjectingTransport:
+    """`transport` with `plan`'s Topcoder faults in front of it (pass the result to the clients as theirs)."""
+    return FaultInjectingTransport(plan, transport, clock=clock, defer=defer)
 
 
 # The POSTs that report a run: a v5 review and a v6 review summation (what `crash-after-review-post` follows).
@@ -154,33 +145,30 @@ def _api_path(url: str) -> str:
     return path
 
 
-def _request_ids(request: requests.PreparedRequest) -> Iterator[str]:
-    parts = urlsplit(request.url or "")
+def _request_ids(request: HttpRequest) -> Iterator[str]:
+    parts = urlsplit(request.url)
     yield from (segment for segment in parts.path.split("/") if segment)
     yield from parse_qs(parts.query).get("submissionId", [])
     body = request.body
     if body:
         try:
-            data = json.loads(body.decode() if isinstance(body, bytes) else body)
+            data = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             return
         if isinstance(data, dict) and data.get("submissionId"):
             yield str(data["submissionId"])
 
 
-def json_response(
-    request: requests.PreparedRequest, status: int, body: Any, headers: Mapping[str, str] | None = None
-) -> requests.Response:
-    """A JSON `requests.Response` for `request` (an injected answer, or a fake API's)."""
-    response = requests.Response()
-    response.status_code = status
-    response._content = json.dumps(body).encode()
-    response.headers.update({"Content-Type": "application/json", **(headers or {})})
-    response.url = request.url or ""
-    response.request = request
-    response.encoding = "utf-8"
-    response.reason = "injected"
-    return response
+def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> HttpResponse:
+    """A JSON answer (an injected one, or a fake API's)."""
+    all_headers = case_insensitive({"Content-Type": "application/json", **(headers or {})})
+    return HttpResponse(status, all_headers, json.dumps(body).encode())
 
 
-__all__ = ["DEFAULT_COMMIT_DELAY_SECONDS", "Defer", "FaultInjectingAdapter", "install_http_faults", "json_response"]
+__all__ = [
+    "DEFAULT_COMMIT_DELAY_SECONDS",
+    "Defer",
+    "FaultInjectingTransport",
+    "json_response",
+    "with_http_faults",
+]

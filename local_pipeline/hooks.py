@@ -53,7 +53,7 @@ def install_fault_plan(role: str = "") -> int:
     """Install the run's fault plan (`MM_FAULT_PLAN`, fault_injection) in this worker; returns the number
     of clients given faults. AWS faults go on the handlers' own cached clients (`mm_adapters.aws.client`,
     the only way the functions build clients): what they fire is what the handler sees. The completion
-    worker's Topcoder session gets the one HTTP fault the API side cannot play (a crash after the POST)."""
+    worker's Topcoder transport gets the one HTTP fault the API side cannot play (a crash after the POST)."""
     from fault_injection import BOTOCORE_KINDS, FaultKind, FaultPlan, install_botocore_faults
     from mm_adapters import aws
 
@@ -72,25 +72,23 @@ def install_fault_plan(role: str = "") -> int:
 
 
 def _install_review_post_crash(plan: Any) -> None:
-    """Completion worker: the real dependencies, with Topcoder clients whose one session injects the crash after a
-    v5 review POST or a v6 summation POST (whichever platforms the environment serves)."""
-    import requests
-
+    """Completion worker: the real dependencies, with Topcoder clients whose one transport (the real one, wrapped)
+    injects the crash after a v5 review POST or a v6 summation POST (whichever platforms the environment serves)."""
     from completion_lambda import wiring
-    from fault_injection import install_http_faults
+    from fault_injection import with_http_faults
     from mm_adapters.topcoder.review_summations import ReviewSummationsClient
     from mm_adapters.topcoder.submission_api import SubmissionApiClient
     from mm_adapters.topcoder.token import build_token_provider
+    from mm_adapters.topcoder.transport import Urllib3Transport
     from mm_contracts.settings import CompletionSettings
 
     settings = CompletionSettings.from_env()
-    session = requests.Session()
-    install_http_faults(session, plan)
+    transport = with_http_faults(Urllib3Transport(), plan)
     token_provider = build_token_provider(settings)
     limits: dict[str, Any] = {
         "timeout_seconds": settings.api_timeout_seconds,
         "max_retries": settings.api_max_retries,
-        "session": session,
+        "transport": transport,
     }
     review_api = (
         SubmissionApiClient(settings.submission_api_url, token_provider, **limits)

@@ -21,7 +21,7 @@ from mm_contracts.settings import ScorerTokenRefresherSettings
 def token_provider_for(settings: ScorerTokenRefresherSettings, **overrides: Any) -> Auth0ProxyTokenProvider:
     """The provider with the refresher's margin as its own, so it never hands back a token that would need
     replacing at once: when the proxy's cached token falls inside the margin it asks for a fresh one (031).
-    `overrides`: the provider's seams (session, secrets_client, clock) for tests."""
+    `overrides`: the provider's seams (transport, secrets_client, clock) for tests."""
     return Auth0ProxyTokenProvider(
         settings.auth0_proxy_url,
         settings.auth0_credentials_secret_arn,

@@ -24,9 +24,16 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-import requests
-from urllib3.exceptions import NameResolutionError, NewConnectionError
-
+from mm_adapters.topcoder.transport import (
+    ConnectFailed,
+    ConnectionLost,
+    HttpResponse,
+    ReadTimedOut,
+    Transport,
+    TransportError,
+    Urllib3Transport,
+    prepare,
+)
 from mm_contracts.ports import TokenProvider
 
 MAX_ERROR_BODY_CHARS = 1000
@@ -94,21 +101,24 @@ def _truncate(text: str) -> str:
     return text if len(text) <= MAX_ERROR_BODY_CHARS else text[:MAX_ERROR_BODY_CHARS] + "...(truncated)"
 
 
-def _is_connect_failure(error: requests.ConnectionError) -> bool:
-    """True when the TCP connection was never established (so the server never saw the request)."""
-    if isinstance(error, requests.ConnectTimeout):
-        return True
-    cause: BaseException | None = error.args[0] if error.args and isinstance(error.args[0], BaseException) else None
-    reason = getattr(cause, "reason", cause)
-    return isinstance(reason, NewConnectionError | NameResolutionError | ConnectionRefusedError)
-
-
-def _retry_after(response: requests.Response) -> float | None:
+def _retry_after(response: HttpResponse) -> float | None:
     value = response.headers.get("Retry-After", "")
     try:
         return min(max(float(value), 0.0), RETRY_AFTER_CAP_SECONDS)
     except ValueError:
         return None
+
+
+def _failure(error: TransportError) -> _Retryable | _Ambiguous:
+    """A POST may be repeated only when the server never saw it (no connection); every other failure is ambiguous."""
+    name = type(error).__name__
+    if isinstance(error, ConnectFailed):
+        return _Retryable(f"connection failed ({name})")
+    if isinstance(error, ConnectionLost):
+        return _Ambiguous(f"connection lost ({name})")
+    if isinstance(error, ReadTimedOut):  # the server may have processed the request
+        return _Ambiguous(f"timed out ({name})")
+    return _Ambiguous(f"request failed ({name})")
 
 
 class TopcoderHttpClient:
@@ -124,21 +134,21 @@ class TopcoderHttpClient:
         *,
         timeout_seconds: float = 10.0,
         max_retries: int = 2,
-        session: requests.Session | None = None,
+        transport: Transport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._tokens = token_provider
         self._timeout = timeout_seconds
         self._max_retries = max(0, max_retries)
-        self._session = session if session is not None else requests.Session()
+        self._transport = transport if transport is not None else Urllib3Transport()
         self._sleep = sleep
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
 
     @staticmethod
-    def _json(response: requests.Response, method: str, path: str) -> Any:
+    def _json(response: HttpResponse, method: str, path: str) -> Any:
         try:
             return response.json()
         except ValueError:
@@ -164,7 +174,7 @@ class TopcoderHttpClient:
         *,
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
-    ) -> requests.Response:
+    ) -> HttpResponse:
         idempotent = method in IDEMPOTENT_METHODS
         attempts = 0
         refreshed = False  # at most one forced token refresh per call
@@ -219,31 +229,16 @@ class TopcoderHttpClient:
         json_body: Any,
         *,
         force_refresh: bool,
-    ) -> requests.Response:
+    ) -> HttpResponse:
         token = self._tokens.get_token(force_refresh=force_refresh)
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json", "User-Agent": "mm-processor"}
         started = time.monotonic()
+        request = prepare(method, f"{self.base_url}{path}", params=params, json_body=json_body, headers=headers)
         try:
-            response = self._session.request(
-                method,
-                f"{self.base_url}{path}",
-                params=params,
-                json=json_body,
-                headers=headers,
-                timeout=(self._timeout, self._timeout),
-                allow_redirects=False,
-            )
-        except requests.ConnectionError as error:
+            response = self._transport.send(request, timeout=self._timeout)
+        except TransportError as error:
             self._log(method, path, None, started, error=type(error).__name__)
-            if _is_connect_failure(error):
-                raise _Retryable(f"connection failed ({type(error).__name__})") from None
-            raise _Ambiguous(f"connection lost ({type(error).__name__})") from None
-        except requests.Timeout as error:  # a read timeout: the server may have processed the request
-            self._log(method, path, None, started, error=type(error).__name__)
-            raise _Ambiguous(f"timed out ({type(error).__name__})") from None
-        except requests.RequestException as error:
-            self._log(method, path, None, started, error=type(error).__name__)
-            raise _Ambiguous(f"request failed ({type(error).__name__})") from None
+            raise _failure(error) from None
         status = response.status_code
         self._log(method, path, status, started)
         if 200 <= status < 300:

@@ -14,9 +14,7 @@ Never logged: the token, the Authorization header, request bodies. Logged: metho
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
-
-import requests
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mm_adapters.topcoder.http import (
     ApiAuthError,
@@ -27,6 +25,9 @@ from mm_adapters.topcoder.http import (
     TopcoderHttpClient,
 )
 from mm_contracts.topcoder import ReviewCreate
+
+if TYPE_CHECKING:
+    from mm_adapters.topcoder.transport import HttpResponse
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class SubmissionApiClient(TopcoderHttpClient):
     # ---- transport --------------------------------------------------------------------------------
 
     @staticmethod
-    def _next_page(response: requests.Response, page: int) -> int | None:
+    def _next_page(response: HttpResponse, page: int) -> int | None:
         next_page = response.headers.get("X-Next-Page", "").strip()
         if next_page:
             try:

@@ -21,11 +21,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import requests
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from mm_adapters import aws
+from mm_adapters.topcoder.transport import Transport, TransportError, Urllib3Transport, prepare
 from mm_contracts.ports import Clock, TokenProvider
 from mm_contracts.settings import TokenSettings, TokenSource
 from mm_contracts.topcoder_auth import Auth0Credentials, Auth0TokenResponse
@@ -151,7 +151,7 @@ class Auth0ProxyTokenProvider:
         proxy_url: str,
         credentials_secret_arn: str,
         secrets_client: Any | None = None,
-        session: requests.Session | None = None,
+        transport: Transport | None = None,
         clock: Clock = time.time,
         refresh_margin_seconds: float = DEFAULT_REFRESH_MARGIN_SECONDS,
         timeout_seconds: float = 10,
@@ -159,7 +159,7 @@ class Auth0ProxyTokenProvider:
         self.proxy_url = proxy_url
         self.credentials_secret_arn = credentials_secret_arn
         self._secrets = secrets_client
-        self._session = session if session is not None else requests.Session()
+        self._transport = transport if transport is not None else Urllib3Transport()
         self._clock = clock
         self._margin = refresh_margin_seconds
         self._timeout = timeout_seconds
@@ -219,13 +219,11 @@ class Auth0ProxyTokenProvider:
         self.proxy_calls += 1
         started = self._clock()
         try:
-            response = self._session.post(
-                self.proxy_url,
-                json=credentials.proxy_body(fresh_token=fresh),
-                timeout=(self._timeout, self._timeout),
-                allow_redirects=False,
+            response = self._transport.send(
+                prepare("POST", self.proxy_url, json_body=credentials.proxy_body(fresh_token=fresh)),
+                timeout=self._timeout,
             )
-        except requests.RequestException as error:
+        except TransportError as error:
             raise TokenError(f"Auth0 proxy unreachable: {type(error).__name__}") from None
         logger.info(
             "Auth0 proxy token request",

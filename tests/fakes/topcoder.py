@@ -1,6 +1,6 @@
-"""Fake Topcoder APIs as `requests` transport adapters, and a token provider.
+"""Fake Topcoder APIs as transports (`mm_adapters.topcoder.transport.Transport`), and a token provider.
 
-`FakeSubmissionApi` (v5 reviews) is mounted on the session the real `SubmissionApiClient` uses, so the client's
+`FakeSubmissionApi` (v5 reviews) is the transport the real `SubmissionApiClient` is given, so the client's
 own retry, refresh and look-before-post logic runs against it. It records every review it commits (with the
 virtual instant), answers `GET /reviews` by submission and type with paging, and accepts only the tokens it issued.
 
@@ -20,10 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import requests
-from requests.adapters import BaseAdapter
-
 from fault_injection.http_faults import json_response
+from mm_adapters.topcoder.transport import HttpRequest, HttpResponse
 from mm_contracts.models.phase import ScoringPhase
 
 BASE_URL = "https://api.topcoder.fake/v5"
@@ -59,9 +57,8 @@ class FakeTokenProvider:
         return self.current
 
 
-class FakeSubmissionApi(BaseAdapter):
+class FakeSubmissionApi:
     def __init__(self, clock: Callable[[], float], *, accept_token: Callable[[str], bool] | None = None) -> None:
-        super().__init__()
         self._clock = clock
         self._accept = accept_token or (lambda token: token.startswith("token-"))
         self.reviews: list[CommittedReview] = []
@@ -70,19 +67,19 @@ class FakeSubmissionApi(BaseAdapter):
     def reviews_of(self, submission_id: str) -> list[CommittedReview]:
         return [r for r in self.reviews if r.submission_id == submission_id]
 
-    def send(self, request: requests.PreparedRequest, **_: Any) -> requests.Response:  # type: ignore[override]
-        method = (request.method or "GET").upper()
-        parts = urlsplit(request.url or "")
+    def send(self, request: HttpRequest, *, timeout: float) -> HttpResponse:
+        method = request.method.upper()
+        parts = urlsplit(request.url)
         path = parts.path.split("/v5", 1)[-1]
         self.requests.append((method, path))
         token = str(request.headers.get("Authorization", "")).removeprefix("Bearer ")
         if not self._accept(token):
-            return json_response(request, 401, {"message": "Invalid token"})
+            return json_response(401, {"message": "Invalid token"})
         if method == "POST" and path == "/reviews":
             body = json.loads(request.body or b"{}")
             review = {**body, "id": str(uuid.uuid4()), "createdBy": "mm-processor", "created": self._clock()}
             self.reviews.append(CommittedReview(review, self._clock()))
-            return json_response(request, 200, review)
+            return json_response(200, review)
         if method == "GET" and path == "/reviews":
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
             found = [
@@ -95,13 +92,10 @@ class FakeSubmissionApi(BaseAdapter):
             page = int(query.get("page", 1))
             pages = max(1, -(-len(found) // per_page))
             chunk = found[(page - 1) * per_page : page * per_page]
-            return json_response(request, 200, chunk, {"X-Total-Pages": str(pages), "X-Page": str(page)})
+            return json_response(200, chunk, {"X-Total-Pages": str(pages), "X-Page": str(page)})
         if method == "GET" and path.startswith("/submissions/"):
-            return json_response(request, 200, {"id": path.rpartition("/")[2]})
-        return json_response(request, 404, {"message": f"no route {method} {path}"})
-
-    def close(self) -> None:
-        pass
+            return json_response(200, {"id": path.rpartition("/")[2]})
+        return json_response(404, {"message": f"no route {method} {path}"})
 
 
 @dataclass(frozen=True)
@@ -114,11 +108,10 @@ class SummationWrite:
     at: float
 
 
-class FakeReviewSummationsApi(BaseAdapter):
+class FakeReviewSummationsApi:
     """review-api-v6 `/reviewSummations` in memory, with the stand-in's semantics and the v6 spec's checks."""
 
     def __init__(self, clock: Callable[[], float], *, accept_token: Callable[[str], bool] | None = None) -> None:
-        super().__init__()
         # Imported here: the stand-in's spec loader pulls in openapi-core, which only v6 users need.
         from topcoder_standin import spec, v6
 
@@ -148,21 +141,21 @@ class FakeReviewSummationsApi(BaseAdapter):
         """Store a summation directly (no request, no fault): what a scorer posts for itself."""
         return self.store.create(body, subject="scorer", now=self._now(), known_submission=True)
 
-    def send(self, request: requests.PreparedRequest, **_: Any) -> requests.Response:  # type: ignore[override]
-        method = (request.method or "GET").upper()
-        parts = urlsplit(request.url or "")
+    def send(self, request: HttpRequest, *, timeout: float) -> HttpResponse:
+        method = request.method.upper()
+        parts = urlsplit(request.url)
         path = parts.path
         route = path.split(self._spec.V6_API_PREFIX, 1)[-1]
         self.requests.append((method, route))
-        raw = request.body.encode() if isinstance(request.body, str) else request.body
+        raw = request.body
         headers = {str(k): str(v) for k, v in request.headers.items()}
         token = headers.get("Authorization", "").removeprefix("Bearer ")
         if not self._accept(token):
-            return json_response(request, 401, {"message": "Invalid token", "statusCode": 401})
+            return json_response(401, {"message": "Invalid token", "statusCode": 401})
         checked = self._spec.validate_api_request(self._openapi, method, path, parts.query, headers, raw)
         if not checked.valid:
             self.violations += [f"{method} {route}: {error}" for error in checked.errors]
-            return json_response(request, 400, {"message": "; ".join(checked.errors), "statusCode": 400})
+            return json_response(400, {"message": "; ".join(checked.errors), "statusCode": 400})
         status, answer = self._answer(method, route, parse_qs(parts.query), json.loads(raw or b"null"))
         self.violations += [
             f"answer to {method} {route}: {error}"
@@ -178,7 +171,7 @@ class FakeReviewSummationsApi(BaseAdapter):
                 response_headers={},
             )
         ]
-        return json_response(request, status, answer)
+        return json_response(status, answer)
 
     def _answer(self, method: str, route: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
         v6 = self._v6
@@ -203,16 +196,6 @@ class FakeReviewSummationsApi(BaseAdapter):
             return refused.status, refused.body
         return 404, {"message": f"Cannot {method} {route}", "statusCode": 404}
 
-    def close(self) -> None:
-        pass
-
-
-def fake_api_session(api: BaseAdapter) -> requests.Session:
-    session = requests.Session()
-    session.mount("https://", api)
-    session.mount("http://", api)
-    return session
-
 
 __all__ = [
     "BASE_URL",
@@ -222,5 +205,4 @@ __all__ = [
     "FakeSubmissionApi",
     "FakeTokenProvider",
     "SummationWrite",
-    "fake_api_session",
 ]

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import requests
 from botocore.exceptions import ClientError, ReadTimeoutError
 from moto import mock_aws
 
@@ -21,9 +20,10 @@ from fault_injection import (
     FaultWindow,
     SimulatedCrash,
     install_botocore_faults,
-    install_http_faults,
     parse_cli,
+    with_http_faults,
 )
+from mm_adapters.topcoder.transport import HttpResponse, ReadTimedOut, Transport, prepare
 from mm_contracts.names import STATUS_TABLE_PARTITION_KEY
 from mm_contracts.tables import status_table_definition
 from tests.fakes import boto_session
@@ -31,7 +31,7 @@ from tests.fakes.clock import Scheduler, VirtualClock
 from tests.fakes.ecs import FakeEcs, fake_ecs_client
 from tests.fakes.queues import FakeQueue
 from tests.fakes.sns import FakeSns, fake_sns_client
-from tests.fakes.topcoder import BASE_URL, FakeSubmissionApi, fake_api_session
+from tests.fakes.topcoder import BASE_URL, FakeSubmissionApi
 
 SUBMISSION = "0b7a4c1e-1111-4a2b-9c3d-000000000001"
 CHALLENGE = "5a0c0f57-8b70-4a2b-9f3e-1c2d3e4f5a6b"
@@ -278,13 +278,13 @@ def test_sns_partial_failure_drops_only_the_matching_entries() -> None:
 
 
 # ---------------------------------------------------------------- HTTP
-def post_review(session: requests.Session, token: str = "token-1") -> requests.Response:  # noqa: S107 - a fake token
-    return session.post(
-        f"{BASE_URL}/reviews",
-        json={"submissionId": SUBMISSION, "score": 1},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=10,
-    )
+def call(transport: Transport, method: str, url: str, *, json_body: Any = None, **headers: str) -> HttpResponse:
+    return transport.send(prepare(method, url, json_body=json_body, headers=headers), timeout=10)
+
+
+def post_review(transport: Transport, token: str = "token-1") -> HttpResponse:  # noqa: S107 - a fake token
+    body = {"submissionId": SUBMISSION, "score": 1}
+    return call(transport, "POST", f"{BASE_URL}/reviews", json_body=body, Authorization=f"Bearer {token}")
 
 
 @pytest.mark.parametrize(
@@ -299,8 +299,7 @@ def post_review(session: requests.Session, token: str = "token-1") -> requests.R
 )
 def test_http_error_answers_commit_nothing(kind: FaultKind, status: int) -> None:
     api = FakeSubmissionApi(VirtualClock())
-    session = fake_api_session(api)
-    install_http_faults(session, FaultPlan.of(FaultRule(kind=kind, target=SUBMISSION, first_n=1)))
+    session = with_http_faults(api, FaultPlan.of(FaultRule(kind=kind, target=SUBMISSION, first_n=1)))
     assert post_review(session).status_code == status
     assert not api.reviews
     assert post_review(session).status_code == 200
@@ -311,20 +310,19 @@ def test_http_timeouts_slow_commits_rotation_and_crashes() -> None:
     clock = VirtualClock()
     scheduler = Scheduler(clock)
     api = FakeSubmissionApi(clock)
-    session = fake_api_session(api)
     plan = FaultPlan.of(
         FaultRule(kind=FaultKind.TOPCODER_TIMEOUT, first_n=1),
         FaultRule(kind=FaultKind.TOPCODER_SLOW_COMMIT, first_n=1, params={"commit_delay_seconds": 30}),
         FaultRule(kind=FaultKind.TOPCODER_401_ROTATED, first_n=1),
         FaultRule(kind=FaultKind.CRASH_AFTER_REVIEW_POST, first_n=1),
     )
-    install_http_faults(session, plan, clock=clock, defer=scheduler.defer)
+    session = with_http_faults(api, plan, clock=clock, defer=scheduler.defer)
     assert post_review(session).status_code == 401  # the token in use was rotated
     assert post_review(session).status_code == 401  # and stays refused
     assert plan.fire_count(FaultKind.TOPCODER_401_ROTATED) == 1
-    with pytest.raises(requests.ReadTimeout):
+    with pytest.raises(ReadTimedOut):
         post_review(session, token="token-2")  # the plain timeout: nothing committed
-    with pytest.raises(requests.ReadTimeout):
+    with pytest.raises(ReadTimedOut):
         post_review(session, token="token-2")  # the slow commit
     assert not api.reviews
     while scheduler.run_one():
@@ -338,22 +336,21 @@ def test_http_timeouts_slow_commits_rotation_and_crashes() -> None:
 
 # ---------------------------------------------------------------- the v6 summations fake the matrix reports to
 def test_the_v6_summations_fake_enforces_the_spec_and_the_phase_filters() -> None:
-    # Given the fake review-api-v6 and a session carrying an issued token
+    # Given the fake review-api-v6 and an issued token
     from tests.fakes.topcoder import V6_BASE_URL, FakeReviewSummationsApi
 
     clock = VirtualClock()
     api = FakeReviewSummationsApi(clock)
-    session = fake_api_session(api)
     auth = {"Authorization": "Bearer token-1"}
     body = {"submissionId": "V6matrixSub001", "aggregateScore": -1, "isPassing": False, "isProvisional": True}
 
     # When it gets a valid POST, a POST with a field the spec does not allow, and phase-filtered lists
-    created = session.post(f"{V6_BASE_URL}/reviewSummations", json=body, headers=auth)
-    refused = session.post(f"{V6_BASE_URL}/reviewSummations", json={**body, "score": 3}, headers=auth)
+    created = call(api, "POST", f"{V6_BASE_URL}/reviewSummations", json_body=body, **auth)
+    refused = call(api, "POST", f"{V6_BASE_URL}/reviewSummations", json_body={**body, "score": 3}, **auth)
     url = f"{V6_BASE_URL}/reviewSummations?submissionId=V6matrixSub001&metadata=true&perPage=100&page=1"
-    provisional = session.get(url + "&provisional=true", headers=auth).json()
-    example = session.get(url + "&example=true", headers=auth).json()
-    unauthorized = session.get(url, headers={"Authorization": "Bearer stolen"})
+    provisional = call(api, "GET", url + "&provisional=true", **auth).json()
+    example = call(api, "GET", url + "&example=true", **auth).json()
+    unauthorized = call(api, "GET", url, Authorization="Bearer stolen")
 
     # Then only the valid one is stored, the breach is kept, and each phase sees only its own summation
     assert created.status_code == 201

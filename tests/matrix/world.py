@@ -13,7 +13,7 @@ A v6 world (`platform=Platform.V6`) hosts a v6 challenge instead: EXAMPLE and PR
 `ReviewSummationsClient` on `FakeReviewSummationsApi`, a skipped run handed to the completion function by the
 processor's "Run Report Due" invoke (which the world may lose: `lose_report_due_invokes`), and a scorer that
 posts its own summation when it exits 0 (as Topcoder's scorers do).
-Faults come from one FaultPlan: botocore faults on every AWS client, HTTP faults on the API session, and the
+Faults come from one FaultPlan: botocore faults on every AWS client, HTTP faults on the API transport, and the
 delivery/task faults decided here with `plan.fire`. Wall time never enters: every clock is the virtual one.
 The world's parts live beside it: `deployment` (names, config documents, timings), `functions` (each function as
 its wiring builds it), `interleaver` (concurrent deliveries), `lambda_events` (the events in AWS's shapes).
@@ -35,7 +35,7 @@ from challenge_lambda import wiring as challenge_wiring
 from challenge_lambda.processor import ChallengeProcessor
 from completion_lambda import handler as completion_handler
 from completion_lambda import wiring as completion_wiring
-from fault_injection import FaultKind, FaultPlan, SimulatedCrash, install_botocore_faults, install_http_faults
+from fault_injection import FaultKind, FaultPlan, SimulatedCrash, install_botocore_faults, with_http_faults
 from mm_adapters.status_store import StatusStore, record_from_item
 from mm_adapters.topcoder.review_summations import ReviewSummationsClient
 from mm_adapters.topcoder.submission_api import SubmissionApiClient
@@ -73,7 +73,6 @@ from tests.fakes.topcoder import (
     FakeReviewSummationsApi,
     FakeSubmissionApi,
     FakeTokenProvider,
-    fake_api_session,
 )
 from tests.matrix.deployment import (
     ALLOWED_HOST,
@@ -210,16 +209,19 @@ class World:
             install_botocore_faults(self.ecs, plan, clock=self.clock)
         self.api = FakeSubmissionApi(self.clock)
         self.tokens = FakeTokenProvider()
-        session = fake_api_session(self.api)
-        install_http_faults(session, plan, clock=self.clock, defer=self.scheduler.defer)
+        transport = with_http_faults(self.api, plan, clock=self.clock, defer=self.scheduler.defer)
         self.review_client = SubmissionApiClient(
-            BASE_URL, self.tokens, timeout_seconds=10.0, max_retries=2, session=session, sleep=self.clock.sleep
+            BASE_URL, self.tokens, timeout_seconds=10.0, max_retries=2, transport=transport, sleep=self.clock.sleep
         )
         self.summations = FakeReviewSummationsApi(self.clock)
-        v6_session = fake_api_session(self.summations)
-        install_http_faults(v6_session, plan, clock=self.clock, defer=self.scheduler.defer)
+        v6_transport = with_http_faults(self.summations, plan, clock=self.clock, defer=self.scheduler.defer)
         self.summations_client = ReviewSummationsClient(
-            V6_BASE_URL, self.tokens, timeout_seconds=10.0, max_retries=2, session=v6_session, sleep=self.clock.sleep
+            V6_BASE_URL,
+            self.tokens,
+            timeout_seconds=10.0,
+            max_retries=2,
+            transport=v6_transport,
+            sleep=self.clock.sleep,
         )
         install_launch_interleaving(self.ddb, self.admin_ddb, self.interleaver)
 

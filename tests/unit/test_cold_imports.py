@@ -24,14 +24,16 @@ TRACING_SDK = frozenset({"aws_xray_sdk", "wrapt"})
 BOTO3 = frozenset({"boto3", "s3transfer", "multiprocessing"})
 # Dev tools never ship in an asset (the import contracts hold the code to it; this holds the import graph).
 DEV_TOOLS = frozenset({"fault_injection", "local_pipeline", "loopback", "topcoder_standin", "moto", "tests"})
-# An HTTP client only where the first invocation may call Topcoder; the X.509 parser only in the monitor; no
-# asyncio where the handler builds its partial batch response itself (Powertools' batch utility imports it).
+# `requests` and what it brings: the Topcoder clients send through urllib3, which botocore loads anyway (122).
+REQUESTS = frozenset({"requests", "charset_normalizer", "idna"})
+# The X.509 parser only in the monitor; no asyncio where the handler builds its partial batch response itself
+# (Powertools' batch utility imports it).
 NOT_NEEDED = {
-    "router_lambda.handler": frozenset({"requests", "cryptography", "asyncio"}),
-    "challenge_lambda.handler": frozenset({"requests", "cryptography", "asyncio"}),
+    "router_lambda.handler": frozenset({"cryptography", "asyncio"}),
+    "challenge_lambda.handler": frozenset({"cryptography", "asyncio"}),
     "completion_lambda.handler": frozenset({"cryptography"}),
-    "sweeper_lambda.handler": frozenset({"requests", "cryptography"}),
-    "certificate_monitor.handler": frozenset({"requests"}),
+    "sweeper_lambda.handler": frozenset({"cryptography"}),
+    "certificate_monitor.handler": frozenset(),
     "scorer_token_refresher.handler": frozenset({"cryptography"}),
 }
 
@@ -64,8 +66,8 @@ def test_a_cold_handler_import_loads_no_tracing_sdk_no_boto3_and_nothing_its_fir
 ) -> None:
     # When the handler is imported cold
     packages = imported_packages(handler_module)
-    # Then no tracing SDK, no boto3, no dev tool and nothing its first invocation does not need is loaded
-    assert packages & (TRACING_SDK | BOTO3 | DEV_TOOLS | NOT_NEEDED[handler_module]) == set()
+    # Then no tracing SDK, no boto3, no requests, no dev tool and nothing its first invocation does not need is loaded
+    assert packages & (TRACING_SDK | BOTO3 | REQUESTS | DEV_TOOLS | NOT_NEEDED[handler_module]) == set()
     # And the function's own package is there (the check above saw a real import)
     assert handler_module.partition(".")[0] in packages
 

@@ -63,10 +63,9 @@ from topcoder_standin import TopcoderStandIn
 
 ROOT = Path(__file__).resolve().parents[2]
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-# Standard-library modules the first HTTP request itself loads, not an import of ours (each well under a
-# millisecond): the IDNA codec that encodes the host name (`encodings.idna` needs both), and `netrc`, which
-# requests reads on every request for credentials (trust_env).
-LOADED_BY_A_REQUEST = frozenset({"stringprep", "unicodedata", "netrc"})
+# Standard-library modules the first HTTP request itself may load, not an import of ours (each well under a
+# millisecond): the IDNA codec that encodes a host name (`encodings.idna` needs both).
+LOADED_BY_A_REQUEST = frozenset({"stringprep", "unicodedata"})
 # The child: the handler, its real wiring, one invocation as Lambda makes it; then what is in `sys.modules`.
 INVOKE = """\
 import importlib, json, sys

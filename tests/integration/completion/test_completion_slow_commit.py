@@ -51,7 +51,7 @@ class Flow:
             "https://api.topcoder-dev.com/v5",
             StaticTokens(),
             max_retries=2,
-            session=self.api,  # type: ignore[arg-type]
+            transport=self.api,
             sleep=self.clock.sleep,
         )
         settings = completion_settings(status_table).model_copy(update={"report_lease_seconds": 90})

@@ -1,8 +1,8 @@
 """A Submission API whose POST /reviews times out and commits later: the slow commit of defect 4.
 
-It plays the `requests.Session` the client uses, on a virtual clock: the POST raises a read timeout and the
-review becomes visible to GET /reviews only `commit_delay` seconds later (or never). The client's injected
-sleep advances the same clock, so a look "a fraction of a second later" is exactly that.
+It is the client's transport (`mm_adapters.topcoder.transport.Transport`), on a virtual clock: the POST raises a
+read timeout and the review becomes visible to GET /reviews only `commit_delay` seconds later (or never). The
+client's injected sleep advances the same clock, so a look "a fraction of a second later" is exactly that.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-import requests
-
+from fault_injection.http_faults import json_response
+from mm_adapters.topcoder.transport import HttpRequest, HttpResponse, ReadTimedOut
 from tests.fakes.clock import VirtualClock
 
 
@@ -47,26 +47,27 @@ class SlowCommitApi:
         """Everything the server ends up holding for the submission, committed or about to be."""
         return [p.review for p in self.stored if p.visible_at is not None and p.review["submissionId"] == submission_id]
 
-    # ---- the requests.Session surface the client uses
-    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        path = urlsplit(url).path
+    # ---- the transport the client uses
+    def send(self, request: HttpRequest, *, timeout: float) -> HttpResponse:
+        parts = urlsplit(request.url)
+        method, path = request.method, parts.path
         if method == "POST" and path.endswith("/reviews"):
-            return self._post(kwargs["json"])
+            return self._post(json.loads(request.body or b"{}"))
         if method == "GET" and path.endswith("/reviews"):
-            return self._get(kwargs.get("params") or {})
-        return _response(404, {"message": f"no route {method} {path}"})
+            return self._get({key: values[0] for key, values in parse_qs(parts.query).items()})
+        return json_response(404, {"message": f"no route {method} {path}"})
 
-    def _post(self, body: dict[str, Any]) -> requests.Response:
+    def _post(self, body: dict[str, Any]) -> HttpResponse:
         self.posts += 1
         review = {"id": str(uuid.uuid4()), **body}
         if self.posts in self.slow_posts:
             visible_at = None if self.commit_delay is None else self.clock.now + self.commit_delay
             self.stored.append(_Pending(visible_at, review))
-            raise requests.ReadTimeout("read timed out (virtual)")
+            raise ReadTimedOut("read timed out (virtual)")
         self.stored.append(_Pending(self.clock.now, review))
-        return _response(200, review)
+        return json_response(200, review)
 
-    def _get(self, params: dict[str, Any]) -> requests.Response:
+    def _get(self, params: dict[str, Any]) -> HttpResponse:
         self.gets += 1
         matching = [r for r in self.visible() if r["submissionId"] == params.get("submissionId")]
         if "typeId" in params:
@@ -75,15 +76,7 @@ class SlowCommitApi:
         per_page = min(int(params.get("perPage", self.per_page)), self.per_page)
         total_pages = max(1, -(-len(matching) // per_page))
         chunk = matching[(page - 1) * per_page : page * per_page]
-        return _response(200, chunk, {"X-Total-Pages": str(total_pages), "X-Page": str(page)})
-
-
-def _response(status: int, body: Any, headers: dict[str, str] | None = None) -> requests.Response:
-    response = requests.Response()
-    response.status_code = status
-    response._content = json.dumps(body).encode()
-    response.headers.update({"Content-Type": "application/json", **(headers or {})})
-    return response
+        return json_response(200, chunk, {"X-Total-Pages": str(total_pages), "X-Page": str(page)})
 
 
 class StaticTokens:

@@ -4,13 +4,10 @@ stand-in gives, is validated against the review-api-v6 summations spec."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import pytest
-import requests
-from requests.adapters import HTTPAdapter
 
-from fault_injection import FaultKind, FaultPlan, FaultRule, SimulatedCrash, install_http_faults
+from fault_injection import FaultKind, FaultPlan, FaultRule, SimulatedCrash, with_http_faults
 from mm_adapters.topcoder import (
     ApiOutcomeUnknownError,
     ApiRejectedError,
@@ -20,6 +17,7 @@ from mm_adapters.topcoder import (
     ReviewSummationUpdate,
     review_summations,
 )
+from mm_adapters.topcoder.transport import HttpRequest, HttpResponse, Urllib3Transport
 from mm_contracts.models.phase import ScoringPhase
 from tests.integration.topcoder.support import (
     CHALLENGE_ID,
@@ -254,26 +252,26 @@ def test_token_and_bodies_are_never_logged(
     }
 
 
-def test_the_client_sends_through_the_session_it_is_given(
+def test_the_client_sends_through_the_transport_it_is_given(
     standin: TopcoderStandIn, tokens: Auth0ProxyTokenProvider, sleeps: SleepRecorder
 ) -> None:
-    # Given a session whose transport answers the first call 503 itself (the fault layer, decision 077)
-    session = requests.Session()
-    install_http_faults(session, FaultPlan.of(FaultRule(kind=FaultKind.TOPCODER_5XX, first_n=1)))
-    client = ReviewSummationsClient(standin.v6_base_url, tokens, max_retries=2, sleep=sleeps, session=session)
+    # Given the real transport behind one that answers the first call 503 itself (the fault layer, decision 077)
+    plan = FaultPlan.of(FaultRule(kind=FaultKind.TOPCODER_5XX, first_n=1))
+    transport = with_http_faults(Urllib3Transport(), plan)
+    client = ReviewSummationsClient(standin.v6_base_url, tokens, max_retries=2, sleep=sleeps, transport=transport)
 
-    # When the client lists, it goes through that session: the injected 503 is retried once
+    # When the client lists, it goes through that transport: the injected 503 is retried once
     assert client.list_summations(submission_id=V6_SUBMISSION_ID, phase=ScoringPhase.PROVISIONAL) == []
     assert len(sleeps.delays) == 1
     assert len(standin.requests_to("GET", SUMMATIONS)) == 1  # the 503 never reached the server
 
 
-class _CrashAfterPost(HTTPAdapter):
+class _CrashAfterPost(Urllib3Transport):
     """The function dies right after the server committed a summation POST (what `crash-after-review-post`
     plays in the local pipeline, local_pipeline/hooks.py)."""
 
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-        response = super().send(request, *args, **kwargs)
+    def send(self, request: HttpRequest, *, timeout: float) -> HttpResponse:
+        response = super().send(request, timeout=timeout)
         if request.method == "POST" and response.status_code == 201:
             raise SimulatedCrash("injected: died after the summation POST returned")
         return response
@@ -282,9 +280,7 @@ class _CrashAfterPost(HTTPAdapter):
 def test_a_crash_after_a_committed_post_leaves_one_summation_that_the_next_look_finds(
     standin: TopcoderStandIn, tokens: Auth0ProxyTokenProvider, v6_client: ReviewSummationsClient
 ) -> None:
-    session = requests.Session()
-    session.mount("http://", _CrashAfterPost())
-    dying = ReviewSummationsClient(standin.v6_base_url, tokens, session=session)
+    dying = ReviewSummationsClient(standin.v6_base_url, tokens, transport=_CrashAfterPost())
 
     with pytest.raises(SimulatedCrash):
         dying.create_summation(failed_summation())

@@ -17,7 +17,7 @@ BASE = "https://api.topcoder-dev.com/v5"
 
 
 def client_for(api: SlowCommitApi, clock: VirtualClock, max_retries: int = 2) -> SubmissionApiClient:
-    return SubmissionApiClient(BASE, StaticTokens(), max_retries=max_retries, session=api, sleep=clock.sleep)  # type: ignore[arg-type]
+    return SubmissionApiClient(BASE, StaticTokens(), max_retries=max_retries, transport=api, sleep=clock.sleep)
 
 
 @pytest.mark.parametrize("commit_delay", [0.5, 30.0, None], ids=["commits-0.5s-later", "commits-30s-later", "never"])

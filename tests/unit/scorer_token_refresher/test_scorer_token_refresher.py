@@ -1,7 +1,7 @@
 """The scorer-token refresher (decision 091): the token for scorer tasks kept in an SSM SecureString, written only
 when missing or near expiry, never logged; a failure publishes what the parameter still holds and raises.
 
-Against moto SSM and Secrets Manager, with the real Auth0ProxyTokenProvider over a fake proxy session."""
+Against moto SSM and Secrets Manager, with the real Auth0ProxyTokenProvider over a fake proxy transport."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from scorer_token_refresher.observability import logger
 from scorer_token_refresher.refresh import Action, ScorerTokenError, Why
 from tests.builders import FakeLambdaContext
 from tests.conftest import Clock
-from tests.unit.topcoder.fakes import FakeProxySession, make_jwt
+from tests.unit.topcoder.fakes import FakeProxyTransport, make_jwt
 
 PARAMETER = "/mm-processor/test/auth0/scorer-token"
 MARGIN = 5_700  # a one-hour run + a 30-minute interval + slack
@@ -59,13 +59,13 @@ def settings(credentials_arn: str) -> ScorerTokenRefresherSettings:
 
 
 @pytest.fixture
-def session(clock: Clock) -> FakeProxySession:
-    return FakeProxySession(clock, lifetime=LIFETIME)
+def proxy(clock: Clock) -> FakeProxyTransport:
+    return FakeProxyTransport(clock, lifetime=LIFETIME)
 
 
-def run(settings: ScorerTokenRefresherSettings, session: FakeProxySession, clock: Clock, ssm: Any = None) -> Any:
+def run(settings: ScorerTokenRefresherSettings, proxy: FakeProxyTransport, clock: Clock, ssm: Any = None) -> Any:
     deps = wiring.ScorerTokenRefresherDependencies(
-        settings, ssm=ssm, token_provider=wiring.token_provider_for(settings, session=session, clock=clock)
+        settings, ssm=ssm, token_provider=wiring.token_provider_for(settings, transport=proxy, clock=clock)
     )
     return check(settings, ssm=deps.ssm, provider=deps.token_provider, metrics=deps.metrics, now=clock())
 
@@ -104,15 +104,15 @@ def assert_no_secret_in(text: str, tokens: list[str]) -> None:
 
 def test_the_first_run_creates_the_secure_string_with_a_token_from_the_proxy(
     settings: ScorerTokenRefresherSettings,
-    session: FakeProxySession,
+    proxy: FakeProxyTransport,
     clock: Clock,
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    outcome = run(settings, session, clock)
+    outcome = run(settings, proxy, clock)
 
     assert (outcome.action, outcome.why) == (Action.REFRESHED, Why.MISSING)
-    (token,) = session.issued
+    (token,) = proxy.issued
     parameter = stored()
     assert parameter["Value"] == token
     assert parameter["Type"] == "SecureString"
@@ -124,19 +124,19 @@ def test_the_first_run_creates_the_secure_string_with_a_token_from_the_proxy(
     assert gauges(output) == [LIFETIME]
     (line,) = log_lines(caplog)
     assert (line["level"], line["action"], line["why"]) == ("INFO", "refreshed", "missing")
-    assert_no_secret_in(output + json.dumps(log_lines(caplog)), session.issued)
+    assert_no_secret_in(output + json.dumps(log_lines(caplog)), proxy.issued)
 
 
 def test_a_fresh_stored_token_is_kept_and_nothing_is_written_or_fetched(
-    settings: ScorerTokenRefresherSettings, session: FakeProxySession, clock: Clock, capsys: pytest.CaptureFixture[str]
+    settings: ScorerTokenRefresherSettings, proxy: FakeProxyTransport, clock: Clock, capsys: pytest.CaptureFixture[str]
 ) -> None:
     kept = make_jwt(clock() + MARGIN + 60)
     store(kept)
 
-    outcome = run(settings, session, clock)
+    outcome = run(settings, proxy, clock)
 
     assert (outcome.action, outcome.why) == (Action.KEPT, Why.FRESH)
-    assert session.posts == []
+    assert proxy.posts == []
     assert stored()["Value"] == kept
     assert stored()["Version"] == 1  # no PutParameter
     assert gauges(capsys.readouterr().out) == [MARGIN + 60]
@@ -153,7 +153,7 @@ def test_a_fresh_stored_token_is_kept_and_nothing_is_written_or_fetched(
 )
 def test_a_stored_token_that_expires_within_the_margin_is_replaced(
     settings: ScorerTokenRefresherSettings,
-    session: FakeProxySession,
+    proxy: FakeProxyTransport,
     clock: Clock,
     capsys: pytest.CaptureFixture[str],
     stored_value: Any,
@@ -161,16 +161,16 @@ def test_a_stored_token_that_expires_within_the_margin_is_replaced(
 ) -> None:
     store(stored_value(clock()))
 
-    outcome = run(settings, session, clock)
+    outcome = run(settings, proxy, clock)
 
     assert (outcome.action, outcome.why) == (Action.REFRESHED, why)
-    assert stored()["Value"] == session.issued[-1]
+    assert stored()["Value"] == proxy.issued[-1]
     assert stored()["Version"] == 2
     assert gauges(capsys.readouterr().out) == [LIFETIME]
 
 
 def test_a_proxy_cached_token_inside_the_margin_is_not_stored_a_fresh_one_is(
-    settings: ScorerTokenRefresherSettings, session: FakeProxySession, clock: Clock
+    settings: ScorerTokenRefresherSettings, proxy: FakeProxyTransport, clock: Clock
 ) -> None:
     # Given a proxy whose cache serves a token with 10 minutes left until asked for a fresh one
     short = make_jwt(clock() + 600)
@@ -178,16 +178,16 @@ def test_a_proxy_cached_token_inside_the_margin_is_not_stored_a_fresh_one_is(
     def answer(body: dict[str, Any]) -> tuple[int, Any]:
         if body.get("fresh_token"):
             token = make_jwt(clock() + LIFETIME, fresh=True)
-            session.issued.append(token)
+            proxy.issued.append(token)
             return 200, {"access_token": token, "expires_in": LIFETIME - 60}
         return 200, {"access_token": short, "expires_in": 540}
 
-    session.responder = answer
+    proxy.responder = answer
 
-    outcome = run(settings, session, clock)
+    outcome = run(settings, proxy, clock)
 
-    assert [post["json"].get("fresh_token", False) for post in session.posts] == [False, True]
-    assert stored()["Value"] == session.issued[-1] != short
+    assert [post["json"].get("fresh_token", False) for post in proxy.posts] == [False, True]
+    assert stored()["Value"] == proxy.issued[-1] != short
     assert outcome.seconds_to_expiry == LIFETIME
 
 
@@ -197,7 +197,7 @@ def test_a_token_that_lives_shorter_than_the_margin_is_stored_and_warned_about(
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    short_lived = FakeProxySession(clock, lifetime=3600)  # shorter than MARGIN, even fresh
+    short_lived = FakeProxyTransport(clock, lifetime=3600)  # shorter than MARGIN, even fresh
 
     outcome = run(settings, short_lived, clock)
 
@@ -209,17 +209,17 @@ def test_a_token_that_lives_shorter_than_the_margin_is_stored_and_warned_about(
 
 def test_a_failing_proxy_publishes_what_the_parameter_still_holds_and_raises(
     settings: ScorerTokenRefresherSettings,
-    session: FakeProxySession,
+    proxy: FakeProxyTransport,
     clock: Clock,
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     old = make_jwt(clock() + 900)
     store(old)
-    session.responder = lambda body: (503, f"upstream down for {body['client_id']}:{body['client_secret']}")
+    proxy.responder = lambda body: (503, f"upstream down for {body['client_id']}:{body['client_secret']}")
 
     with pytest.raises(ScorerTokenError, match="no token from the Auth0 proxy: Auth0 proxy answered 503"):
-        run(settings, session, clock)
+        run(settings, proxy, clock)
 
     assert stored()["Value"] == old  # untouched
     output = capsys.readouterr().out
@@ -231,21 +231,21 @@ def test_a_failing_proxy_publishes_what_the_parameter_still_holds_and_raises(
 
 
 def test_an_unreadable_parameter_publishes_zero_and_raises_without_calling_the_proxy(
-    settings: ScorerTokenRefresherSettings, session: FakeProxySession, clock: Clock, capsys: pytest.CaptureFixture[str]
+    settings: ScorerTokenRefresherSettings, proxy: FakeProxyTransport, clock: Clock, capsys: pytest.CaptureFixture[str]
 ) -> None:
     class DeniedSsm:
         def get_parameter(self, **_: Any) -> Any:
             raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "GetParameter")
 
     with pytest.raises(ScorerTokenError, match=f"cannot read SSM parameter {PARAMETER}: AccessDeniedException"):
-        run(settings, session, clock, ssm=DeniedSsm())
+        run(settings, proxy, clock, ssm=DeniedSsm())
 
-    assert session.posts == []
+    assert proxy.posts == []
     assert gauges(capsys.readouterr().out) == [0]
 
 
 def test_a_failed_write_raises_naming_the_parameter_never_the_token(
-    settings: ScorerTokenRefresherSettings, session: FakeProxySession, clock: Clock, capsys: pytest.CaptureFixture[str]
+    settings: ScorerTokenRefresherSettings, proxy: FakeProxyTransport, clock: Clock, capsys: pytest.CaptureFixture[str]
 ) -> None:
     class ReadOnlySsm:
         def __init__(self) -> None:
@@ -258,7 +258,7 @@ def test_a_failed_write_raises_naming_the_parameter_never_the_token(
             raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": kwargs["Value"]}}, "PutParameter")
 
     with pytest.raises(ScorerTokenError) as raised:
-        run(settings, session, clock, ssm=ReadOnlySsm())
+        run(settings, proxy, clock, ssm=ReadOnlySsm())
 
     assert str(raised.value) == f"cannot write SSM parameter {PARAMETER}: AccessDeniedException"
     assert raised.value.__cause__ is None  # `from None`: botocore's message (it may echo input) is not chained
@@ -275,21 +275,21 @@ def test_a_failed_write_raises_naming_the_parameter_never_the_token(
 )
 def test_a_token_whose_age_cannot_be_trusted_is_not_stored(
     settings: ScorerTokenRefresherSettings,
-    session: FakeProxySession,
+    proxy: FakeProxyTransport,
     clock: Clock,
     answer: dict[str, Any],
     problem: str,
 ) -> None:
-    session.responder = lambda body: (200, answer)
+    proxy.responder = lambda body: (200, answer)
     with pytest.raises(ScorerTokenError, match=problem):
-        run(settings, session, clock)
+        run(settings, proxy, clock)
     with pytest.raises(ClientError, match="ParameterNotFound"):
         stored()
 
 
 def test_the_handler_reads_its_settings_and_returns_the_outcome(
     settings: ScorerTokenRefresherSettings,
-    session: FakeProxySession,
+    proxy: FakeProxyTransport,
     clock: Clock,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -300,7 +300,7 @@ def test_the_handler_reads_its_settings_and_returns_the_outcome(
     # the real clock decides (the handler's `now`); the fake proxy issues a day-long token from it
     monkeypatch.setattr(clock, "now", time.time())
     real_builder = wiring.token_provider_for
-    monkeypatch.setattr(wiring, "token_provider_for", lambda config: real_builder(config, session=session))
+    monkeypatch.setattr(wiring, "token_provider_for", lambda config: real_builder(config, transport=proxy))
 
     context = FakeLambdaContext(
         function_name="mm-test-scorer-token-refresher",
@@ -317,5 +317,5 @@ def test_the_handler_reads_its_settings_and_returns_the_outcome(
     assert (first["action"], first["why"]) == ("refreshed", "missing")
     assert LIFETIME - 5 <= first["secondsToExpiry"] <= LIFETIME
     assert (second["action"], second["why"]) == ("kept", "fresh")
-    assert len(session.posts) == 1
-    assert_no_secret_in(capsys.readouterr().out, session.issued)
+    assert len(proxy.posts) == 1
+    assert_no_secret_in(capsys.readouterr().out, proxy.issued)

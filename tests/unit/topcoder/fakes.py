@@ -1,5 +1,5 @@
 """Socket-free fakes for the token provider tests: a JWT maker, a counting SSM/Secrets wrapper, and a
-requests-like session that answers like the Auth0 proxy."""
+transport that answers like the Auth0 proxy."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import base64
 import json
 from collections.abc import Callable
 from typing import Any
+
+from mm_adapters.topcoder.transport import HttpRequest, HttpResponse, case_insensitive
 
 
 def make_jwt(exp: float | None, **claims: Any) -> str:
@@ -36,19 +38,7 @@ class CountingClient:
         return counted
 
 
-class FakeResponse:
-    def __init__(self, status_code: int, body: Any) -> None:
-        self.status_code = status_code
-        self._body = body
-        self.text = body if isinstance(body, str) else json.dumps(body)
-
-    def json(self) -> Any:
-        if isinstance(self._body, str):
-            return json.loads(self._body)
-        return self._body
-
-
-class FakeProxySession:
+class FakeProxyTransport:
     """Answers POSTs like the Auth0 proxy: each call issues a new JWT valid `lifetime` seconds from the
     clock, `expires_in = exp - 60 - now`. `responder` overrides the answer (status, body)."""
 
@@ -59,13 +49,20 @@ class FakeProxySession:
         self.issued: list[str] = []
         self.responder: Callable[[dict[str, Any]], tuple[int, Any]] | None = None
 
-    def post(self, url: str, json: dict[str, Any], timeout: Any, allow_redirects: bool) -> FakeResponse:
-        self.posts.append({"url": url, "json": json, "timeout": timeout})
+    def send(self, request: HttpRequest, *, timeout: float) -> HttpResponse:
+        body = json.loads(request.body or b"null")
+        self.posts.append({"method": request.method, "url": request.url, "json": body, "timeout": timeout})
         if self.responder is not None:
-            status, body = self.responder(json)
-            return FakeResponse(status, body)
+            status, answer = self.responder(body)
+            return _answer(status, answer)
         now = self.clock()
         exp = int(now) + self.lifetime
-        token = make_jwt(exp, sub=f"{json['client_id']}@clients", n=len(self.issued))
+        token = make_jwt(exp, sub=f"{body['client_id']}@clients", n=len(self.issued))
         self.issued.append(token)
-        return FakeResponse(200, {"access_token": token, "expires_in": int(exp - 60 - now)})
+        return _answer(200, {"access_token": token, "expires_in": int(exp - 60 - now)})
+
+
+def _answer(status: int, body: Any) -> HttpResponse:
+    """The proxy's answer: `body` as JSON, or as is when it is text (a proxy's plain-text error)."""
+    content = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+    return HttpResponse(status, case_insensitive({"Content-Type": "application/json"}), content)

@@ -17,7 +17,7 @@ from mm_adapters.topcoder.token import (
 )
 from mm_contracts.settings import TokenSettings
 from tests.conftest import Clock
-from tests.unit.topcoder.fakes import CountingClient, FakeProxySession, make_jwt
+from tests.unit.topcoder.fakes import CountingClient, FakeProxyTransport, make_jwt
 
 PARAMETER = "/mm-processor/auth0/token"
 CLIENT_ID = "mm-client-id-7f3a"
@@ -58,14 +58,14 @@ def secrets(aws: None) -> tuple[CountingClient, str]:
 
 
 def proxy_provider(
-    secrets: tuple[CountingClient, str], clock: Clock, session: FakeProxySession, **kwargs: Any
+    secrets: tuple[CountingClient, str], clock: Clock, proxy: FakeProxyTransport, **kwargs: Any
 ) -> Auth0ProxyTokenProvider:
     client, arn = secrets
     return Auth0ProxyTokenProvider(
         "https://auth0proxy.example/token",
         arn,
         secrets_client=client,
-        session=session,  # type: ignore[arg-type]
+        transport=proxy,
         clock=clock,
         **kwargs,
     )
@@ -172,17 +172,17 @@ def test_static_repr_never_shows_the_token(ssm: CountingClient, clock: Clock) ->
 def test_proxy_body_follows_the_contract_and_the_token_is_cached(
     secrets: tuple[CountingClient, str], clock: Clock
 ) -> None:
-    session = FakeProxySession(clock)
-    provider = proxy_provider(secrets, clock, session)
+    proxy = FakeProxyTransport(clock)
+    provider = proxy_provider(secrets, clock, proxy)
 
     first = provider.get_token()
     clock.advance(1800)
     second = provider.get_token()
 
     assert first == second
-    assert len(session.posts) == 1
+    assert len(proxy.posts) == 1
     assert secrets[0].calls == {"get_secret_value": 1}
-    assert session.posts[0]["json"] == {
+    assert proxy.posts[0]["json"] == {
         "grant_type": "client_credentials",
         "client_id": CLIENT_ID,
         "client_secret": CLIENT_SECRET,
@@ -190,14 +190,14 @@ def test_proxy_body_follows_the_contract_and_the_token_is_cached(
         "audience": "https://m2m.topcoder-dev.com/",
         "fresh_token": False,
     }
-    assert session.posts[0]["timeout"] == (10, 10)
+    assert proxy.posts[0]["timeout"] == 10
 
 
 def test_proxy_token_is_refreshed_once_within_60_seconds_of_expiry(
     secrets: tuple[CountingClient, str], clock: Clock
 ) -> None:
-    session = FakeProxySession(clock, lifetime=3600)
-    provider = proxy_provider(secrets, clock, session)
+    proxy = FakeProxyTransport(clock, lifetime=3600)
+    provider = proxy_provider(secrets, clock, proxy)
     exp = clock.now + 3600
     first = provider.get_token()
 
@@ -209,17 +209,17 @@ def test_proxy_token_is_refreshed_once_within_60_seconds_of_expiry(
 
     assert second != first
     assert third == second
-    assert len(session.posts) == 2
-    assert [post["json"]["fresh_token"] for post in session.posts] == [False, False]
+    assert len(proxy.posts) == 2
+    assert [post["json"]["fresh_token"] for post in proxy.posts] == [False, False]
 
 
 def test_proxy_opaque_token_uses_expires_in_which_already_has_60_seconds_off(
     secrets: tuple[CountingClient, str], clock: Clock
 ) -> None:
     # expires_in = exp - 60 - now = 540 -> the real expiry is now + 600; refresh at 60 s before it.
-    session = FakeProxySession(clock)
-    session.responder = lambda body: (200, {"access_token": f"opaque-{len(session.posts)}", "expires_in": 540})
-    provider = proxy_provider(secrets, clock, session)
+    proxy = FakeProxyTransport(clock)
+    proxy.responder = lambda body: (200, {"access_token": f"opaque-{len(proxy.posts)}", "expires_in": 540})
+    provider = proxy_provider(secrets, clock, proxy)
     provider.get_token()
     clock.advance(539)
     assert provider.get_token() == "opaque-1"
@@ -230,14 +230,14 @@ def test_proxy_opaque_token_uses_expires_in_which_already_has_60_seconds_off(
 def test_proxy_force_refresh_bypasses_cache_sends_fresh_token_and_rereads_the_secret(
     secrets: tuple[CountingClient, str], clock: Clock
 ) -> None:
-    session = FakeProxySession(clock)
-    provider = proxy_provider(secrets, clock, session)
+    proxy = FakeProxyTransport(clock)
+    provider = proxy_provider(secrets, clock, proxy)
     first = provider.get_token()
 
     forced = provider.get_token(force_refresh=True)
 
     assert forced != first
-    assert [post["json"]["fresh_token"] for post in session.posts] == [False, True]
+    assert [post["json"]["fresh_token"] for post in proxy.posts] == [False, True]
     assert secrets[0].calls["get_secret_value"] == 2  # rotated credentials are picked up after a 401
     assert provider.get_token() == forced
 
@@ -246,19 +246,19 @@ def test_proxy_token_already_inside_the_margin_triggers_one_fresh_request(
     secrets: tuple[CountingClient, str], clock: Clock
 ) -> None:
     # The proxy's cache hands back a token with 30 s left; with a 120 s margin we ask for a fresh one.
-    session = FakeProxySession(clock)
+    proxy = FakeProxyTransport(clock)
     answers = [(200, {"access_token": make_jwt(clock.now + 90), "expires_in": 30})]
-    session.responder = lambda body: (
+    proxy.responder = lambda body: (
         answers.pop(0)
         if answers
         else (200, {"access_token": make_jwt(clock.now + 3600, fresh=True), "expires_in": 3540})
     )
-    provider = proxy_provider(secrets, clock, session, refresh_margin_seconds=120)
+    provider = proxy_provider(secrets, clock, proxy, refresh_margin_seconds=120)
 
     token = provider.get_token()
 
     assert jwt_expiry(token) == clock.now + 3600
-    assert [post["json"]["fresh_token"] for post in session.posts] == [False, True]
+    assert [post["json"]["fresh_token"] for post in proxy.posts] == [False, True]
 
 
 @pytest.mark.parametrize(
@@ -272,17 +272,17 @@ def test_proxy_token_already_inside_the_margin_triggers_one_fresh_request(
 def test_proxy_error_answers_are_token_errors(
     secrets: tuple[CountingClient, str], clock: Clock, status: int, body: Any
 ) -> None:
-    session = FakeProxySession(clock)
-    session.responder = lambda _: (status, body)
+    proxy = FakeProxyTransport(clock)
+    proxy.responder = lambda _: (status, body)
     with pytest.raises(TokenError, match=f"answered {status}"):
-        proxy_provider(secrets, clock, session).get_token()
+        proxy_provider(secrets, clock, proxy).get_token()
 
 
 def test_proxy_malformed_200_is_a_token_error(secrets: tuple[CountingClient, str], clock: Clock) -> None:
-    session = FakeProxySession(clock)
-    session.responder = lambda _: (200, {"token": "x"})
+    proxy = FakeProxyTransport(clock)
+    proxy.responder = lambda _: (200, {"token": "x"})
     with pytest.raises(TokenError, match="without a usable access_token"):
-        proxy_provider(secrets, clock, session).get_token()
+        proxy_provider(secrets, clock, proxy).get_token()
 
 
 def test_incomplete_credentials_name_the_field_but_not_the_values(aws: None, clock: Clock) -> None:
@@ -296,7 +296,7 @@ def test_incomplete_credentials_name_the_field_but_not_the_values(aws: None, clo
         "https://proxy/token",
         arn,
         secrets_client=client,
-        session=FakeProxySession(clock),  # type: ignore[arg-type]
+        transport=FakeProxyTransport(clock),
     )
     with pytest.raises(TokenError) as caught:
         provider.get_token()
@@ -311,14 +311,14 @@ def test_secret_credentials_and_token_never_reach_logs_or_errors(
 ) -> None:
     # Our loggers at DEBUG (botocore's own DEBUG wire dumps are out of scope and off in Lambda).
     caplog.set_level(logging.DEBUG, logger="mm_adapters")
-    session = FakeProxySession(clock)
-    provider = proxy_provider(secrets, clock, session)
+    proxy = FakeProxyTransport(clock)
+    provider = proxy_provider(secrets, clock, proxy)
     token = provider.get_token()
     provider.get_token(force_refresh=True)
-    tokens = list(session.issued)
+    tokens = list(proxy.issued)
 
     # An error answer that echoes the credentials back must not carry them into the exception.
-    session.responder = lambda body: (400, f"Payload validation error: {json.dumps(body)}")
+    proxy.responder = lambda body: (400, f"Payload validation error: {json.dumps(body)}")
     with pytest.raises(TokenError) as caught:
         provider.get_token(force_refresh=True)
 

@@ -1,0 +1,182 @@
+"""The Topcoder clients' urllib3 transport against loopback servers: what reaches the wire, and how each failure
+is named, since that name decides whether a POST may be sent again (decisions 089, 122)."""
+
+from __future__ import annotations
+
+import datetime
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from loopback.server import LoopbackServer, Request, Response
+from mm_adapters.topcoder import ApiOutcomeUnknownError, ApiRejectedError, SubmissionApiClient
+from mm_adapters.topcoder.transport import (
+    ConnectFailed,
+    ConnectionLost,
+    ReadTimedOut,
+    TransportFailed,
+    Urllib3Transport,
+    prepare,
+)
+from tests.integration.topcoder.support import failure_review
+
+
+class _Tokens:
+    def get_token(self, force_refresh: bool = False) -> str:
+        return "token-1"
+
+
+@contextmanager
+def raw_server(behave: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A loopback TCP server that hands each accepted connection to `behave`; yields its http URL."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            with connection:
+                behave(connection)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        listener.close()
+
+
+def test_what_the_transport_sends_is_the_prepared_request() -> None:
+    # Given a loopback server that records what it receives
+    received: list[Request] = []
+
+    def record(request: Request) -> Response:
+        received.append(request)
+        return Response.json(201, {"ok": True}, headers={"X-Next-Page": "2"})
+
+    # When a JSON POST with repeated query parameters goes out
+    with LoopbackServer(record, name="probe") as server:
+        request = prepare(
+            "post",
+            f"{server.url}/v5/reviews",
+            params={"page": 1, "typeId": ["a", "b"]},
+            json_body={"score": 1},
+            headers={"Authorization": "Bearer token-1"},
+        )
+        answer = Urllib3Transport().send(request, timeout=5)
+
+    # Then the method, query, headers and body are as prepared, and the answer reads like any HTTP answer
+    [seen] = received
+    assert (seen.method, seen.path, seen.query) == ("POST", "/v5/reviews", {"page": ["1"], "typeId": ["a", "b"]})
+    assert seen.headers["Authorization"] == "Bearer token-1"
+    assert seen.headers["Content-Type"] == "application/json"
+    assert seen.json() == {"score": 1}
+    assert (answer.status_code, answer.json()) == (201, {"ok": True})
+    assert answer.headers["x-next-page"] == "2"  # header names are case-insensitive
+
+
+def test_a_redirect_is_answered_not_followed() -> None:
+    # Given an API that answers a POST with a redirect elsewhere
+    received: list[str] = []
+
+    def redirect(request: Request) -> Response:
+        received.append(request.path)
+        return Response(302, b"", headers={"Location": "/elsewhere"})
+
+    with LoopbackServer(redirect, name="redirecting") as server:
+        client = SubmissionApiClient(f"{server.url}/v5", _Tokens(), max_retries=2, sleep=lambda _: None)
+        # When the client posts, then the 302 is a rejection and the Location is never requested
+        with pytest.raises(ApiRejectedError) as caught:
+            client.create_review(failure_review())
+    assert caught.value.status_code == 302
+    assert received == ["/v5/reviews"]
+
+
+def test_a_port_nobody_listens_on_is_a_connect_failure() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ConnectFailed):
+        Urllib3Transport().send(prepare("POST", f"http://127.0.0.1:{port}/v5/reviews", json_body={}), timeout=2)
+
+
+def test_a_server_that_never_answers_is_a_read_timeout() -> None:
+    def hold(connection: socket.socket) -> None:
+        connection.recv(65536)
+        threading.Event().wait(2)
+
+    with raw_server(hold) as url, pytest.raises(ReadTimedOut):
+        Urllib3Transport().send(prepare("GET", f"{url}/v5/reviews"), timeout=0.2)
+
+
+def test_a_connection_closed_after_the_request_is_lost_and_a_post_is_not_sent_again() -> None:
+    # Given a server that reads each request, then hangs up without an answer (it may have processed it)
+    requests_read: list[bytes] = []
+
+    def hang_up(connection: socket.socket) -> None:
+        requests_read.append(connection.recv(65536))
+
+    with raw_server(hang_up) as url:
+        # Then the transport says the connection was lost...
+        with pytest.raises(ConnectionLost):
+            Urllib3Transport().send(prepare("POST", f"{url}/v5/reviews", json_body={}), timeout=2)
+        # ...and the client does not repeat a POST whose outcome is unknown
+        client = SubmissionApiClient(f"{url}/v5", _Tokens(), max_retries=2, sleep=lambda _: None)
+        with pytest.raises(ApiOutcomeUnknownError, match="connection lost"):
+            client.create_review(failure_review())
+    assert len(requests_read) == 2
+
+
+def _self_signed(directory: Path) -> ssl.SSLContext:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .sign(key, hashes.SHA256())
+    )
+    (directory / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (directory / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(directory / "cert.pem", directory / "key.pem")
+    return context
+
+
+def test_tls_is_verified_so_an_untrusted_certificate_fails_before_anything_is_sent(tmp_path: Path) -> None:
+    # Given an HTTPS server whose certificate no CA in the bundle signed
+    context = _self_signed(tmp_path)
+    received: list[bytes] = []
+
+    def tls(connection: socket.socket) -> None:
+        try:
+            with context.wrap_socket(connection, server_side=True) as secure:
+                received.append(secure.recv(65536))
+        except (ssl.SSLError, OSError):
+            return  # the client refused the handshake
+
+    with raw_server(tls) as url:
+        https = url.replace("http://", "https://")
+        with pytest.raises(TransportFailed, match="SSLError"):
+            Urllib3Transport().send(prepare("GET", f"{https}/v5/reviews"), timeout=2)
+    assert received == []
