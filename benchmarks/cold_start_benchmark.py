@@ -17,20 +17,30 @@ with pydantic can import, and `cold_start.botocore`, `import botocore.session` a
 
 Publishes `cold_start.<function>` (median ms; floor = the boto3 median; goal 1.3 x, issue 13) and prints, per
 handler, the packages beyond the floor that cost the most import time (self time summed per top-level package,
-from `-X importtime`). Asserts nothing.
-Run: `.venv/bin/python -m benchmarks.cold_start_benchmark [--samples N]`.
+from `-X importtime`).
+
+Then, as deployed (decision 123): Lambda's Python (`packaging.lambda_python()`, 3.12), only the function's staged
+asset and the dependency layer on `sys.path`, `-I -S -B` (no site-packages; nothing written, as on Lambda's
+read-only `/var/task` and `/opt`), the same sample statements. Publishes `cold_start.deployed.<function>` beside
+`import boto3` from that layer in the same run (no goal: the goal is the figure above), and prints what the same
+artefacts cost without their bytecode, as they shipped before decision 123. Skipped, and said, without Python 3.12.
+Asserts nothing.
+Run: `.venv/bin/python -m benchmarks.cold_start_benchmark [--samples N] [--no-deployed]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from tempfile import TemporaryDirectory
 
 from benchmarks.figures import Figure, publish
 from tests.cold_start_sample import sample_statement
@@ -74,15 +84,18 @@ class Samples:
         return statistics.median(self.wall_ms)
 
 
-def _sample(statement: str) -> tuple[float, float]:
-    """(CPU ms, wall ms) of `statement` in a fresh interpreter."""
+def _sample(statement: str, *, python: str = sys.executable, path: tuple[str, ...] = ()) -> tuple[float, float]:
+    """(CPU ms, wall ms) of `statement` in a fresh interpreter; with `path`, an isolated one (`-I -S -B`) that sees
+    only those directories, as a Lambda function sees its asset and its layer."""
+    prelude = f"import sys; sys.path[:0] = {list(path)!r}\n" if path else ""
     code = (
-        "import time; c=time.process_time(); w=time.perf_counter()\n"
+        f"{prelude}import time; c=time.process_time(); w=time.perf_counter()\n"
         f"{statement}\n"
         "print(time.process_time()-c, time.perf_counter()-w)"
     )
+    flags = ["-I", "-S", "-B"] if path else []
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True, check=True, timeout=60
+        [python, *flags, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True, check=True, timeout=60
     )
     cpu, wall = (float(part) * 1000 for part in out.stdout.strip().splitlines()[-1].split())
     return cpu, wall
@@ -115,13 +128,17 @@ def heaviest_beyond_floor(module: str, floor_packages: set[str], top: int = 5) -
     return sorted(beyond, key=lambda item: item[1], reverse=True)[:top]
 
 
-def measure(statements: dict[str, str], samples: int) -> dict[str, Samples]:
-    """Interleaved samples of every statement; one that fails to run is reported and left out."""
+def measure(
+    statements: dict[str, str],
+    samples: int,
+    sample: Callable[[str, str], tuple[float, float]] = lambda _name, statement: _sample(statement),
+) -> dict[str, Samples]:
+    """Interleaved samples of every statement (`sample(name, statement)`); one that fails is reported, left out."""
     results = {name: Samples() for name in statements}
     for round_number in range(samples + 1):
         for name in list(results):
             try:
-                cpu, wall = _sample(statements[name])
+                cpu, wall = sample(name, statements[name])
             except subprocess.CalledProcessError as error:
                 print(f"{name}: import failed: {error.stderr.strip().splitlines()[-1:]}")
                 del results[name]
@@ -135,6 +152,7 @@ def measure(statements: dict[str, str], samples: int) -> dict[str, Samples]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--samples", type=int, default=7)
+    parser.add_argument("--no-deployed", action="store_true", help="skip the as-deployed figures (decision 123)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     print(f"cold-start import time ({args.samples} fresh interpreters each, interleaved, {sys.version.split()[0]})")
@@ -200,9 +218,74 @@ def main(argv: list[str] | None = None) -> int:
                 ),
             )
         )
+    if not args.no_deployed:
+        figures += deployed_figures(args.samples)
     publish("cold_start", figures)
     print(f"(took {time.perf_counter() - started:.1f} s)")
     return 0
+
+
+def _stripped_of_bytecode(source: Path, destination: Path) -> Path:
+    shutil.copytree(source, destination, ignore=shutil.ignore_patterns("__pycache__"))
+    return destination
+
+
+def deployed_figures(samples: int) -> list[Figure]:
+    """Each handler as Lambda imports it: Python 3.12, its staged asset and the layer only, nothing written."""
+    from infrastructure import packaging
+
+    python = packaging.lambda_python()
+    if python is None:
+        print(f"as deployed: skipped, no Python {packaging.LAMBDA_PYTHON_VERSION} here (set MM_HOST_PYTHON)")
+        return []
+    assets = {package: asset for asset, package in packaging.FUNCTION_PACKAGES.items()}
+    layer = packaging.build_layer(packaging.LayerTarget.HOST).directory / "python"
+    with TemporaryDirectory(prefix="mm-cold-start-") as scratch:
+        root = Path(scratch)
+        shipped: dict[str, tuple[str, ...]] = {}
+        bare: dict[str, tuple[str, ...]] = {}
+        bare_layer = _stripped_of_bytecode(layer, root / "bare-layer")
+        for module in HANDLERS.values():
+            staged = packaging.stage_function_asset(assets[module.partition(".")[0]], assets_dir=root / "assets")
+            shipped[module] = (str(staged), str(layer))
+            bare[module] = (str(_stripped_of_bytecode(staged, root / "bare" / staged.name)), str(bare_layer))
+        shipped["boto3"], bare["boto3"] = (str(layer),), (str(bare_layer),)
+        statements = {"boto3": FLOOR, **{module: handler_statement(module) for module in HANDLERS.values()}}
+
+        def run_with(paths: dict[str, tuple[str, ...]]) -> Callable[[str, str], tuple[float, float]]:
+            return lambda name, statement: _sample(statement, python=python, path=paths[name])
+
+        with_bytecode = measure(statements, samples, run_with(shipped))
+        without = measure(statements, max(3, samples // 2), run_with(bare))
+    if "boto3" not in with_bytecode:
+        print("as deployed: the floor (import boto3 from the layer) could not be measured")
+        return []
+    floor = with_bytecode["boto3"].cpu
+    print(f"as deployed ({python}: asset + layer only, -I -S -B); CPU ms, median")
+    print(f"{'import':<32}{'shipped':>9}{'x boto3':>9}{'no bytecode':>13}{'saved':>8}")
+    figures = []
+    for key, module in {"boto3": "boto3", **HANDLERS}.items():
+        if module not in with_bytecode or module not in without:
+            continue
+        shipped_ms, bare_ms = with_bytecode[module].cpu, without[module].cpu
+        print(f"{module:<32}{shipped_ms:>9.1f}{shipped_ms / floor:>9.2f}{bare_ms:>13.1f}{bare_ms / shipped_ms:>7.2f}x")
+        if key == "boto3":
+            continue
+        figures.append(
+            Figure(
+                f"cold_start.deployed.{key}",
+                f"cold import as deployed: {key.replace('_', ' ')}",
+                round(shipped_ms, 1),
+                "ms",
+                floor=round(floor, 1),
+                floor_label="import boto3 from the layer, same run",
+                note=(
+                    f"Python {packaging.LAMBDA_PYTHON_VERSION}, asset + layer only, nothing written; median CPU of "
+                    f"{samples}; without the shipped bytecode {bare_ms:.0f} ms (decision 123); no goal"
+                ),
+            )
+        )
+    return figures
 
 
 if __name__ == "__main__":

@@ -9,11 +9,19 @@
 - `build_layer(LayerTarget.HOST)` -> `build/layer-host/`: the same requirement set for this machine's
   interpreter (`host_python()`), used by a test that imports every handler with only its asset and the layer on
   `sys.path`.
+
+Both ship their bytecode (decision 123): Lambda's `/var/task` and `/opt` are read-only, so a module without a
+`.pyc` beside it is compiled from source on every cold start. Each asset and the Lambda layer are compiled by a
+Python of Lambda's version (`lambda_python()`), into unchecked-hash `.pyc` files (PEP 552: used without looking at
+the source's time stamp, which the zips do not keep), deterministically (`PYTHONHASHSEED=0`, the paths the
+function sees at run time: `/var/task`, `/opt/python`). Without such an interpreter the build still works, without
+bytecode, and says so on stderr.
 """
 
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import os
 import shutil
@@ -38,6 +46,12 @@ LAMBDA_PYTHON_VERSION = "3.12"
 LAMBDA_PLATFORM = "manylinux2014_aarch64"
 # Names the interpreter the host layer is built for (and the handler import test runs), when set.
 HOST_PYTHON_VARIABLE = "MM_HOST_PYTHON"
+# The bytecode the artefacts ship (decision 123): checked against nothing, so the zips' fixed times do not matter.
+BYTECODE_INVALIDATION_MODE = "unchecked-hash"
+# Where Lambda puts a function's code and a layer's `python/` (https://docs.aws.amazon.com/lambda/latest/dg/
+# packaging-layers.html): the paths compiled into the bytecode, so tracebacks and the bytes are the same anywhere.
+LAMBDA_TASK_ROOT = "/var/task"
+LAMBDA_LAYER_PYTHON = "/opt/python"
 
 # Function asset name -> the package its handler lives in.
 FUNCTION_PACKAGES: dict[str, str] = {
@@ -90,10 +104,16 @@ def stage_function_asset(name: str, *, root: Path = REPO_ROOT, assets_dir: Path 
             if not (source / "__init__.py").is_file():
                 raise PackagingError(f"asset {name}: package {package}/ is missing under {root}")
             shutil.copytree(source, staging / package, ignore=_IGNORED)
-        _normalise_mtimes(staging)
-        target = assets_dir / f"{name}-{_tree_digest(staging)[:16]}"
+        python = lambda_python()
+        # The name covers the sources and the interpreter that compiles them: the bytecode follows from both.
+        target = assets_dir / f"{name}-{_tree_digest(staging, salt=bytecode_tag(python))[:16]}"
         with _lock(assets_dir / f".{name}.lock"):
             if not target.is_dir():
+                if python is not None:
+                    compile_bytecode(staging, python=python, runtime_root=LAMBDA_TASK_ROOT)
+                else:
+                    _warn_without_bytecode(f"asset {name}")
+                _normalise_mtimes(staging)
                 staging.rename(target)
             os.utime(target)  # "last staged", which the pruning below reads
             _prune_stale_assets(assets_dir, name, keep=target)
@@ -103,8 +123,8 @@ def stage_function_asset(name: str, *, root: Path = REPO_ROOT, assets_dir: Path 
     return target
 
 
-def _tree_digest(directory: Path) -> str:
-    digest = hashlib.sha256()
+def _tree_digest(directory: Path, *, salt: str = "") -> str:
+    digest = hashlib.sha256(salt.encode() + b"\0")
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
@@ -122,6 +142,52 @@ def _normalise_mtimes(directory: Path) -> None:
     # CDK hashes contents, not times; fixed times keep zips reproducible for anyone diffing them.
     for path in directory.rglob("*"):
         os.utime(path, (315_532_800, 315_532_800))
+
+
+# ------------------------------------------------------------------ bytecode (decision 123)
+@functools.cache
+def lambda_python() -> str | None:
+    """An interpreter of Lambda's Python version (`host_python()` when it is one), or None: bytecode is only valid
+    for the minor version that wrote it."""
+    python = host_python()
+    probe = _output([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).strip()
+    return python if probe == LAMBDA_PYTHON_VERSION else None
+
+
+def bytecode_tag(python: str | None) -> str:
+    """What an artefact's bytecode depends on besides its sources ("none" when it ships without)."""
+    return f"cpython-{LAMBDA_PYTHON_VERSION}/{BYTECODE_INVALIDATION_MODE}" if python is not None else "none"
+
+
+def compile_bytecode(directory: Path, *, python: str, runtime_root: str) -> None:
+    """Compile every module under `directory` as `runtime_root` (where Lambda will find it), deterministically."""
+    command = [
+        python,
+        "-m",
+        "compileall",
+        "-q",
+        "-j",
+        "0",
+        "--invalidation-mode",
+        BYTECODE_INVALIDATION_MODE,
+        "-s",
+        str(directory),
+        "-p",
+        runtime_root,
+        str(directory),
+    ]
+    environment = {**os.environ, "PYTHONHASHSEED": "0"}
+    result = subprocess.run(command, capture_output=True, text=True, check=False, env=environment)  # noqa: S603 (fixed argv, no shell)
+    if result.returncode != 0:
+        raise PackagingError(f"bytecode for {directory.name}: compileall failed: {result.stdout.strip()[-1500:]}")
+
+
+def _warn_without_bytecode(what: str) -> None:
+    print(
+        f"packaging: {what} ships without bytecode: no Python {LAMBDA_PYTHON_VERSION} found "
+        f"(set {HOST_PYTHON_VARIABLE}); each cold start then compiles every module (decision 123)",
+        file=sys.stderr,
+    )
 
 
 # ------------------------------------------------------------------ dependency layer
@@ -268,16 +334,18 @@ def _install_command(target: LayerTarget, requirements_file: Path, destination: 
     ]
 
 
-def layer_fingerprint(requirements: tuple[str, ...], target: LayerTarget) -> str:
+def layer_fingerprint(requirements: tuple[str, ...], target: LayerTarget, bytecode: str = "none") -> str:
     platform = f"{LAMBDA_PLATFORM}/cp{LAMBDA_PYTHON_VERSION}" if target is LayerTarget.LAMBDA else host_python()
-    digest = hashlib.sha256("\n".join((platform, *requirements)).encode())
+    digest = hashlib.sha256("\n".join((platform, f"bytecode {bytecode}", *requirements)).encode())
     return digest.hexdigest()
 
 
 def build_layer(target: LayerTarget = LayerTarget.LAMBDA, *, force: bool = False) -> LayerBuild:
     """Build (or reuse) the dependency layer directory for `target`; returns its root (`<root>/python/`)."""
     requirements = runtime_requirements()
-    fingerprint = layer_fingerprint(requirements, target)
+    # Both layers ship bytecode of Lambda's Python (the host one so the import test sees what Lambda does).
+    python = lambda_python()
+    fingerprint = layer_fingerprint(requirements, target, bytecode_tag(python))
     root = _layer_dir(target)
     marker = root / ".fingerprint"
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
@@ -294,6 +362,10 @@ def build_layer(target: LayerTarget = LayerTarget.LAMBDA, *, force: bool = False
                 raise PackagingError(f"layer ({target.value}): install failed: {result.stderr.strip()[-1500:]}")
             for cache in (staging / "layer").rglob("__pycache__"):
                 shutil.rmtree(cache, ignore_errors=True)
+            if python is not None:
+                compile_bytecode(staging / "layer" / "python", python=python, runtime_root=LAMBDA_LAYER_PYTHON)
+            else:
+                _warn_without_bytecode(f"the dependency layer ({target.value})")
             (staging / "layer" / ".fingerprint").write_text(fingerprint + "\n")
             if root.exists():
                 shutil.rmtree(root)

@@ -46,9 +46,14 @@ def test_function_asset_holds_only_its_package_and_the_shared_ones(asset: str, p
     directory = packaging.stage_function_asset(asset)
     expected = [package, *packaging.SHARED_PACKAGES]
     assert sorted(p.name for p in directory.iterdir()) == sorted(expected)
+    shipped_tag = f".cpython-{packaging.LAMBDA_PYTHON_VERSION.replace('.', '')}.pyc"
     for path in _files(directory):
-        assert "__pycache__" not in path.parts
-        assert path.suffix != ".pyc"
+        # No stray bytecode from this checkout: only the build's own, of Lambda's Python, beside its source
+        if "__pycache__" in path.parts:
+            assert path.name.endswith(shipped_tag)
+            assert (path.parent.parent / f"{path.name.removesuffix(shipped_tag)}.py").is_file()
+        else:
+            assert path.suffix != ".pyc"
         assert "tests" not in path.parts
     assert (directory / package / "__init__.py").is_file()
 
@@ -204,11 +209,15 @@ def test_each_handler_imports_with_only_its_asset_and_the_layer(tmp_path: Path) 
         module, _, function = handler.rpartition(".")
         # a private copy, built the way the stacks build theirs: a concurrent `cdk synth` re-stages build/assets
         asset_dir = packaging.stage_function_asset(asset, assets_dir=tmp_path / "assets")
-        # When the handler module is imported in an isolated interpreter (-I -S: no site-packages, no cwd)
+        # When the handler module is imported in an isolated interpreter (-I -S: no site-packages, no cwd; -B: it
+        # writes no bytecode, as on Lambda's read-only /var/task and /opt)
         code = (
             "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import importlib; "
+            f"{COUNT_SOURCE_COMPILES}"
             "m = importlib.import_module(sys.argv[3]); assert callable(getattr(m, sys.argv[4])); "
-            "assert all(not p.endswith('site-packages') or p == sys.argv[2] for p in sys.path)"
+            "assert all(not p.endswith('site-packages') or p == sys.argv[2] for p in sys.path); "
+            "compiled = [p for p in _compiled if p.startswith((sys.argv[1], sys.argv[2]))]; "
+            "assert not compiled or sys.argv[5] == 'none', f'compiled from source: {compiled[:5]}'"
         )
         env = {
             "PATH": os.environ.get("PATH", ""),
@@ -217,7 +226,10 @@ def test_each_handler_imports_with_only_its_asset_and_the_layer(tmp_path: Path) 
             **environment,
         }
         result = subprocess.run(
-            [python, "-I", "-S", "-c", code, str(asset_dir), str(host.directory / "python"), module, function],
+            [
+                *(python, "-I", "-S", "-B", "-c", code, str(asset_dir), str(host.directory / "python")),
+                *(module, function, packaging.bytecode_tag(packaging.lambda_python())),
+            ],
             env=env,
             capture_output=True,
             text=True,
@@ -226,9 +238,81 @@ def test_each_handler_imports_with_only_its_asset_and_the_layer(tmp_path: Path) 
         )
         if result.returncode != 0:
             failures[handler] = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "?"
-    # Then every handler imports (a missing handler module fails here, as it should)
+    # Then every handler imports (a missing handler module fails here, as it should), and, where the build had
+    # Lambda's Python, without compiling a module of its asset or the layer from source
     assert failures == {}
     assert sys.version_info >= (3, 11)
+
+
+# Run in a child before its imports: records the path of every module compiled from source rather than loaded from
+# its bytecode (`SourceLoader.get_code` calls `source_to_code` only when no valid `.pyc` is found).
+COUNT_SOURCE_COMPILES = (
+    "import importlib._bootstrap_external as _ext; _compiled = []; _to_code = _ext.SourceLoader.source_to_code; "
+    "_ext.SourceLoader.source_to_code = lambda self, data, path, *a, **k: "
+    "(_compiled.append(str(path)), _to_code(self, data, path, *a, **k))[1]; "
+)
+
+
+def _lambda_python_or_skip() -> str:
+    python = packaging.lambda_python()
+    if python is None:
+        pytest.skip(f"no Python {packaging.LAMBDA_PYTHON_VERSION} here: the artefacts ship without bytecode")
+    return python
+
+
+def _pyc_headers(root: Path) -> dict[str, bytes]:
+    """{module path: the first 8 bytes of its Lambda-version `.pyc` (b"" when there is none)} under `root`."""
+    tag = f"cpython-{packaging.LAMBDA_PYTHON_VERSION.replace('.', '')}"
+    headers = {}
+    for source in root.rglob("*.py"):
+        pyc = source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
+        headers[source.relative_to(root).as_posix()] = pyc.read_bytes()[:8] if pyc.is_file() else b""
+    return headers
+
+
+def test_assets_and_the_layer_ship_unchecked_bytecode_of_lambdas_python(tmp_path: Path) -> None:
+    python = _lambda_python_or_skip()
+    magic = subprocess.run(
+        [python, "-c", "import importlib.util, sys; sys.stdout.buffer.write(importlib.util.MAGIC_NUMBER)"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    # Given a staged asset and the Lambda layer
+    asset = packaging.stage_function_asset("completion", assets_dir=tmp_path / "assets")
+    layer = packaging.build_layer().directory / "python"
+    for root in (asset, layer):
+        headers = _pyc_headers(root)
+        # Then every module has a .pyc of Lambda's Python (its magic number), hash-based and never checked against
+        # the source (PEP 552 flags 0b01), so the zips' fixed time stamps cannot make Python ignore it
+        assert headers
+        assert {path for path, header in headers.items() if header[:4] != magic} == set()
+        assert {int.from_bytes(header[4:8], "little") for header in headers.values()} == {0b01}
+
+
+def test_the_bytecode_is_the_same_on_every_build_so_the_asset_hash_is(tmp_path: Path) -> None:
+    _lambda_python_or_skip()
+    # Given the same sources staged twice, into two places (each compiles its own copy)
+    first = packaging.stage_function_asset("router", assets_dir=tmp_path / "one")
+    second = packaging.stage_function_asset("router", assets_dir=tmp_path / "two")
+    # Then the directories, bytecode included, are byte for byte the same (CDK hashes the contents)
+    assert first.name == second.name
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert [p for p in files if p.suffix == ".pyc"]
+    assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+    assert all((first / p).read_bytes() == (second / p).read_bytes() for p in files)
+
+
+def test_the_compile_probe_sees_a_module_without_bytecode(tmp_path: Path) -> None:
+    python = _lambda_python_or_skip()
+    # Given a package with no .pyc
+    package = tmp_path / "plain_package"
+    package.mkdir()
+    (package / "__init__.py").write_text("VALUE = 1\n")
+    # When it is imported with -B under the probe, then the probe names it (the check above can fail)
+    code = f"import sys; sys.path[:0] = [sys.argv[1]]; {COUNT_SOURCE_COMPILES}import plain_package; print(_compiled)"
+    out = subprocess.run([python, "-I", "-S", "-B", "-c", code, str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert str(package / "__init__.py") in out.stdout
 
 
 def test_host_python_is_lambdas_version_installed_by_pyenv_when_the_shim_refuses() -> None:
