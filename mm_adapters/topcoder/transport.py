@@ -92,10 +92,12 @@ def prepare(
     json_body: Any = None,
     headers: Mapping[str, str] | None = None,
 ) -> HttpRequest:
-    """The request: `params` as the query string (a list value repeats the key), `json_body` as a JSON body."""
+    """The request: `params` as the query string (a list value repeats the key, a None value is left out),
+    `json_body` as a JSON body."""
     all_headers = dict(headers or {})
-    if params:
-        url = f"{url}{'&' if '?' in url else '?'}{urlencode(params, doseq=True)}"
+    query = {key: value for key, value in (params or {}).items() if value is not None}
+    if query:
+        url = f"{url}{'&' if '?' in url else '?'}{urlencode(query, doseq=True)}"
     body = None
     if json_body is not None:
         body = json.dumps(json_body, separators=(",", ":")).encode()

@@ -88,6 +88,12 @@ def test_what_the_transport_sends_is_the_prepared_request() -> None:
     assert answer.headers["x-next-page"] == "2"  # header names are case-insensitive
 
 
+def test_a_query_leaves_out_what_is_none_and_keeps_what_the_url_has() -> None:
+    request = prepare("GET", "https://api.example/v5/reviews?x=1", params={"page": 2, "typeId": None})
+    assert request.url == "https://api.example/v5/reviews?x=1&page=2"
+    assert (request.body, dict(request.headers)) == (None, {})
+
+
 def test_a_redirect_is_answered_not_followed() -> None:
     # Given an API that answers a POST with a redirect elsewhere
     received: list[str] = []
