@@ -12,10 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from loopback.server import LoopbackServer, Request, Response
 from mm_adapters.topcoder import ApiOutcomeUnknownError, ApiRejectedError, SubmissionApiClient
@@ -28,6 +24,7 @@ from mm_adapters.topcoder.transport import (
     prepare,
 )
 from tests.integration.topcoder.support import failure_review
+from tests.unit.certificate_monitor.test_certificate_monitor import certificate
 
 
 class _Tokens:
@@ -146,24 +143,11 @@ def test_a_connection_closed_after_the_request_is_lost_and_a_post_is_not_sent_ag
     assert len(requests_read) == 2
 
 
-def _self_signed(directory: Path) -> ssl.SSLContext:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .sign(key, hashes.SHA256())
-    )
-    (directory / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    (directory / "key.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+def _server_context(directory: Path) -> ssl.SSLContext:
+    """A TLS server context with a self-signed certificate (the certificate monitor tests' maker)."""
+    pem, key = certificate(1, name="127.0.0.1", now=datetime.datetime.now(datetime.UTC))
+    (directory / "cert.pem").write_text(pem)
+    (directory / "key.pem").write_text(key)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(directory / "cert.pem", directory / "key.pem")
     return context
@@ -171,7 +155,7 @@ def _self_signed(directory: Path) -> ssl.SSLContext:
 
 def test_tls_is_verified_so_an_untrusted_certificate_fails_before_anything_is_sent(tmp_path: Path) -> None:
     # Given an HTTPS server whose certificate no CA in the bundle signed
-    context = _self_signed(tmp_path)
+    context = _server_context(tmp_path)
     received: list[bytes] = []
 
     def tls(connection: socket.socket) -> None:
