@@ -13,16 +13,20 @@ A transport raises only these, and what each means decides whether the call may 
   gone out: as ambiguous as a read timeout.
 
 Redirects are never followed and urllib3 retries nothing (`retries=False`): the client's own bounded retries are
-the only ones, so no request is repeated behind its back.
+the only ones, so no request is repeated behind its back. A proxy named by the standard variables (`HTTPS_PROXY`,
+`HTTP_PROXY`, `NO_PROXY`, as botocore and `requests` read them) is used for the calls it covers: the deploy guide
+offers one instead of a NAT gateway for the functions that call Topcoder.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urlencode
+from urllib import request as urllib_request
+from urllib.parse import urlencode, urlsplit
 
 import urllib3
 from botocore.httpsession import where as ca_bundle_path
@@ -112,23 +116,40 @@ def case_insensitive(headers: Mapping[str, str]) -> Mapping[str, str]:
 
 class Urllib3Transport:
     """The real transport: one urllib3 pool manager (kept-alive connections per host), TLS verified against the CA
-    bundle botocore uses (certifi's when installed, else botocore's own)."""
+    bundle botocore uses (certifi's when installed, else botocore's own); through a proxy where the environment
+    names one (`proxies`: {scheme: proxy URL, "no": hosts to reach directly}, default the process environment's)."""
 
-    def __init__(self, *, max_connections_per_host: int = 10) -> None:
-        self._pool = urllib3.PoolManager(
-            num_pools=4,
-            maxsize=max_connections_per_host,
-            retries=False,
-            cert_reqs="CERT_REQUIRED",
-            ca_certs=ca_bundle_path(),
-        )
+    def __init__(self, *, max_connections_per_host: int = 10, proxies: Mapping[str, str] | None = None) -> None:
+        self._pool_options: dict[str, Any] = {
+            "num_pools": 4,
+            "maxsize": max_connections_per_host,
+            "retries": False,
+            "cert_reqs": "CERT_REQUIRED",
+            "ca_certs": ca_bundle_path(),
+        }
+        self._direct = urllib3.PoolManager(**self._pool_options)
+        self._proxies = dict(urllib_request.getproxies_environment() if proxies is None else proxies)
+        self._through: dict[str, urllib3.ProxyManager] = {}
+        self._building = threading.Lock()
 
     def __repr__(self) -> str:
-        return "Urllib3Transport()"
+        return "Urllib3Transport()"  # never the proxy URL: it may carry credentials
+
+    def _pool_for(self, url: str) -> urllib3.PoolManager:
+        parts = urlsplit(url)
+        proxy = self._proxies.get(parts.scheme)
+        # NO_PROXY as urllib (and so botocore and requests) reads it; in CPython, not in typeshed
+        bypass = urllib_request.proxy_bypass_environment(parts.hostname or "", self._proxies)  # type: ignore[attr-defined]
+        if not proxy or bypass:
+            return self._direct
+        with self._building:
+            if proxy not in self._through:
+                self._through[proxy] = urllib3.ProxyManager(proxy, **self._pool_options)
+            return self._through[proxy]
 
     def send(self, request: HttpRequest, *, timeout: float) -> HttpResponse:
         try:
-            answer = self._pool.request(
+            answer = self._pool_for(request.url).request(
                 request.method,
                 request.url,
                 body=request.body,

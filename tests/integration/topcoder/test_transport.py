@@ -91,6 +91,32 @@ def test_a_query_leaves_out_what_is_none_and_keeps_what_the_url_has() -> None:
     assert (request.body, dict(request.headers)) == (None, {})
 
 
+def test_a_proxy_in_the_environment_carries_the_call_and_no_proxy_bypasses_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a forward proxy on loopback, named by HTTP_PROXY (as an egress proxy would be instead of a NAT gateway)
+    seen: list[str] = []
+
+    def forward(request: Request) -> Response:
+        seen.append(request.target)
+        return Response.json(200, {"via": "proxy"})
+
+    with LoopbackServer(forward, name="proxy") as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        # When a call goes to an API host that does not even resolve here
+        answer = Urllib3Transport().send(prepare("GET", "http://api.topcoder.invalid/v5/reviews?page=1"), timeout=5)
+        # Then it went through the proxy, which got the whole URL
+        assert answer.json() == {"via": "proxy"}
+        assert seen == ["http://api.topcoder.invalid/v5/reviews?page=1"]
+        # And a host NO_PROXY names is called directly (here: it does not resolve), never through the proxy
+        monkeypatch.setenv("NO_PROXY", "api.topcoder.invalid")
+        with pytest.raises(ConnectFailed):
+            Urllib3Transport().send(prepare("GET", "http://api.topcoder.invalid/v5/reviews"), timeout=5)
+    assert len(seen) == 1
+
+
 def test_a_redirect_is_answered_not_followed() -> None:
     # Given an API that answers a POST with a redirect elsewhere
     received: list[str] = []
