@@ -22,8 +22,9 @@ from `-X importtime`).
 Then, as deployed (decision 123): Lambda's Python (`packaging.lambda_python()`, 3.12), only the function's staged
 asset and the dependency layer on `sys.path`, `-I -S -B` (no site-packages; nothing written, as on Lambda's
 read-only `/var/task` and `/opt`), the same sample statements. Publishes `cold_start.deployed.<function>` beside
-`import boto3` from that layer in the same run (no goal: the goal is the figure above), and prints what the same
-artefacts cost without their bytecode, as they shipped before decision 123. Skipped, and said, without Python 3.12.
+`import boto3` from that layer in the same run (no goal: the goal is the figure above), with the pydantic floor
+measured the same way (`cold_start.deployed.pydantic_floor`), and prints what the same artefacts cost without their
+bytecode, as they shipped before decision 123. Skipped, and said, without Python 3.12.
 Asserts nothing.
 Run: `.venv/bin/python -m benchmarks.cold_start_benchmark [--samples N] [--no-deployed]`.
 """
@@ -249,8 +250,13 @@ def deployed_figures(samples: int) -> list[Figure]:
             staged = packaging.stage_function_asset(assets[module.partition(".")[0]], assets_dir=root / "assets")
             shipped[module] = (str(staged), str(layer))
             bare[module] = (str(_stripped_of_bytecode(staged, root / "bare" / staged.name)), str(bare_layer))
-        shipped["boto3"], bare["boto3"] = (str(layer),), (str(bare_layer),)
-        statements = {"boto3": FLOOR, **{module: handler_statement(module) for module in HANDLERS.values()}}
+        for floor_name in ("boto3", "pydantic floor"):
+            shipped[floor_name], bare[floor_name] = (str(layer),), (str(bare_layer),)
+        statements = {
+            "boto3": FLOOR,
+            "pydantic floor": PYDANTIC_FLOOR,
+            **{module: handler_statement(module) for module in HANDLERS.values()},
+        }
 
         def run_with(paths: dict[str, tuple[str, ...]]) -> Callable[[str, str], tuple[float, float]]:
             return lambda name, statement: _sample(statement, python=python, path=paths[name])
@@ -264,24 +270,27 @@ def deployed_figures(samples: int) -> list[Figure]:
     print(f"as deployed ({python}: asset + layer only, -I -S -B); CPU ms, median")
     print(f"{'import':<32}{'shipped':>9}{'x boto3':>9}{'no bytecode':>13}{'saved':>8}")
     figures = []
-    for key, module in {"boto3": "boto3", **HANDLERS}.items():
+    shipped_floors = ("boto3", "pydantic floor")
+    for key, module in {"boto3": "boto3", "pydantic_floor": "pydantic floor", **HANDLERS}.items():
         if module not in with_bytecode or module not in without:
             continue
         shipped_ms, bare_ms = with_bytecode[module].cpu, without[module].cpu
         print(f"{module:<32}{shipped_ms:>9.1f}{shipped_ms / floor:>9.2f}{bare_ms:>13.1f}{bare_ms / shipped_ms:>7.2f}x")
         if key == "boto3":
             continue
+        where = "the layer" if module in shipped_floors else "asset + layer"
         figures.append(
             Figure(
                 f"cold_start.deployed.{key}",
-                f"cold import as deployed: {key.replace('_', ' ')}",
+                f"cold import as deployed: {key.replace('_', ' ')}"
+                + (" (botocore + pydantic, one model, + Logger)" if key == "pydantic_floor" else ""),
                 round(shipped_ms, 1),
                 "ms",
                 floor=round(floor, 1),
                 floor_label="import boto3 from the layer, same run",
                 note=(
-                    f"Python {packaging.LAMBDA_PYTHON_VERSION}, asset + layer only, nothing written; median CPU of "
-                    f"{samples}; without the shipped bytecode {bare_ms:.0f} ms (decision 123); no goal"
+                    f"Python {packaging.LAMBDA_PYTHON_VERSION}, {where} only, nothing written; median CPU of {samples};"
+                    f" without the shipped bytecode {bare_ms:.0f} ms (decision 123); no goal"
                 ),
             )
         )
