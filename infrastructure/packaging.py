@@ -12,8 +12,8 @@
 
 Both ship their bytecode (decision 123): Lambda's `/var/task` and `/opt` are read-only, so a module without a
 `.pyc` beside it is compiled from source on every cold start. Each asset and the Lambda layer are compiled by a
-Python of Lambda's version (`lambda_python()`), into unchecked-hash `.pyc` files (PEP 552: used without looking at
-the source's time stamp, which the zips do not keep), deterministically (`PYTHONHASHSEED=0`, the paths the
+Python of Lambda's version (`lambda_python()`), into checked-hash `.pyc` files (PEP 552: valid while the source's
+hash matches, whatever the time stamps the zips keep or lose), deterministically (`PYTHONHASHSEED=0`, the paths the
 function sees at run time: `/var/task`, `/opt/python`). Without such an interpreter the build still works, without
 bytecode, and says so on stderr.
 """
@@ -46,8 +46,9 @@ LAMBDA_PYTHON_VERSION = "3.12"
 LAMBDA_PLATFORM = "manylinux2014_aarch64"
 # Names the interpreter the host layer is built for (and the handler import test runs), when set.
 HOST_PYTHON_VARIABLE = "MM_HOST_PYTHON"
-# The bytecode the artefacts ship (decision 123): checked against nothing, so the zips' fixed times do not matter.
-BYTECODE_INVALIDATION_MODE = "unchecked-hash"
+# The bytecode the artefacts ship (decision 123): checked against the source's hash, not its time stamp (the zips'
+# times are fixed), so a source edited after the build (Lambda's console editor) is compiled, never shadowed.
+BYTECODE_INVALIDATION_MODE = "checked-hash"
 # Where Lambda puts a function's code and a layer's `python/` (https://docs.aws.amazon.com/lambda/latest/dg/
 # packaging-layers.html): the paths compiled into the bytecode, so tracebacks and the bytes are the same anywhere.
 LAMBDA_TASK_ROOT = "/var/task"

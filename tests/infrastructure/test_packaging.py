@@ -270,7 +270,7 @@ def _pyc_headers(root: Path) -> dict[str, bytes]:
     return headers
 
 
-def test_assets_and_the_layer_ship_unchecked_bytecode_of_lambdas_python(tmp_path: Path) -> None:
+def test_assets_and_the_layer_ship_hash_checked_bytecode_of_lambdas_python(tmp_path: Path) -> None:
     python = _lambda_python_or_skip()
     magic = subprocess.run(
         [python, "-c", "import importlib.util, sys; sys.stdout.buffer.write(importlib.util.MAGIC_NUMBER)"],
@@ -282,11 +282,11 @@ def test_assets_and_the_layer_ship_unchecked_bytecode_of_lambdas_python(tmp_path
     layer = packaging.build_layer().directory / "python"
     for root in (asset, layer):
         headers = _pyc_headers(root)
-        # Then every module has a .pyc of Lambda's Python (its magic number), hash-based and never checked against
-        # the source (PEP 552 flags 0b01), so the zips' fixed time stamps cannot make Python ignore it
+        # Then every module has a .pyc of Lambda's Python (its magic number), checked against its source's hash
+        # (PEP 552 flags 0b11: hash-based, check_source), so no time stamp can make Python ignore it or trust it
         assert headers
         assert {path for path, header in headers.items() if header[:4] != magic} == set()
-        assert {int.from_bytes(header[4:8], "little") for header in headers.values()} == {0b01}
+        assert {int.from_bytes(header[4:8], "little") for header in headers.values()} == {0b11}
 
 
 def test_the_bytecode_is_the_same_on_every_build_so_the_asset_hash_is(tmp_path: Path) -> None:
@@ -331,3 +331,24 @@ def test_host_python_is_lambdas_version_installed_by_pyenv_when_the_shim_refuses
     assert chosen == "/pyenv/versions/3.12.10/bin/python3.12"
     # And without pyenv the running interpreter is
     assert packaging.host_python({}, which=_which({}), runs=runs, output=lambda argv: "") == sys.executable
+
+
+def test_a_source_edited_after_the_build_runs_instead_of_its_old_bytecode(tmp_path: Path) -> None:
+    python = _lambda_python_or_skip()
+    # Given a package compiled the way the artefacts are
+    package = tmp_path / "edited_package"
+    package.mkdir()
+    (package / "__init__.py").write_text("VALUE = 1\n")
+    packaging.compile_bytecode(tmp_path, python=python, runtime_root=packaging.LAMBDA_TASK_ROOT)
+    code = f"import sys; sys.path[:0] = [sys.argv[1]]; {COUNT_SOURCE_COMPILES}import edited_package as p; "
+    code += "print(p.VALUE, len(_compiled))"
+
+    def imported() -> str:
+        out = subprocess.run([python, "-I", "-S", "-B", "-c", code, str(tmp_path)], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    # Then it imports from its bytecode; and once its source is edited (Lambda's console editor), the edit runs
+    assert imported() == "1 0"
+    (package / "__init__.py").write_text("VALUE = 2\n")
+    assert imported() == "2 1"
