@@ -24,14 +24,17 @@ asset and the dependency layer on `sys.path`, `-I -S -B` (no site-packages; noth
 read-only `/var/task` and `/opt`), the same sample statements. Publishes `cold_start.deployed.<function>` beside
 `import boto3` from that layer in the same run (no goal: the goal is the figure above), with the pydantic floor
 measured the same way (`cold_start.deployed.pydantic_floor`), and prints what the same artefacts cost without their
-bytecode, as they shipped before decision 123. Skipped, and said, without Python 3.12.
+bytecode, as they shipped before decision 123. Skipped, and said, without Python 3.12. The same as-deployed samples
+are also counted in instructions (valgrind's callgrind, start-up subtracted; `cold_start.instructions.*`, no goal),
+which the machine's load does not move (decision 112, fifth pass); skipped, and said, without valgrind.
 Asserts nothing.
-Run: `.venv/bin/python -m benchmarks.cold_start_benchmark [--samples N] [--no-deployed]`.
+Run: `.venv/bin/python -m benchmarks.cold_start_benchmark [--samples N] [--no-deployed] [--no-instructions]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import statistics
 import subprocess
@@ -39,6 +42,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -63,6 +67,8 @@ PYDANTIC_FLOOR = (
     "import botocore.session, pydantic; from aws_lambda_powertools import Logger; Logger(service='floor'); "
     "pydantic.create_model('Event', id=(str, ...))(id='x')"
 )
+# callgrind's summary line: the instructions the whole process executed.
+COLLECTED = re.compile(r"^==\d+== Collected : (\d+)$", re.MULTILINE)
 # Handlers read their settings on the first call; only the region is read at import (by nothing we own).
 ENV = {"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"}
 
@@ -100,6 +106,64 @@ def _sample(statement: str, *, python: str = sys.executable, path: tuple[str, ..
     )
     cpu, wall = (float(part) * 1000 for part in out.stdout.strip().splitlines()[-1].split())
     return cpu, wall
+
+
+def collected_instructions(callgrind_stderr: str) -> int:
+    """The instruction count callgrind prints when the process ends ("==pid== Collected : N")."""
+    match = COLLECTED.search(callgrind_stderr)
+    if match is None:
+        raise ValueError("callgrind printed no 'Collected' line")
+    return int(match.group(1))
+
+
+def _instructions(statement: str, *, valgrind: str, python: str, path: tuple[str, ...]) -> int:
+    """Instructions a fresh isolated interpreter (`-I -S -B`, only `path`) executes for `statement`, start-up
+    included (the caller subtracts `pass`). Deterministic, unlike CPU time: load on the machine does not move it."""
+    prelude = f"import sys; sys.path[:0] = {list(path)!r}\n"
+    out = subprocess.run(
+        [
+            valgrind,
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            python,
+            "-I",
+            "-S",
+            "-B",
+            "-c",
+            prelude + statement,
+        ],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    return collected_instructions(out.stderr)
+
+
+def count_instructions(
+    statements: dict[str, str], *, python: str, paths: dict[str, tuple[str, ...]]
+) -> dict[str, float] | None:
+    """Millions of instructions per statement beyond an interpreter that runs `pass` with the same path
+    (valgrind's callgrind, one count each, two at a time); None without valgrind."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    jobs = {name: (statements[name], paths[name]) for name in statements}
+    jobs["pass"] = ("pass", paths["boto3"])
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        counts = dict(
+            zip(
+                jobs,
+                pool.map(
+                    lambda job: _instructions(job[0], valgrind=valgrind, python=python, path=job[1]), jobs.values()
+                ),
+                strict=True,
+            )
+        )
+    start_up = counts.pop("pass")
+    return {name: (count - start_up) / 1e6 for name, count in counts.items()}
 
 
 def package_self_times(statement: str) -> dict[str, float]:
@@ -154,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--samples", type=int, default=7)
     parser.add_argument("--no-deployed", action="store_true", help="skip the as-deployed figures (decision 123)")
+    parser.add_argument(
+        "--no-instructions", action="store_true", help="skip counting the as-deployed samples in instructions"
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     print(f"cold-start import time ({args.samples} fresh interpreters each, interleaved, {sys.version.split()[0]})")
@@ -220,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     if not args.no_deployed:
-        figures += deployed_figures(args.samples)
+        figures += deployed_figures(args.samples, instructions=not args.no_instructions)
     publish("cold_start", figures)
     print(f"(took {time.perf_counter() - started:.1f} s)")
     return 0
@@ -231,8 +298,9 @@ def _stripped_of_bytecode(source: Path, destination: Path) -> Path:
     return destination
 
 
-def deployed_figures(samples: int) -> list[Figure]:
-    """Each handler as Lambda imports it: Python 3.12, its staged asset and the layer only, nothing written."""
+def deployed_figures(samples: int, *, instructions: bool = True) -> list[Figure]:
+    """Each handler as Lambda imports it: Python 3.12, its staged asset and the layer only, nothing written; with
+    `instructions`, the same samples counted in instructions too (`instruction_figures`)."""
     from infrastructure import packaging
 
     python = packaging.lambda_python()
@@ -263,6 +331,7 @@ def deployed_figures(samples: int) -> list[Figure]:
 
         with_bytecode = measure(statements, samples, run_with(shipped))
         without = measure(statements, max(3, samples // 2), run_with(bare))
+        counted = _counted_or_said(statements, python=python, paths=shipped) if instructions else None
     if "boto3" not in with_bytecode:
         print("as deployed: the floor (import boto3 from the layer) could not be measured")
         return []
@@ -291,6 +360,55 @@ def deployed_figures(samples: int) -> list[Figure]:
                 note=(
                     f"Python {packaging.LAMBDA_PYTHON_VERSION}, {where} only, nothing written; median CPU of {samples};"
                     f" without the shipped bytecode {bare_ms:.0f} ms (decision 123); no goal"
+                ),
+            )
+        )
+    if counted is not None:
+        figures += instruction_figures(counted)
+    return figures
+
+
+def _counted_or_said(
+    statements: dict[str, str], *, python: str, paths: dict[str, tuple[str, ...]]
+) -> dict[str, float] | None:
+    """`count_instructions`, or None with the reason printed (no valgrind, a count that failed)."""
+    try:
+        counted = count_instructions(statements, python=python, paths=paths)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, ValueError) as error:
+        print(f"as deployed, in instructions: could not be counted ({error})")
+        return None
+    if counted is None:
+        print("as deployed, in instructions: skipped, no valgrind here")
+    return counted
+
+
+def instruction_figures(counted: dict[str, float]) -> list[Figure]:
+    """`cold_start.instructions.*`: the as-deployed samples in millions of instructions beside `import boto3`'s.
+
+    A count, not a time: the same on a loaded machine as on an idle one (CPU time here swings by 1.5x from day to
+    day), so a change of a few percent shows in one run. Instructions are not time (cache misses, the .so loads), so
+    the goal stays on the CPU figures; these say whether a ratio moved because the code did or because the machine
+    did (decision 112)."""
+    if "boto3" not in counted:
+        return []
+    floor = counted["boto3"]
+    print(f"as deployed, in instructions (valgrind callgrind, start-up subtracted): import boto3 {floor:,.0f} M")
+    figures = []
+    for key, name in {"pydantic_floor": "pydantic floor", **HANDLERS}.items():
+        if name not in counted:
+            continue
+        print(f"  {name:<32}{counted[name]:>8,.0f} M{counted[name] / floor:>7.2f}")
+        figures.append(
+            Figure(
+                f"cold_start.instructions.{key}",
+                f"cold import as deployed, instructions: {key.replace('_', ' ')}",
+                round(counted[name], 1),
+                "M instructions",
+                floor=round(floor, 1),
+                floor_label="import boto3 from the layer, counted the same way",
+                note=(
+                    "valgrind callgrind, one count each (repeats agree to 0.1 %), interpreter start-up subtracted;"
+                    " no goal"
                 ),
             )
         )
