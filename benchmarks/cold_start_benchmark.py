@@ -91,6 +91,11 @@ class Samples:
         return statistics.median(self.wall_ms)
 
 
+def _run(command: list[str], *, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`command` from the repository root with the benchmark's environment; raises if it fails."""
+    return subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, check=True, timeout=timeout)
+
+
 def _sample(statement: str, *, python: str = sys.executable, path: tuple[str, ...] = ()) -> tuple[float, float]:
     """(CPU ms, wall ms) of `statement` in a fresh interpreter; with `path`, an isolated one (`-I -S -B`) that sees
     only those directories, as a Lambda function sees its asset and its layer."""
@@ -101,9 +106,7 @@ def _sample(statement: str, *, python: str = sys.executable, path: tuple[str, ..
         "print(time.process_time()-c, time.perf_counter()-w)"
     )
     flags = ["-I", "-S", "-B"] if path else []
-    out = subprocess.run(
-        [python, *flags, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True, check=True, timeout=60
-    )
+    out = _run([python, *flags, "-c", code])
     cpu, wall = (float(part) * 1000 for part in out.stdout.strip().splitlines()[-1].split())
     return cpu, wall
 
@@ -120,7 +123,7 @@ def _instructions(statement: str, *, valgrind: str, python: str, path: tuple[str
     """Instructions a fresh isolated interpreter (`-I -S -B`, only `path`) executes for `statement`, start-up
     included (the caller subtracts `pass`). Deterministic, unlike CPU time: load on the machine does not move it."""
     prelude = f"import sys; sys.path[:0] = {list(path)!r}\n"
-    out = subprocess.run(
+    out = _run(
         [
             valgrind,
             "--tool=callgrind",
@@ -132,11 +135,6 @@ def _instructions(statement: str, *, valgrind: str, python: str, path: tuple[str
             "-c",
             prelude + statement,
         ],
-        cwd=ROOT,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        check=True,
         timeout=300,
     )
     return collected_instructions(out.stderr)
@@ -168,15 +166,7 @@ def count_instructions(
 
 def package_self_times(statement: str) -> dict[str, float]:
     """Import self time (ms) per top-level package when `statement` runs cold (`-X importtime`)."""
-    out = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", statement],
-        cwd=ROOT,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
+    out = _run([sys.executable, "-X", "importtime", "-c", statement])
     self_us: dict[str, int] = defaultdict(int)
     for line in out.stderr.splitlines():
         if not line.startswith("import time:") or "cumulative" in line:
