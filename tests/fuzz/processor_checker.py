@@ -2,7 +2,9 @@
 SSM, ECS and tokens are fakes.
 
 Properties: RunTask only for a valid body of this challenge with an allowed URL, at most once per run; every
-other body ends in `RecordFailed` with a reason, never another exception; a valid body's runs are launched.
+other body ends in `RecordFailed` with a reason, never another exception; a valid body's runs are launched, but for
+a run the status table holds already (launched or recorded as skipped by an earlier delivery: one run per
+submission and phase). The body's submission id is read as the contract reads it (`_named_submission`).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class ProcessorChecker:
             self._on_submission: tuple[ScoringPhase, ...] = (ScoringPhase.EXAMPLE, ScoringPhase.PROVISIONAL)
         else:
             self._configured = self._on_submission = (SEEDED_PHASE,)
+        self.launched: list[tuple[str, str]] = []
 
     def _config_document(self) -> dict[str, Any]:
         from tests.unit.challenge.helpers import config_document, v6_config_document
@@ -140,7 +143,8 @@ class ProcessorChecker:
         launched_before: set[tuple[str, str]] = set()
         for number, (body, receive_count) in enumerate(deliveries):
             launched_before.update(self._deliver(world, number, body, receive_count, launched_before, findings))
-        per_run = Counter(_run_of(request) for request in world.launcher.requests)
+        self.launched = [_run_of(request) for request in world.launcher.requests]  # what the last check launched
+        per_run = Counter(self.launched)
         for calls in per_run.values():
             if calls > 1:
                 findings.append(Finding(Property.ACTED, "RunTask more than once for a run", f"{calls} calls"))
@@ -161,6 +165,7 @@ class ProcessorChecker:
         from challenge_lambda.processor import InboundMessage, RecordFailed
 
         why_not, expected = self._expected_phases(body)
+        recorded_before = self._recorded_runs()
         calls_before = len(world.launcher.requests)
         failed: RecordFailed | None = None
         try:
@@ -176,17 +181,33 @@ class ProcessorChecker:
         if why_not is not None:
             findings.extend(self._refused_findings(why_not, new_runs, failed))
             return []  # a refused body's runs are not counted as launched for a later delivery
-        submission_id = canonical_uuid(json.loads(body).get("submissionId")) or json.loads(body).get("submissionId")
+        submission_id = _named_submission(json.loads(body).get("submissionId"))
         for run in new_runs:
             if run[0] != submission_id or run[1] not in expected:
                 findings.append(
                     Finding(Property.ACTED, "RunTask for a run the message did not ask for", f"phase {run[1]}")
                 )
         for phase in sorted(expected):
-            if (submission_id, phase) not in launched_before and (submission_id, phase) not in new_runs:
+            run = (submission_id, phase)
+            # A run an earlier delivery recorded (launched, or recorded as skipped for an inactive challenge) is
+            # never launched again: exactly once per (submission, phase), whatever a later message asks.
+            if run not in launched_before and run not in recorded_before and run not in new_runs:
                 reason = failed.reason_code if failed is not None else "acknowledged"
                 findings.append(Finding(Property.OTHER, f"valid body's {phase} run not launched ({reason})"))
         return new_runs
+
+    def _recorded_runs(self) -> set[tuple[str, str]]:
+        """(submission, phase) of every run the status table holds now."""
+        from mm_adapters import aws as aws_clients
+
+        items = aws_clients.client("dynamodb").scan(
+            TableName=self._table,
+            ProjectionExpression="#submission, #phase",
+            ExpressionAttributeNames={"#submission": "submissionId", "#phase": "phase"},
+        )["Items"]
+        return {
+            (item["submissionId"]["S"], item["phase"]["S"]) for item in items if {"submissionId", "phase"} <= set(item)
+        }
 
     def _refused_findings(self, why_not: str, new_runs: list[tuple[str, str]], failed: Any) -> list[Finding]:
         """A body it must refuse: nothing launched, and (but for a v6 skip or a duplicate) failed, not acked."""
@@ -199,6 +220,13 @@ class ProcessorChecker:
         if must_fail and failed is None:
             findings.append(Finding(Property.OTHER, f"refused body acknowledged, not failed ({why_not})"))
         return findings
+
+
+def _named_submission(value: Any) -> Any:
+    """The submission a body names, as the contract reads it: a v5 UUID in its canonical form; any other id without
+    the whitespace around it (every contract model strips its strings, `ContractModel`'s `str_strip_whitespace`), so
+    " X " names the run of X, never a run of its own."""
+    return canonical_uuid(value) or (value.strip() if isinstance(value, str) else value)
 
 
 def _run_of(request: Any) -> tuple[str, str]:

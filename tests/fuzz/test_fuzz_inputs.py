@@ -99,3 +99,48 @@ def test_completion_posts_a_v6_summation_only_for_a_run_the_pipeline_recorded() 
     # Then only InvalidEventError escapes; a run changes only on its own task's event (launched) or its own
     # report-due event (skipped); summations only for those two runs, at most one write each
     run("completion-v6", max_examples=60)
+
+
+# ---------------------------------------------------------------- inputs the long run (benchmarks/fuzz.py) found
+# Each was a finding of the oracle, not of the processor (the 3 December run of `make bench-long`: 32 of 10,000
+# v6 delivery sequences); the processor's behaviour is asserted beside the checker's verdict.
+def _v6_checked(deliveries: list[tuple[dict[str, Any], int]]) -> tuple[list[Finding], list[tuple[str, str]]]:
+    import json
+
+    from mm_contracts.models.phase import Platform
+    from tests.fuzz.processor_checker import ProcessorChecker
+
+    with isolated_aws() as table:
+        checker = ProcessorChecker(table, Platform.V6)
+        findings = checker.check([(json.dumps(body), receive_count) for body, receive_count in deliveries])
+    return findings, checker.launched
+
+
+def test_a_v6_id_with_whitespace_around_it_launches_the_runs_of_that_id_and_the_checker_agrees() -> None:
+    from tests.fuzz.sqs_inputs import v6_routed_body
+
+    # Given a v6 body whose submission id has spaces around it (every contract model strips its strings)
+    # When the processor handles it
+    findings, launched = _v6_checked([(v6_routed_body(" u8RNtJ-h_3U0Ex "), 1)])
+    # Then it launches both on-submission runs of the id without the spaces, and the checker finds nothing
+    assert sorted(launched) == [("u8RNtJ-h_3U0Ex", "EXAMPLE"), ("u8RNtJ-h_3U0Ex", "PROVISIONAL")]
+    assert findings == []
+
+
+def test_a_v6_run_recorded_as_skipped_is_not_launched_by_a_later_message_and_the_checker_agrees() -> None:
+    from tests.fuzz.sqs_inputs import v6_routed_body
+
+    # Given the EXAMPLE run of a submission recorded as skipped (its challenge was inactive when it was routed)
+    skipped = v6_routed_body("M4gMJvcntER2dO", phase="EXAMPLE", skip_reason="challenge_inactive")
+    # When a later new-submission message names the same submission, and another submission follows
+    findings, launched = _v6_checked(
+        [(skipped, 3), (v6_routed_body("M4gMJvcntER2dO"), 3), (v6_routed_body("xFhO7-Sso2dZ0p"), 2)]
+    )
+    # Then the skipped run is not launched again (one run per submission and phase), its PROVISIONAL run is, and so
+    # are the other submission's: the checker finds nothing
+    assert sorted(launched) == [
+        ("M4gMJvcntER2dO", "PROVISIONAL"),
+        ("xFhO7-Sso2dZ0p", "EXAMPLE"),
+        ("xFhO7-Sso2dZ0p", "PROVISIONAL"),
+    ]
+    assert findings == []
