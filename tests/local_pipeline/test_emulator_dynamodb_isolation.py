@@ -34,10 +34,12 @@ def emulator() -> Iterator[LocalAws]:
         yield aws
 
 
-def _failing_transactions(client: Any, stop: threading.Event) -> None:
-    # A condition that never holds: each call snapshots the table and puts the snapshot back.
+def _failing_transactions(client: Any, canceled: type[Exception], stop: threading.Event) -> None:
+    # A condition that never holds: each call snapshots the table and puts the snapshot back. `canceled` is looked up
+    # once, before the threads start: botocore builds a client's exception classes on first use without a lock, so
+    # two threads asking at once can each get their own class, and one's error then escapes the other's `suppress`.
     while not stop.is_set():
-        with contextlib.suppress(client.exceptions.TransactionCanceledException):
+        with contextlib.suppress(canceled):
             client.transact_write_items(
                 TransactItems=[
                     {
@@ -60,9 +62,9 @@ def _writer(client: Any, index: int) -> None:
 
 def test_concurrent_failed_transactions_never_undo_another_workers_writes(emulator: LocalAws) -> None:
     stop = threading.Event()
-    spoilers = [
-        threading.Thread(target=_failing_transactions, args=(emulator.client("dynamodb"), stop)) for _ in range(3)
-    ]
+    client = emulator.client("dynamodb")
+    canceled = client.exceptions.TransactionCanceledException
+    spoilers = [threading.Thread(target=_failing_transactions, args=(client, canceled, stop)) for _ in range(3)]
     writers = [threading.Thread(target=_writer, args=(emulator.client("dynamodb"), i)) for i in range(WRITERS)]
     for thread in spoilers + writers:
         thread.start()
@@ -72,7 +74,6 @@ def test_concurrent_failed_transactions_never_undo_another_workers_writes(emulat
     for thread in spoilers:
         thread.join()
 
-    client = emulator.client("dynamodb")
     written = {
         item["pk"]["S"]
         for page in client.get_paginator("scan").paginate(TableName=TABLE, ConsistentRead=True)
