@@ -397,7 +397,7 @@ def instruction_figures(counted: dict[str, float]) -> list[Figure]:
                 floor=round(floor, 1),
                 floor_label="import boto3 from the layer, counted the same way",
                 note=(
-                    "valgrind callgrind, one count each (repeats agree to 0.1 %), interpreter start-up subtracted;"
+                    "valgrind callgrind, one count each (repeats agree to 0.3 %), interpreter start-up subtracted;"
                     " no goal"
                 ),
             )
