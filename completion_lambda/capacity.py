@@ -46,7 +46,8 @@ class FreedSlots:
     def dispatch(self) -> DispatchResult | None:
         """Admit waiting runs env-wide (fair across challenges); None when it failed (the sweeper dispatches)."""
         try:
-            result = self._dispatcher.dispatch()  # unreadable caps: counted by the dispatcher, nothing admitted
+            # One env-wide dispatcher at a time (124); unreadable caps: counted by the dispatcher, nothing admitted.
+            result = self._dispatcher.dispatch_in_turn()
         except Exception:
             self._logger.exception("dispatch failed: the sweeper's dispatch admits the waiting runs")
             self._metrics.count(Metric.CAPACITY_ERRORS, reason="dispatch")

@@ -260,9 +260,10 @@ class LocalPipeline:
         return self.resources, self.standin, self.fargate, self.sources, self.reader
 
     # ------------------------------------------------------------------ invoking
-    def invoke(self, function_name: str, event: dict[str, Any]) -> Invocation:
-        """One invocation of a function's worker, timed (the report's per-function durations)."""
-        result = self.workers[function_name].invoke(event)
+    def invoke(self, function_name: str, event: dict[str, Any], *, queued_at: float | None = None) -> Invocation:
+        """One invocation of a function's worker, timed (the report's per-function durations); `queued_at`: when
+        the event entered its queue, if it came through one (`FunctionPool.invoke`)."""
+        result = self.workers[function_name].invoke(event, queued_at=queued_at)
         with self._durations_lock:
             self._durations.setdefault(function_name, []).append(result.duration_ms)
         return result

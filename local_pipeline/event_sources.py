@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from fault_injection import FaultKind, FaultPlan
 from infrastructure.config import EnvironmentConfig
@@ -41,7 +41,11 @@ COMPLETION_RECEIVE_MAX = 10  # SQS ReceiveMessage's most messages per call
 ENGINE_FAULTS = frozenset({FaultKind.SQS_DUPLICATE_DELIVERY, FaultKind.KAFKA_REDELIVERY})  # the engine plays them
 DEFAULT_REDELIVERY_DELAY_SECONDS = 2.0  # kafka-redelivery (deployed: minutes or hours)
 
-Invoke = Callable[[str, dict[str, Any]], Invocation]
+
+class Invoke(Protocol):
+    """One invocation of a function by name; `queued_at`: when its event entered its queue (epoch seconds)."""
+
+    def __call__(self, function_name: str, event: dict[str, Any], *, queued_at: float | None = None) -> Invocation: ...
 
 
 def sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
@@ -84,6 +88,14 @@ def scheduled_event(rule_name: str, region: str, account: str) -> dict[str, Any]
         "resources": [f"arn:aws:events:{region}:{account}:rule/{rule_name}"],
         "detail": {},
     }
+
+
+def _sent_at(message: dict[str, Any]) -> float | None:
+    """When SQS received the message (its `SentTimestamp`, epoch milliseconds), in epoch seconds; None without it."""
+    try:
+        return int(message["Attributes"]["SentTimestamp"]) / 1000
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _failed_ids(result: Invocation, ids: set[str]) -> set[str]:
@@ -374,7 +386,8 @@ class EventSources:
         # (Only on an EventBridge event: a "Run Report Due" invoke payload is passed as it was sent.)
         if isinstance(event, dict) and event.get("source") == "aws.ecs":
             event.setdefault("account", self.config.account)
-        if self._invoke(self.plan.names.completion_function, event).ok:
+        queued_at = _sent_at(message)
+        if self._invoke(self.plan.names.completion_function, event, queued_at=queued_at).ok:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
     def sweep_on_schedule(self) -> None:

@@ -11,6 +11,10 @@ A function runs up to its concurrency in instances at once (`FunctionPool`, deci
 a warm idle instance, and a new instance (a cold start) is spawned only when every instance stayed busy for a
 moment (`SCALE_UP_WAIT_SECONDS`) and the machine has CPU to spare for it (`MachineLoad`): on a two-core machine
 a cold start costs ~0.6 s of CPU, and another instance of a function waiting on a saturated CPU only adds to it.
+An event that has waited `STARVED_SCALE_UP_SECONDS` since it was queued (its SQS `SentTimestamp`) gets a new
+instance however busy the machine is, one cold start at a time per function: Lambda scales to a backlog, and a
+function held at one instance by the others' load becomes the pipeline's bottleneck (the completion function,
+with every slot held until it records the outcome).
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ _REPO_ROOT = str(Path(__file__).resolve().parent.parent)  # many workers importi
 # How long an invocation waits for a busy instance before the pool spawns another (a cold start costs ~0.6 s of
 # CPU; a warm instance usually frees up within one invocation, tens of milliseconds).
 SCALE_UP_WAIT_SECONDS = 0.25
+# An event kept waiting this long scales its function up even on a saturated machine (one cold start, ~0.6 s of
+# CPU, against a backlog that grows by every event it holds up).
+STARVED_SCALE_UP_SECONDS = 1.0
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 # Another instance is spawned only while at least this share of the machine's CPU time was idle lately.
 SCALE_UP_IDLE_SHARE = 0.2
@@ -381,8 +388,9 @@ class FunctionWorker:
 class FunctionPool:
     """The instances of one function, as Lambda scales it: at most `max_instances` invocations at once, each on an
     instance of its own; a warm idle instance is reused (the most recently used first), and another instance is
-    spawned only when every one stayed busy `scale_up_wait` seconds and the machine has CPU to spare (else the
-    invocation keeps waiting for a warm one). Instances stay warm until the pool stops.
+    spawned only when every one stayed busy `scale_up_wait` seconds and the machine has CPU to spare, or when the
+    event has waited `starved_after` seconds (in its queue and here) and no other instance is in its cold start,
+    whatever the machine's load (else it keeps waiting for a warm one). Instances stay warm until the pool stops.
     Quacks like one `FunctionWorker` for the engine (invoke, configure, the figures summed over instances)."""
 
     def __init__(
@@ -391,15 +399,19 @@ class FunctionPool:
         max_instances: int = 1,
         *,
         scale_up_wait: float = SCALE_UP_WAIT_SECONDS,
+        starved_after: float = STARVED_SCALE_UP_SECONDS,
         machine: MachineLoad = MACHINE_LOAD,
     ) -> None:
         self.spec = spec
         self.concurrency = max(1, max_instances)  # the function's, as deployed
         self.max_instances = self.concurrency  # what the pool may use now (`limit_instances`)
         self.scale_up_wait = scale_up_wait
+        self.starved_after = starved_after
         self._machine = machine
         self.instances: list[FunctionWorker] = [FunctionWorker(spec)]
         self._idle: list[FunctionWorker] = list(self.instances)
+        self._cold: set[FunctionWorker] = set()  # spawned by a backlog, its first invocation (cold start) not over
+        self.cold_starting_most = 0  # the most instances in their cold start at once
         self._free = threading.Condition()
         self.busy_most = 0  # the most instances invoked at once (the report's concurrency, per function)
         self._busy = 0
@@ -471,7 +483,7 @@ class FunctionPool:
             worker.stop(grace_seconds=grace_seconds)
 
     # ------------------------------------------------------------------ invoke
-    def _acquire(self) -> FunctionWorker:
+    def _acquire(self, began: float) -> FunctionWorker:
         with self._free:
             waited = False
             while True:
@@ -480,23 +492,36 @@ class FunctionPool:
                     worker = usable[-1]
                     self._idle.remove(worker)
                     break
-                if len(self.instances) < self.max_instances and waited and self._machine.has_room():
+                if len(self.instances) < self.max_instances and waited and self._may_scale_up(began):
                     worker = FunctionWorker(self.spec)  # its first invocation is its cold start
                     self.instances.append(worker)
+                    self._cold.add(worker)
+                    self.cold_starting_most = max(self.cold_starting_most, len(self._cold))
                     break
                 waited = not self._free.wait(self.scale_up_wait) or waited
             self._busy += 1
             self.busy_most = max(self.busy_most, self._busy)
             return worker
 
+    def _may_scale_up(self, began: float) -> bool:
+        """Another instance for an event waiting since `began` (monotonic): the machine has CPU to spare, or the
+        event is starved and no instance is starting already (one cold start at a time on a busy machine)."""
+        starved = time.monotonic() - began >= self.starved_after and not self._cold
+        return starved or self._machine.has_room()
+
     def _release(self, worker: FunctionWorker) -> None:
         with self._free:
+            self._cold.discard(worker)
             self._busy -= 1
             self._idle.append(worker)
             self._free.notify()
 
-    def invoke(self, event: dict[str, Any]) -> Invocation:
-        worker = self._acquire()
+    def invoke(self, event: dict[str, Any], *, queued_at: float | None = None) -> Invocation:
+        """`queued_at`: when the event entered its queue (epoch seconds), if it came through one: the time it
+        waited there counts towards starvation."""
+        now = time.monotonic()
+        waited = 0.0 if queued_at is None else max(0.0, time.time() - queued_at)
+        worker = self._acquire(now - waited)
         try:
             return worker.invoke(event)
         finally:

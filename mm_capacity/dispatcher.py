@@ -8,6 +8,7 @@ so one challenge's flood cannot take the environment from another.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mm_capacity.config import CapacityConfigError
+from mm_capacity.dispatch_turns import MAX_PASSES
 from mm_capacity.keys import wait_order_round
 from mm_capacity.store import (
     ENV_POOL,
@@ -35,6 +37,7 @@ from mm_contracts.models.routed import RoutedSubmission
 from mm_contracts.ports import LogSink
 
 CONFIG_BLOCK = "CONFIG"  # `blocked_by` when the environment's caps are unreadable: nothing is admitted
+TURN_HELD = "TURN"  # `blocked_by` when another dispatcher holds the env-wide turn and passes for this one (124)
 _HEAD_PAGE = 25  # the first page of a challenge's queue; each further page doubles, up to _MAX_PAGE
 _MAX_PAGE = 400  # entries are ~200 bytes: a page stays far below a Query's 1 MB, so a short page is the end
 
@@ -176,6 +179,39 @@ class Dispatcher:
                 extra={"admitted": len(progress.admitted), "error": _error_text(error)},
             )
         return DispatchResult(tuple(progress.admitted), progress.self_admitted, progress.blocked_by)
+
+    def dispatch_in_turn(self) -> DispatchResult:
+        """Env-wide, one dispatcher at a time (decision 124): nothing but the pools' Query while no challenge has a
+        waiting run; otherwise ask for the turn and, holding it, pass (`dispatch`), again for each batch of asks
+        that came during a pass, at most `MAX_PASSES` times. Finding the turn held, leave the pass to its holder."""
+        snapshot = self._store.pools()
+        self._observe_snapshot(snapshot)
+        if not any(pool.waiting > 0 for pool in snapshot.challenges.values()):
+            return DispatchResult((), None, None)
+        turn = self._store.ask_dispatch_turn()
+        if turn is None:
+            return DispatchResult((), None, TURN_HELD)
+        admitted: list[Admitted] = []
+        blocked_by: str | None = None
+        try:
+            for number in range(1, MAX_PASSES + 1):
+                result = self.dispatch()
+                admitted.extend(result.admitted)
+                blocked_by = result.blocked_by
+                turn = self._store.hand_back_dispatch_turn(turn, whatever=number == MAX_PASSES)
+                if turn is None:
+                    break
+        except Exception:
+            if turn is not None:  # not left held until it runs out: the next ask takes it at once
+                with contextlib.suppress(Exception):
+                    self._store.hand_back_dispatch_turn(turn, whatever=True)
+            if not admitted:
+                raise
+            self._logger.error(
+                "dispatch turn stopped early; the runs admitted so far are returned",
+                extra={"admitted": len(admitted)},
+            )
+        return DispatchResult(tuple(admitted), None, blocked_by)
 
     def _admit_while_room(
         self,
@@ -373,4 +409,4 @@ class Dispatcher:
             )
 
 
-__all__ = ["CONFIG_BLOCK", "Admitted", "DispatchResult", "Dispatcher", "admitted_message_body"]
+__all__ = ["CONFIG_BLOCK", "TURN_HELD", "Admitted", "DispatchResult", "Dispatcher", "admitted_message_body"]

@@ -11,6 +11,7 @@ neither. Items of the table (`pk`, `sk`):
     MEMBER#<challengeId>#<memberId> / -                lastRound, w#<runId> (waiting), r#<runId> (holding)
     PACE / <epochSecond>                               n: RunTask tokens spent in that second (TTL)
     AUDIT#<challengeId> / <iso at>#<requestId>         an operator's challenge-scoped change (no TTL, 105)
+    DISPATCH / ENV                                     holder, turnUntil, requested: the env-wide dispatch turn (124)
 
 A pool condition admits a run only below the cap and only if the run is not a holder yet; a release removes the
 holder and decrements in one conditional UpdateItem, so a second release is a no-op (never a double free).
@@ -20,7 +21,8 @@ that is how `admit` names the full pool or sees that the run is no longer waitin
 `CapacityStore` is assembled from one class per job, each its own module over the shared plumbing of
 `mm_capacity.table`: `admission` (enqueue, admit, pace), `direct_launch` (a run launched without waiting, 114),
 `slots` (release, repair), `run_changes` (requeue, cancel, dead-letter), `controls` (an operator's pause, resume and
-audit log, decision 105), `reruns` (an operator's rerun, decision 106) and `reads`. The table's keys are
+audit log, decision 105), `reruns` (an operator's rerun, decision 106), `dispatch_turns` (one env-wide dispatch at
+a time, decision 124) and `reads`. The table's keys are
 `mm_capacity.keys`, its values `mm_capacity.records`; this module is the one place callers import them from.
 """
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 from mm_capacity.admission import CapacityAdmission
 from mm_capacity.controls import CapacityControls, ChallengeControls
 from mm_capacity.direct_launch import MEMBER_REFUSED, CapacityDirectLaunch
+from mm_capacity.dispatch_turns import CapacityDispatchTurns
 from mm_capacity.keys import (
     ADMISSION_RESEND_SECONDS,
     CAPACITY_TABLE_TTL,
@@ -63,6 +66,7 @@ class CapacityStore(
     CapacitySlots,
     CapacityRunChanges,
     CapacityControls,
+    CapacityDispatchTurns,
     CapacityReads,
 ):
     """The capacity table and every slot transition (see the module docstring); one instance per function."""

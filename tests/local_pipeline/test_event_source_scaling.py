@@ -1,7 +1,8 @@
 """The event source mappings scale as Lambda's do (decision 116): a challenge queue's mapping adds a poller while
 batches come full, up to its maximum concurrency and one more than the function's instances, and lets the added
 pollers go once the queue is empty; the completion rule's target runs several invocations at once, never more than
-the function's instances plus one (so no received event waits long for an instance), and deletes each it served."""
+the function's instances plus one (so no received event waits long for an instance), tells each invocation when
+its event was queued, and deletes each it served."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from local_pipeline.workers import Invocation
 
 CHALLENGE_FUNCTION = "mm-test-ch-1"
 COMPLETION_FUNCTION = "mm-test-completion"
+SENT_MS = 1_796_400_000_000  # the messages' SentTimestamp (epoch milliseconds), one apart
 
 
 class Queue:
@@ -24,7 +26,12 @@ class Queue:
 
     def __init__(self, count: int) -> None:
         self.messages = [
-            {"MessageId": f"m{i}", "ReceiptHandle": f"r{i}", "Body": json.dumps({"submissionId": f"s{i}"})}
+            {
+                "MessageId": f"m{i}",
+                "ReceiptHandle": f"r{i}",
+                "Body": json.dumps({"submissionId": f"s{i}"}),
+                "Attributes": {"SentTimestamp": str(SENT_MS + i)},
+            }
             for i in range(count)
         ]
         self.deleted: list[str] = []
@@ -54,10 +61,12 @@ class Function:
         self.running = 0
         self.most = 0
         self.calls = 0
+        self.queued_at: list[float | None] = []
         self._lock = threading.Lock()
 
-    def __call__(self, name: str, event: dict[str, Any]) -> Invocation:
+    def __call__(self, function_name: str, event: dict[str, Any], *, queued_at: float | None = None) -> Invocation:
         with self._lock:
+            self.queued_at.append(queued_at)
             self.running += 1
             self.calls += 1
             self.most = max(self.most, self.running)
@@ -133,6 +142,8 @@ def test_the_completion_target_invokes_several_events_at_once_within_the_instanc
         assert _until(lambda: len(queue.deleted) == 30)
         assert function.most == 4
         assert function.calls == 30
+        # each invocation knows how long its event waited in the queue (a starved one scales the function up)
+        assert sorted(function.queued_at) == [(SENT_MS + i) / 1000 for i in range(30)]  # type: ignore[type-var]
     finally:
         sources.stopping.set()
         thread.join(timeout=10)

@@ -1,10 +1,12 @@
 """A function's instances scale as Lambda scales them, within what the machine can afford (decision 116): an
 invocation reuses a warm instance, a backlog spawns another one (never more than the function's concurrency),
-and no instance is added while the machine's CPU is saturated."""
+and no instance is added while the machine's CPU is saturated, unless an invocation has been kept waiting long
+enough to be starved."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,8 +48,12 @@ def pools(tmp_path: Path) -> Iterator[list[FunctionPool]]:
         pool.stop()
 
 
-def _pool(pools: list[FunctionPool], tmp_path: Path, max_instances: int, *, room: bool) -> FunctionPool:
-    pool = FunctionPool(_spec(tmp_path), max_instances, scale_up_wait=0.05, machine=Machine(room)).start()
+def _pool(
+    pools: list[FunctionPool], tmp_path: Path, max_instances: int, *, room: bool, starved_after: float = 60.0
+) -> FunctionPool:
+    pool = FunctionPool(
+        _spec(tmp_path), max_instances, scale_up_wait=0.05, starved_after=starved_after, machine=Machine(room)
+    ).start()
     pools.append(pool)
     return pool
 
@@ -89,6 +95,50 @@ def test_no_instance_is_added_while_the_machine_has_no_cpu_to_spare(tmp_path: Pa
     assert all(a.ok for a in answers)
     assert len({a.payload["pid"] for a in answers}) == 1
     assert (pool.size, pool.busy_most) == (1, 1)
+
+
+def test_a_starved_event_gets_an_instance_however_busy_the_machine(tmp_path: Path, pools: list[FunctionPool]) -> None:
+    # The completion function held at one instance by the others' load: every slot stays held behind it.
+    pool = _pool(pools, tmp_path, 5, room=False, starved_after=0.3)
+    answers = _invoke_at_once(pool, 2, sleep=2.0)
+    assert all(a.ok for a in answers)
+    assert len({a.payload["pid"] for a in answers}) == 2
+    assert (pool.size, pool.busy_most, pool.cold_starts) == (2, 2, 2)
+
+
+def test_the_time_an_event_waited_in_its_queue_counts_towards_starvation(
+    tmp_path: Path, pools: list[FunctionPool]
+) -> None:
+    pool = _pool(pools, tmp_path, 5, room=False, starved_after=30.0)
+    busy = threading.Thread(target=pool.invoke, args=({"sleep": 1.5},))
+    busy.start()
+    time.sleep(0.2)  # the one instance is busy
+    answer = pool.invoke({}, queued_at=time.time() - 60)  # queued a minute ago: starved at once
+    busy.join(timeout=30)
+    assert answer.ok
+    assert (pool.size, pool.cold_starts) == (2, 2)
+
+
+def test_a_busy_machine_starts_one_cold_start_at_a_time_for_starved_events(
+    tmp_path: Path, pools: list[FunctionPool]
+) -> None:
+    # Five starved events at once on a saturated machine: not five cold starts at once, which would only add
+    # to the load; instances come one after another while the backlog lasts.
+    pool = _pool(pools, tmp_path, 5, room=False, starved_after=0.0)
+    answers: list[Any] = []
+
+    def one() -> None:
+        answers.append(pool.invoke({"sleep": 0.3}, queued_at=time.time() - 60))
+
+    threads = [threading.Thread(target=one) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(answers) == 5
+    assert all(a.ok for a in answers)
+    assert pool.size > 1  # starved events did scale it up
+    assert pool.cold_starting_most == 1  # one cold start at a time
 
 
 def test_a_fault_plan_configured_on_the_pool_reaches_instances_spawned_later(

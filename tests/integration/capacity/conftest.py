@@ -11,6 +11,8 @@ import pytest
 from mm_adapters import aws as aws_clients
 from mm_adapters.status_store import StatusStore
 from mm_capacity.store import AdmissionLimits, CapacityStore, WaitEntry
+from mm_contracts.models.capacity import ChallengeCapacity
+from mm_contracts.models.challenge import ChallengeConfig
 from mm_contracts.models.lifecycle import LifecycleRecord
 from mm_contracts.models.phase import Platform, ScoringPhase, run_id
 from mm_contracts.models.routed import KafkaCoordinates, RoutedSubmission
@@ -59,6 +61,22 @@ def submission(
 
 
 PHASE = ScoringPhase.PROVISIONAL
+
+
+def config(challenge_id: str, *, cpu: int | None = None, **capacity: Any) -> ChallengeConfig:
+    """A challenge's config with the capacity settings given (the scorer's fields fixed)."""
+    return ChallengeConfig(
+        challenge_id=challenge_id,
+        scorer_type="java",
+        ecs_cluster="mm-scorers",
+        ecs_task_definition="mm-scorer",
+        scorer_container_name="scorer",
+        platform=Platform.V6,
+        cpu=cpu,
+        capacity=ChallengeCapacity(**capacity),
+    )
+
+
 CLUSTER = "arn:aws:ecs:us-east-1:123456789012:cluster/mm-scorers"
 TASK = "arn:aws:ecs:us-east-1:123456789012:task/mm-scorers/0123456789abcdef"
 

@@ -34,9 +34,10 @@ def test_an_uncontended_run_is_launched_with_four_dynamodb_calls_and_finished_wi
     # And the completion function: the outcome with the report claim in the same write, the report's mark, ONE
     # release transaction (no member reads, no per-pool transactions), one pools read for the dispatch.
     assert calls.of("completion", "dynamodb") == Counter({"UpdateItem": 2, "TransactWriteItems": 1, "Query": 1})
-    # And each function read SSM once per parameter (its challenge config, the environment's caps): cold only.
+    # And each function read SSM once per parameter it needed, cold only: the processor its challenge config and
+    # the environment's caps; the completion its challenge config (nothing waits, so its dispatch reads no caps).
     assert calls.of("challenge", "ssm") == Counter({"GetParameter": 2})
-    assert calls.of("completion", "ssm") == Counter({"GetParameter": 2})
+    assert calls.of("completion", "ssm") == Counter({"GetParameter": 1})
 
 
 def test_a_waiting_run_costs_no_position_query_nor_a_refused_transaction_and_claims_without_a_create(aws: None) -> None:
@@ -66,4 +67,9 @@ def test_a_waiting_run_costs_no_position_query_nor_a_refused_transaction_and_cla
     completion = calls.of("completion", "dynamodb")
     assert completion["TransactWriteItems"] == 2 + 1  # two releases, one admission
     assert completion["GetItem"] == 1
-    assert completion["UpdateItem"] == 2 * 2  # per run: the outcome (with the report claim), the report marked
+    # per run: the outcome (with the report claim), the report marked; and S1's completion, which found S2 waiting,
+    # took the env-wide dispatch turn: its ask, its take and its hand-back (decision 124)
+    assert completion["UpdateItem"] == 2 * 2 + 3
+    # S1's completion read the pools twice (the look that found S2 waiting, then its pass, after taking the turn)
+    # and S2's queue once; S2's completion only looked (nothing waits: no turn, no caps)
+    assert completion["Query"] == 2 + 1 + 1

@@ -16,28 +16,15 @@ from mm_capacity.config import CapacityConfigError
 from mm_capacity.dispatcher import CONFIG_BLOCK, Admitted, Dispatcher, admitted_message_body
 from mm_capacity.store import ENV_POOL, CapacityStore, challenge_pool_key
 from mm_contracts.metric_names import Metric
-from mm_contracts.models.capacity import ChallengeCapacity, EnvironmentCapacity, PriorityClass
+from mm_contracts.models.capacity import EnvironmentCapacity, PriorityClass
 from mm_contracts.models.challenge import ChallengeConfig
 from mm_contracts.models.lifecycle import SubmissionState
-from mm_contracts.models.phase import Platform, ScoringPhase, run_id
+from mm_contracts.models.phase import ScoringPhase, run_id
 from mm_contracts.models.routed import RoutedSubmission
 from tests.conftest import Clock
-from tests.integration.capacity.conftest import CHALLENGE_A, CHALLENGE_B, CHALLENGE_C, submission
+from tests.integration.capacity.conftest import CHALLENGE_A, CHALLENGE_B, CHALLENGE_C, config, submission
 
 LOGGER = logging.getLogger("test.dispatcher")
-
-
-def config(challenge_id: str, *, cpu: int | None = None, **capacity: Any) -> ChallengeConfig:
-    return ChallengeConfig(
-        challenge_id=challenge_id,
-        scorer_type="java",
-        ecs_cluster="mm-scorers",
-        ecs_task_definition="mm-scorer",
-        scorer_container_name="scorer",
-        platform=Platform.V6,
-        cpu=cpu,
-        capacity=ChallengeCapacity(**capacity),
-    )
 
 
 class World:

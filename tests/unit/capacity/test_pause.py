@@ -15,13 +15,13 @@ from mm_adapters.status_store import StatusStore
 from mm_capacity.dispatcher import Admitted, Dispatcher
 from mm_capacity.store import AdmitOutcome, CapacityStore, challenge_pool_key
 from mm_contracts.models.audit import OperatorChange
-from mm_contracts.models.capacity import ChallengeCapacity, EnvironmentCapacity
+from mm_contracts.models.capacity import EnvironmentCapacity
 from mm_contracts.models.challenge import ChallengeConfig
 from mm_contracts.models.lifecycle import SubmissionState
-from mm_contracts.models.phase import Platform, run_id
+from mm_contracts.models.phase import run_id
 from mm_contracts.names import CAPACITY_TABLE_PARTITION_KEY
 from tests.conftest import Clock
-from tests.integration.capacity.conftest import CHALLENGE_A, CHALLENGE_B, PHASE, enqueue, limits, submission
+from tests.integration.capacity.conftest import CHALLENGE_A, CHALLENGE_B, PHASE, config, enqueue, limits, submission
 
 LOGGER = logging.getLogger("test.pause")
 
@@ -57,15 +57,7 @@ def audit_items(table: str, challenge_id: str) -> list[dict[str, object]]:
 
 
 def settings(challenge_id: str) -> ChallengeConfig:
-    return ChallengeConfig(
-        challenge_id=challenge_id,
-        scorer_type="java",
-        ecs_cluster="mm-scorers",
-        ecs_task_definition="mm-scorer",
-        scorer_container_name="scorer",
-        platform=Platform.V6,
-        capacity=ChallengeCapacity(max_running_tasks=5),
-    )
+    return config(challenge_id, max_running_tasks=5)
 
 
 def dispatcher(capacity: CapacityStore, sent: list[Admitted]) -> Dispatcher:
