@@ -6,10 +6,11 @@ at once, and each reads the same queue head and tries the same runs in the same 
 about k²/2 admission transactions for k admissions, every extra one cancelled because another took the run first.
 
 The turn is the item `DISPATCH / ENV`: `holder`, `turnUntil` (epoch seconds) and `requested` (a counter).
-1. *ask*: ADD requested 1, ALL_NEW. A live turn held by another: its holder sees the counter move when it hands
-   the turn back, and passes again; this dispatcher is done.
-2. otherwise *take*: SET holder, turnUntil if no live turn is held, ALL_NEW (the `requested` this turn answers).
-   Refused: another took it after this ask, so its pass starts after it; done.
+1. *take*: SET holder, turnUntil, ADD requested 1, if no live turn is held; ALL_NEW gives the `requested` this turn
+   answers. One write when the turn is free (one dispatcher at a time: the common case).
+2. held: *ask*: ADD requested 1, ALL_NEW. A live turn held by another: its holder sees the counter move when it
+   hands the turn back, and passes again; this dispatcher is done. No live holder (it handed back between the two
+   writes): take again.
 3. the holder passes, then *hands back*: REMOVE holder, turnUntil if it still holds the turn and `requested` is
    what it answered. Refused while it still holds it: asks came during the pass, so it passes again for them (at
    most `MAX_PASSES`, then hands back whatever: the next dispatch serves the rest, or the sweeper's, which takes
@@ -17,7 +18,7 @@ The turn is the item `DISPATCH / ENV`: `holder`, `turnUntil` (epoch seconds) and
 
 A freed slot is never left to nobody: the completion releases before it asks; an ask that finds a live holder moves
 the counter while that holder holds the turn, so the holder's hand-back fails and its next pass reads the pools
-after the release; an ask that finds no holder takes the turn, or loses it to one whose pass reads after the ask.
+after the release; a take comes after the release too, and its own pass reads after it.
 A holder that dies keeps the turn until `turnUntil` (then the next ask takes it). Caps never rest on the turn:
 every admission is still its own conditional transaction, so two passes at once (a turn that ran out, the
 sweeper) are merely wasteful.
@@ -32,7 +33,7 @@ from typing import Any, cast
 from botocore.exceptions import ClientError
 
 from mm_capacity.keys import DISPATCH_PARTITION, ENV_POOL
-from mm_capacity.table import CapacityTable, ddb_values, plain
+from mm_capacity.table import MAX_RACE_RETRIES, CapacityTable, ddb_values, plain
 
 TURN_SECONDS = 20  # far longer than a pass (well under a second); how long a dead holder blocks the next
 MAX_PASSES = 5  # passes one turn makes for asks that came during it, before it hands the turn back anyway
@@ -53,29 +54,33 @@ class CapacityDispatchTurns(CapacityTable):
         return self._key(DISPATCH_PARTITION, ENV_POOL)
 
     def ask_dispatch_turn(self) -> DispatchTurn | None:
-        """Ask for a pass; the turn when this dispatcher is to make it, None when another holder makes it."""
+        """Take the turn, or ask its holder for a pass; the turn when this dispatcher is to pass, None when another
+        holder passes for it."""
         now = int(self._clock())
-        asked = self.client.update_item(
-            TableName=self._table,
-            Key=self._turn_key(),
-            UpdateExpression="ADD requested :one",
-            ExpressionAttributeValues=ddb_values({":one": 1}),
-            ReturnValues="ALL_NEW",
-        )["Attributes"]
-        if "holder" in asked and int(plain(asked.get("turnUntil", {"N": "0"}))) >= now:
-            return None
         holder = uuid.uuid4().hex
-        taken = self._update_if(
-            TableName=self._table,
-            Key=self._turn_key(),
-            UpdateExpression="SET holder = :me, turnUntil = :until",
-            ConditionExpression="attribute_not_exists(holder) OR turnUntil < :now",
-            ExpressionAttributeValues=ddb_values({":me": holder, ":until": now + TURN_SECONDS, ":now": now}),
-            ReturnValues="ALL_NEW",
-        )
-        if taken is None:
-            return None
-        return DispatchTurn(holder, int(plain(taken["Attributes"]["requested"])))
+        for _ in range(MAX_RACE_RETRIES):
+            taken = self._update_if(
+                TableName=self._table,
+                Key=self._turn_key(),
+                UpdateExpression="SET holder = :me, turnUntil = :until ADD requested :one",
+                ConditionExpression="attribute_not_exists(holder) OR turnUntil < :now",
+                ExpressionAttributeValues=ddb_values(
+                    {":me": holder, ":until": now + TURN_SECONDS, ":now": now, ":one": 1}
+                ),
+                ReturnValues="ALL_NEW",
+            )
+            if taken is not None:
+                return DispatchTurn(holder, int(plain(taken["Attributes"]["requested"])))
+            asked = self.client.update_item(
+                TableName=self._table,
+                Key=self._turn_key(),
+                UpdateExpression="ADD requested :one",
+                ExpressionAttributeValues=ddb_values({":one": 1}),
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+            if "holder" in asked and int(plain(asked.get("turnUntil", {"N": "0"}))) >= now:
+                return None  # asked while a live holder holds it: its hand-back fails, it passes again
+        return None  # handed back between take and ask every time: the sweeper's dispatch serves this one
 
     def hand_back_dispatch_turn(self, turn: DispatchTurn, *, whatever: bool = False) -> DispatchTurn | None:
         """Hand the turn back; None when done (handed back, or no longer this dispatcher's), else the turn again with

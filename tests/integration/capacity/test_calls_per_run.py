@@ -68,8 +68,8 @@ def test_a_waiting_run_costs_no_position_query_nor_a_refused_transaction_and_cla
     assert completion["TransactWriteItems"] == 2 + 1  # two releases, one admission
     assert completion["GetItem"] == 1
     # per run: the outcome (with the report claim), the report marked; and S1's completion, which found S2 waiting,
-    # took the env-wide dispatch turn: its ask, its take and its hand-back (decision 124)
-    assert completion["UpdateItem"] == 2 * 2 + 3
+    # took the env-wide dispatch turn and handed it back (decision 124)
+    assert completion["UpdateItem"] == 2 * 2 + 2
     # S1's completion read the pools twice (the look that found S2 waiting, then its pass, after taking the turn)
     # and S2's queue once; S2's completion only looked (nothing waits: no turn, no caps)
     assert completion["Query"] == 2 + 1 + 1

@@ -163,3 +163,24 @@ def test_a_turn_passes_at_most_max_passes_times(store: CountingStore, clock: Clo
     dispatcher.dispatch_in_turn()
     assert asks[0] == MAX_PASSES
     assert store.ask_dispatch_turn() is not None  # handed back after the last pass, asks or not
+
+
+def test_a_turn_handed_back_between_a_refused_take_and_the_ask_is_taken_after_all(
+    capacity_table: str, status_table: str, clock: Clock
+) -> None:
+    class HandBackInBetween(CapacityStore):
+        holder: DispatchTurn | None = None
+
+        def _update_if(self, **request: Any) -> dict[str, Any] | None:
+            answer = super()._update_if(**request)
+            if answer is None and self.holder is not None:  # the take was refused: the holder hands back now
+                assert self.hand_back_dispatch_turn(self.holder, whatever=True) is None
+                self.holder = None
+            return answer
+
+    store = HandBackInBetween(capacity_table, status_table, ttl_days=90, clock=clock)
+    store.holder = store.ask_dispatch_turn()
+    assert store.holder is not None
+    mine = store.ask_dispatch_turn()  # refused, the turn handed back, the ask finds no holder: take again
+    assert mine is not None
+    assert store.ask_dispatch_turn() is None  # and it holds it now
