@@ -29,6 +29,10 @@ from contextlib import redirect_stdout
 from typing import Any
 
 from benchmarks.figures import Figure, publish
+from mm_capacity.keys import POOL_PARTITION
+from mm_contracts.dynamodb_item_size import item_bytes, write_units
+from mm_contracts.models.capacity import largest_cap_at_pace, pool_item_bytes_bound
+from mm_contracts.names import CAPACITY_TABLE_PARTITION_KEY
 
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO")  # the log bytes are a figure: keep the INFO lines
 
@@ -49,6 +53,10 @@ KB = 1024
 CONTENDED = ".contended"  # the label of the figures of a world whose challenge cap binds
 SWEEPS_PER_MONTH = 30 * 24 * 12  # the sweeper's deployed schedule: every 5 minutes
 COST_MODEL_RUNS_PER_MONTH = 1_000_000  # what the cost model (117) prices
+# Every pool item a run writes, full: the largest cap a deploy or `caps set` allows at Fargate's sustained 20 RunTask
+# a second (decision 125; `largest_cap_at_pace(20)`).
+FULL_POOL_PACE = 20
+FULL_POOL_HOLDERS = largest_cap_at_pace(FULL_POOL_PACE)
 
 
 class _Meter:
@@ -69,6 +77,12 @@ class _Meter:
         self.log_bytes: Counter[str] = Counter()
         self.sweeps = 0
         self.status_item_bytes = 0.0
+        # Write units of the challenge and completion functions' writes, from each item's size before and after the
+        # write (decision 125); and the same writes with every pool item full (`FULL_POOL_HOLDERS` holders).
+        self.sizer: Callable[[str, dict[str, Any]], tuple[int, bool]] | None = None
+        self.write_units: Counter[str] = Counter()
+        self.write_units_pools_full: Counter[str] = Counter()
+        self._sized: list[tuple[str, dict[str, Any], bool, int, bool]] = []  # table, key, transactional, before, pool
 
     def on_call(self, service: str) -> Callable[..., None]:
         def count(model: Any, **_: Any) -> None:
@@ -81,6 +95,7 @@ class _Meter:
         if self.cold.get():
             return
         if model.name in ("TransactWriteItems", *STATUS_WRITE_OPS):
+            self._sized = []
             self._count_writes(model.name, params)
         elif model.name == "GetItem":
             self.item_reads[self._kind(params["TableName"])] += 1
@@ -95,13 +110,35 @@ class _Meter:
         if operation != "TransactWriteItems":
             self.item_writes[(function, self._kind(params["TableName"]), False)] += 1
             self.status_writes[function] += params["TableName"] == self.status_table
+            self._size_before(params["TableName"], params.get("Key") or params.get("Item") or {}, False)
             return
         # A ConditionCheck reads the status item, it writes nothing there; it is still billed as a write unit.
-        items = [(kind, body["TableName"]) for item in params.get("TransactItems", []) for kind, body in item.items()]
-        for _, table in items:
-            self.item_writes[(function, self._kind(table), True)] += 1
-        if any(table == self.status_table and kind != "ConditionCheck" for kind, table in items):
+        items = [(kind, body) for item in params.get("TransactItems", []) for kind, body in item.items()]
+        for _, body in items:
+            self.item_writes[(function, self._kind(body["TableName"]), True)] += 1
+            self._size_before(body["TableName"], body.get("Key") or body.get("Item") or {}, True)
+        if any(body["TableName"] == self.status_table and kind != "ConditionCheck" for kind, body in items):
             self.status_writes[function] += 1
+
+    def _size_before(self, table: str, key_or_item: dict[str, Any], transactional: bool) -> None:
+        if self.sizer is None or self.current.get() not in ("challenge", "completion"):
+            return
+        before, pool = self.sizer(table, key_or_item)
+        self._sized.append((table, key_or_item, transactional, before, pool))
+
+    def on_dynamodb_response(self, **_: Any) -> None:
+        """After a write (its condition met or not): each item's units, from the larger of its sizes before and
+        after (a failed condition is billed by the item's size too)."""
+        sized, self._sized = self._sized, []
+        if self.sizer is None:
+            return
+        function = self.current.get()
+        for table, key_or_item, transactional, before, pool in sized:
+            after, _still_a_pool = self.sizer(table, key_or_item)
+            units = write_units(max(before, after), transactional=transactional)
+            self.write_units[function] += units
+            full = pool_item_bytes_bound(FULL_POOL_HOLDERS) if pool else max(before, after)
+            self.write_units_pools_full[function] += write_units(full, transactional=transactional)
 
     def _kind(self, table: str) -> str:
         return "status" if table == self.status_table else "capacity"
@@ -184,6 +221,8 @@ def _measure(world: Any, meter: _Meter, submissions: int, *, v6: bool, spacing: 
         service = client.meta.service_model.service_name
         client.meta.events.register("before-call.*.*", meter.on_call(service), unique_id=f"bench-{service}")
     world.ddb.meta.events.register("before-parameter-build.dynamodb.*", meter.on_dynamodb_params)
+    world.ddb.meta.events.register("after-call.dynamodb.*", meter.on_dynamodb_response)
+    meter.sizer = _item_sizer(world)
     _count_fake_calls(world, meter)
     meter.attribute(world, "_invoke_challenge", "challenge")
     meter.attribute(world, "invoke_completion_async", "completion")
@@ -257,21 +296,25 @@ def _mean_item_bytes(world: Any) -> float:
     """The status items' mean size at the end, as DynamoDB sizes an item (attribute names + values: strings in
     UTF-8, numbers ~1 byte per 2 digits + 1, 3 bytes per list or map plus 1 per element), for the write units."""
     items = world.admin_ddb.scan(TableName=world.store._table).get("Items", [])
-    sizes = [sum(len(name.encode()) + _value_bytes(value) for name, value in item.items()) for item in items]
+    sizes = [item_bytes(item) for item in items]
     return sum(sizes) / len(sizes) if sizes else 0.0
 
 
-def _value_bytes(value: dict[str, Any]) -> int:
-    kind, inner = next(iter(value.items()))
-    if kind == "S":
-        return len(str(inner).encode())
-    if kind == "N":
-        return len(str(inner).lstrip("-").replace(".", "")) // 2 + 1
-    if kind == "L":
-        return 3 + sum(1 + _value_bytes(element) for element in inner)
-    if kind == "M":
-        return 3 + sum(1 + len(k.encode()) + _value_bytes(v) for k, v in inner.items())
-    return 1
+def _item_sizer(world: Any) -> Callable[[str, dict[str, Any]], tuple[int, bool]]:
+    """(bytes, is a capacity pool item) of the item a write names by its key (or its whole item, for a Put), read
+    with the world's own unmetered client: 0 when it does not exist."""
+    key_names: dict[str, list[str]] = {}
+
+    def size(table: str, key_or_item: dict[str, Any]) -> tuple[int, bool]:
+        if table not in key_names:
+            schema = world.admin_ddb.describe_table(TableName=table)["Table"]["KeySchema"]
+            key_names[table] = [element["AttributeName"] for element in schema]
+        key = {name: key_or_item[name] for name in key_names[table]}
+        found = world.admin_ddb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
+        pool = table != world.store._table and key.get(CAPACITY_TABLE_PARTITION_KEY) == {"S": POOL_PARTITION}
+        return (item_bytes(found) if found else 0), pool
+
+    return size
 
 
 def _figures(meter: _Meter, world: Any, label: str) -> list[Figure]:
@@ -482,10 +525,13 @@ def _cost_figures(meter: _Meter, world: Any, runs: int, tasks: int) -> list[Figu
     sqs = (routed + function_sqs + 2 * batches) / runs
     sns = sum(c for (fn, svc, _), c in meter.calls.items() if svc == "sns") / runs
     item_kb = max(1, math.ceil(meter.status_item_bytes / KB))
-    write_units = 0.0
+    units = sum(meter.write_units[fn] for fn in ("challenge", "completion"))
+    units_pools_full = sum(meter.write_units_pools_full[fn] for fn in ("challenge", "completion"))
+    # What the cost model assumed before decision 125 (each status item at its mean size, each capacity item 1 KB).
+    assumed_units = 0.0
     for (fn, kind, transactional), count in meter.item_writes.items():
         if fn in ("challenge", "completion"):
-            write_units += count * (item_kb if kind == "status" else 1) * (2 if transactional else 1)
+            assumed_units += count * (item_kb if kind == "status" else 1) * (2 if transactional else 1)
     read_units = sum(meter.item_reads.values())  # consistent reads of items < 4 KB: 1 RCU each (a Query page too)
     log_bytes = sum(meter.log_bytes[fn] for fn in ("challenge", "completion", "router"))
     return [
@@ -500,10 +546,24 @@ def _cost_figures(meter: _Meter, world: Any, runs: int, tasks: int) -> list[Figu
         Figure("sns.publish_requests_per_run", "SNS publish requests per run", sns, "requests"),
         Figure(
             "dynamodb.write_units_per_run",
-            "DynamoDB write units per run (estimate)",
-            write_units / runs,
+            "DynamoDB write units per run (each write sized)",
+            units / runs,
             "WRU",
-            note=f"status item ~{item_kb} KB (its JSON at the end), capacity items 1 KB, transactions x2",
+            note=(
+                "each item written sized before and after its write by DynamoDB's rules (the larger counts; "
+                f"transactions x2); {assumed_units / runs:.1f} with status items ~{item_kb} KB and capacity items 1 KB"
+            ),
+        ),
+        Figure(
+            "dynamodb.write_units_per_run.pools_full",
+            "DynamoDB write units per run, every pool item full",
+            units_pools_full / runs,
+            "WRU",
+            note=(
+                f"the same writes with each capacity pool item at {FULL_POOL_HOLDERS} holders "
+                f"({pool_item_bytes_bound(FULL_POOL_HOLDERS):,} bytes: the largest cap allowed at "
+                f"{FULL_POOL_PACE} RunTask a second, decision 125)"
+            ),
         ),
         Figure(
             "dynamodb.read_units_per_run",
@@ -573,9 +633,45 @@ def main(argv: list[str] | None = None) -> int:
         figures += _run_world(
             args.contended, v6=False, spacing=args.spacing, kafka_batch=10, report=report_contended, challenge_cap=2
         )
+    figures += pool_item_figures()
     print(f"\nwall time {time.monotonic() - began:.1f} s")
     publish("aws_calls", figures)
     return 0
+
+
+def pool_item_figures() -> list[Figure]:
+    """The environment's pool item, full, taken and released at the pace: the write units a second it needs beside
+    the 1,000 one DynamoDB item takes (decision 125), for the example environment and the local pipeline's run at
+    Fargate's ceiling (caps of 100 at 20 a second)."""
+    from infrastructure.config import load_environment
+    from local_pipeline.capacity_ceiling import FARGATE_LAUNCH_BURST, FARGATE_SUSTAINED_LAUNCHES_PER_SECOND
+    from mm_contracts.dynamodb_item_size import PARTITION_WRITE_UNITS_PER_SECOND
+    from mm_contracts.models.capacity import EnvironmentCapacity
+
+    example = load_environment("example").capacity
+    cases = {
+        "example": (example.max_running_tasks, example.run_task_per_second),
+        "fargate_ceiling": (FARGATE_LAUNCH_BURST, FARGATE_SUSTAINED_LAUNCHES_PER_SECOND),
+    }
+    figures = []
+    for name, (cap, pace) in cases.items():
+        caps = EnvironmentCapacity(max_running_tasks=cap, run_task_per_second=pace)
+        figures.append(
+            Figure(
+                f"dynamodb.pool_item_write_units_per_second.{name}",
+                f"environment pool item's write units a second, full ({name.replace('_', ' ')})",
+                caps.pool_write_units_per_second(),
+                "WRU/s",
+                floor=PARTITION_WRITE_UNITS_PER_SECOND,
+                floor_label="what one DynamoDB item takes a second",
+                note=(
+                    f"cap {cap} at {pace} RunTask a second: an item of up to {pool_item_bytes_bound(cap):,} bytes, "
+                    f"taken and released in transactions; the largest cap at this pace is "
+                    f"{largest_cap_at_pace(pace)} (decision 125)"
+                ),
+            )
+        )
+    return figures
 
 
 if __name__ == "__main__":

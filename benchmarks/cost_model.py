@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from benchmarks.figures import Figure, load_published, publish
@@ -242,6 +242,23 @@ def figures_from(inputs: Inputs, memory: dict[str, float], prices: PriceTable = 
         for part, (label, _) in PARTS.items()
     ]
     total = sum(parts.values()) * scale
+    # Every pool item a run writes full (decision 125): the same runs, only the capacity writes' item sizes differ.
+    full_units = inputs.value(
+        "dynamodb.write_units_per_run.pools_full", usage.write_units, "as if the pools were never full"
+    )
+    full = sum(cost_per_run(replace(usage, write_units=full_units), prices).values()) * scale
+    figures.append(
+        Figure(
+            "cost.per_million.total_pools_full",
+            "the same, with every capacity pool item full (the largest caps allowed at 20 RunTask a second)",
+            full,
+            "USD",
+            note=(
+                f"DynamoDB writes {full_units:.1f} WRU per run instead of {usage.write_units:.1f}: "
+                f"${(full - total):,.2f} more per million (decision 125)"
+            ),
+        )
+    )
     alternative, how = step_functions_alternative(usage, prices)
     figures.append(
         Figure(

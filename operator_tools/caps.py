@@ -212,14 +212,20 @@ def changed_challenge(document: dict[str, Any], args: argparse.Namespace) -> dic
 
 
 def validate(model: type[EnvironmentCapacity] | type[ChallengeConfig], name: str, document: dict[str, Any]) -> None:
-    """The document as the functions would load it; OperatorError (exit 1, nothing written) if they could not."""
+    """The document as the functions would load it; OperatorError (exit 1, nothing written) if they could not, or
+    if they could but its environment caps outrun the pool item at their pace."""
     try:
-        model.model_validate(document)
+        loaded = model.model_validate(document)
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in err['loc']) or 'document'}: {err['msg']}" for err in error.errors()
         )
         raise OperatorError(f"not written: {name} would be invalid: {problems}", EXIT_FAILED) from None
+    # Caps the functions would apply but DynamoDB could not serve at their pace (decision 125): a deploy refuses
+    # them too, so the tool never writes what the next deploy could not.
+    refusal = loaded.pool_write_refusal() if isinstance(loaded, EnvironmentCapacity) else None
+    if refusal is not None:
+        raise OperatorError(f"not written: {name}: {refusal}", EXIT_FAILED)
 
 
 def differences(before: Any, after: Any, path: str = "") -> list[str]:

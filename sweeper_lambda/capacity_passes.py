@@ -134,6 +134,10 @@ class CapacityPasses(SweepPass):
             environment = capacity.environment_capacity()
         except CapacityConfigError:
             environment = None  # counted by the dispatch pass; the gauges without the environment's cap
+        refusal = environment.pool_write_refusal() if environment is not None else None
+        if refusal is not None:
+            # Applied all the same (refusing would stop every admission); a deploy and `caps set` refuse it (125).
+            self._logger.warning("environment caps outrun the capacity pool item at their pace", extra={"why": refusal})
         shown_snapshot = replace(snapshot, challenges={cid: snapshot.challenges[cid] for cid in shown})
         for gauge in capacity_gauges(
             shown_snapshot, challenge_caps=caps, oldest_enqueued_at=oldest, environment=environment, now=now

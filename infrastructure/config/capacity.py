@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from mm_contracts.models.capacity import EnvironmentCapacity
@@ -25,6 +25,15 @@ class CapacitySettings(EnvironmentCapacity):
     oldest_wait_alarm_minutes: int = Field(default=60, ge=1, le=10_080)
     # Alarm when the environment's cap has been reached for this long (at least one sweeper interval).
     cap_reached_alarm_minutes: int = Field(default=30, ge=1, le=1_440)
+
+    @model_validator(mode="after")
+    def _pool_item_can_take_the_pace(self) -> CapacitySettings:
+        # Caps whose full pool item needs more write units a second than one DynamoDB item takes cannot run at
+        # their pace: refused before they are deployed (decision 125).
+        refusal = self.pool_write_refusal()
+        if refusal is not None:
+            raise ValueError(refusal)
+        return self
 
     def runtime(self) -> EnvironmentCapacity:
         """The SSM parameter's document: exactly the `EnvironmentCapacity` fields of this block."""

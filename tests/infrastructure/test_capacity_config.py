@@ -130,6 +130,27 @@ def test_a_negative_or_oversized_cap_is_refused_naming_the_setting() -> None:
     assert "maxRunningTasksPerPhase" in refused(raw)
 
 
+def test_caps_whose_full_pool_item_outruns_one_dynamodb_item_are_refused_with_the_largest_that_fits() -> None:
+    # decision 125: at 20 runs a second a full pool of 218 takes 960 write units a second, one of 219 takes 1,040
+    assert parse_environment(example(capacity={"maxRunningTasks": 218, "runTaskPerSecond": 20})).capacity
+    message = refused(example(capacity={"maxRunningTasks": 219, "runTaskPerSecond": 20}))
+    assert "capacity" in message
+    assert "1,040 DynamoDB write units a second" in message
+    assert "maxRunningTasks can be at most 218" in message
+    # the pace decides: 460 fits at 10 a second, and 5,000 fits at no pace
+    assert parse_environment(example(capacity={"maxRunningTasks": 460, "runTaskPerSecond": 10})).capacity
+    assert "at most 4,649" in refused(example(capacity={"maxRunningTasks": 5000, "runTaskPerSecond": 1}))
+
+
+def test_every_shipped_environment_and_the_fargate_ceiling_fit_one_items_write_units() -> None:
+    for name in SHIPPED:
+        capacity = load_environment(name).capacity
+        assert capacity.pool_write_refusal() is None, name
+        assert capacity.pool_write_units_per_second() <= 1000, name
+    # the local pipeline's throughput run (caps of 100 at 20 a second): a full pool item of ~5.7 KB, 480 a second
+    assert EnvironmentCapacity(max_running_tasks=100, run_task_per_second=20).pool_write_units_per_second() == 480
+
+
 def test_a_priority_order_that_is_not_a_permutation_is_refused() -> None:
     for order in (["SYSTEM", "PROVISIONAL", "EXAMPLE"], ["SYSTEM", "SYSTEM", "EXAMPLE", "RERUN"], ["NOPE"]):
         raw = example()

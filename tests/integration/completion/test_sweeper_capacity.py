@@ -8,6 +8,7 @@ moto DynamoDB/SQS/SSM and the real completion handler (`capacity_world`); ECS is
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,7 +28,12 @@ from sweeper_lambda.wiring import SweeperDependencies
 from tests.conftest import Clock
 from tests.fakes.metrics import RecordingMetrics
 from tests.integration.completion.capacity_world import OTHER_CHALLENGE, World, capacity_world, config_of
-from tests.integration.completion.conftest import CLUSTER_ARN, FakeLambda, sweeper_settings_for
+from tests.integration.completion.conftest import (
+    CLUSTER_ARN,
+    FakeLambda,
+    put_environment_capacity,
+    sweeper_settings_for,
+)
 from tests.integration.completion.test_sweeper_describe_first import FakeEcs
 from tests.unit.completion.fakes import CHALLENGE_ID
 
@@ -205,6 +211,28 @@ def test_the_capacity_gauges_per_challenge_and_for_the_environment(world: World,
 
 
 GAUGES = (Metric.RUNNING_TASKS, Metric.WAITING_RUNS, Metric.OLDEST_WAIT_SECONDS, Metric.CAPACITY_FULL)
+
+
+def test_caps_a_full_pool_item_could_not_take_at_their_pace_are_applied_and_said_every_sweep(
+    world: World, sweeps: Sweeps, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given caps written past `caps set` and the deploy, which refuse them (decision 125)
+    put_environment_capacity(maxRunningTasks=500, runTaskPerSecond=20)
+    world.clock.advance(120)  # past the caps cache
+    world.waiting(world.submission(OTHER_CHALLENGE, member_id=7))
+
+    # When the sweeper runs
+    with caplog.at_level(logging.WARNING):
+        result = sweeps.sweep()
+
+    # Then it says why, with the numbers, and still applies them: the waiting run is admitted under the cap of 500
+    [warning] = [
+        r for r in caplog.records if r.getMessage() == "environment caps outrun the capacity pool item at their pace"
+    ]
+    assert warning.levelno == logging.WARNING
+    assert "2,240 DynamoDB write units a second" in warning.why  # type: ignore[attr-defined]
+    assert "maxRunningTasks can be at most 218" in warning.why  # type: ignore[attr-defined]
+    assert result["runsAdmitted"] == 1
 
 
 def test_the_task_of_a_requeued_ambiguous_attempt_is_kept_while_it_waits_and_adopted_once_admitted(

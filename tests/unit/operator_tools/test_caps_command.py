@@ -73,6 +73,25 @@ def test_an_invalid_document_is_never_written(deployed: Deployed, capsys: pytest
     assert capacity_store(deployed).challenge_changes("ENV") == []
 
 
+def test_caps_the_pool_item_could_not_take_at_their_pace_are_never_written(
+    deployed: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # decision 125: a cap of 500 at 20 runs a second is a valid document the functions would load, but its full pool
+    # item would need 2,240 write units a second of one DynamoDB item, which takes 1,000
+    before = _parameter(deployed, _env_name(deployed))
+    argv = ["caps", "set", "--environment", "--max-running", "500", "--run-task-per-second", "20", "--yes"]
+    assert cli(*argv, "--reason", "r") == 1
+    error = capsys.readouterr().err
+    assert "not written" in error
+    assert "2,240 DynamoDB write units a second" in error
+    assert "maxRunningTasks can be at most 218" in error
+    assert _parameter(deployed, _env_name(deployed)) == before
+    assert capacity_store(deployed).challenge_changes("ENV") == []
+    # what fits at that pace is written
+    assert cli("caps", "set", "--environment", "--max-running", "218", "--run-task-per-second", "20", "--yes",
+               "--reason", "r") == 0  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "argv",
     [
