@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from mm_contracts.models.capacity import EnvironmentCapacity
+from mm_contracts.dynamodb_item_size import PARTITION_WRITE_UNITS_PER_SECOND
+from mm_contracts.models.capacity import EnvironmentCapacity, largest_cap_at_pace
 from mm_contracts.models.challenge import ChallengeConfig
 from mm_contracts.models.phase import ScoringPhase
 from mm_contracts.names import challenge_config_parameter_name
@@ -361,6 +362,7 @@ def show(context: OperatorContext, challenge_id: str | None) -> int:
     env_name = context.plan().capacity_parameter()
     document["environmentCaps"] = _document_or_none(context, env_name)
     document["environmentLive"] = {"running": snapshot.env.used, "cap": snapshot.env.cap}
+    document["environmentPoolItem"] = _pool_item_when_full(document["environmentCaps"])
     if challenge_id:
         context.warn_unknown_challenge(challenge_id)
         name = challenge_config_parameter_name(challenge_id, context.config.ssm_prefix)
@@ -386,6 +388,22 @@ def show(context: OperatorContext, challenge_id: str | None) -> int:
     return EXIT_OK
 
 
+def _pool_item_when_full(caps: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the environment's pool item needs with every slot held at the caps' pace, beside what one DynamoDB item
+    takes (decision 125); None when the document is missing or unreadable."""
+    try:
+        environment = EnvironmentCapacity.model_validate(caps) if caps is not None else None
+    except ValidationError:
+        return None
+    if environment is None:
+        return None
+    return {
+        "writeUnitsPerSecond": environment.pool_write_units_per_second(),
+        "itemLimit": PARTITION_WRITE_UNITS_PER_SECOND,
+        "largestCapAtPace": largest_cap_at_pace(environment.run_task_per_second),
+    }
+
+
 def _document_or_none(context: OperatorContext, name: str) -> dict[str, Any] | None:
     try:
         return read_parameter(context, name).document
@@ -399,6 +417,12 @@ def _print_show(context: OperatorContext, document: dict[str, Any], env_name: st
     context.say(f"environment {document['environment']} ({env_name}):")
     context.say(f"  caps: {json.dumps(caps) if caps is not None else 'the parameter is missing'}")
     context.say(f"  live: running {live['running']}, cap applied {_cap(live['cap'])}")
+    pool = document["environmentPoolItem"]
+    if pool is not None:
+        context.say(
+            f"  pool item when full: {pool['writeUnitsPerSecond']:,} DynamoDB write units a second of the "
+            f"{pool['itemLimit']:,} one item takes; at this pace the cap can be at most {pool['largestCapAtPace']:,}"
+        )
     challenge = document.get("challenge")
     if challenge is None:
         return

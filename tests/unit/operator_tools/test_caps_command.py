@@ -239,7 +239,10 @@ def test_show_prints_the_documents_the_live_counts_and_the_pause(
     challenge = document["challenge"]
     assert challenge["caps"] == _parameter(deployed, _challenge_name(deployed))[0]["capacity"]
     assert (challenge["waiting"], challenge["paused"], challenge["pauseReason"]) == (1, True, "hold")
+    # the example's caps (10 at 10 RunTask a second): its full pool item beside one item's limit (decision 125)
+    assert document["environmentPoolItem"] == {"writeUnitsPerSecond": 40, "itemLimit": 1000, "largestCapAtPace": 460}
     assert cli("caps", "show", ROUTE_PLANNER) == 0
     out = capsys.readouterr().out
     assert "PAUSED" in out
     assert "waiting 1" in out
+    assert "pool item when full: 40 DynamoDB write units a second of the 1,000 one item takes" in out
