@@ -13,6 +13,7 @@ from __future__ import annotations
 from aws_cdk import Duration, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
@@ -34,6 +35,9 @@ PERIOD = Duration.minutes(5)
 MAX_ALARM_DESCRIPTION = 1024
 OPERATOR_COMMAND = "mm-processor"
 OFFSET_LAG_THRESHOLD = 1_000  # records behind, sustained for 15 minutes
+# Partition-level write throttling of the capacity table, in every one of 3 periods (15 minutes): longer than
+# DynamoDB takes to split a hot key range (decision 125).
+HOT_PARTITION_PERIODS = 3
 # Custom metrics that mean "a submission did not get its result": alarm on any occurrence.
 ALARMED_METRICS = (Metric.LAUNCH_FAILURES, Metric.TASKS_FAILED, Metric.REPORT_FAILURES, Metric.RECORDS_REJECTED)
 # The timeout sweeper's reconciliation of lost STOPPED events (decision 008): what each occurrence means.
@@ -220,6 +224,26 @@ class AlarmFactory:
             ),
         )
         return oldest, full
+
+    def hot_partition(self, scope: Construct, table: dynamodb.ITable) -> cloudwatch.Alarm:
+        """The capacity table's writes throttled at a partition's limit for `HOT_PARTITION_PERIODS` periods in a row
+        (decision 125): a burst DynamoDB splits away within minutes; a pool item too large for its write rate it
+        cannot (an item never spans partitions), and runs then start slower than the pace."""
+        metric = table.metric("WriteKeyRangeThroughputThrottleEvents", period=PERIOD, statistic=cloudwatch.Stats.SUM)
+        return self._alarm(
+            scope,
+            "HotPartitionAlarm",
+            metric,
+            evaluation_periods=HOT_PARTITION_PERIODS,
+            description=(
+                f"capacity table writes throttled at a partition's limit for {HOT_PARTITION_PERIODS * 5} minutes: "
+                "a pool item too large for its write rate (caps too high for their pace, decision 125), or a hot key"
+            ),
+            next_step=(
+                f"{self.cli('caps show')} (the pool item's write units a second when full, the largest cap at the "
+                f"pace), then {self.cli('caps set --environment --max-running N --reason TEXT')}"
+            ),
+        )
 
     def queue_not_empty(
         self, scope: Construct, construct_id: str, queue: sqs.IQueue, what: str, *, dlq: str

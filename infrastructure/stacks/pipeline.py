@@ -85,6 +85,7 @@ class CoreStack(Stack):
         alarms.queue_not_empty(
             self.fanout, "SubscriptionDlqAlarm", self.fanout.subscription_dlq, "fan-out DLQ", dlq="fanout"
         )
+        alarms.hot_partition(self.tables, self.tables.capacity_table)
         if config.kafka.authentication is KafkaAuthentication.MTLS:  # client certificate expiry (decision 056)
             self.certificate_monitor = CertificateMonitor(self, "CertificateMonitor", plan=plan, kit=kit, alarms=alarms)
         plan.scorer_token_parameter()  # refuses topcoder_ecs_runner challenges without a token parameter (091)

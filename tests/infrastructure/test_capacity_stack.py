@@ -204,6 +204,24 @@ def test_the_capacity_alarms_watch_the_sweepers_environment_gauges(example: Synt
         assert "AlarmTopic" in json.dumps(alarm["AlarmActions"])
 
 
+def test_partition_throttling_of_the_capacity_table_for_15_minutes_is_alarmed(example: Synthesized) -> None:
+    # decision 125: a pool item too large for its write rate throttles at one partition, which no split relieves
+    alarms = [r["Properties"] for _, _, r in resources(example, "AWS::CloudWatch::Alarm")]
+    [hot] = [a for a in alarms if a.get("MetricName") == "WriteKeyRangeThroughputThrottleEvents"]
+    assert hot["Namespace"] == "AWS/DynamoDB"
+    [dimension] = hot["Dimensions"]
+    assert dimension["Name"] == "TableName"
+    _, table_id, _ = named(
+        example, "AWS::DynamoDB::Table", "TableName", WiringPlan(example.config).names.capacity_table
+    )
+    assert dimension["Value"] == {"Ref": table_id}
+    assert (hot["Statistic"], hot["Period"], hot["EvaluationPeriods"]) == ("Sum", 300, 3)
+    assert (hot["Threshold"], hot["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+    assert hot["TreatMissingData"] == "notBreaching"  # no throttle, no data point
+    assert "AlarmTopic" in json.dumps(hot["AlarmActions"])
+    assert "Next: mm-processor caps show --env example" in hot["AlarmDescription"]
+
+
 def dashboard_widgets(synthesized: Synthesized) -> list[dict[str, Any]]:
     """The dashboard body as CloudWatch reads it (the region reference resolved)."""
     ((_, _, dashboard),) = resources(synthesized, "AWS::CloudWatch::Dashboard")
