@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from mm_contracts.dynamodb_item_size import item_bytes, number_bytes, value_bytes, write_units
+from mm_contracts.dynamodb_item_size import (
+    PARTITION_WRITE_UNITS_PER_SECOND,
+    item_bytes,
+    number_bytes,
+    value_bytes,
+    write_units,
+)
+from mm_contracts.models.capacity import environment_pool_write_units_per_second, largest_cap_at_pace
 
 
 def test_a_string_is_its_utf8_bytes_and_the_name_counts() -> None:
@@ -50,3 +57,13 @@ def test_a_write_costs_a_unit_per_started_kb_and_twice_in_a_transaction() -> Non
     assert write_units(5_656, transactional=True) == 12
     with pytest.raises(ValueError, match="not a DynamoDB attribute value type"):
         value_bytes({"X": "?"})
+
+
+def test_the_largest_cap_at_each_pace_is_the_last_one_whose_full_pool_item_fits_one_items_write_units() -> None:
+    # decision 125: `largest_cap_at_pace` inverts `environment_pool_write_units_per_second`; at every pace the
+    # config allows, its answer fits and one more holder does not
+    for pace in range(1, 101):
+        largest = largest_cap_at_pace(pace)
+        assert environment_pool_write_units_per_second(largest, pace) <= PARTITION_WRITE_UNITS_PER_SECOND, pace
+        assert environment_pool_write_units_per_second(largest + 1, pace) > PARTITION_WRITE_UNITS_PER_SECOND, pace
+    assert [largest_cap_at_pace(pace) for pace in (1, 10, 20, 100)] == [4649, 460, 218, 32]
