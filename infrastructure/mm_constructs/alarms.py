@@ -236,7 +236,8 @@ class AlarmFactory:
             metric,
             evaluation_periods=HOT_PARTITION_PERIODS,
             description=(
-                f"capacity table writes throttled at a partition's limit for {HOT_PARTITION_PERIODS * 5} minutes: "
+                f"capacity table writes throttled at a partition's limit for "
+                f"{HOT_PARTITION_PERIODS * int(PERIOD.to_minutes())} minutes: "
                 "a pool item too large for its write rate (caps too high for their pace, decision 125), or a hot key"
             ),
             next_step=(
